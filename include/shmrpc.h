@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libshmrpc: message passing between processes of one Linux host through
+ * shared memory, with the kernel doing the waking and the cleaning.
+ *
+ * Nodes join a named *domain* (a registry in /dev/shm), find each other by
+ * name and exchange variable-length messages over lock-free single-producer
+ * single-consumer rings, one per (sender, receiver) pair, created on the
+ * first send. Receivers never poll in a loop: they spin briefly, then sleep
+ * on futex words until a sender wakes them. A sender issues no system call
+ * at all while its receiver is awake.
+ *
+ * Conventions, for every function below:
+ *  - functions returning int return >= 0 on success or a negative errno
+ *    value on failure; they never read or set errno;
+ *  - timeout_ms: 0 never blocks (-EAGAIN when the call would have to wait),
+ *    -1 blocks until the call can complete, > 0 blocks at most that many
+ *    milliseconds (-ETIMEDOUT);
+ *  - node and domain names are 1 to SHMRPC_NAME_MAX characters of
+ *    [A-Za-z0-9._-] and do not start with '.'; other names are -EINVAL
+ *    (-ENAMETOOLONG when only the length is wrong);
+ *  - a node handle is used by one process; shmrpc_send, shmrpc_broadcast,
+ *    shmrpc_reserve/commit/cancel and the registry queries may be called
+ *    from many threads at once; the receiving calls (shmrpc_recv,
+ *    shmrpc_peek/release, shmrpc_dispatch) from one thread at a time, and
+ *    not while shmrpc_start's thread runs (-EBUSY).
+ */
+#ifndef SHMRPC_H
+#define SHMRPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SHMRPC_VERSION_MAJOR 0
+#define SHMRPC_VERSION_MINOR 1
+
+/* Longest node or domain name, without its terminating NUL. */
+#define SHMRPC_NAME_MAX 63
+
+/* A node: one process's membership of a domain. Opaque. */
+struct shmrpc_node;
+
+/*
+ * Options of shmrpc_open. Zero-initialise, set sz = sizeof(struct
+ * shmrpc_opts), then set the fields you need; a zero field takes its
+ * default. A caller built against an older header passes a smaller sz and
+ * gets the defaults for the fields it does not know; a larger sz is
+ * accepted when the bytes this library does not know are zero (-E2BIG
+ * otherwise).
+ */
+struct shmrpc_opts {
+	size_t sz;	     /* sizeof(struct shmrpc_opts), for ABI growth */
+	const char *domain;  /* NULL: $SHMRPC_DOMAIN, else "default" */
+	uint32_t ring_bytes; /* capacity of each ring that delivers TO this node;
+				0: 256 KiB; else a power of two in [4 KiB, 1 GiB] */
+	uint32_t max_nodes;  /* registry capacity if this call creates it; 0: 1024;
+				at most 65536 */
+	uint32_t mode;	     /* permission bits of created segments; 0: 0600;
+				only owner and group bits (07x0) are allowed */
+	const char *backend; /* "uring", "futex", or NULL: automatic;
+				$SHMRPC_BACKEND overrides NULL */
+};
+
+/*
+ * Receive callback of shmrpc_dispatch and shmrpc_start. data points into
+ * the shared ring and is valid only until the callback returns; the sender
+ * could still write to it, so validate what you read from it before trusting
+ * it (or copy it first). from is the sender's name.
+ */
+typedef void (*shmrpc_handler)(struct shmrpc_node *node, const char *from, const void *data,
+			       size_t len, void *arg);
+
+/* Counters of one node since it joined (shmrpc_stats). */
+struct shmrpc_stats {
+	uint64_t msgs_sent;	/* messages committed to outbound rings */
+	uint64_t msgs_recv;	/* messages consumed from inbound rings */
+	uint64_t bytes_sent;	/* payload bytes of msgs_sent */
+	uint64_t bytes_recv;	/* payload bytes of msgs_recv */
+	uint64_t send_full;	/* sends that found the target's ring full */
+	uint64_t wakes_sent;	/* futex wakes issued to sleeping receivers/senders */
+	uint64_t wakes_skipped; /* publishes that needed no wake: the peer was awake */
+	uint64_t sleeps;	/* times this node went to sleep in the kernel */
+	uint64_t spins;		/* waits that ended while spinning, before any sleep */
+	uint64_t connects;	/* outbound rings created */
+	uint64_t rings_in;	/* inbound rings currently open */
+	uint64_t rings_out;	/* outbound rings currently open */
+};
+
+/*
+ * shmrpc_open - join a domain under a unique name.
+ * @name: this node's name, unique among the live nodes of the domain.
+ * @opts: NULL for all defaults.
+ * @out: receives the node handle.
+ *
+ * Creates the domain's registry if it does not exist. A slot left by a
+ * process that died is reclaimed here. Returns 0, or -EINVAL/-ENAMETOOLONG
+ * (bad name or options), -EEXIST (a live node has this name), -ENOSPC
+ * (registry full), -EOPNOTSUPP (the requested backend cannot work here),
+ * -EPROTO (the registry in /dev/shm is not one this library can use),
+ * -EACCES/-EPERM (a segment belongs to somebody else), -ENOMEM, or another
+ * -errno of the underlying system calls.
+ */
+int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_node **out);
+
+/*
+ * shmrpc_close - leave the domain. Stops shmrpc_start's thread, wakes peers
+ * blocked on this node (their calls return -EPIPE), unlinks this node's
+ * segments and frees its slot. When the last node of a domain closes, no
+ * file of the domain is left in /dev/shm. Accepts NULL. Messages queued to
+ * this node and not yet received are discarded.
+ */
+void shmrpc_close(struct shmrpc_node *node);
+
+/*
+ * shmrpc_send - copy one message of len bytes (0 allowed) to node @to.
+ *
+ * Connects on first use (see shmrpc_warmup). Blocks, per timeout_ms, only
+ * while the target's ring is full, sleeping in the kernel. Returns 0, or
+ * -EMSGSIZE (larger than shmrpc_max_size(node, to)), -ENOENT (no live node
+ * has that name), -EINVAL (bad arguments, or @to is this node), -EAGAIN /
+ * -ETIMEDOUT (ring still full), -EPIPE (the target left or died while we
+ * waited), -EPROTO (the target's ring is corrupt).
+ */
+int shmrpc_send(struct shmrpc_node *node, const char *to, const void *data, size_t len,
+		int timeout_ms);
+
+/*
+ * shmrpc_broadcast - send one message to every other live node of the
+ * domain. timeout_ms bounds the whole call. Returns how many nodes got it
+ * (0 when there is nobody else), or -EMSGSIZE if it fits no target's ring,
+ * or -EINVAL. A target whose ring stays full past the timeout, or that
+ * leaves meanwhile, is not counted.
+ */
+int shmrpc_broadcast(struct shmrpc_node *node, const void *data, size_t len, int timeout_ms);
+
+/*
+ * shmrpc_recv - receive one message from any sender into buf.
+ * @from: NULL, or at least SHMRPC_NAME_MAX + 1 bytes for the sender's name.
+ *
+ * Returns the message's length, or -EMSGSIZE when cap is too small (the
+ * message stays queued: retry with a larger buffer; shmrpc_peek tells the
+ * length), -EAGAIN/-ETIMEDOUT, -EPROTO (a sender's ring is corrupt: that
+ * ring is dropped, the others go on), -EBUSY (another thread receives).
+ */
+int shmrpc_recv(struct shmrpc_node *node, void *buf, size_t cap, char *from, int timeout_ms);
+
+/*
+ * shmrpc_dispatch - wait up to timeout_ms for the first message, then call
+ * fn for it and for every message already waiting. Returns how many
+ * messages fn handled (>= 1), or -EAGAIN/-ETIMEDOUT when none came, -EPROTO,
+ * -EBUSY. fn may send, but must not receive.
+ */
+int shmrpc_dispatch(struct shmrpc_node *node, shmrpc_handler fn, void *arg, int timeout_ms);
+
+/*
+ * shmrpc_start - run a background thread that calls fn for every message
+ * (the receiving calls then return -EBUSY). -EALREADY if one runs.
+ * shmrpc_stop - stop and join it; -EALREADY if none runs. fn must not call
+ * shmrpc_stop or shmrpc_close (that would wait for itself: -EDEADLK).
+ */
+int shmrpc_start(struct shmrpc_node *node, shmrpc_handler fn, void *arg);
+int shmrpc_stop(struct shmrpc_node *node);
+
+/*
+ * shmrpc_nodes - names of the live nodes of the domain, this one included.
+ * Fills at most cap entries; returns the total count, which may be > cap.
+ */
+int shmrpc_nodes(struct shmrpc_node *node, char (*names)[SHMRPC_NAME_MAX + 1], size_t cap);
+
+/* shmrpc_is_local - 1 if a live node of that name is in the domain, else 0
+ * (-EINVAL for a bad name). */
+int shmrpc_is_local(struct shmrpc_node *node, const char *name);
+
+/*
+ * shmrpc_wait_node - return 0 as soon as a node of that name is live,
+ * sleeping on the registry's epoch futex meanwhile (-EAGAIN/-ETIMEDOUT).
+ */
+int shmrpc_wait_node(struct shmrpc_node *node, const char *name, int timeout_ms);
+
+/*
+ * shmrpc_warmup - open rings to every other live node now, so no later send
+ * pays for connecting. Returns how many connections are open afterwards.
+ */
+int shmrpc_warmup(struct shmrpc_node *node);
+
+/* shmrpc_stats - this node's counters since it joined. */
+int shmrpc_stats(struct shmrpc_node *node, struct shmrpc_stats *st);
+
+/* shmrpc_backend - "uring" or "futex": the wake backend this node uses. */
+const char *shmrpc_backend(struct shmrpc_node *node);
+
+/* shmrpc_name, shmrpc_domain - this node's name and domain. */
+const char *shmrpc_name(struct shmrpc_node *node);
+const char *shmrpc_domain(struct shmrpc_node *node);
+
+/*
+ * shmrpc_max_size - largest message that node @to can receive (half its
+ * ring, less an 8-byte record header), or, for @to == NULL, that this node
+ * can receive. -ENOENT when @to is not live.
+ */
+int shmrpc_max_size(struct shmrpc_node *node, const char *to);
+
+/*
+ * Zero-copy sending: reserve space in the target's ring, write the message
+ * in place, commit it.
+ *
+ *	struct shmrpc_txbuf tx;
+ *	int err = shmrpc_reserve(node, "cam", 4096, &tx, -1);
+ *	if (!err) {
+ *		n = fill(tx.data, tx.cap);
+ *		err = shmrpc_commit(node, &tx, n);   // n <= tx.cap
+ *	}
+ *
+ * shmrpc_reserve - reserve len bytes (tx->cap == len) for node @to. Same
+ * errors as shmrpc_send. Until shmrpc_commit or shmrpc_cancel, other sends
+ * to @to (from any thread) wait, and the calling thread must not send to @to
+ * itself (-EDEADLK).
+ * shmrpc_commit - publish the first len bytes (len <= tx->cap) as one
+ * message and wake the receiver if it sleeps. -EINVAL if len > cap.
+ * shmrpc_cancel - drop the reservation; nothing is sent.
+ * Both end the reservation, which must be ended by the thread that made it.
+ */
+struct shmrpc_txbuf {
+	void *data;	  /* where to write the message */
+	size_t cap;	  /* bytes reserved */
+	void *_priv[2];	  /* library-owned */
+};
+int shmrpc_reserve(struct shmrpc_node *node, const char *to, size_t len, struct shmrpc_txbuf *tx,
+		   int timeout_ms);
+int shmrpc_commit(struct shmrpc_node *node, struct shmrpc_txbuf *tx, size_t len);
+void shmrpc_cancel(struct shmrpc_node *node, struct shmrpc_txbuf *tx);
+
+/*
+ * Zero-copy receiving: look at the next message in place, then release it.
+ *
+ * shmrpc_peek - wait (per timeout_ms) for a message and describe it in @rx
+ * without consuming it; returns its length. rx->data stays valid until
+ * shmrpc_release; the sender could still write to it (see shmrpc_handler).
+ * Peeking again before releasing describes the same message.
+ * shmrpc_release - consume the message described by @rx (-EINVAL if @rx is
+ * not the current peek).
+ */
+struct shmrpc_rxbuf {
+	const void *data;			/* the message, in the ring */
+	size_t len;				/* its length */
+	char from[SHMRPC_NAME_MAX + 1];		/* the sender's name */
+	void *_priv[2];				/* library-owned */
+};
+int shmrpc_peek(struct shmrpc_node *node, struct shmrpc_rxbuf *rx, int timeout_ms);
+int shmrpc_release(struct shmrpc_node *node, struct shmrpc_rxbuf *rx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMRPC_H */

@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared-memory layout of a libshmrpc domain. Everything here lives in
+ * /dev/shm and is read by other processes (peers, shmrpc-top, the reaper),
+ * so: fixed-width types only, no pointers, every offset and size asserted,
+ * and every field documents who writes it. A reader treats all of it as
+ * untrusted input: see shmrpc__*_check() before using any size or index.
+ *
+ * Files of domain D (the registry's nonce N, 8 hex digits, is part of every
+ * other name so that a recreated registry never confuses old files with new):
+ *	/dev/shm/shmrpc.D.reg			registry: header + slots
+ *	/dev/shm/shmrpc.D.N.node.S.G		node segment of node (S, G)
+ *	/dev/shm/shmrpc.D.N.ring.S.G-R.H	ring from node (S, G) to node (R, H)
+ * A node id is (slot S, generation G); a slot index alone is never an id.
+ */
+#ifndef SHMRPC_LAYOUT_H
+#define SHMRPC_LAYOUT_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHMRPC__ABI 1
+#define SHMRPC__CACHELINE 64
+#define SHMRPC__PAGE 4096u
+
+#define SHMRPC__REG_MAGIC 0x31474552434d5253ull	 /* "SRMCREG1" little-endian */
+#define SHMRPC__NODE_MAGIC 0x3145444f4e4d5253ull /* "SRMNODE1" */
+#define SHMRPC__RING_MAGIC 0x31474e49524d5253ull /* "SRMRING1" */
+
+#define SHMRPC__CAP_DEFAULT 1024u
+#define SHMRPC__CAP_MAX 65536u
+#define SHMRPC__RING_DEFAULT (256u * 1024)
+#define SHMRPC__RING_MIN 4096u
+#define SHMRPC__RING_MAX (1u << 30)
+
+/*
+ * Futex words (data_seq, space_seq, bell): bits 0..29 count wakes, bit 31
+ * says the waiting side is (about to be) asleep on the word, bit 30 (data_seq
+ * only) says it sleeps on its node's bell instead, so the waker must ring the
+ * bell after bumping the word. See the protocol comment in lib/wake.c.
+ */
+#define SHMRPC__W_SLEEP 0x80000000u
+#define SHMRPC__W_BELL 0x40000000u
+#define SHMRPC__W_SEQ 0x3fffffffu
+
+/* ---------------------------------------------------------------- registry */
+
+enum shmrpc__slot_state {
+	SHMRPC__SLOT_FREE = 0,	  /* never used, or left */
+	SHMRPC__SLOT_JOINING = 1, /* taken; node segment being created */
+	SHMRPC__SLOT_LIVE = 2,	  /* node segment complete; reachable */
+};
+
+/* Registry header. The creator writes the first line and publishes magic
+ * last; everything after the lock line is written under the lock. */
+struct shmrpc__reg_hdr {
+	_Atomic uint64_t magic; /* creator: release-stored after all else */
+	uint32_t abi;		/* creator: SHMRPC__ABI */
+	uint32_t hdr_size;	/* creator: sizeof(struct shmrpc__reg_hdr) */
+	uint32_t slot_size;	/* creator: sizeof(struct shmrpc__slot) */
+	uint32_t capacity;	/* creator: number of slots */
+	uint64_t total_size;	/* creator: hdr_size + capacity * slot_size */
+	uint32_t nonce;		/* creator: random, names every other segment */
+	uint32_t mode;		/* creator: permission bits of the domain */
+	uint8_t _pad0[24];
+
+	union { /* join/leave lock: robust, process-shared */
+		pthread_mutex_t lock;
+		uint8_t _lock_space[64];
+	};
+
+	alignas(SHMRPC__CACHELINE) _Atomic uint32_t epoch; /* futex: bumped on
+							      every join/leave */
+	_Atomic uint32_t live;	 /* lock holder: slots JOINING or LIVE */
+	_Atomic uint32_t hi;	 /* lock holder: 1 + highest slot ever used */
+	_Atomic uint32_t closed; /* lock holder: 1 once the last node left and
+				    unlinked this file: reopen by name */
+	uint8_t _pad1[48];
+
+	/* shmrpc-reaper (tools/): who watches this domain, for shmrpc-top */
+	alignas(SHMRPC__CACHELINE) _Atomic uint32_t reaper_pid;	 /* reaper */
+	_Atomic uint32_t reaper_mode;				 /* reaper: 1 bpf, 2 pidfd */
+	_Atomic uint64_t reaper_beat;				 /* reaper: CLOCK_MONOTONIC s */
+	_Atomic uint64_t reaped;				 /* reaper: slots it freed */
+	uint8_t _pad2[40];
+};
+
+/* One registry slot. Written by the joining node under the lock; read by
+ * anyone without it, as a seqlock keyed on (state, gen). */
+struct shmrpc__slot {
+	_Atomic uint32_t state;	     /* enum shmrpc__slot_state */
+	_Atomic uint32_t gen;	     /* bumped at every join of this slot */
+	_Atomic int32_t pid;	     /* in the pid namespace of pidns */
+	_Atomic uint32_t uid;	     /* euid of the node's process */
+	_Atomic uint64_t start_time; /* /proc/PID/stat field 22: pid-reuse guard */
+	_Atomic uint64_t pidns;	     /* inode of the node's /proc/self/ns/pid */
+	_Atomic uint64_t join_ns;    /* CLOCK_MONOTONIC at join */
+	_Atomic uint32_t ring_bytes; /* capacity of rings to this node */
+	_Atomic uint32_t backend;    /* enum shmrpc__backend_id, informational */
+	_Atomic uint64_t name[8];    /* NUL-padded name, copied as words */
+	uint8_t _pad[16];
+};
+
+/* ------------------------------------------------------------ node segment */
+
+/* Owner-written counters (relaxed: single writer per field or fetch_add,
+ * readers tolerate torn sets). Rings carry their own per-message counters;
+ * a node's totals are these plus the sums over its live rings. */
+struct shmrpc__node_ctr {
+	_Atomic uint64_t sleeps, spins, connects;
+	_Atomic uint64_t rings_in, rings_out;
+	/* counters of rings that were closed, folded in so totals never drop */
+	_Atomic uint64_t old_tx_msgs, old_tx_bytes, old_tx_full, old_tx_wakes, old_tx_skips;
+	_Atomic uint64_t old_rx_msgs, old_rx_bytes;
+	_Atomic uint64_t rx_wakes, rx_skips; /* space wakes this node sent to its senders */
+	uint8_t _pad[16];
+};
+
+/*
+ * Node segment header, followed (at the offsets given) by three tables of
+ * @capacity entries, indexed by the *peer's* slot:
+ *	pend[(capacity+63)/64] uint64 bitmap: peer announced a new ring to us
+ *			     (peers: fetch_or; owner: exchange to 0)
+ *	in_gen[capacity]     uint32: gen + 1 of the peer whose ring to us is
+ *			     announced (written by that peer only)
+ *	out_gen[capacity]    uint32: gen + 1 of the peer we created a ring to
+ *			     (owner only; set before the file exists, so a
+ *			     reaper of a crashed node finds every ring)
+ */
+struct shmrpc__node_hdr {
+	uint64_t magic; /* owner, before the slot goes LIVE */
+	uint32_t abi, hdr_size;
+	uint64_t total_size;
+	uint32_t slot, gen, capacity, ring_bytes;
+	int32_t pid;
+	uint32_t backend;
+	uint32_t pend_off, in_off, out_off;
+	uint32_t _r0;
+	char name[64];
+
+	alignas(SHMRPC__CACHELINE) _Atomic uint32_t bell; /* futex; see W_* */
+	uint8_t _pad1[60];
+
+	alignas(SHMRPC__CACHELINE) struct shmrpc__node_ctr ctr;
+};
+
+/* ------------------------------------------------------------------ ring */
+
+enum {
+	SHMRPC__RING_TX_CLOSED = 1, /* sender left: drain, then drop */
+	SHMRPC__RING_RX_CLOSED = 2, /* receiver left: sends get -EPIPE */
+};
+
+/*
+ * Ring segment: this header (one page) then @size data bytes. Each line
+ * after the first has one writer, so producer and consumer never share a
+ * written cache line on the fast path.
+ */
+struct shmrpc__ring_hdr {
+	/* written once by the creating sender, before it announces the ring */
+	uint64_t magic;
+	uint32_t abi, hdr_size;
+	uint32_t size;	/* data bytes, power of two */
+	uint32_t nonce; /* registry nonce */
+	uint32_t tx_slot, tx_gen, rx_slot, rx_gen;
+	int32_t tx_pid;
+	uint32_t _r0;
+	char tx_name[64];
+
+	/* producer line */
+	alignas(SHMRPC__CACHELINE) _Atomic uint64_t tail; /* bytes ever written */
+	_Atomic uint64_t tx_msgs, tx_bytes, tx_full, tx_wakes, tx_skips;
+	uint8_t _pad2[16];
+
+	/* consumer line */
+	alignas(SHMRPC__CACHELINE) _Atomic uint64_t head; /* bytes ever consumed */
+	_Atomic uint64_t rx_msgs, rx_bytes, rx_wakes, rx_skips;
+	uint8_t _pad3[24];
+
+	/* futex the consumer sleeps on: consumer sets SLEEP, producer bumps */
+	alignas(SHMRPC__CACHELINE) _Atomic uint32_t data_seq;
+	uint8_t _pad4[60];
+	/* futex the producer sleeps on when full: producer sets SLEEP, consumer bumps */
+	alignas(SHMRPC__CACHELINE) _Atomic uint32_t space_seq;
+	uint8_t _pad5[60];
+	alignas(SHMRPC__CACHELINE) _Atomic uint32_t flags; /* SHMRPC__RING_*: fetch_or */
+	uint8_t _pad6[60];
+};
+
+/* Record header at an 8-byte aligned ring offset; payload follows, padded
+ * to 8 bytes. A WRAP record fills the rest of the ring up to its end. */
+struct shmrpc__rec {
+	uint32_t len;
+	uint32_t flags;
+};
+#define SHMRPC__REC_WRAP 1u
+#define SHMRPC__REC_ALIGN 8u
+
+/* ------------------------------------------------------------ assertions */
+
+_Static_assert(sizeof(pthread_mutex_t) <= 64, "mutex must fit its space");
+_Static_assert(offsetof(struct shmrpc__reg_hdr, lock) == 64, "reg lock offset");
+_Static_assert(offsetof(struct shmrpc__reg_hdr, epoch) == 128, "reg epoch offset");
+_Static_assert(offsetof(struct shmrpc__reg_hdr, reaper_pid) == 192, "reg reaper offset");
+_Static_assert(sizeof(struct shmrpc__reg_hdr) == 256, "reg header size");
+_Static_assert(offsetof(struct shmrpc__slot, name) == 48, "slot name offset");
+_Static_assert(sizeof(struct shmrpc__slot) == 128, "slot size");
+_Static_assert(sizeof(struct shmrpc__node_ctr) == 128, "node counters size");
+_Static_assert(offsetof(struct shmrpc__node_hdr, bell) == 128, "node bell offset");
+_Static_assert(offsetof(struct shmrpc__node_hdr, ctr) == 192, "node counters offset");
+_Static_assert(sizeof(struct shmrpc__node_hdr) == 320, "node header size");
+_Static_assert(offsetof(struct shmrpc__ring_hdr, tx_name) == 48, "ring name offset");
+_Static_assert(offsetof(struct shmrpc__ring_hdr, tail) == 128, "ring tail offset");
+_Static_assert(offsetof(struct shmrpc__ring_hdr, head) == 192, "ring head offset");
+_Static_assert(offsetof(struct shmrpc__ring_hdr, data_seq) == 256, "ring data_seq offset");
+_Static_assert(offsetof(struct shmrpc__ring_hdr, space_seq) == 320, "ring space_seq offset");
+_Static_assert(offsetof(struct shmrpc__ring_hdr, flags) == 384, "ring flags offset");
+_Static_assert(sizeof(struct shmrpc__ring_hdr) == 448, "ring header size");
+_Static_assert(sizeof(struct shmrpc__ring_hdr) <= SHMRPC__PAGE, "ring header fits a page");
+_Static_assert(sizeof(struct shmrpc__rec) == SHMRPC__REC_ALIGN, "record header size");
+_Static_assert(sizeof(_Atomic uint64_t) == 8 && sizeof(_Atomic uint32_t) == 4,
+	       "atomics are plain words in shared memory");
+
+/* Sizes derived from a capacity; the node segment is page-rounded. */
+static inline uint64_t shmrpc__reg_size(uint32_t capacity)
+{
+	return sizeof(struct shmrpc__reg_hdr) + (uint64_t)capacity * sizeof(struct shmrpc__slot);
+}
+
+static inline uint32_t shmrpc__node_pend_off(void)
+{
+	return SHMRPC__PAGE;
+}
+
+static inline uint32_t shmrpc__node_in_off(uint32_t capacity)
+{
+	uint32_t pend_bytes = (capacity + 63) / 64 * 8;
+
+	return SHMRPC__PAGE + ((pend_bytes + SHMRPC__PAGE - 1) & ~(SHMRPC__PAGE - 1));
+}
+
+static inline uint32_t shmrpc__node_out_off(uint32_t capacity)
+{
+	return shmrpc__node_in_off(capacity) + capacity * 4;
+}
+
+static inline uint64_t shmrpc__node_size(uint32_t capacity)
+{
+	uint64_t end = shmrpc__node_out_off(capacity) + (uint64_t)capacity * 4;
+	return (end + SHMRPC__PAGE - 1) & ~(uint64_t)(SHMRPC__PAGE - 1);
+}
+
+#endif /* SHMRPC_LAYOUT_H */

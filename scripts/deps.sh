@@ -1,0 +1,35 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Make sure the Debian packages that building, testing and benchmarking
+# libshmrpc need are installed. As root, install the missing ones; otherwise
+# print the exact command and fail. Usage: scripts/deps.sh [build|test|bench]
+set -eu
+what=${1:-test}
+
+pkgs="build-essential pkg-config liburing-dev libbpf-dev libelf-dev zlib1g-dev clang llvm bpftool libncurses-dev"
+case "$what" in
+test) pkgs="$pkgs libcmocka-dev spin tmux strace procps" ;;
+bench) pkgs="$pkgs libcmocka-dev gnuplot-nox strace procps" ;;
+build) ;;
+*) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+esac
+
+missing=
+for p in $pkgs; do
+	st=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+	case "$st" in
+	ii*) ;;
+	*) missing="$missing $p" ;;
+	esac
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "libshmrpc needs these Debian packages; run as root:" >&2
+	echo "  apt-get update && apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
