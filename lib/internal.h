@@ -1,13 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Declarations shared between the library's files (shmrpc__*). Nothing here
- * is exported from the shared library; tools link the static library.
+ * is exported from the shared library; in-tree tools link the static one.
+ *
+ * Who owns what, inside one process:
+ *  - struct shmrpc_node: created by shmrpc_open, freed by shmrpc_close;
+ *  - outbound connections (conn.c): any sending thread, table under conn_lock,
+ *    each connection's ring under its own mutex;
+ *  - inbound rings (inbound.c): the one receiving thread; add/remove also
+ *    take in_lock so that shmrpc_stats can read them from any thread.
  */
 #ifndef SHMRPC_INTERNAL_H
 #define SHMRPC_INTERNAL_H
 
-#include <stdint.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "shmrpc.h"
 #include "layout.h"
@@ -15,12 +27,374 @@
 /* "/shmrpc." + domain + ".xxxxxxxx.ring.65535.4294967295-65535.4294967295" */
 #define SHMRPC__PATH_MAX 160
 
-/* names.c */
+/* Every sleep ends after this long at most; the sleeper then re-checks its
+ * words and its peers' liveness (a lost wake can delay, never hang). */
+#define SHMRPC__SAFETY_NS (500 * 1000 * 1000ll)
+/* Default bounded spin of a receiver before it sleeps. */
+#define SHMRPC__SPIN_NS_DEFAULT 5000
+
+#define SHMRPC__NEVER INT64_MAX
+/* How far a receiver follows prev_gen links of unopened rings (conn.c). */
+#define SHMRPC__PREV_CHAIN_MAX 16
+
+/*
+ * Public functions promise never to touch errno; the system calls beneath
+ * them do. This restores it when the function's scope ends.
+ */
+static inline void shmrpc__errno_restore(const int *saved)
+{
+	extern int *__errno_location(void);
+	*__errno_location() = *saved;
+}
+#define SHMRPC__KEEP_ERRNO                                                                     \
+	int shmrpc__saved_errno __attribute__((cleanup(shmrpc__errno_restore))) = errno
+
+/* ------------------------------------------------------------ names.c */
 int shmrpc__name_check(const char *name);
 int shmrpc__name_check_field(const char *field, size_t size);
 void shmrpc__reg_path(char *buf, const char *domain);
 void shmrpc__node_path(char *buf, const char *domain, uint32_t nonce, uint32_t slot, uint32_t gen);
 void shmrpc__ring_path(char *buf, const char *domain, uint32_t nonce, uint32_t tx_slot,
 		       uint32_t tx_gen, uint32_t rx_slot, uint32_t rx_gen);
+
+/* ------------------------------------------------------------ time.c */
+int64_t shmrpc__now_ns(void);
+/* Absolute CLOCK_MONOTONIC deadline of a timeout_ms argument: SHMRPC__NEVER
+ * for -1, now for 0; -EINVAL for < -1 is the caller's check. */
+int64_t shmrpc__deadline(int timeout_ms);
+/* -EAGAIN for a non-blocking call, -ETIMEDOUT for a timed one. */
+int shmrpc__timeout_err(int timeout_ms);
+void shmrpc__ts_from_ns(struct timespec *ts, int64_t ns);
+/* Min of deadline and now + SHMRPC__SAFETY_NS. */
+int64_t shmrpc__sleep_until(int64_t deadline);
+
+/* ------------------------------------------------------------ seg.c */
+/* Create a segment (O_EXCL), size it, map it read-write. The file keeps
+ * mode exactly (umask ignored). On success *fd_out (if not NULL) gets the
+ * open descriptor, else it is closed. */
+int shmrpc__seg_create(const char *path, uint64_t size, uint32_t mode, void **map, int *fd_out);
+/* Open and map an existing segment after checking that its owner is
+ * acceptable (this euid or root, or a group member when @mode grants group
+ * access) and that its size is within [min, max]. */
+int shmrpc__seg_open(const char *path, uint64_t min, uint64_t max, uint32_t mode, bool rdonly,
+		     void **map, uint64_t *size, int *fd_out);
+void shmrpc__seg_unmap(void *map, uint64_t size);
+int shmrpc__seg_unlink(const char *path);
+/* Liveness lock: the owner of a node segment holds an OFD write lock on
+ * its first byte for its whole life; the kernel drops it when the process
+ * dies, whatever its pid namespace. */
+int shmrpc__seg_lock(int fd);
+/* 1 if somebody holds the lock, 0 if nobody does, -errno. */
+int shmrpc__seg_locked(int fd);
+
+/* ------------------------------------------------------------ proc.c */
+struct shmrpc__proc {
+	pid_t pid;
+	uint32_t uid;
+	uint64_t start_time; /* clock ticks after boot, /proc/PID/stat field 22 */
+	uint64_t pidns;	     /* inode of /proc/self/ns/pid */
+};
+int shmrpc__proc_self(struct shmrpc__proc *p);
+int shmrpc__proc_start_time(pid_t pid, uint64_t *start);
+
+/* ------------------------------------------------------------ futex.c */
+int shmrpc__futex_wait(_Atomic uint32_t *w, uint32_t val, int64_t deadline_ns);
+int shmrpc__futex_wake(_Atomic uint32_t *w);
+
+/* ------------------------------------------------------------ registry.c */
+struct shmrpc__reg {
+	struct shmrpc__reg_hdr *hdr;
+	struct shmrpc__slot *slots;
+	uint64_t size;
+	uint32_t capacity;
+	uint32_t nonce;
+	uint32_t mode;
+	char domain[SHMRPC_NAME_MAX + 1];
+};
+
+/* A consistent copy of one slot. */
+struct shmrpc__slot_view {
+	uint32_t state, gen;
+	int32_t pid;
+	uint32_t uid, ring_bytes, backend;
+	uint64_t start_time, pidns, join_ns;
+	char name[SHMRPC_NAME_MAX + 1];
+};
+
+/* What a joining node records about itself. */
+struct shmrpc__join {
+	const char *name;
+	struct shmrpc__proc proc;
+	uint32_t ring_bytes;
+	uint32_t backend;
+};
+
+int shmrpc__reg_open(struct shmrpc__reg *r, const char *domain, uint32_t capacity, uint32_t mode,
+		     bool create);
+void shmrpc__reg_close(struct shmrpc__reg *r);
+int shmrpc__reg_lock(struct shmrpc__reg *r);
+void shmrpc__reg_unlock(struct shmrpc__reg *r);
+/* Seqlock read of slot @i; -EAGAIN if it changed under us (retry), -EPROTO
+ * if its name is garbage. */
+int shmrpc__reg_read(const struct shmrpc__reg *r, uint32_t i, struct shmrpc__slot_view *v);
+uint32_t shmrpc__reg_hi(const struct shmrpc__reg *r);
+/* Find the LIVE slot named @name; -ENOENT. No liveness check. */
+int shmrpc__reg_find(const struct shmrpc__reg *r, const char *name, uint32_t *slot,
+		     struct shmrpc__slot_view *v);
+/* Under the lock: take a slot for @j (JOINING); reclaims stale slots.
+ * Returns the slot index; -EEXIST, -ENOSPC. */
+int shmrpc__reg_take(struct shmrpc__reg *r, const struct shmrpc__join *j, uint32_t *gen);
+/* Under the lock: JOINING -> LIVE, or JOINING/LIVE -> FREE. */
+void shmrpc__reg_publish(struct shmrpc__reg *r, uint32_t slot);
+void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
+void shmrpc__reg_bump(struct shmrpc__reg *r);
+/* Under the lock: mark the registry closed and unlink it. */
+void shmrpc__reg_retire(struct shmrpc__reg *r);
+
+/* ------------------------------------------------------------ reclaim.c */
+/*
+ * Liveness of the node in slot @slot, gen @gen: 1 alive, 0 gone (process
+ * dead, segment missing or never completed), -errno when it cannot be told.
+ */
+int shmrpc__node_alive(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
+/*
+ * Under the registry lock: free slot @slot if it still holds generation
+ * @gen, after closing and unlinking every ring of that node (peers blocked
+ * on them wake with -EPIPE) and its node segment. Returns 1 if it freed
+ * the slot, 0 if the slot had changed meanwhile.
+ */
+int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
+/* Under the lock: reclaim every slot whose node is gone. Returns how many. */
+int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot);
+int shmrpc__reclaim_locked(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
+/* Set @flag on ring (tx, rx), wake both of its sleepers, unlink it.
+ * Returns the ring's prev_gen link (gen + 1 of an older ring from the same
+ * slot to follow), or 0. */
+uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
+		       uint32_t rx_slot, uint32_t rx_gen, uint32_t flag);
+
+/* ------------------------------------------------------------ ring.c */
+/* One side's process-local view of a ring. */
+struct shmrpc__ring {
+	struct shmrpc__ring_hdr *hdr;
+	uint8_t *data;
+	uint64_t map_size;
+	uint32_t size, mask;
+	uint64_t pos;	 /* producer: next tail; consumer: next head */
+	uint64_t cached; /* producer: last head seen; consumer: last tail seen */
+	uint64_t peek_end; /* consumer: pos after the peeked record, 0 if none */
+};
+
+static inline uint32_t shmrpc__rec_bytes(size_t len)
+{
+	return (uint32_t)(sizeof(struct shmrpc__rec) + ((len + SHMRPC__REC_ALIGN - 1) &
+							~(size_t)(SHMRPC__REC_ALIGN - 1)));
+}
+
+/* Largest payload of a ring of @size bytes: a record takes at most half. */
+static inline uint32_t shmrpc__ring_max_msg(uint32_t size)
+{
+	return size / 2 - (uint32_t)sizeof(struct shmrpc__rec);
+}
+
+struct shmrpc__ring_ids {
+	uint32_t nonce, tx_slot, tx_gen, rx_slot, rx_gen;
+	uint32_t prev_gen;
+	int32_t tx_pid;
+	const char *tx_name;
+};
+void shmrpc__ring_format(struct shmrpc__ring_hdr *h, uint32_t size,
+			 const struct shmrpc__ring_ids *ids);
+/* Validate a mapped ring against what the opener expects; -EPROTO. */
+int shmrpc__ring_check(const struct shmrpc__ring_hdr *h, uint64_t map_size,
+		       const struct shmrpc__ring_ids *ids);
+void shmrpc__ring_attach(struct shmrpc__ring *q, void *map, uint64_t map_size, bool producer);
+int shmrpc__ring_reserve(struct shmrpc__ring *q, size_t len, void **buf);
+void shmrpc__ring_commit(struct shmrpc__ring *q, size_t len);
+int shmrpc__ring_peek(struct shmrpc__ring *q, const void **data, uint32_t *len);
+void shmrpc__ring_release(struct shmrpc__ring *q);
+/* Consumer: anything published beyond what it consumed? (one acquire load) */
+bool shmrpc__ring_ready(const struct shmrpc__ring *q);
+/* Producer: would a record of @len bytes fit now? */
+bool shmrpc__ring_fits(struct shmrpc__ring *q, size_t len);
+
+/* ------------------------------------------------------------ wake.c */
+enum shmrpc__wake_kind {
+	SHMRPC__WAKE_NONE = 0, /* the other side is awake: no syscall */
+	SHMRPC__WAKE_WORD = 1, /* FUTEX_WAKE the word */
+	SHMRPC__WAKE_BELL = 2, /* the sleeper watches its bell: ring that */
+};
+/* Waker side, after publishing what the sleeper waits for. */
+enum shmrpc__wake_kind shmrpc__wake_prepare(_Atomic uint32_t *w);
+/* Sleeper side: announce the sleep, returning the value to wait on. */
+uint32_t shmrpc__wait_arm(_Atomic uint32_t *w, uint32_t flags);
+void shmrpc__wait_disarm(_Atomic uint32_t *w);
+void shmrpc__wait_fence(void);
+
+/* ------------------------------------------------------------ backends */
+struct shmrpc__inring;
+
+enum shmrpc__backend_id {
+	SHMRPC__BACKEND_FUTEX = 1,
+	SHMRPC__BACKEND_URING = 2,
+};
+
+/*
+ * A wake backend (wake_futex.c, wake_uring.c). The receiving side keeps its
+ * inbound rings in the backend's wait set; the common code (recv.c) arms
+ * every word before calling sleep() and disarms them after.
+ */
+struct shmrpc__backend {
+	const char *name;
+	enum shmrpc__backend_id id;
+	int (*init)(struct shmrpc_node *n);
+	void (*fini)(struct shmrpc_node *n);
+	/* Receiving thread: a ring joins or leaves the wait set. ring_add sets
+	 * r->bell_mode when the backend cannot watch the ring's own word. */
+	int (*ring_add)(struct shmrpc_node *n, struct shmrpc__inring *r);
+	void (*ring_del)(struct shmrpc_node *n, struct shmrpc__inring *r);
+	/* Receiving thread: sleep until a wake hits an armed word or the
+	 * deadline (CLOCK_MONOTONIC ns) passes. 0, -ETIMEDOUT, -EINTR. */
+	int (*sleep)(struct shmrpc_node *n, int64_t deadline);
+	/* Any thread: FUTEX_WAKE each word, in as few syscalls as it can. */
+	void (*wake)(struct shmrpc_node *n, _Atomic uint32_t *const *words, unsigned nr);
+};
+
+extern const struct shmrpc__backend shmrpc__backend_futex;
+int shmrpc__backend_pick(const char *want, const struct shmrpc__backend **out);
+
+/* ------------------------------------------------------------ node */
+struct shmrpc__inring {
+	struct shmrpc__ring q;	 /* consumer view */
+	uint32_t tx_slot, tx_gen;
+	uint32_t armed;		 /* value data_seq was armed with */
+	bool bell_mode;		 /* sleeping on the node bell, not data_seq */
+	bool draining;		 /* sender gone: drop once empty */
+	uint32_t idx;		 /* index in node->in.v */
+	char from[SHMRPC_NAME_MAX + 1];
+	void *be;		 /* backend's per-ring state */
+};
+
+struct shmrpc__conn {
+	struct shmrpc__conn *next; /* hash chain, under conn_lock */
+	_Atomic int refs;
+	pthread_mutex_t lock;	   /* serialises sends to this receiver */
+	struct shmrpc__ring q;	   /* producer view, under lock */
+	struct shmrpc__node_hdr *peer; /* receiver's node segment */
+	uint64_t peer_size;
+	uint32_t rx_slot, rx_gen;
+	uint32_t ring_bytes;
+	_Atomic bool dead;	   /* receiver left: -EPIPE; set under lock */
+	bool tomb;		   /* a name-only placeholder (never mapped) */
+	_Atomic(void *) owner;	   /* token of the thread holding lock */
+	char to[SHMRPC_NAME_MAX + 1];
+};
+
+struct shmrpc__inbound {
+	struct shmrpc__inring **v;
+	uint32_t n, cap;
+	uint32_t cur;		    /* round-robin cursor */
+	uint32_t burst;		    /* records taken from v[cur] in a row */
+	struct shmrpc__inring *peeked; /* ring of the current peek */
+	uint64_t last_check;	    /* last liveness check of senders */
+};
+
+#define SHMRPC__CONN_BUCKETS 64
+
+struct shmrpc_node {
+	char name[SHMRPC_NAME_MAX + 1];
+	struct shmrpc__reg reg;
+	uint32_t slot, gen;
+	struct shmrpc__proc proc;
+	struct shmrpc__node_hdr *seg; /* our node segment */
+	uint64_t seg_size;
+	int seg_fd;		      /* holds the liveness lock */
+	uint32_t ring_bytes, mode;
+	int64_t spin_ns;
+
+	const struct shmrpc__backend *be;
+	void *be_priv;
+	uint32_t ring_words;	 /* inbound rings the backend watches directly;
+				    the others sleep in bell mode */
+	uint32_t bell_armed;	 /* value our bell was armed with */
+
+	pthread_rwlock_t conn_lock;
+	struct shmrpc__conn *conns[SHMRPC__CONN_BUCKETS];
+	uint32_t nconns;
+
+	pthread_mutex_t in_lock; /* guards in.v/in.n against shmrpc_stats */
+	struct shmrpc__inbound in;
+	_Atomic int rx_busy;	 /* a thread is in a receiving call */
+
+	pthread_mutex_t ctl_lock; /* shmrpc_start/stop */
+	pthread_t thread;
+	bool thread_on;
+	bool forked;		 /* this is a fork's copy: unusable */
+	_Atomic bool stop;
+	shmrpc_handler fn;
+	void *fn_arg;
+
+	struct shmrpc_node *all_next; /* process-wide list, for fork */
+};
+
+static inline _Atomic uint64_t *shmrpc__node_pend(struct shmrpc__node_hdr *h, uint32_t off)
+{
+	return (_Atomic uint64_t *)((uint8_t *)h + off);
+}
+
+static inline _Atomic uint32_t *shmrpc__node_tab(struct shmrpc__node_hdr *h, uint32_t off)
+{
+	return (_Atomic uint32_t *)((uint8_t *)h + off);
+}
+
+/* node.c, thread.c */
+int shmrpc__mutex_errorcheck(pthread_mutex_t *m);
+void shmrpc__thread_stop(struct shmrpc_node *n);
+
+/* query.c: the live node named @name (lazily reclaiming a dead one). */
+int shmrpc__lookup(struct shmrpc_node *n, const char *name, uint32_t *slot,
+		   struct shmrpc__slot_view *v);
+
+/* conn.c: outbound connections */
+int shmrpc__conn_get(struct shmrpc_node *n, const char *to, struct shmrpc__conn **out);
+void shmrpc__conn_put(struct shmrpc_node *n, struct shmrpc__conn *c);
+/* Swap a dead connection for a tombstone in the table (not under c->lock). */
+void shmrpc__conn_retire(struct shmrpc_node *n, struct shmrpc__conn *c);
+int shmrpc__conn_warm(struct shmrpc_node *n);
+void shmrpc__conn_close_all(struct shmrpc_node *n);
+/* Under c->lock: */
+void shmrpc__conn_kill(struct shmrpc_node *n, struct shmrpc__conn *c);
+bool shmrpc__conn_check_dead(struct shmrpc_node *n, struct shmrpc__conn *c);
+bool shmrpc__conn_peer_gone(struct shmrpc_node *n, struct shmrpc__conn *c);
+
+/* inbound.c: inbound rings (receiving thread) */
+int shmrpc__in_scan_new(struct shmrpc_node *n);
+void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r);
+void shmrpc__in_check_senders(struct shmrpc_node *n);
+void shmrpc__in_close_all(struct shmrpc_node *n);
+
+/* send.c */
+void shmrpc__bell_ring(struct shmrpc_node *n, struct shmrpc__node_hdr *h);
+void shmrpc__wake_consumer(struct shmrpc_node *n, struct shmrpc__conn *c);
+/* Under c->lock after a commit: the word to FUTEX_WAKE, or NULL. */
+_Atomic uint32_t *shmrpc__wake_collect(struct shmrpc_node *n, struct shmrpc__conn *c);
+/* Reserve on @c, consuming one reference the caller holds on it. */
+int shmrpc__reserve_conn(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len,
+			 struct shmrpc_txbuf *tx, int timeout_ms, int64_t deadline);
+/* Commit and unlock, returning the wake to issue (the caller's reference
+ * on the connection keeps the word mapped). */
+_Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txbuf *tx,
+					size_t len);
+
+/* recv.c, thread.c */
+int shmrpc__rx_enter(struct shmrpc_node *n);
+void shmrpc__rx_exit(struct shmrpc_node *n);
+int shmrpc__rx_wait(struct shmrpc_node *n, int64_t deadline);
+int shmrpc__dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int timeout_ms,
+		     int64_t deadline);
+
+/* stats.c: fold a closing ring's counters into the node's totals */
+void shmrpc__fold_tx(struct shmrpc_node *n, const struct shmrpc__ring_hdr *h);
+void shmrpc__fold_rx(struct shmrpc_node *n, const struct shmrpc__ring_hdr *h);
 
 #endif /* SHMRPC_INTERNAL_H */

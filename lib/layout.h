@@ -142,16 +142,22 @@ struct shmrpc__node_hdr {
 	char name[64];
 
 	alignas(SHMRPC__CACHELINE) _Atomic uint32_t bell; /* futex; see W_* */
-	uint8_t _pad1[60];
+	_Atomic uint32_t flags;	    /* owner: SHMRPC__NODE_CLOSING, fetch_or */
+	_Atomic uint32_t pend_hint; /* peers: 1 after setting a pend bit;
+				       owner: exchanged to 0 before a scan */
+	uint8_t _pad1[52];
 
 	alignas(SHMRPC__CACHELINE) struct shmrpc__node_ctr ctr;
 };
+
+#define SHMRPC__NODE_CLOSING 1u /* leaving: announce no more rings to it */
 
 /* ------------------------------------------------------------------ ring */
 
 enum {
 	SHMRPC__RING_TX_CLOSED = 1, /* sender left: drain, then drop */
 	SHMRPC__RING_RX_CLOSED = 2, /* receiver left: sends get -EPIPE */
+	SHMRPC__RING_RX_OPENED = 4, /* receiver mapped it: it unlinks it */
 };
 
 /*
@@ -167,7 +173,8 @@ struct shmrpc__ring_hdr {
 	uint32_t nonce; /* registry nonce */
 	uint32_t tx_slot, tx_gen, rx_slot, rx_gen;
 	int32_t tx_pid;
-	uint32_t _r0;
+	uint32_t prev_gen; /* gen + 1 of the previous sender in this slot whose
+			      ring to the same receiver may be unopened */
 	char tx_name[64];
 
 	/* producer line */

@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Inbound rings: the receiving side of every ring that delivers to this
+ * node, owned by the one receiving thread.
+ *
+ * A sender announces a new ring by writing its gen into our in_gen[its
+ * slot], setting its bit in our pend bitmap and pend_hint, and ringing our
+ * bell (conn.c). We learn of rings without polling: the bell wakes us, and
+ * a receiving call looks at pend_hint (one load) before anything else.
+ *
+ * A ring from (slot, gen) is dropped once it is empty and its sender is
+ * known to be gone: it set TX_CLOSED, or a newer node holds its slot, or
+ * the registry no longer lists it. Everything it had published is consumed
+ * first. Dropping unlinks the file: the sender left it for us, since we
+ * marked it RX_OPENED when we mapped it.
+ *
+ * The files we open were created by peers: each is checked against the ids
+ * its name promises before it is used (shmrpc__ring_check).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static struct shmrpc__inring *in_find(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
+{
+	uint32_t i;
+
+	for (i = 0; i < n->in.n; i++)
+		if (n->in.v[i]->tx_slot == slot && n->in.v[i]->tx_gen == gen)
+			return n->in.v[i];
+	return NULL;
+}
+
+static int in_add(struct shmrpc_node *n, struct shmrpc__inring *r)
+{
+	struct shmrpc__inring **v;
+	uint32_t cap;
+	int err;
+
+	if (n->in.n == n->in.cap) {
+		cap = n->in.cap ? n->in.cap * 2 : 16;
+		v = realloc(n->in.v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		pthread_mutex_lock(&n->in_lock);
+		n->in.v = v;
+		n->in.cap = cap;
+		pthread_mutex_unlock(&n->in_lock);
+	}
+	err = n->be->ring_add(n, r);
+	if (err)
+		return err;
+	pthread_mutex_lock(&n->in_lock);
+	r->idx = n->in.n;
+	n->in.v[n->in.n++] = r;
+	pthread_mutex_unlock(&n->in_lock);
+	atomic_fetch_add_explicit(&n->seg->ctr.rings_in, 1, memory_order_relaxed);
+	return 0;
+}
+
+/* Map the ring from (slot, gen) and add it; returns its prev_gen link. */
+static uint32_t in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
+{
+	struct shmrpc__ring_ids ids = { n->reg.nonce, slot, gen, n->slot, n->gen, 0, 0, NULL };
+	struct shmrpc__inring *r, *old;
+	char path[SHMRPC__PATH_MAX];
+	uint64_t size;
+	uint32_t prev;
+	void *map;
+
+	if (slot >= n->reg.capacity || slot == n->slot || in_find(n, slot, gen))
+		return 0;
+	shmrpc__ring_path(path, n->reg.domain, n->reg.nonce, slot, gen, n->slot, n->gen);
+	if (shmrpc__seg_open(path, SHMRPC__PAGE + SHMRPC__RING_MIN,
+			     SHMRPC__PAGE + (uint64_t)SHMRPC__RING_MAX, n->reg.mode, false, &map, &size,
+			     NULL))
+		return 0; /* gone already: its sender died before we looked */
+	r = calloc(1, sizeof(*r));
+	if (!r || shmrpc__ring_check(map, size, &ids)) {
+		free(r);
+		shmrpc__seg_unmap(map, size);
+		return 0;
+	}
+	prev = ((struct shmrpc__ring_hdr *)map)->prev_gen;
+	/* seq_cst RMW: from here the sender leaves unlinking to us. */
+	atomic_fetch_or(&((struct shmrpc__ring_hdr *)map)->flags, SHMRPC__RING_RX_OPENED);
+	shmrpc__ring_attach(&r->q, map, size, false);
+	r->tx_slot = slot;
+	r->tx_gen = gen;
+	memcpy(r->from, ((struct shmrpc__ring_hdr *)map)->tx_name, sizeof(r->from));
+	r->from[SHMRPC_NAME_MAX] = '\0';
+	for (uint32_t i = 0; i < n->in.n; i++) {
+		old = n->in.v[i];
+		if (old->tx_slot == slot && old->tx_gen != gen)
+			old->draining = true; /* a newer node holds that slot */
+	}
+	if (in_add(n, r)) {
+		shmrpc__seg_unmap(map, size);
+		free(r);
+		return 0;
+	}
+	return prev && prev - 1 != gen ? prev : 0;
+}
+
+int shmrpc__in_scan_new(struct shmrpc_node *n)
+{
+	struct shmrpc__node_hdr *h = n->seg;
+	_Atomic uint64_t *pend = shmrpc__node_pend(h, h->pend_off);
+	_Atomic uint32_t *in = shmrpc__node_tab(h, h->in_off);
+	uint32_t w, words = (n->reg.capacity + 63) / 64, slot, g, k;
+	uint64_t bits;
+	int found = 0;
+
+	/* Acquire: pairs with the announcer's release store of pend_hint. */
+	if (!atomic_exchange_explicit(&h->pend_hint, 0, memory_order_acquire))
+		return 0;
+	for (w = 0; w < words; w++) {
+		if (!atomic_load_explicit(&pend[w], memory_order_relaxed))
+			continue;
+		/* Acquire: pairs with the announcer's seq_cst fetch_or. */
+		bits = atomic_exchange_explicit(&pend[w], 0, memory_order_acquire);
+		while (bits) {
+			slot = w * 64 + (uint32_t)__builtin_ctzll(bits);
+			bits &= bits - 1;
+			/* Acquire: pairs with the announcer's release store. */
+			g = atomic_load_explicit(&in[slot], memory_order_acquire);
+			for (k = 0; g && k < SHMRPC__PREV_CHAIN_MAX; k++)
+				g = in_open(n, slot, g - 1);
+			found++;
+		}
+	}
+	return found;
+}
+
+void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)
+{
+	char path[SHMRPC__PATH_MAX];
+	struct shmrpc__inring *last;
+
+	n->be->ring_del(n, r);
+	pthread_mutex_lock(&n->in_lock);
+	last = n->in.v[--n->in.n];
+	n->in.v[r->idx] = last;
+	last->idx = r->idx;
+	if (n->in.cur >= n->in.n)
+		n->in.cur = 0;
+	shmrpc__fold_rx(n, r->q.hdr);
+	pthread_mutex_unlock(&n->in_lock);
+	if (n->in.peeked == r)
+		n->in.peeked = NULL;
+	atomic_fetch_sub_explicit(&n->seg->ctr.rings_in, 1, memory_order_relaxed);
+	shmrpc__ring_path(path, n->reg.domain, n->reg.nonce, r->tx_slot, r->tx_gen, n->slot,
+			  n->gen);
+	shmrpc__seg_unlink(path);
+	shmrpc__seg_unmap(r->q.hdr, r->q.map_size);
+	free(r);
+}
+
+/* Cheap check of every sender against the registry (no system call). */
+void shmrpc__in_check_senders(struct shmrpc_node *n)
+{
+	struct shmrpc__slot_view v;
+	uint32_t i;
+
+	for (i = 0; i < n->in.n; i++) {
+		struct shmrpc__inring *r = n->in.v[i];
+
+		if (r->draining)
+			continue;
+		if (shmrpc__reg_read(&n->reg, r->tx_slot, &v) == -EAGAIN)
+			continue; /* changing right now: look next time */
+		if (v.state == SHMRPC__SLOT_FREE || v.gen != r->tx_gen)
+			r->draining = true;
+	}
+}
+
+void shmrpc__in_close_all(struct shmrpc_node *n)
+{
+	struct shmrpc__node_hdr *h = n->seg;
+	_Atomic uint32_t *in = shmrpc__node_tab(h, h->in_off);
+	uint32_t i, k, g;
+
+	atomic_fetch_or(&h->flags, SHMRPC__NODE_CLOSING);
+	/* (J) pairs with (I) in conn.c: an announce we do not see below sees
+	 * CLOSING and closes its ring itself. */
+	atomic_thread_fence(memory_order_seq_cst);
+	while (n->in.n) {
+		struct shmrpc__inring *r = n->in.v[0];
+
+		/* seq_cst RMW before the wake's fence: a sender blocked on a
+		 * full ring wakes and sees it. */
+		atomic_fetch_or(&r->q.hdr->flags, SHMRPC__RING_RX_CLOSED);
+		if (shmrpc__wake_prepare(&r->q.hdr->space_seq))
+			shmrpc__futex_wake(&r->q.hdr->space_seq);
+		shmrpc__in_drop(n, r);
+	}
+	/* Rings announced but never opened, and their prev_gen chains. */
+	for (i = 0; i < n->reg.capacity; i++) {
+		g = atomic_load_explicit(&in[i], memory_order_acquire);
+		for (k = 0; g && k < SHMRPC__PREV_CHAIN_MAX; k++)
+			g = shmrpc__ring_kill(&n->reg, i, g - 1, n->slot, n->gen,
+					      SHMRPC__RING_RX_CLOSED);
+	}
+}

@@ -1,0 +1,371 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A node's life: options, joining the registry, its node segment, the
+ * liveness lock it holds, leaving, and what fork() does to it.
+ *
+ * Joining happens under the registry lock: take a slot (JOINING), create
+ * the node segment and take its liveness lock, then publish the slot LIVE.
+ * A peer therefore never finds a LIVE slot without a complete segment.
+ *
+ * Leaving: receivers first learn that no more rings come (NODE_CLOSING),
+ * rings in both directions are closed (peers wake with -EPIPE or drain),
+ * then, under the lock, the segment is unlinked and the slot freed. If no
+ * live node remains (dead ones are reclaimed on the way), the registry is
+ * marked closed and unlinked: nothing of the domain stays in /dev/shm.
+ *
+ * fork(): the child inherits the descriptor that holds the liveness lock,
+ * which would keep a dead parent looking alive; an atfork handler closes it
+ * in the child and marks the parent's nodes unusable there (-ECHILD).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shmrpc_node *all_nodes;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&all_lock);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&all_lock);
+}
+
+static void fork_child(void)
+{
+	struct shmrpc_node *n;
+
+	for (n = all_nodes; n; n = n->all_next) {
+		if (n->seg_fd >= 0)
+			close(n->seg_fd);
+		n->seg_fd = -1;
+		n->forked = true;
+	}
+	pthread_mutex_unlock(&all_lock);
+}
+
+static void fork_setup(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static void all_add(struct shmrpc_node *n)
+{
+	pthread_mutex_lock(&all_lock);
+	n->all_next = all_nodes;
+	all_nodes = n;
+	pthread_mutex_unlock(&all_lock);
+}
+
+static void all_del(struct shmrpc_node *n)
+{
+	struct shmrpc_node **pp;
+
+	pthread_mutex_lock(&all_lock);
+	for (pp = &all_nodes; *pp; pp = &(*pp)->all_next)
+		if (*pp == n) {
+			*pp = n->all_next;
+			break;
+		}
+	pthread_mutex_unlock(&all_lock);
+}
+
+int shmrpc__mutex_errorcheck(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t a;
+	int rc;
+
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+	rc = pthread_mutex_init(m, &a);
+	pthread_mutexattr_destroy(&a);
+	return -rc;
+}
+
+struct open_cfg {
+	const char *domain;
+	const char *backend;
+	uint32_t ring_bytes, capacity, mode;
+};
+
+static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
+{
+	struct shmrpc_opts d;
+	size_t i;
+	int err;
+
+	memset(&d, 0, sizeof(d));
+	if (o) {
+		if (o->sz < sizeof(o->sz))
+			return -EINVAL;
+		/* Older callers pass less: the rest keeps its defaults. Newer
+		 * ones may pass more, as long as we would ignore only zeros. */
+		for (i = sizeof(d); i < o->sz; i++)
+			if (((const uint8_t *)o)[i])
+				return -E2BIG;
+		memcpy(&d, o, o->sz < sizeof(d) ? o->sz : sizeof(d));
+	}
+	cfg->domain = d.domain ? d.domain : getenv("SHMRPC_DOMAIN");
+	if (!cfg->domain || !cfg->domain[0])
+		cfg->domain = "default";
+	err = shmrpc__name_check(cfg->domain);
+	if (err)
+		return err;
+	cfg->ring_bytes = d.ring_bytes ? d.ring_bytes : SHMRPC__RING_DEFAULT;
+	if (cfg->ring_bytes < SHMRPC__RING_MIN || cfg->ring_bytes > SHMRPC__RING_MAX ||
+	    (cfg->ring_bytes & (cfg->ring_bytes - 1)))
+		return -EINVAL;
+	cfg->capacity = d.max_nodes ? d.max_nodes : SHMRPC__CAP_DEFAULT;
+	if (cfg->capacity > SHMRPC__CAP_MAX)
+		return -EINVAL;
+	cfg->mode = d.mode ? d.mode : 0600;
+	if ((cfg->mode & ~0770u) || (cfg->mode & 0600) != 0600)
+		return -EINVAL; /* owner read-write; group bits only */
+	cfg->backend = d.backend ? d.backend : getenv("SHMRPC_BACKEND");
+	if (cfg->backend && !cfg->backend[0])
+		cfg->backend = NULL;
+	return 0;
+}
+
+static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
+{
+	uint32_t cap = n->reg.capacity;
+	char path[SHMRPC__PATH_MAX];
+	struct shmrpc__node_hdr *h;
+	void *map;
+	int err;
+
+	n->seg_size = shmrpc__node_size(cap);
+	shmrpc__node_path(path, n->reg.domain, n->reg.nonce, slot, gen);
+	err = shmrpc__seg_create(path, n->seg_size, n->mode, &map, &n->seg_fd);
+	if (err == -EEXIST) { /* a leftover of an older registry's crash */
+		shmrpc__seg_unlink(path);
+		err = shmrpc__seg_create(path, n->seg_size, n->mode, &map, &n->seg_fd);
+	}
+	if (err)
+		return err;
+	err = shmrpc__seg_lock(n->seg_fd);
+	if (err) {
+		shmrpc__seg_unlink(path);
+		shmrpc__seg_unmap(map, n->seg_size);
+		close(n->seg_fd);
+		n->seg_fd = -1;
+		return err;
+	}
+	h = map;
+	h->abi = SHMRPC__ABI;
+	h->hdr_size = sizeof(*h);
+	h->total_size = n->seg_size;
+	h->slot = slot;
+	h->gen = gen;
+	h->capacity = cap;
+	h->ring_bytes = n->ring_bytes;
+	h->pid = n->proc.pid;
+	h->backend = n->be->id;
+	h->pend_off = shmrpc__node_pend_off();
+	h->in_off = shmrpc__node_in_off(cap);
+	h->out_off = shmrpc__node_out_off(cap);
+	memcpy(h->name, n->name, sizeof(h->name));
+	/* Published to peers by the release store of LIVE in reg_publish. */
+	h->magic = SHMRPC__NODE_MAGIC;
+	n->seg = h;
+	return 0;
+}
+
+/* Take a slot and publish this node in it, under the registry lock. */
+static int join_locked(struct shmrpc_node *n)
+{
+	struct shmrpc__join j = { n->name, n->proc, n->ring_bytes, n->be->id };
+	uint32_t gen;
+	int slot, err;
+
+	slot = shmrpc__reg_take(&n->reg, &j, &gen);
+	if (slot < 0)
+		return slot;
+	err = seg_make(n, (uint32_t)slot, gen);
+	if (err) {
+		shmrpc__reg_free(&n->reg, (uint32_t)slot, gen);
+		return err;
+	}
+	n->slot = (uint32_t)slot;
+	n->gen = gen;
+	shmrpc__reg_publish(&n->reg, n->slot);
+	return 0;
+}
+
+static int join(struct shmrpc_node *n, const struct open_cfg *cfg)
+{
+	int err, tries;
+
+	for (tries = 0; tries < 100; tries++) {
+		err = shmrpc__reg_open(&n->reg, cfg->domain, cfg->capacity, cfg->mode, true);
+		if (err)
+			return err;
+		err = shmrpc__reg_lock(&n->reg);
+		if (!err && !atomic_load_explicit(&n->reg.hdr->closed, memory_order_relaxed)) {
+			err = join_locked(n);
+			shmrpc__reg_unlock(&n->reg);
+			if (err)
+				shmrpc__reg_close(&n->reg);
+			return err;
+		}
+		/* The last node left and unlinked this registry meanwhile:
+		 * open (or create) the new one. */
+		if (!err)
+			shmrpc__reg_unlock(&n->reg);
+		shmrpc__reg_close(&n->reg);
+		if (err)
+			return err;
+	}
+	return -EAGAIN;
+}
+
+static void leave(struct shmrpc_node *n)
+{
+	char path[SHMRPC__PATH_MAX];
+	struct shmrpc__reg *r = &n->reg;
+	bool locked = !shmrpc__reg_lock(r);
+
+	shmrpc__node_path(path, r->domain, r->nonce, n->slot, n->gen);
+	shmrpc__seg_unlink(path);
+	if (!locked)
+		return; /* the registry lock is unusable: leave the slot to reclaim */
+	shmrpc__reg_free(r, n->slot, n->gen);
+	if (atomic_load_explicit(&r->hdr->live, memory_order_relaxed))
+		shmrpc__reclaim_sweep(r, UINT32_MAX);
+	if (!atomic_load_explicit(&r->hdr->live, memory_order_relaxed))
+		shmrpc__reg_retire(r);
+	shmrpc__reg_unlock(r);
+}
+
+static void node_free(struct shmrpc_node *n)
+{
+	shmrpc__seg_unmap(n->seg, n->seg_size);
+	if (n->seg_fd >= 0)
+		close(n->seg_fd);
+	if (n->reg.hdr)
+		shmrpc__reg_close(&n->reg);
+	free(n->in.v);
+	pthread_rwlock_destroy(&n->conn_lock);
+	pthread_mutex_destroy(&n->in_lock);
+	pthread_mutex_destroy(&n->ctl_lock);
+	free(n);
+}
+
+static int64_t spin_default(void)
+{
+	const char *s = getenv("SHMRPC_SPIN_US");
+	char *end;
+	long v;
+
+	if (!s || !*s)
+		return SHMRPC__SPIN_NS_DEFAULT;
+	v = strtol(s, &end, 10);
+	if (*end || v < 0 || v > 1000000)
+		return SHMRPC__SPIN_NS_DEFAULT;
+	return (int64_t)v * 1000;
+}
+
+static struct shmrpc_node *node_alloc(const char *name, const struct open_cfg *cfg)
+{
+	struct shmrpc_node *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	n->seg_fd = -1;
+	n->ring_bytes = cfg->ring_bytes;
+	n->mode = cfg->mode;
+	n->spin_ns = spin_default();
+	pthread_rwlock_init(&n->conn_lock, NULL);
+	pthread_mutex_init(&n->in_lock, NULL);
+	pthread_mutex_init(&n->ctl_lock, NULL);
+	return n;
+}
+
+int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_node **out)
+{
+	SHMRPC__KEEP_ERRNO;
+	const struct shmrpc__backend *be;
+	struct shmrpc_node *n;
+	struct open_cfg cfg;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	err = shmrpc__name_check(name);
+	if (!err)
+		err = opts_parse(opts, &cfg);
+	if (!err)
+		err = shmrpc__backend_pick(cfg.backend, &be);
+	if (err)
+		return err;
+	pthread_once(&fork_once, fork_setup);
+	n = node_alloc(name, &cfg);
+	if (!n)
+		return -ENOMEM;
+	n->be = be;
+	err = shmrpc__proc_self(&n->proc);
+	if (!err)
+		err = n->be->init(n);
+	if (err) {
+		node_free(n);
+		return err;
+	}
+	err = join(n, &cfg);
+	if (err) {
+		n->be->fini(n);
+		node_free(n);
+		return err;
+	}
+	all_add(n);
+	*out = n;
+	return 0;
+}
+
+void shmrpc_close(struct shmrpc_node *n)
+{
+	SHMRPC__KEEP_ERRNO;
+
+	if (!n)
+		return;
+	all_del(n);
+	if (n->forked) {
+		/* The parent's node: only this process's copy goes. */
+		free(n->be_priv);
+		n->be_priv = NULL;
+		node_free(n);
+		return;
+	}
+	shmrpc__thread_stop(n);
+	shmrpc__in_close_all(n);
+	shmrpc__conn_close_all(n);
+	leave(n);
+	n->be->fini(n);
+	node_free(n);
+}
+
+const char *shmrpc_backend(struct shmrpc_node *n)
+{
+	return n ? n->be->name : NULL;
+}
+
+const char *shmrpc_name(struct shmrpc_node *n)
+{
+	return n ? n->name : NULL;
+}
+
+const char *shmrpc_domain(struct shmrpc_node *n)
+{
+	return n ? n->reg.domain : NULL;
+}

@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: MIT
+/*
+ * This process's identity as a registry slot records it: pid, start time
+ * (so that a reused pid is never mistaken for the node that died), euid and
+ * pid namespace (a pid means nothing outside its namespace).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int shmrpc__proc_start_time(pid_t pid, uint64_t *start)
+{
+	char path[64], buf[1024], *p;
+	ssize_t n;
+	int fd, field;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return n < 0 ? -errno : -EIO;
+	buf[n] = '\0';
+	/* comm (field 2) may hold spaces and parentheses: skip to the last ')' */
+	p = strrchr(buf, ')');
+	if (!p)
+		return -EIO;
+	/* after ") " comes field 3 (state); starttime is field 22 */
+	for (field = 2; field < 21 && p; field++)
+		p = strchr(p + 1, ' ');
+	if (!p)
+		return -EIO;
+	*start = strtoull(p + 1, NULL, 10);
+	return 0;
+}
+
+int shmrpc__proc_self(struct shmrpc__proc *p)
+{
+	struct stat st;
+
+	p->pid = getpid();
+	p->uid = geteuid();
+	/* informational (tools, the reaper): a missing /proc is no reason to fail */
+	if (shmrpc__proc_start_time(p->pid, &p->start_time))
+		p->start_time = 0;
+	p->pidns = stat("/proc/self/ns/pid", &st) ? 0 : (uint64_t)st.st_ino;
+	return 0;
+}

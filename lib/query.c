@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Registry queries: lookup by name, the list of live nodes, waiting for a
+ * node to appear, warming up connections. A lookup that finds a node whose
+ * process is gone reclaims its slot on the spot (lazy reclaim), so queries
+ * never report the dead as live.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+int shmrpc__lookup(struct shmrpc_node *n, const char *name, uint32_t *slot,
+		   struct shmrpc__slot_view *v)
+{
+	int tries, err;
+
+	for (tries = 0; tries < 4; tries++) {
+		err = shmrpc__reg_find(&n->reg, name, slot, v);
+		if (err)
+			return err;
+		/* Alive, or cannot be told (never steal then). */
+		if (*slot == n->slot || shmrpc__node_alive(&n->reg, *slot, v->gen) != 0)
+			return 0;
+		shmrpc__reclaim_locked(&n->reg, *slot, v->gen);
+	}
+	return -ENOENT;
+}
+
+int shmrpc_nodes(struct shmrpc_node *n, char (*names)[SHMRPC_NAME_MAX + 1], size_t cap)
+{
+	SHMRPC__KEEP_ERRNO;
+	struct shmrpc__slot_view v;
+	uint32_t i, hi;
+	int count = 0, tries;
+
+	if (!n || (!names && cap))
+		return -EINVAL;
+	hi = shmrpc__reg_hi(&n->reg);
+	for (i = 0; i < hi; i++) {
+		for (tries = 0; tries < 100; tries++)
+			if (shmrpc__reg_read(&n->reg, i, &v) != -EAGAIN)
+				break;
+		if (v.state != SHMRPC__SLOT_LIVE || shmrpc__name_check(v.name))
+			continue;
+		if (i != n->slot && shmrpc__node_alive(&n->reg, i, v.gen) == 0) {
+			shmrpc__reclaim_locked(&n->reg, i, v.gen);
+			continue;
+		}
+		if ((size_t)count < cap)
+			memcpy(names[count], v.name, sizeof(names[count]));
+		count++;
+	}
+	return count;
+}
+
+int shmrpc_is_local(struct shmrpc_node *n, const char *name)
+{
+	SHMRPC__KEEP_ERRNO;
+	struct shmrpc__slot_view v;
+	uint32_t slot;
+	int err;
+
+	if (!n)
+		return -EINVAL;
+	err = shmrpc__name_check(name);
+	if (err)
+		return err;
+	return shmrpc__lookup(n, name, &slot, &v) == 0;
+}
+
+int shmrpc_wait_node(struct shmrpc_node *n, const char *name, int timeout_ms)
+{
+	SHMRPC__KEEP_ERRNO;
+	struct shmrpc__slot_view v;
+	int64_t deadline;
+	uint32_t slot, epoch;
+	int err;
+
+	if (!n || timeout_ms < -1)
+		return -EINVAL;
+	err = shmrpc__name_check(name);
+	if (err)
+		return err;
+	deadline = shmrpc__deadline(timeout_ms);
+	for (;;) {
+		/* Acquire: pairs with the release bump in reg_bump; a join
+		 * that bumped past this value is visible to the lookup. */
+		epoch = atomic_load_explicit(&n->reg.hdr->epoch, memory_order_acquire);
+		if (!shmrpc__lookup(n, name, &slot, &v))
+			return 0;
+		if (shmrpc__now_ns() >= deadline)
+			return shmrpc__timeout_err(timeout_ms);
+		/* A join after the lookup changed the epoch: no wait. */
+		shmrpc__futex_wait(&n->reg.hdr->epoch, epoch, shmrpc__sleep_until(deadline));
+	}
+}
+
+int shmrpc_warmup(struct shmrpc_node *n)
+{
+	SHMRPC__KEEP_ERRNO;
+
+	if (!n)
+		return -EINVAL;
+	if (n->forked)
+		return -ECHILD;
+	return shmrpc__conn_warm(n);
+}
+
+int shmrpc_max_size(struct shmrpc_node *n, const char *to)
+{
+	SHMRPC__KEEP_ERRNO;
+	struct shmrpc__slot_view v;
+	uint32_t slot;
+	int err;
+
+	if (!n)
+		return -EINVAL;
+	if (!to)
+		return (int)shmrpc__ring_max_msg(n->ring_bytes);
+	err = shmrpc__name_check(to);
+	if (!err)
+		err = shmrpc__lookup(n, to, &slot, &v);
+	if (err)
+		return err;
+	if (v.ring_bytes < SHMRPC__RING_MIN || v.ring_bytes > SHMRPC__RING_MAX ||
+	    (v.ring_bytes & (v.ring_bytes - 1)))
+		return -EPROTO;
+	return (int)shmrpc__ring_max_msg(v.ring_bytes);
+}

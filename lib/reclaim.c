@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Reclaiming what a dead node left behind: its registry slot, its node
+ * segment and every ring it had, in either direction.
+ *
+ * Death is read from the kernel, not from heartbeats: a node holds an OFD
+ * write lock on its node segment for as long as it lives (seg.c), and the
+ * kernel drops the lock when the process goes, whatever the pid namespace of
+ * the process asking. A slot is reclaimed only under the registry lock and
+ * only after its generation has been re-checked there, so a node that is
+ * merely slow, or a slot reused meanwhile, is never torn down.
+ *
+ * The dead node's segment tells which rings it had: out_gen[] lists the
+ * receivers it created rings to (set before each file was created) and
+ * in_gen[] the senders that announced rings to it. Those tables are written
+ * by peers and are untrusted: every index is bounded by the registry's
+ * capacity and the names built from them stay inside the domain.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int shmrpc__node_alive(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
+{
+	char path[SHMRPC__PATH_MAX];
+	int fd, rc;
+
+	shmrpc__node_path(path, r->domain, r->nonce, slot, gen);
+	fd = shm_open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	rc = shmrpc__seg_locked(fd);
+	close(fd);
+	return rc;
+}
+
+/* Wake whoever sleeps on @w (a ring word whose peer is gone). */
+static void wake_word(const struct shmrpc__reg *r, _Atomic uint32_t *w, uint32_t rx_slot,
+		      uint32_t rx_gen)
+{
+	char path[SHMRPC__PATH_MAX];
+	struct shmrpc__node_hdr *h;
+	uint64_t size;
+	void *map;
+
+	switch (shmrpc__wake_prepare(w)) {
+	case SHMRPC__WAKE_NONE:
+		return;
+	case SHMRPC__WAKE_WORD:
+		shmrpc__futex_wake(w);
+		return;
+	case SHMRPC__WAKE_BELL:
+		shmrpc__node_path(path, r->domain, r->nonce, rx_slot, rx_gen);
+		if (shmrpc__seg_open(path, sizeof(*h), shmrpc__node_size(SHMRPC__CAP_MAX), r->mode,
+				     false, &map, &size, NULL))
+			return;
+		h = map;
+		if (h->magic == SHMRPC__NODE_MAGIC && shmrpc__wake_prepare(&h->bell))
+			shmrpc__futex_wake(&h->bell);
+		shmrpc__seg_unmap(map, size);
+		return;
+	}
+}
+
+uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
+			   uint32_t rx_slot, uint32_t rx_gen, uint32_t flag)
+{
+	char path[SHMRPC__PATH_MAX];
+	struct shmrpc__ring_hdr *h;
+	uint32_t prev = 0;
+	uint64_t size;
+	void *map;
+
+	shmrpc__ring_path(path, r->domain, r->nonce, tx_slot, tx_gen, rx_slot, rx_gen);
+	if (!shmrpc__seg_open(path, SHMRPC__PAGE + SHMRPC__RING_MIN,
+			      SHMRPC__PAGE + (uint64_t)SHMRPC__RING_MAX, r->mode, false, &map, &size,
+			      NULL)) {
+		h = map;
+		if (h->magic == SHMRPC__RING_MAGIC) {
+			prev = h->prev_gen;
+			/* seq_cst RMW: a full barrier before the wake checks,
+			 * pairing with the sleepers' arm-fence-recheck. */
+			atomic_fetch_or(&h->flags, flag);
+			wake_word(r, &h->data_seq, rx_slot, rx_gen);
+			wake_word(r, &h->space_seq, rx_slot, rx_gen);
+		}
+		shmrpc__seg_unmap(map, size);
+	}
+	shmrpc__seg_unlink(path);
+	return prev && prev - 1 != tx_gen ? prev : 0;
+}
+
+/* Map a dead node's segment read-only and check what we will index. */
+static int map_dead(const struct shmrpc__reg *r, const char *path, uint32_t slot, uint32_t gen,
+		    const struct shmrpc__node_hdr **out, uint64_t *size)
+{
+	const struct shmrpc__node_hdr *h;
+	uint64_t want = shmrpc__node_size(r->capacity);
+	void *map;
+	int err;
+
+	err = shmrpc__seg_open(path, want, want, r->mode, true, &map, size, NULL);
+	if (err)
+		return err;
+	h = map;
+	if (h->magic != SHMRPC__NODE_MAGIC || h->slot != slot || h->gen != gen ||
+	    h->capacity != r->capacity || h->in_off != shmrpc__node_in_off(r->capacity) ||
+	    h->out_off != shmrpc__node_out_off(r->capacity)) {
+		shmrpc__seg_unmap(map, *size);
+		return -EPROTO;
+	}
+	*out = h;
+	return 0;
+}
+
+static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hdr *h,
+		       uint32_t slot, uint32_t gen)
+{
+	_Atomic uint32_t *in = shmrpc__node_tab((struct shmrpc__node_hdr *)h, h->in_off);
+	_Atomic uint32_t *out = shmrpc__node_tab((struct shmrpc__node_hdr *)h, h->out_off);
+	uint32_t i, g, k;
+
+	for (i = 0; i < r->capacity; i++) {
+		/* Relaxed: the node is dead; its own writes are long done, and
+		 * a racing peer's announce re-checks our liveness itself. */
+		g = atomic_load_explicit(&out[i], memory_order_relaxed);
+		if (g)
+			shmrpc__ring_kill(r, slot, gen, i, g - 1, SHMRPC__RING_TX_CLOSED);
+		g = atomic_load_explicit(&in[i], memory_order_relaxed);
+		for (k = 0; g && k < SHMRPC__PREV_CHAIN_MAX; k++)
+			g = shmrpc__ring_kill(r, i, g - 1, slot, gen, SHMRPC__RING_RX_CLOSED);
+	}
+}
+
+int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
+{
+	struct shmrpc__slot *s = &r->slots[slot];
+	const struct shmrpc__node_hdr *h;
+	char path[SHMRPC__PATH_MAX];
+	uint64_t size;
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+
+	if (st == SHMRPC__SLOT_FREE || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen)
+		return 0;
+	/* A JOINING slot seen under the lock lost its joiner (reg_repair). */
+	if (st == SHMRPC__SLOT_LIVE && shmrpc__node_alive(r, slot, gen) != 0)
+		return 0;
+	shmrpc__node_path(path, r->domain, r->nonce, slot, gen);
+	if (!map_dead(r, path, slot, gen, &h, &size)) {
+		kill_rings(r, h, slot, gen);
+		shmrpc__seg_unmap((void *)h, size);
+	}
+	shmrpc__seg_unlink(path);
+	shmrpc__reg_free(r, slot, gen);
+	return 1;
+}
+
+int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot)
+{
+	uint32_t i, hi = shmrpc__reg_hi(r);
+	int n = 0;
+
+	for (i = 0; i < hi; i++) {
+		uint32_t st = atomic_load_explicit(&r->slots[i].state, memory_order_relaxed);
+
+		if (i == self_slot || st != SHMRPC__SLOT_LIVE)
+			continue;
+		n += shmrpc__reclaim(r, i, atomic_load_explicit(&r->slots[i].gen,
+								memory_order_relaxed));
+	}
+	return n;
+}
+
+int shmrpc__reclaim_locked(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
+{
+	int rc = shmrpc__reg_lock(r);
+
+	if (rc)
+		return rc;
+	rc = shmrpc__reclaim(r, slot, gen);
+	shmrpc__reg_unlock(r);
+	return rc;
+}

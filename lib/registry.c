@@ -1,0 +1,407 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The registry of a domain: /dev/shm/shmrpc.<domain>.reg, a header and a
+ * fixed array of slots (see lib/layout.h).
+ *
+ * Creation race: the creator makes the file with O_CREAT|O_EXCL, sizes it,
+ * initialises the header and publishes `magic` last (release). Openers wait
+ * for the magic (acquire), then verify every size against the file before
+ * they use anything. A creator that died before publishing leaves a file
+ * without magic: after a grace period an opener unlinks it and starts over.
+ *
+ * Writers (join, leave, reclaim) hold a robust process-shared mutex. If a
+ * holder died, the next locker repairs: slots left JOINING are reclaimed and
+ * the live count is recomputed. Readers take no lock: each slot is a seqlock
+ * keyed on (state, gen), so a torn slot is detected and re-read.
+ *
+ * Teardown race: the last node to leave sets `closed` and unlinks the file,
+ * both under the lock. A joiner that opened the file before the unlink sees
+ * `closed` once it holds the lock, and reopens by name (a fresh registry).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define REG_GRACE_NS (1000 * 1000 * 1000ll) /* creator must publish within this */
+
+static void pause_us(long us)
+{
+	struct timespec ts = { 0, us * 1000 };
+
+	nanosleep(&ts, NULL);
+}
+
+static int reg_create(struct shmrpc__reg *r, const char *path, uint32_t capacity, uint32_t mode)
+{
+	pthread_mutexattr_t ma;
+	struct shmrpc__reg_hdr *h;
+	uint64_t size = shmrpc__reg_size(capacity);
+	uint32_t nonce;
+	void *map;
+	int err;
+
+	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
+		nonce = (uint32_t)(shmrpc__now_ns() ^ ((uint64_t)getpid() << 16));
+	err = shmrpc__seg_create(path, size, mode, &map, NULL);
+	if (err)
+		return err;
+	h = map;
+	h->abi = SHMRPC__ABI;
+	h->hdr_size = sizeof(*h);
+	h->slot_size = sizeof(struct shmrpc__slot);
+	h->capacity = capacity;
+	h->total_size = size;
+	h->nonce = nonce;
+	h->mode = mode;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+	err = -pthread_mutex_init(&h->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
+	if (err) {
+		shmrpc__seg_unlink(path);
+		shmrpc__seg_unmap(map, size);
+		return err;
+	}
+	/* Release: pairs with the acquire load in wait_magic(); everything
+	 * above is visible to whoever sees the magic. */
+	atomic_store_explicit(&h->magic, SHMRPC__REG_MAGIC, memory_order_release);
+	r->hdr = h;
+	r->size = size;
+	return 0;
+}
+
+/* 0 once the magic is published, -EAGAIN after the grace period. */
+static int wait_magic(struct shmrpc__reg_hdr *h)
+{
+	int64_t end = shmrpc__now_ns() + REG_GRACE_NS;
+
+	/* Acquire: pairs with the creator's release store of magic. */
+	while (atomic_load_explicit(&h->magic, memory_order_acquire) != SHMRPC__REG_MAGIC) {
+		if (atomic_load_explicit(&h->magic, memory_order_relaxed) != 0)
+			return -EPROTO;
+		if (shmrpc__now_ns() > end)
+			return -EAGAIN;
+		pause_us(50);
+	}
+	return 0;
+}
+
+static int reg_verify(const struct shmrpc__reg_hdr *h, uint64_t size)
+{
+	if (h->abi != SHMRPC__ABI || h->hdr_size != sizeof(*h) ||
+	    h->slot_size != sizeof(struct shmrpc__slot) || h->capacity == 0 ||
+	    h->capacity > SHMRPC__CAP_MAX || h->total_size != size ||
+	    size != shmrpc__reg_size(h->capacity))
+		return -EPROTO;
+	return 0;
+}
+
+/* One attempt: 0, -ENOENT (nothing there), -EAGAIN (try again), -errno. */
+static int reg_attach(struct shmrpc__reg *r, const char *path, uint32_t mode)
+{
+	uint64_t size;
+	void *map;
+	int err;
+
+	err = shmrpc__seg_open(path, sizeof(struct shmrpc__reg_hdr),
+			       shmrpc__reg_size(SHMRPC__CAP_MAX), mode, false, &map, &size, NULL);
+	if (err)
+		return err;
+	err = wait_magic(map);
+	if (err == -EAGAIN) {
+		/* The creator died before publishing: remove its leftover. */
+		shmrpc__seg_unlink(path);
+		shmrpc__seg_unmap(map, size);
+		return -EAGAIN;
+	}
+	if (!err)
+		err = reg_verify(map, size);
+	if (err) {
+		shmrpc__seg_unmap(map, size);
+		return err;
+	}
+	r->hdr = map;
+	r->size = size;
+	return 0;
+}
+
+int shmrpc__reg_open(struct shmrpc__reg *r, const char *domain, uint32_t capacity, uint32_t mode,
+		     bool create)
+{
+	char path[SHMRPC__PATH_MAX];
+	int64_t start = shmrpc__now_ns(), empty_since = 0, now;
+	int err, i;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->domain, sizeof(r->domain), "%s", domain);
+	shmrpc__reg_path(path, domain);
+	for (i = 0;; i++) {
+		err = reg_attach(r, path, mode);
+		if (err == -ENOENT && create) {
+			err = reg_create(r, path, capacity, mode);
+			if (err == -EEXIST)
+				continue; /* lost the creation race: open theirs */
+		}
+		if (err != -EAGAIN)
+			break;
+		/* The file exists but is not sized yet. A creator does that in
+		 * microseconds; one that died there left an empty file. */
+		now = shmrpc__now_ns();
+		if (!empty_since) {
+			empty_since = now;
+		} else if (now - empty_since > REG_GRACE_NS) {
+			shmrpc__seg_unlink(path);
+			empty_since = 0;
+		}
+		if (now - start > 3 * REG_GRACE_NS)
+			break;
+		pause_us(i < 10 ? 10 : 200);
+	}
+	if (err)
+		return err;
+	r->slots = (struct shmrpc__slot *)(r->hdr + 1);
+	r->capacity = r->hdr->capacity;
+	r->nonce = r->hdr->nonce;
+	r->mode = r->hdr->mode;
+	return 0;
+}
+
+void shmrpc__reg_close(struct shmrpc__reg *r)
+{
+	shmrpc__seg_unmap(r->hdr, r->size);
+	r->hdr = NULL;
+	r->slots = NULL;
+}
+
+uint32_t shmrpc__reg_hi(const struct shmrpc__reg *r)
+{
+	uint32_t hi = atomic_load_explicit(&r->hdr->hi, memory_order_acquire);
+
+	/* Untrusted: a corrupt hi must not index past the slots. */
+	return hi < r->capacity ? hi : r->capacity;
+}
+
+/* The lock holder found the previous holder dead: its slot, if it had taken
+ * one, is still JOINING. Reclaim those and recount. */
+static void reg_repair(struct shmrpc__reg *r)
+{
+	uint32_t i, hi = shmrpc__reg_hi(r), live = 0;
+
+	for (i = 0; i < hi; i++) {
+		struct shmrpc__slot *s = &r->slots[i];
+		uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+
+		if (st == SHMRPC__SLOT_JOINING)
+			shmrpc__reclaim(r, i, atomic_load_explicit(&s->gen, memory_order_relaxed));
+	}
+	for (i = 0; i < hi; i++)
+		live += atomic_load_explicit(&r->slots[i].state, memory_order_relaxed) !=
+			SHMRPC__SLOT_FREE;
+	atomic_store_explicit(&r->hdr->live, live, memory_order_relaxed);
+}
+
+int shmrpc__reg_lock(struct shmrpc__reg *r)
+{
+	int rc = pthread_mutex_lock(&r->hdr->lock);
+
+	if (rc == EOWNERDEAD) {
+		pthread_mutex_consistent(&r->hdr->lock);
+		reg_repair(r);
+		rc = 0;
+	}
+	return rc == ENOTRECOVERABLE ? -EPROTO : -rc;
+}
+
+void shmrpc__reg_unlock(struct shmrpc__reg *r)
+{
+	pthread_mutex_unlock(&r->hdr->lock);
+}
+
+static void name_pack(uint64_t w[8], const char *name)
+{
+	memset(w, 0, 64);
+	memcpy(w, name, strnlen(name, SHMRPC_NAME_MAX));
+}
+
+int shmrpc__reg_read(const struct shmrpc__reg *r, uint32_t i, struct shmrpc__slot_view *v)
+{
+	struct shmrpc__slot *s = &r->slots[i];
+	uint64_t w[8];
+	int k;
+
+	/* Acquire: pairs with the release store of state in reg_publish, so
+	 * a LIVE slot's fields are complete. */
+	v->state = atomic_load_explicit(&s->state, memory_order_acquire);
+	v->gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
+	/* Relaxed: validated by the gen/state re-check below. */
+	v->pid = atomic_load_explicit(&s->pid, memory_order_relaxed);
+	v->uid = atomic_load_explicit(&s->uid, memory_order_relaxed);
+	v->start_time = atomic_load_explicit(&s->start_time, memory_order_relaxed);
+	v->pidns = atomic_load_explicit(&s->pidns, memory_order_relaxed);
+	v->join_ns = atomic_load_explicit(&s->join_ns, memory_order_relaxed);
+	v->ring_bytes = atomic_load_explicit(&s->ring_bytes, memory_order_relaxed);
+	v->backend = atomic_load_explicit(&s->backend, memory_order_relaxed);
+	for (k = 0; k < 8; k++)
+		w[k] = atomic_load_explicit(&s->name[k], memory_order_relaxed);
+	/* Acquire fence: pairs with the release fence in slot_begin(); if we
+	 * read any field of a newer writer, we see its state/gen change. */
+	atomic_thread_fence(memory_order_acquire);
+	if (atomic_load_explicit(&s->gen, memory_order_relaxed) != v->gen ||
+	    atomic_load_explicit(&s->state, memory_order_relaxed) != v->state)
+		return -EAGAIN;
+	memcpy(v->name, w, 64);
+	v->name[SHMRPC_NAME_MAX] = '\0';
+	if (v->state == SHMRPC__SLOT_LIVE && shmrpc__name_check_field((char *)w, 64))
+		return -EPROTO;
+	return 0;
+}
+
+int shmrpc__reg_find(const struct shmrpc__reg *r, const char *name, uint32_t *slot,
+		     struct shmrpc__slot_view *v)
+{
+	uint32_t i, hi = shmrpc__reg_hi(r);
+	uint64_t want[8];
+	int k, tries;
+
+	name_pack(want, name);
+	for (i = 0; i < hi; i++) {
+		struct shmrpc__slot *s = &r->slots[i];
+
+		if (atomic_load_explicit(&s->state, memory_order_relaxed) != SHMRPC__SLOT_LIVE)
+			continue;
+		/* Relaxed: a cheap filter; the seqlock read below decides. */
+		for (k = 0; k < 8; k++)
+			if (atomic_load_explicit(&s->name[k], memory_order_relaxed) != want[k])
+				break;
+		if (k < 8)
+			continue;
+		for (tries = 0; tries < 100; tries++)
+			if (shmrpc__reg_read(r, i, v) != -EAGAIN)
+				break;
+		if (v->state == SHMRPC__SLOT_LIVE && !strcmp(v->name, name)) {
+			*slot = i;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* Seqlock writer: announce the change of (state, gen) before any field. */
+static void slot_begin(struct shmrpc__slot *s, uint32_t state, uint32_t gen)
+{
+	atomic_store_explicit(&s->state, state, memory_order_relaxed);
+	atomic_store_explicit(&s->gen, gen, memory_order_relaxed);
+	/* Release fence: pairs with the acquire fence in shmrpc__reg_read. */
+	atomic_thread_fence(memory_order_release);
+}
+
+static void slot_fill(struct shmrpc__slot *s, const struct shmrpc__join *j)
+{
+	uint64_t w[8];
+	int k;
+
+	/* Relaxed: published by the release store of LIVE in reg_publish. */
+	atomic_store_explicit(&s->pid, j->proc.pid, memory_order_relaxed);
+	atomic_store_explicit(&s->uid, j->proc.uid, memory_order_relaxed);
+	atomic_store_explicit(&s->start_time, j->proc.start_time, memory_order_relaxed);
+	atomic_store_explicit(&s->pidns, j->proc.pidns, memory_order_relaxed);
+	atomic_store_explicit(&s->join_ns, (uint64_t)shmrpc__now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&s->ring_bytes, j->ring_bytes, memory_order_relaxed);
+	atomic_store_explicit(&s->backend, j->backend, memory_order_relaxed);
+	name_pack(w, j->name);
+	for (k = 0; k < 8; k++)
+		atomic_store_explicit(&s->name[k], w[k], memory_order_relaxed);
+}
+
+/* Under the lock: is @name taken by a live node? Reclaims a dead holder. */
+static int name_taken(struct shmrpc__reg *r, const char *name)
+{
+	struct shmrpc__slot_view v;
+	uint32_t i;
+
+	while (!shmrpc__reg_find(r, name, &i, &v)) {
+		if (shmrpc__node_alive(r, i, v.gen) != 0)
+			return -EEXIST; /* alive, or cannot tell: never steal */
+		shmrpc__reclaim(r, i, v.gen);
+	}
+	return 0;
+}
+
+static int free_slot(struct shmrpc__reg *r)
+{
+	uint32_t i, hi = shmrpc__reg_hi(r);
+
+	for (i = 0; i < hi; i++)
+		if (atomic_load_explicit(&r->slots[i].state, memory_order_relaxed) ==
+		    SHMRPC__SLOT_FREE)
+			return (int)i;
+	return hi < r->capacity ? (int)hi : -ENOSPC;
+}
+
+int shmrpc__reg_take(struct shmrpc__reg *r, const struct shmrpc__join *j, uint32_t *gen)
+{
+	struct shmrpc__slot *s;
+	int err, i;
+
+	err = name_taken(r, j->name);
+	if (err)
+		return err;
+	i = free_slot(r);
+	if (i == -ENOSPC && shmrpc__reclaim_sweep(r, UINT32_MAX) > 0)
+		i = free_slot(r);
+	if (i < 0)
+		return i;
+	s = &r->slots[i];
+	*gen = atomic_load_explicit(&s->gen, memory_order_relaxed) + 1;
+	if (*gen == 0)
+		*gen = 1; /* 0 means "none" in the node tables */
+	slot_begin(s, SHMRPC__SLOT_JOINING, *gen);
+	slot_fill(s, j);
+	if ((uint32_t)i >= shmrpc__reg_hi(r))
+		atomic_store_explicit(&r->hdr->hi, (uint32_t)i + 1, memory_order_release);
+	atomic_fetch_add_explicit(&r->hdr->live, 1, memory_order_relaxed);
+	return i;
+}
+
+void shmrpc__reg_bump(struct shmrpc__reg *r)
+{
+	/* Release: a waiter that sees the new epoch sees the slot change. */
+	atomic_fetch_add_explicit(&r->hdr->epoch, 1, memory_order_release);
+	shmrpc__futex_wake(&r->hdr->epoch);
+}
+
+void shmrpc__reg_publish(struct shmrpc__reg *r, uint32_t slot)
+{
+	/* Release: pairs with the acquire load of state in reg_read. */
+	atomic_store_explicit(&r->slots[slot].state, SHMRPC__SLOT_LIVE, memory_order_release);
+	shmrpc__reg_bump(r);
+}
+
+void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
+{
+	struct shmrpc__slot *s = &r->slots[slot];
+
+	if (atomic_load_explicit(&s->gen, memory_order_relaxed) != gen ||
+	    atomic_load_explicit(&s->state, memory_order_relaxed) == SHMRPC__SLOT_FREE)
+		return;
+	slot_begin(s, SHMRPC__SLOT_FREE, gen);
+	atomic_fetch_sub_explicit(&r->hdr->live, 1, memory_order_relaxed);
+	shmrpc__reg_bump(r);
+}
+
+void shmrpc__reg_retire(struct shmrpc__reg *r)
+{
+	char path[SHMRPC__PATH_MAX];
+
+	/* Relaxed: read under the same lock by a joiner (the mutex orders it). */
+	atomic_store_explicit(&r->hdr->closed, 1, memory_order_relaxed);
+	shmrpc__reg_path(path, r->domain);
+	shmrpc__seg_unlink(path);
+}

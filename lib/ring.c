@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Single-producer single-consumer byte ring of variable-length records.
+ *
+ * `tail` and `head` count bytes ever written and consumed (64-bit, never
+ * wrap); the offset in the data area is pos & mask. A record is an 8-byte
+ * header {len, flags} and the payload padded to 8 bytes, always contiguous:
+ * when it does not fit before the end of the data area, a WRAP record fills
+ * the rest and the record starts at offset 0. A record takes at most half
+ * the ring, so it always fits once the ring drains, wherever the indices
+ * stand. Each side keeps its own index and a cached copy of the other's in
+ * process-local memory (struct shmrpc__ring), and reads the shared copy only
+ * when the cached one says full (producer) or empty (consumer).
+ *
+ *   producer                                consumer
+ *   LOAD  ->head (A, acquire, pairs with D) LOAD  ->tail (C, acquire, pairs with B)
+ *   STORE record                            LOAD  record
+ *   STORE ->tail (B, release)               STORE ->head (D, release)
+ *
+ * A waits for D so the producer never overwrites bytes the consumer is
+ * still reading; C waits for B so the consumer never reads a record before
+ * its bytes are in place. Sleeping and waking ride on top (lib/wake.c).
+ *
+ * The consumer trusts nothing it reads: the published tail must lie within
+ * one ring of head, every header must describe a record that lies inside
+ * the data area and inside what was published, and the header is copied to
+ * a local before it is checked, so a hostile producer rewriting it
+ * meanwhile changes nothing. A violation is -EPROTO, never a wild access.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+void shmrpc__ring_format(struct shmrpc__ring_hdr *h, uint32_t size,
+			 const struct shmrpc__ring_ids *ids)
+{
+	/* The file is fresh (zero-filled); only the constant line is set.
+	 * Whoever opens it learns of it through the announce (release). */
+	h->abi = SHMRPC__ABI;
+	h->hdr_size = SHMRPC__PAGE;
+	h->size = size;
+	h->nonce = ids->nonce;
+	h->tx_slot = ids->tx_slot;
+	h->tx_gen = ids->tx_gen;
+	h->rx_slot = ids->rx_slot;
+	h->rx_gen = ids->rx_gen;
+	h->tx_pid = ids->tx_pid;
+	h->prev_gen = ids->prev_gen;
+	strncpy(h->tx_name, ids->tx_name, sizeof(h->tx_name) - 1);
+	h->magic = SHMRPC__RING_MAGIC;
+}
+
+int shmrpc__ring_check(const struct shmrpc__ring_hdr *h, uint64_t map_size,
+		       const struct shmrpc__ring_ids *ids)
+{
+	uint32_t size = h->size;
+
+	if (h->magic != SHMRPC__RING_MAGIC || h->abi != SHMRPC__ABI ||
+	    h->hdr_size != SHMRPC__PAGE || size < SHMRPC__RING_MIN || size > SHMRPC__RING_MAX ||
+	    (size & (size - 1)) || map_size != (uint64_t)SHMRPC__PAGE + size)
+		return -EPROTO;
+	if (h->nonce != ids->nonce || h->tx_slot != ids->tx_slot || h->tx_gen != ids->tx_gen ||
+	    h->rx_slot != ids->rx_slot || h->rx_gen != ids->rx_gen)
+		return -EPROTO;
+	return shmrpc__name_check_field(h->tx_name, sizeof(h->tx_name));
+}
+
+void shmrpc__ring_attach(struct shmrpc__ring *q, void *map, uint64_t map_size, bool producer)
+{
+	struct shmrpc__ring_hdr *h = map;
+
+	memset(q, 0, sizeof(*q));
+	q->hdr = h;
+	q->data = (uint8_t *)map + SHMRPC__PAGE;
+	q->map_size = map_size;
+	q->size = (uint32_t)(map_size - SHMRPC__PAGE); /* checked == h->size */
+	q->mask = q->size - 1;
+	/* Relaxed: our own index; only we write it. */
+	q->pos = atomic_load_explicit(producer ? &h->tail : &h->head, memory_order_relaxed);
+	/* Pretend full (producer) or empty (consumer), so that the first use
+	 * loads the peer's index through the checked path. */
+	q->cached = producer ? q->pos - q->size : q->pos;
+}
+
+/* Producer: free bytes from our point of view, refreshing head if needed. */
+static int ring_room(struct shmrpc__ring *q, uint64_t need)
+{
+	if (q->pos + need - q->cached <= q->size)
+		return 0;
+	/* (A) Acquire: pairs with the consumer's release of head (D). */
+	q->cached = atomic_load_explicit(&q->hdr->head, memory_order_acquire);
+	if (q->pos - q->cached > q->size || (q->cached & (SHMRPC__REC_ALIGN - 1)))
+		return -EPROTO; /* head ahead of tail, or lagging past a ring */
+	return q->pos + need - q->cached <= q->size ? 0 : -EAGAIN;
+}
+
+int shmrpc__ring_reserve(struct shmrpc__ring *q, size_t len, void **buf)
+{
+	uint32_t rec, off, contig;
+	uint64_t need;
+	int err;
+
+	if (len > shmrpc__ring_max_msg(q->size))
+		return -EMSGSIZE;
+	rec = shmrpc__rec_bytes(len);
+	off = (uint32_t)(q->pos & q->mask);
+	contig = q->size - off;
+	need = rec <= contig ? rec : (uint64_t)contig + rec;
+	err = ring_room(q, need);
+	if (err)
+		return err;
+	if (rec > contig) {
+		struct shmrpc__rec wrap = { 0, SHMRPC__REC_WRAP };
+
+		/* Published together with the record, by the commit's (B). */
+		memcpy(q->data + off, &wrap, sizeof(wrap));
+		q->pos += contig;
+		off = 0;
+	}
+	*buf = q->data + off + sizeof(struct shmrpc__rec);
+	return 0;
+}
+
+void shmrpc__ring_commit(struct shmrpc__ring *q, size_t len)
+{
+	struct shmrpc__rec rec = { (uint32_t)len, 0 };
+
+	memcpy(q->data + (q->pos & q->mask), &rec, sizeof(rec));
+	q->pos += shmrpc__rec_bytes(len);
+	/* (B) Release: pairs with the consumer's acquire of tail (C); the
+	 * record's bytes are visible before the tail that covers them. */
+	atomic_store_explicit(&q->hdr->tail, q->pos, memory_order_release);
+}
+
+bool shmrpc__ring_fits(struct shmrpc__ring *q, size_t len)
+{
+	uint32_t rec = shmrpc__rec_bytes(len), contig = q->size - (uint32_t)(q->pos & q->mask);
+
+	return ring_room(q, rec <= contig ? rec : (uint64_t)contig + rec) != -EAGAIN;
+}
+
+bool shmrpc__ring_ready(const struct shmrpc__ring *q)
+{
+	if (q->pos != q->cached)
+		return true;
+	/* Acquire: pairs with (B), like (C). */
+	return atomic_load_explicit(&q->hdr->tail, memory_order_acquire) != q->pos;
+}
+
+/* Consumer: make sure something is published beyond pos. 1, 0 or -EPROTO. */
+static int ring_fill(struct shmrpc__ring *q)
+{
+	uint64_t avail;
+
+	if (q->pos != q->cached)
+		return 1;
+	/* (C) Acquire: pairs with the producer's release of tail (B). */
+	q->cached = atomic_load_explicit(&q->hdr->tail, memory_order_acquire);
+	avail = q->cached - q->pos;
+	if (avail > q->size || (avail & (SHMRPC__REC_ALIGN - 1)))
+		return -EPROTO;
+	return avail != 0;
+}
+
+int shmrpc__ring_peek(struct shmrpc__ring *q, const void **data, uint32_t *len)
+{
+	struct shmrpc__rec rec;
+	uint32_t off, bytes;
+	int rc;
+
+	for (;;) {
+		rc = ring_fill(q);
+		if (rc <= 0)
+			return rc;
+		off = (uint32_t)(q->pos & q->mask);
+		memcpy(&rec, q->data + off, sizeof(rec)); /* one copy, then trust it */
+		if (rec.flags != SHMRPC__REC_WRAP)
+			break;
+		bytes = q->size - off;
+		if (rec.len != 0 || bytes > q->cached - q->pos)
+			return -EPROTO;
+		q->pos += bytes; /* head follows at the next release */
+	}
+	bytes = shmrpc__rec_bytes(rec.len);
+	if (rec.flags != 0 || rec.len > shmrpc__ring_max_msg(q->size) || off + bytes > q->size ||
+	    bytes > q->cached - q->pos)
+		return -EPROTO;
+	*data = q->data + off + sizeof(rec);
+	*len = rec.len;
+	q->peek_end = q->pos + bytes;
+	return 1;
+}
+
+void shmrpc__ring_release(struct shmrpc__ring *q)
+{
+	q->pos = q->peek_end;
+	q->peek_end = 0;
+	/* (D) Release: pairs with the producer's acquire of head (A); we are
+	 * done reading the record before the producer may reuse its bytes. */
+	atomic_store_explicit(&q->hdr->head, q->pos, memory_order_release);
+}
