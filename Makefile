@@ -40,8 +40,38 @@ LIB_A := $(B)/libshmrpc.a
 LIB_SO := $(B)/libshmrpc.so.$(VERSION)
 LIB_DEPS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
 
-.PHONY: all lib clean
-all: lib
+.PHONY: all lib tools clean tests test
+all: lib tools
+
+TOOLS := $(B)/tools/shmrpc-info
+tools: $(TOOLS)
+
+$(B)/tools/shmrpc-info: tools/shmrpc-info.c $(LIB_A)
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LIB_DEPS) $(LDLIBS)
+
+TEST_SRCS := $(wildcard tests/test_*.c)
+TESTS := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
+TEST_LIBS := -lcmocka
+
+tests: $(TESTS)
+
+$(B)/tests/harness.o: tests/harness.c tests/harness.h
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o $(LIB_A)
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/tests/harness.o $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
+
+# Runs every test program (scripts/run-tests.sh says how).
+test:
+	$(Q)scripts/deps.sh test
+	$(Q)$(MAKE) --no-print-directory all tests
+	$(Q)scripts/run-tests.sh $(B)
 
 lib: $(LIB_A) $(LIB_SO)
 
@@ -65,6 +95,19 @@ $(LIB_SO): $(LIB_PIC_OBJS) lib/libshmrpc.map
 		-Wl,--version-script=lib/libshmrpc.map -o $@ $(LIB_PIC_OBJS) $(LIB_DEPS) $(LDLIBS)
 	$(Q)ln -sf libshmrpc.so.$(VERSION) $(B)/libshmrpc.so.$(SOVER)
 	$(Q)ln -sf libshmrpc.so.$(SOVER) $(B)/libshmrpc.so
+
+SAN_ENV := ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+.PHONY: asan tsan
+asan:
+	$(Q)$(MAKE) --no-print-directory B=build-asan \
+		CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+		tools tests
+	$(Q)$(SAN_ENV) scripts/run-tests.sh build-asan
+
+tsan:
+	$(Q)$(MAKE) --no-print-directory B=build-tsan CFLAGS="-O1 -g -fsanitize=thread" tools tests
+	$(Q)TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 scripts/run-tests.sh build-tsan
 
 clean:
 	rm -rf $(B) build-asan build-tsan

@@ -193,6 +193,16 @@ int shmrpc_stats(struct shmrpc_node *node, struct shmrpc_stats *st);
 /* shmrpc_backend - "uring" or "futex": the wake backend this node uses. */
 const char *shmrpc_backend(struct shmrpc_node *node);
 
+/*
+ * shmrpc_backend_available - 1 if wake backend @name ("uring", "futex") can
+ * work on this machine, 0 if not, -EINVAL for an unknown name. NULL asks
+ * which one shmrpc_open would choose: see shmrpc_backend_default.
+ */
+int shmrpc_backend_available(const char *name);
+/* shmrpc_backend_default - the backend shmrpc_open picks when none is asked
+ * for ($SHMRPC_BACKEND is not consulted). */
+const char *shmrpc_backend_default(void);
+
 /* shmrpc_name, shmrpc_domain - this node's name and domain. */
 const char *shmrpc_name(struct shmrpc_node *node);
 const char *shmrpc_domain(struct shmrpc_node *node);

@@ -18,3 +18,24 @@ int shmrpc__backend_pick(const char *want, const struct shmrpc__backend **out)
 		return -EOPNOTSUPP; /* not built yet: lib/wake_uring.c */
 	return -EINVAL;
 }
+
+int shmrpc_backend_available(const char *name)
+{
+	SHMRPC__KEEP_ERRNO;
+	const struct shmrpc__backend *be;
+	int rc;
+
+	if (!name)
+		return -EINVAL;
+	rc = shmrpc__backend_pick(name, &be);
+	if (rc == -EOPNOTSUPP)
+		return 0;
+	return rc ? rc : 1;
+}
+
+const char *shmrpc_backend_default(void)
+{
+	const struct shmrpc__backend *be;
+
+	return shmrpc__backend_pick(NULL, &be) ? NULL : be->name;
+}

@@ -65,8 +65,9 @@ int64_t shmrpc__deadline(int timeout_ms);
 /* -EAGAIN for a non-blocking call, -ETIMEDOUT for a timed one. */
 int shmrpc__timeout_err(int timeout_ms);
 void shmrpc__ts_from_ns(struct timespec *ts, int64_t ns);
-/* Min of deadline and now + SHMRPC__SAFETY_NS. */
-int64_t shmrpc__sleep_until(int64_t deadline);
+/* Min of deadline and now + the node's safety timeout. */
+int64_t shmrpc__sleep_until(const struct shmrpc_node *n, int64_t deadline);
+int64_t shmrpc__safety_ns(void);
 
 /* ------------------------------------------------------------ seg.c */
 /* Create a segment (O_EXCL), size it, map it read-write. The file keeps
@@ -311,6 +312,7 @@ struct shmrpc_node {
 	int seg_fd;		      /* holds the liveness lock */
 	uint32_t ring_bytes, mode;
 	int64_t spin_ns;
+	int64_t safety_ns;	      /* bound of every sleep */
 
 	const struct shmrpc__backend *be;
 	void *be_priv;

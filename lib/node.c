@@ -286,6 +286,7 @@ static struct shmrpc_node *node_alloc(const char *name, const struct open_cfg *c
 	n->ring_bytes = cfg->ring_bytes;
 	n->mode = cfg->mode;
 	n->spin_ns = spin_default();
+	n->safety_ns = shmrpc__safety_ns();
 	pthread_rwlock_init(&n->conn_lock, NULL);
 	pthread_mutex_init(&n->in_lock, NULL);
 	pthread_mutex_init(&n->ctl_lock, NULL);

@@ -211,7 +211,7 @@ int shmrpc__rx_wait(struct shmrpc_node *n, int64_t deadline)
 		arm_all(n);
 		if (!rx_pending(n)) {
 			atomic_fetch_add_explicit(&n->seg->ctr.sleeps, 1, memory_order_relaxed);
-			until = shmrpc__sleep_until(deadline);
+			until = shmrpc__sleep_until(n, deadline);
 			rc = n->be->sleep(n, until);
 			if (rc == -ETIMEDOUT && until < deadline)
 				shmrpc__in_check_senders(n);

@@ -5,6 +5,7 @@
  * (safety timeouts, spurious wakes) never stretch the caller's timeout.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "internal.h"
@@ -35,9 +36,27 @@ void shmrpc__ts_from_ns(struct timespec *ts, int64_t ns)
 	ts->tv_nsec = ns % 1000000000;
 }
 
-int64_t shmrpc__sleep_until(int64_t deadline)
+int64_t shmrpc__sleep_until(const struct shmrpc_node *n, int64_t deadline)
 {
-	int64_t safety = shmrpc__now_ns() + SHMRPC__SAFETY_NS;
+	int64_t safety = shmrpc__now_ns() + n->safety_ns;
 
 	return deadline < safety ? deadline : safety;
+}
+
+/*
+ * $SHMRPC_SAFETY_MS: the safety timeout, for debugging and for tests that
+ * must see a lost wakeup as a hang rather than as 500 ms of latency.
+ */
+int64_t shmrpc__safety_ns(void)
+{
+	const char *s = getenv("SHMRPC_SAFETY_MS");
+	char *end;
+	long v;
+
+	if (!s || !*s)
+		return SHMRPC__SAFETY_NS;
+	v = strtol(s, &end, 10);
+	if (*end || v <= 0 || v > 3600 * 1000)
+		return SHMRPC__SAFETY_NS;
+	return (int64_t)v * 1000000;
 }

@@ -1,0 +1,42 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Run every test program in BUILD/tests once per wake backend, plus the
+# model check of the wake protocol. Exits non-zero if anything failed.
+# Usage: scripts/run-tests.sh [BUILD]   ($SHMRPC_TEST_BACKENDS: "futex uring")
+set -u
+build=${1:-build}
+backends=${SHMRPC_TEST_BACKENDS:-"futex uring"}
+per_test_timeout=${SHMRPC_TEST_TIMEOUT:-900}
+failed=0
+ran=0
+
+have_backend() {
+	# A backend the library refuses here (-EOPNOTSUPP) is reported, not run.
+	"$build/tools/shmrpc-info" --backend "$1" >/dev/null 2>&1
+}
+
+for be in $backends; do
+	if ! have_backend "$be"; then
+		echo "=== backend $be: not available on this machine, skipped"
+		continue
+	fi
+	for t in "$build"/tests/test_*; do
+		[ -x "$t" ] || continue
+		case "$t" in *.d | *.o) continue ;; esac
+		echo "=== $(basename "$t") [backend $be]"
+		ran=$((ran + 1))
+		if ! SHMRPC_BACKEND=$be timeout -k 10 "$per_test_timeout" "$t"; then
+			echo "FAILED: $(basename "$t") [backend $be]"
+			failed=$((failed + 1))
+		fi
+	done
+done
+
+if [ -x tests/model/run.sh ]; then
+	echo "=== model check of the wake protocol (spin)"
+	ran=$((ran + 1))
+	tests/model/run.sh || { echo "FAILED: model check"; failed=$((failed + 1)); }
+fi
+
+echo "=== $ran test runs, $failed failed"
+[ "$ran" -gt 0 ] && [ "$failed" -eq 0 ]

@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: MIT
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "harness.h"
+
+void th_dom_init(struct th_dom *d)
+{
+	static unsigned counter;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(d->name, sizeof(d->name), "t%d-%u-%lx", (int)getpid(), ++counter,
+		 (unsigned long)(ts.tv_nsec & 0xfffff));
+	memset(&d->opts, 0, sizeof(d->opts));
+	d->opts.sz = sizeof(d->opts);
+	d->opts.domain = d->name;
+}
+
+/* Is /dev/shm entry @ent a file of @domain? (exact domain, not a prefix) */
+static int of_domain(const char *ent, const char *domain)
+{
+	size_t n = strlen(domain);
+
+	if (strncmp(ent, "shmrpc.", 7) || strncmp(ent + 7, domain, n) || ent[7 + n] != '.')
+		return 0;
+	ent += 7 + n + 1;
+	/* "reg", or an 8-hex-digit nonce followed by ".node." / ".ring." */
+	return !strcmp(ent, "reg") || (strlen(ent) > 9 && ent[8] == '.');
+}
+
+static int walk(const char *domain, int unlink_them, uint64_t *bytes)
+{
+	char path[512];
+	struct dirent *e;
+	struct stat st;
+	int count = 0;
+	DIR *dir = opendir("/dev/shm");
+
+	if (!dir)
+		return -1;
+	while ((e = readdir(dir))) {
+		if (!of_domain(e->d_name, domain))
+			continue;
+		count++;
+		snprintf(path, sizeof(path), "/dev/shm/%s", e->d_name);
+		if (bytes && !stat(path, &st))
+			*bytes += (uint64_t)st.st_blocks * 512;
+		if (unlink_them) {
+			fprintf(stderr, "left in /dev/shm: %s\n", e->d_name);
+			unlink(path);
+		}
+	}
+	closedir(dir);
+	return count;
+}
+
+int th_shm_count(const char *domain)
+{
+	return walk(domain, 0, NULL);
+}
+
+uint64_t th_shm_bytes(const char *domain)
+{
+	uint64_t bytes = 0;
+
+	walk(domain, 0, &bytes);
+	return bytes;
+}
+
+int th_shm_clean(const char *domain)
+{
+	return walk(domain, 1, NULL);
+}
+
+int th_setup(void **state)
+{
+	struct th_dom *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -1;
+	th_dom_init(d);
+	*state = d;
+	return 0;
+}
+
+int th_teardown(void **state)
+{
+	struct th_dom *d = *state;
+	int left = th_shm_clean(d->name);
+
+	free(d);
+	/* Nothing of a test's domain may outlive the test. */
+	return left == 0 ? 0 : -1;
+}
+
+pid_t th_fork(int (*fn)(void *arg), void *arg)
+{
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid == 0)
+		exit(fn(arg)); /* not _exit: LeakSanitizer checks children too */
+	return pid;
+}
+
+int th_wait(pid_t pid, int timeout_ms)
+{
+	double end = th_now_ms() + timeout_ms;
+	struct timespec ms = { 0, 1000 * 1000 };
+	int status;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			break;
+		if (r < 0)
+			return -1;
+		if (th_now_ms() > end) {
+			fprintf(stderr, "child %d did not finish in %d ms: killed\n", (int)pid,
+				timeout_ms);
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -1;
+		}
+		nanosleep(&ms, NULL);
+	}
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
+}
+
+void th_gate_init(struct th_gate *g)
+{
+	if (pipe(g->fd))
+		abort();
+}
+
+void th_gate_open(struct th_gate *g)
+{
+	if (write(g->fd[1], "x", 1) != 1)
+		abort();
+}
+
+int th_gate_wait(struct th_gate *g, int timeout_ms)
+{
+	struct pollfd p = { g->fd[0], POLLIN, 0 };
+	char c;
+
+	if (poll(&p, 1, timeout_ms) != 1 || read(g->fd[0], &c, 1) != 1)
+		return -1;
+	return 0;
+}
+
+void th_gate_close(struct th_gate *g)
+{
+	close(g->fd[0]);
+	close(g->fd[1]);
+}
+
+double th_cpu_ms(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, stt = 0;
+	int fd, i;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	for (i = 2; i < 13 && p; i++) /* to field 13; utime is 14, stime 15 */
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%lu %lu", &ut, &stt) != 2)
+		return -1;
+	return (double)(ut + stt) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+}
+
+double th_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+uint64_t th_rand(uint64_t *s)
+{
+	/* xorshift64*: fast, deterministic, good enough for payloads */
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ull;
+}
+
+void th_fill(void *buf, size_t len, uint64_t stream, uint64_t seq)
+{
+	uint64_t s = (stream << 40) ^ seq ^ 0x9e3779b97f4a7c15ull, w;
+	uint8_t *p = buf;
+	size_t i;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		w = th_rand(&s);
+		memcpy(p + i, &w, 8);
+	}
+	w = th_rand(&s);
+	memcpy(p + i, &w, len - i);
+}
+
+int th_check(const void *buf, size_t len, uint64_t stream, uint64_t seq)
+{
+	uint64_t s = (stream << 40) ^ seq ^ 0x9e3779b97f4a7c15ull, w;
+	const uint8_t *p = buf;
+	size_t i;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		w = th_rand(&s);
+		if (memcmp(p + i, &w, 8))
+			return -1;
+	}
+	w = th_rand(&s);
+	return memcmp(p + i, &w, len - i) ? -1 : 0;
+}
+
+struct shmrpc_node *th_open(const struct th_dom *d, const char *name)
+{
+	struct shmrpc_node *n = NULL;
+	int rc = shmrpc_open(name, &d->opts, &n);
+
+	if (rc)
+		fprintf(stderr, "%d: shmrpc_open(%s, %s) = %d (%s)\n", (int)getpid(), name, d->name,
+			rc, strerror(-rc));
+	return n;
+}
