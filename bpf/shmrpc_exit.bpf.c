@@ -78,10 +78,14 @@ struct {
 } stats SEC(".maps");
 
 /*
- * The wait(2) status the parent will see. A group exit (exit_group(),
- * a fatal signal, a core dump) stores the status in signal->group_exit_code
- * and every thread exits with it; otherwise the last thread's own code (the
- * leader's pthread_exit() status is 0, as is every SYS_exit of glibc).
+ * The wait(2) status the parent will see, computed as wait_task_zombie()
+ * does: with SIGNAL_GROUP_EXIT, signal->group_exit_code; else the group
+ * leader's exit_code. A group exit (exit_group(), a fatal signal, a core
+ * dump) sets the flag. Since 6.0 so does the last thread leaving by SYS_exit
+ * (synchronize_group_exit(), with its own code: measured here, a leader's
+ * pthread_exit then a thread's SYS_exit(5) gives 0x500); before 6.0 that case
+ * reports the leader's code, which is set: the leader has exited already or
+ * is this task (do_exit() sets tsk->exit_code before the tracepoint).
  */
 static __always_inline int exit_status(struct task_struct *task)
 {
@@ -89,7 +93,7 @@ static __always_inline int exit_status(struct task_struct *task)
 
 	if (flags & SHMRPC_SIGNAL_GROUP_EXIT)
 		return BPF_CORE_READ(task, signal, group_exit_code);
-	return BPF_CORE_READ(task, exit_code);
+	return BPF_CORE_READ(task, group_leader, exit_code);
 }
 
 static __always_inline void count(int drop)
