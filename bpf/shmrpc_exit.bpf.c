@@ -26,8 +26,9 @@
  *     ...exit_mm(), exit_files()...
  *     exit_notify(tsk, group_dead);                zombie, SIGCHLD, pidfd
  *
- * (6.16 moved the tracepoint up before exit_mm() and gave it group_dead;
- * before that it sat after exit_mm(), still after the decrement.) So when the
+ * (A 2025 change moved the tracepoint up before exit_mm() and gave it
+ * group_dead, as in 6.18; before, it sat after exit_mm(), still after the
+ * decrement.) So when the
  * tracepoint fires, this thread has already taken itself out of
  * signal->live, and live == 0 means every thread of the group has passed the
  * point of no return. We read live instead of using group_dead so the same
@@ -54,7 +55,8 @@ char LICENSE[] SEC("license") = "GPL"; /* bpf_probe_read_kernel, ringbuf */
 
 /*
  * include/linux/sched/signal.h: "group exit in progress". A macro, so not in
- * BTF; 0x4 since SIGNAL_STOP_DEQUEUED was dropped (4.x), unchanged in 6.18.
+ * BTF and not relocatable: 0x4 in the 5.x and 6.x sources (tp_btf needs 5.5+);
+ * much older kernels had 0x8.
  */
 #define SHMRPC_SIGNAL_GROUP_EXIT 0x00000004
 
@@ -160,7 +162,7 @@ int shmrpc_exit(void *ctx)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(shmrpc_exit, struct task_struct *task)
 {
-	/* Only the first argument: 6.16+ added a second (group_dead). */
+	/* Only the first argument: recent kernels added a second (group_dead). */
 	return report_exit(task);
 }
 #endif

@@ -316,6 +316,25 @@ static void test_probe_watch_dead_is_esrch(void **state)
 
 /* ---- threads and exec ---- */
 
+/* The id of a thread of pid other than its leader, or -1. */
+static pid_t other_task(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	pid_t tid = -1;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.' && atoi(de->d_name) != pid)
+			tid = atoi(de->d_name);
+	closedir(d);
+	return tid;
+}
+
 struct mt_child {
 	int go[2];	/* parent -> child */
 	int ready[2];	/* child -> parent */
@@ -557,6 +576,24 @@ static void test_probe_multithread_sigkill_once(void **state)
 		kill(pid, SIGKILL);
 		expect_one(f, pid, (uint64_t)round, reap(f, pid));
 	}
+}
+
+/* A thread id that is not a process id is refused, not watched. */
+static void test_probe_watch_thread_id_refused(void **state)
+{
+	struct fixture *f = *state;
+	int nthreads = 1, i;
+	pid_t pid = spawn(f, child_threads_pause, &nthreads);
+	pid_t tid = other_task(pid);
+
+	for (i = 0; i < 500 && tid <= 0; i++) {
+		sleep_ms(1);
+		tid = other_task(pid);
+	}
+	assert_true(tid > 0);
+	open_route(f, SHMRPC_PROBE_TP_BTF, NULL);
+	assert_int_equal(shmrpc_probe_watch(f->p, tid, 1), -ESRCH);
+	assert_int_equal(shmrpc_probe_unwatch(f->p, tid), -ENOENT);
 }
 
 /* ---- the tracepoint variant ---- */
@@ -898,6 +935,7 @@ int main(void)
 		T(test_probe_exit_code),
 		T(test_probe_unwatched_silent),
 		T(test_probe_watch_dead_is_esrch),
+		T(test_probe_watch_thread_id_refused),
 		T(test_probe_thread_exit_not_process_exit),
 		T(test_probe_leader_pthread_exit_waits_for_last),
 		T(test_probe_thread_execve_no_event),
