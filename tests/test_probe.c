@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/statfs.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -927,6 +929,31 @@ static void test_probe_latency(void **state)
 }
 
 
+/* As root, mount bpffs and tracefs where they are missing (a fresh VM/CI). */
+static int mount_fs(void **state)
+{
+	static const struct {
+		const char *dir, *type;
+		long magic;
+	} fs[] = {
+		{ "/sys/fs/bpf", "bpf", 0xcafe4a11 },		/* BPF_FS_MAGIC */
+		{ "/sys/kernel/tracing", "tracefs", 0x74726163 }, /* TRACEFS_MAGIC */
+	};
+	struct statfs sf;
+
+	(void)state;
+	if (geteuid() != 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(fs) / sizeof(fs[0]); i++) {
+		if (statfs(fs[i].dir, &sf) == 0 && sf.f_type == fs[i].magic)
+			continue;
+		if (mount(fs[i].type, fs[i].dir, fs[i].type, 0, NULL))
+			fprintf(stderr, "mount %s on %s: %s\n", fs[i].type, fs[i].dir,
+				strerror(errno));
+	}
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -951,5 +978,5 @@ int main(void)
 #undef T
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, mount_fs, NULL);
 }

@@ -177,7 +177,10 @@ static int tracepoint_id(void)
 	return -ENOENT;
 }
 
-/* A BPF_PROG_TYPE_TRACEPOINT program: perf event + BPF_PERF_EVENT link. */
+/*
+ * A BPF_PROG_TYPE_TRACEPOINT program: perf event + BPF_PERF_EVENT link (5.15+;
+ * the older PERF_EVENT_IOC_SET_BPF attachment cannot be pinned).
+ */
 static int attach_tracepoint(int prog_fd)
 {
 	struct perf_event_attr attr;
