@@ -41,7 +41,9 @@ LIB_SO := $(B)/libshmrpc.so.$(VERSION)
 LIB_DEPS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
 
 .PHONY: all lib tools clean tests test
-all: lib tools
+all: lib tools bpf
+
+include bpf/bpf.mk
 
 TOOLS := $(B)/tools/shmrpc-info
 tools: $(TOOLS)
@@ -51,8 +53,9 @@ $(B)/tools/shmrpc-info: tools/shmrpc-info.c $(LIB_A)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LIB_DEPS) $(LDLIBS)
 
-TEST_SRCS := $(wildcard tests/test_*.c)
-TESTS := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
+# test_probe needs libbpf and the probe's skeletons: bpf/bpf.mk builds it.
+TEST_SRCS := $(filter-out tests/test_probe.c,$(wildcard tests/test_*.c))
+TESTS := $(TEST_SRCS:tests/%.c=$(B)/tests/%) $(B)/tests/test_probe
 TEST_LIBS := -lcmocka
 
 tests: $(TESTS)
