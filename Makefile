@@ -45,10 +45,10 @@ all: lib tools bpf
 
 include bpf/bpf.mk
 
-TOOLS := $(B)/tools/shmrpc-info
+TOOLS := $(B)/tools/shmrpc-info $(B)/tools/shmrpc-demo
 tools: $(TOOLS)
 
-$(B)/tools/shmrpc-info: tools/shmrpc-info.c $(LIB_A)
+$(B)/tools/%: tools/%.c $(LIB_A)
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LIB_DEPS) $(LDLIBS)
@@ -69,6 +69,12 @@ $(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o $(LIB_A)
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/tests/harness.o $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
+
+.PHONY: demo
+demo:
+	$(Q)scripts/deps.sh build
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(B)/tools/shmrpc-demo
 
 # Runs every test program (scripts/run-tests.sh says how).
 test:
@@ -98,6 +104,29 @@ $(LIB_SO): $(LIB_PIC_OBJS) lib/libshmrpc.map
 		-Wl,--version-script=lib/libshmrpc.map -o $@ $(LIB_PIC_OBJS) $(LIB_DEPS) $(LDLIBS)
 	$(Q)ln -sf libshmrpc.so.$(VERSION) $(B)/libshmrpc.so.$(SOVER)
 	$(Q)ln -sf libshmrpc.so.$(SOVER) $(B)/libshmrpc.so
+
+PC_SED := -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|'
+
+.PHONY: install uninstall
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+		$(DESTDIR)$(BINDIR)
+	install -m 0644 include/shmrpc.h $(DESTDIR)$(INCLUDEDIR)/shmrpc.h
+	install -m 0644 $(LIB_A) $(DESTDIR)$(LIBDIR)/libshmrpc.a
+	install -m 0755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libshmrpc.so.$(VERSION)
+	ln -sf libshmrpc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libshmrpc.so.$(SOVER)
+	ln -sf libshmrpc.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libshmrpc.so
+	sed $(PC_SED) lib/libshmrpc.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc
+	install -m 0755 $(TOOLS) $(DESTDIR)$(BINDIR)/
+	@if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then ldconfig; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/shmrpc.h $(DESTDIR)$(LIBDIR)/libshmrpc.a \
+		$(DESTDIR)$(LIBDIR)/libshmrpc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libshmrpc.so.$(SOVER) \
+		$(DESTDIR)$(LIBDIR)/libshmrpc.so $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc \
+		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS)))
 
 SAN_ENV := ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 

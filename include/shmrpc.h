@@ -35,6 +35,10 @@
 extern "C" {
 #endif
 
+#ifndef SHMRPC_API
+#define SHMRPC_API __attribute__((visibility("default")))
+#endif
+
 #define SHMRPC_VERSION_MAJOR 0
 #define SHMRPC_VERSION_MINOR 1
 
@@ -104,7 +108,7 @@ struct shmrpc_stats {
  * -EACCES/-EPERM (a segment belongs to somebody else), -ENOMEM, or another
  * -errno of the underlying system calls.
  */
-int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_node **out);
+SHMRPC_API int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_node **out);
 
 /*
  * shmrpc_close - leave the domain. Stops shmrpc_start's thread, wakes peers
@@ -113,7 +117,7 @@ int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_
  * file of the domain is left in /dev/shm. Accepts NULL. Messages queued to
  * this node and not yet received are discarded.
  */
-void shmrpc_close(struct shmrpc_node *node);
+SHMRPC_API void shmrpc_close(struct shmrpc_node *node);
 
 /*
  * shmrpc_send - copy one message of len bytes (0 allowed) to node @to.
@@ -125,7 +129,7 @@ void shmrpc_close(struct shmrpc_node *node);
  * -ETIMEDOUT (ring still full), -EPIPE (the target left or died while we
  * waited), -EPROTO (the target's ring is corrupt).
  */
-int shmrpc_send(struct shmrpc_node *node, const char *to, const void *data, size_t len,
+SHMRPC_API int shmrpc_send(struct shmrpc_node *node, const char *to, const void *data, size_t len,
 		int timeout_ms);
 
 /*
@@ -135,7 +139,7 @@ int shmrpc_send(struct shmrpc_node *node, const char *to, const void *data, size
  * or -EINVAL. A target whose ring stays full past the timeout, or that
  * leaves meanwhile, is not counted.
  */
-int shmrpc_broadcast(struct shmrpc_node *node, const void *data, size_t len, int timeout_ms);
+SHMRPC_API int shmrpc_broadcast(struct shmrpc_node *node, const void *data, size_t len, int timeout_ms);
 
 /*
  * shmrpc_recv - receive one message from any sender into buf.
@@ -146,7 +150,7 @@ int shmrpc_broadcast(struct shmrpc_node *node, const void *data, size_t len, int
  * length), -EAGAIN/-ETIMEDOUT, -EPROTO (a sender's ring is corrupt: that
  * ring is dropped, the others go on), -EBUSY (another thread receives).
  */
-int shmrpc_recv(struct shmrpc_node *node, void *buf, size_t cap, char *from, int timeout_ms);
+SHMRPC_API int shmrpc_recv(struct shmrpc_node *node, void *buf, size_t cap, char *from, int timeout_ms);
 
 /*
  * shmrpc_dispatch - wait up to timeout_ms for the first message, then call
@@ -154,7 +158,7 @@ int shmrpc_recv(struct shmrpc_node *node, void *buf, size_t cap, char *from, int
  * messages fn handled (>= 1), or -EAGAIN/-ETIMEDOUT when none came, -EPROTO,
  * -EBUSY. fn may send, but must not receive.
  */
-int shmrpc_dispatch(struct shmrpc_node *node, shmrpc_handler fn, void *arg, int timeout_ms);
+SHMRPC_API int shmrpc_dispatch(struct shmrpc_node *node, shmrpc_handler fn, void *arg, int timeout_ms);
 
 /*
  * shmrpc_start - run a background thread that calls fn for every message
@@ -162,57 +166,57 @@ int shmrpc_dispatch(struct shmrpc_node *node, shmrpc_handler fn, void *arg, int 
  * shmrpc_stop - stop and join it; -EALREADY if none runs. fn must not call
  * shmrpc_stop or shmrpc_close (that would wait for itself: -EDEADLK).
  */
-int shmrpc_start(struct shmrpc_node *node, shmrpc_handler fn, void *arg);
-int shmrpc_stop(struct shmrpc_node *node);
+SHMRPC_API int shmrpc_start(struct shmrpc_node *node, shmrpc_handler fn, void *arg);
+SHMRPC_API int shmrpc_stop(struct shmrpc_node *node);
 
 /*
  * shmrpc_nodes - names of the live nodes of the domain, this one included.
  * Fills at most cap entries; returns the total count, which may be > cap.
  */
-int shmrpc_nodes(struct shmrpc_node *node, char (*names)[SHMRPC_NAME_MAX + 1], size_t cap);
+SHMRPC_API int shmrpc_nodes(struct shmrpc_node *node, char (*names)[SHMRPC_NAME_MAX + 1], size_t cap);
 
 /* shmrpc_is_local - 1 if a live node of that name is in the domain, else 0
  * (-EINVAL for a bad name). */
-int shmrpc_is_local(struct shmrpc_node *node, const char *name);
+SHMRPC_API int shmrpc_is_local(struct shmrpc_node *node, const char *name);
 
 /*
  * shmrpc_wait_node - return 0 as soon as a node of that name is live,
  * sleeping on the registry's epoch futex meanwhile (-EAGAIN/-ETIMEDOUT).
  */
-int shmrpc_wait_node(struct shmrpc_node *node, const char *name, int timeout_ms);
+SHMRPC_API int shmrpc_wait_node(struct shmrpc_node *node, const char *name, int timeout_ms);
 
 /*
  * shmrpc_warmup - open rings to every other live node now, so no later send
  * pays for connecting. Returns how many connections are open afterwards.
  */
-int shmrpc_warmup(struct shmrpc_node *node);
+SHMRPC_API int shmrpc_warmup(struct shmrpc_node *node);
 
 /* shmrpc_stats - this node's counters since it joined. */
-int shmrpc_stats(struct shmrpc_node *node, struct shmrpc_stats *st);
+SHMRPC_API int shmrpc_stats(struct shmrpc_node *node, struct shmrpc_stats *st);
 
 /* shmrpc_backend - "uring" or "futex": the wake backend this node uses. */
-const char *shmrpc_backend(struct shmrpc_node *node);
+SHMRPC_API const char *shmrpc_backend(struct shmrpc_node *node);
 
 /*
  * shmrpc_backend_available - 1 if wake backend @name ("uring", "futex") can
  * work on this machine, 0 if not, -EINVAL for an unknown name. NULL asks
  * which one shmrpc_open would choose: see shmrpc_backend_default.
  */
-int shmrpc_backend_available(const char *name);
+SHMRPC_API int shmrpc_backend_available(const char *name);
 /* shmrpc_backend_default - the backend shmrpc_open picks when none is asked
  * for ($SHMRPC_BACKEND is not consulted). */
-const char *shmrpc_backend_default(void);
+SHMRPC_API const char *shmrpc_backend_default(void);
 
 /* shmrpc_name, shmrpc_domain - this node's name and domain. */
-const char *shmrpc_name(struct shmrpc_node *node);
-const char *shmrpc_domain(struct shmrpc_node *node);
+SHMRPC_API const char *shmrpc_name(struct shmrpc_node *node);
+SHMRPC_API const char *shmrpc_domain(struct shmrpc_node *node);
 
 /*
  * shmrpc_max_size - largest message that node @to can receive (half its
  * ring, less an 8-byte record header), or, for @to == NULL, that this node
  * can receive. -ENOENT when @to is not live.
  */
-int shmrpc_max_size(struct shmrpc_node *node, const char *to);
+SHMRPC_API int shmrpc_max_size(struct shmrpc_node *node, const char *to);
 
 /*
  * Zero-copy sending: reserve space in the target's ring, write the message
@@ -239,10 +243,10 @@ struct shmrpc_txbuf {
 	size_t cap;	  /* bytes reserved */
 	void *_priv[2];	  /* library-owned */
 };
-int shmrpc_reserve(struct shmrpc_node *node, const char *to, size_t len, struct shmrpc_txbuf *tx,
+SHMRPC_API int shmrpc_reserve(struct shmrpc_node *node, const char *to, size_t len, struct shmrpc_txbuf *tx,
 		   int timeout_ms);
-int shmrpc_commit(struct shmrpc_node *node, struct shmrpc_txbuf *tx, size_t len);
-void shmrpc_cancel(struct shmrpc_node *node, struct shmrpc_txbuf *tx);
+SHMRPC_API int shmrpc_commit(struct shmrpc_node *node, struct shmrpc_txbuf *tx, size_t len);
+SHMRPC_API void shmrpc_cancel(struct shmrpc_node *node, struct shmrpc_txbuf *tx);
 
 /*
  * Zero-copy receiving: look at the next message in place, then release it.
@@ -260,8 +264,8 @@ struct shmrpc_rxbuf {
 	char from[SHMRPC_NAME_MAX + 1];		/* the sender's name */
 	void *_priv[2];				/* library-owned */
 };
-int shmrpc_peek(struct shmrpc_node *node, struct shmrpc_rxbuf *rx, int timeout_ms);
-int shmrpc_release(struct shmrpc_node *node, struct shmrpc_rxbuf *rx);
+SHMRPC_API int shmrpc_peek(struct shmrpc_node *node, struct shmrpc_rxbuf *rx, int timeout_ms);
+SHMRPC_API int shmrpc_release(struct shmrpc_node *node, struct shmrpc_rxbuf *rx);
 
 #ifdef __cplusplus
 }

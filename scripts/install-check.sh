@@ -1,0 +1,20 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Install into a scratch DESTDIR with PREFIX=/usr, then build tests/consumer.c
+# against the installed files only (pkg-config) and run it on the installed
+# shared library. Fails if anything is missing from the installation.
+set -eu
+cc=${CC:-cc}
+dest=$(mktemp -d)
+trap 'rm -rf "$dest"' EXIT
+make --no-print-directory install DESTDIR="$dest" PREFIX=/usr >/dev/null
+export PKG_CONFIG_PATH="$dest/usr/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$dest"
+flags=$(pkg-config --cflags --libs libshmrpc)
+echo "install-check: cc consumer.c $flags"
+$cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$dest/consumer" tests/consumer.c $flags
+LD_LIBRARY_PATH="$dest/usr/lib" "$dest/consumer"
+# and against the static archive, with the private dependencies the .pc lists
+static=$(pkg-config --static --libs libshmrpc | sed 's/-lshmrpc//')
+$cc -std=c11 -D_GNU_SOURCE -o "$dest/consumer-static" tests/consumer.c \
+	$(pkg-config --cflags libshmrpc) "$dest/usr/lib/libshmrpc.a" $static
+"$dest/consumer-static" >/dev/null && echo "install-check: static link ok"
