@@ -67,7 +67,14 @@ struct shmrpc_opts {
 				only owner and group bits (07x0) are allowed */
 	const char *backend; /* "uring", "futex", or NULL: automatic;
 				$SHMRPC_BACKEND overrides NULL */
+	int32_t spin_us;     /* longest spin of a receiver before it sleeps, in
+				microseconds; the spin adapts below it (see
+				shmrpc_recv). 0: $SHMRPC_SPIN_US, else 20;
+				SHMRPC_SPIN_NEVER: never spin */
 };
+
+/* opts.spin_us: sleep at once, never spin ($SHMRPC_SPIN_US=0 says the same). */
+#define SHMRPC_SPIN_NEVER (-1)
 
 /*
  * Receive callback of shmrpc_dispatch and shmrpc_start. data points into
@@ -142,8 +149,46 @@ SHMRPC_API int shmrpc_send(struct shmrpc_node *node, const char *to, const void 
 SHMRPC_API int shmrpc_broadcast(struct shmrpc_node *node, const void *data, size_t len, int timeout_ms);
 
 /*
+ * Deferred wakes. shmrpc_send_flags and shmrpc_commit_flags with
+ * SHMRPC_SEND_DEFER publish the message but hold back the wake a sleeping
+ * receiver needs; shmrpc_flush then issues every wake held back by this node
+ * (from any thread) at once: with the uring backend, in one io_uring_enter.
+ * A producer that publishes to many rings pays one system call instead of
+ * one per sleeping receiver. Until the flush the receiver may sleep on,
+ * though never longer than its safety timeout; shmrpc_close flushes.
+ * shmrpc_flush returns how many wakes it issued.
+ */
+#define SHMRPC_SEND_DEFER 0x1u
+SHMRPC_API int shmrpc_send_flags(struct shmrpc_node *node, const char *to, const void *data,
+				 size_t len, int timeout_ms, unsigned flags);
+SHMRPC_API int shmrpc_flush(struct shmrpc_node *node);
+
+/*
+ * shmrpc_fd - a file descriptor for an event loop (epoll, poll, select):
+ * an eventfd that becomes readable whenever messages may be waiting. When it
+ * does, call shmrpc_dispatch(node, fn, arg, 0) (or shmrpc_recv with timeout
+ * 0 until -EAGAIN) from the loop's thread; the receiving calls reset it and,
+ * before they return, re-arm it (it is made readable again at once if
+ * messages are still waiting). Readable can be spurious; never block on it
+ * with the receiving calls' timeouts. Returns the descriptor (owned by the
+ * node: do not close it), the same at every call, or -errno.
+ *
+ * With the uring backend the eventfd is registered on the node's io_uring;
+ * with the futex backend a helper thread (started by the first call) sleeps
+ * on the receiver's futex words for it. Either way the kernel may interrupt
+ * the loop's epoll_wait with EINTR when a wake arrives: retry it.
+ */
+SHMRPC_API int shmrpc_fd(struct shmrpc_node *node);
+
+/*
  * shmrpc_recv - receive one message from any sender into buf.
  * @from: NULL, or at least SHMRPC_NAME_MAX + 1 bytes for the sender's name.
+ *
+ * Waiting: the receiver first spins, checking its rings, for at most
+ * opts.spin_us; the bound it actually uses adapts to how soon messages came
+ * after past waits began (it grows while they come within it, shrinks when
+ * they do not), so bursts are caught without a sleep and idle nodes do not
+ * burn CPU. Then it sleeps in the kernel until a sender wakes it.
  *
  * Returns the message's length, or -EMSGSIZE when cap is too small (the
  * message stays queued: retry with a larger buffer; shmrpc_peek tells the
@@ -246,6 +291,9 @@ struct shmrpc_txbuf {
 SHMRPC_API int shmrpc_reserve(struct shmrpc_node *node, const char *to, size_t len, struct shmrpc_txbuf *tx,
 		   int timeout_ms);
 SHMRPC_API int shmrpc_commit(struct shmrpc_node *node, struct shmrpc_txbuf *tx, size_t len);
+/* shmrpc_commit with flags: SHMRPC_SEND_DEFER (see shmrpc_flush). */
+SHMRPC_API int shmrpc_commit_flags(struct shmrpc_node *node, struct shmrpc_txbuf *tx, size_t len,
+				   unsigned flags);
 SHMRPC_API void shmrpc_cancel(struct shmrpc_node *node, struct shmrpc_txbuf *tx);
 
 /*

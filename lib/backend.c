@@ -1,41 +1,55 @@
 // SPDX-License-Identifier: MIT
 /*
  * Choosing the wake backend: the one asked for (options, else
- * $SHMRPC_BACKEND), else the best this kernel supports.
+ * $SHMRPC_BACKEND), else the best this kernel supports: "uring" where
+ * io_uring works and has the futex operations, "futex" elsewhere. Asking
+ * for "uring" where it cannot work is -EOPNOTSUPP, never a silent fallback.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "internal.h"
+#include "uring_compat.h"
 
-int shmrpc__backend_pick(const char *want, const struct shmrpc__backend **out)
+static const struct shmrpc__backend *backend_named(const char *name)
 {
-	if (!want || !strcmp(want, "futex")) {
-		*out = &shmrpc__backend_futex;
-		return 0;
+	if (!strcmp(name, "uring"))
+		return &shmrpc__backend_uring;
+	if (!strcmp(name, "futex"))
+		return &shmrpc__backend_futex;
+	return NULL;
+}
+
+int shmrpc__backend_init(struct shmrpc_node *n, const char *want)
+{
+	int err;
+
+	if (want) {
+		n->be = backend_named(want);
+		return n->be ? n->be->init(n) : -EINVAL;
 	}
-	if (!strcmp(want, "uring"))
-		return -EOPNOTSUPP; /* not built yet: lib/wake_uring.c */
-	return -EINVAL;
+	/* uring needs IORING_OP_FUTEX_WAIT (6.7) and an io_uring that is not
+	 * disabled (kernel.io_uring_disabled) or filtered (seccomp). */
+	n->be = &shmrpc__backend_uring;
+	err = n->be->init(n);
+	if (err != -EOPNOTSUPP)
+		return err;
+	n->be = &shmrpc__backend_futex;
+	return n->be->init(n);
 }
 
 int shmrpc_backend_available(const char *name)
 {
 	SHMRPC__KEEP_ERRNO;
-	const struct shmrpc__backend *be;
-	int rc;
 
-	if (!name)
+	if (!name || !backend_named(name))
 		return -EINVAL;
-	rc = shmrpc__backend_pick(name, &be);
-	if (rc == -EOPNOTSUPP)
-		return 0;
-	return rc ? rc : 1;
+	if (!strcmp(name, "uring"))
+		return shmrpc__uring_futex_supported();
+	return 1;
 }
 
 const char *shmrpc_backend_default(void)
 {
-	const struct shmrpc__backend *be;
-
-	return shmrpc__backend_pick(NULL, &be) ? NULL : be->name;
+	return shmrpc_backend_available("uring") == 1 ? "uring" : "futex";
 }

@@ -30,8 +30,8 @@
 /* Every sleep ends after this long at most; the sleeper then re-checks its
  * words and its peers' liveness (a lost wake can delay, never hang). */
 #define SHMRPC__SAFETY_NS (500 * 1000 * 1000ll)
-/* Default bounded spin of a receiver before it sleeps. */
-#define SHMRPC__SPIN_NS_DEFAULT 5000
+/* Default bound of a receiver's adaptive spin before it sleeps. */
+#define SHMRPC__SPIN_US_DEFAULT 20
 
 #define SHMRPC__NEVER INT64_MAX
 /* How far a receiver follows prev_gen links of unopened rings (conn.c). */
@@ -231,6 +231,8 @@ enum shmrpc__wake_kind shmrpc__wake_prepare(_Atomic uint32_t *w);
 uint32_t shmrpc__wait_arm(_Atomic uint32_t *w, uint32_t flags);
 void shmrpc__wait_disarm(_Atomic uint32_t *w);
 void shmrpc__wait_fence(void);
+/* Change @w's sequence, keeping its flags (to end a sleep on it). */
+void shmrpc__word_bump(_Atomic uint32_t *w);
 
 /* ------------------------------------------------------------ backends */
 struct shmrpc__inring;
@@ -257,12 +259,20 @@ struct shmrpc__backend {
 	/* Receiving thread: sleep until a wake hits an armed word or the
 	 * deadline (CLOCK_MONOTONIC ns) passes. 0, -ETIMEDOUT, -EINTR. */
 	int (*sleep)(struct shmrpc_node *n, int64_t deadline);
+	/* Receiving thread, shmrpc_fd mode: the caller armed every word and
+	 * found nothing to do; make the next wake make the eventfd readable,
+	 * without sleeping. */
+	int (*park)(struct shmrpc_node *n);
 	/* Any thread: FUTEX_WAKE each word, in as few syscalls as it can. */
 	void (*wake)(struct shmrpc_node *n, _Atomic uint32_t *const *words, unsigned nr);
+	/* Once, at the first shmrpc_fd: signal @evfd on wakes while parked. */
+	int (*fd_enable)(struct shmrpc_node *n, int evfd);
 };
 
 extern const struct shmrpc__backend shmrpc__backend_futex;
-int shmrpc__backend_pick(const char *want, const struct shmrpc__backend **out);
+extern const struct shmrpc__backend shmrpc__backend_uring;
+/* Set up the backend asked for (NULL: uring where it works, else futex). */
+int shmrpc__backend_init(struct shmrpc_node *n, const char *want);
 
 /* ------------------------------------------------------------ node */
 struct shmrpc__inring {
@@ -302,6 +312,15 @@ struct shmrpc__inbound {
 
 #define SHMRPC__CONN_BUCKETS 64
 
+/* Wakes held back by SHMRPC_SEND_DEFER until shmrpc_flush; each holds a
+ * reference on its connection so that the word stays mapped. */
+struct shmrpc__deferred {
+	pthread_mutex_t lock;
+	_Atomic uint32_t **words;
+	struct shmrpc__conn **conns;
+	uint32_t n, cap;
+};
+
 struct shmrpc_node {
 	char name[SHMRPC_NAME_MAX + 1];
 	struct shmrpc__reg reg;
@@ -311,8 +330,12 @@ struct shmrpc_node {
 	uint64_t seg_size;
 	int seg_fd;		      /* holds the liveness lock */
 	uint32_t ring_bytes, mode;
-	int64_t spin_ns;
+	int64_t spin_max_ns;	      /* configured bound of the spin; 0: never */
+	int64_t spin_ns;	      /* current, adaptive bound (recv.c) */
 	int64_t safety_ns;	      /* bound of every sleep */
+	_Atomic int evfd;	      /* shmrpc_fd, or -1 */
+	bool parked;		      /* fd mode: words armed between calls */
+	struct shmrpc__deferred deferred;
 
 	const struct shmrpc__backend *be;
 	void *be_priv;

@@ -95,7 +95,30 @@ struct open_cfg {
 	const char *domain;
 	const char *backend;
 	uint32_t ring_bytes, capacity, mode;
+	int64_t spin_ns;
 };
+
+/* opts.spin_us, else $SHMRPC_SPIN_US (0: never), else the default. */
+static int spin_pick(int32_t opt, int64_t *ns)
+{
+	const char *s = getenv("SHMRPC_SPIN_US");
+	char *end;
+	long v = SHMRPC__SPIN_US_DEFAULT;
+
+	if (opt < 0 && opt != SHMRPC_SPIN_NEVER)
+		return -EINVAL;
+	if (opt) {
+		v = opt > 0 ? opt : 0;
+	} else if (s && *s) {
+		v = strtol(s, &end, 10);
+		if (*end || v < 0)
+			v = SHMRPC__SPIN_US_DEFAULT;
+	}
+	if (v > 1000000)
+		return -EINVAL;
+	*ns = (int64_t)v * 1000;
+	return 0;
+}
 
 static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
 {
@@ -133,7 +156,7 @@ static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
 	cfg->backend = d.backend ? d.backend : getenv("SHMRPC_BACKEND");
 	if (cfg->backend && !cfg->backend[0])
 		cfg->backend = NULL;
-	return 0;
+	return spin_pick(d.spin_us, &cfg->spin_ns);
 }
 
 static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
@@ -258,21 +281,10 @@ static void node_free(struct shmrpc_node *n)
 	pthread_rwlock_destroy(&n->conn_lock);
 	pthread_mutex_destroy(&n->in_lock);
 	pthread_mutex_destroy(&n->ctl_lock);
+	pthread_mutex_destroy(&n->deferred.lock);
+	if (n->evfd >= 0)
+		close(n->evfd);
 	free(n);
-}
-
-static int64_t spin_default(void)
-{
-	const char *s = getenv("SHMRPC_SPIN_US");
-	char *end;
-	long v;
-
-	if (!s || !*s)
-		return SHMRPC__SPIN_NS_DEFAULT;
-	v = strtol(s, &end, 10);
-	if (*end || v < 0 || v > 1000000)
-		return SHMRPC__SPIN_NS_DEFAULT;
-	return (int64_t)v * 1000;
 }
 
 static struct shmrpc_node *node_alloc(const char *name, const struct open_cfg *cfg)
@@ -285,8 +297,11 @@ static struct shmrpc_node *node_alloc(const char *name, const struct open_cfg *c
 	n->seg_fd = -1;
 	n->ring_bytes = cfg->ring_bytes;
 	n->mode = cfg->mode;
-	n->spin_ns = spin_default();
+	n->spin_max_ns = cfg->spin_ns;
+	n->spin_ns = cfg->spin_ns / 4;
 	n->safety_ns = shmrpc__safety_ns();
+	n->evfd = -1;
+	pthread_mutex_init(&n->deferred.lock, NULL);
 	pthread_rwlock_init(&n->conn_lock, NULL);
 	pthread_mutex_init(&n->in_lock, NULL);
 	pthread_mutex_init(&n->ctl_lock, NULL);
@@ -296,7 +311,6 @@ static struct shmrpc_node *node_alloc(const char *name, const struct open_cfg *c
 int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_node **out)
 {
 	SHMRPC__KEEP_ERRNO;
-	const struct shmrpc__backend *be;
 	struct shmrpc_node *n;
 	struct open_cfg cfg;
 	int err;
@@ -307,18 +321,17 @@ int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_
 	err = shmrpc__name_check(name);
 	if (!err)
 		err = opts_parse(opts, &cfg);
-	if (!err)
-		err = shmrpc__backend_pick(cfg.backend, &be);
+	if (!err && cfg.backend && strcmp(cfg.backend, "uring") && strcmp(cfg.backend, "futex"))
+		err = -EINVAL;
 	if (err)
 		return err;
 	pthread_once(&fork_once, fork_setup);
 	n = node_alloc(name, &cfg);
 	if (!n)
 		return -ENOMEM;
-	n->be = be;
 	err = shmrpc__proc_self(&n->proc);
 	if (!err)
-		err = n->be->init(n);
+		err = shmrpc__backend_init(n, cfg.backend);
 	if (err) {
 		node_free(n);
 		return err;
@@ -342,13 +355,14 @@ void shmrpc_close(struct shmrpc_node *n)
 		return;
 	all_del(n);
 	if (n->forked) {
-		/* The parent's node: only this process's copy goes. */
-		free(n->be_priv);
-		n->be_priv = NULL;
+		/* The parent's node: only this process's copy goes (the
+		 * backend's fini releases process-local resources only). */
+		n->be->fini(n);
 		node_free(n);
 		return;
 	}
 	shmrpc__thread_stop(n);
+	shmrpc_flush(n);
 	shmrpc__in_close_all(n);
 	shmrpc__conn_close_all(n);
 	leave(n);

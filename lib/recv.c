@@ -4,16 +4,23 @@
  * (copied, in place, or to a handler), release it, and wake its sender if
  * that one sleeps on a full ring.
  *
- * Waiting: spin for a short bounded time (SHMRPC_SPIN_NS / opts), then arm
- * every inbound word and the bell, fence, look once more, and sleep in the
+ * Waiting: spin for a short, adaptive time (spin_adapt), then arm every
+ * inbound word and the bell, fence, look once more, and sleep in the
  * backend (lib/wake.c has the protocol). Each sleep is bounded by the
  * safety timeout, after which senders are re-checked against the registry.
+ *
+ * shmrpc_fd mode: a receiving call ends by parking (every word armed, the
+ * backend told to signal the eventfd on a wake) and the next one begins by
+ * unparking, so the event loop's descriptor becomes readable exactly when a
+ * sender wakes a word of ours, or at once if work is already waiting.
  *
  * Fairness: the scan stays on a ring that has data for up to RX_BURST
  * records, then moves on, so one busy sender cannot starve the others.
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -27,24 +34,6 @@ static inline void cpu_relax(void)
 #elif defined(__aarch64__)
 	__asm__ __volatile__("yield" ::: "memory");
 #endif
-}
-
-int shmrpc__rx_enter(struct shmrpc_node *n)
-{
-	int expected = 0;
-
-	/* Acquire: pairs with rx_exit's release; the previous receiving
-	 * thread's changes to the inbound set are ours to see. */
-	if (!atomic_compare_exchange_strong_explicit(&n->rx_busy, &expected, 1,
-						     memory_order_acquire, memory_order_relaxed))
-		return -EBUSY;
-	return 0;
-}
-
-void shmrpc__rx_exit(struct shmrpc_node *n)
-{
-	/* Release: pairs with rx_enter's acquire. */
-	atomic_store_explicit(&n->rx_busy, 0, memory_order_release);
 }
 
 /* One ring: 1 record peeked, 0 empty, -ENOENT empty for good, -EPROTO. */
@@ -181,28 +170,54 @@ static void disarm_all(struct shmrpc_node *n)
 	shmrpc__wait_disarm(&n->seg->bell);
 }
 
-static bool rx_spin(struct shmrpc_node *n, int64_t deadline)
+/* Spin until there is work or the adaptive bound passes: the time it took,
+ * or -1. */
+static int64_t rx_spin(struct shmrpc_node *n, int64_t start, int64_t deadline)
 {
-	int64_t end = shmrpc__now_ns() + n->spin_ns;
+	int64_t end = start + n->spin_ns, now;
 	unsigned k = 0;
 
 	if (end > deadline)
 		end = deadline;
 	while (!rx_pending(n)) {
 		cpu_relax();
-		if ((++k & 15) == 0 && shmrpc__now_ns() >= end)
-			return false;
+		if ((++k & 15) == 0 && (now = shmrpc__now_ns()) >= end)
+			return -1;
 	}
-	return true;
+	return shmrpc__now_ns() - start;
+}
+
+/*
+ * The spin's bound learns from how long waits took: a message that came
+ * within the configured maximum (caught by the spin, or soon after a sleep
+ * began) raises it to twice that time, so the next one like it is caught
+ * without a sleep; a wait longer than the maximum halves it. It never drops
+ * below 1 us, so a short spin keeps probing for bursts.
+ */
+static void spin_adapt(struct shmrpc_node *n, int64_t waited)
+{
+	int64_t floor = n->spin_max_ns < 1000 ? n->spin_max_ns : 1000;
+
+	if (!n->spin_max_ns)
+		return;
+	if (waited < n->spin_max_ns) {
+		if (2 * waited > n->spin_ns)
+			n->spin_ns = 2 * waited < n->spin_max_ns ? 2 * waited : n->spin_max_ns;
+	} else {
+		n->spin_ns /= 2;
+	}
+	if (n->spin_ns < floor)
+		n->spin_ns = floor;
 }
 
 int shmrpc__rx_wait(struct shmrpc_node *n, int64_t deadline)
 {
-	int64_t until;
+	int64_t start = shmrpc__now_ns(), until, spun;
 	int rc;
 
-	if (n->spin_ns > 0 && rx_spin(n, deadline)) {
+	if (n->spin_ns > 0 && (spun = rx_spin(n, start, deadline)) >= 0) {
 		atomic_fetch_add_explicit(&n->seg->ctr.spins, 1, memory_order_relaxed);
+		spin_adapt(n, spun);
 		return atomic_load_explicit(&n->stop, memory_order_relaxed) ? -EINTR : 0;
 	}
 	for (;;) {
@@ -217,9 +232,80 @@ int shmrpc__rx_wait(struct shmrpc_node *n, int64_t deadline)
 				shmrpc__in_check_senders(n);
 		}
 		disarm_all(n);
-		if (rx_pending(n))
+		if (rx_pending(n)) {
+			spin_adapt(n, shmrpc__now_ns() - start);
 			return atomic_load_explicit(&n->stop, memory_order_relaxed) ? -EINTR : 0;
+		}
 	}
+}
+
+int shmrpc__rx_enter(struct shmrpc_node *n)
+{
+	int expected = 0;
+	eventfd_t v;
+
+	if (n->forked)
+		return -ECHILD;
+	/* Acquire: pairs with rx_exit's release; the previous receiving
+	 * thread's changes to the inbound set are ours to see. */
+	if (!atomic_compare_exchange_strong_explicit(&n->rx_busy, &expected, 1,
+						     memory_order_acquire, memory_order_relaxed))
+		return -EBUSY;
+	if (atomic_load_explicit(&n->evfd, memory_order_relaxed) >= 0) {
+		eventfd_read(n->evfd, &v); /* reset; non-blocking */
+		if (n->parked) {
+			disarm_all(n);
+			n->parked = false;
+		}
+	}
+	return 0;
+}
+
+/* fd mode: arm everything and leave it armed for the event loop. */
+static void rx_park(struct shmrpc_node *n)
+{
+	arm_all(n);
+	if (!rx_pending(n) && !n->be->park(n)) {
+		n->parked = true;
+		return;
+	}
+	disarm_all(n);
+	eventfd_write(n->evfd, 1); /* work is waiting: come back at once */
+}
+
+void shmrpc__rx_exit(struct shmrpc_node *n)
+{
+	if (atomic_load_explicit(&n->evfd, memory_order_relaxed) >= 0 && !n->thread_on)
+		rx_park(n);
+	/* Release: pairs with rx_enter's acquire. */
+	atomic_store_explicit(&n->rx_busy, 0, memory_order_release);
+}
+
+int shmrpc_fd(struct shmrpc_node *n)
+{
+	SHMRPC__KEEP_ERRNO;
+	int fd, rc = 0;
+
+	if (!n)
+		return -EINVAL;
+	if (n->forked)
+		return -ECHILD;
+	pthread_mutex_lock(&n->ctl_lock);
+	if (atomic_load_explicit(&n->evfd, memory_order_relaxed) < 0) {
+		fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (fd < 0)
+			rc = -errno;
+		else if ((rc = n->be->fd_enable(n, fd)))
+			close(fd);
+		else /* readable once: whatever waits already is seen */
+			eventfd_write(fd, 1);
+		if (!rc)
+			atomic_store_explicit(&n->evfd, fd, memory_order_relaxed);
+	}
+	if (!rc)
+		rc = atomic_load_explicit(&n->evfd, memory_order_relaxed);
+	pthread_mutex_unlock(&n->ctl_lock);
+	return rc;
 }
 
 /* Wait (per timeout) for the next record; rx_busy held. */

@@ -222,22 +222,87 @@ _Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txb
 	return w;
 }
 
-int shmrpc_commit(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len)
+/* Hold a wake back for shmrpc_flush; the reference keeps @w mapped. */
+static int defer(struct shmrpc_node *n, struct shmrpc__conn *c, _Atomic uint32_t *w)
+{
+	struct shmrpc__deferred *d = &n->deferred;
+	int rc = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->n == d->cap) {
+		uint32_t cap = d->cap ? d->cap * 2 : 16;
+		void *words = realloc(d->words, cap * sizeof(*d->words));
+		void *conns = words ? realloc(d->conns, cap * sizeof(*d->conns)) : NULL;
+
+		if (words)
+			d->words = words;
+		if (conns)
+			d->conns = conns;
+		if (!words || !conns)
+			rc = -ENOMEM;
+		else
+			d->cap = cap;
+	}
+	if (!rc) {
+		d->words[d->n] = w;
+		d->conns[d->n++] = c;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+int shmrpc_commit_flags(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len,
+			unsigned flags)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__conn *c = tx_conn(n, tx);
 	_Atomic uint32_t *w;
 
-	if (!c || len > tx->cap)
+	if (!c || len > tx->cap || (flags & ~SHMRPC_SEND_DEFER))
 		return -EINVAL;
 	/* Wake outside the lock (other senders to this receiver need not
 	 * wait for our system call), inside our reference (the word stays
 	 * mapped). */
 	w = shmrpc__commit_nowake(n, tx, len);
+	if (w && (flags & SHMRPC_SEND_DEFER) && !defer(n, c, w))
+		return 0; /* the reference now belongs to the deferred wake */
 	if (w)
 		n->be->wake(n, &w, 1);
 	shmrpc__conn_put(n, c);
 	return 0;
+}
+
+int shmrpc_commit(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len)
+{
+	return shmrpc_commit_flags(n, tx, len, 0);
+}
+
+int shmrpc_flush(struct shmrpc_node *n)
+{
+	SHMRPC__KEEP_ERRNO;
+	struct shmrpc__deferred *d;
+	_Atomic uint32_t **words;
+	struct shmrpc__conn **conns;
+	uint32_t i, count;
+
+	if (!n)
+		return -EINVAL;
+	d = &n->deferred;
+	pthread_mutex_lock(&d->lock);
+	words = d->words;
+	conns = d->conns;
+	count = d->n;
+	d->words = NULL;
+	d->conns = NULL;
+	d->n = d->cap = 0;
+	pthread_mutex_unlock(&d->lock);
+	if (count)
+		n->be->wake(n, words, count); /* one io_uring_enter with uring */
+	for (i = 0; i < count; i++)
+		shmrpc__conn_put(n, conns[i]);
+	free(words);
+	free(conns);
+	return (int)count;
 }
 
 void shmrpc_cancel(struct shmrpc_node *n, struct shmrpc_txbuf *tx)
@@ -252,18 +317,24 @@ void shmrpc_cancel(struct shmrpc_node *n, struct shmrpc_txbuf *tx)
 	shmrpc__conn_put(n, c);
 }
 
-int shmrpc_send(struct shmrpc_node *n, const char *to, const void *data, size_t len,
-		int timeout_ms)
+int shmrpc_send_flags(struct shmrpc_node *n, const char *to, const void *data, size_t len,
+		      int timeout_ms, unsigned flags)
 {
 	struct shmrpc_txbuf tx;
 	int rc;
 
-	if (!data && len)
+	if ((!data && len) || (flags & ~SHMRPC_SEND_DEFER))
 		return -EINVAL;
 	rc = shmrpc_reserve(n, to, len, &tx, timeout_ms);
 	if (rc)
 		return rc;
 	if (len)
 		memcpy(tx.data, data, len);
-	return shmrpc_commit(n, &tx, len);
+	return shmrpc_commit_flags(n, &tx, len, flags);
+}
+
+int shmrpc_send(struct shmrpc_node *n, const char *to, const void *data, size_t len,
+		int timeout_ms)
+{
+	return shmrpc_send_flags(n, to, data, len, timeout_ms, 0);
 }

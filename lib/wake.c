@@ -88,3 +88,15 @@ void shmrpc__wait_disarm(_Atomic uint32_t *w)
 	 * through is visible with what it published. */
 	atomic_fetch_and_explicit(w, ~(SHMRPC__W_SLEEP | SHMRPC__W_BELL), memory_order_acquire);
 }
+
+void shmrpc__word_bump(_Atomic uint32_t *w)
+{
+	uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
+
+	/* Relaxed: whoever sleeps on @w is woken by the FUTEX_WAKE that
+	 * follows and re-checks everything; only the value must change. */
+	while (!atomic_compare_exchange_weak_explicit(
+		w, &v, (v & ~SHMRPC__W_SEQ) | ((v + 1) & SHMRPC__W_SEQ), memory_order_relaxed,
+		memory_order_relaxed))
+		;
+}

@@ -9,10 +9,23 @@
  * the bell. On kernels before 5.16 (no futex_waitv) every ring is in bell
  * mode and the receiver sleeps in futex(2) on the bell alone. Wakes are one
  * FUTEX_WAKE each.
+ *
+ * shmrpc_fd: plain futexes cannot make a file descriptor readable, so the
+ * simplest correct thing is a helper thread, started by the first
+ * shmrpc_fd. When the receiving thread parks (it armed every word and found
+ * nothing), the helper takes a copy of the wait vector and sleeps on it;
+ * when a wake (or a word that moved meanwhile) ends its sleep, it writes the
+ * eventfd. It sleeps on the same armed words as a receiver would, so wakers
+ * need to know nothing of it. It costs one thread wake-up more than the
+ * uring backend's registered eventfd.
  */
 #include <errno.h>
 #include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -24,6 +37,15 @@
 
 struct futex_be {
 	struct futex_waitv wv[FUTEX_WAITV_MAX];
+	/* shmrpc_fd helper */
+	pthread_t helper;
+	bool helper_on, quit;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool parked;			    /* under lock: wv_park is current */
+	struct futex_waitv wv_park[FUTEX_WAITV_MAX];
+	uint32_t nr_park;
+	int evfd;
 };
 
 static bool have_waitv(void)
@@ -38,6 +60,9 @@ static int futex_init(struct shmrpc_node *n)
 
 	if (!fb)
 		return -ENOMEM;
+	pthread_mutex_init(&fb->lock, NULL);
+	pthread_cond_init(&fb->cond, NULL);
+	fb->evfd = -1;
 	n->be_priv = fb;
 	n->ring_words = have_waitv() ? FUTEX_WAITV_MAX - 1 : 0;
 	return 0;
@@ -45,7 +70,23 @@ static int futex_init(struct shmrpc_node *n)
 
 static void futex_fini(struct shmrpc_node *n)
 {
-	free(n->be_priv);
+	struct futex_be *fb = n->be_priv;
+
+	if (!fb)
+		return;
+	if (fb->helper_on && !n->forked) {
+		pthread_mutex_lock(&fb->lock);
+		fb->quit = true;
+		pthread_cond_signal(&fb->cond);
+		pthread_mutex_unlock(&fb->lock);
+		/* it may sleep in futex_waitv: the bell always ends that */
+		shmrpc__word_bump(&n->seg->bell);
+		shmrpc__futex_wake(&n->seg->bell);
+		pthread_join(fb->helper, NULL);
+	}
+	pthread_cond_destroy(&fb->cond);
+	pthread_mutex_destroy(&fb->lock);
+	free(fb);
 	n->be_priv = NULL;
 }
 
@@ -70,26 +111,95 @@ static void wv_set(struct futex_waitv *w, _Atomic uint32_t *word, uint32_t val)
 	w->__reserved = 0;
 }
 
-static int futex_sleep(struct shmrpc_node *n, int64_t deadline)
+/* The wait vector of the armed words: the bell, then the watched rings. */
+static uint32_t build(struct shmrpc_node *n, struct futex_waitv *wv)
 {
-	struct futex_be *fb = n->be_priv;
-	struct timespec ts, *tsp = NULL;
 	uint32_t i, nr = 1;
-	long rc;
 
-	if (!n->ring_words)
-		return shmrpc__futex_wait(&n->seg->bell, n->bell_armed, deadline);
-	wv_set(&fb->wv[0], &n->seg->bell, n->bell_armed);
-	for (i = 0; i < n->in.n && !n->in.v[i]->bell_mode; i++)
-		wv_set(&fb->wv[nr++], &n->in.v[i]->q.hdr->data_seq, n->in.v[i]->armed);
+	wv_set(&wv[0], &n->seg->bell, n->bell_armed);
+	for (i = 0; i < n->in.n && i < n->ring_words; i++)
+		wv_set(&wv[nr++], &n->in.v[i]->q.hdr->data_seq, n->in.v[i]->armed);
+	return nr;
+}
+
+static int waitv(struct futex_waitv *wv, uint32_t nr, int64_t deadline)
+{
+	struct timespec ts, *tsp = NULL;
+
 	if (deadline != SHMRPC__NEVER) {
 		shmrpc__ts_from_ns(&ts, deadline);
 		tsp = &ts;
 	}
-	rc = syscall(SYS_futex_waitv, fb->wv, nr, 0, tsp, CLOCK_MONOTONIC);
-	if (rc >= 0 || errno == EAGAIN)
+	if (syscall(SYS_futex_waitv, wv, nr, 0, tsp, CLOCK_MONOTONIC) >= 0 || errno == EAGAIN)
 		return 0;
 	return -errno;
+}
+
+static int futex_sleep(struct shmrpc_node *n, int64_t deadline)
+{
+	struct futex_be *fb = n->be_priv;
+
+	if (!n->ring_words)
+		return shmrpc__futex_wait(&n->seg->bell, n->bell_armed, deadline);
+	return waitv(fb->wv, build(n, fb->wv), deadline);
+}
+
+static void *helper(void *arg)
+{
+	struct shmrpc_node *n = arg;
+	struct futex_be *fb = n->be_priv;
+	struct futex_waitv wv[FUTEX_WAITV_MAX];
+	uint32_t nr;
+	int rc;
+
+	pthread_mutex_lock(&fb->lock);
+	while (!fb->quit) {
+		if (!fb->parked) {
+			pthread_cond_wait(&fb->cond, &fb->lock);
+			continue;
+		}
+		nr = fb->nr_park;
+		memcpy(wv, fb->wv_park, nr * sizeof(wv[0]));
+		pthread_mutex_unlock(&fb->lock);
+		rc = waitv(wv, nr, shmrpc__now_ns() + n->safety_ns);
+		pthread_mutex_lock(&fb->lock);
+		if (rc != -ETIMEDOUT && fb->parked) {
+			fb->parked = false; /* until the receiver parks again */
+			eventfd_write(fb->evfd, 1);
+		}
+	}
+	pthread_mutex_unlock(&fb->lock);
+	return NULL;
+}
+
+static int futex_park(struct shmrpc_node *n)
+{
+	struct futex_be *fb = n->be_priv;
+
+	pthread_mutex_lock(&fb->lock);
+	fb->nr_park = n->ring_words ? build(n, fb->wv_park) : 1;
+	if (!n->ring_words)
+		wv_set(&fb->wv_park[0], &n->seg->bell, n->bell_armed);
+	fb->parked = true;
+	pthread_cond_signal(&fb->cond);
+	pthread_mutex_unlock(&fb->lock);
+	return 0;
+}
+
+static int futex_fd_enable(struct shmrpc_node *n, int evfd)
+{
+	struct futex_be *fb = n->be_priv;
+	sigset_t all, old;
+	int rc;
+
+	fb->evfd = evfd;
+	/* The helper takes no signals: they belong to the application. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = -pthread_create(&fb->helper, NULL, helper, n);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	fb->helper_on = !rc;
+	return rc;
 }
 
 static void futex_wake(struct shmrpc_node *n, _Atomic uint32_t *const *words, unsigned nr)
@@ -109,5 +219,7 @@ const struct shmrpc__backend shmrpc__backend_futex = {
 	.ring_add = futex_ring_add,
 	.ring_del = futex_ring_del,
 	.sleep = futex_sleep,
+	.park = futex_park,
 	.wake = futex_wake,
+	.fd_enable = futex_fd_enable,
 };
