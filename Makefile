@@ -60,7 +60,7 @@ TEST_LIBS := -lcmocka
 
 tests: $(TESTS)
 
-$(B)/tests/harness.o: tests/harness.c tests/harness.h
+$(B)/tests/harness.o: tests/harness.c
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
@@ -144,4 +144,4 @@ tsan:
 clean:
 	rm -rf $(B) build-asan build-tsan
 
--include $(LIB_OBJS:.o=.d) $(LIB_PIC_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(LIB_PIC_OBJS:.o=.d) $(wildcard $(B)/tests/*.d $(B)/tools/*.d)

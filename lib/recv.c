@@ -147,17 +147,24 @@ static bool rx_pending(struct shmrpc_node *n)
 	return false;
 }
 
+/*
+ * The bell first: a producer that finds a ring word armed in bell mode and
+ * clears it must find the bell armed too, or it skips the bell and nobody
+ * wakes us (tests/model found that lost wakeup with the rings armed first).
+ * The release of each arming CAS orders the bell's before the ring's; the
+ * waker's acquire CAS on the ring word then sees the armed bell.
+ */
 static void arm_all(struct shmrpc_node *n)
 {
 	uint32_t i;
 
+	n->bell_armed = shmrpc__wait_arm(&n->seg->bell, 0);
 	for (i = 0; i < n->in.n; i++) {
 		struct shmrpc__inring *r = n->in.v[i];
 
 		r->bell_mode = i >= n->ring_words;
 		r->armed = shmrpc__wait_arm(&r->q.hdr->data_seq, r->bell_mode ? SHMRPC__W_BELL : 0);
 	}
-	n->bell_armed = shmrpc__wait_arm(&n->seg->bell, 0);
 	shmrpc__wait_fence();
 }
 

@@ -30,7 +30,12 @@
  * Bell mode: a consumer that cannot watch a ring's own word (the futex
  * backend beyond FUTEX_WAITV_MAX words) arms that word with SLEEP|BELL and
  * sleeps on its node's bell instead; a producer that clears BELL then wakes
- * the bell the same way, with the same fence F already behind it.
+ * the bell the same way, with the same fence F already behind it. The
+ * consumer arms its bell *before* its ring words (release CAS, pairing with
+ * the producer's acquire CAS), so a producer that clears a bell-mode word
+ * always finds the bell armed; armed the other way round, a producer could
+ * clear the word, find the bell idle, and leave the consumer asleep on a
+ * bell nobody rings (docs/wake-protocol.md has spin's counter-example).
  *
  * Every sleep also has a safety timeout (SHMRPC__SAFETY_NS), after which
  * the sleeper re-checks everything: a bug here costs latency, not a hang.
@@ -51,9 +56,12 @@ enum shmrpc__wake_kind shmrpc__wake_prepare(_Atomic uint32_t *w)
 
 		/* Release: the sleeper's acquire in shmrpc__wait_disarm (or its
 		 * failed FUTEX_WAIT followed by that) sees what we published.
+		 * Acquire: pairs with the release of the sleeper's arming CAS
+		 * (E); in bell mode we then see its bell armed (it arms the bell
+		 * first), so ringing the bell cannot miss it.
 		 * On failure v is reloaded: another waker bumped (the sleeper is
 		 * theirs to wake) or the sleeper re-armed (look again). */
-		if (atomic_compare_exchange_weak_explicit(w, &v, next, memory_order_release,
+		if (atomic_compare_exchange_weak_explicit(w, &v, next, memory_order_acq_rel,
 							  memory_order_relaxed))
 			return (v & SHMRPC__W_BELL) ? SHMRPC__WAKE_BELL : SHMRPC__WAKE_WORD;
 	}
@@ -68,9 +76,10 @@ uint32_t shmrpc__wait_arm(_Atomic uint32_t *w, uint32_t flags)
 		armed = (v & SHMRPC__W_SEQ) | SHMRPC__W_SLEEP | flags;
 		if (v == armed)
 			return armed;
-		/* Relaxed: (E) is ordered before our re-check by the fence (G)
-		 * that the caller issues after arming all its words. */
-		if (atomic_compare_exchange_weak_explicit(w, &v, armed, memory_order_relaxed,
+		/* (E) Release: pairs with the waker's acquire CAS, so that the
+		 * words armed before this one (the bell) are seen armed. The
+		 * re-check is ordered after all arms by the fence (G). */
+		if (atomic_compare_exchange_weak_explicit(w, &v, armed, memory_order_release,
 							  memory_order_relaxed))
 			return armed;
 	}
