@@ -33,6 +33,16 @@ static struct shmrpc__inring *in_find(struct shmrpc_node *n, uint32_t slot, uint
 	return NULL;
 }
 
+static bool in_newer(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
+{
+	uint32_t i;
+
+	for (i = 0; i < n->in.n; i++)
+		if (n->in.v[i]->tx_slot == slot && (int32_t)(n->in.v[i]->tx_gen - gen) > 0)
+			return true;
+	return false;
+}
+
 static int in_add(struct shmrpc_node *n, struct shmrpc__inring *r)
 {
 	struct shmrpc__inring **v;
@@ -93,9 +103,14 @@ static uint32_t in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	r->from[SHMRPC_NAME_MAX] = '\0';
 	for (uint32_t i = 0; i < n->in.n; i++) {
 		old = n->in.v[i];
-		if (old->tx_slot == slot && old->tx_gen != gen)
-			old->draining = true; /* a newer node holds that slot */
+		/* An older holder of that slot has left: drain its ring. (The
+		 * prev_gen chain opens older rings after newer ones: those
+		 * newer ones are alive and must not be touched.) */
+		if (old->tx_slot == slot && (int32_t)(old->tx_gen - gen) < 0)
+			old->draining = true;
 	}
+	if (in_newer(n, slot, gen))
+		r->draining = true; /* we are the older one */
 	if (in_add(n, r)) {
 		shmrpc__seg_unmap(map, size);
 		free(r);
@@ -139,6 +154,12 @@ void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)
 	char path[SHMRPC__PATH_MAX];
 	struct shmrpc__inring *last;
 
+	/* Should its sender still be there after all, it gets -EPIPE rather
+	 * than writing into a ring nobody reads. seq_cst RMW, then the fence
+	 * in wake_prepare: a sender blocked on the full ring wakes. */
+	atomic_fetch_or(&r->q.hdr->flags, SHMRPC__RING_RX_CLOSED);
+	if (shmrpc__wake_prepare(&r->q.hdr->space_seq) != SHMRPC__WAKE_NONE)
+		shmrpc__futex_wake(&r->q.hdr->space_seq);
 	n->be->ring_del(n, r);
 	pthread_mutex_lock(&n->in_lock);
 	last = n->in.v[--n->in.n];
@@ -189,12 +210,7 @@ void shmrpc__in_close_all(struct shmrpc_node *n)
 	while (n->in.n) {
 		struct shmrpc__inring *r = n->in.v[0];
 
-		/* seq_cst RMW before the wake's fence: a sender blocked on a
-		 * full ring wakes and sees it. */
-		atomic_fetch_or(&r->q.hdr->flags, SHMRPC__RING_RX_CLOSED);
-		if (shmrpc__wake_prepare(&r->q.hdr->space_seq))
-			shmrpc__futex_wake(&r->q.hdr->space_seq);
-		shmrpc__in_drop(n, r);
+		shmrpc__in_drop(n, r); /* RX_CLOSED: blocked senders wake */
 	}
 	/* Rings announced but never opened, and their prev_gen chains. */
 	for (i = 0; i < n->reg.capacity; i++) {

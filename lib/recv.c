@@ -57,15 +57,6 @@ static int ring_next(struct shmrpc__inring *r, const void **data, uint32_t *len)
 	return -ENOENT;
 }
 
-static void drop_corrupt(struct shmrpc_node *n, struct shmrpc__inring *r)
-{
-	/* Its sender gets -EPIPE rather than writing into the void. */
-	atomic_fetch_or(&r->q.hdr->flags, SHMRPC__RING_RX_CLOSED);
-	if (shmrpc__wake_prepare(&r->q.hdr->space_seq) != SHMRPC__WAKE_NONE)
-		shmrpc__futex_wake(&r->q.hdr->space_seq);
-	shmrpc__in_drop(n, r);
-}
-
 /* The next record of any ring: 1 (peeked, in *rp), 0 none, -EPROTO. */
 static int rx_next(struct shmrpc_node *n, struct shmrpc__inring **rp, const void **data,
 		   uint32_t *len)
@@ -88,7 +79,7 @@ again:
 			goto again;
 		}
 		if (rc < 0) {
-			drop_corrupt(n, r);
+			shmrpc__in_drop(n, r); /* its sender gets -EPIPE */
 			return rc;
 		}
 		if (i != in->cur) {
