@@ -68,6 +68,12 @@ static int conn_lock(struct shmrpc__conn *c, int timeout_ms, int64_t deadline)
 	struct timespec ts;
 	int rc;
 
+	/* Our own reservation: -EDEADLK whatever the timeout. The mutex only
+	 * says so when asked to block; a trylock would say EBUSY, and a
+	 * caller retrying on -EAGAIN would spin forever. Relaxed: only this
+	 * thread stores its own token, and it cleared it before unlocking. */
+	if (atomic_load_explicit(&c->owner, memory_order_relaxed) == &tls_token)
+		return -EDEADLK;
 	if (timeout_ms < 0) {
 		rc = pthread_mutex_lock(&c->lock);
 	} else if (timeout_ms == 0) {
