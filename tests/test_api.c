@@ -115,6 +115,21 @@ static int count_threads(void)
 	return n;
 }
 
+/* Sleep-poll until the process has @want threads: a joined thread leaves
+ * /proc/self/task a moment after pthread_join returns (the kernel wakes
+ * the joiner before it releases the task). */
+static bool wait_threads(int want, int timeout_ms)
+{
+	double end = th_now_ms() + timeout_ms;
+
+	while (count_threads() != want) {
+		if (th_now_ms() > end)
+			return false;
+		sleep_ms(1);
+	}
+	return true;
+}
+
 /* ================================================== 1. argument checking */
 
 static void test_args_open_rejects_bad_names_and_options(void **state)
@@ -974,7 +989,7 @@ static void test_dispatch_handles_all_waiting_in_order(void **state)
 	struct th_dom *d = *state;
 	struct shmrpc_node *r = th_open(d, "r"), *s[DISP_SENDERS];
 	struct disp x;
-	char name[8];
+	char name[16];
 	uint32_t m[2];
 	int i, k;
 
@@ -1266,7 +1281,7 @@ static void test_thread_stop_prompt_when_idle_and_restart(void **state)
 	dt = th_now_ms() - t0;
 	print_message("stop of an idle receiving thread took %.2f ms\n", dt);
 	assert_true(dt < PROMPT_MS);
-	assert_int_equal(count_threads(), threads); /* joined */
+	assert_true(wait_threads(threads, 2000)); /* it ended */
 
 	/* again, with another handler that tries to stop itself */
 	g2.try_stop = true;
@@ -1279,7 +1294,7 @@ static void test_thread_stop_prompt_when_idle_and_restart(void **state)
 	pthread_mutex_unlock(&g2.lock);
 	assert_int_equal(g.calls, 1); /* the old handler is out of the picture */
 	assert_int_equal(shmrpc_stop(r), 0);
-	assert_int_equal(count_threads(), threads);
+	assert_true(wait_threads(threads, 2000));
 	shmrpc_close(s);
 	shmrpc_close(r);
 	bg_fini(&g);
@@ -1397,7 +1412,7 @@ static void test_thread_close_stops_it(void **state)
 	t0 = th_now_ms();
 	shmrpc_close(r);
 	assert_true(th_now_ms() - t0 < PROMPT_MS);
-	assert_int_equal(count_threads(), threads);
+	assert_true(wait_threads(threads, 2000));
 	assert_int_equal(g.calls, 10);
 	assert_int_equal(g.errors, 0);
 	assert_int_equal(shmrpc_send(s, "r", "late", 4, 0), -EPIPE);
@@ -2061,7 +2076,7 @@ static void test_broadcast_counts_receivers(void **state)
 {
 	struct th_dom *d = *state;
 	struct shmrpc_node *a = th_open(d, "a"), *p[3];
-	char buf[16], from[SHMRPC_NAME_MAX + 1], name[8];
+	char buf[16], from[SHMRPC_NAME_MAX + 1], name[16];
 	int i;
 
 	assert_non_null(a);
