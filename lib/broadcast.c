@@ -103,5 +103,7 @@ int shmrpc_broadcast(struct shmrpc_node *n, const void *data, size_t len, int ti
 	free(b.full);
 	if (rc)
 		return rc;
-	return !sent && too_big ? -EMSGSIZE : sent;
+	/* -EMSGSIZE only if it fits no target's ring: a target that refused
+	 * it as full (or left) could have taken it, so that is 0 sent. */
+	return b.n && too_big == (int)b.n ? -EMSGSIZE : sent;
 }

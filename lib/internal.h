@@ -298,6 +298,8 @@ struct shmrpc__conn {
 	_Atomic bool dead;	   /* receiver left: -EPIPE; set under lock */
 	bool tomb;		   /* a name-only placeholder (never mapped) */
 	_Atomic(void *) owner;	   /* token of the thread holding lock */
+	void *resv;		   /* under lock: data of the open reservation */
+	size_t resv_cap;	   /* under lock: bytes it reserved */
 	char to[SHMRPC_NAME_MAX + 1];
 };
 

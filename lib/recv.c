@@ -16,6 +16,10 @@
  *
  * Fairness: the scan stays on a ring that has data for up to RX_BURST
  * records, then moves on, so one busy sender cannot starve the others.
+ * Records are counted as they are consumed, not as they are looked at: a
+ * peek, a peek again, or a recv refused with -EMSGSIZE leaves the cursor
+ * on the ring of the record it described, so the next look finds that
+ * same record.
  */
 #include <errno.h>
 #include <string.h>
@@ -86,10 +90,6 @@ again:
 			in->cur = i;
 			in->burst = 0;
 		}
-		if (++in->burst >= RX_BURST) {
-			in->cur = i + 1 < in->n ? i + 1 : 0;
-			in->burst = 0;
-		}
 		*rp = r;
 		return 1;
 	}
@@ -107,8 +107,15 @@ static void ctr_inc(_Atomic uint64_t *c, uint64_t v)
 /* Consume the peeked record of @r, waking its sender if it waits. */
 static void rx_consume(struct shmrpc_node *n, struct shmrpc__inring *r, uint32_t len)
 {
+	struct shmrpc__inbound *in = &n->in;
 	struct shmrpc__ring_hdr *h = r->q.hdr;
 	_Atomic uint32_t *w = &h->space_seq;
+
+	/* rx_next put the cursor on r; its turn ends after RX_BURST. */
+	if (r->idx == in->cur && ++in->burst >= RX_BURST) {
+		in->cur = r->idx + 1 < in->n ? r->idx + 1 : 0;
+		in->burst = 0;
+	}
 
 	ctr_inc(&h->rx_msgs, 1);
 	ctr_inc(&h->rx_bytes, len);

@@ -68,6 +68,12 @@ static int conn_lock(struct shmrpc__conn *c, int timeout_ms, int64_t deadline)
 	struct timespec ts;
 	int rc;
 
+	/* Our own reservation: -EDEADLK whatever the timeout. The mutex only
+	 * says so when asked to block; a trylock would say EBUSY, and a
+	 * caller retrying on -EAGAIN would spin forever. Relaxed: only this
+	 * thread stores its own token, and it cleared it before unlocking. */
+	if (atomic_load_explicit(&c->owner, memory_order_relaxed) == &tls_token)
+		return -EDEADLK;
 	if (timeout_ms < 0) {
 		rc = pthread_mutex_lock(&c->lock);
 	} else if (timeout_ms == 0) {
@@ -165,6 +171,8 @@ int shmrpc__reserve_conn(struct shmrpc_node *n, struct shmrpc__conn *c, size_t l
 		shmrpc__conn_put(n, c);
 		return rc;
 	}
+	c->resv = buf;
+	c->resv_cap = len;
 	tx->data = buf;
 	tx->cap = len;
 	tx->_priv[0] = c;
@@ -195,7 +203,12 @@ int shmrpc_reserve(struct shmrpc_node *n, const char *to, size_t len, struct shm
 	return shmrpc__reserve_conn(n, c, len, tx, timeout_ms, deadline);
 }
 
-/* The reservation @tx, if it is one of @n's and this thread holds it. */
+/*
+ * The reservation @tx, if it is one of @n's, this thread holds it, and it is
+ * the open one: a copy of a reservation that ended names the same connection
+ * but not the same space (nor, maybe, the same size), and committing it
+ * would write a record past what is reserved.
+ */
 static struct shmrpc__conn *tx_conn(struct shmrpc_node *n, struct shmrpc_txbuf *tx)
 {
 	struct shmrpc__conn *c;
@@ -203,6 +216,9 @@ static struct shmrpc__conn *tx_conn(struct shmrpc_node *n, struct shmrpc_txbuf *
 	if (!n || !tx || tx->_priv[1] != n || !(c = tx->_priv[0]))
 		return NULL;
 	if (atomic_load_explicit(&c->owner, memory_order_relaxed) != &tls_token)
+		return NULL;
+	/* We hold c->lock: resv is ours to read. */
+	if (!c->resv || tx->data != c->resv)
 		return NULL;
 	return c;
 }
@@ -217,6 +233,7 @@ _Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txb
 	ctr_inc(&c->q.hdr->tx_msgs, 1);
 	ctr_inc(&c->q.hdr->tx_bytes, len);
 	w = shmrpc__wake_collect(n, c);
+	c->resv = NULL;
 	tx->_priv[0] = NULL;
 	conn_unlock(n, c);
 	return w;
@@ -258,7 +275,8 @@ int shmrpc_commit_flags(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t l
 	struct shmrpc__conn *c = tx_conn(n, tx);
 	_Atomic uint32_t *w;
 
-	if (!c || len > tx->cap || (flags & ~SHMRPC_SEND_DEFER))
+	/* Against what we reserved: tx->cap is the caller's to overwrite. */
+	if (!c || len > c->resv_cap || (flags & ~SHMRPC_SEND_DEFER))
 		return -EINVAL;
 	/* Wake outside the lock (other senders to this receiver need not
 	 * wait for our system call), inside our reference (the word stays
@@ -312,6 +330,7 @@ void shmrpc_cancel(struct shmrpc_node *n, struct shmrpc_txbuf *tx)
 
 	if (!c)
 		return;
+	c->resv = NULL;
 	tx->_priv[0] = NULL;
 	conn_unlock(n, c);
 	shmrpc__conn_put(n, c);

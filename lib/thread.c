@@ -11,11 +11,17 @@
 
 #include "internal.h"
 
+/* In a receiving thread, its node: the handler's calls to shmrpc_stop are
+ * recognised before they take ctl_lock, which the application's own
+ * shmrpc_stop may hold while it joins this very thread. */
+static _Thread_local struct shmrpc_node *tls_rx_node;
+
 static void *rx_thread(void *arg)
 {
 	struct shmrpc_node *n = arg;
 	int rc;
 
+	tls_rx_node = n;
 	while (!atomic_load_explicit(&n->stop, memory_order_relaxed)) {
 		rc = shmrpc__dispatch(n, n->fn, n->fn_arg, -1, SHMRPC__NEVER);
 		if (rc == -EINTR)
@@ -80,6 +86,8 @@ int shmrpc_stop(struct shmrpc_node *n)
 
 	if (!n)
 		return -EINVAL;
+	if (tls_rx_node == n)
+		return -EDEADLK; /* from the handler: it would wait for itself */
 	pthread_mutex_lock(&n->ctl_lock);
 	rc = thread_stop_locked(n);
 	pthread_mutex_unlock(&n->ctl_lock);
