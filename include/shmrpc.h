@@ -118,11 +118,14 @@ struct shmrpc_stats {
 SHMRPC_API int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_node **out);
 
 /*
- * shmrpc_close - leave the domain. Stops shmrpc_start's thread, wakes peers
- * blocked on this node (their calls return -EPIPE), unlinks this node's
- * segments and frees its slot. When the last node of a domain closes, no
- * file of the domain is left in /dev/shm. Accepts NULL. Messages queued to
- * this node and not yet received are discarded.
+ * shmrpc_close - leave the domain. Stops shmrpc_start's thread, issues the
+ * wakes held back by SHMRPC_SEND_DEFER, wakes peers blocked on this node
+ * (their calls return -EPIPE), unlinks this node's segments and frees its
+ * slot. When the last node of a domain closes, no file of the domain is left
+ * in /dev/shm. Accepts NULL. Messages queued to this node and not yet
+ * received are discarded; messages it sent are still delivered. No other
+ * call on the node may run or start meanwhile, and the handler of
+ * shmrpc_start must not call it.
  */
 SHMRPC_API void shmrpc_close(struct shmrpc_node *node);
 
@@ -133,8 +136,10 @@ SHMRPC_API void shmrpc_close(struct shmrpc_node *node);
  * while the target's ring is full, sleeping in the kernel. Returns 0, or
  * -EMSGSIZE (larger than shmrpc_max_size(node, to)), -ENOENT (no live node
  * has that name), -EINVAL (bad arguments, or @to is this node), -EAGAIN /
- * -ETIMEDOUT (ring still full), -EPIPE (the target left or died while we
- * waited), -EPROTO (the target's ring is corrupt).
+ * -ETIMEDOUT (ring still full), -EPIPE (the node we were connected to under
+ * that name left or died: every send to the name returns -EPIPE until a node
+ * of that name joins again, then the next send connects to the new one),
+ * -EPROTO (the target's ring is corrupt).
  */
 SHMRPC_API int shmrpc_send(struct shmrpc_node *node, const char *to, const void *data, size_t len,
 		int timeout_ms);
@@ -208,8 +213,8 @@ SHMRPC_API int shmrpc_dispatch(struct shmrpc_node *node, shmrpc_handler fn, void
 /*
  * shmrpc_start - run a background thread that calls fn for every message
  * (the receiving calls then return -EBUSY). -EALREADY if one runs.
- * shmrpc_stop - stop and join it; -EALREADY if none runs. fn must not call
- * shmrpc_stop or shmrpc_close (that would wait for itself: -EDEADLK).
+ * shmrpc_stop - stop and join it; -EALREADY if none runs, -EDEADLK when
+ * called from fn (it would wait for itself). fn must not call shmrpc_close.
  */
 SHMRPC_API int shmrpc_start(struct shmrpc_node *node, shmrpc_handler fn, void *arg);
 SHMRPC_API int shmrpc_stop(struct shmrpc_node *node);
@@ -244,8 +249,7 @@ SHMRPC_API const char *shmrpc_backend(struct shmrpc_node *node);
 
 /*
  * shmrpc_backend_available - 1 if wake backend @name ("uring", "futex") can
- * work on this machine, 0 if not, -EINVAL for an unknown name. NULL asks
- * which one shmrpc_open would choose: see shmrpc_backend_default.
+ * work on this machine, 0 if not, -EINVAL for NULL or an unknown name.
  */
 SHMRPC_API int shmrpc_backend_available(const char *name);
 /* shmrpc_backend_default - the backend shmrpc_open picks when none is asked

@@ -376,23 +376,31 @@ static void conn_close(struct shmrpc_node *n, struct shmrpc__conn *c)
 			conn_forget(n, c);
 		atomic_store_explicit(&c->dead, true, memory_order_relaxed);
 	}
-	if (c->q.hdr)
+	if (c->q.hdr) /* out of the table: count it in the totals now */
 		shmrpc__fold_tx(n, c->q.hdr);
 	pthread_mutex_unlock(&c->lock);
 }
 
 void shmrpc__conn_close_all(struct shmrpc_node *n)
 {
-	struct shmrpc__conn *c;
+	struct shmrpc__conn *all = NULL, *c;
 	unsigned b;
 
+	/* Detach the table first, then take each connection's lock without
+	 * the table's: a sender holds its connection's lock and may then take
+	 * the table's (shmrpc_stats), never the other way round. */
 	pthread_rwlock_wrlock(&n->conn_lock);
 	for (b = 0; b < SHMRPC__CONN_BUCKETS; b++) {
 		while ((c = n->conns[b])) {
 			n->conns[b] = c->next;
-			conn_close(n, c);
-			shmrpc__conn_put(n, c);
+			c->next = all;
+			all = c;
 		}
 	}
 	pthread_rwlock_unlock(&n->conn_lock);
+	while ((c = all)) {
+		all = c->next;
+		conn_close(n, c);
+		shmrpc__conn_put(n, c);
+	}
 }

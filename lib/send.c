@@ -63,6 +63,35 @@ void shmrpc__wake_consumer(struct shmrpc_node *n, struct shmrpc__conn *c)
 		n->be->wake(n, &w, 1);
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define SHMRPC__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SHMRPC__TSAN 1
+#endif
+#endif
+
+/*
+ * Lock with a CLOCK_MONOTONIC deadline (a wall-clock jump must not stretch
+ * or cut a timeout). ThreadSanitizer (gcc 12, clang 14) does not intercept
+ * pthread_mutex_clocklock and then reports false races on everything the
+ * mutex guards; its builds take the CLOCK_REALTIME equivalent instead.
+ */
+static int lock_until(pthread_mutex_t *m, int64_t deadline, struct timespec *ts)
+{
+#ifdef SHMRPC__TSAN
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	shmrpc__ts_from_ns(ts, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec +
+				       (deadline - shmrpc__now_ns()));
+	return pthread_mutex_timedlock(m, ts);
+#else
+	shmrpc__ts_from_ns(ts, deadline);
+	return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, ts);
+#endif
+}
+
 static int conn_lock(struct shmrpc__conn *c, int timeout_ms, int64_t deadline)
 {
 	struct timespec ts;
@@ -81,8 +110,7 @@ static int conn_lock(struct shmrpc__conn *c, int timeout_ms, int64_t deadline)
 		if (rc == EBUSY)
 			rc = EAGAIN;
 	} else {
-		shmrpc__ts_from_ns(&ts, deadline);
-		rc = pthread_mutex_clocklock(&c->lock, CLOCK_MONOTONIC, &ts);
+		rc = lock_until(&c->lock, deadline, &ts);
 	}
 	if (!rc)
 		atomic_store_explicit(&c->owner, &tls_token, memory_order_relaxed);
