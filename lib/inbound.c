@@ -15,7 +15,9 @@
  * marked it RX_OPENED when we mapped it.
  *
  * The files we open were created by peers: each is checked against the ids
- * its name promises before it is used (shmrpc__ring_check).
+ * its name promises before it is used (shmrpc__ring_check). Our own node
+ * segment is writable by every peer, its header too: the tables in it are
+ * located from our layout (lib/layout.h), never from the header's offsets.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -107,8 +109,10 @@ static uint32_t in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 int shmrpc__in_scan_new(struct shmrpc_node *n)
 {
 	struct shmrpc__node_hdr *h = n->seg;
-	_Atomic uint64_t *pend = shmrpc__node_pend(h, h->pend_off);
-	_Atomic uint32_t *in = shmrpc__node_tab(h, h->in_off);
+	/* Offsets from our own layout, never from the header: peers can
+	 * write our segment, header included. */
+	_Atomic uint64_t *pend = shmrpc__node_pend(h, shmrpc__node_pend_off());
+	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off(n->reg.capacity));
 	uint32_t w, words = (n->reg.capacity + 63) / 64, slot, g, k;
 	uint64_t bits;
 	int found = 0;
@@ -179,7 +183,7 @@ void shmrpc__in_check_senders(struct shmrpc_node *n)
 void shmrpc__in_close_all(struct shmrpc_node *n)
 {
 	struct shmrpc__node_hdr *h = n->seg;
-	_Atomic uint32_t *in = shmrpc__node_tab(h, h->in_off);
+	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off(n->reg.capacity));
 	uint32_t i, k, g;
 
 	atomic_fetch_or(&h->flags, SHMRPC__NODE_CLOSING);

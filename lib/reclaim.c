@@ -119,8 +119,12 @@ static int map_dead(const struct shmrpc__reg *r, const char *path, uint32_t slot
 static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hdr *h,
 		       uint32_t slot, uint32_t gen)
 {
-	_Atomic uint32_t *in = shmrpc__node_tab((struct shmrpc__node_hdr *)h, h->in_off);
-	_Atomic uint32_t *out = shmrpc__node_tab((struct shmrpc__node_hdr *)h, h->out_off);
+	/* From the layout, not h->in_off/out_off: map_dead checked those, but
+	 * a live peer can still rewrite the file under our read-only map. */
+	_Atomic uint32_t *in =
+		shmrpc__node_tab((struct shmrpc__node_hdr *)h, shmrpc__node_in_off(r->capacity));
+	_Atomic uint32_t *out =
+		shmrpc__node_tab((struct shmrpc__node_hdr *)h, shmrpc__node_out_off(r->capacity));
 	uint32_t i, g, k;
 
 	for (i = 0; i < r->capacity; i++) {
