@@ -74,6 +74,10 @@ static int peer_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, struct 
 
 	shmrpc__node_path(path, r->domain, r->nonce, slot, gen);
 	err = shmrpc__seg_open(path, want, want, r->mode, false, &map, &c->peer_size, &fd);
+	/* A LIVE node's segment was sized before it was published: empty
+	 * (seg_open's "not sized yet") is as corrupt as any other size. */
+	if (err == -EAGAIN)
+		err = -EPROTO;
 	if (err)
 		return err;
 	alive = shmrpc__seg_locked(fd);
