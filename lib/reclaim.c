@@ -164,13 +164,16 @@ int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 
 int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot)
 {
-	uint32_t i, hi = shmrpc__reg_hi(r);
+	uint32_t i;
 	int n = 0;
 
-	for (i = 0; i < hi; i++) {
+	/* Every slot, not only those below the shared (untrusted) hi. A slot
+	 * neither FREE nor LIVE is a joiner that died (joiners hold the lock
+	 * from JOINING to LIVE) or garbage: shmrpc__reclaim frees it. */
+	for (i = 0; i < r->capacity; i++) {
 		uint32_t st = atomic_load_explicit(&r->slots[i].state, memory_order_relaxed);
 
-		if (i == self_slot || st != SHMRPC__SLOT_LIVE)
+		if (i == self_slot || st == SHMRPC__SLOT_FREE)
 			continue;
 		n += shmrpc__reclaim(r, i, atomic_load_explicit(&r->slots[i].gen,
 								memory_order_relaxed));

@@ -192,7 +192,7 @@ uint32_t shmrpc__reg_hi(const struct shmrpc__reg *r)
  * one, is still JOINING. Reclaim those and recount. */
 static void reg_repair(struct shmrpc__reg *r)
 {
-	uint32_t i, hi = shmrpc__reg_hi(r), live = 0;
+	uint32_t i, hi = shmrpc__reg_hi(r);
 
 	for (i = 0; i < hi; i++) {
 		struct shmrpc__slot *s = &r->slots[i];
@@ -201,10 +201,19 @@ static void reg_repair(struct shmrpc__reg *r)
 		if (st == SHMRPC__SLOT_JOINING)
 			shmrpc__reclaim(r, i, atomic_load_explicit(&s->gen, memory_order_relaxed));
 	}
-	for (i = 0; i < hi; i++)
+	shmrpc__reg_recount(r);
+}
+
+uint32_t shmrpc__reg_recount(struct shmrpc__reg *r)
+{
+	uint32_t i, live = 0;
+
+	/* Every slot, not only those below hi: hi is shared and untrusted. */
+	for (i = 0; i < r->capacity; i++)
 		live += atomic_load_explicit(&r->slots[i].state, memory_order_relaxed) !=
 			SHMRPC__SLOT_FREE;
 	atomic_store_explicit(&r->hdr->live, live, memory_order_relaxed);
+	return live;
 }
 
 int shmrpc__reg_lock(struct shmrpc__reg *r)
