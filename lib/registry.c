@@ -100,6 +100,11 @@ static int reg_verify(const struct shmrpc__reg_hdr *h, uint64_t size)
 	    h->capacity > SHMRPC__CAP_MAX || h->total_size != size ||
 	    size != shmrpc__reg_size(h->capacity))
 		return -EPROTO;
+	/* Every ring this process creates gets this mode: only what a creator
+	 * could have asked for (owner read-write, group bits), never bits for
+	 * other users, setuid or sticky. */
+	if ((h->mode & ~0770u) || (h->mode & 0600) != 0600)
+		return -EPROTO;
 	return 0;
 }
 
