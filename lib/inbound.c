@@ -71,18 +71,29 @@ static uint32_t in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	uint64_t size;
 	uint32_t prev;
 	void *map;
+	int err;
 
 	if (slot >= n->reg.capacity || slot == n->slot || in_find(n, slot, gen))
 		return 0;
 	shmrpc__ring_path(path, n->reg.domain, n->reg.nonce, slot, gen, n->slot, n->gen);
-	if (shmrpc__seg_open(path, SHMRPC__PAGE + SHMRPC__RING_MIN,
-			     SHMRPC__PAGE + (uint64_t)SHMRPC__RING_MAX, n->reg.mode, false, &map, &size,
-			     NULL))
-		return 0; /* gone already: its sender died before we looked */
+	err = shmrpc__seg_open(path, SHMRPC__PAGE + SHMRPC__RING_MIN,
+			       SHMRPC__PAGE + (uint64_t)SHMRPC__RING_MAX, n->reg.mode, false, &map,
+			       &size, NULL);
+	if (err) {
+		/* -ENOENT: gone already, its sender died before we looked. A
+		 * ring is complete before it is announced, so a wrong size is
+		 * garbage: unlink it, nobody else will look at this name. */
+		if (err == -EPROTO || err == -EAGAIN)
+			shmrpc__seg_unlink(path);
+		return 0;
+	}
 	r = calloc(1, sizeof(*r));
-	if (!r || shmrpc__ring_check(map, size, &ids)) {
+	err = r ? shmrpc__ring_check(map, size, &ids) : -ENOMEM;
+	if (err) {
 		free(r);
 		shmrpc__seg_unmap(map, size);
+		if (err == -EPROTO)
+			shmrpc__seg_unlink(path); /* not a ring from (slot, gen) */
 		return 0;
 	}
 	prev = ((struct shmrpc__ring_hdr *)map)->prev_gen;
