@@ -27,6 +27,10 @@
  * not opened yet; overwriting in_gen[me] would hide it. So the new ring's
  * header carries the previous value (prev_gen) and the receiver follows it.
  *
+ * Node segments are writable by every peer, headers included: peer_open
+ * checks a receiver's header once, but the tables in any node segment are
+ * always located from the layout (lib/layout.h), never from header fields.
+ *
  * The table is a small chained hash under a rwlock; sends take it shared.
  * A connection whose receiver left stays as a tombstone, so later sends to
  * that name get -EPIPE until a node of that name joins again.
@@ -70,6 +74,10 @@ static int peer_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, struct 
 
 	shmrpc__node_path(path, r->domain, r->nonce, slot, gen);
 	err = shmrpc__seg_open(path, want, want, r->mode, false, &map, &c->peer_size, &fd);
+	/* A LIVE node's segment was sized before it was published: empty
+	 * (seg_open's "not sized yet") is as corrupt as any other size. */
+	if (err == -EAGAIN)
+		err = -EPROTO;
 	if (err)
 		return err;
 	alive = shmrpc__seg_locked(fd);
@@ -101,7 +109,7 @@ static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t p
 		.rx_slot = c->rx_slot, .rx_gen = c->rx_gen, .prev_gen = prev_gen,
 		.tx_pid = n->proc.pid, .tx_name = n->name,
 	};
-	_Atomic uint32_t *out = shmrpc__node_tab(n->seg, n->seg->out_off);
+	_Atomic uint32_t *out = shmrpc__node_tab(n->seg, shmrpc__node_out_off(n->reg.capacity));
 	uint64_t size = (uint64_t)SHMRPC__PAGE + c->ring_bytes;
 	char path[SHMRPC__PATH_MAX];
 	void *map;
@@ -128,8 +136,9 @@ static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t p
 static int announce(struct shmrpc_node *n, struct shmrpc__conn *c)
 {
 	struct shmrpc__node_hdr *p = c->peer;
-	_Atomic uint32_t *in = shmrpc__node_tab(p, p->in_off);
-	_Atomic uint64_t *pend = shmrpc__node_pend(p, p->pend_off);
+	/* Not p->in_off: checked in peer_open, but the peer can change it. */
+	_Atomic uint32_t *in = shmrpc__node_tab(p, shmrpc__node_in_off(n->reg.capacity));
+	_Atomic uint64_t *pend = shmrpc__node_pend(p, shmrpc__node_pend_off());
 
 	/* Release: pairs with the receiver's acquire load of in_gen; the ring
 	 * file is complete before it learns the name. */
@@ -159,7 +168,7 @@ static void conn_unmap(struct shmrpc_node *n, struct shmrpc__conn *c)
 /* Our ring to @c is finished: drop it from our out_gen table, unlink it. */
 static void conn_forget(struct shmrpc_node *n, struct shmrpc__conn *c)
 {
-	_Atomic uint32_t *out = shmrpc__node_tab(n->seg, n->seg->out_off);
+	_Atomic uint32_t *out = shmrpc__node_tab(n->seg, shmrpc__node_out_off(n->reg.capacity));
 	uint32_t g = c->rx_gen + 1;
 	char path[SHMRPC__PATH_MAX];
 
@@ -193,7 +202,7 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 		shmrpc__reclaim_locked(&n->reg, slot, v.gen);
 	if (err)
 		goto out_free;
-	in = shmrpc__node_tab(c->peer, c->peer->in_off);
+	in = shmrpc__node_tab(c->peer, shmrpc__node_in_off(n->reg.capacity));
 	/* Relaxed: only a holder of our slot writes this entry. */
 	prev = atomic_load_explicit(&in[n->slot], memory_order_relaxed);
 	err = ring_create(n, c, prev == n->gen + 1 ? 0 : prev);

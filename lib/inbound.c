@@ -15,7 +15,9 @@
  * marked it RX_OPENED when we mapped it.
  *
  * The files we open were created by peers: each is checked against the ids
- * its name promises before it is used (shmrpc__ring_check).
+ * its name promises before it is used (shmrpc__ring_check). Our own node
+ * segment is writable by every peer, its header too: the tables in it are
+ * located from our layout (lib/layout.h), never from the header's offsets.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -79,18 +81,29 @@ static uint32_t in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	uint64_t size;
 	uint32_t prev;
 	void *map;
+	int err;
 
 	if (slot >= n->reg.capacity || slot == n->slot || in_find(n, slot, gen))
 		return 0;
 	shmrpc__ring_path(path, n->reg.domain, n->reg.nonce, slot, gen, n->slot, n->gen);
-	if (shmrpc__seg_open(path, SHMRPC__PAGE + SHMRPC__RING_MIN,
-			     SHMRPC__PAGE + (uint64_t)SHMRPC__RING_MAX, n->reg.mode, false, &map, &size,
-			     NULL))
-		return 0; /* gone already: its sender died before we looked */
+	err = shmrpc__seg_open(path, SHMRPC__PAGE + SHMRPC__RING_MIN,
+			       SHMRPC__PAGE + (uint64_t)SHMRPC__RING_MAX, n->reg.mode, false, &map,
+			       &size, NULL);
+	if (err) {
+		/* -ENOENT: gone already, its sender died before we looked. A
+		 * ring is complete before it is announced, so a wrong size is
+		 * garbage: unlink it, nobody else will look at this name. */
+		if (err == -EPROTO || err == -EAGAIN)
+			shmrpc__seg_unlink(path);
+		return 0;
+	}
 	r = calloc(1, sizeof(*r));
-	if (!r || shmrpc__ring_check(map, size, &ids)) {
+	err = r ? shmrpc__ring_check(map, size, &ids) : -ENOMEM;
+	if (err) {
 		free(r);
 		shmrpc__seg_unmap(map, size);
+		if (err == -EPROTO)
+			shmrpc__seg_unlink(path); /* not a ring from (slot, gen) */
 		return 0;
 	}
 	prev = ((struct shmrpc__ring_hdr *)map)->prev_gen;
@@ -122,8 +135,10 @@ static uint32_t in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 int shmrpc__in_scan_new(struct shmrpc_node *n)
 {
 	struct shmrpc__node_hdr *h = n->seg;
-	_Atomic uint64_t *pend = shmrpc__node_pend(h, h->pend_off);
-	_Atomic uint32_t *in = shmrpc__node_tab(h, h->in_off);
+	/* Offsets from our own layout, never from the header: peers can
+	 * write our segment, header included. */
+	_Atomic uint64_t *pend = shmrpc__node_pend(h, shmrpc__node_pend_off());
+	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off(n->reg.capacity));
 	uint32_t w, words = (n->reg.capacity + 63) / 64, slot, g, k;
 	uint64_t bits;
 	int found = 0;
@@ -200,7 +215,7 @@ void shmrpc__in_check_senders(struct shmrpc_node *n)
 void shmrpc__in_close_all(struct shmrpc_node *n)
 {
 	struct shmrpc__node_hdr *h = n->seg;
-	_Atomic uint32_t *in = shmrpc__node_tab(h, h->in_off);
+	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off(n->reg.capacity));
 	uint32_t i, k, g;
 
 	atomic_fetch_or(&h->flags, SHMRPC__NODE_CLOSING);

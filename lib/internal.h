@@ -149,6 +149,9 @@ int shmrpc__reg_take(struct shmrpc__reg *r, const struct shmrpc__join *j, uint32
 void shmrpc__reg_publish(struct shmrpc__reg *r, uint32_t slot);
 void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
 void shmrpc__reg_bump(struct shmrpc__reg *r);
+/* Under the lock: count the slots in use (not FREE), store the count in
+ * hdr->live (a hint for readers: peers can write it) and return it. */
+uint32_t shmrpc__reg_recount(struct shmrpc__reg *r);
 /* Under the lock: mark the registry closed and unlink it. */
 void shmrpc__reg_retire(struct shmrpc__reg *r);
 
@@ -165,7 +168,9 @@ int shmrpc__node_alive(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
  * the slot, 0 if the slot had changed meanwhile.
  */
 int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
-/* Under the lock: reclaim every slot whose node is gone. Returns how many. */
+/* Under the lock: reclaim every slot whose node is gone, and every slot
+ * that is neither FREE nor LIVE (no joiner can be at work while we hold the
+ * lock). Returns how many. */
 int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot);
 int shmrpc__reclaim_locked(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
 /* Set @flag on ring (tx, rx), wake both of its sleepers, unlink it.

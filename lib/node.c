@@ -263,9 +263,13 @@ static void leave(struct shmrpc_node *n)
 	if (!locked)
 		return; /* the registry lock is unusable: leave the slot to reclaim */
 	shmrpc__reg_free(r, n->slot, n->gen);
-	if (atomic_load_explicit(&r->hdr->live, memory_order_relaxed))
+	/* Count what is left rather than trust hdr->live, which any peer can
+	 * write: a wrong count would unlink the registry under live nodes (and
+	 * later joiners would start a second domain of the same name), or
+	 * leave it in /dev/shm after the last node. */
+	if (shmrpc__reg_recount(r))
 		shmrpc__reclaim_sweep(r, UINT32_MAX);
-	if (!atomic_load_explicit(&r->hdr->live, memory_order_relaxed))
+	if (!shmrpc__reg_recount(r))
 		shmrpc__reg_retire(r);
 	shmrpc__reg_unlock(r);
 }

@@ -32,16 +32,18 @@ int shmrpc_nodes(struct shmrpc_node *n, char (*names)[SHMRPC_NAME_MAX + 1], size
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__slot_view v;
 	uint32_t i, hi;
-	int count = 0, tries;
+	int count = 0, tries, rc = 0;
 
 	if (!n || (!names && cap))
 		return -EINVAL;
 	hi = shmrpc__reg_hi(&n->reg);
 	for (i = 0; i < hi; i++) {
 		for (tries = 0; tries < 100; tries++)
-			if (shmrpc__reg_read(&n->reg, i, &v) != -EAGAIN)
+			if ((rc = shmrpc__reg_read(&n->reg, i, &v)) != -EAGAIN)
 				break;
-		if (v.state != SHMRPC__SLOT_LIVE || shmrpc__name_check(v.name))
+		/* -EPROTO: the slot's name is garbage (v.name is only its
+		 * truncated copy); -EAGAIN: never read consistently. */
+		if (rc || v.state != SHMRPC__SLOT_LIVE)
 			continue;
 		if (i != n->slot && shmrpc__node_alive(&n->reg, i, v.gen) == 0) {
 			shmrpc__reclaim_locked(&n->reg, i, v.gen);

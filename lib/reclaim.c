@@ -119,8 +119,12 @@ static int map_dead(const struct shmrpc__reg *r, const char *path, uint32_t slot
 static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hdr *h,
 		       uint32_t slot, uint32_t gen)
 {
-	_Atomic uint32_t *in = shmrpc__node_tab((struct shmrpc__node_hdr *)h, h->in_off);
-	_Atomic uint32_t *out = shmrpc__node_tab((struct shmrpc__node_hdr *)h, h->out_off);
+	/* From the layout, not h->in_off/out_off: map_dead checked those, but
+	 * a live peer can still rewrite the file under our read-only map. */
+	_Atomic uint32_t *in =
+		shmrpc__node_tab((struct shmrpc__node_hdr *)h, shmrpc__node_in_off(r->capacity));
+	_Atomic uint32_t *out =
+		shmrpc__node_tab((struct shmrpc__node_hdr *)h, shmrpc__node_out_off(r->capacity));
 	uint32_t i, g, k;
 
 	for (i = 0; i < r->capacity; i++) {
@@ -160,13 +164,16 @@ int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 
 int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot)
 {
-	uint32_t i, hi = shmrpc__reg_hi(r);
+	uint32_t i;
 	int n = 0;
 
-	for (i = 0; i < hi; i++) {
+	/* Every slot, not only those below the shared (untrusted) hi. A slot
+	 * neither FREE nor LIVE is a joiner that died (joiners hold the lock
+	 * from JOINING to LIVE) or garbage: shmrpc__reclaim frees it. */
+	for (i = 0; i < r->capacity; i++) {
 		uint32_t st = atomic_load_explicit(&r->slots[i].state, memory_order_relaxed);
 
-		if (i == self_slot || st != SHMRPC__SLOT_LIVE)
+		if (i == self_slot || st == SHMRPC__SLOT_FREE)
 			continue;
 		n += shmrpc__reclaim(r, i, atomic_load_explicit(&r->slots[i].gen,
 								memory_order_relaxed));

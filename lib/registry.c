@@ -100,6 +100,11 @@ static int reg_verify(const struct shmrpc__reg_hdr *h, uint64_t size)
 	    h->capacity > SHMRPC__CAP_MAX || h->total_size != size ||
 	    size != shmrpc__reg_size(h->capacity))
 		return -EPROTO;
+	/* Every ring this process creates gets this mode: only what a creator
+	 * could have asked for (owner read-write, group bits), never bits for
+	 * other users, setuid or sticky. */
+	if ((h->mode & ~0770u) || (h->mode & 0600) != 0600)
+		return -EPROTO;
 	return 0;
 }
 
@@ -192,7 +197,7 @@ uint32_t shmrpc__reg_hi(const struct shmrpc__reg *r)
  * one, is still JOINING. Reclaim those and recount. */
 static void reg_repair(struct shmrpc__reg *r)
 {
-	uint32_t i, hi = shmrpc__reg_hi(r), live = 0;
+	uint32_t i, hi = shmrpc__reg_hi(r);
 
 	for (i = 0; i < hi; i++) {
 		struct shmrpc__slot *s = &r->slots[i];
@@ -201,10 +206,19 @@ static void reg_repair(struct shmrpc__reg *r)
 		if (st == SHMRPC__SLOT_JOINING)
 			shmrpc__reclaim(r, i, atomic_load_explicit(&s->gen, memory_order_relaxed));
 	}
-	for (i = 0; i < hi; i++)
+	shmrpc__reg_recount(r);
+}
+
+uint32_t shmrpc__reg_recount(struct shmrpc__reg *r)
+{
+	uint32_t i, live = 0;
+
+	/* Every slot, not only those below hi: hi is shared and untrusted. */
+	for (i = 0; i < r->capacity; i++)
 		live += atomic_load_explicit(&r->slots[i].state, memory_order_relaxed) !=
 			SHMRPC__SLOT_FREE;
 	atomic_store_explicit(&r->hdr->live, live, memory_order_relaxed);
+	return live;
 }
 
 int shmrpc__reg_lock(struct shmrpc__reg *r)

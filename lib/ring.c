@@ -26,6 +26,9 @@
  * the data area and inside what was published, and the header is copied to
  * a local before it is checked, so a hostile producer rewriting it
  * meanwhile changes nothing. A violation is -EPROTO, never a wild access.
+ * The producer checks head the same way. Each side's own index is read from
+ * the file once, at attach (the peer could have planted it): it must be
+ * 8-byte aligned, which both sides check whenever they load the other's.
  */
 #include <errno.h>
 #include <string.h>
@@ -86,12 +89,19 @@ void shmrpc__ring_attach(struct shmrpc__ring *q, void *map, uint64_t map_size, b
 /* Producer: free bytes from our point of view, refreshing head if needed. */
 static int ring_room(struct shmrpc__ring *q, uint64_t need)
 {
+	uint64_t head;
+
 	if (q->pos + need - q->cached <= q->size)
 		return 0;
 	/* (A) Acquire: pairs with the consumer's release of head (D). */
-	q->cached = atomic_load_explicit(&q->hdr->head, memory_order_acquire);
-	if (q->pos - q->cached > q->size || (q->cached & (SHMRPC__REC_ALIGN - 1)))
-		return -EPROTO; /* head ahead of tail, or lagging past a ring */
+	head = atomic_load_explicit(&q->hdr->head, memory_order_acquire);
+	/* Head ahead of tail, lagging past a ring, or unaligned; our own pos
+	 * came from the file at attach, so it is checked too (an unaligned one
+	 * would put a header across the end of the data area). A bad head is
+	 * never cached: every later call reloads it and fails again. */
+	if (q->pos - head > q->size || ((head | q->pos) & (SHMRPC__REC_ALIGN - 1)))
+		return -EPROTO;
+	q->cached = head;
 	return q->pos + need - q->cached <= q->size ? 0 : -EAGAIN;
 }
 
@@ -151,15 +161,19 @@ bool shmrpc__ring_ready(const struct shmrpc__ring *q)
 /* Consumer: make sure something is published beyond pos. 1, 0 or -EPROTO. */
 static int ring_fill(struct shmrpc__ring *q)
 {
-	uint64_t avail;
+	uint64_t tail, avail;
 
 	if (q->pos != q->cached)
 		return 1;
 	/* (C) Acquire: pairs with the producer's release of tail (B). */
-	q->cached = atomic_load_explicit(&q->hdr->tail, memory_order_acquire);
-	avail = q->cached - q->pos;
-	if (avail > q->size || (avail & (SHMRPC__REC_ALIGN - 1)))
+	tail = atomic_load_explicit(&q->hdr->tail, memory_order_acquire);
+	avail = tail - q->pos;
+	/* Our pos came from the file at attach: unaligned, a header read at
+	 * it could straddle the end of the data area. A bad tail is never
+	 * cached, so asking again fails again instead of trusting it. */
+	if (avail > q->size || ((tail | q->pos) & (SHMRPC__REC_ALIGN - 1)))
 		return -EPROTO;
+	q->cached = tail;
 	return avail != 0;
 }
 
