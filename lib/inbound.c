@@ -169,6 +169,12 @@ void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)
 	char path[SHMRPC__PATH_MAX];
 	struct shmrpc__inring *last;
 
+	/* The name goes first: a sender that sees RX_CLOSED may connect
+	 * again at once, creating a ring of the same name, which an unlink
+	 * after that would take from its receiver. */
+	shmrpc__ring_path(path, n->reg.domain, n->reg.nonce, r->tx_slot, r->tx_gen, n->slot,
+			  n->gen);
+	shmrpc__seg_unlink(path);
 	/* Should its sender still be there after all, it gets -EPIPE rather
 	 * than writing into a ring nobody reads. seq_cst RMW, then the fence
 	 * in wake_prepare: a sender blocked on the full ring wakes. */
@@ -187,9 +193,6 @@ void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)
 	if (n->in.peeked == r)
 		n->in.peeked = NULL;
 	atomic_fetch_sub_explicit(&n->seg->ctr.rings_in, 1, memory_order_relaxed);
-	shmrpc__ring_path(path, n->reg.domain, n->reg.nonce, r->tx_slot, r->tx_gen, n->slot,
-			  n->gen);
-	shmrpc__seg_unlink(path);
 	shmrpc__seg_unmap(r->q.hdr, r->q.map_size);
 	free(r);
 }

@@ -106,6 +106,9 @@ int shmrpc__futex_wake(_Atomic uint32_t *w);
 struct shmrpc__reg {
 	struct shmrpc__reg_hdr *hdr;
 	struct shmrpc__slot *slots;
+	int fd;			/* holds the OFD join/leave lock */
+	pthread_mutex_t local;	/* the OFD lock is per open file: threads of
+				   this process queue here first */
 	uint64_t size;
 	uint32_t capacity;
 	uint32_t nonce;

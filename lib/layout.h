@@ -16,7 +16,6 @@
 #ifndef SHMRPC_LAYOUT_H
 #define SHMRPC_LAYOUT_H
 
-#include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -67,10 +66,9 @@ struct shmrpc__reg_hdr {
 	uint32_t mode;		/* creator: permission bits of the domain */
 	uint8_t _pad0[24];
 
-	union { /* join/leave lock: robust, process-shared */
-		pthread_mutex_t lock;
-		uint8_t _lock_space[64];
-	};
+	/* Line 1 is reserved. The join/leave lock is not in shared memory: it
+	 * is an OFD lock on the first byte of this file (registry.c). */
+	uint8_t _reserved[64];
 
 	alignas(SHMRPC__CACHELINE) _Atomic uint32_t epoch; /* futex: bumped on
 							      every join/leave */
@@ -78,7 +76,10 @@ struct shmrpc__reg_hdr {
 	_Atomic uint32_t hi;	 /* lock holder: 1 + highest slot ever used */
 	_Atomic uint32_t closed; /* lock holder: 1 once the last node left and
 				    unlinked this file: reopen by name */
-	uint8_t _pad1[48];
+	_Atomic uint32_t joining; /* lock holder: 1 + the slot it is filling;
+				     found set by the next holder, that one
+				     died mid-join: repair */
+	uint8_t _pad1[44];
 
 	/* shmrpc-reaper (tools/): who watches this domain, for shmrpc-top */
 	alignas(SHMRPC__CACHELINE) _Atomic uint32_t reaper_pid;	 /* reaper */
@@ -208,8 +209,7 @@ struct shmrpc__rec {
 
 /* ------------------------------------------------------------ assertions */
 
-_Static_assert(sizeof(pthread_mutex_t) <= 64, "mutex must fit its space");
-_Static_assert(offsetof(struct shmrpc__reg_hdr, lock) == 64, "reg lock offset");
+_Static_assert(offsetof(struct shmrpc__reg_hdr, _reserved) == 64, "reg reserved line");
 _Static_assert(offsetof(struct shmrpc__reg_hdr, epoch) == 128, "reg epoch offset");
 _Static_assert(offsetof(struct shmrpc__reg_hdr, reaper_pid) == 192, "reg reaper offset");
 _Static_assert(sizeof(struct shmrpc__reg_hdr) == 256, "reg header size");

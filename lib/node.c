@@ -214,15 +214,19 @@ static int join_locked(struct shmrpc_node *n)
 	slot = shmrpc__reg_take(&n->reg, &j, &gen);
 	if (slot < 0)
 		return slot;
+	/* Should we die before the note is cleared, the next lock holder
+	 * reclaims the slot (registry.c). Relaxed: under the lock. */
+	atomic_store_explicit(&n->reg.hdr->joining, (uint32_t)slot + 1, memory_order_relaxed);
 	err = seg_make(n, (uint32_t)slot, gen);
 	if (err) {
 		shmrpc__reg_free(&n->reg, (uint32_t)slot, gen);
-		return err;
+	} else {
+		n->slot = (uint32_t)slot;
+		n->gen = gen;
+		shmrpc__reg_publish(&n->reg, n->slot);
 	}
-	n->slot = (uint32_t)slot;
-	n->gen = gen;
-	shmrpc__reg_publish(&n->reg, n->slot);
-	return 0;
+	atomic_store_explicit(&n->reg.hdr->joining, 0, memory_order_relaxed);
+	return err;
 }
 
 static int join(struct shmrpc_node *n, const struct open_cfg *cfg)

@@ -9,10 +9,15 @@
  * they use anything. A creator that died before publishing leaves a file
  * without magic: after a grace period an opener unlinks it and starts over.
  *
- * Writers (join, leave, reclaim) hold a robust process-shared mutex. If a
- * holder died, the next locker repairs: slots left JOINING are reclaimed and
- * the live count is recomputed. Readers take no lock: each slot is a seqlock
- * keyed on (state, gen), so a torn slot is detected and re-read.
+ * Writers (join, leave, reclaim) hold the registry lock: an OFD write lock
+ * on the file's first byte, which the kernel drops when its holder dies. It
+ * is not a pthread mutex in the shared header on purpose: a robust mutex
+ * keeps list pointers there that glibc writes through at unlock, so any peer
+ * could aim our writes (docs/untrusted-memory.md); the kernel's lock state is
+ * out of every peer's reach. A joiner notes its slot in `joining` while it
+ * fills it; whoever takes the lock and finds the note set knows that joiner
+ * died holding the lock, and reclaims the slot. Readers take no lock: each
+ * slot is a seqlock keyed on (state, gen), so a torn slot is re-read.
  *
  * Teardown race: the last node to leave sets `closed` and unlinks the file,
  * both under the lock. A joiner that opened the file before the unlink sees
@@ -39,7 +44,6 @@ static void pause_us(long us)
 
 static int reg_create(struct shmrpc__reg *r, const char *path, uint32_t capacity, uint32_t mode)
 {
-	pthread_mutexattr_t ma;
 	struct shmrpc__reg_hdr *h;
 	uint64_t size = shmrpc__reg_size(capacity);
 	uint32_t nonce;
@@ -48,7 +52,7 @@ static int reg_create(struct shmrpc__reg *r, const char *path, uint32_t capacity
 
 	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
 		nonce = (uint32_t)(shmrpc__now_ns() ^ ((uint64_t)getpid() << 16));
-	err = shmrpc__seg_create(path, size, mode, &map, NULL);
+	err = shmrpc__seg_create(path, size, mode, &map, &r->fd);
 	if (err)
 		return err;
 	h = map;
@@ -59,16 +63,6 @@ static int reg_create(struct shmrpc__reg *r, const char *path, uint32_t capacity
 	h->total_size = size;
 	h->nonce = nonce;
 	h->mode = mode;
-	pthread_mutexattr_init(&ma);
-	pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
-	pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
-	err = -pthread_mutex_init(&h->lock, &ma);
-	pthread_mutexattr_destroy(&ma);
-	if (err) {
-		shmrpc__seg_unlink(path);
-		shmrpc__seg_unmap(map, size);
-		return err;
-	}
 	/* Release: pairs with the acquire load in wait_magic(); everything
 	 * above is visible to whoever sees the magic. */
 	atomic_store_explicit(&h->magic, SHMRPC__REG_MAGIC, memory_order_release);
@@ -116,20 +110,18 @@ static int reg_attach(struct shmrpc__reg *r, const char *path, uint32_t mode)
 	int err;
 
 	err = shmrpc__seg_open(path, sizeof(struct shmrpc__reg_hdr),
-			       shmrpc__reg_size(SHMRPC__CAP_MAX), mode, false, &map, &size, NULL);
+			       shmrpc__reg_size(SHMRPC__CAP_MAX), mode, false, &map, &size, &r->fd);
 	if (err)
 		return err;
 	err = wait_magic(map);
-	if (err == -EAGAIN) {
-		/* The creator died before publishing: remove its leftover. */
+	if (err == -EAGAIN) /* the creator died before publishing */
 		shmrpc__seg_unlink(path);
-		shmrpc__seg_unmap(map, size);
-		return -EAGAIN;
-	}
 	if (!err)
 		err = reg_verify(map, size);
 	if (err) {
 		shmrpc__seg_unmap(map, size);
+		close(r->fd);
+		r->fd = -1;
 		return err;
 	}
 	r->hdr = map;
@@ -145,6 +137,7 @@ int shmrpc__reg_open(struct shmrpc__reg *r, const char *domain, uint32_t capacit
 	int err, i;
 
 	memset(r, 0, sizeof(*r));
+	r->fd = -1;
 	snprintf(r->domain, sizeof(r->domain), "%s", domain);
 	shmrpc__reg_path(path, domain);
 	for (i = 0;; i++) {
@@ -171,6 +164,7 @@ int shmrpc__reg_open(struct shmrpc__reg *r, const char *domain, uint32_t capacit
 	}
 	if (err)
 		return err;
+	pthread_mutex_init(&r->local, NULL);
 	r->slots = (struct shmrpc__slot *)(r->hdr + 1);
 	r->capacity = r->hdr->capacity;
 	r->nonce = r->hdr->nonce;
@@ -180,9 +174,14 @@ int shmrpc__reg_open(struct shmrpc__reg *r, const char *domain, uint32_t capacit
 
 void shmrpc__reg_close(struct shmrpc__reg *r)
 {
+	if (!r->hdr)
+		return;
 	shmrpc__seg_unmap(r->hdr, r->size);
+	close(r->fd);
+	pthread_mutex_destroy(&r->local);
 	r->hdr = NULL;
 	r->slots = NULL;
+	r->fd = -1;
 }
 
 uint32_t shmrpc__reg_hi(const struct shmrpc__reg *r)
@@ -193,19 +192,16 @@ uint32_t shmrpc__reg_hi(const struct shmrpc__reg *r)
 	return hi < r->capacity ? hi : r->capacity;
 }
 
-/* The lock holder found the previous holder dead: its slot, if it had taken
- * one, is still JOINING. Reclaim those and recount. */
-static void reg_repair(struct shmrpc__reg *r)
+/* The previous holder died while filling the slot it noted in `joining`. */
+static void reg_repair(struct shmrpc__reg *r, uint32_t note)
 {
-	uint32_t i, hi = shmrpc__reg_hi(r);
+	uint32_t slot = note - 1;
 
-	for (i = 0; i < hi; i++) {
-		struct shmrpc__slot *s = &r->slots[i];
-		uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
-
-		if (st == SHMRPC__SLOT_JOINING)
-			shmrpc__reclaim(r, i, atomic_load_explicit(&s->gen, memory_order_relaxed));
-	}
+	if (slot < r->capacity &&
+	    atomic_load_explicit(&r->slots[slot].state, memory_order_relaxed) != SHMRPC__SLOT_FREE)
+		shmrpc__reclaim(r, slot, atomic_load_explicit(&r->slots[slot].gen,
+							      memory_order_relaxed));
+	atomic_store_explicit(&r->hdr->joining, 0, memory_order_relaxed);
 	shmrpc__reg_recount(r);
 }
 
@@ -221,21 +217,39 @@ uint32_t shmrpc__reg_recount(struct shmrpc__reg *r)
 	return live;
 }
 
+static int ofd_lock(int fd, short type)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+
+	while (fcntl(fd, F_OFD_SETLKW, &fl)) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
 int shmrpc__reg_lock(struct shmrpc__reg *r)
 {
-	int rc = pthread_mutex_lock(&r->hdr->lock);
+	uint32_t note;
+	int err;
 
-	if (rc == EOWNERDEAD) {
-		pthread_mutex_consistent(&r->hdr->lock);
-		reg_repair(r);
-		rc = 0;
+	pthread_mutex_lock(&r->local);
+	err = ofd_lock(r->fd, F_WRLCK);
+	if (err) {
+		pthread_mutex_unlock(&r->local);
+		return err;
 	}
-	return rc == ENOTRECOVERABLE ? -EPROTO : -rc;
+	/* Relaxed: ordered by the lock (the kernel's, for other processes). */
+	note = atomic_load_explicit(&r->hdr->joining, memory_order_relaxed);
+	if (note)
+		reg_repair(r, note);
+	return 0;
 }
 
 void shmrpc__reg_unlock(struct shmrpc__reg *r)
 {
-	pthread_mutex_unlock(&r->hdr->lock);
+	ofd_lock(r->fd, F_UNLCK);
+	pthread_mutex_unlock(&r->local);
 }
 
 static void name_pack(uint64_t w[8], const char *name)
