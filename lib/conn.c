@@ -217,6 +217,9 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 	err = shmrpc__mutex_errorcheck(&c->lock);
 	if (err)
 		goto out_forget;
+	/* Best effort: without it, a dead receiver is still found by a send
+	 * that waits (its safety timeout) and by every other watcher. */
+	shmrpc__watch_peer(n, slot, v.gen);
 	*out = c;
 	return 0;
 

@@ -129,6 +129,7 @@ static uint32_t in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 		free(r);
 		return 0;
 	}
+	shmrpc__watch_peer(n, slot, gen); /* best effort, as in conn.c */
 	return prev && prev - 1 != gen ? prev : 0;
 }
 

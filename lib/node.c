@@ -365,11 +365,13 @@ void shmrpc_close(struct shmrpc_node *n)
 	if (n->forked) {
 		/* The parent's node: only this process's copy goes (the
 		 * backend's fini releases process-local resources only). */
+		shmrpc__watch_stop(n);
 		n->be->fini(n);
 		node_free(n);
 		return;
 	}
 	shmrpc__thread_stop(n);
+	shmrpc__watch_stop(n);
 	shmrpc_flush(n);
 	shmrpc__in_close_all(n);
 	shmrpc__conn_close_all(n);

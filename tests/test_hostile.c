@@ -698,11 +698,17 @@ static void test_hostile_reclaim_with_garbage_tables(void **state)
 	node_name(rx, "rx", rx_seg);
 	node_name(rx, "good", good_seg);
 
+	/* Scribble while it is stopped: once it dies, its peers' watchers
+	 * (lib/watch.c) reclaim it at once, garbage tables and all. */
+	kill(epid, SIGSTOP);
+	nd = scribble_tables(d, rx, &id, decoy);
 	kill(epid, SIGKILL);
 	assert_int_equal(th_wait(epid, 5000), 128 + SIGKILL);
-	nd = scribble_tables(d, rx, &id, decoy);
+	for (i = 0; i < 5000 && hx_exists(seg); i++)
+		usleep(1000);
 
-	/* lazy reclaim by a lookup; the decoys go before anything can fail */
+	/* reclaimed (by a watcher, else lazily by this lookup); the decoys
+	 * go before anything can fail */
 	rc = shmrpc_is_local(rx, "evil");
 	missing = -1;
 	for (i = nd - 1; i >= 0; i--)
