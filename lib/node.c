@@ -114,9 +114,15 @@ static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
 				return -E2BIG;
 		memcpy(&d, o, o->sz < sizeof(d) ? o->sz : sizeof(d));
 	}
-	cfg->domain = d.domain ? d.domain : getenv("SHMRPC_DOMAIN");
-	if (!cfg->domain || !cfg->domain[0])
-		cfg->domain = "default";
+	/* An unset or empty $SHMRPC_DOMAIN means "default"; an empty domain
+	 * in the options is a bad name like any other (-EINVAL), never a
+	 * silent move into the "default" domain. */
+	cfg->domain = d.domain;
+	if (!cfg->domain) {
+		cfg->domain = getenv("SHMRPC_DOMAIN");
+		if (!cfg->domain || !cfg->domain[0])
+			cfg->domain = "default";
+	}
 	err = shmrpc__name_check(cfg->domain);
 	if (err)
 		return err;
