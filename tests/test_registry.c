@@ -1890,7 +1890,8 @@ static void test_gen_reclaim_keeps_older_unopened_ring(void **state)
 /* ============================================================== fork */
 
 struct forkuse {
-	struct shmrpc_node *p;
+	struct shmrpc_node *p, *t; /* t runs a receiving thread */
+	struct shmrpc_txbuf held;  /* a reservation of p's, made before fork */
 	struct th_dom *d;
 };
 
@@ -1908,15 +1909,25 @@ static int forked_user(void *arg)
 	struct shmrpc_txbuf tx;
 	char buf[16];
 
+	memset(&rx, 0, sizeof(rx));
 	CHILD_CHECK_RC(shmrpc_send(f->p, "q", "x", 1, 0), -ECHILD);
 	CHILD_CHECK_RC(shmrpc_reserve(f->p, "q", 1, &tx, 0), -ECHILD);
+	memcpy(f->held.data, "C", 1);
+	CHILD_CHECK_RC(shmrpc_commit(f->p, &f->held, 1), -ECHILD);
+	shmrpc_cancel(f->p, &f->held);
 	CHILD_CHECK_RC(shmrpc_broadcast(f->p, "x", 1, 0), -ECHILD);
 	CHILD_CHECK_RC(shmrpc_warmup(f->p), -ECHILD);
 	/* the parent's queued message must stay the parent's */
 	CHILD_CHECK_RC(shmrpc_recv(f->p, buf, sizeof(buf), NULL, 0), -ECHILD);
 	CHILD_CHECK_RC(shmrpc_peek(f->p, &rx, 0), -ECHILD);
+	CHILD_CHECK_RC(shmrpc_release(f->p, &rx), -ECHILD);
 	CHILD_CHECK_RC(shmrpc_dispatch(f->p, no_handler, NULL, 0), -ECHILD);
 	CHILD_CHECK_RC(shmrpc_start(f->p, no_handler, NULL), -ECHILD);
+	CHILD_CHECK_RC(shmrpc_stop(f->p), -ECHILD);
+	/* the thread is the parent's: there is none here to stop */
+	CHILD_CHECK_RC(shmrpc_stop(f->t), -ECHILD);
+	CHILD_CHECK_RC(shmrpc_recv(f->t, buf, sizeof(buf), NULL, 0), -ECHILD);
+	shmrpc_close(f->t);
 	shmrpc_close(f->p); /* this process's copy only */
 	CHILD_CHECK_RC(shmrpc_open("c", &f->d->opts, &c), 0);
 	CHILD_CHECK_RC(shmrpc_is_local(c, "p"), 1);
@@ -1928,21 +1939,32 @@ static int forked_user(void *arg)
 static void test_fork_child_cannot_use_parent_node(void **state)
 {
 	struct th_dom *d = *state;
-	struct shmrpc_node *p = th_open(d, "p"), *q = th_open(d, "q");
-	struct forkuse f = { p, d };
+	struct shmrpc_node *p = th_open(d, "p"), *q = th_open(d, "q"), *t = th_open(d, "t");
+	struct forkuse f = { .p = p, .t = t, .d = d };
 	char buf[16], from[SHMRPC_NAME_MAX + 1];
 	int i, rc, got = 0;
 
 	assert_non_null(p);
 	assert_non_null(q);
+	assert_non_null(t);
 	/* rings both ways, one of them opened: the child inherits all that */
 	assert_int_equal(shmrpc_send(p, "q", "hi", 2, 1000), 0);
 	assert_int_equal(shmrpc_recv(q, buf, sizeof(buf), NULL, 1000), 2);
 	assert_int_equal(shmrpc_send(q, "p", "m1", 2, 1000), 0);
 	assert_int_equal(shmrpc_recv(p, buf, sizeof(buf), NULL, 1000), 2);
 	assert_int_equal(shmrpc_send(q, "p", "m2", 2, 1000), 0); /* queued at fork */
+	assert_int_equal(shmrpc_start(t, no_handler, NULL), 0);
+	assert_int_equal(shmrpc_reserve(p, "q", 1, &f.held, 1000), 0);
 
 	assert_int_equal(th_wait(th_fork(forked_user, &f), 10000), 0);
+
+	memcpy(f.held.data, "P", 1);
+	assert_int_equal(shmrpc_commit(p, &f.held, 1), 0);
+	assert_int_equal(shmrpc_recv(q, buf, sizeof(buf), NULL, 1000), 1);
+	assert_memory_equal(buf, "P", 1);
+	assert_int_equal(shmrpc_recv(q, buf, sizeof(buf), NULL, 0), -EAGAIN);
+	assert_int_equal(shmrpc_stop(t), 0);
+	shmrpc_close(t);
 
 	assert_int_equal(shmrpc_is_local(q, "p"), 1);
 	for (i = 0; i < 2; i++) { /* q's m2 and the child's node's message, any order */
