@@ -225,9 +225,12 @@ _Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txb
 int shmrpc_commit(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len)
 {
 	SHMRPC__KEEP_ERRNO;
-	struct shmrpc__conn *c = tx_conn(n, tx);
+	struct shmrpc__conn *c;
 	_Atomic uint32_t *w;
 
+	if (n && n->forked)
+		return -ECHILD; /* a reservation the parent made before fork */
+	c = tx_conn(n, tx);
 	if (!c || len > tx->cap)
 		return -EINVAL;
 	/* Wake outside the lock (other senders to this receiver need not
@@ -243,8 +246,11 @@ int shmrpc_commit(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len)
 void shmrpc_cancel(struct shmrpc_node *n, struct shmrpc_txbuf *tx)
 {
 	SHMRPC__KEEP_ERRNO;
-	struct shmrpc__conn *c = tx_conn(n, tx);
+	struct shmrpc__conn *c;
 
+	if (n && n->forked)
+		return;
+	c = tx_conn(n, tx);
 	if (!c)
 		return;
 	tx->_priv[0] = NULL;

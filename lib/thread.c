@@ -80,6 +80,8 @@ int shmrpc_stop(struct shmrpc_node *n)
 
 	if (!n)
 		return -EINVAL;
+	if (n->forked)
+		return -ECHILD; /* the thread, if any, is the parent's */
 	pthread_mutex_lock(&n->ctl_lock);
 	rc = thread_stop_locked(n);
 	pthread_mutex_unlock(&n->ctl_lock);
