@@ -85,6 +85,10 @@ int shmrpc__seg_unlink(const char *path);
  * its first byte for its whole life; the kernel drops it when the process
  * dies, whatever its pid namespace. */
 int shmrpc__seg_lock(int fd);
+/* Take the liveness lock of the segment at @path on a new open file
+ * description (never the one it is mapped through: see seg.c), after
+ * checking that @path is still the file open as @same_as. *fd_out holds it. */
+int shmrpc__seg_lock_new(const char *path, int same_as, int *fd_out);
 /* 1 if somebody holds the lock, 0 if nobody does, -errno. */
 int shmrpc__seg_locked(int fd);
 
