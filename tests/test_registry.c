@@ -1887,6 +1887,84 @@ static void test_gen_reclaim_keeps_older_unopened_ring(void **state)
 	assert_int_equal(th_shm_count(d->name), 0);
 }
 
+/*
+ * And broken by a receiver that is closing: a new holder of the sender's
+ * slot announces its ring (overwriting the receiver's in_gen entry, which
+ * linked to an older unopened ring), sees the receiver CLOSING and removes
+ * its ring again; the receiver's close must still reach the older ring.
+ * White box: the receiver is frozen just after setting CLOSING, which is
+ * where that race leaves it; the churn tests meet the race itself.
+ */
+static int send_to_closing(void *arg)
+{
+	struct th_dom *d = arg;
+	struct shmrpc_node *n;
+
+	CHILD_CHECK_RC(shmrpc_open("s", &d->opts, &n), 0);
+	CHILD_CHECK_RC(shmrpc_send(n, "r", "x", 1, 1000), -ENOENT); /* r is leaving */
+	shmrpc_close(n);
+	return 0;
+}
+
+/* Map the header of node @name's segment read-write (white box). */
+struct seg_q {
+	const char *dom;
+	char suffix[48];
+	char path[300];
+};
+
+static void seg_one(const char *ent, void *arg)
+{
+	struct seg_q *q = arg;
+	size_t n = strlen(q->dom), k = strlen(q->suffix), len = strlen(ent);
+
+	if (!strncmp(ent + 7, q->dom, n) && ent[7 + n] == '.' && len > k &&
+	    !strcmp(ent + len - k, q->suffix))
+		snprintf(q->path, sizeof(q->path), "/dev/shm/%s", ent);
+}
+
+static struct shmrpc__node_hdr *node_hdr_map(const char *dom, const char *name)
+{
+	struct seg_q q = { .dom = dom };
+	void *map;
+	char id[32];
+	int fd;
+
+	if (node_id(dom, name, id))
+		return NULL;
+	snprintf(q.suffix, sizeof(q.suffix), ".node.%s", id);
+	shm_walk("shmrpc.", seg_one, &q);
+	fd = open(q.path, O_RDWR);
+	if (fd < 0)
+		return NULL;
+	map = mmap(NULL, sizeof(struct shmrpc__node_hdr), PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		   0);
+	close(fd);
+	return map == MAP_FAILED ? NULL : map;
+}
+
+static void test_gen_closing_receiver_keeps_older_ring(void **state)
+{
+	struct th_dom *d = *state;
+	struct shmrpc_node *r = th_open(d, "r");
+	struct shmrpc__node_hdr *h;
+	struct holder h1;
+
+	assert_non_null(r);
+	memset(&h1, 0, sizeof(h1));
+	h1.o = d->opts;
+	snprintf(h1.name, sizeof(h1.name), "s");
+	assert_int_equal(th_wait(th_fork(send_once_main, &h1), 10000), 0);
+	assert_int_equal(dom_files(d->name, ".ring."), 1); /* unopened, from s gen 1 */
+	h = node_hdr_map(d->name, "r");
+	assert_non_null(h);
+	atomic_fetch_or(&h->flags, SHMRPC__NODE_CLOSING);
+	munmap(h, sizeof(*h));
+	assert_int_equal(th_wait(th_fork(send_to_closing, d), 10000), 0);
+	shmrpc_close(r);
+	assert_int_equal(th_shm_count(d->name), 0);
+}
+
 /* ============================================================== fork */
 
 struct forkuse {
@@ -2194,6 +2272,7 @@ int main(void)
 		T(test_gen_reopen_gets_new_id_and_epipe),
 		T(test_gen_reopened_sender_rings_all_delivered),
 		T(test_gen_reclaim_keeps_older_unopened_ring),
+		T(test_gen_closing_receiver_keeps_older_ring),
 		T(test_fork_child_cannot_use_parent_node),
 		T(test_fork_parent_killed_while_child_lives),
 		T(test_errno_never_changed),
