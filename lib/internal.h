@@ -34,8 +34,18 @@
 #define SHMRPC__SPIN_NS_DEFAULT 5000
 
 #define SHMRPC__NEVER INT64_MAX
-/* How far a receiver follows prev_gen links of unopened rings (conn.c). */
-#define SHMRPC__PREV_CHAIN_MAX 16
+/*
+ * A ring's prev_gen link (conn.c), if it is one to follow: gen + 1 of an
+ * OLDER holder of the sender's slot, whose gen is smaller. Links only go
+ * back in time, so walking a chain ends without a count limit, even on a
+ * hostile one; in practice at the first ring that no longer exists. (A
+ * fixed limit lost every ring beyond it: a slow receiver and a sender that
+ * joins, sends and leaves again and again make chains of any length.)
+ */
+static inline uint32_t shmrpc__prev_link(uint32_t prev, uint32_t gen)
+{
+	return prev && prev - 1 < gen ? prev : 0;
+}
 
 /*
  * Public functions promise never to touch errno; the system calls beneath

@@ -90,7 +90,7 @@ uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32
 		shmrpc__seg_unmap(map, size);
 	}
 	shmrpc__seg_unlink(path);
-	return prev && prev - 1 != tx_gen ? prev : 0;
+	return shmrpc__prev_link(prev, tx_gen);
 }
 
 /* Map a dead node's segment read-only and check what we will index. */
@@ -121,7 +121,7 @@ static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hd
 {
 	_Atomic uint32_t *in = shmrpc__node_tab((struct shmrpc__node_hdr *)h, h->in_off);
 	_Atomic uint32_t *out = shmrpc__node_tab((struct shmrpc__node_hdr *)h, h->out_off);
-	uint32_t i, g, k;
+	uint32_t i, g;
 
 	for (i = 0; i < r->capacity; i++) {
 		/* Relaxed: the node is dead; its own writes are long done, and
@@ -130,7 +130,7 @@ static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hd
 		if (g)
 			shmrpc__ring_kill(r, slot, gen, i, g - 1, SHMRPC__RING_TX_CLOSED);
 		g = atomic_load_explicit(&in[i], memory_order_relaxed);
-		for (k = 0; g && k < SHMRPC__PREV_CHAIN_MAX; k++)
+		while (g)
 			g = shmrpc__ring_kill(r, i, g - 1, slot, gen, SHMRPC__RING_RX_CLOSED);
 	}
 }
