@@ -193,26 +193,41 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 		shmrpc__reclaim_locked(&n->reg, slot, v.gen);
 	if (err)
 		goto out_free;
+	/* Before the announce: past it, failing would cut a prev_gen chain. */
+	err = shmrpc__mutex_errorcheck(&c->lock);
+	if (err)
+		goto out_unmap;
 	in = shmrpc__node_tab(c->peer, c->peer->in_off);
 	/* Relaxed: only a holder of our slot writes this entry. */
 	prev = atomic_load_explicit(&in[n->slot], memory_order_relaxed);
-	err = ring_create(n, c, prev == n->gen + 1 ? 0 : prev);
+	if (prev == n->gen + 1)
+		prev = 0;
+	err = ring_create(n, c, prev);
 	if (err)
-		goto out_unmap;
+		goto out_mutex;
 	atomic_fetch_add_explicit(&n->seg->ctr.connects, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&n->seg->ctr.rings_out, 1, memory_order_relaxed);
 	err = announce(n, c);
 	if (err)
-		goto out_forget;
+		goto out_closing;
 	snprintf(c->to, sizeof(c->to), "%s", to);
-	err = shmrpc__mutex_errorcheck(&c->lock);
-	if (err)
-		goto out_forget;
 	*out = c;
 	return 0;
 
-out_forget:
+out_closing:
+	/*
+	 * The receiver is leaving. Our announce overwrote its in_gen entry
+	 * for our slot, the head of the chain to older unopened rings from
+	 * earlier holders of our slot (prev). Its close may have read our
+	 * entry, and then reaches those rings only through our ring, which
+	 * we unlink now: close them ourselves (twice is harmless).
+	 */
+	while (prev)
+		prev = shmrpc__ring_kill(&n->reg, n->slot, prev - 1, c->rx_slot, c->rx_gen,
+					 SHMRPC__RING_RX_CLOSED);
 	conn_forget(n, c);
+out_mutex:
+	pthread_mutex_destroy(&c->lock);
 out_unmap:
 	conn_unmap(n, c);
 out_free:
