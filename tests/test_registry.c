@@ -806,7 +806,7 @@ static void test_full_registry_enospc_until_one_leaves(void **state)
 	struct th_dom *d = *state;
 	struct shmrpc_opts o = d->opts;
 	struct shmrpc_node *n[4], *e = NULL;
-	char name[8];
+	char name[16];
 	int i;
 
 	o.max_nodes = 4;
@@ -834,7 +834,7 @@ static void test_full_registry_reclaims_killed(void **state)
 	struct shmrpc_opts o = d->opts;
 	struct shmrpc_node *n[3], *e;
 	struct holder h;
-	char name[8], id[32];
+	char name[16], id[32];
 	int i;
 
 	o.max_nodes = 4;
@@ -1621,7 +1621,8 @@ static void test_regfile_wrong_size_is_eproto(void **state)
 	struct shmrpc_opts o = d->opts;
 	struct shmrpc__reg_hdr *h;
 	struct shmrpc_node *a, *b = NULL;
-	uint8_t img[sizeof(struct shmrpc__reg_hdr) + 4 * sizeof(struct shmrpc__slot)];
+	alignas(SHMRPC__CACHELINE) uint8_t img[sizeof(struct shmrpc__reg_hdr) +
+					       4 * sizeof(struct shmrpc__slot)];
 	char path[300];
 	int fd;
 
@@ -1977,10 +1978,26 @@ static void test_gen_closing_receiver_keeps_older_ring(void **state)
 /* ============================================================== fork */
 
 struct forkuse {
-	struct shmrpc_node *p, *t; /* t runs a receiving thread */
+	struct shmrpc_node *p, *q, *t; /* t runs a receiving thread */
 	struct shmrpc_txbuf held;  /* a reservation of p's, made before fork */
 	struct th_dom *d;
 };
+
+/* Lines of /proc/self/maps that map a file of @dom. */
+static int maps_of(const char *dom)
+{
+	char line[512], pat[128];
+	FILE *f = fopen("/proc/self/maps", "r");
+	int count = 0;
+
+	if (!f)
+		return -1;
+	snprintf(pat, sizeof(pat), "/shmrpc.%s.", dom);
+	while (fgets(line, sizeof(line), f))
+		count += strstr(line, pat) != NULL;
+	fclose(f);
+	return count;
+}
 
 static void no_handler(struct shmrpc_node *n, const char *from, const void *data, size_t len,
 		       void *arg)
@@ -2016,6 +2033,8 @@ static int forked_user(void *arg)
 	CHILD_CHECK_RC(shmrpc_recv(f->t, buf, sizeof(buf), NULL, 0), -ECHILD);
 	shmrpc_close(f->t);
 	shmrpc_close(f->p); /* this process's copy only */
+	shmrpc_close(f->q);
+	CHILD_CHECK_RC(maps_of(f->d->name), 0); /* nothing of the domain stays mapped */
 	CHILD_CHECK_RC(shmrpc_open("c", &f->d->opts, &c), 0);
 	CHILD_CHECK_RC(shmrpc_is_local(c, "p"), 1);
 	CHILD_CHECK_RC(shmrpc_send(c, "p", "from-child", 10, 1000), 0);
@@ -2027,7 +2046,7 @@ static void test_fork_child_cannot_use_parent_node(void **state)
 {
 	struct th_dom *d = *state;
 	struct shmrpc_node *p = th_open(d, "p"), *q = th_open(d, "q"), *t = th_open(d, "t");
-	struct forkuse f = { .p = p, .t = t, .d = d };
+	struct forkuse f = { .p = p, .q = q, .t = t, .d = d };
 	char buf[16], from[SHMRPC_NAME_MAX + 1];
 	int i, rc, got = 0;
 
