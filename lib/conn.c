@@ -396,6 +396,23 @@ static void conn_close(struct shmrpc_node *n, struct shmrpc__conn *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+void shmrpc__conn_forget_all(struct shmrpc_node *n)
+{
+	struct shmrpc__conn *c;
+	unsigned b;
+
+	for (b = 0; b < SHMRPC__CONN_BUCKETS; b++) {
+		while ((c = n->conns[b])) {
+			n->conns[b] = c->next;
+			/* Not conn_unmap: it counts in the parent's segment. The
+			 * mutex may be a locked copy: nothing to destroy. */
+			shmrpc__seg_unmap(c->q.hdr, c->q.map_size);
+			shmrpc__seg_unmap(c->peer, c->peer_size);
+			free(c);
+		}
+	}
+}
+
 void shmrpc__conn_close_all(struct shmrpc_node *n)
 {
 	struct shmrpc__conn *c;

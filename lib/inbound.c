@@ -176,6 +176,17 @@ void shmrpc__in_check_senders(struct shmrpc_node *n)
 	}
 }
 
+void shmrpc__in_forget_all(struct shmrpc_node *n)
+{
+	uint32_t i;
+
+	for (i = 0; i < n->in.n; i++) {
+		shmrpc__seg_unmap(n->in.v[i]->q.hdr, n->in.v[i]->q.map_size);
+		free(n->in.v[i]);
+	}
+	n->in.n = 0;
+}
+
 void shmrpc__in_close_all(struct shmrpc_node *n)
 {
 	struct shmrpc__node_hdr *h = n->seg;

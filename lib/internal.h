@@ -378,6 +378,9 @@ void shmrpc__conn_put(struct shmrpc_node *n, struct shmrpc__conn *c);
 void shmrpc__conn_retire(struct shmrpc_node *n, struct shmrpc__conn *c);
 int shmrpc__conn_warm(struct shmrpc_node *n);
 void shmrpc__conn_close_all(struct shmrpc_node *n);
+/* In a forked child: free this process's copies of the connections and
+ * their mappings, touching nothing shared. */
+void shmrpc__conn_forget_all(struct shmrpc_node *n);
 /* Under c->lock: */
 void shmrpc__conn_kill(struct shmrpc_node *n, struct shmrpc__conn *c);
 bool shmrpc__conn_check_dead(struct shmrpc_node *n, struct shmrpc__conn *c);
@@ -388,6 +391,8 @@ int shmrpc__in_scan_new(struct shmrpc_node *n);
 void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r);
 void shmrpc__in_check_senders(struct shmrpc_node *n);
 void shmrpc__in_close_all(struct shmrpc_node *n);
+/* In a forked child: the same for the inbound rings. */
+void shmrpc__in_forget_all(struct shmrpc_node *n);
 
 /* send.c */
 void shmrpc__bell_ring(struct shmrpc_node *n, struct shmrpc__node_hdr *h);

@@ -353,7 +353,11 @@ void shmrpc_close(struct shmrpc_node *n)
 		return;
 	all_del(n);
 	if (n->forked) {
-		/* The parent's node: only this process's copy goes. */
+		/* The parent's node: only this process's copy goes, mappings
+		 * included (they would pin the parent's rings in /dev/shm for
+		 * as long as this process lives). */
+		shmrpc__in_forget_all(n);
+		shmrpc__conn_forget_all(n);
 		free(n->be_priv);
 		n->be_priv = NULL;
 		node_free(n);
