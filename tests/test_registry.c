@@ -320,7 +320,8 @@ struct holder {
 	struct shmrpc_opts o;
 	char name[NAMES_MAX];
 	char hello[NAMES_MAX];
-	int nrecv; /* messages to receive before ready */
+	int value; /* send_once_main: what it sends */
+	bool stay; /* send_once_main: stay (to be killed) rather than close */
 	struct th_gate ready, release;
 	pid_t pid;
 };
@@ -329,16 +330,12 @@ static int holder_main(void *arg)
 {
 	struct holder *h = arg;
 	struct shmrpc_node *n;
-	char buf[64];
-	int i;
 
 	CHILD_CHECK_RC(shmrpc_open(h->name, &h->o, &n), 0);
 	if (h->hello[0]) {
 		CHILD_CHECK_RC(shmrpc_wait_node(n, h->hello, 10000), 0);
 		CHILD_CHECK_RC(shmrpc_send(n, h->hello, "hello", 5, 10000), 0);
 	}
-	for (i = 0; i < h->nrecv; i++)
-		CHILD_CHECK(shmrpc_recv(n, buf, sizeof(buf), NULL, 10000) >= 0);
 	th_gate_open(&h->ready);
 	CHILD_CHECK(th_gate_wait(&h->release, 30000) == 0);
 	shmrpc_close(n);
@@ -1850,11 +1847,11 @@ static int send_once_main(void *arg)
 {
 	struct holder *h = arg;
 	struct shmrpc_node *n;
-	int v = h->nrecv;
+	int v = h->value;
 
 	CHILD_CHECK_RC(shmrpc_open(h->name, &h->o, &n), 0);
 	CHILD_CHECK_RC(shmrpc_send(n, "r", &v, sizeof(v), 1000), 0);
-	if (!h->hello[0]) {
+	if (!h->stay) {
 		shmrpc_close(n);
 		return 0;
 	}
@@ -1874,13 +1871,13 @@ static void test_gen_reclaim_keeps_older_unopened_ring(void **state)
 	memset(&h1, 0, sizeof(h1));
 	h1.o = d->opts;
 	snprintf(h1.name, sizeof(h1.name), "s1");
-	h1.nrecv = 1; /* the value it sends */
+	h1.value = 1;
 	assert_int_equal(th_wait(th_fork(send_once_main, &h1), 10000), 0);
 	memset(&h2, 0, sizeof(h2));
 	h2.o = d->opts;
 	snprintf(h2.name, sizeof(h2.name), "s2");
-	snprintf(h2.hello, sizeof(h2.hello), "stay");
-	h2.nrecv = 2;
+	h2.stay = true;
+	h2.value = 2;
 	th_gate_init(&h2.ready);
 	th_gate_init(&h2.release);
 	h2.pid = th_fork(send_once_main, &h2);
