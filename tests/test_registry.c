@@ -2093,7 +2093,7 @@ static void test_fork_child_cannot_use_parent_node(void **state)
 
 struct forkpar {
 	struct th_dom *d;
-	struct th_gate ready, release, never;
+	struct th_gate ready, started, release, never;
 	int pidpipe[2];
 };
 
@@ -2101,6 +2101,12 @@ static int forkpar_grandchild(void *arg)
 {
 	struct forkpar *f = arg;
 
+	/* Running: fork() has returned here, so the atfork handler has
+	 * closed this process's copy of the liveness lock descriptor. Until
+	 * then the copy exists (fork duplicates the descriptor table) and a
+	 * parent killed in that window stays alive until the child runs: no
+	 * library can close that before the kernel has a close-on-fork. */
+	th_gate_open(&f->started);
 	/* outlives its parent, holding its copy of the parent's node */
 	CHILD_CHECK(th_gate_wait(&f->release, 30000) == 0);
 	return 0;
@@ -2133,12 +2139,14 @@ static void test_fork_parent_killed_while_child_lives(void **state)
 
 	assert_non_null(obs);
 	th_gate_init(&f.ready);
+	th_gate_init(&f.started);
 	th_gate_init(&f.release);
 	th_gate_init(&f.never);
 	assert_int_equal(pipe(f.pidpipe), 0);
 	pid = th_fork(forkpar_main, &f);
 	assert_int_equal(th_gate_wait(&f.ready, 10000), 0);
 	assert_int_equal(read(f.pidpipe[0], &g, sizeof(g)), sizeof(g));
+	assert_int_equal(th_gate_wait(&f.started, 10000), 0);
 	assert_int_equal(shmrpc_recv(obs, buf, sizeof(buf), NULL, 1000), 2);
 	assert_int_equal(shmrpc_send(obs, "par", "x", 1, 0), 0);
 	assert_int_equal(node_id(d->name, "par", id), 0);
@@ -2155,6 +2163,7 @@ static void test_fork_parent_killed_while_child_lives(void **state)
 	assert_int_equal(rc, 0);
 	assert_int_equal(id_files(d->name, id), 0);
 	th_gate_close(&f.ready);
+	th_gate_close(&f.started);
 	th_gate_close(&f.release);
 	th_gate_close(&f.never);
 	close(f.pidpipe[0]);
