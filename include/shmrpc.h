@@ -23,7 +23,12 @@
  *    shmrpc_reserve/commit/cancel and the registry queries may be called
  *    from many threads at once; the receiving calls (shmrpc_recv,
  *    shmrpc_peek/release, shmrpc_dispatch) from one thread at a time, and
- *    not while shmrpc_start's thread runs (-EBUSY).
+ *    not while shmrpc_start's thread runs (-EBUSY);
+ *  - in a child forked from the process that opened it, a node can only be
+ *    closed (shmrpc_close frees the child's copy and leaves the node to the
+ *    parent); the queries shmrpc_nodes, shmrpc_is_local, shmrpc_wait_node,
+ *    shmrpc_max_size and shmrpc_stats work, every other call on it returns
+ *    -ECHILD.
  */
 #ifndef SHMRPC_H
 #define SHMRPC_H

@@ -202,29 +202,44 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 		shmrpc__reclaim_locked(&n->reg, slot, v.gen);
 	if (err)
 		goto out_free;
+	/* Before the announce: past it, failing would cut a prev_gen chain. */
+	err = shmrpc__mutex_errorcheck(&c->lock);
+	if (err)
+		goto out_unmap;
 	in = shmrpc__node_tab(c->peer, shmrpc__node_in_off(n->reg.capacity));
 	/* Relaxed: only a holder of our slot writes this entry. */
 	prev = atomic_load_explicit(&in[n->slot], memory_order_relaxed);
-	err = ring_create(n, c, prev == n->gen + 1 ? 0 : prev);
+	if (prev == n->gen + 1)
+		prev = 0;
+	err = ring_create(n, c, prev);
 	if (err)
-		goto out_unmap;
+		goto out_mutex;
 	atomic_fetch_add_explicit(&n->seg->ctr.connects, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&n->seg->ctr.rings_out, 1, memory_order_relaxed);
 	err = announce(n, c);
 	if (err)
-		goto out_forget;
+		goto out_closing;
 	snprintf(c->to, sizeof(c->to), "%s", to);
-	err = shmrpc__mutex_errorcheck(&c->lock);
-	if (err)
-		goto out_forget;
 	/* Best effort: without it, a dead receiver is still found by a send
 	 * that waits (its safety timeout) and by every other watcher. */
 	shmrpc__watch_peer(n, slot, v.gen);
 	*out = c;
 	return 0;
 
-out_forget:
+out_closing:
+	/*
+	 * The receiver is leaving. Our announce overwrote its in_gen entry
+	 * for our slot, the head of the chain to older unopened rings from
+	 * earlier holders of our slot (prev). Its close may have read our
+	 * entry, and then reaches those rings only through our ring, which
+	 * we unlink now: close them ourselves (twice is harmless).
+	 */
+	while (prev)
+		prev = shmrpc__ring_kill(&n->reg, n->slot, prev - 1, c->rx_slot, c->rx_gen,
+					 SHMRPC__RING_RX_CLOSED);
 	conn_forget(n, c);
+out_mutex:
+	pthread_mutex_destroy(&c->lock);
 out_unmap:
 	conn_unmap(n, c);
 out_free:
@@ -391,6 +406,23 @@ static void conn_close(struct shmrpc_node *n, struct shmrpc__conn *c)
 	if (c->q.hdr) /* out of the table: count it in the totals now */
 		shmrpc__fold_tx(n, c->q.hdr);
 	pthread_mutex_unlock(&c->lock);
+}
+
+void shmrpc__conn_forget_all(struct shmrpc_node *n)
+{
+	struct shmrpc__conn *c;
+	unsigned b;
+
+	for (b = 0; b < SHMRPC__CONN_BUCKETS; b++) {
+		while ((c = n->conns[b])) {
+			n->conns[b] = c->next;
+			/* Not conn_unmap: it counts in the parent's segment. The
+			 * mutex may be a locked copy: nothing to destroy. */
+			shmrpc__seg_unmap(c->q.hdr, c->q.map_size);
+			shmrpc__seg_unmap(c->peer, c->peer_size);
+			free(c);
+		}
+	}
 }
 
 void shmrpc__conn_close_all(struct shmrpc_node *n)

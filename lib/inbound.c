@@ -130,7 +130,7 @@ static uint32_t in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 		return 0;
 	}
 	shmrpc__watch_peer(n, slot, gen); /* best effort, as in conn.c */
-	return prev && prev - 1 != gen ? prev : 0;
+	return shmrpc__prev_link(prev, gen);
 }
 
 int shmrpc__in_scan_new(struct shmrpc_node *n)
@@ -140,7 +140,7 @@ int shmrpc__in_scan_new(struct shmrpc_node *n)
 	 * write our segment, header included. */
 	_Atomic uint64_t *pend = shmrpc__node_pend(h, shmrpc__node_pend_off());
 	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off(n->reg.capacity));
-	uint32_t w, words = (n->reg.capacity + 63) / 64, slot, g, k;
+	uint32_t w, words = (n->reg.capacity + 63) / 64, slot, g;
 	uint64_t bits;
 	int found = 0;
 
@@ -157,7 +157,7 @@ int shmrpc__in_scan_new(struct shmrpc_node *n)
 			bits &= bits - 1;
 			/* Acquire: pairs with the announcer's release store. */
 			g = atomic_load_explicit(&in[slot], memory_order_acquire);
-			for (k = 0; g && k < SHMRPC__PREV_CHAIN_MAX; k++)
+			while (g)
 				g = in_open(n, slot, g - 1);
 			found++;
 		}
@@ -216,11 +216,25 @@ void shmrpc__in_check_senders(struct shmrpc_node *n)
 	}
 }
 
+void shmrpc__in_forget_all(struct shmrpc_node *n)
+{
+	uint32_t i;
+
+	for (i = 0; i < n->in.n; i++) {
+		shmrpc__seg_unmap(n->in.v[i]->q.hdr, n->in.v[i]->q.map_size);
+		/* Not ring_del: the uring backend would submit a cancel to the
+		 * io_uring this process shares with its parent. */
+		free(n->in.v[i]->be);
+		free(n->in.v[i]);
+	}
+	n->in.n = 0;
+}
+
 void shmrpc__in_close_all(struct shmrpc_node *n)
 {
 	struct shmrpc__node_hdr *h = n->seg;
 	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off(n->reg.capacity));
-	uint32_t i, k, g;
+	uint32_t i, g;
 
 	atomic_fetch_or(&h->flags, SHMRPC__NODE_CLOSING);
 	/* (J) pairs with (I) in conn.c: an announce we do not see below sees
@@ -234,7 +248,7 @@ void shmrpc__in_close_all(struct shmrpc_node *n)
 	/* Rings announced but never opened, and their prev_gen chains. */
 	for (i = 0; i < n->reg.capacity; i++) {
 		g = atomic_load_explicit(&in[i], memory_order_acquire);
-		for (k = 0; g && k < SHMRPC__PREV_CHAIN_MAX; k++)
+		while (g)
 			g = shmrpc__ring_kill(&n->reg, i, g - 1, n->slot, n->gen,
 					      SHMRPC__RING_RX_CLOSED);
 	}

@@ -34,8 +34,18 @@
 #define SHMRPC__SPIN_US_DEFAULT 20
 
 #define SHMRPC__NEVER INT64_MAX
-/* How far a receiver follows prev_gen links of unopened rings (conn.c). */
-#define SHMRPC__PREV_CHAIN_MAX 16
+/*
+ * A ring's prev_gen link (conn.c), if it is one to follow: gen + 1 of an
+ * OLDER holder of the sender's slot, whose gen is smaller. Links only go
+ * back in time, so walking a chain ends without a count limit, even on a
+ * hostile one; in practice at the first ring that no longer exists. (A
+ * fixed limit lost every ring beyond it: a slow receiver and a sender that
+ * joins, sends and leaves again and again make chains of any length.)
+ */
+static inline uint32_t shmrpc__prev_link(uint32_t prev, uint32_t gen)
+{
+	return prev && prev - 1 < gen ? prev : 0;
+}
 
 /*
  * Public functions promise never to touch errno; the system calls beneath
@@ -85,6 +95,10 @@ int shmrpc__seg_unlink(const char *path);
  * its first byte for its whole life; the kernel drops it when the process
  * dies, whatever its pid namespace. */
 int shmrpc__seg_lock(int fd);
+/* Take the liveness lock of the segment at @path on a new open file
+ * description (never the one it is mapped through: see seg.c), after
+ * checking that @path is still the file open as @same_as. *fd_out holds it. */
+int shmrpc__seg_lock_new(const char *path, int same_as, int *fd_out);
 /* 1 if somebody holds the lock, 0 if nobody does, -errno. */
 int shmrpc__seg_locked(int fd);
 
@@ -403,6 +417,9 @@ void shmrpc__conn_put(struct shmrpc_node *n, struct shmrpc__conn *c);
 void shmrpc__conn_retire(struct shmrpc_node *n, struct shmrpc__conn *c);
 int shmrpc__conn_warm(struct shmrpc_node *n);
 void shmrpc__conn_close_all(struct shmrpc_node *n);
+/* In a forked child: free this process's copies of the connections and
+ * their mappings, touching nothing shared. */
+void shmrpc__conn_forget_all(struct shmrpc_node *n);
 /* Under c->lock: */
 void shmrpc__conn_kill(struct shmrpc_node *n, struct shmrpc__conn *c);
 bool shmrpc__conn_check_dead(struct shmrpc_node *n, struct shmrpc__conn *c);
@@ -413,6 +430,8 @@ int shmrpc__in_scan_new(struct shmrpc_node *n);
 void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r);
 void shmrpc__in_check_senders(struct shmrpc_node *n);
 void shmrpc__in_close_all(struct shmrpc_node *n);
+/* In a forked child: the same for the inbound rings. */
+void shmrpc__in_forget_all(struct shmrpc_node *n);
 
 /* send.c */
 void shmrpc__bell_ring(struct shmrpc_node *n, struct shmrpc__node_hdr *h);

@@ -15,7 +15,10 @@
  *
  * fork(): the child inherits the descriptor that holds the liveness lock,
  * which would keep a dead parent looking alive; an atfork handler closes it
- * in the child and marks the parent's nodes unusable there (-ECHILD).
+ * in the child and marks the parent's nodes unusable there (-ECHILD). The
+ * child also inherits the segment's mapping, which is why the lock is held
+ * on a file description of its own, not the one the segment is mapped
+ * through (seg.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -137,9 +140,15 @@ static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
 				return -E2BIG;
 		memcpy(&d, o, o->sz < sizeof(d) ? o->sz : sizeof(d));
 	}
-	cfg->domain = d.domain ? d.domain : getenv("SHMRPC_DOMAIN");
-	if (!cfg->domain || !cfg->domain[0])
-		cfg->domain = "default";
+	/* An unset or empty $SHMRPC_DOMAIN means "default"; an empty domain
+	 * in the options is a bad name like any other (-EINVAL), never a
+	 * silent move into the "default" domain. */
+	cfg->domain = d.domain;
+	if (!cfg->domain) {
+		cfg->domain = getenv("SHMRPC_DOMAIN");
+		if (!cfg->domain || !cfg->domain[0])
+			cfg->domain = "default";
+	}
 	err = shmrpc__name_check(cfg->domain);
 	if (err)
 		return err;
@@ -165,22 +174,24 @@ static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	char path[SHMRPC__PATH_MAX];
 	struct shmrpc__node_hdr *h;
 	void *map;
-	int err;
+	int err, map_fd;
 
 	n->seg_size = shmrpc__node_size(cap);
 	shmrpc__node_path(path, n->reg.domain, n->reg.nonce, slot, gen);
-	err = shmrpc__seg_create(path, n->seg_size, n->mode, &map, &n->seg_fd);
+	err = shmrpc__seg_create(path, n->seg_size, n->mode, &map, &map_fd);
 	if (err == -EEXIST) { /* a leftover of an older registry's crash */
 		shmrpc__seg_unlink(path);
-		err = shmrpc__seg_create(path, n->seg_size, n->mode, &map, &n->seg_fd);
+		err = shmrpc__seg_create(path, n->seg_size, n->mode, &map, &map_fd);
 	}
 	if (err)
 		return err;
-	err = shmrpc__seg_lock(n->seg_fd);
+	/* The lock on a description of its own: the mapping keeps map_fd's
+	 * description alive in forked children (seg.c). */
+	err = shmrpc__seg_lock_new(path, map_fd, &n->seg_fd);
+	close(map_fd);
 	if (err) {
 		shmrpc__seg_unlink(path);
 		shmrpc__seg_unmap(map, n->seg_size);
-		close(n->seg_fd);
 		n->seg_fd = -1;
 		return err;
 	}
@@ -363,8 +374,12 @@ void shmrpc_close(struct shmrpc_node *n)
 		return;
 	all_del(n);
 	if (n->forked) {
-		/* The parent's node: only this process's copy goes (the
-		 * backend's fini releases process-local resources only). */
+		/* The parent's node: only this process's copy goes, mappings
+		 * included (they would pin the parent's rings in /dev/shm for
+		 * as long as this process lives). The backend's fini and the
+		 * watcher's release process-local resources only. */
+		shmrpc__in_forget_all(n);
+		shmrpc__conn_forget_all(n);
 		shmrpc__watch_stop(n);
 		n->be->fini(n);
 		node_free(n);

@@ -65,12 +65,58 @@ static void wake_word(const struct shmrpc__reg *r, _Atomic uint32_t *w, uint32_t
 	}
 }
 
+/*
+ * The dead sender's ring to a live receiver goes before that receiver opened
+ * it. If the receiver's in_gen entry for the sender's slot still names it,
+ * that ring was the only path to older unopened rings of the slot (its
+ * prev_gen link): point the entry at the older ring and announce again.
+ * Against a receiver that starts leaving now, the handshake of an announce
+ * (conn.c): it sets CLOSING, fences (J), walks in_gen; we store the entry,
+ * fence (I), read CLOSING and, if set, close the older rings ourselves.
+ */
+static void repoint(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
+		    uint32_t rx_slot, uint32_t rx_gen, uint32_t prev)
+{
+	uint64_t want = shmrpc__node_size(r->capacity), size;
+	uint32_t expect = tx_gen + 1;
+	char path[SHMRPC__PATH_MAX];
+	struct shmrpc__node_hdr *h;
+	_Atomic uint32_t *in;
+	void *map;
+
+	shmrpc__node_path(path, r->domain, r->nonce, rx_slot, rx_gen);
+	if (tx_slot >= r->capacity ||
+	    shmrpc__seg_open(path, want, want, r->mode, false, &map, &size, NULL))
+		return; /* the receiver is gone: its reclaim walks its chains */
+	h = map;
+	in = shmrpc__node_tab(h, shmrpc__node_in_off(r->capacity));
+	/* Release: pairs with the receiver's acquire load of in_gen, as an
+	 * announce's store does. Only if it still names the dead ring. */
+	if (h->magic == SHMRPC__NODE_MAGIC &&
+	    atomic_compare_exchange_strong_explicit(&in[tx_slot], &expect, prev,
+						    memory_order_release, memory_order_relaxed)) {
+		atomic_fetch_or(&shmrpc__node_pend(h, shmrpc__node_pend_off())[tx_slot / 64],
+				1ull << (tx_slot % 64));
+		/* Release: pairs with the receiver's exchange of pend_hint. */
+		atomic_store_explicit(&h->pend_hint, 1, memory_order_release);
+		atomic_thread_fence(memory_order_seq_cst); /* (I), pairs with (J) */
+		if (atomic_load_explicit(&h->flags, memory_order_relaxed) & SHMRPC__NODE_CLOSING) {
+			while (prev)
+				prev = shmrpc__ring_kill(r, tx_slot, prev - 1, rx_slot, rx_gen,
+							 SHMRPC__RING_RX_CLOSED);
+		} else if (shmrpc__wake_prepare(&h->bell) != SHMRPC__WAKE_NONE) {
+			shmrpc__futex_wake(&h->bell);
+		}
+	}
+	shmrpc__seg_unmap(map, size);
+}
+
 uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
 			   uint32_t rx_slot, uint32_t rx_gen, uint32_t flag)
 {
 	char path[SHMRPC__PATH_MAX];
 	struct shmrpc__ring_hdr *h;
-	uint32_t prev = 0;
+	uint32_t prev = 0, old = SHMRPC__RING_RX_OPENED;
 	uint64_t size;
 	void *map;
 
@@ -80,17 +126,19 @@ uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32
 			      NULL)) {
 		h = map;
 		if (h->magic == SHMRPC__RING_MAGIC) {
-			prev = h->prev_gen;
+			prev = shmrpc__prev_link(h->prev_gen, tx_gen);
 			/* seq_cst RMW: a full barrier before the wake checks,
 			 * pairing with the sleepers' arm-fence-recheck. */
-			atomic_fetch_or(&h->flags, flag);
+			old = atomic_fetch_or(&h->flags, flag);
 			wake_word(r, &h->data_seq, rx_slot, rx_gen);
 			wake_word(r, &h->space_seq, rx_slot, rx_gen);
 		}
 		shmrpc__seg_unmap(map, size);
 	}
 	shmrpc__seg_unlink(path);
-	return prev && prev - 1 != tx_gen ? prev : 0;
+	if (flag == SHMRPC__RING_TX_CLOSED && !(old & SHMRPC__RING_RX_OPENED) && prev)
+		repoint(r, tx_slot, tx_gen, rx_slot, rx_gen, prev);
+	return prev;
 }
 
 /* Map a dead node's segment read-only and check what we will index. */
@@ -125,7 +173,7 @@ static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hd
 		shmrpc__node_tab((struct shmrpc__node_hdr *)h, shmrpc__node_in_off(r->capacity));
 	_Atomic uint32_t *out =
 		shmrpc__node_tab((struct shmrpc__node_hdr *)h, shmrpc__node_out_off(r->capacity));
-	uint32_t i, g, k;
+	uint32_t i, g;
 
 	for (i = 0; i < r->capacity; i++) {
 		/* Relaxed: the node is dead; its own writes are long done, and
@@ -134,7 +182,7 @@ static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hd
 		if (g)
 			shmrpc__ring_kill(r, slot, gen, i, g - 1, SHMRPC__RING_TX_CLOSED);
 		g = atomic_load_explicit(&in[i], memory_order_relaxed);
-		for (k = 0; g && k < SHMRPC__PREV_CHAIN_MAX; k++)
+		while (g)
 			g = shmrpc__ring_kill(r, i, g - 1, slot, gen, SHMRPC__RING_RX_CLOSED);
 	}
 }

@@ -341,6 +341,8 @@ int shmrpc_recv(struct shmrpc_node *n, void *buf, size_t cap, char *from, int ti
 
 	if (!n || (!buf && cap) || timeout_ms < -1)
 		return -EINVAL;
+	if (n->forked)
+		return -ECHILD;
 	rc = shmrpc__rx_enter(n);
 	if (rc)
 		return rc;
@@ -371,6 +373,8 @@ int shmrpc_peek(struct shmrpc_node *n, struct shmrpc_rxbuf *rx, int timeout_ms)
 
 	if (!n || !rx || timeout_ms < -1)
 		return -EINVAL;
+	if (n->forked)
+		return -ECHILD;
 	rc = shmrpc__rx_enter(n);
 	if (rc)
 		return rc;
@@ -396,6 +400,8 @@ int shmrpc_release(struct shmrpc_node *n, struct shmrpc_rxbuf *rx)
 
 	if (!n || !rx)
 		return -EINVAL;
+	if (n->forked)
+		return -ECHILD;
 	rc = shmrpc__rx_enter(n);
 	if (rc)
 		return rc;
@@ -440,6 +446,8 @@ int shmrpc_dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int tim
 
 	if (!n || !fn || timeout_ms < -1)
 		return -EINVAL;
+	if (n->forked)
+		return -ECHILD;
 	rc = shmrpc__rx_enter(n);
 	if (rc)
 		return rc;

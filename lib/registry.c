@@ -75,16 +75,20 @@ static int reg_create(struct shmrpc__reg *r, const char *path, uint32_t capacity
 static int wait_magic(struct shmrpc__reg_hdr *h)
 {
 	int64_t end = shmrpc__now_ns() + REG_GRACE_NS;
+	uint64_t magic;
 
-	/* Acquire: pairs with the creator's release store of magic. */
-	while (atomic_load_explicit(&h->magic, memory_order_acquire) != SHMRPC__REG_MAGIC) {
-		if (atomic_load_explicit(&h->magic, memory_order_relaxed) != 0)
+	/* One load per look: the creator may publish between two loads. */
+	for (;;) {
+		/* Acquire: pairs with the creator's release store of magic. */
+		magic = atomic_load_explicit(&h->magic, memory_order_acquire);
+		if (magic == SHMRPC__REG_MAGIC)
+			return 0;
+		if (magic != 0)
 			return -EPROTO;
 		if (shmrpc__now_ns() > end)
 			return -EAGAIN;
 		pause_us(50);
 	}
-	return 0;
 }
 
 static int reg_verify(const struct shmrpc__reg_hdr *h, uint64_t size)

@@ -136,6 +136,13 @@ static void lock_desc(struct flock *fl)
  * nodes in one process must see each other alive), and closing some other
  * descriptor of the file does not drop it. It is inherited across fork with
  * the descriptor, which is why node.c closes it in forked children.
+ *
+ * The lock is dropped when its open file description is released, and a
+ * mapping holds a reference to the description it was made through: the
+ * lock must therefore never be taken on the description the segment is
+ * mapped through, or a forked child (which inherits the mapping) would keep
+ * a dead parent's node alive. shmrpc__seg_lock_new opens a description of
+ * its own for it.
  */
 int shmrpc__seg_lock(int fd)
 {
@@ -143,6 +150,32 @@ int shmrpc__seg_lock(int fd)
 
 	lock_desc(&fl);
 	return fcntl(fd, F_OFD_SETLK, &fl) ? -errno : 0;
+}
+
+int shmrpc__seg_lock_new(const char *path, int same_as, int *fd_out)
+{
+	struct stat a, b;
+	int fd, err;
+
+	fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &a) || fstat(same_as, &b)) {
+		err = -errno;
+		goto out;
+	}
+	if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		err = -ESTALE; /* replaced under our feet */
+		goto out;
+	}
+	err = shmrpc__seg_lock(fd);
+	if (!err) {
+		*fd_out = fd;
+		return 0;
+	}
+out:
+	close(fd);
+	return err;
 }
 
 int shmrpc__seg_locked(int fd)

@@ -300,9 +300,12 @@ int shmrpc_commit_flags(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t l
 			unsigned flags)
 {
 	SHMRPC__KEEP_ERRNO;
-	struct shmrpc__conn *c = tx_conn(n, tx);
+	struct shmrpc__conn *c;
 	_Atomic uint32_t *w;
 
+	if (n && n->forked)
+		return -ECHILD; /* a reservation the parent made before fork */
+	c = tx_conn(n, tx);
 	/* Against what we reserved: tx->cap is the caller's to overwrite. */
 	if (!c || len > c->resv_cap || (flags & ~SHMRPC_SEND_DEFER))
 		return -EINVAL;
@@ -354,8 +357,11 @@ int shmrpc_flush(struct shmrpc_node *n)
 void shmrpc_cancel(struct shmrpc_node *n, struct shmrpc_txbuf *tx)
 {
 	SHMRPC__KEEP_ERRNO;
-	struct shmrpc__conn *c = tx_conn(n, tx);
+	struct shmrpc__conn *c;
 
+	if (n && n->forked)
+		return;
+	c = tx_conn(n, tx);
 	if (!c)
 		return;
 	c->resv = NULL;

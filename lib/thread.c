@@ -86,6 +86,8 @@ int shmrpc_stop(struct shmrpc_node *n)
 
 	if (!n)
 		return -EINVAL;
+	if (n->forked)
+		return -ECHILD; /* the thread, if any, is the parent's */
 	if (tls_rx_node == n)
 		return -EDEADLK; /* from the handler: it would wait for itself */
 	pthread_mutex_lock(&n->ctl_lock);

@@ -142,14 +142,16 @@ static void *watcher(void *arg)
 	eventfd_t e;
 
 	for (;;) {
+		/* Acquire: pairs with watch_stop's release store. Checked
+		 * before every poll: stop sets quit, then writes the eventfd,
+		 * so a write consumed below is always followed by this check. */
+		if (atomic_load_explicit(&w->quit, memory_order_acquire))
+			break;
 		nr = snapshot(w, &fds, &peers, &cap, &lockers);
 		if (!nr) /* out of memory: try again a little later */
 			poll(NULL, 0, WATCH_POLL_MS);
 		else
 			poll(fds, nr, lockers ? WATCH_POLL_MS : -1);
-		/* Acquire: pairs with watch_stop's release store. */
-		if (atomic_load_explicit(&w->quit, memory_order_acquire))
-			break;
 		if (nr && (fds[0].revents & POLLIN))
 			eventfd_read(w->evfd, &e);
 		for (i = 1; i < nr; i++) {
