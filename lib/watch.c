@@ -49,6 +49,10 @@ struct shmrpc__watch {
 	int evfd; /* tells the thread the set changed, or to quit */
 	_Atomic bool quit;
 	pthread_t thread;
+	/* the watcher thread's own copy of the set, as poll(2) wants it */
+	struct pollfd *fds;
+	struct peer *peers;
+	uint32_t fds_cap;
 };
 
 static int pidfd_of(const struct shmrpc__reg *r, uint32_t slot, const struct shmrpc__slot_view *v,
@@ -104,24 +108,27 @@ static void watch_remove(struct shmrpc__watch *w, uint32_t slot, uint32_t gen)
 	pthread_mutex_unlock(&w->lock);
 }
 
-/* Copy the set into pollfds: [0] is the eventfd. */
-static uint32_t snapshot(struct shmrpc__watch *w, struct pollfd **fds, struct peer **peers,
-			 uint32_t *cap, bool *lockers)
+/* Copy the set into w->fds/w->peers: [0] is the eventfd. 0: no memory. */
+static uint32_t snapshot(struct shmrpc__watch *w, bool *lockers)
 {
 	uint32_t i, k = 1;
+	void *p;
 
 	pthread_mutex_lock(&w->lock);
-	if (*cap < w->n + 1) {
-		*cap = w->n + 1;
-		*fds = realloc(*fds, *cap * sizeof(**fds));
-		*peers = realloc(*peers, *cap * sizeof(**peers));
+	if (w->fds_cap < w->n + 1) {
+		if ((p = realloc(w->fds, (w->n + 1) * sizeof(*w->fds))))
+			w->fds = p;
+		if (p && (p = realloc(w->peers, (w->n + 1) * sizeof(*w->peers))))
+			w->peers = p;
+		if (p)
+			w->fds_cap = w->n + 1;
 	}
 	*lockers = false;
-	if (*fds && *peers) {
-		(*fds)[0] = (struct pollfd){ w->evfd, POLLIN, 0 };
+	if (w->fds_cap >= w->n + 1) {
+		w->fds[0] = (struct pollfd){ w->evfd, POLLIN, 0 };
 		for (i = 0; i < w->n; i++) {
-			(*peers)[k] = w->v[i];
-			(*fds)[k++] = (struct pollfd){ w->v[i].pidfd, POLLIN, 0 };
+			w->peers[k] = w->v[i];
+			w->fds[k++] = (struct pollfd){ w->v[i].pidfd, POLLIN, 0 };
 			*lockers |= w->v[i].pidfd < 0;
 		}
 	} else {
@@ -135,9 +142,7 @@ static void *watcher(void *arg)
 {
 	struct shmrpc_node *n = arg;
 	struct shmrpc__watch *w = n->watch;
-	struct pollfd *fds = NULL;
-	struct peer *peers = NULL;
-	uint32_t cap = 0, nr, i;
+	uint32_t nr, i;
 	bool lockers;
 	eventfd_t e;
 
@@ -147,25 +152,24 @@ static void *watcher(void *arg)
 		 * so a write consumed below is always followed by this check. */
 		if (atomic_load_explicit(&w->quit, memory_order_acquire))
 			break;
-		nr = snapshot(w, &fds, &peers, &cap, &lockers);
+		nr = snapshot(w, &lockers);
 		if (!nr) /* out of memory: try again a little later */
 			poll(NULL, 0, WATCH_POLL_MS);
 		else
-			poll(fds, nr, lockers ? WATCH_POLL_MS : -1);
-		if (nr && (fds[0].revents & POLLIN))
+			poll(w->fds, nr, lockers ? WATCH_POLL_MS : -1);
+		if (nr && (w->fds[0].revents & POLLIN))
 			eventfd_read(w->evfd, &e);
 		for (i = 1; i < nr; i++) {
-			bool dead = peers[i].pidfd >= 0 ? fds[i].revents != 0 :
-				    shmrpc__node_alive(&n->reg, peers[i].slot, peers[i].gen) == 0;
+			struct peer *p = &w->peers[i];
+			bool dead = p->pidfd >= 0 ? w->fds[i].revents != 0 :
+				    shmrpc__node_alive(&n->reg, p->slot, p->gen) == 0;
 
 			if (!dead)
 				continue;
-			shmrpc__reclaim_locked(&n->reg, peers[i].slot, peers[i].gen);
-			watch_remove(w, peers[i].slot, peers[i].gen);
+			shmrpc__reclaim_locked(&n->reg, p->slot, p->gen);
+			watch_remove(w, p->slot, p->gen);
 		}
 	}
-	free(fds);
-	free(peers);
 	return NULL;
 }
 
@@ -261,6 +265,8 @@ void shmrpc__watch_stop(struct shmrpc_node *n)
 	close(w->evfd);
 	pthread_mutex_destroy(&w->lock);
 	free(w->v);
+	free(w->fds);
+	free(w->peers);
 	free(w);
 	n->watch = NULL;
 }
