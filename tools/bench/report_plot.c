@@ -144,6 +144,7 @@ static void gp_stream(FILE *gp, const int *has, double memcpy_gb)
 {
 	static const char *const col[2] = { "2", "3" };
 	static const char *const what[2] = { "msgs", "gbps" };
+	static const char *const key[2] = { "bottom left opaque", "top left opaque" };
 	static const char *const ylabel[2] = { "messages per second",
 					       "GB/s of payload (1 GB = 1e9 B)" };
 	const char *sep;
@@ -151,12 +152,12 @@ static void gp_stream(FILE *gp, const int *has, double memcpy_gb)
 	for (int k = 0; k < 2; k++) {
 		fprintf(gp, "\nset output 'stream_%s.svg'\n"
 			    "set title 'streaming, one producer -> one consumer (delivered)'\n"
-			    "set logscale xy; set yrange [*:*]; set key outside right top\n"
+			    "set logscale xy; set yrange [*:*]; set key %s\n"
 			    "set xlabel 'message size (bytes)'; set ylabel '%s'\n"
 			    "set xtics (\"8\" 8, \"32\" 32, \"128\" 128, \"512\" 512, \"2K\" 2048, "
 			    "\"8K\" 8192, \"32K\" 32768, \"128K\" 131072, \"512K\" 524288, "
 			    "\"1M\" 1048576)\n",
-			what[k], ylabel[k]);
+			what[k], key[k], ylabel[k]);
 		sep = "plot ";
 		for (size_t i = 0; bench_transports[i]; i++) {
 			if (!has[i])
@@ -167,7 +168,7 @@ static void gp_stream(FILE *gp, const int *has, double memcpy_gb)
 		}
 		if (k == 1 && memcpy_gb > 0)
 			fprintf(gp, "%s%.6f with lines dt 2 lc rgb 'black' title 'memcpy 1 MiB, "
-				    "one core (ceiling of a copying stream)'",
+				    "one core'",
 				sep, memcpy_gb);
 		fprintf(gp, "\nunset xtics; set xtics\n");
 	}
