@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmrpc-bench: declarations shared by the benchmark's files.
+ *
+ * Every measurement runs two processes forked from the driver, side 0 pinned
+ * to the first allowed CPU and side 1 to the second. Whatever they share is
+ * created by the driver before fork(): MAP_SHARED anonymous memory (struct
+ * bench_ctrl, rings), pipes, sockets, eventfds, message queues. A
+ * *transport* (struct bench_transport) is one way of carrying messages
+ * between the two sides; a *scenario* (ping-pong, stream) drives a transport
+ * from both sides and records what it measured in struct bench_ctrl.
+ *
+ * Plugging in a transport: implement struct bench_transport (contract
+ * below), give it a name, add its address to bench_transports[] in
+ * transports.c. Every scenario and every report then includes it.
+ */
+#ifndef SHMRPC_BENCH_H
+#define SHMRPC_BENCH_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Smallest message: scenarios keep a sequence number in its first 8 bytes. */
+#define BENCH_MIN_MSG 8
+/* Buffering budget per direction: max(BENCH_BUF_MIN, 4 x message size). */
+#define BENCH_BUF_MIN (256u * 1024)
+
+/* ------------------------------------------------------------- transport */
+
+/* What the driver asks of a transport for one run (filled before setup). */
+struct bench_params {
+	size_t msg_size;  /* every message of the run is exactly this long */
+	size_t buf_bytes; /* buffering to provide per direction (a budget) */
+	unsigned run_id;  /* unique within this process: name kernel objects */
+};
+
+/* One bidirectional channel between side 0 and side 1. */
+struct bench_chan {
+	const struct bench_transport *t;
+	struct bench_params p;
+	int side;	/* -1 in the driver; 0 or 1 in a side, set before attach */
+	size_t buf_eff; /* setup: buffering really obtained, bytes per direction
+			   (0 when unknown); reported as is */
+	void *priv;	/* the transport's own state */
+	char why[120];	/* setup: optional reason for a refusal, reported */
+};
+
+/*
+ * A transport. Call order and processes:
+ *
+ *   driver:  setup(ch)                         before fork; shared state
+ *   side s:  attach(ch, s)                     after fork, in each side
+ *            send / recv ...                   the scenario
+ *            detach(ch)                        before the side exits
+ *   driver:  teardown(ch)                      after both sides exited or
+ *                                              were killed (SIGKILL)
+ *
+ * All return 0 / a length, or a negative errno value.
+ * @setup: create what both sides need for messages of exactly
+ *	ch->p.msg_size bytes in both directions, with about ch->p.buf_bytes of
+ *	buffering per direction; set ch->priv and ch->buf_eff. Return
+ *	-EMSGSIZE or -EOPNOTSUPP when this size or this machine cannot be
+ *	served: the run is then reported as skipped, not failed (ch->why may
+ *	say why, e.g. which system limit). On error,
+ *	release everything itself (teardown is not called).
+ * @attach: optional. Take side @side (0 or 1): close what this side does
+ *	not use, open per-process handles. Both sides attach concurrently and
+ *	meet at a barrier afterwards, so attach may wait for the peer.
+ * @send: deliver one message of @len bytes to the other side, blocking
+ *	while the transport has no room (back-pressure). Never drops.
+ * @recv: block until one message arrives; copy it into @buf (@cap bytes,
+ *	at least msg_size) and return its length.
+ * @detach: optional; may be NULL. @teardown: release what setup made;
+ *	accepts ch->priv == NULL.
+ * send and recv are called by one thread per side; a side may send while
+ * the other side sends too (ping-pong never does; stream sends one way).
+ */
+struct bench_transport {
+	const char *name; /* [a-z0-9_-], used in tables, file names, --transport */
+	const char *what; /* one line: the mechanism and how it waits */
+	int (*setup)(struct bench_chan *ch);
+	int (*attach)(struct bench_chan *ch, int side);
+	int (*send)(struct bench_chan *ch, const void *buf, size_t len);
+	int (*recv)(struct bench_chan *ch, void *buf, size_t cap);
+	void (*detach)(struct bench_chan *ch);
+	void (*teardown)(struct bench_chan *ch);
+};
+
+/* transports.c: NULL-terminated, in report order. */
+extern const struct bench_transport *const bench_transports[];
+const struct bench_transport *bench_transport_find(const char *name);
+
+/* The baselines (tr_*.c). */
+extern const struct bench_transport bench_tr_spin, bench_tr_futex, bench_tr_eventfd;
+extern const struct bench_transport bench_tr_pipe, bench_tr_unix, bench_tr_mqueue;
+
+/* ------------------------------------------------------------ run config */
+
+struct bench_cfg {
+	uint64_t iters;	    /* ping-pong: measured round trips (upper bound) */
+	uint64_t warmup;    /* ping-pong: round trips before measuring */
+	double duration;    /* stream: seconds measured; ping-pong: time cap */
+	double warm_s;	    /* stream: seconds streamed before measuring */
+	int cpu[2];	    /* CPU of side 0 and side 1 */
+	size_t msg_size;    /* the run's message size */
+};
+
+/* --------------------------------------------------- shared control block */
+
+/* What one side measured about itself; written only by that side. */
+struct bench_side_out {
+	int64_t wall_ns; /* this side's accounting window */
+	int64_t user_ns; /* getrusage(RUSAGE_SELF) over that window */
+	int64_t sys_ns;
+	uint64_t msgs;	 /* messages delivered in that window, both directions */
+	uint64_t preempt; /* involuntary context switches in that window: time
+			     another task took this side's CPU */
+};
+
+/* MAP_SHARED anonymous, created by the driver before fork, one per run. */
+struct bench_ctrl {
+	alignas(64) _Atomic uint32_t arrived;	/* start barrier (futex word) */
+	alignas(64) _Atomic uint64_t line;	/* cacheline scenario's word */
+	alignas(64) struct bench_side_out side[2]; /* side i writes side[i] */
+	uint64_t n;		/* pingpong: samples[] used (side 0); stream:
+				   messages in the measured window (side 1) */
+	int64_t window_ns;	/* stream: the consumer's measured window */
+	char err[2][160];	/* side i: why it failed */
+	uint64_t cap;		/* driver: capacity of samples[] */
+	alignas(64) uint64_t samples[]; /* side 0: round-trip times, ns */
+};
+
+/*
+ * A side of a scenario: runs in a forked child after attach and the
+ * barrier; @ch is NULL for scenarios without a transport. Returns 0, or
+ * -errno after bench_fail() explained why.
+ */
+typedef int (*bench_side_fn)(struct bench_chan *ch, struct bench_ctrl *c, int side,
+			     const struct bench_cfg *cfg);
+
+/* harness.c */
+struct bench_ctrl *bench_ctrl_new(uint64_t nsamples);
+void bench_ctrl_free(struct bench_ctrl *c);
+/*
+ * bench_pair - one run: setup @t (NULL: none), fork both sides, run @fn in
+ * each, wait (with a watchdog), teardown. Returns 0; -EMSGSIZE/-EOPNOTSUPP
+ * when setup declined (skip); another -errno on failure. @why gets a reason
+ * for anything but 0. @buf_eff (may be NULL) gets ch->buf_eff.
+ */
+int bench_pair(const struct bench_transport *t, const struct bench_cfg *cfg, bench_side_fn fn,
+	       struct bench_ctrl *c, size_t *buf_eff, char *why, size_t whylen);
+int bench_fail(struct bench_ctrl *c, int side, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* CPU-time accounting of one side over a window. */
+struct bench_acct {
+	int64_t wall0, user0, sys0;
+	long nivcsw0;
+};
+void bench_acct_begin(struct bench_acct *a);
+void bench_acct_end(const struct bench_acct *a, struct bench_side_out *out, uint64_t msgs);
+
+/* Message buffer of a side: msg_size bytes, cache-line aligned, touched. */
+void *bench_msg_alloc(size_t size);
+
+/* Scenario sides: pingpong.c, stream.c, memcpy.c */
+int bench_pingpong_side(struct bench_chan *ch, struct bench_ctrl *c, int side,
+			const struct bench_cfg *cfg);
+int bench_cacheline_side(struct bench_chan *ch, struct bench_ctrl *c, int side,
+			 const struct bench_cfg *cfg);
+int bench_stream_side(struct bench_chan *ch, struct bench_ctrl *c, int side,
+		      const struct bench_cfg *cfg);
+int bench_memcpy_side(struct bench_chan *ch, struct bench_ctrl *c, int side,
+		      const struct bench_cfg *cfg);
+
+/* ---------------------------------------------------------------- results */
+
+enum bench_status { BENCH_OK, BENCH_SKIPPED, BENCH_FAILED };
+
+/* One-way latency summary, microseconds (RTT / 2). */
+struct bench_lat {
+	double min, mean, median, p90, p99, p999, max;
+};
+
+/* CPU use of one side. */
+struct bench_cpu {
+	double user_s, sys_s, wall_s;
+	double cpu_per_s;  /* (user + sys) / wall */
+	double us_per_msg; /* (user + sys) / messages of the window, us */
+	uint64_t msgs;
+	uint64_t preempt;  /* involuntary context switches */
+};
+
+struct bench_result {
+	const char *scenario;  /* "pingpong", "stream", "memcpy" */
+	const char *transport; /* a transport name, "cacheline" or "memcpy" */
+	size_t size;
+	enum bench_status status;
+	char why[200];	       /* skipped/failed: the reason */
+	size_t buf_eff;
+	/* pingpong */
+	uint64_t *rtt_ns;      /* sorted round trips (owned), NULL otherwise */
+	uint64_t n;
+	struct bench_lat lat;
+	/* stream, memcpy */
+	uint64_t msgs;	       /* in the measured window */
+	double window_s;
+	double msgs_per_s, gb_per_s;
+	struct bench_cpu cpu[2];
+	int nsides;	       /* 2, or 1 for memcpy */
+	double ratio;	       /* median (pingpong) or msgs/s (stream) over the
+				  baseline's at the same size; NAN if none */
+	double ratio_p99;      /* pingpong: p99 over the baseline's p99 */
+};
+
+struct bench_host {
+	char kernel[128];
+	char cpu_model[128];
+	char clocksource[64];
+	int cpus_online;
+	double load_start; /* 1-minute load average when the run started */
+	int side_cpu[2];
+	double clock_read_ns; /* cost of one clock_gettime(CLOCK_MONOTONIC) */
+	char date[32];	      /* UTC, ISO 8601 */
+};
+
+struct bench_report {
+	struct bench_host host;
+	const struct bench_cfg *cfg;
+	const char *baseline;
+	int quick;
+	double elapsed_s;     /* whole run, wall */
+	struct bench_result *r;
+	size_t nr;
+};
+
+/* stats.c */
+void bench_lat_summarise(uint64_t *rtt_ns, uint64_t n, struct bench_lat *out);
+double bench_quantile_us(const uint64_t *sorted_rtt_ns, uint64_t n, double q);
+void bench_cpu_fill(struct bench_cpu *cpu, const struct bench_side_out *o);
+void bench_ratios(struct bench_result *r, size_t nr, const char *baseline);
+
+/* host.c */
+void bench_host_probe(struct bench_host *h, const int side_cpu[2]);
+int bench_pick_cpus(int cpu[2]);
+
+/* report_table.c, report_json.c, report_plot.c */
+void bench_print_table(const struct bench_report *rep);
+const char *bench_fmt_size(char *buf, size_t len, size_t v);
+int bench_write_json(const struct bench_report *rep, const char *path);
+int bench_write_plots(const struct bench_report *rep, const char *dir);
+
+/* ---------------------------------------------------------------- helpers */
+
+static inline int64_t bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Spin-wait hint: tells the core (and an SMT sibling) that we are polling. */
+static inline void bench_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+/* Sequence number stored at both ends of a message, so that a receiver can
+ * check the whole message arrived (scenarios only use messages >= 8 B). */
+void bench_msg_stamp(void *buf, size_t len, uint64_t seq);
+uint64_t bench_msg_seq(const void *buf);
+int bench_msg_check(const void *buf, size_t len, uint64_t seq);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMRPC_BENCH_H */

@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: MIT
+/*
+ * --json FILE: every result of the run as one JSON document. Numbers that
+ * could not be measured (no baseline, no messages) are null. Schema
+ * "shmrpc-bench/1", documented field by field in docs/bench.md:
+ *
+ * {
+ *   "schema": "shmrpc-bench/1",
+ *   "date": "2026-01-01T00:00:00Z", "elapsed_s": 95.2, "quick": false,
+ *   "host": { "kernel", "cpu_model", "cpus_online", "clocksource",
+ *             "clock_read_ns", "loadavg_start", "side_cpus": [0, 1] },
+ *   "config": { "iters", "warmup_iters", "duration_s", "stream_warmup_s",
+ *               "baseline" },
+ *   "transports": [ { "name", "what" } ],
+ *   "results": [
+ *     { "scenario": "pingpong" | "stream" | "memcpy",
+ *       "transport": "futex" | ... | "cacheline" | "memcpy",
+ *       "size": 64, "status": "ok" | "skipped" | "failed",
+ *       "reason": "..." (not ok only),  "buffer_bytes": 262144 | null,
+ *       pingpong: "samples", "one_way_us": { "min", "mean", "median", "p90",
+ *                 "p99", "p99_9", "max" }, "ratio_median", "ratio_p99",
+ *       stream:   "msgs", "window_s", "msgs_per_s", "gb_per_s", "ratio",
+ *       memcpy:   "copies", "window_s", "copies_per_s", "gb_per_s",
+ *       "sides": [ { "side", "cpu", "user_s", "sys_s", "wall_s",
+ *                    "cpu_s_per_s", "cpu_us_per_msg", "msgs", "preempted" } ]
+ *                  (ok only; memcpy has side 0 only)
+ *     } ]
+ * }
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+
+static void jstr(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", (unsigned char)*s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void jnum(FILE *f, const char *key, double v, const char *sep)
+{
+	if (isfinite(v))
+		fprintf(f, "\"%s\": %.6g%s", key, v, sep);
+	else
+		fprintf(f, "\"%s\": null%s", key, sep);
+}
+
+static void json_head(FILE *f, const struct bench_report *rep)
+{
+	const struct bench_host *h = &rep->host;
+	const struct bench_cfg *c = rep->cfg;
+
+	fprintf(f, "{\n  \"schema\": \"shmrpc-bench/1\",\n  \"date\": ");
+	jstr(f, h->date);
+	fprintf(f, ",\n  ");
+	jnum(f, "elapsed_s", rep->elapsed_s, ", ");
+	fprintf(f, "\"quick\": %s,\n  \"host\": {\"kernel\": ", rep->quick ? "true" : "false");
+	jstr(f, h->kernel);
+	fprintf(f, ", \"cpu_model\": ");
+	jstr(f, h->cpu_model);
+	fprintf(f, ", \"cpus_online\": %d, \"clocksource\": ", h->cpus_online);
+	jstr(f, h->clocksource);
+	fprintf(f, ", ");
+	jnum(f, "clock_read_ns", h->clock_read_ns, ", ");
+	jnum(f, "loadavg_start", h->load_start, ", ");
+	fprintf(f, "\"side_cpus\": [%d, %d]},\n", h->side_cpu[0], h->side_cpu[1]);
+	fprintf(f, "  \"config\": {\"iters\": %llu, \"warmup_iters\": %llu, ",
+		(unsigned long long)c->iters, (unsigned long long)c->warmup);
+	jnum(f, "duration_s", c->duration, ", ");
+	jnum(f, "stream_warmup_s", c->warm_s, ", ");
+	fprintf(f, "\"baseline\": ");
+	jstr(f, rep->baseline);
+	fprintf(f, "},\n  \"transports\": [");
+	for (size_t i = 0; bench_transports[i]; i++) {
+		fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
+		jstr(f, bench_transports[i]->name);
+		fprintf(f, ", \"what\": ");
+		jstr(f, bench_transports[i]->what);
+		fprintf(f, "}");
+	}
+	fprintf(f, "\n  ],\n");
+}
+
+static void json_sides(FILE *f, const struct bench_result *r, const struct bench_report *rep)
+{
+	fprintf(f, ",\n      \"sides\": [");
+	for (int s = 0; s < r->nsides; s++) {
+		const struct bench_cpu *c = &r->cpu[s];
+
+		fprintf(f, "%s\n        {\"side\": %d, \"cpu\": %d, ", s ? "," : "", s,
+			rep->host.side_cpu[s]);
+		jnum(f, "user_s", c->user_s, ", ");
+		jnum(f, "sys_s", c->sys_s, ", ");
+		jnum(f, "wall_s", c->wall_s, ", ");
+		jnum(f, "cpu_s_per_s", c->cpu_per_s, ", ");
+		jnum(f, "cpu_us_per_msg", c->us_per_msg, ", ");
+		fprintf(f, "\"msgs\": %llu, \"preempted\": %llu}", (unsigned long long)c->msgs,
+			(unsigned long long)c->preempt);
+	}
+	fprintf(f, "]");
+}
+
+static void json_result(FILE *f, const struct bench_result *r, const struct bench_report *rep)
+{
+	static const char *const st[] = { "ok", "skipped", "failed" };
+	int memcpy_ = !strcmp(r->scenario, "memcpy");
+
+	fprintf(f, "    {\"scenario\": \"%s\", \"transport\": ", r->scenario);
+	jstr(f, r->transport);
+	fprintf(f, ", \"size\": %zu, \"status\": \"%s\"", r->size, st[r->status]);
+	if (r->status != BENCH_OK) {
+		fprintf(f, ", \"reason\": ");
+		jstr(f, r->why);
+		fprintf(f, "}");
+		return;
+	}
+	if (r->buf_eff)
+		fprintf(f, ", \"buffer_bytes\": %zu", r->buf_eff);
+	else
+		fprintf(f, ", \"buffer_bytes\": null");
+	fprintf(f, ",\n      ");
+	if (!strcmp(r->scenario, "pingpong")) {
+		fprintf(f, "\"samples\": %llu, \"one_way_us\": {", (unsigned long long)r->n);
+		jnum(f, "min", r->lat.min, ", ");
+		jnum(f, "mean", r->lat.mean, ", ");
+		jnum(f, "median", r->lat.median, ", ");
+		jnum(f, "p90", r->lat.p90, ", ");
+		jnum(f, "p99", r->lat.p99, ", ");
+		jnum(f, "p99_9", r->lat.p999, ", ");
+		jnum(f, "max", r->lat.max, "}, ");
+		jnum(f, "ratio_median", r->ratio, ", ");
+		jnum(f, "ratio_p99", r->ratio_p99, "");
+	} else {
+		fprintf(f, "\"%s\": %llu, ", memcpy_ ? "copies" : "msgs",
+			(unsigned long long)r->msgs);
+		jnum(f, "window_s", r->window_s, ", ");
+		jnum(f, memcpy_ ? "copies_per_s" : "msgs_per_s", r->msgs_per_s, ", ");
+		jnum(f, "gb_per_s", r->gb_per_s, memcpy_ ? "" : ", ");
+		if (!memcpy_)
+			jnum(f, "ratio", r->ratio, "");
+	}
+	json_sides(f, r, rep);
+	fprintf(f, "}");
+}
+
+/* bench_write_json - write the report to @path; 0 or -errno (reported). */
+int bench_write_json(const struct bench_report *rep, const char *path)
+{
+	FILE *f = fopen(path, "w");
+	int err;
+
+	if (!f) {
+		err = -errno;
+		fprintf(stderr, "shmrpc-bench: %s: %s\n", path, strerror(errno));
+		return err;
+	}
+	json_head(f, rep);
+	fprintf(f, "  \"results\": [\n");
+	for (size_t i = 0; i < rep->nr; i++) {
+		json_result(f, &rep->r[i], rep);
+		fprintf(f, "%s\n", i + 1 < rep->nr ? "," : "");
+	}
+	fprintf(f, "  ]\n}\n");
+	err = ferror(f) ? -EIO : 0;
+	if (fclose(f) && !err)
+		err = -errno;
+	if (err)
+		fprintf(stderr, "shmrpc-bench: %s: %s\n", path, strerror(-err));
+	return err;
+}

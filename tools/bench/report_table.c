@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The aligned text report on stdout: a header about the machine, then one
+ * table per scenario, then what the columns mean.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+
+/* bench_fmt_size - 8, 512, 2K, 1M (binary units, exact values only). */
+const char *bench_fmt_size(char *b, size_t len, size_t v)
+{
+	if (v >= 1048576 && v % 1048576 == 0)
+		snprintf(b, len, "%zuM", v / 1048576);
+	else if (v >= 1024 && v % 1024 == 0)
+		snprintf(b, len, "%zuK", v / 1024);
+	else
+		snprintf(b, len, "%zu", v);
+	return b;
+}
+
+static const char *fmt_us(char *b, size_t len, double v)
+{
+	if (isnan(v))
+		snprintf(b, len, "-");
+	else if (v < 1)
+		snprintf(b, len, "%.3f", v);
+	else if (v < 100)
+		snprintf(b, len, "%.2f", v);
+	else
+		snprintf(b, len, "%.1f", v);
+	return b;
+}
+
+static const char *fmt_num(char *b, size_t len, const char *fmt, double v)
+{
+	if (isnan(v))
+		snprintf(b, len, "-");
+	else
+		snprintf(b, len, fmt, v);
+	return b;
+}
+
+static const char *fmt_rate(char *b, size_t len, double v)
+{
+	if (isnan(v))
+		return fmt_num(b, len, "", v);
+	if (v >= 1e6)
+		snprintf(b, len, "%.2fM", v / 1e6);
+	else if (v >= 1e3)
+		snprintf(b, len, "%.1fk", v / 1e3);
+	else
+		snprintf(b, len, "%.0f", v);
+	return b;
+}
+
+static int row_status(const struct bench_result *r, const char *size)
+{
+	if (r->status == BENCH_OK)
+		return 0;
+	printf("%-10s %6s  %s: %s\n", r->transport, size,
+	       r->status == BENCH_SKIPPED ? "skipped" : "FAILED", r->why);
+	return 1;
+}
+
+static void print_header(const struct bench_report *rep)
+{
+	const struct bench_host *h = &rep->host;
+	const struct bench_cfg *c = rep->cfg;
+
+	printf("shmrpc-bench %s%s: Linux %s, %s, %d CPUs online, clocksource %s\n", h->date,
+	       rep->quick ? " (--quick)" : "", h->kernel, h->cpu_model, h->cpus_online,
+	       h->clocksource);
+	printf("side 0 on CPU %d, side 1 on CPU %d; clock_gettime(CLOCK_MONOTONIC) costs %.1f ns\n",
+	       h->side_cpu[0], h->side_cpu[1], h->clock_read_ns);
+	printf("ping-pong: %llu warm-up + up to %llu measured round trips, at most %.3g s; "
+	       "stream: %.3g s warm-up + %.3g s; whole run %.1f s\n",
+	       (unsigned long long)c->warmup, (unsigned long long)c->iters, c->duration,
+	       c->warm_s, c->duration, rep->elapsed_s);
+	printf("load average at start %.2f%s\n", h->load_start,
+	       h->load_start > 0.5 ? ": NOT IDLE, other tasks compete for the CPUs (see 'pre')"
+				   : "");
+}
+
+static void print_pingpong(const struct bench_report *rep)
+{
+	char sz[16], b[11][24];
+	const struct bench_result *r;
+	int any = 0;
+
+	for (size_t i = 0; i < rep->nr; i++) {
+		r = &rep->r[i];
+		if (strcmp(r->scenario, "pingpong"))
+			continue;
+		if (!any++) {
+			printf("\nping-pong: one-way latency in us (RTT/2 of every round trip)\n");
+			printf("%-10s %6s %7s %8s %8s %8s %8s %8s %7s %7s | %5s %5s %7s %7s %5s\n",
+			       "mechanism", "size", "samples", "median", "p90", "p99", "p99.9",
+			       "max", "x med", "x p99", "cpu0", "cpu1", "us/msg0", "us/msg1",
+			       "pre");
+		}
+		bench_fmt_size(sz, sizeof(sz), r->size);
+		if (row_status(r, sz))
+			continue;
+		printf("%-10s %6s %7llu %8s %8s %8s %8s %8s %7s %7s | %5s %5s %7s %7s %5llu\n",
+		       r->transport, sz, (unsigned long long)r->n, fmt_us(b[0], 24, r->lat.median),
+		       fmt_us(b[1], 24, r->lat.p90), fmt_us(b[2], 24, r->lat.p99),
+		       fmt_us(b[3], 24, r->lat.p999), fmt_us(b[4], 24, r->lat.max),
+		       fmt_num(b[5], 24, "%.3f", r->ratio), fmt_num(b[6], 24, "%.3f", r->ratio_p99),
+		       fmt_num(b[7], 24, "%.2f", r->cpu[0].cpu_per_s),
+		       fmt_num(b[8], 24, "%.2f", r->cpu[1].cpu_per_s),
+		       fmt_num(b[9], 24, "%.2f", r->cpu[0].us_per_msg),
+		       fmt_num(b[10], 24, "%.2f", r->cpu[1].us_per_msg),
+		       (unsigned long long)(r->cpu[0].preempt + r->cpu[1].preempt));
+	}
+}
+
+static void print_stream(const struct bench_report *rep)
+{
+	char sz[16], buf[16], b[8][24];
+	const struct bench_result *r;
+	int any = 0;
+
+	for (size_t i = 0; i < rep->nr; i++) {
+		r = &rep->r[i];
+		if (strcmp(r->scenario, "stream"))
+			continue;
+		if (!any++) {
+			printf("\nstream: side 0 produces, side 1 consumes; delivered messages\n");
+			printf("%-10s %6s %6s %9s %8s %8s | %5s %5s %7s %7s %5s\n", "mechanism",
+			       "size", "buffer", "msgs/s", "GB/s", "x msgs", "cpuP", "cpuC",
+			       "us/msgP", "us/msgC", "pre");
+		}
+		bench_fmt_size(sz, sizeof(sz), r->size);
+		if (row_status(r, sz))
+			continue;
+		printf("%-10s %6s %6s %9s %8s %8s | %5s %5s %7s %7s %5llu\n", r->transport, sz,
+		       r->buf_eff ? bench_fmt_size(buf, sizeof(buf), r->buf_eff) : "?",
+		       fmt_rate(b[0], 24, r->msgs_per_s), fmt_num(b[1], 24, "%.3f", r->gb_per_s),
+		       fmt_num(b[2], 24, "%.3f", r->ratio),
+		       fmt_num(b[3], 24, "%.2f", r->cpu[0].cpu_per_s),
+		       fmt_num(b[4], 24, "%.2f", r->cpu[1].cpu_per_s),
+		       fmt_num(b[5], 24, "%.3f", r->cpu[0].us_per_msg),
+		       fmt_num(b[6], 24, "%.3f", r->cpu[1].us_per_msg),
+		       (unsigned long long)(r->cpu[0].preempt + r->cpu[1].preempt));
+	}
+}
+
+static void print_memcpy(const struct bench_report *rep)
+{
+	char sz[16];
+
+	for (size_t i = 0; i < rep->nr; i++) {
+		const struct bench_result *r = &rep->r[i];
+
+		if (strcmp(r->scenario, "memcpy"))
+			continue;
+		bench_fmt_size(sz, sizeof(sz), r->size);
+		printf("\nmemcpy: one core (CPU %d), %s to %s\n", rep->host.side_cpu[0], sz, sz);
+		if (row_status(r, sz))
+			continue;
+		printf("%-10s %6s %9.0f copies/s %8.3f GB/s | cpu %.2f, pre %llu\n", r->transport,
+		       sz, r->msgs_per_s, r->gb_per_s, r->cpu[0].cpu_per_s,
+		       (unsigned long long)r->cpu[0].preempt);
+	}
+}
+
+void bench_print_table(const struct bench_report *rep)
+{
+	print_header(rep);
+	print_pingpong(rep);
+	print_stream(rep);
+	print_memcpy(rep);
+	printf("\nx med, x p99: median and p99 over %s's at the same size (< 1: faster); "
+	       "x msgs: msgs/s over %s's (> 1: faster).\n"
+	       "cpu0/cpu1 (cpuP/cpuC): CPU-seconds per second of the side's own window, from "
+	       "getrusage(RUSAGE_SELF);\nus/msg: that CPU time per message delivered (ping-pong "
+	       "counts both directions). GB/s: payload, 1e9 B.\n"
+	       "pre: involuntary context switches of both sides in their windows (another task "
+	       "took a side's CPU);\n0 on an idle machine, and numbers of rows with many are "
+	       "disturbed.\n",
+	       rep->baseline, rep->baseline);
+	fflush(stdout);
+}
