@@ -41,9 +41,18 @@ LIB_SO := $(B)/libshmrpc.so.$(VERSION)
 LIB_DEPS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
 
 .PHONY: all lib tools clean tests test
-all: lib tools bpf
+all: lib tools bpf bench-build
 
 include bpf/bpf.mk
+
+# tools/shmrpc-bench (its own fragment); the libshmrpc transports link the
+# static library.
+BENCH_EXTRA_CFLAGS := -Iinclude -Ilib
+BENCH_EXTRA_DEPS := $(LIB_A)
+BENCH_EXTRA_LIBS := $(LIB_A) $(LIB_DEPS)
+include tools/bench/bench.mk
+.PHONY: bench-build
+bench-build: $(BENCH_BIN)
 
 TOOLS := $(B)/tools/shmrpc-info $(B)/tools/shmrpc-demo
 tools: $(TOOLS)
