@@ -31,9 +31,22 @@
  * checks a receiver's header once, but the tables in any node segment are
  * always located from the layout (lib/layout.h), never from header fields.
  *
- * The table is a small chained hash under a rwlock; sends take it shared.
- * A connection whose receiver left stays as a tombstone, so later sends to
- * that name get -EPIPE until a node of that name joins again.
+ * Finding a connection is the hot part of every send, so it takes no lock
+ * and no reference count on the way: connection structs are type-stable
+ * (allocated in chunks, recycled through a free list, freed only by
+ * shmrpc_close), each with a generation that changes when it is recycled.
+ * A thread caches (node, name) -> (connection, generation) in thread-local
+ * storage and checks both under the connection's own mutex, which a send
+ * takes anyway. A miss looks in the table, a small chained hash under a
+ * rwlock, and connects if needed.
+ *
+ * A connection whose receiver left is swapped for a tombstone, so later
+ * sends to that name get -EPIPE until a node of that name joins again. Its
+ * ring is unmapped and its counters folded into the node's totals only then,
+ * under both the table's write lock and its own mutex: shmrpc_stats, which
+ * reads the table under the read lock, counts every message exactly once.
+ * Lock order: table, then connection; a thread holding a connection's mutex
+ * never takes the table's lock for writing.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -181,6 +194,76 @@ static void conn_forget(struct shmrpc_node *n, struct shmrpc__conn *c)
 						memory_order_relaxed);
 }
 
+/* ------------------------------------------------------------------ pool */
+
+#define CONN_CHUNK 16
+
+struct shmrpc__conn_chunk {
+	struct shmrpc__conn_chunk *next;
+	struct shmrpc__conn c[CONN_CHUNK];
+};
+
+/* Under the write lock: a connection struct, its mutex initialised once. */
+static struct shmrpc__conn *conn_alloc(struct shmrpc_node *n)
+{
+	struct shmrpc__conn_chunk *k;
+	struct shmrpc__conn *c;
+	int i;
+
+	if (!n->conn_free) {
+		k = calloc(1, sizeof(*k));
+		if (!k)
+			return NULL;
+		for (i = 0; i < CONN_CHUNK; i++) {
+			pthread_mutex_init(&k->c[i].lock, NULL);
+			k->c[i].next = n->conn_free;
+			n->conn_free = &k->c[i];
+		}
+		k->next = n->conn_chunks;
+		n->conn_chunks = k;
+	}
+	c = n->conn_free;
+	n->conn_free = c->next;
+	c->next = NULL;
+	return c;
+}
+
+/*
+ * Under the write lock, @c out of the table: fold its counters, unmap it,
+ * and recycle it. Its generation changes under its mutex, so a thread that
+ * still has it cached, locks it, and compares, knows it is not its any more.
+ */
+static void conn_recycle(struct shmrpc_node *n, struct shmrpc__conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->q.hdr)
+		shmrpc__fold_tx(n, c->q.hdr);
+	conn_unmap(n, c);
+	/* Relaxed: read under this mutex, or as a hint before taking it. */
+	atomic_store_explicit(&c->gen, atomic_load_explicit(&c->gen, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	c->to[0] = '\0';
+	pthread_mutex_unlock(&c->lock);
+	c->next = n->conn_free;
+	n->conn_free = c;
+}
+
+/* Fields of a fresh or recycled struct; the mutex and gen stay. */
+static void conn_reset(struct shmrpc__conn *c)
+{
+	memset(&c->q, 0, sizeof(c->q));
+	c->peer = NULL;
+	c->peer_size = 0;
+	c->rx_slot = c->rx_gen = c->ring_bytes = 0;
+	atomic_store_explicit(&c->dead, false, memory_order_relaxed);
+	c->tomb = false;
+	atomic_store_explicit(&c->owner, NULL, memory_order_relaxed);
+	c->resv = NULL;
+	c->resv_cap = 0;
+	c->to[0] = '\0';
+}
+
+/* Under the write lock: connect to @to, in a struct not yet in the table. */
 static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__conn **out)
 {
 	_Atomic uint32_t *in;
@@ -194,18 +277,15 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 		return err;
 	if (slot == n->slot)
 		return -EINVAL;
-	c = calloc(1, sizeof(*c));
+	c = conn_alloc(n);
 	if (!c)
 		return -ENOMEM;
+	conn_reset(c);
 	err = peer_open(n, slot, v.gen, c);
 	if (err == -ENOENT)
 		shmrpc__reclaim_locked(&n->reg, slot, v.gen);
 	if (err)
 		goto out_free;
-	/* Before the announce: past it, failing would cut a prev_gen chain. */
-	err = shmrpc__mutex_errorcheck(&c->lock);
-	if (err)
-		goto out_unmap;
 	in = shmrpc__node_tab(c->peer, shmrpc__node_in_off(n->reg.capacity));
 	/* Relaxed: only a holder of our slot writes this entry. */
 	prev = atomic_load_explicit(&in[n->slot], memory_order_relaxed);
@@ -213,7 +293,7 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 		prev = 0;
 	err = ring_create(n, c, prev);
 	if (err)
-		goto out_mutex;
+		goto out_unmap;
 	atomic_fetch_add_explicit(&n->seg->ctr.connects, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&n->seg->ctr.rings_out, 1, memory_order_relaxed);
 	err = announce(n, c);
@@ -238,16 +318,16 @@ out_closing:
 		prev = shmrpc__ring_kill(&n->reg, n->slot, prev - 1, c->rx_slot, c->rx_gen,
 					 SHMRPC__RING_RX_CLOSED);
 	conn_forget(n, c);
-out_mutex:
-	pthread_mutex_destroy(&c->lock);
 out_unmap:
 	conn_unmap(n, c);
 out_free:
-	free(c);
+	c->next = n->conn_free;
+	n->conn_free = c;
 	return err;
 }
 
-/* Under the write lock: put @nc where @old was (or at the head). */
+/* Under the write lock: put @nc where @old was (or at the head), and
+ * recycle @old. */
 static void table_swap(struct shmrpc_node *n, unsigned b, struct shmrpc__conn *old,
 		       struct shmrpc__conn *nc)
 {
@@ -257,50 +337,47 @@ static void table_swap(struct shmrpc_node *n, unsigned b, struct shmrpc__conn *o
 		while (*pp != old)
 			pp = &(*pp)->next;
 		*pp = old->next;
-		/* Counted in the node's totals from now on, not per ring:
-		 * stats read the table under the read lock, so nothing is
-		 * counted twice or missed. */
-		if (old->q.hdr)
-			shmrpc__fold_tx(n, old->q.hdr);
-		shmrpc__conn_put(n, old);
+		conn_recycle(n, old);
 	}
-	atomic_init(&nc->refs, 1);
 	nc->next = n->conns[b];
 	n->conns[b] = nc;
 }
 
-static struct shmrpc__conn *tombstone(const char *to)
+static bool usable(const struct shmrpc__conn *c)
 {
-	struct shmrpc__conn *t = calloc(1, sizeof(*t));
-
-	if (t) {
-		snprintf(t->to, sizeof(t->to), "%s", to);
-		atomic_init(&t->dead, true);
-		t->tomb = true;
-	}
-	return t;
+	return !c->tomb && !atomic_load_explicit(&c->dead, memory_order_relaxed);
 }
 
-int shmrpc__conn_get(struct shmrpc_node *n, const char *to, struct shmrpc__conn **out)
+/*
+ * A candidate for @to and its generation, from the table, connecting if it
+ * holds none (or only a tombstone, or a dead one). Not locked: the caller
+ * locks it and checks the generation.
+ */
+static int conn_find_or_connect(struct shmrpc_node *n, const char *to, struct shmrpc__conn **out,
+				uint32_t *gen)
 {
 	unsigned b = name_hash(to);
 	struct shmrpc__conn *c, *nc;
-	int err = 0;
+	int err;
 
 	pthread_rwlock_rdlock(&n->conn_lock);
 	c = conn_find(n, to, b);
-	if (c && !atomic_load_explicit(&c->dead, memory_order_relaxed)) {
-		/* Relaxed: the table lock keeps c alive while we take a ref. */
-		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	if (c && usable(c)) {
+		*gen = atomic_load_explicit(&c->gen, memory_order_relaxed);
 		pthread_rwlock_unlock(&n->conn_lock);
 		*out = c;
 		return 0;
 	}
 	pthread_rwlock_unlock(&n->conn_lock);
 
+	/* Not in the table, so not known good: the name is checked here, on
+	 * the slow path, rather than on every send. */
+	err = shmrpc__name_check(to);
+	if (err)
+		return err;
 	pthread_rwlock_wrlock(&n->conn_lock);
 	c = conn_find(n, to, b);
-	if (!c || atomic_load_explicit(&c->dead, memory_order_relaxed)) {
+	if (!c || !usable(c)) {
 		err = conn_connect(n, to, &nc);
 		if (err == -ENOENT && c)
 			err = -EPIPE; /* it was there, and left */
@@ -309,33 +386,167 @@ int shmrpc__conn_get(struct shmrpc_node *n, const char *to, struct shmrpc__conn 
 			c = nc;
 		}
 	}
-	if (!err)
-		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	if (!err) {
+		*gen = atomic_load_explicit(&c->gen, memory_order_relaxed);
+		*out = c;
+	}
 	pthread_rwlock_unlock(&n->conn_lock);
-	*out = err ? NULL : c;
 	return err;
 }
 
-void shmrpc__conn_retire(struct shmrpc_node *n, struct shmrpc__conn *c)
-{
-	unsigned b = name_hash(c->to);
-	struct shmrpc__conn *t;
+/* ------------------------------------------------ the per-thread cache */
 
-	pthread_rwlock_wrlock(&n->conn_lock);
-	if (conn_find(n, c->to, b) == c && (t = tombstone(c->to)))
-		table_swap(n, b, c, t);
-	pthread_rwlock_unlock(&n->conn_lock);
+#define TX_CACHE 4
+
+struct tx_cache {
+	uint64_t uid; /* the node's: never reused, unlike its address */
+	struct shmrpc__conn *c;
+	uint32_t gen;
+	char to[SHMRPC_NAME_MAX + 1];
+};
+
+static _Thread_local struct tx_cache tls_cache[TX_CACHE];
+static _Thread_local char tls_token; /* its address names the thread */
+
+static struct tx_cache *cache_slot(const struct shmrpc_node *n, const char *to)
+{
+	return &tls_cache[(name_hash(to) ^ (unsigned)n->uid) % TX_CACHE];
 }
 
-void shmrpc__conn_put(struct shmrpc_node *n, struct shmrpc__conn *c)
+/* Names are short: a byte loop beats a libc strcmp call on them. */
+static bool name_eq(const char *a, const char *b)
 {
-	/* Acq_rel: the last one out sees every other user's writes. */
-	if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+	while (*a && *a == *b) {
+		a++;
+		b++;
+	}
+	return *a == *b;
+}
+
+/* ------------------------------------------------------------ locking */
+
+#if defined(__SANITIZE_THREAD__)
+#define SHMRPC__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SHMRPC__TSAN 1
+#endif
+#endif
+
+/*
+ * Lock with a CLOCK_MONOTONIC deadline (a wall-clock jump must not stretch
+ * or cut a timeout). ThreadSanitizer (gcc 12, clang 14) does not intercept
+ * pthread_mutex_clocklock and then reports false races on everything the
+ * mutex guards; its builds take the CLOCK_REALTIME equivalent instead.
+ */
+static int lock_until(pthread_mutex_t *m, int64_t deadline)
+{
+	struct timespec ts;
+#ifdef SHMRPC__TSAN
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	shmrpc__ts_from_ns(&ts, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec +
+					(deadline - shmrpc__now_ns()));
+	return pthread_mutex_timedlock(m, &ts);
+#else
+	shmrpc__ts_from_ns(&ts, deadline);
+	return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+#endif
+}
+
+static int conn_lock(struct shmrpc__conn *c, struct shmrpc__tmo *t)
+{
+	int rc;
+
+	/* Our own reservation: -EDEADLK whatever the timeout (a trylock
+	 * would say EBUSY, and a caller retrying on -EAGAIN spin forever).
+	 * Relaxed: only this thread stores its own token, and it clears it
+	 * before it unlocks. */
+	if (atomic_load_explicit(&c->owner, memory_order_relaxed) == &tls_token)
+		return -EDEADLK;
+	rc = pthread_mutex_trylock(&c->lock);
+	if (rc == EBUSY && t->ms != 0)
+		rc = t->ms < 0 ? pthread_mutex_lock(&c->lock) :
+				 lock_until(&c->lock, shmrpc__tmo_deadline(t));
+	if (rc == EBUSY)
+		return -EAGAIN;
+	if (rc)
+		return rc == ETIMEDOUT ? shmrpc__timeout_err(t->ms) : -rc;
+	atomic_store_explicit(&c->owner, &tls_token, memory_order_relaxed);
+	return 0;
+}
+
+bool shmrpc__conn_held(const struct shmrpc__conn *c)
+{
+	return atomic_load_explicit(&c->owner, memory_order_relaxed) == &tls_token;
+}
+
+int shmrpc__conn_acquire(struct shmrpc_node *n, const char *to, struct shmrpc__tmo *t,
+			 struct shmrpc__conn **out)
+{
+	struct tx_cache *e;
+	struct shmrpc__conn *c;
+	uint32_t gen;
+	int rc, tries;
+
+	if (!to)
+		return -EINVAL;
+	e = cache_slot(n, to);
+	for (tries = 0; tries < 16; tries++) {
+		if (e->uid == n->uid && e->c && name_eq(e->to, to)) {
+			c = e->c; /* type-stable: safe to lock, checked below */
+			gen = e->gen;
+		} else {
+			rc = conn_find_or_connect(n, to, &c, &gen);
+			if (rc)
+				return rc;
+		}
+		rc = conn_lock(c, t);
+		if (rc)
+			return rc;
+		/* The same generation is the same connection (a struct changes
+		 * it when it is recycled), hence the same name. */
+		if (atomic_load_explicit(&c->gen, memory_order_relaxed) == gen && usable(c)) {
+			if (e->c != c || e->gen != gen || e->uid != n->uid) {
+				e->uid = n->uid;
+				e->c = c;
+				e->gen = gen;
+				snprintf(e->to, sizeof(e->to), "%s", to);
+			}
+			*out = c;
+			return 0;
+		}
+		/* recycled, or found dead: look again (connecting anew) */
+		e->c = NULL;
+		shmrpc__conn_unlock(n, c);
+	}
+	return -EAGAIN; /* churning faster than we can follow */
+}
+
+void shmrpc__conn_unlock(struct shmrpc_node *n, struct shmrpc__conn *c)
+{
+	bool dead = !c->tomb && atomic_load_explicit(&c->dead, memory_order_relaxed);
+	unsigned b;
+	struct shmrpc__conn *t;
+	uint32_t gen = atomic_load_explicit(&c->gen, memory_order_relaxed);
+
+	atomic_store_explicit(&c->owner, NULL, memory_order_relaxed);
+	pthread_mutex_unlock(&c->lock);
+	if (!dead)
 		return;
-	conn_unmap(n, c);
-	if (!c->tomb)
-		pthread_mutex_destroy(&c->lock);
-	free(c);
+	/* Swap the dead connection for a tombstone (same name: -EPIPE). */
+	pthread_rwlock_wrlock(&n->conn_lock);
+	b = name_hash(c->to);
+	if (atomic_load_explicit(&c->gen, memory_order_relaxed) == gen &&
+	    conn_find(n, c->to, b) == c && (t = conn_alloc(n))) {
+		conn_reset(t);
+		snprintf(t->to, sizeof(t->to), "%s", c->to);
+		atomic_store_explicit(&t->dead, true, memory_order_relaxed);
+		t->tomb = true;
+		table_swap(n, b, c, t);
+	}
+	pthread_rwlock_unlock(&n->conn_lock);
 }
 
 void shmrpc__conn_kill(struct shmrpc_node *n, struct shmrpc__conn *c)
@@ -369,7 +580,7 @@ bool shmrpc__conn_peer_gone(struct shmrpc_node *n, struct shmrpc__conn *c)
 
 int shmrpc__conn_warm(struct shmrpc_node *n)
 {
-	uint32_t i, hi = shmrpc__reg_hi(&n->reg);
+	uint32_t i, hi = shmrpc__reg_hi(&n->reg), gen;
 	struct shmrpc__slot_view v;
 	struct shmrpc__conn *c;
 	int count = 0;
@@ -378,10 +589,7 @@ int shmrpc__conn_warm(struct shmrpc_node *n)
 		if (i == n->slot || shmrpc__reg_read(&n->reg, i, &v) ||
 		    v.state != SHMRPC__SLOT_LIVE)
 			continue;
-		if (!shmrpc__conn_get(n, v.name, &c)) {
-			count++;
-			shmrpc__conn_put(n, c);
-		}
+		count += conn_find_or_connect(n, v.name, &c, &gen) == 0;
 	}
 	return count;
 }
@@ -391,10 +599,8 @@ static void conn_close(struct shmrpc_node *n, struct shmrpc__conn *c)
 {
 	uint32_t old;
 
-	if (c->tomb)
-		return;
 	pthread_mutex_lock(&c->lock);
-	if (!atomic_load_explicit(&c->dead, memory_order_relaxed)) {
+	if (usable(c)) {
 		/* seq_cst RMW, then the fence (F) inside the wake: pairs with
 		 * a sleeping receiver's arm-fence-recheck. */
 		old = atomic_fetch_or(&c->q.hdr->flags, SHMRPC__RING_TX_CLOSED);
@@ -405,24 +611,8 @@ static void conn_close(struct shmrpc_node *n, struct shmrpc__conn *c)
 	}
 	if (c->q.hdr) /* out of the table: count it in the totals now */
 		shmrpc__fold_tx(n, c->q.hdr);
+	conn_unmap(n, c);
 	pthread_mutex_unlock(&c->lock);
-}
-
-void shmrpc__conn_forget_all(struct shmrpc_node *n)
-{
-	struct shmrpc__conn *c;
-	unsigned b;
-
-	for (b = 0; b < SHMRPC__CONN_BUCKETS; b++) {
-		while ((c = n->conns[b])) {
-			n->conns[b] = c->next;
-			/* Not conn_unmap: it counts in the parent's segment. The
-			 * mutex may be a locked copy: nothing to destroy. */
-			shmrpc__seg_unmap(c->q.hdr, c->q.map_size);
-			shmrpc__seg_unmap(c->peer, c->peer_size);
-			free(c);
-		}
-	}
 }
 
 void shmrpc__conn_close_all(struct shmrpc_node *n)
@@ -431,8 +621,7 @@ void shmrpc__conn_close_all(struct shmrpc_node *n)
 	unsigned b;
 
 	/* Detach the table first, then take each connection's lock without
-	 * the table's: a sender holds its connection's lock and may then take
-	 * the table's (shmrpc_stats), never the other way round. */
+	 * the table's (the lock order is table, then connection). */
 	pthread_rwlock_wrlock(&n->conn_lock);
 	for (b = 0; b < SHMRPC__CONN_BUCKETS; b++) {
 		while ((c = n->conns[b])) {
@@ -445,6 +634,36 @@ void shmrpc__conn_close_all(struct shmrpc_node *n)
 	while ((c = all)) {
 		all = c->next;
 		conn_close(n, c);
-		shmrpc__conn_put(n, c);
 	}
+}
+
+void shmrpc__conn_forget_all(struct shmrpc_node *n)
+{
+	struct shmrpc__conn *c;
+	unsigned b;
+
+	for (b = 0; b < SHMRPC__CONN_BUCKETS; b++) {
+		for (c = n->conns[b]; c; c = c->next) {
+			/* Not conn_unmap: it counts in the parent's segment. */
+			shmrpc__seg_unmap(c->q.hdr, c->q.map_size);
+			shmrpc__seg_unmap(c->peer, c->peer_size);
+		}
+		n->conns[b] = NULL;
+	}
+}
+
+void shmrpc__conn_free_all(struct shmrpc_node *n, bool destroy)
+{
+	struct shmrpc__conn_chunk *k;
+	int i;
+
+	while ((k = n->conn_chunks)) {
+		n->conn_chunks = k->next;
+		/* A fork's copy may hold a locked copy of a mutex: not ours to
+		 * destroy, only to free with the memory. */
+		for (i = 0; destroy && i < CONN_CHUNK; i++)
+			pthread_mutex_destroy(&k->c[i].lock);
+		free(k);
+	}
+	n->conn_free = NULL;
 }

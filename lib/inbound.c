@@ -144,8 +144,11 @@ int shmrpc__in_scan_new(struct shmrpc_node *n)
 	uint64_t bits;
 	int found = 0;
 
-	/* Acquire: pairs with the announcer's release store of pend_hint. */
-	if (!atomic_exchange_explicit(&h->pend_hint, 0, memory_order_acquire))
+	/* A plain load first: this runs on every receive, and an exchange is
+	 * a locked write to a line the announcers write. Acquire: pairs with
+	 * the announcer's release store of pend_hint. */
+	if (!atomic_load_explicit(&h->pend_hint, memory_order_relaxed) ||
+	    !atomic_exchange_explicit(&h->pend_hint, 0, memory_order_acquire))
 		return 0;
 	for (w = 0; w < words; w++) {
 		if (!atomic_load_explicit(&pend[w], memory_order_relaxed))

@@ -72,6 +72,18 @@ int64_t shmrpc__now_ns(void);
 /* Absolute CLOCK_MONOTONIC deadline of a timeout_ms argument: SHMRPC__NEVER
  * for -1, now for 0; -EINVAL for < -1 is the caller's check. */
 int64_t shmrpc__deadline(int timeout_ms);
+/*
+ * A call's timeout, its deadline read from the clock only when the call
+ * first has to wait: the fast paths (a message waiting, room in the ring)
+ * never pay for clock_gettime. The timeout counts from that first wait.
+ */
+struct shmrpc__tmo {
+	int ms;
+	bool set;
+	int64_t deadline;
+};
+#define SHMRPC__TMO(timeout_ms) ((struct shmrpc__tmo){ .ms = (timeout_ms) })
+int64_t shmrpc__tmo_deadline(struct shmrpc__tmo *t);
 /* -EAGAIN for a non-blocking call, -ETIMEDOUT for a timed one. */
 int shmrpc__timeout_err(int timeout_ms);
 void shmrpc__ts_from_ns(struct timespec *ts, int64_t ns);
@@ -308,10 +320,13 @@ struct shmrpc__inring {
 	void *be;		 /* backend's per-ring state */
 };
 
+/* Type-stable (conn.c): never freed before shmrpc_close, recycled with a
+ * new gen. Fields below `lock` change under it, or under the table's
+ * write lock while out of every thread's reach. */
 struct shmrpc__conn {
-	struct shmrpc__conn *next; /* hash chain, under conn_lock */
-	_Atomic int refs;
+	struct shmrpc__conn *next; /* hash chain or free list, under conn_lock */
 	pthread_mutex_t lock;	   /* serialises sends to this receiver */
+	_Atomic uint32_t gen;	   /* changes when the struct is recycled */
 	struct shmrpc__ring q;	   /* producer view, under lock */
 	struct shmrpc__node_hdr *peer; /* receiver's node segment */
 	uint64_t peer_size;
@@ -336,12 +351,11 @@ struct shmrpc__inbound {
 
 #define SHMRPC__CONN_BUCKETS 64
 
-/* Wakes held back by SHMRPC_SEND_DEFER until shmrpc_flush; each holds a
- * reference on its connection so that the word stays mapped. */
+/* Wakes held back by SHMRPC_SEND_DEFER until shmrpc_flush. A word may be
+ * unmapped meanwhile (its connection recycled): a wake there is harmless. */
 struct shmrpc__deferred {
 	pthread_mutex_t lock;
 	_Atomic uint32_t **words;
-	struct shmrpc__conn **conns;
 	uint32_t n, cap;
 };
 
@@ -367,9 +381,11 @@ struct shmrpc_node {
 				    the others sleep in bell mode */
 	uint32_t bell_armed;	 /* value our bell was armed with */
 
+	uint64_t uid;		 /* unique in the process, unlike the address */
 	pthread_rwlock_t conn_lock;
 	struct shmrpc__conn *conns[SHMRPC__CONN_BUCKETS];
-	uint32_t nconns;
+	struct shmrpc__conn_chunk *conn_chunks; /* under conn_lock */
+	struct shmrpc__conn *conn_free;	      /* under conn_lock */
 
 	pthread_mutex_t in_lock; /* guards in.v/in.n against shmrpc_stats */
 	struct shmrpc__inbound in;
@@ -399,7 +415,6 @@ static inline _Atomic uint32_t *shmrpc__node_tab(struct shmrpc__node_hdr *h, uin
 }
 
 /* node.c, thread.c */
-int shmrpc__mutex_errorcheck(pthread_mutex_t *m);
 void shmrpc__thread_stop(struct shmrpc_node *n);
 
 /* watch.c: learn of the death of peer (slot, gen) at once */
@@ -411,15 +426,18 @@ int shmrpc__lookup(struct shmrpc_node *n, const char *name, uint32_t *slot,
 		   struct shmrpc__slot_view *v);
 
 /* conn.c: outbound connections */
-int shmrpc__conn_get(struct shmrpc_node *n, const char *to, struct shmrpc__conn **out);
-void shmrpc__conn_put(struct shmrpc_node *n, struct shmrpc__conn *c);
-/* Swap a dead connection for a tombstone in the table (not under c->lock). */
-void shmrpc__conn_retire(struct shmrpc_node *n, struct shmrpc__conn *c);
+struct shmrpc__conn_chunk;
+/* The connection to @to, connecting if needed, locked by this thread. */
+int shmrpc__conn_acquire(struct shmrpc_node *n, const char *to, struct shmrpc__tmo *t,
+			 struct shmrpc__conn **out);
+/* Unlock; a connection found dead is swapped for a tombstone. */
+void shmrpc__conn_unlock(struct shmrpc_node *n, struct shmrpc__conn *c);
+/* Does this thread hold @c's mutex? */
+bool shmrpc__conn_held(const struct shmrpc__conn *c);
 int shmrpc__conn_warm(struct shmrpc_node *n);
 void shmrpc__conn_close_all(struct shmrpc_node *n);
-/* In a forked child: free this process's copies of the connections and
- * their mappings, touching nothing shared. */
 void shmrpc__conn_forget_all(struct shmrpc_node *n);
+void shmrpc__conn_free_all(struct shmrpc_node *n, bool destroy);
 /* Under c->lock: */
 void shmrpc__conn_kill(struct shmrpc_node *n, struct shmrpc__conn *c);
 bool shmrpc__conn_check_dead(struct shmrpc_node *n, struct shmrpc__conn *c);
@@ -438,11 +456,12 @@ void shmrpc__bell_ring(struct shmrpc_node *n, struct shmrpc__node_hdr *h);
 void shmrpc__wake_consumer(struct shmrpc_node *n, struct shmrpc__conn *c);
 /* Under c->lock after a commit: the word to FUTEX_WAKE, or NULL. */
 _Atomic uint32_t *shmrpc__wake_collect(struct shmrpc_node *n, struct shmrpc__conn *c);
-/* Reserve on @c, consuming one reference the caller holds on it. */
-int shmrpc__reserve_conn(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len,
-			 struct shmrpc_txbuf *tx, int timeout_ms, int64_t deadline);
-/* Commit and unlock, returning the wake to issue (the caller's reference
- * on the connection keeps the word mapped). */
+/* Reserve on the locked @c, waiting for room per @t; unlocks on failure. */
+int shmrpc__reserve_locked(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len,
+			   struct shmrpc_txbuf *tx, struct shmrpc__tmo *t);
+/* Commit and unlock, returning the wake to issue. Once unlocked, the word
+ * may be unmapped by a recycling: a FUTEX_WAKE there is harmless (EFAULT,
+ * or a spurious wake that every sleeper tolerates). */
 _Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txbuf *tx,
 					size_t len);
 
@@ -450,8 +469,7 @@ _Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txb
 int shmrpc__rx_enter(struct shmrpc_node *n);
 void shmrpc__rx_exit(struct shmrpc_node *n);
 int shmrpc__rx_wait(struct shmrpc_node *n, int64_t deadline);
-int shmrpc__dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int timeout_ms,
-		     int64_t deadline);
+int shmrpc__dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int timeout_ms);
 
 /* stats.c: fold a closing ring's counters into the node's totals */
 void shmrpc__fold_tx(struct shmrpc_node *n, const struct shmrpc__ring_hdr *h);

@@ -82,18 +82,6 @@ static void all_del(struct shmrpc_node *n)
 	pthread_mutex_unlock(&all_lock);
 }
 
-int shmrpc__mutex_errorcheck(pthread_mutex_t *m)
-{
-	pthread_mutexattr_t a;
-	int rc;
-
-	pthread_mutexattr_init(&a);
-	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
-	rc = pthread_mutex_init(m, &a);
-	pthread_mutexattr_destroy(&a);
-	return -rc;
-}
-
 struct open_cfg {
 	const char *domain;
 	const char *backend;
@@ -291,6 +279,7 @@ static void leave(struct shmrpc_node *n)
 
 static void node_free(struct shmrpc_node *n)
 {
+	shmrpc__conn_free_all(n, !n->forked);
 	shmrpc__seg_unmap(n->seg, n->seg_size);
 	if (n->seg_fd >= 0)
 		close(n->seg_fd);
@@ -312,7 +301,11 @@ static struct shmrpc_node *node_alloc(const char *name, const struct open_cfg *c
 
 	if (!n)
 		return NULL;
+	static _Atomic uint64_t uids;
+
 	snprintf(n->name, sizeof(n->name), "%s", name);
+	/* Relaxed: only uniqueness matters (thread caches key on it). */
+	n->uid = atomic_fetch_add_explicit(&uids, 1, memory_order_relaxed) + 1;
 	n->seg_fd = -1;
 	n->ring_bytes = cfg->ring_bytes;
 	n->mode = cfg->mode;

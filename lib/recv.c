@@ -315,7 +315,7 @@ int shmrpc_fd(struct shmrpc_node *n)
 
 /* Wait (per timeout) for the next record; rx_busy held. */
 static int rx_get(struct shmrpc_node *n, struct shmrpc__inring **rp, const void **data,
-		  uint32_t *len, int timeout_ms, int64_t deadline)
+		  uint32_t *len, struct shmrpc__tmo *t)
 {
 	int rc;
 
@@ -323,17 +323,18 @@ static int rx_get(struct shmrpc_node *n, struct shmrpc__inring **rp, const void 
 		rc = rx_next(n, rp, data, len);
 		if (rc)
 			return rc;
-		if (timeout_ms == 0)
+		if (t->ms == 0)
 			return -EAGAIN;
-		rc = shmrpc__rx_wait(n, deadline);
+		rc = shmrpc__rx_wait(n, shmrpc__tmo_deadline(t));
 		if (rc)
-			return rc == -ETIMEDOUT ? shmrpc__timeout_err(timeout_ms) : rc;
+			return rc == -ETIMEDOUT ? shmrpc__timeout_err(t->ms) : rc;
 	}
 }
 
 int shmrpc_recv(struct shmrpc_node *n, void *buf, size_t cap, char *from, int timeout_ms)
 {
 	SHMRPC__KEEP_ERRNO;
+	struct shmrpc__tmo t = SHMRPC__TMO(timeout_ms);
 	struct shmrpc__inring *r;
 	const void *data;
 	uint32_t len;
@@ -346,7 +347,7 @@ int shmrpc_recv(struct shmrpc_node *n, void *buf, size_t cap, char *from, int ti
 	rc = shmrpc__rx_enter(n);
 	if (rc)
 		return rc;
-	rc = rx_get(n, &r, &data, &len, timeout_ms, shmrpc__deadline(timeout_ms));
+	rc = rx_get(n, &r, &data, &len, &t);
 	if (rc > 0) {
 		if (len > cap) {
 			rc = -EMSGSIZE; /* left in place: peek tells the length */
@@ -366,6 +367,7 @@ int shmrpc_recv(struct shmrpc_node *n, void *buf, size_t cap, char *from, int ti
 int shmrpc_peek(struct shmrpc_node *n, struct shmrpc_rxbuf *rx, int timeout_ms)
 {
 	SHMRPC__KEEP_ERRNO;
+	struct shmrpc__tmo t = SHMRPC__TMO(timeout_ms);
 	struct shmrpc__inring *r;
 	const void *data;
 	uint32_t len;
@@ -378,7 +380,7 @@ int shmrpc_peek(struct shmrpc_node *n, struct shmrpc_rxbuf *rx, int timeout_ms)
 	rc = shmrpc__rx_enter(n);
 	if (rc)
 		return rc;
-	rc = rx_get(n, &r, &data, &len, timeout_ms, shmrpc__deadline(timeout_ms));
+	rc = rx_get(n, &r, &data, &len, &t);
 	if (rc > 0) {
 		rx->data = data;
 		rx->len = len;
@@ -418,15 +420,15 @@ int shmrpc_release(struct shmrpc_node *n, struct shmrpc_rxbuf *rx)
 }
 
 /* rx_busy held. */
-int shmrpc__dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int timeout_ms,
-		     int64_t deadline)
+int shmrpc__dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int timeout_ms)
 {
 	struct shmrpc__inring *r;
 	const void *data;
 	uint32_t len;
+	struct shmrpc__tmo t = SHMRPC__TMO(timeout_ms);
 	int rc, count = 0;
 
-	rc = rx_get(n, &r, &data, &len, timeout_ms, deadline);
+	rc = rx_get(n, &r, &data, &len, &t);
 	while (rc > 0) {
 		fn(n, r->from, data, len, arg);
 		rx_consume(n, r, len);
@@ -451,7 +453,7 @@ int shmrpc_dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int tim
 	rc = shmrpc__rx_enter(n);
 	if (rc)
 		return rc;
-	rc = shmrpc__dispatch(n, fn, arg, timeout_ms, shmrpc__deadline(timeout_ms));
+	rc = shmrpc__dispatch(n, fn, arg, timeout_ms);
 	shmrpc__rx_exit(n);
 	return rc;
 }

@@ -7,17 +7,14 @@
  * receiver leaving or dying ends the wait with -EPIPE.
  *
  * Sends to one receiver are serialised by its connection's mutex, held
- * from reserve to commit. It is an error-checking mutex, so a thread that
- * sends to a receiver it holds a reservation for gets -EDEADLK instead of
- * hanging.
+ * from reserve to commit (conn.c). A thread that sends to a receiver it
+ * holds a reservation for gets -EDEADLK instead of hanging.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
-
-static _Thread_local char tls_token; /* its address names the thread */
 
 void shmrpc__bell_ring(struct shmrpc_node *n, struct shmrpc__node_hdr *h)
 {
@@ -63,76 +60,12 @@ void shmrpc__wake_consumer(struct shmrpc_node *n, struct shmrpc__conn *c)
 		n->be->wake(n, &w, 1);
 }
 
-#if defined(__SANITIZE_THREAD__)
-#define SHMRPC__TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SHMRPC__TSAN 1
-#endif
-#endif
-
-/*
- * Lock with a CLOCK_MONOTONIC deadline (a wall-clock jump must not stretch
- * or cut a timeout). ThreadSanitizer (gcc 12, clang 14) does not intercept
- * pthread_mutex_clocklock and then reports false races on everything the
- * mutex guards; its builds take the CLOCK_REALTIME equivalent instead.
- */
-static int lock_until(pthread_mutex_t *m, int64_t deadline, struct timespec *ts)
-{
-#ifdef SHMRPC__TSAN
-	struct timespec now;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	shmrpc__ts_from_ns(ts, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec +
-				       (deadline - shmrpc__now_ns()));
-	return pthread_mutex_timedlock(m, ts);
-#else
-	shmrpc__ts_from_ns(ts, deadline);
-	return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, ts);
-#endif
-}
-
-static int conn_lock(struct shmrpc__conn *c, int timeout_ms, int64_t deadline)
-{
-	struct timespec ts;
-	int rc;
-
-	/* Our own reservation: -EDEADLK whatever the timeout. The mutex only
-	 * says so when asked to block; a trylock would say EBUSY, and a
-	 * caller retrying on -EAGAIN would spin forever. Relaxed: only this
-	 * thread stores its own token, and it cleared it before unlocking. */
-	if (atomic_load_explicit(&c->owner, memory_order_relaxed) == &tls_token)
-		return -EDEADLK;
-	if (timeout_ms < 0) {
-		rc = pthread_mutex_lock(&c->lock);
-	} else if (timeout_ms == 0) {
-		rc = pthread_mutex_trylock(&c->lock);
-		if (rc == EBUSY)
-			rc = EAGAIN;
-	} else {
-		rc = lock_until(&c->lock, deadline, &ts);
-	}
-	if (!rc)
-		atomic_store_explicit(&c->owner, &tls_token, memory_order_relaxed);
-	return -rc;
-}
-
-/* Unlock; a connection found dead is swapped for a tombstone in the table. */
-static void conn_unlock(struct shmrpc_node *n, struct shmrpc__conn *c)
-{
-	bool dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
-
-	atomic_store_explicit(&c->owner, NULL, memory_order_relaxed);
-	pthread_mutex_unlock(&c->lock);
-	if (dead)
-		shmrpc__conn_retire(n, c);
-}
-
 /* Under c->lock: sleep until @len fits, the deadline, or the receiver goes. */
-static int tx_wait(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len, int64_t deadline)
+static int tx_wait(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len,
+		   struct shmrpc__tmo *t)
 {
 	_Atomic uint32_t *w = &c->q.hdr->space_seq;
-	int64_t until;
+	int64_t until, deadline = shmrpc__tmo_deadline(t);
 	uint32_t armed;
 	int rc;
 
@@ -160,9 +93,9 @@ static int tx_wait(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len, in
 	}
 }
 
-/* Under c->lock: reserve, waiting for space per timeout_ms. */
+/* Under c->lock: reserve, waiting for space per the timeout. */
 static int tx_reserve(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len, void **buf,
-		      int timeout_ms, int64_t deadline)
+		      struct shmrpc__tmo *t)
 {
 	int rc;
 
@@ -172,31 +105,25 @@ static int tx_reserve(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len,
 	if (rc != -EAGAIN)
 		return rc;
 	ctr_inc(&c->q.hdr->tx_full, 1);
-	if (timeout_ms == 0)
+	if (t->ms == 0)
 		return -EAGAIN;
-	while ((rc = tx_wait(n, c, len, deadline)) == 0) {
+	while ((rc = tx_wait(n, c, len, t)) == 0) {
 		rc = shmrpc__ring_reserve(&c->q, len, buf);
 		if (rc != -EAGAIN)
 			return rc;
 	}
-	return rc == -ETIMEDOUT ? shmrpc__timeout_err(timeout_ms) : rc;
+	return rc == -ETIMEDOUT ? shmrpc__timeout_err(t->ms) : rc;
 }
 
-int shmrpc__reserve_conn(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len,
-			 struct shmrpc_txbuf *tx, int timeout_ms, int64_t deadline)
+int shmrpc__reserve_locked(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len,
+			   struct shmrpc_txbuf *tx, struct shmrpc__tmo *t)
 {
 	void *buf;
 	int rc;
 
-	rc = conn_lock(c, timeout_ms, deadline);
+	rc = tx_reserve(n, c, len, &buf, t);
 	if (rc) {
-		shmrpc__conn_put(n, c);
-		return rc == -ETIMEDOUT ? shmrpc__timeout_err(timeout_ms) : rc;
-	}
-	rc = tx_reserve(n, c, len, &buf, timeout_ms, deadline);
-	if (rc) {
-		conn_unlock(n, c);
-		shmrpc__conn_put(n, c);
+		shmrpc__conn_unlock(n, c);
 		return rc;
 	}
 	c->resv = buf;
@@ -212,23 +139,18 @@ int shmrpc_reserve(struct shmrpc_node *n, const char *to, size_t len, struct shm
 		   int timeout_ms)
 {
 	SHMRPC__KEEP_ERRNO;
+	struct shmrpc__tmo t = SHMRPC__TMO(timeout_ms);
 	struct shmrpc__conn *c;
-	int64_t deadline;
 	int rc;
 
 	if (!n || !tx || timeout_ms < -1)
 		return -EINVAL;
 	if (n->forked)
 		return -ECHILD;
-	rc = shmrpc__name_check(to);
+	rc = shmrpc__conn_acquire(n, to, &t, &c); /* checks the name on a miss */
 	if (rc)
 		return rc;
-	deadline = shmrpc__deadline(timeout_ms);
-	rc = shmrpc__conn_get(n, to, &c);
-	if (rc)
-		return rc;
-	/* The reservation owns the reference until commit or cancel. */
-	return shmrpc__reserve_conn(n, c, len, tx, timeout_ms, deadline);
+	return shmrpc__reserve_locked(n, c, len, tx, &t);
 }
 
 /*
@@ -243,7 +165,7 @@ static struct shmrpc__conn *tx_conn(struct shmrpc_node *n, struct shmrpc_txbuf *
 
 	if (!n || !tx || tx->_priv[1] != n || !(c = tx->_priv[0]))
 		return NULL;
-	if (atomic_load_explicit(&c->owner, memory_order_relaxed) != &tls_token)
+	if (!shmrpc__conn_held(c))
 		return NULL;
 	/* We hold c->lock: resv is ours to read. */
 	if (!c->resv || tx->data != c->resv)
@@ -263,12 +185,12 @@ _Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txb
 	w = shmrpc__wake_collect(n, c);
 	c->resv = NULL;
 	tx->_priv[0] = NULL;
-	conn_unlock(n, c);
+	shmrpc__conn_unlock(n, c);
 	return w;
 }
 
-/* Hold a wake back for shmrpc_flush; the reference keeps @w mapped. */
-static int defer(struct shmrpc_node *n, struct shmrpc__conn *c, _Atomic uint32_t *w)
+/* Hold a wake back for shmrpc_flush. */
+static int defer(struct shmrpc_node *n, _Atomic uint32_t *w)
 {
 	struct shmrpc__deferred *d = &n->deferred;
 	int rc = 0;
@@ -277,21 +199,16 @@ static int defer(struct shmrpc_node *n, struct shmrpc__conn *c, _Atomic uint32_t
 	if (d->n == d->cap) {
 		uint32_t cap = d->cap ? d->cap * 2 : 16;
 		void *words = realloc(d->words, cap * sizeof(*d->words));
-		void *conns = words ? realloc(d->conns, cap * sizeof(*d->conns)) : NULL;
 
-		if (words)
+		if (words) {
 			d->words = words;
-		if (conns)
-			d->conns = conns;
-		if (!words || !conns)
-			rc = -ENOMEM;
-		else
 			d->cap = cap;
+		} else {
+			rc = -ENOMEM;
+		}
 	}
-	if (!rc) {
-		d->words[d->n] = w;
-		d->conns[d->n++] = c;
-	}
+	if (!rc)
+		d->words[d->n++] = w;
 	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
@@ -309,15 +226,11 @@ int shmrpc_commit_flags(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t l
 	/* Against what we reserved: tx->cap is the caller's to overwrite. */
 	if (!c || len > c->resv_cap || (flags & ~SHMRPC_SEND_DEFER))
 		return -EINVAL;
-	/* Wake outside the lock (other senders to this receiver need not
-	 * wait for our system call), inside our reference (the word stays
-	 * mapped). */
+	/* The wake goes outside the lock: other senders to this receiver
+	 * need not wait for our system call. */
 	w = shmrpc__commit_nowake(n, tx, len);
-	if (w && (flags & SHMRPC_SEND_DEFER) && !defer(n, c, w))
-		return 0; /* the reference now belongs to the deferred wake */
-	if (w)
+	if (w && (!(flags & SHMRPC_SEND_DEFER) || defer(n, w)))
 		n->be->wake(n, &w, 1);
-	shmrpc__conn_put(n, c);
 	return 0;
 }
 
@@ -331,26 +244,20 @@ int shmrpc_flush(struct shmrpc_node *n)
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__deferred *d;
 	_Atomic uint32_t **words;
-	struct shmrpc__conn **conns;
-	uint32_t i, count;
+	uint32_t count;
 
 	if (!n)
 		return -EINVAL;
 	d = &n->deferred;
 	pthread_mutex_lock(&d->lock);
 	words = d->words;
-	conns = d->conns;
 	count = d->n;
 	d->words = NULL;
-	d->conns = NULL;
 	d->n = d->cap = 0;
 	pthread_mutex_unlock(&d->lock);
 	if (count)
 		n->be->wake(n, words, count); /* one io_uring_enter with uring */
-	for (i = 0; i < count; i++)
-		shmrpc__conn_put(n, conns[i]);
 	free(words);
-	free(conns);
 	return (int)count;
 }
 
@@ -366,24 +273,43 @@ void shmrpc_cancel(struct shmrpc_node *n, struct shmrpc_txbuf *tx)
 		return;
 	c->resv = NULL;
 	tx->_priv[0] = NULL;
-	conn_unlock(n, c);
-	shmrpc__conn_put(n, c);
+	shmrpc__conn_unlock(n, c);
 }
 
+/* shmrpc_send is reserve, memcpy, commit: this is that, without the
+ * bookkeeping that a reservation handed to the caller needs. */
 int shmrpc_send_flags(struct shmrpc_node *n, const char *to, const void *data, size_t len,
 		      int timeout_ms, unsigned flags)
 {
-	struct shmrpc_txbuf tx;
+	SHMRPC__KEEP_ERRNO;
+	struct shmrpc__tmo t = SHMRPC__TMO(timeout_ms);
+	struct shmrpc__conn *c;
+	_Atomic uint32_t *w;
+	void *buf;
 	int rc;
 
-	if ((!data && len) || (flags & ~SHMRPC_SEND_DEFER))
+	if (!n || (!data && len) || timeout_ms < -1 || (flags & ~SHMRPC_SEND_DEFER))
 		return -EINVAL;
-	rc = shmrpc_reserve(n, to, len, &tx, timeout_ms);
+	if (n->forked)
+		return -ECHILD;
+	rc = shmrpc__conn_acquire(n, to, &t, &c);
 	if (rc)
 		return rc;
+	rc = tx_reserve(n, c, len, &buf, &t);
+	if (rc) {
+		shmrpc__conn_unlock(n, c);
+		return rc;
+	}
 	if (len)
-		memcpy(tx.data, data, len);
-	return shmrpc_commit_flags(n, &tx, len, flags);
+		memcpy(buf, data, len);
+	shmrpc__ring_commit(&c->q, len);
+	ctr_inc(&c->q.hdr->tx_msgs, 1);
+	ctr_inc(&c->q.hdr->tx_bytes, len);
+	w = shmrpc__wake_collect(n, c);
+	shmrpc__conn_unlock(n, c);
+	if (w && (!(flags & SHMRPC_SEND_DEFER) || defer(n, w)))
+		n->be->wake(n, &w, 1);
+	return 0;
 }
 
 int shmrpc_send(struct shmrpc_node *n, const char *to, const void *data, size_t len,

@@ -23,7 +23,7 @@ static void *rx_thread(void *arg)
 
 	tls_rx_node = n;
 	while (!atomic_load_explicit(&n->stop, memory_order_relaxed)) {
-		rc = shmrpc__dispatch(n, n->fn, n->fn_arg, -1, SHMRPC__NEVER);
+		rc = shmrpc__dispatch(n, n->fn, n->fn_arg, -1);
 		if (rc == -EINTR)
 			break;
 	}

@@ -25,6 +25,15 @@ int64_t shmrpc__deadline(int timeout_ms)
 	return shmrpc__now_ns() + (int64_t)timeout_ms * 1000000;
 }
 
+int64_t shmrpc__tmo_deadline(struct shmrpc__tmo *t)
+{
+	if (!t->set) {
+		t->deadline = shmrpc__deadline(t->ms);
+		t->set = true;
+	}
+	return t->deadline;
+}
+
 int shmrpc__timeout_err(int timeout_ms)
 {
 	return timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;

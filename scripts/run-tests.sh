@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Run every test program in BUILD/tests once per wake backend, plus the
 # model check of the wake protocol. Exits non-zero if anything failed.
-# Usage: scripts/run-tests.sh [BUILD]   ($SHMRPC_TEST_BACKENDS: "futex uring")
+# Usage: scripts/run-tests.sh [BUILD]   ($SHMRPC_TEST_BACKENDS: "futex uring";
+# $SHMRPC_TESTS: only these test programs, e.g. "test_api test_ring")
 set -u
 build=${1:-build}
 backends=${SHMRPC_TEST_BACKENDS:-"futex uring"}
@@ -23,6 +24,9 @@ for be in $backends; do
 	for t in "$build"/tests/test_*; do
 		[ -x "$t" ] || continue
 		case "$t" in *.d | *.o) continue ;; esac
+		if [ -n "${SHMRPC_TESTS:-}" ]; then
+			case " $SHMRPC_TESTS " in *" $(basename "$t") "*) ;; *) continue ;; esac
+		fi
 		echo "=== $(basename "$t") [backend $be]"
 		ran=$((ran + 1))
 		if ! SHMRPC_BACKEND=$be timeout -k 10 "$per_test_timeout" "$t"; then
