@@ -64,19 +64,18 @@ struct shmrpc_node;
 struct shmrpc_opts {
 	size_t sz;	     /* sizeof(struct shmrpc_opts), for ABI growth */
 	const char *domain;  /* NULL: $SHMRPC_DOMAIN, else "default" */
-	uint32_t ring_bytes; /* capacity of each ring that delivers TO this node;
-				0: 256 KiB; else a power of two in [4 KiB, 1 GiB] */
-	uint32_t max_nodes;  /* registry capacity if this call creates it; 0: 1024;
-				at most 65536 */
-	uint32_t mode;	     /* permission bits of created segments; 0: 0600;
-				only owner and group bits (07x0) are allowed */
-	const char *backend; /* "uring", "futex", or NULL: automatic;
-				$SHMRPC_BACKEND overrides NULL */
-	int32_t spin_us;     /* longest spin of a receiver before it sleeps, in
-				microseconds; the spin adapts below it (see
-				shmrpc_recv). 0: $SHMRPC_SPIN_US, else 20;
-				SHMRPC_SPIN_NEVER: never spin */
+	uint32_t ring_bytes; /* capacity of each ring that delivers TO this node; 0: 256 KiB */
+	uint32_t max_nodes;  /* registry capacity if this call creates it; 0: 1024 */
+	uint32_t mode;	     /* permission bits of created segments; 0: 0600 */
+	const char *backend; /* "uring", "futex", or NULL: automatic, $SHMRPC_BACKEND overrides */
+	int32_t spin_us;     /* longest receiver spin before sleeping; see below */
 };
+/*
+ * ring_bytes: a power of two in [4 KiB, 1 GiB]. max_nodes: at most 65536.
+ * mode: only owner and group bits (07x0), owner read-write. spin_us: in
+ * microseconds; the spin adapts below it (see shmrpc_recv); 0: take
+ * $SHMRPC_SPIN_US, else 20; SHMRPC_SPIN_NEVER: never spin.
+ */
 
 /* opts.spin_us: sleep at once, never spin ($SHMRPC_SPIN_US=0 says the same). */
 #define SHMRPC_SPIN_NEVER (-1)
@@ -120,7 +119,8 @@ struct shmrpc_stats {
  * -EACCES/-EPERM (a segment belongs to somebody else), -ENOMEM, or another
  * -errno of the underlying system calls.
  */
-SHMRPC_API int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_node **out);
+SHMRPC_API int shmrpc_open(const char *name, const struct shmrpc_opts *opts,
+			   struct shmrpc_node **out);
 
 /*
  * shmrpc_close - leave the domain. Stops shmrpc_start's thread, issues the
@@ -147,7 +147,7 @@ SHMRPC_API void shmrpc_close(struct shmrpc_node *node);
  * -EPROTO (the target's ring is corrupt).
  */
 SHMRPC_API int shmrpc_send(struct shmrpc_node *node, const char *to, const void *data, size_t len,
-		int timeout_ms);
+			   int timeout_ms);
 
 /*
  * shmrpc_broadcast - send one message to every other live node of the
@@ -156,7 +156,8 @@ SHMRPC_API int shmrpc_send(struct shmrpc_node *node, const char *to, const void 
  * or -EINVAL. A target whose ring stays full past the timeout, or that
  * leaves meanwhile, is not counted.
  */
-SHMRPC_API int shmrpc_broadcast(struct shmrpc_node *node, const void *data, size_t len, int timeout_ms);
+SHMRPC_API int shmrpc_broadcast(struct shmrpc_node *node, const void *data, size_t len,
+				int timeout_ms);
 
 /*
  * Deferred wakes. shmrpc_send_flags and shmrpc_commit_flags with
@@ -205,7 +206,8 @@ SHMRPC_API int shmrpc_fd(struct shmrpc_node *node);
  * length), -EAGAIN/-ETIMEDOUT, -EPROTO (a sender's ring is corrupt: that
  * ring is dropped, the others go on), -EBUSY (another thread receives).
  */
-SHMRPC_API int shmrpc_recv(struct shmrpc_node *node, void *buf, size_t cap, char *from, int timeout_ms);
+SHMRPC_API int shmrpc_recv(struct shmrpc_node *node, void *buf, size_t cap, char *from,
+			   int timeout_ms);
 
 /*
  * shmrpc_dispatch - wait up to timeout_ms for the first message, then call
@@ -213,7 +215,8 @@ SHMRPC_API int shmrpc_recv(struct shmrpc_node *node, void *buf, size_t cap, char
  * messages fn handled (>= 1), or -EAGAIN/-ETIMEDOUT when none came, -EPROTO,
  * -EBUSY. fn may send, but must not receive.
  */
-SHMRPC_API int shmrpc_dispatch(struct shmrpc_node *node, shmrpc_handler fn, void *arg, int timeout_ms);
+SHMRPC_API int shmrpc_dispatch(struct shmrpc_node *node, shmrpc_handler fn, void *arg,
+			       int timeout_ms);
 
 /*
  * shmrpc_start - run a background thread that calls fn for every message
@@ -228,7 +231,8 @@ SHMRPC_API int shmrpc_stop(struct shmrpc_node *node);
  * shmrpc_nodes - names of the live nodes of the domain, this one included.
  * Fills at most cap entries; returns the total count, which may be > cap.
  */
-SHMRPC_API int shmrpc_nodes(struct shmrpc_node *node, char (*names)[SHMRPC_NAME_MAX + 1], size_t cap);
+SHMRPC_API int shmrpc_nodes(struct shmrpc_node *node, char (*names)[SHMRPC_NAME_MAX + 1],
+			    size_t cap);
 
 /* shmrpc_is_local - 1 if a live node of that name is in the domain, else 0
  * (-EINVAL for a bad name). */
@@ -293,12 +297,12 @@ SHMRPC_API int shmrpc_max_size(struct shmrpc_node *node, const char *to);
  * Both end the reservation, which must be ended by the thread that made it.
  */
 struct shmrpc_txbuf {
-	void *data;	  /* where to write the message */
-	size_t cap;	  /* bytes reserved */
-	void *_priv[2];	  /* library-owned */
+	void *data;	/* where to write the message */
+	size_t cap;	/* bytes reserved */
+	void *_priv[2]; /* library-owned */
 };
-SHMRPC_API int shmrpc_reserve(struct shmrpc_node *node, const char *to, size_t len, struct shmrpc_txbuf *tx,
-		   int timeout_ms);
+SHMRPC_API int shmrpc_reserve(struct shmrpc_node *node, const char *to, size_t len,
+			      struct shmrpc_txbuf *tx, int timeout_ms);
 SHMRPC_API int shmrpc_commit(struct shmrpc_node *node, struct shmrpc_txbuf *tx, size_t len);
 /* shmrpc_commit with flags: SHMRPC_SEND_DEFER (see shmrpc_flush). */
 SHMRPC_API int shmrpc_commit_flags(struct shmrpc_node *node, struct shmrpc_txbuf *tx, size_t len,
@@ -316,10 +320,10 @@ SHMRPC_API void shmrpc_cancel(struct shmrpc_node *node, struct shmrpc_txbuf *tx)
  * not the current peek).
  */
 struct shmrpc_rxbuf {
-	const void *data;			/* the message, in the ring */
-	size_t len;				/* its length */
-	char from[SHMRPC_NAME_MAX + 1];		/* the sender's name */
-	void *_priv[2];				/* library-owned */
+	const void *data;		/* the message, in the ring */
+	size_t len;			/* its length */
+	char from[SHMRPC_NAME_MAX + 1]; /* the sender's name */
+	void *_priv[2];			/* library-owned */
 };
 SHMRPC_API int shmrpc_peek(struct shmrpc_node *node, struct shmrpc_rxbuf *rx, int timeout_ms);
 SHMRPC_API int shmrpc_release(struct shmrpc_node *node, struct shmrpc_rxbuf *rx);

@@ -91,8 +91,9 @@ int shmrpc_broadcast(struct shmrpc_node *n, const void *data, size_t len, int ti
 		too_big += r == -EMSGSIZE;
 		fits += r != -EMSGSIZE;
 	}
-	if (b.nwords) /* one system call with uring; the words may since have
-			 been unmapped: harmless, see shmrpc__commit_nowake */
+	/* One system call with uring. The words may have been unmapped since:
+	 * harmless, see shmrpc__commit_nowake. */
+	if (b.nwords)
 		n->be->wake(n, b.words, b.nwords);
 	for (k = 0; !rc && timeout_ms != 0 && k < b.n; k++)
 		if (b.full[k])

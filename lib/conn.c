@@ -118,9 +118,14 @@ static int peer_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, struct 
 static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t prev_gen)
 {
 	struct shmrpc__ring_ids ids = {
-		.nonce = n->reg.nonce, .tx_slot = n->slot, .tx_gen = n->gen,
-		.rx_slot = c->rx_slot, .rx_gen = c->rx_gen, .prev_gen = prev_gen,
-		.tx_pid = n->proc.pid, .tx_name = n->name,
+		.nonce = n->reg.nonce,
+		.tx_slot = n->slot,
+		.tx_gen = n->gen,
+		.rx_slot = c->rx_slot,
+		.rx_gen = c->rx_gen,
+		.prev_gen = prev_gen,
+		.tx_pid = n->proc.pid,
+		.tx_name = n->name,
 	};
 	_Atomic uint32_t *out = shmrpc__node_tab(n->seg, shmrpc__node_out_off(n->reg.capacity));
 	uint64_t size = (uint64_t)SHMRPC__PAGE + c->ring_bytes;

@@ -56,7 +56,7 @@ static inline void shmrpc__errno_restore(const int *saved)
 	extern int *__errno_location(void);
 	*__errno_location() = *saved;
 }
-#define SHMRPC__KEEP_ERRNO                                                                     \
+#define SHMRPC__KEEP_ERRNO \
 	int shmrpc__saved_errno __attribute__((cleanup(shmrpc__errno_restore))) = errno
 
 /* ------------------------------------------------------------ names.c */
@@ -132,9 +132,9 @@ int shmrpc__futex_wake(_Atomic uint32_t *w);
 struct shmrpc__reg {
 	struct shmrpc__reg_hdr *hdr;
 	struct shmrpc__slot *slots;
-	int fd;			/* holds the OFD join/leave lock */
-	pthread_mutex_t local;	/* the OFD lock is per open file: threads of
-				   this process queue here first */
+	int fd; /* holds the OFD join/leave lock */
+	/* the OFD lock is per open file: threads of this process queue here */
+	pthread_mutex_t local;
 	uint64_t size;
 	uint32_t capacity;
 	uint32_t nonce;
@@ -206,7 +206,7 @@ int shmrpc__reclaim_locked(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
  * Returns the ring's prev_gen link (gen + 1 of an older ring from the same
  * slot to follow), or 0. */
 uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
-		       uint32_t rx_slot, uint32_t rx_gen, uint32_t flag);
+			   uint32_t rx_slot, uint32_t rx_gen, uint32_t flag);
 
 /* ------------------------------------------------------------ ring.c */
 /* One side's process-local view of a ring. */
@@ -215,15 +215,15 @@ struct shmrpc__ring {
 	uint8_t *data;
 	uint64_t map_size;
 	uint32_t size, mask;
-	uint64_t pos;	 /* producer: next tail; consumer: next head */
-	uint64_t cached; /* producer: last head seen; consumer: last tail seen */
+	uint64_t pos;	   /* producer: next tail; consumer: next head */
+	uint64_t cached;   /* producer: last head seen; consumer: last tail seen */
 	uint64_t peek_end; /* consumer: pos after the peeked record, 0 if none */
 };
 
 static inline uint32_t shmrpc__rec_bytes(size_t len)
 {
-	return (uint32_t)(sizeof(struct shmrpc__rec) + ((len + SHMRPC__REC_ALIGN - 1) &
-							~(size_t)(SHMRPC__REC_ALIGN - 1)));
+	return (uint32_t)(sizeof(struct shmrpc__rec) +
+			  ((len + SHMRPC__REC_ALIGN - 1) & ~(size_t)(SHMRPC__REC_ALIGN - 1)));
 }
 
 /* Largest payload of a ring of @size bytes: a record takes at most half. */
@@ -310,43 +310,43 @@ int shmrpc__backend_init(struct shmrpc_node *n, const char *want);
 
 /* ------------------------------------------------------------ node */
 struct shmrpc__inring {
-	struct shmrpc__ring q;	 /* consumer view */
+	struct shmrpc__ring q; /* consumer view */
 	uint32_t tx_slot, tx_gen;
-	uint32_t armed;		 /* value data_seq was armed with */
-	bool bell_mode;		 /* sleeping on the node bell, not data_seq */
-	bool draining;		 /* sender gone: drop once empty */
-	uint32_t idx;		 /* index in node->in.v */
+	uint32_t armed; /* value data_seq was armed with */
+	bool bell_mode; /* sleeping on the node bell, not data_seq */
+	bool draining;	/* sender gone: drop once empty */
+	uint32_t idx;	/* index in node->in.v */
 	char from[SHMRPC_NAME_MAX + 1];
-	void *be;		 /* backend's per-ring state */
+	void *be; /* backend's per-ring state */
 };
 
 /* Type-stable (conn.c): never freed before shmrpc_close, recycled with a
  * new gen. Fields below `lock` change under it, or under the table's
  * write lock while out of every thread's reach. */
 struct shmrpc__conn {
-	struct shmrpc__conn *next; /* hash chain or free list, under conn_lock */
-	pthread_mutex_t lock;	   /* serialises sends to this receiver */
-	_Atomic uint32_t gen;	   /* changes when the struct is recycled */
-	struct shmrpc__ring q;	   /* producer view, under lock */
+	struct shmrpc__conn *next;     /* hash chain or free list, under conn_lock */
+	pthread_mutex_t lock;	       /* serialises sends to this receiver */
+	_Atomic uint32_t gen;	       /* changes when the struct is recycled */
+	struct shmrpc__ring q;	       /* producer view, under lock */
 	struct shmrpc__node_hdr *peer; /* receiver's node segment */
 	uint64_t peer_size;
 	uint32_t rx_slot, rx_gen;
 	uint32_t ring_bytes;
-	_Atomic bool dead;	   /* receiver left: -EPIPE; set under lock */
-	bool tomb;		   /* a name-only placeholder (never mapped) */
-	_Atomic(void *) owner;	   /* token of the thread holding lock */
-	void *resv;		   /* under lock: data of the open reservation */
-	size_t resv_cap;	   /* under lock: bytes it reserved */
+	_Atomic bool dead;     /* receiver left: -EPIPE; set under lock */
+	bool tomb;	       /* a name-only placeholder (never mapped) */
+	_Atomic(void *) owner; /* token of the thread holding lock */
+	void *resv;	       /* under lock: data of the open reservation */
+	size_t resv_cap;       /* under lock: bytes it reserved */
 	char to[SHMRPC_NAME_MAX + 1];
 };
 
 struct shmrpc__inbound {
 	struct shmrpc__inring **v;
 	uint32_t n, cap;
-	uint32_t cur;		    /* round-robin cursor */
-	uint32_t burst;		    /* records taken from v[cur] in a row */
+	uint32_t cur;		       /* round-robin cursor */
+	uint32_t burst;		       /* records taken from v[cur] in a row */
 	struct shmrpc__inring *peeked; /* ring of the current peek */
-	uint64_t last_check;	    /* last liveness check of senders */
+	uint64_t last_check;	       /* last liveness check of senders */
 };
 
 #define SHMRPC__CONN_BUCKETS 64
@@ -366,40 +366,40 @@ struct shmrpc_node {
 	struct shmrpc__proc proc;
 	struct shmrpc__node_hdr *seg; /* our node segment */
 	uint64_t seg_size;
-	int seg_fd;		      /* holds the liveness lock */
+	int seg_fd; /* holds the liveness lock */
 	uint32_t ring_bytes, mode;
-	int64_t spin_max_ns;	      /* configured bound of the spin; 0: never */
-	int64_t spin_ns;	      /* current, adaptive bound (recv.c) */
-	int64_t safety_ns;	      /* bound of every sleep */
-	_Atomic int evfd;	      /* shmrpc_fd, or -1 */
-	bool parked;		      /* fd mode: words armed between calls */
+	int64_t spin_max_ns; /* configured bound of the spin; 0: never */
+	int64_t spin_ns;     /* current, adaptive bound (recv.c) */
+	int64_t safety_ns;   /* bound of every sleep */
+	_Atomic int evfd;    /* shmrpc_fd, or -1 */
+	bool parked;	     /* fd mode: words armed between calls */
 	struct shmrpc__deferred deferred;
 
 	const struct shmrpc__backend *be;
 	void *be_priv;
-	uint32_t ring_words;	 /* inbound rings the backend watches directly;
-				    the others sleep in bell mode */
-	uint32_t bell_armed;	 /* value our bell was armed with */
+	/* inbound rings the backend watches directly; others: bell mode */
+	uint32_t ring_words;
+	uint32_t bell_armed; /* value our bell was armed with */
 
-	uint64_t uid;		 /* unique in the process, unlike the address */
+	uint64_t uid; /* unique in the process, unlike the address */
 	pthread_rwlock_t conn_lock;
 	struct shmrpc__conn *conns[SHMRPC__CONN_BUCKETS];
 	struct shmrpc__conn_chunk *conn_chunks; /* under conn_lock */
-	struct shmrpc__conn *conn_free;	      /* under conn_lock */
+	struct shmrpc__conn *conn_free;		/* under conn_lock */
 
 	pthread_mutex_t in_lock; /* guards in.v/in.n against shmrpc_stats */
 	struct shmrpc__inbound in;
-	_Atomic int rx_busy;	 /* a thread is in a receiving call */
+	_Atomic int rx_busy; /* a thread is in a receiving call */
 
 	pthread_mutex_t ctl_lock; /* shmrpc_start/stop */
 	pthread_t thread;
 	bool thread_on;
-	bool forked;		 /* this is a fork's copy: unusable */
+	bool forked; /* this is a fork's copy: unusable */
 	_Atomic bool stop;
 	shmrpc_handler fn;
 	void *fn_arg;
 
-	struct shmrpc__watch *watch;  /* peers' pidfds (watch.c), or NULL */
+	struct shmrpc__watch *watch; /* peers' pidfds (watch.c), or NULL */
 
 	struct shmrpc_node *all_next; /* process-wide list, for fork */
 };
@@ -462,8 +462,7 @@ int shmrpc__reserve_locked(struct shmrpc_node *n, struct shmrpc__conn *c, size_t
 /* Commit and unlock, returning the wake to issue. Once unlocked, the word
  * may be unmapped by a recycling: a FUTEX_WAKE there is harmless (EFAULT,
  * or a spurious wake that every sleeper tolerates). */
-_Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txbuf *tx,
-					size_t len);
+_Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len);
 
 /* recv.c, thread.c */
 int shmrpc__rx_enter(struct shmrpc_node *n);

@@ -70,22 +70,22 @@ struct shmrpc__reg_hdr {
 	 * is an OFD lock on the first byte of this file (registry.c). */
 	uint8_t _reserved[64];
 
-	alignas(SHMRPC__CACHELINE) _Atomic uint32_t epoch; /* futex: bumped on
-							      every join/leave */
-	_Atomic uint32_t live;	 /* lock holder: slots JOINING or LIVE */
-	_Atomic uint32_t hi;	 /* lock holder: 1 + highest slot ever used */
-	_Atomic uint32_t closed; /* lock holder: 1 once the last node left and
-				    unlinked this file: reopen by name */
-	_Atomic uint32_t joining; /* lock holder: 1 + the slot it is filling;
-				     found set by the next holder, that one
-				     died mid-join: repair */
+	/* Line 2, written by the lock holder. closed: 1 once the last node
+	 * left and unlinked this file (reopen by name). joining: 1 + the
+	 * slot the holder is filling; found set by the next holder, that one
+	 * died mid-join: repair. */
+	alignas(SHMRPC__CACHELINE) _Atomic uint32_t epoch; /* futex: +1 at join/leave */
+	_Atomic uint32_t live;				   /* slots JOINING or LIVE */
+	_Atomic uint32_t hi;				   /* 1 + highest slot ever used */
+	_Atomic uint32_t closed;
+	_Atomic uint32_t joining;
 	uint8_t _pad1[44];
 
 	/* shmrpc-reaper (tools/): who watches this domain, for shmrpc-top */
-	alignas(SHMRPC__CACHELINE) _Atomic uint32_t reaper_pid;	 /* reaper */
-	_Atomic uint32_t reaper_mode;				 /* reaper: 1 bpf, 2 pidfd */
-	_Atomic uint64_t reaper_beat;				 /* reaper: CLOCK_MONOTONIC s */
-	_Atomic uint64_t reaped;				 /* reaper: slots it freed */
+	alignas(SHMRPC__CACHELINE) _Atomic uint32_t reaper_pid; /* reaper */
+	_Atomic uint32_t reaper_mode;				/* reaper: 1 bpf, 2 pidfd */
+	_Atomic uint64_t reaper_beat;				/* reaper: CLOCK_MONOTONIC s */
+	_Atomic uint64_t reaped;				/* reaper: slots it freed */
 	uint8_t _pad2[40];
 };
 
@@ -142,10 +142,11 @@ struct shmrpc__node_hdr {
 	uint32_t _r0;
 	char name[64];
 
+	/* pend_hint: peers store 1 after setting a pend bit; the owner
+	 * exchanges it to 0 before a scan. */
 	alignas(SHMRPC__CACHELINE) _Atomic uint32_t bell; /* futex; see W_* */
-	_Atomic uint32_t flags;	    /* owner: SHMRPC__NODE_CLOSING, fetch_or */
-	_Atomic uint32_t pend_hint; /* peers: 1 after setting a pend bit;
-				       owner: exchanged to 0 before a scan */
+	_Atomic uint32_t flags;				  /* owner: NODE_CLOSING, fetch_or */
+	_Atomic uint32_t pend_hint;
 	uint8_t _pad1[52];
 
 	alignas(SHMRPC__CACHELINE) struct shmrpc__node_ctr ctr;
@@ -174,8 +175,9 @@ struct shmrpc__ring_hdr {
 	uint32_t nonce; /* registry nonce */
 	uint32_t tx_slot, tx_gen, rx_slot, rx_gen;
 	int32_t tx_pid;
-	uint32_t prev_gen; /* gen + 1 of the previous sender in this slot whose
-			      ring to the same receiver may be unopened */
+	/* gen + 1 of the previous sender in this slot whose ring to the same
+	 * receiver may be unopened (the receiver follows it) */
+	uint32_t prev_gen;
 	char tx_name[64];
 
 	/* producer line */

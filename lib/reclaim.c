@@ -122,8 +122,8 @@ uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32
 
 	shmrpc__ring_path(path, r->domain, r->nonce, tx_slot, tx_gen, rx_slot, rx_gen);
 	if (!shmrpc__seg_open(path, SHMRPC__PAGE + SHMRPC__RING_MIN,
-			      SHMRPC__PAGE + (uint64_t)SHMRPC__RING_MAX, r->mode, false, &map, &size,
-			      NULL)) {
+			      SHMRPC__PAGE + (uint64_t)SHMRPC__RING_MAX, r->mode, false, &map,
+			      &size, NULL)) {
 		h = map;
 		if (h->magic == SHMRPC__RING_MAGIC) {
 			prev = shmrpc__prev_link(h->prev_gen, tx_gen);
@@ -164,8 +164,8 @@ static int map_dead(const struct shmrpc__reg *r, const char *path, uint32_t slot
 	return 0;
 }
 
-static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hdr *h,
-		       uint32_t slot, uint32_t gen)
+static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hdr *h, uint32_t slot,
+		       uint32_t gen)
 {
 	/* From the layout, not h->in_off/out_off: map_dead checked those, but
 	 * a live peer can still rewrite the file under our read-only map. */
@@ -223,8 +223,8 @@ int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot)
 
 		if (i == self_slot || st == SHMRPC__SLOT_FREE)
 			continue;
-		n += shmrpc__reclaim(r, i, atomic_load_explicit(&r->slots[i].gen,
-								memory_order_relaxed));
+		n += shmrpc__reclaim(r, i,
+				     atomic_load_explicit(&r->slots[i].gen, memory_order_relaxed));
 	}
 	return n;
 }

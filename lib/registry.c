@@ -203,8 +203,8 @@ static void reg_repair(struct shmrpc__reg *r, uint32_t note)
 
 	if (slot < r->capacity &&
 	    atomic_load_explicit(&r->slots[slot].state, memory_order_relaxed) != SHMRPC__SLOT_FREE)
-		shmrpc__reclaim(r, slot, atomic_load_explicit(&r->slots[slot].gen,
-							      memory_order_relaxed));
+		shmrpc__reclaim(r, slot,
+				atomic_load_explicit(&r->slots[slot].gen, memory_order_relaxed));
 	atomic_store_explicit(&r->hdr->joining, 0, memory_order_relaxed);
 	shmrpc__reg_recount(r);
 }

@@ -61,8 +61,7 @@ void shmrpc__wake_consumer(struct shmrpc_node *n, struct shmrpc__conn *c)
 }
 
 /* Under c->lock: sleep until @len fits, the deadline, or the receiver goes. */
-static int tx_wait(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len,
-		   struct shmrpc__tmo *t)
+static int tx_wait(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len, struct shmrpc__tmo *t)
 {
 	_Atomic uint32_t *w = &c->q.hdr->space_seq;
 	int64_t until, deadline = shmrpc__tmo_deadline(t);
@@ -173,8 +172,7 @@ static struct shmrpc__conn *tx_conn(struct shmrpc_node *n, struct shmrpc_txbuf *
 	return c;
 }
 
-_Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txbuf *tx,
-					size_t len)
+_Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len)
 {
 	struct shmrpc__conn *c = tx->_priv[0];
 	_Atomic uint32_t *w;
@@ -213,8 +211,7 @@ static int defer(struct shmrpc_node *n, _Atomic uint32_t *w)
 	return rc;
 }
 
-int shmrpc_commit_flags(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len,
-			unsigned flags)
+int shmrpc_commit_flags(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len, unsigned flags)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__conn *c;
@@ -312,8 +309,7 @@ int shmrpc_send_flags(struct shmrpc_node *n, const char *to, const void *data, s
 	return 0;
 }
 
-int shmrpc_send(struct shmrpc_node *n, const char *to, const void *data, size_t len,
-		int timeout_ms)
+int shmrpc_send(struct shmrpc_node *n, const char *to, const void *data, size_t len, int timeout_ms)
 {
 	return shmrpc_send_flags(n, to, data, len, timeout_ms, 0);
 }

@@ -42,7 +42,7 @@ struct futex_be {
 	bool helper_on, quit;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool parked;			    /* under lock: wv_park is current */
+	bool parked; /* under lock: wv_park is current */
 	struct futex_waitv wv_park[FUTEX_WAITV_MAX];
 	uint32_t nr_park;
 	int evfd;

@@ -49,8 +49,8 @@ struct uring_be {
 	struct io_uring rx; /* waits; used by the receiving thread */
 	pid_t owner;	    /* thread whose waits are in flight */
 	struct waiter *bell;
-	struct waiter *orphans; /* in flight, owned by nobody: freed at their
-				   completion, or at fini */
+	/* waits in flight that nobody owns: freed at completion, or at fini */
+	struct waiter *orphans;
 	pthread_mutex_t tx_lock;
 	struct io_uring tx; /* batched wakes; any sending thread, under tx_lock */
 	bool tx_ready;
@@ -360,7 +360,8 @@ static void uring_wake(struct shmrpc_node *n, _Atomic uint32_t *const *words, un
 	}
 	pthread_mutex_lock(&ub->tx_lock);
 	if (!ub->tx_ready)
-		ub->tx_ready = io_uring_queue_init(TX_ENTRIES, &ub->tx, IORING_SETUP_SUBMIT_ALL) == 0;
+		ub->tx_ready = io_uring_queue_init(TX_ENTRIES, &ub->tx, IORING_SETUP_SUBMIT_ALL) ==
+			       0;
 	if (ub->tx_ready) {
 		wake_batch(ub, words, nr);
 	} else {

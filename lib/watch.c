@@ -161,8 +161,9 @@ static void *watcher(void *arg)
 			eventfd_read(w->evfd, &e);
 		for (i = 1; i < nr; i++) {
 			struct peer *p = &w->peers[i];
-			bool dead = p->pidfd >= 0 ? w->fds[i].revents != 0 :
-				    shmrpc__node_alive(&n->reg, p->slot, p->gen) == 0;
+			bool dead = p->pidfd >= 0 ?
+					    w->fds[i].revents != 0 :
+					    shmrpc__node_alive(&n->reg, p->slot, p->gen) == 0;
 
 			if (!dead)
 				continue;

@@ -12,7 +12,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define FAIL(...) do { fprintf(stderr, __VA_ARGS__); exit(1); } while (0)
+#define FAIL(...)                             \
+	do {                                  \
+		fprintf(stderr, __VA_ARGS__); \
+		exit(1);                      \
+	} while (0)
 
 static void child(const struct shmrpc_opts *o)
 {
@@ -51,7 +55,8 @@ int main(void)
 	pid = fork();
 	if (pid == 0)
 		child(&o);
-	if ((rc = shmrpc_wait_node(n, "pong", 5000)) || (rc = shmrpc_send(n, "pong", "ping", 4, 5000)))
+	if ((rc = shmrpc_wait_node(n, "pong", 5000)) ||
+	    (rc = shmrpc_send(n, "pong", "ping", 4, 5000)))
 		FAIL("send: %d\n", rc);
 	if ((rc = shmrpc_recv(n, buf, sizeof(buf), NULL, 5000)) != 4 || memcmp(buf, "pong", 4))
 		FAIL("recv: %d\n", rc);

@@ -23,23 +23,23 @@
 
 #include "shmrpc.h"
 
-#define CHILD_CHECK(cond)                                                                      \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			fprintf(stderr, "child %d: %s:%d: check failed: %s\n", (int)getpid(),  \
-				__FILE__, __LINE__, #cond);                                    \
-			_exit(1);                                                              \
-		}                                                                              \
+#define CHILD_CHECK(cond)                                                                     \
+	do {                                                                                  \
+		if (!(cond)) {                                                                \
+			fprintf(stderr, "child %d: %s:%d: check failed: %s\n", (int)getpid(), \
+				__FILE__, __LINE__, #cond);                                   \
+			_exit(1);                                                             \
+		}                                                                             \
 	} while (0)
 
-#define CHILD_CHECK_RC(expr, want)                                                             \
-	do {                                                                                   \
-		long rc_ = (long)(expr);                                                       \
-		if (rc_ != (long)(want)) {                                                     \
+#define CHILD_CHECK_RC(expr, want)                                                              \
+	do {                                                                                    \
+		long rc_ = (long)(expr);                                                        \
+		if (rc_ != (long)(want)) {                                                      \
 			fprintf(stderr, "child %d: %s:%d: %s = %ld, want %ld\n", (int)getpid(), \
-				__FILE__, __LINE__, #expr, rc_, (long)(want));                 \
-			_exit(1);                                                              \
-		}                                                                              \
+				__FILE__, __LINE__, #expr, rc_, (long)(want));                  \
+			_exit(1);                                                               \
+		}                                                                               \
 	} while (0)
 
 /* A fresh domain for one test: unique per process and call. */

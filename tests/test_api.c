@@ -20,7 +20,7 @@
 
 #include "harness.h"
 
-#define SENTINEL 4242 /* an errno value no call would set */
+#define SENTINEL 4242  /* an errno value no call would set */
 #define PROMPT_MS 2000 /* "promptly": far below every timeout in play */
 
 static void sleep_ms(int ms)
@@ -765,7 +765,7 @@ static void test_reserve_commit_stale_copy_einval(void **state)
 	assert_int_equal(shmrpc_commit(a, &stale, 2000), -EINVAL);
 	assert_int_equal(shmrpc_commit(a, &stale, 1), -EINVAL);
 	shmrpc_cancel(a, &stale); /* not ours to end */
-	tx2.cap = 4000; /* a cap the library did not grant */
+	tx2.cap = 4000;		  /* a cap the library did not grant */
 	assert_int_equal(shmrpc_commit(a, &tx2, 4000), -EINVAL);
 	assert_int_equal(shmrpc_commit(a, &tx2, 8), 0);
 	assert_int_equal(shmrpc_recv(b, buf, sizeof(buf), NULL, 0), 1);
@@ -1441,7 +1441,7 @@ struct mt_rx {
 	struct th_dom *d;
 	char name[16];
 	uint32_t ring;
-	int tids; /* senders' tid values 0..tids-1 */
+	int tids;     /* senders' tid values 0..tids-1 */
 	long per_tid; /* messages each */
 	struct th_gate ready;
 };
@@ -1563,7 +1563,7 @@ static void test_threads_four_senders_one_receiver(void **state)
 	st = stats_of(tx);
 	assert_int_equal(st.msgs_sent, MT_THREADS * MT_N);
 	assert_int_equal(st.connects, 1); /* one connection, shared */
-	assert_true(st.send_full > 0); /* the small ring pushed back */
+	assert_true(st.send_full > 0);	  /* the small ring pushed back */
 	th_gate_close(&rx[0].ready);
 	shmrpc_close(tx);
 }

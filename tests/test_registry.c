@@ -145,8 +145,8 @@ static void idf_one(const char *ent, void *arg)
 		q->count++;
 	if ((p = strstr(ent, ".ring."))) {
 		dash = strchr(p + 6, '-');
-		if (dash && ((!strncmp(p + 6, q->id, k) && p[6 + k] == '-') ||
-			     !strcmp(dash + 1, q->id)))
+		if (dash &&
+		    ((!strncmp(p + 6, q->id, k) && p[6 + k] == '-') || !strcmp(dash + 1, q->id)))
 			q->count++;
 	}
 }
@@ -390,8 +390,8 @@ static void test_names_bad_node_name_rejected(void **state)
 {
 	struct th_dom *d = *state;
 	static const char *const bad[] = {
-		"", ".", "..", ".hidden", "a/b", "/a", "a b", " a", "a\n", "a\t", "a*", "a:b",
-		"caf\xc3\xa9", "a\\b",
+		"",   ".",   "..",  ".hidden", "a/b", "/a",	     "a b",
+		" a", "a\n", "a\t", "a*",      "a:b", "caf\xc3\xa9", "a\\b",
 	};
 	char longest[SHMRPC_NAME_MAX + 2], much[200];
 	struct shmrpc_node *n;
@@ -596,8 +596,9 @@ static void test_opts_newer_caller_zero_tail_only(void **state)
 static void test_opts_ring_bytes_checked(void **state)
 {
 	struct th_dom *d = *state;
-	static const uint32_t bad[] = { 1, 2048, 4095, 4097, 6144, 3u << 20, (1u << 30) + 4096,
-					1u << 31, UINT32_MAX };
+	static const uint32_t bad[] = {
+		1, 2048, 4095, 4097, 6144, 3u << 20, (1u << 30) + 4096, 1u << 31, UINT32_MAX
+	};
 	struct shmrpc_opts o = d->opts;
 	struct shmrpc_node *a, *b;
 	size_t i;
@@ -648,8 +649,8 @@ static void test_opts_max_nodes_checked(void **state)
 static void test_opts_mode_checked_and_exact(void **state)
 {
 	struct th_dom *d = *state;
-	static const uint32_t bad[] = { 0666, 0777, 0707, 0604, 0606, 0400, 0200, 0060, 0460,
-					01600, 02600, 04600, 0100600 };
+	static const uint32_t bad[] = { 0666, 0777, 0707,  0604,  0606,	 0400,	 0200,
+					0060, 0460, 01600, 02600, 04600, 0100600 };
 	struct shmrpc_opts o = d->opts;
 	struct shmrpc_node *a, *b;
 	char buf[8];
@@ -1021,7 +1022,7 @@ struct churn {
 	struct th_dom *d;
 	int id;
 	bool keeper;
-	_Atomic uint32_t *seq; /* shared: per worker, odd while its node is open */
+	_Atomic uint32_t *seq;	 /* shared: per worker, odd while its node is open */
 	_Atomic uint32_t *alone; /* shared: joins that found nobody else */
 };
 
@@ -1137,7 +1138,7 @@ static void test_lookup_reclaims_killed_nodes(void **state)
 
 	assert_non_null(p);
 	holder_start(&h[0], d, "k0", "p"); /* found dead by shmrpc_is_local */
-	for (i = 1; i < 4; i++) {	    /* by shmrpc_nodes */
+	for (i = 1; i < 4; i++) {	   /* by shmrpc_nodes */
 		snprintf(names[i], sizeof(names[i]), "k%d", i);
 		holder_start(&h[i], d, names[i], NULL);
 	}
@@ -1479,7 +1480,7 @@ static void test_last_out_every_close_order(void **state)
 {
 	struct th_dom *d = *state;
 	static const int order[6][3] = { { 0, 1, 2 }, { 0, 2, 1 }, { 1, 0, 2 },
-					  { 1, 2, 0 }, { 2, 0, 1 }, { 2, 1, 0 } };
+					 { 1, 2, 0 }, { 2, 0, 1 }, { 2, 1, 0 } };
 	struct trio t[3];
 	pid_t pid[3];
 	int o, i;
@@ -1618,8 +1619,8 @@ static void test_regfile_wrong_size_is_eproto(void **state)
 	struct shmrpc_opts o = d->opts;
 	struct shmrpc__reg_hdr *h;
 	struct shmrpc_node *a, *b = NULL;
-	alignas(SHMRPC__CACHELINE) uint8_t img[sizeof(struct shmrpc__reg_hdr) +
-					       4 * sizeof(struct shmrpc__slot)];
+	alignas(SHMRPC__CACHELINE)
+		uint8_t img[sizeof(struct shmrpc__reg_hdr) + 4 * sizeof(struct shmrpc__slot)];
 	char path[300];
 	int fd;
 
@@ -1821,8 +1822,8 @@ static void test_gen_reopened_sender_rings_all_delivered(void **state)
 	assert_int_equal(rc, -EAGAIN);
 	for (i = 0; i < REOPENS; i++)
 		if (got[i] != 1)
-			print_message("message %d from sender incarnation %d arrived %d times\n",
-				      i, i + 1, got[i]);
+			print_message("message %d from sender incarnation %d arrived %d times\n", i,
+				      i + 1, got[i]);
 	for (i = 0; i < REOPENS; i++)
 		assert_int_equal(got[i], 1);
 	shmrpc_close(r);
@@ -1976,7 +1977,7 @@ static void test_gen_closing_receiver_keeps_older_ring(void **state)
 
 struct forkuse {
 	struct shmrpc_node *p, *q, *t; /* t runs a receiving thread */
-	struct shmrpc_txbuf held;  /* a reservation of p's, made before fork */
+	struct shmrpc_txbuf held;      /* a reservation of p's, made before fork */
 	struct th_dom *d;
 };
 
@@ -2173,11 +2174,11 @@ static void test_fork_parent_killed_while_child_lives(void **state)
 
 /* ============================================================= errno */
 
-#define ERRNO_CALL(call, want)                                                                 \
-	do {                                                                                   \
-		errno = 12345;                                                                 \
-		assert_int_equal((call), (want));                                              \
-		assert_int_equal(errno, 12345);                                                \
+#define ERRNO_CALL(call, want)                    \
+	do {                                      \
+		errno = 12345;                    \
+		assert_int_equal((call), (want)); \
+		assert_int_equal(errno, 12345);   \
 	} while (0)
 
 static void test_errno_never_changed(void **state)

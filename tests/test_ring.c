@@ -275,10 +275,10 @@ static void test_ring_wrap_needs_room_for_padding(void **state)
 
 	(void)state;
 	tr_open(&t, SMALL, 0);
-	put(&t, 96, 1); /* [0, 104) */
+	put(&t, 96, 1);	  /* [0, 104) */
 	put(&t, 2040, 2); /* [104, 2152) */
 	put(&t, 1912, 3); /* [2152, 4072) */
-	get(&t, 96, 1); /* head 104: 128 bytes free, 24 of them at the end */
+	get(&t, 96, 1);	  /* head 104: 128 bytes free, 24 of them at the end */
 	/* 112 bytes would fit in 128, but 24 + 112 do not */
 	assert_false(shmrpc__ring_fits(&t.p, 100));
 	assert_int_equal(shmrpc__ring_reserve(&t.p, 100, &buf), -EAGAIN);
@@ -456,8 +456,8 @@ static void test_ring_check_rejects_bad_headers(void **state)
 	BAD(h->hdr_size = 448);
 	BAD(h->size = 8192 + 8); /* not a power of two */
 	BAD(h->size = 3 * 4096); /* neither */
-	BAD(h->size = 4096); /* a power of two, not the map's */
-	BAD(h->size = 16384); /* larger than the map */
+	BAD(h->size = 4096);	 /* a power of two, not the map's */
+	BAD(h->size = 16384);	 /* larger than the map */
 	BAD(h->size = 0);
 	BAD(h->size = 0x80000000u); /* above SHMRPC__RING_MAX */
 	BAD(ms = map_size(&t) - 8); /* map size mismatch */

@@ -516,7 +516,8 @@ static void test_burst_idle_no_lost_wakeup(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_send_too_big_is_emsgsize, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_send_too_big_is_emsgsize, th_setup,
+						th_teardown),
 		cmocka_unit_test_setup_teardown(test_full_ring_blocks_until_drained, th_setup,
 						th_teardown),
 		cmocka_unit_test_setup_teardown(test_fan_in_keeps_per_sender_order, th_setup,

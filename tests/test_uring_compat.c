@@ -45,12 +45,12 @@
 
 #include "uring_compat.h"
 
-#define HANG_GUARD_S 60	  /* alarm() per test and per child */
-#define WAIT_MS 5000	  /* upper bound for anything that must happen */
-#define QUIET_MS 200	  /* window in which something must NOT happen */
-#define WAKE_DELAY_MS 50  /* a waker child sleeps this long first */
-#define WORD_STRIDE 16	  /* one futex word per 64-byte line */
-#define NWORDS 16	  /* 16 lines of the 4 KiB memfd */
+#define HANG_GUARD_S 60	 /* alarm() per test and per child */
+#define WAIT_MS 5000	 /* upper bound for anything that must happen */
+#define QUIET_MS 200	 /* window in which something must NOT happen */
+#define WAKE_DELAY_MS 50 /* a waker child sleeps this long first */
+#define WORD_STRIDE 16	 /* one futex word per 64-byte line */
+#define NWORDS 16	 /* 16 lines of the 4 KiB memfd */
 #define MAX_PEERS 8
 #define BATCH 4
 
@@ -482,7 +482,8 @@ static void child_seccomp_probe(const struct fx *fx, int wfd, const void *arg)
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)a->err & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K,
+			 SECCOMP_RET_ERRNO | ((unsigned)a->err & SECCOMP_RET_DATA)),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
@@ -685,7 +686,8 @@ static void test_private_wait_lost_when_first_thread_starts(void **state)
 	p = peer_spawn(fx, child_first_thread, &private);
 	assert_int_equal(peer_recv(p, &m, WAIT_MS), 0);
 	observed("private FUTEX_WAIT armed before the first pthread_create: "
-		 "FUTEX_WAKE_PRIVATE woke %d", m.res);
+		 "FUTEX_WAKE_PRIVATE woke %d",
+		 m.res);
 	assert_int_equal(m.kind, MSG_DONE);
 	assert_int_equal(m.res, 0);
 	peer_expect(p, MSG_TIMEOUT, -ETIME);
@@ -787,14 +789,16 @@ static void test_wake_batch_in_one_enter(void **state)
 	need_uring();
 	ring_init(&ring, 0);
 	for (i = 0; i < BATCH; i++) {
-		a[i] = (struct wait_arg){ .word = 5 + (unsigned)i, .val = 0, .ud = 100 + (unsigned)i };
+		a[i] = (struct wait_arg){ .word = 5 + (unsigned)i,
+					  .val = 0,
+					  .ud = 100 + (unsigned)i };
 		p[i] = peer_spawn(fx, child_waiter, &a[i]);
 	}
 	for (i = 0; i < BATCH; i++)
 		peer_expect(p[i], MSG_ARMED, 0);
 	for (i = 0; i < BATCH; i++)
-		shmrpc__prep_futex_wake(get_sqe(&ring), word_at(fx->words, 5 + (unsigned)i),
-					1, (uint64_t)i);
+		shmrpc__prep_futex_wake(get_sqe(&ring), word_at(fx->words, 5 + (unsigned)i), 1,
+					(uint64_t)i);
 	assert_int_equal(io_uring_submit(&ring), BATCH);
 	for (i = 0; i < BATCH; i++) {
 		int32_t res;
@@ -914,8 +918,8 @@ static void test_wait_link_timeout_res(void **state)
 	/* The timeout fires first. */
 	arm_wait_with_timeout(&ring, w, 50);
 	reap_pair(&ring, &wait_res, &tmo_res);
-	observed("FUTEX_WAIT + LINK_TIMEOUT, timeout fires: wait res=%d, timeout res=%d",
-		 wait_res, tmo_res);
+	observed("FUTEX_WAIT + LINK_TIMEOUT, timeout fires: wait res=%d, timeout res=%d", wait_res,
+		 tmo_res);
 	assert_int_equal(wait_res, -ECANCELED);
 	assert_int_equal(tmo_res, 1); /* io_try_cancel's count, where others get -ETIME */
 	assert_int_equal(futex_wake(w, INT_MAX, 0), 0);

@@ -167,8 +167,7 @@ struct loop {
 	char sock_buf[64];
 };
 
-static void count(struct shmrpc_node *n, const char *from, const void *data, size_t len,
-		  void *arg)
+static void count(struct shmrpc_node *n, const char *from, const void *data, size_t len, void *arg)
 {
 	struct loop *l = arg;
 
