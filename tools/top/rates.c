@@ -93,11 +93,13 @@ static void ring_history(struct top_snap *cur, struct top_ring *r, const struct 
 {
 	const struct top_ring *p = pd ? ring_match(prev, pd, r) : NULL;
 	bool ok = r->status == TOP_RING_OK;
+	/* The same file as last time (an inode of 0 was never read). */
+	bool same = p && p->ino && p->ino == r->ino;
 
 	r->known = p != NULL;
 	r->changed = cur->mono;
 	r->changed_before = !pd; /* first sight: idle for at least this long */
-	if (p && p->ino == r->ino && p->status == TOP_RING_OK && ok) {
+	if (same && p->status == TOP_RING_OK && ok) {
 		r->have_delta = true;
 		r->d_tx_msgs = up(r->tx_msgs, p->tx_msgs);
 		r->d_tx_bytes = up(r->tx_bytes, p->tx_bytes);
@@ -111,8 +113,12 @@ static void ring_history(struct top_snap *cur, struct top_ring *r, const struct 
 			r->changed = p->changed;
 			r->changed_before = p->changed_before;
 		}
-	} else if (pd && ok && (!p || p->ino != r->ino)) {
-		/* Created since the previous refresh: all of it is new. */
+	} else if (pd && ok &&
+		   (!p || p->status == TOP_RING_GONE || (p->ino && !same) ||
+		    (same && p->status == TOP_RING_CREATING))) {
+		/* Created since the previous refresh (or still being created
+		 * then, with nothing counted yet): all of it is new. A ring
+		 * unreadable last time for another reason counts nothing. */
 		r->have_delta = true;
 		r->d_tx_msgs = r->tx_msgs;
 		r->d_tx_bytes = r->tx_bytes;
@@ -122,7 +128,7 @@ static void ring_history(struct top_snap *cur, struct top_ring *r, const struct 
 		r->d_rx_msgs = r->rx_msgs;
 		r->d_rx_bytes = r->rx_bytes;
 		r->d_rx_wakes = r->rx_wakes;
-	} else if (p && p->ino == r->ino) {
+	} else if (same) {
 		r->changed = p->changed; /* unreadable now or then */
 		r->changed_before = p->changed_before;
 	}

@@ -183,26 +183,26 @@ static void draw_list(struct ui *u)
 		A_BOLD);
 }
 
-static void fmt_totals(char *buf, size_t len, const struct top_node *n)
+static void fmt_totals(char *l1, char *l2, size_t len, const struct top_node *n)
 {
 	const struct top_ctr *t = &n->tot;
 
-	snprintf(buf, len,
-		 "totals: msgs in %llu out %llu  bytes in %llu out %llu  wakes %llu skipped %llu"
-		 "  full %llu  sleeps %llu  spins %llu  connects %llu",
+	snprintf(l1, len, "totals: msgs in %llu out %llu  bytes in %llu out %llu  full %llu",
 		 (unsigned long long)t->msgs_in, (unsigned long long)t->msgs_out,
 		 (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out,
+		 (unsigned long long)t->full);
+	snprintf(l2, len, "        wakes %llu skipped %llu  sleeps %llu  spins %llu  connects %llu",
 		 (unsigned long long)t->wakes, (unsigned long long)t->skips,
-		 (unsigned long long)t->full, (unsigned long long)t->sleeps,
-		 (unsigned long long)t->spins, (unsigned long long)t->connects);
+		 (unsigned long long)t->sleeps, (unsigned long long)t->spins,
+		 (unsigned long long)t->connects);
 }
 
 static void draw_node(struct ui *u, const struct top_node *n, int ni)
 {
 	const struct top_snap *s = &u->prev;
-	char line[LINE], up[16], a[16], b[16], c[16], d[16];
+	char line[LINE], more[LINE], up[16], a[16], b[16], c[16], d[16];
 	const struct top_ring *r;
-	int y = 6, i, skip = (int)u->ring_first, bar = COLS > 150 ? 20 : COLS > 120 ? 10 : 0;
+	int y = 7, i, skip = (int)u->ring_first, bar = COLS > 150 ? 20 : COLS > 120 ? 10 : 0;
 
 	top_fmt_age(up, sizeof(up), n->uptime);
 	snprintf(line, sizeof(line),
@@ -210,11 +210,14 @@ static void draw_node(struct ui *u, const struct top_node *n, int ni)
 		 s->doms[n->dom].name, n->slot, n->gen, n->pid, top_state_name(n->state),
 		 n->why[0] ? ": " : "", n->why, top_backend_name(n->backend), up);
 	line_at(2, line, A_BOLD | node_attr(u, n));
-	if (n->seg_ok)
-		fmt_totals(line, sizeof(line), n);
-	else
+	if (n->seg_ok) {
+		fmt_totals(line, more, sizeof(line), n);
+	} else {
 		snprintf(line, sizeof(line), "totals: - (segment not readable)");
+		more[0] = '\0';
+	}
 	line_at(3, line, A_NORMAL);
+	line_at(4, more, A_NORMAL);
 	top_fmt_count(a, sizeof(a), n->rate.valid ? n->rate.msgs_in : -1);
 	top_fmt_count(b, sizeof(b), n->rate.valid ? n->rate.msgs_out : -1);
 	top_fmt_mb(c, sizeof(c), n->rate.valid ? n->rate.bytes_in : -1);
@@ -222,8 +225,8 @@ static void draw_node(struct ui *u, const struct top_node *n, int ni)
 	snprintf(line, sizeof(line),
 		 "rates: msgs/s in %s out %s  MB/s in %s out %s  rings in %u out %u", a, b, c, d,
 		 n->rings_in, n->rings_out);
-	line_at(4, line, A_NORMAL);
-	line_at(5, "", A_NORMAL);
+	line_at(5, line, A_NORMAL);
+	line_at(6, "", A_NORMAL);
 	top_fmt_ring_head(line, sizeof(line), bar);
 	line_at(y++, line, A_REVERSE);
 	for (i = n->first_out; i >= 0 && y < LINES - 1; i = r->next_out) {
