@@ -699,6 +699,36 @@ static void test_prom_exposition(void **state)
 	stop(roles, 2);
 }
 
+/* ------------------------------------------------------------ no trace */
+
+/* Watching must cost the watched nothing: reading a hole of a tmpfs file
+ * through a mapping allocates it, and a registry of 65536 slots is 8 MiB
+ * of holes. The domain's allocated bytes stay what they were. */
+static void test_watching_allocates_nothing(void **state)
+{
+	struct th_dom *d = *state;
+	struct role roles[] = { RECEIVER("rx"), SENDER("tx", "rx", 10, 0) };
+	char args[256], *out;
+	uint64_t before;
+
+	d->opts.max_nodes = 65536;
+	shared_init(d);
+	start(roles, 2);
+	atomic_store(&sh->phase, 1);
+	wait_counts(10, 10);
+	before = th_shm_bytes(d->name);
+	snprintf(args, sizeof(args), "-b -n 2 -d 0.1 -R --domain %s", d->name);
+	assert_int_equal(run_tool(args, &out), 0);
+	assert_non_null(strstr(out, "nodes 2 live"));
+	free(out);
+	snprintf(args, sizeof(args), "--json -n 1 --domain %s", d->name);
+	assert_int_equal(run_tool(args, &out), 0);
+	free(out);
+	assert_int_equal(th_shm_bytes(d->name), before);
+	assert_true(before < 2 * 1024 * 1024); /* the registry is still sparse */
+	stop(roles, 2);
+}
+
 /* ------------------------------------------------------------ the screen */
 
 static char tmux_sock[64];
@@ -1301,6 +1331,8 @@ int main(void)
 						top_teardown),
 		cmocka_unit_test_setup_teardown(test_json_counts_exact, th_setup, top_teardown),
 		cmocka_unit_test_setup_teardown(test_prom_exposition, th_setup, top_teardown),
+		cmocka_unit_test_setup_teardown(test_watching_allocates_nothing, th_setup,
+						top_teardown),
 		cmocka_unit_test_setup_teardown(test_screen_draws_sorts_selects_quits, th_setup,
 						top_teardown),
 		cmocka_unit_test_setup_teardown(test_killed_node_gone_at_next_refresh, th_setup,

@@ -52,6 +52,15 @@ static void jnum(FILE *f, const char *key, double v, bool known, bool comma)
 		fprintf(f, "\"%s\":null%s", key, comma ? "," : "");
 }
 
+/* A rate, or null when not known. */
+static void jrate_or_null(FILE *f, const char *key, double v, bool known, bool comma)
+{
+	if (known)
+		fprintf(f, "\"%s\":%.3f%s", key, v, comma ? "," : "");
+	else
+		fprintf(f, "\"%s\":null%s", key, comma ? "," : "");
+}
+
 static void jrate(FILE *f, const char *key, double v, bool comma)
 {
 	/* Rates keep three decimals: a rate times the interval gives back
@@ -161,10 +170,10 @@ static void ring(FILE *f, const struct top_snap *s, const struct top_ring *r, in
 		ju(f, "bytes", r->rx_bytes, true);
 		ju(f, "wakes", r->rx_wakes, false);
 		fprintf(f, "},");
-		jnum(f, "msgs_per_s", (double)(out ? r->d_tx_msgs : r->d_rx_msgs) / t, d && t > 0,
-		     true);
-		jnum(f, "bytes_per_s", (double)(out ? r->d_tx_bytes : r->d_rx_bytes) / t,
-		     d && t > 0, true);
+		jrate_or_null(f, "msgs_per_s", (double)(out ? r->d_tx_msgs : r->d_rx_msgs) / t,
+			      d && t > 0, true);
+		jrate_or_null(f, "bytes_per_s", (double)(out ? r->d_tx_bytes : r->d_rx_bytes) / t,
+			      d && t > 0, true);
 		jnum(f, "idle", s->mono - r->changed, true, true);
 		fprintf(f, "\"idle_at_least\":%s,", r->changed_before ? "true" : "false");
 		flags(f, r);
@@ -286,8 +295,8 @@ int top_out_json(FILE *f, const struct top_snap *s, const struct top_opts *o)
 	fprintf(f, "\"backends\":{\"uring\":%u,\"futex\":%u},", sum.uring, sum.futex);
 	ju(f, "rings", sum.rings, true);
 	ju(f, "rings_corrupt", sum.rings_bad, true);
-	jnum(f, "msgs_per_s", sum.msgs, sum.rates, true);
-	jnum(f, "bytes_per_s", sum.bytes, sum.rates, true);
+	jrate_or_null(f, "msgs_per_s", sum.msgs, sum.rates, true);
+	jrate_or_null(f, "bytes_per_s", sum.bytes, sum.rates, true);
 	reaper(f, &sum.reaper);
 	fprintf(f, "},\"domains\":[");
 	for (i = 0; i < s->ndoms; i++) {

@@ -183,6 +183,12 @@ static void scan_ring(struct top_ring *r, uint32_t nonce)
 		goto out;
 	}
 	c.h = m.p;
+	if (!m.head_data) {
+		/* A hole: zeros. A creator sizes the file, then writes it. */
+		r->status = TOP_RING_CREATING;
+		snprintf(r->why, TOP_WHY_MAX, "being created");
+		goto out;
+	}
 	if (top_guard(read_ring, &c)) {
 		r->status = TOP_RING_CORRUPT;
 		snprintf(r->why, TOP_WHY_MAX, "truncated while reading");

@@ -81,6 +81,7 @@ static void printable(char *dst, size_t len, const char *src, size_t max)
 
 struct slots_ctx {
 	struct shmrpc__reg reg; /* only hdr, slots and capacity are used */
+	const bool *pages; /* pages of the file that hold data */
 	struct shmrpc__slot_view *views;
 	int *rc;
 	uint32_t *idx;
@@ -94,6 +95,12 @@ static int read_slots(void *arg)
 	int t, rc = 0;
 
 	for (i = 0; i < c->reg.capacity; i++) {
+		/* A slot in a hole is zeros (FREE); reading it would allocate
+		 * the page. Slots never straddle pages (128 B, 128-aligned). */
+		if (!c->pages[(sizeof(struct shmrpc__reg_hdr) +
+			       (size_t)i * sizeof(struct shmrpc__slot)) /
+			      SHMRPC__PAGE])
+			continue;
 		/* Relaxed: a cheap filter; shmrpc__reg_read's seqlock decides. */
 		if (atomic_load_explicit(&c->reg.slots[i].state, memory_order_relaxed) ==
 		    SHMRPC__SLOT_FREE)
@@ -210,7 +217,9 @@ static void scan_node(const struct top_domain *d, struct top_node *n)
 		    m.size, want);
 		goto out;
 	}
-	if (top_copy(u.w, m.p, sizeof(u))) {
+	if (!m.head_data) {
+		memset(&u, 0, sizeof(u)); /* a hole: zeros, not to be touched */
+	} else if (top_copy(u.w, m.p, sizeof(u))) {
 		n->state = TOP_NODE_CORRUPT;
 		snprintf(n->why, TOP_WHY_MAX, "truncated while reading");
 		goto out;
@@ -321,7 +330,9 @@ static int reg_header(struct top_snap *s, struct top_domain *d, const struct top
 		why(d->why, "truncated: %llu bytes", m->size, 0);
 		return -1;
 	}
-	if (top_copy(h, m->p, sizeof(*h))) {
+	if (!m->head_data) {
+		memset(h, 0, sizeof(*h)); /* a hole: zeros, not to be touched */
+	} else if (top_copy(h, m->p, sizeof(*h))) {
 		d->status = TOP_DOM_CORRUPT;
 		snprintf(d->why, TOP_WHY_MAX, "truncated while reading");
 		return -1;
@@ -351,10 +362,11 @@ static int scan_registry(struct top_snap *s, uint32_t di, const char *file)
 	struct shmrpc__reg_hdr h;
 	struct slots_ctx c;
 	struct top_map m;
+	bool *pages;
 	uint32_t i;
 	int err;
 
-	err = top_map_open(file, shmrpc__reg_size(SHMRPC__CAP_MAX), false, &m);
+	err = top_map_open(file, shmrpc__reg_size(SHMRPC__CAP_MAX), true, &m);
 	if (err) {
 		d->status = err == -ENOENT ? TOP_DOM_GONE : TOP_DOM_ERROR;
 		snprintf(d->why, TOP_WHY_MAX, "%s",
@@ -374,7 +386,10 @@ static int scan_registry(struct top_snap *s, uint32_t di, const char *file)
 	c.views = malloc(d->capacity * sizeof(*c.views));
 	c.rc = malloc(d->capacity * sizeof(*c.rc));
 	c.idx = malloc(d->capacity * sizeof(*c.idx));
-	err = c.views && c.rc && c.idx ? 0 : -ENOMEM;
+	c.pages = pages = malloc((m.len + SHMRPC__PAGE - 1) / SHMRPC__PAGE * sizeof(*pages));
+	err = c.views && c.rc && c.idx && pages ? 0 : -ENOMEM;
+	if (!err)
+		top_data(m.fd, m.len, pages);
 	if (!err && top_guard(read_slots, &c)) {
 		d->status = TOP_DOM_CORRUPT;
 		snprintf(d->why, TOP_WHY_MAX, "truncated while reading");
@@ -397,6 +412,7 @@ static int scan_registry(struct top_snap *s, uint32_t di, const char *file)
 	free(c.views);
 	free(c.rc);
 	free(c.idx);
+	free(pages);
 	return err;
 }
 

@@ -123,6 +123,7 @@ int top_map_open(const char *file, size_t max, bool keep_fd, struct top_map *m)
 	m->ino = (uint64_t)st.st_ino;
 	m->uid = st.st_uid;
 	m->len = m->size < max ? (size_t)m->size : max;
+	top_data(m->fd, m->len < 4096 ? m->len : 4096, &m->head_data);
 	if (m->len) {
 		p = mmap(NULL, m->len, PROT_READ, MAP_SHARED, m->fd, 0);
 		if (p == MAP_FAILED) {
@@ -141,6 +142,31 @@ out_close:
 	close(m->fd);
 	m->fd = -1;
 	return err;
+}
+
+void top_data(int fd, uint64_t len, bool *pages)
+{
+	uint64_t npages = (len + 4095) / 4096, i;
+	off_t off = 0, data, hole;
+
+	memset(pages, 0, npages * sizeof(*pages));
+	while ((uint64_t)off < len) {
+		data = lseek(fd, off, SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			return; /* holes to the end */
+		if (data < 0) {
+			/* SEEK_DATA unsupported here: assume data everywhere. */
+			for (i = 0; i < npages; i++)
+				pages[i] = true;
+			return;
+		}
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			hole = (off_t)len;
+		for (i = (uint64_t)data / 4096; i < npages && i * 4096 < (uint64_t)hole; i++)
+			pages[i] = true;
+		off = hole;
+	}
 }
 
 void top_map_close(struct top_map *m)

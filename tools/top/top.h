@@ -188,14 +188,24 @@ struct top_map {
 	uint64_t ino;
 	uint32_t uid;
 	int fd; /* kept open only when asked (liveness probe) */
+	bool head_data; /* its first page holds data (is not a hole) */
 };
 /*
  * Open /dev/shm/@file read-only (no symlinks, no FIFOs, regular files only),
  * fstat it and map at most @max bytes of what is there. A file of size 0 is
  * not mapped (m->p NULL, m->len 0). With @keep_fd the descriptor stays open
  * in m->fd (else -1). 0, or -errno (-ENOENT when it vanished).
+ *
+ * Reading a mapped hole of a tmpfs file allocates a page for it: the tool
+ * would grow the files it watches. So before a page is read, ask whether
+ * it holds data (m->head_data for the first page, top_data() for others);
+ * a hole reads as zeros without being touched.
  */
 int top_map_open(const char *file, size_t max, bool keep_fd, struct top_map *m);
+/* Mark in @pages (one bool per page of the first @len bytes) the pages of
+ * open file @fd that hold data. A file system that cannot tell (no
+ * SEEK_DATA) has data everywhere. */
+void top_data(int fd, uint64_t len, bool *pages);
 void top_map_close(struct top_map *m);
 /* 1 if somebody holds the liveness lock of the open file, 0 if nobody,
  * -errno. Asks (F_OFD_GETLK); never takes it. */

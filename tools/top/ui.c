@@ -178,8 +178,8 @@ static void draw_list(struct ui *u)
 				node_attr(u, &u->prev.nodes[u->rows[i]]));
 	}
 	line_at(LINES - 1,
-		"q quit  Up/Down select  Enter rings  / filter  d domain  < > sort column"
-		"  r reverse  n p u i o I O w k l f sort by  ? help",
+		"q quit  Up/Down select  Enter rings  / filter  d domain  < > r sort"
+		"  sort by: n p S u i o I O w k l f x y  ? help",
 		A_BOLD);
 }
 
@@ -227,6 +227,8 @@ static void draw_node(struct ui *u, const struct top_node *n, int ni)
 		 n->rings_in, n->rings_out);
 	line_at(5, line, A_NORMAL);
 	line_at(6, "", A_NORMAL);
+	if (u->ring_first && u->ring_first >= n->rings_in + n->rings_out)
+		skip = (int)(u->ring_first = n->rings_in + n->rings_out - 1);
 	top_fmt_ring_head(line, sizeof(line), bar);
 	line_at(y++, line, A_REVERSE);
 	for (i = n->first_out; i >= 0 && y < LINES - 1; i = r->next_out) {
