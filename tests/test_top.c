@@ -1189,11 +1189,18 @@ static int flipper(void *arg)
 		saved[i] = malloc(sizes[i]);
 		CHILD_CHECK(pread(fds[i], saved[i], sizes[i], 0) == (ssize_t)sizes[i]);
 	}
-	while (!atomic_load(&sh->quit))
+	/* Whole and readable most of the time (so the tool maps it), then cut
+	 * for a moment (so its reads fault). */
+	while (!atomic_load(&sh->quit)) {
+		double until = th_now_ms() + 0.05;
+
+		while (th_now_ms() < until)
+			;
 		for (i = 0; i < 3; i++) {
 			CHILD_CHECK(!ftruncate(fds[i], 0) && !ftruncate(fds[i], (off_t)sizes[i]));
 			CHILD_CHECK(pwrite(fds[i], saved[i], sizes[i], 0) == (ssize_t)sizes[i]);
 		}
+	}
 	for (i = 0; i < 3; i++) {
 		close(fds[i]);
 		free(saved[i]);
