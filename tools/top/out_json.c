@@ -216,6 +216,10 @@ static void node(FILE *f, const struct top_snap *s, uint32_t ni)
 	}
 	ju(f, "rings_in", n->rings_in, true);
 	ju(f, "rings_out", n->rings_out, true);
+	/* The node's own count of rings it has mapped: more than the files
+	 * above while it keeps a ring whose file is already gone. */
+	jnum(f, "rings_in_open", (double)n->rings_in_open, n->seg_ok, true);
+	jnum(f, "rings_out_open", (double)n->rings_out_open, n->seg_ok, true);
 	fprintf(f, "\"rings\":[");
 	for (i = n->first_out; i >= 0; i = r->next_out, first = false) {
 		r = &s->rings[i];

@@ -227,17 +227,15 @@ static void ring_labels(FILE *f, const char *name, const struct top_snap *s,
 	fputc('"', f);
 }
 
-static bool ring_shown(const struct top_snap *s, const struct top_ring *r, const struct top_opts *o,
-		       const bool *node_on)
+/* A readable ring of a node the view shows. */
+static bool ring_shown(const struct top_ring *r, const bool *node_on)
 {
-	(void)s;
-	(void)o;
 	if (r->status != TOP_RING_OK || (r->tx_node < 0 && r->rx_node < 0))
 		return false;
 	return (r->tx_node >= 0 && node_on[r->tx_node]) || (r->rx_node >= 0 && node_on[r->rx_node]);
 }
 
-static void rings(FILE *f, const struct top_snap *s, const struct top_opts *o, const bool *on)
+static void rings(FILE *f, const struct top_snap *s, const bool *on)
 {
 	static const struct {
 		const char *name, *type, *help;
@@ -255,7 +253,7 @@ static void rings(FILE *f, const struct top_snap *s, const struct top_opts *o, c
 			const struct top_ring *r = &s->rings[i];
 			const uint64_t v[] = { r->depth, r->size, r->tx_msgs, r->tx_full };
 
-			if (!ring_shown(s, r, o, on))
+			if (!ring_shown(r, on))
 				continue;
 			ring_labels(f, fam[k].name, s, r);
 			fprintf(f, "} %llu\n", (unsigned long long)v[k]);
@@ -277,7 +275,7 @@ int top_out_prom(FILE *f, const struct top_snap *s, const struct top_opts *o)
 	domains(f, s, o);
 	reapers(f, s, o);
 	nodes(f, s, rows, n);
-	rings(f, s, o, on);
+	rings(f, s, on);
 	err = fflush(f) ? -1 : 0;
 out:
 	free(rows);

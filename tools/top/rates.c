@@ -96,7 +96,6 @@ static void ring_history(struct top_snap *cur, struct top_ring *r, const struct 
 	/* The same file as last time (an inode of 0 was never read). */
 	bool same = p && p->ino && p->ino == r->ino;
 
-	r->known = p != NULL;
 	r->changed = cur->mono;
 	r->changed_before = !pd; /* first sight: idle for at least this long */
 	if (same && p->status == TOP_RING_OK && ok) {
@@ -131,10 +130,6 @@ static void ring_history(struct top_snap *cur, struct top_ring *r, const struct 
 	} else if (same) {
 		r->changed = p->changed; /* unreadable now or then */
 		r->changed_before = p->changed_before;
-	}
-	if (r->have_delta && cur->interval > 0) {
-		r->msgs_rate = (double)r->d_tx_msgs / cur->interval;
-		r->bytes_rate = (double)r->d_tx_bytes / cur->interval;
 	}
 }
 

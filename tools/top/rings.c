@@ -289,7 +289,6 @@ int top__scan_rings(struct top_snap *s, uint32_t di, const struct top_names *l)
 		r->tx_gen = id[1];
 		r->rx_slot = id[2];
 		r->rx_gen = id[3];
-		r->msgs_rate = r->bytes_rate = -1;
 		scan_ring(r, d->nonce);
 		r->tx_node = node_find(s, d, r->tx_slot, r->tx_gen);
 		r->rx_node = node_find(s, d, r->rx_slot, r->rx_gen);

@@ -351,7 +351,6 @@ static int reg_header(struct top_snap *s, struct top_domain *d, const struct top
 	d->capacity = h->capacity;
 	d->nonce = h->nonce;
 	d->epoch = atomic_load_explicit(&h->epoch, memory_order_relaxed);
-	d->live_hint = atomic_load_explicit(&h->live, memory_order_relaxed);
 	reaper_of(d, h, s->mono);
 	return 0;
 }

@@ -104,11 +104,9 @@ struct top_ring {
 	int tx_node, rx_node;
 	int next_out, next_in; /* next ring of the same sender / receiver */
 	/* history, set by rates.c */
-	bool known; /* listed in the previous snapshot too */
-	bool have_delta; /* known and readable both times */
+	bool have_delta; /* readable now and at the previous refresh */
 	uint64_t d_tx_msgs, d_tx_bytes, d_tx_full, d_tx_wakes, d_tx_skips;
 	uint64_t d_rx_msgs, d_rx_bytes, d_rx_wakes;
-	double msgs_rate, bytes_rate; /* tx side, per second; < 0 unknown */
 	double changed; /* monotonic s of the last change seen */
 	bool changed_before; /* unchanged since the tool first saw it */
 };
@@ -147,7 +145,7 @@ struct top_domain {
 	char name[SHMRPC_NAME_MAX + 1];
 	enum top_dom_status status;
 	char why[TOP_WHY_MAX];
-	uint32_t capacity, nonce, epoch, live_hint;
+	uint32_t capacity, nonce, epoch;
 	struct top_reaper reaper;
 	uint32_t node_first, node_count; /* into snap->nodes */
 	uint32_t ring_first, ring_count; /* into snap->rings */
