@@ -771,8 +771,13 @@ static bool screen_shows(char *buf, size_t len, const char *needle, const char *
 
 	do {
 		capture(buf, len);
-		if (strstr(buf, needle) && (!absent || !strstr(buf, absent)))
+		if (strstr(buf, needle) && (!absent || !strstr(buf, absent))) {
+			/* tmux may have caught the screen mid-update: look once
+			 * more, a moment later, at the finished picture */
+			sleep_ms(100);
+			capture(buf, len);
 			return true;
+		}
 		sleep_ms(50);
 	} while (th_now_ms() < end);
 	fprintf(stderr, "screen never showed \"%s\":\n%s\n", needle, buf);

@@ -417,6 +417,7 @@ void top_fmt_ring(char *buf, size_t len, const struct top_snap *s, const struct 
 	bool out = r->tx_node == self;
 	double t = s->interval;
 	const char *p = top_ring_peer(s, r, self, peer, sizeof(peer));
+	size_t n;
 
 	if (r->status != TOP_RING_OK) {
 		snprintf(buf, len, "%-3s %-16s %s: %s", out ? "out" : "in", p,
@@ -441,4 +442,6 @@ void top_fmt_ring(char *buf, size_t len, const struct top_snap *s, const struct 
 	snprintf(buf, len, "%-3s %-16.16s %8s %7s %7s %6s/%-5s %s%s %6llu %6s  %s",
 		 out ? "out" : "in", p, msgs, rate, mb, dep, cap, b, pct,
 		 (unsigned long long)r->tx_full, idle, flags);
+	for (n = strlen(buf); n && buf[n - 1] == ' ';)
+		buf[--n] = '\0';
 }
