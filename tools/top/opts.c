@@ -82,10 +82,62 @@ static void defaults(struct top_opts *o)
 	o->view.sort = TOP_COL_MSGS_OUT;
 }
 
+enum { OPT_JSON = 256, OPT_PROM, OPT_DOMAIN };
+
+/* One option: 0, 1 (done: help or version printed), -EINVAL. */
+static int one(int c, char **argv, struct top_opts *o, bool *n_given)
+{
+	switch (c) {
+	case 'b':
+		if (o->mode == TOP_MODE_UI)
+			o->mode = TOP_MODE_TEXT;
+		return 0;
+	case OPT_JSON:
+		o->mode = TOP_MODE_JSON;
+		return 0;
+	case OPT_PROM:
+		o->mode = TOP_MODE_PROM;
+		return 0;
+	case 'n':
+		*n_given = true;
+		return parse_count(optarg, &o->iterations);
+	case 'd':
+		return parse_delay(optarg, &o->delay);
+	case OPT_DOMAIN:
+		o->domain = o->view.domain = optarg;
+		return shmrpc__name_check(optarg) ? bad("bad domain name", optarg) : 0;
+	case 's':
+		o->view.sort = top_col_by_id(optarg);
+		return o->view.sort < 0 ? bad("unknown column (see -h)", optarg) : 0;
+	case 'r':
+		o->view.reverse = true;
+		return 0;
+	case 'f':
+		o->view.filter = optarg;
+		return 0;
+	case 'R':
+		o->rings = true;
+		return 0;
+	case 'o':
+		o->out = optarg;
+		return 0;
+	case 'h':
+		top_usage(stdout);
+		return 1;
+	case 'V':
+		printf("shmrpc-top (libshmrpc %d.%d)\n", SHMRPC_VERSION_MAJOR,
+		       SHMRPC_VERSION_MINOR);
+		return 1;
+	case ':':
+		return bad("option needs an argument", argv[optind - 1]);
+	default:
+		return bad("unknown option", argv[optind - 1]);
+	}
+}
+
 /* 0: run; 1: done (help or version printed); -EINVAL: bad usage. */
 int top_opts_parse(int argc, char **argv, struct top_opts *o)
 {
-	enum { OPT_JSON = 256, OPT_PROM, OPT_DOMAIN };
 	static const struct option longs[] = {
 		{ "batch", no_argument, NULL, 'b' },
 		{ "iterations", required_argument, NULL, 'n' },
@@ -108,68 +160,17 @@ int top_opts_parse(int argc, char **argv, struct top_opts *o)
 	defaults(o);
 	opterr = 0;
 	optind = 1;
-	while (!err && (c = getopt_long(argc, argv, ":bn:d:s:rf:Ro:hV", longs, NULL)) != -1) {
-		switch (c) {
-		case 'b':
-			if (o->mode == TOP_MODE_UI)
-				o->mode = TOP_MODE_TEXT;
-			break;
-		case OPT_JSON:
-			o->mode = TOP_MODE_JSON;
-			break;
-		case OPT_PROM:
-			o->mode = TOP_MODE_PROM;
-			break;
-		case 'n':
-			err = parse_count(optarg, &o->iterations);
-			n_given = true;
-			break;
-		case 'd':
-			err = parse_delay(optarg, &o->delay);
-			break;
-		case OPT_DOMAIN:
-			if (shmrpc__name_check(optarg))
-				err = bad("bad domain name", optarg);
-			o->domain = o->view.domain = optarg;
-			break;
-		case 's':
-			o->view.sort = top_col_by_id(optarg);
-			if (o->view.sort < 0)
-				err = bad("unknown column (see -h)", optarg);
-			break;
-		case 'r':
-			o->view.reverse = true;
-			break;
-		case 'f':
-			o->view.filter = optarg;
-			break;
-		case 'R':
-			o->rings = true;
-			break;
-		case 'o':
-			o->out = optarg;
-			break;
-		case 'h':
-			top_usage(stdout);
-			return 1;
-		case 'V':
-			printf("shmrpc-top (libshmrpc %d.%d)\n", SHMRPC_VERSION_MAJOR,
-			       SHMRPC_VERSION_MINOR);
-			return 1;
-		case ':':
-			err = bad("option needs an argument", argv[optind - 1]);
-			break;
-		default:
-			err = bad("unknown option", argv[optind - 1]);
-		}
-	}
-	if (!err && optind < argc)
-		err = bad("unexpected argument", argv[optind]);
-	if (!err && o->out && o->mode == TOP_MODE_UI)
-		err = bad("-o needs a batch mode", "use -b, --json or --prom");
+	while (!err && (c = getopt_long(argc, argv, ":bn:d:s:rf:Ro:hV", longs, NULL)) != -1)
+		err = one(c, argv, o, &n_given);
+	if (err)
+		return err;
+	if (optind < argc)
+		return bad("unexpected argument", argv[optind]);
+	if (o->out && o->mode == TOP_MODE_UI)
+		return bad("-o needs a batch mode", "use -b, --json or --prom");
 	/* One exposition is what a textfile collector wants from a cron run;
 	 * with -o, each refresh replaces the file, so keep going. */
 	if (!n_given && o->mode == TOP_MODE_PROM && !o->out)
 		o->iterations = 1;
-	return err;
+	return 0;
 }
