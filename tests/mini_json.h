@@ -19,8 +19,8 @@ struct mj {
 	enum mj_type t;
 	bool b;
 	double num;
-	char *str; /* MJ_STR */
-	char *key; /* member name inside an object */
+	char *str;	 /* MJ_STR */
+	char *key;	 /* member name inside an object */
 	struct mj *kids; /* MJ_ARR, MJ_OBJ */
 	size_t n;
 };

@@ -34,8 +34,8 @@
 
 #define K1 1500 /* sent before the tool starts */
 #define K2 2000 /* sent between its first two refreshes */
-#define K3 300 /* from a sender whose ring appears between them */
-#define MSG 48 /* payload bytes */
+#define K3 300	/* from a sender whose ring appears between them */
+#define MSG 48	/* payload bytes */
 #define OUT_MAX (1 << 20)
 
 static char tool[PATH_MAX];
@@ -144,8 +144,8 @@ static const struct th_dom *node_dom; /* the domain forked nodes join */
 struct role {
 	const char *name;
 	const char *to; /* NULL: receive until quit */
-	int sends[4]; /* messages to send at phase 1, 2, 3 */
-	bool idle; /* join, then never call the library again */
+	int sends[4];	/* messages to send at phase 1, 2, 3 */
+	bool idle;	/* join, then never call the library again */
 	pid_t pid;
 };
 

@@ -81,7 +81,7 @@ static void printable(char *dst, size_t len, const char *src, size_t max)
 
 struct slots_ctx {
 	struct shmrpc__reg reg; /* only hdr, slots and capacity are used */
-	const bool *pages; /* pages of the file that hold data */
+	const bool *pages;	/* pages of the file that hold data */
 	struct shmrpc__slot_view *views;
 	int *rc;
 	uint32_t *idx;

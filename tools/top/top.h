@@ -40,25 +40,25 @@ extern "C" {
 
 #define TOP_SHM_DIR "/dev/shm"
 #define TOP_FILE_MAX 256 /* a /dev/shm entry name, with its NUL */
-#define TOP_WHY_MAX 64 /* a verdict such as "size 100, want 8192" */
+#define TOP_WHY_MAX 64	 /* a verdict such as "size 100, want 8192" */
 
 /* ------------------------------------------------------------ snapshot */
 
 enum top_dom_status {
 	TOP_DOM_OK = 0,
-	TOP_DOM_EMPTY, /* size 0: a creator between create and size */
+	TOP_DOM_EMPTY,	  /* size 0: a creator between create and size */
 	TOP_DOM_CREATING, /* sized, magic not published yet */
-	TOP_DOM_CORRUPT, /* fails a check; why says which */
-	TOP_DOM_GONE, /* vanished between listing and opening */
-	TOP_DOM_ERROR, /* cannot be read (why: strerror) */
+	TOP_DOM_CORRUPT,  /* fails a check; why says which */
+	TOP_DOM_GONE,	  /* vanished between listing and opening */
+	TOP_DOM_ERROR,	  /* cannot be read (why: strerror) */
 };
 
 enum top_node_state {
 	TOP_NODE_LIVE = 0,
 	TOP_NODE_CLOSING, /* live, leaving (NODE_CLOSING set) */
 	TOP_NODE_JOINING, /* slot taken, segment not complete yet */
-	TOP_NODE_DEAD, /* slot LIVE, nobody holds its liveness lock */
-	TOP_NODE_GONE, /* slot LIVE, segment already removed: leaving */
+	TOP_NODE_DEAD,	  /* slot LIVE, nobody holds its liveness lock */
+	TOP_NODE_GONE,	  /* slot LIVE, segment already removed: leaving */
 	TOP_NODE_CORRUPT, /* slot or segment fails a check; why says which */
 	TOP_NODE_UNKNOWN, /* slot kept changing, or liveness unreadable */
 };
@@ -68,7 +68,7 @@ struct top_ctr {
 	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 	uint64_t wakes; /* futex wakes issued (data and space) */
 	uint64_t skips; /* publishes that needed no wake */
-	uint64_t full; /* sends that found the ring full */
+	uint64_t full;	/* sends that found the ring full */
 	uint64_t sleeps, spins, connects;
 };
 
@@ -76,7 +76,7 @@ struct top_ctr {
 struct top_rate {
 	bool valid;
 	double msgs_in, msgs_out, bytes_in, bytes_out, wakes, sleeps, full;
-	double skip_share; /* skips / (skips + data wakes); < 0: no publish */
+	double skip_share;    /* skips / (skips + data wakes); < 0: no publish */
 	struct top_ctr delta; /* the counts behind the rates */
 };
 
@@ -107,7 +107,7 @@ struct top_ring {
 	bool have_delta; /* readable now and at the previous refresh */
 	uint64_t d_tx_msgs, d_tx_bytes, d_tx_full, d_tx_wakes, d_tx_skips;
 	uint64_t d_rx_msgs, d_rx_bytes, d_rx_wakes;
-	double changed; /* monotonic s of the last change seen */
+	double changed;	     /* monotonic s of the last change seen */
 	bool changed_before; /* unchanged since the tool first saw it */
 };
 
@@ -127,17 +127,17 @@ struct top_node {
 	uint64_t old_tx_msgs, old_tx_bytes, old_tx_full, old_tx_wakes, old_tx_skips;
 	uint64_t old_rx_msgs, old_rx_bytes, old_rx_wakes;
 	/* derived */
-	struct top_ctr raw; /* old_* + sum over its ring files, this scan */
-	struct top_ctr tot; /* raw, but never below the previous refresh */
-	struct top_rate rate; /* rates.c */
+	struct top_ctr raw;	      /* old_* + sum over its ring files, this scan */
+	struct top_ctr tot;	      /* raw, but never below the previous refresh */
+	struct top_rate rate;	      /* rates.c */
 	uint32_t rings_in, rings_out; /* ring files naming it */
-	int first_out, first_in; /* ring lists, indices or -1 */
+	int first_out, first_in;      /* ring lists, indices or -1 */
 };
 
 struct top_reaper {
 	enum { TOP_REAPER_NONE = 0, TOP_REAPER_STALE, TOP_REAPER_RUNNING } state;
 	uint32_t pid, mode; /* mode: 1 bpf, 2 pidfd */
-	double beat_age; /* seconds since its last beat, < 0 unknown */
+	double beat_age;    /* seconds since its last beat, < 0 unknown */
 	uint64_t reaped;
 };
 
@@ -149,12 +149,12 @@ struct top_domain {
 	struct top_reaper reaper;
 	uint32_t node_first, node_count; /* into snap->nodes */
 	uint32_t ring_first, ring_count; /* into snap->rings */
-	uint32_t stray; /* its files that belong to no registry we see */
+	uint32_t stray;			 /* its files that belong to no registry we see */
 };
 
 struct top_snap {
 	double mono, wall; /* CLOCK_MONOTONIC / CLOCK_REALTIME seconds */
-	double interval; /* seconds since the previous snapshot, < 0 none */
+	double interval;   /* seconds since the previous snapshot, < 0 none */
 	struct top_domain *doms;
 	uint32_t ndoms, cap_doms;
 	struct top_node *nodes;
@@ -181,11 +181,11 @@ int top_copy(void *dst, const void *src, size_t len);
 /* A read-only view of one /dev/shm file. */
 struct top_map {
 	const void *p;
-	size_t len; /* bytes mapped */
+	size_t len;    /* bytes mapped */
 	uint64_t size; /* the file's size when it was mapped */
 	uint64_t ino;
 	uint32_t uid;
-	int fd; /* kept open only when asked (liveness probe) */
+	int fd;		/* kept open only when asked (liveness probe) */
 	bool head_data; /* its first page holds data (is not a hole) */
 };
 /*
@@ -251,10 +251,10 @@ void top_rates(struct top_snap *cur, const struct top_snap *prev);
 struct top_summary {
 	uint32_t domains, domains_bad;
 	uint32_t live, dead, other; /* nodes: live+closing, dead+gone, the rest */
-	uint32_t futex, uring; /* backends of live nodes */
+	uint32_t futex, uring;	    /* backends of live nodes */
 	uint32_t rings, rings_bad;
 	bool rates;
-	double msgs, bytes; /* per second, counted once, at the sender */
+	double msgs, bytes;	  /* per second, counted once, at the sender */
 	struct top_reaper reaper; /* the best one seen */
 };
 /* Summary of the domains selected by @domain (NULL: all). */
@@ -283,11 +283,11 @@ enum top_col_id {
 
 struct top_col {
 	const char *head; /* column heading */
-	const char *id; /* name for --sort */
-	char key; /* interactive key that sorts by it */
+	const char *id;	  /* name for --sort */
+	char key;	  /* interactive key that sorts by it */
 	int width;
-	bool left; /* left-aligned (text) */
-	bool desc; /* natural order is descending (numbers) */
+	bool left;	  /* left-aligned (text) */
+	bool desc;	  /* natural order is descending (numbers) */
 	const char *what; /* one line for the help screen */
 };
 extern const struct top_col top_cols[TOP_COL_COUNT];
@@ -299,9 +299,9 @@ int top_col_by_key(int key);
 struct top_view {
 	const char *domain; /* NULL: all */
 	const char *filter; /* substring of the name, NULL or "": none */
-	int sort; /* enum top_col_id */
-	bool reverse; /* against the column's natural order */
-	bool show_domain; /* add the DOMAIN column */
+	int sort;	    /* enum top_col_id */
+	bool reverse;	    /* against the column's natural order */
+	bool show_domain;   /* add the DOMAIN column */
 };
 /* Indices of the nodes @v selects, sorted; returns how many (<= nnodes).
  * @rows must hold s->nnodes entries. */
@@ -330,10 +330,10 @@ enum top_mode { TOP_MODE_UI = 0, TOP_MODE_TEXT, TOP_MODE_JSON, TOP_MODE_PROM };
 struct top_opts {
 	enum top_mode mode;
 	long iterations; /* -n; 0: until interrupted */
-	double delay; /* -d, seconds */
+	double delay;	 /* -d, seconds */
 	const char *domain;
 	const char *out; /* -o FILE, or NULL for stdout */
-	bool rings; /* --rings: text blocks list every node's rings */
+	bool rings;	 /* --rings: text blocks list every node's rings */
 	struct top_view view;
 };
 

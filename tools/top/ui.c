@@ -27,13 +27,13 @@ struct ui {
 	struct top_snap cur, prev;
 	uint32_t *rows, nrows, cap_rows;
 	enum ui_screen scr, back; /* back: where help returns to */
-	uint32_t sel, first; /* selected row, first row shown */
+	uint32_t sel, first;	  /* selected row, first row shown */
 	/* identity of the selected node */
 	char sel_dom[SHMRPC_NAME_MAX + 1];
 	uint32_t sel_slot, sel_gen;
 	bool have_sel;
 	uint32_t ring_first; /* first ring line shown */
-	int dom_pick; /* -1 all, else index into the domains seen */
+	int dom_pick;	     /* -1 all, else index into the domains seen */
 	char dom_name[SHMRPC_NAME_MAX + 1];
 	char filter[FILTER_MAX + 1];
 	bool editing;
