@@ -54,8 +54,25 @@ include tools/bench/bench.mk
 .PHONY: bench-build
 bench-build: $(BENCH_BIN)
 
-TOOLS := $(B)/tools/shmrpc-info $(B)/tools/shmrpc-demo
+TOOLS := $(B)/tools/shmrpc-info $(B)/tools/shmrpc-demo $(B)/tools/shmrpc-top
 tools: $(TOOLS)
+
+# tools/shmrpc-top: several files (tools/top/top.h says which does what) and
+# ncurses. test_top links its core (no UI, no main) to test the pieces.
+NCURSES_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw)
+TOP_SRCS := $(wildcard tools/top/*.c)
+TOP_OBJS := $(TOP_SRCS:%.c=$(B)/%.o)
+TOP_CORE_OBJS := $(filter-out $(B)/tools/top/main.o $(B)/tools/top/ui.o,$(TOP_OBJS))
+
+$(B)/tools/top/%.o: tools/top/%.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/tools/shmrpc-top: $(TOP_OBJS) $(LIB_A)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -o $@ $(TOP_OBJS) $(LIB_A) $(LIB_DEPS) $(NCURSES_LIBS) -lm $(LDLIBS)
 
 $(B)/tools/%: tools/%.c $(LIB_A)
 	$(call msg,CCLD,$@)
@@ -78,6 +95,14 @@ $(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o $(LIB_A)
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/tests/harness.o $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
+
+# test_top drives the shmrpc-top binary and tests its core pieces directly.
+$(B)/tests/test_top: tests/test_top.c $(B)/tests/harness.o $(TOP_CORE_OBJS) $(LIB_A) \
+		$(B)/tools/shmrpc-top
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itools/top -o $@ $< $(B)/tests/harness.o $(TOP_CORE_OBJS) $(LIB_A) \
+		$(LIB_DEPS) $(TEST_LIBS) -lm $(LDLIBS)
 
 .PHONY: demo
 demo:
@@ -129,13 +154,16 @@ install: all
 	sed $(PC_SED) lib/libshmrpc.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc
 	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc
 	install -m 0755 $(TOOLS) $(DESTDIR)$(BINDIR)/
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 docs/shmrpc-top.1 $(DESTDIR)$(MANDIR)/man1/shmrpc-top.1
 	@if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/shmrpc.h $(DESTDIR)$(LIBDIR)/libshmrpc.a \
 		$(DESTDIR)$(LIBDIR)/libshmrpc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libshmrpc.so.$(SOVER) \
 		$(DESTDIR)$(LIBDIR)/libshmrpc.so $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc \
-		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS)))
+		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS))) \
+		$(DESTDIR)$(MANDIR)/man1/shmrpc-top.1
 
 SAN_ENV := ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
@@ -161,4 +189,5 @@ tsan:
 clean:
 	rm -rf $(B) build-asan build-tsan
 
--include $(LIB_OBJS:.o=.d) $(LIB_PIC_OBJS:.o=.d) $(wildcard $(B)/tests/*.d $(B)/tools/*.d)
+-include $(LIB_OBJS:.o=.d) $(LIB_PIC_OBJS:.o=.d) $(wildcard $(B)/tests/*.d $(B)/tools/*.d) \
+	$(wildcard $(B)/tools/top/*.d)
