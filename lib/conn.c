@@ -183,20 +183,36 @@ static void conn_unmap(struct shmrpc_node *n, struct shmrpc__conn *c)
 	c->peer = NULL;
 }
 
-/* Our ring to @c is finished: drop it from our out_gen table, unlink it. */
-static void conn_forget(struct shmrpc_node *n, struct shmrpc__conn *c)
+/* Drop @c from our out_gen table (our listing of the rings we send on);
+ * with @unlink, remove its file too. Its counters move into our totals in
+ * the same step (fold_seq). */
+static void conn_unlist(struct shmrpc_node *n, struct shmrpc__conn *c, bool unlink)
 {
 	_Atomic uint32_t *out = shmrpc__node_tab(n->seg, shmrpc__node_out_off(n->reg.capacity));
 	uint32_t g = c->rx_gen + 1;
 	char path[SHMRPC__PATH_MAX];
 
-	shmrpc__ring_path(path, n->reg.domain, n->reg.nonce, n->slot, n->gen, c->rx_slot,
-			  c->rx_gen);
-	shmrpc__seg_unlink(path);
+	shmrpc__fold_begin(n);
+	if (unlink) {
+		shmrpc__ring_path(path, n->reg.domain, n->reg.nonce, n->slot, n->gen,
+				  c->rx_slot, c->rx_gen);
+		shmrpc__seg_unlink(path);
+	}
 	/* Relaxed CAS: only a newer connection to this slot may have changed
 	 * it, and then it is not ours to clear. */
 	atomic_compare_exchange_strong_explicit(&out[c->rx_slot], &g, 0, memory_order_relaxed,
 						memory_order_relaxed);
+	if (c->q.hdr && !atomic_load_explicit(&c->folded, memory_order_relaxed)) {
+		shmrpc__fold_tx(n, c->q.hdr);
+		atomic_store_explicit(&c->folded, true, memory_order_relaxed);
+	}
+	shmrpc__fold_end(n);
+}
+
+/* Our ring to @c is finished: unlist it and unlink it. */
+static void conn_forget(struct shmrpc_node *n, struct shmrpc__conn *c)
+{
+	conn_unlist(n, c, true);
 }
 
 /* ------------------------------------------------------------------ pool */
@@ -241,8 +257,8 @@ static struct shmrpc__conn *conn_alloc(struct shmrpc_node *n)
 static void conn_recycle(struct shmrpc_node *n, struct shmrpc__conn *c)
 {
 	pthread_mutex_lock(&c->lock);
-	if (c->q.hdr)
-		shmrpc__fold_tx(n, c->q.hdr);
+	if (c->q.hdr && !atomic_load_explicit(&c->folded, memory_order_relaxed))
+		conn_unlist(n, c, false);
 	conn_unmap(n, c);
 	/* Relaxed: read under this mutex, or as a hint before taking it. */
 	atomic_store_explicit(&c->gen, atomic_load_explicit(&c->gen, memory_order_relaxed) + 1,
@@ -261,6 +277,7 @@ static void conn_reset(struct shmrpc__conn *c)
 	c->peer_size = 0;
 	c->rx_slot = c->rx_gen = c->ring_bytes = 0;
 	atomic_store_explicit(&c->dead, false, memory_order_relaxed);
+	atomic_store_explicit(&c->folded, false, memory_order_relaxed);
 	c->tomb = false;
 	atomic_store_explicit(&c->owner, NULL, memory_order_relaxed);
 	c->resv = NULL;
@@ -610,12 +627,13 @@ static void conn_close(struct shmrpc_node *n, struct shmrpc__conn *c)
 		 * a sleeping receiver's arm-fence-recheck. */
 		old = atomic_fetch_or(&c->q.hdr->flags, SHMRPC__RING_TX_CLOSED);
 		shmrpc__wake_consumer(n, c);
-		if (old & SHMRPC__RING_RX_CLOSED)
-			conn_forget(n, c);
+		/* The ring stays for its receiver, which drains and unlinks
+		 * it, unless the receiver left (RX_CLOSED): then it goes now. */
+		conn_unlist(n, c, old & SHMRPC__RING_RX_CLOSED);
 		atomic_store_explicit(&c->dead, true, memory_order_relaxed);
 	}
-	if (c->q.hdr) /* out of the table: count it in the totals now */
-		shmrpc__fold_tx(n, c->q.hdr);
+	if (c->q.hdr && !atomic_load_explicit(&c->folded, memory_order_relaxed))
+		conn_unlist(n, c, false);
 	conn_unmap(n, c);
 	pthread_mutex_unlock(&c->lock);
 }

@@ -175,17 +175,13 @@ void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)
 
 	/* The name goes first: a sender that sees RX_CLOSED may connect
 	 * again at once, creating a ring of the same name, which an unlink
-	 * after that would take from its receiver. */
+	 * after that would take from its receiver. Its counters move into our
+	 * totals in the same step (fold_seq): an observer adds the rings it
+	 * finds by name to our totals. */
+	shmrpc__fold_begin(n);
 	shmrpc__ring_path(path, n->reg.domain, n->reg.nonce, r->tx_slot, r->tx_gen, n->slot,
 			  n->gen);
 	shmrpc__seg_unlink(path);
-	/* Should its sender still be there after all, it gets -EPIPE rather
-	 * than writing into a ring nobody reads. seq_cst RMW, then the fence
-	 * in wake_prepare: a sender blocked on the full ring wakes. */
-	atomic_fetch_or(&r->q.hdr->flags, SHMRPC__RING_RX_CLOSED);
-	if (shmrpc__wake_prepare(&r->q.hdr->space_seq) != SHMRPC__WAKE_NONE)
-		shmrpc__futex_wake(&r->q.hdr->space_seq);
-	n->be->ring_del(n, r);
 	pthread_mutex_lock(&n->in_lock);
 	last = n->in.v[--n->in.n];
 	n->in.v[r->idx] = last;
@@ -194,6 +190,14 @@ void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)
 		n->in.cur = 0;
 	shmrpc__fold_rx(n, r->q.hdr);
 	pthread_mutex_unlock(&n->in_lock);
+	shmrpc__fold_end(n);
+	/* Should its sender still be there after all, it gets -EPIPE rather
+	 * than writing into a ring nobody reads. seq_cst RMW, then the fence
+	 * in wake_prepare: a sender blocked on the full ring wakes. */
+	atomic_fetch_or(&r->q.hdr->flags, SHMRPC__RING_RX_CLOSED);
+	if (shmrpc__wake_prepare(&r->q.hdr->space_seq) != SHMRPC__WAKE_NONE)
+		shmrpc__futex_wake(&r->q.hdr->space_seq);
+	n->be->ring_del(n, r);
 	if (n->in.peeked == r)
 		n->in.peeked = NULL;
 	atomic_fetch_sub_explicit(&n->seg->ctr.rings_in, 1, memory_order_relaxed);

@@ -168,6 +168,7 @@ void shmrpc__reg_unlock(struct shmrpc__reg *r);
  * if its name is garbage. */
 int shmrpc__reg_read(const struct shmrpc__reg *r, uint32_t i, struct shmrpc__slot_view *v);
 uint32_t shmrpc__reg_hi(const struct shmrpc__reg *r);
+uint32_t shmrpc__reg_scan_end(const struct shmrpc__reg *r);
 /* Find the LIVE slot named @name; -ENOENT. No liveness check. */
 int shmrpc__reg_find(const struct shmrpc__reg *r, const char *name, uint32_t *slot,
 		     struct shmrpc__slot_view *v);
@@ -333,6 +334,7 @@ struct shmrpc__conn {
 	uint32_t rx_slot, rx_gen;
 	uint32_t ring_bytes;
 	_Atomic bool dead;     /* receiver left: -EPIPE; set under lock */
+	_Atomic bool folded;   /* its counters are in old_* now */
 	bool tomb;	       /* a name-only placeholder (never mapped) */
 	_Atomic(void *) owner; /* token of the thread holding lock */
 	void *resv;	       /* under lock: data of the open reservation */
@@ -387,7 +389,8 @@ struct shmrpc_node {
 	struct shmrpc__conn_chunk *conn_chunks; /* under conn_lock */
 	struct shmrpc__conn *conn_free;		/* under conn_lock */
 
-	pthread_mutex_t in_lock; /* guards in.v/in.n against shmrpc_stats */
+	pthread_mutex_t in_lock;   /* guards in.v/in.n against shmrpc_stats */
+	pthread_mutex_t fold_lock; /* writers of ctr.fold_seq (stats.c) */
 	struct shmrpc__inbound in;
 	_Atomic int rx_busy; /* a thread is in a receiving call */
 
@@ -470,7 +473,11 @@ void shmrpc__rx_exit(struct shmrpc_node *n);
 int shmrpc__rx_wait(struct shmrpc_node *n, int64_t deadline);
 int shmrpc__dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int timeout_ms);
 
-/* stats.c: fold a closing ring's counters into the node's totals */
+/* stats.c: move a ring's counters into the node's totals, between
+ * fold_begin and fold_end (the fold_seq seqlock, layout.h) together with
+ * whatever takes the ring out of the node's listing */
+void shmrpc__fold_begin(struct shmrpc_node *n);
+void shmrpc__fold_end(struct shmrpc_node *n);
 void shmrpc__fold_tx(struct shmrpc_node *n, const struct shmrpc__ring_hdr *h);
 void shmrpc__fold_rx(struct shmrpc_node *n, const struct shmrpc__ring_hdr *h);
 

@@ -107,16 +107,23 @@ struct shmrpc__slot {
 
 /* ------------------------------------------------------------ node segment */
 
-/* Owner-written counters (relaxed: single writer per field or fetch_add,
- * readers tolerate torn sets). Rings carry their own per-message counters;
- * a node's totals are these plus the sums over its live rings. */
+/*
+ * Owner-written counters (relaxed: single writer per field or fetch_add).
+ * Rings carry their own per-message counters; a node's totals are the old_*
+ * totals here plus the counters of its rings: those listed in its out_gen
+ * table (sent) and those from in_gen whose files exist (received). When a
+ * ring leaves that set (unlinked, or out_gen cleared) its counters move
+ * into old_* in the same step, under fold_seq, a seqlock (odd while a move
+ * is under way): read fold_seq, the totals and the rings, then fold_seq
+ * again, and retry if it changed or was odd.
+ */
 struct shmrpc__node_ctr {
 	_Atomic uint64_t sleeps, spins, connects;
 	_Atomic uint64_t rings_in, rings_out;
-	/* counters of rings that were closed, folded in so totals never drop */
 	_Atomic uint64_t old_tx_msgs, old_tx_bytes, old_tx_full, old_tx_wakes, old_tx_skips;
 	_Atomic uint64_t old_rx_msgs, old_rx_bytes;
-	_Atomic uint64_t rx_wakes, rx_skips; /* space wakes this node sent to its senders */
+	_Atomic uint64_t rx_wakes; /* space wakes this node sent to its senders */
+	_Atomic uint64_t fold_seq;
 	uint8_t _pad[16];
 };
 
@@ -187,8 +194,8 @@ struct shmrpc__ring_hdr {
 
 	/* consumer line */
 	alignas(SHMRPC__CACHELINE) _Atomic uint64_t head; /* bytes ever consumed */
-	_Atomic uint64_t rx_msgs, rx_bytes, rx_wakes, rx_skips;
-	uint8_t _pad3[24];
+	_Atomic uint64_t rx_msgs, rx_bytes, rx_wakes;
+	uint8_t _pad3[32];
 
 	/* futex the consumer sleeps on: consumer sets SLEEP, producer bumps */
 	alignas(SHMRPC__CACHELINE) _Atomic uint32_t data_seq;

@@ -288,6 +288,7 @@ static void node_free(struct shmrpc_node *n)
 	free(n->in.v);
 	pthread_rwlock_destroy(&n->conn_lock);
 	pthread_mutex_destroy(&n->in_lock);
+	pthread_mutex_destroy(&n->fold_lock);
 	pthread_mutex_destroy(&n->ctl_lock);
 	pthread_mutex_destroy(&n->deferred.lock);
 	if (n->evfd >= 0)
@@ -316,6 +317,7 @@ static struct shmrpc_node *node_alloc(const char *name, const struct open_cfg *c
 	pthread_mutex_init(&n->deferred.lock, NULL);
 	pthread_rwlock_init(&n->conn_lock, NULL);
 	pthread_mutex_init(&n->in_lock, NULL);
+	pthread_mutex_init(&n->fold_lock, NULL);
 	pthread_mutex_init(&n->ctl_lock, NULL);
 	return n;
 }

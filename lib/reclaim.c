@@ -212,13 +212,13 @@ int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 
 int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot)
 {
-	uint32_t i;
+	uint32_t i, end = shmrpc__reg_scan_end(r);
 	int n = 0;
 
-	/* Every slot, not only those below the shared (untrusted) hi. A slot
-	 * neither FREE nor LIVE is a joiner that died (joiners hold the lock
-	 * from JOINING to LIVE) or garbage: shmrpc__reclaim frees it. */
-	for (i = 0; i < r->capacity; i++) {
+	/* Every written slot, not only those below the shared (untrusted) hi.
+	 * A slot neither FREE nor LIVE is a joiner that died (joiners hold the
+	 * lock from JOINING to LIVE) or garbage: shmrpc__reclaim frees it. */
+	for (i = 0; i < end; i++) {
 		uint32_t st = atomic_load_explicit(&r->slots[i].state, memory_order_relaxed);
 
 		if (i == self_slot || st == SHMRPC__SLOT_FREE)

@@ -209,12 +209,39 @@ static void reg_repair(struct shmrpc__reg *r, uint32_t note)
 	shmrpc__reg_recount(r);
 }
 
+/*
+ * How many slots a full scan must look at: every slot up to the end of the
+ * file's last data extent. Past it the file is a hole: never written, all
+ * FREE. Not hi, which is shared and untrusted; and not the capacity either,
+ * because on tmpfs even reading a hole through a shared mapping allocates
+ * the page (a full scan of a 65536-slot registry would cost 8 MiB).
+ */
+uint32_t shmrpc__reg_scan_end(const struct shmrpc__reg *r)
+{
+	off_t off = sizeof(struct shmrpc__reg_hdr), data, hole, end = off;
+	uint64_t slots;
+
+	while ((data = lseek(r->fd, off, SEEK_DATA)) >= 0) {
+		hole = lseek(r->fd, data, SEEK_HOLE);
+		if (hole <= data)
+			break;
+		end = hole;
+		off = hole;
+	}
+	if (data < 0 && errno != ENXIO)
+		return r->capacity; /* cannot tell: scan everything */
+	slots = ((uint64_t)end - sizeof(struct shmrpc__reg_hdr) + sizeof(struct shmrpc__slot) - 1) /
+		sizeof(struct shmrpc__slot);
+	return slots < r->capacity ? (uint32_t)slots : r->capacity;
+}
+
 uint32_t shmrpc__reg_recount(struct shmrpc__reg *r)
 {
-	uint32_t i, live = 0;
+	uint32_t i, live = 0, end = shmrpc__reg_scan_end(r);
 
-	/* Every slot, not only those below hi: hi is shared and untrusted. */
-	for (i = 0; i < r->capacity; i++)
+	/* Every written slot, not only those below hi: hi is shared and
+	 * untrusted. */
+	for (i = 0; i < end; i++)
 		live += atomic_load_explicit(&r->slots[i].state, memory_order_relaxed) !=
 			SHMRPC__SLOT_FREE;
 	atomic_store_explicit(&r->hdr->live, live, memory_order_relaxed);

@@ -2,11 +2,13 @@
 /*
  * Counters. Per-message counters live in each ring's header, on the line
  * its writer owns (no extra cache traffic on the fast path); per-node ones
- * in the node segment. A ring's counters are folded into the node's "old_*"
- * totals when it closes, under the lock that also guards its listing, so a
- * node's totals never drop and nothing is counted twice.
+ * in the node segment. A ring's counters are moved into the node's "old_*"
+ * totals in the same step that takes it out of the node's listing, inside
+ * the fold_seq seqlock (layout.h), so that a node's totals never drop and
+ * nothing is counted twice, for shmrpc_stats and for outside observers.
  */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #include "internal.h"
@@ -20,6 +22,28 @@ static uint64_t ld(const _Atomic uint64_t *c)
 static void add(_Atomic uint64_t *c, uint64_t v)
 {
 	atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+}
+
+void shmrpc__fold_begin(struct shmrpc_node *n)
+{
+	_Atomic uint64_t *seq = &n->seg->ctr.fold_seq;
+
+	pthread_mutex_lock(&n->fold_lock);
+	atomic_store_explicit(seq, atomic_load_explicit(seq, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	/* Release fence: pairs with the readers' acquire fence; a reader that
+	 * sees any change below sees the odd fold_seq. */
+	atomic_thread_fence(memory_order_release);
+}
+
+void shmrpc__fold_end(struct shmrpc_node *n)
+{
+	_Atomic uint64_t *seq = &n->seg->ctr.fold_seq;
+
+	/* Release: pairs with the readers' acquire load of fold_seq. */
+	atomic_store_explicit(seq, atomic_load_explicit(seq, memory_order_relaxed) + 1,
+			      memory_order_release);
+	pthread_mutex_unlock(&n->fold_lock);
 }
 
 void shmrpc__fold_tx(struct shmrpc_node *n, const struct shmrpc__ring_hdr *h)
@@ -48,7 +72,6 @@ static void sum_out(struct shmrpc_node *n, struct shmrpc_stats *st)
 	const struct shmrpc__conn *c;
 	unsigned b;
 
-	/* Folding happens under the write lock: totals and list agree. */
 	pthread_rwlock_rdlock(&n->conn_lock);
 	st->msgs_sent = ld(&oc->old_tx_msgs);
 	st->bytes_sent = ld(&oc->old_tx_bytes);
@@ -57,7 +80,8 @@ static void sum_out(struct shmrpc_node *n, struct shmrpc_stats *st)
 	st->wakes_skipped = ld(&oc->old_tx_skips);
 	for (b = 0; b < SHMRPC__CONN_BUCKETS; b++)
 		for (c = n->conns[b]; c; c = c->next) {
-			if (!c->q.hdr)
+			/* Relaxed: checked by the fold_seq seqlock. */
+			if (!c->q.hdr || atomic_load_explicit(&c->folded, memory_order_relaxed))
 				continue;
 			st->msgs_sent += ld(&c->q.hdr->tx_msgs);
 			st->bytes_sent += ld(&c->q.hdr->tx_bytes);
@@ -73,7 +97,6 @@ static void sum_in(struct shmrpc_node *n, struct shmrpc_stats *st)
 	const struct shmrpc__node_ctr *oc = &n->seg->ctr;
 	uint32_t i;
 
-	/* Folding happens under in_lock too. */
 	pthread_mutex_lock(&n->in_lock);
 	st->msgs_recv = ld(&oc->old_rx_msgs);
 	st->bytes_recv = ld(&oc->old_rx_bytes);
@@ -96,9 +119,23 @@ int shmrpc_stats(struct shmrpc_node *n, struct shmrpc_stats *st)
 	if (!n || !st)
 		return -EINVAL;
 	c = &n->seg->ctr;
-	memset(st, 0, sizeof(*st));
-	sum_out(n, st);
-	sum_in(n, st);
+	/* A seqlock read (fold_seq, layout.h): a ring moved into the totals
+	 * meanwhile would be counted twice or missed; then read again. */
+	for (;;) {
+		uint64_t seq = atomic_load_explicit(&c->fold_seq, memory_order_acquire);
+
+		if (seq & 1) {
+			sched_yield(); /* a fold is a few stores: it ends soon */
+			continue;
+		}
+		memset(st, 0, sizeof(*st));
+		sum_out(n, st);
+		sum_in(n, st);
+		/* Acquire fence: pairs with fold_begin's release fence. */
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&c->fold_seq, memory_order_relaxed) == seq)
+			break;
+	}
 	st->sleeps = ld(&c->sleeps);
 	st->spins = ld(&c->spins);
 	st->connects = ld(&c->connects);
