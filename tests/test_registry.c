@@ -1589,6 +1589,30 @@ static void test_regfile_unpublished_leftover_recovered(void **state)
 	open_after_leftover(d);
 }
 
+/* Leaving scans the registry for nodes left behind: only its written part.
+ * On tmpfs, reading a hole through a shared mapping allocates the page, so
+ * scanning all 65536 slots grew the file from a few KiB to 8 MiB. */
+static void test_regfile_leave_does_not_fill_registry(void **state)
+{
+	struct th_dom *d = *state;
+	struct shmrpc_opts o = d->opts;
+	char path[300];
+	struct shmrpc_node *a, *b;
+	struct stat st;
+
+	o.max_nodes = 65536;
+	assert_int_equal(shmrpc_open("a", &o, &a), 0);
+	assert_int_equal(shmrpc_open("b", &o, &b), 0);
+	shmrpc_close(b); /* a leave with a live node left: recount and sweep */
+	snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s.reg", d->name);
+	assert_int_equal(stat(path, &st), 0);
+	print_message("65536-slot registry after a leave: %ld bytes allocated of %ld\n",
+		      (long)st.st_blocks * 512, (long)st.st_size);
+	assert_true(st.st_size > 8 * 1024 * 1024);
+	assert_true((long)st.st_blocks * 512 <= 64 * 1024);
+	shmrpc_close(a);
+}
+
 static void test_regfile_garbage_is_eproto(void **state)
 {
 	struct th_dom *d = *state;
@@ -2301,6 +2325,7 @@ int main(void)
 		T(test_reg_lock_holder_killed_is_repaired),
 		T(test_regfile_empty_leftover_recovered),
 		T(test_regfile_unpublished_leftover_recovered),
+		T(test_regfile_leave_does_not_fill_registry),
 		T(test_regfile_garbage_is_eproto),
 		T(test_regfile_wrong_size_is_eproto),
 		T(test_regfile_other_owner_refused),
