@@ -402,7 +402,6 @@ struct shmrpc_node {
 	shmrpc_handler fn;
 	void *fn_arg;
 
-	struct shmrpc__watch *watch; /* peers' pidfds (watch.c), or NULL */
 
 	struct shmrpc_node *all_next; /* process-wide list, for fork */
 };
@@ -420,9 +419,14 @@ static inline _Atomic uint32_t *shmrpc__node_tab(struct shmrpc__node_hdr *h, uin
 /* node.c, thread.c */
 void shmrpc__thread_stop(struct shmrpc_node *n);
 
-/* watch.c: learn of the death of peer (slot, gen) at once */
+/* watch.c: learn of the death of peer (slot, gen) at once; one watcher
+ * thread per process */
+int shmrpc__watch_start(void);
 int shmrpc__watch_peer(struct shmrpc_node *n, uint32_t slot, uint32_t gen);
-void shmrpc__watch_stop(struct shmrpc_node *n);
+void shmrpc__watch_forget(struct shmrpc_node *n);
+void shmrpc__watch_fork_prepare(void);
+void shmrpc__watch_fork_parent(void);
+void shmrpc__watch_fork_child(void);
 
 /* query.c: the live node named @name (lazily reclaiming a dead one). */
 int shmrpc__lookup(struct shmrpc_node *n, const char *name, uint32_t *slot,

@@ -36,10 +36,12 @@ static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static void fork_prepare(void)
 {
 	pthread_mutex_lock(&all_lock);
+	shmrpc__watch_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+	shmrpc__watch_fork_parent();
 	pthread_mutex_unlock(&all_lock);
 }
 
@@ -53,6 +55,7 @@ static void fork_child(void)
 		n->seg_fd = -1;
 		n->forked = true;
 	}
+	shmrpc__watch_fork_child();
 	pthread_mutex_unlock(&all_lock);
 }
 
@@ -356,6 +359,9 @@ int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_
 		node_free(n);
 		return err;
 	}
+	/* The process's peer watcher, if not running yet: best effort (a
+	 * dead peer is still found by a waiting send and by lazy reclaim). */
+	shmrpc__watch_start();
 	all_add(n);
 	*out = n;
 	return 0;
@@ -371,17 +377,16 @@ void shmrpc_close(struct shmrpc_node *n)
 	if (n->forked) {
 		/* The parent's node: only this process's copy goes, mappings
 		 * included (they would pin the parent's rings in /dev/shm for
-		 * as long as this process lives). The backend's fini and the
-		 * watcher's release process-local resources only. */
+		 * as long as this process lives). The backend's fini releases
+		 * process-local resources only. */
 		shmrpc__in_forget_all(n);
 		shmrpc__conn_forget_all(n);
-		shmrpc__watch_stop(n);
 		n->be->fini(n);
 		node_free(n);
 		return;
 	}
 	shmrpc__thread_stop(n);
-	shmrpc__watch_stop(n);
+	shmrpc__watch_forget(n);
 	shmrpc_flush(n);
 	shmrpc__in_close_all(n);
 	shmrpc__conn_close_all(n);
