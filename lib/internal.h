@@ -89,6 +89,9 @@ int shmrpc__seg_create(const char *path, uint64_t size, uint32_t mode, void **ma
  * access) and that its size is within [min, max]. */
 int shmrpc__seg_open(const char *path, uint64_t min, uint64_t max, uint32_t mode, bool rdonly,
 		     void **map, uint64_t *size, int *fd_out);
+/* shmrpc-reaper only, once before any thread exists: accept segments of any
+ * owner in shmrpc__seg_open (see seg.c for why that is safe for it). */
+void shmrpc__seg_any_owner(bool on);
 void shmrpc__seg_unmap(void *map, uint64_t size);
 int shmrpc__seg_unlink(const char *path);
 /* Liveness lock: the owner of a node segment holds an OFD write lock on
