@@ -19,6 +19,11 @@
  *
  * Reclaiming is idempotent (under the registry lock, the slot's generation
  * is checked), so the reaper, other watchers and lazy reclaim may race us.
+ *
+ * $SHMRPC_WATCH=0 turns the watcher off in this process, like
+ * $SHMRPC_SAFETY_MS a knob for tests and benchmarks: they measure
+ * shmrpc-reaper alone, and with watching peers they could not tell who
+ * cleaned up. A deployment has no reason to set it.
  */
 #include <errno.h>
 #include <poll.h>
@@ -203,6 +208,13 @@ static int watch_start(struct shmrpc_node *n)
 	return rc;
 }
 
+static bool watch_disabled(void)
+{
+	const char *s = getenv("SHMRPC_WATCH");
+
+	return s && !strcmp(s, "0");
+}
+
 int shmrpc__watch_peer(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 {
 	struct shmrpc__slot_view v;
@@ -210,6 +222,8 @@ int shmrpc__watch_peer(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	uint32_t i;
 	int fd, rc = 0;
 
+	if (watch_disabled())
+		return 0;
 	if (shmrpc__reg_read(&n->reg, slot, &v) || v.state != SHMRPC__SLOT_LIVE || v.gen != gen)
 		return 0; /* changing or gone: the reader of its rings sees it */
 	if (v.pidns == n->proc.pidns && v.pid == n->proc.pid)
