@@ -188,6 +188,13 @@ int shmrpc__node_alive(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
  * the slot, 0 if the slot had changed meanwhile.
  */
 int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
+/*
+ * The same without the liveness check, for a caller that knows the node's
+ * process has exited though its lock may still be held: shmrpc-reaper, on an
+ * exit event of the eBPF probe whose tgid and start time match the slot's
+ * (see reclaim.c). Never on a guess: a live node would be torn down.
+ */
+int shmrpc__reclaim_exited(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
 /* Under the lock: reclaim every slot whose node is gone, and every slot
  * that is neither FREE nor LIVE (no joiner can be at work while we hold the
  * lock). Returns how many. */

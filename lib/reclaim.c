@@ -187,7 +187,7 @@ static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hd
 	}
 }
 
-int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
+static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exited)
 {
 	struct shmrpc__slot *s = &r->slots[slot];
 	const struct shmrpc__node_hdr *h;
@@ -198,7 +198,7 @@ int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 	if (st == SHMRPC__SLOT_FREE || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen)
 		return 0;
 	/* A JOINING slot seen under the lock lost its joiner (reg_repair). */
-	if (st == SHMRPC__SLOT_LIVE && shmrpc__node_alive(r, slot, gen) != 0)
+	if (st == SHMRPC__SLOT_LIVE && !exited && shmrpc__node_alive(r, slot, gen) != 0)
 		return 0;
 	shmrpc__node_path(path, r->domain, r->nonce, slot, gen);
 	if (!map_dead(r, path, slot, gen, &h, &size)) {
@@ -208,6 +208,26 @@ int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 	shmrpc__seg_unlink(path);
 	shmrpc__reg_free(r, slot, gen);
 	return 1;
+}
+
+int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
+{
+	return reclaim(r, slot, gen, false);
+}
+
+/*
+ * The eBPF exit probe reports a process at do_exit()'s exit tracepoint, past
+ * the point of no return but before exit_files() drops the node's liveness
+ * lock, which can take milliseconds more for a process with a large address
+ * space (exit_mm() comes first). The reaper knows the node's process from the
+ * event's tgid and start time matching the slot's pid and start time: no
+ * user code of that process runs again, so the node is as dead as a released
+ * lock would say, only sooner. Its files may be unlinked while it still maps
+ * them; it will not write to them.
+ */
+int shmrpc__reclaim_exited(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
+{
+	return reclaim(r, slot, gen, true);
 }
 
 int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot)
