@@ -242,7 +242,7 @@ static void dom_sync(struct reaper *r, struct rdom *d)
 /* ---------------------------------------------------- reclaiming */
 
 int dom_reclaim(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen,
-		const struct exit_info *ei)
+		const struct exit_info *ei, bool exited)
 {
 	struct shmrpc__slot_view v;
 	char st[32], delay[48] = "";
@@ -259,7 +259,7 @@ int dom_reclaim(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen,
 	}
 	if (shmrpc__reg_read(&d->reg, slot, &v))
 		memset(&v, 0, sizeof(v));
-	rc = shmrpc__reclaim(&d->reg, slot, gen);
+	rc = exited ? shmrpc__reclaim_exited(&d->reg, slot, gen) : shmrpc__reclaim(&d->reg, slot, gen);
 	if (rc == 1) {
 		/* Relaxed: a counter for shmrpc-top; we are its only writer. */
 		atomic_fetch_add_explicit(&d->reg.hdr->reaped, 1, memory_order_relaxed);
@@ -302,7 +302,7 @@ static void dom_sweep(struct reaper *r, struct rdom *d)
 			continue;
 		if (d->slots[i])
 			node_unmirror(r, d->slots[i], "dead");
-		freed += dom_reclaim(r, d, i, gen, &ei) == 1;
+		freed += dom_reclaim(r, d, i, gen, &ei, false) == 1;
 	}
 	if (freed)
 		d->dirty = true;
@@ -418,9 +418,12 @@ static int dom_add(struct reaper *r, const char *domain)
 
 	reg_path(r, path, sizeof(path), domain);
 	err = reg_ready(path, &st);
-	if (err < 0 || dom_by_ino(r, st.st_dev, st.st_ino) || ignored(r, st.st_ino))
+	if (err < 0 || dom_by_ino(r, st.st_dev, st.st_ino) || ignored(r, st.st_ino)) {
+		rlogv(r, "skip domain=%s: %s", domain, err < 0 ? strerror(-err) : "known");
 		return 0; /* gone again, or known */
+	}
 	if (!err) {
+		rlogv(r, "pending domain=%s", domain);
 		if (st.st_ctime + ABANDON_S > time(NULL))
 			return -EAGAIN;
 		rlogv(r, "ignore domain=%s: never published (its creator died); the next joiner "
@@ -522,6 +525,7 @@ void dom_inotify(struct reaper *r)
 			}
 			if (!ev->len || reg_name(ev->name, domain))
 				continue; /* rings and node segments: not ours to follow */
+			rlogv(r, "inotify %s mask=%x", ev->name, ev->mask);
 			if (ev->mask & (IN_CREATE | IN_MOVED_TO))
 				dom_try(r, ev->name);
 			if (ev->mask & (IN_DELETE | IN_MOVED_FROM))

@@ -98,6 +98,7 @@ struct shmrpc_kt_obs;
 struct shmrpc_kt_id {
 	uint32_t slot, gen;
 	int32_t pid;		/* in the node's own pid namespace */
+	uint64_t start_time;	/* as the slot records it (/proc/PID/stat field 22) */
 };
 
 /* Map the registry of @domain (it must exist); -ENOENT otherwise. */
@@ -116,6 +117,10 @@ int shmrpc_kt_obs_wait_gone(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *
 			    int64_t *at_ns);
 /* Files of node @id left in /dev/shm: its segment and rings either way. */
 int shmrpc_kt_obs_files(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *id);
+
+/* Files of the domain (but the registry) that name a node other than the
+ * @n nodes in @live, at either end of a ring: leftovers of dead nodes. */
+int shmrpc_kt_obs_stale(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *live, int n);
 
 /* The registry's reaper fields (lib/layout.h), as shmrpc-top shows them. */
 struct shmrpc_kt_reaper {

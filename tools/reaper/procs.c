@@ -301,7 +301,7 @@ static void node_reap(struct reaper *r, struct rnode *n, const struct exit_info 
 	node_free(r, n);
 	/* 0: alive after all, or its slot moved on; either way the next sync
 	 * mirrors whatever the slot now holds. */
-	if (dom_reclaim(r, d, slot, gen, ei) != 1)
+	if (dom_reclaim(r, d, slot, gen, ei, false) != 1)
 		d->dirty = true;
 }
 
@@ -319,7 +319,7 @@ void node_mirror(struct reaper *r, struct rdom *d, uint32_t slot, const struct s
 	struct rnode *n = calloc(1, sizeof(*n));
 	int64_t now = rnow_ns();
 	struct rproc *p = NULL;
-	int err = 0;
+	int err = 0, alive;
 
 	if (!n) {
 		d->dirty = true; /* try again at the next sync */
@@ -344,10 +344,12 @@ void node_mirror(struct reaper *r, struct rdom *d, uint32_t slot, const struct s
 		rlog("warning: cannot watch domain=%s node=%s pid=%d: %s; checking its lock every %d ms",
 		     d->reg.domain, n->name, (int)n->gpid, strerror(-err), r->o.poll_ms);
 	}
-	rlogv(r, "watch domain=%s node=%s slot=%u gen=%u pid=%d gpid=%d via=%s", d->reg.domain,
-	      n->name, slot, n->gen, (int)n->pid, (int)n->gpid, p ? r->w->name : "lock");
 	/* Before the watch took hold, it may have died: no event would come. */
-	if (shmrpc__node_alive(&d->reg, slot, n->gen) == 0) {
+	alive = shmrpc__node_alive(&d->reg, slot, n->gen);
+	rlogv(r, "watch domain=%s node=%s slot=%u gen=%u pid=%d gpid=%d via=%s alive=%d",
+	      d->reg.domain, n->name, slot, n->gen, (int)n->pid, (int)n->gpid,
+	      p ? r->w->name : "lock", alive);
+	if (alive == 0) {
 		node_check(r, n, "check");
 		return;
 	}
@@ -406,21 +408,29 @@ static void stale_event(struct reaper *r, pid_t gpid, uint64_t cookie, const str
 		if (d->slots[slot] && d->slots[slot]->gen == gen)
 			node_reap(r, d->slots[slot], ei);
 		else
-			dom_reclaim(r, d, slot, gen, ei);
+			dom_reclaim(r, d, slot, gen, ei, false);
 	}
 }
 
 /*
- * Reclaim the nodes of p, which has exited. Before its files are released
- * (@final false: the probe fires at the exit tracepoint, ahead of
- * exit_files()) a node whose lock is still held stays in p->nodes, to be
- * reclaimed when p's pidfd says the exit is complete. Nodes of an older
- * process than the one that exited (a reused pid; BPF events carry the start
- * time) lost their watch with the event: they are mirrored afresh.
+ * Reclaim the nodes of p, which has exited.
+ *
+ * From the probe (@final false), at do_exit()'s exit tracepoint: the process
+ * still holds its files, hence the nodes' liveness locks, for as long as
+ * exit_mm() and exit_files() take. A node whose slot names this very process
+ * (the event's start time equals the slot's: pid + start time, so no older or
+ * newer holder of the pid) is reclaimed at once, without waiting for its lock
+ * (shmrpc__reclaim_exited). Any other node (start time unknown, or another
+ * one: a reused pid, a time namespace) is reclaimed if its lock is already
+ * free, else it stays in p->nodes until p's pidfd says the exit is complete.
+ *
+ * From the pidfd (@final true): the exit is complete; the lock decides, and a
+ * node still locked (by some other process) is mirrored afresh.
  */
 static void proc_reap(struct reaper *r, struct rproc *p, const struct exit_info *ei, bool final)
 {
 	struct rnode *n = p->nodes, *next, *locked = NULL;
+	bool exited;
 	struct rdom *d;
 	uint32_t slot, gen;
 
@@ -428,13 +438,8 @@ static void proc_reap(struct reaper *r, struct rproc *p, const struct exit_info 
 	for (; n; n = next) {
 		next = n->proc_next;
 		d = n->dom;
-		if (ei->start_ticks && n->start_time && n->start_time != ei->start_ticks) {
-			n->proc = NULL;
-			d->dirty = true;
-			node_free(r, n);
-			continue;
-		}
-		if (!final && shmrpc__node_alive(&d->reg, n->slot, n->gen) == 1) {
+		exited = !final && ei->start_ticks && n->start_time == ei->start_ticks;
+		if (!final && !exited && shmrpc__node_alive(&d->reg, n->slot, n->gen) == 1) {
 			n->proc_next = locked;
 			locked = n;
 			continue;
@@ -445,7 +450,7 @@ static void proc_reap(struct reaper *r, struct rproc *p, const struct exit_info 
 		node_free(r, n);
 		/* 0: alive after all (its lock is held by some other process)
 		 * or its slot moved on: the next sync mirrors what is there. */
-		if (dom_reclaim(r, d, slot, gen, ei) != 1)
+		if (dom_reclaim(r, d, slot, gen, ei, exited) != 1)
 			d->dirty = true;
 	}
 	p->nodes = locked;
@@ -464,10 +469,10 @@ void procs_exited(struct reaper *r, pid_t gpid, uint64_t cookie, const struct ex
 		proc_put(r, p);
 		return;
 	}
-	/* Past the point of no return, not yet past exit_files(): its pidfd
-	 * becomes readable at exit_notify(), after the files are released.
-	 * Opened now, it is the dying process's: a pid cannot be reused
-	 * before its process is reaped, which exit_notify() precedes. */
+	/* Its pidfd becomes readable at exit_notify(), after the files are
+	 * released. Opened now, it is the dying process's, unless that one
+	 * was reaped already and the pid reused: then it is the live holder's,
+	 * and readable when that one dies, which is just as right. */
 	rlogv(r, "exiting pid=%d: a node's lock is still held; waiting for its pidfd", (int)gpid);
 	p->exiting = true;
 	p->ei = *ei;

@@ -192,11 +192,13 @@ int dom_timeout_ms(const struct reaper *r);
 void dom_beat(struct reaper *r, bool stopping);
 /*
  * Reclaim node (slot, gen) of @d if it is gone, logging it; retire the
- * registry if it was the last node. 1 if freed, 0 if not (alive, or its
- * slot changed), -errno if the registry lock failed.
+ * registry if it was the last node. @exited: its process is known to have
+ * exited (shmrpc__reclaim_exited), else its liveness lock decides. 1 if
+ * freed, 0 if not (alive, or its slot changed), -errno if the registry lock
+ * failed.
  */
 int dom_reclaim(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen,
-		const struct exit_info *ei);
+		const struct exit_info *ei, bool exited);
 /* The registry of cookie's domain, or NULL. */
 struct rdom *dom_by_nonce16(struct reaper *r, uint32_t nonce16, struct rdom *after);
 uint64_t dom_cookie(const struct rdom *d, uint32_t slot, uint32_t gen);
