@@ -20,6 +20,7 @@
  * that is the contract, and why only surviving pairs must see everything.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -263,7 +264,7 @@ static int chaos_seconds(void)
 
 static pid_t start_reaper(const char *log)
 {
-	const char *argv[] = { "--mode", geteuid() == 0 ? "auto" : "pidfd", "--no-pin",
+	const char *argv[] = { "-v", "--mode", geteuid() == 0 ? "auto" : "pidfd", "--no-pin",
 			       "--domain", dom.name, NULL };
 	const char *bin = getenv("SHMRPC_REAPER");
 	pid_t pid;
@@ -298,6 +299,17 @@ static int wait_no_stale(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *ids
 
 	while ((n = shmrpc_kt_obs_stale(o, ids, NPROC)) != 0 && th_now_ms() < end)
 		sleep_ms(5);
+	if (n) { /* say which: the live ids, every file with a ring's flags */
+		char cmd[200];
+
+		for (int i = 0; i < NPROC; i++)
+			fprintf(stderr, "live c%d = %u.%u\n", i, ids[i].slot, ids[i].gen);
+		snprintf(cmd, sizeof(cmd),
+			 "cd /dev/shm && for f in shmrpc.%s.*.*; do echo $f flags $(od -A n -t x4 "
+			 "-j 384 -N 4 $f); done >&2", dom.name);
+		if (system(cmd) < 0)
+			perror("system");
+	}
 	return n;
 }
 
@@ -374,7 +386,10 @@ static void test_chaos_kill_restart(void **state)
 		fprintf(stderr, "%u errors; first: %s\n", atomic_load(&sh->errors), sh->err);
 	if (reaper > 0)
 		assert_int_equal(shmrpc_kt_reaper_stop(reaper, SIGTERM, 10000), 0);
-	unlink(log);
+	if (stale || bad || atomic_load(&sh->errors))
+		fprintf(stderr, "the reaper's log is kept: %s\n", log);
+	else
+		unlink(log);
 	if (stale)
 		fprintf(stderr, "%d files of dead incarnations outlived them\n", stale);
 	assert_int_equal(stale, 0);
