@@ -38,26 +38,26 @@
 #endif
 
 #define NPROC 16
-#define MAX_INC 8192	   /* incarnations over a run: 16 + one per kill */
+#define MAX_INC 8192 /* incarnations over a run: 16 + one per kill */
 #define MSG_MAX 2048
-#define FIN_MS 30000	   /* a survivor must be done this long after FIN starts */
-#define MAGIC 0x43484153u  /* "CHAS" */
+#define FIN_MS 30000 /* a survivor must be done this long after FIN starts */
+#define MAGIC 0x43484153u /* "CHAS" */
 
 enum { F_FIRST = 1, F_FIN = 2 };
 
 struct hdr {
 	uint32_t magic;
-	uint16_t from, to;	/* process indexes */
-	uint32_t inc;		/* sender's incarnation */
+	uint16_t from, to; /* process indexes */
+	uint32_t inc; /* sender's incarnation */
 	uint32_t flags;
-	uint64_t seq;		/* per (sender incarnation, receiver name) */
-	uint32_t len;		/* payload bytes after the header */
+	uint64_t seq; /* per (sender incarnation, receiver name) */
+	uint32_t len; /* payload bytes after the header */
 	uint32_t _pad;
 };
 
 /* Shared by the parent and every child (MAP_SHARED | MAP_ANONYMOUS). */
 struct shared {
-	_Atomic int fin;		/* parent: 1 = no more kills, send FIN */
+	_Atomic int fin; /* parent: 1 = no more kills, send FIN */
 	_Atomic uint32_t next_inc;
 	_Atomic uint64_t sent, received, drained_dead, epipes;
 	_Atomic uint32_t errors;
@@ -89,10 +89,10 @@ struct me {
 	int idx;
 	uint32_t inc;
 	struct shmrpc_node *n;
-	uint64_t seq[NPROC];	   /* next seq to each receiver name */
-	bool first[NPROC];	   /* next success starts a connection */
-	uint64_t last[MAX_INC];	   /* per sender inc: last seq + 1; 0 none */
-	bool fin_from[NPROC];	   /* FIN seen from that sender (its live inc) */
+	uint64_t seq[NPROC]; /* next seq to each receiver name */
+	bool first[NPROC]; /* next success starts a connection */
+	uint64_t last[MAX_INC]; /* per sender inc: last seq + 1; 0 none */
+	bool fin_from[NPROC]; /* FIN seen from that sender (its live inc) */
 	uint64_t rng;
 	char buf[sizeof(struct hdr) + MSG_MAX];
 };
@@ -111,8 +111,14 @@ static int send_one(struct me *m, int j, uint32_t flags)
 	int rc;
 
 	name_of(to, j);
-	*h = (struct hdr){ MAGIC, (uint16_t)m->idx, (uint16_t)j, m->inc,
-			   flags | (m->first[j] ? F_FIRST : 0), m->seq[j], len, 0 };
+	*h = (struct hdr){ MAGIC,
+			   (uint16_t)m->idx,
+			   (uint16_t)j,
+			   m->inc,
+			   flags | (m->first[j] ? F_FIRST : 0),
+			   m->seq[j],
+			   len,
+			   0 };
 	th_fill(m->buf + sizeof(*h), len, ((uint64_t)m->inc << 8) | (uint64_t)j, m->seq[j]);
 	rc = shmrpc_send(m->n, to, m->buf, sizeof(*h) + len, 0);
 	if (rc == 0) {
@@ -138,9 +144,8 @@ static void check_msg(struct me *m, const char *from, int len)
 	const struct hdr *h = (const struct hdr *)m->buf;
 	char want[16];
 
-	if (len < (int)sizeof(*h) || h->magic != MAGIC || h->to != m->idx ||
-	    h->from >= NPROC || h->inc == 0 || h->inc >= MAX_INC ||
-	    (int)(sizeof(*h) + h->len) != len) {
+	if (len < (int)sizeof(*h) || h->magic != MAGIC || h->to != m->idx || h->from >= NPROC ||
+	    h->inc == 0 || h->inc >= MAX_INC || (int)(sizeof(*h) + h->len) != len) {
 		fail_child(m->idx, "bad header", (uint32_t)len, 0, 0);
 		return;
 	}
@@ -152,8 +157,8 @@ static void check_msg(struct me *m, const char *from, int len)
 	/* FIRST opens the connection's stream (the first one has seq 0, later
 	 * ones follow a reconnection); then one by one, last[] being the last
 	 * seq seen + 1. */
-	if ((h->flags & F_FIRST) ? m->last[h->inc] != 0
-				 : (h->seq == 0 || m->last[h->inc] != h->seq))
+	if ((h->flags & F_FIRST) ? m->last[h->inc] != 0 :
+				   (h->seq == 0 || m->last[h->inc] != h->seq))
 		fail_child(m->idx, "lost, duplicated or out of order: inc, seq, last+1", h->inc,
 			   h->seq, m->last[h->inc]);
 	m->last[h->inc] = h->seq + 1;
@@ -168,8 +173,8 @@ static int drain(struct me *m, int wait_ms)
 	char from[SHMRPC_NAME_MAX + 1];
 	int rc, n = 0;
 
-	while (n < 64 && (rc = shmrpc_recv(m->n, m->buf, sizeof(m->buf), from,
-					   n ? 0 : wait_ms)) >= 0) {
+	while (n < 64 &&
+	       (rc = shmrpc_recv(m->n, m->buf, sizeof(m->buf), from, n ? 0 : wait_ms)) >= 0) {
 		check_msg(m, from, rc);
 		n++;
 	}
@@ -264,8 +269,9 @@ static int chaos_seconds(void)
 
 static pid_t start_reaper(const char *log)
 {
-	const char *argv[] = { "-v", "--mode", geteuid() == 0 ? "auto" : "pidfd", "--no-pin",
-			       "--domain", dom.name, NULL };
+	const char *argv[] = { "-v",	   "--mode",   geteuid() == 0 ? "auto" : "pidfd",
+			       "--no-pin", "--domain", dom.name,
+			       NULL };
 	const char *bin = getenv("SHMRPC_REAPER");
 	pid_t pid;
 
@@ -306,7 +312,8 @@ static int wait_no_stale(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *ids
 			fprintf(stderr, "live c%d = %u.%u\n", i, ids[i].slot, ids[i].gen);
 		snprintf(cmd, sizeof(cmd),
 			 "cd /dev/shm && for f in shmrpc.%s.*.*; do echo $f flags $(od -A n -t x4 "
-			 "-j 384 -N 4 $f); done >&2", dom.name);
+			 "-j 384 -N 4 $f); done >&2",
+			 dom.name);
 		if (system(cmd) < 0)
 			perror("system");
 	}

@@ -48,7 +48,7 @@
 #endif
 
 #define CLEAN_MS 5000 /* a reaper or a watcher cleans up well within this */
-#define ROUNDS 3      /* killtime rounds per state in a functional test */
+#define ROUNDS 3 /* killtime rounds per state in a functional test */
 
 static pid_t main_pid;
 
@@ -325,8 +325,9 @@ static const char *const state_names[] = { "idle", "mid-receive", "mid-send" };
 static void kill_states(struct fix *f, const char *label, bool peer_watch)
 {
 	struct shmrpc_kt_round rd[ROUNDS];
-	struct shmrpc_kt_opts o = { .sz = sizeof(o), .domain = f->d.name, .rounds = ROUNDS,
-				    .peer_watch = peer_watch };
+	struct shmrpc_kt_opts o = {
+		.sz = sizeof(o), .domain = f->d.name, .rounds = ROUNDS, .peer_watch = peer_watch
+	};
 	int st, i, rc;
 
 	for (st = SHMRPC_KT_IDLE; st <= SHMRPC_KT_SEND; st++) {
@@ -383,8 +384,11 @@ static void test_peers_kill_idle_recv_send(void **state)
 static void test_nobody_cleans_is_detected(void **state)
 {
 	struct fix *f = *state;
-	struct shmrpc_kt_opts o = { .sz = sizeof(o), .domain = f->d.name, .rounds = 1,
-				    .state = SHMRPC_KT_IDLE, .timeout_ms = 300 };
+	struct shmrpc_kt_opts o = { .sz = sizeof(o),
+				    .domain = f->d.name,
+				    .rounds = 1,
+				    .state = SHMRPC_KT_IDLE,
+				    .timeout_ms = 300 };
 
 	/* The check that makes the tests above able to fail. */
 	assert_int_equal(shmrpc_kt_run(&o, NULL, NULL), -ETIMEDOUT);
@@ -483,8 +487,8 @@ static void bpftool_case(struct fix *f, const char *obj_name, const char *probe)
 	snprintf(obj, sizeof(obj), "%s/%s", SHMRPC_BPF_OBJ_DIR, obj_name);
 	unpin(f->pin);
 	{
-		const char *load[] = { bpftool(), "prog", "loadall", obj, f->pin, "pinmaps", f->pin,
-				       NULL };
+		const char *load[] = { bpftool(), "prog",    "loadall", obj,
+				       f->pin,	  "pinmaps", f->pin,	NULL };
 
 		assert_int_equal(run_cmd(load), 0);
 	}
@@ -544,8 +548,8 @@ static void restart_case(struct fix *f, const char *mode, int sig, bool kill_dur
 	assert_int_equal(reaper_stop(f, sig), sig == SIGKILL ? SIGKILL : 0);
 	if (kill_during_start) {
 		/* the new reaper races the death */
-		const char *argv[] = { "-v", "--mode", mode, "--domain", f->d.name, "--pin-dir",
-				       f->pin, NULL };
+		const char *argv[] = { "-v",	  "--mode",    mode,   "--domain",
+				       f->d.name, "--pin-dir", f->pin, NULL };
 
 		if (!strcmp(mode, "pidfd"))
 			argv[5] = "--no-pin", argv[6] = NULL;
@@ -797,8 +801,8 @@ static pid_t only_child(pid_t pid)
 }
 
 struct container {
-	pid_t unshare;	/* our child: unshare(1) */
-	pid_t node;	/* its child, pid 1 of the new namespace: the node */
+	pid_t unshare; /* our child: unshare(1) */
+	pid_t node; /* its child, pid 1 of the new namespace: the node */
 };
 
 /* Run node @name in a new pid namespace that shares our /dev/shm. */
@@ -883,7 +887,8 @@ static void container_case(struct fix *f, const char *mode)
 	assert_int_equal(shmrpc_send(p, "c", "x", 1, 0), -EPIPE);
 	if (mode) {
 		snprintf(gpid, sizeof(gpid), "via=%s", mode);
-		assert_int_equal(log_wait(f, "reaped domain", "gen=1 pid=1 exit=", gpid, CLEAN_MS), 0);
+		assert_int_equal(log_wait(f, "reaped domain", "gen=1 pid=1 exit=", gpid, CLEAN_MS),
+				 0);
 		assert_int_equal(log_count(f, "reaped", "node=c", NULL), 1);
 		assert_int_equal(reaper_stop(f, SIGTERM), 0);
 		unlink(f->log);
@@ -927,8 +932,8 @@ static void test_domains_appear_and_go(void **state)
 	for (round = 0; round < 2; round++) {
 		/* created after the start: found through inotify */
 		holder_start(&h, &f->d, "v", NULL);
-		assert_int_equal(log_wait_n(f, round + 1, ": watch ", "node=v", f->d.name, CLEAN_MS),
-				 0);
+		assert_int_equal(
+			log_wait_n(f, round + 1, ": watch ", "node=v", f->d.name, CLEAN_MS), 0);
 		o = obs_open(f);
 		assert_int_equal(shmrpc_kt_obs_find(o, "v", &id), 0);
 		holder_kill(&h);
@@ -1031,8 +1036,11 @@ static void test_status_fields(void **state)
 
 static void delay_mode(struct fix *f, const char *label, const char *mode)
 {
-	struct shmrpc_kt_opts o = { .sz = sizeof(o), .domain = f->d.name, .rounds = 90,
-				    .state = SHMRPC_KT_ROTATE, .peer_watch = !mode,
+	struct shmrpc_kt_opts o = { .sz = sizeof(o),
+				    .domain = f->d.name,
+				    .rounds = 90,
+				    .state = SHMRPC_KT_ROTATE,
+				    .peer_watch = !mode,
 				    .settle_ms = 10 };
 	struct shmrpc_kt_result res;
 	int rc;

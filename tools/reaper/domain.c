@@ -44,9 +44,9 @@
 #include "reaper.h"
 #include "uring_compat.h"
 
-#define PENDING_MS 5	   /* look at an unpublished registry again */
-#define ABANDON_S 5	   /* unpublished that long: its creator died */
-#define EPOCH_POLL_MS 20   /* without io_uring: epochs compared this often */
+#define PENDING_MS 5 /* look at an unpublished registry again */
+#define ABANDON_S 5 /* unpublished that long: its creator died */
+#define EPOCH_POLL_MS 20 /* without io_uring: epochs compared this often */
 #define URING_ENTRIES 256
 
 /* ---------------------------------------------------- helpers */
@@ -259,7 +259,8 @@ int dom_reclaim(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen,
 	}
 	if (shmrpc__reg_read(&d->reg, slot, &v))
 		memset(&v, 0, sizeof(v));
-	rc = exited ? shmrpc__reclaim_exited(&d->reg, slot, gen) : shmrpc__reclaim(&d->reg, slot, gen);
+	rc = exited ? shmrpc__reclaim_exited(&d->reg, slot, gen) :
+		      shmrpc__reclaim(&d->reg, slot, gen);
 	if (rc == 1) {
 		/* Relaxed: a counter for shmrpc-top; we are its only writer. */
 		atomic_fetch_add_explicit(&d->reg.hdr->reaped, 1, memory_order_relaxed);
@@ -426,8 +427,10 @@ static int dom_add(struct reaper *r, const char *domain)
 		rlogv(r, "pending domain=%s", domain);
 		if (st.st_ctime + ABANDON_S > time(NULL))
 			return -EAGAIN;
-		rlogv(r, "ignore domain=%s: never published (its creator died); the next joiner "
-		      "repairs it", domain);
+		rlogv(r,
+		      "ignore domain=%s: never published (its creator died); the next joiner "
+		      "repairs it",
+		      domain);
 		ignore(r, st.st_ino);
 		return 0;
 	}
@@ -525,7 +528,6 @@ void dom_inotify(struct reaper *r)
 			}
 			if (!ev->len || reg_name(ev->name, domain))
 				continue; /* rings and node segments: not ours to follow */
-			rlogv(r, "inotify %s mask=%x", ev->name, ev->mask);
 			if (ev->mask & (IN_CREATE | IN_MOVED_TO))
 				dom_try(r, ev->name);
 			if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
@@ -538,7 +540,7 @@ void dom_work(struct reaper *r)
 {
 	struct rdom *d, *next;
 	uint32_t i, n;
-	char (*names)[SHMRPC_NAME_MAX + 1];
+	char(*names)[SHMRPC_NAME_MAX + 1];
 
 	for (d = r->doms; d; d = next) {
 		next = d->next;

@@ -26,8 +26,8 @@
 #define SYS_pidfd_open 434
 #endif
 
-#define STEP_MS 10000	/* any helper step */
-#define MSG 1000	/* bytes of each filler message */
+#define STEP_MS 10000 /* any helper step */
+#define MSG 1000 /* bytes of each filler message */
 
 /* ---------------------------------------------------- observer */
 
@@ -172,8 +172,8 @@ int shmrpc_kt_obs_stale(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *live
 		end = 0;
 		if (sscanf(ent, "node.%u.%u%n", &a, &b, &end) == 2 && !ent[end])
 			stale += !is_live(live, n, a, b);
-		else if (end = 0, sscanf(ent, "ring.%u.%u-%u.%u%n", &a, &b, &c, &d, &end) == 4 &&
-			 !ent[end])
+		else if (end = 0,
+			 sscanf(ent, "ring.%u.%u-%u.%u%n", &a, &b, &c, &d, &end) == 4 && !ent[end])
 			stale += !is_live(live, n, a, b) || !is_live(live, n, c, d);
 		else
 			stale++; /* not a name of ours at all */
@@ -196,9 +196,9 @@ void shmrpc_kt_obs_reaper(struct shmrpc_kt_obs *o, struct shmrpc_kt_reaper *out)
 /* ---------------------------------------------------- pipes */
 
 struct report {
-	char tag;	/* 'b': about to block / ready; 'e': result */
-	int rc, rc2;	/* the blocked send, the send after it */
-	int64_t t_ns;	/* CLOCK_MONOTONIC when the blocked send returned */
+	char tag; /* 'b': about to block / ready; 'e': result */
+	int rc, rc2; /* the blocked send, the send after it */
+	int64_t t_ns; /* CLOCK_MONOTONIC when the blocked send returned */
 };
 
 static int xread(int fd, void *buf, size_t len, int timeout_ms)
@@ -240,13 +240,13 @@ struct kt {
 	pid_t p, s;
 };
 
-#define CHECK(cond)                                                                            \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			fprintf(stderr, "killtime %d: %s:%d: %s failed\n", (int)getpid(),      \
-				__FILE__, __LINE__, #cond);                                    \
-			_exit(2);                                                              \
-		}                                                                              \
+#define CHECK(cond)                                                                       \
+	do {                                                                              \
+		if (!(cond)) {                                                            \
+			fprintf(stderr, "killtime %d: %s:%d: %s failed\n", (int)getpid(), \
+				__FILE__, __LINE__, #cond);                               \
+			_exit(2);                                                         \
+		}                                                                         \
 	} while (0)
 
 static void child_env(const struct kt *k)
@@ -385,7 +385,10 @@ static int reap(pid_t pid, int timeout_ms)
 }
 
 /* The channels: the controller writes cmd[1] and reads rep[0]; helpers the others. */
-#define KT_CHANNELS(k) { (k)->p_cmd, (k)->p_rep, (k)->s_cmd, (k)->s_rep, (k)->v_rep }
+#define KT_CHANNELS(k)                                                     \
+	{                                                                  \
+		(k)->p_cmd, (k)->p_rep, (k)->s_cmd, (k)->s_rep, (k)->v_rep \
+	}
 
 static void kt_close_pipes(struct kt *k)
 {
@@ -409,8 +412,10 @@ static int kt_start(struct kt *k)
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds[i]))
 			return -errno;
-	k->nopts = (struct shmrpc_opts){ .sz = sizeof(k->nopts), .domain = k->o->domain,
-					 .ring_bytes = 4096, .backend = k->o->backend };
+	k->nopts = (struct shmrpc_opts){ .sz = sizeof(k->nopts),
+					 .domain = k->o->domain,
+					 .ring_bytes = 4096,
+					 .backend = k->o->backend };
 	k->p = spawn(k, peer_main);
 	if (k->p < 0 || xread(k->p_rep[0], &r, sizeof(r), STEP_MS))
 		return -EPROTO;
@@ -475,12 +480,13 @@ static pid_t round_setup(struct kt *k, int state)
 	return v;
 }
 
-static int one_round(struct kt *k, struct shmrpc_kt_obs *obs, int state, struct shmrpc_kt_round *out)
+static int one_round(struct kt *k, struct shmrpc_kt_obs *obs, int state,
+		     struct shmrpc_kt_round *out)
 {
 	const struct shmrpc_kt_opts *o = k->o;
 	struct timespec settle = { o->settle_ms / 1000, (long)(o->settle_ms % 1000) * 1000000 };
+	struct report r = { 0 };
 	struct shmrpc_kt_id id;
-	struct report r;
 	int64_t t0, t1 = 0;
 	int err;
 	pid_t v = round_setup(k, state);
@@ -511,7 +517,11 @@ static int one_round(struct kt *k, struct shmrpc_kt_obs *obs, int state, struct 
 			r.rc, r.rc2);
 		return -EPROTO;
 	}
-	*out = (struct shmrpc_kt_round){ state, v, id.slot, id.gen, (double)(t1 - t0) / 1e3,
+	*out = (struct shmrpc_kt_round){ state,
+					 v,
+					 id.slot,
+					 id.gen,
+					 (double)(t1 - t0) / 1e3,
 					 r.t_ns ? (double)(r.t_ns - t0) / 1e3 : -1 };
 	return 0;
 }

@@ -43,29 +43,29 @@ extern "C" {
 
 /* What the victim is doing when it is killed. */
 enum shmrpc_kt_state {
-	SHMRPC_KT_IDLE = 0,   /* outside the library (pause); kt-p blocked sending to it */
-	SHMRPC_KT_RECV = 1,   /* blocked in shmrpc_recv; kt-p idle */
-	SHMRPC_KT_SEND = 2,   /* blocked in shmrpc_send to kt-s (full); kt-p blocked sending to it */
+	SHMRPC_KT_IDLE = 0, /* outside the library (pause); kt-p blocked sending to it */
+	SHMRPC_KT_RECV = 1, /* blocked in shmrpc_recv; kt-p idle */
+	SHMRPC_KT_SEND = 2, /* blocked in shmrpc_send to kt-s (full); kt-p blocked sending to it */
 	SHMRPC_KT_ROTATE = 3, /* round i uses state i % 3 */
 };
 
 struct shmrpc_kt_opts {
-	size_t sz;		/* sizeof(struct shmrpc_kt_opts) */
-	const char *domain;	/* required; a domain of its own */
-	int rounds;		/* > 0 */
-	int state;		/* enum shmrpc_kt_state */
-	bool peer_watch;	/* nodes watch their peers (the "peers only" mode) */
-	int settle_ms;		/* victim ready -> kill; 0: 20 (a reaper mirrors it) */
-	int timeout_ms;		/* per round, for the cleanup; 0: 5000 */
-	const char *backend;	/* the nodes' wake backend; NULL: default */
+	size_t sz; /* sizeof(struct shmrpc_kt_opts) */
+	const char *domain; /* required; a domain of its own */
+	int rounds; /* > 0 */
+	int state; /* enum shmrpc_kt_state */
+	bool peer_watch; /* nodes watch their peers (the "peers only" mode) */
+	int settle_ms; /* victim ready -> kill; 0: 20 (a reaper mirrors it) */
+	int timeout_ms; /* per round, for the cleanup; 0: 5000 */
+	const char *backend; /* the nodes' wake backend; NULL: default */
 };
 
 struct shmrpc_kt_round {
-	int state;		/* enum shmrpc_kt_state used */
-	pid_t pid;		/* the victim */
-	uint32_t slot, gen;	/* its node id */
-	double clean_us;	/* kill -> slot seen free, files gone */
-	double epipe_us;	/* kill -> kt-p's blocked send returned -EPIPE; -1: kt-p was
+	int state; /* enum shmrpc_kt_state used */
+	pid_t pid; /* the victim */
+	uint32_t slot, gen; /* its node id */
+	double clean_us; /* kill -> slot seen free, files gone */
+	double epipe_us; /* kill -> kt-p's blocked send returned -EPIPE; -1: kt-p was
 				   not blocked (RECV: its next send was -EPIPE) */
 };
 
@@ -97,8 +97,8 @@ struct shmrpc_kt_obs;
 
 struct shmrpc_kt_id {
 	uint32_t slot, gen;
-	int32_t pid;		/* in the node's own pid namespace */
-	uint64_t start_time;	/* as the slot records it (/proc/PID/stat field 22) */
+	int32_t pid; /* in the node's own pid namespace */
+	uint64_t start_time; /* as the slot records it (/proc/PID/stat field 22) */
 };
 
 /* Map the registry of @domain (it must exist); -ENOENT otherwise. */
@@ -124,9 +124,9 @@ int shmrpc_kt_obs_stale(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *live
 
 /* The registry's reaper fields (lib/layout.h), as shmrpc-top shows them. */
 struct shmrpc_kt_reaper {
-	uint32_t pid, mode;	/* mode: 1 bpf, 2 pidfd, 0 none */
-	uint64_t beat_s;	/* CLOCK_MONOTONIC seconds of its last beat */
-	uint64_t reaped;	/* slots it freed */
+	uint32_t pid, mode; /* mode: 1 bpf, 2 pidfd, 0 none */
+	uint64_t beat_s; /* CLOCK_MONOTONIC seconds of its last beat */
+	uint64_t reaped; /* slots it freed */
 };
 void shmrpc_kt_obs_reaper(struct shmrpc_kt_obs *o, struct shmrpc_kt_reaper *out);
 

@@ -104,9 +104,13 @@ static int parse(int argc, char **argv, struct reaper_opts *o)
 {
 	int c;
 
-	*o = (struct reaper_opts){ .mode = "auto", .route = SHMRPC_PROBE_AUTO,
-				   .pin_dir = "/sys/fs/bpf/shmrpc", .shm_dir = "/dev/shm",
-				   .beat_ms = 1000, .reconcile_ms = 10000, .poll_ms = 100,
+	*o = (struct reaper_opts){ .mode = "auto",
+				   .route = SHMRPC_PROBE_AUTO,
+				   .pin_dir = "/sys/fs/bpf/shmrpc",
+				   .shm_dir = "/dev/shm",
+				   .beat_ms = 1000,
+				   .reconcile_ms = 10000,
+				   .poll_ms = 100,
 				   .recheck_ms = 50 };
 	while ((c = getopt_long(argc, argv, "m:p:P:d:vh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -132,7 +136,8 @@ static int parse(int argc, char **argv, struct reaper_opts *o)
 		case 'd':
 			if (shmrpc__name_check(optarg))
 				goto bad;
-			o->domains = realloc(o->domains, (size_t)(o->ndomains + 1) * sizeof(char *));
+			o->domains =
+				realloc(o->domains, (size_t)(o->ndomains + 1) * sizeof(char *));
 			if (!o->domains)
 				return -1;
 			o->domains[o->ndomains++] = optarg;
@@ -170,8 +175,7 @@ static void sd_notify(const char *msg)
 	size_t n;
 	int fd;
 
-	if (!path || (path[0] != '/' && path[0] != '@') ||
-	    (n = strlen(path)) >= sizeof(a.sun_path))
+	if (!path || (path[0] != '/' && path[0] != '@') || (n = strlen(path)) >= sizeof(a.sun_path))
 		return;
 	memcpy(a.sun_path, path, n);
 	if (a.sun_path[0] == '@')

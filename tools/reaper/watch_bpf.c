@@ -32,9 +32,9 @@
 
 struct bpfw {
 	struct shmrpc_probe *p;
-	int lock_fd;		/* flock on the pin directory, or -1 */
-	uint64_t drops;		/* stats.drops last seen */
-	long ns_per_tick;	/* start_boottime_ns -> /proc/PID/stat ticks */
+	int lock_fd; /* flock on the pin directory, or -1 */
+	uint64_t drops; /* stats.drops last seen */
+	long ns_per_tick; /* start_boottime_ns -> /proc/PID/stat ticks */
 };
 
 static struct bpfw *bw(struct reaper *r)
@@ -160,8 +160,10 @@ static int pin_lock(const char *dir, int *fd_out)
 
 int reaper_bpf_open(struct reaper *r, char *why, size_t len)
 {
-	struct shmrpc_probe_opts o = { .sz = sizeof(o), .route = r->o.route,
-				       .pin_dir = r->o.pin_dir, .btf_path = r->o.btf_path };
+	struct shmrpc_probe_opts o = { .sz = sizeof(o),
+				       .route = r->o.route,
+				       .pin_dir = r->o.pin_dir,
+				       .btf_path = r->o.btf_path };
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_DATA(EV_PROBE, 0) };
 	struct shmrpc_exit_stats st;
 	struct bpfw *b = calloc(1, sizeof(*b));
@@ -185,10 +187,11 @@ int reaper_bpf_open(struct reaper *r, char *why, size_t len)
 	if (o.pin_dir) {
 		err = pin_lock(o.pin_dir, &b->lock_fd);
 		if (err) {
-			snprintf(why, len, err == -EBUSY ?
-				 "another shmrpc-reaper consumes the probe pinned in %s" :
-				 "locking %s: %s", o.pin_dir, strerror(-err));
-			err = err == -EBUSY ? -EBUSY : err;
+			snprintf(why, len,
+				 err == -EBUSY ?
+					 "another shmrpc-reaper consumes the probe pinned in %s" :
+					 "locking %s: %s",
+				 o.pin_dir, strerror(-err));
 			goto out_close;
 		}
 	}
