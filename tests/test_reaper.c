@@ -1075,6 +1075,31 @@ static void test_delay_each_mode(void **state)
 	delay_mode(f, "peers only", NULL);
 }
 
+/* Group setup: bpffs for the pins, tracefs for the tracepoint build (root). */
+static int mount_fs(void **state)
+{
+	static const struct {
+		const char *dir, *type;
+		long magic;
+	} fs[] = {
+		{ "/sys/fs/bpf", "bpf", 0xcafe4a11 }, /* BPF_FS_MAGIC */
+		{ "/sys/kernel/tracing", "tracefs", 0x74726163 }, /* TRACEFS_MAGIC */
+	};
+	struct statfs sf;
+
+	(void)state;
+	if (!is_root())
+		return 0;
+	for (size_t i = 0; i < sizeof(fs) / sizeof(fs[0]); i++) {
+		if (statfs(fs[i].dir, &sf) == 0 && sf.f_type == fs[i].magic)
+			continue;
+		if (mount(fs[i].type, fs[i].dir, fs[i].type, 0, NULL))
+			fprintf(stderr, "mount %s on %s: %s\n", fs[i].type, fs[i].dir,
+				strerror(errno));
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -1110,5 +1135,5 @@ int main(int argc, char **argv)
 	/* Every node here sleeps at most a minute before re-checking its
 	 * peers: cleanup must come from the mechanism under test. */
 	setenv("SHMRPC_SAFETY_MS", "60000", 1);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, mount_fs, NULL);
 }
