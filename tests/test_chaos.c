@@ -67,6 +67,7 @@ struct shared {
 
 static struct shared *sh;
 static struct th_dom dom;
+static pid_t kids[NPROC]; /* the current incarnations, for the teardown */
 
 static void sleep_ms(int ms)
 {
@@ -325,8 +326,8 @@ static void test_chaos_kill_restart(void **state)
 	struct shmrpc_kt_obs *o = NULL;
 	struct shmrpc_kt_reaper st = { 0 };
 	struct shmrpc_kt_id ids[NPROC];
+	pid_t *pid = kids, reaper;
 	char log[96];
-	pid_t pid[NPROC], reaper;
 	uint64_t rng = 0x243f6a8885a308d3ull ^ (uint64_t)getpid();
 	double end;
 	int i, k, kills = 0, bad = 0, rc, stale;
@@ -377,6 +378,7 @@ static void test_chaos_kill_restart(void **state)
 	atomic_store(&sh->fin, 1);
 	for (i = 0; i < NPROC; i++) {
 		rc = th_wait(pid[i], FIN_MS + 10000);
+		pid[i] = -1;
 		if (rc != 0) {
 			fprintf(stderr, "survivor c%d ended with %d (-1: hung, killed)\n", i, rc);
 			bad++;
@@ -408,10 +410,20 @@ static void test_chaos_kill_restart(void **state)
 	munmap(sh, sizeof(*sh));
 }
 
+/* After a failure too: no child left running, nothing left in /dev/shm. */
+static int teardown(void **state)
+{
+	(void)state;
+	for (int i = 0; i < NPROC; i++)
+		if (kids[i] > 0 && kill(kids[i], SIGKILL) == 0)
+			waitpid(kids[i], NULL, 0);
+	return th_shm_clean(dom.name) == 0 ? 0 : -1;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_chaos_kill_restart),
+		cmocka_unit_test_teardown(test_chaos_kill_restart, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
