@@ -322,12 +322,14 @@ static const char *const state_names[] = { "idle", "mid-receive", "mid-send" };
  * ROUNDS kills of a victim in each state; the reaper (or the peers) must
  * clean each up, and kt-p must get -EPIPE. Prints the delays.
  */
-static void kill_states(struct fix *f, const char *label, bool peer_watch)
+static void kill_states(struct fix *f, const char *label, bool peer_watch, bool lazy)
 {
 	struct shmrpc_kt_round rd[ROUNDS];
-	struct shmrpc_kt_opts o = {
-		.sz = sizeof(o), .domain = f->d.name, .rounds = ROUNDS, .peer_watch = peer_watch
-	};
+	struct shmrpc_kt_opts o = { .sz = sizeof(o),
+				    .domain = f->d.name,
+				    .rounds = ROUNDS,
+				    .peer_watch = peer_watch,
+				    .lazy_join = lazy };
 	int st, i, rc;
 
 	for (st = SHMRPC_KT_IDLE; st <= SHMRPC_KT_SEND; st++) {
@@ -354,7 +356,7 @@ static void test_bpf_kill_idle_recv_send(void **state)
 	struct fix *f = *state;
 
 	reaper_start(f, "bpf", NULL);
-	kill_states(f, "bpf reaper", false);
+	kill_states(f, "bpf reaper", false, false);
 	/* Every victim, each reaped by the reaper on the probe's event. */
 	assert_int_equal(log_wait_n(f, 3 * ROUNDS, "reaped", "node=kt-v", "via=bpf", CLEAN_MS), 0);
 	assert_int_equal(log_count(f, "reaped", "node=kt-v", "via=bpf", "exit=SIGKILL", NULL),
@@ -367,7 +369,7 @@ static void test_pidfd_kill_idle_recv_send(void **state)
 	struct fix *f = *state;
 
 	reaper_start(f, "pidfd", NULL);
-	kill_states(f, "pidfd reaper", false);
+	kill_states(f, "pidfd reaper", false, false);
 	assert_int_equal(log_wait_n(f, 3 * ROUNDS, "reaped", "node=kt-v", "via=pidfd", CLEAN_MS),
 			 0);
 	assert_int_equal(log_count(f, "reaped", "node=kt-v", "via=pidfd", NULL), 3 * ROUNDS);
@@ -377,7 +379,13 @@ static void test_pidfd_kill_idle_recv_send(void **state)
 /* No reaper: kt-p's watcher (pidfd of kt-v) reclaims it. */
 static void test_peers_kill_idle_recv_send(void **state)
 {
-	kill_states(*state, "peers only", true);
+	kill_states(*state, "peers only", true, false);
+}
+
+/* No reaper, no watching peer: the next join cleans up (lazy reclaim). */
+static void test_lazy_join_kill_idle_recv_send(void **state)
+{
+	kill_states(*state, "lazy (a join)", false, true);
 }
 
 /* ...and without watching peers, nobody does until a shmrpc_kt_run times out. */
@@ -393,6 +401,93 @@ static void test_nobody_cleans_is_detected(void **state)
 	/* The check that makes the tests above able to fail. */
 	assert_int_equal(shmrpc_kt_run(&o, NULL, NULL), -ETIMEDOUT);
 	assert_int_equal(th_shm_count(f->d.name), 0); /* its sweep at the end */
+}
+
+/* ====================================================== dead sender */
+
+#define DRAIN_N 50
+
+struct sender {
+	const struct th_dom *d;
+	struct th_gate opened, ready;
+};
+
+/* "v": one message to p, wait until p opened the ring, DRAIN_N more. */
+static int sender_main(void *arg)
+{
+	struct sender *s = arg;
+	struct shmrpc_node *v;
+	uint32_t i;
+
+	CHILD_CHECK_RC(shmrpc_open("v", &s->d->opts, &v), 0);
+	CHILD_CHECK_RC(shmrpc_send(v, "p", &(uint32_t){ 0 }, 4, 5000), 0);
+	CHILD_CHECK(th_gate_wait(&s->opened, 10000) == 0);
+	for (i = 1; i <= DRAIN_N; i++)
+		CHILD_CHECK_RC(shmrpc_send(v, "p", &i, sizeof(i), 5000), 0);
+	th_gate_open(&s->ready);
+	for (;;)
+		pause();
+}
+
+/*
+ * A sender dies with messages queued: the receiver still gets every one, in
+ * order, after the cleanup, and then forgets the ring (none open, no file).
+ */
+static void drain_case(struct fix *f, const char *mode)
+{
+	struct sender snd = { .d = &f->d };
+	struct shmrpc_node *p;
+	struct shmrpc_kt_obs *o;
+	struct shmrpc_kt_id id;
+	struct shmrpc_stats st;
+	uint32_t m, i;
+	pid_t pid;
+
+	if (!mode)
+		unsetenv("SHMRPC_WATCH"); /* p's watcher is the one that must find out */
+	p = th_open(&f->d, "p");
+	assert_non_null(p);
+	if (mode)
+		reaper_start(f, mode, NULL);
+	th_gate_init(&snd.opened);
+	th_gate_init(&snd.ready);
+	pid = th_fork(sender_main, &snd);
+	assert_int_equal(shmrpc_recv(p, &m, sizeof(m), NULL, 5000), 4);
+	assert_int_equal(m, 0); /* the ring is open on our side now */
+	th_gate_open(&snd.opened);
+	assert_int_equal(th_gate_wait(&snd.ready, 10000), 0);
+	o = obs_open(f);
+	assert_int_equal(shmrpc_kt_obs_find(o, "v", &id), 0);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(th_wait(pid, 10000), 128 + SIGKILL);
+	assert_int_equal(shmrpc_kt_obs_wait_gone(o, &id, CLEAN_MS, NULL), 0);
+	for (i = 1; i <= DRAIN_N; i++) {
+		assert_int_equal(shmrpc_recv(p, &m, sizeof(m), NULL, 1000), 4);
+		assert_int_equal(m, i);
+	}
+	assert_int_equal(shmrpc_recv(p, &m, sizeof(m), NULL, 0), -EAGAIN);
+	assert_int_equal(shmrpc_stats(p, &st), 0);
+	assert_int_equal(st.rings_in, 0); /* forgotten */
+	assert_int_equal(shmrpc_kt_obs_files(o, &id), 0);
+	shmrpc_kt_obs_close(o);
+	th_gate_close(&snd.opened);
+	th_gate_close(&snd.ready);
+	shmrpc_close(p);
+	if (mode) {
+		assert_int_equal(reaper_stop(f, SIGTERM), 0);
+		unlink(f->log);
+	}
+	setenv("SHMRPC_WATCH", "0", 1);
+}
+
+static void test_dead_sender_drained_then_forgotten(void **state)
+{
+	struct fix *f = *state;
+
+	drain_case(f, NULL);
+	drain_case(f, "pidfd");
+	if (is_root())
+		drain_case(f, "bpf");
 }
 
 /* ====================================================== lazy reclaim */
@@ -497,7 +592,7 @@ static void bpftool_case(struct fix *f, const char *obj_name, const char *probe)
 	f->reaper = reaper_start_argv(f, "bpf", pinned);
 	assert_int_equal(log_count(f, "watching with bpf", "probe=pinned", NULL), 1);
 	assert_int_equal(stat(link, &st), 0); /* the reaper attached and pinned it */
-	kill_states(f, probe, false);
+	kill_states(f, probe, false, false);
 	assert_int_equal(log_wait_n(f, 3 * ROUNDS, "reaped", "node=kt-v", "via=bpf", CLEAN_MS), 0);
 	/* Stopped, the reaper leaves the probe attached for its next run. */
 	assert_int_equal(reaper_stop(f, SIGTERM), 0);
@@ -522,7 +617,7 @@ static void test_tracepoint_build(void **state)
 
 	f->reaper = reaper_start_argv(f, "bpf", tp);
 	assert_int_equal(log_count(f, "watching with bpf", "probe=tracepoint", NULL), 1);
-	kill_states(f, "tracepoint build", false);
+	kill_states(f, "tracepoint build", false, false);
 	assert_int_equal(log_wait_n(f, 3 * ROUNDS, "reaped", "node=kt-v", "via=bpf", CLEAN_MS), 0);
 }
 
@@ -1107,6 +1202,8 @@ int main(int argc, char **argv)
 		T(test_bpf_kill_idle_recv_send),
 		T(test_pidfd_kill_idle_recv_send),
 		T(test_peers_kill_idle_recv_send),
+		T(test_lazy_join_kill_idle_recv_send),
+		T(test_dead_sender_drained_then_forgotten),
 		T(test_nobody_cleans_is_detected),
 		T(test_lazy_join_reclaims_dead_slot),
 		T(test_lazy_lookup_reclaims_dead_slot),

@@ -456,6 +456,18 @@ static int files_wait_gone(struct shmrpc_kt_obs *obs, const struct shmrpc_kt_id 
 	return n;
 }
 
+/* Once the victim is gone (reaped: its lock released), a node joins and
+ * leaves: its join must reclaim the victim's slot. */
+static void lazy_join(struct kt *k, pid_t v)
+{
+	struct shmrpc_node *j = NULL;
+
+	if (waitpid(v, NULL, 0) != v)
+		return;
+	if (shmrpc_open("kt-j", &k->nopts, &j) == 0)
+		shmrpc_close(j);
+}
+
 /* Start a victim in @state and get kt-p ready; its pid, or -errno. */
 static pid_t round_setup(struct kt *k, int state)
 {
@@ -503,8 +515,11 @@ static int one_round(struct kt *k, struct shmrpc_kt_obs *obs, int state,
 	nanosleep(&settle, NULL);
 	t0 = shmrpc__now_ns();
 	kill(v, SIGKILL);
+	if (o->lazy_join)
+		lazy_join(k, v);
 	err = shmrpc_kt_obs_wait_gone(obs, &id, o->timeout_ms, &t1);
-	reap(v, STEP_MS);
+	if (!o->lazy_join)
+		reap(v, STEP_MS);
 	if (err)
 		return err; /* kt-p stays blocked: the caller kills it */
 	if (files_wait_gone(obs, &id) != 0)

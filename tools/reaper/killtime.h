@@ -11,6 +11,7 @@
  *			shmrpc_kt_reaper_start) and set opts.peer_watch = false
  *	pidfd reaper	the same with --mode pidfd
  *	peers only	no reaper, opts.peer_watch = true (lib/watch.c)
+ *	lazy		no reaper, opts.lazy_join = true: a join cleans up
  * With peer_watch false the nodes run with $SHMRPC_WATCH=0, so the reaper is
  * the only one to clean up; every node runs with a 60 s safety timeout
  * ($SHMRPC_SAFETY_MS), so no lazy re-check interferes either.
@@ -58,6 +59,10 @@ struct shmrpc_kt_opts {
 	int settle_ms; /* victim ready -> kill; 0: 20 (a reaper mirrors it) */
 	int timeout_ms; /* per round, for the cleanup; 0: 5000 */
 	const char *backend; /* the nodes' wake backend; NULL: default */
+	/* After each kill, the caller joins a fresh node and leaves: its join
+	 * must clean up (use without a reaper and without peer_watch);
+	 * clean_us then includes that join. */
+	bool lazy_join;
 };
 
 struct shmrpc_kt_round {
