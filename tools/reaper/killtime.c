@@ -456,16 +456,16 @@ static int files_wait_gone(struct shmrpc_kt_obs *obs, const struct shmrpc_kt_id 
 	return n;
 }
 
-/* Once the victim is gone (reaped: its lock released), a node joins and
- * leaves: its join must reclaim the victim's slot. */
-static void lazy_join(struct kt *k, pid_t v)
+/* Once the victim is gone (reaped: its lock released), a node joins: its
+ * join must reclaim the victim's slot. It leaves only after the round is
+ * measured, as leaving sweeps too. */
+static struct shmrpc_node *lazy_join(struct kt *k, pid_t v)
 {
 	struct shmrpc_node *j = NULL;
 
-	if (waitpid(v, NULL, 0) != v)
-		return;
-	if (shmrpc_open("kt-j", &k->nopts, &j) == 0)
-		shmrpc_close(j);
+	if (waitpid(v, NULL, 0) != v || shmrpc_open("kt-j", &k->nopts, &j))
+		return NULL;
+	return j;
 }
 
 /* Start a victim in @state and get kt-p ready; its pid, or -errno. */
@@ -497,6 +497,7 @@ static int one_round(struct kt *k, struct shmrpc_kt_obs *obs, int state,
 {
 	const struct shmrpc_kt_opts *o = k->o;
 	struct timespec settle = { o->settle_ms / 1000, (long)(o->settle_ms % 1000) * 1000000 };
+	struct shmrpc_node *joiner = NULL;
 	struct report r = { 0 };
 	struct shmrpc_kt_id id;
 	int64_t t0, t1 = 0;
@@ -516,9 +517,11 @@ static int one_round(struct kt *k, struct shmrpc_kt_obs *obs, int state,
 	t0 = shmrpc__now_ns();
 	kill(v, SIGKILL);
 	if (o->lazy_join)
-		lazy_join(k, v);
+		joiner = lazy_join(k, v);
 	err = shmrpc_kt_obs_wait_gone(obs, &id, o->timeout_ms, &t1);
-	if (!o->lazy_join)
+	if (o->lazy_join)
+		shmrpc_close(joiner);
+	else
 		reap(v, STEP_MS);
 	if (err)
 		return err; /* kt-p stays blocked: the caller kills it */

@@ -59,9 +59,9 @@ struct shmrpc_kt_opts {
 	int settle_ms; /* victim ready -> kill; 0: 20 (a reaper mirrors it) */
 	int timeout_ms; /* per round, for the cleanup; 0: 5000 */
 	const char *backend; /* the nodes' wake backend; NULL: default */
-	/* After each kill, the caller joins a fresh node and leaves: its join
-	 * must clean up (use without a reaper and without peer_watch);
-	 * clean_us then includes that join. */
+	/* After each kill, the caller joins a fresh node (leaving after the
+	 * round): its join must clean up (use without a reaper and without
+	 * peer_watch); clean_us then includes that join. */
 	bool lazy_join;
 };
 
