@@ -14,10 +14,12 @@
  * NSpid is that pid. A node we cannot place (its namespace is not visible
  * from ours, or it did not record one) is not watched but "polled": its
  * liveness lock is checked every poll_ms. Nothing here ever decides a node
- * is dead from a pid: a reclaim happens only after shmrpc__node_alive() says
- * the node's liveness lock is free (lib/reclaim.c checks again under the
- * registry lock), which a reused pid cannot fake and which every pid
- * namespace sees alike.
+ * is dead from a pid alone: a reclaim happens after shmrpc__node_alive()
+ * says the node's liveness lock is free (lib/reclaim.c checks again under
+ * the registry lock), which a reused pid cannot fake and which every pid
+ * namespace sees alike; or, sooner, on a probe event whose tgid *and* start
+ * time are the slot's pid and start time: the kernel's word that exactly
+ * that process is past the point of no return (proc_reap).
  *
  * Trusting the watch: after the watcher holds the process (pidfd opened,
  * or tgid in the probe's map) the node's lock is checked. Held means the
