@@ -19,6 +19,7 @@
  * previous run: at start-up the ones that are no longer nodes are dropped.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <unistd.h>
+
+#include <bpf/libbpf.h>
 
 #include "probe.h"
 #include "reaper.h"
@@ -141,6 +144,27 @@ const struct reaper_watcher reaper_watch_bpf = {
 	.close = bw_close,
 };
 
+static const struct reaper *log_r; /* for libbpf_log */
+
+/* libbpf's messages as our log lines, one each, with -v only: the reaper's
+ * own line (fallback, error) already says what happened. */
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char buf[512];
+	size_t n;
+
+	if (level == LIBBPF_DEBUG || !log_r || !log_r->o.verbose)
+		return 0;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	for (n = strlen(buf); n && buf[n - 1] == '\n'; n--)
+		buf[n - 1] = '\0';
+	for (char *p = buf; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	rlogv(log_r, "%s", buf); /* libbpf starts its lines with "libbpf: " */
+	return 0;
+}
+
 /* One consumer per pinned probe: hold an flock on its directory. */
 static int pin_lock(const char *dir, int *fd_out)
 {
@@ -171,6 +195,8 @@ int reaper_bpf_open(struct reaper *r, char *why, size_t len)
 
 	if (!b)
 		return -ENOMEM;
+	log_r = r;
+	libbpf_set_print(libbpf_log);
 	b->lock_fd = -1;
 	b->ns_per_tick = 1000000000 / sysconf(_SC_CLK_TCK);
 	err = shmrpc_probe_open(&b->p, &o);
