@@ -60,9 +60,11 @@ bench-build: $(BENCH_BIN)
 TOOLS := $(B)/tools/shmrpc-info $(B)/tools/shmrpc-demo $(B)/tools/shmrpc-reaper
 tools: $(TOOLS)
 
-# tools/shmrpc-reaper: tools/reaper/*.c (but killtime.c, a module for tests
-# and the bench), the probe module and its skeletons (bpf/bpf.mk), libbpf.
-REAPER_SRCS := $(filter-out tools/reaper/killtime.c,$(wildcard tools/reaper/*.c))
+# tools/shmrpc-reaper: tools/reaper/*.c (but killtime*.c, the kill-to-cleaned
+# module for tests and the bench), the probe module and its skeletons
+# (bpf/bpf.mk), libbpf.
+KILLTIME_OBJS := $(B)/tools/reaper/killtime.o $(B)/tools/reaper/killtime_obs.o
+REAPER_SRCS := $(filter-out tools/reaper/killtime%,$(wildcard tools/reaper/*.c))
 REAPER_OBJS := $(REAPER_SRCS:%.c=$(B)/%.o)
 REAPER_CFLAGS := -Itools -Ibpf -I$(B)/bpf
 
@@ -93,12 +95,12 @@ tests: $(TESTS)
 REAPER_TESTS := $(B)/tests/test_reaper $(B)/tests/test_chaos
 
 $(REAPER_TESTS): $(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o \
-		$(B)/tools/reaper/killtime.o $(LIB_A) $(B)/tools/shmrpc-reaper $(BPF_OBJS)
+		$(KILLTIME_OBJS) $(LIB_A) $(B)/tools/shmrpc-reaper $(BPF_OBJS)
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itools/reaper -DSHMRPC_REAPER_BIN='"$(B)/tools/shmrpc-reaper"' \
 		-DSHMRPC_BPF_OBJ_DIR='"$(B)/bpf"' -o $@ $< $(B)/tests/harness.o \
-		$(B)/tools/reaper/killtime.o $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
+		$(KILLTIME_OBJS) $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
 
 $(B)/tests/harness.o: tests/harness.c
 	$(call msg,CC,$@)

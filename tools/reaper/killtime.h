@@ -3,8 +3,9 @@
  * Kill-to-cleaned delay: how long after a node's process is SIGKILLed its
  * registry slot is free and every file of it is gone, and how long a peer
  * blocked sending to it waits for -EPIPE. Used by tests/test_reaper.c (which
- * prints it) and meant for tools/shmrpc-bench (scenario 8). Links the static
- * libshmrpc (it reads the registry directly), no libbpf.
+ * prints it) and meant for tools/shmrpc-bench (scenario 8). Two objects,
+ * killtime.o and killtime_obs.o; they link the static libshmrpc (they read
+ * the registry directly), no libbpf.
  *
  * Whoever cleans up is the caller's choice, made before shmrpc_kt_run:
  *	BPF reaper	run `shmrpc-reaper --mode bpf --domain D` (e.g. with
@@ -126,6 +127,10 @@ int shmrpc_kt_obs_files(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *id);
 /* Files of the domain (but the registry) that name a node other than the
  * @n nodes in @live, at either end of a ring: leftovers of dead nodes. */
 int shmrpc_kt_obs_stale(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *live, int n);
+
+/* Reclaim every dead node of the domain, as a joiner would, and remove the
+ * registry if no node is left. The number reclaimed, or -errno. */
+int shmrpc_kt_obs_sweep(struct shmrpc_kt_obs *o);
 
 /* The registry's reaper fields (lib/layout.h), as shmrpc-top shows them. */
 struct shmrpc_kt_reaper {
