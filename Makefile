@@ -17,6 +17,9 @@ INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+# systemd searches /usr/local/lib/systemd/system too; distro packages set
+# SYSTEMDUNITDIR=/lib/systemd/system (pkg-config systemd --variable=systemdsystemunitdir).
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -54,7 +57,8 @@ include tools/bench/bench.mk
 .PHONY: bench-build
 bench-build: $(BENCH_BIN)
 
-TOOLS := $(B)/tools/shmrpc-info $(B)/tools/shmrpc-demo $(B)/tools/shmrpc-top
+TOOLS := $(B)/tools/shmrpc-info $(B)/tools/shmrpc-demo $(B)/tools/shmrpc-top \
+	$(B)/tools/shmrpc-reaper
 tools: $(TOOLS)
 
 # tools/shmrpc-top: several files (tools/top/top.h says which does what) and
@@ -74,6 +78,24 @@ $(B)/tools/shmrpc-top: $(TOP_OBJS) $(LIB_A)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $(TOP_OBJS) $(LIB_A) $(LIB_DEPS) $(NCURSES_LIBS) -lm $(LDLIBS)
 
+# tools/shmrpc-reaper: tools/reaper/*.c (but killtime*.c, the kill-to-cleaned
+# module for tests and the bench), the probe module and its skeletons
+# (bpf/bpf.mk), libbpf.
+KILLTIME_OBJS := $(B)/tools/reaper/killtime.o $(B)/tools/reaper/killtime_obs.o
+REAPER_SRCS := $(filter-out tools/reaper/killtime%,$(wildcard tools/reaper/*.c))
+REAPER_OBJS := $(REAPER_SRCS:%.c=$(B)/%.o)
+REAPER_CFLAGS := -Itools -Ibpf -I$(B)/bpf
+
+$(B)/tools/reaper/%.o: tools/reaper/%.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(REAPER_CFLAGS) -c -o $@ $<
+
+$(B)/tools/shmrpc-reaper: $(REAPER_OBJS) $(B)/tools/probe.o $(LIB_A)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $(REAPER_OBJS) $(B)/tools/probe.o $(LIB_A) $(LIB_DEPS) \
+		$(PROBE_LDLIBS) $(LDLIBS)
+
 $(B)/tools/%: tools/%.c $(LIB_A)
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
@@ -85,6 +107,18 @@ TESTS := $(TEST_SRCS:tests/%.c=$(B)/tests/%) $(B)/tests/test_probe
 TEST_LIBS := -lcmocka
 
 tests: $(TESTS)
+
+# The reaper's tests run shmrpc-reaper (and bpftool on the probe's objects),
+# and link the kill-to-cleaned module; no libbpf of their own.
+REAPER_TESTS := $(B)/tests/test_reaper $(B)/tests/test_chaos
+
+$(REAPER_TESTS): $(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o \
+		$(KILLTIME_OBJS) $(LIB_A) $(B)/tools/shmrpc-reaper $(BPF_OBJS)
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itools/reaper -DSHMRPC_REAPER_BIN='"$(B)/tools/shmrpc-reaper"' \
+		-DSHMRPC_BPF_OBJ_DIR='"$(B)/bpf"' -o $@ $< $(B)/tests/harness.o \
+		$(KILLTIME_OBJS) $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
 
 $(B)/tests/harness.o: tests/harness.c
 	$(call msg,CC,$@)
@@ -156,6 +190,10 @@ install: all
 	install -m 0755 $(TOOLS) $(DESTDIR)$(BINDIR)/
 	install -d $(DESTDIR)$(MANDIR)/man1
 	install -m 0644 docs/shmrpc-top.1 $(DESTDIR)$(MANDIR)/man1/shmrpc-top.1
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed -e 's|@BINDIR@|$(BINDIR)|' tools/reaper/shmrpc-reaper.service \
+		> $(DESTDIR)$(SYSTEMDUNITDIR)/shmrpc-reaper.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/shmrpc-reaper.service
 	@if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 uninstall:
@@ -163,7 +201,8 @@ uninstall:
 		$(DESTDIR)$(LIBDIR)/libshmrpc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libshmrpc.so.$(SOVER) \
 		$(DESTDIR)$(LIBDIR)/libshmrpc.so $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc \
 		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS))) \
-		$(DESTDIR)$(MANDIR)/man1/shmrpc-top.1
+		$(DESTDIR)$(MANDIR)/man1/shmrpc-top.1 \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/shmrpc-reaper.service
 
 SAN_ENV := ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
@@ -190,4 +229,3 @@ clean:
 	rm -rf $(B) build-asan build-tsan
 
 -include $(LIB_OBJS:.o=.d) $(LIB_PIC_OBJS:.o=.d) $(wildcard $(B)/tests/*.d $(B)/tools/*.d) \
-	$(wildcard $(B)/tools/top/*.d)

@@ -101,6 +101,9 @@ int shmrpc__seg_create(const char *path, uint64_t size, uint32_t mode, void **ma
  * access) and that its size is within [min, max]. */
 int shmrpc__seg_open(const char *path, uint64_t min, uint64_t max, uint32_t mode, bool rdonly,
 		     void **map, uint64_t *size, int *fd_out);
+/* shmrpc-reaper only, once before any thread exists: accept segments of any
+ * owner in shmrpc__seg_open (see seg.c for why that is safe for it). */
+void shmrpc__seg_any_owner(bool on);
 void shmrpc__seg_unmap(void *map, uint64_t size);
 int shmrpc__seg_unlink(const char *path);
 /* Liveness lock: the owner of a node segment holds an OFD write lock on
@@ -198,6 +201,13 @@ int shmrpc__node_alive(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
  * the slot, 0 if the slot had changed meanwhile.
  */
 int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
+/*
+ * The same without the liveness check, for a caller that knows the node's
+ * process has exited though its lock may still be held: shmrpc-reaper, on an
+ * exit event of the eBPF probe whose tgid and start time match the slot's
+ * (see reclaim.c). Never on a guess: a live node would be torn down.
+ */
+int shmrpc__reclaim_exited(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
 /* Under the lock: reclaim every slot whose node is gone, and every slot
  * that is neither FREE nor LIVE (no joiner can be at work while we hold the
  * lock). Returns how many. */

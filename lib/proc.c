@@ -33,8 +33,10 @@ int shmrpc__proc_start_time(pid_t pid, uint64_t *start)
 	p = strrchr(buf, ')');
 	if (!p)
 		return -EIO;
-	/* after ") " comes field 3 (state); starttime is field 22 */
-	for (field = 2; field < 21 && p; field++)
+	/* p is the end of field 2; each step lands on the space before the
+	 * next field, so 20 steps reach the one before field 22, starttime
+	 * (field 21, itrealvalue, is always 0). */
+	for (field = 2; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
 	if (!p)
 		return -EIO;

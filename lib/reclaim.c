@@ -141,16 +141,17 @@ uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32
 	return prev;
 }
 
-/* Map a dead node's segment read-only and check what we will index. */
+/* Map a dead node's segment (read-write: see close_dead) and check what we
+ * will index. */
 static int map_dead(const struct shmrpc__reg *r, const char *path, uint32_t slot, uint32_t gen,
-		    const struct shmrpc__node_hdr **out, uint64_t *size)
+		    struct shmrpc__node_hdr **out, uint64_t *size)
 {
-	const struct shmrpc__node_hdr *h;
+	struct shmrpc__node_hdr *h;
 	uint64_t want = shmrpc__node_size(r->capacity);
 	void *map;
 	int err;
 
-	err = shmrpc__seg_open(path, want, want, r->mode, true, &map, size, NULL);
+	err = shmrpc__seg_open(path, want, want, r->mode, false, &map, size, NULL);
 	if (err)
 		return err;
 	h = map;
@@ -164,11 +165,27 @@ static int map_dead(const struct shmrpc__reg *r, const char *path, uint32_t slot
 	return 0;
 }
 
-static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hdr *h, uint32_t slot,
-		       uint32_t gen)
+/*
+ * Close the dead node to announces before walking its in_gen table, as a
+ * leaving receiver does (inbound.c): a peer that is connecting to it right
+ * now (it passed the liveness check before the death, or, for
+ * shmrpc__reclaim_exited, while the dying process still held its lock)
+ * either stores its in_gen entry before our walk reads it, or reads CLOSING
+ * after its store and closes its own ring (conn.c, announce). Without this,
+ * such a peer's ring outlived the reclaim, unclosed: its sends went into it
+ * and never failed.
+ */
+static void close_dead(struct shmrpc__node_hdr *h)
+{
+	atomic_fetch_or(&h->flags, SHMRPC__NODE_CLOSING);
+	atomic_thread_fence(memory_order_seq_cst); /* (J), pairs with announce's (I) */
+}
+
+static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hdr *h,
+		       uint32_t slot, uint32_t gen)
 {
 	/* From the layout, not h->in_off/out_off: map_dead checked those, but
-	 * a live peer can still rewrite the file under our read-only map. */
+	 * a live peer can still rewrite the file under our map. */
 	_Atomic uint32_t *in =
 		shmrpc__node_tab((struct shmrpc__node_hdr *)h, shmrpc__node_in_off(r->capacity));
 	_Atomic uint32_t *out =
@@ -176,8 +193,8 @@ static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hd
 	uint32_t i, g;
 
 	for (i = 0; i < r->capacity; i++) {
-		/* Relaxed: the node is dead; its own writes are long done, and
-		 * a racing peer's announce re-checks our liveness itself. */
+		/* Relaxed: the node is dead, its own writes long done; a racing
+		 * peer's announce is ordered by close_dead's fence (J). */
 		g = atomic_load_explicit(&out[i], memory_order_relaxed);
 		if (g)
 			shmrpc__ring_kill(r, slot, gen, i, g - 1, SHMRPC__RING_TX_CLOSED);
@@ -187,10 +204,10 @@ static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hd
 	}
 }
 
-int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
+static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exited)
 {
 	struct shmrpc__slot *s = &r->slots[slot];
-	const struct shmrpc__node_hdr *h;
+	struct shmrpc__node_hdr *h;
 	char path[SHMRPC__PATH_MAX];
 	uint64_t size;
 	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
@@ -198,16 +215,37 @@ int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 	if (st == SHMRPC__SLOT_FREE || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen)
 		return 0;
 	/* A JOINING slot seen under the lock lost its joiner (reg_repair). */
-	if (st == SHMRPC__SLOT_LIVE && shmrpc__node_alive(r, slot, gen) != 0)
+	if (st == SHMRPC__SLOT_LIVE && !exited && shmrpc__node_alive(r, slot, gen) != 0)
 		return 0;
 	shmrpc__node_path(path, r->domain, r->nonce, slot, gen);
 	if (!map_dead(r, path, slot, gen, &h, &size)) {
+		close_dead(h);
 		kill_rings(r, h, slot, gen);
-		shmrpc__seg_unmap((void *)h, size);
+		shmrpc__seg_unmap(h, size);
 	}
 	shmrpc__seg_unlink(path);
 	shmrpc__reg_free(r, slot, gen);
 	return 1;
+}
+
+int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
+{
+	return reclaim(r, slot, gen, false);
+}
+
+/*
+ * The eBPF exit probe reports a process at do_exit()'s exit tracepoint, past
+ * the point of no return but before exit_files() drops the node's liveness
+ * lock, which can take milliseconds more for a process with a large address
+ * space (exit_mm() comes first). The reaper knows the node's process from the
+ * event's tgid and start time matching the slot's pid and start time: no
+ * user code of that process runs again, so the node is as dead as a released
+ * lock would say, only sooner. Its files may be unlinked while it still maps
+ * them; it will not write to them.
+ */
+int shmrpc__reclaim_exited(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
+{
+	return reclaim(r, slot, gen, true);
 }
 
 int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot)

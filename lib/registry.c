@@ -393,6 +393,41 @@ static int name_taken(struct shmrpc__reg *r, const char *name)
 	return 0;
 }
 
+/* Liveness checks a join spends on other nodes' slots (join_reclaim). */
+#define JOIN_CHECKS 64
+
+/*
+ * Lazy reclaim (brief, Cleanup 3): under the lock, a joiner frees the slot
+ * and files of every node that is gone, not only a dead holder of its own
+ * name, so a domain with neither a reaper nor a peer watching the dead node
+ * gets them back at the next join. "Gone" is decided by the liveness lock
+ * (shmrpc__node_alive), which a reused pid cannot fake and which works
+ * across pid namespaces; the slot's pid and start time are informational.
+ * At most JOIN_CHECKS checks (an open and a lock query each, a few us)
+ * from a random starting slot: joining a domain of thousands stays cheap,
+ * and a slot beyond the budget is reached by a later join, a lookup, the
+ * reaper, or the full sweep of a full registry.
+ */
+static void join_reclaim(struct shmrpc__reg *r)
+{
+	uint32_t hi = shmrpc__reg_hi(r), i, k, checks = 0, start;
+
+	if (!hi)
+		return;
+	start = (uint32_t)((uint64_t)shmrpc__now_ns() % hi);
+	for (k = 0; k < hi && checks < JOIN_CHECKS; k++) {
+		struct shmrpc__slot *s;
+
+		i = start + k < hi ? start + k : start + k - hi;
+		s = &r->slots[i];
+		/* Relaxed: under the lock, and shmrpc__reclaim re-reads both. */
+		if (atomic_load_explicit(&s->state, memory_order_relaxed) == SHMRPC__SLOT_FREE)
+			continue;
+		checks++;
+		shmrpc__reclaim(r, i, atomic_load_explicit(&s->gen, memory_order_relaxed));
+	}
+}
+
 static int free_slot(struct shmrpc__reg *r)
 {
 	uint32_t i, hi = shmrpc__reg_hi(r);
@@ -412,6 +447,7 @@ int shmrpc__reg_take(struct shmrpc__reg *r, const struct shmrpc__join *j, uint32
 	err = name_taken(r, j->name);
 	if (err)
 		return err;
+	join_reclaim(r);
 	i = free_slot(r);
 	if (i == -ENOSPC && shmrpc__reclaim_sweep(r, UINT32_MAX) > 0)
 		i = free_slot(r);

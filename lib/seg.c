@@ -59,11 +59,30 @@ static bool in_group(gid_t gid)
 	return false;
 }
 
+/*
+ * shmrpc-reaper, run by root, cleans up after the nodes of every user, so it
+ * must map segments it does not own. The owner check protects a node from
+ * files that another user planted to feed it crafted headers; the reaper
+ * reads those files like any node does (every size, index and name from
+ * shared memory is bounds-checked before use: docs/untrusted-memory.md), it
+ * creates nothing, and it only wakes futex words in, and unlinks, files
+ * named after the domain it found. A planted file can therefore make it do
+ * no more than the domain's own members can. Nodes never set this: a root
+ * node still refuses files of other users (test_regfile_other_owner_refused).
+ * Set once at start-up, before threads exist; read without synchronisation.
+ */
+static bool any_owner;
+
+void shmrpc__seg_any_owner(bool on)
+{
+	any_owner = on;
+}
+
 /* A segment is ours to trust when we (or root) own it, or, in a domain
  * opened with group access, when it belongs to one of our groups. */
 static int owner_ok(const struct stat *st, uint32_t mode)
 {
-	if (st->st_uid == geteuid() || st->st_uid == 0)
+	if (any_owner || st->st_uid == geteuid() || st->st_uid == 0)
 		return 0;
 	if ((mode & 0070) && (st->st_mode & 0060) && in_group(st->st_gid))
 		return 0;

@@ -28,6 +28,11 @@
  * fork(): the child has no watcher thread; the atfork handlers (node.c)
  * take the table lock around fork and reset the table in the child, whose
  * first node starts a watcher of its own.
+ *
+ * $SHMRPC_WATCH=0 turns the watcher off in this process, like
+ * $SHMRPC_SAFETY_MS a knob for tests and benchmarks: they measure
+ * shmrpc-reaper alone, and with watching peers they could not tell who
+ * cleaned up. A deployment has no reason to set it.
  */
 #include <errno.h>
 #include <poll.h>
@@ -191,11 +196,20 @@ static void *watcher(void *arg)
 	return NULL;
 }
 
+static bool watch_disabled(void)
+{
+	const char *s = getenv("SHMRPC_WATCH");
+
+	return s && !strcmp(s, "0");
+}
+
 int shmrpc__watch_start(void)
 {
 	sigset_t all, old;
 	int rc = 0;
 
+	if (watch_disabled())
+		return 0;
 	pthread_mutex_lock(&W.lock);
 	if (W.started)
 		goto out;
@@ -226,6 +240,8 @@ int shmrpc__watch_peer(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	uint32_t i;
 	int rc = 0;
 
+	if (watch_disabled())
+		return 0;
 	if (shmrpc__reg_read(&n->reg, slot, &v) || v.state != SHMRPC__SLOT_LIVE || v.gen != gen)
 		return 0; /* changing or gone: the reader of its rings sees it */
 	if (v.pidns == n->proc.pidns && v.pid == n->proc.pid)

@@ -316,6 +316,32 @@ static void test_probe_watch_dead_is_esrch(void **state)
 	assert_int_equal(collect(f->p, &c, 1, QUIET_MS), 0);
 }
 
+/* The walk sees every watched tgid once with its cookie, then -ENOENT. */
+static void test_probe_watched_next_walks_all(void **state)
+{
+	struct fixture *f = *state;
+	pid_t kids[3], next = 0;
+	uint64_t cookie, seen = 0;
+	int i, n = 0;
+
+	open_route(f, SHMRPC_PROBE_TP_BTF, NULL);
+	assert_int_equal(shmrpc_probe_watched_next(f->p, 0, &next, NULL), -ENOENT);
+	for (i = 0; i < 3; i++) {
+		kids[i] = spawn(f, child_pause, NULL);
+		assert_int_equal(shmrpc_probe_watch(f->p, kids[i], 100 + (uint64_t)i), 0);
+	}
+	while (shmrpc_probe_watched_next(f->p, next, &next, &cookie) == 0) {
+		for (i = 0; i < 3; i++)
+			if (kids[i] == next) {
+				assert_int_equal(cookie, 100 + (uint64_t)i);
+				seen |= 1u << i;
+			}
+		assert_true(++n <= 3);
+	}
+	assert_int_equal(n, 3);
+	assert_int_equal(seen, 7);
+}
+
 /* ---- threads and exec ---- */
 
 /* The id of a thread of pid other than its leader, or -1. */
@@ -962,6 +988,7 @@ int main(void)
 		T(test_probe_exit_code),
 		T(test_probe_unwatched_silent),
 		T(test_probe_watch_dead_is_esrch),
+		T(test_probe_watched_next_walks_all),
 		T(test_probe_watch_thread_id_refused),
 		T(test_probe_thread_exit_not_process_exit),
 		T(test_probe_leader_pthread_exit_waits_for_last),

@@ -535,6 +535,23 @@ int shmrpc_probe_unwatch(struct shmrpc_probe *p, pid_t tgid)
 	return bpf_map_delete_elem(p->watched_fd, &key) ? -errno : 0;
 }
 
+int shmrpc_probe_watched_next(const struct shmrpc_probe *p, pid_t prev, pid_t *next,
+			      uint64_t *cookie)
+{
+	__u32 key = (__u32)prev, nk;
+	__u64 val;
+
+	if (!p || !next || prev < 0)
+		return -EINVAL;
+	if (bpf_map_get_next_key(p->watched_fd, prev ? &key : NULL, &nk))
+		return -errno;
+	/* Deleted by the probe between the two calls: report no cookie. */
+	if (cookie)
+		*cookie = bpf_map_lookup_elem(p->watched_fd, &nk, &val) ? 0 : val;
+	*next = (pid_t)nk;
+	return 0;
+}
+
 int shmrpc_probe_fd(const struct shmrpc_probe *p)
 {
 	return p ? ring_buffer__epoll_fd(p->rb) : -EINVAL;

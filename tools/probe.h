@@ -106,6 +106,18 @@ int shmrpc_probe_watch(struct shmrpc_probe *p, pid_t tgid, uint64_t cookie);
 int shmrpc_probe_unwatch(struct shmrpc_probe *p, pid_t tgid);
 
 /*
+ * shmrpc_probe_watched_next - walk the `watched` map: the tgid after @prev
+ * (0: the first) in *next and its cookie in *cookie (may be NULL). A pinned
+ * map outlives its consumer, so a restarted consumer walks it to drop the
+ * tgids it no longer wants. Collect first, delete after: for a hash map, a
+ * @prev that was deleted meanwhile restarts the walk from the beginning. The
+ * probe deletes entries concurrently, so a walk may miss or repeat a key.
+ * Return: 0; -ENOENT after the last; other -errno.
+ */
+int shmrpc_probe_watched_next(const struct shmrpc_probe *p, pid_t prev, pid_t *next,
+			      uint64_t *cookie);
+
+/*
  * shmrpc_probe_fd - an epoll fd that is readable when events may be waiting;
  * then call shmrpc_probe_poll(p, 0, ...). Owned by the handle.
  */

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: MIT
+/*
+ * An observer's view of a domain (killtime.h): the registry mapped by a
+ * process that is not a node, to find nodes, sleep until one is gone, count
+ * the files it left and read the reaper's status fields.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "killtime.h"
+
+struct shmrpc_kt_obs {
+	struct shmrpc__reg reg;
+};
+
+int shmrpc_kt_obs_open(struct shmrpc_kt_obs **out, const char *domain)
+{
+	struct shmrpc_kt_obs *o = calloc(1, sizeof(*o));
+	int err;
+
+	if (!o)
+		return -ENOMEM;
+	err = shmrpc__reg_open(&o->reg, domain, 0, 0600, false);
+	if (err) {
+		free(o);
+		return err;
+	}
+	*out = o;
+	return 0;
+}
+
+void shmrpc_kt_obs_close(struct shmrpc_kt_obs *o)
+{
+	if (!o)
+		return;
+	shmrpc__reg_close(&o->reg);
+	free(o);
+}
+
+int shmrpc_kt_obs_find(struct shmrpc_kt_obs *o, const char *name, struct shmrpc_kt_id *id)
+{
+	struct shmrpc__slot_view v;
+	uint32_t slot;
+	int err = shmrpc__reg_find(&o->reg, name, &slot, &v);
+
+	if (err)
+		return err;
+	id->slot = slot;
+	id->gen = v.gen;
+	id->pid = v.pid;
+	id->start_time = v.start_time;
+	return 0;
+}
+
+int shmrpc_kt_obs_holds(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *id)
+{
+	struct shmrpc__slot *s = &o->reg.slots[id->slot];
+	/* Acquire: pairs with the release fence of the slot's writer; a FREE
+	 * state or another gen is final for this node. */
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+
+	return st != SHMRPC__SLOT_FREE &&
+	       atomic_load_explicit(&s->gen, memory_order_relaxed) == id->gen;
+}
+
+int shmrpc_kt_obs_wait_gone(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *id, int timeout_ms,
+			    int64_t *at_ns)
+{
+	int64_t deadline = shmrpc__now_ns() + (int64_t)timeout_ms * 1000000, now, until;
+	_Atomic uint32_t *ep = &o->reg.hdr->epoch;
+	uint32_t e;
+
+	for (;;) {
+		/* Acquire: pairs with reg_bump's release, after the free. */
+		e = atomic_load_explicit(ep, memory_order_acquire);
+		now = shmrpc__now_ns();
+		if (!shmrpc_kt_obs_holds(o, id)) {
+			if (at_ns)
+				*at_ns = now;
+			return 0;
+		}
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		/* Woken by the bump of the reclaim's reg_free; 100 ms safety. */
+		until = now + 100 * 1000000ll;
+		shmrpc__futex_wait(ep, e, until < deadline ? until : deadline);
+	}
+}
+
+/* Is /dev/shm entry @ent a file of node (slot, gen) under @pfx ("shmrpc.D.N.")? */
+static bool of_node(const char *ent, const char *pfx, const struct shmrpc_kt_id *id)
+{
+	size_t n = strlen(pfx);
+	unsigned a, b, c, d;
+	int end = 0;
+
+	if (strncmp(ent, pfx, n))
+		return false;
+	ent += n;
+	if (sscanf(ent, "node.%u.%u%n", &a, &b, &end) == 2 && !ent[end])
+		return a == id->slot && b == id->gen;
+	end = 0;
+	if (sscanf(ent, "ring.%u.%u-%u.%u%n", &a, &b, &c, &d, &end) == 4 && !ent[end])
+		return (a == id->slot && b == id->gen) || (c == id->slot && d == id->gen);
+	return false;
+}
+
+int shmrpc_kt_obs_files(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *id)
+{
+	char pfx[SHMRPC__PATH_MAX];
+	struct dirent *e;
+	int count = 0;
+	DIR *dir = opendir("/dev/shm");
+
+	if (!dir)
+		return -errno;
+	snprintf(pfx, sizeof(pfx), "shmrpc.%s.%08x.", o->reg.domain, o->reg.nonce);
+	while ((e = readdir(dir)))
+		count += of_node(e->d_name, pfx, id);
+	closedir(dir);
+	return count;
+}
+
+static bool is_live(const struct shmrpc_kt_id *live, int n, unsigned slot, unsigned gen)
+{
+	for (int i = 0; i < n; i++)
+		if (live[i].slot == slot && live[i].gen == gen)
+			return true;
+	return false;
+}
+
+int shmrpc_kt_obs_stale(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *live, int n)
+{
+	char pfx[SHMRPC__PATH_MAX];
+	unsigned a, b, c, d;
+	struct dirent *e;
+	const char *ent;
+	int stale = 0, end;
+	size_t len;
+	DIR *dir = opendir("/dev/shm");
+
+	if (!dir)
+		return -errno;
+	snprintf(pfx, sizeof(pfx), "shmrpc.%s.%08x.", o->reg.domain, o->reg.nonce);
+	len = strlen(pfx);
+	while ((e = readdir(dir))) {
+		if (strncmp(e->d_name, pfx, len))
+			continue;
+		ent = e->d_name + len;
+		end = 0;
+		if (sscanf(ent, "node.%u.%u%n", &a, &b, &end) == 2 && !ent[end])
+			stale += !is_live(live, n, a, b);
+		else if (end = 0,
+			 sscanf(ent, "ring.%u.%u-%u.%u%n", &a, &b, &c, &d, &end) == 4 && !ent[end])
+			stale += !is_live(live, n, a, b) || !is_live(live, n, c, d);
+		else
+			stale++; /* not a name of ours at all */
+	}
+	closedir(dir);
+	return stale;
+}
+
+void shmrpc_kt_obs_reaper(struct shmrpc_kt_obs *o, struct shmrpc_kt_reaper *out)
+{
+	struct shmrpc__reg_hdr *h = o->reg.hdr;
+
+	/* Relaxed: status words, each read alone (as shmrpc-top does). */
+	out->pid = atomic_load_explicit(&h->reaper_pid, memory_order_relaxed);
+	out->mode = atomic_load_explicit(&h->reaper_mode, memory_order_relaxed);
+	out->beat_s = atomic_load_explicit(&h->reaper_beat, memory_order_relaxed);
+	out->reaped = atomic_load_explicit(&h->reaped, memory_order_relaxed);
+}
+
+int shmrpc_kt_obs_sweep(struct shmrpc_kt_obs *o)
+{
+	int n = shmrpc__reg_lock(&o->reg);
+
+	if (n)
+		return n;
+	n = shmrpc__reclaim_sweep(&o->reg, UINT32_MAX);
+	if (!shmrpc__reg_recount(&o->reg))
+		shmrpc__reg_retire(&o->reg);
+	shmrpc__reg_unlock(&o->reg);
+	return n;
+}

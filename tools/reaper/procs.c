@@ -1,0 +1,504 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Mirrored nodes and the processes that host them.
+ *
+ * Every LIVE slot of a followed registry becomes a struct rnode; the
+ * process it names becomes a struct rproc, watched by the watcher (BPF probe
+ * or pidfd) once, however many nodes it hosts, in any number of domains.
+ * When the watcher reports the process gone, each of its nodes is reclaimed.
+ *
+ * Which process? A slot records the pid in the node's own pid namespace
+ * (and that namespace's inode). In ours it is the same pid; a node in a
+ * container that shares /dev/shm but not the pid namespace is looked up in
+ * /proc: the process whose /proc/PID/ns/pid is that inode and whose last
+ * NSpid is that pid. A node we cannot place (its namespace is not visible
+ * from ours, or it did not record one) is not watched but "polled": its
+ * liveness lock is checked every poll_ms. Nothing here ever decides a node
+ * is dead from a pid alone: a reclaim happens after shmrpc__node_alive()
+ * says the node's liveness lock is free (lib/reclaim.c checks again under
+ * the registry lock), which a reused pid cannot fake and which every pid
+ * namespace sees alike; or, sooner, on a probe event whose tgid *and* start
+ * time are the slot's pid and start time: the kernel's word that exactly
+ * that process is past the point of no return (proc_reap).
+ *
+ * Trusting the watch: after the watcher holds the process (pidfd opened,
+ * or tgid in the probe's map) the node's lock is checked. Held means the
+ * node is alive now, hence its pid was not reused before we took hold: the
+ * watch names the right process. Free means it died before we got there,
+ * and no event would ever come: it is reclaimed at once ("a node dying
+ * before the reaper mirrored it"). With BPF one gap remains: a process past
+ * the exit tracepoint but not yet a zombie gives no event and looks alive
+ * to both checks for a few microseconds; every BPF watch is therefore
+ * checked once more recheck_ms later.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "reaper.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+#define PROC_BUCKETS_MIN 1024
+
+static uint32_t proc_hash(const struct reaper *r, pid_t gpid)
+{
+	return ((uint32_t)gpid * 2654435761u) & (r->proc_buckets - 1);
+}
+
+int procs_init(struct reaper *r)
+{
+	struct stat st;
+
+	r->proc_buckets = PROC_BUCKETS_MIN;
+	r->procs = calloc(r->proc_buckets, sizeof(*r->procs));
+	if (!r->procs)
+		return -ENOMEM;
+	r->mypidns = stat("/proc/self/ns/pid", &st) ? 0 : (uint64_t)st.st_ino;
+	return 0;
+}
+
+void procs_forget_all(struct reaper *r)
+{
+	struct rproc *p, *next;
+
+	for (uint32_t b = 0; r->procs && b < r->proc_buckets; b++) {
+		for (p = r->procs[b]; p; p = next) {
+			next = p->next;
+			if (p->pidfd >= 0)
+				close(p->pidfd);
+			free(p);
+		}
+		r->procs[b] = NULL;
+	}
+	r->nprocs = 0;
+}
+
+void procs_fini(struct reaper *r)
+{
+	procs_forget_all(r);
+	free(r->procs);
+	r->procs = NULL;
+}
+
+struct rproc *proc_find(struct reaper *r, pid_t gpid)
+{
+	struct rproc *p;
+
+	for (p = r->procs[proc_hash(r, gpid)]; p; p = p->next)
+		if (p->gpid == gpid)
+			return p;
+	return NULL;
+}
+
+bool procs_has(struct reaper *r, pid_t gpid)
+{
+	return proc_find(r, gpid) != NULL;
+}
+
+static void proc_unlink(struct reaper *r, struct rproc *p)
+{
+	struct rproc **pp = &r->procs[proc_hash(r, p->gpid)];
+
+	while (*pp != p)
+		pp = &(*pp)->next;
+	*pp = p->next;
+	r->nprocs--;
+}
+
+/* A watched process for gpid: found, or new and watched. NULL: not watchable
+ * (*err: -ESRCH gone, other -errno). */
+static struct rproc *proc_get(struct reaper *r, pid_t gpid, uint64_t cookie, int *err)
+{
+	struct rproc *p = proc_find(r, gpid);
+
+	*err = 0;
+	if (p)
+		return p;
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	p->gpid = gpid;
+	p->pidfd = -1;
+	*err = r->w->add(r, p, cookie);
+	if (*err) {
+		free(p);
+		return NULL;
+	}
+	p->next = r->procs[proc_hash(r, gpid)];
+	r->procs[proc_hash(r, gpid)] = p;
+	r->nprocs++;
+	return p;
+}
+
+/* Stop watching p (no node left in it) and free it. */
+static void proc_put(struct reaper *r, struct rproc *p)
+{
+	proc_unlink(r, p);
+	r->w->del(r, p);
+	if (p->pidfd >= 0)
+		close(p->pidfd); /* which takes it out of the epoll set */
+	free(p);
+}
+
+int proc_pidfd_open(struct reaper *r, struct rproc *p)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_DATA(EV_PIDFD, p->gpid) };
+	int fd, err;
+
+	fd = (int)syscall(SYS_pidfd_open, p->gpid, 0);
+	if (fd < 0)
+		return errno == ESRCH ? -ESRCH : -errno;
+	/* An exited process's pidfd is readable at once: the event comes with
+	 * the next epoll_wait. */
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	p->pidfd = fd;
+	return 0;
+}
+
+/* ---------------------------------------------------- pid namespaces */
+
+/* The last number of the NSpid line of /proc/PID/status, or -1. */
+static pid_t nspid_last(pid_t pid)
+{
+	char path[64], buf[2048], *p, *end;
+	long v, last = -1;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strstr(buf, "\nNSpid:");
+	if (!p)
+		return -1;
+	for (p += 7;; p = end) {
+		v = strtol(p, &end, 10);
+		if (end == p || (*end != '\t' && *end != ' ' && *end != '\n' && *end))
+			break;
+		last = v;
+		if (*end == '\n' || !*end)
+			break;
+	}
+	return (pid_t)last;
+}
+
+/*
+ * The pid in our namespace of the process that is @nspid in the pid
+ * namespace of inode @ns and, if @start is not 0, started at @start. 0 when
+ * no such process is visible from here. Walks /proc: only for nodes of
+ * other namespaces, once per node.
+ */
+static pid_t pidns_translate(pid_t nspid, uint64_t ns, uint64_t start)
+{
+	char path[64];
+	struct dirent *e;
+	struct stat st;
+	uint64_t t;
+	pid_t pid, found = 0;
+	DIR *dir = opendir("/proc");
+
+	if (!dir)
+		return 0;
+	while (!found && (e = readdir(dir))) {
+		pid = (pid_t)atoi(e->d_name);
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)pid);
+		if (stat(path, &st) || (uint64_t)st.st_ino != ns || nspid_last(pid) != nspid)
+			continue;
+		/* A reused pid in that namespace is no match: same start or none. */
+		if (start && (shmrpc__proc_start_time(pid, &t) || t != start))
+			continue;
+		found = pid;
+	}
+	closedir(dir);
+	return found;
+}
+
+/* Our pid of the node in @v, or 0. */
+static pid_t node_gpid(struct reaper *r, const struct shmrpc__slot_view *v)
+{
+	if (v->pid <= 0 || !v->pidns || !r->mypidns)
+		return 0; /* nothing we could trust: poll its lock */
+	if (v->pidns == r->mypidns)
+		return v->pid;
+	return pidns_translate(v->pid, v->pidns, v->start_time);
+}
+
+/* ---------------------------------------------------- mirroring */
+
+static void check_at(struct reaper *r, struct rnode *n, int64_t when)
+{
+	if (!n->check_ns && when)
+		r->nchecks++;
+	else if (n->check_ns && !when)
+		r->nchecks--;
+	n->check_ns = when;
+}
+
+static void node_free(struct reaper *r, struct rnode *n)
+{
+	struct rdom *d = n->dom;
+
+	check_at(r, n, 0);
+	d->slots[n->slot] = NULL;
+	d->mirrored--;
+	free(n);
+}
+
+/* Take @n out of its process; the process goes when it hosts no node. */
+static void node_detach(struct reaper *r, struct rnode *n)
+{
+	struct rproc *p = n->proc;
+	struct rnode **pp;
+
+	if (!p)
+		return;
+	for (pp = &p->nodes; *pp != n; pp = &(*pp)->proc_next)
+		;
+	*pp = n->proc_next;
+	n->proc = NULL;
+	if (!p->nodes)
+		proc_put(r, p);
+}
+
+void node_unmirror(struct reaper *r, struct rnode *n, const char *why)
+{
+	rlogv(r, "unwatch domain=%s node=%s slot=%u gen=%u pid=%d reason=%s", n->dom->reg.domain,
+	      n->name, n->slot, n->gen, (int)n->pid, why);
+	node_detach(r, n);
+	node_free(r, n);
+}
+
+/* @n is (probably) dead: stop mirroring it and reclaim its slot. */
+static void node_reap(struct reaper *r, struct rnode *n, const struct exit_info *ei)
+{
+	struct rdom *d = n->dom;
+	uint32_t slot = n->slot, gen = n->gen;
+
+	node_detach(r, n);
+	node_free(r, n);
+	/* 0: alive after all, or its slot moved on; either way the next sync
+	 * mirrors whatever the slot now holds. */
+	if (dom_reclaim(r, d, slot, gen, ei, false) != 1)
+		d->dirty = true;
+}
+
+/* The lock check of node @n: reclaim it if dead. */
+static void node_check(struct reaper *r, struct rnode *n, const char *via)
+{
+	struct exit_info ei = { via, -1, 0, rnow_ns(), 0 };
+
+	if (shmrpc__node_alive(&n->dom->reg, n->slot, n->gen) == 0)
+		node_reap(r, n, &ei);
+}
+
+void node_mirror(struct reaper *r, struct rdom *d, uint32_t slot, const struct shmrpc__slot_view *v)
+{
+	struct rnode *n = calloc(1, sizeof(*n));
+	int64_t now = rnow_ns();
+	struct rproc *p = NULL;
+	int err = 0, alive;
+
+	if (!n) {
+		d->dirty = true; /* try again at the next sync */
+		return;
+	}
+	n->dom = d;
+	n->slot = slot;
+	n->gen = v->gen;
+	n->pid = v->pid;
+	n->start_time = v->start_time;
+	memcpy(n->name, v->name, sizeof(n->name));
+	d->slots[slot] = n;
+	d->mirrored++;
+	n->gpid = node_gpid(r, v);
+	if (n->gpid > 0)
+		p = proc_get(r, n->gpid, dom_cookie(d, slot, v->gen), &err);
+	if (p) {
+		n->proc_next = p->nodes;
+		p->nodes = n;
+		n->proc = p;
+	} else if (err && err != -ESRCH) {
+		rlog("warning: cannot watch domain=%s node=%s pid=%d: %s; checking its lock every %d ms",
+		     d->reg.domain, n->name, (int)n->gpid, strerror(-err), r->o.poll_ms);
+	}
+	/* Before the watch took hold, it may have died: no event would come. */
+	alive = shmrpc__node_alive(&d->reg, slot, n->gen);
+	rlogv(r, "watch domain=%s node=%s slot=%u gen=%u pid=%d gpid=%d via=%s alive=%d",
+	      d->reg.domain, n->name, slot, n->gen, (int)n->pid, (int)n->gpid,
+	      p ? r->w->name : "lock", alive);
+	if (alive == 0) {
+		node_check(r, n, "check");
+		return;
+	}
+	if (!p)
+		check_at(r, n, now + (int64_t)r->o.poll_ms * 1000000);
+	else if (r->w->mode == REAPER_MODE_BPF)
+		check_at(r, n, now + (int64_t)r->o.recheck_ms * 1000000);
+}
+
+int procs_checks(struct reaper *r)
+{
+	int64_t now = rnow_ns(), next = INT64_MAX;
+	struct rdom *d;
+	struct rnode *n;
+	uint32_t i;
+
+	if (!r->nchecks)
+		return -1;
+	for (d = r->doms; d; d = d->next) {
+		for (i = 0; i < d->reg.capacity && r->nchecks; i++) {
+			n = d->slots[i];
+			if (!n || !n->check_ns)
+				continue;
+			if (n->check_ns > now) {
+				next = n->check_ns < next ? n->check_ns : next;
+				continue;
+			}
+			/* Watched nodes are checked once; polled ones forever. */
+			check_at(r, n, n->proc ? 0 : now + (int64_t)r->o.poll_ms * 1000000);
+			if (n->check_ns && n->check_ns < next)
+				next = n->check_ns;
+			node_check(r, n, "check");
+		}
+	}
+	if (!r->nchecks || next == INT64_MAX)
+		return -1;
+	return (int)((next - now) / 1000000) + 1;
+}
+
+/* ---------------------------------------------------- deaths */
+
+/* An event whose tgid we do not mirror: a previous run of the reaper put it
+ * in the (pinned) map. Its cookie names (domain, slot, gen). */
+static void stale_event(struct reaper *r, pid_t gpid, uint64_t cookie, const struct exit_info *ei)
+{
+	uint32_t slot = (uint32_t)(cookie >> 32) & 0xffff, gen = (uint32_t)cookie;
+	struct rdom *d = NULL;
+
+	rlogv(r, "event pid=%d cookie=%016llx: not a mirrored process", (int)gpid,
+	      (unsigned long long)cookie);
+	if (!cookie)
+		return;
+	while ((d = dom_by_nonce16(r, (uint32_t)(cookie >> 48), d))) {
+		if (slot >= d->reg.capacity)
+			continue;
+		if (d->slots[slot] && d->slots[slot]->gen == gen)
+			node_reap(r, d->slots[slot], ei);
+		else
+			dom_reclaim(r, d, slot, gen, ei, false);
+	}
+}
+
+/*
+ * Reclaim the nodes of p, which has exited.
+ *
+ * From the probe (@final false), at do_exit()'s exit tracepoint: the process
+ * still holds its files, hence the nodes' liveness locks, for as long as
+ * exit_mm() and exit_files() take. A node whose slot names this very process
+ * (the event's start time equals the slot's: pid + start time, so no older or
+ * newer holder of the pid) is reclaimed at once, without waiting for its lock
+ * (shmrpc__reclaim_exited). Any other node (start time unknown, or another
+ * one: a reused pid, a time namespace) is reclaimed if its lock is already
+ * free, else it stays in p->nodes until p's pidfd says the exit is complete.
+ *
+ * From the pidfd (@final true): the exit is complete; the lock decides, and a
+ * node still locked (by some other process) is mirrored afresh.
+ */
+static void proc_reap(struct reaper *r, struct rproc *p, const struct exit_info *ei, bool final)
+{
+	struct rnode *n = p->nodes, *next, *locked = NULL;
+	bool exited;
+	struct rdom *d;
+	uint32_t slot, gen;
+
+	p->nodes = NULL;
+	for (; n; n = next) {
+		next = n->proc_next;
+		d = n->dom;
+		exited = !final && ei->start_ticks && n->start_time == ei->start_ticks;
+		if (!final && !exited && shmrpc__node_alive(&d->reg, n->slot, n->gen) == 1) {
+			n->proc_next = locked;
+			locked = n;
+			continue;
+		}
+		slot = n->slot;
+		gen = n->gen;
+		n->proc = NULL;
+		node_free(r, n);
+		/* 0: alive after all (its lock is held by some other process)
+		 * or its slot moved on: the next sync mirrors what is there. */
+		if (dom_reclaim(r, d, slot, gen, ei, exited) != 1)
+			d->dirty = true;
+	}
+	p->nodes = locked;
+}
+
+void procs_exited(struct reaper *r, pid_t gpid, uint64_t cookie, const struct exit_info *ei)
+{
+	struct rproc *p = proc_find(r, gpid);
+
+	if (!p) {
+		stale_event(r, gpid, cookie, ei);
+		return;
+	}
+	proc_reap(r, p, ei, false);
+	if (!p->nodes) {
+		proc_put(r, p);
+		return;
+	}
+	/* Its pidfd becomes readable at exit_notify(), after the files are
+	 * released. Opened now, it is the dying process's, unless that one
+	 * was reaped already and the pid reused: then it is the live holder's,
+	 * and readable when that one dies, which is just as right. */
+	rlogv(r, "exiting pid=%d: a node's lock is still held; waiting for its pidfd", (int)gpid);
+	p->exiting = true;
+	p->ei = *ei;
+	if (p->pidfd < 0 && proc_pidfd_open(r, p)) {
+		/* Reaped already (so its files are closed), or no pidfd at
+		 * all: the lock decides now. */
+		proc_reap(r, p, ei, true);
+		proc_put(r, p);
+	}
+}
+
+void procs_pidfd(struct reaper *r, pid_t gpid)
+{
+	struct exit_info ei = { "pidfd", -1, 0, rnow_ns(), 0 };
+	struct rproc *p = proc_find(r, gpid);
+	struct pollfd pfd;
+
+	/* An event of a pidfd that an earlier entry of the same batch closed,
+	 * whose pid now belongs to a new, live process: not a death. */
+	if (!p || p->pidfd < 0)
+		return;
+	pfd = (struct pollfd){ p->pidfd, POLLIN, 0 };
+	if (poll(&pfd, 1, 0) != 1)
+		return;
+	proc_reap(r, p, p->exiting ? &p->ei : &ei, true);
+	proc_put(r, p);
+}

@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmrpc-reaper: frees the registry slot and unlinks the segments of every
+ * node whose process dies, on every domain of the host, within a
+ * millisecond (docs/reaper.md). Internal interface between its files:
+ *
+ *	main.c		options, start-up, the event loop, signals, systemd
+ *	domain.c	registries: discovery (inotify), epochs (io_uring
+ *			FUTEX_WAIT), mirroring slots, reclaiming, status fields
+ *	procs.c		mirrored nodes and the processes that host them:
+ *			watching, deaths, liveness re-checks, pid namespaces
+ *	watch_bpf.c	deaths from the eBPF exit probe (tools/probe.h)
+ *	watch_pidfd.c	deaths from pidfds, without BPF
+ *	log.c		one line per event
+ *
+ * Single-threaded: everything runs in the event loop of main.c, so nothing
+ * here takes a lock but the registries' own.
+ */
+#ifndef SHMRPC_REAPER_H
+#define SHMRPC_REAPER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <liburing.h>
+
+#include "internal.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* registry reaper_mode values (lib/layout.h): what shmrpc-top shows */
+#define REAPER_MODE_BPF 1
+#define REAPER_MODE_PIDFD 2
+
+/* epoll data: kind in the top byte; a pidfd's carries the pid below */
+enum {
+	EV_SIGNAL = 1,
+	EV_INOTIFY = 2,
+	EV_URING = 3,
+	EV_PROBE = 4,
+	EV_PIDFD = 5,
+};
+#define EV_DATA(kind, low) (((uint64_t)(kind) << 56) | (uint32_t)(low))
+#define EV_KIND(data) ((unsigned)((data) >> 56))
+#define EV_LOW(data) ((uint32_t)(data))
+
+struct reaper;
+struct rdom;
+struct rproc;
+
+/* One mirrored node: a LIVE slot of a followed registry. */
+struct rnode {
+	struct rdom *dom;
+	uint32_t slot, gen;
+	pid_t pid; /* as its slot says: in the node's pid namespace */
+	pid_t gpid; /* the same process in ours; 0: not visible */
+	uint64_t start_time; /* /proc/PID/stat field 22, from the slot */
+	char name[SHMRPC_NAME_MAX + 1];
+	struct rproc *proc; /* the watched process; NULL: lock-polled */
+	struct rnode *proc_next; /* the other nodes of that process */
+	int64_t check_ns; /* next liveness-lock check; 0: none due */
+};
+
+/* How a death was learned, for the log line. */
+struct exit_info {
+	const char *via; /* "bpf", "pidfd", "check", "reconcile" */
+	int status; /* wait(2) status; -1: unknown */
+	int64_t exit_ns; /* CLOCK_MONOTONIC of the exit; 0: unknown */
+	int64_t seen_ns; /* CLOCK_MONOTONIC when the reaper learned it */
+	uint64_t start_ticks; /* the dead process's start time; 0: unknown */
+};
+
+/* One watched process: its nodes die with it. */
+struct rproc {
+	pid_t gpid;
+	int pidfd; /* in the epoll set (EV_PIDFD), or -1 */
+	bool exiting; /* the probe saw it exit; waiting for its pidfd */
+	struct exit_info ei; /* what the probe said, while exiting */
+	struct rnode *nodes;
+	struct rproc *next; /* hash chain */
+};
+
+/* One followed registry, i.e. one domain (two while one is being replaced). */
+struct rdom {
+	struct shmrpc__reg reg;
+	uint64_t id; /* io_uring user_data; never reused */
+	dev_t dev;
+	ino_t ino; /* identity of the registry file */
+	uint32_t epoch_seen; /* epoch when slots[] was last synced */
+	bool armed; /* a FUTEX_WAIT on the epoch is in flight */
+	bool dirty; /* sync slots[] with the registry soon */
+	bool gone; /* unlinked or closed: drop once nothing is mirrored */
+	uint32_t mirrored; /* non-NULL entries of slots[] */
+	struct rnode **slots; /* [reg.capacity] */
+	int empty_passes; /* reconcile passes in a row that found it empty */
+	struct rdom *next;
+};
+
+/* A source of deaths: the eBPF probe or pidfds. */
+struct reaper_watcher {
+	const char *name; /* "bpf", "pidfd" */
+	uint32_t mode; /* REAPER_MODE_* */
+	/* Watch p->gpid. 0; -ESRCH when it is already gone (no death will be
+	 * reported); another -errno when it cannot be watched. */
+	int (*add)(struct reaper *r, struct rproc *p, uint64_t cookie);
+	void (*del)(struct reaper *r, struct rproc *p);
+	/* An epoll event of kind EV_PROBE (EV_PIDFD goes to procs_pidfd). */
+	void (*event)(struct reaper *r, uint64_t data);
+	/* Once the first mirror of every domain is done (start-up). */
+	void (*started)(struct reaper *r);
+	/* Every heartbeat. */
+	void (*tick)(struct reaper *r);
+	void (*close)(struct reaper *r);
+};
+
+extern const struct reaper_watcher reaper_watch_bpf;
+extern const struct reaper_watcher reaper_watch_pidfd;
+
+/* Set r->w up (after r->epfd exists). 0, with a description of what was
+ * opened in @why; or -errno, with the reason in @why. The BPF one fails
+ * with -EBUSY when another reaper consumes the same pinned probe. */
+int reaper_bpf_open(struct reaper *r, char *why, size_t len);
+int reaper_pidfd_open(struct reaper *r, char *why, size_t len);
+
+struct reaper_opts {
+	const char *mode; /* "auto", "bpf", "pidfd" */
+	int route; /* enum shmrpc_probe_route */
+	const char *pin_dir; /* bpffs directory, or NULL: pin nothing */
+	const char *btf_path;
+	const char *shm_dir; /* "/dev/shm" */
+	const char **domains; /* only these; NULL: every domain */
+	int ndomains;
+	bool verbose;
+	int beat_ms; /* status fields and watcher tick */
+	int reconcile_ms; /* full sweep of every registry */
+	int poll_ms; /* lock checks of nodes we cannot watch */
+	int recheck_ms; /* second lock check after a BPF watch */
+};
+
+struct reaper {
+	struct reaper_opts o;
+	const struct reaper_watcher *w;
+	void *wpriv; /* the watcher's state */
+	int epfd, sigfd, infd;
+	struct io_uring ring;
+	bool uring; /* epochs wait in ring; else polled */
+	bool stop;
+	bool reconcile_now;
+	struct rdom *doms;
+	uint64_t next_dom_id;
+	struct rproc **procs; /* hash of watched processes by gpid */
+	uint32_t proc_buckets, nprocs;
+	uint32_t nchecks; /* nodes with check_ns set */
+	uint64_t mypidns; /* inode of our pid namespace */
+	uint64_t reaped; /* slots freed since start */
+	ino_t *ignored; /* registries we cannot or will not follow */
+	uint32_t nignored;
+	char (*pending)[SHMRPC_NAME_MAX + 1]; /* registries not published yet */
+	uint32_t npending;
+	int64_t pending_ns; /* next look at them */
+};
+
+/* ------------------------------------------------------------ log.c */
+void rlog_init(const char *prog);
+/* One line: "<UTC time> shmrpc-reaper[pid]: <fmt>". */
+void rlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same, only with -v. */
+void rlogv(const struct reaper *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "SIGKILL", "SIGSEGV+core", "0".."255", or "-" for -1. */
+const char *rlog_status(int status, char *buf, size_t len);
+int64_t rnow_ns(void);
+
+/* ------------------------------------------------------------ domain.c */
+int dom_init(struct reaper *r);
+void dom_fini(struct reaper *r);
+/* Follow every registry in shm_dir not followed yet (start-up, reconcile). */
+void dom_discover(struct reaper *r);
+void dom_inotify(struct reaper *r);
+/* Completions of epoch waits (uring), or a look at every epoch (polled). */
+void dom_epochs(struct reaper *r);
+/* Sync every dirty domain; drop the gone ones; retry pending registries. */
+void dom_work(struct reaper *r);
+/* Sweep every registry: reclaim every node that is gone. */
+void dom_reconcile(struct reaper *r);
+/* How long the loop may sleep for domain work (pending registries, polled
+ * epochs); -1: no limit. */
+int dom_timeout_ms(const struct reaper *r);
+/* Status fields of every followed registry. */
+void dom_beat(struct reaper *r, bool stopping);
+/*
+ * Reclaim node (slot, gen) of @d if it is gone, logging it; retire the
+ * registry if it was the last node. @exited: its process is known to have
+ * exited (shmrpc__reclaim_exited), else its liveness lock decides. 1 if
+ * freed, 0 if not (alive, or its slot changed), -errno if the registry lock
+ * failed.
+ */
+int dom_reclaim(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen,
+		const struct exit_info *ei, bool exited);
+/* The registry of cookie's domain, or NULL. */
+struct rdom *dom_by_nonce16(struct reaper *r, uint32_t nonce16, struct rdom *after);
+uint64_t dom_cookie(const struct rdom *d, uint32_t slot, uint32_t gen);
+
+/* ------------------------------------------------------------ procs.c */
+int procs_init(struct reaper *r);
+void procs_fini(struct reaper *r);
+/* Free every watched process without unwatching it (shutdown). */
+void procs_forget_all(struct reaper *r);
+/* Mirror the LIVE slot @slot (view @v) of @d: watch its process. */
+void node_mirror(struct reaper *r, struct rdom *d, uint32_t slot,
+		 const struct shmrpc__slot_view *v);
+/* Stop mirroring @n and free it (it left, or its slot changed). */
+void node_unmirror(struct reaper *r, struct rnode *n, const char *why);
+/* The probe says process gpid has exited (it may still hold its files). */
+void procs_exited(struct reaper *r, pid_t gpid, uint64_t cookie, const struct exit_info *ei);
+/* The pidfd of gpid (EV_PIDFD) is readable: it has exited, files released. */
+void procs_pidfd(struct reaper *r, pid_t gpid);
+/* Open a pidfd of p->gpid into the epoll set: 0, -ESRCH (gone), -errno. */
+int proc_pidfd_open(struct reaper *r, struct rproc *p);
+/* Lock checks that are due; returns ms until the next one, or -1. */
+int procs_checks(struct reaper *r);
+struct rproc *proc_find(struct reaper *r, pid_t gpid);
+/* Is gpid a watched process? (start-up pruning of the BPF map) */
+bool procs_has(struct reaper *r, pid_t gpid);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMRPC_REAPER_H */
