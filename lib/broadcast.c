@@ -23,11 +23,11 @@ struct bcast {
 
 static int targets(struct shmrpc_node *n, struct bcast *b)
 {
-	uint32_t i, hi = shmrpc__reg_hi(&n->reg), cap = 0;
+	uint32_t i, hi = shmrpc__reg_hi(n->reg), cap = 0;
 	struct shmrpc__slot_view v;
 
 	for (i = 0; i < hi; i++) {
-		if (i == n->slot || shmrpc__reg_read(&n->reg, i, &v) ||
+		if (i == n->slot || shmrpc__reg_read(n->reg, i, &v) ||
 		    v.state != SHMRPC__SLOT_LIVE)
 			continue;
 		if (b->n == cap) {

@@ -78,7 +78,7 @@ static struct shmrpc__conn *conn_find(struct shmrpc_node *n, const char *to, uns
 /* Map the receiver's node segment and check that it is alive. */
 static int peer_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, struct shmrpc__conn *c)
 {
-	struct shmrpc__reg *r = &n->reg;
+	struct shmrpc__reg *r = n->reg;
 	uint64_t want = shmrpc__node_size(r->capacity);
 	char path[SHMRPC__PATH_MAX];
 	struct shmrpc__node_hdr *h;
@@ -118,7 +118,7 @@ static int peer_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, struct 
 static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t prev_gen)
 {
 	struct shmrpc__ring_ids ids = {
-		.nonce = n->reg.nonce,
+		.nonce = n->reg->nonce,
 		.tx_slot = n->slot,
 		.tx_gen = n->gen,
 		.rx_slot = c->rx_slot,
@@ -127,7 +127,7 @@ static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t p
 		.tx_pid = n->proc.pid,
 		.tx_name = n->name,
 	};
-	_Atomic uint32_t *out = shmrpc__node_tab(n->seg, shmrpc__node_out_off(n->reg.capacity));
+	_Atomic uint32_t *out = shmrpc__node_tab(n->seg, shmrpc__node_out_off(n->reg->capacity));
 	uint64_t size = (uint64_t)SHMRPC__PAGE + c->ring_bytes;
 	char path[SHMRPC__PATH_MAX];
 	void *map;
@@ -136,12 +136,12 @@ static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t p
 	/* Release: a reaper reading our table after our death finds the ring
 	 * (the file creation below is a system call, itself a barrier). */
 	atomic_store_explicit(&out[c->rx_slot], c->rx_gen + 1, memory_order_release);
-	shmrpc__ring_path(path, n->reg.domain, n->reg.nonce, n->slot, n->gen, c->rx_slot,
+	shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, n->slot, n->gen, c->rx_slot,
 			  c->rx_gen);
-	err = shmrpc__seg_create(path, size, n->reg.mode, &map, NULL);
+	err = shmrpc__seg_create(path, size, n->reg->mode, &map, NULL);
 	if (err == -EEXIST) { /* left by an earlier connection to this node */
 		shmrpc__seg_unlink(path);
-		err = shmrpc__seg_create(path, size, n->reg.mode, &map, NULL);
+		err = shmrpc__seg_create(path, size, n->reg->mode, &map, NULL);
 	}
 	if (err)
 		return err;
@@ -155,7 +155,7 @@ static int announce(struct shmrpc_node *n, struct shmrpc__conn *c)
 {
 	struct shmrpc__node_hdr *p = c->peer;
 	/* Not p->in_off: checked in peer_open, but the peer can change it. */
-	_Atomic uint32_t *in = shmrpc__node_tab(p, shmrpc__node_in_off(n->reg.capacity));
+	_Atomic uint32_t *in = shmrpc__node_tab(p, shmrpc__node_in_off(n->reg->capacity));
 	_Atomic uint64_t *pend = shmrpc__node_pend(p, shmrpc__node_pend_off());
 
 	/* Release: pairs with the receiver's acquire load of in_gen; the ring
@@ -188,13 +188,13 @@ static void conn_unmap(struct shmrpc_node *n, struct shmrpc__conn *c)
  * the same step (fold_seq). */
 static void conn_unlist(struct shmrpc_node *n, struct shmrpc__conn *c, bool unlink)
 {
-	_Atomic uint32_t *out = shmrpc__node_tab(n->seg, shmrpc__node_out_off(n->reg.capacity));
+	_Atomic uint32_t *out = shmrpc__node_tab(n->seg, shmrpc__node_out_off(n->reg->capacity));
 	uint32_t g = c->rx_gen + 1;
 	char path[SHMRPC__PATH_MAX];
 
 	shmrpc__fold_begin(n);
 	if (unlink) {
-		shmrpc__ring_path(path, n->reg.domain, n->reg.nonce, n->slot, n->gen,
+		shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, n->slot, n->gen,
 				  c->rx_slot, c->rx_gen);
 		shmrpc__seg_unlink(path);
 	}
@@ -305,10 +305,10 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 	conn_reset(c);
 	err = peer_open(n, slot, v.gen, c);
 	if (err == -ENOENT)
-		shmrpc__reclaim_locked(&n->reg, slot, v.gen);
+		shmrpc__reclaim_locked(n->reg, slot, v.gen);
 	if (err)
 		goto out_free;
-	in = shmrpc__node_tab(c->peer, shmrpc__node_in_off(n->reg.capacity));
+	in = shmrpc__node_tab(c->peer, shmrpc__node_in_off(n->reg->capacity));
 	/* Relaxed: only a holder of our slot writes this entry. */
 	prev = atomic_load_explicit(&in[n->slot], memory_order_relaxed);
 	if (prev == n->gen + 1)
@@ -337,7 +337,7 @@ out_closing:
 	 * we unlink now: close them ourselves (twice is harmless).
 	 */
 	while (prev)
-		prev = shmrpc__ring_kill(&n->reg, n->slot, prev - 1, c->rx_slot, c->rx_gen,
+		prev = shmrpc__ring_kill(n->reg, n->slot, prev - 1, c->rx_slot, c->rx_gen,
 					 SHMRPC__RING_RX_CLOSED);
 	conn_forget(n, c);
 out_unmap:
@@ -593,22 +593,22 @@ bool shmrpc__conn_check_dead(struct shmrpc_node *n, struct shmrpc__conn *c)
 
 bool shmrpc__conn_peer_gone(struct shmrpc_node *n, struct shmrpc__conn *c)
 {
-	if (shmrpc__node_alive(&n->reg, c->rx_slot, c->rx_gen) != 0)
+	if (shmrpc__node_alive(n->reg, c->rx_slot, c->rx_gen) != 0)
 		return false;
-	shmrpc__reclaim_locked(&n->reg, c->rx_slot, c->rx_gen);
+	shmrpc__reclaim_locked(n->reg, c->rx_slot, c->rx_gen);
 	shmrpc__conn_kill(n, c);
 	return true;
 }
 
 int shmrpc__conn_warm(struct shmrpc_node *n)
 {
-	uint32_t i, hi = shmrpc__reg_hi(&n->reg), gen;
+	uint32_t i, hi = shmrpc__reg_hi(n->reg), gen;
 	struct shmrpc__slot_view v;
 	struct shmrpc__conn *c;
 	int count = 0;
 
 	for (i = 0; i < hi; i++) {
-		if (i == n->slot || shmrpc__reg_read(&n->reg, i, &v) ||
+		if (i == n->slot || shmrpc__reg_read(n->reg, i, &v) ||
 		    v.state != SHMRPC__SLOT_LIVE)
 			continue;
 		count += conn_find_or_connect(n, v.name, &c, &gen) == 0;

@@ -75,7 +75,7 @@ static int in_add(struct shmrpc_node *n, struct shmrpc__inring *r)
 /* Map the ring from (slot, gen) and add it; returns its prev_gen link. */
 static uint32_t in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 {
-	struct shmrpc__ring_ids ids = { n->reg.nonce, slot, gen, n->slot, n->gen, 0, 0, NULL };
+	struct shmrpc__ring_ids ids = { n->reg->nonce, slot, gen, n->slot, n->gen, 0, 0, NULL };
 	struct shmrpc__inring *r, *old;
 	char path[SHMRPC__PATH_MAX];
 	uint64_t size;
@@ -83,11 +83,11 @@ static uint32_t in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	void *map;
 	int err;
 
-	if (slot >= n->reg.capacity || slot == n->slot || in_find(n, slot, gen))
+	if (slot >= n->reg->capacity || slot == n->slot || in_find(n, slot, gen))
 		return 0;
-	shmrpc__ring_path(path, n->reg.domain, n->reg.nonce, slot, gen, n->slot, n->gen);
+	shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, slot, gen, n->slot, n->gen);
 	err = shmrpc__seg_open(path, SHMRPC__PAGE + SHMRPC__RING_MIN,
-			       SHMRPC__PAGE + (uint64_t)SHMRPC__RING_MAX, n->reg.mode, false, &map,
+			       SHMRPC__PAGE + (uint64_t)SHMRPC__RING_MAX, n->reg->mode, false, &map,
 			       &size, NULL);
 	if (err) {
 		/* -ENOENT: gone already, its sender died before we looked. A
@@ -139,8 +139,8 @@ int shmrpc__in_scan_new(struct shmrpc_node *n)
 	/* Offsets from our own layout, never from the header: peers can
 	 * write our segment, header included. */
 	_Atomic uint64_t *pend = shmrpc__node_pend(h, shmrpc__node_pend_off());
-	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off(n->reg.capacity));
-	uint32_t w, words = (n->reg.capacity + 63) / 64, slot, g;
+	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off(n->reg->capacity));
+	uint32_t w, words = (n->reg->capacity + 63) / 64, slot, g;
 	uint64_t bits;
 	int found = 0;
 
@@ -179,7 +179,7 @@ void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)
 	 * totals in the same step (fold_seq): an observer adds the rings it
 	 * finds by name to our totals. */
 	shmrpc__fold_begin(n);
-	shmrpc__ring_path(path, n->reg.domain, n->reg.nonce, r->tx_slot, r->tx_gen, n->slot,
+	shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, r->tx_slot, r->tx_gen, n->slot,
 			  n->gen);
 	shmrpc__seg_unlink(path);
 	pthread_mutex_lock(&n->in_lock);
@@ -216,7 +216,7 @@ void shmrpc__in_check_senders(struct shmrpc_node *n)
 
 		if (r->draining)
 			continue;
-		if (shmrpc__reg_read(&n->reg, r->tx_slot, &v) == -EAGAIN)
+		if (shmrpc__reg_read(n->reg, r->tx_slot, &v) == -EAGAIN)
 			continue; /* changing right now: look next time */
 		if (v.state == SHMRPC__SLOT_FREE || v.gen != r->tx_gen)
 			r->draining = true;
@@ -240,7 +240,7 @@ void shmrpc__in_forget_all(struct shmrpc_node *n)
 void shmrpc__in_close_all(struct shmrpc_node *n)
 {
 	struct shmrpc__node_hdr *h = n->seg;
-	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off(n->reg.capacity));
+	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off(n->reg->capacity));
 	uint32_t i, g;
 
 	atomic_fetch_or(&h->flags, SHMRPC__NODE_CLOSING);
@@ -253,10 +253,10 @@ void shmrpc__in_close_all(struct shmrpc_node *n)
 		shmrpc__in_drop(n, r); /* RX_CLOSED: blocked senders wake */
 	}
 	/* Rings announced but never opened, and their prev_gen chains. */
-	for (i = 0; i < n->reg.capacity; i++) {
+	for (i = 0; i < n->reg->capacity; i++) {
 		g = atomic_load_explicit(&in[i], memory_order_acquire);
 		while (g)
-			g = shmrpc__ring_kill(&n->reg, i, g - 1, n->slot, n->gen,
+			g = shmrpc__ring_kill(n->reg, i, g - 1, n->slot, n->gen,
 					      SHMRPC__RING_RX_CLOSED);
 	}
 }

@@ -143,6 +143,9 @@ struct shmrpc__reg {
 	uint32_t nonce;
 	uint32_t mode;
 	char domain[SHMRPC_NAME_MAX + 1];
+	/* the process's cache of open registries (shmrpc__reg_get) */
+	struct shmrpc__reg *cache_next;
+	uint32_t refs;
 };
 
 /* A consistent copy of one slot. */
@@ -165,6 +168,17 @@ struct shmrpc__join {
 int shmrpc__reg_open(struct shmrpc__reg *r, const char *domain, uint32_t capacity, uint32_t mode,
 		     bool create);
 void shmrpc__reg_close(struct shmrpc__reg *r);
+/*
+ * The process's open registry of @domain, opened (or created) if it has
+ * none or the one it has was retired: nodes of one process share one
+ * mapping and one lock descriptor. Referenced; shmrpc__reg_put drops it.
+ */
+int shmrpc__reg_get(const char *domain, uint32_t capacity, uint32_t mode,
+		    struct shmrpc__reg **out);
+void shmrpc__reg_put(struct shmrpc__reg *r);
+void shmrpc__reg_fork_prepare(void);
+void shmrpc__reg_fork_parent(void);
+void shmrpc__reg_fork_child(void);
 int shmrpc__reg_lock(struct shmrpc__reg *r);
 void shmrpc__reg_unlock(struct shmrpc__reg *r);
 /* Seqlock read of slot @i; -EAGAIN if it changed under us (retry), -EPROTO
@@ -210,8 +224,13 @@ int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
 int shmrpc__reclaim_exited(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
 /* Under the lock: reclaim every slot whose node is gone, and every slot
  * that is neither FREE nor LIVE (no joiner can be at work while we hold the
- * lock). Returns how many. */
-int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot);
+ * lock). Returns how many. @cheap_pidns non-zero: nodes of that pid
+ * namespace whose pid exists are taken as alive without the (dearer) lock
+ * check. */
+int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot, uint64_t cheap_pidns);
+/* No process of our pid namespace has @pid, as far as kill(2) says (a
+ * zombie still has it). */
+bool shmrpc__pid_gone(int32_t pid);
 int shmrpc__reclaim_locked(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
 /* Set @flag on ring (tx, rx), wake both of its sleepers, unlink it.
  * Returns the ring's prev_gen link (gen + 1 of an older ring from the same
@@ -316,6 +335,7 @@ struct shmrpc__backend {
 
 extern const struct shmrpc__backend shmrpc__backend_futex;
 extern const struct shmrpc__backend shmrpc__backend_uring;
+void shmrpc__uring_fork_child(void);
 /* Set up the backend asked for (NULL: uring where it works, else futex). */
 int shmrpc__backend_init(struct shmrpc_node *n, const char *want);
 
@@ -373,7 +393,7 @@ struct shmrpc__deferred {
 
 struct shmrpc_node {
 	char name[SHMRPC_NAME_MAX + 1];
-	struct shmrpc__reg reg;
+	struct shmrpc__reg *reg;	      /* shared by the process's nodes of the domain */
 	uint32_t slot, gen;
 	struct shmrpc__proc proc;
 	struct shmrpc__node_hdr *seg; /* our node segment */

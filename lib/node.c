@@ -37,10 +37,12 @@ static void fork_prepare(void)
 {
 	pthread_mutex_lock(&all_lock);
 	shmrpc__watch_fork_prepare();
+	shmrpc__reg_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+	shmrpc__reg_fork_parent();
 	shmrpc__watch_fork_parent();
 	pthread_mutex_unlock(&all_lock);
 }
@@ -55,7 +57,9 @@ static void fork_child(void)
 		n->seg_fd = -1;
 		n->forked = true;
 	}
+	shmrpc__reg_fork_child();
 	shmrpc__watch_fork_child();
+	shmrpc__uring_fork_child();
 	pthread_mutex_unlock(&all_lock);
 }
 
@@ -161,14 +165,14 @@ static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
 
 static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 {
-	uint32_t cap = n->reg.capacity;
+	uint32_t cap = n->reg->capacity;
 	char path[SHMRPC__PATH_MAX];
 	struct shmrpc__node_hdr *h;
 	void *map;
 	int err, map_fd;
 
 	n->seg_size = shmrpc__node_size(cap);
-	shmrpc__node_path(path, n->reg.domain, n->reg.nonce, slot, gen);
+	shmrpc__node_path(path, n->reg->domain, n->reg->nonce, slot, gen);
 	err = shmrpc__seg_create(path, n->seg_size, n->mode, &map, &map_fd);
 	if (err == -EEXIST) { /* a leftover of an older registry's crash */
 		shmrpc__seg_unlink(path);
@@ -213,21 +217,21 @@ static int join_locked(struct shmrpc_node *n)
 	uint32_t gen;
 	int slot, err;
 
-	slot = shmrpc__reg_take(&n->reg, &j, &gen);
+	slot = shmrpc__reg_take(n->reg, &j, &gen);
 	if (slot < 0)
 		return slot;
 	/* Should we die before the note is cleared, the next lock holder
 	 * reclaims the slot (registry.c). Relaxed: under the lock. */
-	atomic_store_explicit(&n->reg.hdr->joining, (uint32_t)slot + 1, memory_order_relaxed);
+	atomic_store_explicit(&n->reg->hdr->joining, (uint32_t)slot + 1, memory_order_relaxed);
 	err = seg_make(n, (uint32_t)slot, gen);
 	if (err) {
-		shmrpc__reg_free(&n->reg, (uint32_t)slot, gen);
+		shmrpc__reg_free(n->reg, (uint32_t)slot, gen);
 	} else {
 		n->slot = (uint32_t)slot;
 		n->gen = gen;
-		shmrpc__reg_publish(&n->reg, n->slot);
+		shmrpc__reg_publish(n->reg, n->slot);
 	}
-	atomic_store_explicit(&n->reg.hdr->joining, 0, memory_order_relaxed);
+	atomic_store_explicit(&n->reg->hdr->joining, 0, memory_order_relaxed);
 	return err;
 }
 
@@ -236,32 +240,39 @@ static int join(struct shmrpc_node *n, const struct open_cfg *cfg)
 	int err, tries;
 
 	for (tries = 0; tries < 100; tries++) {
-		err = shmrpc__reg_open(&n->reg, cfg->domain, cfg->capacity, cfg->mode, true);
+		err = shmrpc__reg_get(cfg->domain, cfg->capacity, cfg->mode, &n->reg);
 		if (err)
 			return err;
-		err = shmrpc__reg_lock(&n->reg);
-		if (!err && !atomic_load_explicit(&n->reg.hdr->closed, memory_order_relaxed)) {
+		err = shmrpc__reg_lock(n->reg);
+		if (!err && !atomic_load_explicit(&n->reg->hdr->closed, memory_order_relaxed)) {
 			err = join_locked(n);
-			shmrpc__reg_unlock(&n->reg);
-			if (err)
-				shmrpc__reg_close(&n->reg);
+			shmrpc__reg_unlock(n->reg);
+			if (err) {
+				shmrpc__reg_put(n->reg);
+				n->reg = NULL;
+			}
 			return err;
 		}
 		/* The last node left and unlinked this registry meanwhile:
 		 * open (or create) the new one. */
 		if (!err)
-			shmrpc__reg_unlock(&n->reg);
-		shmrpc__reg_close(&n->reg);
+			shmrpc__reg_unlock(n->reg);
+		shmrpc__reg_put(n->reg);
+		n->reg = NULL;
 		if (err)
 			return err;
 	}
 	return -EAGAIN;
 }
 
+#define LEAVE_FULL_SWEEP 64 /* nodes left below which leave checks all locks */
+
 static void leave(struct shmrpc_node *n)
 {
+	uint32_t left;
+
 	char path[SHMRPC__PATH_MAX];
-	struct shmrpc__reg *r = &n->reg;
+	struct shmrpc__reg *r = n->reg;
 	bool locked = !shmrpc__reg_lock(r);
 
 	shmrpc__node_path(path, r->domain, r->nonce, n->slot, n->gen);
@@ -272,9 +283,15 @@ static void leave(struct shmrpc_node *n)
 	/* Count what is left rather than trust hdr->live, which any peer can
 	 * write: a wrong count would unlink the registry under live nodes (and
 	 * later joiners would start a second domain of the same name), or
-	 * leave it in /dev/shm after the last node. */
-	if (shmrpc__reg_recount(r))
-		shmrpc__reclaim_sweep(r, UINT32_MAX);
+	 * leave it in /dev/shm after the last node. The sweep for dead nodes
+	 * matters when few are left (are we the last live one?): then each is
+	 * checked by its lock; with many left, only those whose pid is gone
+	 * (one kill(2) each), or the leaves of a big domain cost O(n^2) locks.
+	 * (A dead node whose pid was reused passes for alive then; the full
+	 * sweeps of the last leaves, and every other layer, still find it.) */
+	left = shmrpc__reg_recount(r);
+	if (left)
+		shmrpc__reclaim_sweep(r, UINT32_MAX, left > LEAVE_FULL_SWEEP ? n->proc.pidns : 0);
 	if (!shmrpc__reg_recount(r))
 		shmrpc__reg_retire(r);
 	shmrpc__reg_unlock(r);
@@ -286,8 +303,7 @@ static void node_free(struct shmrpc_node *n)
 	shmrpc__seg_unmap(n->seg, n->seg_size);
 	if (n->seg_fd >= 0)
 		close(n->seg_fd);
-	if (n->reg.hdr)
-		shmrpc__reg_close(&n->reg);
+	shmrpc__reg_put(n->reg);
 	free(n->in.v);
 	pthread_rwlock_destroy(&n->conn_lock);
 	pthread_mutex_destroy(&n->in_lock);
@@ -407,5 +423,5 @@ const char *shmrpc_name(struct shmrpc_node *n)
 
 const char *shmrpc_domain(struct shmrpc_node *n)
 {
-	return n ? n->reg.domain : NULL;
+	return n ? n->reg->domain : NULL;
 }

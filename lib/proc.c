@@ -5,6 +5,7 @@
  * pid namespace (a pid means nothing outside its namespace).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +45,7 @@ int shmrpc__proc_start_time(pid_t pid, uint64_t *start)
 	return 0;
 }
 
-int shmrpc__proc_self(struct shmrpc__proc *p)
+static int proc_read_self(struct shmrpc__proc *p)
 {
 	struct stat st;
 
@@ -55,4 +56,21 @@ int shmrpc__proc_self(struct shmrpc__proc *p)
 		p->start_time = 0;
 	p->pidns = stat("/proc/self/ns/pid", &st) ? 0 : (uint64_t)st.st_ino;
 	return 0;
+}
+
+/* Once per process: its pid tells a forked child, which reads its own. */
+int shmrpc__proc_self(struct shmrpc__proc *p)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static struct shmrpc__proc cache;
+	pid_t pid = getpid();
+	int err = 0;
+
+	pthread_mutex_lock(&lock);
+	if (cache.pid != pid)
+		err = proc_read_self(&cache);
+	*p = cache;
+	p->uid = geteuid(); /* may change (seteuid): not cached */
+	pthread_mutex_unlock(&lock);
+	return err;
 }

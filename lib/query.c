@@ -16,13 +16,13 @@ int shmrpc__lookup(struct shmrpc_node *n, const char *name, uint32_t *slot,
 	int tries, err;
 
 	for (tries = 0; tries < 4; tries++) {
-		err = shmrpc__reg_find(&n->reg, name, slot, v);
+		err = shmrpc__reg_find(n->reg, name, slot, v);
 		if (err)
 			return err;
 		/* Alive, or cannot be told (never steal then). */
-		if (*slot == n->slot || shmrpc__node_alive(&n->reg, *slot, v->gen) != 0)
+		if (*slot == n->slot || shmrpc__node_alive(n->reg, *slot, v->gen) != 0)
 			return 0;
-		shmrpc__reclaim_locked(&n->reg, *slot, v->gen);
+		shmrpc__reclaim_locked(n->reg, *slot, v->gen);
 	}
 	return -ENOENT;
 }
@@ -36,17 +36,17 @@ int shmrpc_nodes(struct shmrpc_node *n, char (*names)[SHMRPC_NAME_MAX + 1], size
 
 	if (!n || (!names && cap))
 		return -EINVAL;
-	hi = shmrpc__reg_hi(&n->reg);
+	hi = shmrpc__reg_hi(n->reg);
 	for (i = 0; i < hi; i++) {
 		for (tries = 0; tries < 100; tries++)
-			if ((rc = shmrpc__reg_read(&n->reg, i, &v)) != -EAGAIN)
+			if ((rc = shmrpc__reg_read(n->reg, i, &v)) != -EAGAIN)
 				break;
 		/* -EPROTO: the slot's name is garbage (v.name is only its
 		 * truncated copy); -EAGAIN: never read consistently. */
 		if (rc || v.state != SHMRPC__SLOT_LIVE)
 			continue;
-		if (i != n->slot && shmrpc__node_alive(&n->reg, i, v.gen) == 0) {
-			shmrpc__reclaim_locked(&n->reg, i, v.gen);
+		if (i != n->slot && shmrpc__node_alive(n->reg, i, v.gen) == 0) {
+			shmrpc__reclaim_locked(n->reg, i, v.gen);
 			continue;
 		}
 		if ((size_t)count < cap)
@@ -88,13 +88,13 @@ int shmrpc_wait_node(struct shmrpc_node *n, const char *name, int timeout_ms)
 	for (;;) {
 		/* Acquire: pairs with the release bump in reg_bump; a join
 		 * that bumped past this value is visible to the lookup. */
-		epoch = atomic_load_explicit(&n->reg.hdr->epoch, memory_order_acquire);
+		epoch = atomic_load_explicit(&n->reg->hdr->epoch, memory_order_acquire);
 		if (!shmrpc__lookup(n, name, &slot, &v))
 			return 0;
 		if (shmrpc__now_ns() >= deadline)
 			return shmrpc__timeout_err(timeout_ms);
 		/* A join after the lookup changed the epoch: no wait. */
-		shmrpc__futex_wait(&n->reg.hdr->epoch, epoch, shmrpc__sleep_until(n, deadline));
+		shmrpc__futex_wait(&n->reg->hdr->epoch, epoch, shmrpc__sleep_until(n, deadline));
 	}
 }
 

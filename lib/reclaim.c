@@ -248,7 +248,7 @@ int shmrpc__reclaim_exited(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 	return reclaim(r, slot, gen, true);
 }
 
-int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot)
+int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot, uint64_t cheap_pidns)
 {
 	uint32_t i, end = shmrpc__reg_scan_end(r);
 	int n = 0;
@@ -260,6 +260,12 @@ int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot)
 		uint32_t st = atomic_load_explicit(&r->slots[i].state, memory_order_relaxed);
 
 		if (i == self_slot || st == SHMRPC__SLOT_FREE)
+			continue;
+		/* Cheap: a node of that pid namespace whose pid still exists
+		 * is taken as alive without the lock check. */
+		if (cheap_pidns && st == SHMRPC__SLOT_LIVE &&
+		    atomic_load_explicit(&r->slots[i].pidns, memory_order_relaxed) == cheap_pidns &&
+		    !shmrpc__pid_gone(atomic_load_explicit(&r->slots[i].pid, memory_order_relaxed)))
 			continue;
 		n += shmrpc__reclaim(r, i,
 				     atomic_load_explicit(&r->slots[i].gen, memory_order_relaxed));

@@ -229,6 +229,7 @@ int shmrpc__rx_wait(struct shmrpc_node *n, int64_t deadline)
 		if (shmrpc__now_ns() >= deadline)
 			return -ETIMEDOUT;
 		arm_all(n);
+		rc = 0;
 		if (!rx_pending(n)) {
 			atomic_fetch_add_explicit(&n->seg->ctr.sleeps, 1, memory_order_relaxed);
 			until = shmrpc__sleep_until(n, deadline);
@@ -237,6 +238,9 @@ int shmrpc__rx_wait(struct shmrpc_node *n, int64_t deadline)
 				shmrpc__in_check_senders(n);
 		}
 		disarm_all(n);
+		/* e.g. -ENOMEM setting up a ring: an error, not an endless retry */
+		if (rc < 0 && rc != -ETIMEDOUT && rc != -EINTR)
+			return rc;
 		if (rx_pending(n)) {
 			spin_adapt(n, shmrpc__now_ns() - start);
 			return atomic_load_explicit(&n->stop, memory_order_relaxed) ? -EINTR : 0;

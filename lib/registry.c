@@ -24,8 +24,10 @@
  * `closed` once it holds the lock, and reopens by name (a fresh registry).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -393,8 +395,13 @@ static int name_taken(struct shmrpc__reg *r, const char *name)
 	return 0;
 }
 
-/* Liveness checks a join spends on other nodes' slots (join_reclaim). */
-#define JOIN_CHECKS 64
+bool shmrpc__pid_gone(int32_t pid)
+{
+	return pid <= 0 || (kill(pid, 0) && errno == ESRCH);
+}
+
+/* Other nodes' slots a join looks at (join_reclaim). */
+#define JOIN_CHECKS 2
 
 /*
  * Lazy reclaim (brief, Cleanup 3): under the lock, a joiner frees the slot
@@ -403,10 +410,11 @@ static int name_taken(struct shmrpc__reg *r, const char *name)
  * gets them back at the next join. "Gone" is decided by the liveness lock
  * (shmrpc__node_alive), which a reused pid cannot fake and which works
  * across pid namespaces; the slot's pid and start time are informational.
- * At most JOIN_CHECKS checks (an open and a lock query each, a few us)
- * from a random starting slot: joining a domain of thousands stays cheap,
- * and a slot beyond the budget is reached by a later join, a lookup, the
- * reaper, or the full sweep of a full registry.
+ * At most JOIN_CHECKS slots (an open and a lock query each, under the
+ * registry lock) from a random starting slot: joining a domain of thousands
+ * stays cheap, and a slot beyond the budget is reached by a later join, a
+ * lookup, the peers' watchers, the reaper, or the full sweep of a full
+ * registry. (No kill(pid, 0) shortcut: a reused pid would look alive.)
  */
 static void join_reclaim(struct shmrpc__reg *r)
 {
@@ -449,7 +457,7 @@ int shmrpc__reg_take(struct shmrpc__reg *r, const struct shmrpc__join *j, uint32
 		return err;
 	join_reclaim(r);
 	i = free_slot(r);
-	if (i == -ENOSPC && shmrpc__reclaim_sweep(r, UINT32_MAX) > 0)
+	if (i == -ENOSPC && shmrpc__reclaim_sweep(r, UINT32_MAX, 0) > 0)
 		i = free_slot(r);
 	if (i < 0)
 		return i;
@@ -499,4 +507,94 @@ void shmrpc__reg_retire(struct shmrpc__reg *r)
 	atomic_store_explicit(&r->hdr->closed, 1, memory_order_relaxed);
 	shmrpc__reg_path(path, r->domain);
 	shmrpc__seg_unlink(path);
+}
+
+/*
+ * Nodes of one process share a domain's registry: one mapping, one lock
+ * descriptor, opened once. Opening it again for every node cost a join
+ * three system calls and a mapping (a third of its time). The descriptor's
+ * OFD lock then excludes other processes, and the mutex in front of it the
+ * threads of this one, whichever node they act for. Never shared with a
+ * forked child: its copy of the descriptor is the same open file
+ * description, whose lock would not exclude the parent. The child forgets
+ * the cache (its copies of the parent's nodes still point at theirs).
+ */
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shmrpc__reg *cache;
+
+int shmrpc__reg_get(const char *domain, uint32_t capacity, uint32_t mode,
+		    struct shmrpc__reg **out)
+{
+	struct shmrpc__reg *r, **pp;
+	int err = 0;
+
+	pthread_mutex_lock(&cache_lock);
+	for (pp = &cache; (r = *pp); pp = &r->cache_next) {
+		if (strcmp(r->domain, domain))
+			continue;
+		/* Relaxed: a hint; join re-checks it under the registry lock. */
+		if (!atomic_load_explicit(&r->hdr->closed, memory_order_relaxed))
+			break;
+		*pp = r->cache_next; /* retired: whoever holds it keeps it */
+		r->cache_next = NULL;
+		if (!--r->refs) {
+			shmrpc__reg_close(r);
+			free(r);
+		}
+		r = NULL;
+		break;
+	}
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		err = r ? shmrpc__reg_open(r, domain, capacity, mode, true) : -ENOMEM;
+		if (err) {
+			free(r);
+			r = NULL;
+		} else {
+			r->cache_next = cache;
+			cache = r;
+		}
+	}
+	if (r)
+		r->refs++;
+	pthread_mutex_unlock(&cache_lock);
+	*out = r;
+	return err;
+}
+
+void shmrpc__reg_put(struct shmrpc__reg *r)
+{
+	struct shmrpc__reg **pp;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&cache_lock);
+	if (--r->refs) {
+		pthread_mutex_unlock(&cache_lock);
+		return;
+	}
+	for (pp = &cache; *pp; pp = &(*pp)->cache_next)
+		if (*pp == r) {
+			*pp = r->cache_next;
+			break;
+		}
+	pthread_mutex_unlock(&cache_lock);
+	shmrpc__reg_close(r);
+	free(r);
+}
+
+void shmrpc__reg_fork_prepare(void)
+{
+	pthread_mutex_lock(&cache_lock);
+}
+
+void shmrpc__reg_fork_parent(void)
+{
+	pthread_mutex_unlock(&cache_lock);
+}
+
+void shmrpc__reg_fork_child(void)
+{
+	cache = NULL;
+	pthread_mutex_unlock(&cache_lock);
 }

@@ -45,7 +45,17 @@ struct waiter {
 	struct waiter *prev, *next; /* on the orphan list */
 };
 
+/*
+ * Does io_uring with the futex operations work in this process? Found out
+ * by the process's first node, on the ring it then keeps; later nodes set
+ * their rings up when they first sleep, which keeps ~20-50 us (a VM's ring
+ * setup) off every other join. Reset in a forked child, which may have
+ * tightened its seccomp filter since.
+ */
+static _Atomic int uring_works; /* 0 unknown, 1 yes, -1 no */
+
 struct uring_be {
+	bool rx_ready;	    /* rx is set up (lazily but for the first node) */
 	struct io_uring rx; /* waits; used by the receiving thread */
 	pid_t owner;	    /* thread whose waits are in flight */
 	struct waiter *bell;
@@ -76,37 +86,61 @@ static bool ring_has_futex(struct io_uring *ring)
 	return ok;
 }
 
-static int uring_init(struct shmrpc_node *n)
+/* Set up the receiving ring; probe on it, as it is the ring we keep (a
+ * throwaway ring's teardown would send this thread a late task_work
+ * interrupt: EINTR in its epoll_wait). */
+static int rx_setup(struct uring_be *ub)
 {
-	struct uring_be *ub = calloc(1, sizeof(*ub));
 	int err;
 
+	if (ub->rx_ready)
+		return 0;
+	err = io_uring_queue_init(RX_ENTRIES, &ub->rx,
+				  IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL);
+	if (err) /* missing, disabled (EPERM), filtered by seccomp (EPERM/ENOSYS) */
+		return err == -ENOMEM || err == -EMFILE || err == -ENFILE ? err : -EOPNOTSUPP;
+	if (!ring_has_futex(&ub->rx)) {
+		io_uring_queue_exit(&ub->rx);
+		return -EOPNOTSUPP;
+	}
+	ub->rx_ready = true;
+	return 0;
+}
+
+static int uring_init(struct shmrpc_node *n)
+{
+	int works = atomic_load_explicit(&uring_works, memory_order_relaxed);
+	struct uring_be *ub;
+	int err;
+
+	if (works < 0)
+		return -EOPNOTSUPP;
+	ub = calloc(1, sizeof(*ub));
 	if (!ub)
 		return -ENOMEM;
 	ub->evfd = -1;
 	ub->bell = calloc(1, sizeof(*ub->bell));
 	err = ub->bell ? 0 : -ENOMEM;
-	/* Probe on the ring we keep: a throwaway ring's teardown would send
-	 * this thread a late task_work interrupt (EINTR in its epoll_wait). */
-	if (!err)
-		err = io_uring_queue_init(RX_ENTRIES, &ub->rx,
-					  IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL);
+	if (!err && !works) {
+		err = rx_setup(ub);
+		/* Relaxed: a hint; a racing first node finds out the same. */
+		if (err == 0 || err == -EOPNOTSUPP)
+			atomic_store_explicit(&uring_works, err ? -1 : 1, memory_order_relaxed);
+	}
 	if (err) {
 		free(ub->bell);
 		free(ub);
-		/* missing, disabled (EPERM), filtered by seccomp (EPERM/ENOSYS) */
-		return err == -ENOMEM ? err : -EOPNOTSUPP;
-	}
-	if (!ring_has_futex(&ub->rx)) {
-		io_uring_queue_exit(&ub->rx);
-		free(ub->bell);
-		free(ub);
-		return -EOPNOTSUPP;
+		return err;
 	}
 	pthread_mutex_init(&ub->tx_lock, NULL);
 	n->be_priv = ub;
 	n->ring_words = UINT32_MAX; /* every ring has its own wait: no bell mode */
 	return 0;
+}
+
+void shmrpc__uring_fork_child(void)
+{
+	atomic_store_explicit(&uring_works, 0, memory_order_relaxed);
 }
 
 static void uring_fini(struct shmrpc_node *n)
@@ -117,7 +151,8 @@ static void uring_fini(struct shmrpc_node *n)
 		return;
 	/* Exiting the ring cancels every wait and no completion is read
 	 * after it: what is still in flight can go. */
-	io_uring_queue_exit(&ub->rx);
+	if (ub->rx_ready)
+		io_uring_queue_exit(&ub->rx);
 	while (ub->orphans) {
 		struct waiter *w = ub->orphans;
 
@@ -299,7 +334,9 @@ static int uring_sleep(struct shmrpc_node *n, int64_t deadline)
 	int64_t left;
 	int rc;
 
-	rc = arm_all(n, ub);
+	rc = rx_setup(ub);
+	if (!rc)
+		rc = arm_all(n, ub);
 	if (rc)
 		return rc;
 	if (deadline != SHMRPC__NEVER) {
@@ -321,7 +358,10 @@ static int uring_sleep(struct shmrpc_node *n, int64_t deadline)
 static int uring_park(struct shmrpc_node *n)
 {
 	struct uring_be *ub = n->be_priv;
-	int rc = arm_all(n, ub);
+	int rc = rx_setup(ub);
+
+	if (!rc)
+		rc = arm_all(n, ub);
 
 	if (!rc && io_uring_sq_ready(&ub->rx))
 		rc = io_uring_submit(&ub->rx);
@@ -374,7 +414,10 @@ static void uring_wake(struct shmrpc_node *n, _Atomic uint32_t *const *words, un
 static int uring_fd_enable(struct shmrpc_node *n, int evfd)
 {
 	struct uring_be *ub = n->be_priv;
-	int rc = io_uring_register_eventfd(&ub->rx, evfd);
+	int rc = rx_setup(ub);
+
+	if (!rc)
+		rc = io_uring_register_eventfd(&ub->rx, evfd);
 
 	if (!rc)
 		ub->evfd = evfd;

@@ -106,7 +106,7 @@ static void prune(struct shmrpc_node *n)
 	while (i < W.n) {
 		struct peer *p = &W.v[i];
 
-		if (p->n == n && shmrpc__reg_read(&n->reg, p->slot, &v) == 0 &&
+		if (p->n == n && shmrpc__reg_read(n->reg, p->slot, &v) == 0 &&
 		    (v.state == SHMRPC__SLOT_FREE || v.gen != p->gen)) {
 			drop(i);
 			continue;
@@ -159,10 +159,10 @@ static void check(const struct peer *p, bool fired)
 	for (i = 0; i < W.n && !e; i++)
 		if (W.v[i].n == p->n && W.v[i].slot == p->slot && W.v[i].gen == p->gen)
 			e = &W.v[i];
-	if (!e || (!fired && shmrpc__node_alive(&e->n->reg, e->slot, e->gen) != 0))
+	if (!e || (!fired && shmrpc__node_alive(e->n->reg, e->slot, e->gen) != 0))
 		goto out;
-	shmrpc__reclaim_locked(&e->n->reg, e->slot, e->gen);
-	if (shmrpc__node_alive(&e->n->reg, e->slot, e->gen) != 1) {
+	shmrpc__reclaim_locked(e->n->reg, e->slot, e->gen);
+	if (shmrpc__node_alive(e->n->reg, e->slot, e->gen) != 1) {
 		drop((uint32_t)(e - W.v));
 	} else if (e->pidfd >= 0) {
 		/* Alive after all (never seen): watch its lock instead, rather
@@ -242,7 +242,7 @@ int shmrpc__watch_peer(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 
 	if (watch_disabled())
 		return 0;
-	if (shmrpc__reg_read(&n->reg, slot, &v) || v.state != SHMRPC__SLOT_LIVE || v.gen != gen)
+	if (shmrpc__reg_read(n->reg, slot, &v) || v.state != SHMRPC__SLOT_LIVE || v.gen != gen)
 		return 0; /* changing or gone: the reader of its rings sees it */
 	if (v.pidns == n->proc.pidns && v.pid == n->proc.pid)
 		return 0; /* ours: it cannot die without us */
@@ -264,7 +264,7 @@ int shmrpc__watch_peer(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 		W.v = p;
 		W.cap = W.cap ? W.cap * 2 : 8;
 	}
-	W.v[W.n++] = (struct peer){ n, slot, gen, pidfd_of(&n->reg, slot, &v, n->proc.pidns) };
+	W.v[W.n++] = (struct peer){ n, slot, gen, pidfd_of(n->reg, slot, &v, n->proc.pidns) };
 	eventfd_write(W.evfd, 1);
 out:
 	pthread_mutex_unlock(&W.lock);

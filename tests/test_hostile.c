@@ -71,7 +71,7 @@ static bool hx_exists(const char *name)
 static int hx_id(struct shmrpc_node *me, const char *name, uint32_t *slot, uint32_t *gen)
 {
 	struct shmrpc__slot_view v;
-	int rc = shmrpc__reg_find(&me->reg, name, slot, &v);
+	int rc = shmrpc__reg_find(me->reg, name, slot, &v);
 
 	if (!rc)
 		*gen = v.gen;
@@ -84,7 +84,7 @@ static void node_name(struct shmrpc_node *me, const char *who, char *path)
 
 	if (hx_id(me, who, &s, &g))
 		fail_msg("no live node %s", who);
-	shmrpc__node_path(path, me->reg.domain, me->reg.nonce, s, g);
+	shmrpc__node_path(path, me->reg->domain, me->reg->nonce, s, g);
 }
 
 static void ring_name(struct shmrpc_node *me, const char *from, const char *to, char *path)
@@ -93,7 +93,7 @@ static void ring_name(struct shmrpc_node *me, const char *from, const char *to, 
 
 	if (hx_id(me, from, &fs, &fg) || hx_id(me, to, &ts, &tg))
 		fail_msg("no live node %s or %s", from, to);
-	shmrpc__ring_path(path, me->reg.domain, me->reg.nonce, fs, fg, ts, tg);
+	shmrpc__ring_path(path, me->reg->domain, me->reg->nonce, fs, fg, ts, tg);
 }
 
 /* An honest sender: @n messages {seq, ~seq} to @to, then it leaves. */
@@ -508,8 +508,8 @@ static void test_hostile_bad_node_segment_before_connect(void **state)
 		pid = th_fork(sleeper_node, &s);
 		assert_int_equal(th_gate_wait(&s.ready, 10000), 0);
 		assert_int_equal(hx_id(rx, "evil", &es, &eg), 0);
-		shmrpc__node_path(seg, d->name, rx->reg.nonce, es, eg);
-		shmrpc__ring_path(ring, d->name, rx->reg.nonce, rs, rg, es, eg);
+		shmrpc__node_path(seg, d->name, rx->reg->nonce, es, eg);
+		shmrpc__ring_path(ring, d->name, rx->reg->nonce, rs, rg, es, eg);
 		corrupt_seg(seg, kind);
 
 		rc = shmrpc_send(rx, "evil", "x", 1, 100);
@@ -616,7 +616,7 @@ static int scribble_tables(struct th_dom *d, struct shmrpc_node *rx, const struc
 			   char (*decoy)[SHMRPC__PATH_MAX])
 {
 	char seg[SHMRPC__PATH_MAX], other[SHMRPC__PATH_MAX], lookalike[SHMRPC__PATH_MAX];
-	uint32_t cap = rx->reg.capacity, nonce = rx->reg.nonce, i;
+	uint32_t cap = rx->reg->capacity, nonce = rx->reg->nonce, i;
 	struct shmrpc__node_hdr *h;
 	_Atomic uint32_t *in, *out;
 	uint64_t size, rnd = 12345;
@@ -693,7 +693,7 @@ static void test_hostile_reclaim_with_garbage_tables(void **state)
 	assert_int_equal(hx_id(rx, "evil", &id.es, &id.eg), 0);
 	assert_int_equal(hx_id(rx, "rx", &id.rs, &id.rg), 0);
 	assert_int_equal(hx_id(rx, "good", &id.gs, &id.gg), 0);
-	shmrpc__node_path(seg, d->name, rx->reg.nonce, id.es, id.eg);
+	shmrpc__node_path(seg, d->name, rx->reg->nonce, id.es, id.eg);
 	ring_name(rx, "good", "rx", good_ring);
 	node_name(rx, "rx", rx_seg);
 	node_name(rx, "good", good_seg);
@@ -886,7 +886,7 @@ static void test_hostile_pend_and_in_gen_garbage(void **state)
 
 	o.max_nodes = 5; /* the pend word has 59 bits beyond capacity */
 	assert_int_equal(shmrpc_open("rx", &o, &rx), 0);
-	cap = rx->reg.capacity;
+	cap = rx->reg->capacity;
 	assert_int_equal(cap, 5);
 	node_name(rx, "rx", seg);
 	h = hx_map(seg, &size);

@@ -181,7 +181,7 @@ int shmrpc_kt_obs_sweep(struct shmrpc_kt_obs *o)
 
 	if (n)
 		return n;
-	n = shmrpc__reclaim_sweep(&o->reg, UINT32_MAX);
+	n = shmrpc__reclaim_sweep(&o->reg, UINT32_MAX, 0);
 	if (!shmrpc__reg_recount(&o->reg))
 		shmrpc__reg_retire(&o->reg);
 	shmrpc__reg_unlock(&o->reg);
