@@ -10,6 +10,13 @@
 
 #include "bench.h"
 
+int bench_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -60,6 +67,20 @@ void bench_lat_summarise(uint64_t *rtt_ns, uint64_t n, struct bench_lat *out)
 	out->p99 = bench_quantile_us(rtt_ns, n, 0.99);
 	out->p999 = bench_quantile_us(rtt_ns, n, 0.999);
 	out->max = (double)rtt_ns[n - 1] / 2000.0;
+}
+
+/* bench_lat_summarise_ns - the same for one-way samples (ns): sorted in
+ * place, summarised in microseconds without halving. */
+void bench_lat_summarise_ns(uint64_t *ns, uint64_t n, struct bench_lat *out)
+{
+	bench_lat_summarise(ns, n, out);
+	out->min *= 2;
+	out->mean *= 2;
+	out->median *= 2;
+	out->p90 *= 2;
+	out->p99 *= 2;
+	out->p999 *= 2;
+	out->max *= 2;
 }
 
 /* bench_cpu_fill - CPU use of one side from what it measured itself. */
