@@ -373,10 +373,25 @@ struct bench_host {
 	int side_cpu[2];
 	double clock_read_ns; /* cost of one clock_gettime(CLOCK_MONOTONIC) */
 	char date[32];	      /* UTC, ISO 8601 */
+	double load_end;      /* 1-minute load average when the run ended */
 };
+
+/* One target of the issue, evaluated on the run's results (targets.c). */
+struct bench_target {
+	const char *id;	  /* "1a", "2-64B", ... */
+	const char *what; /* the target, in words */
+	const char *unit;
+	double value;	  /* measured; NAN: not measured in this run */
+	double limit;
+	int at_most;	  /* 1: value <= limit is met; 0: value >= limit */
+	int met;	  /* 1 met, 0 missed, -1 not measured */
+};
+#define BENCH_MAX_TARGETS 32
 
 struct bench_report {
 	struct bench_host host;
+	struct bench_target t[BENCH_MAX_TARGETS];
+	int nt;
 	const struct bench_cfg *cfg;
 	const char *baseline;
 	int quick;
@@ -417,6 +432,8 @@ void bench_run_pingpong(struct bench_results *rs, const struct bench_opts *o,
 			struct bench_cfg *cfg);
 void bench_run_paced(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
 void bench_run_stream(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
+void bench_run_stream_one(struct bench_results *rs, const struct bench_transport *t,
+			  struct bench_cfg *cfg, size_t size);
 void bench_run_memcpy(struct bench_results *rs, struct bench_cfg *cfg);
 /* fanout.c, syscalls.c, idle.c, connect.c, memory.c, crash.c */
 void bench_run_fanin(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
@@ -450,6 +467,14 @@ void bench_targets_eval(struct bench_report *rep);
 
 /* report_table.c, report_json.c, report_plot.c */
 void bench_print_table(const struct bench_report *rep);
+const char *bench_fmt_us(char *b, size_t len, double v);
+const char *bench_fmt_num(char *b, size_t len, const char *fmt, double v);
+const char *bench_fmt_rate(char *b, size_t len, double v);
+int bench_row_status(const struct bench_result *r, const char *size);
+/* report_more.c: the tables of the other scenarios, and the targets */
+void bench_print_paced(const struct bench_report *rep);
+void bench_print_more(const struct bench_report *rep);
+void bench_print_targets(const struct bench_report *rep);
 const char *bench_fmt_size(char *buf, size_t len, size_t v);
 int bench_write_json(const struct bench_report *rep, const char *path);
 int bench_write_plots(const struct bench_report *rep, const char *dir);

@@ -82,3 +82,11 @@ void bench_host_probe(struct bench_host *h, const int side_cpu[2])
 	h->clock_read_ns = clock_cost_ns();
 	strftime(h->date, sizeof(h->date), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 }
+
+void bench_host_finish(struct bench_host *h)
+{
+	char load[128];
+
+	read_line("/proc/loadavg", NULL, load, sizeof(load));
+	h->load_end = atof(load);
+}

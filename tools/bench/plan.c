@@ -72,6 +72,11 @@ void bench_progress(const struct bench_result *r)
 	else if (r->has_lat)
 		fprintf(stderr, "median %.3f us, p99 %.3f us, n=%llu\n", r->lat.median, r->lat.p99,
 			(unsigned long long)r->n);
+	else if (r->nm && !(r->msgs_per_s > 0)) {
+		for (int i = 0; i < r->nm && i < 4; i++)
+			fprintf(stderr, "%s%s %.4g", i ? ", " : "", r->m[i].key, r->m[i].v);
+		fprintf(stderr, "\n");
+	}
 	else
 		fprintf(stderr, "%.0f msgs/s, %.3f GB/s\n", r->msgs_per_s, r->gb_per_s);
 }
@@ -220,7 +225,7 @@ void bench_run_paced(struct bench_results *rs, const struct bench_opts *o, struc
 	struct bench_cfg pc;
 	struct bench_result *r;
 
-	for (size_t s = 0; s < NELEM(pp_sizes); s++) {
+	for (size_t s = 0; s < (o->quick ? 1 : NELEM(pp_sizes)); s++) {
 		for (size_t k = 0; k < NELEM(paced_rates); k++) {
 			for (size_t i = 0; (t = bench_transports[i]); i++) {
 				if (!bench_want(o, t->name, t->not_in, BENCH_NOT_PACED))
@@ -241,6 +246,13 @@ void bench_run_paced(struct bench_results *rs, const struct bench_opts *o, struc
 	}
 }
 
+void bench_run_stream_one(struct bench_results *rs, const struct bench_transport *t,
+			  struct bench_cfg *cfg, size_t size)
+{
+	cfg->msg_size = size;
+	run_one(bench_result_new(rs, "stream", t->name, size), t, bench_stream_side, cfg, 0);
+}
+
 void bench_run_stream(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg)
 {
 	const size_t *sizes = o->quick ? st_quick : st_sizes;
@@ -251,9 +263,7 @@ void bench_run_stream(struct bench_results *rs, const struct bench_opts *o, stru
 		for (size_t i = 0; (t = bench_transports[i]); i++) {
 			if (!bench_want(o, t->name, t->not_in, BENCH_NOT_STREAM))
 				continue;
-			cfg->msg_size = sizes[s];
-			run_one(bench_result_new(rs, "stream", t->name, sizes[s]), t,
-				bench_stream_side, cfg, 0);
+			bench_run_stream_one(rs, t, cfg, sizes[s]);
 		}
 	}
 }

@@ -102,7 +102,7 @@ static const struct bench_result *find_base(const struct bench_result *r, size_t
 					    const struct bench_result *x, const char *baseline)
 {
 	for (size_t i = 0; i < nr; i++)
-		if (r[i].status == BENCH_OK && r[i].size == x->size &&
+		if (r[i].status == BENCH_OK && r[i].size == x->size && r[i].rate == x->rate &&
 		    !strcmp(r[i].scenario, x->scenario) && !strcmp(r[i].transport, baseline))
 			return &r[i];
 	return NULL;
@@ -123,7 +123,7 @@ void bench_ratios(struct bench_result *r, size_t nr, const char *baseline)
 		b = r[i].status == BENCH_OK ? find_base(r, nr, &r[i], baseline) : NULL;
 		if (!b)
 			continue;
-		if (!strcmp(r[i].scenario, "pingpong")) {
+		if (!strcmp(r[i].scenario, "pingpong") || !strcmp(r[i].scenario, "paced")) {
 			r[i].ratio = r[i].lat.median / b->lat.median;
 			r[i].ratio_p99 = r[i].lat.p99 / b->lat.p99;
 		} else if (!strcmp(r[i].scenario, "stream")) {
