@@ -10,8 +10,10 @@
  * fresh node, times its first shmrpc_send to "r" (the call, and its
  * delivery: the receiver's clock minus the send's start, both
  * CLOCK_MONOTONIC), its first send to "r2" (a second peer: the watcher
- * thread runs already), and a second send to "r" (a warm one, for scale),
- * waits until all three arrived and closes the node. Baseline "unix": what a first message to a new peer
+ * thread runs already), its first send to "local", a node of its own
+ * process (not watched: a node cannot outlive its own process), and a
+ * second send to "r" (a warm one, for scale); it waits until the others
+ * arrived, takes the local one and closes the node. Baseline "unix": what a first message to a new peer
  * costs with sockets: socket + connect + send of SOCK_SEQPACKET to a
  * listening abstract address, accepted by a third process.
  *
@@ -39,10 +41,10 @@
 
 struct conn {
 	char domain[64];
-	int many;	    /* join1000: how many (JOIN_MANY; fewer with --quick) */
+	int many; /* join1000: how many (JOIN_MANY; fewer with --quick) */
 	struct sockaddr_un addr;
 	socklen_t addr_len;
-	uint64_t n;	    /* iterations */
+	uint64_t n; /* iterations */
 	const char *backend; /* join runs */
 };
 
@@ -62,17 +64,18 @@ static int shm_sender(struct bench_group *g, struct conn *cn)
 {
 	struct shmrpc_opts o = { .sz = sizeof(o), .domain = cn->domain };
 	uint64_t *s = g->c->samples, n = cn->n, m[8] = { 0 };
-	struct shmrpc_node *node;
+	struct shmrpc_node *node, *local;
 	char name[32];
 	int64_t t0;
 	int err;
 
-	err = shmrpc_open("probe", &o, &node); /* wait for "r" with a node of our own */
-	if (!err)
-		err = shmrpc_wait_node(node, "r", 10000);
+	err = shmrpc_open("local", &o, &local);
+	if (err)
+		return fail(g, 0, err, "open local");
+	node = local;
+	err = shmrpc_wait_node(node, "r", 10000);
 	if (!err)
 		err = shmrpc_wait_node(node, "r2", 10000);
-	shmrpc_close(node);
 	if (err)
 		return fail(g, 0, err, "waiting for r");
 	for (uint64_t i = 0; i < n; i++) {
@@ -91,18 +94,22 @@ static int shm_sender(struct bench_group *g, struct conn *cn)
 		s[5 * n + i] = (uint64_t)(bench_now_ns() - t0);
 		t0 = bench_now_ns();
 		if (!err)
+			err = shmrpc_send(node, "local", m, sizeof(m), -1);
+		s[6 * n + i] = (uint64_t)(bench_now_ns() - t0);
+		t0 = bench_now_ns();
+		if (!err)
 			err = shmrpc_send(node, "r", m, sizeof(m), -1);
 		s[2 * n + i] = (uint64_t)(bench_now_ns() - t0);
+		if (!err && shmrpc_recv(local, m, sizeof(m), NULL, 1000) != (int)sizeof(m))
+			err = -EBADMSG;
 		if (err)
 			return fail(g, 0, err, "send");
 		wait_count(g->c, 0, 3 * (i + 1));
 		shmrpc_close(node);
 	}
 	m[0] = STOP;
-	err = shmrpc_open("last", &o, &node);
-	if (!err)
-		err = shmrpc_send(node, "r", m, sizeof(m), -1);
-	shmrpc_close(node);
+	err = shmrpc_send(local, "r", m, sizeof(m), -1);
+	shmrpc_close(local);
 	return err ? fail(g, 0, err, "send STOP") : 0;
 }
 
@@ -234,7 +241,7 @@ static int join_member(struct bench_group *g, int idx)
 		err = shmrpc_open("j", &o, &node);
 		t1 = bench_now_ns();
 		shmrpc_close(node);
-		s[i] = (uint64_t)(t1 - t0);	     /* join */
+		s[i] = (uint64_t)(t1 - t0); /* join */
 		s[n + i] = (uint64_t)(bench_now_ns() - t1); /* leave */
 	}
 	many = calloc((size_t)cn->many, sizeof(*many));
@@ -257,8 +264,8 @@ static int join_member(struct bench_group *g, int idx)
 	return err ? fail(g, 0, err, "join") : 0;
 }
 
-static struct bench_result *lat_result(struct bench_results *rs, const char *scen,
-				       const char *tr, uint64_t *ns, uint64_t n)
+static struct bench_result *lat_result(struct bench_results *rs, const char *scen, const char *tr,
+				       uint64_t *ns, uint64_t n)
 {
 	struct bench_result *r = bench_result_new(rs, scen, tr, 64);
 
@@ -307,7 +314,7 @@ static void run_first_send(struct bench_results *rs, const struct bench_opts *o,
 				  strlen(cn.addr.sun_path + 1));
 	g.cpu[0] = cfg->cpu[0];
 	g.cpu[1] = g.cpu[2] = cfg->cpu[1];
-	g.c = bench_gctrl_new(6 * n);
+	g.c = bench_gctrl_new(7 * n);
 	err = g.c ? bench_group_run(&g, why, sizeof(why)) : -ENOMEM;
 	if (bench_shm_cleanup(cn.domain) > 0)
 		fprintf(stderr, "shmrpc-bench: connect domain left files\n");
@@ -321,6 +328,7 @@ static void run_first_send(struct bench_results *rs, const struct bench_opts *o,
 	lat_metrics(r, "delivered_median_us", "delivered_p99_us", s + n, n);
 	lat_metrics(r, "warm_send_median_us", "warm_send_p99_us", s + 2 * n, n);
 	lat_metrics(r, "second_peer_median_us", "second_peer_p99_us", s + 5 * n, n);
+	lat_metrics(r, "same_process_median_us", "same_process_p99_us", s + 6 * n, n);
 	bench_progress(r);
 	r = lat_result(rs, "connect", "unix", s + 3 * n, n);
 	lat_metrics(r, "delivered_median_us", "delivered_p99_us", s + 4 * n, n);
@@ -331,7 +339,8 @@ static void run_first_send(struct bench_results *rs, const struct bench_opts *o,
 static void run_join(struct bench_results *rs, const struct bench_opts *o,
 		     const struct bench_cfg *cfg, const char *backend, const char *tr)
 {
-	struct conn cn = { .n = o->quick ? 20 : JOIN_N, .backend = backend,
+	struct conn cn = { .n = o->quick ? 20 : JOIN_N,
+			   .backend = backend,
 			   .many = o->quick ? 100 : JOIN_MANY };
 	struct bench_group g = { .n = 1, .fn = join_member, .arg = &cn, .timeout_s = 120 };
 	uint64_t *s, n = cn.n;
@@ -370,8 +379,7 @@ static void run_join(struct bench_results *rs, const struct bench_opts *o,
 	bench_gctrl_free(g.c);
 }
 
-void bench_run_connect(struct bench_results *rs, const struct bench_opts *o,
-		       struct bench_cfg *cfg)
+void bench_run_connect(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg)
 {
 	run_first_send(rs, o, cfg);
 	run_join(rs, o, cfg, "uring", "shmrpc");

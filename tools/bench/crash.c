@@ -44,7 +44,7 @@
 
 struct mode {
 	const char *name;
-	const char *env;	/* overrides the command */
+	const char *env; /* overrides the command */
 	const char *reaper_cmd; /* NULL: not known yet (docs/reaper.md) */
 };
 
@@ -262,7 +262,8 @@ static int killer_member(struct bench_group *g, struct crash *cr)
 	g->c->val[1][0] = ok;
 	g->c->val[1][1] = lost;
 	if (!err) {
-		g->c->val[1][2] = (int64_t)atomic_load_explicit(&rv.h->reaped, memory_order_relaxed);
+		g->c->val[1][2] =
+			(int64_t)atomic_load_explicit(&rv.h->reaped, memory_order_relaxed);
 		g->c->val[1][3] = atomic_load_explicit(&rv.h->reaper_pid, memory_order_relaxed);
 		munmap((void *)rv.h, rv.len);
 	}
@@ -292,8 +293,8 @@ static int reaper_start(const struct mode *m, pid_t *pid, char *why, size_t len)
 		*strrchr(self, '/') = 0;
 	snprintf(bin, sizeof(bin), "%s/shmrpc-reaper", self);
 	if (access(bin, X_OK) != 0) {
-		snprintf(why, len, "not available: %.100s is not built (tools/reaper has not landed)",
-			 bin);
+		snprintf(why, len,
+			 "not available: %.100s is not built (tools/reaper has not landed)", bin);
 		return -EOPNOTSUPP;
 	}
 	if (geteuid() != 0) {
@@ -302,8 +303,10 @@ static int reaper_start(const struct mode *m, pid_t *pid, char *why, size_t len)
 	}
 	cmd = cmd && *cmd ? cmd : m->reaper_cmd;
 	if (!cmd) {
-		snprintf(why, len, "not available: the reaper's command line is not connected "
-				   "(set $%s, see docs/bench.md)", m->env);
+		snprintf(why, len,
+			 "not available: the reaper's command line is not connected "
+			 "(set $%s, see docs/bench.md)",
+			 m->env);
 		return -EOPNOTSUPP;
 	}
 	*pid = fork();

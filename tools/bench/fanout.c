@@ -106,7 +106,8 @@ static int consumer(struct bench_group *g, struct fan *f, int idx, uint64_t *m)
 	while (ends < nprod) {
 		n = f->ch.t->recv(&f->ch, m, FAN_SIZE);
 		if (n < 0)
-			return bench_gfail(g->c, idx, n, "consumer %d: recv: %s", idx, strerror(-n));
+			return bench_gfail(g->c, idx, n, "consumer %d: recv: %s", idx,
+					   strerror(-n));
 		p = f->mode == M_FANIN ? m[1] : 0;
 		if (n != FAN_SIZE || p >= (uint64_t)nprod)
 			return bench_gfail(g->c, idx, -EBADMSG, "consumer %d: bad message", idx);
@@ -185,7 +186,8 @@ static int cost_producer(struct bench_group *g, struct fan *f, uint64_t *m)
 		if (k < warm)
 			continue;
 		g->c->samples[k - warm] = (uint64_t)(w1 - w0);
-		g->c->samples[g->c->cap / 2 + k - warm] = (uint64_t)(c1 - c0 > clk ? c1 - c0 - clk : 0);
+		g->c->samples[g->c->cap / 2 + k - warm] =
+			(uint64_t)(c1 - c0 > clk ? c1 - c0 - clk : 0);
 		/* minus the closing read and the two clock reads between */
 		calls_sys += s0 >= 0 && s1 >= 0 ? s1 - s0 - 3 : 0;
 	}
@@ -253,7 +255,8 @@ static void side_sums(const struct bench_gctrl *c, int a, int b, double *cpu, do
 	for (int i = a; i < b; i++) {
 		*cpu += cpu_s(&c->out[i]);
 		*msgs += (double)c->out[i].msgs;
-		*calls = *calls < 0 || c->out[i].syscalls < 0 ? -1 : *calls + (double)c->out[i].syscalls;
+		*calls = *calls < 0 || c->out[i].syscalls < 0 ? -1 :
+								*calls + (double)c->out[i].syscalls;
 	}
 }
 
@@ -320,9 +323,13 @@ static void fan_run(struct bench_results *rs, const struct bench_opts *o, const 
 
 	r->nsides = 0;
 	r->nodes = (unsigned)(np + nc);
-	f.ch = (struct bench_gchan){ .t = t, .topo = mode == M_FANIN ? BENCH_FANIN : BENCH_BCAST,
-				     .nprod = np, .ncons = nc, .msg_size = FAN_SIZE,
-				     .buf_bytes = BENCH_BUF_MIN, .idx = -1 };
+	f.ch = (struct bench_gchan){ .t = t,
+				     .topo = mode == M_FANIN ? BENCH_FANIN : BENCH_BCAST,
+				     .nprod = np,
+				     .ncons = nc,
+				     .msg_size = FAN_SIZE,
+				     .buf_bytes = BENCH_BUF_MIN,
+				     .idx = -1 };
 	f.duration = o->duration > 0 ? o->duration : o->quick ? 0.1 : 0.5;
 	f.warm_s = f.duration / 10 < 0.02 ? 0.02 : f.duration / 10;
 	f.calls = (uint64_t)(BCAST_RATE * (o->quick ? 0.2 : 1.0));

@@ -31,16 +31,14 @@
 #define NSUBJ 5
 
 struct subject {
-	const char *name;   /* result's transport column */
+	const char *name; /* result's transport column */
 	const char *backend; /* NULL: the futex(2) floor */
 	int fd_mode;
 };
 
 static const struct subject subjects[NSUBJ] = {
-	{ "shmrpc", "uring", 0 },
-	{ "shmrpc-futex", "futex", 0 },
-	{ "shmrpc-fd", "uring", 1 },
-	{ "shmrpc-futex-fd", "futex", 1 },
+	{ "shmrpc", "uring", 0 },    { "shmrpc-futex", "futex", 0 },
+	{ "shmrpc-fd", "uring", 1 }, { "shmrpc-futex-fd", "futex", 1 },
 	{ "futex", NULL, 0 },
 };
 
@@ -117,7 +115,8 @@ static int subject(struct bench_group *g, struct idle *id, int idx)
 		bench_futex_wait_ms(&word, 0, (int)(id->secs * 1000));
 	else if (s->fd_mode)
 		err = wait_fd(n, a.wall0 + (int64_t)(id->secs * 1e9));
-	else if ((rc = shmrpc_recv(n, buf, sizeof(buf), NULL, (int)(id->secs * 1000))) != -ETIMEDOUT)
+	else if ((rc = shmrpc_recv(n, buf, sizeof(buf), NULL, (int)(id->secs * 1000))) !=
+		 -ETIMEDOUT)
 		err = rc < 0 ? rc : -EBADMSG;
 	bench_acct_end(&a, &g->c->out[idx], 0);
 	if (n)
@@ -186,7 +185,8 @@ void bench_run_idle(struct bench_results *rs, const struct bench_opts *o, struct
 				bench_metric_set(r[i], "wakeups_per_s",
 						 (double)g.c->val[i][0] / wall);
 			if (out->syscalls >= 0)
-				bench_metric_set(r[i], "syscalls_per_s", (double)out->syscalls / wall);
+				bench_metric_set(r[i], "syscalls_per_s",
+						 (double)out->syscalls / wall);
 		}
 		left = bench_shm_cleanup(id.domain[i]);
 		if (left > 0)

@@ -44,8 +44,9 @@ static void usage(FILE *f)
 		"                     syscalls, idle, connect, memory, crash (default: all)\n"
 		"  --transport LIST   transports to run (default: all; see --list)\n"
 		"  --iters N          ping-pong round trips measured (default 50000, quick 2000)\n"
-		"  --duration S       seconds per stream run, and cap per ping-pong run\n"
-		"                     (default 1, quick 0.1)\n"
+		"  --duration S       seconds per stream, fan-in and broadcast run, cap per\n"
+		"                     ping-pong run and measured time of paced runs\n"
+		"                     (defaults: stream 0.5, ping-pong 1, paced 1/0.5/0.3)\n"
 		"  --baseline NAME    transport that ratios refer to (default futex)\n"
 		"  --json FILE        write all results as one JSON document\n"
 		"  --plots DIR        write gnuplot data, script and SVGs to DIR\n"
@@ -92,23 +93,52 @@ static int parse(int argc, char **argv, struct bench_opts *o)
 
 	while ((c = getopt_long(argc, argv, "qs:t:i:d:b:j:p:k:Slh", lo, NULL)) != -1) {
 		switch (c) {
-		case 'q': o->quick = 1; break;
-		case 's': o->scenarios = optarg; break;
-		case 't': o->transports = optarg; break;
-		case 'i': o->iters = atoll(optarg); if (o->iters < 1) return -EINVAL; break;
-		case 'd': o->duration = atof(optarg); if (!(o->duration > 0)) return -EINVAL; break;
-		case 'b': o->baseline = optarg; break;
-		case 'j': o->json = optarg; break;
-		case 'p': o->plots = optarg; break;
-		case 'k': o->kills = atoi(optarg); if (o->kills < 1) return -EINVAL; break;
-		case 'S': o->no_strace = 1; break;
+		case 'q':
+			o->quick = 1;
+			break;
+		case 's':
+			o->scenarios = optarg;
+			break;
+		case 't':
+			o->transports = optarg;
+			break;
+		case 'i':
+			o->iters = atoll(optarg);
+			if (o->iters < 1)
+				return -EINVAL;
+			break;
+		case 'd':
+			o->duration = atof(optarg);
+			if (!(o->duration > 0))
+				return -EINVAL;
+			break;
+		case 'b':
+			o->baseline = optarg;
+			break;
+		case 'j':
+			o->json = optarg;
+			break;
+		case 'p':
+			o->plots = optarg;
+			break;
+		case 'k':
+			o->kills = atoi(optarg);
+			if (o->kills < 1)
+				return -EINVAL;
+			break;
+		case 'S':
+			o->no_strace = 1;
+			break;
 		case 'l':
 			for (size_t i = 0; bench_transports[i]; i++)
 				printf("%-10s %s\n", bench_transports[i]->name,
 				       bench_transports[i]->what);
 			exit(0);
-		case 'h': usage(stdout); exit(0);
-		default: return -EINVAL;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			return -EINVAL;
 		}
 	}
 	return optind < argc ? -EINVAL : 0;
@@ -181,6 +211,7 @@ int main(int argc, char **argv)
 	bench_ratios(rs.r, rs.n, o.baseline);
 	rep.baseline = o.baseline;
 	rep.quick = o.quick;
+	rep.stream_s = o.duration > 0 ? o.duration : o.quick ? 0.1 : BENCH_STREAM_SECS;
 	rep.r = rs.r;
 	rep.nr = rs.n;
 	rep.elapsed_s = (double)(bench_now_ns() - t0) / 1e9;

@@ -126,9 +126,9 @@ static int mem_member(struct bench_group *g, int idx)
 	free(nd);
 	if (!err && !(err = bench_shm_usage(m->domain, &u)))
 		g->c->val[7][0] = u.files; /* left after every node closed */
-	return err ? bench_gfail(g->c, 0, err, "%u nodes, %s: %s", m->nodes, m->star ? "star" : "ring",
-				 strerror(-err))
-		   : 0;
+	return err ? bench_gfail(g->c, 0, err, "%u nodes, %s: %s", m->nodes,
+				 m->star ? "star" : "ring", strerror(-err)) :
+		     0;
 }
 
 static double mib(int64_t b)
@@ -155,8 +155,9 @@ void bench_run_memory(struct bench_results *rs, const struct bench_opts *o, stru
 	for (size_t t = 0; t < 2; t++) {
 		for (size_t k = 0; k < sizeof(mem_nodes) / sizeof(mem_nodes[0]); k++) {
 			struct mem m = { .nodes = mem_nodes[k], .star = t == 1 };
-			struct bench_group g = { .n = 1, .fn = mem_member, .arg = &m,
-						 .timeout_s = 120 };
+			struct bench_group g = {
+				.n = 1, .fn = mem_member, .arg = &m, .timeout_s = 120
+			};
 			struct bench_result *r;
 			int err, left;
 
@@ -176,7 +177,8 @@ void bench_run_memory(struct bench_results *rs, const struct bench_opts *o, stru
 				mem_result(r, g.c);
 			left = bench_shm_cleanup(m.domain);
 			if (left > 0)
-				fprintf(stderr, "shmrpc-bench: memory domain left %d file(s)\n", left);
+				fprintf(stderr, "shmrpc-bench: memory domain left %d file(s)\n",
+					left);
 			bench_gctrl_free(g.c);
 			bench_progress(r);
 		}

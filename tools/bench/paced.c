@@ -52,8 +52,8 @@ static int64_t pace_until(int64_t due)
 	return now - spun;
 }
 
-static int paced_round(struct bench_chan *ch, struct bench_ctrl *c, unsigned char *buf,
-		       size_t size, uint64_t seq, uint64_t *rtt)
+static int paced_round(struct bench_chan *ch, struct bench_ctrl *c, unsigned char *buf, size_t size,
+		       uint64_t seq, uint64_t *rtt)
 {
 	int64_t t0 = bench_now_ns();
 	int n, err;
@@ -74,8 +74,8 @@ static int paced_round(struct bench_chan *ch, struct bench_ctrl *c, unsigned cha
 	return 0;
 }
 
-static int paced_initiator(struct bench_chan *ch, struct bench_ctrl *c,
-			   const struct bench_cfg *cfg, unsigned char *buf)
+static int paced_initiator(struct bench_chan *ch, struct bench_ctrl *c, const struct bench_cfg *cfg,
+			   unsigned char *buf)
 {
 	int64_t gap = (int64_t)(1e9 / cfg->rate), due, end, pace = 0;
 	uint64_t n = 0, rtt, seq = 0;

@@ -19,6 +19,7 @@ static const double paced_rates[] = { 1000, 10000, 100000 };
 /* Seconds measured at each rate: at least ~1000 requests at 1k/s. */
 static const double paced_secs[] = { 1.0, 0.5, 0.3 };
 #define MEMCPY_SIZE (1024 * 1024)
+#define PACED_WARM_MAX 2000 /* requests */
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 struct bench_result *bench_result_new(struct bench_results *rs, const char *scen, const char *tr,
@@ -76,8 +77,7 @@ void bench_progress(const struct bench_result *r)
 		for (int i = 0; i < r->nm && i < 4; i++)
 			fprintf(stderr, "%s%s %.4g", i ? ", " : "", r->m[i].key, r->m[i].v);
 		fprintf(stderr, "\n");
-	}
-	else
+	} else
 		fprintf(stderr, "%.0f msgs/s, %.3f GB/s\n", r->msgs_per_s, r->gb_per_s);
 }
 
@@ -140,10 +140,12 @@ static void counter_metrics(struct bench_result *r, const struct bench_ctrl *c, 
 	const struct bench_side_out *o = c->side;
 
 	if (o[0].syscalls >= 0 && o[1].syscalls >= 0 && msgs > 0)
-		bench_metric_set(r, "syscalls_per_msg", (double)(o[0].syscalls + o[1].syscalls) / msgs);
+		bench_metric_set(r, "syscalls_per_msg",
+				 (double)(o[0].syscalls + o[1].syscalls) / msgs);
 	if (!o[0].has_lib || !o[1].has_lib || msgs <= 0)
 		return;
-	bench_metric_set(r, "lib_sleeps_per_msg", (double)(o[0].lib.sleeps + o[1].lib.sleeps) / msgs);
+	bench_metric_set(r, "lib_sleeps_per_msg",
+			 (double)(o[0].lib.sleeps + o[1].lib.sleeps) / msgs);
 	bench_metric_set(r, "lib_wakes_per_msg", (double)(o[0].lib.wakes + o[1].lib.wakes) / msgs);
 	bench_metric_set(r, "lib_spins_per_msg", (double)(o[0].lib.spins + o[1].lib.spins) / msgs);
 	bench_metric_set(r, "lib_full_per_msg", (double)(o[0].lib.full + o[1].lib.full) / msgs);
@@ -183,8 +185,8 @@ static void run_one(struct bench_result *r, const struct bench_transport *t, ben
 	if (!err && fn == bench_paced_side) {
 		bench_metric_set(r, "achieved_per_s", (double)c->n / r->cpu[0].wall_s);
 		bench_metric_set(r, "cpu0_net_s_per_s",
-				 r->cpu[0].cpu_per_s - (double)c->side[0].pace_ns / 1e9 /
-							       r->cpu[0].wall_s);
+				 r->cpu[0].cpu_per_s -
+					 (double)c->side[0].pace_ns / 1e9 / r->cpu[0].wall_s);
 	}
 	bench_ctrl_free(c);
 	bench_progress(r);
@@ -196,8 +198,7 @@ static int spins(const struct bench_transport *t)
 	return !strcmp(t->name, "spin") || !strcmp(t->name, "shmrpc-spin");
 }
 
-void bench_run_pingpong(struct bench_results *rs, const struct bench_opts *o,
-			struct bench_cfg *cfg)
+void bench_run_pingpong(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg)
 {
 	const struct bench_transport *t;
 
@@ -233,10 +234,12 @@ void bench_run_paced(struct bench_results *rs, const struct bench_opts *o, struc
 				pc = *cfg;
 				pc.msg_size = pp_sizes[s];
 				pc.rate = paced_rates[k];
-				pc.duration = o->duration > 0 ? o->duration :
-					      paced_secs[k] * (o->quick ? 0.2 : 1);
+				pc.duration = o->duration > 0 ?
+						      o->duration :
+						      paced_secs[k] * (o->quick ? 0.2 : 1);
 				pc.warmup = (uint64_t)(pc.rate * (o->quick ? 0.02 : 0.1));
 				pc.warmup = pc.warmup < 50 ? 50 : pc.warmup;
+				pc.warmup = pc.warmup > PACED_WARM_MAX ? PACED_WARM_MAX : pc.warmup;
 				r = bench_result_new(rs, "paced", t->name, pp_sizes[s]);
 				r->rate = pc.rate;
 				run_one(r, t, bench_paced_side, &pc,
@@ -258,6 +261,10 @@ void bench_run_stream(struct bench_results *rs, const struct bench_opts *o, stru
 	const size_t *sizes = o->quick ? st_quick : st_sizes;
 	size_t n = o->quick ? NELEM(st_quick) : NELEM(st_sizes);
 	const struct bench_transport *t;
+
+	/* Half a second per run unless told: 11 sizes x 9 transports. */
+	cfg->duration = o->duration > 0 ? o->duration : o->quick ? 0.1 : BENCH_STREAM_SECS;
+	cfg->warm_s = cfg->duration / 10 < 0.02 ? 0.02 : cfg->duration / 10;
 
 	for (size_t s = 0; s < n; s++) {
 		for (size_t i = 0; (t = bench_transports[i]); i++) {

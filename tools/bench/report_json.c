@@ -60,7 +60,7 @@ static void json_head(FILE *f, const struct bench_report *rep)
 	fprintf(f, "  \"config\": {\"iters\": %llu, \"warmup_iters\": %llu, ",
 		(unsigned long long)c->iters, (unsigned long long)c->warmup);
 	jnum(f, "duration_s", c->duration, ", ");
-	jnum(f, "stream_warmup_s", c->warm_s, ", ");
+	jnum(f, "stream_s", rep->stream_s, ", ");
 	fprintf(f, "\"baseline\": ");
 	jstr(f, rep->baseline);
 	fprintf(f, "},\n  \"transports\": [");
@@ -200,7 +200,9 @@ static void json_targets(FILE *f, const struct bench_report *rep)
 		jnum(f, "value", t->value, ", ");
 		jnum(f, "limit", t->limit, ", ");
 		fprintf(f, "\"at_most\": %s, \"met\": %s}", t->at_most ? "true" : "false",
-			t->met < 0 ? "null" : t->met ? "true" : "false");
+			t->met < 0 ? "null" :
+			t->met	   ? "true" :
+				     "false");
 	}
 	fprintf(f, "\n  ],\n");
 }

@@ -76,17 +76,17 @@ static void print_header(const struct bench_report *rep)
 	printf("side 0 on CPU %d, side 1 on CPU %d; clock_gettime(CLOCK_MONOTONIC) costs %.1f ns\n",
 	       h->side_cpu[0], h->side_cpu[1], h->clock_read_ns);
 	printf("ping-pong: %llu warm-up + up to %llu measured round trips, at most %.3g s; "
-	       "stream: %.3g s warm-up + %.3g s; whole run %.1f s\n",
+	       "stream: %.3g s per run; whole run %.1f s\n",
 	       (unsigned long long)c->warmup, (unsigned long long)c->iters, c->duration,
-	       c->warm_s, c->duration, rep->elapsed_s);
-	printf("load average at start %.2f%s\n", h->load_start,
-	       h->load_start > 0.5 ? ": NOT IDLE, other tasks compete for the CPUs (see 'pre')"
-				   : "");
+	       rep->stream_s, rep->elapsed_s);
+	printf("load average at start %.2f, at the end %.2f%s\n", h->load_start, h->load_end,
+	       h->load_start > 0.5 ? ": NOT IDLE, other tasks compete for the CPUs (see 'pre')" :
+				     "");
 }
 
 static void print_pingpong(const struct bench_report *rep)
 {
-	char sz[16], b[11][24];
+	char sz[16], b[12][24];
 	const struct bench_result *r;
 	int any = 0;
 
@@ -96,23 +96,27 @@ static void print_pingpong(const struct bench_report *rep)
 			continue;
 		if (!any++) {
 			printf("\nping-pong: one-way latency in us (RTT/2 of every round trip)\n");
-			printf("%-18s %6s %7s %8s %8s %8s %8s %8s %7s %7s | %5s %5s %7s %7s %5s\n",
+			printf("%-18s %6s %7s %8s %8s %8s %8s %8s %7s %7s | %5s %5s %7s %7s %7s "
+			       "%5s\n",
 			       "mechanism", "size", "samples", "median", "p90", "p99", "p99.9",
 			       "max", "x med", "x p99", "cpu0", "cpu1", "us/msg0", "us/msg1",
-			       "pre");
+			       "sys/msg", "pre");
 		}
 		bench_fmt_size(sz, sizeof(sz), r->size);
 		if (bench_row_status(r, sz))
 			continue;
-		printf("%-18s %6s %7llu %8s %8s %8s %8s %8s %7s %7s | %5s %5s %7s %7s %5llu\n",
-		       r->transport, sz, (unsigned long long)r->n, bench_fmt_us(b[0], 24, r->lat.median),
-		       bench_fmt_us(b[1], 24, r->lat.p90), bench_fmt_us(b[2], 24, r->lat.p99),
-		       bench_fmt_us(b[3], 24, r->lat.p999), bench_fmt_us(b[4], 24, r->lat.max),
-		       bench_fmt_num(b[5], 24, "%.3f", r->ratio), bench_fmt_num(b[6], 24, "%.3f", r->ratio_p99),
+		printf("%-18s %6s %7llu %8s %8s %8s %8s %8s %7s %7s | %5s %5s %7s %7s %7s %5llu\n",
+		       r->transport, sz, (unsigned long long)r->n,
+		       bench_fmt_us(b[0], 24, r->lat.median), bench_fmt_us(b[1], 24, r->lat.p90),
+		       bench_fmt_us(b[2], 24, r->lat.p99), bench_fmt_us(b[3], 24, r->lat.p999),
+		       bench_fmt_us(b[4], 24, r->lat.max),
+		       bench_fmt_num(b[5], 24, "%.3f", r->ratio),
+		       bench_fmt_num(b[6], 24, "%.3f", r->ratio_p99),
 		       bench_fmt_num(b[7], 24, "%.2f", r->cpu[0].cpu_per_s),
 		       bench_fmt_num(b[8], 24, "%.2f", r->cpu[1].cpu_per_s),
 		       bench_fmt_num(b[9], 24, "%.2f", r->cpu[0].us_per_msg),
 		       bench_fmt_num(b[10], 24, "%.2f", r->cpu[1].us_per_msg),
+		       bench_fmt_num(b[11], 24, "%.3f", bench_metric(r, "syscalls_per_msg")),
 		       (unsigned long long)(r->cpu[0].preempt + r->cpu[1].preempt));
 	}
 }
@@ -129,16 +133,17 @@ static void print_stream(const struct bench_report *rep)
 			continue;
 		if (!any++) {
 			printf("\nstream: side 0 produces, side 1 consumes; delivered messages\n");
-			printf("%-18s %6s %6s %9s %8s %8s | %5s %5s %7s %7s %8s %5s\n",
-			       "mechanism", "size", "buffer", "msgs/s", "GB/s", "x msgs", "cpuP",
-			       "cpuC", "us/msgP", "us/msgC", "sys/msg", "pre");
+			printf("%-18s %6s %6s %9s %8s %8s | %5s %5s %7s %7s %8s %5s\n", "mechanism",
+			       "size", "buffer", "msgs/s", "GB/s", "x msgs", "cpuP", "cpuC",
+			       "us/msgP", "us/msgC", "sys/msg", "pre");
 		}
 		bench_fmt_size(sz, sizeof(sz), r->size);
 		if (bench_row_status(r, sz))
 			continue;
 		printf("%-18s %6s %6s %9s %8s %8s | %5s %5s %7s %7s %8s %5llu\n", r->transport, sz,
 		       r->buf_eff ? bench_fmt_size(buf, sizeof(buf), r->buf_eff) : "?",
-		       bench_fmt_rate(b[0], 24, r->msgs_per_s), bench_fmt_num(b[1], 24, "%.3f", r->gb_per_s),
+		       bench_fmt_rate(b[0], 24, r->msgs_per_s),
+		       bench_fmt_num(b[1], 24, "%.3f", r->gb_per_s),
 		       bench_fmt_num(b[2], 24, "%.3f", r->ratio),
 		       bench_fmt_num(b[3], 24, "%.2f", r->cpu[0].cpu_per_s),
 		       bench_fmt_num(b[4], 24, "%.2f", r->cpu[1].cpu_per_s),
@@ -166,8 +171,10 @@ static void print_floor(const struct bench_report *rep)
 			       "blocks (same processes, same CPUs)\n%-18s %6s %8s %12s %8s\n",
 			       "mechanism", "size", "median", "floor median", "x floor");
 		printf("%-18s %6s %8s %12s %8s\n", r->transport,
-		       bench_fmt_size(sz, sizeof(sz), r->size), bench_fmt_us(b[0], 24, r->lat.median),
-		       bench_fmt_us(b[1], 24, r->floor.median), bench_fmt_num(b[2], 24, "%.2f", r->ratio_floor));
+		       bench_fmt_size(sz, sizeof(sz), r->size),
+		       bench_fmt_us(b[0], 24, r->lat.median),
+		       bench_fmt_us(b[1], 24, r->floor.median),
+		       bench_fmt_num(b[2], 24, "%.2f", r->ratio_floor));
 	}
 }
 

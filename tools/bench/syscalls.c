@@ -86,7 +86,8 @@ static int parse_strace(const char *path, struct strace_counts *sc)
 			continue;
 		/* the name is the last word of the line */
 		line[strcspn(line, "\n")] = 0;
-		snprintf(name, sizeof(name), "%.63s", strrchr(line, ' ') ? strrchr(line, ' ') + 1 : line);
+		snprintf(name, sizeof(name), "%.63s",
+			 strrchr(line, ' ') ? strrchr(line, ' ') + 1 : line);
 		if (!strcmp(name, "total"))
 			continue;
 		sc->total += calls;
@@ -137,7 +138,8 @@ static int run_strace(const char *tr, char *st_path, char *res_path, char *why, 
 
 static void cross_check(struct bench_results *rs, const char *tr)
 {
-	char st_path[] = "/tmp/shmrpc-bench.strace.XXXXXX", res_path[] = "/tmp/shmrpc-bench.res.XXXXXX";
+	char st_path[] = "/tmp/shmrpc-bench.strace.XXXXXX",
+	     res_path[] = "/tmp/shmrpc-bench.res.XXXXXX";
 	struct bench_result *r = bench_result_new(rs, "strace", tr, XCHECK_SIZE);
 	unsigned long long msgs, sleeps, wakes;
 	struct strace_counts sc;
@@ -169,7 +171,8 @@ static void cross_check(struct bench_results *rs, const char *tr)
 	bench_metric_set(r, "msgs", (double)msgs);
 	bench_metric_set(r, "lib_sleeps_plus_wakes", (double)(sleeps + wakes));
 	bench_metric_set(r, "tracepoint_syscalls_in_windows", (double)calls);
-	bench_metric_set(r, "strace_sleep_wake_calls", (double)(sc.futex + sc.waitv + sc.uring_enter));
+	bench_metric_set(r, "strace_sleep_wake_calls",
+			 (double)(sc.futex + sc.waitv + sc.uring_enter));
 	bench_metric_set(r, "strace_futex", (double)sc.futex);
 	bench_metric_set(r, "strace_futex_waitv", (double)sc.waitv);
 	bench_metric_set(r, "strace_io_uring_enter", (double)sc.uring_enter);
@@ -177,8 +180,7 @@ static void cross_check(struct bench_results *rs, const char *tr)
 	bench_progress(r);
 }
 
-void bench_run_syscalls(struct bench_results *rs, const struct bench_opts *o,
-			struct bench_cfg *cfg)
+void bench_run_syscalls(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg)
 {
 	static const char *const tr[] = { "shmrpc", "shmrpc-futex", "futex", "pipe" };
 	const struct bench_transport *t;
@@ -190,7 +192,8 @@ void bench_run_syscalls(struct bench_results *rs, const struct bench_opts *o,
 		cfg->duration = o->duration > 0 ? o->duration : o->quick ? 0.1 : 0.5;
 		cfg->warm_s = cfg->duration / 10 < 0.02 ? 0.02 : cfg->duration / 10;
 		for (size_t i = 0; i < sizeof(tr) / sizeof(tr[0]); i++)
-			if ((t = bench_transport_find(tr[i])) && bench_in_list(o->transports, tr[i]))
+			if ((t = bench_transport_find(tr[i])) &&
+			    bench_in_list(o->transports, tr[i]))
 				bench_run_stream_one(rs, t, cfg, XCHECK_SIZE);
 	}
 	if (!o->no_strace) {

@@ -65,12 +65,16 @@ static void latency_targets(struct bench_report *rep)
 {
 	static const char *const sleeps[2] = { "shmrpc-sleep", "shmrpc-sleep-futex" };
 	static const char *const med[2][2] = {
-		{ "receiver asleep, uring, 64 B: median / futex's", "receiver asleep, uring, 4 KiB: median / futex's" },
-		{ "receiver asleep, futex backend, 64 B: median / futex's", "receiver asleep, futex backend, 4 KiB: median / futex's" }
+		{ "receiver asleep, uring, 64 B: median / futex's",
+		  "receiver asleep, uring, 4 KiB: median / futex's" },
+		{ "receiver asleep, futex backend, 64 B: median / futex's",
+		  "receiver asleep, futex backend, 4 KiB: median / futex's" }
 	};
 	static const char *const p99[2][2] = {
-		{ "receiver asleep, uring, 64 B: p99 / futex's", "receiver asleep, uring, 4 KiB: p99 / futex's" },
-		{ "receiver asleep, futex backend, 64 B: p99 / futex's", "receiver asleep, futex backend, 4 KiB: p99 / futex's" }
+		{ "receiver asleep, uring, 64 B: p99 / futex's",
+		  "receiver asleep, uring, 4 KiB: p99 / futex's" },
+		{ "receiver asleep, futex backend, 64 B: p99 / futex's",
+		  "receiver asleep, futex backend, 4 KiB: p99 / futex's" }
 	};
 	const struct bench_result *r;
 
@@ -96,8 +100,8 @@ static void stream_targets(struct bench_report *rep)
 
 	add(rep, "2", "stream 64 B, msgs/s (shmrpc_send/recv)", "M msgs/s",
 	    V(r, r->msgs_per_s / 1e6), 10.0, 0);
-	add(rep, "2", "stream 64 B, zero-copy calls", "M msgs/s", V(zc, zc->msgs_per_s / 1e6),
-	    10.0, 0);
+	add(rep, "2", "stream 64 B, zero-copy calls", "M msgs/s", V(zc, zc->msgs_per_s / 1e6), 10.0,
+	    0);
 	add(rep, "2", "stream 64 B, msgs/s over pipe's", "x pipe",
 	    r && p ? r->msgs_per_s / p->msgs_per_s : NAN, 30.0, 0);
 	add(rep, "2", "stream 1 MiB, GB/s over one core's memcpy", "x memcpy",

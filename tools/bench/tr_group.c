@@ -32,10 +32,10 @@ enum kind { K_PIPE, K_UNIX, K_MQ };
 
 struct kgroup {
 	enum kind kind;
-	int nch;			 /* channels: 1 (fan-in) or ncons */
-	int rfd[BENCH_GROUP_MAX];	 /* read end (mqueue: the queue) */
-	int wfd[BENCH_GROUP_MAX];	 /* write end (mqueue: the queue) */
-	int mine;			 /* consumer: its channel */
+	int nch; /* channels: 1 (fan-in) or ncons */
+	int rfd[BENCH_GROUP_MAX]; /* read end (mqueue: the queue) */
+	int wfd[BENCH_GROUP_MAX]; /* write end (mqueue: the queue) */
+	int mine; /* consumer: its channel */
 };
 
 static void kg_close(struct kgroup *k)
@@ -139,8 +139,8 @@ static int kg_send_one(struct kgroup *k, int i, const void *buf, size_t len)
 	if (k->kind == K_MQ)
 		return mq_send((mqd_t)k->wfd[i], buf, len, 0) < 0 ? -errno : 0;
 	while (off < len) {
-		n = k->kind == K_PIPE ? write(k->wfd[i], (const char *)buf + off, len - off)
-				      : send(k->wfd[i], buf, len, 0);
+		n = k->kind == K_PIPE ? write(k->wfd[i], (const char *)buf + off, len - off) :
+					send(k->wfd[i], buf, len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -198,16 +198,16 @@ static void kg_teardown(struct bench_gchan *g)
 	}
 }
 
-#define KGROUP(var, nm, desc, setupfn)                                                         \
-	static const struct bench_gtr var = {                                                  \
-		.name = nm,                                                                    \
-		.what = desc,                                                                  \
-		.topos = BENCH_FANIN | BENCH_BCAST,                                            \
-		.setup = setupfn,                                                              \
-		.attach = kg_attach,                                                           \
-		.send = kg_send,                                                               \
-		.recv = kg_recv,                                                               \
-		.teardown = kg_teardown,                                                       \
+#define KGROUP(var, nm, desc, setupfn)              \
+	static const struct bench_gtr var = {       \
+		.name = nm,                         \
+		.what = desc,                       \
+		.topos = BENCH_FANIN | BENCH_BCAST, \
+		.setup = setupfn,                   \
+		.attach = kg_attach,                \
+		.send = kg_send,                    \
+		.recv = kg_recv,                    \
+		.teardown = kg_teardown,            \
 	}
 
 KGROUP(g_pipe, "pipe", "fan-in: one pipe; broadcast: a pipe per consumer", pipe_gsetup);
@@ -219,8 +219,14 @@ KGROUP(g_mq, "mqueue", "POSIX queue; fan-in: one queue; broadcast: a queue per c
 extern const struct bench_gtr bench_g_shm, bench_g_shm_futex, bench_g_shm_loop, bench_g_shm_defer;
 
 const struct bench_gtr *const bench_gtransports[] = {
-	&g_pipe, &g_unix, &g_mq, &bench_g_shm, &bench_g_shm_futex, &bench_g_shm_loop,
-	&bench_g_shm_defer, NULL,
+	&g_pipe,
+	&g_unix,
+	&g_mq,
+	&bench_g_shm,
+	&bench_g_shm_futex,
+	&bench_g_shm_loop,
+	&bench_g_shm_defer,
+	NULL,
 };
 
 const struct bench_gtr *bench_gtransport_find(const char *name)

@@ -203,18 +203,18 @@ static void gshm_teardown(struct bench_gchan *g)
 	g->priv = NULL;
 }
 
-#define GSHM(var, nm, desc, topo, setupfn)                                                     \
-	const struct bench_gtr var = {                                                         \
-		.name = nm,                                                                    \
-		.what = desc,                                                                  \
-		.topos = topo,                                                                 \
-		.setup = setupfn,                                                              \
-		.attach = gshm_attach,                                                         \
-		.send = gshm_send,                                                             \
-		.recv = gshm_recv,                                                             \
-		.detach = gshm_detach,                                                         \
-		.teardown = gshm_teardown,                                                     \
-		.counters = gshm_counters,                                                     \
+#define GSHM(var, nm, desc, topo, setupfn) \
+	const struct bench_gtr var = {     \
+		.name = nm,                \
+		.what = desc,              \
+		.topos = topo,             \
+		.setup = setupfn,          \
+		.attach = gshm_attach,     \
+		.send = gshm_send,         \
+		.recv = gshm_recv,         \
+		.detach = gshm_detach,     \
+		.teardown = gshm_teardown, \
+		.counters = gshm_counters, \
 	}
 
 GSHM(bench_g_shm, "shmrpc", "libshmrpc, uring; broadcast: shmrpc_broadcast, wakes batched",
@@ -222,8 +222,8 @@ GSHM(bench_g_shm, "shmrpc", "libshmrpc, uring; broadcast: shmrpc_broadcast, wake
 GSHM(bench_g_shm_futex, "shmrpc-futex",
      "libshmrpc, futex backend; broadcast: shmrpc_broadcast, one futex(2) per wake",
      BENCH_FANIN | BENCH_BCAST, setup_futex);
-GSHM(bench_g_shm_loop, "shmrpc-loop", "libshmrpc, uring; one shmrpc_send per consumer",
-     BENCH_BCAST, setup_loop);
+GSHM(bench_g_shm_loop, "shmrpc-loop", "libshmrpc, uring; one shmrpc_send per consumer", BENCH_BCAST,
+     setup_loop);
 GSHM(bench_g_shm_defer, "shmrpc-defer",
      "libshmrpc, uring; shmrpc_send_flags(DEFER) per consumer + shmrpc_flush", BENCH_BCAST,
      setup_defer);

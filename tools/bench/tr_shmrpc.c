@@ -32,7 +32,7 @@
 
 struct shm_variant {
 	const char *backend; /* NULL: the library's default */
-	int32_t spin_us;     /* 0: default (adaptive, up to 20 us) */
+	int32_t spin_us; /* 0: default (adaptive, up to 20 us) */
 	int zc;
 };
 
@@ -73,10 +73,10 @@ static int shm_setup_v(struct bench_chan *ch, const struct shm_variant *v)
 	return 0;
 }
 
-#define SETUP(name, var)                                                                       \
-	static int name(struct bench_chan *ch)                                                 \
-	{                                                                                      \
-		return shm_setup_v(ch, &var);                                                  \
+#define SETUP(name, var)                       \
+	static int name(struct bench_chan *ch) \
+	{                                      \
+		return shm_setup_v(ch, &var);  \
 	}
 SETUP(setup_default, v_default)
 SETUP(setup_futex, v_futex)
@@ -128,9 +128,10 @@ static int shm_send(struct bench_chan *ch, const void *buf, size_t len)
 
 static int zc_recv(struct shm_tr *st, void *buf, size_t cap)
 {
+	uint64_t sum = 0, acc[8] = { 0 };
 	struct shmrpc_rxbuf rx;
 	const uint64_t *w;
-	uint64_t sum = 0;
+	size_t i;
 	int n, err;
 
 	n = shmrpc_peek(st->node, &rx, -1);
@@ -141,10 +142,17 @@ static int zc_recv(struct shm_tr *st, void *buf, size_t cap)
 		return -EMSGSIZE;
 	}
 	/* Used in place: every byte read once (the ring keeps records 8-byte
-	 * aligned), then only the stamps copied out for the scenario's check. */
+	 * aligned), then only the stamps copied out for the scenario's check.
+	 * Eight sums, one cache line per step: the loads run in parallel, at
+	 * about the speed memcpy reads. */
 	w = rx.data;
-	for (size_t i = 0; i < (size_t)n / 8; i++)
-		sum += w[i];
+	for (i = 0; i + 8 <= (size_t)n / 8; i += 8)
+		for (int k = 0; k < 8; k++)
+			acc[k] += w[i + k];
+	for (; i < (size_t)n / 8; i++)
+		acc[0] += w[i];
+	for (int k = 0; k < 8; k++)
+		sum += acc[k];
 	zc_sink = sum;
 	if (n >= 8) {
 		memcpy(buf, rx.data, 8);
@@ -204,31 +212,31 @@ static void shm_teardown(struct bench_chan *ch)
 	ch->priv = NULL;
 }
 
-#define SHM_TRANSPORT(var, nm, desc, setupfn, skip)                                            \
-	const struct bench_transport var = {                                                   \
-		.name = nm,                                                                    \
-		.what = desc,                                                                  \
-		.setup = setupfn,                                                              \
-		.attach = shm_attach,                                                          \
-		.send = shm_send,                                                              \
-		.recv = shm_recv,                                                              \
-		.detach = shm_detach,                                                          \
-		.teardown = shm_teardown,                                                      \
-		.counters = shm_counters,                                                      \
-		.not_in = skip,                                                                \
+#define SHM_TRANSPORT(var, nm, desc, setupfn, skip) \
+	const struct bench_transport var = {        \
+		.name = nm,                         \
+		.what = desc,                       \
+		.setup = setupfn,                   \
+		.attach = shm_attach,               \
+		.send = shm_send,                   \
+		.recv = shm_recv,                   \
+		.detach = shm_detach,               \
+		.teardown = shm_teardown,           \
+		.counters = shm_counters,           \
+		.not_in = skip,                     \
 	}
 
 SHM_TRANSPORT(bench_tr_shm, "shmrpc",
-	      "libshmrpc defaults: uring wakes, adaptive spin (<= 20 us) then sleep",
-	      setup_default, 0);
+	      "libshmrpc defaults: uring wakes, adaptive spin (<= 20 us) then sleep", setup_default,
+	      0);
 SHM_TRANSPORT(bench_tr_shm_futex, "shmrpc-futex",
 	      "libshmrpc, futex backend (futex_waitv), adaptive spin then sleep", setup_futex, 0);
 SHM_TRANSPORT(bench_tr_shm_spin, "shmrpc-spin",
 	      "libshmrpc, receiver stays awake spinning (spin_us = 1 s)", setup_spin,
 	      BENCH_NOT_PACED | BENCH_NOT_STREAM);
 SHM_TRANSPORT(bench_tr_shm_sleep, "shmrpc-sleep",
-	      "libshmrpc, uring backend, receiver sleeps at once (SHMRPC_SPIN_NEVER)",
-	      setup_sleep, BENCH_NOT_PACED | BENCH_NOT_STREAM);
+	      "libshmrpc, uring backend, receiver sleeps at once (SHMRPC_SPIN_NEVER)", setup_sleep,
+	      BENCH_NOT_PACED | BENCH_NOT_STREAM);
 SHM_TRANSPORT(bench_tr_shm_sleep_futex, "shmrpc-sleep-futex",
 	      "libshmrpc, futex backend, receiver sleeps at once (SHMRPC_SPIN_NEVER)",
 	      setup_sleep_futex, BENCH_NOT_PACED | BENCH_NOT_STREAM);

@@ -9,10 +9,18 @@
 #include "bench.h"
 
 const struct bench_transport *const bench_transports[] = {
-	&bench_tr_spin, &bench_tr_futex, &bench_tr_eventfd,
-	&bench_tr_pipe, &bench_tr_unix,	 &bench_tr_mqueue,
-	&bench_tr_shm, &bench_tr_shm_futex, &bench_tr_shm_spin,
-	&bench_tr_shm_sleep, &bench_tr_shm_sleep_futex, &bench_tr_shm_zc,
+	&bench_tr_spin,
+	&bench_tr_futex,
+	&bench_tr_eventfd,
+	&bench_tr_pipe,
+	&bench_tr_unix,
+	&bench_tr_mqueue,
+	&bench_tr_shm,
+	&bench_tr_shm_futex,
+	&bench_tr_shm_spin,
+	&bench_tr_shm_sleep,
+	&bench_tr_shm_sleep_futex,
+	&bench_tr_shm_zc,
 	NULL,
 };
 
