@@ -158,7 +158,8 @@ static int check_list(const char *list, int scen)
 		for (size_t i = 0; scen && i < NSCEN; i++)
 			ok |= !strcmp(scenarios[i].name, name);
 		ok |= !scen && (bench_transport_find(name) || bench_gtransport_find(name) ||
-				!strcmp(name, "cacheline"));
+				!strcmp(name, "cacheline") || !strcmp(name, "peers") ||
+				!strncmp(name, "reaper-", 7));
 		if (!ok) {
 			fprintf(stderr, "shmrpc-bench: unknown %s '%s'\n",
 				scen ? "scenario" : "transport", name);
