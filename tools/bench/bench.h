@@ -133,6 +133,9 @@ struct bench_cfg {
 	double duration; /* stream: seconds measured; ping-pong: time cap */
 	double warm_s; /* stream: seconds streamed before measuring */
 	double rate; /* paced: requests per second offered by side 0 */
+	int count_syscalls; /* count each side's system calls (syscount.c): it
+			       costs every system call ~0.1 us, so only the
+			       runs that report system calls do it */
 	int floor_blocks; /* pingpong: interleave this many blocks of cache-line
 			       round trips (0: none; spinning transports) */
 	int cpu[2]; /* CPU of side 0 and side 1 */
@@ -258,6 +261,7 @@ struct bench_group {
 	int n;
 	int cpu[BENCH_GROUP_MAX];
 	double timeout_s; /* watchdog; 0: 60 s */
+	int count_syscalls; /* members count their system calls (syscount.c) */
 	int (*attach)(struct bench_group *g, int idx); /* optional, before the barrier */
 	int (*fn)(struct bench_group *g, int idx); /* after the barrier */
 	void (*detach)(struct bench_group *g, int idx); /* optional */
@@ -435,8 +439,8 @@ void bench_run_pingpong(struct bench_results *rs, const struct bench_opts *o,
 			struct bench_cfg *cfg);
 void bench_run_paced(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
 void bench_run_stream(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
-void bench_run_stream_one(struct bench_results *rs, const struct bench_transport *t,
-			  struct bench_cfg *cfg, size_t size);
+void bench_run_stream_one(struct bench_results *rs, const char *scen,
+			  const struct bench_transport *t, struct bench_cfg *cfg, size_t size);
 void bench_run_memcpy(struct bench_results *rs, struct bench_cfg *cfg);
 /* fanout.c, syscalls.c, idle.c, connect.c, memory.c, crash.c */
 void bench_run_fanin(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);

@@ -38,6 +38,17 @@
 #define JOIN_N 200
 #define JOIN_MANY 1000
 #define STOP UINT64_MAX
+#define COUNTED \
+	20 /* extra iterations whose system calls and page faults are
+		      counted (not timed: counting slows every system call) */
+
+static long minflt(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
 
 struct conn {
 	char domain[64];
@@ -65,8 +76,9 @@ static int shm_sender(struct bench_group *g, struct conn *cn)
 	struct shmrpc_opts o = { .sz = sizeof(o), .domain = cn->domain };
 	uint64_t *s = g->c->samples, n = cn->n, m[8] = { 0 };
 	struct shmrpc_node *node, *local;
+	int64_t t0, t1, t2, c0, c1;
+	long f0, f1;
 	char name[32];
-	int64_t t0;
 	int err;
 
 	err = shmrpc_open("local", &o, &local);
@@ -78,28 +90,45 @@ static int shm_sender(struct bench_group *g, struct conn *cn)
 		err = shmrpc_wait_node(node, "r2", 10000);
 	if (err)
 		return fail(g, 0, err, "waiting for r");
-	for (uint64_t i = 0; i < n; i++) {
+	for (uint64_t i = 0; i < n + COUNTED; i++) {
 		snprintf(name, sizeof(name), "s%llu", (unsigned long long)i);
 		err = shmrpc_open(name, &o, &node);
 		if (err)
 			return fail(g, 0, err, "open");
+		if (i == n)
+			bench_sysc_open();
+		c0 = bench_sysc_read();
+		f0 = minflt();
 		m[0] = i;
 		m[1] = (uint64_t)(t0 = bench_now_ns());
 		err = shmrpc_send(node, "r", m, sizeof(m), -1);
-		s[i] = (uint64_t)(bench_now_ns() - t0);
+		t1 = bench_now_ns();
+		f1 = minflt();
+		c1 = bench_sysc_read();
+		if (i < n) {
+			s[i] = (uint64_t)(t1 - t0);
+		} else if (c0 >= 0 && c1 >= 0) {
+			/* minus the closing read and the getrusage between */
+			g->c->val[0][0] += c1 - c0 - 2;
+			g->c->val[0][1] += f1 - f0;
+			g->c->val[0][2]++;
+		}
+		t0 = bench_now_ns();
 		m[1] = 0; /* no delivery time for the others */
 		t0 = bench_now_ns();
 		if (!err)
 			err = shmrpc_send(node, "r2", m, sizeof(m), -1);
-		s[5 * n + i] = (uint64_t)(bench_now_ns() - t0);
-		t0 = bench_now_ns();
+		t1 = bench_now_ns();
 		if (!err)
 			err = shmrpc_send(node, "local", m, sizeof(m), -1);
-		s[6 * n + i] = (uint64_t)(bench_now_ns() - t0);
-		t0 = bench_now_ns();
+		t2 = bench_now_ns();
 		if (!err)
 			err = shmrpc_send(node, "r", m, sizeof(m), -1);
-		s[2 * n + i] = (uint64_t)(bench_now_ns() - t0);
+		if (i < n) {
+			s[5 * n + i] = (uint64_t)(t1 - t0);
+			s[6 * n + i] = (uint64_t)(t2 - t1);
+			s[2 * n + i] = (uint64_t)(bench_now_ns() - t2);
+		}
 		if (!err && shmrpc_recv(local, m, sizeof(m), NULL, 1000) != (int)sizeof(m))
 			err = -EBADMSG;
 		if (err)
@@ -206,6 +235,7 @@ static int connect_member(struct bench_group *g, int idx)
 	if (idx == 2)
 		return unix_listener(g, cn);
 	err = shm_sender(g, cn);
+	bench_sysc_close();
 	bench_gbarrier(g->c, 1, 2); /* with the listener */
 	return err ? err : unix_sender(g, cn);
 }
@@ -244,6 +274,21 @@ static int join_member(struct bench_group *g, int idx)
 		s[i] = (uint64_t)(t1 - t0); /* join */
 		s[n + i] = (uint64_t)(bench_now_ns() - t1); /* leave */
 	}
+	bench_sysc_open(); /* counted join/leave pairs, not timed */
+	for (int i = 0; i < COUNTED && !err; i++) {
+		int64_t c0 = bench_sysc_read(), c1, c2;
+
+		err = shmrpc_open("j", &o, &node);
+		c1 = bench_sysc_read();
+		shmrpc_close(node);
+		c2 = bench_sysc_read();
+		if (c0 >= 0 && c2 >= 0) {
+			g->c->val[0][2] += c1 - c0 - 1;
+			g->c->val[0][3] += c2 - c1 - 1;
+			g->c->val[0][4]++;
+		}
+	}
+	bench_sysc_close();
 	many = calloc((size_t)cn->many, sizeof(*many));
 	if (!err && !many)
 		err = -ENOMEM;
@@ -329,6 +374,12 @@ static void run_first_send(struct bench_results *rs, const struct bench_opts *o,
 	lat_metrics(r, "warm_send_median_us", "warm_send_p99_us", s + 2 * n, n);
 	lat_metrics(r, "second_peer_median_us", "second_peer_p99_us", s + 5 * n, n);
 	lat_metrics(r, "same_process_median_us", "same_process_p99_us", s + 6 * n, n);
+	if (g.c->val[0][2]) {
+		bench_metric_set(r, "syscalls_per_first_send",
+				 (double)g.c->val[0][0] / (double)g.c->val[0][2]);
+		bench_metric_set(r, "page_faults_per_first_send",
+				 (double)g.c->val[0][1] / (double)g.c->val[0][2]);
+	}
 	bench_progress(r);
 	r = lat_result(rs, "connect", "unix", s + 3 * n, n);
 	lat_metrics(r, "delivered_median_us", "delivered_p99_us", s + 4 * n, n);
@@ -370,6 +421,12 @@ static void run_join(struct bench_results *rs, const struct bench_opts *o,
 	s = g.c->samples;
 	r = lat_result(rs, "join", tr, s, n);
 	lat_metrics(r, "leave_median_us", "leave_p99_us", s + n, n);
+	if (g.c->val[0][4]) {
+		bench_metric_set(r, "syscalls_per_join",
+				 (double)g.c->val[0][2] / (double)g.c->val[0][4]);
+		bench_metric_set(r, "syscalls_per_leave",
+				 (double)g.c->val[0][3] / (double)g.c->val[0][4]);
+	}
 	bench_progress(r);
 	r = lat_result(rs, "join1000", tr, s + 2 * n, (uint64_t)cn.many);
 	r->nodes = (unsigned)cn.many;

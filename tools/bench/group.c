@@ -89,7 +89,8 @@ static _Noreturn void member_main(struct bench_group *g, int idx)
 	int err = 0;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	bench_sysc_open();
+	if (g->count_syscalls)
+		bench_sysc_open();
 	g->idx = idx;
 	if (g->cpu[idx] >= 0) {
 		CPU_ZERO(&set);

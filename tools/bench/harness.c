@@ -186,7 +186,8 @@ static _Noreturn void side_main(struct bench_chan *ch, struct bench_ctrl *c, int
 	int err = 0;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the driver */
-	bench_sysc_open(); /* before attach: threads it starts are counted */
+	if (cfg->count_syscalls)
+		bench_sysc_open(); /* before attach: threads it starts are counted */
 	side_chan = ch;
 	CPU_ZERO(&set);
 	CPU_SET(cfg->cpu[side], &set);

@@ -249,11 +249,11 @@ void bench_run_paced(struct bench_results *rs, const struct bench_opts *o, struc
 	}
 }
 
-void bench_run_stream_one(struct bench_results *rs, const struct bench_transport *t,
-			  struct bench_cfg *cfg, size_t size)
+void bench_run_stream_one(struct bench_results *rs, const char *scen,
+			  const struct bench_transport *t, struct bench_cfg *cfg, size_t size)
 {
 	cfg->msg_size = size;
-	run_one(bench_result_new(rs, "stream", t->name, size), t, bench_stream_side, cfg, 0);
+	run_one(bench_result_new(rs, scen, t->name, size), t, bench_stream_side, cfg, 0);
 }
 
 void bench_run_stream(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg)
@@ -270,7 +270,7 @@ void bench_run_stream(struct bench_results *rs, const struct bench_opts *o, stru
 		for (size_t i = 0; (t = bench_transports[i]); i++) {
 			if (!bench_want(o, t->name, t->not_in, BENCH_NOT_STREAM))
 				continue;
-			bench_run_stream_one(rs, t, cfg, sizes[s]);
+			bench_run_stream_one(rs, "stream", t, cfg, sizes[s]);
 		}
 	}
 }

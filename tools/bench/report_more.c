@@ -46,7 +46,7 @@ void bench_print_paced(const struct bench_report *rep)
 			 "\npaced ping-pong: side 0 sends requests at the offered rate, side 1 "
 			 "answers; one-way latency in us\n"
 			 "mechanism            size  offered achieved  median      p90      p99    "
-			 "p99.9   x med   x p99 | cpu0n  cpu1 us/msg1 sys/msg sleep/msg   pre\n"))
+			 "p99.9   x med   x p99 | cpu0n  cpu1 us/msg1 slp/msg  spin/msg   pre\n"))
 			continue;
 		printf("%-18s %6s %8s %8s %7s %8s %8s %8s %7s %7s | %5s %5s %7s %7s %9s %5llu\n",
 		       r->transport, bench_fmt_size(b[0], 24, r->size),
@@ -58,13 +58,14 @@ void bench_print_paced(const struct bench_report *rep)
 		       num(b[9], "%.2f", M(r, "cpu0_net_s_per_s")),
 		       num(b[10], "%.2f", r->cpu[1].cpu_per_s),
 		       num(b[11], "%.2f", r->cpu[1].us_per_msg),
-		       num(b[12], "%.3f", M(r, "syscalls_per_msg")),
-		       num(b[13], "%.3f", M(r, "lib_sleeps_per_msg")),
+		       num(b[12], "%.3f", M(r, "lib_sleeps_per_msg")),
+		       num(b[13], "%.3f", M(r, "lib_spins_per_msg")),
 		       (unsigned long long)(r->cpu[0].preempt + r->cpu[1].preempt));
 	}
 	if (any)
 		printf("offered/achieved: requests per second; cpu0n: side 0's CPU-s/s without its "
-		       "spinning for the schedule; sleep/msg: libshmrpc sleeps per message.\n");
+		       "spinning for the schedule;\nslp/msg, spin/msg: libshmrpc's waits that "
+		       "slept / ended while spinning, both sides, per message.\n");
 }
 
 static void print_fan(const struct bench_report *rep)
@@ -84,15 +85,14 @@ static void print_fan(const struct bench_report *rep)
 		    !row(r, &any,
 			 "\nfan-in: 8 producers (CPU 0) -> 1 consumer (CPU 1), 64 B\n"
 			 "mechanism            msgs/s   x pipe | consCPU us/msgC us/msgP  "
-			 "sys/msg wakes/msg sleeps/msg\n"))
+			 "wakes/msg sleeps/msg\n"))
 			continue;
-		printf("%-18s %9s %8s | %7s %7s %7s %8s %9s %10s\n", r->transport,
+		printf("%-18s %9s %8s | %7s %7s %7s %10s %10s\n", r->transport,
 		       bench_fmt_rate(b[0], 24, r->msgs_per_s),
 		       num(b[1], "%.2f", r->msgs_per_s / pipe),
 		       num(b[2], "%.2f", M(r, "cons_cpu_s_per_s")),
 		       num(b[3], "%.3f", M(r, "cons_cpu_us_per_msg")),
 		       num(b[4], "%.3f", M(r, "prod_cpu_us_per_msg")),
-		       num(b[5], "%.4f", M(r, "syscalls_per_msg")),
 		       num(b[6], "%.4f", M(r, "lib_wakes_per_msg")),
 		       num(b[7], "%.4f", M(r, "lib_sleeps_per_msg")));
 	}
@@ -110,15 +110,14 @@ static void print_bcast(const struct bench_report *rep)
 		    !row(r, &any,
 			 "\nbroadcast: 1 producer (CPU 0) -> 8 consumers (CPU 1), 64 B, "
 			 "back to back\n"
-			 "mechanism         delivered/s  bcasts/s | us/bcastP us/msgC  "
-			 "sys/msg wakes/msg\n"))
+			 "mechanism         delivered/s  bcasts/s | us/bcastP us/msgC "
+			 "wakes/msg\n"))
 			continue;
-		printf("%-18s %11s %9s | %9s %7s %8s %9s\n", r->transport,
+		printf("%-18s %11s %9s | %9s %7s %9s\n", r->transport,
 		       bench_fmt_rate(b[0], 24, r->msgs_per_s),
 		       bench_fmt_rate(b[1], 24, M(r, "bcasts_per_s")),
 		       num(b[2], "%.3f", M(r, "prod_cpu_us_per_bcast")),
 		       num(b[3], "%.3f", M(r, "cons_cpu_us_per_msg")),
-		       num(b[4], "%.4f", M(r, "syscalls_per_msg")),
 		       num(b[5], "%.4f", M(r, "lib_wakes_per_msg")));
 	}
 	any = 0;
@@ -143,22 +142,22 @@ static void print_bcast(const struct bench_report *rep)
 	}
 	if (any)
 		printf("CPU: the calling thread's (CLOCK_THREAD_CPUTIME_ID); calls/call: system calls "
-		       "inside one call;\nkernel mechanisms wake each consumer with its own call; "
-		       "wakes/call for libshmrpc from its counters.\n");
+		       "inside one call (counted\nduring the warm-up calls only); wakes/call: "
+		       "libshmrpc's counters (a kernel broadcast wakes each consumer).\n");
 }
 
 static void print_syscalls(const struct bench_report *rep)
 {
 	char b[10][24];
-	int any = 0, shm;
+	int any = 0;
 
 	for (size_t i = 0; i < rep->nr; i++) {
 		const struct bench_result *r = &rep->r[i];
 
-		shm = !strncmp(r->transport, "shmrpc", 6);
-		if (!is(r, "stream") || (!shm && r->size != 64) ||
+		if (!is(r, "syscalls") ||
 		    !row(r, &any,
-			 "\nsystem calls per message, streaming (saturated): both sides\n"
+			 "\nsystem calls per message, streaming (saturated), both sides: runs of "
+			 "their own, counted\n"
 			 "mechanism            size    msgs/s  sys/msg sleep/msg  wake/msg  "
 			 "spin/msg  full/msg us/msgP us/msgC\n"))
 			continue;
@@ -172,6 +171,9 @@ static void print_syscalls(const struct bench_report *rep)
 		       num(b[7], "%.3f", r->cpu[0].us_per_msg),
 		       num(b[8], "%.3f", r->cpu[1].us_per_msg));
 	}
+	if (any)
+		printf("counting costs each system call ~0.1 us of CPU: for CPU and throughput "
+		       "compare the stream table.\n");
 	any = 0;
 	for (size_t i = 0; i < rep->nr; i++) {
 		const struct bench_result *r = &rep->r[i];
@@ -236,14 +238,19 @@ static void print_connect(const struct bench_report *rep)
 			       num(b[4], "%.1f", M(r, "total_ms")),
 			       num(b[5], "%.1f", M(r, "leave_total_ms")));
 		else if (j)
-			printf("leave median %s us\n",
-			       bench_fmt_us(b[4], 24, M(r, "leave_median_us")));
+			printf("leave median %s us; syscalls: join %s, leave %s\n",
+			       bench_fmt_us(b[4], 24, M(r, "leave_median_us")),
+			       num(b[5], "%.1f", M(r, "syscalls_per_join")),
+			       num(b[6], "%.1f", M(r, "syscalls_per_leave")));
 		else
-			printf("delivered med %s; 2nd peer %s; same process %s; warm %s\n",
+			printf("delivered med %s; 2nd peer %s; same process %s; warm %s; "
+			       "syscalls %s, faults %s\n",
 			       bench_fmt_us(b[4], 24, M(r, "delivered_median_us")),
 			       bench_fmt_us(b[6], 24, M(r, "second_peer_median_us")),
 			       bench_fmt_us(b[7], 24, M(r, "same_process_median_us")),
-			       bench_fmt_us(b[5], 24, M(r, "warm_send_median_us")));
+			       bench_fmt_us(b[5], 24, M(r, "warm_send_median_us")),
+			       num(b[8], "%.1f", M(r, "syscalls_per_first_send")),
+			       num(b[9], "%.1f", M(r, "page_faults_per_first_send")));
 	}
 	if (any)
 		printf("connect: the first shmrpc_send to a node (unix: socket + connect + send); "

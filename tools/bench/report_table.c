@@ -100,7 +100,7 @@ static void print_pingpong(const struct bench_report *rep)
 			       "%5s\n",
 			       "mechanism", "size", "samples", "median", "p90", "p99", "p99.9",
 			       "max", "x med", "x p99", "cpu0", "cpu1", "us/msg0", "us/msg1",
-			       "sys/msg", "pre");
+			       "slp/msg", "pre");
 		}
 		bench_fmt_size(sz, sizeof(sz), r->size);
 		if (bench_row_status(r, sz))
@@ -116,7 +116,7 @@ static void print_pingpong(const struct bench_report *rep)
 		       bench_fmt_num(b[8], 24, "%.2f", r->cpu[1].cpu_per_s),
 		       bench_fmt_num(b[9], 24, "%.2f", r->cpu[0].us_per_msg),
 		       bench_fmt_num(b[10], 24, "%.2f", r->cpu[1].us_per_msg),
-		       bench_fmt_num(b[11], 24, "%.3f", bench_metric(r, "syscalls_per_msg")),
+		       bench_fmt_num(b[11], 24, "%.3f", bench_metric(r, "lib_sleeps_per_msg")),
 		       (unsigned long long)(r->cpu[0].preempt + r->cpu[1].preempt));
 	}
 }
@@ -135,7 +135,7 @@ static void print_stream(const struct bench_report *rep)
 			printf("\nstream: side 0 produces, side 1 consumes; delivered messages\n");
 			printf("%-18s %6s %6s %9s %8s %8s | %5s %5s %7s %7s %8s %5s\n", "mechanism",
 			       "size", "buffer", "msgs/s", "GB/s", "x msgs", "cpuP", "cpuC",
-			       "us/msgP", "us/msgC", "sys/msg", "pre");
+			       "us/msgP", "us/msgC", "slp/msg", "pre");
 		}
 		bench_fmt_size(sz, sizeof(sz), r->size);
 		if (bench_row_status(r, sz))
@@ -149,7 +149,7 @@ static void print_stream(const struct bench_report *rep)
 		       bench_fmt_num(b[4], 24, "%.2f", r->cpu[1].cpu_per_s),
 		       bench_fmt_num(b[5], 24, "%.3f", r->cpu[0].us_per_msg),
 		       bench_fmt_num(b[6], 24, "%.3f", r->cpu[1].us_per_msg),
-		       bench_fmt_num(b[7], 24, "%.4f", bench_metric(r, "syscalls_per_msg")),
+		       bench_fmt_num(b[7], 24, "%.4f", bench_metric(r, "lib_sleeps_per_msg")),
 		       (unsigned long long)(r->cpu[0].preempt + r->cpu[1].preempt));
 	}
 }
@@ -215,8 +215,7 @@ void bench_print_table(const struct bench_report *rep)
 	       "took a side's CPU);\n0 on an idle machine, and numbers of rows with many are "
 	       "disturbed.\n",
 	       rep->baseline, rep->baseline);
-	printf("sys/msg: system calls of both sides per message (raw_syscalls:sys_enter "
-	       "tracepoint).\n");
+	printf("slp/msg: libshmrpc's sleeps of both sides per message (its counters).\n");
 	bench_print_targets(rep);
 	fflush(stdout);
 }

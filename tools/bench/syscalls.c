@@ -2,12 +2,14 @@
 /*
  * System calls per message under saturation (scenario 4).
  *
- * Every stream run counts the system calls of both sides in their windows
- * (syscount.c: the raw_syscalls:sys_enter tracepoint, exact) and, for
- * libshmrpc, the library's own counters (sleeps, wakes issued): the table
- * of this scenario shows them per message, next to CPU per message. If the
- * stream scenario is not part of the run, this one streams 64-byte
- * messages over the libshmrpc transports and the futex and pipe baselines.
+ * Stream runs of their own (rows "syscalls"), with the system calls of
+ * both sides counted in their windows (syscount.c: the raw_syscalls:
+ * sys_enter tracepoint, exact) next to the library's own counters (sleeps,
+ * wakes issued) and getrusage's CPU per message: 64-byte messages over
+ * every streaming transport, and the libshmrpc variants also at 8 B, 4 KiB,
+ * 64 KiB and 1 MiB. Counting costs each system call ~0.1 us, which is why
+ * these runs are apart from the stream scenario's, whose numbers it would
+ * bend for the mechanisms that make system calls.
  *
  * Cross-check, once: the same 64-byte stream of libshmrpc runs again under
  * `strace -f -c` (a child of this program, re-executed with
@@ -47,6 +49,7 @@ int bench_strace_child(int argc, char **argv)
 	cfg.duration = atof(argv[3]);
 	cfg.warm_s = cfg.duration / 10;
 	bench_pick_cpus(cfg.cpu);
+	cfg.count_syscalls = 1;
 	c = bench_ctrl_new(0);
 	if (!c)
 		return 1;
@@ -182,19 +185,23 @@ static void cross_check(struct bench_results *rs, const char *tr)
 
 void bench_run_syscalls(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg)
 {
-	static const char *const tr[] = { "shmrpc", "shmrpc-futex", "futex", "pipe" };
+	static const size_t sizes[] = { 8, 64, 4096, 65536, 1048576 };
 	const struct bench_transport *t;
-	int have = 0;
+	struct bench_cfg c = *cfg;
 
-	for (size_t i = 0; i < rs->n; i++)
-		have |= !strcmp(rs->r[i].scenario, "stream") && rs->r[i].size == XCHECK_SIZE;
-	if (!have) {
-		cfg->duration = o->duration > 0 ? o->duration : o->quick ? 0.1 : 0.5;
-		cfg->warm_s = cfg->duration / 10 < 0.02 ? 0.02 : cfg->duration / 10;
-		for (size_t i = 0; i < sizeof(tr) / sizeof(tr[0]); i++)
-			if ((t = bench_transport_find(tr[i])) &&
-			    bench_in_list(o->transports, tr[i]))
-				bench_run_stream_one(rs, t, cfg, XCHECK_SIZE);
+	c.count_syscalls = 1;
+	c.duration = o->duration > 0 ? o->duration : o->quick ? 0.1 : BENCH_STREAM_SECS;
+	c.warm_s = c.duration / 10 < 0.02 ? 0.02 : c.duration / 10;
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		if (o->quick && sizes[k] != XCHECK_SIZE)
+			continue;
+		for (size_t i = 0; (t = bench_transports[i]); i++) {
+			if (!bench_want(o, t->name, t->not_in, BENCH_NOT_STREAM))
+				continue;
+			if (sizes[k] != XCHECK_SIZE && strncmp(t->name, "shmrpc", 6))
+				continue;
+			bench_run_stream_one(rs, "syscalls", t, &c, sizes[k]);
+		}
 	}
 	if (!o->no_strace) {
 		cross_check(rs, "shmrpc");

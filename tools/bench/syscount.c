@@ -10,7 +10,14 @@
  * tracepoints (root, or kernel.perf_event_paranoid <= -1 for others). Where
  * that is missing the count is -1 and reports say "-".
  *
- * Caveats, both documented in docs/bench.md: counts of an inherited thread
+ * It is not free: with the counter open, every system call of the process
+ * runs the tracepoint's perf handler, about 0.1 us more per call here (a
+ * pipe stream of 64 B messages, two calls per message, went from 0.60 to
+ * 0.85 us of CPU per message on each side). So only runs that report
+ * system calls open it (struct bench_cfg / bench_group count_syscalls),
+ * and their other numbers are not compared with uncounted ones.
+ *
+ * Caveats, documented in docs/bench.md: counts of an inherited thread
  * are added to ours only when it exits (a libshmrpc watcher thread blocked
  * in poll(2) makes none meanwhile anyway), and the read(2) that ends a
  * window counts itself (bench_sysc_read callers subtract it).
