@@ -380,6 +380,12 @@ struct bench_host {
 	double clock_read_ns; /* cost of one clock_gettime(CLOCK_MONOTONIC) */
 	char date[32]; /* UTC, ISO 8601 */
 	double load_end; /* 1-minute load average when the run ended */
+	/* Disturbance over the whole run, from /proc/stat and getrusage: CPU
+	 * time of all tasks that are not this program or its children, and
+	 * time the hypervisor took the vCPUs away (steal). */
+	double others_cpu_s, steal_s, own_cpu_s;
+	double stat0[2]; /* at the start: non-idle, steal seconds */
+	double own0; /* at the start: own CPU seconds */
 };
 
 /* One target of the issue, evaluated on the run's results (targets.c). */

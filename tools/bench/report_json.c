@@ -56,6 +56,9 @@ static void json_head(FILE *f, const struct bench_report *rep)
 	jnum(f, "clock_read_ns", h->clock_read_ns, ", ");
 	jnum(f, "loadavg_start", h->load_start, ", ");
 	jnum(f, "loadavg_end", h->load_end, ", ");
+	jnum(f, "others_cpu_s", h->others_cpu_s, ", ");
+	jnum(f, "own_cpu_s", h->own_cpu_s, ", ");
+	jnum(f, "steal_s", h->steal_s, ", ");
 	fprintf(f, "\"side_cpus\": [%d, %d]},\n", h->side_cpu[0], h->side_cpu[1]);
 	fprintf(f, "  \"config\": {\"iters\": %llu, \"warmup_iters\": %llu, ",
 		(unsigned long long)c->iters, (unsigned long long)c->warmup);

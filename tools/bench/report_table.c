@@ -79,9 +79,12 @@ static void print_header(const struct bench_report *rep)
 	       "stream: %.3g s per run; whole run %.1f s\n",
 	       (unsigned long long)c->warmup, (unsigned long long)c->iters, c->duration,
 	       rep->stream_s, rep->elapsed_s);
-	printf("load average at start %.2f, at the end %.2f%s\n", h->load_start, h->load_end,
-	       h->load_start > 0.5 ? ": NOT IDLE, other tasks compete for the CPUs (see 'pre')" :
-				     "");
+	printf("load average at start %.2f, at the end %.2f; during the run, other tasks used "
+	       "%.1f CPU-s (this program %.1f), the hypervisor stole %.1f s%s\n",
+	       h->load_start, h->load_end, h->others_cpu_s, h->own_cpu_s, h->steal_s,
+	       h->others_cpu_s + h->steal_s > 0.1 + 0.01 * rep->elapsed_s * h->cpus_online ?
+		       ": DISTURBED, see 'pre'" :
+		       "");
 }
 
 static void print_pingpong(const struct bench_report *rep)
