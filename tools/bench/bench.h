@@ -460,6 +460,14 @@ void bench_run_connect(struct bench_results *rs, const struct bench_opts *o, str
 void bench_run_memory(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
 void bench_run_crash(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
 
+/* rounds.c: one result from several interleaved runs, pooled */
+struct bench_acc;
+struct bench_acc *bench_acc_new(struct bench_results *rs, struct bench_result *r,
+				const struct bench_transport *t, bench_side_fn fn,
+				const struct bench_cfg *cfg, uint64_t nsamples);
+void bench_acc_round(struct bench_acc *a);
+void bench_acc_finish(struct bench_acc *a);
+
 /* stats.c */
 int bench_cmp_double(const void *a, const void *b); /* for qsort */
 /* Summary of one-way samples in ns (not round trips): us, not halved. */

@@ -20,6 +20,8 @@ static const double paced_rates[] = { 1000, 10000, 100000 };
 static const double paced_secs[] = { 1.0, 0.5, 0.3 };
 #define MEMCPY_SIZE (1024 * 1024)
 #define PACED_WARM_MAX 2000 /* requests */
+#define PP_ROUNDS 5 /* ping-pong: runs per result, interleaved */
+#define ST_ROUNDS 2 /* stream: the same */
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 struct bench_result *bench_result_new(struct bench_results *rs, const char *scen, const char *tr,
@@ -81,115 +83,15 @@ void bench_progress(const struct bench_result *r)
 		fprintf(stderr, "%.0f msgs/s, %.3f GB/s\n", r->msgs_per_s, r->gb_per_s);
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* One result measured in one run (no rounds). */
+static void run_one(struct bench_results *rs, struct bench_result *r,
+		    const struct bench_transport *t, bench_side_fn fn, const struct bench_cfg *cfg,
+		    uint64_t nsamples)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	struct bench_acc *a = bench_acc_new(rs, r, t, fn, cfg, nsamples);
 
-	return x < y ? -1 : x > y;
-}
-
-/* Median of per-block ratios transport / floor (unsorted samples, blocks
- * of c->block each). Sorts the blocks of both arrays in place. */
-static double block_ratio(struct bench_ctrl *c)
-{
-	uint64_t k = c->block, nb = k ? c->n / k : 0, *t, *f;
-	double *q = malloc((nb ? nb : 1) * sizeof(*q)), r;
-
-	if (!q || !nb) {
-		free(q);
-		return NAN;
-	}
-	for (uint64_t b = 0; b < nb; b++) {
-		t = c->samples + b * k;
-		f = c->samples + c->cap / 2 + b * k;
-		qsort(t, k, sizeof(*t), cmp_u64);
-		qsort(f, k, sizeof(*f), cmp_u64);
-		q[b] = (double)t[k / 2] / (double)(f[k / 2] ? f[k / 2] : 1);
-	}
-	qsort(q, nb, sizeof(*q), (int (*)(const void *, const void *))bench_cmp_double);
-	r = q[nb / 2];
-	free(q);
-	return r;
-}
-
-static void take_samples(struct bench_result *r, struct bench_ctrl *c)
-{
-	uint64_t *f;
-
-	if (c->n_floor && c->block) {
-		r->ratio_floor = block_ratio(c);
-		f = malloc(c->n_floor * sizeof(*f));
-		if (f) {
-			memcpy(f, c->samples + c->cap / 2, c->n_floor * sizeof(*f));
-			bench_lat_summarise(f, c->n_floor, &r->floor);
-			r->has_floor = 1;
-			free(f);
-		}
-	}
-	r->n = c->n;
-	r->rtt_ns = malloc((c->n ? c->n : 1) * sizeof(uint64_t));
-	if (r->rtt_ns)
-		memcpy(r->rtt_ns, c->samples, c->n * sizeof(uint64_t));
-	bench_lat_summarise(r->rtt_ns, r->n, &r->lat);
-	r->has_lat = 1;
-}
-
-/* Library counters and system calls of both sides, per message. */
-static void counter_metrics(struct bench_result *r, const struct bench_ctrl *c, double msgs)
-{
-	const struct bench_side_out *o = c->side;
-
-	if (o[0].syscalls >= 0 && o[1].syscalls >= 0 && msgs > 0)
-		bench_metric_set(r, "syscalls_per_msg",
-				 (double)(o[0].syscalls + o[1].syscalls) / msgs);
-	if (!o[0].has_lib || !o[1].has_lib || msgs <= 0)
-		return;
-	bench_metric_set(r, "lib_sleeps_per_msg",
-			 (double)(o[0].lib.sleeps + o[1].lib.sleeps) / msgs);
-	bench_metric_set(r, "lib_wakes_per_msg", (double)(o[0].lib.wakes + o[1].lib.wakes) / msgs);
-	bench_metric_set(r, "lib_spins_per_msg", (double)(o[0].lib.spins + o[1].lib.spins) / msgs);
-	bench_metric_set(r, "lib_full_per_msg", (double)(o[0].lib.full + o[1].lib.full) / msgs);
-}
-
-/* One run of @fn over @t (NULL: none); the result goes to @r. */
-static void run_one(struct bench_result *r, const struct bench_transport *t, bench_side_fn fn,
-		    const struct bench_cfg *cfg, uint64_t nsamples)
-{
-	struct bench_ctrl *c = bench_ctrl_new(nsamples);
-	double msgs;
-	int err;
-
-	if (!c) {
-		r->status = BENCH_FAILED;
-		snprintf(r->why, sizeof(r->why), "out of memory");
-		return;
-	}
-	err = bench_pair(t, cfg, fn, c, &r->buf_eff, r->why, sizeof(r->why));
-	if (err) {
-		r->status = err == -EMSGSIZE || err == -EOPNOTSUPP ? BENCH_SKIPPED : BENCH_FAILED;
-	} else if (fn == bench_pingpong_side || fn == bench_cacheline_side ||
-		   fn == bench_paced_side) {
-		take_samples(r, c);
-	} else {
-		r->msgs = c->n;
-		r->window_s = (double)c->window_ns / 1e9;
-		r->msgs_per_s = r->window_s > 0 ? (double)r->msgs / r->window_s : NAN;
-		r->gb_per_s = r->msgs_per_s * (double)cfg->msg_size / 1e9;
-	}
-	for (int s = 0; s < 2 && !err; s++)
-		bench_cpu_fill(&r->cpu[s], &c->side[s]);
-	if (!err && t) {
-		msgs = fn == bench_stream_side ? (double)c->side[1].msgs : 2.0 * (double)c->n;
-		counter_metrics(r, c, msgs);
-	}
-	if (!err && fn == bench_paced_side) {
-		bench_metric_set(r, "achieved_per_s", (double)c->n / r->cpu[0].wall_s);
-		bench_metric_set(r, "cpu0_net_s_per_s",
-				 r->cpu[0].cpu_per_s -
-					 (double)c->side[0].pace_ns / 1e9 / r->cpu[0].wall_s);
-	}
-	bench_ctrl_free(c);
-	bench_progress(r);
+	bench_acc_round(a);
+	bench_acc_finish(a);
 }
 
 /* Spinning transports get the interleaved floor (pingpong.c). */
@@ -198,26 +100,41 @@ static int spins(const struct bench_transport *t)
 	return !strcmp(t->name, "spin") || !strcmp(t->name, "shmrpc-spin");
 }
 
+/* Ping-pong in rounds (rounds.c): PP_ROUNDS short runs per result, round
+ * 1 of every transport and size, then round 2, ... */
 void bench_run_pingpong(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg)
 {
+	int rounds = o->quick ? 1 : PP_ROUNDS, na = 0;
+	struct bench_acc *a[64];
 	const struct bench_transport *t;
+	struct bench_cfg c = *cfg;
 
+	c.iters = (cfg->iters + (uint64_t)rounds - 1) / (uint64_t)rounds;
+	c.duration = cfg->duration / rounds;
+	c.warmup = cfg->warmup / (uint64_t)rounds < 100 ? 100 : cfg->warmup / (uint64_t)rounds;
 	if (bench_in_list(o->transports, "cacheline")) {
-		cfg->msg_size = 8;
-		run_one(bench_result_new(rs, "pingpong", "cacheline", 8), NULL,
-			bench_cacheline_side, cfg, cfg->iters);
+		c.msg_size = 8;
+		a[na++] = bench_acc_new(rs, bench_result_new(rs, "pingpong", "cacheline", 8), NULL,
+					bench_cacheline_side, &c, c.iters);
 	}
 	for (size_t s = 0; s < NELEM(pp_sizes); s++) {
-		for (size_t i = 0; (t = bench_transports[i]); i++) {
+		for (size_t i = 0; (t = bench_transports[i]) && na < 64; i++) {
 			if (!bench_want(o, t->name, t->not_in, BENCH_NOT_PINGPONG))
 				continue;
-			cfg->msg_size = pp_sizes[s];
-			cfg->floor_blocks = spins(t) ? (o->quick ? 10 : 50) : 0;
-			run_one(bench_result_new(rs, "pingpong", t->name, pp_sizes[s]), t,
-				bench_pingpong_side, cfg, 2 * cfg->iters);
-			cfg->floor_blocks = 0;
+			c.msg_size = pp_sizes[s];
+			c.floor_blocks = spins(t) ? (o->quick ? 10 : 50) / rounds : 0;
+			a[na++] = bench_acc_new(
+				rs, bench_result_new(rs, "pingpong", t->name, pp_sizes[s]), t,
+				bench_pingpong_side, &c, 2 * c.iters);
 		}
 	}
+	for (int k = 0; k < rounds; k++) {
+		fprintf(stderr, "  pingpong round %d of %d\n", k + 1, rounds);
+		for (int i = 0; i < na; i++)
+			bench_acc_round(a[i]);
+	}
+	for (int i = 0; i < na; i++)
+		bench_acc_finish(a[i]);
 }
 
 void bench_run_paced(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg)
@@ -242,7 +159,7 @@ void bench_run_paced(struct bench_results *rs, const struct bench_opts *o, struc
 				pc.warmup = pc.warmup > PACED_WARM_MAX ? PACED_WARM_MAX : pc.warmup;
 				r = bench_result_new(rs, "paced", t->name, pp_sizes[s]);
 				r->rate = pc.rate;
-				run_one(r, t, bench_paced_side, &pc,
+				run_one(rs, r, t, bench_paced_side, &pc,
 					(uint64_t)(pc.rate * pc.duration * 1.1) + 64);
 			}
 		}
@@ -253,26 +170,40 @@ void bench_run_stream_one(struct bench_results *rs, const char *scen,
 			  const struct bench_transport *t, struct bench_cfg *cfg, size_t size)
 {
 	cfg->msg_size = size;
-	run_one(bench_result_new(rs, scen, t->name, size), t, bench_stream_side, cfg, 0);
+	run_one(rs, bench_result_new(rs, scen, t->name, size), t, bench_stream_side, cfg, 0);
 }
 
+/* Stream in rounds too (rounds.c): ST_ROUNDS runs of half the time each. */
 void bench_run_stream(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg)
 {
 	const size_t *sizes = o->quick ? st_quick : st_sizes;
 	size_t n = o->quick ? NELEM(st_quick) : NELEM(st_sizes);
+	int rounds = o->quick ? 1 : ST_ROUNDS, na = 0;
 	const struct bench_transport *t;
+	struct bench_acc *a[160];
 
-	/* Half a second per run unless told: 11 sizes x 9 transports. */
-	cfg->duration = o->duration > 0 ? o->duration : o->quick ? 0.1 : BENCH_STREAM_SECS;
-	cfg->warm_s = cfg->duration / 10 < 0.02 ? 0.02 : cfg->duration / 10;
-
+	cfg->duration = (o->duration > 0 ? o->duration :
+			 o->quick	 ? 0.1 :
+					   BENCH_STREAM_SECS) /
+			rounds;
+	cfg->warm_s = cfg->duration / 5 < 0.02 ? 0.02 : cfg->duration / 5;
 	for (size_t s = 0; s < n; s++) {
-		for (size_t i = 0; (t = bench_transports[i]); i++) {
+		for (size_t i = 0; (t = bench_transports[i]) && na < 160; i++) {
 			if (!bench_want(o, t->name, t->not_in, BENCH_NOT_STREAM))
 				continue;
-			bench_run_stream_one(rs, "stream", t, cfg, sizes[s]);
+			cfg->msg_size = sizes[s];
+			a[na++] = bench_acc_new(rs,
+						bench_result_new(rs, "stream", t->name, sizes[s]),
+						t, bench_stream_side, cfg, 0);
 		}
 	}
+	for (int k = 0; k < rounds; k++) {
+		fprintf(stderr, "  stream round %d of %d\n", k + 1, rounds);
+		for (int i = 0; i < na; i++)
+			bench_acc_round(a[i]);
+	}
+	for (int i = 0; i < na; i++)
+		bench_acc_finish(a[i]);
 }
 
 void bench_run_memcpy(struct bench_results *rs, struct bench_cfg *cfg)
@@ -281,5 +212,5 @@ void bench_run_memcpy(struct bench_results *rs, struct bench_cfg *cfg)
 
 	cfg->msg_size = MEMCPY_SIZE;
 	r->nsides = 1;
-	run_one(r, NULL, bench_memcpy_side, cfg, 0);
+	run_one(rs, r, NULL, bench_memcpy_side, cfg, 0);
 }

@@ -75,10 +75,11 @@ static void print_header(const struct bench_report *rep)
 	       h->clocksource);
 	printf("side 0 on CPU %d, side 1 on CPU %d; clock_gettime(CLOCK_MONOTONIC) costs %.1f ns\n",
 	       h->side_cpu[0], h->side_cpu[1], h->clock_read_ns);
-	printf("ping-pong: %llu warm-up + up to %llu measured round trips, at most %.3g s; "
-	       "stream: %.3g s per run; whole run %.1f s\n",
-	       (unsigned long long)c->warmup, (unsigned long long)c->iters, c->duration,
-	       rep->stream_s, rep->elapsed_s);
+	printf("ping-pong: up to %llu measured round trips or %.3g s per result, %s; "
+	       "stream: %.3g s per result, %s; whole run %.1f s\n",
+	       (unsigned long long)c->iters, c->duration,
+	       rep->quick ? "one run" : "in 5 interleaved rounds", rep->stream_s,
+	       rep->quick ? "one run" : "in 2 rounds", rep->elapsed_s);
 	printf("load average at start %.2f, at the end %.2f; during the run, other tasks used "
 	       "%.1f CPU-s (this program %.1f), the hypervisor stole %.1f s%s\n",
 	       h->load_start, h->load_end, h->others_cpu_s, h->own_cpu_s, h->steal_s,
