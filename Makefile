@@ -4,6 +4,9 @@
 #   make demo       install missing Debian packages, build, run the demo
 #   make test       install missing Debian packages, build, run every test
 #   make asan/tsan  the tests under AddressSanitizer+UBSan / ThreadSanitizer
+#   make bench      install missing Debian packages, build, run the benchmark's
+#                   standard set (< 5 min): table, build/bench.json, build/bench-plots/
+#   make bench-quick  a smoke run of it (< 30 s)
 #   make install    honours DESTDIR and PREFIX
 
 .DELETE_ON_ERROR:
@@ -54,8 +57,6 @@ BENCH_EXTRA_CFLAGS := -Iinclude -Ilib
 BENCH_EXTRA_DEPS := $(LIB_A)
 BENCH_EXTRA_LIBS := $(LIB_A) $(LIB_DEPS)
 include tools/bench/bench.mk
-.PHONY: bench-build
-bench-build: $(BENCH_BIN)
 
 TOOLS := $(B)/tools/shmrpc-info $(B)/tools/shmrpc-demo $(B)/tools/shmrpc-top \
 	$(B)/tools/shmrpc-reaper

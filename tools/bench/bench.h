@@ -29,6 +29,8 @@ extern "C" {
 
 /* Smallest message: scenarios keep a sequence number in its first 8 bytes. */
 #define BENCH_MIN_MSG 8
+/* Seconds measured per stream run by default (--duration overrides). */
+#define BENCH_STREAM_SECS 0.5
 /* Buffering budget per direction: max(BENCH_BUF_MIN, 4 x message size). */
 #define BENCH_BUF_MIN (256u * 1024)
 
@@ -36,20 +38,35 @@ extern "C" {
 
 /* What the driver asks of a transport for one run (filled before setup). */
 struct bench_params {
-	size_t msg_size;  /* every message of the run is exactly this long */
+	size_t msg_size; /* every message of the run is exactly this long */
 	size_t buf_bytes; /* buffering to provide per direction (a budget) */
-	unsigned run_id;  /* unique within this process: name kernel objects */
+	unsigned run_id; /* unique within this process: name kernel objects */
 };
+
+/* Counters a transport may keep about itself (libshmrpc: shmrpc_stats),
+ * sampled by a side at the start and end of its window. */
+struct bench_libctr {
+	uint64_t sleeps; /* times this side slept in the kernel */
+	uint64_t wakes; /* wakes it issued to a sleeping peer */
+	uint64_t skips; /* publishes that needed no wake: the peer was awake */
+	uint64_t spins; /* waits that ended while spinning */
+	uint64_t full; /* sends that found the ring full */
+};
+
+/* Scenarios a transport is left out of unless --transport names it. */
+#define BENCH_NOT_PINGPONG 0x1u
+#define BENCH_NOT_PACED 0x2u
+#define BENCH_NOT_STREAM 0x4u
 
 /* One bidirectional channel between side 0 and side 1. */
 struct bench_chan {
 	const struct bench_transport *t;
 	struct bench_params p;
-	int side;	/* -1 in the driver; 0 or 1 in a side, set before attach */
+	int side; /* -1 in the driver; 0 or 1 in a side, set before attach */
 	size_t buf_eff; /* setup: buffering really obtained, bytes per direction
 			   (0 when unknown); reported as is */
-	void *priv;	/* the transport's own state */
-	char why[120];	/* setup: optional reason for a refusal, reported */
+	void *priv; /* the transport's own state */
+	char why[120]; /* setup: optional reason for a refusal, reported */
 };
 
 /*
@@ -79,6 +96,8 @@ struct bench_chan {
  *	at least msg_size) and return its length.
  * @detach: optional; may be NULL. @teardown: release what setup made;
  *	accepts ch->priv == NULL.
+ * @counters: optional; may be NULL. In a side: fill @out with the
+ *	transport's own cumulative counters (deltas are taken by the caller).
  * send and recv are called by one thread per side; a side may send while
  * the other side sends too (ping-pong never does; stream sends one way).
  */
@@ -91,6 +110,8 @@ struct bench_transport {
 	int (*recv)(struct bench_chan *ch, void *buf, size_t cap);
 	void (*detach)(struct bench_chan *ch);
 	void (*teardown)(struct bench_chan *ch);
+	int (*counters)(struct bench_chan *ch, struct bench_libctr *out);
+	unsigned not_in; /* BENCH_NOT_*: left out of those scenarios by default */
 };
 
 /* transports.c: NULL-terminated, in report order. */
@@ -100,16 +121,25 @@ const struct bench_transport *bench_transport_find(const char *name);
 /* The baselines (tr_*.c). */
 extern const struct bench_transport bench_tr_spin, bench_tr_futex, bench_tr_eventfd;
 extern const struct bench_transport bench_tr_pipe, bench_tr_unix, bench_tr_mqueue;
+/* libshmrpc (tr_shmrpc.c) */
+extern const struct bench_transport bench_tr_shm, bench_tr_shm_futex, bench_tr_shm_spin;
+extern const struct bench_transport bench_tr_shm_sleep, bench_tr_shm_sleep_futex, bench_tr_shm_zc;
 
 /* ------------------------------------------------------------ run config */
 
 struct bench_cfg {
-	uint64_t iters;	    /* ping-pong: measured round trips (upper bound) */
-	uint64_t warmup;    /* ping-pong: round trips before measuring */
-	double duration;    /* stream: seconds measured; ping-pong: time cap */
-	double warm_s;	    /* stream: seconds streamed before measuring */
-	int cpu[2];	    /* CPU of side 0 and side 1 */
-	size_t msg_size;    /* the run's message size */
+	uint64_t iters; /* ping-pong: measured round trips (upper bound) */
+	uint64_t warmup; /* ping-pong: round trips before measuring */
+	double duration; /* stream: seconds measured; ping-pong: time cap */
+	double warm_s; /* stream: seconds streamed before measuring */
+	double rate; /* paced: requests per second offered by side 0 */
+	int count_syscalls; /* count each side's system calls (syscount.c): it
+			       costs every system call ~0.1 us, so only the
+			       runs that report system calls do it */
+	int floor_blocks; /* pingpong: interleave this many blocks of cache-line
+			       round trips (0: none; spinning transports) */
+	int cpu[2]; /* CPU of side 0 and side 1 */
+	size_t msg_size; /* the run's message size */
 };
 
 /* --------------------------------------------------- shared control block */
@@ -119,21 +149,31 @@ struct bench_side_out {
 	int64_t wall_ns; /* this side's accounting window */
 	int64_t user_ns; /* getrusage(RUSAGE_SELF) over that window */
 	int64_t sys_ns;
-	uint64_t msgs;	 /* messages delivered in that window, both directions */
+	uint64_t msgs; /* messages delivered in that window, both directions */
 	uint64_t preempt; /* involuntary context switches in that window: time
 			     another task took this side's CPU */
+	int64_t syscalls; /* system calls in that window (raw_syscalls:sys_enter
+			     tracepoint), -1 when it cannot be counted */
+	int64_t pace_ns; /* paced: time side 0 spent spinning for its next send
+			     time (CPU of the load generator, not of the transport) */
+	uint32_t has_lib; /* lib is valid */
+	uint32_t _pad;
+	struct bench_libctr lib; /* the transport's counters over the window */
 };
 
 /* MAP_SHARED anonymous, created by the driver before fork, one per run. */
 struct bench_ctrl {
-	alignas(64) _Atomic uint32_t arrived;	/* start barrier (futex word) */
-	alignas(64) _Atomic uint64_t line;	/* cacheline scenario's word */
+	alignas(64) _Atomic uint32_t arrived; /* start barrier (futex word) */
+	alignas(64) _Atomic uint64_t line; /* cacheline scenario's word */
 	alignas(64) struct bench_side_out side[2]; /* side i writes side[i] */
-	uint64_t n;		/* pingpong: samples[] used (side 0); stream:
+	uint64_t n; /* pingpong: samples[] used (side 0); stream:
 				   messages in the measured window (side 1) */
-	int64_t window_ns;	/* stream: the consumer's measured window */
-	char err[2][160];	/* side i: why it failed */
-	uint64_t cap;		/* driver: capacity of samples[] */
+	int64_t window_ns; /* stream: the consumer's measured window */
+	char err[2][160]; /* side i: why it failed */
+	uint64_t cap; /* driver: capacity of samples[] */
+	uint64_t n_floor; /* pingpong with floor blocks: floor samples, at
+				   samples[cap / 2]; block = samples per block */
+	uint64_t block;
 	alignas(64) uint64_t samples[]; /* side 0: round-trip times, ns */
 };
 
@@ -163,9 +203,28 @@ int bench_fail(struct bench_ctrl *c, int side, int err, const char *fmt, ...)
 struct bench_acct {
 	int64_t wall0, user0, sys0;
 	long nivcsw0;
+	int64_t sys_calls0;
+	struct bench_libctr lib0;
+	int has_lib;
 };
 void bench_acct_begin(struct bench_acct *a);
 void bench_acct_end(const struct bench_acct *a, struct bench_side_out *out, uint64_t msgs);
+
+/* syscount.c: system calls of this process, counted by the kernel. */
+int bench_sysc_open(void);
+int64_t bench_sysc_read(void);
+void bench_sysc_close(void);
+
+/* shmfiles.c: the files of a libshmrpc domain in /dev/shm. */
+struct bench_shm_usage {
+	unsigned files, rings, nodes;
+	uint64_t blocks_bytes; /* allocated blocks of all files (st_blocks) */
+	uint64_t apparent_bytes; /* sum of st_size */
+	uint64_t ring_blocks, node_blocks, reg_blocks;
+};
+void bench_domain(char *buf, size_t len, const char *tag);
+int bench_shm_usage(const char *domain, struct bench_shm_usage *u);
+int bench_shm_cleanup(const char *domain);
 
 /* Message buffer of a side: msg_size bytes, cache-line aligned, touched. */
 void *bench_msg_alloc(size_t size);
@@ -179,6 +238,76 @@ int bench_stream_side(struct bench_chan *ch, struct bench_ctrl *c, int side,
 		      const struct bench_cfg *cfg);
 int bench_memcpy_side(struct bench_chan *ch, struct bench_ctrl *c, int side,
 		      const struct bench_cfg *cfg);
+int bench_paced_side(struct bench_chan *ch, struct bench_ctrl *c, int side,
+		     const struct bench_cfg *cfg);
+
+/* ------------------------------------------------------- group harness */
+
+#define BENCH_GROUP_MAX 16
+
+/* MAP_SHARED anonymous control block of a group run (group.c). */
+struct bench_gctrl {
+	alignas(64) _Atomic uint32_t bar[4]; /* barriers (futex words); [0]: start */
+	alignas(64) _Atomic uint64_t word[8]; /* the scenario's shared words */
+	alignas(64) struct bench_side_out out[BENCH_GROUP_MAX]; /* member i writes [i] */
+	int64_t val[BENCH_GROUP_MAX][8]; /* the scenario's values, member i: [i] */
+	char err[BENCH_GROUP_MAX][160]; /* member i: why it failed */
+	uint64_t cap; /* samples[] */
+	alignas(64) uint64_t samples[];
+};
+
+/* One group run: n members, member i on CPU cpu[i] (-1: any). */
+struct bench_group {
+	int n;
+	int cpu[BENCH_GROUP_MAX];
+	double timeout_s; /* watchdog; 0: 60 s */
+	int count_syscalls; /* members count their system calls (syscount.c) */
+	int (*attach)(struct bench_group *g, int idx); /* optional, before the barrier */
+	int (*fn)(struct bench_group *g, int idx); /* after the barrier */
+	void (*detach)(struct bench_group *g, int idx); /* optional */
+	struct bench_gctrl *c;
+	void *arg; /* the scenario's */
+	int idx; /* in a member: its index */
+};
+
+struct bench_gctrl *bench_gctrl_new(uint64_t nsamples);
+void bench_gctrl_free(struct bench_gctrl *c);
+int bench_group_run(struct bench_group *g, char *why, size_t whylen);
+int bench_gfail(struct bench_gctrl *c, int idx, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void bench_gbarrier(struct bench_gctrl *c, int b, uint32_t n);
+
+/* Group transports (tr_group.c): fan-in (nprod producers -> 1 consumer) and
+ * broadcast (1 producer -> ncons consumers). Members [0, nprod) produce,
+ * [nprod, nprod + ncons) consume. */
+enum bench_topo { BENCH_FANIN = 1, BENCH_BCAST = 2 };
+
+struct bench_gchan {
+	const struct bench_gtr *t;
+	enum bench_topo topo;
+	int nprod, ncons;
+	size_t msg_size, buf_bytes;
+	int idx; /* member index in a member, -1 in the driver */
+	void *priv;
+	char why[120];
+};
+
+struct bench_gtr {
+	const char *name, *what;
+	unsigned topos; /* BENCH_FANIN | BENCH_BCAST it serves */
+	int (*setup)(struct bench_gchan *g); /* driver, before fork */
+	int (*attach)(struct bench_gchan *g, int idx); /* member */
+	/* fan-in: to the consumer; broadcast: to every consumer. Blocks while
+	 * full. Returns how many consumers got it, or -errno. */
+	int (*send)(struct bench_gchan *g, const void *buf, size_t len);
+	int (*recv)(struct bench_gchan *g, void *buf, size_t cap); /* length or -errno */
+	void (*detach)(struct bench_gchan *g);
+	void (*teardown)(struct bench_gchan *g);
+	int (*counters)(struct bench_gchan *g, struct bench_libctr *out); /* optional */
+};
+
+extern const struct bench_gtr *const bench_gtransports[];
+const struct bench_gtr *bench_gtransport_find(const char *name);
 
 /* ---------------------------------------------------------------- results */
 
@@ -192,32 +321,53 @@ struct bench_lat {
 /* CPU use of one side. */
 struct bench_cpu {
 	double user_s, sys_s, wall_s;
-	double cpu_per_s;  /* (user + sys) / wall */
+	double cpu_per_s; /* (user + sys) / wall */
 	double us_per_msg; /* (user + sys) / messages of the window, us */
 	uint64_t msgs;
-	uint64_t preempt;  /* involuntary context switches */
+	uint64_t preempt; /* involuntary context switches */
 };
 
+/* A named number of a result (scenarios beyond pingpong/stream/memcpy keep
+ * their figures as metrics; the JSON lists them under "metrics"). NAN:
+ * not measured. @key is a static string. */
+struct bench_metric {
+	const char *key;
+	double v;
+};
+#define BENCH_MAX_METRICS 24
+
 struct bench_result {
-	const char *scenario;  /* "pingpong", "stream", "memcpy" */
-	const char *transport; /* a transport name, "cacheline" or "memcpy" */
+	const char *scenario; /* "pingpong", "paced", "stream", "memcpy", "fanin", ... */
+	const char *transport; /* a transport name, "cacheline", "memcpy", a mode */
 	size_t size;
 	enum bench_status status;
-	char why[200];	       /* skipped/failed: the reason */
+	char why[200]; /* skipped/failed: the reason */
 	size_t buf_eff;
-	/* pingpong */
-	uint64_t *rtt_ns;      /* sorted round trips (owned), NULL otherwise */
+	/* pingpong, paced */
+	uint64_t *rtt_ns; /* sorted round trips (owned), NULL otherwise */
 	uint64_t n;
-	struct bench_lat lat;
+	struct bench_lat lat; /* also: other latency samples (has_lat) */
+	int has_lat;
+	/* pingpong of a spinning transport: the cache-line floor measured in
+	 * blocks interleaved with the transport's, same processes and CPUs */
+	int has_floor;
+	struct bench_lat floor;
+	double ratio_floor; /* median of per-block (transport / floor) medians */
 	/* stream, memcpy */
-	uint64_t msgs;	       /* in the measured window */
+	uint64_t msgs; /* in the measured window */
 	double window_s;
 	double msgs_per_s, gb_per_s;
 	struct bench_cpu cpu[2];
-	int nsides;	       /* 2, or 1 for memcpy */
-	double ratio;	       /* median (pingpong) or msgs/s (stream) over the
+	int nsides; /* 2, 1 for memcpy, 0 for scenarios without sides */
+	double ratio; /* median (pingpong) or msgs/s (stream) over the
 				  baseline's at the same size; NAN if none */
-	double ratio_p99;      /* pingpong: p99 over the baseline's p99 */
+	double ratio_p99; /* pingpong: p99 over the baseline's p99 */
+	/* paced: offered requests per second; memory, fanin, broadcast: nodes */
+	double rate;
+	unsigned nodes;
+	const char *variant; /* memory: "ring"/"star"; crash: mode; NULL */
+	struct bench_metric m[BENCH_MAX_METRICS];
+	int nm;
 };
 
 struct bench_host {
@@ -228,20 +378,100 @@ struct bench_host {
 	double load_start; /* 1-minute load average when the run started */
 	int side_cpu[2];
 	double clock_read_ns; /* cost of one clock_gettime(CLOCK_MONOTONIC) */
-	char date[32];	      /* UTC, ISO 8601 */
+	char date[32]; /* UTC, ISO 8601 */
+	double load_end; /* 1-minute load average when the run ended */
+	/* Disturbance over the whole run, from /proc/stat and getrusage: CPU
+	 * time of all tasks that are not this program or its children, and
+	 * time the hypervisor took the vCPUs away (steal). */
+	double others_cpu_s, steal_s, own_cpu_s;
+	double stat0[2]; /* at the start: non-idle, steal seconds */
+	double own0; /* at the start: own CPU seconds */
 };
+
+/* One target of the issue, evaluated on the run's results (targets.c). */
+struct bench_target {
+	const char *id; /* "1a", "2-64B", ... */
+	const char *what; /* the target, in words */
+	const char *unit;
+	double value; /* measured; NAN: not measured in this run */
+	double limit;
+	int at_most; /* 1: value <= limit is met; 0: value >= limit */
+	int met; /* 1 met, 0 missed, -1 not measured */
+};
+#define BENCH_MAX_TARGETS 32
 
 struct bench_report {
 	struct bench_host host;
+	struct bench_target t[BENCH_MAX_TARGETS];
+	int nt;
 	const struct bench_cfg *cfg;
 	const char *baseline;
 	int quick;
-	double elapsed_s;     /* whole run, wall */
+	double stream_s; /* seconds measured per stream run */
+	double elapsed_s; /* whole run, wall */
 	struct bench_result *r;
 	size_t nr;
 };
 
+/* main.c: what to run */
+struct bench_opts {
+	int quick;
+	const char *scenarios; /* comma list, NULL: the standard set */
+	const char *transports; /* comma list, NULL: each scenario's default */
+	const char *baseline;
+	const char *json, *plots;
+	long long iters; /* 0: default */
+	double duration; /* 0: default */
+	int kills; /* crash: kills per mode (0: default) */
+	int no_strace; /* syscalls: skip the strace cross-check */
+};
+/* Is @name in the comma-separated @list (NULL: everything is)? */
+int bench_in_list(const char *list, const char *name);
+/* Does this run include transport @name (left out of this scenario by
+ * default when @not_in has @bit) in a scenario? */
+int bench_want(const struct bench_opts *o, const char *name, unsigned not_in, unsigned bit);
+
+/* plan.c: the list of results and the pair scenarios */
+struct bench_results {
+	struct bench_result *r;
+	size_t n, cap;
+};
+struct bench_result *bench_result_new(struct bench_results *rs, const char *scen, const char *tr,
+				      size_t size);
+void bench_metric_set(struct bench_result *r, const char *key, double v);
+double bench_metric(const struct bench_result *r, const char *key); /* NAN if absent */
+void bench_progress(const struct bench_result *r);
+void bench_run_pingpong(struct bench_results *rs, const struct bench_opts *o,
+			struct bench_cfg *cfg);
+void bench_run_paced(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
+void bench_run_stream(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
+void bench_run_stream_one(struct bench_results *rs, const char *scen,
+			  const struct bench_transport *t, struct bench_cfg *cfg, size_t size);
+void bench_run_memcpy(struct bench_results *rs, struct bench_cfg *cfg);
+/* fanout.c, syscalls.c, idle.c, connect.c, memory.c, crash.c */
+void bench_run_fanin(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
+void bench_run_broadcast(struct bench_results *rs, const struct bench_opts *o,
+			 struct bench_cfg *cfg);
+void bench_run_syscalls(struct bench_results *rs, const struct bench_opts *o,
+			struct bench_cfg *cfg);
+int bench_strace_child(int argc, char **argv);
+void bench_run_idle(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
+void bench_run_connect(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
+void bench_run_memory(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
+void bench_run_crash(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
+
+/* rounds.c: one result from several interleaved runs, pooled */
+struct bench_acc;
+struct bench_acc *bench_acc_new(struct bench_results *rs, struct bench_result *r,
+				const struct bench_transport *t, bench_side_fn fn,
+				const struct bench_cfg *cfg, uint64_t nsamples);
+void bench_acc_round(struct bench_acc *a);
+void bench_acc_finish(struct bench_acc *a);
+
 /* stats.c */
+int bench_cmp_double(const void *a, const void *b); /* for qsort */
+/* Summary of one-way samples in ns (not round trips): us, not halved. */
+void bench_lat_summarise_ns(uint64_t *ns, uint64_t n, struct bench_lat *out);
 void bench_lat_summarise(uint64_t *rtt_ns, uint64_t n, struct bench_lat *out);
 double bench_quantile_us(const uint64_t *sorted_rtt_ns, uint64_t n, double q);
 void bench_cpu_fill(struct bench_cpu *cpu, const struct bench_side_out *o);
@@ -249,10 +479,22 @@ void bench_ratios(struct bench_result *r, size_t nr, const char *baseline);
 
 /* host.c */
 void bench_host_probe(struct bench_host *h, const int side_cpu[2]);
+void bench_host_finish(struct bench_host *h); /* load average at the end */
 int bench_pick_cpus(int cpu[2]);
+
+/* targets.c: the issue's targets, evaluated on a report's results */
+void bench_targets_eval(struct bench_report *rep);
 
 /* report_table.c, report_json.c, report_plot.c */
 void bench_print_table(const struct bench_report *rep);
+const char *bench_fmt_us(char *b, size_t len, double v);
+const char *bench_fmt_num(char *b, size_t len, const char *fmt, double v);
+const char *bench_fmt_rate(char *b, size_t len, double v);
+int bench_row_status(const struct bench_result *r, const char *size);
+/* report_more.c: the tables of the other scenarios, and the targets */
+void bench_print_paced(const struct bench_report *rep);
+void bench_print_more(const struct bench_report *rep);
+void bench_print_targets(const struct bench_report *rep);
 const char *bench_fmt_size(char *buf, size_t len, size_t v);
 int bench_write_json(const struct bench_report *rep, const char *path);
 int bench_write_plots(const struct bench_report *rep, const char *dir);

@@ -1,15 +1,18 @@
 # SPDX-License-Identifier: MIT
-# shmrpc-bench, as a fragment for the top Makefile: `include tools/bench/bench.mk`.
-# Standalone:  make -f tools/bench/bench.mk [B=build] [V=1]
-#              make -f tools/bench/bench.mk bench-run ARGS='--quick'
-# Defines: $(BENCH_BIN), targets bench (build), bench-run, bench-quick.
-# Uses $(CC), $(CFLAGS), $(B), $(Q), $(msg) when the including Makefile
-# has them; the forced flags are the project's.
-# To link a libshmrpc transport (tools/bench/tr_shmrpc.c, listed in
-# transports.c), set before the include, e.g.:
-#   BENCH_EXTRA_CFLAGS := -Iinclude
+# shmrpc-bench, a fragment of the top Makefile (`include tools/bench/bench.mk`),
+# which sets, before the include, what the libshmrpc transports link:
+#   BENCH_EXTRA_CFLAGS := -Iinclude -Ilib
 #   BENCH_EXTRA_DEPS := $(LIB_A)
 #   BENCH_EXTRA_LIBS := $(LIB_A) $(LIB_DEPS)
+# Targets:
+#   bench-build  build $(BENCH_BIN)
+#   bench        install missing Debian packages (scripts/deps.sh bench),
+#                build everything, run the standard set (< 5 minutes on
+#                2 CPUs): table on stdout, $(B)/bench.json, SVGs in
+#                $(B)/bench-plots/
+#   bench-quick  the same, reduced: a smoke run (< 30 s); JSON and plots too
+# ARGS='...' adds options (shmrpc-bench --help). Uses $(CC), $(CFLAGS), $(B),
+# $(Q), $(msg) of the including Makefile; the forced flags are the project's.
 
 B ?= build
 CC ?= cc
@@ -35,8 +38,8 @@ BENCH_SRCS := $(wildcard tools/bench/*.c)
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(B)/%.o)
 BENCH_BIN := $(B)/tools/shmrpc-bench
 
-.PHONY: bench bench-run bench-quick
-bench: $(BENCH_BIN)
+.PHONY: bench bench-build bench-quick
+bench-build: $(BENCH_BIN)
 
 $(B)/tools/bench/%.o: tools/bench/%.c
 	$(call msg,CC,$@)
@@ -48,11 +51,16 @@ $(BENCH_BIN): $(BENCH_OBJS) $(BENCH_EXTRA_DEPS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(BENCH_CFLAGS) -o $@ $(BENCH_OBJS) $(BENCH_EXTRA_LIBS) $(BENCH_LDLIBS)
 
-# The full standard run takes about 80 s on 2 CPUs.
-bench-run: $(BENCH_BIN)
+bench:
+	$(Q)scripts/deps.sh bench
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)rm -rf $(B)/bench-plots
 	$(BENCH_BIN) --json $(B)/bench.json --plots $(B)/bench-plots $(ARGS)
 
-bench-quick: $(BENCH_BIN)
-	$(BENCH_BIN) --quick $(ARGS)
+bench-quick:
+	$(Q)scripts/deps.sh bench
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)rm -rf $(B)/bench-plots-quick
+	$(BENCH_BIN) --quick --json $(B)/bench-quick.json --plots $(B)/bench-plots-quick $(ARGS)
 
 -include $(BENCH_OBJS:.o=.d)

@@ -11,6 +11,7 @@
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -22,6 +23,16 @@
 static inline int bench_futex_wait(_Atomic uint32_t *word, uint32_t val)
 {
 	if (syscall(SYS_futex, word, FUTEX_WAIT, val, NULL, NULL, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+/* bench_futex_wait_ms - the same, for at most @ms milliseconds (-ETIMEDOUT). */
+static inline int bench_futex_wait_ms(_Atomic uint32_t *word, uint32_t val, int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	if (syscall(SYS_futex, word, FUTEX_WAIT, val, &ts, NULL, 0) < 0)
 		return -errno;
 	return 0;
 }

@@ -80,22 +80,54 @@ static long cpu_times(int64_t *user, int64_t *sys)
 	return ru.ru_nivcsw;
 }
 
+/* The channel of this side (one per forked side process): its counters
+ * are sampled with the CPU times. NULL in the driver. */
+static struct bench_chan *side_chan;
+
+static int lib_read(struct bench_libctr *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!side_chan || !side_chan->t || !side_chan->t->counters)
+		return 0;
+	return side_chan->t->counters(side_chan, out) == 0;
+}
+
+/*
+ * bench_acct_begin/end - account one side's window: wall time, CPU time
+ * (getrusage), involuntary context switches, system calls (syscount.c)
+ * and the transport's own counters. The system-call counter is read last
+ * at the beginning and first at the end, so the window holds only the
+ * calls between the two reads, plus the closing read (subtracted).
+ */
 void bench_acct_begin(struct bench_acct *a)
 {
+	a->has_lib = lib_read(&a->lib0);
 	a->nivcsw0 = cpu_times(&a->user0, &a->sys0);
 	a->wall0 = bench_now_ns();
+	a->sys_calls0 = bench_sysc_read();
 }
 
 void bench_acct_end(const struct bench_acct *a, struct bench_side_out *out, uint64_t msgs)
 {
+	int64_t calls = bench_sysc_read();
 	int64_t wall = bench_now_ns(), user, sys;
 	long nivcsw = cpu_times(&user, &sys);
+	struct bench_libctr l;
 
+	out->syscalls = calls >= 0 && a->sys_calls0 >= 0 ? calls - a->sys_calls0 - 1 : -1;
 	out->wall_ns = wall - a->wall0;
 	out->user_ns = user - a->user0;
 	out->sys_ns = sys - a->sys0;
 	out->msgs = msgs;
 	out->preempt = (uint64_t)(nivcsw - a->nivcsw0);
+	out->has_lib = a->has_lib && lib_read(&l);
+	if (out->has_lib) {
+		out->lib.sleeps = l.sleeps - a->lib0.sleeps;
+		out->lib.wakes = l.wakes - a->lib0.wakes;
+		out->lib.skips = l.skips - a->lib0.skips;
+		out->lib.spins = l.spins - a->lib0.spins;
+		out->lib.full = l.full - a->lib0.full;
+	}
 }
 
 void *bench_msg_alloc(size_t size)
@@ -154,6 +186,9 @@ static _Noreturn void side_main(struct bench_chan *ch, struct bench_ctrl *c, int
 	int err = 0;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the driver */
+	if (cfg->count_syscalls)
+		bench_sysc_open(); /* before attach: threads it starts are counted */
+	side_chan = ch;
 	CPU_ZERO(&set);
 	CPU_SET(cfg->cpu[side], &set);
 	if (sched_setaffinity(0, sizeof(set), &set) < 0)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/utsname.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -62,6 +63,39 @@ static double clock_cost_ns(void)
 	return (double)(t - t0) / N;
 }
 
+/* All CPUs' non-idle and steal time so far, seconds (/proc/stat). */
+static void stat_times(double *busy, double *steal)
+{
+	unsigned long long v[8] = { 0 };
+	long hz = sysconf(_SC_CLK_TCK);
+	FILE *f = fopen("/proc/stat", "r");
+
+	*busy = *steal = 0;
+	if (!f)
+		return;
+	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &v[6], &v[7]) == 8) {
+		/* user nice system [idle iowait] irq softirq steal */
+		*busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / (double)hz;
+		*steal = (double)v[7] / (double)hz;
+	}
+	fclose(f);
+}
+
+/* CPU of this process and of its (waited-for) descendants, seconds. */
+static double own_cpu(void)
+{
+	struct rusage s, c;
+
+	getrusage(RUSAGE_SELF, &s);
+	getrusage(RUSAGE_CHILDREN, &c);
+	return (double)(s.ru_utime.tv_sec + s.ru_stime.tv_sec + c.ru_utime.tv_sec +
+			c.ru_stime.tv_sec) +
+	       (double)(s.ru_utime.tv_usec + s.ru_stime.tv_usec + c.ru_utime.tv_usec +
+			c.ru_stime.tv_usec) /
+		       1e6;
+}
+
 void bench_host_probe(struct bench_host *h, const int side_cpu[2])
 {
 	struct utsname u;
@@ -80,5 +114,22 @@ void bench_host_probe(struct bench_host *h, const int side_cpu[2])
 	h->side_cpu[0] = side_cpu[0];
 	h->side_cpu[1] = side_cpu[1];
 	h->clock_read_ns = clock_cost_ns();
+	stat_times(&h->stat0[0], &h->stat0[1]);
+	h->own0 = own_cpu();
 	strftime(h->date, sizeof(h->date), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+}
+
+void bench_host_finish(struct bench_host *h)
+{
+	double busy, steal;
+	char load[128];
+
+	read_line("/proc/loadavg", NULL, load, sizeof(load));
+	h->load_end = atof(load);
+	stat_times(&busy, &steal);
+	h->own_cpu_s = own_cpu() - h->own0;
+	h->others_cpu_s = busy - h->stat0[0] - h->own_cpu_s;
+	if (h->others_cpu_s < 0)
+		h->others_cpu_s = 0; /* tick-sampled /proc/stat vs exact rusage */
+	h->steal_s = steal - h->stat0[1];
 }

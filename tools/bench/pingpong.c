@@ -19,6 +19,15 @@
  * The cacheline scenario is the same with no transport at all: the two
  * sides hand one 64-bit word back and forth (odd: side 0's turn is over,
  * even: side 1's), the physical floor of any cross-CPU message.
+ *
+ * Floor blocks (cfg->floor_blocks, for transports that spin): on this VM
+ * the cost of moving a cache line between the two vCPUs changes several
+ * fold from one second to the next, as the hypervisor moves vCPUs between
+ * physical cores. So a spinning transport's ratio to the floor is measured
+ * in alternating blocks by the same two processes: K transport round
+ * trips, a PP_LINE message switches side 1 to the cache-line word, K line
+ * round trips, LINE_END switches it back. The first round trip of each
+ * block (it carries the switch) is not recorded.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -27,6 +36,8 @@
 #include "bench.h"
 
 #define PP_STOP UINT64_MAX
+#define PP_LINE (UINT64_MAX - 1) /* transport message: switch to the line */
+#define LINE_END (UINT64_MAX - 1) /* line value: back to the transport */
 
 static int pp_round(struct bench_chan *ch, struct bench_ctrl *c, unsigned char *buf, size_t size,
 		    uint64_t seq)
@@ -49,6 +60,81 @@ static int pp_round(struct bench_chan *ch, struct bench_ctrl *c, unsigned char *
 	return 0;
 }
 
+/* Side 1, after PP_LINE: answer line round trips until LINE_END. */
+static void line_serve(struct bench_ctrl *c)
+{
+	uint64_t v, last = 0;
+
+	for (;;) {
+		v = atomic_load_explicit(&c->line, memory_order_acquire);
+		if (v == LINE_END)
+			return;
+		if ((v & 1) && v != last) {
+			/* Release: pairs with side 0's acquire in line_block. */
+			atomic_store_explicit(&c->line, v + 1, memory_order_release);
+			last = v;
+		}
+		bench_cpu_relax();
+	}
+}
+
+/* Side 0: k + 1 line round trips, the last k recorded at @out. */
+static void line_block(struct bench_ctrl *c, uint64_t *lv, uint64_t *out, uint64_t k)
+{
+	int64_t t, prev = bench_now_ns();
+
+	for (uint64_t i = 0; i <= k; i++) {
+		uint64_t v = 2 * ++*lv + 1;
+
+		/* Release/acquire with line_serve, as in line_round. */
+		atomic_store_explicit(&c->line, v, memory_order_release);
+		while (atomic_load_explicit(&c->line, memory_order_acquire) != v + 1)
+			bench_cpu_relax();
+		t = bench_now_ns();
+		if (i)
+			out[i - 1] = (uint64_t)(t - prev);
+		prev = t;
+	}
+	atomic_store_explicit(&c->line, LINE_END, memory_order_release);
+}
+
+/* Side 0, floor blocks: transport and line blocks alternate. *n: transport
+ * samples recorded (as many floor samples). */
+static int pp_interleaved(struct bench_chan *ch, struct bench_ctrl *c, const struct bench_cfg *cfg,
+			  unsigned char *buf, uint64_t max, uint64_t *n)
+{
+	uint64_t k = max / (uint64_t)cfg->floor_blocks, seq = cfg->warmup, lv = 0;
+	int64_t t, prev, end = bench_now_ns() + (int64_t)(cfg->duration * 1e9);
+	int err;
+
+	c->block = k = k ? k : 1;
+	for (int b = 0; b < cfg->floor_blocks && (b + 1) * k <= max; b++) {
+		prev = bench_now_ns();
+		for (uint64_t i = 0; i <= k; i++) {
+			err = pp_round(ch, c, buf, cfg->msg_size, seq++);
+			if (err)
+				return err;
+			t = bench_now_ns();
+			if (i)
+				c->samples[*n + i - 1] = (uint64_t)(t - prev);
+			prev = t;
+		}
+		/* Not LINE_END any more before side 1 looks; the transport's
+		 * send orders this store before the message. */
+		atomic_store_explicit(&c->line, 0, memory_order_relaxed);
+		bench_msg_stamp(buf, cfg->msg_size, PP_LINE);
+		err = ch->t->send(ch, buf, cfg->msg_size);
+		if (err)
+			return bench_fail(c, 0, err, "send LINE: %s", strerror(-err));
+		line_block(c, &lv, c->samples + c->cap / 2 + *n, k);
+		*n += k;
+		if (bench_now_ns() >= end)
+			break;
+	}
+	c->n_floor = *n;
+	return 0;
+}
+
 static int pp_initiator(struct bench_chan *ch, struct bench_ctrl *c, const struct bench_cfg *cfg,
 			unsigned char *buf)
 {
@@ -62,6 +148,13 @@ static int pp_initiator(struct bench_chan *ch, struct bench_ctrl *c, const struc
 	if (err)
 		return err;
 	bench_acct_begin(&a);
+	if (cfg->floor_blocks) {
+		max = max < c->cap / 2 ? max : c->cap / 2;
+		err = pp_interleaved(ch, c, cfg, buf, max, &n);
+		if (err)
+			return err;
+		max = 0; /* done */
+	}
 	prev = bench_now_ns();
 	end = prev + (int64_t)(cfg->duration * 1e9);
 	while (n < max) {
@@ -96,6 +189,10 @@ static int pp_responder(struct bench_chan *ch, struct bench_ctrl *c, const struc
 		seq = bench_msg_seq(buf);
 		if (seq == PP_STOP)
 			break;
+		if (seq == PP_LINE) {
+			line_serve(c);
+			continue;
+		}
 		if ((size_t)n != cfg->msg_size || bench_msg_check(buf, (size_t)n, seq))
 			return bench_fail(c, 1, -EBADMSG, "pong: bad message (%d bytes, seq %llu)",
 					  n, (unsigned long long)seq);

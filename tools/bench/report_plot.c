@@ -20,6 +20,34 @@
 
 #include "bench.h"
 
+/* A line style per mechanism: the kernel baselines dashed, libshmrpc's
+ * variants solid and thicker, each its own colour. */
+static const char *style(const char *name)
+{
+	static const struct {
+		const char *name, *style;
+	} st[] = {
+		{ "cacheline", "lw 2 dt 3 lc rgb 'black'" },
+		{ "spin", "lw 2 dt 2 lc rgb '#7f7f7f'" },
+		{ "futex", "lw 2 dt 2 lc rgb '#1f77b4'" },
+		{ "eventfd", "lw 2 dt 2 lc rgb '#17becf'" },
+		{ "pipe", "lw 2 dt 2 lc rgb '#2ca02c'" },
+		{ "unix", "lw 2 dt 2 lc rgb '#8c564b'" },
+		{ "mqueue", "lw 2 dt 2 lc rgb '#bcbd22'" },
+		{ "shmrpc", "lw 3 lc rgb '#d62728'" },
+		{ "shmrpc-futex", "lw 3 lc rgb '#ff7f0e'" },
+		{ "shmrpc-spin", "lw 3 lc rgb '#e377c2'" },
+		{ "shmrpc-sleep", "lw 3 lc rgb '#9467bd'" },
+		{ "shmrpc-sleep-futex", "lw 3 lc rgb '#4b0082'" },
+		{ "shmrpc-zc", "lw 3 lc rgb '#ff00ff'" },
+	};
+
+	for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
+		if (!strcmp(st[i].name, name))
+			return st[i].style;
+	return "lw 2";
+}
+
 static FILE *open_in(const char *dir, const char *name)
 {
 	char path[4096];
@@ -95,8 +123,8 @@ static int gp_latency(FILE *gp, const struct bench_report *rep, size_t size, con
 			continue;
 		if (r->size != size && strcmp(r->transport, "cacheline"))
 			continue;
-		fprintf(gp, "%s'lat_%zu_%s.dat' using 1:%s with lines lw 2 title '%s%s'", sep,
-			r->size, r->transport, col, r->transport,
+		fprintf(gp, "%s'lat_%zu_%s.dat' using 1:%s with lines %s title '%s%s'", sep,
+			r->size, r->transport, col, style(r->transport), r->transport,
 			strcmp(r->transport, "cacheline") ? "" : " (8 B word)");
 		sep = ", \\\n     ";
 		lines++;
@@ -123,18 +151,20 @@ static void gp_pingpong(FILE *gp, const struct bench_report *rep)
 		if (seen)
 			continue;
 		done[nd++] = r->size;
-		fprintf(gp, "\nset output 'pingpong_%zu_cdf.svg'\n"
-			    "set title 'ping-pong one-way latency (RTT/2), %zu B messages'\n"
-			    "set logscale x; unset logscale y; set yrange [0:1]\n"
-			    "set key bottom right\n"
-			    "set xlabel 'one-way latency (us)'\n"
-			    "set ylabel 'fraction of round trips at or below'\n",
+		fprintf(gp,
+			"\nset output 'pingpong_%zu_cdf.svg'\n"
+			"set title 'ping-pong one-way latency (RTT/2), %zu B messages'\n"
+			"set logscale x; unset logscale y; set yrange [0:1]\n"
+			"set key outside right\n"
+			"set xlabel 'one-way latency (us)'\n"
+			"set ylabel 'fraction of round trips at or below'\n",
 			r->size, r->size);
 		gp_latency(gp, rep, r->size, "2");
-		fprintf(gp, "\nset output 'pingpong_%zu_tail.svg'\n"
-			    "set title 'ping-pong one-way latency tail, %zu B messages'\n"
-			    "set logscale xy; set yrange [*:1]; set key top right\n"
-			    "set ylabel 'fraction of round trips above (1 - CDF)'\n",
+		fprintf(gp,
+			"\nset output 'pingpong_%zu_tail.svg'\n"
+			"set title 'ping-pong one-way latency tail, %zu B messages'\n"
+			"set logscale xy; set yrange [*:1]; set key inside top right\n"
+			"set ylabel 'fraction of round trips above (1 - CDF)'\n",
 			r->size, r->size);
 		gp_latency(gp, rep, r->size, "(1-$2)");
 	}
@@ -144,31 +174,34 @@ static void gp_stream(FILE *gp, const int *has, double memcpy_gb)
 {
 	static const char *const col[2] = { "2", "3" };
 	static const char *const what[2] = { "msgs", "gbps" };
-	static const char *const key[2] = { "bottom left opaque", "top left opaque" };
+	static const char *const key[2] = { "inside bottom left opaque", "inside top left opaque" };
 	static const char *const ylabel[2] = { "messages per second",
 					       "GB/s of payload (1 GB = 1e9 B)" };
 	const char *sep;
 
 	for (int k = 0; k < 2; k++) {
-		fprintf(gp, "\nset output 'stream_%s.svg'\n"
-			    "set title 'streaming, one producer -> one consumer (delivered)'\n"
-			    "set logscale xy; set yrange [*:*]; set key %s\n"
-			    "set xlabel 'message size (bytes)'; set ylabel '%s'\n"
-			    "set xtics (\"8\" 8, \"32\" 32, \"128\" 128, \"512\" 512, \"2K\" 2048, "
-			    "\"8K\" 8192, \"32K\" 32768, \"128K\" 131072, \"512K\" 524288, "
-			    "\"1M\" 1048576)\n",
+		fprintf(gp,
+			"\nset output 'stream_%s.svg'\n"
+			"set title 'streaming, one producer -> one consumer (delivered)'\n"
+			"set logscale xy; set yrange [*:*]; set key %s\n"
+			"set xlabel 'message size (bytes)'; set ylabel '%s'\n"
+			"set xtics (\"8\" 8, \"32\" 32, \"128\" 128, \"512\" 512, \"2K\" 2048, "
+			"\"8K\" 8192, \"32K\" 32768, \"128K\" 131072, \"512K\" 524288, "
+			"\"1M\" 1048576)\n",
 			what[k], key[k], ylabel[k]);
 		sep = "plot ";
 		for (size_t i = 0; bench_transports[i]; i++) {
 			if (!has[i])
 				continue;
-			fprintf(gp, "%s'stream_%s.dat' using 1:%s with linespoints lw 2 title '%s'",
-				sep, bench_transports[i]->name, col[k], bench_transports[i]->name);
+			fprintf(gp, "%s'stream_%s.dat' using 1:%s with linespoints %s title '%s'",
+				sep, bench_transports[i]->name, col[k],
+				style(bench_transports[i]->name), bench_transports[i]->name);
 			sep = ", \\\n     ";
 		}
 		if (k == 1 && memcpy_gb > 0)
-			fprintf(gp, "%s%.6f with lines dt 2 lc rgb 'black' title 'memcpy 1 MiB, "
-				    "one core'",
+			fprintf(gp,
+				"%s%.6f with lines dt 2 lc rgb 'black' title 'memcpy 1 MiB, "
+				"one core'",
 				sep, memcpy_gb);
 		fprintf(gp, "\nunset xtics; set xtics\n");
 	}
@@ -191,8 +224,10 @@ static int run_gnuplot(const char *dir)
 	if (waitpid(pid, &st, 0) < 0)
 		return -errno;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 127) {
-		fprintf(stderr, "shmrpc-bench: gnuplot not found: SVGs skipped; data and "
-				"plots.gp are in %s\n", dir);
+		fprintf(stderr,
+			"shmrpc-bench: gnuplot not found: SVGs skipped; data and "
+			"plots.gp are in %s\n",
+			dir);
 		return 0;
 	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
@@ -230,9 +265,11 @@ int bench_write_plots(const struct bench_report *rep, const char *dir)
 	gp = err ? NULL : open_in(dir, "plots.gp");
 	if (!gp)
 		return err ? err : -errno;
-	fprintf(gp, "# generated by shmrpc-bench %s; run: gnuplot plots.gp\n"
-		    "set terminal svg size 960,600 dynamic enhanced font 'sans,12' "
-		    "background rgb 'white'\nset grid\n", rep->host.date);
+	fprintf(gp,
+		"# generated by shmrpc-bench %s; run: gnuplot plots.gp\n"
+		"set terminal svg size 960,600 dynamic noenhanced font 'sans,12' "
+		"background rgb 'white'\nset grid\n",
+		rep->host.date);
 	gp_pingpong(gp, rep);
 	if (any)
 		gp_stream(gp, has, memcpy_gb);

@@ -21,7 +21,7 @@ const char *bench_fmt_size(char *b, size_t len, size_t v)
 	return b;
 }
 
-static const char *fmt_us(char *b, size_t len, double v)
+const char *bench_fmt_us(char *b, size_t len, double v)
 {
 	if (isnan(v))
 		snprintf(b, len, "-");
@@ -34,7 +34,7 @@ static const char *fmt_us(char *b, size_t len, double v)
 	return b;
 }
 
-static const char *fmt_num(char *b, size_t len, const char *fmt, double v)
+const char *bench_fmt_num(char *b, size_t len, const char *fmt, double v)
 {
 	if (isnan(v))
 		snprintf(b, len, "-");
@@ -43,10 +43,10 @@ static const char *fmt_num(char *b, size_t len, const char *fmt, double v)
 	return b;
 }
 
-static const char *fmt_rate(char *b, size_t len, double v)
+const char *bench_fmt_rate(char *b, size_t len, double v)
 {
 	if (isnan(v))
-		return fmt_num(b, len, "", v);
+		return bench_fmt_num(b, len, "", v);
 	if (v >= 1e6)
 		snprintf(b, len, "%.2fM", v / 1e6);
 	else if (v >= 1e3)
@@ -56,11 +56,11 @@ static const char *fmt_rate(char *b, size_t len, double v)
 	return b;
 }
 
-static int row_status(const struct bench_result *r, const char *size)
+int bench_row_status(const struct bench_result *r, const char *size)
 {
 	if (r->status == BENCH_OK)
 		return 0;
-	printf("%-10s %6s  %s: %s\n", r->transport, size,
+	printf("%-18s %6s  %s: %s\n", r->transport, size,
 	       r->status == BENCH_SKIPPED ? "skipped" : "FAILED", r->why);
 	return 1;
 }
@@ -75,18 +75,22 @@ static void print_header(const struct bench_report *rep)
 	       h->clocksource);
 	printf("side 0 on CPU %d, side 1 on CPU %d; clock_gettime(CLOCK_MONOTONIC) costs %.1f ns\n",
 	       h->side_cpu[0], h->side_cpu[1], h->clock_read_ns);
-	printf("ping-pong: %llu warm-up + up to %llu measured round trips, at most %.3g s; "
-	       "stream: %.3g s warm-up + %.3g s; whole run %.1f s\n",
-	       (unsigned long long)c->warmup, (unsigned long long)c->iters, c->duration,
-	       c->warm_s, c->duration, rep->elapsed_s);
-	printf("load average at start %.2f%s\n", h->load_start,
-	       h->load_start > 0.5 ? ": NOT IDLE, other tasks compete for the CPUs (see 'pre')"
-				   : "");
+	printf("ping-pong: up to %llu measured round trips or %.3g s per result, %s; "
+	       "stream: %.3g s per result, %s; whole run %.1f s\n",
+	       (unsigned long long)c->iters, c->duration,
+	       rep->quick ? "one run" : "in 5 interleaved rounds", rep->stream_s,
+	       rep->quick ? "one run" : "in 2 rounds", rep->elapsed_s);
+	printf("load average at start %.2f, at the end %.2f; during the run, other tasks used "
+	       "%.1f CPU-s (this program %.1f), the hypervisor stole %.1f s%s\n",
+	       h->load_start, h->load_end, h->others_cpu_s, h->own_cpu_s, h->steal_s,
+	       h->others_cpu_s + h->steal_s > 0.1 + 0.01 * rep->elapsed_s * h->cpus_online ?
+		       ": DISTURBED, see 'pre'" :
+		       "");
 }
 
 static void print_pingpong(const struct bench_report *rep)
 {
-	char sz[16], b[11][24];
+	char sz[16], b[12][24];
 	const struct bench_result *r;
 	int any = 0;
 
@@ -96,23 +100,27 @@ static void print_pingpong(const struct bench_report *rep)
 			continue;
 		if (!any++) {
 			printf("\nping-pong: one-way latency in us (RTT/2 of every round trip)\n");
-			printf("%-10s %6s %7s %8s %8s %8s %8s %8s %7s %7s | %5s %5s %7s %7s %5s\n",
+			printf("%-18s %6s %7s %8s %8s %8s %8s %8s %7s %7s | %5s %5s %7s %7s %7s "
+			       "%5s\n",
 			       "mechanism", "size", "samples", "median", "p90", "p99", "p99.9",
 			       "max", "x med", "x p99", "cpu0", "cpu1", "us/msg0", "us/msg1",
-			       "pre");
+			       "slp/msg", "pre");
 		}
 		bench_fmt_size(sz, sizeof(sz), r->size);
-		if (row_status(r, sz))
+		if (bench_row_status(r, sz))
 			continue;
-		printf("%-10s %6s %7llu %8s %8s %8s %8s %8s %7s %7s | %5s %5s %7s %7s %5llu\n",
-		       r->transport, sz, (unsigned long long)r->n, fmt_us(b[0], 24, r->lat.median),
-		       fmt_us(b[1], 24, r->lat.p90), fmt_us(b[2], 24, r->lat.p99),
-		       fmt_us(b[3], 24, r->lat.p999), fmt_us(b[4], 24, r->lat.max),
-		       fmt_num(b[5], 24, "%.3f", r->ratio), fmt_num(b[6], 24, "%.3f", r->ratio_p99),
-		       fmt_num(b[7], 24, "%.2f", r->cpu[0].cpu_per_s),
-		       fmt_num(b[8], 24, "%.2f", r->cpu[1].cpu_per_s),
-		       fmt_num(b[9], 24, "%.2f", r->cpu[0].us_per_msg),
-		       fmt_num(b[10], 24, "%.2f", r->cpu[1].us_per_msg),
+		printf("%-18s %6s %7llu %8s %8s %8s %8s %8s %7s %7s | %5s %5s %7s %7s %7s %5llu\n",
+		       r->transport, sz, (unsigned long long)r->n,
+		       bench_fmt_us(b[0], 24, r->lat.median), bench_fmt_us(b[1], 24, r->lat.p90),
+		       bench_fmt_us(b[2], 24, r->lat.p99), bench_fmt_us(b[3], 24, r->lat.p999),
+		       bench_fmt_us(b[4], 24, r->lat.max),
+		       bench_fmt_num(b[5], 24, "%.3f", r->ratio),
+		       bench_fmt_num(b[6], 24, "%.3f", r->ratio_p99),
+		       bench_fmt_num(b[7], 24, "%.2f", r->cpu[0].cpu_per_s),
+		       bench_fmt_num(b[8], 24, "%.2f", r->cpu[1].cpu_per_s),
+		       bench_fmt_num(b[9], 24, "%.2f", r->cpu[0].us_per_msg),
+		       bench_fmt_num(b[10], 24, "%.2f", r->cpu[1].us_per_msg),
+		       bench_fmt_num(b[11], 24, "%.3f", bench_metric(r, "lib_sleeps_per_msg")),
 		       (unsigned long long)(r->cpu[0].preempt + r->cpu[1].preempt));
 	}
 }
@@ -129,22 +137,48 @@ static void print_stream(const struct bench_report *rep)
 			continue;
 		if (!any++) {
 			printf("\nstream: side 0 produces, side 1 consumes; delivered messages\n");
-			printf("%-10s %6s %6s %9s %8s %8s | %5s %5s %7s %7s %5s\n", "mechanism",
+			printf("%-18s %6s %6s %9s %8s %8s | %5s %5s %7s %7s %8s %5s\n", "mechanism",
 			       "size", "buffer", "msgs/s", "GB/s", "x msgs", "cpuP", "cpuC",
-			       "us/msgP", "us/msgC", "pre");
+			       "us/msgP", "us/msgC", "slp/msg", "pre");
 		}
 		bench_fmt_size(sz, sizeof(sz), r->size);
-		if (row_status(r, sz))
+		if (bench_row_status(r, sz))
 			continue;
-		printf("%-10s %6s %6s %9s %8s %8s | %5s %5s %7s %7s %5llu\n", r->transport, sz,
+		printf("%-18s %6s %6s %9s %8s %8s | %5s %5s %7s %7s %8s %5llu\n", r->transport, sz,
 		       r->buf_eff ? bench_fmt_size(buf, sizeof(buf), r->buf_eff) : "?",
-		       fmt_rate(b[0], 24, r->msgs_per_s), fmt_num(b[1], 24, "%.3f", r->gb_per_s),
-		       fmt_num(b[2], 24, "%.3f", r->ratio),
-		       fmt_num(b[3], 24, "%.2f", r->cpu[0].cpu_per_s),
-		       fmt_num(b[4], 24, "%.2f", r->cpu[1].cpu_per_s),
-		       fmt_num(b[5], 24, "%.3f", r->cpu[0].us_per_msg),
-		       fmt_num(b[6], 24, "%.3f", r->cpu[1].us_per_msg),
+		       bench_fmt_rate(b[0], 24, r->msgs_per_s),
+		       bench_fmt_num(b[1], 24, "%.3f", r->gb_per_s),
+		       bench_fmt_num(b[2], 24, "%.3f", r->ratio),
+		       bench_fmt_num(b[3], 24, "%.2f", r->cpu[0].cpu_per_s),
+		       bench_fmt_num(b[4], 24, "%.2f", r->cpu[1].cpu_per_s),
+		       bench_fmt_num(b[5], 24, "%.3f", r->cpu[0].us_per_msg),
+		       bench_fmt_num(b[6], 24, "%.3f", r->cpu[1].us_per_msg),
+		       bench_fmt_num(b[7], 24, "%.4f", bench_metric(r, "lib_sleeps_per_msg")),
 		       (unsigned long long)(r->cpu[0].preempt + r->cpu[1].preempt));
+	}
+}
+
+/* Spinning transports: their ping-pong next to the cache-line floor
+ * measured in interleaved blocks by the same processes. */
+static void print_floor(const struct bench_report *rep)
+{
+	char sz[16], b[4][24];
+	int any = 0;
+
+	for (size_t i = 0; i < rep->nr; i++) {
+		const struct bench_result *r = &rep->r[i];
+
+		if (strcmp(r->scenario, "pingpong") || r->status || !r->has_floor)
+			continue;
+		if (!any++)
+			printf("\nping-pong of spinning mechanisms against the floor, in interleaved "
+			       "blocks (same processes, same CPUs)\n%-18s %6s %8s %12s %8s\n",
+			       "mechanism", "size", "median", "floor median", "x floor");
+		printf("%-18s %6s %8s %12s %8s\n", r->transport,
+		       bench_fmt_size(sz, sizeof(sz), r->size),
+		       bench_fmt_us(b[0], 24, r->lat.median),
+		       bench_fmt_us(b[1], 24, r->floor.median),
+		       bench_fmt_num(b[2], 24, "%.2f", r->ratio_floor));
 	}
 }
 
@@ -159,9 +193,9 @@ static void print_memcpy(const struct bench_report *rep)
 			continue;
 		bench_fmt_size(sz, sizeof(sz), r->size);
 		printf("\nmemcpy: one core (CPU %d), %s to %s\n", rep->host.side_cpu[0], sz, sz);
-		if (row_status(r, sz))
+		if (bench_row_status(r, sz))
 			continue;
-		printf("%-10s %6s %9.0f copies/s %8.3f GB/s | cpu %.2f, pre %llu\n", r->transport,
+		printf("%-18s %6s %9.0f copies/s %8.3f GB/s | cpu %.2f, pre %llu\n", r->transport,
 		       sz, r->msgs_per_s, r->gb_per_s, r->cpu[0].cpu_per_s,
 		       (unsigned long long)r->cpu[0].preempt);
 	}
@@ -171,8 +205,11 @@ void bench_print_table(const struct bench_report *rep)
 {
 	print_header(rep);
 	print_pingpong(rep);
+	print_floor(rep);
+	bench_print_paced(rep);
 	print_stream(rep);
 	print_memcpy(rep);
+	bench_print_more(rep);
 	printf("\nx med, x p99: median and p99 over %s's at the same size (< 1: faster); "
 	       "x msgs: msgs/s over %s's (> 1: faster).\n"
 	       "cpu0/cpu1 (cpuP/cpuC): CPU-seconds per second of the side's own window, from "
@@ -182,5 +219,7 @@ void bench_print_table(const struct bench_report *rep)
 	       "took a side's CPU);\n0 on an idle machine, and numbers of rows with many are "
 	       "disturbed.\n",
 	       rep->baseline, rep->baseline);
+	printf("slp/msg: libshmrpc's sleeps of both sides per message (its counters).\n");
+	bench_print_targets(rep);
 	fflush(stdout);
 }

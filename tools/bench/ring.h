@@ -32,8 +32,8 @@ struct ring_shm {
 	alignas(64) _Atomic uint32_t seq[2]; /* [RING_DATA]: consumer sleeps on it,
 						producer bumps it; [RING_SPACE]:
 						the reverse. Written by both. */
-	alignas(64) uint64_t size;  /* setup: data bytes, a power of two */
-	uint32_t id;		    /* setup: 0 (side 0 -> 1) or 1 (1 -> 0) */
+	alignas(64) uint64_t size; /* setup: data bytes, a power of two */
+	uint32_t id; /* setup: 0 (side 0 -> 1) or 1 (1 -> 0) */
 	alignas(64) unsigned char data[];
 };
 

@@ -10,6 +10,13 @@
 
 #include "bench.h"
 
+int bench_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -62,6 +69,20 @@ void bench_lat_summarise(uint64_t *rtt_ns, uint64_t n, struct bench_lat *out)
 	out->max = (double)rtt_ns[n - 1] / 2000.0;
 }
 
+/* bench_lat_summarise_ns - the same for one-way samples (ns): sorted in
+ * place, summarised in microseconds without halving. */
+void bench_lat_summarise_ns(uint64_t *ns, uint64_t n, struct bench_lat *out)
+{
+	bench_lat_summarise(ns, n, out);
+	out->min *= 2;
+	out->mean *= 2;
+	out->median *= 2;
+	out->p90 *= 2;
+	out->p99 *= 2;
+	out->p999 *= 2;
+	out->max *= 2;
+}
+
 /* bench_cpu_fill - CPU use of one side from what it measured itself. */
 void bench_cpu_fill(struct bench_cpu *cpu, const struct bench_side_out *o)
 {
@@ -81,7 +102,7 @@ static const struct bench_result *find_base(const struct bench_result *r, size_t
 					    const struct bench_result *x, const char *baseline)
 {
 	for (size_t i = 0; i < nr; i++)
-		if (r[i].status == BENCH_OK && r[i].size == x->size &&
+		if (r[i].status == BENCH_OK && r[i].size == x->size && r[i].rate == x->rate &&
 		    !strcmp(r[i].scenario, x->scenario) && !strcmp(r[i].transport, baseline))
 			return &r[i];
 	return NULL;
@@ -102,7 +123,7 @@ void bench_ratios(struct bench_result *r, size_t nr, const char *baseline)
 		b = r[i].status == BENCH_OK ? find_base(r, nr, &r[i], baseline) : NULL;
 		if (!b)
 			continue;
-		if (!strcmp(r[i].scenario, "pingpong")) {
+		if (!strcmp(r[i].scenario, "pingpong") || !strcmp(r[i].scenario, "paced")) {
 			r[i].ratio = r[i].lat.median / b->lat.median;
 			r[i].ratio_p99 = r[i].lat.p99 / b->lat.p99;
 		} else if (!strcmp(r[i].scenario, "stream")) {

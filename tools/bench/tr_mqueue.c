@@ -79,8 +79,10 @@ static int mq_open_one(mqd_t *q, struct bench_chan *ch, int d, long *depth)
 	if (err != -EINVAL && err != -EMFILE)
 		return err;
 	/* Refused at depth 1: the message size itself is over a limit. */
-	snprintf(ch->why, sizeof(ch->why), "over fs.mqueue.msgsize_max (%ld) without "
-		 "CAP_SYS_RESOURCE", proc_long("/proc/sys/fs/mqueue/msgsize_max"));
+	snprintf(ch->why, sizeof(ch->why),
+		 "over fs.mqueue.msgsize_max (%ld) without "
+		 "CAP_SYS_RESOURCE",
+		 proc_long("/proc/sys/fs/mqueue/msgsize_max"));
 	return -EMSGSIZE;
 }
 

@@ -1,15 +1,26 @@
 // SPDX-License-Identifier: MIT
 /*
- * The transports every scenario runs, in report order. A libshmrpc
- * transport is added here (see struct bench_transport in bench.h).
+ * The pair transports, in report order: the kernel baselines, then
+ * libshmrpc's variants (see struct bench_transport in bench.h; a
+ * transport's not_in mask leaves it out of scenarios by default).
  */
 #include <string.h>
 
 #include "bench.h"
 
 const struct bench_transport *const bench_transports[] = {
-	&bench_tr_spin, &bench_tr_futex, &bench_tr_eventfd,
-	&bench_tr_pipe, &bench_tr_unix,	 &bench_tr_mqueue,
+	&bench_tr_spin,
+	&bench_tr_futex,
+	&bench_tr_eventfd,
+	&bench_tr_pipe,
+	&bench_tr_unix,
+	&bench_tr_mqueue,
+	&bench_tr_shm,
+	&bench_tr_shm_futex,
+	&bench_tr_shm_spin,
+	&bench_tr_shm_sleep,
+	&bench_tr_shm_sleep_futex,
+	&bench_tr_shm_zc,
 	NULL,
 };
 
