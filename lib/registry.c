@@ -400,7 +400,9 @@ bool shmrpc__pid_gone(int32_t pid)
 	return pid <= 0 || (kill(pid, 0) && errno == ESRCH);
 }
 
-/* Other nodes' slots a join looks at (join_reclaim). */
+/* Other nodes' slots a join looks at (join_reclaim): all of them in a
+ * domain of up to JOIN_ALL slots, else JOIN_CHECKS. */
+#define JOIN_ALL 16
 #define JOIN_CHECKS 2
 
 /*
@@ -410,20 +412,23 @@ bool shmrpc__pid_gone(int32_t pid)
  * gets them back at the next join. "Gone" is decided by the liveness lock
  * (shmrpc__node_alive), which a reused pid cannot fake and which works
  * across pid namespaces; the slot's pid and start time are informational.
- * At most JOIN_CHECKS slots (an open and a lock query each, under the
- * registry lock) from a random starting slot: joining a domain of thousands
- * stays cheap, and a slot beyond the budget is reached by a later join, a
- * lookup, the peers' watchers, the reaper, or the full sweep of a full
- * registry. (No kill(pid, 0) shortcut: a reused pid would look alive.)
+ * Each check is an open and a lock query (~4 us here) under the registry
+ * lock, so a join checks every slot of a small domain (up to JOIN_ALL: one
+ * join surely cleans it), but only JOIN_CHECKS slots from a random start in
+ * a larger one: joining a domain of thousands stays cheap, and a slot beyond
+ * the budget is reached by a later join, a lookup, the peers' watchers, the
+ * reaper, or the full sweep of a full registry. (No kill(pid, 0) shortcut:
+ * a reused pid would look alive.)
  */
 static void join_reclaim(struct shmrpc__reg *r)
 {
-	uint32_t hi = shmrpc__reg_hi(r), i, k, checks = 0, start;
+	uint32_t hi = shmrpc__reg_hi(r), i, k, checks = 0, start, budget;
 
 	if (!hi)
 		return;
+	budget = hi <= JOIN_ALL ? hi : JOIN_CHECKS;
 	start = (uint32_t)((uint64_t)shmrpc__now_ns() % hi);
-	for (k = 0; k < hi && checks < JOIN_CHECKS; k++) {
+	for (k = 0; k < hi && checks < budget; k++) {
 		struct shmrpc__slot *s;
 
 		i = start + k < hi ? start + k : start + k - hi;
