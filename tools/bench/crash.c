@@ -21,10 +21,9 @@
  *   peers         no reaper: the peer's pidfd watcher (lib/watch.c)
  *   reaper-bpf    shmrpc-reaper with the eBPF exit probe, and the peers
  *   reaper-pidfd  shmrpc-reaper watching pidfds, and the peers
- * A reaper mode runs only as root and only when build/tools/shmrpc-reaper
- * (next to this program) exists and its command line is known: set
- * $SHMRPC_BENCH_REAPER_BPF / $SHMRPC_BENCH_REAPER_PIDFD to the command, or
- * fill reaper_cmd in modes[] below once docs/reaper.md documents it
+ * A reaper mode runs only when shmrpc-reaper is built next to this program
+ * (and reaper-bpf only as root). Its command is reaper_cmd in modes[] below
+ * (docs/reaper.md), or $SHMRPC_BENCH_REAPER_BPF / $SHMRPC_BENCH_REAPER_PIDFD
  * ("{bin}" and "{domain}" in it are replaced by the reaper's path and the
  * run's domain). Otherwise the mode is reported as not available. The
  * killer starts it (unpinned, /bin/sh -c) once the peer has created the
@@ -37,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,13 +56,17 @@
 struct mode {
 	const char *name;
 	const char *env; /* overrides the command */
-	const char *reaper_cmd; /* NULL: not known yet (docs/reaper.md) */
+	const char *reaper_cmd; /* NULL: no reaper */
+	bool root; /* the mode needs root */
 };
 
 static const struct mode modes[] = {
-	{ "peers", NULL, NULL },
-	{ "reaper-bpf", "SHMRPC_BENCH_REAPER_BPF", NULL },
-	{ "reaper-pidfd", "SHMRPC_BENCH_REAPER_PIDFD", NULL },
+	{ "peers", NULL, NULL, false },
+	/* A private probe (--no-pin): never one a system reaper pinned. */
+	{ "reaper-bpf", "SHMRPC_BENCH_REAPER_BPF", "{bin} --mode bpf --no-pin --domain {domain}",
+	  true },
+	{ "reaper-pidfd", "SHMRPC_BENCH_REAPER_PIDFD", "{bin} --mode pidfd --domain {domain}",
+	  false },
 };
 
 struct crash {
@@ -266,8 +270,13 @@ static int killer_member(struct bench_group *g, struct crash *cr)
 	while (!atomic_load_explicit(&g->c->word[1], memory_order_acquire))
 		usleep(100);
 	err = reg_map(cr->domain, &rv);
-	if (!err && cr->reaper[0])
+	if (!err && cr->reaper[0]) {
 		err = reaper_start(cr, &rv, &reaper);
+		/* 1 if the reaper announced itself before the first kill (it
+		 * clears reaper_pid when it stops) */
+		g->c->val[1][3] = !err && atomic_load_explicit(&rv.h->reaper_pid,
+							       memory_order_relaxed) != 0;
+	}
 	for (int i = 0; i < cr->kills && !err; i++) {
 		err = one_kill(g, cr, &rv, i, &slot_ns, &files_ns);
 		if (err)
@@ -288,7 +297,6 @@ static int killer_member(struct bench_group *g, struct crash *cr)
 	if (!err) {
 		g->c->val[1][2] =
 			(int64_t)atomic_load_explicit(&rv.h->reaped, memory_order_relaxed);
-		g->c->val[1][3] = atomic_load_explicit(&rv.h->reaper_pid, memory_order_relaxed);
 		munmap((void *)rv.h, rv.len);
 	}
 	atomic_store_explicit(&g->c->word[0], 1, memory_order_release); /* peer: stop */
@@ -336,11 +344,11 @@ static int reaper_cmd(const struct mode *m, struct crash *cr, char *why, size_t 
 	snprintf(bin, sizeof(bin), "%s/shmrpc-reaper", self);
 	if (access(bin, X_OK) != 0) {
 		snprintf(why, len,
-			 "not available: %.100s is not built (tools/reaper has not landed)", bin);
+			 "not available: %.100s is not built", bin);
 		return -EOPNOTSUPP;
 	}
-	if (geteuid() != 0) {
-		snprintf(why, len, "not available: the reaper needs root");
+	if (m->root && geteuid() != 0) {
+		snprintf(why, len, "not available: the reaper's BPF mode needs root");
 		return -EOPNOTSUPP;
 	}
 	cmd = cmd && *cmd ? cmd : m->reaper_cmd;
@@ -420,7 +428,7 @@ static void crash_mode(struct bench_results *rs, const struct bench_opts *o,
 		bench_metric_set(r, "kills", cr.kills);
 		bench_metric_set(r, "not_cleaned_2s", (double)g.c->val[1][1]);
 		bench_metric_set(r, "reaped_by_reaper", (double)g.c->val[1][2]);
-		bench_metric_set(r, "reaper_pid_seen", (double)g.c->val[1][3]);
+		bench_metric_set(r, "reaper_seen", (double)g.c->val[1][3]);
 	}
 	if (bench_shm_cleanup(cr.domain) > 0)
 		fprintf(stderr, "shmrpc-bench: crash domain left files (removed)\n");
