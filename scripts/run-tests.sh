@@ -10,6 +10,12 @@ backends=${SHMRPC_TEST_BACKENDS:-"futex uring"}
 per_test_timeout=${SHMRPC_TEST_TIMEOUT:-900}
 failed=0
 ran=0
+# Each program's output also goes to a log; the failures' cmocka verdicts
+# are repeated at the end, where a truncated CI log still shows them.
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+summary=$logs/summary
+: >"$summary"
 
 have_backend() {
 	# A backend the library refuses here (-EOPNOTSUPP) is reported, not run.
@@ -29,8 +35,21 @@ for be in $backends; do
 		fi
 		echo "=== $(basename "$t") [backend $be]"
 		ran=$((ran + 1))
-		if ! SHMRPC_BACKEND=$be timeout -k 10 "$per_test_timeout" "$t"; then
+		log=$logs/$(basename "$t").$be
+		# To a file, then shown: a pipe to tee would wait for any process
+		# the test left holding its output. LeakSanitizer's warning in
+		# forked children of threaded parents (it lists the parent's
+		# threads) is noise, one line per child: left out of the display.
+		SHMRPC_BACKEND=$be timeout -k 10 "$per_test_timeout" "$t" >"$log" 2>&1
+		echo $? >"$log.rc"
+		grep -v 'was not suspended. False leaks are possible' "$log"
+		if [ "$(cat "$log.rc")" != 0 ]; then
 			echo "FAILED: $(basename "$t") [backend $be]"
+			{
+				echo "FAILED: $(basename "$t") [backend $be], exit $(cat "$log.rc")"
+				grep -E '^\[ *(RUN|ERROR|LINE|FAILED) *\]|error:|ERROR: |runtime error' "$log" |
+					grep -B1 -A3 -E 'ERROR|LINE|FAILED|error' | tail -40
+			} >>"$summary"
 			failed=$((failed + 1))
 		fi
 	done
@@ -42,5 +61,9 @@ if [ -x tests/model/run.sh ]; then
 	tests/model/run.sh || { echo "FAILED: model check"; failed=$((failed + 1)); }
 fi
 
+if [ -s "$summary" ]; then
+	echo "=== what failed"
+	cat "$summary"
+fi
 echo "=== $ran test runs, $failed failed"
 [ "$ran" -gt 0 ] && [ "$failed" -eq 0 ]
