@@ -63,8 +63,8 @@ char LICENSE[] SEC("license") = "GPL"; /* bpf_probe_read_kernel, ringbuf */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SHMRPC_EXIT_MAX_WATCHED);
-	__type(key, __u32);			/* tgid */
-	__type(value, shmrpc_exit_cookie_t);	/* cookie */
+	__type(key, __u32);		     /* tgid */
+	__type(value, shmrpc_exit_cookie_t); /* cookie */
 } watched SEC(".maps");
 
 struct {

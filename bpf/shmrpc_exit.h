@@ -41,14 +41,14 @@ typedef __u64 shmrpc_exit_cookie_t;
  * of /proc/PID/stat, the registry's pid-reuse guard.
  */
 struct shmrpc_exit_event {
-	__u32 tgid;		/* thread-group id: the process id */
-	__u32 tid;		/* the last thread to exit */
-	__s32 exit_code;	/* wait(2) status */
-	__u32 reserved;		/* zero */
-	__u64 cookie;		/* the value user space stored in `watched` */
-	__u64 ktime_ns;		/* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 tgid;	 /* thread-group id: the process id */
+	__u32 tid;	 /* the last thread to exit */
+	__s32 exit_code; /* wait(2) status */
+	__u32 reserved;	 /* zero */
+	__u64 cookie;	 /* the value user space stored in `watched` */
+	__u64 ktime_ns;	 /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u64 start_boottime_ns;
-	char comm[16];		/* last thread's comm, for logs only */
+	char comm[16]; /* last thread's comm, for logs only */
 };
 
 /*
@@ -58,8 +58,8 @@ struct shmrpc_exit_event {
  * every watched tgid is still alive) finds it.
  */
 struct shmrpc_exit_stats {
-	__u64 events;		/* events submitted */
-	__u64 drops;		/* exits lost because the ring buffer was full */
+	__u64 events; /* events submitted */
+	__u64 drops;  /* exits lost because the ring buffer was full */
 };
 
 #ifndef __cplusplus

@@ -27,8 +27,7 @@ static int targets(struct shmrpc_node *n, struct bcast *b)
 	struct shmrpc__slot_view v;
 
 	for (i = 0; i < hi; i++) {
-		if (i == n->slot || shmrpc__reg_read(n->reg, i, &v) ||
-		    v.state != SHMRPC__SLOT_LIVE)
+		if (i == n->slot || shmrpc__reg_read(n->reg, i, &v) || v.state != SHMRPC__SLOT_LIVE)
 			continue;
 		if (b->n == cap) {
 			void *p;

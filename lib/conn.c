@@ -194,8 +194,8 @@ static void conn_unlist(struct shmrpc_node *n, struct shmrpc__conn *c, bool unli
 
 	shmrpc__fold_begin(n);
 	if (unlink) {
-		shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, n->slot, n->gen,
-				  c->rx_slot, c->rx_gen);
+		shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, n->slot, n->gen, c->rx_slot,
+				  c->rx_gen);
 		shmrpc__seg_unlink(path);
 	}
 	/* Relaxed CAS: only a newer connection to this slot may have changed
@@ -608,8 +608,7 @@ int shmrpc__conn_warm(struct shmrpc_node *n)
 	int count = 0;
 
 	for (i = 0; i < hi; i++) {
-		if (i == n->slot || shmrpc__reg_read(n->reg, i, &v) ||
-		    v.state != SHMRPC__SLOT_LIVE)
+		if (i == n->slot || shmrpc__reg_read(n->reg, i, &v) || v.state != SHMRPC__SLOT_LIVE)
 			continue;
 		count += conn_find_or_connect(n, v.name, &c, &gen) == 0;
 	}

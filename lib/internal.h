@@ -173,8 +173,7 @@ void shmrpc__reg_close(struct shmrpc__reg *r);
  * none or the one it has was retired: nodes of one process share one
  * mapping and one lock descriptor. Referenced; shmrpc__reg_put drops it.
  */
-int shmrpc__reg_get(const char *domain, uint32_t capacity, uint32_t mode,
-		    struct shmrpc__reg **out);
+int shmrpc__reg_get(const char *domain, uint32_t capacity, uint32_t mode, struct shmrpc__reg **out);
 void shmrpc__reg_put(struct shmrpc__reg *r);
 void shmrpc__reg_fork_prepare(void);
 void shmrpc__reg_fork_parent(void);
@@ -393,7 +392,7 @@ struct shmrpc__deferred {
 
 struct shmrpc_node {
 	char name[SHMRPC_NAME_MAX + 1];
-	struct shmrpc__reg *reg;	      /* shared by the process's nodes of the domain */
+	struct shmrpc__reg *reg; /* shared by the process's nodes of the domain */
 	uint32_t slot, gen;
 	struct shmrpc__proc proc;
 	struct shmrpc__node_hdr *seg; /* our node segment */
@@ -431,7 +430,6 @@ struct shmrpc_node {
 	_Atomic bool stop;
 	shmrpc_handler fn;
 	void *fn_arg;
-
 
 	struct shmrpc_node *all_next; /* process-wide list, for fork */
 };

@@ -181,8 +181,8 @@ static void close_dead(struct shmrpc__node_hdr *h)
 	atomic_thread_fence(memory_order_seq_cst); /* (J), pairs with announce's (I) */
 }
 
-static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hdr *h,
-		       uint32_t slot, uint32_t gen)
+static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hdr *h, uint32_t slot,
+		       uint32_t gen)
 {
 	/* From the layout, not h->in_off/out_off: map_dead checked those, but
 	 * a live peer can still rewrite the file under our map. */

@@ -527,8 +527,7 @@ void shmrpc__reg_retire(struct shmrpc__reg *r)
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shmrpc__reg *cache;
 
-int shmrpc__reg_get(const char *domain, uint32_t capacity, uint32_t mode,
-		    struct shmrpc__reg **out)
+int shmrpc__reg_get(const char *domain, uint32_t capacity, uint32_t mode, struct shmrpc__reg **out)
 {
 	struct shmrpc__reg *r, **pp;
 	int err = 0;

@@ -245,7 +245,7 @@ int shmrpc__watch_peer(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	if (shmrpc__reg_read(n->reg, slot, &v) || v.state != SHMRPC__SLOT_LIVE || v.gen != gen)
 		return 0; /* changing or gone: the reader of its rings sees it */
 	if (v.pidns == n->proc.pidns && v.pid == n->proc.pid)
-		return 0; /* ours: it cannot die without us */
+		return 0;	    /* ours: it cannot die without us */
 	rc = shmrpc__watch_start(); /* started at join already, normally */
 	if (rc)
 		return rc;

@@ -40,7 +40,7 @@
 #define NPROC 16
 #define MAX_INC 8192 /* incarnations over a run: 16 + one per kill */
 #define MSG_MAX 2048
-#define FIN_MS 30000 /* a survivor must be done this long after FIN starts */
+#define FIN_MS 30000	  /* a survivor must be done this long after FIN starts */
 #define MAGIC 0x43484153u /* "CHAS" */
 
 enum { F_FIRST = 1, F_FIN = 2 };
@@ -48,7 +48,7 @@ enum { F_FIRST = 1, F_FIN = 2 };
 struct hdr {
 	uint32_t magic;
 	uint16_t from, to; /* process indexes */
-	uint32_t inc; /* sender's incarnation */
+	uint32_t inc;	   /* sender's incarnation */
 	uint32_t flags;
 	uint64_t seq; /* per (sender incarnation, receiver name) */
 	uint32_t len; /* payload bytes after the header */
@@ -90,10 +90,10 @@ struct me {
 	int idx;
 	uint32_t inc;
 	struct shmrpc_node *n;
-	uint64_t seq[NPROC]; /* next seq to each receiver name */
-	bool first[NPROC]; /* next success starts a connection */
+	uint64_t seq[NPROC];	/* next seq to each receiver name */
+	bool first[NPROC];	/* next success starts a connection */
 	uint64_t last[MAX_INC]; /* per sender inc: last seq + 1; 0 none */
-	bool fin_from[NPROC]; /* FIN seen from that sender (its live inc) */
+	bool fin_from[NPROC];	/* FIN seen from that sender (its live inc) */
 	uint64_t rng;
 	char buf[sizeof(struct hdr) + MSG_MAX];
 };

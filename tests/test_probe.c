@@ -39,7 +39,7 @@
 
 #define MAX_KIDS 64
 #define MAX_EVENTS 256
-#define QUIET_MS 200 /* how long "no event" is watched for */
+#define QUIET_MS 200  /* how long "no event" is watched for */
 #define EVENT_MS 3000 /* how long an expected event may take, at most */
 
 struct fixture {
@@ -883,8 +883,11 @@ static void test_probe_two_consumers_split(void **state)
 
 	open_route(f, SHMRPC_PROBE_TP_BTF, f->pin_dir);
 	k[0].p = f->p;
-	assert_int_equal(shmrpc_probe_open(&f->q, &(struct shmrpc_probe_opts){
-		.sz = sizeof(struct shmrpc_probe_opts), .pin_dir = f->pin_dir }), 0);
+	assert_int_equal(shmrpc_probe_open(&f->q,
+					   &(struct shmrpc_probe_opts){
+						   .sz = sizeof(struct shmrpc_probe_opts),
+						   .pin_dir = f->pin_dir }),
+			 0);
 	assert_string_equal(shmrpc_probe_mode(f->q), "pinned");
 	k[1].p = f->q;
 	two_consumers_sequential(f, f->q);
@@ -911,7 +914,7 @@ static void test_probe_two_consumers_split(void **state)
 	}
 	print_message("two consumers, concurrent: A saw %d, B saw %d of %d; %d duplicated\n",
 		      k[0].c.n, k[1].c.n, N, dups);
-	assert_int_equal(missing, 0); /* every event reached one of them... */
+	assert_int_equal(missing, 0);			 /* every event reached one of them... */
 	assert_int_equal(k[0].c.n + k[1].c.n, N + dups); /* ...none of another process */
 }
 
@@ -954,7 +957,6 @@ static void test_probe_latency(void **state)
 		      consumer[ROUNDS * 9 / 10] / 1e3);
 }
 
-
 /* As root, mount bpffs and tracefs where they are missing (a fresh VM/CI). */
 static int mount_fs(void **state)
 {
@@ -962,7 +964,7 @@ static int mount_fs(void **state)
 		const char *dir, *type;
 		long magic;
 	} fs[] = {
-		{ "/sys/fs/bpf", "bpf", 0xcafe4a11 },		/* BPF_FS_MAGIC */
+		{ "/sys/fs/bpf", "bpf", 0xcafe4a11 },		  /* BPF_FS_MAGIC */
 		{ "/sys/kernel/tracing", "tracefs", 0x74726163 }, /* TRACEFS_MAGIC */
 	};
 	struct statfs sf;

@@ -48,7 +48,7 @@
 #endif
 
 #define CLEAN_MS 5000 /* a reaper or a watcher cleans up well within this */
-#define ROUNDS 3 /* killtime rounds per state in a functional test */
+#define ROUNDS 3      /* killtime rounds per state in a functional test */
 
 static pid_t main_pid;
 
@@ -897,7 +897,7 @@ static pid_t only_child(pid_t pid)
 
 struct container {
 	pid_t unshare; /* our child: unshare(1) */
-	pid_t node; /* its child, pid 1 of the new namespace: the node */
+	pid_t node;    /* its child, pid 1 of the new namespace: the node */
 };
 
 /* Run node @name in a new pid namespace that shares our /dev/shm. */
@@ -1177,7 +1177,7 @@ static int mount_fs(void **state)
 		const char *dir, *type;
 		long magic;
 	} fs[] = {
-		{ "/sys/fs/bpf", "bpf", 0xcafe4a11 }, /* BPF_FS_MAGIC */
+		{ "/sys/fs/bpf", "bpf", 0xcafe4a11 },		  /* BPF_FS_MAGIC */
 		{ "/sys/kernel/tracing", "tracefs", 0x74726163 }, /* TRACEFS_MAGIC */
 	};
 	struct statfs sf;

@@ -39,15 +39,15 @@
 #define LINK_PIN "link"
 
 struct shmrpc_probe {
-	struct shmrpc_exit_bpf *skel_btf;	/* tp_btf route */
-	struct shmrpc_exit_tp_bpf *skel_tp;	/* tracepoint route */
-	struct bpf_link *link;			/* borrowed from the skeleton */
-	int watched_fd, events_fd, stats_fd;	/* owned only when `owned` */
-	int link_fd;				/* pinned route, or -1 */
+	struct shmrpc_exit_bpf *skel_btf;    /* tp_btf route */
+	struct shmrpc_exit_tp_bpf *skel_tp;  /* tracepoint route */
+	struct bpf_link *link;		     /* borrowed from the skeleton */
+	int watched_fd, events_fd, stats_fd; /* owned only when `owned` */
+	int link_fd;			     /* pinned route, or -1 */
 	int owned;
 	struct ring_buffer *rb;
 	const char *mode;
-	shmrpc_probe_fn fn;			/* set for the length of a poll */
+	shmrpc_probe_fn fn; /* set for the length of a poll */
 	void *fn_ctx;
 };
 

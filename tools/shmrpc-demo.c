@@ -79,7 +79,8 @@ static void child_loop(const char *name)
 				if (rc < 0 || (rc = shmrpc_send(n, from, buf, (size_t)rc, -1)))
 					die("echo", rc);
 			}
-		} else if (sscanf(cmd, "sink %ld", &count) == 1 || sscanf(cmd, "hear %ld", &count) == 1) {
+		} else if (sscanf(cmd, "sink %ld", &count) == 1 ||
+			   sscanf(cmd, "hear %ld", &count) == 1) {
 			for (got = 0; got < count; got++) {
 				rc = shmrpc_recv(n, buf, sizeof(buf), NULL, 5000);
 				if (rc < 0 || (cmd[0] == 'h' && *(long *)buf != got))
@@ -125,8 +126,8 @@ static double pct(double *v, int n, double p)
 static void print_lat(const char *what, double *v, int n)
 {
 	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	printf("    %-34s median %6.2f us   p99 %7.2f us   p99.9 %7.2f us\n", what,
-	       pct(v, n, 50), pct(v, n, 99), pct(v, n, 99.9));
+	printf("    %-34s median %6.2f us   p99 %7.2f us   p99.9 %7.2f us\n", what, pct(v, n, 50),
+	       pct(v, n, 99), pct(v, n, 99.9));
 }
 
 /* One-way latency: half the round trip through the "sensor" echo node. */
@@ -153,8 +154,8 @@ static void ping_pong(struct shmrpc_node *n, double *lat, int gap_us)
 /* The same ping-pong over bare futex(2) words, for a same-run ratio. */
 static void futex_ping_pong(double *lat)
 {
-	_Atomic uint32_t *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-				   -1, 0);
+	_Atomic uint32_t *w =
+		mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	pid_t pid;
 	int i;
 

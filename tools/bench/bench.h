@@ -38,19 +38,19 @@ extern "C" {
 
 /* What the driver asks of a transport for one run (filled before setup). */
 struct bench_params {
-	size_t msg_size; /* every message of the run is exactly this long */
+	size_t msg_size;  /* every message of the run is exactly this long */
 	size_t buf_bytes; /* buffering to provide per direction (a budget) */
-	unsigned run_id; /* unique within this process: name kernel objects */
+	unsigned run_id;  /* unique within this process: name kernel objects */
 };
 
 /* Counters a transport may keep about itself (libshmrpc: shmrpc_stats),
  * sampled by a side at the start and end of its window. */
 struct bench_libctr {
 	uint64_t sleeps; /* times this side slept in the kernel */
-	uint64_t wakes; /* wakes it issued to a sleeping peer */
-	uint64_t skips; /* publishes that needed no wake: the peer was awake */
-	uint64_t spins; /* waits that ended while spinning */
-	uint64_t full; /* sends that found the ring full */
+	uint64_t wakes;	 /* wakes it issued to a sleeping peer */
+	uint64_t skips;	 /* publishes that needed no wake: the peer was awake */
+	uint64_t spins;	 /* waits that ended while spinning */
+	uint64_t full;	 /* sends that found the ring full */
 };
 
 /* Scenarios a transport is left out of unless --transport names it. */
@@ -62,11 +62,11 @@ struct bench_libctr {
 struct bench_chan {
 	const struct bench_transport *t;
 	struct bench_params p;
-	int side; /* -1 in the driver; 0 or 1 in a side, set before attach */
+	int side;	/* -1 in the driver; 0 or 1 in a side, set before attach */
 	size_t buf_eff; /* setup: buffering really obtained, bytes per direction
 			   (0 when unknown); reported as is */
-	void *priv; /* the transport's own state */
-	char why[120]; /* setup: optional reason for a refusal, reported */
+	void *priv;	/* the transport's own state */
+	char why[120];	/* setup: optional reason for a refusal, reported */
 };
 
 /*
@@ -128,18 +128,18 @@ extern const struct bench_transport bench_tr_shm_sleep, bench_tr_shm_sleep_futex
 /* ------------------------------------------------------------ run config */
 
 struct bench_cfg {
-	uint64_t iters; /* ping-pong: measured round trips (upper bound) */
-	uint64_t warmup; /* ping-pong: round trips before measuring */
-	double duration; /* stream: seconds measured; ping-pong: time cap */
-	double warm_s; /* stream: seconds streamed before measuring */
-	double rate; /* paced: requests per second offered by side 0 */
+	uint64_t iters;	    /* ping-pong: measured round trips (upper bound) */
+	uint64_t warmup;    /* ping-pong: round trips before measuring */
+	double duration;    /* stream: seconds measured; ping-pong: time cap */
+	double warm_s;	    /* stream: seconds streamed before measuring */
+	double rate;	    /* paced: requests per second offered by side 0 */
 	int count_syscalls; /* count each side's system calls (syscount.c): it
 			       costs every system call ~0.1 us, so only the
 			       runs that report system calls do it */
-	int floor_blocks; /* pingpong: interleave this many blocks of cache-line
+	int floor_blocks;   /* pingpong: interleave this many blocks of cache-line
 			       round trips (0: none; spinning transports) */
-	int cpu[2]; /* CPU of side 0 and side 1 */
-	size_t msg_size; /* the run's message size */
+	int cpu[2];	    /* CPU of side 0 and side 1 */
+	size_t msg_size;    /* the run's message size */
 };
 
 /* --------------------------------------------------- shared control block */
@@ -149,12 +149,12 @@ struct bench_side_out {
 	int64_t wall_ns; /* this side's accounting window */
 	int64_t user_ns; /* getrusage(RUSAGE_SELF) over that window */
 	int64_t sys_ns;
-	uint64_t msgs; /* messages delivered in that window, both directions */
+	uint64_t msgs;	  /* messages delivered in that window, both directions */
 	uint64_t preempt; /* involuntary context switches in that window: time
 			     another task took this side's CPU */
 	int64_t syscalls; /* system calls in that window (raw_syscalls:sys_enter
 			     tracepoint), -1 when it cannot be counted */
-	int64_t pace_ns; /* paced: time side 0 spent spinning for its next send
+	int64_t pace_ns;  /* paced: time side 0 spent spinning for its next send
 			     time (CPU of the load generator, not of the transport) */
 	uint32_t has_lib; /* lib is valid */
 	uint32_t _pad;
@@ -163,15 +163,15 @@ struct bench_side_out {
 
 /* MAP_SHARED anonymous, created by the driver before fork, one per run. */
 struct bench_ctrl {
-	alignas(64) _Atomic uint32_t arrived; /* start barrier (futex word) */
-	alignas(64) _Atomic uint64_t line; /* cacheline scenario's word */
+	alignas(64) _Atomic uint32_t arrived;	   /* start barrier (futex word) */
+	alignas(64) _Atomic uint64_t line;	   /* cacheline scenario's word */
 	alignas(64) struct bench_side_out side[2]; /* side i writes side[i] */
-	uint64_t n; /* pingpong: samples[] used (side 0); stream:
+	uint64_t n;				   /* pingpong: samples[] used (side 0); stream:
 				   messages in the measured window (side 1) */
-	int64_t window_ns; /* stream: the consumer's measured window */
-	char err[2][160]; /* side i: why it failed */
-	uint64_t cap; /* driver: capacity of samples[] */
-	uint64_t n_floor; /* pingpong with floor blocks: floor samples, at
+	int64_t window_ns;			   /* stream: the consumer's measured window */
+	char err[2][160];			   /* side i: why it failed */
+	uint64_t cap;				   /* driver: capacity of samples[] */
+	uint64_t n_floor;			   /* pingpong with floor blocks: floor samples, at
 				   samples[cap / 2]; block = samples per block */
 	uint64_t block;
 	alignas(64) uint64_t samples[]; /* side 0: round-trip times, ns */
@@ -218,7 +218,7 @@ void bench_sysc_close(void);
 /* shmfiles.c: the files of a libshmrpc domain in /dev/shm. */
 struct bench_shm_usage {
 	unsigned files, rings, nodes;
-	uint64_t blocks_bytes; /* allocated blocks of all files (st_blocks) */
+	uint64_t blocks_bytes;	 /* allocated blocks of all files (st_blocks) */
 	uint64_t apparent_bytes; /* sum of st_size */
 	uint64_t ring_blocks, node_blocks, reg_blocks;
 };
@@ -247,12 +247,12 @@ int bench_paced_side(struct bench_chan *ch, struct bench_ctrl *c, int side,
 
 /* MAP_SHARED anonymous control block of a group run (group.c). */
 struct bench_gctrl {
-	alignas(64) _Atomic uint32_t bar[4]; /* barriers (futex words); [0]: start */
+	alignas(64) _Atomic uint32_t bar[4];  /* barriers (futex words); [0]: start */
 	alignas(64) _Atomic uint64_t word[8]; /* the scenario's shared words */
 	alignas(64) struct bench_side_out out[BENCH_GROUP_MAX]; /* member i writes [i] */
 	int64_t val[BENCH_GROUP_MAX][8]; /* the scenario's values, member i: [i] */
-	char err[BENCH_GROUP_MAX][160]; /* member i: why it failed */
-	uint64_t cap; /* samples[] */
+	char err[BENCH_GROUP_MAX][160];	 /* member i: why it failed */
+	uint64_t cap;			 /* samples[] */
 	alignas(64) uint64_t samples[];
 };
 
@@ -260,14 +260,14 @@ struct bench_gctrl {
 struct bench_group {
 	int n;
 	int cpu[BENCH_GROUP_MAX];
-	double timeout_s; /* watchdog; 0: 60 s */
+	double timeout_s;   /* watchdog; 0: 60 s */
 	int count_syscalls; /* members count their system calls (syscount.c) */
-	int (*attach)(struct bench_group *g, int idx); /* optional, before the barrier */
-	int (*fn)(struct bench_group *g, int idx); /* after the barrier */
+	int (*attach)(struct bench_group *g, int idx);	/* optional, before the barrier */
+	int (*fn)(struct bench_group *g, int idx);	/* after the barrier */
 	void (*detach)(struct bench_group *g, int idx); /* optional */
 	struct bench_gctrl *c;
 	void *arg; /* the scenario's */
-	int idx; /* in a member: its index */
+	int idx;   /* in a member: its index */
 };
 
 struct bench_gctrl *bench_gctrl_new(uint64_t nsamples);
@@ -294,8 +294,8 @@ struct bench_gchan {
 
 struct bench_gtr {
 	const char *name, *what;
-	unsigned topos; /* BENCH_FANIN | BENCH_BCAST it serves */
-	int (*setup)(struct bench_gchan *g); /* driver, before fork */
+	unsigned topos;				       /* BENCH_FANIN | BENCH_BCAST it serves */
+	int (*setup)(struct bench_gchan *g);	       /* driver, before fork */
 	int (*attach)(struct bench_gchan *g, int idx); /* member */
 	/* fan-in: to the consumer; broadcast: to every consumer. Blocks while
 	 * full. Returns how many consumers got it, or -errno. */
@@ -321,7 +321,7 @@ struct bench_lat {
 /* CPU use of one side. */
 struct bench_cpu {
 	double user_s, sys_s, wall_s;
-	double cpu_per_s; /* (user + sys) / wall */
+	double cpu_per_s;  /* (user + sys) / wall */
 	double us_per_msg; /* (user + sys) / messages of the window, us */
 	uint64_t msgs;
 	uint64_t preempt; /* involuntary context switches */
@@ -337,7 +337,7 @@ struct bench_metric {
 #define BENCH_MAX_METRICS 24
 
 struct bench_result {
-	const char *scenario; /* "pingpong", "paced", "stream", "memcpy", "fanin", ... */
+	const char *scenario;  /* "pingpong", "paced", "stream", "memcpy", "fanin", ... */
 	const char *transport; /* a transport name, "cacheline", "memcpy", a mode */
 	size_t size;
 	enum bench_status status;
@@ -358,8 +358,8 @@ struct bench_result {
 	double window_s;
 	double msgs_per_s, gb_per_s;
 	struct bench_cpu cpu[2];
-	int nsides; /* 2, 1 for memcpy, 0 for scenarios without sides */
-	double ratio; /* median (pingpong) or msgs/s (stream) over the
+	int nsides;	  /* 2, 1 for memcpy, 0 for scenarios without sides */
+	double ratio;	  /* median (pingpong) or msgs/s (stream) over the
 				  baseline's at the same size; NAN if none */
 	double ratio_p99; /* pingpong: p99 over the baseline's p99 */
 	/* paced: offered requests per second; memory, fanin, broadcast: nodes */
@@ -378,25 +378,25 @@ struct bench_host {
 	double load_start; /* 1-minute load average when the run started */
 	int side_cpu[2];
 	double clock_read_ns; /* cost of one clock_gettime(CLOCK_MONOTONIC) */
-	char date[32]; /* UTC, ISO 8601 */
-	double load_end; /* 1-minute load average when the run ended */
+	char date[32];	      /* UTC, ISO 8601 */
+	double load_end;      /* 1-minute load average when the run ended */
 	/* Disturbance over the whole run, from /proc/stat and getrusage: CPU
 	 * time of all tasks that are not this program or its children, and
 	 * time the hypervisor took the vCPUs away (steal). */
 	double others_cpu_s, steal_s, own_cpu_s;
 	double stat0[2]; /* at the start: non-idle, steal seconds */
-	double own0; /* at the start: own CPU seconds */
+	double own0;	 /* at the start: own CPU seconds */
 };
 
 /* One target of the issue, evaluated on the run's results (targets.c). */
 struct bench_target {
-	const char *id; /* "1a", "2-64B", ... */
+	const char *id;	  /* "1a", "2-64B", ... */
 	const char *what; /* the target, in words */
 	const char *unit;
 	double value; /* measured; NAN: not measured in this run */
 	double limit;
 	int at_most; /* 1: value <= limit is met; 0: value >= limit */
-	int met; /* 1 met, 0 missed, -1 not measured */
+	int met;     /* 1 met, 0 missed, -1 not measured */
 };
 #define BENCH_MAX_TARGETS 32
 
@@ -407,7 +407,7 @@ struct bench_report {
 	const struct bench_cfg *cfg;
 	const char *baseline;
 	int quick;
-	double stream_s; /* seconds measured per stream run */
+	double stream_s;  /* seconds measured per stream run */
 	double elapsed_s; /* whole run, wall */
 	struct bench_result *r;
 	size_t nr;
@@ -416,14 +416,14 @@ struct bench_report {
 /* main.c: what to run */
 struct bench_opts {
 	int quick;
-	const char *scenarios; /* comma list, NULL: the standard set */
+	const char *scenarios;	/* comma list, NULL: the standard set */
 	const char *transports; /* comma list, NULL: each scenario's default */
 	const char *baseline;
 	const char *json, *plots;
 	long long iters; /* 0: default */
 	double duration; /* 0: default */
-	int kills; /* crash: kills per mode (0: default) */
-	int no_strace; /* syscalls: skip the strace cross-check */
+	int kills;	 /* crash: kills per mode (0: default) */
+	int no_strace;	 /* syscalls: skip the strace cross-check */
 };
 /* Is @name in the comma-separated @list (NULL: everything is)? */
 int bench_in_list(const char *list, const char *name);

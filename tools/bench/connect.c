@@ -55,7 +55,7 @@ struct conn {
 	int many; /* join1000: how many (JOIN_MANY; fewer with --quick) */
 	struct sockaddr_un addr;
 	socklen_t addr_len;
-	uint64_t n; /* iterations */
+	uint64_t n;	     /* iterations */
 	const char *backend; /* join runs */
 };
 
@@ -271,7 +271,7 @@ static int join_member(struct bench_group *g, int idx)
 		err = shmrpc_open("j", &o, &node);
 		t1 = bench_now_ns();
 		shmrpc_close(node);
-		s[i] = (uint64_t)(t1 - t0); /* join */
+		s[i] = (uint64_t)(t1 - t0);		    /* join */
 		s[n + i] = (uint64_t)(bench_now_ns() - t1); /* leave */
 	}
 	bench_sysc_open(); /* counted join/leave pairs, not timed */

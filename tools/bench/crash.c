@@ -55,9 +55,9 @@
 
 struct mode {
 	const char *name;
-	const char *env; /* overrides the command */
+	const char *env;	/* overrides the command */
 	const char *reaper_cmd; /* NULL: no reaper */
-	bool root; /* the mode needs root */
+	bool root;		/* the mode needs root */
 };
 
 static const struct mode modes[] = {
@@ -274,8 +274,8 @@ static int killer_member(struct bench_group *g, struct crash *cr)
 		err = reaper_start(cr, &rv, &reaper);
 		/* 1 if the reaper announced itself before the first kill (it
 		 * clears reaper_pid when it stops) */
-		g->c->val[1][3] = !err && atomic_load_explicit(&rv.h->reaper_pid,
-							       memory_order_relaxed) != 0;
+		g->c->val[1][3] =
+			!err && atomic_load_explicit(&rv.h->reaper_pid, memory_order_relaxed) != 0;
 	}
 	for (int i = 0; i < cr->kills && !err; i++) {
 		err = one_kill(g, cr, &rv, i, &slot_ns, &files_ns);
@@ -343,8 +343,7 @@ static int reaper_cmd(const struct mode *m, struct crash *cr, char *why, size_t 
 		*strrchr(self, '/') = 0;
 	snprintf(bin, sizeof(bin), "%s/shmrpc-reaper", self);
 	if (access(bin, X_OK) != 0) {
-		snprintf(why, len,
-			 "not available: %.100s is not built", bin);
+		snprintf(why, len, "not available: %.100s is not built", bin);
 		return -EOPNOTSUPP;
 	}
 	if (m->root && geteuid() != 0) {

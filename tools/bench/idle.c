@@ -31,7 +31,7 @@
 #define NSUBJ 5
 
 struct subject {
-	const char *name; /* result's transport column */
+	const char *name;    /* result's transport column */
 	const char *backend; /* NULL: the futex(2) floor */
 	int fd_mode;
 };

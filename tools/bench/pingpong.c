@@ -36,7 +36,7 @@
 #include "bench.h"
 
 #define PP_STOP UINT64_MAX
-#define PP_LINE (UINT64_MAX - 1) /* transport message: switch to the line */
+#define PP_LINE (UINT64_MAX - 1)  /* transport message: switch to the line */
 #define LINE_END (UINT64_MAX - 1) /* line value: back to the transport */
 
 static int pp_round(struct bench_chan *ch, struct bench_ctrl *c, unsigned char *buf, size_t size,

@@ -20,8 +20,8 @@ static const double paced_rates[] = { 1000, 10000, 100000 };
 static const double paced_secs[] = { 1.0, 0.5, 0.3 };
 #define MEMCPY_SIZE (1024 * 1024)
 #define PACED_WARM_MAX 2000 /* requests */
-#define PP_ROUNDS 5 /* ping-pong: runs per result, interleaved */
-#define ST_ROUNDS 2 /* stream: the same */
+#define PP_ROUNDS 5	    /* ping-pong: runs per result, interleaved */
+#define ST_ROUNDS 2	    /* stream: the same */
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 struct bench_result *bench_result_new(struct bench_results *rs, const char *scen, const char *tr,

@@ -27,13 +27,13 @@ enum ring_kind { RING_DATA = 0, RING_SPACE = 1 };
 
 /* One direction. Each cache line has one writer. */
 struct ring_shm {
-	alignas(64) _Atomic uint64_t tail; /* producer: bytes published */
-	alignas(64) _Atomic uint64_t head; /* consumer: bytes consumed */
+	alignas(64) _Atomic uint64_t tail;   /* producer: bytes published */
+	alignas(64) _Atomic uint64_t head;   /* consumer: bytes consumed */
 	alignas(64) _Atomic uint32_t seq[2]; /* [RING_DATA]: consumer sleeps on it,
 						producer bumps it; [RING_SPACE]:
 						the reverse. Written by both. */
-	alignas(64) uint64_t size; /* setup: data bytes, a power of two */
-	uint32_t id; /* setup: 0 (side 0 -> 1) or 1 (1 -> 0) */
+	alignas(64) uint64_t size;	     /* setup: data bytes, a power of two */
+	uint32_t id;			     /* setup: 0 (side 0 -> 1) or 1 (1 -> 0) */
 	alignas(64) unsigned char data[];
 };
 

@@ -27,7 +27,7 @@ struct bench_acc {
 	const struct bench_transport *t;
 	bench_side_fn fn;
 	struct bench_cfg cfg; /* of one round */
-	uint64_t nsamples; /* per round */
+	uint64_t nsamples;    /* per round */
 	uint64_t *rtt, n, cap;
 	uint64_t *flr, nf;
 	double *blk;

@@ -84,8 +84,8 @@ static void latency_targets(struct bench_report *rep)
 	/* Against futex(2)'s results, whatever --baseline says. */
 	for (int b = 0; b < 2; b++)
 		for (int s = 0; s < 2; s++) {
-			const struct bench_result *f = find(rep, "pingpong", "futex", s ? 4096 : 64,
-							    NULL, 0);
+			const struct bench_result *f =
+				find(rep, "pingpong", "futex", s ? 4096 : 64, NULL, 0);
 
 			r = find(rep, "pingpong", sleeps[b], s ? 4096 : 64, NULL, 0);
 			add(rep, "1b", med[b][s], "x futex",

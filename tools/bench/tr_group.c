@@ -32,10 +32,10 @@ enum kind { K_PIPE, K_UNIX, K_MQ };
 
 struct kgroup {
 	enum kind kind;
-	int nch; /* channels: 1 (fan-in) or ncons */
+	int nch;		  /* channels: 1 (fan-in) or ncons */
 	int rfd[BENCH_GROUP_MAX]; /* read end (mqueue: the queue) */
 	int wfd[BENCH_GROUP_MAX]; /* write end (mqueue: the queue) */
-	int mine; /* consumer: its channel */
+	int mine;		  /* consumer: its channel */
 };
 
 static void kg_close(struct kgroup *k)

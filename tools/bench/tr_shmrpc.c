@@ -32,7 +32,7 @@
 
 struct shm_variant {
 	const char *backend; /* NULL: the library's default */
-	int32_t spin_us; /* 0: default (adaptive, up to 20 us) */
+	int32_t spin_us;     /* 0: default (adaptive, up to 20 us) */
 	int zc;
 };
 
@@ -52,7 +52,7 @@ static const struct shm_variant v_zc = { NULL, 0, 1 };
 
 /* Nobody reads it: it only keeps the compiler from dropping the scan. */
 static volatile uint64_t zc_sink;
-#define ZC_FILL 0x5a /* what a zero-copy sender writes between the stamps */
+#define ZC_FILL 0x5a   /* what a zero-copy sender writes between the stamps */
 #define ZC_ABSENT 0xa5 /* what its receiver looks for, in vain */
 
 static int shm_setup_v(struct bench_chan *ch, const struct shm_variant *v)

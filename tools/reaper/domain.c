@@ -44,8 +44,8 @@
 #include "reaper.h"
 #include "uring_compat.h"
 
-#define PENDING_MS 5 /* look at an unpublished registry again */
-#define ABANDON_S 5 /* unpublished that long: its creator died */
+#define PENDING_MS 5	 /* look at an unpublished registry again */
+#define ABANDON_S 5	 /* unpublished that long: its creator died */
 #define EPOCH_POLL_MS 20 /* without io_uring: epochs compared this often */
 #define URING_ENTRIES 256
 

@@ -27,13 +27,13 @@
 #endif
 
 #define STEP_MS 10000 /* any helper step */
-#define MSG 1000 /* bytes of each filler message */
+#define MSG 1000      /* bytes of each filler message */
 
 /* ---------------------------------------------------- pipes */
 
 struct report {
-	char tag; /* 'b': about to block / ready; 'e': result */
-	int rc, rc2; /* the blocked send, the send after it */
+	char tag;     /* 'b': about to block / ready; 'e': result */
+	int rc, rc2;  /* the blocked send, the send after it */
 	int64_t t_ns; /* CLOCK_MONOTONIC when the blocked send returned */
 };
 

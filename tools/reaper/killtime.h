@@ -52,13 +52,13 @@ enum shmrpc_kt_state {
 };
 
 struct shmrpc_kt_opts {
-	size_t sz; /* sizeof(struct shmrpc_kt_opts) */
-	const char *domain; /* required; a domain of its own */
-	int rounds; /* > 0 */
-	int state; /* enum shmrpc_kt_state */
-	bool peer_watch; /* nodes watch their peers (the "peers only" mode) */
-	int settle_ms; /* victim ready -> kill; 0: 20 (a reaper mirrors it) */
-	int timeout_ms; /* per round, for the cleanup; 0: 5000 */
+	size_t sz;	     /* sizeof(struct shmrpc_kt_opts) */
+	const char *domain;  /* required; a domain of its own */
+	int rounds;	     /* > 0 */
+	int state;	     /* enum shmrpc_kt_state */
+	bool peer_watch;     /* nodes watch their peers (the "peers only" mode) */
+	int settle_ms;	     /* victim ready -> kill; 0: 20 (a reaper mirrors it) */
+	int timeout_ms;	     /* per round, for the cleanup; 0: 5000 */
 	const char *backend; /* the nodes' wake backend; NULL: default */
 	/* After each kill, the caller joins a fresh node (leaving after the
 	 * round): its join must clean up (use without a reaper and without
@@ -67,11 +67,11 @@ struct shmrpc_kt_opts {
 };
 
 struct shmrpc_kt_round {
-	int state; /* enum shmrpc_kt_state used */
-	pid_t pid; /* the victim */
+	int state;	    /* enum shmrpc_kt_state used */
+	pid_t pid;	    /* the victim */
 	uint32_t slot, gen; /* its node id */
-	double clean_us; /* kill -> slot seen free, files gone */
-	double epipe_us; /* kill -> kt-p's blocked send returned -EPIPE; -1: kt-p was
+	double clean_us;    /* kill -> slot seen free, files gone */
+	double epipe_us;    /* kill -> kt-p's blocked send returned -EPIPE; -1: kt-p was
 				   not blocked (RECV: its next send was -EPIPE) */
 };
 
@@ -103,7 +103,7 @@ struct shmrpc_kt_obs;
 
 struct shmrpc_kt_id {
 	uint32_t slot, gen;
-	int32_t pid; /* in the node's own pid namespace */
+	int32_t pid;	     /* in the node's own pid namespace */
 	uint64_t start_time; /* as the slot records it (/proc/PID/stat field 22) */
 };
 
@@ -135,8 +135,8 @@ int shmrpc_kt_obs_sweep(struct shmrpc_kt_obs *o);
 /* The registry's reaper fields (lib/layout.h), as shmrpc-top shows them. */
 struct shmrpc_kt_reaper {
 	uint32_t pid, mode; /* mode: 1 bpf, 2 pidfd, 0 none */
-	uint64_t beat_s; /* CLOCK_MONOTONIC seconds of its last beat */
-	uint64_t reaped; /* slots it freed */
+	uint64_t beat_s;    /* CLOCK_MONOTONIC seconds of its last beat */
+	uint64_t reaped;    /* slots it freed */
 };
 void shmrpc_kt_obs_reaper(struct shmrpc_kt_obs *o, struct shmrpc_kt_reaper *out);
 

@@ -55,29 +55,29 @@ struct rproc;
 struct rnode {
 	struct rdom *dom;
 	uint32_t slot, gen;
-	pid_t pid; /* as its slot says: in the node's pid namespace */
-	pid_t gpid; /* the same process in ours; 0: not visible */
+	pid_t pid;	     /* as its slot says: in the node's pid namespace */
+	pid_t gpid;	     /* the same process in ours; 0: not visible */
 	uint64_t start_time; /* /proc/PID/stat field 22, from the slot */
 	char name[SHMRPC_NAME_MAX + 1];
-	struct rproc *proc; /* the watched process; NULL: lock-polled */
+	struct rproc *proc;	 /* the watched process; NULL: lock-polled */
 	struct rnode *proc_next; /* the other nodes of that process */
-	int64_t check_ns; /* next liveness-lock check; 0: none due */
+	int64_t check_ns;	 /* next liveness-lock check; 0: none due */
 };
 
 /* How a death was learned, for the log line. */
 struct exit_info {
-	const char *via; /* "bpf", "pidfd", "check", "reconcile" */
-	int status; /* wait(2) status; -1: unknown */
-	int64_t exit_ns; /* CLOCK_MONOTONIC of the exit; 0: unknown */
-	int64_t seen_ns; /* CLOCK_MONOTONIC when the reaper learned it */
+	const char *via;      /* "bpf", "pidfd", "check", "reconcile" */
+	int status;	      /* wait(2) status; -1: unknown */
+	int64_t exit_ns;      /* CLOCK_MONOTONIC of the exit; 0: unknown */
+	int64_t seen_ns;      /* CLOCK_MONOTONIC when the reaper learned it */
 	uint64_t start_ticks; /* the dead process's start time; 0: unknown */
 };
 
 /* One watched process: its nodes die with it. */
 struct rproc {
 	pid_t gpid;
-	int pidfd; /* in the epoll set (EV_PIDFD), or -1 */
-	bool exiting; /* the probe saw it exit; waiting for its pidfd */
+	int pidfd;	     /* in the epoll set (EV_PIDFD), or -1 */
+	bool exiting;	     /* the probe saw it exit; waiting for its pidfd */
 	struct exit_info ei; /* what the probe said, while exiting */
 	struct rnode *nodes;
 	struct rproc *next; /* hash chain */
@@ -88,21 +88,21 @@ struct rdom {
 	struct shmrpc__reg reg;
 	uint64_t id; /* io_uring user_data; never reused */
 	dev_t dev;
-	ino_t ino; /* identity of the registry file */
-	uint32_t epoch_seen; /* epoch when slots[] was last synced */
-	bool armed; /* a FUTEX_WAIT on the epoch is in flight */
-	bool dirty; /* sync slots[] with the registry soon */
-	bool gone; /* unlinked or closed: drop once nothing is mirrored */
-	uint32_t mirrored; /* non-NULL entries of slots[] */
+	ino_t ino;	      /* identity of the registry file */
+	uint32_t epoch_seen;  /* epoch when slots[] was last synced */
+	bool armed;	      /* a FUTEX_WAIT on the epoch is in flight */
+	bool dirty;	      /* sync slots[] with the registry soon */
+	bool gone;	      /* unlinked or closed: drop once nothing is mirrored */
+	uint32_t mirrored;    /* non-NULL entries of slots[] */
 	struct rnode **slots; /* [reg.capacity] */
-	int empty_passes; /* reconcile passes in a row that found it empty */
+	int empty_passes;     /* reconcile passes in a row that found it empty */
 	struct rdom *next;
 };
 
 /* A source of deaths: the eBPF probe or pidfds. */
 struct reaper_watcher {
 	const char *name; /* "bpf", "pidfd" */
-	uint32_t mode; /* REAPER_MODE_* */
+	uint32_t mode;	  /* REAPER_MODE_* */
 	/* Watch p->gpid. 0; -ESRCH when it is already gone (no death will be
 	 * reported); another -errno when it cannot be watched. */
 	int (*add)(struct reaper *r, struct rproc *p, uint64_t cookie);
@@ -126,18 +126,18 @@ int reaper_bpf_open(struct reaper *r, char *why, size_t len);
 int reaper_pidfd_open(struct reaper *r, char *why, size_t len);
 
 struct reaper_opts {
-	const char *mode; /* "auto", "bpf", "pidfd" */
-	int route; /* enum shmrpc_probe_route */
+	const char *mode;    /* "auto", "bpf", "pidfd" */
+	int route;	     /* enum shmrpc_probe_route */
 	const char *pin_dir; /* bpffs directory, or NULL: pin nothing */
 	const char *btf_path;
-	const char *shm_dir; /* "/dev/shm" */
+	const char *shm_dir;  /* "/dev/shm" */
 	const char **domains; /* only these; NULL: every domain */
 	int ndomains;
 	bool verbose;
-	int beat_ms; /* status fields and watcher tick */
+	int beat_ms;	  /* status fields and watcher tick */
 	int reconcile_ms; /* full sweep of every registry */
-	int poll_ms; /* lock checks of nodes we cannot watch */
-	int recheck_ms; /* second lock check after a BPF watch */
+	int poll_ms;	  /* lock checks of nodes we cannot watch */
+	int recheck_ms;	  /* second lock check after a BPF watch */
 };
 
 struct reaper {
@@ -155,8 +155,8 @@ struct reaper {
 	uint32_t proc_buckets, nprocs;
 	uint32_t nchecks; /* nodes with check_ns set */
 	uint64_t mypidns; /* inode of our pid namespace */
-	uint64_t reaped; /* slots freed since start */
-	ino_t *ignored; /* registries we cannot or will not follow */
+	uint64_t reaped;  /* slots freed since start */
+	ino_t *ignored;	  /* registries we cannot or will not follow */
 	uint32_t nignored;
 	char (*pending)[SHMRPC_NAME_MAX + 1]; /* registries not published yet */
 	uint32_t npending;

@@ -35,8 +35,8 @@
 
 struct bpfw {
 	struct shmrpc_probe *p;
-	int lock_fd; /* flock on the pin directory, or -1 */
-	uint64_t drops; /* stats.drops last seen */
+	int lock_fd;	  /* flock on the pin directory, or -1 */
+	uint64_t drops;	  /* stats.drops last seen */
 	long ns_per_tick; /* start_boottime_ns -> /proc/PID/stat ticks */
 };
 
