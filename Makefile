@@ -229,4 +229,7 @@ tsan:
 clean:
 	rm -rf $(B) build-asan build-tsan
 
--include $(LIB_OBJS:.o=.d) $(LIB_PIC_OBJS:.o=.d) $(wildcard $(B)/tests/*.d $(B)/tools/*.d) \
+# Header dependencies of every object (-MMD): a changed header rebuilds
+# what includes it, the tools' and tests' objects too.
+-include $(LIB_OBJS:.o=.d) $(LIB_PIC_OBJS:.o=.d) \
+	$(wildcard $(B)/tests/*.d $(B)/tools/*.d $(B)/tools/*/*.d)

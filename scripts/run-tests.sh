@@ -47,7 +47,7 @@ for be in $backends; do
 			echo "FAILED: $(basename "$t") [backend $be]"
 			{
 				echo "FAILED: $(basename "$t") [backend $be], exit $(cat "$log.rc")"
-				grep -E '^\[ *(RUN|ERROR|LINE|FAILED) *\]|error:|ERROR: |runtime error' "$log" |
+				grep -aE '^\[ *(RUN|ERROR|LINE|FAILED) *\]|error:|ERROR: |runtime error' "$log" |
 					grep -B1 -A3 -E 'ERROR|LINE|FAILED|error' | tail -40
 			} >>"$summary"
 			failed=$((failed + 1))

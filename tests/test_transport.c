@@ -166,7 +166,10 @@ static void test_full_ring_blocks_until_drained(void **state)
 	assert_int_equal(shmrpc_open("b", &o, &b), 0);
 	pid = th_fork(full_sender, &f);
 	assert_int_equal(th_gate_wait(&f.filled, 10000), 0);
-	/* the sender is now (about to be) blocked on the full ring */
+	/* Drain only once the sender sleeps in its blocking send (it does
+	 * nothing else after the gate): drained earlier, its send would find
+	 * room and never block. */
+	assert_int_equal(th_wait_asleep(pid, 10000), 0);
 	for (i = 0;; i++) {
 		rc = shmrpc_recv(b, buf, sizeof(buf), NULL, 10000);
 		if (rc == 0)
