@@ -292,7 +292,7 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 	struct shmrpc__slot_view v;
 	struct shmrpc__conn *c;
 	uint32_t slot, prev;
-	int err;
+	int err, pidfd;
 
 	err = shmrpc__lookup(n, to, &slot, &v);
 	if (err)
@@ -303,6 +303,9 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 	if (!c)
 		return -ENOMEM;
 	conn_reset(c);
+	/* Before peer_open sees the peer's lock held: that makes it the
+	 * peer's (watch.c), with no check of its own. */
+	pidfd = shmrpc__watch_pidfd(n, &v);
 	err = peer_open(n, slot, v.gen, c);
 	if (err == -ENOENT)
 		shmrpc__reclaim_locked(n->reg, slot, v.gen);
@@ -324,7 +327,7 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 	snprintf(c->to, sizeof(c->to), "%s", to);
 	/* Best effort: without it, a dead receiver is still found by a send
 	 * that waits (its safety timeout) and by every other watcher. */
-	shmrpc__watch_peer(n, slot, v.gen);
+	shmrpc__watch_peer(n, slot, v.gen, pidfd);
 	*out = c;
 	return 0;
 
@@ -343,6 +346,8 @@ out_closing:
 out_unmap:
 	conn_unmap(n, c);
 out_free:
+	if (pidfd >= 0)
+		close(pidfd);
 	c->next = n->conn_free;
 	n->conn_free = c;
 	return err;

@@ -129,7 +129,7 @@ static uint32_t in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 		free(r);
 		return 0;
 	}
-	shmrpc__watch_peer(n, slot, gen); /* best effort, as in conn.c */
+	shmrpc__watch_peer(n, slot, gen, -1); /* best effort, as in conn.c */
 	return shmrpc__prev_link(prev, gen);
 }
 

@@ -2,32 +2,40 @@
 /*
  * Peers' deaths, learned without a daemon: a node holds a pidfd of every
  * peer it has a ring with (either direction), and one watcher thread per
- * process, started with the process's first node, sleeps in poll(2) on all
- * of them. When one becomes readable its process is gone: the watcher
- * reclaims the peer's slot, which closes every ring of the dead node
+ * process, started with the process's first node, sleeps in epoll_wait(2)
+ * on all of them. When one becomes readable its process is gone: the
+ * watcher reclaims the peer's slot, which closes every ring of the dead node
  * (RX_CLOSED / TX_CLOSED) and wakes whoever sleeps on them. So a send
  * blocked on the full ring of a dead receiver returns -EPIPE at once, later
  * sends to it too, and a receiver drains what a dead sender had published,
  * then drops its ring. Starting the thread at join keeps its cost (tens of
- * microseconds in a VM) off the first send.
+ * microseconds in a VM) off the first send, and epoll lets a connecting
+ * thread add a pidfd with one epoll_ctl(2), without waking the watcher
+ * (waking it cost a first send ~30 us here).
  *
  * A pidfd is opened from the pid the peer recorded in its slot, which means
  * something only in our pid namespace. The pidfd is trusted once the peer's
  * liveness lock is seen held *after* opening it: a pid cannot be reused
- * while its process lives, so the pidfd names that process. Peers in
- * another pid namespace (or where pidfd_open is missing) are checked by
- * their liveness lock instead, every WATCH_POLL_MS: slower, never wrong.
- * Peers in our own process are not watched: they cannot die without us.
+ * while its process lives, so the pidfd names that process. A connecting
+ * sender opens it before it checks the receiver's lock anyway (conn.c,
+ * shmrpc__watch_pidfd), and hands it over. Peers in another pid namespace
+ * (or where pidfd_open is missing) are checked by their liveness lock
+ * instead, every WATCH_POLL_MS: slower, never wrong. Peers in our own
+ * process are not watched: they cannot die without us.
  *
  * The watcher holds the table lock while it reclaims, and shmrpc_close
  * drops its node's entries under the same lock first, so the watcher never
- * touches a node being freed. Reclaiming is idempotent (under the registry
- * lock, the slot's generation is checked), so the reaper, other watchers
- * and lazy reclaim may race us.
+ * touches a node being freed. An event names its entry by a number never
+ * reused (epoll_data), so an event of an entry dropped meanwhile finds
+ * nothing. Reclaiming is idempotent (under the registry lock, the slot's
+ * generation is checked), so the reaper, other watchers and lazy reclaim
+ * may race us.
  *
  * fork(): the child has no watcher thread; the atfork handlers (node.c)
  * take the table lock around fork and reset the table in the child, whose
- * first node starts a watcher of its own.
+ * first node starts a watcher of its own. The child's epoll descriptor is
+ * the parent's epoll instance: the child only closes its copies (an
+ * EPOLL_CTL_DEL there would remove the parent's entries).
  *
  * $SHMRPC_WATCH=0 turns the watcher off in this process, like
  * $SHMRPC_SAFETY_MS a knob for tests and benchmarks: they measure
@@ -35,10 +43,10 @@
  * cleaned up. A deployment has no reason to set it.
  */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -50,51 +58,69 @@
 #endif
 
 #define WATCH_POLL_MS 100 /* liveness-lock checks of peers without a pidfd */
+#define WATCH_EVENTS 32	  /* events taken per epoll_wait */
+#define EV_WAKE 0	  /* epoll_data of the eventfd; entries count from 1 */
 
 struct peer {
 	struct shmrpc_node *n; /* the watching node */
 	uint32_t slot, gen;    /* the watched peer */
 	int pidfd;	       /* -1: check the liveness lock instead */
+	uint64_t id;	       /* its epoll_data, never reused */
 };
 
 static struct {
 	pthread_mutex_t lock;
 	struct peer *v; /* under lock */
 	uint32_t n, cap;
-	int evfd; /* tells the thread the set changed */
+	uint32_t lockers; /* entries without a pidfd */
+	uint64_t next_id;
+	int epfd; /* the pidfds and the eventfd */
+	int evfd; /* tells the thread that lockers appeared */
 	bool started;
 	pthread_t thread;
-	/* the thread's own copy of the set, as poll(2) wants it */
-	struct pollfd *fds;
-	struct peer *snap;
-	uint32_t snap_cap;
-} W = { .lock = PTHREAD_MUTEX_INITIALIZER, .evfd = -1 };
+} W = { .lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .evfd = -1 };
 
-static int pidfd_of(const struct shmrpc__reg *r, uint32_t slot, const struct shmrpc__slot_view *v,
-		    uint64_t my_pidns)
+/* A pidfd of the process recorded in view @v, or -1 (another pid
+ * namespace, our own process, no pidfd_open). Not trusted until the node's
+ * liveness lock is seen held after this call. */
+static int pidfd_open_view(const struct shmrpc_node *n, const struct shmrpc__slot_view *v)
 {
-	int fd;
+	if (v->pidns != n->proc.pidns || v->pid <= 0 || v->pid == n->proc.pid)
+		return -1;
+	return (int)syscall(SYS_pidfd_open, (pid_t)v->pid, 0);
+}
 
-	if (v->pidns != my_pidns || v->pid <= 0)
-		return -1;
-	fd = (int)syscall(SYS_pidfd_open, (pid_t)v->pid, 0);
-	if (fd < 0)
-		return -1;
-	/* Still alive after we opened it: then the pid is still the node's.
-	 * Dead already: -1, so the watcher finds it by its lock, at once. */
-	if (shmrpc__node_alive(r, slot, v->gen) != 1) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+int shmrpc__watch_pidfd(const struct shmrpc_node *n, const struct shmrpc__slot_view *v)
+{
+	return shmrpc__watch_disabled() ? -1 : pidfd_open_view(n, v);
+}
+
+/* Under W.lock: stop polling entry @p's pidfd (not in a forked child). */
+static void unpoll(struct peer *p)
+{
+	if (p->pidfd < 0)
+		return;
+	epoll_ctl(W.epfd, EPOLL_CTL_DEL, p->pidfd, NULL);
+	close(p->pidfd);
+	p->pidfd = -1;
 }
 
 /* Under W.lock: drop entry @i. */
 static void drop(uint32_t i)
 {
 	if (W.v[i].pidfd >= 0)
-		close(W.v[i].pidfd);
+		unpoll(&W.v[i]);
+	else
+		W.lockers--;
 	W.v[i] = W.v[--W.n];
+}
+
+/* Under W.lock: watch entry @p by its liveness lock from now on. */
+static void to_locker(struct peer *p)
+{
+	unpoll(p);
+	if (!W.lockers++)
+		eventfd_write(W.evfd, 1); /* the watcher waits forever now */
 }
 
 /* Under W.lock: drop @n's peers that left (their slot changed). */
@@ -115,88 +141,79 @@ static void prune(struct shmrpc_node *n)
 	}
 }
 
-/* Copy the set into W.fds/W.snap: [0] is the eventfd. 0: no memory. */
-static uint32_t snapshot(bool *lockers)
+/*
+ * Under W.lock: entry @i's pidfd fired (@fired), or it has none. If it is
+ * dead, reclaim it. shmrpc_close drops its node's entries under W.lock
+ * before freeing the node, so e->n is valid here. Returns true if entry
+ * @i was dropped (another entry is at @i now).
+ */
+static bool check(uint32_t i, bool fired)
 {
-	uint32_t i, k = 1;
-	void *p;
+	struct peer *e = &W.v[i];
 
-	pthread_mutex_lock(&W.lock);
-	if (W.snap_cap < W.n + 1) {
-		if ((p = realloc(W.fds, (W.n + 1) * sizeof(*W.fds))))
-			W.fds = p;
-		if (p && (p = realloc(W.snap, (W.n + 1) * sizeof(*W.snap))))
-			W.snap = p;
-		if (p)
-			W.snap_cap = W.n + 1;
+	if (!fired && shmrpc__node_alive(e->n->reg, e->slot, e->gen) != 0)
+		return false;
+	shmrpc__reclaim_locked(e->n->reg, e->slot, e->gen);
+	if (shmrpc__node_alive(e->n->reg, e->slot, e->gen) != 1) {
+		drop(i);
+		return true;
 	}
-	*lockers = false;
-	if (W.snap_cap >= W.n + 1) {
-		W.fds[0] = (struct pollfd){ W.evfd, POLLIN, 0 };
-		for (i = 0; i < W.n; i++) {
-			W.snap[k] = W.v[i];
-			W.fds[k++] = (struct pollfd){ W.v[i].pidfd, POLLIN, 0 };
-			*lockers |= W.v[i].pidfd < 0;
-		}
-	} else {
-		k = 0;
-	}
-	pthread_mutex_unlock(&W.lock);
-	return k;
+	/* Alive after all (never seen): watch its lock instead, rather than
+	 * poll a descriptor that keeps firing. */
+	if (e->pidfd >= 0)
+		to_locker(e);
+	return false;
 }
 
-/*
- * Peer @p's pidfd fired (@fired), or it has none: if its watching node still
- * watches it and it is dead, reclaim it. All under W.lock: shmrpc_close
- * drops its node's entries under it before freeing the node.
- */
-static void check(const struct peer *p, bool fired)
+static void fired(uint64_t id)
 {
-	struct peer *e = NULL;
 	uint32_t i;
 
 	pthread_mutex_lock(&W.lock);
-	for (i = 0; i < W.n && !e; i++)
-		if (W.v[i].n == p->n && W.v[i].slot == p->slot && W.v[i].gen == p->gen)
-			e = &W.v[i];
-	if (!e || (!fired && shmrpc__node_alive(e->n->reg, e->slot, e->gen) != 0))
-		goto out;
-	shmrpc__reclaim_locked(e->n->reg, e->slot, e->gen);
-	if (shmrpc__node_alive(e->n->reg, e->slot, e->gen) != 1) {
-		drop((uint32_t)(e - W.v));
-	} else if (e->pidfd >= 0) {
-		/* Alive after all (never seen): watch its lock instead, rather
-		 * than poll a descriptor that keeps firing. */
-		close(e->pidfd);
-		e->pidfd = -1;
-	}
-out:
+	for (i = 0; i < W.n; i++)
+		if (W.v[i].id == id) {
+			check(i, true);
+			break;
+		}
 	pthread_mutex_unlock(&W.lock);
+}
+
+static bool check_lockers(void)
+{
+	uint32_t i = 0;
+	bool any;
+
+	pthread_mutex_lock(&W.lock);
+	while (i < W.n)
+		if (W.v[i].pidfd >= 0 || !check(i, false))
+			i++;
+	any = W.lockers > 0;
+	pthread_mutex_unlock(&W.lock);
+	return any;
 }
 
 static void *watcher(void *arg)
 {
-	uint32_t nr, i;
-	bool lockers;
+	struct epoll_event ev[WATCH_EVENTS];
+	bool lockers = false;
 	eventfd_t e;
+	int nr, i;
 
 	(void)arg;
 	for (;;) {
-		nr = snapshot(&lockers);
-		if (!nr) /* out of memory: try again a little later */
-			poll(NULL, 0, WATCH_POLL_MS);
-		else
-			poll(W.fds, nr, lockers ? WATCH_POLL_MS : -1);
-		if (nr && (W.fds[0].revents & POLLIN))
-			eventfd_read(W.evfd, &e);
-		for (i = 1; i < nr; i++)
-			if (W.snap[i].pidfd < 0 || W.fds[i].revents)
-				check(&W.snap[i], W.snap[i].pidfd >= 0);
+		nr = epoll_wait(W.epfd, ev, WATCH_EVENTS, lockers ? WATCH_POLL_MS : -1);
+		for (i = 0; i < nr; i++) {
+			if (ev[i].data.u64 == EV_WAKE)
+				eventfd_read(W.evfd, &e);
+			else
+				fired(ev[i].data.u64);
+		}
+		lockers = check_lockers();
 	}
 	return NULL;
 }
 
-static bool watch_disabled(void)
+bool shmrpc__watch_disabled(void)
 {
 	const char *s = getenv("SHMRPC_WATCH");
 
@@ -208,14 +225,23 @@ int shmrpc__watch_start(void)
 	sigset_t all, old;
 	int rc = 0;
 
-	if (watch_disabled())
+	if (shmrpc__watch_disabled())
 		return 0;
 	pthread_mutex_lock(&W.lock);
 	if (W.started)
 		goto out;
-	if (W.evfd < 0)
+	if (W.epfd < 0)
+		W.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (W.epfd >= 0 && W.evfd < 0) {
 		W.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (W.evfd < 0) {
+		if (W.evfd >= 0 &&
+		    epoll_ctl(W.epfd, EPOLL_CTL_ADD, W.evfd,
+			      &(struct epoll_event){ .events = EPOLLIN, .data.u64 = EV_WAKE })) {
+			close(W.evfd);
+			W.evfd = -1;
+		}
+	}
+	if (W.epfd < 0 || W.evfd < 0) {
 		rc = -errno;
 		goto out;
 	}
@@ -234,40 +260,65 @@ out:
 	return rc;
 }
 
-int shmrpc__watch_peer(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
+int shmrpc__watch_peer(struct shmrpc_node *n, uint32_t slot, uint32_t gen, int pidfd)
 {
 	struct shmrpc__slot_view v;
+	struct peer *e;
 	uint32_t i;
 	int rc = 0;
 
-	if (watch_disabled())
-		return 0;
+	if (shmrpc__watch_disabled())
+		goto out_close;
 	if (shmrpc__reg_read(n->reg, slot, &v) || v.state != SHMRPC__SLOT_LIVE || v.gen != gen)
-		return 0; /* changing or gone: the reader of its rings sees it */
+		goto out_close; /* changing or gone: the reader of its rings sees it */
 	if (v.pidns == n->proc.pidns && v.pid == n->proc.pid)
-		return 0;	    /* ours: it cannot die without us */
+		goto out_close;	    /* ours: it cannot die without us */
 	rc = shmrpc__watch_start(); /* started at join already, normally */
 	if (rc)
-		return rc;
+		goto out_close;
+	if (pidfd < 0) {
+		/* Trusted only if the node is seen alive after the open. Dead
+		 * already: no pidfd, so the watcher finds it by its lock. */
+		pidfd = pidfd_open_view(n, &v);
+		if (pidfd >= 0 && shmrpc__node_alive(n->reg, slot, gen) != 1) {
+			close(pidfd);
+			pidfd = -1;
+		}
+	}
 	pthread_mutex_lock(&W.lock);
 	for (i = 0; i < W.n; i++)
 		if (W.v[i].n == n && W.v[i].slot == slot && W.v[i].gen == gen)
-			goto out; /* watched already */
+			goto out_unlock; /* watched already */
 	prune(n);
 	if (W.n == W.cap) {
 		struct peer *p = realloc(W.v, (W.cap ? W.cap * 2 : 8) * sizeof(*p));
 
 		if (!p) {
 			rc = -ENOMEM;
-			goto out;
+			goto out_unlock;
 		}
 		W.v = p;
 		W.cap = W.cap ? W.cap * 2 : 8;
 	}
-	W.v[W.n++] = (struct peer){ n, slot, gen, pidfd_of(n->reg, slot, &v, n->proc.pidns) };
-	eventfd_write(W.evfd, 1);
-out:
+	e = &W.v[W.n++];
+	*e = (struct peer){ n, slot, gen, pidfd, ++W.next_id };
+	pidfd = -1; /* the entry's now */
+	/* Level-triggered: a pidfd of a process that died before this call
+	 * is reported at once. */
+	if (e->pidfd < 0 ||
+	    epoll_ctl(W.epfd, EPOLL_CTL_ADD, e->pidfd,
+		      &(struct epoll_event){ .events = EPOLLIN, .data.u64 = e->id })) {
+		if (e->pidfd >= 0)
+			close(e->pidfd);
+		e->pidfd = -1;
+		if (!W.lockers++)
+			eventfd_write(W.evfd, 1);
+	}
+out_unlock:
 	pthread_mutex_unlock(&W.lock);
+out_close:
+	if (pidfd >= 0)
+		close(pidfd);
 	return rc;
 }
 
@@ -296,15 +347,23 @@ void shmrpc__watch_fork_parent(void)
 }
 
 /* In the child: no watcher runs; the parent's nodes are unusable here.
- * The eventfd is the parent's open file: a watcher of ours reading it
- * would eat the parent's notifications. The child makes its own. */
+ * The epoll instance and the eventfd are the parent's open files: the
+ * child closes its copies (never EPOLL_CTL_DEL: that would change the
+ * parent's set) and makes its own when it needs them. */
 void shmrpc__watch_fork_child(void)
 {
-	while (W.n)
-		drop(W.n - 1);
+	uint32_t i;
+
+	for (i = 0; i < W.n; i++)
+		if (W.v[i].pidfd >= 0)
+			close(W.v[i].pidfd);
+	W.n = 0;
+	W.lockers = 0;
 	if (W.evfd >= 0)
 		close(W.evfd);
-	W.evfd = -1;
+	if (W.epfd >= 0)
+		close(W.epfd);
+	W.evfd = W.epfd = -1;
 	W.started = false;
 	pthread_mutex_unlock(&W.lock);
 }
