@@ -120,7 +120,7 @@ static void to_locker(struct peer *p)
 {
 	unpoll(p);
 	if (!W.lockers++)
-		eventfd_write(W.evfd, 1); /* the watcher waits forever now */
+		eventfd_write(W.evfd, 1); /* it may wait without a timeout */
 }
 
 /* Under W.lock: drop @n's peers that left (their slot changed). */

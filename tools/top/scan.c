@@ -64,7 +64,8 @@ static int list_dir(struct top_names *l)
 		snprintf(l->v[l->n++], TOP_FILE_MAX, "%s", e->d_name);
 	}
 	closedir(dir);
-	qsort(l->v, l->n, sizeof(*l->v), cmp_name);
+	if (l->n) /* l->v is NULL in an empty directory */
+		qsort(l->v, l->n, sizeof(*l->v), cmp_name);
 	return 0;
 }
 
