@@ -490,6 +490,50 @@ static void test_dead_sender_drained_then_forgotten(void **state)
 		drain_case(f, "bpf");
 }
 
+/* A child forked from a process whose watcher watches v: it joins, connects
+ * to v (a watcher of its own), leaves and exits. */
+static int forked_peer_main(void *arg)
+{
+	const struct th_dom *d = arg;
+	struct shmrpc_node *c;
+
+	CHILD_CHECK_RC(shmrpc_open("c", &d->opts, &c), 0);
+	CHILD_CHECK_RC(shmrpc_send(c, "v", "c", 1, 5000), 0);
+	shmrpc_close(c);
+	return 0;
+}
+
+/*
+ * The peer watcher's epoll set is shared with a forked child (the same open
+ * file): the child must leave the parent's entries alone. p watches v; a
+ * child of p's process joins, watches v too, leaves, exits; then v dies, and
+ * p's watcher alone (no reaper, no join) must clean it up.
+ */
+static void test_watcher_survives_fork(void **state)
+{
+	struct fix *f = *state;
+	struct shmrpc_node *p;
+	struct shmrpc_kt_obs *o;
+	struct shmrpc_kt_id id;
+	struct holder h;
+
+	unsetenv("SHMRPC_WATCH"); /* p's watcher is the one that must find out */
+	p = th_open(&f->d, "p");
+	assert_non_null(p);
+	holder_start(&h, &f->d, "v", NULL);
+	assert_int_equal(shmrpc_send(p, "v", "p", 1, 5000), 0); /* p watches v now */
+	assert_int_equal(th_wait(th_fork(forked_peer_main, (void *)&f->d), 10000), 0);
+	o = obs_open(f);
+	assert_int_equal(shmrpc_kt_obs_find(o, "v", &id), 0);
+	holder_kill(&h);
+	assert_int_equal(shmrpc_kt_obs_wait_gone(o, &id, CLEAN_MS, NULL), 0);
+	assert_int_equal(shmrpc_send(p, "v", "p", 1, 0), -EPIPE);
+	assert_int_equal(shmrpc_kt_obs_files(o, &id), 0);
+	shmrpc_kt_obs_close(o);
+	shmrpc_close(p);
+	setenv("SHMRPC_WATCH", "0", 1);
+}
+
 /* ====================================================== lazy reclaim */
 
 static void test_lazy_join_reclaims_dead_slot(void **state)
@@ -1204,6 +1248,7 @@ int main(int argc, char **argv)
 		T(test_peers_kill_idle_recv_send),
 		T(test_lazy_join_kill_idle_recv_send),
 		T(test_dead_sender_drained_then_forgotten),
+		T(test_watcher_survives_fork),
 		T(test_nobody_cleans_is_detected),
 		T(test_lazy_join_reclaims_dead_slot),
 		T(test_lazy_lookup_reclaims_dead_slot),
