@@ -105,10 +105,13 @@ static __always_inline void count(int drop)
 
 	if (!s)
 		return;
-	if (drop)
-		__sync_fetch_and_add(&s->drops, 1);
-	else
-		__sync_fetch_and_add(&s->events, 1);
+	/* Relaxed: plain counters, read by user space as they come. A C11
+	 * atomic add whose result is unused is BPF_ATOMIC_ADD (XADD). It is
+	 * clang's builtin behind <stdatomic.h>'s atomic_fetch_add_explicit:
+	 * that header cannot be included here (it pulls in libc's stdint.h,
+	 * whose types clash with vmlinux.h's). */
+	__c11_atomic_fetch_add((_Atomic __u64 *)(drop ? &s->drops : &s->events), 1,
+			       __ATOMIC_RELAXED);
 }
 
 static __always_inline int report_exit(struct task_struct *task)

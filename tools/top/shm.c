@@ -11,7 +11,7 @@
  * tmpfs. The tool owns its signal handling (a library could not), so every
  * read of a mapping runs under top_guard(): the handler jumps back out of
  * the read and the caller reports the file as truncated. The tool is
- * single-threaded; the armed jump buffer is a plain static.
+ * single-threaded; the armed jump buffer is one static atomic pointer.
  *
  * Counters are read word by word with relaxed atomic loads: each 64-bit
  * counter has a single writer and an aligned load never tears it. Sets of
@@ -32,14 +32,17 @@
 
 #include "top.h"
 
-/* Set only around a guarded read; the handler reads it (volatile: it
- * changes around code the handler interrupts). */
-static sigjmp_buf *volatile armed;
+/* Set only around a guarded read; the handler, which interrupts this
+ * thread, reads it. A lock-free atomic is safe in a signal handler; the
+ * signal fences keep the compiler from moving the read past its arming. */
+static _Atomic(sigjmp_buf *) armed;
 
 static void on_sigbus(int sig)
 {
-	if (armed)
-		siglongjmp(*armed, 1);
+	sigjmp_buf *jb = atomic_load_explicit(&armed, memory_order_relaxed);
+
+	if (jb)
+		siglongjmp(*jb, 1);
 	/* Not ours: die of it as we would have without the handler. */
 	signal(sig, SIG_DFL);
 	raise(sig);
@@ -62,12 +65,14 @@ int top_guard(int (*fn)(void *ctx), void *ctx)
 
 	/* savesigs = 1: the jump out of the handler unblocks SIGBUS again. */
 	if (sigsetjmp(jb, 1)) {
-		armed = NULL;
+		atomic_store_explicit(&armed, NULL, memory_order_relaxed);
 		return -EFAULT;
 	}
-	armed = &jb;
+	atomic_store_explicit(&armed, &jb, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst); /* pairs with the handler's load */
 	rc = fn(ctx);
-	armed = NULL;
+	atomic_signal_fence(memory_order_seq_cst); /* the reads are done */
+	atomic_store_explicit(&armed, NULL, memory_order_relaxed);
 	return rc;
 }
 
