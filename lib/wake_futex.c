@@ -122,10 +122,15 @@ static uint32_t build(struct shmrpc_node *n, struct futex_waitv *wv)
 	return nr;
 }
 
+/* Wait on @nr words; one (the bell alone: no futex_waitv on this kernel,
+ * n->ring_words == 0) is a plain futex wait. 0 woken or changed. */
 static int waitv(struct futex_waitv *wv, uint32_t nr, int64_t deadline)
 {
 	struct timespec ts, *tsp = NULL;
 
+	if (nr == 1)
+		return shmrpc__futex_wait((_Atomic uint32_t *)(uintptr_t)wv[0].uaddr, wv[0].val,
+					  deadline);
 	if (deadline != SHMRPC__NEVER) {
 		shmrpc__ts_from_ns(&ts, deadline);
 		tsp = &ts;
@@ -139,8 +144,6 @@ static int futex_sleep(struct shmrpc_node *n, int64_t deadline)
 {
 	struct futex_be *fb = n->be_priv;
 
-	if (!n->ring_words)
-		return shmrpc__futex_wait(&n->seg->bell, n->bell_armed, deadline);
 	return waitv(fb->wv, build(n, fb->wv), deadline);
 }
 
@@ -177,9 +180,7 @@ static int futex_park(struct shmrpc_node *n)
 	struct futex_be *fb = n->be_priv;
 
 	pthread_mutex_lock(&fb->lock);
-	fb->nr_park = n->ring_words ? build(n, fb->wv_park) : 1;
-	if (!n->ring_words)
-		wv_set(&fb->wv_park[0], &n->seg->bell, n->bell_armed);
+	fb->nr_park = build(n, fb->wv_park);
 	fb->parked = true;
 	pthread_cond_signal(&fb->cond);
 	pthread_mutex_unlock(&fb->lock);

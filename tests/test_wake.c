@@ -24,13 +24,13 @@ static const char *self_exe;
 
 /* ---------------------------------------------------- backend selection */
 
-/* Refuse io_uring_setup with EPERM, as Docker's default profile does. */
-static int block_io_uring(void)
+/* Make system call @nr fail with @err in this process (seccomp). */
+static int block_syscall(int nr, int err)
 {
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (unsigned)err),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
@@ -38,6 +38,12 @@ static int block_io_uring(void)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		return -1;
 	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/* Refuse io_uring_setup with EPERM, as Docker's default profile does. */
+static int block_io_uring(void)
+{
+	return block_syscall(__NR_io_uring_setup, EPERM);
 }
 
 static int seccomp_child(void *arg)
@@ -67,6 +73,60 @@ static int seccomp_child(void *arg)
 static void test_backend_falls_back_under_seccomp(void **state)
 {
 	assert_int_equal(th_wait(th_fork(seccomp_child, *state), 10000), 0);
+}
+
+static void count_one(struct shmrpc_node *n, const char *from, const void *data, size_t len,
+		      void *arg)
+{
+	(void)n;
+	(void)from;
+	(void)data;
+	(void)len;
+	++*(int *)arg;
+}
+
+/*
+ * A kernel without futex_waitv (before 5.16), as a seccomp filter makes
+ * it: the futex backend sleeps on the bell alone (every ring in bell
+ * mode), a blocking receive still wakes, and shmrpc_fd is readable when a
+ * message waits and not while the node is idle.
+ */
+static int no_waitv_child(void *arg)
+{
+	struct th_dom *d = arg;
+	struct shmrpc_opts o = d->opts;
+	struct epoll_event ev = { .events = EPOLLIN }, out;
+	struct shmrpc_node *a, *b;
+	char buf[8];
+	int ep, got = 0;
+
+	CHILD_CHECK(block_syscall(__NR_futex_waitv, ENOSYS) == 0);
+	o.backend = "futex";
+	CHILD_CHECK_RC(shmrpc_open("a", &o, &a), 0);
+	CHILD_CHECK_RC(shmrpc_open("b", &o, &b), 0);
+	CHILD_CHECK_RC(shmrpc_recv(b, buf, sizeof(buf), NULL, 50), -ETIMEDOUT); /* it sleeps */
+	CHILD_CHECK_RC(shmrpc_send(a, "b", "one", 3, 1000), 0);
+	CHILD_CHECK_RC(shmrpc_recv(b, buf, sizeof(buf), NULL, 1000), 3);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	ev.data.fd = shmrpc_fd(b);
+	CHILD_CHECK(ev.data.fd >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev) == 0);
+	CHILD_CHECK_RC(shmrpc_dispatch(b, count_one, &got, 0), -EAGAIN); /* parks */
+	CHILD_CHECK_RC(epoll_wait(ep, &out, 1, 200), 0);		 /* idle: quiet */
+	CHILD_CHECK_RC(shmrpc_send(a, "b", "two", 3, 1000), 0);
+	CHILD_CHECK_RC(epoll_wait(ep, &out, 1, 5000), 1);
+	CHILD_CHECK_RC(shmrpc_dispatch(b, count_one, &got, 0), 1);
+	CHILD_CHECK_RC(shmrpc_dispatch(b, count_one, &got, 0), -EAGAIN);
+	CHILD_CHECK_RC(epoll_wait(ep, &out, 1, 200), 0);
+	CHILD_CHECK(got == 1);
+	close(ep);
+	shmrpc_close(a);
+	shmrpc_close(b);
+	return 0;
+}
+
+static void test_futex_backend_without_waitv(void **state)
+{
+	assert_int_equal(th_wait(th_fork(no_waitv_child, *state), 20000), 0);
 }
 
 static void test_backend_choice(void **state)
@@ -456,6 +516,8 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_backend_choice, th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_backend_falls_back_under_seccomp, th_setup,
+						th_teardown),
+		cmocka_unit_test_setup_teardown(test_futex_backend_without_waitv, th_setup,
 						th_teardown),
 		cmocka_unit_test_setup_teardown(test_spin_never_means_no_spin, th_setup,
 						th_teardown),
