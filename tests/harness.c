@@ -192,25 +192,33 @@ double th_cpu_ms(pid_t pid)
 	return (double)(ut + stt) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 }
 
-int th_wait_asleep(pid_t pid, int timeout_ms)
+int th_proc_state(pid_t pid)
 {
-	struct timespec ms = { 0, 1000000 };
 	char path[64], buf[512], *p;
-	double end = th_now_ms() + timeout_ms;
 	ssize_t n;
 	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	p = strrchr(buf, ')'); /* the name may hold anything but not end in ')' */
+	return p && p[1] == ' ' && p[2] ? p[2] : -EPROTO;
+}
+
+int th_wait_asleep(pid_t pid, int timeout_ms)
+{
+	struct timespec ms = { 0, 1000000 };
+	double end = th_now_ms() + timeout_ms;
+	int st;
+
 	do {
-		fd = open(path, O_RDONLY);
-		if (fd < 0)
-			return -errno;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		buf[n > 0 ? n : 0] = '\0';
-		p = strrchr(buf, ')');
-		if (p && p[1] == ' ' && p[2] == 'S')
-			return 0;
+		st = th_proc_state(pid);
+		if (st < 0 || st == 'S')
+			return st < 0 ? st : 0;
 		nanosleep(&ms, NULL);
 	} while (th_now_ms() < end);
 	return -ETIMEDOUT;

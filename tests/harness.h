@@ -79,6 +79,9 @@ void th_gate_close(struct th_gate *g);
 /* CPU time (user + system) a process has used, in milliseconds. */
 double th_cpu_ms(pid_t pid);
 double th_now_ms(void);
+/* State letter of @pid's main thread in /proc/PID/stat ('R', 'S', 'Z'...),
+ * or -errno. */
+int th_proc_state(pid_t pid);
 /* Wait until the main thread of @pid sleeps (state S in /proc/PID/stat):
  * 0, or -ETIMEDOUT. */
 int th_wait_asleep(pid_t pid, int timeout_ms);

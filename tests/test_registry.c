@@ -251,6 +251,15 @@ static void env_restore(struct env_save *e)
 	free(e->val);
 }
 
+/* Peers' watchers off (lib/watch.c), for this process and the children it
+ * forks, so that the reclaim a test expects from a lookup or a leave is
+ * not done first by a watcher. */
+static void watch_off(struct env_save *e)
+{
+	env_save(e, "SHMRPC_WATCH");
+	setenv("SHMRPC_WATCH", "0", 1);
+}
+
 /* A one-to-many release: children block until the parent closes the
  * write end (all of them see EOF at once). */
 struct bar {
@@ -289,24 +298,11 @@ static void bar_fini(struct bar *b)
 static int wait_zombie(pid_t pid)
 {
 	siginfo_t si;
-	char path[64], buf[256], *p;
-	int fd;
-	ssize_t n;
 
 	memset(&si, 0, sizeof(si));
 	if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT))
 		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' && p[2] == 'Z' ? 0 : -1;
+	return th_proc_state(pid) == 'Z' ? 0 : -1;
 }
 
 /* ------------------------------------------------ a node in a child */
@@ -900,8 +896,8 @@ static void lock_holder_killed(struct th_dom *d, bool take)
 	holder = th_fork(lock_and_die, &l);
 	assert_int_equal(th_gate_wait(&l.locked, 5000), 0);
 	opener = th_fork(open_b, d);
-	sleep_ms(200);
-	assert_int_equal(waitpid(opener, &status, WNOHANG), 0); /* waits for the lock */
+	assert_int_equal(th_wait_asleep(opener, 5000), 0); /* waits for the lock */
+	assert_int_equal(waitpid(opener, &status, WNOHANG), 0);
 	assert_int_equal(kill(holder, SIGKILL), 0);
 	assert_int_equal(th_wait(holder, 5000), 128 + SIGKILL);
 	assert_int_equal(th_wait(opener, 5000), 0);
@@ -1231,17 +1227,19 @@ static void blocked_case(struct th_dom *d, bool kill_it)
 	struct shmrpc_opts o = d->opts;
 	struct shmrpc_node *p = th_open(d, "p");
 	struct blocked b = { .d = d };
+	struct env_save e;
 	struct holder h;
 	char id[32];
 	pid_t pid;
 
 	assert_non_null(p);
+	watch_off(&e); /* the blocked sender must learn it from p's lookup */
 	o.ring_bytes = 4096;
 	holder_start_opts(&h, &o, "k", NULL);
 	th_gate_init(&b.full);
 	pid = th_fork(blocked_sender, &b);
 	assert_int_equal(th_gate_wait(&b.full, 5000), 0);
-	sleep_ms(100); /* asleep on the ring by now */
+	assert_int_equal(th_wait_asleep(pid, 5000), 0); /* asleep on the full ring */
 	assert_int_equal(node_id(d->name, "k", id), 0);
 	if (kill_it) {
 		holder_kill(&h);
@@ -1253,6 +1251,7 @@ static void blocked_case(struct th_dom *d, bool kill_it)
 	assert_int_equal(id_files(d->name, id), 0);
 	th_gate_close(&b.full);
 	shmrpc_close(p);
+	env_restore(&e);
 }
 
 static void test_lookup_reclaim_wakes_blocked_sender(void **state)
@@ -1266,10 +1265,12 @@ static void test_lookup_zombie_is_dead(void **state)
 {
 	struct th_dom *d = *state;
 	struct shmrpc_node *p = th_open(d, "p");
+	struct env_save e;
 	struct holder h;
 	char id[32], buf[8];
 
 	assert_non_null(p);
+	watch_off(&e); /* only the lookup may find z dead */
 	holder_start(&h, d, "z", "p");
 	assert_int_equal(shmrpc_recv(p, buf, sizeof(buf), NULL, 5000), 5);
 	assert_int_equal(node_id(d->name, "z", id), 0);
@@ -1280,6 +1281,7 @@ static void test_lookup_zombie_is_dead(void **state)
 	assert_int_equal(th_wait(h.pid, 1000), 128 + SIGKILL); /* reap it now */
 	holder_fini(&h);
 	shmrpc_close(p);
+	env_restore(&e);
 }
 
 /* ========================================================= wait_node */
@@ -1520,10 +1522,12 @@ static void test_last_out_every_close_order(void **state)
 static void last_out_sweeps(struct th_dom *d, bool reap, int survivors)
 {
 	struct shmrpc_node *a = th_open(d, "a"), *b = NULL;
+	struct env_save e;
 	struct holder k;
 	char buf[8];
 
 	assert_non_null(a);
+	watch_off(&e); /* k is left for the leaves' sweeps */
 	if (survivors > 1) {
 		b = th_open(d, "b");
 		assert_non_null(b);
@@ -1547,6 +1551,7 @@ static void last_out_sweeps(struct th_dom *d, bool reap, int survivors)
 	if (!reap)
 		assert_int_equal(th_wait(k.pid, 5000), 128 + SIGKILL);
 	holder_fini(&k);
+	env_restore(&e);
 }
 
 static void test_last_out_sweeps_killed_node(void **state)
@@ -2228,7 +2233,9 @@ static void test_errno_never_changed(void **state)
 	struct holder h;
 	uint64_t magic = 1;
 	char path[300];
+	struct env_save e;
 
+	watch_off(&e); /* the reclaim of k runs in this thread, by the lookup */
 	ERRNO_CALL(shmrpc_open("a b", &d->opts, &a), -EINVAL);
 	ERRNO_CALL(shmrpc_open("a", &d->opts, NULL), -EINVAL);
 	o.ring_bytes = 5000;
@@ -2299,6 +2306,7 @@ static void test_errno_never_changed(void **state)
 	shmrpc_close(NULL);
 	assert_int_equal(errno, 12345);
 	assert_int_equal(th_shm_count(d->name), 0);
+	env_restore(&e);
 }
 
 int main(void)
