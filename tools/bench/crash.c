@@ -272,10 +272,14 @@ static int killer_member(struct bench_group *g, struct crash *cr)
 	err = reg_map(cr->domain, &rv);
 	if (!err && cr->reaper[0]) {
 		err = reaper_start(cr, &rv, &reaper);
-		/* 1 if the reaper announced itself before the first kill (it
-		 * clears reaper_pid when it stops) */
-		g->c->val[1][3] =
-			!err && atomic_load_explicit(&rv.h->reaper_pid, memory_order_relaxed) != 0;
+		if (err) {
+			munmap((void *)rv.h, rv.len);
+			/* Release: the peer stops; pairs with its acquire load. */
+			atomic_store_explicit(&g->c->word[0], 1, memory_order_release);
+			return bench_gfail(g->c, 1, err,
+					   "the reaper did not announce itself in the registry: %s",
+					   strerror(-err));
+		}
 	}
 	for (int i = 0; i < cr->kills && !err; i++) {
 		err = one_kill(g, cr, &rv, i, &slot_ns, &files_ns);
@@ -385,7 +389,13 @@ static int reaper_start(struct crash *cr, const struct reg_view *rv, pid_t *pid)
 	while (!atomic_load_explicit(&rv->h->reaper_pid, memory_order_relaxed) &&
 	       bench_now_ns() < end && waitpid(*pid, NULL, WNOHANG) == 0)
 		usleep(1000);
-	return 0;
+	if (atomic_load_explicit(&rv->h->reaper_pid, memory_order_relaxed))
+		return 0;
+	/* Exited or silent: its rows would show the peers' delays. */
+	kill(*pid, SIGKILL);
+	waitpid(*pid, NULL, 0);
+	*pid = 0;
+	return -ESRCH;
 }
 
 static void crash_mode(struct bench_results *rs, const struct bench_opts *o,
@@ -427,7 +437,6 @@ static void crash_mode(struct bench_results *rs, const struct bench_opts *o,
 		bench_metric_set(r, "kills", cr.kills);
 		bench_metric_set(r, "not_cleaned_2s", (double)g.c->val[1][1]);
 		bench_metric_set(r, "reaped_by_reaper", (double)g.c->val[1][2]);
-		bench_metric_set(r, "reaper_seen", (double)g.c->val[1][3]);
 	}
 	if (bench_shm_cleanup(cr.domain) > 0)
 		fprintf(stderr, "shmrpc-bench: crash domain left files (removed)\n");

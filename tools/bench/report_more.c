@@ -143,7 +143,7 @@ static void print_bcast(const struct bench_report *rep)
 	if (any)
 		printf("CPU: the calling thread's (CLOCK_THREAD_CPUTIME_ID); calls/call: system calls "
 		       "inside one call (counted\nduring the warm-up calls only); wakes/call: "
-		       "libshmrpc's counters (a kernel broadcast wakes each consumer).\n");
+		       "libshmrpc's counters (not seen for the kernel baselines).\n");
 }
 
 static void print_syscalls(const struct bench_report *rep)
