@@ -133,7 +133,7 @@ static uint32_t in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	return shmrpc__prev_link(prev, gen);
 }
 
-int shmrpc__in_scan_new(struct shmrpc_node *n)
+void shmrpc__in_scan_new(struct shmrpc_node *n)
 {
 	struct shmrpc__node_hdr *h = n->seg;
 	/* Offsets from our own layout, never from the header: peers can
@@ -142,14 +142,13 @@ int shmrpc__in_scan_new(struct shmrpc_node *n)
 	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off(n->reg->capacity));
 	uint32_t w, words = (n->reg->capacity + 63) / 64, slot, g;
 	uint64_t bits;
-	int found = 0;
 
 	/* A plain load first: this runs on every receive, and an exchange is
 	 * a locked write to a line the announcers write. Acquire: pairs with
 	 * the announcer's release store of pend_hint. */
 	if (!atomic_load_explicit(&h->pend_hint, memory_order_relaxed) ||
 	    !atomic_exchange_explicit(&h->pend_hint, 0, memory_order_acquire))
-		return 0;
+		return;
 	for (w = 0; w < words; w++) {
 		if (!atomic_load_explicit(&pend[w], memory_order_relaxed))
 			continue;
@@ -162,10 +161,8 @@ int shmrpc__in_scan_new(struct shmrpc_node *n)
 			g = atomic_load_explicit(&in[slot], memory_order_acquire);
 			while (g)
 				g = in_open(n, slot, g - 1);
-			found++;
 		}
 	}
-	return found;
 }
 
 void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)

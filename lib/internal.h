@@ -59,6 +59,19 @@ static inline void shmrpc__errno_restore(const int *saved)
 #define SHMRPC__KEEP_ERRNO \
 	int shmrpc__saved_errno __attribute__((cleanup(shmrpc__errno_restore))) = errno
 
+/*
+ * Add to a counter in shared memory that has one writer at a time: a
+ * ring's producer counters (the connection mutex orders successive
+ * writers), its consumer counters and a node's spins (the receiving
+ * thread). Relaxed load + store, no locked instruction: readers
+ * (shmrpc_stats, shmrpc-top) only need each word whole.
+ */
+static inline void shmrpc__ctr_inc(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+			      memory_order_relaxed);
+}
+
 /* ------------------------------------------------------------ names.c */
 int shmrpc__name_check(const char *name);
 int shmrpc__name_check_field(const char *field, size_t size);
@@ -109,7 +122,6 @@ int shmrpc__seg_unlink(const char *path);
 /* Liveness lock: the owner of a node segment holds an OFD write lock on
  * its first byte for its whole life; the kernel drops it when the process
  * dies, whatever its pid namespace. */
-int shmrpc__seg_lock(int fd);
 /* Take the liveness lock of the segment at @path on a new open file
  * description (never the one it is mapped through: see seg.c), after
  * checking that @path is still the file open as @same_as. *fd_out holds it. */
@@ -485,7 +497,7 @@ bool shmrpc__conn_check_dead(struct shmrpc_node *n, struct shmrpc__conn *c);
 bool shmrpc__conn_peer_gone(struct shmrpc_node *n, struct shmrpc__conn *c);
 
 /* inbound.c: inbound rings (receiving thread) */
-int shmrpc__in_scan_new(struct shmrpc_node *n);
+void shmrpc__in_scan_new(struct shmrpc_node *n);
 void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r);
 void shmrpc__in_check_senders(struct shmrpc_node *n);
 void shmrpc__in_close_all(struct shmrpc_node *n);
@@ -496,7 +508,7 @@ void shmrpc__in_forget_all(struct shmrpc_node *n);
 void shmrpc__bell_ring(struct shmrpc_node *n, struct shmrpc__node_hdr *h);
 void shmrpc__wake_consumer(struct shmrpc_node *n, struct shmrpc__conn *c);
 /* Under c->lock after a commit: the word to FUTEX_WAKE, or NULL. */
-_Atomic uint32_t *shmrpc__wake_collect(struct shmrpc_node *n, struct shmrpc__conn *c);
+_Atomic uint32_t *shmrpc__wake_collect(struct shmrpc__conn *c);
 /* Reserve on the locked @c, waiting for room per @t; unlocks on failure. */
 int shmrpc__reserve_locked(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len,
 			   struct shmrpc_txbuf *tx, struct shmrpc__tmo *t);
@@ -508,7 +520,6 @@ _Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txb
 /* recv.c, thread.c */
 int shmrpc__rx_enter(struct shmrpc_node *n);
 void shmrpc__rx_exit(struct shmrpc_node *n);
-int shmrpc__rx_wait(struct shmrpc_node *n, int64_t deadline);
 int shmrpc__dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int timeout_ms);
 
 /* stats.c: move a ring's counters into the node's totals, between

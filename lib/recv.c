@@ -96,14 +96,6 @@ again:
 	return 0;
 }
 
-static void ctr_inc(_Atomic uint64_t *c, uint64_t v)
-{
-	/* Relaxed load + store: consumer counters have one writer, the
-	 * receiving thread. */
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
-			      memory_order_relaxed);
-}
-
 /* Consume the peeked record of @r, waking its sender if it waits. */
 static void rx_consume(struct shmrpc_node *n, struct shmrpc__inring *r, uint32_t len)
 {
@@ -117,11 +109,11 @@ static void rx_consume(struct shmrpc_node *n, struct shmrpc__inring *r, uint32_t
 		in->burst = 0;
 	}
 
-	ctr_inc(&h->rx_msgs, 1);
-	ctr_inc(&h->rx_bytes, len);
+	shmrpc__ctr_inc(&h->rx_msgs, 1);
+	shmrpc__ctr_inc(&h->rx_bytes, len);
 	shmrpc__ring_release(&r->q);
 	if (shmrpc__wake_prepare(w) != SHMRPC__WAKE_NONE) {
-		ctr_inc(&h->rx_wakes, 1);
+		shmrpc__ctr_inc(&h->rx_wakes, 1);
 		n->be->wake(n, &w, 1);
 	}
 }
@@ -215,13 +207,13 @@ static void spin_adapt(struct shmrpc_node *n, int64_t waited)
 		n->spin_ns = floor;
 }
 
-int shmrpc__rx_wait(struct shmrpc_node *n, int64_t deadline)
+static int rx_wait(struct shmrpc_node *n, int64_t deadline)
 {
 	int64_t start = shmrpc__now_ns(), until, spun;
 	int rc;
 
 	if (n->spin_ns > 0 && (spun = rx_spin(n, start, deadline)) >= 0) {
-		atomic_fetch_add_explicit(&n->seg->ctr.spins, 1, memory_order_relaxed);
+		shmrpc__ctr_inc(&n->seg->ctr.spins, 1); /* the receiving thread's alone */
 		spin_adapt(n, spun);
 		return atomic_load_explicit(&n->stop, memory_order_relaxed) ? -EINTR : 0;
 	}
@@ -329,7 +321,7 @@ static int rx_get(struct shmrpc_node *n, struct shmrpc__inring **rp, const void 
 			return rc;
 		if (t->ms == 0)
 			return -EAGAIN;
-		rc = shmrpc__rx_wait(n, shmrpc__tmo_deadline(t));
+		rc = rx_wait(n, shmrpc__tmo_deadline(t));
 		if (rc)
 			return rc == -ETIMEDOUT ? shmrpc__timeout_err(t->ms) : rc;
 	}

@@ -163,7 +163,7 @@ static void lock_desc(struct flock *fl)
  * a dead parent's node alive. shmrpc__seg_lock_new opens a description of
  * its own for it.
  */
-int shmrpc__seg_lock(int fd)
+static int seg_lock(int fd)
 {
 	struct flock fl;
 
@@ -187,7 +187,7 @@ int shmrpc__seg_lock_new(const char *path, int same_as, int *fd_out)
 		err = -ESTALE; /* replaced under our feet */
 		goto out;
 	}
-	err = shmrpc__seg_lock(fd);
+	err = seg_lock(fd);
 	if (!err) {
 		*fd_out = fd;
 		return 0;

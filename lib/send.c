@@ -24,37 +24,28 @@ void shmrpc__bell_ring(struct shmrpc_node *n, struct shmrpc__node_hdr *h)
 		n->be->wake(n, &w, 1);
 }
 
-static void ctr_inc(_Atomic uint64_t *c, uint64_t v)
-{
-	/* Relaxed load + store: a ring's producer counters have one writer
-	 * at a time (the connection mutex orders successive writers). */
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
-			      memory_order_relaxed);
-}
-
-_Atomic uint32_t *shmrpc__wake_collect(struct shmrpc_node *n, struct shmrpc__conn *c)
+_Atomic uint32_t *shmrpc__wake_collect(struct shmrpc__conn *c)
 {
 	struct shmrpc__ring_hdr *h = c->q.hdr;
 
-	(void)n;
 	switch (shmrpc__wake_prepare(&h->data_seq)) {
 	case SHMRPC__WAKE_WORD:
-		ctr_inc(&h->tx_wakes, 1);
+		shmrpc__ctr_inc(&h->tx_wakes, 1);
 		return &h->data_seq;
 	case SHMRPC__WAKE_BELL:
-		ctr_inc(&h->tx_wakes, 1);
+		shmrpc__ctr_inc(&h->tx_wakes, 1);
 		if (shmrpc__wake_prepare(&c->peer->bell) != SHMRPC__WAKE_NONE)
 			return &c->peer->bell;
 		return NULL;
 	default:
-		ctr_inc(&h->tx_skips, 1);
+		shmrpc__ctr_inc(&h->tx_skips, 1);
 		return NULL;
 	}
 }
 
 void shmrpc__wake_consumer(struct shmrpc_node *n, struct shmrpc__conn *c)
 {
-	_Atomic uint32_t *w = shmrpc__wake_collect(n, c);
+	_Atomic uint32_t *w = shmrpc__wake_collect(c);
 
 	if (w)
 		n->be->wake(n, &w, 1);
@@ -103,7 +94,7 @@ static int tx_reserve(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len,
 	rc = shmrpc__ring_reserve(&c->q, len, buf);
 	if (rc != -EAGAIN)
 		return rc;
-	ctr_inc(&c->q.hdr->tx_full, 1);
+	shmrpc__ctr_inc(&c->q.hdr->tx_full, 1);
 	if (t->ms == 0)
 		return -EAGAIN;
 	while ((rc = tx_wait(n, c, len, t)) == 0) {
@@ -178,9 +169,9 @@ _Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txb
 	_Atomic uint32_t *w;
 
 	shmrpc__ring_commit(&c->q, len);
-	ctr_inc(&c->q.hdr->tx_msgs, 1);
-	ctr_inc(&c->q.hdr->tx_bytes, len);
-	w = shmrpc__wake_collect(n, c);
+	shmrpc__ctr_inc(&c->q.hdr->tx_msgs, 1);
+	shmrpc__ctr_inc(&c->q.hdr->tx_bytes, len);
+	w = shmrpc__wake_collect(c);
 	c->resv = NULL;
 	tx->_priv[0] = NULL;
 	shmrpc__conn_unlock(n, c);
@@ -300,9 +291,9 @@ int shmrpc_send_flags(struct shmrpc_node *n, const char *to, const void *data, s
 	if (len)
 		memcpy(buf, data, len);
 	shmrpc__ring_commit(&c->q, len);
-	ctr_inc(&c->q.hdr->tx_msgs, 1);
-	ctr_inc(&c->q.hdr->tx_bytes, len);
-	w = shmrpc__wake_collect(n, c);
+	shmrpc__ctr_inc(&c->q.hdr->tx_msgs, 1);
+	shmrpc__ctr_inc(&c->q.hdr->tx_bytes, len);
+	w = shmrpc__wake_collect(c);
 	shmrpc__conn_unlock(n, c);
 	if (w && (!(flags & SHMRPC_SEND_DEFER) || defer(n, w)))
 		n->be->wake(n, &w, 1);

@@ -64,7 +64,6 @@ struct uring_be {
 	pthread_mutex_t tx_lock;
 	struct io_uring tx; /* batched wakes; any sending thread, under tx_lock */
 	bool tx_ready;
-	int evfd; /* registered for shmrpc_fd, or -1 */
 };
 
 static pid_t self_tid(void)
@@ -118,7 +117,6 @@ static int uring_init(struct shmrpc_node *n)
 	ub = calloc(1, sizeof(*ub));
 	if (!ub)
 		return -ENOMEM;
-	ub->evfd = -1;
 	ub->bell = calloc(1, sizeof(*ub->bell));
 	err = ub->bell ? 0 : -ENOMEM;
 	if (!err && !works) {
@@ -418,9 +416,6 @@ static int uring_fd_enable(struct shmrpc_node *n, int evfd)
 
 	if (!rc)
 		rc = io_uring_register_eventfd(&ub->rx, evfd);
-
-	if (!rc)
-		ub->evfd = evfd;
 	return rc;
 }
 
