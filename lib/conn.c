@@ -78,34 +78,20 @@ static struct shmrpc__conn *conn_find(struct shmrpc_node *n, const char *to, uns
 /* Map the receiver's node segment and check that it is alive. */
 static int peer_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, struct shmrpc__conn *c)
 {
-	struct shmrpc__reg *r = n->reg;
-	uint64_t want = shmrpc__node_size(r->capacity);
-	char path[SHMRPC__PATH_MAX];
 	struct shmrpc__node_hdr *h;
-	void *map;
 	int fd, err, alive;
 
-	shmrpc__node_path(path, r->domain, r->nonce, slot, gen);
-	err = shmrpc__seg_open(path, want, want, r->mode, false, &map, &c->peer_size, &fd);
-	/* A LIVE node's segment was sized before it was published: empty
-	 * (seg_open's "not sized yet") is as corrupt as any other size. */
-	if (err == -EAGAIN)
-		err = -EPROTO;
+	err = shmrpc__node_map(n->reg, slot, gen, &h, &c->peer_size, &fd);
 	if (err)
 		return err;
 	alive = shmrpc__seg_locked(fd);
 	close(fd);
-	h = map;
-	if (h->magic != SHMRPC__NODE_MAGIC || h->slot != slot || h->gen != gen ||
-	    h->capacity != r->capacity || h->pend_off != shmrpc__node_pend_off() ||
-	    h->in_off != shmrpc__node_in_off(r->capacity) ||
-	    h->out_off != shmrpc__node_out_off(r->capacity) || h->ring_bytes < SHMRPC__RING_MIN ||
-	    h->ring_bytes > SHMRPC__RING_MAX || (h->ring_bytes & (h->ring_bytes - 1)))
+	if (!shmrpc__ring_size_ok(h->ring_bytes))
 		err = -EPROTO;
 	else if (alive <= 0)
 		err = -ENOENT;
 	if (err) {
-		shmrpc__seg_unmap(map, c->peer_size);
+		shmrpc__seg_unmap(h, c->peer_size);
 		return err;
 	}
 	c->peer = h;

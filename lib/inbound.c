@@ -86,9 +86,7 @@ static uint32_t in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	if (slot >= n->reg->capacity || slot == n->slot || in_find(n, slot, gen))
 		return 0;
 	shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, slot, gen, n->slot, n->gen);
-	err = shmrpc__seg_open(path, SHMRPC__PAGE + SHMRPC__RING_MIN,
-			       SHMRPC__PAGE + (uint64_t)SHMRPC__RING_MAX, n->reg->mode, false, &map,
-			       &size, NULL);
+	err = shmrpc__ring_seg_open(path, n->reg->mode, &map, &size);
 	if (err) {
 		/* -ENOENT: gone already, its sender died before we looked. A
 		 * ring is complete before it is announced, so a wrong size is

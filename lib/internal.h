@@ -219,6 +219,12 @@ void shmrpc__reg_retire(struct shmrpc__reg *r);
  * dead, segment missing or never completed), -errno when it cannot be told.
  */
 int shmrpc__node_alive(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
+/* Map node (slot, gen)'s segment read-write at exactly its size and check
+ * the header fields we index by (magic, ids, capacity, table offsets):
+ * 0, -ENOENT, -EPROTO (wrong size or fields), -errno. @fd_out, if not
+ * NULL, gets the descriptor (the caller closes it). */
+int shmrpc__node_map(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen,
+		     struct shmrpc__node_hdr **out, uint64_t *size, int *fd_out);
 /*
  * Under the registry lock: free slot @slot if it still holds generation
  * @gen, after closing and unlinking every ring of that node (peers blocked
@@ -268,6 +274,21 @@ static inline uint32_t shmrpc__rec_bytes(size_t len)
 }
 
 /* Largest payload of a ring of @size bytes: a record takes at most half. */
+/* A ring capacity we make or accept: a power of two in [RING_MIN, RING_MAX]. */
+static inline bool shmrpc__ring_size_ok(uint64_t size)
+{
+	return size >= SHMRPC__RING_MIN && size <= SHMRPC__RING_MAX && !(size & (size - 1));
+}
+
+/* Map the ring file at @path, any capacity we accept (shmrpc__ring_check
+ * then checks its header against the size). */
+static inline int shmrpc__ring_seg_open(const char *path, uint32_t mode, void **map, uint64_t *size)
+{
+	return shmrpc__seg_open(path, SHMRPC__PAGE + SHMRPC__RING_MIN,
+				SHMRPC__PAGE + (uint64_t)SHMRPC__RING_MAX, mode, false, map, size,
+				NULL);
+}
+
 static inline uint32_t shmrpc__ring_max_msg(uint32_t size)
 {
 	return size / 2 - (uint32_t)sizeof(struct shmrpc__rec);

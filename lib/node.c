@@ -148,8 +148,7 @@ static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
 	if (err)
 		return err;
 	cfg->ring_bytes = d.ring_bytes ? d.ring_bytes : SHMRPC__RING_DEFAULT;
-	if (cfg->ring_bytes < SHMRPC__RING_MIN || cfg->ring_bytes > SHMRPC__RING_MAX ||
-	    (cfg->ring_bytes & (cfg->ring_bytes - 1)))
+	if (!shmrpc__ring_size_ok(cfg->ring_bytes))
 		return -EINVAL;
 	cfg->capacity = d.max_nodes ? d.max_nodes : SHMRPC__CAP_DEFAULT;
 	if (cfg->capacity > SHMRPC__CAP_MAX)

@@ -125,8 +125,7 @@ int shmrpc_max_size(struct shmrpc_node *n, const char *to)
 		err = shmrpc__lookup(n, to, &slot, &v);
 	if (err)
 		return err;
-	if (v.ring_bytes < SHMRPC__RING_MIN || v.ring_bytes > SHMRPC__RING_MAX ||
-	    (v.ring_bytes & (v.ring_bytes - 1)))
+	if (!shmrpc__ring_size_ok(v.ring_bytes))
 		return -EPROTO;
 	return (int)shmrpc__ring_max_msg(v.ring_bytes);
 }

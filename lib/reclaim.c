@@ -37,14 +37,39 @@ int shmrpc__node_alive(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 	return rc;
 }
 
+int shmrpc__node_map(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen,
+		     struct shmrpc__node_hdr **out, uint64_t *size, int *fd_out)
+{
+	uint64_t want = shmrpc__node_size(r->capacity);
+	char path[SHMRPC__PATH_MAX];
+	struct shmrpc__node_hdr *h;
+	void *map;
+	int err;
+
+	shmrpc__node_path(path, r->domain, r->nonce, slot, gen);
+	err = shmrpc__seg_open(path, want, want, r->mode, false, &map, size, fd_out);
+	if (err)
+		return err == -EAGAIN ? -EPROTO : err; /* a node is sized before it is LIVE */
+	h = map;
+	if (h->magic != SHMRPC__NODE_MAGIC || h->slot != slot || h->gen != gen ||
+	    h->capacity != r->capacity || h->pend_off != shmrpc__node_pend_off() ||
+	    h->in_off != shmrpc__node_in_off(r->capacity) ||
+	    h->out_off != shmrpc__node_out_off(r->capacity)) {
+		shmrpc__seg_unmap(map, *size);
+		if (fd_out)
+			close(*fd_out);
+		return -EPROTO;
+	}
+	*out = h;
+	return 0;
+}
+
 /* Wake whoever sleeps on @w (a ring word whose peer is gone). */
 static void wake_word(const struct shmrpc__reg *r, _Atomic uint32_t *w, uint32_t rx_slot,
 		      uint32_t rx_gen)
 {
-	char path[SHMRPC__PATH_MAX];
 	struct shmrpc__node_hdr *h;
 	uint64_t size;
-	void *map;
 
 	switch (shmrpc__wake_prepare(w)) {
 	case SHMRPC__WAKE_NONE:
@@ -53,14 +78,11 @@ static void wake_word(const struct shmrpc__reg *r, _Atomic uint32_t *w, uint32_t
 		shmrpc__futex_wake(w);
 		return;
 	case SHMRPC__WAKE_BELL:
-		shmrpc__node_path(path, r->domain, r->nonce, rx_slot, rx_gen);
-		if (shmrpc__seg_open(path, sizeof(*h), shmrpc__node_size(SHMRPC__CAP_MAX), r->mode,
-				     false, &map, &size, NULL))
+		if (shmrpc__node_map(r, rx_slot, rx_gen, &h, &size, NULL))
 			return;
-		h = map;
-		if (h->magic == SHMRPC__NODE_MAGIC && shmrpc__wake_prepare(&h->bell))
+		if (shmrpc__wake_prepare(&h->bell))
 			shmrpc__futex_wake(&h->bell);
-		shmrpc__seg_unmap(map, size);
+		shmrpc__seg_unmap(h, size);
 		return;
 	}
 }
@@ -77,23 +99,17 @@ static void wake_word(const struct shmrpc__reg *r, _Atomic uint32_t *w, uint32_t
 static void repoint(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
 		    uint32_t rx_slot, uint32_t rx_gen, uint32_t prev)
 {
-	uint64_t want = shmrpc__node_size(r->capacity), size;
 	uint32_t expect = tx_gen + 1;
-	char path[SHMRPC__PATH_MAX];
 	struct shmrpc__node_hdr *h;
 	_Atomic uint32_t *in;
-	void *map;
+	uint64_t size;
 
-	shmrpc__node_path(path, r->domain, r->nonce, rx_slot, rx_gen);
-	if (tx_slot >= r->capacity ||
-	    shmrpc__seg_open(path, want, want, r->mode, false, &map, &size, NULL))
+	if (tx_slot >= r->capacity || shmrpc__node_map(r, rx_slot, rx_gen, &h, &size, NULL))
 		return; /* the receiver is gone: its reclaim walks its chains */
-	h = map;
 	in = shmrpc__node_tab(h, shmrpc__node_in_off(r->capacity));
 	/* Release: pairs with the receiver's acquire load of in_gen, as an
 	 * announce's store does. Only if it still names the dead ring. */
-	if (h->magic == SHMRPC__NODE_MAGIC &&
-	    atomic_compare_exchange_strong_explicit(&in[tx_slot], &expect, prev,
+	if (atomic_compare_exchange_strong_explicit(&in[tx_slot], &expect, prev,
 						    memory_order_release, memory_order_relaxed)) {
 		atomic_fetch_or(&shmrpc__node_pend(h, shmrpc__node_pend_off())[tx_slot / 64],
 				1ull << (tx_slot % 64));
@@ -108,7 +124,7 @@ static void repoint(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_g
 			shmrpc__futex_wake(&h->bell);
 		}
 	}
-	shmrpc__seg_unmap(map, size);
+	shmrpc__seg_unmap(h, size);
 }
 
 uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
@@ -121,9 +137,7 @@ uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32
 	void *map;
 
 	shmrpc__ring_path(path, r->domain, r->nonce, tx_slot, tx_gen, rx_slot, rx_gen);
-	if (!shmrpc__seg_open(path, SHMRPC__PAGE + SHMRPC__RING_MIN,
-			      SHMRPC__PAGE + (uint64_t)SHMRPC__RING_MAX, r->mode, false, &map,
-			      &size, NULL)) {
+	if (!shmrpc__ring_seg_open(path, r->mode, &map, &size)) {
 		h = map;
 		if (h->magic == SHMRPC__RING_MAGIC) {
 			prev = shmrpc__prev_link(h->prev_gen, tx_gen);
@@ -139,30 +153,6 @@ uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32
 	if (flag == SHMRPC__RING_TX_CLOSED && !(old & SHMRPC__RING_RX_OPENED) && prev)
 		repoint(r, tx_slot, tx_gen, rx_slot, rx_gen, prev);
 	return prev;
-}
-
-/* Map a dead node's segment (read-write: see close_dead) and check what we
- * will index. */
-static int map_dead(const struct shmrpc__reg *r, const char *path, uint32_t slot, uint32_t gen,
-		    struct shmrpc__node_hdr **out, uint64_t *size)
-{
-	struct shmrpc__node_hdr *h;
-	uint64_t want = shmrpc__node_size(r->capacity);
-	void *map;
-	int err;
-
-	err = shmrpc__seg_open(path, want, want, r->mode, false, &map, size, NULL);
-	if (err)
-		return err;
-	h = map;
-	if (h->magic != SHMRPC__NODE_MAGIC || h->slot != slot || h->gen != gen ||
-	    h->capacity != r->capacity || h->in_off != shmrpc__node_in_off(r->capacity) ||
-	    h->out_off != shmrpc__node_out_off(r->capacity)) {
-		shmrpc__seg_unmap(map, *size);
-		return -EPROTO;
-	}
-	*out = h;
-	return 0;
 }
 
 /*
@@ -184,7 +174,7 @@ static void close_dead(struct shmrpc__node_hdr *h)
 static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hdr *h, uint32_t slot,
 		       uint32_t gen)
 {
-	/* From the layout, not h->in_off/out_off: map_dead checked those, but
+	/* From the layout, not h->in_off/out_off: node_map checked those, but
 	 * a live peer can still rewrite the file under our map. */
 	_Atomic uint32_t *in =
 		shmrpc__node_tab((struct shmrpc__node_hdr *)h, shmrpc__node_in_off(r->capacity));
@@ -218,7 +208,8 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 	if (st == SHMRPC__SLOT_LIVE && !exited && shmrpc__node_alive(r, slot, gen) != 0)
 		return 0;
 	shmrpc__node_path(path, r->domain, r->nonce, slot, gen);
-	if (!map_dead(r, path, slot, gen, &h, &size)) {
+	/* Read-write: close_dead marks it. */
+	if (!shmrpc__node_map(r, slot, gen, &h, &size, NULL)) {
 		close_dead(h);
 		kill_rings(r, h, slot, gen);
 		shmrpc__seg_unmap(h, size);

@@ -60,8 +60,8 @@ int shmrpc__ring_check(const struct shmrpc__ring_hdr *h, uint64_t map_size,
 	uint32_t size = h->size;
 
 	if (h->magic != SHMRPC__RING_MAGIC || h->abi != SHMRPC__ABI ||
-	    h->hdr_size != SHMRPC__PAGE || size < SHMRPC__RING_MIN || size > SHMRPC__RING_MAX ||
-	    (size & (size - 1)) || map_size != (uint64_t)SHMRPC__PAGE + size)
+	    h->hdr_size != SHMRPC__PAGE || !shmrpc__ring_size_ok(size) ||
+	    map_size != (uint64_t)SHMRPC__PAGE + size)
 		return -EPROTO;
 	if (h->nonce != ids->nonce || h->tx_slot != ids->tx_slot || h->tx_gen != ids->tx_gen ||
 	    h->rx_slot != ids->rx_slot || h->rx_gen != ids->rx_gen)
