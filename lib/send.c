@@ -163,19 +163,28 @@ static struct shmrpc__conn *tx_conn(struct shmrpc_node *n, struct shmrpc_txbuf *
 	return c;
 }
 
-_Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len)
+/* Publish @len bytes reserved on the locked @c, count them, unlock: the
+ * word to wake, or NULL (the wake goes outside the lock: other senders to
+ * this receiver need not wait for our system call). */
+static _Atomic uint32_t *tx_commit(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len)
 {
-	struct shmrpc__conn *c = tx->_priv[0];
 	_Atomic uint32_t *w;
 
 	shmrpc__ring_commit(&c->q, len);
 	shmrpc__ctr_inc(&c->q.hdr->tx_msgs, 1);
 	shmrpc__ctr_inc(&c->q.hdr->tx_bytes, len);
 	w = shmrpc__wake_collect(c);
-	c->resv = NULL;
-	tx->_priv[0] = NULL;
 	shmrpc__conn_unlock(n, c);
 	return w;
+}
+
+_Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len)
+{
+	struct shmrpc__conn *c = tx->_priv[0];
+
+	c->resv = NULL;
+	tx->_priv[0] = NULL;
+	return tx_commit(n, c, len);
 }
 
 /* Hold a wake back for shmrpc_flush. */
@@ -202,11 +211,17 @@ static int defer(struct shmrpc_node *n, _Atomic uint32_t *w)
 	return rc;
 }
 
+/* Wake @w now, or hold it for shmrpc_flush (now if that fails). */
+static void wake_or_defer(struct shmrpc_node *n, _Atomic uint32_t *w, unsigned flags)
+{
+	if (w && (!(flags & SHMRPC_SEND_DEFER) || defer(n, w)))
+		n->be->wake(n, &w, 1);
+}
+
 int shmrpc_commit_flags(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len, unsigned flags)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__conn *c;
-	_Atomic uint32_t *w;
 
 	if (n && n->forked)
 		return -ECHILD; /* a reservation the parent made before fork */
@@ -214,11 +229,7 @@ int shmrpc_commit_flags(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t l
 	/* Against what we reserved: tx->cap is the caller's to overwrite. */
 	if (!c || len > c->resv_cap || (flags & ~SHMRPC_SEND_DEFER))
 		return -EINVAL;
-	/* The wake goes outside the lock: other senders to this receiver
-	 * need not wait for our system call. */
-	w = shmrpc__commit_nowake(n, tx, len);
-	if (w && (!(flags & SHMRPC_SEND_DEFER) || defer(n, w)))
-		n->be->wake(n, &w, 1);
+	wake_or_defer(n, shmrpc__commit_nowake(n, tx, len), flags);
 	return 0;
 }
 
@@ -272,7 +283,6 @@ int shmrpc_send_flags(struct shmrpc_node *n, const char *to, const void *data, s
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__tmo t = SHMRPC__TMO(timeout_ms);
 	struct shmrpc__conn *c;
-	_Atomic uint32_t *w;
 	void *buf;
 	int rc;
 
@@ -290,13 +300,7 @@ int shmrpc_send_flags(struct shmrpc_node *n, const char *to, const void *data, s
 	}
 	if (len)
 		memcpy(buf, data, len);
-	shmrpc__ring_commit(&c->q, len);
-	shmrpc__ctr_inc(&c->q.hdr->tx_msgs, 1);
-	shmrpc__ctr_inc(&c->q.hdr->tx_bytes, len);
-	w = shmrpc__wake_collect(c);
-	shmrpc__conn_unlock(n, c);
-	if (w && (!(flags & SHMRPC_SEND_DEFER) || defer(n, w)))
-		n->be->wake(n, &w, 1);
+	wake_or_defer(n, tx_commit(n, c, len), flags);
 	return 0;
 }
 
