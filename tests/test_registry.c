@@ -2043,6 +2043,15 @@ static void no_handler(struct shmrpc_node *n, const char *from, const void *data
 	(void)n, (void)from, (void)data, (void)len, (void)arg;
 }
 
+/* Counts the messages its receive thread handled. */
+static void count_handler(struct shmrpc_node *n, const char *from, const void *data, size_t len,
+			  void *arg)
+{
+	(void)n, (void)from, (void)data, (void)len;
+	/* Release: pairs with the test's acquire load. */
+	atomic_fetch_add_explicit((_Atomic int *)arg, 1, memory_order_release);
+}
+
 static int forked_user(void *arg)
 {
 	struct forkuse *f = arg;
@@ -2086,7 +2095,9 @@ static void test_fork_child_cannot_use_parent_node(void **state)
 	struct shmrpc_node *p = th_open(d, "p"), *q = th_open(d, "q"), *t = th_open(d, "t");
 	struct forkuse f = { .p = p, .q = q, .t = t, .d = d };
 	char buf[16], from[SHMRPC_NAME_MAX + 1];
+	struct timespec ms = { 0, 1000000 };
 	int i, rc, got = 0;
+	_Atomic int handled = 0;
 
 	assert_non_null(p);
 	assert_non_null(q);
@@ -2097,7 +2108,15 @@ static void test_fork_child_cannot_use_parent_node(void **state)
 	assert_int_equal(shmrpc_send(q, "p", "m1", 2, 1000), 0);
 	assert_int_equal(shmrpc_recv(p, buf, sizeof(buf), NULL, 1000), 2);
 	assert_int_equal(shmrpc_send(q, "p", "m2", 2, 1000), 0); /* queued at fork */
-	assert_int_equal(shmrpc_start(t, no_handler, NULL), 0);
+	assert_int_equal(shmrpc_start(t, count_handler, (void *)&handled), 0);
+	/* Fork only once t's thread runs its loop: a thread still starting up
+	 * may hold AddressSanitizer's allocator lock, which the child would
+	 * inherit held (and deadlock in its exit-time leak check). */
+	assert_int_equal(shmrpc_send(q, "t", "w", 1, 1000), 0);
+	/* Acquire: pairs with the handler's release add. */
+	for (i = 0; i < 5000 && !atomic_load_explicit(&handled, memory_order_acquire); i++)
+		nanosleep(&ms, NULL);
+	assert_int_equal(atomic_load_explicit(&handled, memory_order_acquire), 1);
 	assert_int_equal(shmrpc_reserve(p, "q", 1, &f.held, 1000), 0);
 
 	assert_int_equal(th_wait(th_fork(forked_user, &f), 10000), 0);
