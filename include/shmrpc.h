@@ -50,6 +50,29 @@ extern "C" {
 /* Longest node or domain name, without its terminating NUL. */
 #define SHMRPC_NAME_MAX 63
 
+/*
+ * shmrpc_last_error - what went wrong in this thread's last failed call, in
+ * words that name the culprit ("opts.ring_bytes 5000: not a power of two in
+ * [4096, 1073741824]"), or "" if no call of this thread has failed. The text
+ * stays until the next failure of this thread; never NULL.
+ */
+SHMRPC_API const char *shmrpc_last_error(void);
+
+/*
+ * Log of what the library does on its own: a dead node reclaimed, a corrupt
+ * ring dropped, a backend fallback and why. Silent by default; with
+ * $SHMRPC_LOG=debug|info|warn it goes to stderr from that level up, and
+ * shmrpc_set_log(fn, arg) sends every level to fn instead (NULL: back to
+ * $SHMRPC_LOG). fn may run in any thread, one call at a time, and must not
+ * call libshmrpc; once shmrpc_set_log returns, the previous fn is not
+ * running any more.
+ */
+#define SHMRPC_LOG_DEBUG 0
+#define SHMRPC_LOG_INFO 1
+#define SHMRPC_LOG_WARN 2
+typedef void (*shmrpc_log_fn)(int level, const char *msg, void *arg);
+SHMRPC_API void shmrpc_set_log(shmrpc_log_fn fn, void *arg);
+
 /* A node: one process's membership of a domain. Opaque. */
 struct shmrpc_node;
 

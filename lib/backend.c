@@ -26,7 +26,15 @@ int shmrpc__backend_init(struct shmrpc_node *n, const char *want)
 
 	if (want) {
 		n->be = backend_named(want);
-		return n->be ? n->be->init(n) : -EINVAL;
+		if (!n->be)
+			return -EINVAL;
+		err = n->be->init(n);
+		if (err == -EOPNOTSUPP)
+			return shmrpc__err(err,
+					   "backend %s: cannot work here (io_uring missing, "
+					   "disabled, filtered, or without IORING_OP_FUTEX_WAIT)",
+					   want);
+		return err;
 	}
 	/* uring needs IORING_OP_FUTEX_WAIT (6.7) and an io_uring that is not
 	 * disabled (kernel.io_uring_disabled) or filtered (seccomp). */
@@ -34,6 +42,9 @@ int shmrpc__backend_init(struct shmrpc_node *n, const char *want)
 	err = n->be->init(n);
 	if (err != -EOPNOTSUPP)
 		return err;
+	shmrpc__log(SHMRPC_LOG_INFO,
+		    "backend uring unavailable (io_uring missing, disabled, filtered, or "
+		    "without IORING_OP_FUTEX_WAIT): using futex");
 	n->be = &shmrpc__backend_futex;
 	return n->be->init(n);
 }

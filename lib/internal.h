@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "shmrpc.h"
+#include "error.h"
 #include "layout.h"
 
 /* "/shmrpc." + domain + ".xxxxxxxx.ring.65535.4294967295-65535.4294967295" */

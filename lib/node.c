@@ -104,16 +104,21 @@ static int spin_pick(int32_t opt, int64_t *ns)
 	long v = SHMRPC__SPIN_US_DEFAULT;
 
 	if (opt < 0 && opt != SHMRPC_SPIN_NEVER)
-		return -EINVAL;
+		return shmrpc__err(-EINVAL, "opts.spin_us %d: negative (SHMRPC_SPIN_NEVER is %d)",
+				   (int)opt, SHMRPC_SPIN_NEVER);
+	if (opt > 1000000)
+		return shmrpc__err(-EINVAL, "opts.spin_us %d: more than 1000000 (1 s)", (int)opt);
 	if (opt) {
 		v = opt > 0 ? opt : 0;
 	} else if (s && *s) {
+		errno = 0;
 		v = strtol(s, &end, 10);
-		if (*end || v < 0)
-			v = SHMRPC__SPIN_US_DEFAULT;
+		if (*end || errno || v < 0 || v > 1000000)
+			return shmrpc__err(-EINVAL,
+					   "SHMRPC_SPIN_US=%s: not a number of microseconds in "
+					   "[0, 1000000]",
+					   s);
 	}
-	if (v > 1000000)
-		return -EINVAL;
 	*ns = (int64_t)v * 1000;
 	return 0;
 }
@@ -127,12 +132,17 @@ static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
 	memset(&d, 0, sizeof(d));
 	if (o) {
 		if (o->sz < sizeof(o->sz))
-			return -EINVAL;
+			return shmrpc__err(-EINVAL,
+					   "opts.sz %zu: set it to sizeof(struct shmrpc_opts)",
+					   o->sz);
 		/* Older callers pass less: the rest keeps its defaults. Newer
 		 * ones may pass more, as long as we would ignore only zeros. */
 		for (i = sizeof(d); i < o->sz; i++)
 			if (((const uint8_t *)o)[i])
-				return -E2BIG;
+				return shmrpc__err(-E2BIG,
+						   "opts.sz %zu: byte %zu is set, and this library "
+						   "knows only %zu bytes of options",
+						   o->sz, i, sizeof(d));
 		memcpy(&d, o, o->sz < sizeof(d) ? o->sz : sizeof(d));
 	}
 	/* An unset or empty $SHMRPC_DOMAIN means "default"; an empty domain
@@ -146,19 +156,41 @@ static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
 	}
 	err = shmrpc__name_check(cfg->domain);
 	if (err)
-		return err;
+		return shmrpc__err(err,
+				   "%s '%.64s': a domain name is 1 to %d characters of "
+				   "[A-Za-z0-9._-], not starting with '.'",
+				   d.domain ? "opts.domain" : "SHMRPC_DOMAIN", cfg->domain,
+				   SHMRPC_NAME_MAX);
 	cfg->ring_bytes = d.ring_bytes ? d.ring_bytes : SHMRPC__RING_DEFAULT;
 	if (!shmrpc__ring_size_ok(cfg->ring_bytes))
-		return -EINVAL;
+		return shmrpc__err(-EINVAL, "opts.ring_bytes %u: not a power of two in [%u, %u]",
+				   cfg->ring_bytes, SHMRPC__RING_MIN, SHMRPC__RING_MAX);
 	cfg->capacity = d.max_nodes ? d.max_nodes : SHMRPC__CAP_DEFAULT;
 	if (cfg->capacity > SHMRPC__CAP_MAX)
-		return -EINVAL;
+		return shmrpc__err(-EINVAL, "opts.max_nodes %u: more than %u", cfg->capacity,
+				   SHMRPC__CAP_MAX);
 	cfg->mode = d.mode ? d.mode : 0600;
 	if ((cfg->mode & ~0770u) || (cfg->mode & 0600) != 0600)
-		return -EINVAL; /* owner read-write; group bits only */
-	cfg->backend = d.backend ? d.backend : getenv("SHMRPC_BACKEND");
-	if (cfg->backend && !cfg->backend[0])
-		cfg->backend = NULL;
+		return shmrpc__err(-EINVAL,
+				   "opts.mode 0%o: owner read-write and group bits only "
+				   "(0600, 0640, 0660)",
+				   cfg->mode);
+	cfg->backend = d.backend;
+	if (!cfg->backend) {
+		cfg->backend = getenv("SHMRPC_BACKEND");
+		if (cfg->backend && !cfg->backend[0])
+			cfg->backend = NULL;
+		if (cfg->backend && strcmp(cfg->backend, "uring") && strcmp(cfg->backend, "futex"))
+			return shmrpc__err(-EINVAL,
+					   "SHMRPC_BACKEND=%.64s: unknown backend (uring, futex)",
+					   cfg->backend);
+	} else if (strcmp(cfg->backend, "uring") && strcmp(cfg->backend, "futex")) {
+		return shmrpc__err(-EINVAL, "opts.backend '%.64s': unknown backend (uring, futex)",
+				   cfg->backend);
+	}
+	err = shmrpc__log_env_check();
+	if (err)
+		return err;
 	return spin_pick(d.spin_us, &cfg->spin_ns);
 }
 
@@ -348,38 +380,41 @@ int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_
 	int err;
 
 	if (!out)
-		return -EINVAL;
+		return SHMRPC__RET(shmrpc__err(-EINVAL, "shmrpc_open: out is NULL"));
 	*out = NULL;
 	err = shmrpc__name_check(name);
-	if (!err)
-		err = opts_parse(opts, &cfg);
-	if (!err && cfg.backend && strcmp(cfg.backend, "uring") && strcmp(cfg.backend, "futex"))
-		err = -EINVAL;
 	if (err)
-		return err;
+		err = shmrpc__err(err,
+				  "node name '%.64s': 1 to %d characters of [A-Za-z0-9._-], "
+				  "not starting with '.'",
+				  name ? name : "(null)", SHMRPC_NAME_MAX);
+	else
+		err = opts_parse(opts, &cfg);
+	if (err)
+		return SHMRPC__RET(err);
 	pthread_once(&fork_once, fork_setup);
 	n = node_alloc(name, &cfg);
 	if (!n)
-		return -ENOMEM;
+		return SHMRPC__RET(-ENOMEM);
 	err = shmrpc__proc_self(&n->proc);
 	if (!err)
 		err = shmrpc__backend_init(n, cfg.backend);
 	if (err) {
 		node_free(n);
-		return err;
+		return SHMRPC__RET(err);
 	}
 	err = join(n, &cfg);
 	if (err) {
 		n->be->fini(n);
 		node_free(n);
-		return err;
+		return SHMRPC__RET(err);
 	}
 	/* The process's peer watcher, if not running yet: best effort (a
 	 * dead peer is still found by a waiting send and by lazy reclaim). */
 	shmrpc__watch_start();
 	all_add(n);
 	*out = n;
-	return 0;
+	return SHMRPC__RET(0);
 }
 
 void shmrpc_close(struct shmrpc_node *n)

@@ -46,6 +46,15 @@ static int block_io_uring(void)
 	return block_syscall(__NR_io_uring_setup, EPERM);
 }
 
+static char logged[512];
+
+static void log_hook(int level, const char *msg, void *arg)
+{
+	(void)arg;
+	if (level == SHMRPC_LOG_INFO)
+		snprintf(logged, sizeof(logged), "%s", msg);
+}
+
 static int seccomp_child(void *arg)
 {
 	struct th_dom *d = arg;
@@ -58,9 +67,14 @@ static int seccomp_child(void *arg)
 	CHILD_CHECK(!strcmp(shmrpc_backend_default(), "futex"));
 	o.backend = "uring";
 	CHILD_CHECK_RC(shmrpc_open("forced", &o, &a), -EOPNOTSUPP);
+	CHILD_CHECK(strstr(shmrpc_last_error(), "backend uring: cannot work here"));
 	o.backend = NULL;
 	unsetenv("SHMRPC_BACKEND");
+	/* The fallback is logged, and says why. */
+	shmrpc_set_log(log_hook, NULL);
 	CHILD_CHECK_RC(shmrpc_open("a", &o, &a), 0);
+	shmrpc_set_log(NULL, NULL);
+	CHILD_CHECK(strstr(logged, "backend uring unavailable"));
 	CHILD_CHECK(!strcmp(shmrpc_backend(a), "futex"));
 	CHILD_CHECK_RC(shmrpc_open("b", &o, &b), 0);
 	CHILD_CHECK_RC(shmrpc_send(a, "b", "works", 5, 1000), 0);

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+/*
+ * lib/error.c: shmrpc_last_error names what was wrong, per thread, and
+ * survives later successes; the log hook gets what the library logs, and
+ * $SHMRPC_LOG is checked like every other variable.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "harness.h"
+
+static void test_last_error_names_the_option(void **state)
+{
+	struct th_dom *d = *state;
+	struct shmrpc_opts o = d->opts;
+	struct shmrpc_node *n = NULL;
+
+	assert_string_equal(shmrpc_last_error(), "");
+	o.ring_bytes = 5000;
+	assert_int_equal(shmrpc_open("a", &o, &n), -EINVAL);
+	assert_non_null(strstr(shmrpc_last_error(), "opts.ring_bytes 5000"));
+	o.ring_bytes = 0;
+	o.mode = 0666;
+	assert_int_equal(shmrpc_open("a", &o, &n), -EINVAL);
+	assert_non_null(strstr(shmrpc_last_error(), "opts.mode 0666"));
+	o.mode = 0;
+	o.backend = "URING";
+	assert_int_equal(shmrpc_open("a", &o, &n), -EINVAL);
+	assert_non_null(strstr(shmrpc_last_error(), "opts.backend 'URING'"));
+	o.backend = NULL;
+	assert_int_equal(shmrpc_open("robot:1", &o, &n), -EINVAL);
+	assert_non_null(strstr(shmrpc_last_error(), "node name 'robot:1'"));
+	/* A success leaves the last failure's text. */
+	assert_int_equal(shmrpc_open("a", &o, &n), 0);
+	assert_non_null(strstr(shmrpc_last_error(), "robot:1"));
+	shmrpc_close(n);
+}
+
+static void test_last_error_env_variables(void **state)
+{
+	struct th_dom *d = *state;
+	struct shmrpc_node *n = NULL;
+
+	setenv("SHMRPC_SPIN_US", "abc", 1);
+	assert_int_equal(shmrpc_open("a", &d->opts, &n), -EINVAL);
+	assert_non_null(strstr(shmrpc_last_error(), "SHMRPC_SPIN_US=abc"));
+	setenv("SHMRPC_SPIN_US", "5000000", 1);
+	assert_int_equal(shmrpc_open("a", &d->opts, &n), -EINVAL);
+	assert_non_null(strstr(shmrpc_last_error(), "SHMRPC_SPIN_US=5000000"));
+	unsetenv("SHMRPC_SPIN_US");
+	setenv("SHMRPC_BACKEND", "bogus", 1);
+	assert_int_equal(shmrpc_open("a", &d->opts, &n), -EINVAL);
+	assert_non_null(strstr(shmrpc_last_error(), "SHMRPC_BACKEND=bogus"));
+	unsetenv("SHMRPC_BACKEND");
+}
+
+static void *other_thread(void *arg)
+{
+	struct shmrpc_opts o = *(struct shmrpc_opts *)arg;
+	struct shmrpc_node *n;
+
+	/* Fresh thread: nothing failed here yet. */
+	if (shmrpc_last_error()[0])
+		return "not empty";
+	o.max_nodes = 1u << 20;
+	if (shmrpc_open("b", &o, &n) != -EINVAL)
+		return "open";
+	return strstr(shmrpc_last_error(), "opts.max_nodes") ? NULL : "text";
+}
+
+static void test_last_error_is_per_thread(void **state)
+{
+	struct th_dom *d = *state;
+	struct shmrpc_opts o = d->opts;
+	struct shmrpc_node *n;
+	pthread_t t;
+	void *res;
+
+	o.ring_bytes = 3;
+	assert_int_equal(shmrpc_open("a", &o, &n), -EINVAL);
+	assert_int_equal(pthread_create(&t, NULL, other_thread, &d->opts), 0);
+	assert_int_equal(pthread_join(t, &res), 0);
+	assert_null(res);
+	assert_non_null(strstr(shmrpc_last_error(), "opts.ring_bytes 3"));
+}
+
+static void test_errno_untouched(void **state)
+{
+	struct th_dom *d = *state;
+	struct shmrpc_opts o = d->opts;
+	struct shmrpc_node *n;
+
+	o.ring_bytes = 3;
+	errno = 4242;
+	assert_int_equal(shmrpc_open("a", &o, &n), -EINVAL);
+	assert_int_equal(errno, 4242);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_last_error_names_the_option, th_setup,
+						th_teardown),
+		cmocka_unit_test_setup_teardown(test_last_error_env_variables, th_setup,
+						th_teardown),
+		cmocka_unit_test_setup_teardown(test_last_error_is_per_thread, th_setup,
+						th_teardown),
+		cmocka_unit_test_setup_teardown(test_errno_untouched, th_setup, th_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
