@@ -376,7 +376,7 @@ int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc_node *n;
-	struct open_cfg cfg;
+	struct open_cfg cfg = { 0 };
 	int err;
 
 	if (!out)
