@@ -1595,27 +1595,45 @@ static void test_regfile_unpublished_leftover_recovered(void **state)
 	open_after_leftover(d);
 }
 
-/* Leaving scans the registry for nodes left behind: only its written part.
- * On tmpfs, reading a hole through a shared mapping allocates the page, so
- * scanning all 65536 slots grew the file from a few KiB to 8 MiB. */
+/*
+ * Leaving scans the registry for nodes left behind: only its written part
+ * (shmrpc__reg_scan_end), not all 65536 slots (8 MiB) at every leave. Every
+ * page is reserved at creation; one that the scan read turns from a
+ * reserved hole into data (tmpfs clears a page at its first fault), so the
+ * file's data extent tells how far the scan went, on a kernel that reports
+ * reserved, untouched pages as holes (observed).
+ */
 static void test_regfile_leave_does_not_fill_registry(void **state)
 {
 	struct th_dom *d = *state;
 	struct shmrpc_opts o = d->opts;
+	off_t data, end = 0;
 	char path[300];
 	struct shmrpc_node *a, *b;
 	struct stat st;
+	int fd;
 
 	o.max_nodes = 65536;
 	assert_int_equal(shmrpc_open("a", &o, &a), 0);
 	assert_int_equal(shmrpc_open("b", &o, &b), 0);
 	shmrpc_close(b); /* a leave with a live node left: recount and sweep */
 	snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s.reg", d->name);
-	assert_int_equal(stat(path, &st), 0);
-	print_message("65536-slot registry after a leave: %ld bytes allocated of %ld\n",
-		      (long)st.st_blocks * 512, (long)st.st_size);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	while ((data = lseek(fd, end, SEEK_DATA)) >= 0)
+		end = lseek(fd, data, SEEK_HOLE);
+	close(fd);
+	print_message("65536-slot registry after a leave: %ld bytes reserved of %ld, data up "
+		      "to %ld\n",
+		      (long)st.st_blocks * 512, (long)st.st_size, (long)end);
 	assert_true(st.st_size > 8 * 1024 * 1024);
-	assert_true((long)st.st_blocks * 512 <= 64 * 1024);
+	assert_true((long)st.st_blocks * 512 >= (long)st.st_size); /* reserved at creation */
+	if (end == st.st_size)
+		print_message("[observed] reserved, untouched pages count as data here: the "
+			      "scan's extent cannot be seen\n");
+	else
+		assert_true(end <= 64 * 1024);
 	shmrpc_close(a);
 }
 

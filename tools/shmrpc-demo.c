@@ -373,7 +373,8 @@ int main(void)
 	step_stream(n);
 	step_broadcast(n);
 	bytes = shm_usage(&files);
-	printf("[6] memory: %ld files of the domain occupy %.0f KiB in /dev/shm (allocated blocks)\n",
+	printf("[6] memory: %ld files of the domain occupy %.0f KiB in /dev/shm (allocated blocks,\n"
+	       "    all reserved when each file was created: a full /dev/shm is -ENOSPC then)\n",
 	       files, bytes / 1024.0);
 	step_crash(n, kids[2]);
 	for (i = 0; i < 2; i++)
