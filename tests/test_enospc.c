@@ -18,6 +18,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -173,6 +174,28 @@ static int small_pair_talks(void *arg)
 	return 0;
 }
 
+/*
+ * What openers of a file being reserved can meet (seg.c relies on the size
+ * appearing only once every page is reserved; were it otherwise, the
+ * racing creators below would see a half-made registry).
+ */
+static void observe_failed_reserve(void)
+{
+	int fd = shm_open("/probe", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	struct stat st = { 0 };
+	int rc = fd < 0 ? -1 : fallocate(fd, 0, 0, 1 << 20);
+
+	rc = rc ? -errno : 0;
+	if (fd >= 0)
+		fstat(fd, &st);
+	print_message("[observed] fallocate of 1 MiB on a 64 KiB tmpfs: %s; size after %ld, "
+		      "blocks after %ld\n",
+		      strerror(-rc), (long)st.st_size, (long)st.st_blocks);
+	shm_unlink("/probe");
+	if (fd >= 0)
+		close(fd);
+}
+
 /* The registry does not fit: every opener gets -ENOSPC, also when several
  * race to create it, and none uses a half-made one. */
 static int registry_body(struct th_dom *d)
@@ -184,6 +207,7 @@ static int registry_body(struct th_dom *d)
 
 	/* the default registry: 1024 slots, 33 pages; the tmpfs has 16 */
 	CHILD_CHECK(shm_mount("64k") == 0);
+	observe_failed_reserve();
 	th_gate_init(&o.go);
 	for (i = 0; i < 4; i++)
 		pid[i] = th_fork(open_refused, &o);
