@@ -2,9 +2,9 @@
 /*
  * Segments: POSIX shared memory files in /dev/shm, created exclusively and
  * reserved in full at creation (a full /dev/shm is -ENOSPC then, never a
- * SIGBUS later), checked before they are mapped (owner and size: a file somebody else
- * planted, or one of the wrong size, is refused rather than trusted), and
- * the liveness lock a node holds on its own segment.
+ * SIGBUS later), checked before they are mapped (owner and size: a file
+ * somebody else planted, or one of the wrong size, is refused rather than
+ * trusted), and the liveness lock a node holds on its own segment.
  */
 #include <errno.h>
 #include <fcntl.h>
