@@ -116,9 +116,13 @@ static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t p
 	_Atomic uint32_t *out = shmrpc__node_tab(n->seg, shmrpc__node_out_off(n->reg->capacity));
 	uint64_t size = (uint64_t)SHMRPC__PAGE + c->ring_bytes;
 	char path[SHMRPC__PATH_MAX];
+	uint32_t old;
 	void *map;
 	int err;
 
+	/* Relaxed: only this node writes its out_gen table, under the table's
+	 * write lock. */
+	old = atomic_load_explicit(&out[c->rx_slot], memory_order_relaxed);
 	/* Release: a reaper reading our table after our death finds the ring
 	 * (the file creation below is a system call, itself a barrier). */
 	atomic_store_explicit(&out[c->rx_slot], c->rx_gen + 1, memory_order_release);
@@ -129,8 +133,12 @@ static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t p
 		shmrpc__seg_unlink(path);
 		err = shmrpc__seg_create(path, size, n->reg->mode, &map, NULL);
 	}
-	if (err)
+	if (err) {
+		/* No ring: no entry for reapers and observers to chase. Relaxed:
+		 * one that read ours meanwhile finds no file, which it handles. */
+		atomic_store_explicit(&out[c->rx_slot], old, memory_order_relaxed);
 		return err;
+	}
 	shmrpc__ring_format(map, c->ring_bytes, &ids);
 	shmrpc__ring_attach(&c->q, map, size, true);
 	return 0;
@@ -303,8 +311,10 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 	if (prev == n->gen + 1)
 		prev = 0;
 	err = ring_create(n, c, prev);
-	if (err)
+	if (err) {
+		err = shmrpc__seg_err(err, c->ring_bytes, "ring to '%s'", to);
 		goto out_unmap;
+	}
 	atomic_fetch_add_explicit(&n->seg->ctr.connects, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&n->seg->ctr.rings_out, 1, memory_order_relaxed);
 	err = announce(n, c);
@@ -370,7 +380,7 @@ static int conn_find_or_connect(struct shmrpc_node *n, const char *to, struct sh
 				uint32_t *gen)
 {
 	unsigned b = name_hash(to);
-	struct shmrpc__conn *c, *nc;
+	struct shmrpc__conn *c, *nc = NULL;
 	int err;
 
 	pthread_rwlock_rdlock(&n->conn_lock);
@@ -591,19 +601,41 @@ bool shmrpc__conn_peer_gone(struct shmrpc_node *n, struct shmrpc__conn *c)
 	return true;
 }
 
+/* A connection that failed for want of a resource, not because of the
+ * peer (gone, leaving, corrupt, not ours to trust). */
+static bool lack_of(int err)
+{
+	return err == -ENOSPC || err == -ENOMEM || err == -EMFILE || err == -ENFILE ||
+	       err == -EFBIG;
+}
+
 int shmrpc__conn_warm(struct shmrpc_node *n)
 {
-	uint32_t i, hi = shmrpc__reg_hi(n->reg), gen;
+	uint32_t i, hi = shmrpc__reg_hi(n->reg), gen, failed = 0, bytes = 0;
+	char first[SHMRPC_NAME_MAX + 1] = "";
 	struct shmrpc__slot_view v;
 	struct shmrpc__conn *c;
-	int count = 0;
+	int count = 0, err, lack = 0;
 
 	for (i = 0; i < hi; i++) {
 		if (i == n->slot || shmrpc__reg_read(n->reg, i, &v) || v.state != SHMRPC__SLOT_LIVE)
 			continue;
-		count += conn_find_or_connect(n, v.name, &c, &gen) == 0;
+		err = conn_find_or_connect(n, v.name, &c, &gen);
+		count += err == 0;
+		if (!lack_of(err))
+			continue;
+		if (!failed++) {
+			lack = err;
+			bytes = v.ring_bytes;
+			memcpy(first, v.name, sizeof(first));
+		}
 	}
-	return count;
+	if (!failed)
+		return count;
+	/* Every other node was tried; the connections made stay open. */
+	return shmrpc__seg_err(lack, bytes,
+			       "shmrpc_warmup: %d connected, %u not; first: ring to '%s'", count,
+			       failed, first);
 }
 
 /* Close one connection at our leaving: the receiver drains what we sent. */

@@ -106,10 +106,17 @@ int64_t shmrpc__sleep_until(const struct shmrpc_node *n, int64_t deadline);
 int64_t shmrpc__safety_ns(void);
 
 /* ------------------------------------------------------------ seg.c */
-/* Create a segment (O_EXCL), size it, map it read-write. The file keeps
- * mode exactly (umask ignored). On success *fd_out (if not NULL) gets the
- * open descriptor, else it is closed. */
+/* Create a segment (O_EXCL), size it with every page reserved, map it
+ * read-write. The file keeps mode exactly (umask ignored). On success
+ * *fd_out (if not NULL) gets the open descriptor, else it is closed. On
+ * failure the file is gone: -ENOSPC (/dev/shm full), -ENOMEM, -EFBIG
+ * (RLIMIT_FSIZE), -EEXIST, -errno. */
 int shmrpc__seg_create(const char *path, uint64_t size, uint32_t mode, void **map, int *fd_out);
+/* Why a segment creation failed, in words ("/dev/shm is full"). */
+const char *shmrpc__seg_why(int err);
+/* Record "<what> (<size>): <why>" for shmrpc_last_error; returns err. */
+int shmrpc__seg_err(int err, uint64_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Open and map an existing segment after checking that its owner is
  * acceptable (this euid or root, or a group member when @mode grants group
  * access) and that its size is within [min, max]. */

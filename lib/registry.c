@@ -8,6 +8,10 @@
  * for the magic (acquire), then verify every size against the file before
  * they use anything. A creator that died before publishing leaves a file
  * without magic: after a grace period an opener unlinks it and starts over.
+ * Sizing reserves every page (seg.c) and the size appears only once all are
+ * reserved: a creator that cannot reserve them (a full /dev/shm) removes
+ * the file, which openers only ever saw empty (-EAGAIN: they wait), then
+ * find gone and try to create themselves: each gets its own -ENOSPC.
  *
  * Writers (join, leave, reclaim) hold the registry lock: an OFD write lock
  * on the file's first byte, which the kernel drops when its holder dies. It
@@ -55,8 +59,11 @@ static int reg_create(struct shmrpc__reg *r, const char *path, uint32_t capacity
 	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
 		nonce = (uint32_t)(shmrpc__now_ns() ^ ((uint64_t)getpid() << 16));
 	err = shmrpc__seg_create(path, size, mode, &map, &r->fd);
+	if (err == -EEXIST)
+		return err; /* lost the creation race: open theirs */
 	if (err)
-		return err;
+		return shmrpc__seg_err(err, size, "registry of domain '%s' (%u slots)", r->domain,
+				       capacity);
 	h = map;
 	h->abi = SHMRPC__ABI;
 	h->hdr_size = sizeof(*h);
@@ -213,10 +220,17 @@ static void reg_repair(struct shmrpc__reg *r, uint32_t note)
 
 /*
  * How many slots a full scan must look at: every slot up to the end of the
- * file's last data extent. Past it the file is a hole: never written, all
- * FREE. Not hi, which is shared and untrusted; and not the capacity either,
- * because on tmpfs even reading a hole through a shared mapping allocates
- * the page (a full scan of a 65536-slot registry would cost 8 MiB).
+ * file's last data extent. Not hi, which is shared and untrusted; and not
+ * the capacity either, which would read every page of a 65536-slot
+ * registry (8 MiB) at every leave. It is only a bound: a slot that is not
+ * FREE was written, and a written page is data, so every slot past the
+ * last data extent is FREE.
+ *
+ * Every page is reserved at creation (seg.c). On tmpfs a reserved page
+ * that nobody touched yet counts as a hole for SEEK_DATA (kernel 6.18 here:
+ * tests/test_enospc.c prints what it observes), so the bound still stops
+ * at the written slots; a kernel that counted reserved pages as data would
+ * make it the capacity: slower scans, the same answer.
  */
 uint32_t shmrpc__reg_scan_end(const struct shmrpc__reg *r)
 {

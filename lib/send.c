@@ -139,7 +139,7 @@ int shmrpc_reserve(struct shmrpc_node *n, const char *to, size_t len, struct shm
 		return -ECHILD;
 	rc = shmrpc__conn_acquire(n, to, &t, &c); /* checks the name on a miss */
 	if (rc)
-		return rc;
+		return SHMRPC__RET(rc); /* a failed connect says why */
 	return shmrpc__reserve_locked(n, c, len, tx, &t);
 }
 
@@ -292,7 +292,7 @@ int shmrpc_send_flags(struct shmrpc_node *n, const char *to, const void *data, s
 		return -ECHILD;
 	rc = shmrpc__conn_acquire(n, to, &t, &c);
 	if (rc)
-		return rc;
+		return SHMRPC__RET(rc); /* a failed connect says why */
 	rc = tx_reserve(n, c, len, &buf, &t);
 	if (rc) {
 		shmrpc__conn_unlock(n, c);

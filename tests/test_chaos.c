@@ -252,7 +252,7 @@ static pid_t spawn(int idx)
 	pid_t pid;
 
 	fflush(NULL);
-	pid = fork();
+	pid = th_fork_raw(); /* dies with us */
 	if (pid == 0)
 		exit(child_main(idx)); /* exit: LeakSanitizer checks children */
 	return pid;

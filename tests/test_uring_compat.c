@@ -232,13 +232,19 @@ static void child_waker(const struct fx *fx, int wfd, const void *arg)
 static struct peer *peer_spawn(struct fx *fx, child_fn *fn, const void *arg)
 {
 	struct peer *p = &fx->peers[fx->npeers];
+	pid_t parent;
 	int pfd[2];
 
 	assert_true(fx->npeers < MAX_PEERS);
 	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+	parent = getpid();
 	p->pid = fork();
 	assert_true(p->pid >= 0);
 	if (p->pid == 0) {
+		/* dies with us (we fork from the main thread only) */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
 		close(pfd[0]);
 		alarm(HANG_GUARD_S);
 		fn(fx, pfd[1], arg);

@@ -211,7 +211,7 @@ static int one_kill(struct bench_group *g, struct crash *cr, const struct reg_vi
 	int slot, st;
 	pid_t pid;
 
-	pid = fork();
+	pid = bench_fork();
 	if (pid < 0)
 		return -errno;
 	if (pid == 0)
@@ -375,7 +375,7 @@ static int reaper_start(struct crash *cr, const struct reg_view *rv, pid_t *pid)
 	int64_t end = bench_now_ns() + REAPER_WAIT_NS;
 	cpu_set_t all;
 
-	*pid = fork();
+	*pid = bench_fork();
 	if (*pid < 0)
 		return -errno;
 	if (*pid == 0) {
