@@ -23,9 +23,9 @@
  * sees a shared wake or any wake from another process; on one build of
  * 6.18.44 (not another) a private io_uring wait armed before the process's
  * first thread starts is even lost to private wakes (tests/test_uring_compat.c
- * observes all three). The kernel
- * compares the word with the expected value only when the wait is armed; see
- * docs/uring-notes.md for what else was measured.
+ * observes all three). The kernel compares the word with the expected value
+ * only when the wait is armed; see docs/uring-notes.md for what else was
+ * measured.
  *
  * The SQE builders are header-only; shmrpc__uring_futex_supported() has a body
  * (lib/uring_probe.c) because it sets up and tears down a ring, which no
