@@ -532,10 +532,13 @@ static void test_fd_loop_after_exit_waits_cancelled(void **state)
 /*
  * The thread that armed the waits has exited; another closes the node: no
  * wait may be left on its words (the bell's segment and the rings are
- * unmapped by the close), and nothing leaks.
+ * unmapped by the close), and nothing leaks. In fd mode with the futex
+ * backend, the waits are the shmrpc_fd helper thread's, which the close
+ * joins.
  */
-static void run_close(void **state, enum mode m)
+static void run_close(void **state, enum mode m, bool fd_mode)
 {
+	struct epoll_event ev = { .events = EPOLLIN };
 	struct words ws;
 	struct rig g;
 	int left;
@@ -546,7 +549,12 @@ static void run_close(void **state, enum mode m)
 		rig_close_senders(&g);
 		skip();
 	}
-	rx_phase(&g, rx_first, false, WARM_MSGS);
+	if (fd_mode) {
+		g.ep = epoll_create1(EPOLL_CLOEXEC);
+		assert_true(g.ep >= 0);
+		assert_int_equal(epoll_ctl(g.ep, EPOLL_CTL_ADD, shmrpc_fd(g.rx), &ev), 0);
+	}
+	rx_phase(&g, rx_first, fd_mode, WARM_MSGS);
 	if (m == MODE_CANCELLED)
 		print_message("[observed] waits the exited thread left armed: %d\n",
 			      cancel_like_kernel(&g));
@@ -554,26 +562,39 @@ static void run_close(void **state, enum mode m)
 	shmrpc_close(g.rx);
 	left = words_queued(&ws);
 	words_unmap(&ws);
-	print_message("%s, %s: waits left on the closed node's words: %d\n",
-		      g.uring ? "uring" : "futex", mode_name[m], left);
+	print_message("%s, %s, %s: waits left on the closed node's words: %d\n",
+		      g.uring ? "uring" : "futex", fd_mode ? "epoll loop" : "shmrpc_recv",
+		      mode_name[m], left);
 	shmrpc__uring_exit_cancel(true);
+	if (g.ep >= 0)
+		close(g.ep);
 	rig_close_senders(&g);
 	assert_int_equal(left, 0);
 }
 
 static void test_close_after_exit_hook(void **state)
 {
-	run_close(state, MODE_HOOK);
+	run_close(state, MODE_HOOK, false);
 }
 
 static void test_close_after_exit_waits_armed(void **state)
 {
-	run_close(state, MODE_ARMED);
+	run_close(state, MODE_ARMED, false);
 }
 
 static void test_close_after_exit_waits_cancelled(void **state)
 {
-	run_close(state, MODE_CANCELLED);
+	run_close(state, MODE_CANCELLED, false);
+}
+
+static void test_close_after_fd_loop_exit_hook(void **state)
+{
+	run_close(state, MODE_HOOK, true);
+}
+
+static void test_close_after_fd_loop_exit_waits_armed(void **state)
+{
+	run_close(state, MODE_ARMED, true);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, th_setup, th_teardown)
@@ -591,6 +612,8 @@ int main(void)
 		T(test_close_after_exit_hook),
 		T(test_close_after_exit_waits_armed),
 		T(test_close_after_exit_waits_cancelled),
+		T(test_close_after_fd_loop_exit_hook),
+		T(test_close_after_fd_loop_exit_waits_armed),
 	};
 
 	/* No safety net: every sleep must end by a wake. */
