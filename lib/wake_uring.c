@@ -37,13 +37,14 @@
  * hook may run while another thread receives; own_lock orders it against
  * adopt: when the hook finds owner == O, no other thread has armed a wait
  * since T did (a thread arms only after adopting), so ANY hits only T's
- * waits. If the hook cannot run (no key, a thread ended without pthread
- * exit, a failed cancel), the next receiver's adopt cancels T's waits: both
- * kernel behaviours then end in one completion per wait, as below.
+ * waits. If the hook cannot do it (no key, a failed cancel, a thread that
+ * ends without running key destructors), the next receiver's adopt cancels
+ * T's waits, armed or already cancelled by the kernel: one completion per
+ * wait either way, as below.
  *
  * Each wait's user_data points to a small heap waiter, and every submitted
- * wait ends in exactly one completion (woken, -EAGAIN, -ECANCELED) before
- * the ring is exited. A waiter in flight is never reused or freed: one taken
+ * wait ends in exactly one completion (woken, -EAGAIN, -ECANCELED), or with
+ * the ring at fini. A waiter in flight is never reused or freed: one taken
  * out of use (ring_del, adopt) is orphaned and freed at that completion, or
  * at fini after the ring is exited (no completion is read after that). A
  * completion just means "not armed any more": the next sleep re-checks the
@@ -53,8 +54,9 @@
  * which the header allows.
  *
  * The hot path is untouched by all this: a receive that finds a message
- * never enters the backend, and a sleep adds one thread-local load and a
- * relaxed load of owner to the reap and the re-arm it always did.
+ * never enters the backend, and a sleep compares owner with a thread-local
+ * token where it compared it with a thread-local tid; only a change of
+ * thread pays for the lock and the cancel.
  *
  * No DEFER_TASKRUN: it would make the ring fd unpollable and fire the
  * eventfd before the completion exists. COOP_TASKRUN spares a running owner
@@ -114,7 +116,7 @@ static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct uring_be *all_head;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 static pthread_key_t exit_key;
-static bool exit_key_ok;		/* written once, under exit_once */
+static _Atomic bool exit_key_ok;	/* set under exit_once, cleared at unload */
 static _Atomic bool exit_cancel = true; /* tests turn the hook off */
 static _Thread_local bool exit_hooked;
 
@@ -175,7 +177,8 @@ static void exit_setup(void)
 {
 	int err = pthread_key_create(&exit_key, exit_hook);
 
-	exit_key_ok = !err;
+	/* Relaxed: pthread_once orders it for every caller of uring_init. */
+	atomic_store_explicit(&exit_key_ok, !err, memory_order_relaxed);
 	/* Still correct without: the next receiver's adopt ends the waits. */
 	if (err)
 		shmrpc__log(SHMRPC_LOG_INFO,
@@ -184,10 +187,11 @@ static void exit_setup(void)
 }
 
 /* A library unloaded by dlclose must not leave its destructor on threads
- * that outlive it. */
+ * that outlive it (it also runs at exit, when it no longer matters). */
 __attribute__((destructor)) static void exit_unload(void)
 {
-	if (exit_key_ok)
+	/* Relaxed: a thread still adopting then merely misses the hook. */
+	if (atomic_exchange_explicit(&exit_key_ok, false, memory_order_relaxed))
 		pthread_key_delete(exit_key);
 }
 
@@ -483,7 +487,7 @@ static int adopt(struct shmrpc_node *n, struct uring_be *ub, uint64_t me)
 		atomic_store_explicit(&ub->owner, me, memory_order_relaxed);
 	pthread_mutex_unlock(&ub->own_lock);
 	/* Any non-NULL value makes the destructor run at this thread's exit. */
-	if (!err && exit_key_ok && !exit_hooked)
+	if (!err && !exit_hooked && atomic_load_explicit(&exit_key_ok, memory_order_relaxed))
 		exit_hooked = !pthread_setspecific(exit_key, &exit_key);
 	return err;
 }
