@@ -376,6 +376,9 @@ struct shmrpc__backend {
 extern const struct shmrpc__backend shmrpc__backend_futex;
 extern const struct shmrpc__backend shmrpc__backend_uring;
 void shmrpc__uring_fork_child(void);
+/* Tests only: turn off (and on again) the uring backend's thread-exit hook,
+ * to reach the path taken when it cannot run (wake_uring.c). */
+void shmrpc__uring_exit_cancel(bool on);
 /* Set up the backend asked for (NULL: uring where it works, else futex). */
 int shmrpc__backend_init(struct shmrpc_node *n, const char *want);
 
