@@ -156,9 +156,11 @@ struct shmrpc__reg {
 	uint32_t nonce;
 	uint32_t mode;
 	char domain[SHMRPC_NAME_MAX + 1];
-	/* the process's cache of open registries (shmrpc__reg_get) */
+	/* the process's cache of open registries (shmrpc__reg_get), under
+	 * its lock: refs counts the holders, and the cache while cached */
 	struct shmrpc__reg *cache_next;
 	uint32_t refs;
+	bool cached;
 };
 
 /* A consistent copy of one slot. */
@@ -213,6 +215,10 @@ void shmrpc__reg_bump(struct shmrpc__reg *r);
 uint32_t shmrpc__reg_recount(struct shmrpc__reg *r);
 /* Under the lock: mark the registry closed and unlink it. */
 void shmrpc__reg_retire(struct shmrpc__reg *r);
+/* Was @r retired? Its `closed` is believed only if the registry's name no
+ * longer names @r's file; with @locked (the lock held), a lie is logged
+ * and cleared. */
+bool shmrpc__reg_retired(struct shmrpc__reg *r, bool locked);
 
 /* ------------------------------------------------------------ reclaim.c */
 /*

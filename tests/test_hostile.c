@@ -1042,6 +1042,108 @@ static void test_hostile_registry_mode_not_trusted(void **state)
 	th_gate_close(&j.done);
 }
 
+/* --------------------------------- the registry's `closed` is a hint */
+
+struct closer {
+	struct th_dom *d;
+	struct th_gate again, written, done;
+};
+
+static void closed_store(const char *domain, uint32_t v)
+{
+	char path[SHMRPC__PATH_MAX];
+	struct shmrpc__reg_hdr *hdr;
+	uint64_t size;
+
+	shmrpc__reg_path(path, domain);
+	hdr = hx_map(path, &size);
+	CHILD_CHECK(hdr);
+	atomic_store(&hdr->closed, v);
+	munmap(hdr, size);
+}
+
+/* A member of the domain that says, twice, that the registry is closed. */
+static int closer_node(void *arg)
+{
+	struct closer *c = arg;
+	struct shmrpc_node *n = th_open(c->d, "closer");
+
+	CHILD_CHECK(n);
+	closed_store(c->d->name, 1);
+	th_gate_open(&c->written);
+	CHILD_CHECK(th_gate_wait(&c->again, 10000) == 0);
+	closed_store(c->d->name, 1);
+	th_gate_open(&c->written);
+	CHILD_CHECK(th_gate_wait(&c->done, 10000) == 0);
+	shmrpc_close(n);
+	return 0;
+}
+
+static int warned;
+
+static void count_warn(int level, const char *msg, void *arg)
+{
+	(void)arg;
+	if (level == SHMRPC_LOG_WARN && strstr(msg, "closed"))
+		warned++;
+}
+
+static uint32_t closed_load(struct shmrpc_node *n)
+{
+	return atomic_load(&n->reg->hdr->closed);
+}
+
+/*
+ * One store of 1 into the registry's `closed` by another member made our
+ * next shmrpc_open free the registry that our first node still used, then
+ * fail with -EAGAIN. The flag is only believed when the registry's name no
+ * longer names the file we hold; a lie is repaired under the lock.
+ */
+static void test_hostile_registry_closed_flag_lies(void **state)
+{
+	struct th_dom *d = *state;
+	struct closer c = { .d = d };
+	struct shmrpc_node *a = th_open(d, "a"), *b = NULL, *e = NULL;
+	char buf[16], from[SHMRPC_NAME_MAX + 1];
+	pid_t pid;
+
+	assert_non_null(a);
+	th_gate_init(&c.again);
+	th_gate_init(&c.written);
+	th_gate_init(&c.done);
+	warned = 0;
+	shmrpc_set_log(count_warn, NULL);
+	pid = th_fork(closer_node, &c);
+	assert_int_equal(th_gate_wait(&c.written, 10000), 0);
+	assert_int_equal(closed_load(a), 1);
+	assert_int_equal(shmrpc_open("b", &d->opts, &b), 0);
+	assert_ptr_equal(b->reg, a->reg);    /* the same registry, not a second one */
+	assert_int_equal(closed_load(a), 0); /* repaired */
+	assert_true(warned >= 1);
+	/* the first node still works, with the second and with the liar */
+	assert_int_equal(shmrpc_is_local(a, "closer"), 1);
+	assert_int_equal(shmrpc_send(a, "b", "ab", 2, 1000), 0);
+	assert_int_equal(shmrpc_recv(b, buf, sizeof(buf), from, 1000), 2);
+	assert_string_equal(from, "a");
+	th_gate_open(&c.again);
+	assert_int_equal(th_gate_wait(&c.written, 10000), 0);
+	assert_int_equal(shmrpc_open("e", &d->opts, &e), 0);
+	assert_int_equal(closed_load(a), 0);
+	assert_int_equal(shmrpc_send(e, "a", "ea", 2, 1000), 0);
+	assert_int_equal(shmrpc_recv(a, buf, sizeof(buf), from, 1000), 2);
+	assert_string_equal(from, "e");
+	shmrpc_set_log(NULL, NULL);
+	th_gate_open(&c.done);
+	assert_int_equal(th_wait(pid, 10000), 0);
+	shmrpc_close(b);
+	shmrpc_close(e);
+	shmrpc_close(a); /* the last one: the registry goes for real */
+	assert_int_equal(th_shm_count(d->name), 0);
+	th_gate_close(&c.again);
+	th_gate_close(&c.written);
+	th_gate_close(&c.done);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1065,9 +1167,14 @@ int main(void)
 						th_teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_registry_mode_not_trusted, th_setup,
 						th_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_registry_closed_flag_lies, th_setup,
+						th_teardown),
 	};
 
 	/* No safety net: every wait in these tests must end by a wake. */
 	setenv("SHMRPC_SAFETY_MS", "3600000", 0);
+	/* $TEST_FILTER: run only the tests matching this pattern ('*', '?') */
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -1562,6 +1563,65 @@ static void test_last_out_sweeps_killed_node(void **state)
 	last_out_sweeps(*state, false, 1);
 }
 
+/*
+ * Two threads of one process each join and leave the same domain in a loop:
+ * the last one out retires the registry (closed, unlinked) and the other's
+ * next join must open a fresh one without taking the leaver's reference to
+ * the old one from under it (that was a use after free in shmrpc__reg_put,
+ * or a crash reading the freed registry). In a child: a crash is an exit
+ * status here, and the node of each round must work.
+ */
+#define CHURN_ROUNDS 400
+
+struct churn2 {
+	const struct th_dom *d;
+	char name[8];
+	int fails;
+};
+
+static void *churn2_thread(void *arg)
+{
+	struct churn2 *c = arg;
+	char names[4][SHMRPC_NAME_MAX + 1];
+	struct shmrpc_node *n;
+	int i, k;
+
+	for (i = 0; i < CHURN_ROUNDS; i++) {
+		if (shmrpc_open(c->name, &c->d->opts, &n)) {
+			c->fails++;
+			continue;
+		}
+		k = shmrpc_nodes(n, names, 4);
+		if (shmrpc_is_local(n, c->name) != 1 || k < 1 || k > 2)
+			c->fails++;
+		shmrpc_close(n);
+	}
+	return NULL;
+}
+
+static int churn2_main(void *arg)
+{
+	struct churn2 c[2] = { { .d = arg, .name = "t0" }, { .d = arg, .name = "t1" } };
+	pthread_t t[2];
+	int i;
+
+	for (i = 0; i < 2; i++)
+		CHILD_CHECK(pthread_create(&t[i], NULL, churn2_thread, &c[i]) == 0);
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	CHILD_CHECK_RC(c[0].fails, 0);
+	CHILD_CHECK_RC(c[1].fails, 0);
+	return 0;
+}
+
+static void test_last_out_two_threads_churn_one_domain(void **state)
+{
+	struct th_dom *d = *state;
+
+	assert_int_equal(th_wait(th_fork(churn2_main, d), 120000), 0);
+	assert_int_equal(th_shm_count(d->name), 0);
+}
+
 static void open_after_leftover(struct th_dom *d)
 {
 	struct shmrpc_node *a, *b;
@@ -2360,6 +2420,7 @@ int main(void)
 		T(test_nodes_cap_smaller_than_count),
 		T(test_last_out_every_close_order),
 		T(test_last_out_sweeps_killed_node),
+		T(test_last_out_two_threads_churn_one_domain),
 		T(test_reg_lock_holder_killed_is_repaired),
 		T(test_regfile_empty_leftover_recovered),
 		T(test_regfile_unpublished_leftover_recovered),
