@@ -211,6 +211,11 @@ SHMRPC_API int shmrpc_flush(struct shmrpc_node *node);
  * with the futex backend a helper thread (started by the first call) sleeps
  * on the receiver's futex words for it. Either way the kernel may interrupt
  * the loop's epoll_wait with EINTR when a wake arrives: retry it.
+ *
+ * A receiving call that returned -EMFILE/-ENFILE/-ENOMEM (a sender's ring
+ * could not be opened: see shmrpc_recv) left it pending; the descriptor
+ * does not become readable for its retry. Call a receiving call again once
+ * resources are freed, or from a timer (each call retries it).
  */
 SHMRPC_API int shmrpc_fd(struct shmrpc_node *node);
 
@@ -227,7 +232,18 @@ SHMRPC_API int shmrpc_fd(struct shmrpc_node *node);
  * Returns the message's length, or -EMSGSIZE when cap is too small (the
  * message stays queued: retry with a larger buffer; shmrpc_peek tells the
  * length), -EAGAIN/-ETIMEDOUT, -EPROTO (a sender's ring is corrupt: that
- * ring is dropped, the others go on), -EBUSY (another thread receives).
+ * ring is dropped, the others go on), -EBUSY (another thread receives),
+ * -EMFILE/-ENFILE/-ENOMEM (see below).
+ *
+ * A sender's new ring that this process cannot open for now (no file
+ * descriptor or memory left) is not lost: the receiving calls retry it, at
+ * every call and after every sleep (sleeps last at most the safety
+ * timeout, 500 ms), and its messages arrive in order once it opens. The
+ * first receiving call that meets the failure with no message to return
+ * returns it (-EMFILE, -ENFILE, -ENOMEM; shmrpc_last_error names the
+ * sender and the cause); later calls retry quietly, and block or time out
+ * as usual, until the ring opens (a new failure after that is reported
+ * again). Messages from other senders flow meanwhile.
  */
 SHMRPC_API int shmrpc_recv(struct shmrpc_node *node, void *buf, size_t cap, char *from,
 			   int timeout_ms);
@@ -236,7 +252,9 @@ SHMRPC_API int shmrpc_recv(struct shmrpc_node *node, void *buf, size_t cap, char
  * shmrpc_dispatch - wait up to timeout_ms for the first message, then call
  * fn for it and for every message already waiting. Returns how many
  * messages fn handled (>= 1), or -EAGAIN/-ETIMEDOUT when none came, -EPROTO,
- * -EBUSY. fn may send, but must not receive.
+ * -EBUSY, -EMFILE/-ENFILE/-ENOMEM (a sender's ring cannot be opened for
+ * now: said once, retried; see shmrpc_recv). fn may send, but must not
+ * receive.
  */
 SHMRPC_API int shmrpc_dispatch(struct shmrpc_node *node, shmrpc_handler fn, void *arg,
 			       int timeout_ms);
@@ -338,7 +356,8 @@ SHMRPC_API void shmrpc_cancel(struct shmrpc_node *node, struct shmrpc_txbuf *tx)
  * shmrpc_peek - wait (per timeout_ms) for a message and describe it in @rx
  * without consuming it; returns its length. rx->data stays valid until
  * shmrpc_release; the sender could still write to it (see shmrpc_handler).
- * Peeking again before releasing describes the same message.
+ * Peeking again before releasing describes the same message. Errors as
+ * shmrpc_recv's, -EMFILE/-ENFILE/-ENOMEM included.
  * shmrpc_release - consume the message described by @rx (-EINVAL if @rx is
  * not the current peek).
  */

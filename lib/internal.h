@@ -382,6 +382,7 @@ int shmrpc__backend_init(struct shmrpc_node *n, const char *want);
 struct shmrpc__inring {
 	struct shmrpc__ring q; /* consumer view */
 	uint32_t tx_slot, tx_gen;
+	uint32_t prev;	/* its prev_gen link (shmrpc__prev_link), read at open */
 	uint32_t armed; /* value data_seq was armed with */
 	bool bell_mode; /* sleeping on the node bell, not data_seq */
 	bool draining;	/* sender gone: drop once empty */
@@ -418,6 +419,14 @@ struct shmrpc__inbound {
 	uint32_t burst;		       /* records taken from v[cur] in a row */
 	struct shmrpc__inring *peeked; /* ring of the current peek */
 	uint64_t last_check;	       /* last liveness check of senders */
+	/* An announced ring that could not be opened for a reason that may
+	 * pass (EMFILE, ENOMEM...): its pend bit is set again and the next
+	 * scan retries it (inbound.c). open_err: that failure, 0 when every
+	 * announced ring is open; open_told: a receiving call returned it. */
+	bool retry;
+	bool open_told;
+	int open_err;
+	uint32_t open_slot, open_gen;
 };
 
 #define SHMRPC__CONN_BUCKETS 64
@@ -525,7 +534,9 @@ bool shmrpc__conn_check_dead(struct shmrpc_node *n, struct shmrpc__conn *c);
 bool shmrpc__conn_peer_gone(struct shmrpc_node *n, struct shmrpc__conn *c);
 
 /* inbound.c: inbound rings (receiving thread) */
-void shmrpc__in_scan_new(struct shmrpc_node *n);
+/* Open the rings announced since the last scan, and those kept pending
+ * after a failure that may pass: 0, or that failure (n->in.open_err). */
+int shmrpc__in_scan_new(struct shmrpc_node *n);
 void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r);
 void shmrpc__in_check_senders(struct shmrpc_node *n);
 void shmrpc__in_close_all(struct shmrpc_node *n);

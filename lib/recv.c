@@ -237,6 +237,10 @@ static int rx_wait(struct shmrpc_node *n, int64_t deadline)
 			spin_adapt(n, shmrpc__now_ns() - start);
 			return atomic_load_explicit(&n->stop, memory_order_relaxed) ? -EINTR : 0;
 		}
+		/* A ring we could not open yet: try it again after each sleep
+		 * (the safety timeout bounds them), not in a loop. */
+		if (n->in.retry)
+			return 0;
 	}
 }
 
@@ -309,6 +313,29 @@ int shmrpc_fd(struct shmrpc_node *n)
 	return rc;
 }
 
+/*
+ * An announced ring that could not be opened (inbound.c keeps it pending):
+ * said once, by the first receiving call that has no record to return, with
+ * text naming the sender; later calls retry it quietly until it opens. The
+ * text is settled here: the receiving calls' other returns skip
+ * shmrpc__ret, which is not free on the hot path.
+ */
+static int rx_open_err(struct shmrpc_node *n)
+{
+	struct shmrpc__slot_view v;
+	const char *who = "a node that left since";
+	int err = n->in.open_err;
+
+	n->in.open_told = true;
+	if (!shmrpc__reg_read(n->reg, n->in.open_slot, &v) && v.state == SHMRPC__SLOT_LIVE &&
+	    v.gen == n->in.open_gen)
+		who = v.name;
+	return SHMRPC__RET(shmrpc__err(err,
+				       "ring from '%s' (slot %u, gen %u) announced, cannot be "
+				       "opened now: %s; kept, retried by the next receiving calls",
+				       who, n->in.open_slot, n->in.open_gen, strerror(-err)));
+}
+
 /* Wait (per timeout) for the next record; rx_busy held. */
 static int rx_get(struct shmrpc_node *n, struct shmrpc__inring **rp, const void **data,
 		  uint32_t *len, struct shmrpc__tmo *t)
@@ -319,6 +346,8 @@ static int rx_get(struct shmrpc_node *n, struct shmrpc__inring **rp, const void 
 		rc = rx_next(n, rp, data, len);
 		if (rc)
 			return rc;
+		if (n->in.open_err && !n->in.open_told)
+			return rx_open_err(n);
 		if (t->ms == 0)
 			return -EAGAIN;
 		rc = rx_wait(n, shmrpc__tmo_deadline(t));
