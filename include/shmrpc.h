@@ -357,9 +357,18 @@ SHMRPC_API void shmrpc_cancel(struct shmrpc_node *node, struct shmrpc_txbuf *tx)
  * without consuming it; returns its length. rx->data stays valid until
  * shmrpc_release; the sender could still write to it (see shmrpc_handler).
  * Peeking again before releasing describes the same message. Errors as
- * shmrpc_recv's, -EMFILE/-ENFILE/-ENOMEM included.
+ * shmrpc_recv's, -EMFILE/-ENFILE/-ENOMEM included. A shmrpc_recv or
+ * shmrpc_dispatch before the release receives that message and ends the
+ * peek.
  * shmrpc_release - consume the message described by @rx (-EINVAL if @rx is
  * not the current peek).
+ *
+ * If the sender corrupts its ring while a peek is held, the receiving call
+ * that finds it returns -EPROTO, and so does every receiving call but
+ * shmrpc_release until the peek is released: rx->data stays mapped (and
+ * readable, with whatever the sender wrote there) until then. shmrpc_release
+ * then returns 0, ends the peek and drops the ring (its sender gets -EPIPE);
+ * messages from other senders flow again.
  */
 struct shmrpc_rxbuf {
 	const void *data;		/* the message, in the ring */

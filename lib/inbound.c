@@ -247,6 +247,13 @@ void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)
 	char path[SHMRPC__PATH_MAX];
 	struct shmrpc__inring *last;
 
+	/* The caller's rxbuf points into this mapping until shmrpc_release
+	 * (recv.c), whatever the sender did to the ring since: drop it then.
+	 * Every path to an unmap comes here; shmrpc_close ends the peek. */
+	if (r == n->in.peeked) {
+		r->doomed = true;
+		return;
+	}
 	/* The name goes first: a sender that sees RX_CLOSED may connect
 	 * again at once, creating a ring of the same name, which an unlink
 	 * after that would take from its receiver. Its counters move into our
@@ -272,8 +279,6 @@ void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)
 	if (shmrpc__wake_prepare(&r->q.hdr->space_seq) != SHMRPC__WAKE_NONE)
 		shmrpc__futex_wake(&r->q.hdr->space_seq);
 	n->be->ring_del(n, r);
-	if (n->in.peeked == r)
-		n->in.peeked = NULL;
 	atomic_fetch_sub_explicit(&n->seg->ctr.rings_in, 1, memory_order_relaxed);
 	shmrpc__seg_unmap(r->q.hdr, r->q.map_size);
 	free(r);
@@ -321,6 +326,7 @@ void shmrpc__in_close_all(struct shmrpc_node *n)
 	/* (J) pairs with (I) in conn.c: an announce we do not see below sees
 	 * CLOSING and closes its ring itself. */
 	atomic_thread_fence(memory_order_seq_cst);
+	n->in.peeked = NULL; /* a held peek ends with the node */
 	while (n->in.n) {
 		struct shmrpc__inring *r = n->in.v[0];
 

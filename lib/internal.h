@@ -386,6 +386,7 @@ struct shmrpc__inring {
 	uint32_t armed; /* value data_seq was armed with */
 	bool bell_mode; /* sleeping on the node bell, not data_seq */
 	bool draining;	/* sender gone: drop once empty */
+	bool doomed;	/* corrupt, dropped when the peek into it ends */
 	uint32_t idx;	/* index in node->in.v */
 	char from[SHMRPC_NAME_MAX + 1];
 	void *be; /* backend's per-ring state */
@@ -417,7 +418,7 @@ struct shmrpc__inbound {
 	uint32_t n, cap;
 	uint32_t cur;		       /* round-robin cursor */
 	uint32_t burst;		       /* records taken from v[cur] in a row */
-	struct shmrpc__inring *peeked; /* ring of the current peek */
+	struct shmrpc__inring *peeked; /* ring of the held peek, if any */
 	uint64_t last_check;	       /* last liveness check of senders */
 	/* An announced ring that could not be opened for a reason that may
 	 * pass (EMFILE, ENOMEM...): its pend bit is set again and the next
@@ -537,6 +538,8 @@ bool shmrpc__conn_peer_gone(struct shmrpc_node *n, struct shmrpc__conn *c);
 /* Open the rings announced since the last scan, and those kept pending
  * after a failure that may pass: 0, or that failure (n->in.open_err). */
 int shmrpc__in_scan_new(struct shmrpc_node *n);
+/* Drop @r (unlink, RX_CLOSED, unmap), or, while a peek into it is held
+ * (n->in.peeked), only mark it doomed: its release drops it. */
 void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r);
 void shmrpc__in_check_senders(struct shmrpc_node *n);
 void shmrpc__in_close_all(struct shmrpc_node *n);
