@@ -165,9 +165,14 @@ SHMRPC_API void shmrpc_close(struct shmrpc_node *node);
  * -EMSGSIZE (larger than shmrpc_max_size(node, to)), -ENOENT (no live node
  * has that name), -EINVAL (bad arguments, or @to is this node), -EAGAIN /
  * -ETIMEDOUT (ring still full), -EPIPE (the node we were connected to under
- * that name left or died: every send to the name returns -EPIPE until a node
- * of that name joins again, then the next send connects to the new one),
- * -EPROTO (the target's ring is corrupt).
+ * that name left or died, and no live node has that name now: every send to
+ * the name returns -EPIPE until a node of that name joins again; or that
+ * node, still there, dropped our ring as corrupt: -EPIPE once, and the next
+ * send connects to it afresh), -EPROTO (the target's ring is corrupt). Once
+ * a node of that name has joined again (shmrpc_is_local says 1), the next
+ * send connects to it and sends to it, without -EPIPE; so does a send
+ * blocked on the old node's full ring when the old node leaves. Messages
+ * queued to the old node and not received are lost with it.
  */
 SHMRPC_API int shmrpc_send(struct shmrpc_node *node, const char *to, const void *data, size_t len,
 			   int timeout_ms);
