@@ -43,12 +43,12 @@
  * A connection whose receiver left is swapped for a tombstone, so later
  * sends to that name get -EPIPE until a node of that name joins again; a
  * send that finds its connection dead (RX_CLOSED) connects to the node now
- * holding the name, if one does: -EPIPE only while nobody holds it (or,
- * once, when the holder is the receiver that closed the ring: it dropped it
- * as corrupt, or is leaving). Its
- * ring is unmapped and its counters folded into the node's totals only then,
- * under both the table's write lock and its own mutex: shmrpc_stats, which
- * reads the table under the read lock, counts every message exactly once.
+ * holding the name, if one does: -EPIPE only while nobody holds it, or once
+ * when the holder is the receiver that closed the ring (it dropped it as
+ * corrupt, or is leaving). The dead connection's ring is unmapped and its
+ * counters folded into the node's totals only then, under both the table's
+ * write lock and its own mutex: shmrpc_stats, which reads the table under
+ * the read lock, counts every message exactly once.
  * Lock order: table, then connection; a thread holding a connection's mutex
  * never takes the table's lock for writing.
  */

@@ -103,8 +103,8 @@ static int in_open_failed(const char *path, int err)
  * Open the ring from (slot, gen) and add it, unless it is open already.
  * 0: *link is the next (older) ring of its chain to look at, or 0. A ring
  * that is gone or garbage ends the chain (0, *link 0). -errno: a failure
- * that may pass (in_transient), and nothing changed: the caller keeps the
- * announcement, and a later scan tries this ring again.
+ * that may pass (in_transient); the ring is left as it was, the caller
+ * keeps the announcement, and a later scan tries this ring again.
  */
 static int in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, uint32_t *link)
 {

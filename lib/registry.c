@@ -529,8 +529,9 @@ static int reg_named(const struct shmrpc__reg *r)
 
 bool shmrpc__reg_retired(struct shmrpc__reg *r, bool locked)
 {
-	/* Relaxed: a hint, checked against the name below. Under the lock it
-	 * is exact: retire sets it and unlinks before it unlocks. */
+	/* Relaxed: a hint, checked against the name below. (A leaver sets it
+	 * and unlinks the name under the lock: a holder of the lock sees
+	 * both or neither.) */
 	if (!atomic_load_explicit(&r->hdr->closed, memory_order_relaxed))
 		return false;
 	if (reg_named(r) != 1)
