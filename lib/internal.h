@@ -163,9 +163,11 @@ struct shmrpc__reg {
 	uint32_t nonce;
 	uint32_t mode;
 	char domain[SHMRPC_NAME_MAX + 1];
-	/* the process's cache of open registries (shmrpc__reg_get) */
+	/* the process's cache of open registries (shmrpc__reg_get), under
+	 * its lock: refs counts the holders, and the cache while cached */
 	struct shmrpc__reg *cache_next;
 	uint32_t refs;
+	bool cached;
 };
 
 /* A consistent copy of one slot. */
@@ -220,6 +222,10 @@ void shmrpc__reg_bump(struct shmrpc__reg *r);
 uint32_t shmrpc__reg_recount(struct shmrpc__reg *r);
 /* Under the lock: mark the registry closed and unlink it. */
 void shmrpc__reg_retire(struct shmrpc__reg *r);
+/* Was @r retired? Its `closed` is believed only if the registry's name no
+ * longer names @r's file; with @locked (the lock held), a lie is logged
+ * and cleared. */
+bool shmrpc__reg_retired(struct shmrpc__reg *r, bool locked);
 
 /* ------------------------------------------------------------ reclaim.c */
 /*
@@ -386,9 +392,11 @@ int shmrpc__backend_init(struct shmrpc_node *n, const char *want);
 struct shmrpc__inring {
 	struct shmrpc__ring q; /* consumer view */
 	uint32_t tx_slot, tx_gen;
+	uint32_t prev;	/* its prev_gen link (shmrpc__prev_link), read at open */
 	uint32_t armed; /* value data_seq was armed with */
 	bool bell_mode; /* sleeping on the node bell, not data_seq */
 	bool draining;	/* sender gone: drop once empty */
+	bool doomed;	/* corrupt, dropped when the peek into it ends */
 	uint32_t idx;	/* index in node->in.v */
 	char from[SHMRPC_NAME_MAX + 1];
 	void *be; /* backend's per-ring state */
@@ -420,8 +428,16 @@ struct shmrpc__inbound {
 	uint32_t n, cap;
 	uint32_t cur;		       /* round-robin cursor */
 	uint32_t burst;		       /* records taken from v[cur] in a row */
-	struct shmrpc__inring *peeked; /* ring of the current peek */
+	struct shmrpc__inring *peeked; /* ring of the held peek, if any */
 	uint64_t last_check;	       /* last liveness check of senders */
+	/* An announced ring that could not be opened for a reason that may
+	 * pass (EMFILE, ENOMEM...): its pend bit is set again and the next
+	 * scan retries it (inbound.c). open_err: that failure, 0 when every
+	 * announced ring is open; open_told: a receiving call returned it. */
+	bool retry;
+	bool open_told;
+	int open_err;
+	uint32_t open_slot, open_gen;
 };
 
 #define SHMRPC__CONN_BUCKETS 64
@@ -529,7 +545,11 @@ bool shmrpc__conn_check_dead(struct shmrpc_node *n, struct shmrpc__conn *c);
 bool shmrpc__conn_peer_gone(struct shmrpc_node *n, struct shmrpc__conn *c);
 
 /* inbound.c: inbound rings (receiving thread) */
-void shmrpc__in_scan_new(struct shmrpc_node *n);
+/* Open the rings announced since the last scan, and those kept pending
+ * after a failure that may pass: 0, or that failure (n->in.open_err). */
+int shmrpc__in_scan_new(struct shmrpc_node *n);
+/* Drop @r (unlink, RX_CLOSED, unmap), or, while a peek into it is held
+ * (n->in.peeked), only mark it doomed: its release drops it. */
 void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r);
 void shmrpc__in_check_senders(struct shmrpc_node *n);
 void shmrpc__in_close_all(struct shmrpc_node *n);

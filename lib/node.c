@@ -282,7 +282,7 @@ static int join(struct shmrpc_node *n, const struct open_cfg *cfg)
 		if (err)
 			return err;
 		err = shmrpc__reg_lock(n->reg);
-		if (!err && !atomic_load_explicit(&n->reg->hdr->closed, memory_order_relaxed)) {
+		if (!err && !shmrpc__reg_retired(n->reg, true)) {
 			err = join_locked(n);
 			shmrpc__reg_unlock(n->reg);
 			if (err) {

@@ -26,6 +26,9 @@
  * Teardown race: the last node to leave sets `closed` and unlinks the file,
  * both under the lock. A joiner that opened the file before the unlink sees
  * `closed` once it holds the lock, and reopens by name (a fresh registry).
+ * `closed` is shared memory that any member can write, so it is only a
+ * hint: it is believed when the registry's name no longer names the file
+ * we hold (shmrpc__reg_retired); a lie is repaired under the lock.
  */
 #include <errno.h>
 #include <signal.h>
@@ -34,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -518,6 +522,47 @@ void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 	shmrpc__reg_bump(r);
 }
 
+/*
+ * Does the registry's name still name the file we hold (same device and
+ * inode)? 1 yes; 0 no (unlinked, or replaced by a newer registry); -errno
+ * when it cannot be told. Nothing is opened and no link is followed.
+ */
+static int reg_named(const struct shmrpc__reg *r)
+{
+	char name[SHMRPC__PATH_MAX], path[SHMRPC__PATH_MAX + 16];
+	struct stat ours, named;
+
+	shmrpc__reg_path(name, r->domain);
+	snprintf(path, sizeof(path), "/dev/shm%s", name);
+	if (fstat(r->fd, &ours))
+		return -errno;
+	if (fstatat(AT_FDCWD, path, &named, AT_SYMLINK_NOFOLLOW))
+		return errno == ENOENT ? 0 : -errno;
+	return ours.st_dev == named.st_dev && ours.st_ino == named.st_ino;
+}
+
+bool shmrpc__reg_retired(struct shmrpc__reg *r, bool locked)
+{
+	/* Relaxed: a hint, checked against the name below. (A leaver sets it
+	 * and unlinks the name under the lock: a holder of the lock sees
+	 * both or neither.) */
+	if (!atomic_load_explicit(&r->hdr->closed, memory_order_relaxed))
+		return false;
+	if (reg_named(r) != 1)
+		return true; /* unlinked, replaced, or cannot tell: believe it */
+	/* The name is still ours: no leaver unlinked it (or one is doing it
+	 * right now, which only the lock can tell). Set by a corrupt or
+	 * hostile member: ignore it, and repair it while we hold the lock. */
+	if (locked) {
+		shmrpc__log(SHMRPC_LOG_WARN,
+			    "domain %s: registry marked closed but still in /dev/shm: "
+			    "written by a member, not by a leaver; ignored and cleared",
+			    r->domain);
+		atomic_store_explicit(&r->hdr->closed, 0, memory_order_relaxed);
+	}
+	return false;
+}
+
 void shmrpc__reg_retire(struct shmrpc__reg *r)
 {
 	char path[SHMRPC__PATH_MAX];
@@ -537,30 +582,51 @@ void shmrpc__reg_retire(struct shmrpc__reg *r)
  * forked child: its copy of the descriptor is the same open file
  * description, whose lock would not exclude the parent. The child forgets
  * the cache (its copies of the parent's nodes still point at theirs).
+ *
+ * References, under cache_lock: one per node holding the registry, and one
+ * of the cache itself while the registry is in it (`cached`). The cache lets
+ * go of its reference when the registry turns out retired (a holder may
+ * still use it until it leaves) or when its last holder puts it.
  */
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shmrpc__reg *cache;
 
+/* Under cache_lock: take @r out of the cache; true if that was its last
+ * reference (the caller frees it, outside the lock if it likes). */
+static bool cache_drop(struct shmrpc__reg *r)
+{
+	struct shmrpc__reg **pp;
+
+	for (pp = &cache; *pp; pp = &(*pp)->cache_next)
+		if (*pp == r) {
+			*pp = r->cache_next;
+			break;
+		}
+	r->cache_next = NULL;
+	r->cached = false;
+	return !--r->refs;
+}
+
+static void reg_free(struct shmrpc__reg *r)
+{
+	shmrpc__reg_close(r);
+	free(r);
+}
+
 int shmrpc__reg_get(const char *domain, uint32_t capacity, uint32_t mode, struct shmrpc__reg **out)
 {
-	struct shmrpc__reg *r, **pp;
+	struct shmrpc__reg *r;
 	int err = 0;
 
 	pthread_mutex_lock(&cache_lock);
-	for (pp = &cache; (r = *pp); pp = &r->cache_next) {
-		if (strcmp(r->domain, domain))
-			continue;
-		/* Relaxed: a hint; join re-checks it under the registry lock. */
-		if (!atomic_load_explicit(&r->hdr->closed, memory_order_relaxed))
+	for (r = cache; r; r = r->cache_next)
+		if (!strcmp(r->domain, domain))
 			break;
-		*pp = r->cache_next; /* retired: whoever holds it keeps it */
-		r->cache_next = NULL;
-		if (!--r->refs) {
-			shmrpc__reg_close(r);
-			free(r);
-		}
+	/* Retired: whoever holds it keeps it; the cache lets go. */
+	if (r && shmrpc__reg_retired(r, false)) {
+		if (cache_drop(r))
+			reg_free(r);
 		r = NULL;
-		break;
 	}
 	if (!r) {
 		r = calloc(1, sizeof(*r));
@@ -571,6 +637,8 @@ int shmrpc__reg_get(const char *domain, uint32_t capacity, uint32_t mode, struct
 		} else {
 			r->cache_next = cache;
 			cache = r;
+			r->cached = true;
+			r->refs = 1; /* the cache's */
 		}
 	}
 	if (r)
@@ -582,23 +650,18 @@ int shmrpc__reg_get(const char *domain, uint32_t capacity, uint32_t mode, struct
 
 void shmrpc__reg_put(struct shmrpc__reg *r)
 {
-	struct shmrpc__reg **pp;
+	bool last;
 
 	if (!r)
 		return;
 	pthread_mutex_lock(&cache_lock);
-	if (--r->refs) {
-		pthread_mutex_unlock(&cache_lock);
-		return;
-	}
-	for (pp = &cache; *pp; pp = &(*pp)->cache_next)
-		if (*pp == r) {
-			*pp = r->cache_next;
-			break;
-		}
+	last = !--r->refs;
+	/* Only the cache's reference left: no node uses it any more. */
+	if (!last && r->cached && r->refs == 1)
+		last = cache_drop(r);
 	pthread_mutex_unlock(&cache_lock);
-	shmrpc__reg_close(r);
-	free(r);
+	if (last)
+		reg_free(r);
 }
 
 void shmrpc__reg_fork_prepare(void)
@@ -613,6 +676,12 @@ void shmrpc__reg_fork_parent(void)
 
 void shmrpc__reg_fork_child(void)
 {
-	cache = NULL;
+	struct shmrpc__reg *r;
+
+	/* The copies of the parent's nodes keep their references; the cache
+	 * drops its own (a cached registry always has a holder too). */
+	while ((r = cache))
+		if (cache_drop(r))
+			reg_free(r);
 	pthread_mutex_unlock(&cache_lock);
 }
