@@ -229,6 +229,9 @@ tsan:
 clean:
 	rm -rf $(B) build-asan build-tsan
 
+# The Python package and the C++ header, their tests, install and bench row.
+include bindings.mk
+
 # Header dependencies of every object (-MMD): a changed header rebuilds
 # what includes it, the tools' and tests' objects too.
 -include $(LIB_OBJS:.o=.d) $(LIB_PIC_OBJS:.o=.d) \
