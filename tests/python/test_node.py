@@ -144,10 +144,13 @@ def test_deferred_wake_then_flush(pair):
     """A receiver asleep in recv gets a deferred message once flush() runs
     (not before its safety timeout otherwise)."""
     a, b = pair
+    a.send("b", b"connects")  # the ring exists before b sleeps on it
+    assert b.recv(1) == (b"connects", "a")
     got = []
+    slept = b.stats()["sleeps"]
     t = threading.Thread(target=lambda: got.append(b.recv(timeout=10)))
     t.start()
-    wait_for(lambda: b.stats()["sleeps"] > 0, what="receiver asleep")
+    wait_for(lambda: b.stats()["sleeps"] > slept, what="receiver asleep")
     a.send("b", b"deferred", defer=True)
     assert a.flush() == 1  # the one wake held back
     t.join(10)
