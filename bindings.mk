@@ -19,7 +19,7 @@ PY_SRCS := $(wildcard python/shmrpc/*.py)
 CXX_TEST_FLAGS = -std=c++17 -Wall -Wextra -Werror \
 	$(filter-out -std=% -Wstrict-prototypes,$(CFLAGS))
 
-tests: $(B)/tests/test_python
+tests: $(B)/tests/test_cpp $(B)/tests/test_cpp_noexc $(B)/tests/test_python
 
 $(B)/tests/test_cpp: tests/test_cpp.cc include/shmrpc.hpp $(LIB_A)
 	$(call msg,CXXLD,$@)
@@ -50,7 +50,7 @@ uninstall: uninstall-bindings
 
 install-bindings:
 	install -d $(DESTDIR)$(INCLUDEDIR)
-	@#HPP
+	install -m 0644 include/shmrpc.hpp $(DESTDIR)$(INCLUDEDIR)/shmrpc.hpp
 	@if [ -z "$(PYTHONDIR)" ]; then echo "install: no $(PYTHON): Python package skipped"; \
 	else set -x; install -d $(DESTDIR)$(PYTHONDIR)/shmrpc && \
 		install -m 0644 $(PY_SRCS) $(DESTDIR)$(PYTHONDIR)/shmrpc/ && \
