@@ -13,7 +13,8 @@
 # next to the same over a Unix socket (`make bench` ends with it).
 
 PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
-PYTHONDIR ?= $(shell $(PYTHON) python/sitedir.py $(PREFIX))
+# computed once, when first used (install, uninstall)
+PYTHONDIR ?= $(eval PYTHONDIR := $(shell $(PYTHON) python/sitedir.py $(PREFIX)))$(PYTHONDIR)
 PY_SRCS := $(wildcard python/shmrpc/*.py)
 # The project's C flags (sanitizers included) without the C-only ones.
 CXX_TEST_FLAGS = -std=c++17 -Wall -Wextra -Werror \
@@ -51,15 +52,15 @@ uninstall: uninstall-bindings
 install-bindings:
 	install -d $(DESTDIR)$(INCLUDEDIR)
 	install -m 0644 include/shmrpc.hpp $(DESTDIR)$(INCLUDEDIR)/shmrpc.hpp
-	@if [ -z "$(PYTHONDIR)" ]; then echo "install: no $(PYTHON): Python package skipped"; \
-	else set -x; install -d $(DESTDIR)$(PYTHONDIR)/shmrpc && \
-		install -m 0644 $(PY_SRCS) $(DESTDIR)$(PYTHONDIR)/shmrpc/ && \
-		printf '# Written by make install: where libshmrpc.so.0 went.\nLIBDIR = "%s"\n' \
-			"$(LIBDIR)" >$(DESTDIR)$(PYTHONDIR)/shmrpc/_config.py; fi
+	$(if $(PYTHONDIR),,@echo "install: no $(PYTHON): the Python package is not installed")
+	$(if $(PYTHONDIR),install -d $(DESTDIR)$(PYTHONDIR)/shmrpc)
+	$(if $(PYTHONDIR),install -m 0644 $(PY_SRCS) $(DESTDIR)$(PYTHONDIR)/shmrpc/)
+	$(if $(PYTHONDIR),printf '# Written by make install: where libshmrpc.so.0 went.\nLIBDIR = "%s"\n' \
+		"$(LIBDIR)" >$(DESTDIR)$(PYTHONDIR)/shmrpc/_config.py)
 
 uninstall-bindings:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/shmrpc.hpp
-	@if [ -n "$(PYTHONDIR)" ]; then set -x; rm -rf $(DESTDIR)$(PYTHONDIR)/shmrpc; fi
+	$(if $(PYTHONDIR),rm -rf $(DESTDIR)$(PYTHONDIR)/shmrpc)
 
 bench-python: $(LIB_SO)
 	$(Q)SHMRPC_LIBRARY=$(abspath $(B))/libshmrpc.so.$(SOVER) PYTHONPATH=python \

@@ -161,10 +161,19 @@ def cname(name, what="name"):
     return b
 
 
+_names = {}
+
+
 def pystr(cstr):
     """A name from the library (possibly read from shared memory): never
-    raises on odd bytes."""
-    return ffi.string(cstr).decode("ascii", "replace")
+    raises on odd bytes. The few names a process meets are decoded once."""
+    b = ffi.string(cstr)
+    s = _names.get(b)
+    if s is None:
+        s = b.decode("ascii", "replace")
+        if len(_names) < 4096:
+            _names[b] = s
+    return s
 
 
 Error.__module__ = NodeClosed.__module__ = "shmrpc"

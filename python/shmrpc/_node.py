@@ -2,9 +2,10 @@
 """shmrpc.Node: one process's membership of a domain."""
 import errno
 import threading
-import time
 import traceback
 import weakref
+from time import monotonic as _monotonic
+from threading import get_ident as _get_ident
 
 from . import _zerocopy
 from ._lib import (INT_MAX, NodeClosed, check, cname, error, ffi, lib, make_error, pystr,
@@ -19,6 +20,7 @@ RECV_BUF = 4096  # recv's first buffer; it grows to fit the largest message seen
 RECV_BUF_MAX = 1 << 20  # up to this; larger ones are copied from the ring directly
 _alloc = ffi.new_allocator(should_clear_after_alloc=False)
 NAME_BUF = lib.SHMRPC_NAME_MAX + 1
+_ETIMEDOUT = -errno.ETIMEDOUT
 
 
 class _Handler:
@@ -35,7 +37,7 @@ def _c_handler(_node, sender, data, length, arg):
     h = ffi.from_handle(arg)
     node = h.node
     if h.background:  # shmrpc_start's thread: it may not close the node
-        node._mark_inside(1)
+        node._enter(check_closed=False)
     try:
         h.fn(ffi.unpack(ffi.cast("char *", data), length), pystr(sender))
     except BaseException as e:  # nothing may unwind through the C frames
@@ -44,7 +46,7 @@ def _c_handler(_node, sender, data, length, arg):
             traceback.print_exception(e)
     finally:
         if h.background:
-            node._mark_inside(-1)
+            node._leave()
 
 
 class Node:
@@ -102,10 +104,9 @@ class Node:
         self._domain = pystr(lib.shmrpc_domain(self._h))
         self._backend = pystr(lib.shmrpc_backend(self._h))
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._busy = 0  # calls running, under _lock
+        self._idle = threading.Condition(self._lock)  # notified while closing only
+        self._users = {}  # thread id -> calls of it running on the node, under _lock
         self._closing = False
-        self._inside = threading.local()  # this thread's depth of calls on the node
         self._rbuf = _alloc("char[]", RECV_BUF)  # recv's; grows to RECV_BUF_MAX
         self._rfrom = ffi.new("char[]", NAME_BUF)
         self._zc = _zerocopy.State()  # zero-copy views handed out
@@ -124,22 +125,22 @@ class Node:
         state = "closed" if self._h is None else f"backend={self._backend!r}"
         return f"<shmrpc.Node {self._name!r} domain={self._domain!r} {state}>"
 
-    def _mark_inside(self, d):
-        self._inside.depth = getattr(self._inside, "depth", 0) + d
-
-    def _enter(self):
+    def _enter(self, check_closed=True):
+        """Count a call of this thread on the node (close() waits for it)."""
+        tid = _get_ident()
         with self._lock:
-            if self._h is None or self._closing:
+            if check_closed and (self._h is None or self._closing):
                 raise NodeClosed(f"node {self._name!r} is closed")
-            self._busy += 1
-        self._mark_inside(1)
+            self._users[tid] = self._users.get(tid, 0) + 1
         return self._h
 
     def _leave(self):
-        self._mark_inside(-1)
+        tid = _get_ident()
         with self._lock:
-            self._busy -= 1
-            if not self._busy:
+            n = self._users.pop(tid) - 1
+            if n:
+                self._users[tid] = n
+            elif self._closing and not self._users:
                 self._idle.notify_all()
 
     def close(self):
@@ -150,12 +151,12 @@ class Node:
         with self._lock:
             if self._h is None:
                 return
-            if getattr(self._inside, "depth", 0):
+            if _get_ident() in self._users:
                 raise RuntimeError("close() from inside a call on this node")
             if self._zc.stale_views():
                 raise BufferError("close(): a view of a peeked message is still alive")
             self._closing = True
-            while self._busy:
+            while self._users:
                 self._idle.wait()
             self._h = None
         self._finalizer()  # shmrpc_close, once; stops start()'s thread
@@ -167,24 +168,25 @@ class Node:
 
     # ------------------------------------------------------------ helpers
 
-    def _blocking(self, call, timeout):
-        """Run call(timeout_ms) in slices (see SLICE_MS) until it stops
-        timing out or the caller's timeout has passed. Returns rc."""
-        ms = timeout_ms(timeout)
+    def _wait(self, fn, pre, post, timeout):
+        """fn(*pre, timeout_ms, *post), waiting in slices (see SLICE_MS)
+        until it stops timing out or the caller's timeout has passed."""
+        ms = -1 if timeout is None else timeout_ms(timeout)
         if 0 <= ms <= SLICE_MS:
-            return call(ms)
-        deadline = None if ms < 0 else time.monotonic() + ms / 1000
-        while True:
-            s = SLICE_MS
-            if deadline is not None:
-                s = min(s, timeout_ms(max(0.0, deadline - time.monotonic())) or 1)
-            rc = call(s)
-            if rc != -errno.ETIMEDOUT:
-                return rc
-            if deadline is not None and time.monotonic() >= deadline:
-                return rc
+            return fn(*pre, ms, *post)
+        start = _monotonic() if ms > 0 else 0.0
+        rc = fn(*pre, SLICE_MS, *post)
+        while rc == _ETIMEDOUT:
             if self._closing:
                 raise NodeClosed(f"node {self._name!r} closed while waiting")
+            s = SLICE_MS
+            if ms > 0:
+                left = ms - int((_monotonic() - start) * 1000)
+                if left <= 0:
+                    break
+                s = min(s, left)
+            rc = fn(*pre, s, *post)
+        return rc
 
     def _simple(self, what, fn, *args):
         h = self._enter()
@@ -203,8 +205,7 @@ class Node:
         flags = lib.SHMRPC_SEND_DEFER if defer else 0
         h = self._enter()
         try:
-            rc = self._blocking(
-                lambda ms: lib.shmrpc_send_flags(h, cto, buf, len(buf), ms, flags), timeout)
+            rc = self._wait(lib.shmrpc_send_flags, (h, cto, buf, len(buf)), (flags,), timeout)
             if rc < 0:
                 raise error(rc, f"send to {to!r}")
         finally:
@@ -236,13 +237,15 @@ class Node:
     def _rx_enter(self):
         """_enter, plus the receiving token (see _zerocopy.State)."""
         h = self._enter()
+        zc = self._zc
         try:
-            self._zc.acquire()
-            try:
-                self._zc.settle(h)
-            except BaseException:
-                self._zc.token.release()
-                raise
+            zc.acquire()
+            if zc.pending is not None:
+                try:
+                    zc.settle(h)
+                except BaseException:
+                    zc.token.release()
+                    raise
         except BaseException:
             self._leave()
             raise
@@ -263,7 +266,7 @@ class Node:
         try:
             buf, frm = self._rbuf, self._rfrom  # ours: the token is held
             cap = len(buf) if bufsize is None else min(len(buf), bufsize)
-            rc = self._blocking(lambda ms: lib.shmrpc_recv(h, buf, cap, frm, ms), timeout)
+            rc = self._wait(lib.shmrpc_recv, (h, buf, cap, frm), (), timeout)
             if rc >= 0:
                 return ffi.unpack(buf, rc), pystr(frm)
             if rc != -errno.EMSGSIZE:
@@ -311,7 +314,7 @@ class Node:
         try:
             ctx = _Handler(self, fn, False)
             arg = ffi.new_handle(ctx)
-            rc = self._blocking(lambda ms: lib.shmrpc_dispatch(h, _c_handler, arg, ms), timeout)
+            rc = self._wait(lib.shmrpc_dispatch, (h, _c_handler, arg), (), timeout)
             if ctx.errors:
                 e = ctx.errors[0]
                 if len(ctx.errors) > 1:
@@ -357,7 +360,7 @@ class Node:
         cn = cname(name)
         h = self._enter()
         try:
-            rc = self._blocking(lambda ms: lib.shmrpc_wait_node(h, cn, ms), timeout)
+            rc = self._wait(lib.shmrpc_wait_node, (h, cn), (), timeout)
             if rc < 0:
                 raise error(rc, f"wait_node {name!r}")
         finally:

@@ -55,7 +55,7 @@ class State:
         self.pending = None  # a Peek whose views are still alive
 
     def acquire(self):
-        if not self.token.acquire(blocking=False):
+        if not self.token.acquire(False):
             raise make_error(errno.EBUSY, "another thread receives from this node, "
                              "or a peek block of it is open")
 
@@ -88,7 +88,7 @@ class Peek:
         self.h = h = node._rx_enter()
         try:
             self.rx = rx = ffi.new("struct shmrpc_rxbuf *")
-            rc = node._blocking(lambda ms: lib.shmrpc_peek(h, rx, ms), self.timeout)
+            rc = node._wait(lib.shmrpc_peek, (h, rx), (), self.timeout)
             if rc < 0:
                 raise error(rc, "peek")
             self.views = _Views(node, rx.data, rx.len, True)
@@ -167,7 +167,7 @@ class Reserve:
         self.h = h = node._enter()
         try:
             self.tx = tx = ffi.new("struct shmrpc_txbuf *")
-            rc = node._blocking(lambda ms: lib.shmrpc_reserve(h, to, size, tx, ms), self.timeout)
+            rc = node._wait(lib.shmrpc_reserve, (h, to, size, tx), (), self.timeout)
             if rc < 0:
                 raise error(rc, f"reserve for {to.decode(errors='replace')!r}")
             self.views = _Views(node, tx.data, tx.cap, False)

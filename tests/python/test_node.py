@@ -347,7 +347,7 @@ def test_close_waits_for_a_blocked_call(pair):
 
     t = threading.Thread(target=receiver)
     t.start()
-    wait_for(lambda: b._busy == 1, what="receiver in recv")
+    wait_for(lambda: b._users, what="receiver in recv")
     start = time.monotonic()
     b.close()
     t.join(10)

@@ -56,11 +56,13 @@ bench:
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)rm -rf $(B)/bench-plots
 	$(BENCH_BIN) --json $(B)/bench.json --plots $(B)/bench-plots $(ARGS)
+	$(Q)$(MAKE) --no-print-directory bench-python PYBENCH_ARGS="--json $(B)/bench-python.json"
 
 bench-quick:
 	$(Q)scripts/deps.sh bench
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)rm -rf $(B)/bench-plots-quick
 	$(BENCH_BIN) --quick --json $(B)/bench-quick.json --plots $(B)/bench-plots-quick $(ARGS)
+	$(Q)$(MAKE) --no-print-directory bench-python PYBENCH_ARGS=--quick
 
 -include $(BENCH_OBJS:.o=.d)
