@@ -416,7 +416,7 @@ class cname {
 			err_ = error(ENAMETOOLONG, "name longer than SHMRPC_NAME_MAX (63)");
 		else if (s.find('\0') != std::string_view::npos)
 			err_ = error(EINVAL, "name with a NUL character");
-		else
+		else if (!s.empty()) /* an empty view's data() may be null */
 			std::memcpy(buf_, s.data(), s.size());
 	}
 	const char *c_str() const noexcept
