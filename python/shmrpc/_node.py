@@ -23,6 +23,35 @@ NAME_BUF = lib.SHMRPC_NAME_MAX + 1
 _ETIMEDOUT = -errno.ETIMEDOUT
 
 
+class _Life:
+    """What close() and the finalizer share: the handle, the calls running,
+    the closing flag. No reference to the Node, so that a Node nobody holds
+    is collected and its finalizer closes it."""
+
+    __slots__ = ("h", "lock", "idle", "users", "closing", "bg_tids")
+
+    def __init__(self, h):
+        self.h = h
+        self.lock = threading.Lock()
+        self.idle = threading.Condition(self.lock)  # notified while closing only
+        self.users = {}  # thread id -> calls of it running on the node, under lock
+        self.closing = False
+        self.bg_tids = set()  # threads in start()'s handler
+
+    def close(self):
+        """Wait for the calls running (blocking ones notice within a slice),
+        then shmrpc_close. Also run at interpreter exit, when daemon threads
+        may still be in calls."""
+        with self.lock:
+            if self.h is None:
+                return
+            self.closing = True
+            while self.users:
+                self.idle.wait()
+            h, self.h = self.h, None
+        lib.shmrpc_close(h)  # stops start()'s thread
+
+
 class _Handler:
     """What dispatch() and start() hand to the C callback as its arg."""
 
@@ -36,8 +65,9 @@ class _Handler:
 def _c_handler(_node, sender, data, length, arg):
     h = ffi.from_handle(arg)
     node = h.node
+    tids = node._life.bg_tids
     if h.background:  # shmrpc_start's thread: it may not close the node
-        node._enter(check_closed=False)
+        tids.add(_get_ident())
     try:
         h.fn(ffi.unpack(ffi.cast("char *", data), length), pystr(sender))
     except BaseException as e:  # nothing may unwind through the C frames
@@ -46,7 +76,7 @@ def _c_handler(_node, sender, data, length, arg):
             traceback.print_exception(e)
     finally:
         if h.background:
-            node._leave()
+            tids.discard(_get_ident())
 
 
 class Node:
@@ -97,16 +127,12 @@ class Node:
             setattr(opts, field, value)
         out = ffi.new("struct shmrpc_node **")
         check(lib.shmrpc_open(cname(name), opts, out), f"open {name!r}")
-        self._h = out[0]
+        self._life = _Life(out[0])
         # Closes the node if it is garbage-collected, and at interpreter exit.
-        self._finalizer = weakref.finalize(self, lib.shmrpc_close, self._h)
-        self._name = pystr(lib.shmrpc_name(self._h))
-        self._domain = pystr(lib.shmrpc_domain(self._h))
-        self._backend = pystr(lib.shmrpc_backend(self._h))
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)  # notified while closing only
-        self._users = {}  # thread id -> calls of it running on the node, under _lock
-        self._closing = False
+        self._finalizer = weakref.finalize(self, self._life.close)
+        self._name = pystr(lib.shmrpc_name(out[0]))
+        self._domain = pystr(lib.shmrpc_domain(out[0]))
+        self._backend = pystr(lib.shmrpc_backend(out[0]))
         self._rbuf = _alloc("char[]", RECV_BUF)  # recv's; grows to RECV_BUF_MAX
         self._rfrom = ffi.new("char[]", NAME_BUF)
         self._zc = _zerocopy.State()  # zero-copy views handed out
@@ -122,49 +148,47 @@ class Node:
         self.close()
 
     def __repr__(self):
-        state = "closed" if self._h is None else f"backend={self._backend!r}"
+        state = "closed" if self._life.h is None else f"backend={self._backend!r}"
         return f"<shmrpc.Node {self._name!r} domain={self._domain!r} {state}>"
 
-    def _enter(self, check_closed=True):
+    def _enter(self):
         """Count a call of this thread on the node (close() waits for it)."""
-        tid = _get_ident()
-        with self._lock:
-            if check_closed and (self._h is None or self._closing):
+        tid, life = _get_ident(), self._life
+        with life.lock:
+            if life.h is None or life.closing:
                 raise NodeClosed(f"node {self._name!r} is closed")
-            self._users[tid] = self._users.get(tid, 0) + 1
-        return self._h
+            life.users[tid] = life.users.get(tid, 0) + 1
+        return life.h
 
     def _leave(self):
-        tid = _get_ident()
-        with self._lock:
-            n = self._users.pop(tid) - 1
+        tid, life = _get_ident(), self._life
+        with life.lock:
+            n = life.users.pop(tid) - 1
             if n:
-                self._users[tid] = n
-            elif self._closing and not self._users:
-                self._idle.notify_all()
+                life.users[tid] = n
+            elif life.closing and not life.users:
+                life.idle.notify_all()
 
     def close(self):
         """Leave the domain (idempotent). Waits for calls running in other
         threads; raises RuntimeError from inside a call on this node (a
         handler, a peek or reserve block) and BufferError while a view of a
         peeked message outlives its block (mmap.close() does the same)."""
-        with self._lock:
-            if self._h is None:
+        life = self._life
+        with life.lock:
+            if life.h is None:
                 return
-            if _get_ident() in self._users:
+            tid = _get_ident()
+            if tid in life.users or tid in life.bg_tids:
                 raise RuntimeError("close() from inside a call on this node")
             if self._zc.stale_views():
                 raise BufferError("close(): a view of a peeked message is still alive")
-            self._closing = True
-            while self._users:
-                self._idle.wait()
-            self._h = None
-        self._finalizer()  # shmrpc_close, once; stops start()'s thread
+        self._finalizer()  # _Life.close, once: waits for the calls running
         self._bg = None  # its handle: only now that the thread is gone
 
     @property
     def closed(self):
-        return self._h is None
+        return self._life.h is None
 
     # ------------------------------------------------------------ helpers
 
@@ -177,7 +201,7 @@ class Node:
         start = _monotonic() if ms > 0 else 0.0
         rc = fn(*pre, SLICE_MS, *post)
         while rc == _ETIMEDOUT:
-            if self._closing:
+            if self._life.closing:
                 raise NodeClosed(f"node {self._name!r} closed while waiting")
             s = SLICE_MS
             if ms > 0:

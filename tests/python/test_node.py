@@ -5,6 +5,9 @@ import array
 import errno
 import os
 import stat
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -347,7 +350,7 @@ def test_close_waits_for_a_blocked_call(pair):
 
     t = threading.Thread(target=receiver)
     t.start()
-    wait_for(lambda: b._users, what="receiver in recv")
+    wait_for(lambda: b._life.users, what="receiver in recv")
     start = time.monotonic()
     b.close()
     t.join(10)
@@ -385,3 +388,28 @@ def test_module_functions():
     assert isinstance(shmrpc.last_error(), str)
 
 
+
+
+def test_exit_with_a_daemon_thread_in_recv(domain):
+    """At interpreter exit the node is closed while a daemon thread still
+    waits in recv(): the close waits for that call to notice (within a
+    slice) instead of freeing the node under it."""
+    code = textwrap.dedent("""
+        import sys, threading, shmrpc
+        n = shmrpc.Node("a", domain=sys.argv[1])
+        def forever():
+            try:
+                n.recv()
+            except shmrpc.NodeClosed:
+                print("receiver: closed", flush=True)
+        threading.Thread(target=forever, daemon=True).start()
+        while not n._life.users:
+            pass
+        print("exiting", flush=True)
+    """)
+    for _ in range(3):
+        r = subprocess.run([sys.executable, "-c", code, domain], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, (r.returncode, r.stderr)
+        assert r.stdout == "exiting\nreceiver: closed\n", r.stdout  # it ended first
+    assert not shm_files(domain)
