@@ -41,7 +41,7 @@ Threads: a Node may be used from several Python threads as the C library
 allows: sending calls and queries from any number at once, receiving calls
 from one at a time. Calls release the GIL while the library works or waits.
 """
-from ._lib import LIBRARY, Error, NodeClosed, _tls, ffi, lib, pystr
+from ._lib import LIBRARY, Error, NodeClosed, _tls, cname, ffi, lib, pystr
 from ._node import Node
 from ._zerocopy import TxBuffer
 
@@ -56,7 +56,7 @@ LOG_DEBUG, LOG_INFO, LOG_WARN = lib.SHMRPC_LOG_DEBUG, lib.SHMRPC_LOG_INFO, lib.S
 
 def backend_available(name):
     """Whether wake backend `name` ("uring", "futex") can work here."""
-    rc = lib.shmrpc_backend_available(name.encode() if isinstance(name, str) else name)
+    rc = lib.shmrpc_backend_available(cname(name, "backend"))
     if rc < 0:
         raise ValueError(f"backend {name!r}: unknown (uring, futex)")
     return rc == 1

@@ -21,6 +21,7 @@ RECV_BUF_MAX = 1 << 20  # up to this; larger ones are copied from the ring direc
 _alloc = ffi.new_allocator(should_clear_after_alloc=False)
 NAME_BUF = lib.SHMRPC_NAME_MAX + 1
 _ETIMEDOUT = -errno.ETIMEDOUT
+_STATS = [f for f, _ in ffi.typeof("struct shmrpc_stats").fields]
 
 
 class _Life:
@@ -61,8 +62,7 @@ class _Handler:
         self.node, self.fn, self.background, self.errors = node, fn, background, []
 
 
-@ffi.callback("shmrpc_handler")
-def _c_handler(_node, sender, data, length, arg):
+def _handle(_node, sender, data, length, arg):
     h = ffi.from_handle(arg)
     node = h.node
     tids = node._life.bg_tids
@@ -77,6 +77,17 @@ def _c_handler(_node, sender, data, length, arg):
     finally:
         if h.background:
             tids.discard(_get_ident())
+
+
+_callback = []  # the C function pointer for _handle, made at first use
+
+
+def _c_handler():
+    """Made lazily: a cffi callback needs executable memory, which a
+    hardened system may refuse; then only dispatch() and start() fail."""
+    if not _callback:
+        _callback.append(ffi.callback("shmrpc_handler", _handle))
+    return _callback[0]
 
 
 class Node:
@@ -122,7 +133,7 @@ class Node:
                 raise TypeError(f"{field} must be an int, not {type(value).__name__}")
             if field == "spin_us" and value == 0:
                 value = lib.SHMRPC_SPIN_NEVER  # the C 0 means "default"
-            elif not (value >= 0 or field == "spin_us") or value > hi:
+            elif value < (-2**31 if field == "spin_us" else 0) or value > hi:
                 raise ValueError(f"{field} {value}: out of range")
             setattr(opts, field, value)
         out = ffi.new("struct shmrpc_node **")
@@ -137,7 +148,6 @@ class Node:
         self._rfrom = ffi.new("char[]", NAME_BUF)
         self._zc = _zerocopy.State()  # zero-copy views handed out
         self._bg = None  # start()'s _Handler and its handle
-        self._fd = None
 
     # ---------------------------------------------------------------- life
 
@@ -338,7 +348,7 @@ class Node:
         try:
             ctx = _Handler(self, fn, False)
             arg = ffi.new_handle(ctx)
-            rc = self._wait(lib.shmrpc_dispatch, (h, _c_handler, arg), (), timeout)
+            rc = self._wait(lib.shmrpc_dispatch, (h, _c_handler(), arg), (), timeout)
             if ctx.errors:
                 e = ctx.errors[0]
                 if len(ctx.errors) > 1:
@@ -356,7 +366,7 @@ class Node:
         try:
             ctx = _Handler(self, fn, True)
             arg = ffi.new_handle(ctx)
-            check(lib.shmrpc_start(h, _c_handler, arg), "start")
+            check(lib.shmrpc_start(h, _c_handler(), arg), "start")
             self._bg = (ctx, arg)
         finally:
             self._rx_leave()
@@ -373,9 +383,7 @@ class Node:
         selectors, asyncio's add_reader or select; when it does, call
         dispatch(fn, 0) (or recv(0) until BlockingIOError). Readable may be
         spurious. Owned by the node: do not close it."""
-        if self._fd is None:
-            self._fd = self._simple("fileno", lib.shmrpc_fd)
-        return self._fd
+        return self._simple("fileno", lib.shmrpc_fd)  # the same descriptor every time
 
     # ------------------------------------------------------------ queries
 
@@ -417,7 +425,7 @@ class Node:
         """This node's counters since it joined, as a dict."""
         st = ffi.new("struct shmrpc_stats *")
         self._simple("stats", lib.shmrpc_stats, st)
-        return {f: getattr(st, f) for f, _ in ffi.typeof("struct shmrpc_stats").fields}
+        return {f: getattr(st, f) for f in _STATS}
 
     @property
     def name(self):

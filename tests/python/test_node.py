@@ -32,6 +32,8 @@ def test_open_close_context_manager(domain):
         n.send("x", b"")
     with pytest.raises(ValueError):  # NodeClosed is a ValueError, as for closed files
         n.nodes()
+    with pytest.raises(shmrpc.NodeClosed):
+        n.fileno()
     assert n.name == "solo"  # still readable
 
 
