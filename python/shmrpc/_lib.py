@@ -67,6 +67,9 @@ class Error(OSError):
     a subclass that also derives from the built-in class Python maps that
     errno to (BrokenPipeError for EPIPE, TimeoutError for ETIMEDOUT, ...)."""
 
+    def __reduce__(self):  # the subclasses are made at run time: pickle by errno
+        return _rebuild, (self.errno, self.strerror)
+
 
 _classes = {}
 _tls = threading.local()  # per thread: mark, text (see error())
@@ -82,6 +85,10 @@ def _class_for(err):
             cls = type(builtin.__name__, (Error, builtin), {"__module__": "shmrpc"})
         _classes[err] = cls
     return cls
+
+
+def _rebuild(err, text):
+    return _class_for(err)(err, text)
 
 
 def make_error(err, text):

@@ -3,6 +3,7 @@
 the errno's built-in subclass, with the library's text."""
 import errno
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -32,6 +33,15 @@ def test_blocking_and_timeout(pair):
     with pytest.raises(TimeoutError) as e:
         b.recv(0.001)
     check(e.value, errno.ETIMEDOUT, TimeoutError)
+
+
+def test_errors_pickle(pair):
+    a, b = pair
+    with pytest.raises(FileNotFoundError) as e:
+        a.send("nobody", b"")
+    copy = pickle.loads(pickle.dumps(e.value))
+    assert type(copy) is type(e.value) and copy.errno == errno.ENOENT
+    assert copy.strerror == e.value.strerror
 
 
 def test_exists_and_not_found(pair, domain):
