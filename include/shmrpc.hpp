@@ -203,8 +203,20 @@ template <class T> class [[nodiscard]] result {
 		}
 		return *this;
 	}
-	result(const result &) = delete;
-	result &operator=(const result &) = delete;
+	/* Copies: only used (so only compiled) for a copyable T. */
+	result(const result &o) : ok_(o.ok_), err_(o.err_)
+	{
+		if (ok_)
+			new (&val_) T(o.val_);
+	}
+	result &operator=(const result &o)
+	{
+		if (this != &o) {
+			this->~result();
+			new (this) result(o);
+		}
+		return *this;
+	}
 	~result()
 	{
 		if (ok_)
@@ -764,28 +776,20 @@ class node {
 		r.size = static_cast<std::size_t>(rc);
 		return r;
 	}
-	/* One message of any length into out (resized to it). */
+	/* One message of any length into out (resized to it): copied once,
+	 * from the ring (peek, assign, release). */
 	result<received> recv(std::string &out, timeout t = forever)
 	{
-		out.resize(out.capacity() > 4096 ? out.capacity() : 4096);
-		auto r = recv(span<char>(out.data(), out.size()), t);
-		if (r) {
-			out.resize(r->size);
-			return r;
-		}
-		if (r.error() != std::errc::message_size)
-			return r;
-		auto p = peek(no_wait); /* the same message: it stayed first */
+		auto p = peek(t);
 		if (!p)
 			return p.error();
-		received big;
-		big.size = p->size();
-		std::snprintf(big.sender, sizeof(big.sender), "%s", p->from().data());
+		received r;
+		r.size = p->size();
+		std::snprintf(r.sender, sizeof(r.sender), "%s", p->from().data());
 		out.assign(p->data());
-		auto rel = p->release();
-		if (!rel)
+		if (auto rel = p->release(); !rel)
 			return rel.error();
-		return big;
+		return r;
 	}
 	/* Zero-copy: the next message, in place. */
 	result<rx_guard> peek(timeout t = forever) noexcept
@@ -905,18 +909,19 @@ class node {
 			return detail::fail(rc, "stats");
 		return st;
 	}
+	/* "" for an empty (closed, moved-from) node, as below. */
 	const char *name() const noexcept
 	{
-		return shmrpc_name(h_);
+		return h_ ? shmrpc_name(h_) : "";
 	}
 	const char *domain() const noexcept
 	{
-		return shmrpc_domain(h_);
+		return h_ ? shmrpc_domain(h_) : "";
 	}
 	/* "uring" or "futex". */
 	const char *backend() const noexcept
 	{
-		return shmrpc_backend(h_);
+		return h_ ? shmrpc_backend(h_) : "";
 	}
 
     private:

@@ -159,7 +159,10 @@ static void test_open_close_move()
 		CHECK(local && !*local);
 		other.close();
 		other.close(); /* idempotent */
-		CHECK(!other);
+		CHECK(!other && std::string(other.name()).empty());
+		auto closed = other.send("q", "x"); /* calls on an empty node fail, cleanly */
+		CHECK(!closed && closed.error() == std::errc::invalid_argument);
+		CHECK(!other.stats() && !other.nodes() && other.fd() == -EINVAL);
 	}
 	CHECK(shm_files(domain) == 0);
 }
@@ -249,6 +252,8 @@ static void test_broadcast_flush_queries()
 	REQUIRE_OK(a->send("n1", "deferred", shmrpc::forever, SHMRPC_SEND_DEFER));
 	auto f = a->flush();
 	CHECK(f && *f >= 0);
+	auto f2 = f; /* results of copyable types copy */
+	CHECK(f2 && *f2 == *f);
 	auto st = a->stats();
 	REQUIRE_OK(st);
 	CHECK(st->msgs_sent == 71 && st->connects == 70 && st->rings_out == 70);
