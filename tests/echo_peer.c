@@ -17,9 +17,10 @@
 
 #define IDLE_MS 30000
 
-static int fail(const char *what, int rc)
+static int fail(struct shmrpc_node *n, const char *what, int rc)
 {
 	fprintf(stderr, "echo_peer: %s: %d (%s)\n", what, rc, shmrpc_last_error());
+	shmrpc_close(n);
 	return 1;
 }
 
@@ -64,7 +65,7 @@ int main(int argc, char **argv)
 	if (argc == 4)
 		o.ring_bytes = (uint32_t)strtoul(argv[3], NULL, 0);
 	if ((rc = shmrpc_open(argv[2], &o, &n)))
-		return fail("open", rc);
+		return fail(NULL, "open", rc);
 	printf("ready\n");
 	fflush(stdout);
 	while (!quit) {
@@ -74,7 +75,7 @@ int main(int argc, char **argv)
 			return 3;
 		}
 		if (rc < 0)
-			return fail("peek", rc);
+			return fail(n, "peek", rc);
 		if (rx.len == 4 && !memcmp(rx.data, "quit", 4))
 			quit = 1;
 		else if (rx.len == 5 && !memcmp(rx.data, "nodes", 5))
@@ -82,9 +83,9 @@ int main(int argc, char **argv)
 		else
 			rc = echo(n, &rx);
 		if (rc < 0)
-			return fail("reply", rc);
+			return fail(n, "reply", rc);
 		if ((rc = shmrpc_release(n, &rx)))
-			return fail("release", rc);
+			return fail(n, "release", rc);
 	}
 	shmrpc_close(n);
 	return 0;
