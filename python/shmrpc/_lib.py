@@ -4,6 +4,7 @@ timeouts, names."""
 import ctypes.util
 import math
 import os
+import re
 import threading
 
 import cffi
@@ -98,7 +99,7 @@ def make_error(err, text):
 
 
 # shmrpc_last_error() keeps the text of this thread's last failed call that
-# recorded one, and not every call records one (today only shmrpc_open does):
+# recorded one, and not every call records one (some return without it):
 # after a failure the text could be an older failure's. So once a failure's
 # text is taken, the binding sets the thread's text to a known one, its
 # mark, with a call that fails at once and does nothing else; a later
@@ -110,14 +111,16 @@ def _mark():
 
 def error(rc, what=None):
     """The exception for a call that returned -errno rc: the library's text
-    for it, else "what: strerror". Call it before any other call of
-    libshmrpc in this thread."""
+    for it, else (none, or only "shmrpc_call: strerror") "what: strerror".
+    Call it before any other call of libshmrpc in this thread."""
     err = -rc
     raw = ffi.string(lib.shmrpc_last_error())
-    if raw and raw != getattr(_tls, "mark", None):
-        text = raw.decode("utf-8", "replace")
-    else:
-        text = f"{what}: {os.strerror(err)}" if what else os.strerror(err)
+    generic = os.strerror(err)
+    text = raw.decode("utf-8", "replace")
+    if not raw or raw == getattr(_tls, "mark", None):
+        text = f"{what}: {generic}" if what else generic
+    elif what and re.fullmatch(r"shmrpc_\w+: " + re.escape(generic), text):
+        text = f"{what}: {generic}"  # the library's says no more than the call's name
     _mark()
     _tls.text = text
     return make_error(err, text)
