@@ -9,6 +9,7 @@ medians and p99 of the round trip; --json FILE writes them too.
     SHMRPC_LIBRARY=build/libshmrpc.so.0 PYTHONPATH=python python3 python/bench.py
 """
 import argparse
+import ctypes
 import json
 import os
 import socket
@@ -135,6 +136,8 @@ def main():
     ap.add_argument("--echo-socket", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--pin", dest="cpu", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.echo_shmrpc or args.echo_socket is not None:
+        ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL: die with the bench
     if args.cpu not in (None, "None"):
         pin(int(args.cpu))
     if args.echo_shmrpc:

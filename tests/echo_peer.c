@@ -11,9 +11,11 @@
 #include <shmrpc.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #define IDLE_MS 30000
 
@@ -57,6 +59,7 @@ int main(int argc, char **argv)
 	struct shmrpc_node *n;
 	int rc, quit = 0;
 
+	prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test killed midway leaves no peer */
 	if (argc < 3 || argc > 4) {
 		fprintf(stderr, "usage: echo_peer DOMAIN NAME [RING_BYTES]\n");
 		return 2;

@@ -109,10 +109,15 @@ def spawn():
         p.close()
 
 
+# First thing a peer does: die with the test (PR_SET_PDEATHSIG, SIGKILL), so
+# a test killed midway leaves no peer blocked in a receive.
+DIE_WITH_PARENT = "import ctypes; ctypes.CDLL(None).prctl(1, 9)\n"
+
+
 def py_argv(code, *args):
     """A Python peer running code (sys.argv[1:] = args); it must print
     'ready' once it can be talked to."""
-    return [sys.executable, "-c", code, *map(str, args)]
+    return [sys.executable, "-c", DIE_WITH_PARENT + code, *map(str, args)]
 
 
 def echo_peer_argv(domain, name, ring_bytes=None):

@@ -3,6 +3,8 @@
 Python process, and peers SIGKILLed."""
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -146,3 +148,46 @@ def test_killed_c_peer(domain, spawn):
         wait_for(lambda: not n.is_local("cpeer"), what="the killed C peer reclaimed")
         with pytest.raises(BrokenPipeError):
             n.send("cpeer", b"to the dead")
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_peers_die_with_the_test(domain):
+    """A test killed midway leaves no peer behind (PR_SET_PDEATHSIG): a
+    middle process starts a C and a Python peer, and is SIGKILLed."""
+    middle = textwrap.dedent("""
+        import subprocess, sys, time
+        sys.path.insert(0, sys.argv[2])
+        from conftest import echo_peer_argv, py_argv
+        silent = "import sys, time, shmrpc\\n" \\
+                 "n = shmrpc.Node('silent', domain=sys.argv[1])\\n" \\
+                 "print('ready', flush=True)\\ntime.sleep(120)\\n"
+        ps = [subprocess.Popen(echo_peer_argv(sys.argv[1], "cpeer"), stdout=subprocess.PIPE),
+              subprocess.Popen(py_argv(silent, sys.argv[1]), stdout=subprocess.PIPE)]
+        for p in ps:
+            p.stdout.readline()
+        print(" ".join(str(p.pid) for p in ps), flush=True)
+        time.sleep(120)
+    """)
+    here = os.path.dirname(os.path.abspath(__file__))
+    m = subprocess.Popen([sys.executable, "-c", middle, domain, here], stdout=subprocess.PIPE,
+                         text=True)
+    try:
+        pids = [int(p) for p in m.stdout.readline().split()]
+        assert len(pids) == 2
+        os.kill(m.pid, signal.SIGKILL)
+        m.wait()
+        wait_for(lambda: not any(map(alive, pids)), what="the peers gone")
+        # Nobody was left to clean up after them: a join reclaims the dead,
+        # and the last one out removes the domain.
+        shmrpc.Node("sweeper", domain=domain).close()
+    finally:
+        m.kill()
+        m.wait()
+        m.stdout.close()
