@@ -52,8 +52,9 @@ all: lib tools bpf bench-build
 include bpf/bpf.mk
 
 # tools/shmrpc-bench (its own fragment); the libshmrpc transports link the
-# static library.
-BENCH_EXTRA_CFLAGS := -Iinclude -Ilib
+# static library. Only tools/bench/shmview.c sees lib/'s internal headers.
+BENCH_EXTRA_CFLAGS := -Iinclude
+BENCH_INTERNAL_CFLAGS := -Ilib
 BENCH_EXTRA_DEPS := $(LIB_A)
 BENCH_EXTRA_LIBS := $(LIB_A) $(LIB_DEPS)
 include tools/bench/bench.mk

@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: MIT
 # shmrpc-bench, a fragment of the top Makefile (`include tools/bench/bench.mk`),
 # which sets, before the include, what the libshmrpc transports link:
-#   BENCH_EXTRA_CFLAGS := -Iinclude -Ilib
+#   BENCH_EXTRA_CFLAGS := -Iinclude
+#   BENCH_INTERNAL_CFLAGS := -Ilib   (shmview.c only: the library's internals)
 #   BENCH_EXTRA_DEPS := $(LIB_A)
 #   BENCH_EXTRA_LIBS := $(LIB_A) $(LIB_DEPS)
 # Targets:
-#   bench-build  build $(BENCH_BIN)
+#   bench-build  build $(BENCH_BIN) and check that calls between its files
+#                go one way (tools/bench/calls.sh)
 #   bench        install missing Debian packages (scripts/deps.sh bench),
 #                build everything, run the standard set (< 5 minutes on
 #                2 CPUs): table on stdout, $(B)/bench.json, SVGs in
@@ -21,6 +23,7 @@ BENCH_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototype
 	-pthread -MMD -MP
 BENCH_LDLIBS := -lrt -pthread
 BENCH_EXTRA_CFLAGS ?=
+BENCH_INTERNAL_CFLAGS ?=
 BENCH_EXTRA_DEPS ?=
 BENCH_EXTRA_LIBS ?=
 
@@ -38,18 +41,30 @@ BENCH_SRCS := $(wildcard tools/bench/*.c)
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(B)/%.o)
 BENCH_BIN := $(B)/tools/shmrpc-bench
 
-.PHONY: bench bench-build bench-quick
-bench-build: $(BENCH_BIN)
+BENCH_CALLS_OK := $(B)/tools/bench/calls.ok
 
+.PHONY: bench bench-build bench-quick
+bench-build: $(BENCH_BIN) $(BENCH_CALLS_OK)
+
+$(B)/tools/bench/shmview.o: BENCH_OBJ_CFLAGS := $(BENCH_INTERNAL_CFLAGS)
+
+# -Ilib (the top Makefile's CFLAGS has it) only where BENCH_OBJ_CFLAGS says.
 $(B)/tools/bench/%.o: tools/bench/%.c
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) $(BENCH_CFLAGS) $(BENCH_EXTRA_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(filter-out -Ilib,$(CFLAGS)) $(BENCH_CFLAGS) $(BENCH_EXTRA_CFLAGS) \
+		$(BENCH_OBJ_CFLAGS) -c -o $@ $<
 
 $(BENCH_BIN): $(BENCH_OBJS) $(BENCH_EXTRA_DEPS)
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(BENCH_CFLAGS) -o $@ $(BENCH_OBJS) $(BENCH_EXTRA_LIBS) $(BENCH_LDLIBS)
+
+# Calls between the bench's files go one way (ranks in calls.sh).
+$(BENCH_CALLS_OK): $(BENCH_OBJS) tools/bench/calls.sh
+	$(call msg,CHECK,calls)
+	$(Q)tools/bench/calls.sh $(BENCH_OBJS)
+	$(Q)touch $@
 
 bench:
 	$(Q)scripts/deps.sh bench
