@@ -59,6 +59,7 @@ struct bench_libctr {
 #define BENCH_NOT_PINGPONG 0x1u
 #define BENCH_NOT_PACED 0x2u
 #define BENCH_NOT_STREAM 0x4u
+#define BENCH_NOT_SYSCALLS 0x8u /* the syscalls scenario's runs (also NOT_STREAM) */
 
 /* One bidirectional channel between side 0 and side 1. */
 struct bench_chan {
@@ -123,6 +124,12 @@ const struct bench_transport *bench_transport_find(const char *name);
 /* The baselines (tr_*.c). */
 extern const struct bench_transport bench_tr_spin, bench_tr_futex, bench_tr_eventfd;
 extern const struct bench_transport bench_tr_pipe, bench_tr_unix, bench_tr_mqueue;
+/* Messaging libraries over ipc:// (tr_zmq.c, tr_nng.c; built without the
+ * library, every run of it is skipped) and where their socket goes. */
+extern const struct bench_transport bench_tr_zmq, bench_tr_nng;
+int bench_ipc_make(char *path, size_t len);
+int bench_ipc_wait(const char *path, int ms);
+void bench_ipc_remove(const char *path);
 /* libshmrpc (tr_shmrpc.c) */
 extern const struct bench_transport bench_tr_shm, bench_tr_shm_futex, bench_tr_shm_spin;
 extern const struct bench_transport bench_tr_shm_sleep, bench_tr_shm_sleep_futex, bench_tr_shm_zc;

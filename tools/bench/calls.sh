@@ -28,8 +28,8 @@ ranks='
 51 pingpong stream memcpy
 40 harness group
 30 transports tr_group
-25 tr_spin tr_futex tr_eventfd tr_pipe tr_unix tr_mqueue tr_shmrpc tr_gshmrpc
-20 ring
+25 tr_spin tr_futex tr_eventfd tr_pipe tr_unix tr_mqueue tr_zmq tr_nng tr_shmrpc tr_gshmrpc
+20 ring ipcpath
 10 opts results stats host syscount shmview proc report_fmt
 '
 

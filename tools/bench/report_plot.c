@@ -20,8 +20,9 @@
 
 #include "bench.h"
 
-/* A line style per mechanism: the kernel baselines dashed, libshmrpc's
- * variants solid and thicker, each its own colour. */
+/* A line style per mechanism: the kernel baselines dashed, the messaging
+ * libraries dash-dotted, libshmrpc's variants solid and thicker, each its
+ * own colour. */
 static const char *style(const char *name)
 {
 	static const struct {
@@ -34,6 +35,8 @@ static const char *style(const char *name)
 		{ "pipe", "lw 2 dt 2 lc rgb '#2ca02c'" },
 		{ "unix", "lw 2 dt 2 lc rgb '#8c564b'" },
 		{ "mqueue", "lw 2 dt 2 lc rgb '#bcbd22'" },
+		{ "zmq", "lw 2 dt 4 lc rgb '#e6550d'" },
+		{ "nng", "lw 2 dt 4 lc rgb '#31a354'" },
 		{ "shmrpc", "lw 3 lc rgb '#d62728'" },
 		{ "shmrpc-futex", "lw 3 lc rgb '#ff7f0e'" },
 		{ "shmrpc-spin", "lw 3 lc rgb '#e377c2'" },

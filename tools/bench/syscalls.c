@@ -197,7 +197,8 @@ void bench_run_syscalls(struct bench_results *rs, const struct bench_opts *o, st
 		if (o->quick && sizes[k] != XCHECK_SIZE)
 			continue;
 		for (size_t i = 0; (t = bench_transports[i]); i++) {
-			if (!bench_want(o, t->name, t->not_in, BENCH_NOT_STREAM))
+			if (!bench_want(o, t->name, t->not_in,
+					BENCH_NOT_STREAM | BENCH_NOT_SYSCALLS))
 				continue;
 			if (sizes[k] != XCHECK_SIZE && strncmp(t->name, "shmrpc", 6))
 				continue;
