@@ -472,12 +472,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, th_setup, th_teardown)
-		T(test_fifo_at_node_name_never_blocks),
-		T(test_registry_name_planted),
-		T(test_registry_of_another_user),
-		T(test_retire_leaves_a_newer_registry),
-		T(test_joining_slot_of_live_node_kept),
-		T(test_squatted_names),
+		T(test_fifo_at_node_name_never_blocks),	  T(test_registry_name_planted),
+		T(test_registry_of_another_user),	  T(test_retire_leaves_a_newer_registry),
+		T(test_joining_slot_of_live_node_kept),	  T(test_squatted_names),
 		T(test_sparse_registry_scans_skip_holes),
 #undef T
 	};
