@@ -75,13 +75,15 @@ static int setup(void **state)
 {
 	static int seq;
 	struct fix *f = calloc(1, sizeof(*f));
+	char base[SHMRPC_NAME_MAX + 1];
 	int i;
 
 	if (!f)
 		return -1;
 	th_dom_init(&f->v);
+	snprintf(base, sizeof(base), "%s", f->v.name);
 	for (i = 0; i < NDOMS; i++)
-		snprintf(f->a[i], sizeof(f->a[i]), "%s-a%d", f->v.name, i);
+		snprintf(f->a[i], sizeof(f->a[i]), "%.50s-a%d", base, i);
 	f->reaper = -1;
 	snprintf(f->log, sizeof(f->log), "/tmp/shmrpc-test-owner-%d-%d.log", (int)getpid(), seq++);
 	unlink(f->log);
