@@ -153,7 +153,9 @@ struct shmrpc__node_hdr {
 	int32_t pid;
 	uint32_t backend;
 	uint32_t pend_off, in_off, out_off;
-	uint32_t _r0;
+	/* owner: the descriptor number that holds its liveness lock, a hint
+	 * for shmrpc-reaper (which checks it in /proc, never trusts it) */
+	uint32_t lock_fd;
 	char name[64];
 
 	/* pend_hint: peers store 1 after setting a pend bit; the owner

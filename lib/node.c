@@ -235,6 +235,7 @@ static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	h->in_off = shmrpc__node_in_off(cap);
 	h->out_off = shmrpc__node_out_off(cap);
 	memcpy(h->name, n->name, sizeof(h->name));
+	h->lock_fd = (uint32_t)n->seg_fd;
 	/* Published to peers by the release store of LIVE in reg_publish. */
 	h->magic = SHMRPC__NODE_MAGIC;
 	n->seg = h;

@@ -40,6 +40,7 @@
  * mapping allocates a page charged to us), spend their owner's budget per
  * turn and resume where they stopped. Discovery is in discover.c.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -158,23 +159,29 @@ void dom_epochs(struct reaper *r)
 
 /* ---------------------------------------------------- syncing */
 
-int dom_node_alive(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen, uid_t *owner)
+int dom_node_alive(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen, struct rfile *f)
 {
 	char path[SHMRPC__PATH_MAX];
+	struct shmrpc__node_hdr h;
 	struct stat st;
 	int fd, rc;
 
-	if (owner)
-		*owner = (uid_t)-1;
+	if (f)
+		*f = (struct rfile){ (uid_t)-1, 0, 0, -1 };
 	if (owner_enter(r, d->uid, d->gid, d))
 		return -EPERM;
 	shmrpc__node_path(path, &d->reg, slot, gen);
 	fd = shmrpc__seg_open_fd(path, O_RDONLY, d->reg.mode, &st);
 	if (fd >= 0) {
 		rc = shmrpc__seg_locked(fd);
+		if (f) {
+			*f = (struct rfile){ st.st_uid, st.st_dev, st.st_ino, -1 };
+			/* pread: a hole reads as zeros, a short file as nothing */
+			if (pread(fd, &h, sizeof(h), 0) == sizeof(h) &&
+			    h.magic == SHMRPC__NODE_MAGIC && h.lock_fd < (1u << 30))
+				f->lock_fd = (int32_t)h.lock_fd;
+		}
 		close(fd);
-		if (owner)
-			*owner = st.st_uid;
 	} else {
 		rc = fd == -ENOENT ? 0 : fd; /* cannot tell is never "dead" */
 	}
@@ -291,6 +298,44 @@ static int dom_lock(struct reaper *r, struct rdom *d)
 	return rc;
 }
 
+/*
+ * In the registry lock, as its owner: may @d be retired? Its slots say no
+ * node is left, but any member can write them all FREE: the domain's node
+ * files say more. If one of them is locked, a node is alive and the
+ * registry stays (its slots are the member's lie). Looks at every name
+ * "shmrpc.<domain>.node.*" in /dev/shm (a newer registry's nodes count too:
+ * keeping the old name then changes nothing, reg_retire would leave it).
+ */
+static bool dom_may_retire(struct reaper *r, struct rdom *d)
+{
+	char pre[SHMRPC_NAME_MAX + 16], path[SHMRPC__PATH_MAX];
+	struct dirent *e;
+	bool locked = false;
+	size_t n;
+	int fd;
+	DIR *dir = opendir(r->o.shm_dir);
+
+	if (!dir)
+		return false;
+	n = (size_t)snprintf(pre, sizeof(pre), "shmrpc.%s.node.", d->reg.domain);
+	while (!locked && (e = readdir(dir))) {
+		if (strncmp(e->d_name, pre, n) || strlen(e->d_name) >= sizeof(path) - 1)
+			continue;
+		snprintf(path, sizeof(path), "/%s", e->d_name);
+		fd = shmrpc__seg_open_fd(path, O_RDONLY, d->reg.mode, NULL);
+		if (fd >= 0) {
+			locked = shmrpc__seg_locked(fd) != 0;
+			close(fd);
+		}
+	}
+	closedir(dir);
+	if (locked)
+		rlog("domain-kept domain=%s reason=locked-node-without-slot: its slots were "
+		     "rewritten",
+		     d->reg.domain);
+	return !locked;
+}
+
 int dom_reclaim(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen,
 		const struct exit_info *ei, bool exited)
 {
@@ -321,7 +366,7 @@ int dom_reclaim(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen,
 		/* Relaxed: a counter for shmrpc-top; we are its only writer. */
 		atomic_fetch_add_explicit(&d->reg.hdr->reaped, 1, memory_order_relaxed);
 		r->reaped++;
-		if (!shmrpc__reg_recount(&d->reg)) {
+		if (!shmrpc__reg_recount(&d->reg) && dom_may_retire(r, d)) {
 			shmrpc__reg_retire(&d->reg);
 			d->gone = retired = true;
 		}
@@ -420,7 +465,7 @@ static void dom_retire_empty(struct reaper *r, struct rdom *d)
 	}
 	if (shmrpc__reg_recount(&d->reg)) {
 		d->empty_passes = 0;
-	} else if (++d->empty_passes >= 2) {
+	} else if (++d->empty_passes >= 2 && dom_may_retire(r, d)) {
 		shmrpc__reg_retire(&d->reg);
 		d->gone = retired = true;
 	}

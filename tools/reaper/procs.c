@@ -314,6 +314,45 @@ static struct rproc *node_watch(struct reaper *r, struct rnode *n, uid_t fowner)
 	return p;
 }
 
+/*
+ * Does process @gpid hold node @n's file open? Asked when the node is
+ * watched by the probe (not when it dies: that costs ~30 us of /proc per
+ * death): a slot's pid and start time are written by whoever can write the
+ * registry, so a member could name another process of the node's owner,
+ * whose exit would reclaim a live node without a lock check (the BPF fast
+ * path). The node's own process holds its liveness lock on a descriptor of
+ * that file: the header's lock_fd names it (a hint, checked here), else
+ * every descriptor is looked at (peers map the file but keep no descriptor
+ * of it). Only a node whose process passed is reclaimed on the probe's
+ * event alone; the others wait for their lock. The slot's pid can only be
+ * pointed elsewhere by a new state or gen, which makes a new mirror and a
+ * new check. Read as root (ptrace access to /proc).
+ */
+static bool proc_holds(pid_t gpid, const struct rnode *n)
+{
+	char path[64];
+	struct dirent *e;
+	struct stat st;
+	bool found = false;
+	DIR *dir;
+
+	if (!n->file.ino)
+		return false;
+	if (n->file.lock_fd >= 0) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)gpid, (int)n->file.lock_fd);
+		if (!stat(path, &st) && st.st_dev == n->file.dev && st.st_ino == n->file.ino)
+			return true;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)gpid);
+	dir = opendir(path);
+	while (dir && !found && (e = readdir(dir)))
+		found = e->d_name[0] != '.' && !fstatat(dirfd(dir), e->d_name, &st, 0) &&
+			st.st_dev == n->file.dev && st.st_ino == n->file.ino;
+	if (dir)
+		closedir(dir);
+	return found;
+}
+
 void node_mirror(struct reaper *r, struct rdom *d, uint32_t slot, const struct shmrpc__slot_view *v)
 {
 	struct rnode *n = calloc(1, sizeof(*n));
@@ -337,7 +376,8 @@ void node_mirror(struct reaper *r, struct rdom *d, uint32_t slot, const struct s
 	d->mirrored++;
 	/* The lock first: a dead node (or an invented one, with no file)
 	 * costs no /proc look-up. */
-	alive = dom_node_alive(r, d, slot, n->gen, &fowner);
+	alive = dom_node_alive(r, d, slot, n->gen, &n->file);
+	fowner = n->file.uid;
 	if (alive == 0) {
 		node_check(r, n, "check");
 		return;
@@ -349,6 +389,7 @@ void node_mirror(struct reaper *r, struct rdom *d, uint32_t slot, const struct s
 		n->proc_next = p->nodes;
 		p->nodes = n;
 		n->proc = p;
+		n->held = r->w->mode == REAPER_MODE_BPF && proc_holds(n->gpid, n);
 		/* Before the watch took hold, it may have died: no event would
 		 * come. */
 		alive = dom_node_alive(r, d, slot, n->gen, NULL);
@@ -370,19 +411,19 @@ void node_mirror(struct reaper *r, struct rdom *d, uint32_t slot, const struct s
 static void node_replace(struct reaper *r, struct rnode *n)
 {
 	struct rproc *p;
-	uid_t fowner;
 
 	if (n->proc || !n->pidns || n->pidns == r->mypidns)
 		return;
 	n->gpid = node_gpid(r, n->pid, n->pidns, n->start_time);
-	if (n->gpid <= 0 || dom_node_alive(r, n->dom, n->slot, n->gen, &fowner) != 1)
+	if (n->gpid <= 0 || dom_node_alive(r, n->dom, n->slot, n->gen, &n->file) != 1)
 		return;
-	p = node_watch(r, n, fowner);
+	p = node_watch(r, n, n->file.uid);
 	if (!p)
 		return;
 	n->proc_next = p->nodes;
 	p->nodes = n;
 	n->proc = p;
+	n->held = r->w->mode == REAPER_MODE_BPF && proc_holds(n->gpid, n);
 	n->polled = false;
 	n->dom->owner->npolled--;
 	check_at(r, n, 0);
@@ -458,8 +499,9 @@ static void stale_event(struct reaper *r, pid_t gpid, uint64_t cookie, const str
  * still holds its files, hence the nodes' liveness locks, for as long as
  * exit_mm() and exit_files() take. A node whose slot names this very process
  * (the event's start time equals the slot's: pid + start time, so no older or
- * newer holder of the pid) is reclaimed at once, without waiting for its lock
- * (shmrpc__reclaim_exited). Any other node (start time unknown, or another
+ * newer holder of the pid), and whose process was seen holding the node's
+ * file when it was watched (proc_holds: the slot could lie), is reclaimed
+ * at once, without waiting for its lock (shmrpc__reclaim_exited). Any other node (start time unknown, or another
  * one: a reused pid, a time namespace) is reclaimed if its lock is already
  * free, else it stays in p->nodes until p's pidfd says the exit is complete.
  *
@@ -477,7 +519,7 @@ static void proc_reap(struct reaper *r, struct rproc *p, const struct exit_info 
 	for (; n; n = next) {
 		next = n->proc_next;
 		d = n->dom;
-		exited = !final && ei->start_ticks && n->start_time == ei->start_ticks;
+		exited = !final && n->held && ei->start_ticks && n->start_time == ei->start_ticks;
 		if (!final && !exited && dom_node_alive(r, d, n->slot, n->gen, NULL) == 1) {
 			n->proc_next = locked;
 			locked = n;

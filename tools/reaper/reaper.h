@@ -53,6 +53,14 @@ struct reaper;
 struct rdom;
 struct rproc;
 
+/* What the reaper saw of a node's file when it checked its lock. */
+struct rfile {
+	uid_t uid; /* its owner; (uid_t)-1: no file */
+	dev_t dev;
+	ino_t ino;
+	int32_t lock_fd; /* the header's hint (lib/layout.h), -1 if none */
+};
+
 /* One mirrored node: a LIVE slot of a followed registry. */
 struct rnode {
 	struct rdom *dom;
@@ -62,6 +70,8 @@ struct rnode {
 	uint64_t pidns;	     /* the slot's pid namespace inode */
 	uint64_t start_time; /* /proc/PID/stat field 22, from the slot */
 	bool polled;	     /* lock-polled, counted in its owner's npolled */
+	struct rfile file;   /* its node file, as first seen alive */
+	bool held;	     /* its process held that file when watched (BPF) */
 	char name[SHMRPC_NAME_MAX + 1];
 	struct rproc *proc;	 /* the watched process; NULL: lock-polled */
 	struct rnode *proc_next; /* the other nodes of that process */
@@ -288,9 +298,9 @@ void dom_work(struct reaper *r);
 /* Syncs, sweeps or a discovery under way (start-up runs them to the end). */
 bool dom_busy(const struct reaper *r);
 /* Liveness of node (slot, gen) of @d, checked as @d's owner: 1, 0, -errno
- * (lib/reclaim.c's shmrpc__node_alive). *owner, if not NULL, gets the
- * node file's owner (-1 if none). */
-int dom_node_alive(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen, uid_t *owner);
+ * (lib/reclaim.c's shmrpc__node_alive). *f, if not NULL, gets what was
+ * seen of the node file. */
+int dom_node_alive(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen, struct rfile *f);
 /* Sweep every registry: reclaim every node that is gone. */
 void dom_reconcile(struct reaper *r);
 /* How long the loop may sleep for domain work (pending registries, polled
