@@ -5,18 +5,23 @@
  * millisecond (docs/reaper.md). Internal interface between its files:
  *
  *	main.c		options, start-up, the event loop, signals, systemd
- *	domain.c	registries: discovery (inotify), epochs (io_uring
- *			FUTEX_WAIT), mirroring slots, reclaiming, status fields
+ *	discover.c	finding registries (scans, inotify), refusing planted files
+ *	domain.c	following registries: epochs (io_uring FUTEX_WAIT),
+ *			mirroring slots, status fields
+ *	reclaim.c	liveness, reclaims, sweeps, retiring a registry
  *	procs.c		mirrored nodes and the processes that host them:
  *			watching, deaths, liveness re-checks, pid namespaces
  *	watch_bpf.c	deaths from the eBPF exit probe (tools/probe.h)
  *	watch_pidfd.c	deaths from pidfds, without BPF
  *	owner.c		acting as each domain's owner (setfsuid), and the
  *			bounds on what one owner's files may cost
+ *	pidns.c		processes of other pid namespaces, a process's uid
  *	log.c		one line per event
  *
  * Single-threaded: everything runs in the event loop of main.c, so nothing
- * here takes a lock but the registries' own.
+ * here takes a lock but the registries' own, and the fsuid owner.c sets
+ * (per thread in Linux) is the whole reaper's. libbpf's ring buffer and
+ * liburing start no threads.
  */
 #ifndef SHMRPC_REAPER_H
 #define SHMRPC_REAPER_H
@@ -295,6 +300,14 @@ void dom_epochs(struct reaper *r);
  * reclaims; drop the gone ones; retry pending registries. Bounded by the
  * owners' budgets (r->deferred: more to do). */
 void dom_work(struct reaper *r);
+/* ------------------------------------------------------------ reclaim.c */
+/* A step of @d's reconcile sweep, within its owner's budget. */
+void dom_sweep(struct reaper *r, struct rdom *d);
+/* Retire @d if no slot has been in use for two reconcile passes. */
+void dom_retire_empty(struct reaper *r, struct rdom *d);
+/* Reclaims of @d that met a held lock, once their owner's backoff ends. */
+void dom_retries(struct reaper *r, struct rdom *d);
+
 /* Syncs, sweeps or a discovery under way (start-up runs them to the end). */
 bool dom_busy(const struct reaper *r);
 /* Liveness of node (slot, gen) of @d, checked as @d's owner: 1, 0, -errno
