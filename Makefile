@@ -44,7 +44,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 LIB_PIC_OBJS := $(LIB_SRCS:%.c=$(B)/pic/%.o)
 LIB_A := $(B)/libshmrpc.a
 LIB_SO := $(B)/libshmrpc.so.$(VERSION)
-LIB_DEPS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
+LIB_DEPS := $(shell pkg-config --libs liburing libsodium 2>/dev/null || echo -luring -lsodium)
 
 .PHONY: all lib tools clean tests test
 all: lib tools bpf bench-build
@@ -112,7 +112,7 @@ tests: $(TESTS)
 
 # The reaper's tests run shmrpc-reaper (and bpftool on the probe's objects),
 # and link the kill-to-cleaned module; no libbpf of their own.
-REAPER_TESTS := $(B)/tests/test_reaper $(B)/tests/test_chaos
+REAPER_TESTS := $(B)/tests/test_reaper $(B)/tests/test_chaos $(B)/tests/test_reaper_owner
 
 $(REAPER_TESTS): $(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o \
 		$(KILLTIME_OBJS) $(LIB_A) $(B)/tools/shmrpc-reaper $(BPF_OBJS)

@@ -130,8 +130,7 @@ static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t p
 	/* Release: a reaper reading our table after our death finds the ring
 	 * (the file creation below is a system call, itself a barrier). */
 	atomic_store_explicit(&out[c->rx_slot], c->rx_gen + 1, memory_order_release);
-	shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, n->slot, n->gen, c->rx_slot,
-			  c->rx_gen);
+	shmrpc__ring_path(path, n->reg, n->slot, n->gen, c->rx_slot, c->rx_gen);
 	err = shmrpc__seg_create(path, size, n->reg->mode, &map, NULL);
 	if (err == -EEXIST) { /* left by an earlier connection to this node */
 		shmrpc__seg_unlink(path);
@@ -141,7 +140,7 @@ static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t p
 		/* No ring: no entry for reapers and observers to chase. Relaxed:
 		 * one that read ours meanwhile finds no file, which it handles. */
 		atomic_store_explicit(&out[c->rx_slot], old, memory_order_relaxed);
-		return err;
+		return err == -EEXIST ? shmrpc__seg_taken(path, "ring") : err;
 	}
 	shmrpc__ring_format(map, c->ring_bytes, &ids);
 	shmrpc__ring_attach(&c->q, map, size, true);
@@ -192,8 +191,7 @@ static void conn_unlist(struct shmrpc_node *n, struct shmrpc__conn *c, bool unli
 
 	shmrpc__fold_begin(n);
 	if (unlink) {
-		shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, n->slot, n->gen, c->rx_slot,
-				  c->rx_gen);
+		shmrpc__ring_path(path, n->reg, n->slot, n->gen, c->rx_slot, c->rx_gen);
 		shmrpc__seg_unlink(path);
 	}
 	/* Relaxed CAS: only a newer connection to this slot may have changed
@@ -334,7 +332,8 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 		prev = 0;
 	err = ring_create(n, c, prev);
 	if (err) {
-		err = shmrpc__seg_err(err, c->ring_bytes, "ring to '%s'", to);
+		if (err != -EEXIST) /* that one names the file in the way */
+			err = shmrpc__seg_err(err, c->ring_bytes, "ring to '%s'", to);
 		goto out_unmap;
 	}
 	atomic_fetch_add_explicit(&n->seg->ctr.connects, 1, memory_order_relaxed);

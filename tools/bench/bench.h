@@ -240,8 +240,9 @@ struct bench_shm_usage {
 void bench_domain(char *buf, size_t len, const char *tag);
 int bench_shm_usage(const char *domain, struct bench_shm_usage *u);
 int bench_shm_cleanup(const char *domain);
-int bench_node_files(const char *domain, uint32_t slot, uint32_t gen);
 struct bench_regview;
+int bench_node_files(const struct bench_regview *v, const char *domain, uint32_t slot,
+		     uint32_t gen);
 int bench_reg_open(const char *domain, struct bench_regview **out);
 void bench_reg_close(struct bench_regview *v);
 int bench_reg_find(const struct bench_regview *v, const char *name, uint32_t *gen);

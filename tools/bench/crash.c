@@ -172,7 +172,7 @@ static int one_kill(struct bench_group *g, struct crash *cr, const struct bench_
 		bench_cpu_relax();
 	} while (t - t0 < GIVE_UP_NS);
 	while (*slot_ns >= 0 && (t = bench_now_ns()) - t0 < GIVE_UP_NS) {
-		if (bench_node_files(cr->domain, (uint32_t)slot, gen) == 0) {
+		if (bench_node_files(rv, cr->domain, (uint32_t)slot, gen) == 0) {
 			*files_ns = t - t0;
 			break;
 		}

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "internal.h" /* shmrpc__file_ids, struct shmrpc__reg */
 #include "layout.h"
 #include "shmrpc.h"
 
@@ -76,9 +77,9 @@ int bench_shm_usage(const char *domain, struct bench_shm_usage *u)
 		u->files++;
 		u->blocks_bytes += (uint64_t)st.st_blocks * 512;
 		u->apparent_bytes += (uint64_t)st.st_size;
-		if (strstr(e->d_name + plen, ".ring."))
+		if (!strncmp(e->d_name + plen, "ring.", 5)) /* lib/names.c */
 			u->rings++, u->ring_blocks += (uint64_t)st.st_blocks * 512;
-		else if (strstr(e->d_name + plen, ".node."))
+		else if (!strncmp(e->d_name + plen, "node.", 5))
 			u->nodes++, u->node_blocks += (uint64_t)st.st_blocks * 512;
 		else if (!strcmp(e->d_name + plen, "reg"))
 			u->reg_blocks += (uint64_t)st.st_blocks * 512;
@@ -112,37 +113,6 @@ int bench_shm_cleanup(const char *domain)
 	return n;
 }
 
-/* bench_node_files - how many files of node (slot, gen) of @domain are
- * still in /dev/shm: its segment, the rings it sends on and the rings it
- * receives on. -errno if /dev/shm cannot be read. */
-int bench_node_files(const char *domain, uint32_t slot, uint32_t gen)
-{
-	char pre[96], node[48], tx[48], rx[48];
-	struct dirent *e;
-	int n = 0;
-	DIR *d = opendir(SHM_DIR);
-
-	if (!d)
-		return -errno;
-	snprintf(pre, sizeof(pre), "shmrpc.%s.", domain);
-	snprintf(node, sizeof(node), ".node.%u.%u", slot, gen);
-	snprintf(tx, sizeof(tx), ".ring.%u.%u-", slot, gen);
-	snprintf(rx, sizeof(rx), "-%u.%u", slot, gen);
-	while ((e = readdir(d))) {
-		const char *p = e->d_name, *end = p + strlen(p);
-
-		if (strncmp(p, pre, strlen(pre)))
-			continue;
-		if (strstr(p, node) || strstr(p, tx) ||
-		    (strstr(p, ".ring.") && end - strlen(rx) >= p && !strcmp(end - strlen(rx), rx)))
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
-/* ------------------------------------------------------------- registry */
-
 /* The domain's registry, mapped read-only: looking has no side effect
  * (a lookup through the library would reclaim what it finds dead). */
 struct bench_regview {
@@ -151,6 +121,36 @@ struct bench_regview {
 	size_t len;
 	uint32_t cap;
 };
+
+/* bench_node_files - how many files of node (slot, gen) of @domain are
+ * still in /dev/shm: its segment, the rings it sends on and the rings it
+ * receives on, known by their headers (names carry a keyed hash of the ids,
+ * lib/names.c). -errno if /dev/shm or the registry cannot be read. */
+int bench_node_files(const struct bench_regview *v, const char *domain, uint32_t slot, uint32_t gen)
+{
+	struct shmrpc__reg r = { 0 };
+	struct dirent *e;
+	uint32_t ids[4];
+	int n = 0, k;
+	DIR *d = opendir(SHM_DIR);
+
+	if (!d)
+		return -errno;
+	snprintf(r.domain, sizeof(r.domain), "%s", domain);
+	memcpy(r.key, v->h->name_key, sizeof(r.key));
+	r.nonce = v->h->nonce;
+	r.mode = v->h->mode;
+	while ((e = readdir(d))) {
+		k = shmrpc__file_ids(&r, e->d_name, ids);
+		n += (k == 1 && ids[0] == slot && ids[1] == gen) ||
+		     (k == 2 &&
+		      ((ids[0] == slot && ids[1] == gen) || (ids[2] == slot && ids[3] == gen)));
+	}
+	closedir(d);
+	return n;
+}
+
+/* ------------------------------------------------------------- registry */
 
 /* bench_reg_open - map the registry of @domain read-only. 0, -ENOENT (no
  * such domain), -EPROTO (not a registry: wrong type or too small),
