@@ -44,7 +44,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 LIB_PIC_OBJS := $(LIB_SRCS:%.c=$(B)/pic/%.o)
 LIB_A := $(B)/libshmrpc.a
 LIB_SO := $(B)/libshmrpc.so.$(VERSION)
-LIB_DEPS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
+LIB_DEPS := $(shell pkg-config --libs liburing libsodium 2>/dev/null || echo -luring -lsodium)
 
 .PHONY: all lib tools clean tests test
 all: lib tools bpf bench-build

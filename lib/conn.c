@@ -122,15 +122,14 @@ static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t p
 	/* Release: a reaper reading our table after our death finds the ring
 	 * (the file creation below is a system call, itself a barrier). */
 	atomic_store_explicit(&out[c->rx_slot], c->rx_gen + 1, memory_order_release);
-	shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, n->slot, n->gen, c->rx_slot,
-			  c->rx_gen);
+	shmrpc__ring_path(path, n->reg, n->slot, n->gen, c->rx_slot, c->rx_gen);
 	err = shmrpc__seg_create(path, size, n->reg->mode, &map, NULL);
 	if (err == -EEXIST) { /* left by an earlier connection to this node */
 		shmrpc__seg_unlink(path);
 		err = shmrpc__seg_create(path, size, n->reg->mode, &map, NULL);
 	}
 	if (err)
-		return err;
+		return err == -EEXIST ? shmrpc__seg_taken(path, "ring") : err;
 	shmrpc__ring_format(map, c->ring_bytes, &ids);
 	shmrpc__ring_attach(&c->q, map, size, true);
 	return 0;
@@ -180,8 +179,7 @@ static void conn_unlist(struct shmrpc_node *n, struct shmrpc__conn *c, bool unli
 
 	shmrpc__fold_begin(n);
 	if (unlink) {
-		shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, n->slot, n->gen, c->rx_slot,
-				  c->rx_gen);
+		shmrpc__ring_path(path, n->reg, n->slot, n->gen, c->rx_slot, c->rx_gen);
 		shmrpc__seg_unlink(path);
 	}
 	/* Relaxed CAS: only a newer connection to this slot may have changed

@@ -85,7 +85,7 @@ static uint32_t in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 
 	if (slot >= n->reg->capacity || slot == n->slot || in_find(n, slot, gen))
 		return 0;
-	shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, slot, gen, n->slot, n->gen);
+	shmrpc__ring_path(path, n->reg, slot, gen, n->slot, n->gen);
 	err = shmrpc__ring_seg_open(path, n->reg->mode, &map, &size);
 	if (err) {
 		/* -ENOENT: gone already, its sender died before we looked. A
@@ -174,8 +174,7 @@ void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)
 	 * totals in the same step (fold_seq): an observer adds the rings it
 	 * finds by name to our totals. */
 	shmrpc__fold_begin(n);
-	shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, r->tx_slot, r->tx_gen, n->slot,
-			  n->gen);
+	shmrpc__ring_path(path, n->reg, r->tx_slot, r->tx_gen, n->slot, n->gen);
 	shmrpc__seg_unlink(path);
 	pthread_mutex_lock(&n->in_lock);
 	last = n->in.v[--n->in.n];

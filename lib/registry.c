@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,10 +49,17 @@ static int reg_create(struct shmrpc__reg *r, const char *path, uint32_t capacity
 {
 	struct shmrpc__reg_hdr *h;
 	uint64_t size = shmrpc__reg_size(capacity);
+	uint8_t key[SHMRPC__KEY_BYTES];
 	uint32_t nonce;
 	void *map;
 	int err;
 
+	/* The name key must be unpredictable (names.c): no fallback to a
+	 * clock, which anyone could guess. getrandom only fails on kernels
+	 * older than 3.17 or before the pool is ready at boot (it waits). */
+	if (getrandom(key, sizeof(key), 0) != sizeof(key))
+		return shmrpc__err(-errno, "getrandom: no random name key for %s: %s", path,
+				   strerror(errno));
 	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
 		nonce = (uint32_t)(shmrpc__now_ns() ^ ((uint64_t)getpid() << 16));
 	err = shmrpc__seg_create(path, size, mode, &map, &r->fd);
@@ -65,6 +73,7 @@ static int reg_create(struct shmrpc__reg *r, const char *path, uint32_t capacity
 	h->total_size = size;
 	h->nonce = nonce;
 	h->mode = mode;
+	memcpy(h->name_key, key, sizeof(key));
 	/* Release: pairs with the acquire load in wait_magic(); everything
 	 * above is visible to whoever sees the magic. */
 	atomic_store_explicit(&h->magic, SHMRPC__REG_MAGIC, memory_order_release);
@@ -108,8 +117,37 @@ static int reg_verify(const struct shmrpc__reg_hdr *h, uint64_t size)
 	return 0;
 }
 
-/* One attempt: 0, -ENOENT (nothing there), -EAGAIN (try again), -errno. */
-static int reg_attach(struct shmrpc__reg *r, const char *path, uint32_t mode)
+/*
+ * Why the registry at @path was refused, for shmrpc_last_error: the usual
+ * cause is another user's domain of the same name. lstat, not the file we
+ * opened (we may not have got that far): only the message depends on it.
+ */
+static int attach_err(int err, const char *path, const char *domain)
+{
+	char full[sizeof(SHMRPC__SHM_DIR) + SHMRPC__PATH_MAX];
+	struct stat st;
+
+	snprintf(full, sizeof(full), "%s%s", SHMRPC__SHM_DIR, path);
+	if (lstat(full, &st))
+		return err;
+	if (!S_ISREG(st.st_mode))
+		return shmrpc__err(err,
+				   "registry %s is not a regular file (mode 0%o, uid %u): refused; "
+				   "domain '%s' cannot be used until it is removed",
+				   full, (unsigned)st.st_mode, (unsigned)st.st_uid, domain);
+	if ((err == -EPERM || err == -EACCES) && st.st_uid != geteuid() && st.st_uid != 0)
+		return shmrpc__err(
+			err,
+			"registry %s is owned by uid %u (not us, not root): another user "
+			"holds domain '%s'",
+			full, (unsigned)st.st_uid, domain);
+	return err;
+}
+
+/* One attempt: 0, -ENOENT (nothing there), -EAGAIN (try again), -errno.
+ * Without @wait, a registry whose magic is not published yet is -EAGAIN at
+ * once (and left alone). */
+static int reg_attach(struct shmrpc__reg *r, const char *path, uint32_t mode, bool wait)
 {
 	uint64_t size;
 	void *map;
@@ -118,9 +156,14 @@ static int reg_attach(struct shmrpc__reg *r, const char *path, uint32_t mode)
 	err = shmrpc__seg_open(path, sizeof(struct shmrpc__reg_hdr),
 			       shmrpc__reg_size(SHMRPC__CAP_MAX), mode, false, &map, &size, &r->fd);
 	if (err)
-		return err;
-	err = wait_magic(map);
-	if (err == -EAGAIN) /* the creator died before publishing */
+		return err == -ENOENT || err == -EAGAIN ? err : attach_err(err, path, r->domain);
+	if (!wait)
+		/* Acquire: pairs with the creator's release store of magic. */
+		err = atomic_load_explicit(&((struct shmrpc__reg_hdr *)map)->magic,
+					   memory_order_acquire) == SHMRPC__REG_MAGIC ?
+			      0 :
+			      -EAGAIN;
+	else if ((err = wait_magic(map)) == -EAGAIN) /* the creator died before publishing */
 		shmrpc__seg_unlink(path);
 	if (!err)
 		err = reg_verify(map, size);
@@ -128,11 +171,40 @@ static int reg_attach(struct shmrpc__reg *r, const char *path, uint32_t mode)
 		shmrpc__seg_unmap(map, size);
 		close(r->fd);
 		r->fd = -1;
-		return err;
+		return err == -EPROTO ? shmrpc__err(err,
+						    "registry %s%s: not a registry of this "
+						    "version (magic, ABI %u, sizes or mode)",
+						    SHMRPC__SHM_DIR, path, SHMRPC__ABI) :
+					err;
 	}
 	r->hdr = map;
 	r->size = size;
 	return 0;
+}
+
+static void reg_opened(struct shmrpc__reg *r)
+{
+	pthread_mutex_init(&r->local, NULL);
+	r->slots = (struct shmrpc__slot *)(r->hdr + 1);
+	r->capacity = r->hdr->capacity;
+	r->nonce = r->hdr->nonce;
+	r->mode = r->hdr->mode;
+	memcpy(r->key, r->hdr->name_key, sizeof(r->key));
+}
+
+int shmrpc__reg_open_nowait(struct shmrpc__reg *r, const char *domain, uint32_t mode)
+{
+	char path[SHMRPC__PATH_MAX];
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	snprintf(r->domain, sizeof(r->domain), "%s", domain);
+	shmrpc__reg_path(path, domain);
+	err = reg_attach(r, path, mode, false);
+	if (!err)
+		reg_opened(r);
+	return err;
 }
 
 int shmrpc__reg_open(struct shmrpc__reg *r, const char *domain, uint32_t capacity, uint32_t mode,
@@ -147,7 +219,7 @@ int shmrpc__reg_open(struct shmrpc__reg *r, const char *domain, uint32_t capacit
 	snprintf(r->domain, sizeof(r->domain), "%s", domain);
 	shmrpc__reg_path(path, domain);
 	for (i = 0;; i++) {
-		err = reg_attach(r, path, mode);
+		err = reg_attach(r, path, mode, true);
 		if (err == -ENOENT && create) {
 			err = reg_create(r, path, capacity, mode);
 			if (err == -EEXIST)
@@ -170,11 +242,7 @@ int shmrpc__reg_open(struct shmrpc__reg *r, const char *domain, uint32_t capacit
 	}
 	if (err)
 		return err;
-	pthread_mutex_init(&r->local, NULL);
-	r->slots = (struct shmrpc__slot *)(r->hdr + 1);
-	r->capacity = r->hdr->capacity;
-	r->nonce = r->hdr->nonce;
-	r->mode = r->hdr->mode;
+	reg_opened(r);
 	return 0;
 }
 
@@ -212,38 +280,62 @@ static void reg_repair(struct shmrpc__reg *r, uint32_t note)
 }
 
 /*
- * How many slots a full scan must look at: every slot up to the end of the
- * file's last data extent. Past it the file is a hole: never written, all
- * FREE. Not hi, which is shared and untrusted; and not the capacity either,
- * because on tmpfs even reading a hole through a shared mapping allocates
- * the page (a full scan of a 65536-slot registry would cost 8 MiB).
+ * The next slot from @i on that lies in a data extent of the registry file,
+ * or the capacity. A full scan reads only those: a hole was never written
+ * (all FREE), and on tmpfs reading a hole through a shared mapping allocates
+ * the page and charges it to the reader, so a sparse 65536-slot registry of
+ * a few KiB would cost whoever scans it (the root reaper) 8 MiB. Neither hi
+ * (shared, untrusted) nor the capacity bounds the scan, the file's real
+ * extents do. Without SEEK_DATA (not tmpfs) every slot counts as data.
  */
+uint32_t shmrpc__reg_scan_next(const struct shmrpc__reg *r, struct shmrpc__reg_scan *sc, uint32_t i)
+{
+	const off_t hdr = sizeof(struct shmrpc__reg_hdr), ss = sizeof(struct shmrpc__slot);
+	off_t off, data, hole;
+
+	while (i < r->capacity) {
+		off = hdr + (off_t)i * ss;
+		if (off + ss > sc->data && off < sc->hole)
+			return i;
+		if (off + ss <= sc->data) { /* before the known extent: skip to it */
+			i = (uint32_t)((sc->data - hdr) / ss);
+			continue;
+		}
+		data = lseek(r->fd, off, SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			break; /* holes to the end */
+		if (data < 0) {
+			sc->data = 0;
+			sc->hole = INT64_MAX; /* cannot tell: everything is data */
+			continue;
+		}
+		hole = lseek(r->fd, data, SEEK_HOLE);
+		sc->data = data < off ? off : data;
+		sc->hole = hole > data ? hole : INT64_MAX;
+	}
+	return r->capacity;
+}
+
 uint32_t shmrpc__reg_scan_end(const struct shmrpc__reg *r)
 {
-	off_t off = sizeof(struct shmrpc__reg_hdr), data, hole, end = off;
-	uint64_t slots;
+	struct shmrpc__reg_scan sc = { 0, 0 };
+	uint32_t i, end = 0;
 
-	while ((data = lseek(r->fd, off, SEEK_DATA)) >= 0) {
-		hole = lseek(r->fd, data, SEEK_HOLE);
-		if (hole <= data)
-			break;
-		end = hole;
-		off = hole;
-	}
-	if (data < 0 && errno != ENXIO)
-		return r->capacity; /* cannot tell: scan everything */
-	slots = ((uint64_t)end - sizeof(struct shmrpc__reg_hdr) + sizeof(struct shmrpc__slot) - 1) /
-		sizeof(struct shmrpc__slot);
-	return slots < r->capacity ? (uint32_t)slots : r->capacity;
+	for (i = shmrpc__reg_scan_next(r, &sc, 0); i < r->capacity;
+	     i = shmrpc__reg_scan_next(r, &sc, i + 1))
+		end = i + 1;
+	return end;
 }
 
 uint32_t shmrpc__reg_recount(struct shmrpc__reg *r)
 {
-	uint32_t i, live = 0, end = shmrpc__reg_scan_end(r);
+	struct shmrpc__reg_scan sc = { 0, 0 };
+	uint32_t i, live = 0;
 
 	/* Every written slot, not only those below hi: hi is shared and
 	 * untrusted. */
-	for (i = 0; i < end; i++)
+	for (i = shmrpc__reg_scan_next(r, &sc, 0); i < r->capacity;
+	     i = shmrpc__reg_scan_next(r, &sc, i + 1))
 		live += atomic_load_explicit(&r->slots[i].state, memory_order_relaxed) !=
 			SHMRPC__SLOT_FREE;
 	atomic_store_explicit(&r->hdr->live, live, memory_order_relaxed);
@@ -261,9 +353,18 @@ static int ofd_lock(int fd, short type)
 	return 0;
 }
 
+/* Just locked: did the previous holder die mid-join? */
+static void lock_taken(struct shmrpc__reg *r)
+{
+	/* Relaxed: ordered by the lock (the kernel's, for other processes). */
+	uint32_t note = atomic_load_explicit(&r->hdr->joining, memory_order_relaxed);
+
+	if (note)
+		reg_repair(r, note);
+}
+
 int shmrpc__reg_lock(struct shmrpc__reg *r)
 {
-	uint32_t note;
 	int err;
 
 	pthread_mutex_lock(&r->local);
@@ -272,10 +373,38 @@ int shmrpc__reg_lock(struct shmrpc__reg *r)
 		pthread_mutex_unlock(&r->local);
 		return err;
 	}
-	/* Relaxed: ordered by the lock (the kernel's, for other processes). */
-	note = atomic_load_explicit(&r->hdr->joining, memory_order_relaxed);
-	if (note)
-		reg_repair(r, note);
+	lock_taken(r);
+	return 0;
+}
+
+/*
+ * The registry's owner (or any member) can hold its lock for ever: a
+ * blocking wait would stop whoever waits, and the root reaper serves every
+ * user. So: try, and sleep between tries (5 us doubling to 200 us: joins
+ * and leaves hold it for microseconds), until @timeout_ns has passed.
+ */
+int shmrpc__reg_lock_for(struct shmrpc__reg *r, int64_t timeout_ns)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+	int64_t end = shmrpc__now_ns() + timeout_ns;
+	long us = 5;
+	int err;
+
+	pthread_mutex_lock(&r->local);
+	while (fcntl(r->fd, F_OFD_SETLK, &fl)) {
+		err = -errno;
+		if (err != -EAGAIN && err != -EACCES && err != -EINTR) {
+			pthread_mutex_unlock(&r->local);
+			return err;
+		}
+		if (shmrpc__now_ns() >= end) {
+			pthread_mutex_unlock(&r->local);
+			return -ETIMEDOUT;
+		}
+		pause_us(us);
+		us = us < 100 ? us * 2 : 200;
+	}
+	lock_taken(r);
 	return 0;
 }
 
@@ -504,14 +633,48 @@ void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 	shmrpc__reg_bump(r);
 }
 
+/*
+ * The name is unlinked only if it still names the file we hold: a registry
+ * we retire may have been unlinked already (by its owner) and the name
+ * taken by a new registry, maybe another user's, which an unlink by name
+ * would delete under its live nodes. Whoever could swap the file between
+ * the check and the unlink can unlink ours anyway (the sticky /dev/shm lets
+ * only a file's owner, or root, remove it).
+ */
 void shmrpc__reg_retire(struct shmrpc__reg *r)
 {
 	char path[SHMRPC__PATH_MAX];
+	struct stat mine, now;
+	int fd;
 
 	/* Relaxed: read under the same lock by a joiner (the mutex orders it). */
 	atomic_store_explicit(&r->hdr->closed, 1, memory_order_relaxed);
 	shmrpc__reg_path(path, r->domain);
+	if (fstat(r->fd, &mine))
+		return;
+	fd = shmrpc__seg_open_fd(path, O_RDONLY, r->mode, &now);
+	if (fd < 0 && fd != -EPERM && fd != -EPROTO)
+		return; /* gone already, or not ours to look at */
+	if (fd >= 0)
+		close(fd);
+	if (fd < 0 || now.st_dev != mine.st_dev || now.st_ino != mine.st_ino) {
+		shmrpc__log(SHMRPC_LOG_INFO, "domain '%s': %s%s names another file now; left alone",
+			    r->domain, SHMRPC__SHM_DIR, path);
+		return;
+	}
 	shmrpc__seg_unlink(path);
+}
+
+int shmrpc__reg_regen(struct shmrpc__reg *r, uint32_t slot, uint32_t *gen)
+{
+	struct shmrpc__slot *s = &r->slots[slot];
+	uint32_t g = *gen + 1;
+
+	if (g == 0)
+		g = 1; /* 0 means "none" in the node tables */
+	slot_begin(s, SHMRPC__SLOT_JOINING, g);
+	*gen = g;
+	return 0;
 }
 
 /*

@@ -6,7 +6,7 @@
 set -eu
 what=${1:-test}
 
-pkgs="build-essential pkg-config liburing-dev libbpf-dev libelf-dev zlib1g-dev clang llvm bpftool libncurses-dev"
+pkgs="build-essential pkg-config liburing-dev libsodium-dev libbpf-dev libelf-dev zlib1g-dev clang llvm bpftool libncurses-dev"
 case "$what" in
 test) pkgs="$pkgs libcmocka-dev spin tmux strace procps" ;;
 bench) pkgs="$pkgs libcmocka-dev gnuplot-nox strace procps" ;;

@@ -84,7 +84,7 @@ static void node_name(struct shmrpc_node *me, const char *who, char *path)
 
 	if (hx_id(me, who, &s, &g))
 		fail_msg("no live node %s", who);
-	shmrpc__node_path(path, me->reg->domain, me->reg->nonce, s, g);
+	shmrpc__node_path(path, me->reg, s, g);
 }
 
 static void ring_name(struct shmrpc_node *me, const char *from, const char *to, char *path)
@@ -93,7 +93,7 @@ static void ring_name(struct shmrpc_node *me, const char *from, const char *to, 
 
 	if (hx_id(me, from, &fs, &fg) || hx_id(me, to, &ts, &tg))
 		fail_msg("no live node %s or %s", from, to);
-	shmrpc__ring_path(path, me->reg->domain, me->reg->nonce, fs, fg, ts, tg);
+	shmrpc__ring_path(path, me->reg, fs, fg, ts, tg);
 }
 
 /* An honest sender: @n messages {seq, ~seq} to @to, then it leaves. */
@@ -508,8 +508,8 @@ static void test_hostile_bad_node_segment_before_connect(void **state)
 		pid = th_fork(sleeper_node, &s);
 		assert_int_equal(th_gate_wait(&s.ready, 10000), 0);
 		assert_int_equal(hx_id(rx, "evil", &es, &eg), 0);
-		shmrpc__node_path(seg, d->name, rx->reg->nonce, es, eg);
-		shmrpc__ring_path(ring, d->name, rx->reg->nonce, rs, rg, es, eg);
+		shmrpc__node_path(seg, rx->reg, es, eg);
+		shmrpc__ring_path(ring, rx->reg, rs, rg, es, eg);
 		corrupt_seg(seg, kind);
 
 		rc = shmrpc_send(rx, "evil", "x", 1, 100);
@@ -622,7 +622,7 @@ static int scribble_tables(struct th_dom *d, struct shmrpc_node *rx, const struc
 	uint64_t size, rnd = 12345;
 	int nd = 0;
 
-	shmrpc__node_path(seg, d->name, nonce, id->es, id->eg);
+	shmrpc__node_path(seg, rx->reg, id->es, id->eg);
 	h = hx_map(seg, &size);
 	assert_non_null(h);
 	in = shmrpc__node_tab(h, shmrpc__node_in_off(cap));
@@ -639,14 +639,14 @@ static int scribble_tables(struct th_dom *d, struct shmrpc_node *rx, const struc
 	snprintf(lookalike, sizeof(lookalike), "%s.%08x", d->name, nonce);
 	shmrpc__reg_path(decoy[nd++], other);
 	shmrpc__reg_path(decoy[nd++], lookalike); /* /shmrpc.<domain>.<nonce>.reg */
-	shmrpc__node_path(decoy[nd++], other, nonce, id->es, id->eg);
+	shmrpc__node_path_key(decoy[nd++], other, rx->reg->key, id->es, id->eg);
 	for (i = 0; nd < NDECOY - 1; i++) {
-		shmrpc__ring_path(decoy[nd++], other, nonce, id->es, id->eg, i,
-				  atomic_load(&out[i]) - 1);
-		shmrpc__ring_path(decoy[nd++], other, nonce, i, atomic_load(&in[i]) - 1, id->es,
-				  id->eg);
+		shmrpc__ring_path_key(decoy[nd++], other, rx->reg->key, id->es, id->eg, i,
+				      atomic_load(&out[i]) - 1);
+		shmrpc__ring_path_key(decoy[nd++], other, rx->reg->key, i, atomic_load(&in[i]) - 1,
+				      id->es, id->eg);
 	}
-	shmrpc__ring_path(decoy[nd++], other, nonce, id->gs, id->gg, id->rs, id->rg);
+	shmrpc__ring_path_key(decoy[nd++], other, rx->reg->key, id->gs, id->gg, id->rs, id->rg);
 	for (i = 0; i < (uint32_t)nd; i++)
 		assert_int_equal(make_decoy(decoy[i]), 0);
 	munmap(h, size);
@@ -693,7 +693,7 @@ static void test_hostile_reclaim_with_garbage_tables(void **state)
 	assert_int_equal(hx_id(rx, "evil", &id.es, &id.eg), 0);
 	assert_int_equal(hx_id(rx, "rx", &id.rs, &id.rg), 0);
 	assert_int_equal(hx_id(rx, "good", &id.gs, &id.gg), 0);
-	shmrpc__node_path(seg, d->name, rx->reg->nonce, id.es, id.eg);
+	shmrpc__node_path(seg, rx->reg, id.es, id.eg);
 	ring_name(rx, "good", "rx", good_ring);
 	node_name(rx, "rx", rx_seg);
 	node_name(rx, "good", good_seg);

@@ -88,10 +88,52 @@ static void shm_path(char *buf, size_t len, const char *dom, const char *suffix)
 	snprintf(buf, len, "/dev/shm/shmrpc.%s.%s", dom, suffix);
 }
 
-/* The id "S.G" of the live node segment of the node named @name. */
+/* The header of /dev/shm entry @ent (names carry a keyed hash, not ids:
+ * lib/names.c): 1 a node (ids[0..1]), 2 a ring (ids[0..3]), 0 neither. */
+static int ent_ids(const char *ent, uint32_t ids[4])
+{
+	union {
+		struct shmrpc__node_hdr n;
+		struct shmrpc__ring_hdr q;
+	} h;
+	char path[300];
+	int fd, kind = 0;
+
+	snprintf(path, sizeof(path), "/dev/shm/%s", ent);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return 0;
+	memset(&h, 0, sizeof(h));
+	if (pread(fd, &h, sizeof(h), 0) > 0) {
+		if (strstr(ent, ".node.") && h.n.magic == SHMRPC__NODE_MAGIC) {
+			ids[0] = h.n.slot;
+			ids[1] = h.n.gen;
+			kind = 1;
+		} else if (strstr(ent, ".ring.") && h.q.magic == SHMRPC__RING_MAGIC) {
+			ids[0] = h.q.tx_slot;
+			ids[1] = h.q.tx_gen;
+			ids[2] = h.q.rx_slot;
+			ids[3] = h.q.rx_gen;
+			kind = 2;
+		}
+	}
+	close(fd);
+	return kind;
+}
+
+static bool of_dom(const char *ent, const char *dom)
+{
+	size_t n = strlen(dom);
+
+	return !strncmp(ent, "shmrpc.", 7) && !strncmp(ent + 7, dom, n) && ent[7 + n] == '.';
+}
+
+/* The id "S.G" (from its header) and the path of the live node segment of
+ * the node named @name. */
 struct id_q {
 	const char *dom, *name;
 	char *id;
+	char path[300];
 	int found;
 };
 
@@ -100,19 +142,18 @@ static void id_one(const char *ent, void *arg)
 	struct id_q *q = arg;
 	struct shmrpc__node_hdr h;
 	char path[300];
-	const char *p;
-	size_t n = strlen(q->dom);
 	int fd;
 
-	if (strncmp(ent + 7, q->dom, n) || ent[7 + n] != '.' || !(p = strstr(ent, ".node.")))
+	if (!of_dom(ent, q->dom) || !strstr(ent, ".node."))
 		return;
 	snprintf(path, sizeof(path), "/dev/shm/%s", ent);
-	fd = open(path, O_RDONLY);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return;
 	if (pread(fd, &h, sizeof(h), 0) == sizeof(h) && h.magic == SHMRPC__NODE_MAGIC &&
 	    !strncmp(h.name, q->name, sizeof(h.name))) {
-		snprintf(q->id, 32, "%s", p + 6);
+		snprintf(q->id, 32, "%u.%u", h.slot, h.gen);
+		snprintf(q->path, sizeof(q->path), "%s", path);
 		q->found++;
 	}
 	close(fd);
@@ -120,7 +161,7 @@ static void id_one(const char *ent, void *arg)
 
 static int node_id(const char *dom, const char *name, char id[32])
 {
-	struct id_q q = { dom, name, id, 0 };
+	struct id_q q = { dom, name, id, "", 0 };
 
 	id[0] = '\0';
 	shm_walk("shmrpc.", id_one, &q);
@@ -129,65 +170,71 @@ static int node_id(const char *dom, const char *name, char id[32])
 
 /* Files of @dom that belong to node @id: its segment, rings either way. */
 struct idf_q {
-	const char *dom, *id;
+	const char *dom;
+	uint32_t slot, gen;
 	int count;
 };
 
 static void idf_one(const char *ent, void *arg)
 {
 	struct idf_q *q = arg;
-	size_t n = strlen(q->dom), k = strlen(q->id);
-	const char *p, *dash;
+	uint32_t ids[4];
+	int k;
 
-	if (strncmp(ent + 7, q->dom, n) || ent[7 + n] != '.')
+	if (!of_dom(ent, q->dom))
 		return;
-	if ((p = strstr(ent, ".node.")) && !strcmp(p + 6, q->id))
+	k = ent_ids(ent, ids);
+	if (k && ids[0] == q->slot && ids[1] == q->gen)
 		q->count++;
-	if ((p = strstr(ent, ".ring."))) {
-		dash = strchr(p + 6, '-');
-		if (dash &&
-		    ((!strncmp(p + 6, q->id, k) && p[6 + k] == '-') || !strcmp(dash + 1, q->id)))
-			q->count++;
-	}
+	else if (k == 2 && ids[2] == q->slot && ids[3] == q->gen)
+		q->count++;
 }
 
 static int id_files(const char *dom, const char *id)
 {
-	struct idf_q q = { dom, id, 0 };
+	struct idf_q q = { dom, 0, 0, 0 };
 
+	if (sscanf(id, "%u.%u", &q.slot, &q.gen) != 2)
+		return -1;
 	shm_walk("shmrpc.", idf_one, &q);
 	return q.count;
 }
 
-/* Distinct nonces among the node segments of @dom. */
+/* Registries the node segments of @dom were named under: 1 when every one
+ * carries the name its header's ids give under the registry's key. */
 struct nonce_q {
 	const char *dom;
-	char first[16];
-	int distinct;
+	uint8_t key[SHMRPC__KEY_BYTES];
+	int foreign;
 };
 
 static void nonce_one(const char *ent, void *arg)
 {
 	struct nonce_q *q = arg;
-	size_t n = strlen(q->dom);
-	const char *p = ent + 7 + n + 1;
+	char want[SHMRPC__PATH_MAX];
+	uint32_t ids[4];
 
-	if (strncmp(ent + 7, q->dom, n) || ent[7 + n] != '.' || !strstr(ent, ".node."))
+	if (!of_dom(ent, q->dom) || ent_ids(ent, ids) != 1)
 		return;
-	if (!q->first[0]) {
-		snprintf(q->first, sizeof(q->first), "%.8s", p);
-		q->distinct = 1;
-	} else if (strncmp(q->first, p, 8)) {
-		q->distinct++;
-	}
+	shmrpc__node_path_key(want, q->dom, q->key, ids[0], ids[1]);
+	q->foreign += strcmp(want + 1, ent) != 0;
 }
 
 static int dom_nonces(const char *dom)
 {
 	struct nonce_q q = { .dom = dom };
+	struct shmrpc__reg_hdr h;
+	char path[300];
+	int fd;
 
+	snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s.reg", dom);
+	fd = open(path, O_RDONLY);
+	if (fd < 0 || pread(fd, &h, sizeof(h), 0) != sizeof(h))
+		return -1;
+	close(fd);
+	memcpy(q.key, h.name_key, sizeof(q.key));
 	shm_walk("shmrpc.", nonce_one, &q);
-	return q.distinct;
+	return 1 + q.foreign;
 }
 
 /* Every file of @dom has exactly @mode. */
@@ -1955,33 +2002,16 @@ static int send_to_closing(void *arg)
 }
 
 /* Map the header of node @name's segment read-write (white box). */
-struct seg_q {
-	const char *dom;
-	char suffix[48];
-	char path[300];
-};
-
-static void seg_one(const char *ent, void *arg)
-{
-	struct seg_q *q = arg;
-	size_t n = strlen(q->dom), k = strlen(q->suffix), len = strlen(ent);
-
-	if (!strncmp(ent + 7, q->dom, n) && ent[7 + n] == '.' && len > k &&
-	    !strcmp(ent + len - k, q->suffix))
-		snprintf(q->path, sizeof(q->path), "/dev/shm/%s", ent);
-}
-
 static struct shmrpc__node_hdr *node_hdr_map(const char *dom, const char *name)
 {
-	struct seg_q q = { .dom = dom };
-	void *map;
 	char id[32];
+	struct id_q q = { dom, name, id, "", 0 };
+	void *map;
 	int fd;
 
-	if (node_id(dom, name, id))
+	shm_walk("shmrpc.", id_one, &q);
+	if (q.found != 1)
 		return NULL;
-	snprintf(q.suffix, sizeof(q.suffix), ".node.%s", id);
-	shm_walk("shmrpc.", seg_one, &q);
 	fd = open(q.path, O_RDWR);
 	if (fd < 0)
 		return NULL;

@@ -322,7 +322,8 @@ static bool seg_of(const char *d, const char *name, char *path, size_t len)
 	return found;
 }
 
-static uint32_t nonce_of(const char *d)
+/* The name key of @d's registry (lib/names.c). */
+static void key_of(const char *d, uint8_t key[SHMRPC__KEY_BYTES])
 {
 	struct shmrpc__reg_hdr h;
 	char path[256];
@@ -333,7 +334,21 @@ static uint32_t nonce_of(const char *d)
 	assert_true(fd >= 0);
 	assert_int_equal(pread(fd, &h, sizeof(h), 0), sizeof(h));
 	close(fd);
-	return h.nonce;
+	memcpy(key, h.name_key, SHMRPC__KEY_BYTES);
+}
+
+/* "/dev/shm" + the name lib/names.c gives node (@a, @b) (@ring false) or
+ * ring (@a, @b) -> (@c, @e) of domain @dom under @key. */
+static void shm_name(char *buf, size_t len, const char *dom, const uint8_t *key, bool ring,
+		     uint32_t a, uint32_t b, uint32_t c, uint32_t e)
+{
+	char p[SHMRPC__PATH_MAX];
+
+	if (ring)
+		shmrpc__ring_path_key(p, dom, key, a, b, c, e);
+	else
+		shmrpc__node_path_key(p, dom, key, a, b);
+	snprintf(buf, len, "/dev/shm%s", p);
 }
 
 static void write_file(const char *path, const void *data, size_t len, off_t size)
@@ -940,6 +955,7 @@ static void test_truncated_and_garbage_reported(void **state)
 	struct th_dom *d = *state;
 	struct role roles[] = { RECEIVER("ok"), IDLE("t1"), IDLE("t2") };
 	char seg1[512], seg2[512], ring[512], reg[512], args[256], d2[96], d3[96], d4[96];
+	uint8_t key[SHMRPC__KEY_BYTES];
 	char row[1024], garbage[8192], want[600], *out;
 	struct shmrpc__reg_hdr h;
 	const struct mj *bad;
@@ -958,8 +974,8 @@ static void test_truncated_and_garbage_reported(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, garbage, 64, 0), 64);
 	close(fd);
-	snprintf(ring, sizeof(ring), "/dev/shm/shmrpc.%s.%08x.ring.2.1-0.1", d->name,
-		 nonce_of(d->name));
+	key_of(d->name, key);
+	shm_name(ring, sizeof(ring), d->name, key, true, 2, 1, 0, 1);
 	write_file(ring, garbage, sizeof(garbage), sizeof(garbage));
 
 	snprintf(args, sizeof(args), "-b -n 1 --domain %s", d->name);
@@ -1025,6 +1041,7 @@ static void test_truncated_and_garbage_reported(void **state)
  * gone, one with a garbage name, one with a truncated segment, stray files,
  * and the reaper's fields. */
 #define CRAFT_NONCE 0x12345678u
+static const uint8_t craft_key[SHMRPC__KEY_BYTES] = "0123456789abcdef";
 
 static void craft_registry(const char *dom, uint32_t reaper_pid, uint64_t beat)
 {
@@ -1041,6 +1058,7 @@ static void craft_registry(const char *dom, uint32_t reaper_pid, uint64_t beat)
 	h->capacity = 4;
 	h->total_size = size;
 	h->nonce = CRAFT_NONCE;
+	memcpy(h->name_key, craft_key, sizeof(h->name_key));
 	h->mode = 0600;
 	h->reaper_pid = reaper_pid;
 	h->reaper_mode = 1;
@@ -1075,14 +1093,18 @@ static void test_half_created_and_reaper(void **state)
 	struct th_dom *d = *state;
 	char path[512], args[256], row[1024], want[128], *out;
 	uint64_t now = (uint64_t)(th_now_ms() / 1000);
+	struct shmrpc__ring_hdr stray_hdr = { 0 }, *stray = &stray_hdr;
 
 	craft_registry(d->name, (uint32_t)getpid(), now);
-	snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s.%08x.node.3.2", d->name, CRAFT_NONCE);
+	shm_name(path, sizeof(path), d->name, craft_key, false, 3, 2, 0, 0);
 	write_file(path, "x", 1, 100);
-	snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s.%08x.node.9.9", d->name, CRAFT_NONCE);
+	shm_name(path, sizeof(path), d->name, craft_key, false, 9, 9, 0, 0);
 	write_file(path, NULL, 0, 0);
-	snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s.deadbeef.ring.0.1-1.1", d->name);
-	write_file(path, NULL, 0, 4096);
+	/* a complete ring of another registry (its nonce) */
+	stray->magic = SHMRPC__RING_MAGIC;
+	stray->nonce = 0xdeadbeef;
+	shm_name(path, sizeof(path), d->name, craft_key, true, 0, 1, 1, 1);
+	write_file(path, stray, sizeof(*stray), SHMRPC__PAGE + 4096);
 
 	snprintf(args, sizeof(args), "-b -n 1 --domain %s", d->name);
 	assert_int_equal(run_tool(args, &out), 0);
@@ -1184,9 +1206,8 @@ static int flipper(void *arg)
 	int fds[3], i;
 
 	snprintf(paths[0], sizeof(paths[0]), "/dev/shm/shmrpc.%s.reg", dom);
-	snprintf(paths[1], sizeof(paths[1]), "/dev/shm/shmrpc.%s.%08x.node.3.2", dom, CRAFT_NONCE);
-	snprintf(paths[2], sizeof(paths[2]), "/dev/shm/shmrpc.%s.%08x.ring.3.2-1.3", dom,
-		 CRAFT_NONCE);
+	shm_name(paths[1], sizeof(paths[1]), dom, craft_key, false, 3, 2, 0, 0);
+	shm_name(paths[2], sizeof(paths[2]), dom, craft_key, true, 3, 2, 1, 3);
 	for (i = 0; i < 3; i++) {
 		struct stat st;
 
@@ -1234,7 +1255,7 @@ static void craft_live_parts(const char *dom)
 	n->in_off = shmrpc__node_in_off(4);
 	n->out_off = shmrpc__node_out_off(4);
 	strcpy(n->name, "c1");
-	snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s.%08x.node.3.2", dom, CRAFT_NONCE);
+	shm_name(path, sizeof(path), dom, craft_key, false, 3, 2, 0, 0);
 	write_file(path, n, size, (off_t)size);
 	r->magic = SHMRPC__RING_MAGIC;
 	r->abi = SHMRPC__ABI;
@@ -1246,7 +1267,7 @@ static void craft_live_parts(const char *dom)
 	r->rx_slot = 1;
 	r->rx_gen = 3;
 	strcpy(r->tx_name, "c1");
-	snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s.%08x.ring.3.2-1.3", dom, CRAFT_NONCE);
+	shm_name(path, sizeof(path), dom, craft_key, true, 3, 2, 1, 3);
 	write_file(path, r, SHMRPC__PAGE + 4096, SHMRPC__PAGE + 4096);
 	free(n);
 	free(r);
