@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -489,4 +491,120 @@ int sec_run_as(enum sec_who who, int (*fn)(void *arg), void *arg, int timeout_ms
 	if (pid > 0)
 		sec_untrack(pid);
 	return rc;
+}
+
+/* ------------------------------------------------------------ B's node */
+
+void sec_reg_path(char *buf, size_t len, const char *dom)
+{
+	snprintf(buf, len, "/dev/shm/shmrpc.%s.reg", dom);
+}
+
+int sec_own_node_file(const char *dom, char *path, size_t len)
+{
+	char pfx[128], names[512], *p, *nl;
+
+	snprintf(pfx, sizeof(pfx), "shmrpc.%s.", dom);
+	sec_shm_names(getuid(), pfx, names, sizeof(names));
+	for (p = names; (nl = strchr(p, '\n')); p = nl + 1) {
+		*nl = '\0';
+		if (nl - p > 4 && strcmp(nl - 4, ".reg")) {
+			snprintf(path, len, "/dev/shm/%.200s", p);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* Act on our registry: 'u' unlink its name, 't' truncate it, 'l' take its
+ * lock (the first byte, as the library does) for good. 0 or an errno. */
+static int bnode_act(struct sec_bnode *b, char op, int *reg_fd)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+	char path[PATH_MAX];
+
+	sec_reg_path(path, sizeof(path), b->dom);
+	switch (op) {
+	case 'u':
+		return unlink(path) ? errno : 0;
+	case 't':
+		return truncate(path, 0) ? errno : 0;
+	case 'l':
+		*reg_fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		if (*reg_fd < 0)
+			return errno;
+		return fcntl(*reg_fd, F_OFD_SETLK, &fl) ? errno : 0;
+	default:
+		return EINVAL;
+	}
+}
+
+static int bnode_main(void *arg)
+{
+	struct sec_bnode *b = arg;
+	struct shmrpc_opts o = { .sz = sizeof(o), .domain = b->dom, .mode = b->mode };
+	struct shmrpc_node *n;
+	char path[PATH_MAX], op;
+	int32_t rc;
+	int reg_fd = -1;
+
+	rc = shmrpc_open(b->name ? b->name : "b1", &o, &n);
+	if (!rc && b->send_a1)
+		rc = shmrpc_send(n, "a1", "b", 1, 2000);
+	if (!rc && b->fifo) {
+		/* Ours to replace: B owns it (the sticky bit allows it). */
+		rc = sec_own_node_file(b->dom, path, sizeof(path));
+		if (!rc && (unlink(path) || mkfifo(path, 0660)))
+			rc = -errno;
+	}
+	if (write(b->sock, &rc, sizeof(rc)) != sizeof(rc) || rc)
+		return 1;
+	while (read(b->sock, &op, 1) == 1) {
+		rc = bnode_act(b, op, &reg_fd);
+		if (write(b->sock, &rc, sizeof(rc)) != sizeof(rc))
+			break;
+	}
+	for (;;)
+		pause();
+}
+
+static int bnode_reply(struct sec_bnode *b, int timeout_ms)
+{
+	struct pollfd p = { b->sock, POLLIN, 0 };
+	int32_t rc;
+
+	if (poll(&p, 1, timeout_ms) != 1 || read(b->sock, &rc, sizeof(rc)) != sizeof(rc))
+		return -ETIMEDOUT;
+	return rc;
+}
+
+int sec_bnode_start(struct sec_bnode *b, enum sec_who who)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	b->sock = sv[1];
+	b->pid = sec_fork_as(who, bnode_main, b);
+	close(sv[1]);
+	b->sock = sv[0];
+	return b->pid > 0 ? bnode_reply(b, 10000) : -ECHILD;
+}
+
+int sec_bnode_act(struct sec_bnode *b, char op)
+{
+	if (send(b->sock, &op, 1, MSG_NOSIGNAL) != 1)
+		return -EPIPE;
+	return bnode_reply(b, 5000);
+}
+
+void sec_bnode_kill(struct sec_bnode *b)
+{
+	if (b->pid > 0) {
+		kill(b->pid, SIGKILL);
+		waitpid(b->pid, NULL, 0);
+		sec_untrack(b->pid);
+		close(b->sock);
+	}
+	b->pid = -1;
 }

@@ -83,6 +83,28 @@ void sec_shm_wipe(void);
 void sec_track(pid_t pid);
 void sec_untrack(pid_t pid);
 
+/* "/dev/shm/shmrpc.<dom>.reg" */
+void sec_reg_path(char *buf, size_t len, const char *dom);
+/* The one file of ours in @dom but its registry (our node's), as a path. */
+int sec_own_node_file(const char *dom, char *path, size_t len);
+
+/* ---- a node of B (or A) in a process of its own, driven over a socket ---- */
+struct sec_bnode {
+	char dom[SHMRPC_NAME_MAX + 1];
+	const char *name; /* NULL: "b1" */
+	uint32_t mode;
+	bool send_a1; /* after joining, send one message to a1 */
+	bool fifo;    /* then replace our node's file by a FIFO */
+	pid_t pid;
+	int sock;
+};
+/* Fork it as @who: 0 once it joined (and did the above), or an error. */
+int sec_bnode_start(struct sec_bnode *b, enum sec_who who);
+/* 'u' unlink our registry's name, 't' truncate our registry to 0 bytes,
+ * 'l' hold our registry's lock (its first byte) until we die: 0 or errno. */
+int sec_bnode_act(struct sec_bnode *b, char op);
+void sec_bnode_kill(struct sec_bnode *b);
+
 /* A path in the workspace. */
 const char *sec_ws(char *buf, size_t len, const char *name);
 
@@ -136,6 +158,8 @@ struct sec_reaper {
 	pid_t pid;
 	const char *mode; /* "bpf", "pidfd" */
 	char log[PATH_MAX];
+	long hup_off; /* SIGHUP lines counted up to here */
+	int hups;
 };
 /* Start build/tools/shmrpc-reaper -v --mode @mode --no-pin (or @extra, a
  * NULL-terminated list replacing --no-pin) and wait for READY: 0, or the
@@ -149,6 +173,7 @@ int sec_log_count(const struct sec_reaper *r, const char *a, const char *b, cons
 int sec_log_wait(const struct sec_reaper *r, int n, const char *a, const char *b, const char *c,
 		 int ms);
 void sec_log_print(const struct sec_reaper *r);
+long sec_log_bytes(const struct sec_reaper *r);
 /* Two SIGHUPs, each logged by the loop: when the second is logged, the
  * reconcile (every registry swept) of the first is done. 0, -ETIMEDOUT. */
 int sec_reaper_barrier(struct sec_reaper *r, int ms);

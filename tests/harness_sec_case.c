@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -298,6 +299,8 @@ int sec_reaper_start(struct sec_reaper *r, const char *mode, const char *const *
 	pid_t pid;
 
 	r->mode = mode;
+	r->hup_off = 0;
+	r->hups = 0;
 	snprintf(r->log, sizeof(r->log), "%s/reaper-%d.log", sec.ws, ++seq);
 	unlink(r->log);
 	if (!extra)
@@ -330,19 +333,61 @@ int sec_reaper_stop(struct sec_reaper *r, int timeout_ms)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* Lines of @f from @*off on that hold a (and b, c if set); *off moves past
+ * the last complete line read. */
+static int count_from(FILE *f, long *off, const char *a, const char *b, const char *c)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int count = 0;
+
+	if (fseek(f, *off, SEEK_SET))
+		return 0;
+	while ((n = getline(&line, &cap, f)) > 0 && line[n - 1] == '\n') {
+		*off += n;
+		count += strstr(line, a) && (!b || strstr(line, b)) && (!c || strstr(line, c));
+	}
+	free(line);
+	return count;
+}
+
 int sec_log_count(const struct sec_reaper *r, const char *a, const char *b, const char *c)
 {
-	static char buf[1 << 20];
-	char *line, *save = NULL;
-	int fd = open(r->log, O_RDONLY), count = 0;
-	ssize_t n = fd < 0 ? 0 : read(fd, buf, sizeof(buf) - 1);
+	FILE *f = fopen(r->log, "r");
+	long off = 0;
+	int n;
 
-	if (fd >= 0)
-		close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-		count += strstr(line, a) && (!b || strstr(line, b)) && (!c || strstr(line, c));
-	return count;
+	if (!f)
+		return 0;
+	n = count_from(f, &off, a, b, c);
+	fclose(f);
+	return n;
+}
+
+/* SIGHUP lines logged so far, read incrementally: an attacked reaper's log
+ * can grow by megabytes. */
+static int hups(struct sec_reaper *r)
+{
+	FILE *f = fopen(r->log, "r");
+
+	if (f) {
+		r->hups += count_from(f, &r->hup_off, "reconcile reason=SIGHUP", NULL, NULL);
+		fclose(f);
+	}
+	return r->hups;
+}
+
+static int hups_wait(struct sec_reaper *r, int n, int ms)
+{
+	double end = th_now_ms() + ms;
+
+	while (hups(r) < n) {
+		if (th_now_ms() > end)
+			return -ETIMEDOUT;
+		nap_ms(5);
+	}
+	return 0;
 }
 
 int sec_log_wait(const struct sec_reaper *r, int n, const char *a, const char *b, const char *c,
@@ -353,34 +398,50 @@ int sec_log_wait(const struct sec_reaper *r, int n, const char *a, const char *b
 	while (sec_log_count(r, a, b, c) < n) {
 		if (th_now_ms() > end)
 			return -ETIMEDOUT;
-		nap_ms(2);
+		nap_ms(5);
 	}
 	return 0;
 }
 
 void sec_log_print(const struct sec_reaper *r)
 {
-	char buf[4096];
+	char buf[2048];
+	struct stat st;
 	ssize_t n;
 	int fd = open(r->log, O_RDONLY);
 
-	if (fd < 0)
+	if (fd < 0 || fstat(fd, &st)) {
+		if (fd >= 0)
+			close(fd);
 		return;
-	fprintf(stderr, "---- reaper log %s (first 4 KiB)\n", r->log);
+	}
+	fprintf(stderr, "---- reaper log %s (%lld bytes)\n", r->log, (long long)st.st_size);
 	if ((n = read(fd, buf, sizeof(buf))) > 0)
 		fwrite(buf, 1, (size_t)n, stderr);
-	fprintf(stderr, "%s----\n", n == sizeof(buf) ? "\n[...]\n" : "");
+	if (st.st_size > 2 * (off_t)sizeof(buf)) {
+		fprintf(stderr, "\n[... %lld bytes ...]\n",
+			(long long)st.st_size - 2 * (long long)sizeof(buf));
+		lseek(fd, st.st_size - (off_t)sizeof(buf), SEEK_SET);
+	}
+	if ((n = read(fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t)n, stderr);
+	fprintf(stderr, "----\n");
 	close(fd);
+}
+
+long sec_log_bytes(const struct sec_reaper *r)
+{
+	struct stat st;
+
+	return stat(r->log, &st) ? 0 : (long)st.st_size;
 }
 
 int sec_reaper_barrier(struct sec_reaper *r, int ms)
 {
-	int n = sec_log_count(r, "reconcile reason=SIGHUP", NULL, NULL);
+	int n = hups(r);
 
-	if (r->pid <= 0 || kill(r->pid, SIGHUP) ||
-	    sec_log_wait(r, n + 1, "reconcile reason=SIGHUP", NULL, NULL, ms) ||
-	    kill(r->pid, SIGHUP) ||
-	    sec_log_wait(r, n + 2, "reconcile reason=SIGHUP", NULL, NULL, ms))
+	if (r->pid <= 0 || kill(r->pid, SIGHUP) || hups_wait(r, n + 1, ms) ||
+	    kill(r->pid, SIGHUP) || hups_wait(r, n + 2, ms))
 		return -ETIMEDOUT;
 	return 0;
 }

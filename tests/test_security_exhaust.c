@@ -37,6 +37,7 @@
 #define FAKE_SLOTS 4096	   /* capacity of B's registry of fake nodes */
 #define SPARSE_SLOTS 65536 /* SHMRPC__CAP_MAX */
 #define FAKE_DOMAINS 3000
+#define EMPTY_DOMAINS 1000 /* registries never published (size 0) */
 #define FDS_BOUND (FAKE_DOMAINS / 2)
 #define ALLOC_BOUND_KB (32 * 1024)
 
@@ -163,7 +164,8 @@ static int b_reg_main(void *arg)
 			epoch_bump(&m);
 		}
 	}
-	printf("[observed] B claimed %ld fake LIVE slots in all\n", refills);
+	if (b->fake)
+		printf("[observed] B claimed %ld fake LIVE slots in all\n", refills);
 	return 0;
 }
 
@@ -201,7 +203,8 @@ static double cpu_pct(pid_t pid, int ms)
 static void fake_live(struct sec_case *c, const char *mode)
 {
 	struct b_reg b = { .dom = "bx", .capacity = FAKE_SLOTS, .extra_slot = -1, .fake = true };
-	double pct, cpu0 = 0;
+	double pct, cpu0, t0;
+	long log0;
 	int bad;
 	pid_t pid;
 
@@ -209,12 +212,15 @@ static void fake_live(struct sec_case *c, const char *mode)
 	sec_case_victim(c, SEC_A, "xl", 0);
 	c->label = "4095 fake LIVE slots in invented pid namespaces, re-claimed every 20 ms";
 	cpu0 = sec_cpu_ms(c->r.pid);
+	log0 = sec_log_bytes(&c->r);
+	t0 = th_now_ms();
 	pid = b_reg_start(&b);
 	nap_ms(300);
 	pct = cpu_pct(c->r.pid, 1000);
 	print_message("[observed] %s reaper, %s: CPU %.0f%% of a core during the attack "
-		      "(%.0f ms since it began)\n",
-		      mode, sec_symlinks_label(), pct, sec_cpu_ms(c->r.pid) - cpu0);
+		      "(%.0f ms since it began); it logged %ld KiB in %.1f s\n",
+		      mode, sec_symlinks_label(), pct, sec_cpu_ms(c->r.pid) - cpu0,
+		      (sec_log_bytes(&c->r) - log0) / 1024, (th_now_ms() - t0) / 1000);
 	bad = sec_case_check(c, SEC_CHECK_ROUNDTRIP | SEC_CHECK_REG_CONTENT);
 	b_reg_stop(&b, pid);
 	if (pct > 80 && ++bad)
@@ -292,7 +298,27 @@ static int b_doms_main(void *arg)
 		CHILD_CHECK(pwrite(fd, page, sizeof(page), 0) == sizeof(page));
 		close(fd);
 	}
+	for (int i = 0; i < EMPTY_DOMAINS; i++) {
+		snprintf(path, sizeof(path), "/dev/shm/shmrpc.bu%d.reg", i);
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+		CHILD_CHECK(fd >= 0);
+		close(fd);
+	}
 	return 0;
+}
+
+/* A domain A makes after B's flood is followed like any: the caps are B's. */
+static double new_domain_ms(struct sec_case *c)
+{
+	struct sec_agent ag;
+	double ms = -1;
+
+	if (sec_agent_start(&ag, SEC_A, "md2", 0))
+		return -1;
+	if (!sec_log_wait(&c->r, 1, ": watch domain=md2-lat ", "node=k ", NULL, 3000))
+		ms = sec_agent_reclaim_ms(&ag, SEC_RECLAIM_BOUND_MS + 500);
+	sec_agent_stop(&ag);
+	return ms;
 }
 
 static void many_domains(struct sec_case *c, const char *mode)
@@ -300,11 +326,11 @@ static void many_domains(struct sec_case *c, const char *mode)
 	struct b_doms b;
 	int fds0, fds, fds_max = 0, bad;
 	long rss0, rss, rss_max = 0, kb;
-	double cpu0, t0;
+	double cpu0, t0, new_ms;
 
 	sec_case_reaper(c, mode, NULL);
 	sec_case_victim(c, SEC_A, "md", 0);
-	c->label = "3000 fake domains";
+	c->label = "3000 fake domains and 1000 unpublished ones";
 	fds0 = sec_proc_fds(c->r.pid);
 	rss0 = sec_proc_kb(c->r.pid, "RssShmem");
 	cpu0 = sec_cpu_ms(c->r.pid);
@@ -318,12 +344,18 @@ static void many_domains(struct sec_case *c, const char *mode)
 		nap_ms(50);
 	}
 	kb = sec_shm_kb(sec.b, "shmrpc.bf") - FAKE_DOMAINS * (long)SHMRPC__PAGE / 1024;
+	new_ms = new_domain_ms(c);
+	print_message("[observed] %s reaper, %s: A's domain made after the flood: its node "
+		      "killed -> reclaimed in %.2f ms\n",
+		      mode, sec_symlinks_label(), new_ms);
 	print_message("[observed] %s reaper, %s: %d fake domains made; reaper descriptors %d -> "
 		      "max %d, RssShmem %ld -> max %ld KiB, CPU %.0f ms in %.0f ms; it made "
 		      "tmpfs allocate %ld KiB of B's holes\n",
 		      mode, sec_symlinks_label(), FAKE_DOMAINS, fds0, fds_max, rss0, rss_max,
 		      sec_cpu_ms(c->r.pid) - cpu0, th_now_ms() - t0, kb);
 	bad = sec_case_check(c, SEC_CHECK_ROUNDTRIP | SEC_CHECK_REG_CONTENT);
+	if ((new_ms < 0 || new_ms > SEC_RECLAIM_BOUND_MS) && ++bad)
+		print_message("FAILED CHECK: A's new domain is not followed in time\n");
 	if (fds_max - fds0 > FDS_BOUND && ++bad)
 		print_message("FAILED CHECK: the reaper opened %d descriptors for B's domains\n",
 			      fds_max - fds0);
