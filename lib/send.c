@@ -292,7 +292,7 @@ int shmrpc_send_flags(struct shmrpc_node *n, const char *to, const void *data, s
 		return -ECHILD;
 	rc = shmrpc__conn_acquire(n, to, &t, &c);
 	if (rc)
-		return rc;
+		return SHMRPC__RET(rc); /* with the connect's text, if it has one */
 	rc = tx_reserve(n, c, len, &buf, &t);
 	if (rc) {
 		shmrpc__conn_unlock(n, c);

@@ -1342,6 +1342,81 @@ static void test_options(void **state)
 	free(out);
 }
 
+/* -o FILE in a directory everyone may write to (a shared /tmp): a symlink
+ * planted at the temporary name the tool used to take (FILE.tmp.<pid>,
+ * the pid known before it runs) must not make root write through it. */
+struct out_kid {
+	struct th_gate go;
+	char args[PATH_MAX + 256];
+};
+
+static int out_kid_main(void *arg)
+{
+	struct out_kid *k = arg;
+	char cmd[2 * PATH_MAX + 300];
+
+	CHILD_CHECK_RC(th_gate_wait(&k->go, 10000), 0);
+	snprintf(cmd, sizeof(cmd), "exec %s %s", tool, k->args); /* same pid */
+	execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+	return 127;
+}
+
+static void test_output_file_not_through_planted_symlink(void **state)
+{
+	struct th_dom *d = *state;
+	char dir[] = "/tmp/shmrpc-top-o-XXXXXX", victim[] = "/tmp/shmrpc-top-victim-XXXXXX";
+	char out[PATH_MAX], link[PATH_MAX + 32], buf[64] = "", sysctl[8] = "?";
+	struct shmrpc_node *n = th_open(d, "x");
+	struct out_kid k;
+	struct stat st;
+	pid_t pid;
+	int fd, rc;
+
+	assert_non_null(n);
+	if (geteuid() != 0) {
+		shmrpc_close(n);
+		skip(); /* the planter is another user (lchown) */
+	}
+	fd = open("/proc/sys/fs/protected_symlinks", O_RDONLY);
+	if (fd >= 0) {
+		rc = (int)read(fd, sysctl, sizeof(sysctl) - 1);
+		sysctl[rc > 0 ? rc - 1 : 0] = '\0';
+		close(fd);
+	}
+	print_message("[observed] fs.protected_symlinks = %s\n", sysctl);
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 01777), 0);
+	fd = mkstemp(victim);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "precious", 8), 8);
+	close(fd);
+	snprintf(out, sizeof(out), "%s/shmrpc.prom", dir);
+	th_gate_init(&k.go);
+	snprintf(k.args, sizeof(k.args), "--prom -n 1 --domain %s -o %s", d->name, out);
+	pid = th_fork(out_kid_main, &k);
+	snprintf(link, sizeof(link), "%s.tmp.%d", out, (int)pid);
+	assert_int_equal(symlink(victim, link), 0);
+	assert_int_equal(lchown(link, 65534, 65534), 0); /* nobody's */
+	th_gate_open(&k.go);
+	rc = th_wait(pid, 10000);
+	fd = open(victim, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 8);
+	close(fd);
+	print_message("shmrpc-top -o with a planted symlink: exit %d, victim \"%.8s\"\n", rc, buf);
+	assert_memory_equal(buf, "precious", 8);
+	assert_int_equal(rc, 0);
+	assert_int_equal(lstat(out, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(lstat(link, &st), 0); /* not ours: left there */
+	unlink(link);
+	unlink(out);
+	unlink(victim);
+	assert_int_equal(rmdir(dir), 0); /* and no temporary left behind */
+	th_gate_close(&k.go);
+	shmrpc_close(n);
+}
+
 /* After a failed test: no node, flipper or tmux server outlives it. */
 static int top_teardown(void **state)
 {
@@ -1381,6 +1456,8 @@ int main(void)
 						top_teardown),
 		cmocka_unit_test_setup_teardown(test_files_shrinking_under_the_tool, th_setup,
 						top_teardown),
+		cmocka_unit_test_setup_teardown(test_output_file_not_through_planted_symlink,
+						th_setup, top_teardown),
 	};
 
 	find_tool();

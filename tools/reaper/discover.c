@@ -34,9 +34,9 @@
 
 #include "reaper.h"
 
-#define PENDING_MS 5	/* look at an unpublished registry again */
-#define ABANDON_S 5	/* unpublished that long: its creator died */
-#define DISC_TURN 256	/* directory entries looked at per loop turn */
+#define PENDING_MS 5	       /* look at an unpublished registry again */
+#define ABANDON_S 5	       /* unpublished that long: its creator died */
+#define DISC_TURN 256	       /* directory entries looked at per loop turn */
 #define IGNORED_MAX (1u << 20) /* remembered refused inodes; then forget all */
 
 /* "shmrpc.<domain>.reg" -> domain in @out; 0, or -EINVAL for other names. */
@@ -198,8 +198,8 @@ static void pending_add(struct reaper *r, const char *domain, uid_t uid)
 }
 
 /* Open registry @domain (seen as @st) as its owner into a new rdom. */
-static int dom_open(struct reaper *r, const char *domain, const struct stat *st,
-		    struct rowner *o, struct rdom **out)
+static int dom_open(struct reaper *r, const char *domain, const struct stat *st, struct rowner *o,
+		    struct rdom **out)
 {
 	struct rdom *d = calloc(1, sizeof(*d));
 	struct stat fst;

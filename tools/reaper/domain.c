@@ -230,8 +230,14 @@ static void dom_sync(struct reaper *r, struct rdom *d)
 		/* -EPROTO: a garbage name; not a node we can report on. A
 		 * JOINING slot becomes LIVE or FREE with an epoch bump, or its
 		 * joiner died holding the lock and a reconcile frees it. */
+		/* A mirror is a lock check or two, maybe a reclaim: paid first,
+		 * or left for a later turn. */
 		if (!rc && v.state == SHMRPC__SLOT_LIVE && !d->slots[i]) {
-			owner_spend(r, d->owner, UNITS_CHECK);
+			if (!owner_spend(r, d->owner, UNITS_MIRROR)) {
+				d->sync_pos = i;
+				d->dirty = true;
+				return;
+			}
 			node_mirror(r, d, i, &v);
 		}
 	}
@@ -380,7 +386,7 @@ static void dom_sweep(struct reaper *r, struct rdom *d)
 			owner_cap(r, o, OWNER_CAP_SWEEP, d->reg.domain);
 			break; /* the rest waits for the next pass */
 		}
-		if (!owner_spend(r, o, UNITS_CHECK)) {
+		if (!owner_spend(r, o, UNITS_MIRROR)) {
 			d->sweep_pos = i;
 			goto out;
 		}

@@ -59,8 +59,8 @@
 #define MEMBER_CACHE 64
 
 static const char *const cap_names[OWNER_CAP_KINDS] = {
-	"domains", "pending registries", "watched processes", "work per turn", "polled nodes",
-	"registry lock held", "liveness checks per sweep",
+	"domains",	"pending registries", "watched processes",	   "work per turn",
+	"polled nodes", "registry lock held", "liveness checks per sweep",
 };
 
 struct rowner *owner_get(struct reaper *r, uid_t uid)
@@ -189,9 +189,8 @@ static int unlink_member(const char *path, const struct stat *st)
 		if (fs_ids(cur_d->uid, cur_d->gid))
 			rlog("error: cannot return to uid=%u's identity", (unsigned)cur_d->uid);
 	}
-	rlogv(cur_r, "%s domain=%s file=%s%s uid=%u: %s",
-	      err ? "left" : "unlinked-as-member", cur_d ? cur_d->reg.domain : "?",
-	      SHMRPC__SHM_DIR, path, (unsigned)st->st_uid,
+	rlogv(cur_r, "%s domain=%s file=%s%s uid=%u: %s", err ? "left" : "unlinked-as-member",
+	      cur_d ? cur_d->reg.domain : "?", SHMRPC__SHM_DIR, path, (unsigned)st->st_uid,
 	      err ? "not the domain owner's, nor a member's of its group" : "a member's file");
 	return err;
 }
