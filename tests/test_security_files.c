@@ -24,8 +24,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 #include "harness_sec.h"
@@ -310,6 +312,120 @@ static void group_member_dies(struct sec_case *c, const char *mode)
 	assert_int_equal(bad, 0);
 }
 
+/* Field 22 of /proc/PID/stat: what a slot's start_time records. */
+static uint64_t start_time_of(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long v = 0;
+	int fd, i;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY);
+	n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	for (i = 2; p && i < 22; i++) /* to the space before field 22 */
+		p = strchr(p + 1, ' ');
+	return p && sscanf(p + 1, "%llu", &v) == 1 ? v : 0;
+}
+
+struct b_claim {
+	pid_t victim_pid; /* a process of A that is no node */
+};
+
+static void bump(struct shmrpc__reg_hdr *h)
+{
+	atomic_fetch_add(&h->epoch, 1);
+	syscall(SYS_futex, &h->epoch, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* Member B makes a1's slot name another process of A (pid and start time
+ * are public in /proc), so that the reaper watches that one for a1: out
+ * of the slot (FREE) and back (LIVE, same generation), one sync each. */
+static int b_claim_main(void *arg)
+{
+	const struct b_claim *cl = arg;
+	uint64_t start = start_time_of(cl->victim_pid);
+	struct shmrpc__reg_hdr *h;
+	struct shmrpc__slot *slot, *a1 = NULL;
+	size_t size, i;
+
+	CHILD_CHECK(start != 0);
+	h = map_reg("gp", &size);
+	slot = (struct shmrpc__slot *)(h + 1);
+	for (i = 0; (i + 1) * sizeof(*slot) + sizeof(*h) <= size && !a1; i++)
+		if (atomic_load(&slot[i].name[0]) == 0x3161 /* "a1" */)
+			a1 = &slot[i];
+	CHILD_CHECK(a1 != NULL);
+	atomic_store(&a1->state, SHMRPC__SLOT_FREE);
+	bump(h);
+	nap_ms(100);
+	atomic_store(&a1->pid, cl->victim_pid);
+	atomic_store(&a1->start_time, start);
+	atomic_store(&a1->state, SHMRPC__SLOT_LIVE);
+	bump(h);
+	nap_ms(100);
+	munmap(h, size);
+	return 0;
+}
+
+static int sleeper_main(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return 0;
+}
+
+/*
+ * Member B points a1's slot at another process, and that process exits:
+ * its exit is proof that process is gone, not that a1 is, and a1's files
+ * and rings must stay (a1's lock is held). @whose: a process of A (a job
+ * of hers that is no node: same uid as a1's file), or B's own. The BPF
+ * path reclaims a node whose slot's pid and start time match an exit event
+ * without a lock check; the pidfd path always checks the lock.
+ */
+static void pid_claim(struct sec_case *c, const char *mode, enum sec_who whose)
+{
+	struct sec_bnode b = { .dom = "gp", .mode = 0660 };
+	struct b_claim cl;
+	int bad, rt;
+
+	sec_case_reaper(c, mode, NULL);
+	sec_case_victim(c, SEC_A_G, "gp", 0660);
+	c->label = whose == SEC_A ? "member points a1's slot at another process of A, which exits" :
+				    "member points a1's slot at his own process, which exits";
+	assert_int_equal(sec_bnode_start(&b, SEC_B_G), 0);
+	cl.victim_pid = sec_fork_as(whose, sleeper_main, NULL);
+	assert_true(cl.victim_pid > 0);
+	sec_snap_free(c->s0);
+	c->s0 = sec_snap_take(sec.b);
+	assert_int_equal(sec_run_as(SEC_B_G, b_claim_main, &cl, 5000), 0);
+	kill(cl.victim_pid, SIGKILL);
+	th_wait(cl.victim_pid, 5000);
+	sec_untrack(cl.victim_pid);
+	nap_ms(100);
+	bad = sec_case_check(c, 0);
+	rt = sec_agent_roundtrip(&c->ag);
+	print_message("[observed] a1 <-> a2 round trip after: %d\n", rt);
+	assert_int_equal(bad, 0);
+}
+
+static void claim_a_pid(struct sec_case *c, const char *mode)
+{
+	pid_claim(c, mode, SEC_A);
+}
+
+static void claim_b_pid(struct sec_case *c, const char *mode)
+{
+	pid_claim(c, mode, SEC_B);
+}
+
 /* ====================================================== main */
 
 #define BOTH(fn)                                    \
@@ -327,6 +443,8 @@ BOTH(planted)
 BOTH(group_state)
 BOTH(group_key)
 BOTH(group_member_dies)
+BOTH(claim_a_pid)
+BOTH(claim_b_pid)
 
 int main(void)
 {
@@ -334,7 +452,8 @@ int main(void)
 	cmocka_unit_test_setup_teardown(test_##fn##_bpf, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_##fn##_pidfd, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(retire_race), T(planted), T(group_state), T(group_key), T(group_member_dies),
+		T(retire_race),	      T(planted),     T(group_state), T(group_key),
+		T(group_member_dies), T(claim_a_pid), T(claim_b_pid),
 	};
 #undef T
 	int rc = sec_init("test_security_files");
