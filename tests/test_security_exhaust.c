@@ -308,14 +308,16 @@ static int b_doms_main(void *arg)
 }
 
 /* A domain A makes after B's flood is followed like any: the caps are B's. */
-static double new_domain_ms(struct sec_case *c)
+static double new_domain_ms(struct sec_case *c, const char *dom)
 {
+	char lat[SHMRPC_NAME_MAX + 32];
 	struct sec_agent ag;
 	double ms = -1;
 
-	if (sec_agent_start(&ag, SEC_A, "md2", 0))
+	if (sec_agent_start(&ag, SEC_A, dom, 0))
 		return -1;
-	if (!sec_log_wait(&c->r, 1, ": watch domain=md2-lat ", "node=k ", NULL, 3000))
+	snprintf(lat, sizeof(lat), ": watch domain=%s-lat ", dom);
+	if (!sec_log_wait(&c->r, 1, lat, "node=k ", NULL, 3000))
 		ms = sec_agent_reclaim_ms(&ag, SEC_RECLAIM_BOUND_MS + 500);
 	sec_agent_stop(&ag);
 	return ms;
@@ -344,7 +346,7 @@ static void many_domains(struct sec_case *c, const char *mode)
 		nap_ms(50);
 	}
 	kb = sec_shm_kb(sec.b, "shmrpc.bf") - FAKE_DOMAINS * (long)SHMRPC__PAGE / 1024;
-	new_ms = new_domain_ms(c);
+	new_ms = new_domain_ms(c, "md2");
 	print_message("[observed] %s reaper, %s: A's domain made after the flood: its node "
 		      "killed -> reclaimed in %.2f ms\n",
 		      mode, sec_symlinks_label(), new_ms);
@@ -368,6 +370,62 @@ static void many_domains(struct sec_case *c, const char *mode)
 	assert_int_equal(bad, 0);
 }
 
+/* ====================================================== inotify storm */
+
+struct b_storm {
+	int ms;
+};
+
+/* Registry names made and removed as fast as B can: more events than the
+ * reaper's inotify queue holds (fs.inotify.max_queued_events). */
+static int b_storm_main(void *arg)
+{
+	const struct b_storm *s = arg;
+	double end = th_now_ms() + s->ms;
+	char path[PATH_MAX];
+	long n = 0;
+	int fd;
+
+	while (th_now_ms() < end)
+		for (int k = 0; k < 256; k++, n++) {
+			snprintf(path, sizeof(path), "/dev/shm/shmrpc.st%d.reg", k);
+			fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+			if (fd >= 0)
+				close(fd);
+			unlink(path);
+		}
+	printf("[observed] B made and removed %ld registry names in %d ms\n", n, s->ms);
+	return 0;
+}
+
+/* During the storm (its events overflow the reaper's inotify queue), A
+ * makes a new domain: it is followed in time anyway. */
+static void storm(struct sec_case *c, const char *mode)
+{
+	struct b_storm s = { 2500 };
+	double new_ms;
+	int bad;
+	pid_t pid;
+
+	sec_case_reaper(c, mode, NULL);
+	sec_case_victim(c, SEC_A, "so", 0);
+	c->label = "inotify storm of registry names";
+	pid = sec_fork_as(SEC_B, b_storm_main, &s);
+	assert_true(pid > 0);
+	nap_ms(300);
+	new_ms = new_domain_ms(c, "so2");
+	print_message("[observed] %s reaper, %s: A's domain made during B's storm: its node "
+		      "killed -> reclaimed in %.2f ms; the reaper logged %d reconciles\n",
+		      mode, sec_symlinks_label(), new_ms,
+		      sec_log_count(&c->r, "reconcile", NULL, NULL));
+	th_wait(pid, 10000);
+	sec_untrack(pid);
+	bad = sec_case_check(c, SEC_CHECK_ROUNDTRIP | SEC_CHECK_REG_CONTENT);
+	if ((new_ms < 0 || new_ms > SEC_RECLAIM_BOUND_MS) && ++bad)
+		print_message("FAILED CHECK: A's new domain is not followed in time\n");
+	assert_int_equal(bad, 0);
+}
+
 /* ====================================================== main */
 
 #define BOTH(fn)                                    \
@@ -383,13 +441,14 @@ static void many_domains(struct sec_case *c, const char *mode)
 BOTH(fake_live)
 BOTH(sparse)
 BOTH(many_domains)
+BOTH(storm)
 
 int main(void)
 {
 #define T(fn)                                                              \
 	cmocka_unit_test_setup_teardown(test_##fn##_bpf, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_##fn##_pidfd, setup, teardown)
-	const struct CMUnitTest tests[] = { T(fake_live), T(sparse), T(many_domains) };
+	const struct CMUnitTest tests[] = { T(fake_live), T(sparse), T(many_domains), T(storm) };
 #undef T
 	int rc = sec_init("test_security_exhaust");
 

@@ -181,7 +181,7 @@ static void planted(struct sec_case *c, const char *mode)
 
 struct b_member {
 	char dom[SHMRPC_NAME_MAX + 1];
-	char what; /* 's' state words of a1 and a2, 'k' the name key */
+	char what; /* 's' state words of a1 and a2, 'k' the name key, 'f' all FREE */
 };
 
 static void *map_reg(const char *dom, size_t *size)
@@ -224,6 +224,9 @@ static int b_member_main(void *arg)
 		else if (!strcmp(name, "a2"))
 			atomic_store(&slot[i].state, 0x5a5a5a5a);
 	}
+	/* Every slot FREE: the registry looks unused. */
+	for (i = 0; m->what == 'f' && (i + 1) * sizeof(*slot) + sizeof(*h) <= size; i++)
+		atomic_store(&slot[i].state, SHMRPC__SLOT_FREE);
 	/* The nonce and whatever follows it up to the lock line: the names
 	 * of the domain's files derive from them. */
 	for (i = offsetof(struct shmrpc__reg_hdr, nonce); m->what == 'k' && i < 64; i++)
@@ -256,7 +259,9 @@ static void group_case(struct sec_case *c, const char *mode, char what)
 
 	sec_case_reaper(c, mode, NULL);
 	sec_case_victim(c, SEC_A_G, "gm", 0660);
-	c->label = what == 's' ? "member's state words in A's slots" : "member's name key";
+	c->label = what == 's' ? "member's state words in A's slots" :
+		   what == 'k' ? "member's name key" :
+				 "member frees every slot: the registry looks unused";
 	assert_int_equal(sec_bnode_start(&b, SEC_B_G), 0);
 	sec_snap_free(c->s0);
 	c->s0 = sec_snap_take(sec.b); /* b1's announce wrote to a1's segment */
@@ -280,6 +285,14 @@ static void group_state(struct sec_case *c, const char *mode)
 static void group_key(struct sec_case *c, const char *mode)
 {
 	group_case(c, mode, 'k');
+}
+
+/* Every slot FREE while A's nodes live: two reconcile passes later the
+ * reaper retires a registry it thinks unused. It is A's, her nodes hold
+ * their locks, and B cannot remove it himself. */
+static void group_free(struct sec_case *c, const char *mode)
+{
+	group_case(c, mode, 'f');
 }
 
 /* A member's own node dies in A's group-mode domain: the reaper (acting as
@@ -442,6 +455,7 @@ BOTH(retire_race)
 BOTH(planted)
 BOTH(group_state)
 BOTH(group_key)
+BOTH(group_free)
 BOTH(group_member_dies)
 BOTH(claim_a_pid)
 BOTH(claim_b_pid)
@@ -452,8 +466,8 @@ int main(void)
 	cmocka_unit_test_setup_teardown(test_##fn##_bpf, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_##fn##_pidfd, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(retire_race),	      T(planted),     T(group_state), T(group_key),
-		T(group_member_dies), T(claim_a_pid), T(claim_b_pid),
+		T(retire_race), T(planted),	      T(group_state), T(group_key),
+		T(group_free),	T(group_member_dies), T(claim_a_pid), T(claim_b_pid),
 	};
 #undef T
 	int rc = sec_init("test_security_files");
