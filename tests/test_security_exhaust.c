@@ -12,12 +12,17 @@
  *  - fake LIVE slots: 4095 slots of B's registry claim nodes in invented
  *    pid namespaces, re-claimed as fast as the reaper frees them: the
  *    reaper's CPU stays well below one core;
- *  - a sparse registry of 65536 slots (8 MiB of holes, one written page at
- *    its end): the reaper must not allocate its holes (tmpfs pages charged
- *    to root), at start-up nor while following it;
- *  - many fake domains (valid, empty, sparse 128 KiB registries): the
- *    reaper's descriptors, the tmpfs it makes allocate and its shared
- *    memory stay bounded.
+ *  - a sparse registry of 65536 slots (B punches its reserved pages out:
+ *    8 MiB of holes, one written page at its end): the reaper must not
+ *    allocate its holes (tmpfs pages charged to root), at start-up nor
+ *    while following it;
+ *  - many fake domains (3000 valid, empty, sparse 128 KiB registries, and
+ *    1000 never published): the reaper's descriptors, the tmpfs it makes
+ *    allocate and its shared memory stay bounded, and a domain A makes
+ *    after the flood is followed at once;
+ *  - a storm of registry names made and removed (more events than the
+ *    reaper's inotify queue holds): a domain A makes meanwhile is followed
+ *    at once.
  * Every number is printed ([observed]); the bounds asserted are generous
  * and far from what an unbounded reaper does.
  */
@@ -79,6 +84,7 @@ struct reg_map {
 	struct shmrpc__reg_hdr *h;
 	struct shmrpc__slot *slots;
 	size_t size;
+	int fd;
 };
 
 static void reg_map_own(const char *dom, struct reg_map *m)
@@ -93,7 +99,7 @@ static void reg_map_own(const char *dom, struct reg_map *m)
 	m->size = (size_t)st.st_size;
 	m->h = mmap(NULL, m->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	CHILD_CHECK(m->h != MAP_FAILED);
-	close(fd);
+	m->fd = fd;
 	m->slots = (struct shmrpc__slot *)(m->h + 1);
 }
 
@@ -149,8 +155,15 @@ static int b_reg_main(void *arg)
 
 	CHILD_CHECK_RC(shmrpc_open("b1", &o, &n), 0);
 	reg_map_own(b->dom, &m);
-	if (b->extra_slot >= 0)
+	if (b->extra_slot >= 0) {
+		/* Sparse: the library reserves a registry's pages at creation;
+		 * B gives them back (his own file), all but the first (header,
+		 * his slot) and one at the far end. */
+		CHILD_CHECK_RC(fallocate(m.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					 SHMRPC__PAGE, (off_t)m.size - SHMRPC__PAGE),
+			       0);
 		atomic_store(&m.slots[b->extra_slot].state, SHMRPC__SLOT_FREE); /* a page */
+	}
 	if (b->fake)
 		refills += fake_refill(&m);
 	th_gate_open(&b->ready);
