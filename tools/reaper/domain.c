@@ -272,12 +272,12 @@ static void retry_add(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t 
 }
 
 /* The registry lock of @d, waiting at most LOCK_WAIT_NS, and not at all
- * while one of its owner's locks was found held lately. */
+ * once one of its owner's locks was found held (until one is taken again):
+ * an owner who holds its locks costs us one such wait, not one per try. */
 static int dom_lock(struct reaper *r, struct rdom *d)
 {
 	struct rowner *o = d->owner;
-	int64_t now = rnow_ns();
-	int rc = shmrpc__reg_lock_for(&d->reg, now < o->lock_retry_ns ? 0 : LOCK_WAIT_NS);
+	int rc = shmrpc__reg_lock_for(&d->reg, o->lock_backoff_ns ? 0 : LOCK_WAIT_NS);
 
 	if (rc == -ETIMEDOUT) {
 		o->lock_backoff_ns = o->lock_backoff_ns ? o->lock_backoff_ns * 2 : RETRY_MIN_NS;

@@ -10,7 +10,7 @@
  * slots with invented namespaces cost 4096 walks (the reaper at 100% CPU,
  * another user's reclaim 2.1 s late). So one walk builds a table of every
  * process outside our namespace, and a node is looked up in it; the table is
- * rebuilt when a look-up misses, at most every NSTAB_AGE_NS, whoever asks.
+ * rebuilt when a look-up misses, at most once a second, whoever asks.
  * What a stale table misses is lock-polled meanwhile and looked up again at
  * its next poll (procs.c). Reads /proc as root (never as a domain's owner:
  * /proc/PID/ns needs ptrace access).
@@ -26,7 +26,7 @@
 
 #include "reaper.h"
 
-#define NSTAB_AGE_NS (100 * 1000000ll)
+#define NSTAB_AGE_NS (1000 * 1000000ll)
 
 struct nsent {
 	uint64_t ns;

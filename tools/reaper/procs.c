@@ -50,6 +50,7 @@
 #endif
 
 #define PROC_BUCKETS_MIN 1024
+#define POLL_GRID_NS (10 * 1000000ll)
 
 static uint32_t proc_hash(const struct reaper *r, pid_t gpid)
 {
@@ -212,7 +213,8 @@ static void poll_at(struct reaper *r, struct rnode *n, int64_t now)
 	}
 	if (o->npolled > OWNER_POLLED)
 		every = every * o->npolled / OWNER_POLLED;
-	check_at(r, n, now + every);
+	/* On a 10 ms grid: many polled nodes, few wake-ups. */
+	check_at(r, n, (now + every) / POLL_GRID_NS * POLL_GRID_NS + POLL_GRID_NS);
 }
 
 static void node_free(struct reaper *r, struct rnode *n)

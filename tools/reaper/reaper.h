@@ -90,14 +90,16 @@ struct rproc {
 
 /* Caps per owner (owner.c); root's domains are exempt from OWNER_DOMS. */
 #define OWNER_DOMS 256	  /* domains followed */
-#define OWNER_PENDING 16  /* registries waiting to be published */
+#define OWNER_PENDING 256 /* registries waiting (unpublished, or no budget yet) */
 #define OWNER_PROCS 8192  /* processes watched (the BPF map holds 65536) */
 #define OWNER_POLLED 64	  /* lock-polled nodes per poll period; more stretch it */
 #define OWNER_SWEEP 65536 /* liveness checks per reconcile pass */
-/* Work per owner per loop turn, about 1 ms of it here: a slot read costs
- * 1 unit (~50 ns), a liveness check 16 (an open, a lock query: ~4 us), a
- * mirror or a sweep step 128 (two checks, maybe a reclaim: ~30 us). */
-#define OWNER_TURN_UNITS 4096
+/* Work per owner per loop turn, a few hundred microseconds of it here (a
+ * death that comes meanwhile waits for the turn to end): a slot read costs
+ * 1 unit (~50 ns), a liveness check 16 (an open, a lock query, as the
+ * owner: ~5 us), a mirror or a sweep step 128 (two checks, maybe a
+ * reclaim: ~30 us). */
+#define OWNER_TURN_UNITS 1024
 #define UNITS_CHECK 16
 #define UNITS_MIRROR 128
 
