@@ -218,7 +218,7 @@ static void test_squat_guessed_names(void **state)
 	assert_int_equal(sec_agent_start(&c->ag, SEC_A, "sg", 0), 0);
 	assert_int_equal(sec_run_as(SEC_B, b_guess_main, "sg", 10000), 0);
 	for (int i = 0; i < 3; i++) {
-		char name[8];
+		char name[16];
 
 		snprintf(name, sizeof(name), "a%d", 3 + i);
 		rc = sec_agent_join(&c->ag, name); /* joins, a1 connects back to it */
