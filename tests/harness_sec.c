@@ -40,6 +40,7 @@
 #define MAX_KIDS 512
 
 struct sec_env sec = { .symlinks_found = -1, .symlinks_now = -1 };
+static const char *prog = "test_security";
 
 static pid_t kids[MAX_KIDS];
 static int nkids;
@@ -100,7 +101,7 @@ static void users_remove(bool say)
 		const char *argv[] = { "/usr/sbin/userdel", names[i], NULL };
 
 		if (say)
-			fprintf(stderr, "test_security: removing leftover user %s\n", names[i]);
+			fprintf(stderr, "%s: removing leftover user %s\n", prog, names[i]);
 		run(argv);
 	}
 	n = prefixed("/etc/group", names, 16);
@@ -108,7 +109,7 @@ static void users_remove(bool say)
 		const char *argv[] = { "/usr/sbin/groupdel", names[i], NULL };
 
 		if (say)
-			fprintf(stderr, "test_security: removing leftover group %s\n", names[i]);
+			fprintf(stderr, "%s: removing leftover group %s\n", prog, names[i]);
 		run(argv);
 	}
 }
@@ -125,7 +126,7 @@ static int users_make(void)
 
 	users_made = true;
 	if (run(grp) || run(ua) || run(ub)) {
-		fprintf(stderr, "test_security: groupadd/useradd failed\n");
+		fprintf(stderr, "%s: groupadd/useradd failed\n", prog);
 		return -1;
 	}
 	pa = getpwnam(SEC_USER_A);
@@ -180,7 +181,7 @@ static void state_save(int found)
 		return;
 	snprintf(buf, sizeof(buf), "%d\n", found);
 	if (write(fd, buf, strlen(buf)) < 0)
-		fprintf(stderr, "test_security: %s: %s\n", STATE_FILE, strerror(errno));
+		fprintf(stderr, "%s: %s: %s\n", prog, STATE_FILE, strerror(errno));
 	close(fd);
 }
 
@@ -196,8 +197,7 @@ static void state_recover(void)
 	close(fd);
 	v = n > 0 ? atoi(buf) : -1;
 	if (v >= 0 && v <= 2 && sysctl_read() != v) {
-		fprintf(stderr,
-			"test_security: a crashed run left fs.protected_symlinks at %d: %d\n",
+		fprintf(stderr, "%s: a crashed run left fs.protected_symlinks at %d: %d\n", prog,
 			sysctl_read(), v);
 		sysctl_write(v);
 	}
@@ -223,7 +223,7 @@ int sec_group_symlinks(void **state)
 	if (v != sec.symlinks_found)
 		state_save(sec.symlinks_found);
 	if (sysctl_write(v) || sysctl_read() != v) {
-		fprintf(stderr, "test_security: cannot set fs.protected_symlinks=%d\n", v);
+		fprintf(stderr, "%s: cannot set fs.protected_symlinks=%d\n", prog, v);
 		symlinks_restore();
 		return -1;
 	}
@@ -239,7 +239,7 @@ int sec_group_restore(void **state)
 	return sysctl_read() == sec.symlinks_found ? 0 : -1;
 }
 
-int sec_run_groups(const char *prog, const struct CMUnitTest *tests, size_t n)
+int sec_run_groups(const char *title, const struct CMUnitTest *tests, size_t n)
 {
 	int vals[2] = { sec.symlinks_found, sec.symlinks_found ? 0 : 1 }, fails = 0;
 	const char *only = getenv("SHMRPC_SECURITY_SYMLINKS");
@@ -251,7 +251,7 @@ int sec_run_groups(const char *prog, const struct CMUnitTest *tests, size_t n)
 		if (only && *only && atoi(only) != vals[i])
 			continue;
 		group_value = vals[i];
-		snprintf(name, sizeof(name), "%s, fs.protected_symlinks=%d%s", prog, vals[i],
+		snprintf(name, sizeof(name), "%s, fs.protected_symlinks=%d%s", title, vals[i],
 			 i ? "" : " (as found)");
 		fails += _cmocka_run_group_tests(name, tests, n, sec_group_symlinks,
 						 sec_group_restore);
@@ -346,7 +346,7 @@ static int lock_take(void)
 		return -1;
 	for (i = 0; flock(fd, LOCK_EX | LOCK_NB); i++) {
 		if (i == 0)
-			fprintf(stderr, "test_security: waiting for another run (%s)\n", LOCK_FILE);
+			fprintf(stderr, "%s: waiting for another run (%s)\n", prog, LOCK_FILE);
 		if (i > 6000)
 			return -1; /* 10 min */
 		usleep(100000);
@@ -375,17 +375,17 @@ static void ws_leftovers(void)
 static int isolate(void)
 {
 	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
-		fprintf(stderr, "test_security: private mount namespace: %s\n", strerror(errno));
+		fprintf(stderr, "%s: private mount namespace: %s\n", prog, strerror(errno));
 		return -1;
 	}
 	if (mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")) {
-		fprintf(stderr, "test_security: tmpfs on /dev/shm: %s\n", strerror(errno));
+		fprintf(stderr, "%s: tmpfs on /dev/shm: %s\n", prog, strerror(errno));
 		return -1;
 	}
 	snprintf(sec.ws, sizeof(sec.ws), "/tmp/shmrpc-sec-%d", (int)getpid());
 	if (mkdir(sec.ws, 0755) ||
 	    mount("tmpfs", sec.ws, "tmpfs", MS_STRICTATIME, "mode=0755,size=64m")) {
-		fprintf(stderr, "test_security: workspace %s: %s\n", sec.ws, strerror(errno));
+		fprintf(stderr, "%s: workspace %s: %s\n", prog, sec.ws, strerror(errno));
 		rmdir(sec.ws);
 		return -1;
 	}
@@ -393,10 +393,11 @@ static int isolate(void)
 	return 0;
 }
 
-int sec_init(const char *prog)
+int sec_init(const char *name)
 {
 	const char *be = getenv("SHMRPC_BACKEND");
 
+	prog = name;
 	if (geteuid() != 0) {
 		printf("%s: skipped: needs root (it creates two users and a group, mounts a private "
 		       "/dev/shm and runs shmrpc-reaper as root)\n",
@@ -423,6 +424,7 @@ int sec_init(const char *prog)
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, SIG_IGN); /* our output piped to head: still clean up */
 	if (sec.symlinks_found < 0 || users_make() || isolate())
 		return -1;
 	/* Only the reaper cleans up after A's victims; every node sleeps up
