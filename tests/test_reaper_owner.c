@@ -54,7 +54,7 @@
 #define FAKE_SLOTS 4095 /* fake LIVE slots of the attacker */
 
 struct fix {
-	struct th_dom v;		/* the victim's domain (root) */
+	struct th_dom v;		    /* the victim's domain (root) */
 	char a[NDOMS][SHMRPC_NAME_MAX + 1]; /* the attacker's domains */
 	pid_t reaper;
 	char log[128];
@@ -75,13 +75,15 @@ static int setup(void **state)
 {
 	static int seq;
 	struct fix *f = calloc(1, sizeof(*f));
+	char base[SHMRPC_NAME_MAX + 1];
 	int i;
 
 	if (!f)
 		return -1;
 	th_dom_init(&f->v);
+	snprintf(base, sizeof(base), "%s", f->v.name);
 	for (i = 0; i < NDOMS; i++)
-		snprintf(f->a[i], sizeof(f->a[i]), "%s-a%d", f->v.name, i);
+		snprintf(f->a[i], sizeof(f->a[i]), "%.50s-a%d", base, i);
 	f->reaper = -1;
 	snprintf(f->log, sizeof(f->log), "/tmp/shmrpc-test-owner-%d-%d.log", (int)getpid(), seq++);
 	unlink(f->log);
@@ -239,8 +241,8 @@ static void reaper_start(struct fix *f, const char *mode, int na)
 		argv[n++] = "--domain";
 		argv[n++] = f->a[i];
 	}
-	f->reaper = shmrpc_kt_reaper_start(bin && *bin ? bin : SHMRPC_REAPER_BIN, argv, f->log,
-					   10000);
+	f->reaper =
+		shmrpc_kt_reaper_start(bin && *bin ? bin : SHMRPC_REAPER_BIN, argv, f->log, 10000);
 	free(argv);
 	if (f->reaper == -ENOTSUP) {
 		print_message("skip: the kernel refuses the BPF probe here\n");
@@ -652,9 +654,9 @@ static void test_fake_live_slots_of_other_pidns(void **state)
 	attacker_start(f, &a); /* its slots planted and announced */
 	sleep_ms(100);	       /* the reaper is at them */
 	victim_kill(f, &v, "4095 fake LIVE slots");
-	print_message("[observed] reaper CPU %.0f ms in %.0f ms; %d nodes of the attacker mirrored\n",
-		      th_cpu_ms(f->reaper) - cpu0, th_now_ms() - t0,
-		      log_count(f, ": watch ", f->a[0]));
+	print_message(
+		"[observed] reaper CPU %.0f ms in %.0f ms; %d nodes of the attacker mirrored\n",
+		th_cpu_ms(f->reaper) - cpu0, th_now_ms() - t0, log_count(f, ": watch ", f->a[0]));
 	/* and while they come and go (a new node to place each time) */
 	a.again = fake_churn;
 	kill(f->kids[--f->nkids], SIGKILL);
@@ -662,9 +664,9 @@ static void test_fake_live_slots_of_other_pidns(void **state)
 	attacker_start(f, &a);
 	check_victim(f, "4095 fake LIVE slots coming and going");
 	sleep_ms(500);
-	print_message("[observed] reaper CPU %.0f ms in %.0f ms; %d nodes of the attacker mirrored\n",
-		      th_cpu_ms(f->reaper) - cpu0, th_now_ms() - t0,
-		      log_count(f, ": watch ", f->a[0]));
+	print_message(
+		"[observed] reaper CPU %.0f ms in %.0f ms; %d nodes of the attacker mirrored\n",
+		th_cpu_ms(f->reaper) - cpu0, th_now_ms() - t0, log_count(f, ": watch ", f->a[0]));
 	reaper_stop_clean(f);
 	crowd_stop(crowd);
 }
@@ -791,11 +793,88 @@ static void test_truncated_registry_survived(void **state)
 	assert_int_equal(log_wait(f, "domain-added", f->a[0], 5000), 0);
 	snprintf(reg, sizeof(reg), "/dev/shm/shmrpc.%s.reg", f->a[0]);
 	assert_int_equal(truncate(reg, 0), 0); /* its owner may */
-	sleep_ms(1500); /* the reaper's heartbeat writes the header */
+	sleep_ms(1500);			       /* the reaper's heartbeat writes the header */
 	assert_int_equal(waitpid(f->reaper, &st, WNOHANG), 0); /* alive */
 	assert_int_equal(log_wait(f, "mapped pages vanished", NULL, 3000), 0);
 	check_victim(f, "a truncated registry");
 	reaper_stop_clean(f);
+}
+
+/*
+ * A group-mode domain (0660, group nogroup) of root with a member, nobody
+ * (whose primary group it is). The member's node dies: its segment,
+ * nobody's file, is unlinked as nobody (the reaper acts as root here, whom
+ * the sticky bit would let unlink it anyway: this is the path, not the
+ * limit, which the multi-user suite tests with two plain users).
+ */
+struct grp_node {
+	const struct th_dom *d;
+	uid_t uid; /* 0: root with group nogroup */
+	const char *name;
+	struct th_gate ready;
+};
+
+static int grp_main(void *arg)
+{
+	struct grp_node *g = arg;
+	struct shmrpc_node *n;
+
+	if (g->uid)
+		become(g->uid);
+	else
+		CHILD_CHECK(!setresgid(NOBODY, NOBODY, NOBODY)); /* files get group nogroup */
+	CHILD_CHECK_RC(shmrpc_open(g->name, &g->d->opts, &n), 0);
+	th_gate_open(&g->ready);
+	for (;;)
+		pause();
+	return 0;
+}
+
+static void test_group_member_files_unlinked_as_member(void **state)
+{
+	struct fix *f = *state;
+	struct grp_node o = { .d = &f->v, .uid = 0, .name = "o" };
+	struct grp_node m = { .d = &f->v, .uid = NOBODY, .name = "m" };
+	double end;
+	char name[SHMRPC__PATH_MAX], path[SHMRPC__PATH_MAX + 16];
+	struct shmrpc_kt_obs *obs = NULL;
+	struct shmrpc__reg_hdr h;
+	struct shmrpc_kt_id id;
+	struct stat st;
+	int fd;
+
+	need_root();
+	f->v.opts.mode = 0660;
+	th_gate_init(&o.ready);
+	th_gate_init(&m.ready);
+	kid_add(f, th_fork(grp_main, &o));
+	assert_int_equal(th_gate_wait(&o.ready, 10000), 0);
+	kid_add(f, th_fork(grp_main, &m));
+	assert_int_equal(th_gate_wait(&m.ready, 10000), 0);
+	reaper_start(f, "pidfd", 0);
+	assert_int_equal(log_wait(f, ": watch ", "node=m", 5000), 0);
+	assert_int_equal(shmrpc_kt_obs_open(&obs, f->v.name), 0);
+	assert_int_equal(shmrpc_kt_obs_find(obs, "m", &id), 0);
+	snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s.reg", f->v.name);
+	fd = open(path, O_RDONLY);
+	assert_int_equal(pread(fd, &h, sizeof(h), 0), sizeof(h));
+	close(fd);
+	shmrpc__node_path_key(name, f->v.name, h.name_key, id.slot, id.gen);
+	snprintf(path, sizeof(path), "/dev/shm%s", name);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_uid, NOBODY);
+	kill(f->kids[1], SIGKILL);
+	assert_int_equal(shmrpc_kt_obs_wait_gone(obs, &id, 5000, NULL), 0);
+	assert_int_equal(stat(path, &st), -1); /* gone, unlinked as its owner */
+	assert_int_equal(log_wait(f, "unlinked-as-member", "uid=65534", 2000), 0);
+	shmrpc_kt_obs_close(obs);
+	kill(f->kids[0], SIGKILL); /* the owner's node too: the domain goes */
+	end = th_now_ms() + 5000;
+	while (th_shm_count(f->v.name) && th_now_ms() < end)
+		sleep_ms(2);
+	reaper_stop_clean(f);
+	th_gate_close(&o.ready);
+	th_gate_close(&m.ready);
 }
 
 int main(void)
@@ -811,6 +890,7 @@ int main(void)
 		T(test_many_domains_capped),
 		T(test_registry_lock_held_for_ever),
 		T(test_truncated_registry_survived),
+		T(test_group_member_files_unlinked_as_member),
 #undef T
 	};
 

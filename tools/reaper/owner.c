@@ -167,15 +167,21 @@ static bool member_of(uid_t uid, gid_t gid)
 static struct reaper *cur_r;	 /* for unlink_member */
 static const struct rdom *cur_d; /* the domain we act for, or NULL */
 
+/* The thread's current fsuid and fsgid, as set here (root's at start). */
+static uid_t cur_uid;
+static gid_t cur_gid;
+
 static int fs_ids(uid_t uid, gid_t gid)
 {
+	if (uid == cur_uid && gid == cur_gid)
+		return 0; /* a root domain, or the same owner again: no system call */
 	setfsgid(gid);
 	setfsuid(uid);
 	/* Both return the previous id whether or not they worked: ask with
 	 * an invalid id, which changes nothing and returns the current one. */
-	if ((uid_t)setfsuid((uid_t)-1) != uid || (gid_t)setfsgid((gid_t)-1) != gid)
-		return -EPERM;
-	return 0;
+	cur_uid = (uid_t)setfsuid((uid_t)-1);
+	cur_gid = (gid_t)setfsgid((gid_t)-1);
+	return cur_uid == uid && cur_gid == gid ? 0 : -EPERM;
 }
 
 static int unlink_member(const char *path, const struct stat *st)
@@ -235,7 +241,8 @@ int owner_init(struct reaper *r)
 	 * identity; root needs none of them. */
 	if (setgroups(0, NULL))
 		return -errno;
-	/* Our own mappings are not a concern, but make sure a stray fsuid
-	 * from the environment is not ours either. */
+	/* Start from what the thread really has. */
+	cur_uid = (uid_t)setfsuid((uid_t)-1);
+	cur_gid = (gid_t)setfsgid((gid_t)-1);
 	return fs_ids(0, 0);
 }

@@ -142,7 +142,8 @@ static void tab_build(struct reaper *r)
 		tab.v[tab.n++] = (struct nsent){ (uint64_t)st.st_ino, nspid_last(pid), pid };
 	}
 	closedir(dir);
-	qsort(tab.v, tab.n, sizeof(*tab.v), cmp_ent);
+	if (tab.n)
+		qsort(tab.v, tab.n, sizeof(*tab.v), cmp_ent);
 }
 
 static pid_t tab_find(pid_t nspid, uint64_t ns, uint64_t start)
