@@ -240,7 +240,7 @@ asan:
 # test_hostile and test_wake fork peers from parents that run threads
 # (watchers, the futex backend's shmrpc_fd helper):
 # those run under ASan only. The others are where threads race.
-TSAN_TESTS := test_api test_ring test_transport test_uring_compat test_probe
+TSAN_TESTS := test_api test_ring test_transport test_uring_compat test_probe test_wake_uring
 tsan:
 	$(Q)$(MAKE) --no-print-directory B=build-tsan CFLAGS="-O1 -g -fsanitize=thread" tools tests
 	$(Q)SHMRPC_TESTS="$(TSAN_TESTS)" \

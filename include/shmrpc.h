@@ -29,6 +29,21 @@
  *    parent); the queries shmrpc_nodes, shmrpc_is_local, shmrpc_wait_node,
  *    shmrpc_max_size and shmrpc_stats work, every other call on it returns
  *    -ECHILD.
+ *
+ * Shared memory (files in /dev/shm, a tmpfs) is reserved in full when the
+ * library creates it, never taken page by page when first touched: a full
+ * /dev/shm (Docker's default is 64 MiB) is -ENOSPC from the call that needed
+ * the space, never a SIGBUS later, and nothing half-made is left. What is
+ * reserved, and when:
+ *  - the domain's registry, by the shmrpc_open that creates the domain:
+ *    max_nodes x 128 bytes + a 256-byte header (128 KiB by default);
+ *  - each node's segment, by its shmrpc_open: a page, a bitmap of max_nodes
+ *    bits rounded up to a page, and 8 bytes per max_nodes, the whole rounded
+ *    up to a page (16 KiB by default, 524 KiB for 65536 nodes);
+ *  - each ring, by the first shmrpc_send, shmrpc_reserve, shmrpc_warmup or
+ *    shmrpc_broadcast from a node to another: the receiver's ring_bytes plus
+ *    one page (260 KiB by default).
+ * A file larger than RLIMIT_FSIZE (ulimit -f) is -EFBIG, never SIGXFSZ.
  */
 #ifndef SHMRPC_H
 #define SHMRPC_H
@@ -134,13 +149,17 @@ struct shmrpc_stats {
  * @opts: NULL for all defaults.
  * @out: receives the node handle.
  *
- * Creates the domain's registry if it does not exist. A slot left by a
- * process that died is reclaimed here. Returns 0, or -EINVAL/-ENAMETOOLONG
- * (bad name or options), -EEXIST (a live node has this name), -ENOSPC
- * (registry full), -EOPNOTSUPP (the requested backend cannot work here),
- * -EPROTO (the registry in /dev/shm is not one this library can use),
- * -EACCES/-EPERM (a segment belongs to somebody else), -ENOMEM, or another
- * -errno of the underlying system calls.
+ * Creates the domain's registry if it does not exist, and this node's
+ * segment, both reserved in full (see the top of this file). A slot left by
+ * a process that died is reclaimed here. Returns 0, or -EINVAL/-ENAMETOOLONG
+ * (bad name or options), -EEXIST (a live node has this name), -ENOSPC (the
+ * registry is full, or /dev/shm cannot hold the registry or the node
+ * segment: shmrpc_last_error says which; a domain whose first node could
+ * not be made is not left in /dev/shm), -EFBIG (RLIMIT_FSIZE), -EOPNOTSUPP
+ * (the requested backend cannot work here), -EPROTO (the registry in
+ * /dev/shm is not one this library can use), -EACCES/-EPERM (a segment
+ * belongs to somebody else), -ENOMEM, or another -errno of the underlying
+ * system calls.
  */
 SHMRPC_API int shmrpc_open(const char *name, const struct shmrpc_opts *opts,
 			   struct shmrpc_node **out);
@@ -160,14 +179,24 @@ SHMRPC_API void shmrpc_close(struct shmrpc_node *node);
 /*
  * shmrpc_send - copy one message of len bytes (0 allowed) to node @to.
  *
- * Connects on first use (see shmrpc_warmup). Blocks, per timeout_ms, only
- * while the target's ring is full, sleeping in the kernel. Returns 0, or
- * -EMSGSIZE (larger than shmrpc_max_size(node, to)), -ENOENT (no live node
- * has that name), -EINVAL (bad arguments, or @to is this node), -EAGAIN /
- * -ETIMEDOUT (ring still full), -EPIPE (the node we were connected to under
- * that name left or died: every send to the name returns -EPIPE until a node
- * of that name joins again, then the next send connects to the new one),
- * -EPROTO (the target's ring is corrupt).
+ * Connects on first use (see shmrpc_warmup): creates the ring to @to and
+ * reserves it in full, the receiver's ring_bytes plus one page. Blocks, per
+ * timeout_ms, only while the target's ring is full, sleeping in the kernel.
+ * Returns 0, or -EMSGSIZE (larger than shmrpc_max_size(node, to)), -ENOENT
+ * (no live node has that name), -EINVAL (bad arguments, or @to is this
+ * node), -EAGAIN / -ETIMEDOUT (ring still full), -EPIPE (the node we were
+ * connected to under that name left or died, and no live node has that name
+ * now: every send to the name returns -EPIPE until a node of that name joins
+ * again; or that node, still there, dropped our ring as corrupt: -EPIPE
+ * once, and the next send connects to it afresh), -EPROTO (the target's ring
+ * is corrupt), -ENOSPC (/dev/shm cannot hold the ring; -ENOMEM, -EFBIG
+ * likewise: nothing of the attempt is left, the node works on, and the next
+ * send to @to tries again; shmrpc_last_error says "ring to '<to>' (<size>):
+ * /dev/shm is full"). Once a node of that name has joined again
+ * (shmrpc_is_local says 1), the next send connects to it and sends to it,
+ * without -EPIPE; so does a send blocked on the old node's full ring when the
+ * old node leaves. Messages queued to the old node and not received are lost
+ * with it.
  */
 SHMRPC_API int shmrpc_send(struct shmrpc_node *node, const char *to, const void *data, size_t len,
 			   int timeout_ms);
@@ -176,8 +205,9 @@ SHMRPC_API int shmrpc_send(struct shmrpc_node *node, const char *to, const void 
  * shmrpc_broadcast - send one message to every other live node of the
  * domain. timeout_ms bounds the whole call. Returns how many nodes got it
  * (0 when there is nobody else), or -EMSGSIZE if it fits no target's ring,
- * or -EINVAL. A target whose ring stays full past the timeout, or that
- * leaves meanwhile, is not counted.
+ * or -EINVAL. A target whose ring stays full past the timeout, that leaves
+ * meanwhile, or whose ring could not be created (a full /dev/shm: see
+ * shmrpc_send's -ENOSPC; the next broadcast tries again) is not counted.
  */
 SHMRPC_API int shmrpc_broadcast(struct shmrpc_node *node, const void *data, size_t len,
 				int timeout_ms);
@@ -211,6 +241,11 @@ SHMRPC_API int shmrpc_flush(struct shmrpc_node *node);
  * with the futex backend a helper thread (started by the first call) sleeps
  * on the receiver's futex words for it. Either way the kernel may interrupt
  * the loop's epoll_wait with EINTR when a wake arrives: retry it.
+ *
+ * A receiving call that returned -EMFILE/-ENFILE/-ENOMEM (a sender's ring
+ * could not be opened: see shmrpc_recv) left it pending; the descriptor
+ * does not become readable for its retry. Call a receiving call again once
+ * resources are freed, or from a timer (each call retries it).
  */
 SHMRPC_API int shmrpc_fd(struct shmrpc_node *node);
 
@@ -227,7 +262,18 @@ SHMRPC_API int shmrpc_fd(struct shmrpc_node *node);
  * Returns the message's length, or -EMSGSIZE when cap is too small (the
  * message stays queued: retry with a larger buffer; shmrpc_peek tells the
  * length), -EAGAIN/-ETIMEDOUT, -EPROTO (a sender's ring is corrupt: that
- * ring is dropped, the others go on), -EBUSY (another thread receives).
+ * ring is dropped, the others go on), -EBUSY (another thread receives),
+ * -EMFILE/-ENFILE/-ENOMEM (see below).
+ *
+ * A sender's new ring that this process cannot open for now (no file
+ * descriptor or memory left) is not lost: the receiving calls retry it, at
+ * every call and after every sleep (sleeps last at most the safety
+ * timeout, 500 ms), and its messages arrive in order once it opens. The
+ * first receiving call that meets the failure with no message to return
+ * returns it (-EMFILE, -ENFILE, -ENOMEM; shmrpc_last_error names the
+ * sender and the cause); later calls retry quietly, and block or time out
+ * as usual, until the ring opens (a new failure after that is reported
+ * again). Messages from other senders flow meanwhile.
  */
 SHMRPC_API int shmrpc_recv(struct shmrpc_node *node, void *buf, size_t cap, char *from,
 			   int timeout_ms);
@@ -236,7 +282,9 @@ SHMRPC_API int shmrpc_recv(struct shmrpc_node *node, void *buf, size_t cap, char
  * shmrpc_dispatch - wait up to timeout_ms for the first message, then call
  * fn for it and for every message already waiting. Returns how many
  * messages fn handled (>= 1), or -EAGAIN/-ETIMEDOUT when none came, -EPROTO,
- * -EBUSY. fn may send, but must not receive.
+ * -EBUSY, -EMFILE/-ENFILE/-ENOMEM (a sender's ring cannot be opened for
+ * now: said once, retried; see shmrpc_recv). fn may send, but must not
+ * receive.
  */
 SHMRPC_API int shmrpc_dispatch(struct shmrpc_node *node, shmrpc_handler fn, void *arg,
 			       int timeout_ms);
@@ -269,7 +317,12 @@ SHMRPC_API int shmrpc_wait_node(struct shmrpc_node *node, const char *name, int 
 
 /*
  * shmrpc_warmup - open rings to every other live node now, so no later send
- * pays for connecting. Returns how many connections are open afterwards.
+ * pays for connecting. Returns how many connections are open afterwards,
+ * or, when some could not be made for lack of resources, -ENOSPC (/dev/shm
+ * cannot hold a ring) or -ENOMEM, -EMFILE, -ENFILE, -EFBIG: every other
+ * node is still tried and the connections made stay open (later sends use
+ * them); shmrpc_last_error names the first node missed. Nodes that leave or
+ * are not usable meanwhile are left out without an error.
  */
 SHMRPC_API int shmrpc_warmup(struct shmrpc_node *node);
 
@@ -311,7 +364,8 @@ SHMRPC_API int shmrpc_max_size(struct shmrpc_node *node, const char *to);
  *	}
  *
  * shmrpc_reserve - reserve len bytes (tx->cap == len) for node @to. Same
- * errors as shmrpc_send. Until shmrpc_commit or shmrpc_cancel, other sends
+ * errors as shmrpc_send (the first reserve to @to connects as the first
+ * send does: -ENOSPC when /dev/shm cannot hold the ring). Until shmrpc_commit or shmrpc_cancel, other sends
  * to @to (from any thread) wait, and the calling thread must not send to @to
  * itself (-EDEADLK).
  * shmrpc_commit - publish the first len bytes (len <= tx->cap) as one
@@ -338,9 +392,19 @@ SHMRPC_API void shmrpc_cancel(struct shmrpc_node *node, struct shmrpc_txbuf *tx)
  * shmrpc_peek - wait (per timeout_ms) for a message and describe it in @rx
  * without consuming it; returns its length. rx->data stays valid until
  * shmrpc_release; the sender could still write to it (see shmrpc_handler).
- * Peeking again before releasing describes the same message.
+ * Peeking again before releasing describes the same message. Errors as
+ * shmrpc_recv's, -EMFILE/-ENFILE/-ENOMEM included. A shmrpc_recv or
+ * shmrpc_dispatch before the release receives that message and ends the
+ * peek.
  * shmrpc_release - consume the message described by @rx (-EINVAL if @rx is
  * not the current peek).
+ *
+ * If the sender corrupts its ring while a peek is held, the receiving call
+ * that finds it returns -EPROTO, and so does every receiving call but
+ * shmrpc_release until the peek is released: rx->data stays mapped (and
+ * readable, with whatever the sender wrote there) until then. shmrpc_release
+ * then returns 0, ends the peek and drops the ring (its sender gets -EPIPE);
+ * messages from other senders flow again.
  */
 struct shmrpc_rxbuf {
 	const void *data;		/* the message, in the ring */

@@ -102,6 +102,8 @@ int shmrpc_broadcast(struct shmrpc_node *n, const void *data, size_t len, int ti
 	free(b.full);
 	if (rc)
 		return rc;
-	/* -EMSGSIZE only when it fits no target's ring at all */
-	return !sent && too_big && !fits ? -EMSGSIZE : sent;
+	/* -EMSGSIZE only when it fits no target's ring at all. A target that
+	 * could not be connected (a full /dev/shm: -ENOSPC) is not counted; the
+	 * next broadcast tries it again. */
+	return SHMRPC__RET(!sent && too_big && !fits ? -EMSGSIZE : sent);
 }

@@ -121,10 +121,17 @@ int64_t shmrpc__sleep_until(const struct shmrpc_node *n, int64_t deadline);
 int64_t shmrpc__safety_ns(void);
 
 /* ------------------------------------------------------------ seg.c */
-/* Create a segment (O_EXCL), size it, map it read-write. The file keeps
- * mode exactly (umask ignored). On success *fd_out (if not NULL) gets the
- * open descriptor, else it is closed. */
+/* Create a segment (O_EXCL), size it with every page reserved, map it
+ * read-write. The file keeps mode exactly (umask ignored). On success
+ * *fd_out (if not NULL) gets the open descriptor, else it is closed. On
+ * failure the file is gone: -ENOSPC (/dev/shm full), -ENOMEM, -EFBIG
+ * (RLIMIT_FSIZE), -EEXIST, -errno. */
 int shmrpc__seg_create(const char *path, uint64_t size, uint32_t mode, void **map, int *fd_out);
+/* Why a segment creation failed, in words ("/dev/shm is full"). */
+const char *shmrpc__seg_why(int err);
+/* Record "<what> (<size>): <why>" for shmrpc_last_error; returns err. */
+int shmrpc__seg_err(int err, uint64_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /*
  * Open @path (O_RDONLY or O_RDWR in @flags) without following a symlink or
  * blocking on a FIFO, and check the descriptor: a regular file with at most
@@ -196,9 +203,11 @@ struct shmrpc__reg {
 	 * change the names this process uses */
 	uint8_t key[SHMRPC__KEY_BYTES];
 	char domain[SHMRPC_NAME_MAX + 1];
-	/* the process's cache of open registries (shmrpc__reg_get) */
+	/* the process's cache of open registries (shmrpc__reg_get), under
+	 * its lock: refs counts the holders, and the cache while cached */
 	struct shmrpc__reg *cache_next;
 	uint32_t refs;
+	bool cached;
 };
 
 /* A consistent copy of one slot. */
@@ -270,6 +279,10 @@ void shmrpc__reg_retire(struct shmrpc__reg *r);
 /* Under the lock, for the joiner of JOINING slot @slot: move it to the next
  * generation (*gen updated), when the node file of *gen cannot be made. */
 int shmrpc__reg_regen(struct shmrpc__reg *r, uint32_t slot, uint32_t *gen);
+/* Was @r retired? Its `closed` is believed only if the registry's name no
+ * longer names @r's file; with @locked (the lock held), a lie is logged
+ * and cleared. */
+bool shmrpc__reg_retired(struct shmrpc__reg *r, bool locked);
 
 /* ------------------------------------------------------------ reclaim.c */
 /*
@@ -426,6 +439,9 @@ struct shmrpc__backend {
 extern const struct shmrpc__backend shmrpc__backend_futex;
 extern const struct shmrpc__backend shmrpc__backend_uring;
 void shmrpc__uring_fork_child(void);
+/* Tests only: turn off (and on again) the uring backend's thread-exit hook,
+ * to reach the path taken when it cannot run (wake_uring.c). */
+void shmrpc__uring_exit_cancel(bool on);
 /* Set up the backend asked for (NULL: uring where it works, else futex). */
 int shmrpc__backend_init(struct shmrpc_node *n, const char *want);
 
@@ -433,9 +449,11 @@ int shmrpc__backend_init(struct shmrpc_node *n, const char *want);
 struct shmrpc__inring {
 	struct shmrpc__ring q; /* consumer view */
 	uint32_t tx_slot, tx_gen;
+	uint32_t prev;	/* its prev_gen link (shmrpc__prev_link), read at open */
 	uint32_t armed; /* value data_seq was armed with */
 	bool bell_mode; /* sleeping on the node bell, not data_seq */
 	bool draining;	/* sender gone: drop once empty */
+	bool doomed;	/* corrupt, dropped when the peek into it ends */
 	uint32_t idx;	/* index in node->in.v */
 	char from[SHMRPC_NAME_MAX + 1];
 	void *be; /* backend's per-ring state */
@@ -467,8 +485,16 @@ struct shmrpc__inbound {
 	uint32_t n, cap;
 	uint32_t cur;		       /* round-robin cursor */
 	uint32_t burst;		       /* records taken from v[cur] in a row */
-	struct shmrpc__inring *peeked; /* ring of the current peek */
+	struct shmrpc__inring *peeked; /* ring of the held peek, if any */
 	uint64_t last_check;	       /* last liveness check of senders */
+	/* An announced ring that could not be opened for a reason that may
+	 * pass (EMFILE, ENOMEM...): its pend bit is set again and the next
+	 * scan retries it (inbound.c). open_err: that failure, 0 when every
+	 * announced ring is open; open_told: a receiving call returned it. */
+	bool retry;
+	bool open_told;
+	int open_err;
+	uint32_t open_slot, open_gen;
 };
 
 #define SHMRPC__CONN_BUCKETS 64
@@ -576,7 +602,11 @@ bool shmrpc__conn_check_dead(struct shmrpc_node *n, struct shmrpc__conn *c);
 bool shmrpc__conn_peer_gone(struct shmrpc_node *n, struct shmrpc__conn *c);
 
 /* inbound.c: inbound rings (receiving thread) */
-void shmrpc__in_scan_new(struct shmrpc_node *n);
+/* Open the rings announced since the last scan, and those kept pending
+ * after a failure that may pass: 0, or that failure (n->in.open_err). */
+int shmrpc__in_scan_new(struct shmrpc_node *n);
+/* Drop @r (unlink, RX_CLOSED, unmap), or, while a peek into it is held
+ * (n->in.peeked), only mark it doomed: its release drops it. */
 void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r);
 void shmrpc__in_check_senders(struct shmrpc_node *n);
 void shmrpc__in_close_all(struct shmrpc_node *n);

@@ -210,7 +210,7 @@ static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 		err = shmrpc__seg_create(path, n->seg_size, n->mode, &map, &map_fd);
 	}
 	if (err)
-		return err;
+		return shmrpc__seg_err(err, n->seg_size, "node segment of '%s'", n->name);
 	/* The lock on a description of its own: the mapping keeps map_fd's
 	 * description alive in forked children (seg.c). */
 	err = shmrpc__seg_lock_new(path, map_fd, &n->seg_fd);
@@ -279,6 +279,9 @@ static int join_locked(struct shmrpc_node *n)
 	int slot, err;
 
 	slot = shmrpc__reg_take(n->reg, &j, &gen);
+	if (slot == -ENOSPC)
+		return shmrpc__err(slot, "domain '%s': registry full (%u nodes)", n->reg->domain,
+				   n->reg->capacity);
 	if (slot < 0)
 		return slot;
 	/* Should we die before the note is cleared, the next lock holder
@@ -287,6 +290,10 @@ static int join_locked(struct shmrpc_node *n)
 	err = join_seg_make(n, (uint32_t)slot, &gen);
 	if (err) {
 		shmrpc__reg_free(n->reg, (uint32_t)slot, gen);
+		/* As the last leave does: a domain with no node left goes (a
+		 * first node that could not be made leaves no registry). */
+		if (!shmrpc__reg_recount(n->reg))
+			shmrpc__reg_retire(n->reg);
 	} else {
 		n->slot = (uint32_t)slot;
 		n->gen = gen;
@@ -305,7 +312,7 @@ static int join(struct shmrpc_node *n, const struct open_cfg *cfg)
 		if (err)
 			return err;
 		err = shmrpc__reg_lock(n->reg);
-		if (!err && !atomic_load_explicit(&n->reg->hdr->closed, memory_order_relaxed)) {
+		if (!err && !shmrpc__reg_retired(n->reg, true)) {
 			err = join_locked(n);
 			shmrpc__reg_unlock(n->reg);
 			if (err) {
@@ -406,7 +413,7 @@ int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc_node *n;
-	struct open_cfg cfg;
+	struct open_cfg cfg = { 0 };
 	int err;
 
 	if (!out)

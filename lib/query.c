@@ -106,7 +106,7 @@ int shmrpc_warmup(struct shmrpc_node *n)
 		return -EINVAL;
 	if (n->forked)
 		return -ECHILD;
-	return shmrpc__conn_warm(n);
+	return SHMRPC__RET(shmrpc__conn_warm(n));
 }
 
 int shmrpc_max_size(struct shmrpc_node *n, const char *to)

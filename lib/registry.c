@@ -8,6 +8,10 @@
  * for the magic (acquire), then verify every size against the file before
  * they use anything. A creator that died before publishing leaves a file
  * without magic: after a grace period an opener unlinks it and starts over.
+ * Sizing reserves every page (seg.c) and the size appears only once all are
+ * reserved: a creator that cannot reserve them (a full /dev/shm) removes
+ * the file, which openers only ever saw empty (-EAGAIN: they wait), then
+ * find gone and try to create themselves: each gets its own -ENOSPC.
  *
  * Writers (join, leave, reclaim) hold the registry lock: an OFD write lock
  * on the file's first byte, which the kernel drops when its holder dies. It
@@ -22,6 +26,9 @@
  * Teardown race: the last node to leave sets `closed` and unlinks the file,
  * both under the lock. A joiner that opened the file before the unlink sees
  * `closed` once it holds the lock, and reopens by name (a fresh registry).
+ * `closed` is shared memory that any member can write, so it is only a
+ * hint: it is believed when the registry's name no longer names the file
+ * we hold (shmrpc__reg_retired); a lie is repaired under the lock.
  */
 #include <errno.h>
 #include <signal.h>
@@ -63,8 +70,11 @@ static int reg_create(struct shmrpc__reg *r, const char *path, uint32_t capacity
 	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
 		nonce = (uint32_t)(shmrpc__now_ns() ^ ((uint64_t)getpid() << 16));
 	err = shmrpc__seg_create(path, size, mode, &map, &r->fd);
+	if (err == -EEXIST)
+		return err; /* lost the creation race: open theirs */
 	if (err)
-		return err;
+		return shmrpc__seg_err(err, size, "registry of domain '%s' (%u slots)", r->domain,
+				       capacity);
 	h = map;
 	h->abi = SHMRPC__ABI;
 	h->hdr_size = sizeof(*h);
@@ -281,12 +291,21 @@ static void reg_repair(struct shmrpc__reg *r, uint32_t note)
 
 /*
  * The next slot from @i on that lies in a data extent of the registry file,
- * or the capacity. A full scan reads only those: a hole was never written
- * (all FREE), and on tmpfs reading a hole through a shared mapping allocates
- * the page and charges it to the reader, so a sparse 65536-slot registry of
- * a few KiB would cost whoever scans it (the root reaper) 8 MiB. Neither hi
- * (shared, untrusted) nor the capacity bounds the scan, the file's real
- * extents do. Without SEEK_DATA (not tmpfs) every slot counts as data.
+ * or the capacity. A full scan reads only those: not up to hi, which is
+ * shared and untrusted; not every slot of the capacity either, which would
+ * read every page of a 65536-slot registry (8 MiB) at every leave; and not
+ * a hole between data extents: a slot that is not FREE was written, and a
+ * written page is data. On tmpfs reading a hole through a shared mapping
+ * allocates the page and charges it to the reader: a sparse registry that
+ * someone crafted (ftruncate, no fallocate) would cost whoever scans it
+ * (the root reaper) 8 MiB. Without SEEK_DATA (not tmpfs) every slot counts
+ * as data.
+ *
+ * Every page is reserved at creation (seg.c). On tmpfs a reserved page
+ * that nobody touched yet counts as a hole for SEEK_DATA (kernel 6.18 here:
+ * tests/test_enospc.c prints what it observes), so the scan still stops at
+ * the written slots; a kernel that counted reserved pages as data would
+ * make it scan them: slower scans, the same answer.
  */
 uint32_t shmrpc__reg_scan_next(const struct shmrpc__reg *r, struct shmrpc__reg_scan *sc, uint32_t i)
 {
@@ -634,6 +653,47 @@ void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 }
 
 /*
+ * Does the registry's name still name the file we hold (same device and
+ * inode)? 1 yes; 0 no (unlinked, or replaced by a newer registry); -errno
+ * when it cannot be told. Nothing is opened and no link is followed.
+ */
+static int reg_named(const struct shmrpc__reg *r)
+{
+	char name[SHMRPC__PATH_MAX], path[SHMRPC__PATH_MAX + 16];
+	struct stat ours, named;
+
+	shmrpc__reg_path(name, r->domain);
+	snprintf(path, sizeof(path), "/dev/shm%s", name);
+	if (fstat(r->fd, &ours))
+		return -errno;
+	if (fstatat(AT_FDCWD, path, &named, AT_SYMLINK_NOFOLLOW))
+		return errno == ENOENT ? 0 : -errno;
+	return ours.st_dev == named.st_dev && ours.st_ino == named.st_ino;
+}
+
+bool shmrpc__reg_retired(struct shmrpc__reg *r, bool locked)
+{
+	/* Relaxed: a hint, checked against the name below. (A leaver sets it
+	 * and unlinks the name under the lock: a holder of the lock sees
+	 * both or neither.) */
+	if (!atomic_load_explicit(&r->hdr->closed, memory_order_relaxed))
+		return false;
+	if (reg_named(r) != 1)
+		return true; /* unlinked, replaced, or cannot tell: believe it */
+	/* The name is still ours: no leaver unlinked it (or one is doing it
+	 * right now, which only the lock can tell). Set by a corrupt or
+	 * hostile member: ignore it, and repair it while we hold the lock. */
+	if (locked) {
+		shmrpc__log(SHMRPC_LOG_WARN,
+			    "domain %s: registry marked closed but still in /dev/shm: "
+			    "written by a member, not by a leaver; ignored and cleared",
+			    r->domain);
+		atomic_store_explicit(&r->hdr->closed, 0, memory_order_relaxed);
+	}
+	return false;
+}
+
+/*
  * The name is unlinked only if it still names the file we hold: a registry
  * we retire may have been unlinked already (by its owner) and the name
  * taken by a new registry, maybe another user's, which an unlink by name
@@ -644,21 +704,13 @@ void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 void shmrpc__reg_retire(struct shmrpc__reg *r)
 {
 	char path[SHMRPC__PATH_MAX];
-	struct stat mine, now;
-	int fd;
 
 	/* Relaxed: read under the same lock by a joiner (the mutex orders it). */
 	atomic_store_explicit(&r->hdr->closed, 1, memory_order_relaxed);
 	shmrpc__reg_path(path, r->domain);
-	if (fstat(r->fd, &mine))
-		return;
-	fd = shmrpc__seg_open_fd(path, O_RDONLY, r->mode, &now);
-	if (fd < 0 && fd != -EPERM && fd != -EPROTO)
-		return; /* gone already, or not ours to look at */
-	if (fd >= 0)
-		close(fd);
-	if (fd < 0 || now.st_dev != mine.st_dev || now.st_ino != mine.st_ino) {
-		shmrpc__log(SHMRPC_LOG_INFO, "domain '%s': %s%s names another file now; left alone",
+	if (reg_named(r) != 1) {
+		shmrpc__log(SHMRPC_LOG_INFO,
+			    "domain '%s': %s%s names another file now (or none): left alone",
 			    r->domain, SHMRPC__SHM_DIR, path);
 		return;
 	}
@@ -686,30 +738,51 @@ int shmrpc__reg_regen(struct shmrpc__reg *r, uint32_t slot, uint32_t *gen)
  * forked child: its copy of the descriptor is the same open file
  * description, whose lock would not exclude the parent. The child forgets
  * the cache (its copies of the parent's nodes still point at theirs).
+ *
+ * References, under cache_lock: one per node holding the registry, and one
+ * of the cache itself while the registry is in it (`cached`). The cache lets
+ * go of its reference when the registry turns out retired (a holder may
+ * still use it until it leaves) or when its last holder puts it.
  */
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shmrpc__reg *cache;
 
+/* Under cache_lock: take @r out of the cache; true if that was its last
+ * reference (the caller frees it, outside the lock if it likes). */
+static bool cache_drop(struct shmrpc__reg *r)
+{
+	struct shmrpc__reg **pp;
+
+	for (pp = &cache; *pp; pp = &(*pp)->cache_next)
+		if (*pp == r) {
+			*pp = r->cache_next;
+			break;
+		}
+	r->cache_next = NULL;
+	r->cached = false;
+	return !--r->refs;
+}
+
+static void reg_free(struct shmrpc__reg *r)
+{
+	shmrpc__reg_close(r);
+	free(r);
+}
+
 int shmrpc__reg_get(const char *domain, uint32_t capacity, uint32_t mode, struct shmrpc__reg **out)
 {
-	struct shmrpc__reg *r, **pp;
+	struct shmrpc__reg *r;
 	int err = 0;
 
 	pthread_mutex_lock(&cache_lock);
-	for (pp = &cache; (r = *pp); pp = &r->cache_next) {
-		if (strcmp(r->domain, domain))
-			continue;
-		/* Relaxed: a hint; join re-checks it under the registry lock. */
-		if (!atomic_load_explicit(&r->hdr->closed, memory_order_relaxed))
+	for (r = cache; r; r = r->cache_next)
+		if (!strcmp(r->domain, domain))
 			break;
-		*pp = r->cache_next; /* retired: whoever holds it keeps it */
-		r->cache_next = NULL;
-		if (!--r->refs) {
-			shmrpc__reg_close(r);
-			free(r);
-		}
+	/* Retired: whoever holds it keeps it; the cache lets go. */
+	if (r && shmrpc__reg_retired(r, false)) {
+		if (cache_drop(r))
+			reg_free(r);
 		r = NULL;
-		break;
 	}
 	if (!r) {
 		r = calloc(1, sizeof(*r));
@@ -720,6 +793,8 @@ int shmrpc__reg_get(const char *domain, uint32_t capacity, uint32_t mode, struct
 		} else {
 			r->cache_next = cache;
 			cache = r;
+			r->cached = true;
+			r->refs = 1; /* the cache's */
 		}
 	}
 	if (r)
@@ -731,23 +806,18 @@ int shmrpc__reg_get(const char *domain, uint32_t capacity, uint32_t mode, struct
 
 void shmrpc__reg_put(struct shmrpc__reg *r)
 {
-	struct shmrpc__reg **pp;
+	bool last;
 
 	if (!r)
 		return;
 	pthread_mutex_lock(&cache_lock);
-	if (--r->refs) {
-		pthread_mutex_unlock(&cache_lock);
-		return;
-	}
-	for (pp = &cache; *pp; pp = &(*pp)->cache_next)
-		if (*pp == r) {
-			*pp = r->cache_next;
-			break;
-		}
+	last = !--r->refs;
+	/* Only the cache's reference left: no node uses it any more. */
+	if (!last && r->cached && r->refs == 1)
+		last = cache_drop(r);
 	pthread_mutex_unlock(&cache_lock);
-	shmrpc__reg_close(r);
-	free(r);
+	if (last)
+		reg_free(r);
 }
 
 void shmrpc__reg_fork_prepare(void)
@@ -762,6 +832,12 @@ void shmrpc__reg_fork_parent(void)
 
 void shmrpc__reg_fork_child(void)
 {
-	cache = NULL;
+	struct shmrpc__reg *r;
+
+	/* The copies of the parent's nodes keep their references; the cache
+	 * drops its own (a cached registry always has a holder too). */
+	while ((r = cache))
+		if (cache_drop(r))
+			reg_free(r);
 	pthread_mutex_unlock(&cache_lock);
 }

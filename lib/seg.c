@@ -1,34 +1,103 @@
 // SPDX-License-Identifier: MIT
 /*
- * Segments: POSIX shared memory files in /dev/shm, created exclusively,
- * opened without following a symlink or blocking on a FIFO, checked before
- * they are used (a regular file with one name, its owner, its size: a file
+ * Segments: POSIX shared memory files in /dev/shm, created exclusively and
+ * reserved in full at creation (a full /dev/shm is -ENOSPC then, never a
+ * SIGBUS later), opened without following a symlink or blocking on a FIFO,
+ * checked before they are used (a regular file with one name, its owner,
+ * its size: a file
  * somebody else planted, or one of the wrong size, is refused rather than
  * trusted), and the liveness lock a node holds on its own segment.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+/*
+ * Reserve every page of a new segment, and size it, in one step. tmpfs
+ * allocates a page when it is first touched, and a page it cannot allocate
+ * then is a SIGBUS in whoever touches it: this process, or a peer that
+ * writes to our segment. fallocate() allocates them all now, or fails with
+ * ENOSPC (ENOMEM under a memory cgroup's limit) and frees what it took; the
+ * size changes only once every page is there (shmem_fallocate sets it last),
+ * so an opener sees size 0 (-EAGAIN to it, or -EPROTO where a size is
+ * required) or a complete file, never a half-reserved one. tests/test_enospc
+ * observes both on the running kernel. EINTR (a signal during a large
+ * reservation) undoes it all too: retry.
+ *
+ * Without fallocate (/dev/shm is not tmpfs), size first, then
+ * posix_fallocate's emulation writes a byte per block: a full file system
+ * is then ENOSPC from pwrite(2), not a signal, though openers may meet the
+ * file sized before it is reserved.
+ */
+static int seg_reserve(int fd, uint64_t size)
+{
+	int rc;
+
+	do
+		rc = fallocate(fd, 0, 0, (off_t)size) ? errno : 0;
+	while (rc == EINTR);
+	if (rc != EOPNOTSUPP && rc != ENOSYS)
+		return -rc;
+	if (ftruncate(fd, (off_t)size))
+		return -errno;
+	do
+		rc = posix_fallocate(fd, 0, (off_t)size);
+	while (rc == EINTR);
+	return -rc;
+}
+
+/* Sizing a file past RLIMIT_FSIZE raises SIGXFSZ (default action: core
+ * dump) before the call fails with EFBIG: refuse first. */
+static int fsize_ok(uint64_t size)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_FSIZE, &rl) || rl.rlim_cur == RLIM_INFINITY || size <= rl.rlim_cur)
+		return 0;
+	return -EFBIG;
+}
+
+/*
+ * Remove a segment that we failed to make, if @path still names it: an
+ * opener that found a registry file empty for a second unlinks it and may
+ * have created its own since (registry.c).
+ */
+static void unlink_own(const char *path, int fd)
+{
+	struct stat a, b;
+	int fd2;
+
+	fd2 = shm_open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
+	if (fd2 < 0)
+		return;
+	if (!fstat(fd, &a) && !fstat(fd2, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+		shm_unlink(path);
+	close(fd2);
+}
 
 int shmrpc__seg_create(const char *path, uint64_t size, uint32_t mode, void **map, int *fd_out)
 {
 	void *p;
 	int fd, err;
 
+	err = fsize_ok(size);
+	if (err)
+		return err;
 	fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
 	/* shm_open applied the umask; the domain's mode is what was asked. */
-	if (fchmod(fd, mode) || ftruncate(fd, (off_t)size)) {
-		err = -errno;
+	err = fchmod(fd, mode) ? -errno : seg_reserve(fd, size);
+	if (err)
 		goto out_unlink;
-	}
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) {
 		err = -errno;
@@ -42,9 +111,38 @@ int shmrpc__seg_create(const char *path, uint64_t size, uint32_t mode, void **ma
 	return 0;
 
 out_unlink:
-	shm_unlink(path);
+	unlink_own(path, fd);
 	close(fd);
 	return err;
+}
+
+const char *shmrpc__seg_why(int err)
+{
+	switch (err) {
+	case -ENOSPC:
+		return "/dev/shm is full";
+	case -ENOMEM:
+		return "out of memory (a memory cgroup limit?)";
+	case -EFBIG:
+		return "larger than RLIMIT_FSIZE (ulimit -f)";
+	default:
+		return strerror(-err);
+	}
+}
+
+int shmrpc__seg_err(int err, uint64_t size, const char *fmt, ...)
+{
+	char what[160], sz[32];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (size >= (1u << 20) && !(size & ((1u << 20) - 1)))
+		snprintf(sz, sizeof(sz), "%llu MiB", (unsigned long long)(size >> 20));
+	else
+		snprintf(sz, sizeof(sz), "%llu KiB", (unsigned long long)((size + 1023) >> 10));
+	return shmrpc__err(err, "%s (%s): %s", what, sz, shmrpc__seg_why(err));
 }
 
 static bool in_group(gid_t gid)

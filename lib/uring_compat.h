@@ -20,11 +20,12 @@
  * The futex2 flags never include FUTEX2_PRIVATE: our words live in MAP_SHARED
  * memory and are woken from other processes. A private futex is keyed by
  * (mm, address) and a shared one by (inode, offset), so a private waiter never
- * sees a shared wake or any wake from another process; on 6.18 a private
- * io_uring wait armed before the process's first thread starts is even lost
- * to private wakes (tests/test_uring_compat.c checks all three). The kernel
- * compares the word with the expected value only when the wait is armed; see
- * docs/uring-notes.md for what else was measured.
+ * sees a shared wake or any wake from another process; on one build of
+ * 6.18.44 (not another) a private io_uring wait armed before the process's
+ * first thread starts is even lost to private wakes (tests/test_uring_compat.c
+ * observes all three). The kernel compares the word with the expected value
+ * only when the wait is armed; see docs/uring-notes.md for what else was
+ * measured.
  *
  * The SQE builders are header-only; shmrpc__uring_futex_supported() has a body
  * (lib/uring_probe.c) because it sets up and tears down a ring, which no

@@ -9,27 +9,64 @@
  * Senders that wake several words at once (broadcast, shmrpc_flush) submit
  * all FUTEX_WAKEs in one io_uring_enter; a single wake is one futex(2).
  *
- * What the kernel does here (docs/uring-notes.md, tests/test_uring_compat.c):
- *  - a wait belongs to the thread that submitted it: its completion runs as
- *    task_work of that thread, and it is cancelled (-ECANCELED) when that
- *    thread exits. So waits are armed by the receiving thread; when another
- *    thread starts receiving, the old waits are cancelled and armed anew;
- *  - no DEFER_TASKRUN: it would make the ring fd unpollable and fire the
- *    eventfd before the completion exists. COOP_TASKRUN spares a running
- *    owner thread the interrupt; a sleeping one is still woken (and its
- *    epoll_wait may return EINTR, as the header says);
- *  - -EAGAIN (the word moved before arming) and -ECANCELED completions just
- *    mean "not armed any more": the next sleep re-arms.
+ * Waits belong to threads. A wait's completion runs as task_work of the
+ * thread that submitted it (docs/uring-notes.md, tests/test_uring_compat.c):
+ * while that thread lives, the completion needs it to run; once it has
+ * exited, kernels differ. Some builds cancel its waits as it exits
+ * (-ECANCELED); others, this machine's 6.18.44 among them, leave them armed
+ * and complete them through the ring's fallback worker (a kworker, a jiffy
+ * or two later) when they are woken. So we never leave that to the kernel:
  *
- * Each wait's user_data points to a small heap waiter. A ring that leaves
- * the set while its wait is in flight orphans its waiter (and cancels the
- * wait); the waiter is freed when its last completion arrives, so a late
- * completion never points into freed memory.
+ *   receiving thread T (owner token O; tokens are never reused, unlike tids)
+ *   sleep/park: reap CQEs; owner != O ?  adopt: under own_lock, every
+ *               wait in flight gets a fresh waiter (the old one is orphaned),
+ *               SYNC_CANCEL(ANY) ends the predecessor's waits at once,
+ *               owner = O, and T's exit hook is set
+ *             arm the words with no wait in flight; submit + sleep (one call)
+ *   T exits:    exit hook (pthread key destructor): for every node whose
+ *               owner is O, under all_lock then own_lock: SYNC_CANCEL(ANY),
+ *               owner = 0. The -ECANCELED completions run as T's task_work
+ *               before it is gone, whatever the kernel build
+ *   ring_del:   its waiter, if in flight, is orphaned and SYNC_CANCELled by
+ *               user_data before the caller unmaps the ring
+ *   fini:       off the exit hook's list, SYNC_CANCEL(ANY) (no wait outlives
+ *               the words it watches: the bell's segment is unmapped next),
+ *               exit the ring, free every waiter
+ *
+ * The sync cancels go through io_uring_register, not the SQ, so the exit
+ * hook may run while another thread receives; own_lock orders it against
+ * adopt: when the hook finds owner == O, no other thread has armed a wait
+ * since T did (a thread arms only after adopting), so ANY hits only T's
+ * waits. If the hook cannot do it (no key, a failed cancel, a thread that
+ * ends without running key destructors), the next receiver's adopt cancels
+ * T's waits, armed or already cancelled by the kernel: one completion per
+ * wait either way, as below.
+ *
+ * Each wait's user_data points to a small heap waiter, and every submitted
+ * wait ends in exactly one completion (woken, -EAGAIN, -ECANCELED), or with
+ * the ring at fini. A waiter in flight is never reused or freed: one taken
+ * out of use (ring_del, adopt) is orphaned and freed at that completion, or
+ * at fini after the ring is exited (no completion is read after that). A
+ * completion just means "not armed any more": the next sleep re-checks the
+ * rings and re-arms. Each completion is reaped once (reap), so a wake is
+ * never handled twice; a late one of an orphan only frees it. Cancelled
+ * waits also signal shmrpc_fd's registered eventfd: a spurious readiness,
+ * which the header allows.
+ *
+ * The hot path is untouched by all this: a receive that finds a message
+ * never enters the backend, and a sleep compares owner with a thread-local
+ * token where it compared it with a thread-local tid; only a change of
+ * thread pays for the lock and the cancel.
+ *
+ * No DEFER_TASKRUN: it would make the ring fd unpollable and fire the
+ * eventfd before the completion exists. COOP_TASKRUN spares a running owner
+ * thread the interrupt; a sleeping one is still woken (and its epoll_wait
+ * may return EINTR, as the header says).
  */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -55,24 +92,137 @@ struct waiter {
 static _Atomic int uring_works; /* 0 unknown, 1 yes, -1 no */
 
 struct uring_be {
-	bool rx_ready;	    /* rx is set up (lazily but for the first node) */
-	struct io_uring rx; /* waits; used by the receiving thread */
-	pid_t owner;	    /* thread whose waits are in flight */
+	_Atomic bool rx_ready; /* rx is set up (lazily but for the first node) */
+	struct io_uring rx;    /* waits; used by the receiving thread */
+	/* token of the thread whose waits are in flight, 0 if none: written
+	 * under own_lock (adopt, the exit hook), read without it only by the
+	 * receiving thread */
+	_Atomic uint64_t owner;
+	pthread_mutex_t own_lock; /* adopt vs the exit hook; rx_setup */
 	struct waiter *bell;
 	/* waits in flight that nobody owns: freed at completion, or at fini */
 	struct waiter *orphans;
 	pthread_mutex_t tx_lock;
 	struct io_uring tx; /* batched wakes; any sending thread, under tx_lock */
 	bool tx_ready;
+	/* the exit hook's list of every node of the process, under all_lock */
+	struct uring_be *all_prev, *all_next;
+	bool listed;
 };
 
-static pid_t self_tid(void)
-{
-	static _Thread_local pid_t tid;
+/* ------------------------------------------------------------- threads */
 
-	if (!tid)
-		tid = (pid_t)syscall(SYS_gettid);
-	return tid;
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct uring_be *all_head;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static pthread_key_t exit_key;
+static _Atomic bool exit_key_ok;	/* set under exit_once, cleared at unload */
+static _Atomic bool exit_cancel = true; /* tests turn the hook off */
+static _Thread_local bool exit_hooked;
+
+/* This thread's owner token: unique for the process's life (a tid is
+ * reused once its thread is gone, and would hide a change of thread). */
+static uint64_t self_token(void)
+{
+	static _Atomic uint64_t next;
+	static _Thread_local uint64_t token;
+
+	/* Relaxed: only uniqueness matters. */
+	if (!token)
+		token = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) + 1;
+	return token;
+}
+
+/* End every wait of @ub matching @ud (or all of them, ANY) now: when this
+ * returns, none of them is queued on its word any more; their completions
+ * (-ECANCELED) run as task_work of the threads that armed them, or in the
+ * kernel's fallback worker if those have exited. Needs no SQE, so any
+ * thread may call it. A futex wait is cancelled at once or not at all:
+ * never wait (timeout 0) for one that is "running". */
+static int cancel_sync(struct uring_be *ub, uint64_t ud, uint32_t flags)
+{
+	struct io_uring_sync_cancel_reg reg;
+
+	memset(&reg, 0, sizeof(reg));
+	reg.addr = ud;
+	reg.fd = -1;
+	reg.flags = flags;
+	return io_uring_register_sync_cancel(&ub->rx, &reg);
+}
+
+/* Pthread key destructor: this thread is exiting; cancel the waits it
+ * owns, so that none outlives it (see the top of the file). */
+static void exit_hook(void *unused)
+{
+	uint64_t me = self_token();
+	struct uring_be *ub;
+
+	(void)unused;
+	if (!atomic_load_explicit(&exit_cancel, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&all_lock);
+	for (ub = all_head; ub; ub = ub->all_next) {
+		pthread_mutex_lock(&ub->own_lock);
+		/* Relaxed: under own_lock, which adopt holds to write it. */
+		if (atomic_load_explicit(&ub->owner, memory_order_relaxed) == me) {
+			cancel_sync(ub, 0, IORING_ASYNC_CANCEL_ANY);
+			atomic_store_explicit(&ub->owner, 0, memory_order_relaxed);
+		}
+		pthread_mutex_unlock(&ub->own_lock);
+	}
+	pthread_mutex_unlock(&all_lock);
+}
+
+static void exit_setup(void)
+{
+	int err = pthread_key_create(&exit_key, exit_hook);
+
+	/* Relaxed: pthread_once orders it for every caller of uring_init. */
+	atomic_store_explicit(&exit_key_ok, !err, memory_order_relaxed);
+	/* Still correct without: the next receiver's adopt ends the waits. */
+	if (err)
+		shmrpc__log(SHMRPC_LOG_INFO,
+			    "uring backend: no thread-exit hook (pthread_key_create: %s)",
+			    strerror(err));
+}
+
+/* A library unloaded by dlclose must not leave its destructor on threads
+ * that outlive it (it also runs at exit, when it no longer matters). */
+__attribute__((destructor)) static void exit_unload(void)
+{
+	/* Relaxed: a thread still adopting then merely misses the hook. */
+	if (atomic_exchange_explicit(&exit_key_ok, false, memory_order_relaxed))
+		pthread_key_delete(exit_key);
+}
+
+void shmrpc__uring_exit_cancel(bool on)
+{
+	atomic_store_explicit(&exit_cancel, on, memory_order_relaxed);
+}
+
+static void all_add(struct uring_be *ub)
+{
+	pthread_mutex_lock(&all_lock);
+	ub->all_next = all_head;
+	if (all_head)
+		all_head->all_prev = ub;
+	all_head = ub;
+	ub->listed = true;
+	pthread_mutex_unlock(&all_lock);
+}
+
+/* Once this returns, no exit hook looks at @ub any more. */
+static void all_del(struct uring_be *ub)
+{
+	pthread_mutex_lock(&all_lock);
+	if (ub->all_prev)
+		ub->all_prev->all_next = ub->all_next;
+	else
+		all_head = ub->all_next;
+	if (ub->all_next)
+		ub->all_next->all_prev = ub->all_prev;
+	ub->listed = false;
+	pthread_mutex_unlock(&all_lock);
 }
 
 static bool ring_has_futex(struct io_uring *ring)
@@ -88,22 +238,38 @@ static bool ring_has_futex(struct io_uring *ring)
 /* Set up the receiving ring; probe on it, as it is the ring we keep (a
  * throwaway ring's teardown would send this thread a late task_work
  * interrupt: EINTR in its epoll_wait). */
-static int rx_setup(struct uring_be *ub)
+static int rx_init(struct io_uring *rx)
 {
-	int err;
+	int err = io_uring_queue_init(RX_ENTRIES, rx,
+				      IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL);
 
-	if (ub->rx_ready)
-		return 0;
-	err = io_uring_queue_init(RX_ENTRIES, &ub->rx,
-				  IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL);
 	if (err) /* missing, disabled (EPERM), filtered by seccomp (EPERM/ENOSYS) */
 		return err == -ENOMEM || err == -EMFILE || err == -ENFILE ? err : -EOPNOTSUPP;
-	if (!ring_has_futex(&ub->rx)) {
-		io_uring_queue_exit(&ub->rx);
+	if (!ring_has_futex(rx)) {
+		io_uring_queue_exit(rx);
 		return -EOPNOTSUPP;
 	}
-	ub->rx_ready = true;
 	return 0;
+}
+
+/* The receiving thread (sleep, park) and shmrpc_fd's caller may both get
+ * here first: own_lock makes one of them set the ring up. */
+static int rx_setup(struct uring_be *ub)
+{
+	int err = 0;
+
+	/* Acquire: pairs with the release below; the ring is seen whole. */
+	if (atomic_load_explicit(&ub->rx_ready, memory_order_acquire))
+		return 0;
+	pthread_mutex_lock(&ub->own_lock);
+	if (!atomic_load_explicit(&ub->rx_ready, memory_order_relaxed)) {
+		err = rx_init(&ub->rx);
+		/* Release: pairs with the acquire above. */
+		if (!err)
+			atomic_store_explicit(&ub->rx_ready, true, memory_order_release);
+	}
+	pthread_mutex_unlock(&ub->own_lock);
+	return err;
 }
 
 static int uring_init(struct shmrpc_node *n)
@@ -114,9 +280,11 @@ static int uring_init(struct shmrpc_node *n)
 
 	if (works < 0)
 		return -EOPNOTSUPP;
+	pthread_once(&exit_once, exit_setup);
 	ub = calloc(1, sizeof(*ub));
 	if (!ub)
 		return -ENOMEM;
+	pthread_mutex_init(&ub->own_lock, NULL);
 	ub->bell = calloc(1, sizeof(*ub->bell));
 	err = ub->bell ? 0 : -ENOMEM;
 	if (!err && !works) {
@@ -126,19 +294,36 @@ static int uring_init(struct shmrpc_node *n)
 			atomic_store_explicit(&uring_works, err ? -1 : 1, memory_order_relaxed);
 	}
 	if (err) {
+		pthread_mutex_destroy(&ub->own_lock);
 		free(ub->bell);
 		free(ub);
 		return err;
 	}
 	pthread_mutex_init(&ub->tx_lock, NULL);
+	all_add(ub);
 	n->be_priv = ub;
 	n->ring_words = UINT32_MAX; /* every ring has its own wait: no bell mode */
 	return 0;
 }
 
+/* In a forked child (one thread): the parent's nodes are unusable here and
+ * their rings are the parent's; the exit hook forgets them (uring_fini
+ * leaves them off the list and cancels nothing in them). */
 void shmrpc__uring_fork_child(void)
 {
 	atomic_store_explicit(&uring_works, 0, memory_order_relaxed);
+	pthread_mutex_init(&all_lock, NULL);
+	all_head = NULL;
+}
+
+static void orphans_free(struct uring_be *ub)
+{
+	while (ub->orphans) {
+		struct waiter *w = ub->orphans;
+
+		ub->orphans = w->next;
+		free(w);
+	}
 }
 
 static void uring_fini(struct shmrpc_node *n)
@@ -147,19 +332,23 @@ static void uring_fini(struct shmrpc_node *n)
 
 	if (!ub)
 		return;
-	/* Exiting the ring cancels every wait and no completion is read
-	 * after it: what is still in flight can go. */
-	if (ub->rx_ready)
+	if (ub->listed && !n->forked)
+		all_del(ub);
+	if (atomic_load_explicit(&ub->rx_ready, memory_order_acquire)) {
+		/* No wait may outlive the words it watches (node_free unmaps
+		 * the bell next), nor its thread: end them all now, rather
+		 * than when the kernel gets round to tearing the ring down. A
+		 * forked child's ring is its parent's: hands off. */
+		if (!n->forked)
+			cancel_sync(ub, 0, IORING_ASYNC_CANCEL_ANY);
+		/* No completion is read after this: every waiter can go. */
 		io_uring_queue_exit(&ub->rx);
-	while (ub->orphans) {
-		struct waiter *w = ub->orphans;
-
-		ub->orphans = w->next;
-		free(w);
 	}
+	orphans_free(ub);
 	if (ub->tx_ready)
 		io_uring_queue_exit(&ub->tx);
 	pthread_mutex_destroy(&ub->tx_lock);
+	pthread_mutex_destroy(&ub->own_lock);
 	free(ub->bell);
 	free(ub);
 	n->be_priv = NULL;
@@ -208,17 +397,6 @@ static void orphan_free(struct uring_be *ub, struct waiter *w)
 	free(w);
 }
 
-static void cancel(struct uring_be *ub, struct waiter *w)
-{
-	struct io_uring_sqe *sqe = get_sqe(&ub->rx);
-
-	if (sqe) {
-		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)w, 0);
-		io_uring_sqe_set_data64(sqe, 0);
-		io_uring_submit(&ub->rx);
-	}
-}
-
 static void uring_ring_del(struct shmrpc_node *n, struct shmrpc__inring *r)
 {
 	struct uring_be *ub = n->be_priv;
@@ -232,7 +410,8 @@ static void uring_ring_del(struct shmrpc_node *n, struct shmrpc__inring *r)
 		return;
 	}
 	orphan(ub, w);
-	cancel(ub, w);
+	/* Now, before the caller unmaps the ring: no wait stays on its word. */
+	cancel_sync(ub, (uint64_t)(uintptr_t)w, 0);
 }
 
 /* Account for every completion already posted; never blocks. */
@@ -246,7 +425,7 @@ static void reap(struct uring_be *ub)
 		struct waiter *w = io_uring_cqe_get_data(cqe);
 
 		seen++;
-		if (!w) /* a cancel request's own completion */
+		if (!w) /* not a wait of ours (we submit nothing else) */
 			continue;
 		w->inflight = false; /* fired, -EAGAIN, or -ECANCELED: re-arm */
 		if (w->orphan)
@@ -255,39 +434,62 @@ static void reap(struct uring_be *ub)
 	io_uring_cq_advance(&ub->rx, seen);
 }
 
-/* Another thread receives now: its predecessor's waits would complete as
- * that thread's task_work, or die with it. Cancel them, arm afresh. */
-static int adopt(struct shmrpc_node *n, struct uring_be *ub)
+/* @w itself if no wait of it is in flight, else a fresh waiter for the same
+ * word (@w is orphaned: freed at its completion); NULL: no memory. */
+static struct waiter *renew(struct uring_be *ub, struct waiter *w)
 {
-	struct io_uring_sqe *sqe;
+	struct waiter *fresh;
+
+	if (!w->inflight)
+		return w;
+	fresh = calloc(1, sizeof(*fresh));
+	if (!fresh)
+		return NULL;
+	fresh->r = w->r;
+	orphan(ub, w);
+	return fresh;
+}
+
+/*
+ * This thread receives now, and another armed the waits in flight: they
+ * would complete as that thread's task_work (late, if it is busy or blocked
+ * elsewhere), or, if it has exited, be cancelled or not depending on the
+ * kernel. End them all and arm afresh, whichever it was.
+ */
+static int adopt(struct shmrpc_node *n, struct uring_be *ub, uint64_t me)
+{
 	struct waiter *w;
 	uint32_t i;
+	int err = 0;
 
-	for (i = 0; i < n->in.n; i++) {
-		w = n->in.v[i]->be;
-		if (!w->inflight)
-			continue;
-		if (!(n->in.v[i]->be = calloc(1, sizeof(*w)))) {
+	pthread_mutex_lock(&ub->own_lock);
+	for (i = 0; !err && i < n->in.n; i++) {
+		w = renew(ub, n->in.v[i]->be);
+		if (w)
 			n->in.v[i]->be = w;
-			return -ENOMEM;
-		}
-		((struct waiter *)n->in.v[i]->be)->r = n->in.v[i];
-		orphan(ub, w);
+		else
+			err = -ENOMEM;
 	}
-	if (ub->bell->inflight) {
-		w = calloc(1, sizeof(*w));
-		if (!w)
-			return -ENOMEM;
-		orphan(ub, ub->bell);
-		ub->bell = w;
+	if (!err) {
+		w = renew(ub, ub->bell);
+		if (w)
+			ub->bell = w;
+		else
+			err = -ENOMEM;
 	}
-	sqe = get_sqe(&ub->rx);
-	if (sqe) { /* every request of the ring: only waits are in it */
-		io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
-		io_uring_sqe_set_data64(sqe, 0);
-	}
-	ub->owner = self_tid();
-	return 0;
+	/* Every wait of the ring is a predecessor's or an orphan's (this
+	 * thread arms only once it owns the ring); after a failure too, as the
+	 * waits orphaned so far must end. Should the cancel fail, they fire
+	 * with the fresh ones or end at fini: one completion each, anyway. */
+	cancel_sync(ub, 0, IORING_ASYNC_CANCEL_ANY);
+	/* Relaxed: under own_lock, which the exit hook holds to read it. */
+	if (!err)
+		atomic_store_explicit(&ub->owner, me, memory_order_relaxed);
+	pthread_mutex_unlock(&ub->own_lock);
+	/* Any non-NULL value makes the destructor run at this thread's exit. */
+	if (!err && !exit_hooked && atomic_load_explicit(&exit_key_ok, memory_order_relaxed))
+		exit_hooked = !pthread_setspecific(exit_key, &exit_key);
+	return err;
 }
 
 static int arm(struct uring_be *ub, struct waiter *w, _Atomic uint32_t *word, uint32_t val)
@@ -312,8 +514,11 @@ static int arm_all(struct shmrpc_node *n, struct uring_be *ub)
 	int err = 0;
 
 	reap(ub);
-	if (ub->owner != self_tid())
-		err = adopt(n, ub);
+	/* Relaxed: only this thread stores its own token; another thread
+	 * changes owner only while it receives (rx_busy's acquire/release
+	 * orders that before our look) or, being the owner, as it exits. */
+	if (atomic_load_explicit(&ub->owner, memory_order_relaxed) != self_token())
+		err = adopt(n, ub, self_token());
 	for (i = 0; !err && i < n->in.n; i++) {
 		struct shmrpc__inring *r = n->in.v[i];
 

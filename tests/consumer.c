@@ -6,9 +6,11 @@
  */
 #include <shmrpc.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,15 +48,19 @@ int main(void)
 	struct shmrpc_txbuf tx;
 	struct shmrpc_node *n;
 	int rc, status;
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
 	snprintf(domain, sizeof(domain), "consumer-%d", (int)getpid());
 	o.domain = domain;
 	if ((rc = shmrpc_open("ping", &o, &n)))
 		FAIL("open: %d\n", rc);
 	pid = fork();
-	if (pid == 0)
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* dies with us */
+		if (getppid() != parent)
+			exit(1);
 		child(&o);
+	}
 	if ((rc = shmrpc_wait_node(n, "pong", 5000)) ||
 	    (rc = shmrpc_send(n, "pong", "ping", 4, 5000)))
 		FAIL("send: %d\n", rc);

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -102,13 +103,42 @@ int th_teardown(void **state)
 	return left == 0 ? 0 : -1;
 }
 
-pid_t th_fork(int (*fn)(void *arg), void *arg)
+pid_t th_fork_raw(void)
 {
-	pid_t pid;
+	static const int crash[] = { SIGFPE, SIGILL, SIGSEGV, SIGBUS, SIGSYS };
+	pid_t parent = getpid(), pid;
+	size_t i;
 
+	/* PR_SET_PDEATHSIG fires when the *thread* that forked exits: from a
+	 * thread other than the main one, the child would die with it. No
+	 * test does that; say so loudly if one starts to. */
+	if (gettid() != parent) {
+		fprintf(stderr,
+			"th_fork: called from a thread other than main (tid %d): its "
+			"children would die when that thread exits\n",
+			(int)gettid());
+		abort();
+	}
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent) /* it died before the prctl */
+			_exit(1);
+		/* cmocka catches these in the test's process and jumps back
+		 * into its test loop: a child would go on running the next
+		 * tests instead of dying of the signal its parent looks for. */
+		for (i = 0; i < sizeof(crash) / sizeof(crash[0]); i++)
+			signal(crash[i], SIG_DFL);
+	}
+	return pid;
+}
+
+pid_t th_fork(int (*fn)(void *arg), void *arg)
+{
+	pid_t pid = th_fork_raw();
+
 	if (pid == 0)
 		exit(fn(arg)); /* not _exit: LeakSanitizer checks children too */
 	return pid;

@@ -60,7 +60,15 @@ int th_shm_clean(const char *domain);
 int th_setup(void **state);
 int th_teardown(void **state);
 
-/* Run fn(arg) in a forked child that exits with its return value. */
+/*
+ * fork(2) for tests and their children: the child gets SIGKILL when its
+ * parent dies (PR_SET_PDEATHSIG), so a test that fails or is killed leaves
+ * no process behind. Only from a process's main thread (the signal follows
+ * the forking thread, not the process): anything else aborts. A child that
+ * must outlive its parent uses fork() and ends some other way.
+ */
+pid_t th_fork_raw(void);
+/* Run fn(arg) in a th_fork_raw child that exits with its return value. */
 pid_t th_fork(int (*fn)(void *arg), void *arg);
 /* Wait for a child; its exit code, 128 + signal, or -1 if it did not end
  * within timeout_ms (it is then killed). */

@@ -138,13 +138,16 @@ static void open_route(struct fixture *f, int route, const char *pin_dir)
 /* Fork a child that runs fn(arg) then _exit(0); it dies with us. */
 static pid_t spawn(struct fixture *f, void (*fn)(void *), void *arg)
 {
-	pid_t pid;
+	pid_t pid, parent;
 
 	assert_true(f->nkids < MAX_KIDS);
+	parent = getpid();
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent) /* we died before the prctl */
+			_exit(1);
 		fn(arg);
 		_exit(0);
 	}

@@ -590,7 +590,7 @@ static int run_cmd(const char *const argv[])
 	int st;
 
 	fflush(NULL);
-	pid = fork();
+	pid = th_fork_raw();
 	if (pid == 0) {
 		execvp(argv[0], (char *const *)argv);
 		_exit(127);
@@ -799,9 +799,8 @@ static pid_t fork_with_pid(pid_t want)
 		}
 		close(fd);
 		fflush(NULL);
-		pid = fork();
+		pid = th_fork_raw();
 		if (pid == 0) {
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			for (;;)
 				pause();
 		}
@@ -961,11 +960,11 @@ static int container_start(struct container *c, const struct fix *f, const char 
 	th_gate_init(&ready);
 	snprintf(fdarg, sizeof(fdarg), "%d", ready.fd[1]);
 	fflush(NULL);
-	c->unshare = fork();
+	c->unshare = th_fork_raw();
 	if (c->unshare == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execlp("unshare", "unshare", "--pid", "--fork", "--mount-proc", exe, "--node",
-		       f->d.name, name, fdarg, (char *)NULL);
+		/* --kill-child: the node goes with unshare, which goes with us */
+		execlp("unshare", "unshare", "--pid", "--fork", "--kill-child", "--mount-proc", exe,
+		       "--node", f->d.name, name, fdarg, (char *)NULL);
 		_exit(127);
 	}
 	rc = th_gate_wait(&ready, 10000);

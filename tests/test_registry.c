@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -21,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -824,8 +826,8 @@ static void test_dup_name_free_after_sigkill(void **state)
 	assert_int_equal(id_files(d->name, id), 0);
 	assert_int_equal(node_id(d->name, "x", id2), 0);
 	assert_string_not_equal(id, id2);
-	/* p's connection was to the dead x: once -EPIPE, then the new x */
-	assert_int_equal(shmrpc_send(p, "x", "a", 1, 1000), -EPIPE);
+	/* p's connection was to the dead x: the very next send goes to the
+	 * new x (shmrpc.h: -EPIPE only while no node has the name) */
 	assert_int_equal(shmrpc_send(p, "x", "b", 1, 1000), 0);
 	assert_int_equal(shmrpc_recv(x, buf, sizeof(buf), from, 1000), 1);
 	assert_memory_equal(buf, "b", 1);
@@ -1609,6 +1611,65 @@ static void test_last_out_sweeps_killed_node(void **state)
 	last_out_sweeps(*state, false, 1);
 }
 
+/*
+ * Two threads of one process each join and leave the same domain in a loop:
+ * the last one out retires the registry (closed, unlinked) and the other's
+ * next join must open a fresh one without taking the leaver's reference to
+ * the old one from under it (that was a use after free in shmrpc__reg_put,
+ * or a crash reading the freed registry). In a child: a crash is an exit
+ * status here, and the node of each round must work.
+ */
+#define CHURN_ROUNDS 400
+
+struct churn2 {
+	const struct th_dom *d;
+	char name[8];
+	int fails;
+};
+
+static void *churn2_thread(void *arg)
+{
+	struct churn2 *c = arg;
+	char names[4][SHMRPC_NAME_MAX + 1];
+	struct shmrpc_node *n;
+	int i, k;
+
+	for (i = 0; i < CHURN_ROUNDS; i++) {
+		if (shmrpc_open(c->name, &c->d->opts, &n)) {
+			c->fails++;
+			continue;
+		}
+		k = shmrpc_nodes(n, names, 4);
+		if (shmrpc_is_local(n, c->name) != 1 || k < 1 || k > 2)
+			c->fails++;
+		shmrpc_close(n);
+	}
+	return NULL;
+}
+
+static int churn2_main(void *arg)
+{
+	struct churn2 c[2] = { { .d = arg, .name = "t0" }, { .d = arg, .name = "t1" } };
+	pthread_t t[2];
+	int i;
+
+	for (i = 0; i < 2; i++)
+		CHILD_CHECK(pthread_create(&t[i], NULL, churn2_thread, &c[i]) == 0);
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	CHILD_CHECK_RC(c[0].fails, 0);
+	CHILD_CHECK_RC(c[1].fails, 0);
+	return 0;
+}
+
+static void test_last_out_two_threads_churn_one_domain(void **state)
+{
+	struct th_dom *d = *state;
+
+	assert_int_equal(th_wait(th_fork(churn2_main, d), 120000), 0);
+	assert_int_equal(th_shm_count(d->name), 0);
+}
+
 static void open_after_leftover(struct th_dom *d)
 {
 	struct shmrpc_node *a, *b;
@@ -1641,27 +1702,45 @@ static void test_regfile_unpublished_leftover_recovered(void **state)
 	open_after_leftover(d);
 }
 
-/* Leaving scans the registry for nodes left behind: only its written part.
- * On tmpfs, reading a hole through a shared mapping allocates the page, so
- * scanning all 65536 slots grew the file from a few KiB to 8 MiB. */
+/*
+ * Leaving scans the registry for nodes left behind: only its written part
+ * (shmrpc__reg_scan_end), not all 65536 slots (8 MiB) at every leave. Every
+ * page is reserved at creation; one that the scan read turns from a
+ * reserved hole into data (tmpfs clears a page at its first fault), so the
+ * file's data extent tells how far the scan went, on a kernel that reports
+ * reserved, untouched pages as holes (observed).
+ */
 static void test_regfile_leave_does_not_fill_registry(void **state)
 {
 	struct th_dom *d = *state;
 	struct shmrpc_opts o = d->opts;
+	off_t data, end = 0;
 	char path[300];
 	struct shmrpc_node *a, *b;
 	struct stat st;
+	int fd;
 
 	o.max_nodes = 65536;
 	assert_int_equal(shmrpc_open("a", &o, &a), 0);
 	assert_int_equal(shmrpc_open("b", &o, &b), 0);
 	shmrpc_close(b); /* a leave with a live node left: recount and sweep */
 	snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s.reg", d->name);
-	assert_int_equal(stat(path, &st), 0);
-	print_message("65536-slot registry after a leave: %ld bytes allocated of %ld\n",
-		      (long)st.st_blocks * 512, (long)st.st_size);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	while ((data = lseek(fd, end, SEEK_DATA)) >= 0)
+		end = lseek(fd, data, SEEK_HOLE);
+	close(fd);
+	print_message("65536-slot registry after a leave: %ld bytes reserved of %ld, data up "
+		      "to %ld\n",
+		      (long)st.st_blocks * 512, (long)st.st_size, (long)end);
 	assert_true(st.st_size > 8 * 1024 * 1024);
-	assert_true((long)st.st_blocks * 512 <= 64 * 1024);
+	assert_true((long)st.st_blocks * 512 >= (long)st.st_size); /* reserved at creation */
+	if (end == st.st_size)
+		print_message("[observed] reserved, untouched pages count as data here: the "
+			      "scan's extent cannot be seen\n");
+	else
+		assert_true(end <= 64 * 1024);
 	shmrpc_close(a);
 }
 
@@ -1821,7 +1900,6 @@ static void reopen_case(struct th_dom *d, bool recv_first, bool reopen_before_se
 	struct shmrpc_node *p = th_open(d, "p");
 	char id[32], id2[32];
 	pid_t pid;
-	int rc;
 
 	assert_non_null(p);
 	th_gate_init(&r.joined);
@@ -1841,16 +1919,16 @@ static void reopen_case(struct th_dom *d, bool recv_first, bool reopen_before_se
 		th_gate_open(&r.go_reopen);
 		assert_int_equal(th_gate_wait(&r.rejoined, 5000), 0);
 	}
-	/* the connection p had is to the old b */
-	assert_int_equal(shmrpc_send(p, "b", "bad", 3, 1000), -EPIPE);
 	if (!reopen_before_send) {
-		rc = shmrpc_send(p, "b", "bad", 3, 1000);
-		assert_true(rc == -EPIPE || rc == -ENOENT);
+		/* the connection p had is to the old b, and no b is back */
+		assert_int_equal(shmrpc_send(p, "b", "bad", 3, 1000), -EPIPE);
+		assert_int_equal(shmrpc_send(p, "b", "bad", 3, 1000), -EPIPE);
 		th_gate_open(&r.go_reopen);
 		assert_int_equal(th_gate_wait(&r.rejoined, 5000), 0);
 	}
 	assert_int_equal(node_id(d->name, "b", id2), 0);
 	assert_string_not_equal(id, id2); /* a new (slot, gen) */
+	/* the very next send goes to the new b, whichever came first */
 	assert_int_equal(shmrpc_send(p, "b", "new", 3, 1000), 0);
 	th_gate_open(&r.done);
 	assert_int_equal(th_wait(pid, 10000), 0);
@@ -2185,11 +2263,13 @@ struct forkpar {
 	struct th_dom *d;
 	struct th_gate ready, started, release, never;
 	int pidpipe[2];
+	pid_t test; /* the test's process: the grandchild ends with it */
 };
 
-static int forkpar_grandchild(void *arg)
+static void forkpar_grandchild(struct forkpar *f)
 {
-	struct forkpar *f = arg;
+	int pidfd = (int)syscall(SYS_pidfd_open, f->test, 0);
+	struct pollfd p[2] = { { f->release.fd[0], POLLIN, 0 }, { pidfd, POLLIN, 0 } };
 
 	/* Running: fork() has returned here, so the atfork handler has
 	 * closed this process's copy of the liveness lock descriptor. Until
@@ -2197,9 +2277,11 @@ static int forkpar_grandchild(void *arg)
 	 * parent killed in that window stays alive until the child runs: no
 	 * library can close that before the kernel has a close-on-fork. */
 	th_gate_open(&f->started);
-	/* outlives its parent, holding its copy of the parent's node */
-	CHILD_CHECK(th_gate_wait(&f->release, 30000) == 0);
-	return 0;
+	/* Outlives its parent, holding its copy of the parent's node, until
+	 * released, or until the test's process goes (no PDEATHSIG here: it
+	 * would die with its parent). */
+	CHILD_CHECK(pidfd >= 0 && poll(p, 2, 30000) > 0 && (p[0].revents & POLLIN));
+	exit(0); /* not _exit: LeakSanitizer checks children too */
 }
 
 static int forkpar_main(void *arg)
@@ -2210,7 +2292,10 @@ static int forkpar_main(void *arg)
 
 	CHILD_CHECK_RC(shmrpc_open("par", &f->d->opts, &n), 0);
 	CHILD_CHECK_RC(shmrpc_send(n, "obs", "hi", 2, 1000), 0);
-	g = th_fork(forkpar_grandchild, f);
+	fflush(NULL);
+	g = fork(); /* not th_fork: see forkpar_grandchild */
+	if (g == 0)
+		forkpar_grandchild(f);
 	CHILD_CHECK(g > 0);
 	CHILD_CHECK(write(f->pidpipe[1], &g, sizeof(g)) == sizeof(g));
 	th_gate_open(&f->ready);
@@ -2222,7 +2307,7 @@ static void test_fork_parent_killed_while_child_lives(void **state)
 {
 	struct th_dom *d = *state;
 	struct shmrpc_node *obs = th_open(d, "obs");
-	struct forkpar f = { .d = d };
+	struct forkpar f = { .d = d, .test = getpid() };
 	char id[32], buf[8];
 	pid_t pid, g = -1;
 	int rc;
@@ -2390,6 +2475,7 @@ int main(void)
 		T(test_nodes_cap_smaller_than_count),
 		T(test_last_out_every_close_order),
 		T(test_last_out_sweeps_killed_node),
+		T(test_last_out_two_threads_churn_one_domain),
 		T(test_reg_lock_holder_killed_is_repaired),
 		T(test_regfile_empty_leftover_recovered),
 		T(test_regfile_unpublished_leftover_recovered),

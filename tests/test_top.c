@@ -717,8 +717,9 @@ static void test_prom_exposition(void **state)
 /* ------------------------------------------------------------ no trace */
 
 /* Watching must cost the watched nothing: reading a hole of a tmpfs file
- * through a mapping allocates it, and a registry of 65536 slots is 8 MiB
- * of holes. The domain's allocated bytes stay what they were. */
+ * through a mapping allocates it. The library reserves every page of what
+ * it creates (a registry of 65536 slots: 8 MiB), but shmrpc-top reads only
+ * data extents anyway. The domain's allocated bytes stay what they were. */
 static void test_watching_allocates_nothing(void **state)
 {
 	struct th_dom *d = *state;
@@ -740,7 +741,6 @@ static void test_watching_allocates_nothing(void **state)
 	assert_int_equal(run_tool(args, &out), 0);
 	free(out);
 	assert_int_equal(th_shm_bytes(d->name), before);
-	assert_true(before < 2 * 1024 * 1024); /* the registry is still sparse */
 	stop(roles, 2);
 }
 

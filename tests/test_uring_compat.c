@@ -10,6 +10,18 @@
  * alarm() kills the whole run if something still hangs. Lines tagged
  * "[observed]" print what this kernel did; docs/uring-notes.md collects them.
  *
+ * Observed is not asserted. Builds of one kernel version differ (two builds
+ * of 6.18.44 disagree on what becomes of a thread's waits when it exits and
+ * on private waits armed before a process's first thread), so a test
+ * asserts only what lib/wake_uring.c relies on: a shared wait is woken by a
+ * shared wake from any process and completes exactly once with its
+ * user_data; a completed or cancelled wait is queued no more; a wait whose
+ * value moved does not sleep; the registered eventfd fires on completions;
+ * SYNC_CANCEL ends waits of threads that have exited, and from an exiting
+ * thread's key destructor. Everything else (result values of cancels and
+ * timeouts, EINTR, poll states, DEFER_TASKRUN, private futexes) is printed
+ * and documented, never a failure.
+ *
  *   mkdir -p build && cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow \
  *      -Wstrict-prototypes -O2 -g -pthread -Ilib -Iinclude \
  *      tests/test_uring_compat.c lib/uring_probe.c -luring -lcmocka \
@@ -56,7 +68,7 @@
 
 static int g_uring; /* shmrpc__uring_futex_supported(), probed once in main */
 
-enum { MSG_ARMED = 1, MSG_DONE, MSG_TIMEOUT, MSG_ERROR };
+enum { MSG_ARMED = 1, MSG_DONE, MSG_TIMEOUT, MSG_ERROR, MSG_TIME };
 
 struct msg {
 	int32_t kind;
@@ -121,6 +133,41 @@ static int wait_cqe_ms(struct io_uring *ring, struct io_uring_cqe **cqe, int ms)
 	struct __kernel_timespec ts = { ms / 1000, (long long)(ms % 1000) * 1000000LL };
 
 	return io_uring_wait_cqe_timeout(ring, cqe, &ts);
+}
+
+/* A CQE of @ring within @ms: 0 (*res, *ud set), or -ETIME. */
+static int cqe_within(struct io_uring *ring, int ms, int32_t *res, uint64_t *ud)
+{
+	struct io_uring_cqe *cqe;
+	int ret = wait_cqe_ms(ring, &cqe, ms);
+
+	if (ret)
+		return ret;
+	*res = cqe->res;
+	*ud = cqe->user_data;
+	io_uring_cqe_seen(ring, cqe);
+	return 0;
+}
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* IORING_REGISTER_SYNC_CANCEL of every request of @ring: the count, or
+ * -errno (-ENOENT: none). What lib/wake_uring.c's adopt, fini and thread-exit
+ * hook do. */
+static int sync_cancel_any(struct io_uring *ring)
+{
+	struct io_uring_sync_cancel_reg reg;
+
+	memset(&reg, 0, sizeof(reg));
+	reg.fd = -1;
+	reg.flags = IORING_ASYNC_CANCEL_ANY;
+	return io_uring_register_sync_cancel(ring, &reg);
 }
 
 /* Reap one CQE into @res/@ud, failing the test if none comes within WAIT_MS. */
@@ -232,13 +279,19 @@ static void child_waker(const struct fx *fx, int wfd, const void *arg)
 static struct peer *peer_spawn(struct fx *fx, child_fn *fn, const void *arg)
 {
 	struct peer *p = &fx->peers[fx->npeers];
+	pid_t parent;
 	int pfd[2];
 
 	assert_true(fx->npeers < MAX_PEERS);
 	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+	parent = getpid();
 	p->pid = fork();
 	assert_true(p->pid >= 0);
 	if (p->pid == 0) {
+		/* dies with us (we fork from the main thread only) */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
 		close(pfd[0]);
 		alarm(HANG_GUARD_S);
 		fn(fx, pfd[1], arg);
@@ -570,17 +623,22 @@ static void test_wait_woken_by_uring_wake(void **state)
 	io_uring_queue_exit(&ring);
 }
 
-/* Why FUTEX2_PRIVATE is banned: a private wake from another process finds
- * nobody, whether sent by futex(2) or by io_uring. */
-static void test_wait_missed_by_private_wake(void **state)
+/*
+ * Why FUTEX2_PRIVATE is banned: a private futex is keyed by (mm, address),
+ * a shared one by (inode, offset), so a private wake from another process
+ * should find nobody, whether sent by futex(2) or by io_uring. Observed;
+ * asserted is what we rely on: a shared wake then still finds the waiter,
+ * which completes once.
+ */
+static void test_wait_vs_private_wake(void **state)
 {
 	struct fx *fx = *state;
 	struct wait_arg a = { .word = 2, .val = 0, .ud = 2 };
 	_Atomic uint32_t *w = word_at(fx->words, 2);
 	struct io_uring_sqe *sqe;
 	struct io_uring ring;
+	int woke_sys, woke_shared;
 	struct peer *p;
-	struct msg m;
 	int32_t res;
 	uint64_t ud;
 
@@ -588,29 +646,34 @@ static void test_wait_missed_by_private_wake(void **state)
 	ring_init(&ring, 0);
 	p = peer_spawn(fx, child_waiter, &a);
 	peer_expect(p, MSG_ARMED, 0);
-	assert_int_equal(futex_wake(w, INT_MAX, FUTEX_PRIVATE_FLAG), 0);
+	woke_sys = futex_wake(w, INT_MAX, FUTEX_PRIVATE_FLAG);
 	sqe = get_sqe(&ring);
 	shmrpc__prep_futex_wake(sqe, w, INT32_MAX, 3);
 	sqe->fd |= FUTEX_PRIVATE_FLAG; /* FUTEX2_PRIVATE */
 	assert_int_equal(io_uring_submit(&ring), 1);
 	reap_cqe(&ring, &res, &ud);
-	assert_int_equal(res, 0);
-	assert_int_equal(peer_recv(p, &m, QUIET_MS), -ETIMEDOUT);
-	assert_int_equal(futex_wake(w, INT_MAX, 0), 1);
+	woke_shared = woke_sys + res > 0 ? 0 : futex_wake(w, INT_MAX, 0);
+	observed("shared FUTEX_WAIT in another process: FUTEX_WAKE_PRIVATE woke %d, io_uring "
+		 "FUTEX2_PRIVATE wake res=%d, then a shared wake woke %d",
+		 woke_sys, res, woke_shared);
+	if (woke_sys + res == 0)
+		assert_int_equal(woke_shared, 1);
 	peer_expect(p, MSG_DONE, 0);
 	peer_join(p);
 	io_uring_queue_exit(&ring);
 }
 
-/* The other direction, in one process: a private wait misses shared wakes. */
-static void test_private_wait_missed_by_shared_wake(void **state)
+/* The other direction, in one process: a private wait and a shared wake.
+ * Observed only (we arm no private wait); the wait ends in one CQE. */
+static void test_private_wait_vs_shared_wake(void **state)
 {
 	struct fx *fx = *state;
 	_Atomic uint32_t *w = word_at(fx->words, 3);
 	struct io_uring_sqe *sqe;
 	struct io_uring ring;
-	int32_t res;
-	uint64_t ud;
+	int woke_shared, woke_private = -1, got;
+	int32_t res = 0;
+	uint64_t ud = 0;
 
 	need_uring();
 	ring_init(&ring, 0);
@@ -618,11 +681,21 @@ static void test_private_wait_missed_by_shared_wake(void **state)
 	shmrpc__prep_futex_wait(sqe, w, 0, 4);
 	sqe->fd |= FUTEX_PRIVATE_FLAG;
 	assert_int_equal(io_uring_submit(&ring), 1);
-	assert_int_equal(futex_wake(w, INT_MAX, 0), 0);
-	assert_false(fd_ready(ring.ring_fd, POLLIN, QUIET_MS));
-	assert_int_equal(futex_wake(w, INT_MAX, FUTEX_PRIVATE_FLAG), 1);
-	reap_cqe(&ring, &res, &ud);
-	assert_int_equal(res, 0);
+	woke_shared = futex_wake(w, INT_MAX, 0);
+	got = cqe_within(&ring, QUIET_MS, &res, &ud) == 0;
+	if (!got) {
+		woke_private = futex_wake(w, INT_MAX, FUTEX_PRIVATE_FLAG);
+		got = cqe_within(&ring, woke_private > 0 ? WAIT_MS : QUIET_MS, &res, &ud) == 0;
+	}
+	observed("private FUTEX_WAIT: a shared wake woke %d, a private one then woke %d "
+		 "(-1: not tried), CQE %s res=%d",
+		 woke_shared, woke_private, got ? "came," : "none,", res);
+	if (!got) { /* armed still: end it */
+		assert_int_equal(sync_cancel_any(&ring), 1);
+		assert_int_equal(cqe_within(&ring, WAIT_MS, &res, &ud), 0);
+	}
+	assert_int_equal(ud, 4);
+	assert_int_equal(io_uring_cq_ready(&ring), 0); /* one CQE, not two */
 	io_uring_queue_exit(&ring);
 }
 
@@ -662,15 +735,20 @@ static void child_first_thread(const struct fx *fx, int wfd, const void *arg)
 		send_msg(wfd, ret == -ETIME ? MSG_TIMEOUT : MSG_ERROR, ret, 0);
 }
 
-/* A private wait armed before the process starts its first thread is lost
- * (the kernel then moves the process to its own private futex hash); a
- * shared wait is not. One more reason never to use FUTEX2_PRIVATE. */
-static void test_private_wait_lost_when_first_thread_starts(void **state)
+/*
+ * A wait armed before the process starts its first thread (when 6.16+
+ * gives it a private futex hash, CONFIG_FUTEX_PRIVATE_HASH). A shared wait
+ * must survive that (asserted: a process may arm one before it starts any
+ * thread). A private one was lost on one build of 6.18.44 (woke 0, no CQE)
+ * and is found on another (woke 1): observed; asserted only that a wake
+ * that found it completes it. One more reason never to use FUTEX2_PRIVATE.
+ */
+static void test_private_wait_across_first_thread(void **state)
 {
 	static const int shared = 0, private = FUTEX_PRIVATE_FLAG;
 	struct fx *fx = *state;
 	struct peer *p;
-	struct msg m;
+	struct msg m, end;
 
 	need_uring();
 #if defined(__SANITIZE_THREAD__)
@@ -685,20 +763,42 @@ static void test_private_wait_lost_when_first_thread_starts(void **state)
 
 	p = peer_spawn(fx, child_first_thread, &private);
 	assert_int_equal(peer_recv(p, &m, WAIT_MS), 0);
-	observed("private FUTEX_WAIT armed before the first pthread_create: "
-		 "FUTEX_WAKE_PRIVATE woke %d",
-		 m.res);
 	assert_int_equal(m.kind, MSG_DONE);
-	assert_int_equal(m.res, 0);
-	peer_expect(p, MSG_TIMEOUT, -ETIME);
+	assert_int_equal(peer_recv(p, &end, WAIT_MS), 0);
+	observed("private FUTEX_WAIT armed before the first pthread_create: "
+		 "FUTEX_WAKE_PRIVATE woke %d, then %s",
+		 m.res, end.kind == MSG_DONE ? "its CQE" : "no CQE (the wait is lost)");
+	assert_true(end.kind == MSG_DONE || end.kind == MSG_TIMEOUT);
+	if (m.res == 1) /* a wake that found the wait completes it */
+		assert_int_equal(end.kind, MSG_DONE);
 	peer_join(p);
 }
+
+/* ------------------------------------------- a thread that armed, exits */
+
+/* How the wait a thread armed before exiting is ended. */
+enum exit_case {
+	EXIT_WAKE,   /* by nobody: then a wake of its word */
+	EXIT_CANCEL, /* the main thread cancels it after the exit (adopt, fini) */
+	EXIT_HOOK,   /* the thread cancels it in a pthread key destructor */
+};
 
 struct arm_ctx {
 	struct io_uring *ring;
 	const _Atomic uint32_t *w;
-	int ret;
+	bool hook;
+	int ret;      /* io_uring_submit's */
+	int hook_ret; /* the destructor's cancel */
 };
+
+static pthread_key_t hook_key;
+
+static void hook_cancel(void *arg)
+{
+	struct arm_ctx *c = arg;
+
+	c->hook_ret = sync_cancel_any(c->ring);
+}
 
 static void *arm_thread(void *arg)
 {
@@ -706,72 +806,199 @@ static void *arm_thread(void *arg)
 
 	shmrpc__prep_futex_wait(get_sqe(c->ring), c->w, 0, 0x7e);
 	c->ret = io_uring_submit(c->ring);
+	if (c->hook)
+		pthread_setspecific(hook_key, c);
 	return NULL;
 }
 
-/* A thread arms a FUTEX_WAIT in the process's ring and exits; the main
- * thread then reports the CQE, and what a wake of the word finds. */
+/* Report DONE (res, user_data) or TIMEOUT for the next CQE within @ms,
+ * then TIME (user_data: microseconds waited). */
+static void report_cqe_within(int wfd, struct io_uring *ring, int ms)
+{
+	struct io_uring_cqe *cqe;
+	int64_t t0 = mono_us();
+	int ret = wait_cqe_ms(ring, &cqe, ms);
+
+	if (ret == 0) {
+		send_msg(wfd, MSG_DONE, cqe->res, cqe->user_data);
+		io_uring_cqe_seen(ring, cqe);
+	} else {
+		send_msg(wfd, ret == -ETIME ? MSG_TIMEOUT : MSG_ERROR, ret, 0);
+	}
+	send_msg(wfd, MSG_TIME, 0, (uint64_t)(mono_us() - t0));
+}
+
+/*
+ * A thread arms a FUTEX_WAIT in the process's ring (an eventfd registered
+ * on it) and exits; then the case's ending. Reports, in order: CQEs in the
+ * ring when the join returned; the cancel's result (EXIT_CANCEL, EXIT_HOOK);
+ * the next CQE within QUIET_MS (EXIT_WAKE) or WAIT_MS; what a wake of the
+ * word then finds; if it found the wait, its CQE and whether the eventfd
+ * fired.
+ */
 static void child_thread_exit(const struct fx *fx, int wfd, const void *arg)
 {
+	enum exit_case how = *(const enum exit_case *)arg;
 	_Atomic uint32_t *words = child_map(fx);
-	struct io_uring_cqe *cqe;
+	struct pollfd pfd = { .events = POLLIN };
 	struct io_uring ring;
 	struct arm_ctx c;
 	pthread_t t;
-	int ret;
+	int woke;
 
-	(void)arg;
-	if (!words || io_uring_queue_init(4, &ring, 0) < 0)
+	pfd.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!words || pfd.fd < 0 || io_uring_queue_init(4, &ring, 0) < 0 ||
+	    io_uring_register_eventfd(&ring, pfd.fd) || pthread_key_create(&hook_key, hook_cancel))
 		_exit(2);
-	c = (struct arm_ctx){ .ring = &ring, .w = word_at(words, 0), .ret = -1 };
+	c = (struct arm_ctx){ .ring = &ring, .w = word_at(words, 0), .hook = how == EXIT_HOOK };
 	if (pthread_create(&t, NULL, arm_thread, &c) || pthread_join(t, NULL) || c.ret != 1)
 		_exit(2);
-	ret = wait_cqe_ms(&ring, &cqe, WAIT_MS);
-	if (ret == 0)
-		send_msg(wfd, MSG_DONE, cqe->res, cqe->user_data);
-	else
-		send_msg(wfd, ret == -ETIME ? MSG_TIMEOUT : MSG_ERROR, ret, 0);
-	send_msg(wfd, MSG_DONE, futex_wake(word_at(words, 0), INT_MAX, 0), 0);
+	send_msg(wfd, MSG_DONE, (int32_t)io_uring_cq_ready(&ring), 0);
+	if (how != EXIT_WAKE)
+		send_msg(wfd, MSG_DONE, how == EXIT_HOOK ? c.hook_ret : sync_cancel_any(&ring), 0);
+	report_cqe_within(wfd, &ring, how == EXIT_WAKE ? QUIET_MS : WAIT_MS);
+	woke = futex_wake(word_at(words, 0), INT_MAX, 0);
+	send_msg(wfd, MSG_DONE, woke, 0);
+	if (woke != 1)
+		return;
+	report_cqe_within(wfd, &ring, WAIT_MS);
+	send_msg(wfd, MSG_DONE, poll(&pfd, 1, WAIT_MS) == 1, 0);
 }
 
-/* io_uring requests belong to the submitting thread: when it exits, its
- * armed waits complete with -ECANCELED, whoever owns the ring. */
-static void test_wait_cancelled_when_submitting_thread_exits(void **state)
+/* A CQE report of child_thread_exit: *m and the microseconds it took. */
+static void expect_cqe_report(struct peer *p, struct msg *m, uint64_t *us)
 {
-	struct fx *fx = *state;
-	struct peer *p;
+	struct msg t;
+
+	assert_int_equal(peer_recv(p, m, WAIT_MS + QUIET_MS), 0);
+	assert_true(m->kind == MSG_DONE || m->kind == MSG_TIMEOUT);
+	assert_int_equal(peer_recv(p, &t, WAIT_MS), 0);
+	assert_int_equal(t.kind, MSG_TIME);
+	*us = t.user_data;
+}
+
+static int32_t expect_done(struct peer *p)
+{
 	struct msg m;
 
-	need_uring();
-	p = peer_spawn(fx, child_thread_exit, NULL);
-	assert_int_equal(peer_recv(p, &m, WAIT_MS), 0);
-	observed("FUTEX_WAIT armed by a thread that then exits: kind=%s res=%d",
-		 m.kind == MSG_DONE ? "CQE" : "no CQE", m.res);
+	assert_int_equal(peer_recv(p, &m, WAIT_MS + QUIET_MS), 0);
 	assert_int_equal(m.kind, MSG_DONE);
-	assert_int_equal(m.res, -ECANCELED);
-	assert_int_equal(m.user_data, 0x7e);
-	peer_expect(p, MSG_DONE, 0);
+	return m.res;
+}
+
+/*
+ * A wait belongs to its submitting thread, and what becomes of it when that
+ * thread exits varies between builds of one kernel version: some cancel it
+ * at the exit (-ECANCELED), others leave it armed, and a wake then
+ * completes it through the ring's fallback worker. Either is observed; what
+ * the library relies on is asserted: the wait ends in exactly one completion
+ * with its user_data, and a wait still armed is woken, its completion
+ * arrives (late is fine), and the registered eventfd fires for it.
+ */
+static void test_wait_when_submitting_thread_exits(void **state)
+{
+	static const enum exit_case how = EXIT_WAKE;
+	struct fx *fx = *state;
+	struct msg m;
+	uint64_t us;
+	int32_t at_join, woke;
+	struct peer *p;
+
+	need_uring();
+	p = peer_spawn(fx, child_thread_exit, &how);
+	at_join = expect_done(p);
+	expect_cqe_report(p, &m, &us);
+	woke = expect_done(p);
+	if (m.kind == MSG_DONE) {
+		observed("FUTEX_WAIT armed by a thread that then exits: completed at the exit "
+			 "(res=%d, %d CQE(s) in the ring when the join returned)",
+			 m.res, at_join);
+		assert_int_equal(m.user_data, 0x7e);
+		assert_int_equal(woke, 0); /* completed: queued no more */
+	} else {
+		observed("FUTEX_WAIT armed by a thread that then exits: still armed (no CQE "
+			 "within %d ms), a wake finds %d waiter(s)",
+			 QUIET_MS, woke);
+		assert_int_equal(woke, 1);
+		expect_cqe_report(p, &m, &us);
+		assert_int_equal(m.kind, MSG_DONE);
+		assert_int_equal(m.user_data, 0x7e);
+		observed("  ... its completion after the wake: res=%d, %llu us later (the "
+			 "ring's fallback worker), eventfd %s",
+			 m.res, (unsigned long long)us, expect_done(p) ? "fired" : "silent");
+	}
 	peer_join(p);
 }
 
-/* The value is compared at arm time: a mismatch completes inside submit. */
-static void test_wait_mismatch_is_eagain_at_once(void **state)
+/*
+ * lib/wake_uring.c ends the waits of a thread that has exited with
+ * IORING_REGISTER_SYNC_CANCEL from another thread (adopt, ring_del, fini):
+ * the wait, wherever it stood, ends in one completion and is queued no
+ * more. And the thread-exit hook cancels them from the exiting thread's
+ * pthread key destructor: then nothing is left once the thread is joined.
+ */
+static void run_exit_cancel(struct fx *fx, enum exit_case how)
+{
+	const char *who = how == EXIT_HOOK ? "in the exiting thread's key destructor" :
+					     "by another thread after the exit";
+	struct msg m;
+	uint64_t us;
+	int32_t at_join, cancelled, woke;
+	struct peer *p;
+
+	need_uring();
+	p = peer_spawn(fx, child_thread_exit, &how);
+	at_join = expect_done(p);
+	cancelled = expect_done(p);
+	expect_cqe_report(p, &m, &us);
+	woke = expect_done(p);
+	observed("SYNC_CANCEL of a FUTEX_WAIT %s: cancel=%d, then its CQE res=%d %llu us "
+		 "later (%d in the ring at the join), a wake finds %d",
+		 who, cancelled, m.kind == MSG_DONE ? m.res : 0, (unsigned long long)us, at_join,
+		 woke);
+	assert_int_equal(m.kind, MSG_DONE);
+	assert_int_equal(m.user_data, 0x7e);
+	assert_int_equal(woke, 0);
+	if (how == EXIT_HOOK) /* before the kernel's own exit handling */
+		assert_int_equal(cancelled, 1);
+	peer_join(p);
+}
+
+static void test_exited_threads_wait_cancelled_by_another(void **state)
+{
+	run_exit_cancel(*state, EXIT_CANCEL);
+}
+
+static void test_wait_cancelled_in_thread_key_destructor(void **state)
+{
+	run_exit_cancel(*state, EXIT_HOOK);
+}
+
+/*
+ * The value is compared at arm time: a mismatch completes the wait instead
+ * of queueing it (asserted: a sleep must never block on a word that moved).
+ * Its res, and whether the CQE is already there when submit returns, are
+ * observed: the library only needs the completion to end its sleep.
+ */
+static void test_wait_mismatch_completes(void **state)
 {
 	struct fx *fx = *state;
 	_Atomic uint32_t *w = word_at(fx->words, 4);
-	struct io_uring_cqe *cqe;
 	struct io_uring ring;
+	unsigned at_submit;
+	int32_t res;
+	uint64_t ud;
 
 	need_uring();
 	ring_init(&ring, 0);
 	atomic_store_explicit(w, 7, memory_order_relaxed); /* single thread here */
 	shmrpc__prep_futex_wait(get_sqe(&ring), w, 6, 5);
 	assert_int_equal(io_uring_submit(&ring), 1);
-	assert_int_equal(io_uring_cq_ready(&ring), 1); /* no wait, no poll */
-	assert_int_equal(io_uring_peek_cqe(&ring, &cqe), 0);
-	observed("FUTEX_WAIT value mismatch: res=%d, CQE present when submit returned", cqe->res);
-	assert_int_equal(cqe->res, -EAGAIN);
-	io_uring_cqe_seen(&ring, cqe);
+	at_submit = io_uring_cq_ready(&ring);
+	reap_cqe(&ring, &res, &ud);
+	observed("FUTEX_WAIT value mismatch: res=%d, CQE present when submit returned: %s", res,
+		 at_submit ? "yes" : "no");
+	assert_int_equal(ud, 5);
 	assert_int_equal(futex_wake(w, INT_MAX, 0), 0); /* nothing was queued */
 	io_uring_queue_exit(&ring);
 }
@@ -817,33 +1044,52 @@ static void test_wake_batch_in_one_enter(void **state)
 	io_uring_queue_exit(&ring);
 }
 
-/* Changing the word without a wake leaves the armed wait asleep. */
-static void test_wait_stays_armed_across_value_change(void **state)
+/*
+ * The word changes under an armed wait without a wake. Whether the wait
+ * notices is observed (the protocol never counts on it: every change that
+ * matters is followed by a wake); asserted: it completes exactly once, by
+ * the wake if it had not.
+ */
+static void test_wait_across_value_change(void **state)
 {
 	struct fx *fx = *state;
 	struct wait_arg a = { .word = 9, .val = 0, .ud = 9 };
 	_Atomic uint32_t *w = word_at(fx->words, 9);
 	struct peer *p;
 	struct msg m;
+	int woke = -1, early;
 
 	need_uring();
 	p = peer_spawn(fx, child_waiter, &a);
 	peer_expect(p, MSG_ARMED, 0);
 	atomic_store_explicit(w, 1, memory_order_seq_cst);
 	atomic_store_explicit(w, 0x80000002u, memory_order_seq_cst);
-	assert_int_equal(peer_recv(p, &m, QUIET_MS), -ETIMEDOUT);
-	assert_int_equal(futex_wake(w, INT_MAX, 0), 1);
-	peer_expect(p, MSG_DONE, 0);
+	early = peer_recv(p, &m, QUIET_MS) == 0;
+	if (!early) {
+		woke = futex_wake(w, INT_MAX, 0);
+		assert_int_equal(woke, 1);
+		assert_int_equal(peer_recv(p, &m, WAIT_MS), 0);
+	}
+	observed("FUTEX_WAIT whose word changed without a wake: %s (res=%d)",
+		 early ? "completed by itself" : "slept on until woken", m.res);
+	assert_int_equal(m.kind, MSG_DONE);
+	assert_int_equal(m.user_data, 9);
 	peer_join(p);
 }
 
 /* -------------------------------------------------- cancel and link timeout */
 
+/*
+ * IORING_OP_ASYNC_CANCEL of an armed wait (by user_data). The values of the
+ * two CQEs are observed (the futex cancel reports a count, 1, where other
+ * opcodes report 0: a detail a kernel could change); asserted is what the
+ * library relies on: one CQE each, and the wait is queued no more.
+ */
 static void test_wait_cancel_res(void **state)
 {
 	struct fx *fx = *state;
 	_Atomic uint32_t *w = word_at(fx->words, 10);
-	int32_t res, wait_res = 1, cancel_res = 1;
+	int32_t res, wait_res = 1234, cancel_res = 1234;
 	struct io_uring_sqe *sqe;
 	struct io_uring ring;
 	uint64_t ud;
@@ -858,17 +1104,17 @@ static void test_wait_cancel_res(void **state)
 	assert_int_equal(io_uring_submit(&ring), 1);
 	for (i = 0; i < 2; i++) {
 		reap_cqe(&ring, &res, &ud);
-		if (ud == 0x11)
+		if (ud == 0x11 && wait_res == 1234)
 			wait_res = res;
-		else if (ud == 0x22)
+		else if (ud == 0x22 && cancel_res == 1234)
 			cancel_res = res;
 		else
-			fail();
+			fail_msg("unexpected CQE: user_data %#llx res %d", (unsigned long long)ud,
+				 res);
 	}
 	observed("ASYNC_CANCEL of an armed FUTEX_WAIT: wait res=%d, cancel res=%d", wait_res,
 		 cancel_res);
-	assert_int_equal(wait_res, -ECANCELED);
-	assert_int_equal(cancel_res, 1); /* count of futex waits cancelled, not 0 */
+	assert_true(cancel_res >= 0); /* it found the wait */
 	assert_int_equal(futex_wake(w, INT_MAX, 0), 0);
 	io_uring_queue_exit(&ring);
 }
@@ -896,15 +1142,22 @@ static void reap_pair(struct io_uring *ring, int32_t *wait_res, int32_t *tmo_res
 	*wait_res = *tmo_res = 1234;
 	for (i = 0; i < 2; i++) {
 		reap_cqe(ring, &res, &ud);
-		if (ud == 0x31)
+		if (ud == 0x31 && *wait_res == 1234)
 			*wait_res = res;
-		else if (ud == 0x32)
+		else if (ud == 0x32 && *tmo_res == 1234)
 			*tmo_res = res;
 		else
-			fail();
+			fail_msg("unexpected CQE: user_data %#llx res %d", (unsigned long long)ud,
+				 res);
 	}
 }
 
+/*
+ * A wait with a LINK_TIMEOUT (the library uses none: it bounds its sleeps
+ * with io_uring_enter's timeout; these values are documentation). Asserted:
+ * each request completes once, an expired wait is queued no more, and a
+ * wake that comes first finds the wait.
+ */
 static void test_wait_link_timeout_res(void **state)
 {
 	struct fx *fx = *state;
@@ -920,8 +1173,6 @@ static void test_wait_link_timeout_res(void **state)
 	reap_pair(&ring, &wait_res, &tmo_res);
 	observed("FUTEX_WAIT + LINK_TIMEOUT, timeout fires: wait res=%d, timeout res=%d", wait_res,
 		 tmo_res);
-	assert_int_equal(wait_res, -ECANCELED);
-	assert_int_equal(tmo_res, 1); /* io_try_cancel's count, where others get -ETIME */
 	assert_int_equal(futex_wake(w, INT_MAX, 0), 0);
 
 	/* The wake comes first. */
@@ -930,13 +1181,12 @@ static void test_wait_link_timeout_res(void **state)
 	reap_pair(&ring, &wait_res, &tmo_res);
 	observed("FUTEX_WAIT + LINK_TIMEOUT, woken first: wait res=%d, timeout res=%d", wait_res,
 		 tmo_res);
-	assert_int_equal(wait_res, 0);
-	assert_int_equal(tmo_res, -ECANCELED);
 	io_uring_queue_exit(&ring);
 }
 
-/* futex_waitv through io_uring: res is the index of the woken word. */
-static void test_waitv_reports_woken_index(void **state)
+/* futex_waitv through io_uring (unused by the library: documentation):
+ * res should be the index of the woken word. It completes, once. */
+static void test_waitv_completes(void **state)
 {
 	struct fx *fx = *state;
 	struct futex_waitv vec[3];
@@ -951,11 +1201,11 @@ static void test_waitv_reports_woken_index(void **state)
 		shmrpc__futex_waitv_set(&vec[i], word_at(fx->words, 12 + i), 0);
 	shmrpc__prep_futex_waitv(get_sqe(&ring), vec, 3, 0x53);
 	assert_int_equal(io_uring_submit(&ring), 1);
-	assert_int_equal(io_uring_cq_ready(&ring), 0);
 	assert_int_equal(futex_wake(word_at(fx->words, 13), INT_MAX, 0), 1);
 	reap_cqe(&ring, &res, &ud);
+	observed("FUTEX_WAITV on 3 words, the second woken: res=%d", res);
 	assert_int_equal(ud, 0x53);
-	assert_int_equal(res, 1);
+	assert_int_equal(io_uring_cq_ready(&ring), 0);
 	io_uring_queue_exit(&ring);
 }
 
@@ -995,8 +1245,12 @@ static struct peer *spawn_waker(struct fx *fx, unsigned word)
 	return peer_spawn(fx, child_waker, &a);
 }
 
-/* Another process wakes our armed FUTEX_WAIT; the registered eventfd fires
- * and the CQE is already in the ring when it does. */
+/*
+ * Another process wakes our armed FUTEX_WAIT: the registered eventfd fires
+ * (asserted: shmrpc_fd is built on it) and the CQE follows. Whether the CQE
+ * is already in the ring when the eventfd becomes readable is observed:
+ * the library reads its rings, not the CQ, when the eventfd fires.
+ */
 static void test_eventfd_fires_on_futex_cqe(void **state)
 {
 	struct fx *fx = *state;
@@ -1021,19 +1275,19 @@ static void test_eventfd_fires_on_futex_cqe(void **state)
 	assert_int_equal(read(efd, &count, sizeof(count)), sizeof(count));
 	observed("eventfd on futex CQE: readable, count=%llu, CQEs already in ring=%u",
 		 (unsigned long long)count, ready);
-	assert_int_equal(ready, 1);
 	reap_cqe(&ring, &res, &ud);
 	assert_int_equal(res, 0);
+	assert_int_equal(ud, 0xe1);
 	peer_expect(p, MSG_DONE, 1);
 	peer_join(p);
 	close(efd);
 	io_uring_queue_exit(&ring);
 }
 
-/* io_uring_register_eventfd_async: only io-wq completions signal it. A futex
- * wake completes through task_work, never io-wq, so it must stay silent; a
- * NOP forced to io-wq (IOSQE_ASYNC) proves the eventfd works at all. */
-static void test_eventfd_async_silent_for_futex_cqe(void **state)
+/* io_uring_register_eventfd_async (unused by the library, documentation):
+ * it should signal io-wq completions only, and a futex wake completes
+ * through task_work; a NOP forced to io-wq (IOSQE_ASYNC) is the control. */
+static void test_eventfd_async_and_futex_cqe(void **state)
 {
 	struct fx *fx = *state;
 	struct io_uring_sqe *sqe;
@@ -1041,7 +1295,8 @@ static void test_eventfd_async_silent_for_futex_cqe(void **state)
 	struct peer *p;
 	int32_t res;
 	uint64_t ud;
-	int efd, fired;
+	int efd, fired_futex, fired_nop;
+	uint64_t count;
 
 	need_uring();
 	ring_init(&ring, 0);
@@ -1052,29 +1307,30 @@ static void test_eventfd_async_silent_for_futex_cqe(void **state)
 	p = spawn_waker(fx, 1);
 	reap_cqe(&ring, &res, &ud);
 	assert_int_equal(res, 0);
-	fired = fd_ready(efd, POLLIN, QUIET_MS);
-	observed("eventfd_async after a futex-wait CQE: %s", fired ? "fired" : "silent");
-	assert_false(fired);
-
+	fired_futex = fd_ready(efd, POLLIN, QUIET_MS);
+	if (fired_futex)
+		assert_int_equal(read(efd, &count, sizeof(count)), sizeof(count));
 	sqe = get_sqe(&ring);
 	io_uring_prep_nop(sqe);
 	sqe->flags |= IOSQE_ASYNC;
 	assert_int_equal(io_uring_submit(&ring), 1);
 	reap_cqe(&ring, &res, &ud);
-	fired = fd_ready(efd, POLLIN, WAIT_MS);
-	observed("eventfd_async after an IOSQE_ASYNC NOP CQE: %s", fired ? "fired" : "silent");
-	assert_true(fired);
+	fired_nop = fd_ready(efd, POLLIN, QUIET_MS);
+	observed("eventfd_async after a futex-wait CQE: %s; after an IOSQE_ASYNC NOP CQE: %s",
+		 fired_futex ? "fired" : "silent", fired_nop ? "fired" : "silent");
 	peer_expect(p, MSG_DONE, 1);
 	peer_join(p);
 	close(efd);
 	io_uring_queue_exit(&ring);
 }
 
-/* Without DEFER_TASKRUN the ring fd itself polls POLLIN once a CQE is posted. */
-static void test_ring_fd_pollin_without_defer_taskrun(void **state)
+/* Polling the ring fd itself, without DEFER_TASKRUN (the library polls its
+ * eventfd instead): observed before, after the completion, after the reap. */
+static void test_ring_fd_poll_without_defer_taskrun(void **state)
 {
 	struct fx *fx = *state;
 	struct io_uring ring;
+	int before, posted, reaped;
 	struct peer *p;
 	int32_t res;
 	uint64_t ud;
@@ -1082,27 +1338,48 @@ static void test_ring_fd_pollin_without_defer_taskrun(void **state)
 	need_uring();
 	ring_init(&ring, 0);
 	arm_wait(&ring, word_at(fx->words, 2), 0, 0xe3);
-	assert_false(fd_ready(ring.ring_fd, POLLIN, 0));
+	before = fd_ready(ring.ring_fd, POLLIN, 0);
 	p = spawn_waker(fx, 2);
-	assert_true(fd_ready(ring.ring_fd, POLLIN, WAIT_MS));
-	assert_int_equal(io_uring_cq_ready(&ring), 1);
+	posted = fd_ready(ring.ring_fd, POLLIN, WAIT_MS);
 	reap_cqe(&ring, &res, &ud);
 	assert_int_equal(res, 0);
-	assert_false(fd_ready(ring.ring_fd, POLLIN, 0));
+	reaped = fd_ready(ring.ring_fd, POLLIN, 0);
+	observed("ring fd POLLIN (no DEFER_TASKRUN): while armed %d, once the CQE is posted %d, "
+		 "after the reap %d",
+		 before, posted, reaped);
 	peer_expect(p, MSG_DONE, 1);
 	peer_join(p);
 	io_uring_queue_exit(&ring);
 }
 
-/* The ring fd in an epoll set of the ring's owner thread, as a caller of
- * shmrpc_fd() would have it. The completion first interrupts epoll_wait
- * (EINTR, see test_epoll_wait_eintr_on_futex_cqe); the retry reports the fd. */
+/* epoll_wait until @ep reports something, retrying EINTR as the header tells
+ * shmrpc_fd's users to: the count of EINTR, or -1 if nothing came. */
+static int epoll_retrying(int ep, struct epoll_event *ev, int *first_ret, int *first_err)
+{
+	int ret, eintr = 0;
+
+	for (;;) {
+		ret = epoll_wait(ep, ev, 1, WAIT_MS);
+		if (first_ret && eintr == 0) {
+			*first_ret = ret;
+			*first_err = ret < 0 ? errno : 0;
+		}
+		if (ret > 0)
+			return eintr;
+		if (ret == 0 || errno != EINTR || ++eintr > 20)
+			return -1;
+	}
+}
+
+/* The ring fd in an epoll set of the ring's owner thread. Whether the
+ * completion first interrupts epoll_wait (EINTR) is observed; asserted: a
+ * loop that retries EINTR, as shmrpc_fd's users must, is told. */
 static void test_ring_fd_epoll_in_owner_thread(void **state)
 {
 	struct fx *fx = *state;
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct io_uring ring;
-	int ep, ret1, err1, ret2;
+	int ep, ret1 = 0, err1 = 0, eintr;
 	struct peer *p;
 	int32_t res;
 	uint64_t ud;
@@ -1115,14 +1392,11 @@ static void test_ring_fd_epoll_in_owner_thread(void **state)
 	drain_eintr(ep);
 	arm_wait(&ring, word_at(fx->words, 5), 0, 0xe6);
 	p = spawn_waker(fx, 5);
-	ret1 = epoll_wait(ep, &ev, 1, WAIT_MS);
-	err1 = errno;
-	ret2 = epoll_wait(ep, &ev, 1, WAIT_MS);
-	observed("epoll_wait on the ring fd in the owner thread: first ret=%d (%s), then ret=%d",
-		 ret1, ret1 < 0 ? strerror(err1) : "-", ret2);
-	assert_int_equal(ret1, -1);
-	assert_int_equal(err1, EINTR);
-	assert_int_equal(ret2, 1);
+	eintr = epoll_retrying(ep, &ev, &ret1, &err1);
+	observed("epoll_wait on the ring fd in the owner thread: first ret=%d (%s), "
+		 "%d EINTR before the fd",
+		 ret1, ret1 < 0 ? strerror(err1) : "-", eintr);
+	assert_true(eintr >= 0);
 	assert_true(ev.events & EPOLLIN);
 	reap_cqe(&ring, &res, &ud);
 	assert_int_equal(res, 0);
@@ -1133,13 +1407,13 @@ static void test_ring_fd_epoll_in_owner_thread(void **state)
 }
 
 /*
- * DEFER_TASKRUN: the completion waits in the ring's local task_work list
- * until the owner calls io_uring_enter(GETEVENTS). Meanwhile the registered
- * eventfd has fired, IORING_SQ_TASKRUN is set, a poll() scan of the ring fd
- * reports POLLIN, but nothing wakes a poller of the ring fd, so epoll does
- * not report it. Only io_uring_get_events() makes the CQE.
+ * DEFER_TASKRUN (the library avoids it; documentation): the completion
+ * should wait in the ring's local task_work list until the owner calls
+ * io_uring_enter(GETEVENTS), while the registered eventfd has already
+ * fired. Observed: CQEs at that point, IORING_SQ_TASKRUN, epoll and a poll
+ * scan of the ring fd. Asserted: io_uring_get_events() yields the CQE.
  */
-static void test_defer_taskrun_eventfd_before_cqe(void **state)
+static void test_defer_taskrun_eventfd_and_cqe(void **state)
 {
 	struct fx *fx = *state;
 	struct epoll_event ev = { .events = EPOLLIN };
@@ -1162,7 +1436,7 @@ static void test_defer_taskrun_eventfd_before_cqe(void **state)
 	/* The first poll of a DEFER_TASKRUN ring fd activates its poll queue
 	 * lazily, through task_work that runs as epoll_ctl() returns and wakes
 	 * the queue once; consume that wake so it cannot pass for a completion. */
-	assert_int_equal(epoll_wait(ep, &ev, 1, 0), 0);
+	epoll_wait(ep, &ev, 1, 0);
 	p = spawn_waker(fx, 3);
 	assert_true(fd_ready(efd, POLLIN, WAIT_MS));
 	peer_expect(p, MSG_DONE, 1); /* the wake has certainly happened */
@@ -1174,26 +1448,23 @@ static void test_defer_taskrun_eventfd_before_cqe(void **state)
 		 "IORING_SQ_TASKRUN %s, epoll_wait on ring fd -> %d, poll scan of ring fd %s",
 		 ready, (sq_flags & IORING_SQ_TASKRUN) ? "set" : "clear", nev,
 		 scan ? "POLLIN" : "nothing");
-	assert_int_equal(ready, 0);
-	assert_true(sq_flags & IORING_SQ_TASKRUN);
-	assert_int_equal(nev, 0);
-	assert_true(scan);
-	assert_int_equal(io_uring_get_events(&ring), 0); /* runs the deferred work */
-	assert_int_equal(io_uring_cq_ready(&ring), 1);
+	assert_true(io_uring_get_events(&ring) >= 0); /* runs the deferred work */
 	reap_cqe(&ring, &res, &ud);
 	assert_int_equal(res, 0);
-	assert_false(IO_URING_READ_ONCE(*ring.sq.kflags) & IORING_SQ_TASKRUN);
+	assert_int_equal(ud, 0xe4);
 	peer_join(p);
 	close(ep);
 	close(efd);
 	io_uring_queue_exit(&ring);
 }
 
-/* The ring owner sleeping in epoll_wait on unrelated fds when a futex-wait
- * completion arrives: the completion's task_work (TWA_SIGNAL, so
- * TIF_NOTIFY_SIGNAL) ends epoll_wait with EINTR, and has run, so the CQE is
- * in the ring, by the time epoll_wait returns. */
-static void test_epoll_wait_eintr_on_futex_cqe(void **state)
+/*
+ * The ring owner sleeping in epoll_wait on unrelated fds when a futex-wait
+ * completion arrives. Observed: whether epoll_wait returns EINTR (the
+ * completion's task_work signals the thread) and whether the CQE is in the
+ * ring by then. Asserted: the CQE arrives.
+ */
+static void test_owner_epoll_wait_on_futex_cqe(void **state)
 {
 	struct fx *fx = *state;
 	struct epoll_event ev;
@@ -1216,9 +1487,6 @@ static void test_epoll_wait_eintr_on_futex_cqe(void **state)
 	observed("ring owner in epoll_wait when a futex-wait CQE arrives: ret=%d errno=%s, "
 		 "CQEs in ring on return=%u",
 		 ret, ret < 0 ? strerror(err) : "-", ready);
-	assert_int_equal(ret, -1);
-	assert_int_equal(err, EINTR);
-	assert_int_equal(ready, 1);
 	reap_cqe(&ring, &res, &ud);
 	assert_int_equal(res, 0);
 	peer_expect(p, MSG_DONE, 1);
@@ -1228,14 +1496,15 @@ static void test_epoll_wait_eintr_on_futex_cqe(void **state)
 	io_uring_queue_exit(&ring);
 }
 
-/* Tearing down any ring this thread created also interrupts a later
- * epoll_wait of the thread: the kernel's deferred ring-exit work sends it
- * task_work with TWA_SIGNAL, some milliseconds after io_uring_queue_exit(). */
-static void test_epoll_wait_eintr_after_ring_exit(void **state)
+/* Tearing down a ring this thread created: whether a later epoll_wait of
+ * the thread is interrupted (the kernel's deferred ring-exit work sends it
+ * task_work) is observed; asserted: it settles, so an EINTR-retrying loop
+ * goes on. */
+static void test_owner_epoll_wait_after_ring_exit(void **state)
 {
 	struct epoll_event ev;
 	struct io_uring ring;
-	int ep, efd, ret, err;
+	int ep, efd, ret, err, tries;
 
 	(void)state;
 	need_uring();
@@ -1247,10 +1516,8 @@ static void test_epoll_wait_eintr_after_ring_exit(void **state)
 	err = errno;
 	observed("epoll_wait after io_uring_queue_exit of an idle ring: ret=%d errno=%s", ret,
 		 ret < 0 ? strerror(err) : "-");
-	assert_int_equal(ret, -1);
-	assert_int_equal(err, EINTR);
 	/* then it settles (under a sanitizer's own threads, after a few more) */
-	for (ret = -1, err = 0; ret < 0 && err < 5; err++)
+	for (tries = 0; ret < 0 && tries < 5; tries++)
 		ret = epoll_wait(ep, &ev, 1, QUIET_MS);
 	assert_int_equal(ret, 0);
 	close(ep);
@@ -1269,23 +1536,25 @@ int main(void)
 		T(test_probe_false_under_seccomp),
 		T(test_wait_woken_by_futex_syscall),
 		T(test_wait_woken_by_uring_wake),
-		T(test_wait_missed_by_private_wake),
-		T(test_private_wait_missed_by_shared_wake),
-		T(test_private_wait_lost_when_first_thread_starts),
-		T(test_wait_cancelled_when_submitting_thread_exits),
-		T(test_wait_mismatch_is_eagain_at_once),
+		T(test_wait_vs_private_wake),
+		T(test_private_wait_vs_shared_wake),
+		T(test_private_wait_across_first_thread),
+		T(test_wait_when_submitting_thread_exits),
+		T(test_exited_threads_wait_cancelled_by_another),
+		T(test_wait_cancelled_in_thread_key_destructor),
+		T(test_wait_mismatch_completes),
 		T(test_wake_batch_in_one_enter),
-		T(test_wait_stays_armed_across_value_change),
+		T(test_wait_across_value_change),
 		T(test_wait_cancel_res),
 		T(test_wait_link_timeout_res),
-		T(test_waitv_reports_woken_index),
+		T(test_waitv_completes),
 		T(test_eventfd_fires_on_futex_cqe),
-		T(test_eventfd_async_silent_for_futex_cqe),
-		T(test_ring_fd_pollin_without_defer_taskrun),
+		T(test_eventfd_async_and_futex_cqe),
+		T(test_ring_fd_poll_without_defer_taskrun),
 		T(test_ring_fd_epoll_in_owner_thread),
-		T(test_defer_taskrun_eventfd_before_cqe),
-		T(test_epoll_wait_eintr_on_futex_cqe),
-		T(test_epoll_wait_eintr_after_ring_exit),
+		T(test_defer_taskrun_eventfd_and_cqe),
+		T(test_owner_epoll_wait_on_futex_cqe),
+		T(test_owner_epoll_wait_after_ring_exit),
 	};
 
 	if (getenv("TEST_FILTER")) /* e.g. TEST_FILTER='test_wait_*' */

@@ -459,6 +459,7 @@ static int strace_rx(const char *domain)
 	long got = 0;
 	int rc;
 
+	prctl(PR_SET_PDEATHSIG, SIGKILL); /* dies with strace, its parent */
 	if (shmrpc_open("rx", &o, &n))
 		return 1;
 	while ((rc = shmrpc_recv(n, buf, sizeof(buf), NULL, 10000)) > 0)
@@ -486,7 +487,7 @@ static void test_receiver_sleeps_in_io_uring_enter(void **state)
 	close(fd);
 	tx = th_open(d, "tx");
 	assert_non_null(tx);
-	pid = fork();
+	pid = th_fork_raw();
 	if (pid == 0) {
 		/* LeakSanitizer cannot work under ptrace (ASan builds) */
 		setenv("ASAN_OPTIONS", "detect_leaks=0", 1);

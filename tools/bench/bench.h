@@ -186,6 +186,9 @@ typedef int (*bench_side_fn)(struct bench_chan *ch, struct bench_ctrl *c, int si
 			     const struct bench_cfg *cfg);
 
 /* harness.c */
+/* fork(), the child getting SIGKILL when the driver dies (PR_SET_PDEATHSIG;
+ * from the driver's main thread only: the signal follows the thread). */
+pid_t bench_fork(void);
 struct bench_ctrl *bench_ctrl_new(uint64_t nsamples);
 void bench_ctrl_free(struct bench_ctrl *c);
 /*

@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "internal.h" /* shmrpc__file_ids */
 #include "layout.h"
 #include "shmrpc.h"
 
@@ -131,28 +132,28 @@ static int reg_find(const struct reg_view *v, const char *name, uint32_t *gen)
 	return -ENOENT;
 }
 
-/* Files of node (slot, gen) of @domain still in /dev/shm. */
-static int files_of(const char *domain, uint32_t slot, uint32_t gen)
+/* Files of node (slot, gen) of @domain still in /dev/shm: its segment and
+ * its rings either way, known by their headers (names carry a keyed hash
+ * of the ids, lib/names.c). */
+static int files_of(const char *domain, const struct reg_view *v, uint32_t slot, uint32_t gen)
 {
-	char pre[96], node[48], tx[48], rx[48];
+	struct shmrpc__reg r = { 0 };
 	struct dirent *e;
-	int n = 0;
+	uint32_t ids[4];
+	int n = 0, k;
 	DIR *d = opendir("/dev/shm");
 
 	if (!d)
 		return -errno;
-	snprintf(pre, sizeof(pre), "shmrpc.%s.", domain);
-	snprintf(node, sizeof(node), ".node.%u.%u", slot, gen);
-	snprintf(tx, sizeof(tx), ".ring.%u.%u-", slot, gen);
-	snprintf(rx, sizeof(rx), "-%u.%u", slot, gen);
+	snprintf(r.domain, sizeof(r.domain), "%s", domain);
+	memcpy(r.key, v->h->name_key, sizeof(r.key));
+	r.nonce = v->h->nonce;
+	r.mode = v->h->mode;
 	while ((e = readdir(d))) {
-		const char *p = e->d_name, *end = p + strlen(p);
-
-		if (strncmp(p, pre, strlen(pre)))
-			continue;
-		if (strstr(p, node) || strstr(p, tx) ||
-		    (strstr(p, ".ring.") && end - strlen(rx) >= p && !strcmp(end - strlen(rx), rx)))
-			n++;
+		k = shmrpc__file_ids(&r, e->d_name, ids);
+		n += (k == 1 && ids[0] == slot && ids[1] == gen) ||
+		     (k == 2 &&
+		      ((ids[0] == slot && ids[1] == gen) || (ids[2] == slot && ids[3] == gen)));
 	}
 	closedir(d);
 	return n;
@@ -211,7 +212,7 @@ static int one_kill(struct bench_group *g, struct crash *cr, const struct reg_vi
 	int slot, st;
 	pid_t pid;
 
-	pid = fork();
+	pid = bench_fork();
 	if (pid < 0)
 		return -errno;
 	if (pid == 0)
@@ -247,7 +248,7 @@ static int one_kill(struct bench_group *g, struct crash *cr, const struct reg_vi
 		bench_cpu_relax();
 	} while (t - t0 < GIVE_UP_NS);
 	while (*slot_ns >= 0 && (t = bench_now_ns()) - t0 < GIVE_UP_NS) {
-		if (files_of(cr->domain, (uint32_t)slot, gen) == 0) {
+		if (files_of(cr->domain, rv, (uint32_t)slot, gen) == 0) {
 			*files_ns = t - t0;
 			break;
 		}
@@ -375,7 +376,7 @@ static int reaper_start(struct crash *cr, const struct reg_view *rv, pid_t *pid)
 	int64_t end = bench_now_ns() + REAPER_WAIT_NS;
 	cpu_set_t all;
 
-	*pid = fork();
+	*pid = bench_fork();
 	if (*pid < 0)
 		return -errno;
 	if (*pid == 0) {

@@ -88,7 +88,6 @@ static _Noreturn void member_main(struct bench_group *g, int idx)
 	cpu_set_t set;
 	int err = 0;
 
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (g->count_syscalls)
 		bench_sysc_open();
 	g->idx = idx;
@@ -192,7 +191,7 @@ int bench_group_run(struct bench_group *g, char *why, size_t whylen)
 		g->timeout_s = 60;
 	fflush(NULL);
 	for (i = 0; i < g->n; i++) {
-		pid[i] = fork();
+		pid[i] = bench_fork();
 		if (pid[i] == 0)
 			member_main(g, i);
 		if (pid[i] < 0) {

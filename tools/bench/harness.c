@@ -37,6 +37,18 @@ static size_t ctrl_len(uint64_t nsamples)
 	return (len + 4095) & ~(size_t)4095;
 }
 
+pid_t bench_fork(void)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent) /* the driver died before the prctl */
+			_exit(1);
+	}
+	return pid;
+}
+
 /* bench_ctrl_new - shared control block with room for nsamples samples;
  * NULL when out of memory. Pages are populated now, not during the run. */
 struct bench_ctrl *bench_ctrl_new(uint64_t nsamples)
@@ -185,7 +197,6 @@ static _Noreturn void side_main(struct bench_chan *ch, struct bench_ctrl *c, int
 	cpu_set_t set;
 	int err = 0;
 
-	prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the driver */
 	if (cfg->count_syscalls)
 		bench_sysc_open(); /* before attach: threads it starts are counted */
 	side_chan = ch;
@@ -323,7 +334,7 @@ int bench_pair(const struct bench_transport *t, const struct bench_cfg *cfg, ben
 		*buf_eff = ch.buf_eff;
 	fflush(NULL);
 	for (int s = 0; s < 2; s++) {
-		pid[s] = fork();
+		pid[s] = bench_fork(); /* never outlives the driver */
 		if (pid[s] == 0)
 			side_main(&ch, c, s, fn, cfg);
 		if (pid[s] < 0) {

@@ -1,18 +1,19 @@
 // SPDX-License-Identifier: MIT
 /*
  * Memory: the shared memory a domain really holds, i.e. the allocated
- * blocks of its files in /dev/shm (tmpfs allocates a page when it is first
- * touched; st_blocks counts them), for 2, 16 and 256 nodes with default
- * options (256 KiB rings), in two topologies:
+ * blocks of its files in /dev/shm (st_blocks: the library reserves every
+ * page of a file when it creates it, so a ring costs all of its pages from
+ * its first message on), for 2, 16 and 256 nodes with default options
+ * (256 KiB rings), in two topologies:
  *
  *   ring   node i sends to node i + 1 (mod N): N rings
  *   star   node 0 is a hub: every other node sends to it and it answers
  *          each one: 2 (N - 1) rings
  *
  * Measured twice per case: after one 64-byte message over every ring
- * (each ring holds its header page and one data page: the least a used
- * ring costs), and after every ring carried more than its size in 4 KiB
- * messages (every page of every ring touched: what a busy domain holds).
+ * (every ring exists, every page of it reserved), and after every ring
+ * carried more than its size in 4 KiB messages (every page touched: the
+ * same, unless something was not reserved).
  * The nodes live in one process (a child of the driver); the domain is
  * fresh, and after they all closed it must have left nothing.
  */

@@ -213,7 +213,7 @@ static int run_gnuplot(const char *dir)
 	pid_t pid;
 
 	fflush(NULL);
-	pid = fork();
+	pid = bench_fork();
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {

@@ -60,9 +60,9 @@ int bench_shm_usage(const char *domain, struct bench_shm_usage *u)
 		u->files++;
 		u->blocks_bytes += (uint64_t)st.st_blocks * 512;
 		u->apparent_bytes += (uint64_t)st.st_size;
-		if (strstr(e->d_name + plen, ".ring."))
+		if (!strncmp(e->d_name + plen, "ring.", 5)) /* lib/names.c */
 			u->rings++, u->ring_blocks += (uint64_t)st.st_blocks * 512;
-		else if (strstr(e->d_name + plen, ".node."))
+		else if (!strncmp(e->d_name + plen, "node.", 5))
 			u->nodes++, u->node_blocks += (uint64_t)st.st_blocks * 512;
 		else if (!strcmp(e->d_name + plen, "reg"))
 			u->reg_blocks += (uint64_t)st.st_blocks * 512;

@@ -120,7 +120,7 @@ static int run_strace(const char *tr, char *st_path, char *res_path, char *why, 
 	snprintf(size, sizeof(size), "%d", XCHECK_SIZE);
 	snprintf(secs, sizeof(secs), "%g", XCHECK_SECS);
 	fflush(NULL);
-	pid = fork();
+	pid = bench_fork();
 	if (pid == 0) {
 		execlp("strace", "strace", "-f", "-c", "-o", st_path, self, "--strace-child", tr,
 		       size, secs, res_path, (char *)NULL);

@@ -201,8 +201,8 @@ static void dom_sync(struct reaper *r, struct rdom *d)
 		d->sync_sc = (struct shmrpc__reg_scan){ 0, 0 };
 		/* Acquire: pairs with the release bump of every join/leave. */
 		d->epoch_seen = atomic_load_explicit(&d->reg.hdr->epoch, memory_order_acquire);
-		/* Relaxed: a hint; set under the lock by the last leaver (or us). */
-		if (atomic_load_explicit(&d->reg.hdr->closed, memory_order_relaxed))
+		/* A hint, believed only if the name no longer names the file. */
+		if (shmrpc__reg_retired(&d->reg, false))
 			d->gone = true;
 	}
 	/* Every slot in the file's data, not only below the shared hi. */
