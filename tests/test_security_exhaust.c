@@ -341,7 +341,7 @@ static void many_domains(struct sec_case *c, const char *mode)
 	struct b_doms b;
 	int fds0, fds, fds_max = 0, bad;
 	long rss0, rss, rss_max = 0, kb;
-	double cpu0, t0, new_ms;
+	double cpu0, t0, new_ms, cpu, wall;
 
 	sec_case_reaper(c, mode, NULL);
 	sec_case_victim(c, SEC_A, "md", 0);
@@ -359,6 +359,8 @@ static void many_domains(struct sec_case *c, const char *mode)
 		nap_ms(50);
 	}
 	kb = sec_shm_kb(sec.b, "shmrpc.bf") - FAKE_DOMAINS * (long)SHMRPC__PAGE / 1024;
+	cpu = sec_cpu_ms(c->r.pid) - cpu0;
+	wall = th_now_ms() - t0;
 	new_ms = new_domain_ms(c, "md2");
 	print_message("[observed] %s reaper, %s: A's domain made after the flood: its node "
 		      "killed -> reclaimed in %.2f ms\n",
@@ -366,8 +368,8 @@ static void many_domains(struct sec_case *c, const char *mode)
 	print_message("[observed] %s reaper, %s: %d fake domains made; reaper descriptors %d -> "
 		      "max %d, RssShmem %ld -> max %ld KiB, CPU %.0f ms in %.0f ms; it made "
 		      "tmpfs allocate %ld KiB of B's holes\n",
-		      mode, sec_symlinks_label(), FAKE_DOMAINS, fds0, fds_max, rss0, rss_max,
-		      sec_cpu_ms(c->r.pid) - cpu0, th_now_ms() - t0, kb);
+		      mode, sec_symlinks_label(), FAKE_DOMAINS, fds0, fds_max, rss0, rss_max, cpu,
+		      wall, kb);
 	bad = sec_case_check(c, SEC_CHECK_ROUNDTRIP | SEC_CHECK_REG_CONTENT);
 	if ((new_ms < 0 || new_ms > SEC_RECLAIM_BOUND_MS) && ++bad)
 		print_message("FAILED CHECK: A's new domain is not followed in time\n");
@@ -377,6 +379,9 @@ static void many_domains(struct sec_case *c, const char *mode)
 	if (kb > ALLOC_BOUND_KB && ++bad)
 		print_message("FAILED CHECK: the reaper made tmpfs allocate %ld KiB of B's holes\n",
 			      kb);
+	if (cpu > 0.8 * wall && ++bad)
+		print_message("FAILED CHECK: the reaper spent %.0f ms of CPU in %.0f ms\n", cpu,
+			      wall);
 	if (rss_max - rss0 > 2 * ALLOC_BOUND_KB && ++bad)
 		print_message("FAILED CHECK: the reaper mapped %ld KiB of B's registries\n",
 			      rss_max - rss0);
