@@ -122,6 +122,27 @@ $(REAPER_TESTS): $(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o \
 		-DSHMRPC_BPF_OBJ_DIR='"$(B)/bpf"' -o $@ $< $(B)/tests/harness.o \
 		$(KILLTIME_OBJS) $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
 
+# The multi-user security suite (tests/test_security*.c, root): its helpers
+# (tests/harness_sec*.c), the kill-to-cleaned observer, the reaper and
+# shmrpc-top it attacks.
+SEC_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_security*.c))
+SEC_HARNESS := $(B)/tests/harness_sec.o $(B)/tests/harness_sec_case.o \
+	$(B)/tests/harness_sec_snap.o
+
+$(SEC_HARNESS): $(B)/tests/%.o: tests/%.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itools/reaper -DSHMRPC_REAPER_BIN='"$(B)/tools/shmrpc-reaper"' \
+		-c -o $@ $<
+
+$(SEC_TESTS): $(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o $(SEC_HARNESS) \
+		$(KILLTIME_OBJS) $(LIB_A) $(B)/tools/shmrpc-reaper $(B)/tools/shmrpc-top
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itools/reaper -DSHMRPC_REAPER_BIN='"$(B)/tools/shmrpc-reaper"' \
+		-DSHMRPC_TOP_BIN='"$(B)/tools/shmrpc-top"' -o $@ $< $(B)/tests/harness.o \
+		$(SEC_HARNESS) $(KILLTIME_OBJS) $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
+
 $(B)/tests/harness.o: tests/harness.c
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)

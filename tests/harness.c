@@ -215,8 +215,8 @@ double th_cpu_ms(pid_t pid)
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	for (i = 2; i < 13 && p; i++) /* to field 13; utime is 14, stime 15 */
+	p = strrchr(buf, ')');	      /* the end of field 2 */
+	for (i = 2; i < 14 && p; i++) /* to the space before field 14: utime, then stime */
 		p = strchr(p + 1, ' ');
 	if (!p || sscanf(p + 1, "%lu %lu", &ut, &stt) != 2)
 		return -1;
