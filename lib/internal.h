@@ -183,6 +183,9 @@ struct shmrpc__proc {
 };
 int shmrpc__proc_self(struct shmrpc__proc *p);
 int shmrpc__proc_start_time(pid_t pid, uint64_t *start);
+/* No process of our pid namespace has @pid, as far as kill(2) says (a
+ * zombie still has it). */
+bool shmrpc__pid_gone(int32_t pid);
 
 /* ------------------------------------------------------------ futex.c */
 int shmrpc__futex_wait(_Atomic uint32_t *w, uint32_t val, int64_t deadline_ns);
@@ -243,10 +246,18 @@ void shmrpc__reg_fork_child(void);
 /* Open registry @domain once, without waiting or repairing anything: 0,
  * -ENOENT, -EAGAIN (not published yet), -errno. For shmrpc-reaper. */
 int shmrpc__reg_open_nowait(struct shmrpc__reg *r, const char *domain, uint32_t mode);
-int shmrpc__reg_lock(struct shmrpc__reg *r);
+/*
+ * Take the join/leave lock. *note: 0, or 1 + the slot that a joiner that
+ * died holding the lock was filling, which the caller repairs before
+ * anything else (reclaim.c: everyone above the registry locks with
+ * shmrpc__dom_lock, which does). 0 or -errno.
+ */
+int shmrpc__reg_lock(struct shmrpc__reg *r, uint32_t *note);
 /* The lock, giving up with -ETIMEDOUT after @timeout_ns (registry.c). */
-int shmrpc__reg_lock_for(struct shmrpc__reg *r, int64_t timeout_ns);
+int shmrpc__reg_lock_for(struct shmrpc__reg *r, int64_t timeout_ns, uint32_t *note);
 void shmrpc__reg_unlock(struct shmrpc__reg *r);
+/* Under the lock: note the slot being filled (1 + slot), or 0 when done. */
+void shmrpc__reg_joining(struct shmrpc__reg *r, uint32_t note);
 /* Seqlock read of slot @i; -EAGAIN if it changed under us (retry), -EPROTO
  * if its name is garbage. */
 int shmrpc__reg_read(const struct shmrpc__reg *r, uint32_t i, struct shmrpc__slot_view *v);
@@ -316,10 +327,12 @@ int shmrpc__reclaim_exited(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
  * namespace whose pid exists are taken as alive without the (dearer) lock
  * check. */
 int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot, uint64_t cheap_pidns);
-/* No process of our pid namespace has @pid, as far as kill(2) says (a
- * zombie still has it). */
-bool shmrpc__pid_gone(int32_t pid);
 int shmrpc__reclaim_locked(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
+/* The registry lock, with the repair of a joiner that died holding it
+ * (shmrpc__reg_lock's note): how every caller above the registry locks it.
+ * 0 or -errno (-ETIMEDOUT for the _for form); shmrpc__reg_unlock ends it. */
+int shmrpc__dom_lock(struct shmrpc__reg *r);
+int shmrpc__dom_lock_for(struct shmrpc__reg *r, int64_t timeout_ns);
 /* Set @flag on ring (tx, rx), wake both of its sleepers, unlink it.
  * Returns the ring's prev_gen link (gen + 1 of an older ring from the same
  * slot to follow), or 0. */

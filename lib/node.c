@@ -286,8 +286,8 @@ static int join_locked(struct shmrpc_node *n)
 	if (slot < 0)
 		return slot;
 	/* Should we die before the note is cleared, the next lock holder
-	 * reclaims the slot (registry.c). Relaxed: under the lock. */
-	atomic_store_explicit(&n->reg->hdr->joining, (uint32_t)slot + 1, memory_order_relaxed);
+	 * reclaims the slot (reclaim.c, shmrpc__dom_lock). */
+	shmrpc__reg_joining(n->reg, (uint32_t)slot + 1);
 	err = join_seg_make(n, (uint32_t)slot, &gen);
 	if (err) {
 		shmrpc__reg_free(n->reg, (uint32_t)slot, gen);
@@ -300,7 +300,7 @@ static int join_locked(struct shmrpc_node *n)
 		n->gen = gen;
 		shmrpc__reg_publish(n->reg, n->slot);
 	}
-	atomic_store_explicit(&n->reg->hdr->joining, 0, memory_order_relaxed);
+	shmrpc__reg_joining(n->reg, 0);
 	return err;
 }
 
@@ -312,7 +312,7 @@ static int join(struct shmrpc_node *n, const struct open_cfg *cfg)
 		err = shmrpc__reg_get(cfg->domain, cfg->capacity, cfg->mode, &n->reg);
 		if (err)
 			return err;
-		err = shmrpc__reg_lock(n->reg);
+		err = shmrpc__dom_lock(n->reg);
 		if (!err && !shmrpc__reg_retired(n->reg, true)) {
 			err = join_locked(n);
 			shmrpc__reg_unlock(n->reg);
@@ -342,7 +342,7 @@ static void leave(struct shmrpc_node *n)
 
 	char path[SHMRPC__PATH_MAX];
 	struct shmrpc__reg *r = n->reg;
-	bool locked = !shmrpc__reg_lock(r);
+	bool locked = !shmrpc__dom_lock(r);
 
 	shmrpc__node_path(path, r, n->slot, n->gen);
 	shmrpc__seg_unlink(path);

@@ -210,7 +210,7 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 	 * claim, never proof), a node whose lock is held is alive. That holds
 	 * for JOINING too: a joiner creates and locks its segment before it
 	 * goes LIVE, so a JOINING slot seen under the registry lock whose
-	 * segment is missing or unlocked lost its joiner (reg_repair). */
+	 * segment is missing or unlocked lost its joiner (dom_repair). */
 	if (!exited && shmrpc__node_alive(r, slot, gen) != 0)
 		return 0;
 	shmrpc__node_path(path, r, slot, gen);
@@ -273,9 +273,46 @@ int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot, uint64_t ch
 	return n;
 }
 
+/*
+ * The previous holder of the registry lock died while filling the slot it
+ * noted in `joining` (registry.c): free that slot, whatever its state, once
+ * its node is seen gone, and count the slots again.
+ */
+static void dom_repair(struct shmrpc__reg *r, uint32_t note)
+{
+	uint32_t slot = note - 1;
+
+	if (slot < r->capacity &&
+	    atomic_load_explicit(&r->slots[slot].state, memory_order_relaxed) != SHMRPC__SLOT_FREE)
+		shmrpc__reclaim(r, slot,
+				atomic_load_explicit(&r->slots[slot].gen, memory_order_relaxed));
+	shmrpc__reg_joining(r, 0);
+	shmrpc__reg_recount(r);
+}
+
+int shmrpc__dom_lock(struct shmrpc__reg *r)
+{
+	uint32_t note;
+	int err = shmrpc__reg_lock(r, &note);
+
+	if (!err && note)
+		dom_repair(r, note);
+	return err;
+}
+
+int shmrpc__dom_lock_for(struct shmrpc__reg *r, int64_t timeout_ns)
+{
+	uint32_t note;
+	int err = shmrpc__reg_lock_for(r, timeout_ns, &note);
+
+	if (!err && note)
+		dom_repair(r, note);
+	return err;
+}
+
 int shmrpc__reclaim_locked(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 {
-	int rc = shmrpc__reg_lock(r);
+	int rc = shmrpc__dom_lock(r);
 
 	if (rc)
 		return rc;

@@ -20,7 +20,8 @@
  * could aim our writes (docs/untrusted-memory.md); the kernel's lock state is
  * out of every peer's reach. A joiner notes its slot in `joining` while it
  * fills it; whoever takes the lock and finds the note set knows that joiner
- * died holding the lock, and reclaims the slot. Readers take no lock: each
+ * died holding the lock: the lock hands the note to its taker, and the
+ * layer above repairs (reclaim.c, shmrpc__dom_lock reclaims the slot). Readers take no lock: each
  * slot is a seqlock keyed on (state, gen), so a torn slot is re-read.
  *
  * Teardown race: the last node to leave sets `closed` and unlinks the file,
@@ -31,7 +32,6 @@
  * we hold (shmrpc__reg_retired); a lie is repaired under the lock.
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -276,19 +276,6 @@ uint32_t shmrpc__reg_hi(const struct shmrpc__reg *r)
 	return hi < r->capacity ? hi : r->capacity;
 }
 
-/* The previous holder died while filling the slot it noted in `joining`. */
-static void reg_repair(struct shmrpc__reg *r, uint32_t note)
-{
-	uint32_t slot = note - 1;
-
-	if (slot < r->capacity &&
-	    atomic_load_explicit(&r->slots[slot].state, memory_order_relaxed) != SHMRPC__SLOT_FREE)
-		shmrpc__reclaim(r, slot,
-				atomic_load_explicit(&r->slots[slot].gen, memory_order_relaxed));
-	atomic_store_explicit(&r->hdr->joining, 0, memory_order_relaxed);
-	shmrpc__reg_recount(r);
-}
-
 /*
  * The next slot from @i on that lies in a data extent of the registry file,
  * or the capacity. A full scan reads only those: not up to hi, which is
@@ -372,17 +359,14 @@ static int ofd_lock(int fd, short type)
 	return 0;
 }
 
-/* Just locked: did the previous holder die mid-join? */
-static void lock_taken(struct shmrpc__reg *r)
+/* Just locked: did the previous holder die mid-join? Its note, or 0. */
+static uint32_t lock_taken(struct shmrpc__reg *r)
 {
 	/* Relaxed: ordered by the lock (the kernel's, for other processes). */
-	uint32_t note = atomic_load_explicit(&r->hdr->joining, memory_order_relaxed);
-
-	if (note)
-		reg_repair(r, note);
+	return atomic_load_explicit(&r->hdr->joining, memory_order_relaxed);
 }
 
-int shmrpc__reg_lock(struct shmrpc__reg *r)
+int shmrpc__reg_lock(struct shmrpc__reg *r, uint32_t *note)
 {
 	int err;
 
@@ -392,8 +376,14 @@ int shmrpc__reg_lock(struct shmrpc__reg *r)
 		pthread_mutex_unlock(&r->local);
 		return err;
 	}
-	lock_taken(r);
+	*note = lock_taken(r);
 	return 0;
+}
+
+void shmrpc__reg_joining(struct shmrpc__reg *r, uint32_t note)
+{
+	/* Relaxed: under the lock, which orders it for the next holder. */
+	atomic_store_explicit(&r->hdr->joining, note, memory_order_relaxed);
 }
 
 /*
@@ -402,7 +392,7 @@ int shmrpc__reg_lock(struct shmrpc__reg *r)
  * user. So: try, and sleep between tries (5 us doubling to 200 us: joins
  * and leaves hold it for microseconds), until @timeout_ns has passed.
  */
-int shmrpc__reg_lock_for(struct shmrpc__reg *r, int64_t timeout_ns)
+int shmrpc__reg_lock_for(struct shmrpc__reg *r, int64_t timeout_ns, uint32_t *note)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
 	int64_t end = shmrpc__now_ns() + timeout_ns;
@@ -423,7 +413,7 @@ int shmrpc__reg_lock_for(struct shmrpc__reg *r, int64_t timeout_ns)
 		pause_us(us);
 		us = us < 100 ? us * 2 : 200;
 	}
-	lock_taken(r);
+	*note = lock_taken(r);
 	return 0;
 }
 
@@ -541,11 +531,6 @@ static int name_taken(struct shmrpc__reg *r, const char *name)
 		shmrpc__reclaim(r, i, v.gen);
 	}
 	return 0;
-}
-
-bool shmrpc__pid_gone(int32_t pid)
-{
-	return pid <= 0 || (kill(pid, 0) && errno == ESRCH);
 }
 
 /* Other nodes' slots a join looks at (join_reclaim): all of them in a

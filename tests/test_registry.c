@@ -911,7 +911,7 @@ static int lock_and_die(void *arg)
 	uint32_t gen;
 
 	CHILD_CHECK_RC(shmrpc__reg_open(&r, l->d->name, 16, 0600, false), 0);
-	CHILD_CHECK_RC(shmrpc__reg_lock(&r), 0);
+	CHILD_CHECK_RC(shmrpc__dom_lock(&r), 0);
 	if (l->take) {
 		CHILD_CHECK_RC(shmrpc__proc_self(&j.proc), 0);
 		CHILD_CHECK(shmrpc__reg_take(&r, &j, &gen) >= 0);

@@ -178,7 +178,7 @@ void shmrpc_kt_obs_reaper(struct shmrpc_kt_obs *o, struct shmrpc_kt_reaper *out)
 
 int shmrpc_kt_obs_sweep(struct shmrpc_kt_obs *o)
 {
-	int n = shmrpc__reg_lock(&o->reg);
+	int n = shmrpc__dom_lock(&o->reg);
 
 	if (n)
 		return n;

@@ -84,7 +84,7 @@ static void retry_add(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t 
 static int dom_lock(struct reaper *r, struct rdom *d)
 {
 	struct rowner *o = d->owner;
-	int rc = shmrpc__reg_lock_for(&d->reg, o->lock_backoff_ns ? 0 : LOCK_WAIT_NS);
+	int rc = shmrpc__dom_lock_for(&d->reg, o->lock_backoff_ns ? 0 : LOCK_WAIT_NS);
 
 	if (rc == -ETIMEDOUT) {
 		o->lock_backoff_ns = o->lock_backoff_ns ? o->lock_backoff_ns * 2 : RETRY_MIN_NS;
@@ -259,7 +259,7 @@ void dom_retire_empty(struct reaper *r, struct rdom *d)
 
 	if (d->gone || owner_enter(r, d->uid, d->gid, d))
 		return;
-	if (shmrpc__reg_lock_for(&d->reg, 0)) {
+	if (shmrpc__dom_lock_for(&d->reg, 0)) {
 		owner_leave(r);
 		return; /* busy: the next pass */
 	}
@@ -293,4 +293,3 @@ void dom_reconcile(struct reaper *r)
 			dom_retire_empty(r, d);
 	}
 }
-
