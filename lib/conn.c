@@ -676,7 +676,7 @@ static void conn_close(struct shmrpc_node *n, struct shmrpc__conn *c)
 		/* seq_cst RMW, then the fence (F) inside the wake: pairs with
 		 * a sleeping receiver's arm-fence-recheck. */
 		old = atomic_fetch_or(&c->q.hdr->flags, SHMRPC__RING_TX_CLOSED);
-		shmrpc__wake_consumer(n, c);
+		shmrpc__wake_consumer(n, c->q.hdr, c->peer);
 		/* The ring stays for its receiver, which drains and unlinks
 		 * it, unless the receiver left (RX_CLOSED): then it goes now. */
 		conn_unlist(n, c, old & SHMRPC__RING_RX_CLOSED);

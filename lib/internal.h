@@ -626,11 +626,18 @@ void shmrpc__in_close_all(struct shmrpc_node *n);
 /* In a forked child: the same for the inbound rings. */
 void shmrpc__in_forget_all(struct shmrpc_node *n);
 
-/* send.c */
+/* waker.c: the waker half of the wake protocol, for senders */
+/* Ring @h's bell (a node's) if its receiver sleeps on it. */
 void shmrpc__bell_ring(struct shmrpc_node *n, struct shmrpc__node_hdr *h);
-void shmrpc__wake_consumer(struct shmrpc_node *n, struct shmrpc__conn *c);
-/* Under c->lock after a commit: the word to FUTEX_WAKE, or NULL. */
-_Atomic uint32_t *shmrpc__wake_collect(struct shmrpc__conn *c);
+/* After a commit to ring @h, whose receiver's node segment is @peer: the
+ * word to FUTEX_WAKE (data_seq, or the bell in bell mode), or NULL when the
+ * receiver is awake. Counts the wake (tx_wakes) or the skip (tx_skips). */
+_Atomic uint32_t *shmrpc__wake_collect(struct shmrpc__ring_hdr *h, struct shmrpc__node_hdr *peer);
+/* The same, and the wake issued now. */
+void shmrpc__wake_consumer(struct shmrpc_node *n, struct shmrpc__ring_hdr *h,
+			   struct shmrpc__node_hdr *peer);
+
+/* send.c */
 /* Reserve on the locked @c, waiting for room per @t; unlocks on failure. */
 int shmrpc__reserve_locked(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len,
 			   struct shmrpc_txbuf *tx, struct shmrpc__tmo *t);

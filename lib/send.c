@@ -16,41 +16,6 @@
 
 #include "internal.h"
 
-void shmrpc__bell_ring(struct shmrpc_node *n, struct shmrpc__node_hdr *h)
-{
-	_Atomic uint32_t *w = &h->bell;
-
-	if (shmrpc__wake_prepare(w) != SHMRPC__WAKE_NONE)
-		n->be->wake(n, &w, 1);
-}
-
-_Atomic uint32_t *shmrpc__wake_collect(struct shmrpc__conn *c)
-{
-	struct shmrpc__ring_hdr *h = c->q.hdr;
-
-	switch (shmrpc__wake_prepare(&h->data_seq)) {
-	case SHMRPC__WAKE_WORD:
-		shmrpc__ctr_inc(&h->tx_wakes, 1);
-		return &h->data_seq;
-	case SHMRPC__WAKE_BELL:
-		shmrpc__ctr_inc(&h->tx_wakes, 1);
-		if (shmrpc__wake_prepare(&c->peer->bell) != SHMRPC__WAKE_NONE)
-			return &c->peer->bell;
-		return NULL;
-	default:
-		shmrpc__ctr_inc(&h->tx_skips, 1);
-		return NULL;
-	}
-}
-
-void shmrpc__wake_consumer(struct shmrpc_node *n, struct shmrpc__conn *c)
-{
-	_Atomic uint32_t *w = shmrpc__wake_collect(c);
-
-	if (w)
-		n->be->wake(n, &w, 1);
-}
-
 /* Under c->lock: sleep until @len fits, the deadline, or the receiver goes. */
 static int tx_wait(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len, struct shmrpc__tmo *t)
 {
@@ -186,7 +151,7 @@ static _Atomic uint32_t *tx_commit(struct shmrpc_node *n, struct shmrpc__conn *c
 	shmrpc__ring_commit(&c->q, len);
 	shmrpc__ctr_inc(&c->q.hdr->tx_msgs, 1);
 	shmrpc__ctr_inc(&c->q.hdr->tx_bytes, len);
-	w = shmrpc__wake_collect(c);
+	w = shmrpc__wake_collect(c->q.hdr, c->peer);
 	shmrpc__conn_unlock(n, c);
 	return w;
 }
