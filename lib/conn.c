@@ -306,7 +306,7 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 	uint32_t slot, prev;
 	int err, pidfd;
 
-	err = shmrpc__lookup(n, to, &slot, &v);
+	err = shmrpc__lookup(n->reg, n->slot, to, &slot, &v);
 	if (err)
 		return err;
 	if (slot == n->slot)

@@ -274,8 +274,9 @@ uint32_t shmrpc__reg_scan_end(const struct shmrpc__reg *r);
 /* Find the LIVE slot named @name; -ENOENT. No liveness check. */
 int shmrpc__reg_find(const struct shmrpc__reg *r, const char *name, uint32_t *slot,
 		     struct shmrpc__slot_view *v);
-/* Under the lock: take a slot for @j (JOINING); reclaims stale slots.
- * Returns the slot index; -EEXIST, -ENOSPC. */
+/* Under the lock: take a free slot for @j (JOINING), *gen its new
+ * generation. Returns the slot index, or -ENOSPC. (The policy of a join,
+ * names and reclaims, is join.c's.) */
 int shmrpc__reg_take(struct shmrpc__reg *r, const struct shmrpc__join *j, uint32_t *gen);
 /* Under the lock: JOINING -> LIVE, or JOINING/LIVE -> FREE. */
 void shmrpc__reg_publish(struct shmrpc__reg *r, uint32_t slot);
@@ -295,7 +296,7 @@ int shmrpc__reg_regen(struct shmrpc__reg *r, uint32_t slot, uint32_t *gen);
  * and cleared. */
 bool shmrpc__reg_retired(struct shmrpc__reg *r, bool locked);
 
-/* ------------------------------------------------------------ reclaim.c */
+/* ------------------------------------------------------------ nodeseg.c */
 /*
  * Liveness of the node in slot @slot, gen @gen: 1 alive, 0 gone (process
  * dead, segment missing or never completed), -errno when it cannot be told.
@@ -307,6 +308,8 @@ int shmrpc__node_alive(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
  * NULL, gets the descriptor (the caller closes it). */
 int shmrpc__node_map(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen,
 		     struct shmrpc__node_hdr **out, uint64_t *size, int *fd_out);
+
+/* ------------------------------------------------------------ reclaim.c */
 /*
  * Under the registry lock: free slot @slot if it still holds generation
  * @gen, after closing and unlinking every ring of that node (peers blocked
@@ -338,6 +341,17 @@ int shmrpc__dom_lock_for(struct shmrpc__reg *r, int64_t timeout_ns);
  * slot to follow), or 0. */
 uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
 			   uint32_t rx_slot, uint32_t rx_gen, uint32_t flag);
+
+/* ------------------------------------------------------------ join.c */
+/* Under the lock: take a slot for @j (JOINING), after reclaiming a dead
+ * holder of its name and the gone nodes a join checks (lazy reclaim); a
+ * full registry is swept first. Returns the slot index; -EEXIST (the name
+ * is held by a live node, or one that cannot be told dead), -ENOSPC. */
+int shmrpc__join_take(struct shmrpc__reg *r, const struct shmrpc__join *j, uint32_t *gen);
+/* The live node named @name (lazily reclaiming a dead one; node @self, the
+ * caller's own slot, is not checked). 0 with *slot and *v, -ENOENT. */
+int shmrpc__lookup(struct shmrpc__reg *r, uint32_t self, const char *name, uint32_t *slot,
+		   struct shmrpc__slot_view *v);
 
 /* ------------------------------------------------------------ ring.c */
 /* One side's process-local view of a ring. */
@@ -591,10 +605,6 @@ void shmrpc__watch_forget(struct shmrpc_node *n);
 void shmrpc__watch_fork_prepare(void);
 void shmrpc__watch_fork_parent(void);
 void shmrpc__watch_fork_child(void);
-
-/* query.c: the live node named @name (lazily reclaiming a dead one). */
-int shmrpc__lookup(struct shmrpc_node *n, const char *name, uint32_t *slot,
-		   struct shmrpc__slot_view *v);
 
 /* conn.c: outbound connections */
 struct shmrpc__conn_chunk;

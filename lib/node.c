@@ -279,7 +279,7 @@ static int join_locked(struct shmrpc_node *n)
 	uint32_t gen;
 	int slot, err;
 
-	slot = shmrpc__reg_take(n->reg, &j, &gen);
+	slot = shmrpc__join_take(n->reg, &j, &gen);
 	if (slot == -ENOSPC)
 		return shmrpc__err(slot, "domain '%s': registry full (%u nodes)", n->reg->domain,
 				   n->reg->capacity);

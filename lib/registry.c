@@ -519,61 +519,6 @@ static void slot_fill(struct shmrpc__slot *s, const struct shmrpc__join *j)
 		atomic_store_explicit(&s->name[k], w[k], memory_order_relaxed);
 }
 
-/* Under the lock: is @name taken by a live node? Reclaims a dead holder. */
-static int name_taken(struct shmrpc__reg *r, const char *name)
-{
-	struct shmrpc__slot_view v;
-	uint32_t i;
-
-	while (!shmrpc__reg_find(r, name, &i, &v)) {
-		if (shmrpc__node_alive(r, i, v.gen) != 0)
-			return -EEXIST; /* alive, or cannot tell: never steal */
-		shmrpc__reclaim(r, i, v.gen);
-	}
-	return 0;
-}
-
-/* Other nodes' slots a join looks at (join_reclaim): all of them in a
- * domain of up to JOIN_ALL slots, else JOIN_CHECKS. */
-#define JOIN_ALL 16
-#define JOIN_CHECKS 2
-
-/*
- * Lazy reclaim (brief, Cleanup 3): under the lock, a joiner frees the slot
- * and files of every node that is gone, not only a dead holder of its own
- * name, so a domain with neither a reaper nor a peer watching the dead node
- * gets them back at the next join. "Gone" is decided by the liveness lock
- * (shmrpc__node_alive), which a reused pid cannot fake and which works
- * across pid namespaces; the slot's pid and start time are informational.
- * Each check is an open and a lock query (~4 us here) under the registry
- * lock, so a join checks every slot of a small domain (up to JOIN_ALL: one
- * join surely cleans it), but only JOIN_CHECKS slots from a random start in
- * a larger one: joining a domain of thousands stays cheap, and a slot beyond
- * the budget is reached by a later join, a lookup, the peers' watchers, the
- * reaper, or the full sweep of a full registry. (No kill(pid, 0) shortcut:
- * a reused pid would look alive.)
- */
-static void join_reclaim(struct shmrpc__reg *r)
-{
-	uint32_t hi = shmrpc__reg_hi(r), i, k, checks = 0, start, budget;
-
-	if (!hi)
-		return;
-	budget = hi <= JOIN_ALL ? hi : JOIN_CHECKS;
-	start = (uint32_t)((uint64_t)shmrpc__now_ns() % hi);
-	for (k = 0; k < hi && checks < budget; k++) {
-		struct shmrpc__slot *s;
-
-		i = start + k < hi ? start + k : start + k - hi;
-		s = &r->slots[i];
-		/* Relaxed: under the lock, and shmrpc__reclaim re-reads both. */
-		if (atomic_load_explicit(&s->state, memory_order_relaxed) == SHMRPC__SLOT_FREE)
-			continue;
-		checks++;
-		shmrpc__reclaim(r, i, atomic_load_explicit(&s->gen, memory_order_relaxed));
-	}
-}
-
 static int free_slot(struct shmrpc__reg *r)
 {
 	uint32_t i, hi = shmrpc__reg_hi(r);
@@ -588,15 +533,8 @@ static int free_slot(struct shmrpc__reg *r)
 int shmrpc__reg_take(struct shmrpc__reg *r, const struct shmrpc__join *j, uint32_t *gen)
 {
 	struct shmrpc__slot *s;
-	int err, i;
+	int i = free_slot(r);
 
-	err = name_taken(r, j->name);
-	if (err)
-		return err;
-	join_reclaim(r);
-	i = free_slot(r);
-	if (i == -ENOSPC && shmrpc__reclaim_sweep(r, UINT32_MAX, 0) > 0)
-		i = free_slot(r);
 	if (i < 0)
 		return i;
 	s = &r->slots[i];

@@ -914,7 +914,7 @@ static int lock_and_die(void *arg)
 	CHILD_CHECK_RC(shmrpc__dom_lock(&r), 0);
 	if (l->take) {
 		CHILD_CHECK_RC(shmrpc__proc_self(&j.proc), 0);
-		CHILD_CHECK(shmrpc__reg_take(&r, &j, &gen) >= 0);
+		CHILD_CHECK(shmrpc__join_take(&r, &j, &gen) >= 0);
 	}
 	th_gate_open(&l->locked);
 	CHILD_CHECK(th_gate_wait(&l->never, 30000) == 0);
