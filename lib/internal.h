@@ -96,7 +96,7 @@ void shmrpc__ring_path_key(char *buf, const char *domain, const uint8_t *key, ui
  * not what its name says, -errno. */
 int shmrpc__file_ids(const struct shmrpc__reg *r, const char *ent, uint32_t ids[4]);
 
-/* ------------------------------------------------------------ time.c */
+/* ------------------------------------------------------------ clock.c */
 int64_t shmrpc__now_ns(void);
 /* Absolute CLOCK_MONOTONIC deadline of a timeout_ms argument: SHMRPC__NEVER
  * for -1, now for 0; -EINVAL for < -1 is the caller's check. */
@@ -116,8 +116,8 @@ int64_t shmrpc__tmo_deadline(struct shmrpc__tmo *t);
 /* -EAGAIN for a non-blocking call, -ETIMEDOUT for a timed one. */
 int shmrpc__timeout_err(int timeout_ms);
 void shmrpc__ts_from_ns(struct timespec *ts, int64_t ns);
-/* Min of deadline and now + the node's safety timeout. */
-int64_t shmrpc__sleep_until(const struct shmrpc_node *n, int64_t deadline);
+/* Min of @deadline and now + @safety_ns (a node's safety timeout). */
+int64_t shmrpc__sleep_until(int64_t deadline, int64_t safety_ns);
 int64_t shmrpc__safety_ns(void);
 
 /* ------------------------------------------------------------ seg.c */
@@ -661,7 +661,7 @@ int shmrpc__rx_enter(struct shmrpc_node *n);
 void shmrpc__rx_exit(struct shmrpc_node *n);
 int shmrpc__dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int timeout_ms);
 
-/* stats.c: move a ring's counters into the node's totals, between
+/* counters.c: move a ring's counters into the node's totals, between
  * fold_begin and fold_end (the fold_seq seqlock, layout.h) together with
  * whatever takes the ring out of the node's listing */
 void shmrpc__fold_begin(struct shmrpc_node *n);

@@ -78,7 +78,8 @@ int shmrpc_wait_node(struct shmrpc_node *n, const char *name, int timeout_ms)
 		if (shmrpc__now_ns() >= deadline)
 			return shmrpc__timeout_err(timeout_ms);
 		/* A join after the lookup changed the epoch: no wait. */
-		shmrpc__futex_wait(&n->reg->hdr->epoch, epoch, shmrpc__sleep_until(n, deadline));
+		shmrpc__futex_wait(&n->reg->hdr->epoch, epoch,
+				   shmrpc__sleep_until(deadline, n->safety_ns));
 	}
 }
 

@@ -235,7 +235,7 @@ static int rx_wait(struct shmrpc_node *n, int64_t deadline)
 		rc = 0;
 		if (!rx_pending(n)) {
 			atomic_fetch_add_explicit(&n->seg->ctr.sleeps, 1, memory_order_relaxed);
-			until = shmrpc__sleep_until(n, deadline);
+			until = shmrpc__sleep_until(deadline, n->safety_ns);
 			rc = n->be->sleep(n, until);
 			if (rc == -ETIMEDOUT && until < deadline)
 				shmrpc__in_check_senders(n);

@@ -40,7 +40,7 @@ static int tx_wait(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len, st
 			continue;
 		}
 		atomic_fetch_add_explicit(&n->seg->ctr.sleeps, 1, memory_order_relaxed);
-		until = shmrpc__sleep_until(n, deadline);
+		until = shmrpc__sleep_until(deadline, n->safety_ns);
 		rc = shmrpc__futex_wait(w, armed, until);
 		shmrpc__wait_disarm(w);
 		if (rc == -ETIMEDOUT && until < deadline && shmrpc__conn_peer_gone(n, c))

@@ -2493,7 +2493,7 @@ int main(void)
 	};
 #undef T
 
-	/* No safety net: every wait must end by a wake (lib/time.c). */
+	/* No safety net: every wait must end by a wake (lib/clock.c). */
 	setenv("SHMRPC_SAFETY_MS", "3600000", 0);
 	/* Grandchildren whose parent a test kills are reaped by us. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
