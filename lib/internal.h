@@ -606,7 +606,34 @@ void shmrpc__watch_fork_prepare(void);
 void shmrpc__watch_fork_parent(void);
 void shmrpc__watch_fork_child(void);
 
-/* conn.c: outbound connections */
+/* connect.c: making a connection, and its end */
+/* Neither a tombstone nor dead (relaxed: a hint, or read under c->lock). */
+static inline bool shmrpc__conn_usable(const struct shmrpc__conn *c)
+{
+	return !c->tomb && !atomic_load_explicit(&c->dead, memory_order_relaxed);
+}
+/* Connect fresh struct @c to @to, found at @slot with view @v: map and
+ * check the receiver's node segment, create our ring to it, announce it,
+ * watch the receiver. 0, or -errno with @c as it was (nothing mapped). */
+int shmrpc__conn_open(struct shmrpc_node *n, struct shmrpc__conn *c, const char *to, uint32_t slot,
+		      const struct shmrpc__slot_view *v);
+/* Unmap @c's ring (counted out of rings_out) and the receiver's segment. */
+void shmrpc__conn_unmap(struct shmrpc_node *n, struct shmrpc__conn *c);
+/* Drop @c from our out_gen table (our listing of the rings we send on);
+ * with @unlink, remove its file too. Its counters move into our totals in
+ * the same step (fold_seq). */
+void shmrpc__conn_unlist(struct shmrpc_node *n, struct shmrpc__conn *c, bool unlink);
+/* Under c->lock: has the receiver closed the ring (RX_CLOSED)? Then @c is
+ * dead from now on (its ring unlisted and unlinked). */
+bool shmrpc__conn_check_dead(struct shmrpc_node *n, struct shmrpc__conn *c);
+/* Under c->lock, after a sleep timed out: is the receiver gone (its lock
+ * released)? Then it is reclaimed, and @c dead. */
+bool shmrpc__conn_peer_gone(struct shmrpc_node *n, struct shmrpc__conn *c);
+/* At our leaving, out of the table: TX_CLOSED (the receiver drains what we
+ * sent, then unlinks), unlisted, unmapped. */
+void shmrpc__conn_close(struct shmrpc_node *n, struct shmrpc__conn *c);
+
+/* conntab.c: the connections kept (pool, table, per-thread cache, locks) */
 struct shmrpc__conn_chunk;
 /* The connection to @to, connecting if needed, locked by this thread. */
 int shmrpc__conn_acquire(struct shmrpc_node *n, const char *to, struct shmrpc__tmo *t,
@@ -615,14 +642,12 @@ int shmrpc__conn_acquire(struct shmrpc_node *n, const char *to, struct shmrpc__t
 void shmrpc__conn_unlock(struct shmrpc_node *n, struct shmrpc__conn *c);
 /* Does this thread hold @c's mutex? */
 bool shmrpc__conn_held(const struct shmrpc__conn *c);
+/* shmrpc_warmup: connect to every live node; how many, or -errno. */
 int shmrpc__conn_warm(struct shmrpc_node *n);
 void shmrpc__conn_close_all(struct shmrpc_node *n);
+/* In a forked child: unmap the parent's connections, nothing more. */
 void shmrpc__conn_forget_all(struct shmrpc_node *n);
 void shmrpc__conn_free_all(struct shmrpc_node *n, bool destroy);
-/* Under c->lock: */
-void shmrpc__conn_kill(struct shmrpc_node *n, struct shmrpc__conn *c);
-bool shmrpc__conn_check_dead(struct shmrpc_node *n, struct shmrpc__conn *c);
-bool shmrpc__conn_peer_gone(struct shmrpc_node *n, struct shmrpc__conn *c);
 
 /* inbound.c: inbound rings (receiving thread) */
 /* Open the rings announced since the last scan, and those kept pending
