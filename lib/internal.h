@@ -672,18 +672,46 @@ _Atomic uint32_t *shmrpc__wake_collect(struct shmrpc__ring_hdr *h, struct shmrpc
 void shmrpc__wake_consumer(struct shmrpc_node *n, struct shmrpc__ring_hdr *h,
 			   struct shmrpc__node_hdr *peer);
 
-/* send.c */
-/* Reserve on the locked @c, waiting for room per @t; unlocks on failure. */
+/* tx.c: sending on a connection locked by this thread */
+/* Under c->lock: reserve @len bytes (*buf), waiting for room per @t (the
+ * receiver leaving ends the wait: -EPIPE). 0, -EAGAIN, -ETIMEDOUT,
+ * -EMSGSIZE, -EPIPE, -EPROTO. (Whether the receiver left was checked when
+ * the connection was acquired.) */
+int shmrpc__tx_reserve(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len, void **buf,
+		       struct shmrpc__tmo *t);
+/* The same into @tx, for a reservation handed to the caller; unlocks @c
+ * on failure. */
 int shmrpc__reserve_locked(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len,
 			   struct shmrpc_txbuf *tx, struct shmrpc__tmo *t);
-/* Commit and unlock, returning the wake to issue. Once unlocked, the word
- * may be unmapped by a recycling: a FUTEX_WAKE there is harmless (EFAULT,
- * or a spurious wake that every sleeper tolerates). */
+/* Publish @len bytes reserved on the locked @c, count them, unlock: the
+ * word to wake, or NULL (the wake goes outside the lock: other senders to
+ * this receiver need not wait for our system call). Once unlocked, the
+ * word may be unmapped by a recycling: a FUTEX_WAKE there is harmless
+ * (EFAULT, or a spurious wake that every sleeper tolerates). */
+_Atomic uint32_t *shmrpc__tx_commit(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len);
+/* The same for the reservation @tx (ended by it). */
 _Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len);
+/* Wake @w (if not NULL) now, or, with SHMRPC_SEND_DEFER in @flags, hold it
+ * for shmrpc_flush (now if that fails). */
+void shmrpc__tx_wake(struct shmrpc_node *n, _Atomic uint32_t *w, unsigned flags);
+/* Issue the wakes held back (one io_uring_enter with uring): how many. */
+int shmrpc__tx_flush(struct shmrpc_node *n);
 
-/* recv.c, thread.c */
+/* rx.c: the receiving side (one thread at a time) */
+/* Take the receiving side: 0, -ECHILD (a forked child's copy of a node),
+ * -EBUSY (another thread receives); in shmrpc_fd mode, unpark. */
 int shmrpc__rx_enter(struct shmrpc_node *n);
+/* Give it back; in shmrpc_fd mode, park (words armed for the eventfd). */
 void shmrpc__rx_exit(struct shmrpc_node *n);
+/* Wait (per @t) for the next record: 1 with it peeked in *rp (its data and
+ * length), -EAGAIN, -ETIMEDOUT, -EINTR (stop), -EPROTO, or a ring that
+ * could not be opened (said once). */
+int shmrpc__rx_get(struct shmrpc_node *n, struct shmrpc__inring **rp, const void **data,
+		   uint32_t *len, struct shmrpc__tmo *t);
+/* Consume the peeked record of @r, waking its sender if it waits. */
+void shmrpc__rx_consume(struct shmrpc_node *n, struct shmrpc__inring *r, uint32_t len);
+/* Hand every waiting record (up to a bound) to @fn, waiting for the first
+ * per @timeout_ms: how many, or -errno as rx_get says. */
 int shmrpc__dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int timeout_ms);
 
 /* counters.c: move a ring's counters into the node's totals, between
