@@ -160,7 +160,8 @@ static int in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, uint32_t 
 	/* seq_cst RMW: from here the sender leaves unlinking to us. Only now:
 	 * a ring we failed to add stays the sender's (or its reclaimer's). */
 	atomic_fetch_or(&h->flags, SHMRPC__RING_RX_OPENED);
-	shmrpc__watch_peer(n, slot, gen, -1); /* best effort, as in conn.c */
+	/* Best effort, as in connect.c; the watcher thread does it. */
+	shmrpc__watch_queue(n, slot, gen);
 	*link = r->prev;
 	return 0;
 }

@@ -594,13 +594,17 @@ void shmrpc__thread_stop(struct shmrpc_node *n);
 /* watch.c: learn of the death of peer (slot, gen) at once; one watcher
  * thread per process */
 int shmrpc__watch_start(void);
-bool shmrpc__watch_disabled(void);
 /* A pidfd of the process in @v (opened before its liveness lock is checked,
  * which makes it trustworthy), or -1; for shmrpc__watch_peer. */
 int shmrpc__watch_pidfd(const struct shmrpc_node *n, const struct shmrpc__slot_view *v);
 /* Watch peer (slot, gen); @pidfd: from shmrpc__watch_pidfd, checked since,
  * or -1: opened here. Takes @pidfd in every case. */
 int shmrpc__watch_peer(struct shmrpc_node *n, uint32_t slot, uint32_t gen, int pidfd);
+/* From the receive path: have the watcher thread watch peer (slot, gen)
+ * for @n (it reads the registry and opens the pidfd); a short lock and an
+ * eventfd write here. Best effort: nothing if no watcher runs. */
+void shmrpc__watch_queue(struct shmrpc_node *n, uint32_t slot, uint32_t gen);
+/* Drop @n's entries and queued requests (shmrpc_close, before freeing). */
 void shmrpc__watch_forget(struct shmrpc_node *n);
 void shmrpc__watch_fork_prepare(void);
 void shmrpc__watch_fork_parent(void);
