@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "internal.h"
+#include "clock.h"
 
 int64_t shmrpc__now_ns(void)
 {

@@ -41,7 +41,18 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "connect.h"
+#include "counters.h"
+#include "layout.h"
+#include "names.h"
+#include "node_types.h"
+#include "nodeseg.h"
+#include "reclaim.h"
+#include "registry.h"
+#include "ring.h"
+#include "seg.h"
+#include "waker.h"
+#include "watch.h"
 
 /* Map the receiver's node segment and check that it is alive. */
 static int peer_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, struct shmrpc__conn *c)

@@ -32,7 +32,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "conntab.h"
+#include "clock.h"
+#include "connect.h"
+#include "join.h"
+#include "layout.h"
+#include "names.h"
+#include "node_types.h"
+#include "registry.h"
+#include "seg.h"
 
 static unsigned name_hash(const char *s)
 {

@@ -8,7 +8,9 @@
  * nothing is counted twice, for shmrpc_stats (stats.c) and for outside
  * observers.
  */
-#include "internal.h"
+#include "counters.h"
+#include "layout.h"
+#include "node_types.h"
 
 static uint64_t ld(const _Atomic uint64_t *c)
 {

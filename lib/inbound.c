@@ -5,7 +5,7 @@
  *
  * A sender announces a new ring by writing its gen into our in_gen[its
  * slot], setting its bit in our pend bitmap and pend_hint, and ringing our
- * bell (conn.c). We learn of rings without polling: the bell wakes us, and
+ * bell (connect.c). We learn of rings without polling: the bell wakes us, and
  * a receiving call looks at pend_hint (one load) before anything else.
  *
  * A ring from (slot, gen) is dropped once it is empty and its sender is
@@ -23,7 +23,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "inbound.h"
+#include "backend.h"
+#include "counters.h"
+#include "error.h"
+#include "futex.h"
+#include "layout.h"
+#include "names.h"
+#include "node_types.h"
+#include "nodeseg.h"
+#include "reclaim.h"
+#include "registry.h"
+#include "ring.h"
+#include "seg.h"
+#include "wake.h"
+#include "watch.h"
 
 static struct shmrpc__inring *in_find(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 {
@@ -323,7 +337,7 @@ void shmrpc__in_close_all(struct shmrpc_node *n)
 	uint32_t i, g;
 
 	atomic_fetch_or(&h->flags, SHMRPC__NODE_CLOSING);
-	/* (J) pairs with (I) in conn.c: an announce we do not see below sees
+	/* (J) pairs with (I) in connect.c: an announce we do not see below sees
 	 * CLOSING and closes its ring itself. */
 	atomic_thread_fence(memory_order_seq_cst);
 	n->in.peeked = NULL; /* a held peek ends with the node */

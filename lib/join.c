@@ -13,7 +13,13 @@
  */
 #include <errno.h>
 
-#include "internal.h"
+#include "join.h"
+#include "clock.h"
+#include "layout.h"
+#include "nodeseg.h"
+#include "reclaim.h"
+#include "regfile.h"
+#include "registry.h"
 
 /* Under the lock: is @name taken by a live node? Reclaims a dead holder. */
 static int name_taken(struct shmrpc__reg *r, const char *name)

@@ -21,7 +21,11 @@
 
 #include <sodium.h>
 
-#include "internal.h"
+#include "names.h"
+#include "error.h"
+#include "layout.h"
+#include "regfile.h"
+#include "seg.h"
 
 _Static_assert(crypto_shorthash_KEYBYTES == SHMRPC__KEY_BYTES, "registry name key size");
 _Static_assert(crypto_shorthash_BYTES == 8, "16 hex digits");

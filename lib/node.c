@@ -27,7 +27,27 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "backend.h"
+#include "clock.h"
+#include "conntab.h"
+#include "error.h"
+#include "inbound.h"
+#include "join.h"
+#include "layout.h"
+#include "names.h"
+#include "node_types.h"
+#include "proc.h"
+#include "reclaim.h"
+#include "regfile.h"
+#include "registry.h"
+#include "ring.h"
+#include "seg.h"
+#include "thread.h"
+#include "wake_uring.h"
+#include "watch.h"
+
+/* Default bound of a receiver's adaptive spin before it sleeps. */
+#define SHMRPC__SPIN_US_DEFAULT 20
 
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shmrpc_node *all_nodes;

@@ -17,7 +17,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "nodeseg.h"
+#include "layout.h"
+#include "names.h"
+#include "regfile.h"
+#include "seg.h"
 
 int shmrpc__node_alive(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 {

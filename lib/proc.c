@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "proc.h"
 
 int shmrpc__proc_start_time(pid_t pid, uint64_t *start)
 {

@@ -9,7 +9,18 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "clock.h"
+#include "conntab.h"
+#include "error.h"
+#include "futex.h"
+#include "join.h"
+#include "layout.h"
+#include "names.h"
+#include "node_types.h"
+#include "nodeseg.h"
+#include "reclaim.h"
+#include "registry.h"
+#include "ring.h"
 
 int shmrpc_nodes(struct shmrpc_node *n, char (*names)[SHMRPC_NAME_MAX + 1], size_t cap)
 {

@@ -21,7 +21,17 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "reclaim.h"
+#include "futex.h"
+#include "layout.h"
+#include "names.h"
+#include "nodeseg.h"
+#include "proc.h"
+#include "regfile.h"
+#include "registry.h"
+#include "ring.h"
+#include "seg.h"
+#include "wake.h"
 
 /* Wake whoever sleeps on @w (a ring word whose peer is gone). */
 static void wake_word(const struct shmrpc__reg *r, _Atomic uint32_t *w, uint32_t rx_slot,
@@ -52,7 +62,7 @@ static void wake_word(const struct shmrpc__reg *r, _Atomic uint32_t *w, uint32_t
  * that ring was the only path to older unopened rings of the slot (its
  * prev_gen link): point the entry at the older ring and announce again.
  * Against a receiver that starts leaving now, the handshake of an announce
- * (conn.c): it sets CLOSING, fences (J), walks in_gen; we store the entry,
+ * (connect.c): it sets CLOSING, fences (J), walks in_gen; we store the entry,
  * fence (I), read CLOSING and, if set, close the older rings ourselves.
  */
 static void repoint(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
@@ -120,7 +130,7 @@ uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32
  * now (it passed the liveness check before the death, or, for
  * shmrpc__reclaim_exited, while the dying process still held its lock)
  * either stores its in_gen entry before our walk reads it, or reads CLOSING
- * after its store and closes its own ring (conn.c, announce). Without this,
+ * after its store and closes its own ring (connect.c, announce). Without this,
  * such a peer's ring outlived the reclaim, unclosed: its sends went into it
  * and never failed.
  */

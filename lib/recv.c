@@ -11,7 +11,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "backend.h"
+#include "clock.h"
+#include "error.h"
+#include "inbound.h"
+#include "node_types.h"
+#include "rx.h"
 
 int shmrpc_fd(struct shmrpc_node *n)
 {

@@ -30,7 +30,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "regfile.h"
+#include "clock.h"
+#include "error.h"
+#include "layout.h"
+#include "names.h"
+#include "seg.h"
 
 #define REG_GRACE_NS (1000 * 1000 * 1000ll) /* creator must publish within this */
 

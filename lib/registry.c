@@ -23,7 +23,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "registry.h"
+#include "clock.h"
+#include "futex.h"
+#include "layout.h"
+#include "names.h"
+#include "regfile.h"
 
 static void pause_us(long us)
 {
@@ -313,7 +318,8 @@ int shmrpc__reg_take(struct shmrpc__reg *r, const struct shmrpc__join *j, uint32
 	return i;
 }
 
-void shmrpc__reg_bump(struct shmrpc__reg *r)
+/* The epoch changed: wake its waiters (shmrpc_wait_node, the reaper). */
+static void reg_bump(struct shmrpc__reg *r)
 {
 	/* Release: a waiter that sees the new epoch sees the slot change. */
 	atomic_fetch_add_explicit(&r->hdr->epoch, 1, memory_order_release);
@@ -324,7 +330,7 @@ void shmrpc__reg_publish(struct shmrpc__reg *r, uint32_t slot)
 {
 	/* Release: pairs with the acquire load of state in reg_read. */
 	atomic_store_explicit(&r->slots[slot].state, SHMRPC__SLOT_LIVE, memory_order_release);
-	shmrpc__reg_bump(r);
+	reg_bump(r);
 }
 
 void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
@@ -336,7 +342,7 @@ void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 		return;
 	slot_begin(s, SHMRPC__SLOT_FREE, gen);
 	atomic_fetch_sub_explicit(&r->hdr->live, 1, memory_order_relaxed);
-	shmrpc__reg_bump(r);
+	reg_bump(r);
 }
 
 int shmrpc__reg_regen(struct shmrpc__reg *r, uint32_t slot, uint32_t *gen)

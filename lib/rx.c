@@ -27,7 +27,17 @@
 #include <string.h>
 #include <sys/eventfd.h>
 
-#include "internal.h"
+#include "rx.h"
+#include "backend.h"
+#include "clock.h"
+#include "counters.h"
+#include "error.h"
+#include "inbound.h"
+#include "layout.h"
+#include "node_types.h"
+#include "registry.h"
+#include "ring.h"
+#include "wake.h"
 
 #define RX_BURST 64
 #define DISPATCH_MAX 65536 /* one dispatch call handles at most this many */

@@ -7,21 +7,26 @@
  * a receiver left and another node took its name.
  *
  * Sends to one receiver are serialised by its connection's mutex, held
- * from reserve to commit (conn.c). A thread that sends to a receiver it
+ * from reserve to commit (conntab.c). A thread that sends to a receiver it
  * holds a reservation for gets -EDEADLK instead of hanging.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "clock.h"
+#include "connect.h"
+#include "conntab.h"
+#include "error.h"
+#include "node_types.h"
+#include "tx.h"
 
 /*
  * A receiver that leaves while we wait for room in its ring ends the wait
  * with -EPIPE; if a node has taken its name since, the send goes to that
  * one instead (the connection found dead is a tombstone by then, and
  * acquiring the name again connects), as a send that finds its connection
- * dead at the start does (conn.c). A bounded number of times: nodes of
+ * dead at the start does (conntab.c). A bounded number of times: nodes of
  * that name coming and going faster than that get -EPIPE.
  */
 #define TX_REJOIN_TRIES 4

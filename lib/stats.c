@@ -8,7 +8,10 @@
 #include <sched.h>
 #include <string.h>
 
-#include "internal.h"
+#include "connect.h"
+#include "error.h"
+#include "layout.h"
+#include "node_types.h"
 
 static uint64_t ld(const _Atomic uint64_t *c)
 {

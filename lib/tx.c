@@ -14,7 +14,18 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "tx.h"
+#include "backend.h"
+#include "clock.h"
+#include "connect.h"
+#include "conntab.h"
+#include "counters.h"
+#include "futex.h"
+#include "layout.h"
+#include "node_types.h"
+#include "ring.h"
+#include "wake.h"
+#include "waker.h"
 
 /* Under c->lock: sleep until @len fits, the deadline, or the receiver goes. */
 static int tx_wait(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len, struct shmrpc__tmo *t)

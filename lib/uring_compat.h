@@ -31,7 +31,7 @@
  * (lib/uring_probe.c) because it sets up and tears down a ring, which no
  * caller wants inlined, and its prototype sits here so that the io_uring
  * backend needs one include. Internal and C11 only (_Atomic, _Static_assert),
- * like lib/internal.h, hence no extern "C". liburing 2.3's own header needs
+ * like every lib/ header, hence no extern "C". liburing 2.3's own header needs
  * _GNU_SOURCE (sigset_t, AT_FDCWD), which the Makefile defines.
  *
  * Checked against liburing 2.3 (macros) and liburing master (its enum).

@@ -69,7 +69,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "wake_uring.h"
+#include "backend.h"
+#include "clock.h"
+#include "error.h"
+#include "futex.h"
+#include "node_types.h"
 #include "uring_compat.h"
 
 #define RX_ENTRIES 256

@@ -9,7 +9,12 @@
  * backend beyond FUTEX_WAITV_MAX words), on its node's bell: the word's
  * BELL flag, cleared by wake_prepare, says which one to wake.
  */
-#include "internal.h"
+#include "waker.h"
+#include "backend.h"
+#include "counters.h"
+#include "layout.h"
+#include "node_types.h"
+#include "wake.h"
 
 void shmrpc__bell_ring(struct shmrpc_node *n, struct shmrpc__node_hdr *h)
 {

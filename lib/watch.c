@@ -24,7 +24,7 @@
  * something only in our pid namespace. The pidfd is trusted once the peer's
  * liveness lock is seen held *after* opening it: a pid cannot be reused
  * while its process lives, so the pidfd names that process. A connecting
- * sender opens it before it checks the receiver's lock anyway (conn.c,
+ * sender opens it before it checks the receiver's lock anyway (connect.c,
  * shmrpc__watch_pidfd), and hands it over. Peers in another pid namespace
  * (or where pidfd_open is missing) are checked by their liveness lock
  * instead, every WATCH_POLL_MS: slower, never wrong. Peers in our own
@@ -59,7 +59,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "watch.h"
+#include "layout.h"
+#include "node_types.h"
+#include "nodeseg.h"
+#include "reclaim.h"
+#include "registry.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434

@@ -26,7 +26,14 @@
 #include <time.h>
 
 #include "harness.h"
-#include "internal.h"
+#include "futex.h"
+#include "layout.h"
+#include "node_types.h"
+#include "names.h"
+#include "nodeseg.h"
+#include "registry.h"
+#include "seg.h"
+#include "wake.h"
 
 /* ------------------------------------------------------------- helpers */
 

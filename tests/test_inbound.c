@@ -21,7 +21,8 @@
 #include <time.h>
 
 #include "harness.h"
-#include "internal.h" /* white box: the sender's slot, for the chain case */
+#include "layout.h"
+#include "node_types.h" /* white box: the sender's slot, for the chain case */
 
 #define RING 4096 /* 36 messages of MSG bytes fill it */
 #define MSG 100

@@ -37,7 +37,7 @@
 #include <time.h>
 
 #include "harness.h"
-#include "internal.h"
+#include "layout.h"
 #include "killtime.h"
 
 #ifndef SHMRPC_REAPER_BIN

@@ -41,7 +41,11 @@
 #include <time.h>
 
 #include "harness.h"
-#include "internal.h"
+#include "layout.h"
+#include "node_types.h"
+#include "names.h"
+#include "regfile.h"
+#include "seg.h"
 #include "killtime.h"
 
 #ifndef SHMRPC_REAPER_BIN

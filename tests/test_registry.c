@@ -27,7 +27,15 @@
 #include <time.h>
 
 #include "harness.h"
-#include "internal.h" /* white box: layout.h, and the registry lock itself */
+#include "backend.h" /* white box: layout.h, and the registry lock itself */
+#include "join.h"
+#include "layout.h"
+#include "names.h"
+#include "proc.h"
+#include "reclaim.h"
+#include "regfile.h"
+#include "registry.h"
+#include "seg.h"
 
 #define NAMES_MAX 64
 
@@ -2006,7 +2014,7 @@ static void test_gen_reopened_sender_rings_all_delivered(void **state)
  * receiver's in_gen entry still names it, so neither the receiver's scan nor
  * its close reaches the older ring: s1's message is lost and its ring file
  * stays in /dev/shm after the last node left. The reclaimer must point the
- * receiver's in_gen entry at the older ring and re-announce it (as conn.c's
+ * receiver's in_gen entry at the older ring and re-announce it (as connect.c's
  * announce() does, pairing with CLOSING) before it unlinks the dead ring.
  */
 static int send_once_main(void *arg)

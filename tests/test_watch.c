@@ -29,7 +29,10 @@
 #include <time.h>
 
 #include "harness.h"
-#include "internal.h" /* white box: the queue, and the registry's view of a node */
+#include "layout.h"
+#include "node_types.h" /* white box: the queue, and the registry's view of a node */
+#include "registry.h"
+#include "watch.h"
 
 #define CLEAN_MS 5000 /* a watcher cleans up well within this */
 

@@ -28,7 +28,9 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "internal.h" /* shmrpc__file_ids, struct shmrpc__reg */
+#include "layout.h" /* shmrpc__file_ids, struct shmrpc__reg */
+#include "names.h"
+#include "regfile.h"
 #include "layout.h"
 #include "shmrpc.h"
 

@@ -19,7 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "clock.h"
+#include "shmrpc.h"
 #include "killtime.h"
 
 #ifndef SYS_pidfd_open

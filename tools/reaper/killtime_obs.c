@@ -10,7 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "clock.h"
+#include "futex.h"
+#include "layout.h"
+#include "names.h"
+#include "reclaim.h"
+#include "regfile.h"
+#include "registry.h"
 #include "killtime.h"
 
 struct shmrpc_kt_obs {

@@ -32,7 +32,14 @@
 
 #include <liburing.h>
 
-#include "internal.h"
+#include "layout.h"
+#include "names.h"
+#include "proc.h"
+#include "reclaim.h"
+#include "regfile.h"
+#include "registry.h"
+#include "seg.h"
+#include "uring_compat.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "names.h"
 #include "top.h"
 
 #define DELAY_MIN 0.05

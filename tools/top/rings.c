@@ -14,7 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "layout.h"
+#include "names.h"
+#include "seg.h"
 #include "top.h"
 
 void *top_grow(void *v, uint32_t *cap, uint32_t need, size_t size)

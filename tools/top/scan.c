@@ -3,7 +3,7 @@
  * One snapshot of /dev/shm: every domain's registry, its slots, the node
  * segment of every slot in use and (rings.c) every ring file, copied out
  * and checked
- * (lib/layout.h describes the files; lib/reclaim.c, lib/conn.c and
+ * (lib/layout.h describes the files; lib/nodeseg.c, lib/connect.c and
  * lib/ring.c hold the checks the library itself makes, repeated here with
  * a reason for each, since an operator wants to know *what* is wrong).
  *
@@ -28,7 +28,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "backend.h"
+#include "layout.h"
+#include "names.h"
+#include "regfile.h"
+#include "registry.h"
+#include "seg.h"
 #include "top.h"
 
 #define SLOT_TRIES 100 /* seqlock re-reads before a slot counts as changing */
@@ -142,7 +147,7 @@ static bool ring_bytes_ok(uint32_t b)
 	return b >= SHMRPC__RING_MIN && b <= SHMRPC__RING_MAX && !(b & (b - 1));
 }
 
-/* The checks of peer_open (lib/conn.c) and map_dead (lib/reclaim.c). */
+/* The checks of peer_open (lib/connect.c) and map_dead (lib/reclaim.c). */
 static const char *node_hdr_bad(const struct shmrpc__node_hdr *h, const struct top_domain *d,
 				const struct top_node *n)
 {
