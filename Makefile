@@ -51,13 +51,30 @@ all: lib tools bpf bench-build
 
 include bpf/bpf.mk
 
+# The tools see three headers of the project and no other: shmrpc.h (the
+# API), lib/inspect.h (their view of a domain) and lib/layout.h (the files'
+# format). Their include path is a directory of copies of exactly those
+# (TOOLS_CFLAGS instead of -Iinclude -Ilib), so that a tool including any
+# other lib/ header fails to build.
+TOOLS_INC := $(B)/include-tools
+TOOLS_HDRS := $(TOOLS_INC)/shmrpc.h $(TOOLS_INC)/inspect.h $(TOOLS_INC)/layout.h
+TOOLS_CFLAGS := $(filter-out -Iinclude -Ilib,$(CFLAGS)) -I$(TOOLS_INC)
+
+$(TOOLS_INC)/shmrpc.h: include/shmrpc.h
+	$(Q)mkdir -p $(@D)
+	$(Q)cp $< $@
+
+$(TOOLS_INC)/%.h: lib/%.h
+	$(Q)mkdir -p $(@D)
+	$(Q)cp $< $@
+
 # tools/shmrpc-bench (its own fragment); the libshmrpc transports link the
-# static library. Only tools/bench/shmview.c sees lib/'s internal headers.
-BENCH_EXTRA_CFLAGS := -Iinclude
-BENCH_INTERNAL_CFLAGS := -Ilib
+# static library.
+BENCH_EXTRA_CFLAGS := -I$(TOOLS_INC)
 BENCH_EXTRA_DEPS := $(LIB_A)
 BENCH_EXTRA_LIBS := $(LIB_A) $(LIB_DEPS)
 include tools/bench/bench.mk
+$(BENCH_OBJS): | $(TOOLS_HDRS)
 
 TOOLS := $(B)/tools/shmrpc-info $(B)/tools/shmrpc-demo $(B)/tools/shmrpc-top \
 	$(B)/tools/shmrpc-reaper
@@ -70,10 +87,10 @@ TOP_SRCS := $(wildcard tools/top/*.c)
 TOP_OBJS := $(TOP_SRCS:%.c=$(B)/%.o)
 TOP_CORE_OBJS := $(filter-out $(B)/tools/top/main.o $(B)/tools/top/ui.o,$(TOP_OBJS))
 
-$(B)/tools/top/%.o: tools/top/%.c
+$(B)/tools/top/%.o: tools/top/%.c | $(TOOLS_HDRS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(TOOLS_CFLAGS) -c -o $@ $<
 
 $(B)/tools/shmrpc-top: $(TOP_OBJS) $(LIB_A)
 	$(call msg,LD,$@)
@@ -88,20 +105,20 @@ REAPER_SRCS := $(filter-out tools/reaper/killtime%,$(wildcard tools/reaper/*.c))
 REAPER_OBJS := $(REAPER_SRCS:%.c=$(B)/%.o)
 REAPER_CFLAGS := -Itools -Ibpf -I$(B)/bpf
 
-$(B)/tools/reaper/%.o: tools/reaper/%.c
+$(B)/tools/reaper/%.o: tools/reaper/%.c | $(TOOLS_HDRS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) $(REAPER_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(TOOLS_CFLAGS) $(REAPER_CFLAGS) -c -o $@ $<
 
 $(B)/tools/shmrpc-reaper: $(REAPER_OBJS) $(B)/tools/probe.o $(LIB_A)
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $(REAPER_OBJS) $(B)/tools/probe.o $(LIB_A) $(LIB_DEPS) \
 		$(PROBE_LDLIBS) $(LDLIBS)
 
-$(B)/tools/%: tools/%.c $(LIB_A)
+$(B)/tools/%: tools/%.c $(LIB_A) | $(TOOLS_HDRS)
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LIB_DEPS) $(LDLIBS)
+	$(Q)$(CC) $(TOOLS_CFLAGS) -o $@ $< $(LIB_A) $(LIB_DEPS) $(LDLIBS)
 
 # test_probe needs libbpf and the probe's skeletons: bpf/bpf.mk builds it.
 TEST_SRCS := $(filter-out tests/test_probe.c,$(wildcard tests/test_*.c))

@@ -8,13 +8,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "layout.h" /* enum shmrpc__backend_id */
+
 struct shmrpc_node;
 struct shmrpc__inring;
-
-enum shmrpc__backend_id {
-	SHMRPC__BACKEND_FUTEX = 1,
-	SHMRPC__BACKEND_URING = 2,
-};
 
 /*
  * A wake backend (wake_futex.c, wake_uring.c). The receiving side keeps its

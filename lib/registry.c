@@ -200,7 +200,11 @@ static void name_pack(uint64_t w[8], const char *name)
 
 int shmrpc__reg_read(const struct shmrpc__reg *r, uint32_t i, struct shmrpc__slot_view *v)
 {
-	struct shmrpc__slot *s = &r->slots[i];
+	return shmrpc__slot_read(&r->slots[i], v);
+}
+
+int shmrpc__slot_read(const struct shmrpc__slot *s, struct shmrpc__slot_view *v)
+{
 	uint64_t w[8];
 	int k;
 

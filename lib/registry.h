@@ -60,6 +60,8 @@ int shmrpc__reg_read(const struct shmrpc__reg *r, uint32_t i, struct shmrpc__slo
 /* 1 + the highest slot ever used, bounded by the capacity (a hint: peers
  * can write it). */
 uint32_t shmrpc__reg_hi(const struct shmrpc__reg *r);
+/* The same on slot @s of a registry mapped by someone else (inspect.c). */
+int shmrpc__slot_read(const struct shmrpc__slot *s, struct shmrpc__slot_view *v);
 /* Data extents of the registry file: scans read only slots in them.
  * Start with { 0, 0 }. */
 struct shmrpc__reg_scan {

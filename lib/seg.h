@@ -12,9 +12,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#define SHMRPC__SHM_DIR "/dev/shm" /* where shm_open names live (glibc) */
-/* "/shmrpc." + domain + ".ring." + 16 hex digits, with room to spare */
-#define SHMRPC__PATH_MAX 160
+#include "layout.h" /* SHMRPC__SHM_DIR, SHMRPC__PATH_MAX */
 
 /* Create a segment (O_EXCL), size it with every page reserved, map it
  * read-write. The file keeps mode exactly (umask ignored). On success

@@ -137,7 +137,7 @@ static int parse(int argc, char **argv, struct reaper_opts *o)
 			o->btf_path = optarg;
 			break;
 		case 'd':
-			if (shmrpc__name_check(optarg))
+			if (shmrpc_insp_name_check(optarg))
 				goto bad;
 			o->domains =
 				realloc(o->domains, (size_t)(o->ndomains + 1) * sizeof(char *));

@@ -203,8 +203,6 @@ static int unlink_member(const char *path, const struct stat *st)
 
 int owner_enter(struct reaper *r, uid_t uid, gid_t gid, const struct rdom *d)
 {
-	struct shmrpc__seg_actor a = { true, uid, gid, unlink_member };
-
 	if (!r->privileged)
 		return 0; /* an unprivileged reaper is its own user: the kernel decides */
 	if (fs_ids(uid, gid)) {
@@ -215,7 +213,7 @@ int owner_enter(struct reaper *r, uid_t uid, gid_t gid, const struct rdom *d)
 	}
 	cur_r = r;
 	cur_d = d;
-	shmrpc__seg_act_as(&a);
+	shmrpc_insp_act_as(uid, gid, unlink_member);
 	return 0;
 }
 
@@ -223,7 +221,7 @@ void owner_leave(struct reaper *r)
 {
 	if (!r->privileged)
 		return;
-	shmrpc__seg_act_as(NULL);
+	shmrpc_insp_act_self();
 	cur_d = NULL;
 	if (fs_ids(0, 0)) {
 		/* Cannot happen for root; never go on as someone else. */
