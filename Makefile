@@ -124,6 +124,8 @@ $(B)/tools/%: tools/%.c $(LIB_A) | $(TOOLS_HDRS)
 TEST_SRCS := $(filter-out tests/test_probe.c,$(wildcard tests/test_*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(B)/tests/%) $(B)/tests/test_probe
 TEST_LIBS := -lcmocka
+# The harness (tests/harness.h) every test program links.
+TH_OBJS := $(B)/tests/harness.o $(B)/tests/harness_shm.o
 
 tests: $(TESTS)
 
@@ -131,12 +133,12 @@ tests: $(TESTS)
 # and link the kill-to-cleaned module; no libbpf of their own.
 REAPER_TESTS := $(B)/tests/test_reaper $(B)/tests/test_chaos $(B)/tests/test_reaper_owner
 
-$(REAPER_TESTS): $(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o \
+$(REAPER_TESTS): $(B)/tests/test_%: tests/test_%.c $(TH_OBJS) \
 		$(KILLTIME_OBJS) $(LIB_A) $(B)/tools/shmrpc-reaper $(BPF_OBJS)
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itools/reaper -DSHMRPC_REAPER_BIN='"$(B)/tools/shmrpc-reaper"' \
-		-DSHMRPC_BPF_OBJ_DIR='"$(B)/bpf"' -o $@ $< $(B)/tests/harness.o \
+		-DSHMRPC_BPF_OBJ_DIR='"$(B)/bpf"' -o $@ $< $(TH_OBJS) \
 		$(KILLTIME_OBJS) $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
 
 # The multi-user security suite (tests/test_security*.c, root): its helpers
@@ -152,30 +154,30 @@ $(SEC_HARNESS): $(B)/tests/%.o: tests/%.c
 	$(Q)$(CC) $(CFLAGS) -Itools/reaper -DSHMRPC_REAPER_BIN='"$(B)/tools/shmrpc-reaper"' \
 		-c -o $@ $<
 
-$(SEC_TESTS): $(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o $(SEC_HARNESS) \
+$(SEC_TESTS): $(B)/tests/test_%: tests/test_%.c $(TH_OBJS) $(SEC_HARNESS) \
 		$(KILLTIME_OBJS) $(LIB_A) $(B)/tools/shmrpc-reaper $(B)/tools/shmrpc-top
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itools/reaper -DSHMRPC_REAPER_BIN='"$(B)/tools/shmrpc-reaper"' \
-		-DSHMRPC_TOP_BIN='"$(B)/tools/shmrpc-top"' -o $@ $< $(B)/tests/harness.o \
+		-DSHMRPC_TOP_BIN='"$(B)/tools/shmrpc-top"' -o $@ $< $(TH_OBJS) \
 		$(SEC_HARNESS) $(KILLTIME_OBJS) $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
 
-$(B)/tests/harness.o: tests/harness.c
+$(TH_OBJS): $(B)/tests/%.o: tests/%.c
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
-$(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o $(LIB_A)
+$(B)/tests/test_%: tests/test_%.c $(TH_OBJS) $(LIB_A)
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/tests/harness.o $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(TH_OBJS) $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
 
 # test_top drives the shmrpc-top binary and tests its core pieces directly.
-$(B)/tests/test_top: tests/test_top.c $(B)/tests/harness.o $(TOP_CORE_OBJS) $(LIB_A) \
+$(B)/tests/test_top: tests/test_top.c $(TH_OBJS) $(TOP_CORE_OBJS) $(LIB_A) \
 		$(B)/tools/shmrpc-top
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -Itools/top -o $@ $< $(B)/tests/harness.o $(TOP_CORE_OBJS) $(LIB_A) \
+	$(Q)$(CC) $(CFLAGS) -Itools/top -o $@ $< $(TH_OBJS) $(TOP_CORE_OBJS) $(LIB_A) \
 		$(LIB_DEPS) $(TEST_LIBS) -lm $(LDLIBS)
 
 .PHONY: demo
@@ -254,11 +256,12 @@ asan:
 	$(Q)$(SAN_ENV) scripts/run-tests.sh build-asan
 
 # ThreadSanitizer cannot follow fork() from a multi-threaded process (it
-# reports "dup thread with used id" in the child), and test_registry and
-# test_hostile and test_wake fork peers from parents that run threads
-# (watchers, the futex backend's shmrpc_fd helper):
-# those run under ASan only. The others are where threads race.
-TSAN_TESTS := test_api test_ring test_transport test_uring_compat test_probe test_wake_uring
+# reports "dup thread with used id" in the child), and the programs that
+# fork peers from parents that run threads (watchers, the futex backend's
+# shmrpc_fd helper: test_join, test_registry, test_reclaim, test_hostile,
+# test_wake...) run under ASan only. The others are where threads race.
+TSAN_TESTS := test_node test_send test_recv test_thread test_connect test_stats test_query \
+	test_broadcast test_ring test_transport test_uring_compat test_probe test_wake_uring
 tsan:
 	$(Q)$(MAKE) --no-print-directory B=build-tsan CFLAGS="-O1 -g -fsanitize=thread" tools tests
 	$(Q)SHMRPC_TESTS="$(TSAN_TESTS)" \

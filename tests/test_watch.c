@@ -36,13 +36,6 @@
 
 #define CLEAN_MS 5000 /* a watcher cleans up well within this */
 
-static void nap_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
 static int watch_setup(void **state)
 {
 	unsetenv("SHMRPC_WATCH"); /* the watcher is what is tested */
@@ -110,7 +103,7 @@ static int wait_freed(struct shmrpc_node *n, uint32_t slot, uint32_t gen, int ti
 	while (slot_held(n, slot, gen)) {
 		if (th_now_ms() > end)
 			return -ETIMEDOUT;
-		nap_ms(5);
+		th_sleep_ms(5);
 	}
 	return 0;
 }
@@ -176,7 +169,7 @@ static void test_watch_receiver_learns_dead_sender_while_blocked(void **state)
 
 	assert_int_equal(pthread_create(&t, NULL, blocked_recv, &b), 0);
 	while (!atomic_load(&b.tid))
-		nap_ms(1);
+		th_sleep_ms(1);
 	assert_int_equal(th_wait_asleep(atomic_load(&b.tid), 5000), 0);
 	peer_kill(&u, upid);
 	peer_kill(&v, vpid);
@@ -187,7 +180,7 @@ static void test_watch_receiver_learns_dead_sender_while_blocked(void **state)
 		assert_int_equal(shmrpc_stats(b.p, &st), 0);
 		if (!st.rings_in)
 			break;
-		nap_ms(5);
+		th_sleep_ms(5);
 	}
 	assert_int_equal(st.rings_in, 0);
 	assert_int_equal(atomic_load(&b.got), 1); /* still in that recv */
@@ -226,7 +219,7 @@ static void test_watch_queue_watches_peer(void **state)
 	find(p, "u", &us, &ug);
 	shmrpc__watch_queue(p, vs, vg);
 	/* the watcher reads v's slot while it is alive: its pidfd is taken */
-	nap_ms(100);
+	th_sleep_ms(100);
 	peer_kill(&v, vpid);
 	peer_kill(&u, upid);
 	assert_int_equal(wait_freed(p, vs, vg, CLEAN_MS), 0);
@@ -258,12 +251,12 @@ static void test_watch_queue_dropped_with_node(void **state)
 		for (k = 0; k < 4; k++)
 			shmrpc__watch_queue(p, vs, vg);
 		if (i & 1)
-			nap_ms(1);
+			th_sleep_ms(1);
 		shmrpc_close(p);
 	}
 	/* The watcher still works for the node that stayed. */
 	shmrpc__watch_queue(keep, vs, vg);
-	nap_ms(100);
+	th_sleep_ms(100);
 	peer_kill(&v, vpid);
 	assert_int_equal(wait_freed(keep, vs, vg, CLEAN_MS), 0);
 	shmrpc_close(keep);
