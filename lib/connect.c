@@ -133,7 +133,11 @@ static int announce(struct shmrpc_node *n, struct shmrpc__conn *c)
 	/* Release: pairs with the receiver's acquire load of in_gen; the ring
 	 * file is complete before it learns the name. */
 	atomic_store_explicit(&in[n->slot], n->gen + 1, memory_order_release);
-	atomic_fetch_or(&pend[n->slot / 64], 1ull << (n->slot % 64));
+	/* Release: pairs with the receiver's acquire exchange of the pend
+	 * word (inbound.c); who sees our bit sees our in_gen entry. No full
+	 * barrier needed here: the handshake against CLOSING is the fence (I)
+	 * below, on in_gen and flags, not on this word. */
+	atomic_fetch_or_explicit(&pend[n->slot / 64], 1ull << (n->slot % 64), memory_order_release);
 	/* Release: pairs with the receiver's exchange of pend_hint. */
 	atomic_store_explicit(&p->pend_hint, 1, memory_order_release);
 	/* (I) pairs with (J) in inbound.c: see the diagram above. */
@@ -281,9 +285,13 @@ void shmrpc__conn_close(struct shmrpc_node *n, struct shmrpc__conn *c)
 
 	pthread_mutex_lock(&c->lock);
 	if (shmrpc__conn_usable(c)) {
-		/* seq_cst RMW, then the fence (F) inside the wake: pairs with
-		 * a sleeping receiver's arm-fence-recheck. */
-		old = atomic_fetch_or(&c->q.hdr->flags, SHMRPC__RING_TX_CLOSED);
+		/* Release: pairs with the receiver's acquire load of TX_CLOSED
+		 * (rx.c, ring_next): our last commit is seen with it. A
+		 * sleeping receiver's arm-fence-recheck (G) pairs with the
+		 * fence (F) that begins the wake below: no full barrier is
+		 * needed in this RMW. */
+		old = atomic_fetch_or_explicit(&c->q.hdr->flags, SHMRPC__RING_TX_CLOSED,
+					       memory_order_release);
 		shmrpc__wake_consumer(n, c->q.hdr, c->peer);
 		/* The ring stays for its receiver, which drains and unlinks
 		 * it, unless the receiver left (RX_CLOSED): then it goes now. */

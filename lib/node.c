@@ -143,28 +143,58 @@ static int spin_pick(int32_t opt, int64_t *ns)
 	return 0;
 }
 
+/* The caller's options in @d, defaults for what an older caller's struct
+ * does not have; -EINVAL, -E2BIG (a newer caller's non-zero tail). */
+static int opts_copy(const struct shmrpc_opts *o, struct shmrpc_opts *d)
+{
+	size_t i;
+
+	memset(d, 0, sizeof(*d));
+	if (!o)
+		return 0;
+	if (o->sz < sizeof(o->sz))
+		return shmrpc__err(-EINVAL, "opts.sz %zu: set it to sizeof(struct shmrpc_opts)",
+				   o->sz);
+	/* Older callers pass less: the rest keeps its defaults. Newer ones
+	 * may pass more, as long as we would ignore only zeros. */
+	for (i = sizeof(*d); i < o->sz; i++)
+		if (((const uint8_t *)o)[i])
+			return shmrpc__err(-E2BIG,
+					   "opts.sz %zu: byte %zu is set, and this library "
+					   "knows only %zu bytes of options",
+					   o->sz, i, sizeof(*d));
+	memcpy(d, o, o->sz < sizeof(*d) ? o->sz : sizeof(*d));
+	return 0;
+}
+
+/* opts.backend, else $SHMRPC_BACKEND (empty: unset), else NULL (the best). */
+static int backend_pick(const char *opt, const char **out)
+{
+	const char *b = opt;
+
+	if (!b) {
+		b = getenv("SHMRPC_BACKEND");
+		if (b && !b[0])
+			b = NULL;
+		if (b && strcmp(b, "uring") && strcmp(b, "futex"))
+			return shmrpc__err(
+				-EINVAL, "SHMRPC_BACKEND=%.64s: unknown backend (uring, futex)", b);
+	} else if (strcmp(b, "uring") && strcmp(b, "futex")) {
+		return shmrpc__err(-EINVAL, "opts.backend '%.64s': unknown backend (uring, futex)",
+				   b);
+	}
+	*out = b;
+	return 0;
+}
+
 static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
 {
 	struct shmrpc_opts d;
-	size_t i;
 	int err;
 
-	memset(&d, 0, sizeof(d));
-	if (o) {
-		if (o->sz < sizeof(o->sz))
-			return shmrpc__err(-EINVAL,
-					   "opts.sz %zu: set it to sizeof(struct shmrpc_opts)",
-					   o->sz);
-		/* Older callers pass less: the rest keeps its defaults. Newer
-		 * ones may pass more, as long as we would ignore only zeros. */
-		for (i = sizeof(d); i < o->sz; i++)
-			if (((const uint8_t *)o)[i])
-				return shmrpc__err(-E2BIG,
-						   "opts.sz %zu: byte %zu is set, and this library "
-						   "knows only %zu bytes of options",
-						   o->sz, i, sizeof(d));
-		memcpy(&d, o, o->sz < sizeof(d) ? o->sz : sizeof(d));
-	}
+	err = opts_copy(o, &d);
+	if (err)
+		return err;
 	/* An unset or empty $SHMRPC_DOMAIN means "default"; an empty domain
 	 * in the options is a bad name like any other (-EINVAL), never a
 	 * silent move into the "default" domain. */
@@ -195,20 +225,9 @@ static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
 				   "opts.mode 0%o: owner read-write and group bits only "
 				   "(0600, 0640, 0660)",
 				   cfg->mode);
-	cfg->backend = d.backend;
-	if (!cfg->backend) {
-		cfg->backend = getenv("SHMRPC_BACKEND");
-		if (cfg->backend && !cfg->backend[0])
-			cfg->backend = NULL;
-		if (cfg->backend && strcmp(cfg->backend, "uring") && strcmp(cfg->backend, "futex"))
-			return shmrpc__err(-EINVAL,
-					   "SHMRPC_BACKEND=%.64s: unknown backend (uring, futex)",
-					   cfg->backend);
-	} else if (strcmp(cfg->backend, "uring") && strcmp(cfg->backend, "futex")) {
-		return shmrpc__err(-EINVAL, "opts.backend '%.64s': unknown backend (uring, futex)",
-				   cfg->backend);
-	}
-	err = shmrpc__log_env_check();
+	err = backend_pick(d.backend, &cfg->backend);
+	if (!err)
+		err = shmrpc__log_env_check();
 	if (err)
 		return err;
 	return spin_pick(d.spin_us, &cfg->spin_ns);

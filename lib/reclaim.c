@@ -80,8 +80,11 @@ static void repoint(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_g
 	 * announce's store does. Only if it still names the dead ring. */
 	if (atomic_compare_exchange_strong_explicit(&in[tx_slot], &expect, prev,
 						    memory_order_release, memory_order_relaxed)) {
-		atomic_fetch_or(&shmrpc__node_pend(h, shmrpc__node_pend_off())[tx_slot / 64],
-				1ull << (tx_slot % 64));
+		/* Release: as an announce's (connect.c), pairs with the
+		 * receiver's acquire exchange of the pend word. */
+		atomic_fetch_or_explicit(&shmrpc__node_pend(h,
+							    shmrpc__node_pend_off())[tx_slot / 64],
+					 1ull << (tx_slot % 64), memory_order_release);
 		/* Release: pairs with the receiver's exchange of pend_hint. */
 		atomic_store_explicit(&h->pend_hint, 1, memory_order_release);
 		atomic_thread_fence(memory_order_seq_cst); /* (I), pairs with (J) */
@@ -110,9 +113,13 @@ uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32
 		h = map;
 		if (h->magic == SHMRPC__RING_MAGIC) {
 			prev = shmrpc__prev_link(h->prev_gen, tx_gen);
-			/* seq_cst RMW: a full barrier before the wake checks,
-			 * pairing with the sleepers' arm-fence-recheck. */
-			old = atomic_fetch_or(&h->flags, flag);
+			/* Release: pairs with the ends' acquire loads of the
+			 * flags (rx.c's TX_CLOSED, connect.c's RX_CLOSED). The
+			 * sleepers' arm-fence-recheck (G) pairs with the fence
+			 * (F) that begins each wake_word's wake_prepare: no
+			 * full barrier needed in this RMW. Its old RX_OPENED:
+			 * the receiver took the chain over (inbound.c). */
+			old = atomic_fetch_or_explicit(&h->flags, flag, memory_order_release);
 			wake_word(r, &h->data_seq, rx_slot, rx_gen);
 			wake_word(r, &h->space_seq, rx_slot, rx_gen);
 		}
@@ -136,7 +143,8 @@ uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32
  */
 static void close_dead(struct shmrpc__node_hdr *h)
 {
-	atomic_fetch_or(&h->flags, SHMRPC__NODE_CLOSING);
+	/* Relaxed: the fence (J) below orders it, as in inbound.c. */
+	atomic_fetch_or_explicit(&h->flags, SHMRPC__NODE_CLOSING, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst); /* (J), pairs with announce's (I) */
 }
 

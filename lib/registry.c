@@ -39,6 +39,8 @@ static void pause_us(long us)
 
 uint32_t shmrpc__reg_hi(const struct shmrpc__reg *r)
 {
+	/* Acquire: pairs with the release store of hi in shmrpc__reg_take: a
+	 * reader that sees a slot below hi sees that slot taken (JOINING). */
 	uint32_t hi = atomic_load_explicit(&r->hdr->hi, memory_order_acquire);
 
 	/* Untrusted: a corrupt hi must not index past the slots. */
@@ -317,6 +319,8 @@ int shmrpc__reg_take(struct shmrpc__reg *r, const struct shmrpc__join *j, uint32
 	slot_begin(s, SHMRPC__SLOT_JOINING, *gen);
 	slot_fill(s, j);
 	if ((uint32_t)i >= shmrpc__reg_hi(r))
+		/* Release: pairs with the acquire load in shmrpc__reg_hi; the
+		 * slot's JOINING state and fields above are seen with it. */
 		atomic_store_explicit(&r->hdr->hi, (uint32_t)i + 1, memory_order_release);
 	atomic_fetch_add_explicit(&r->hdr->live, 1, memory_order_relaxed);
 	return i;

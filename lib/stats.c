@@ -75,6 +75,8 @@ int shmrpc_stats(struct shmrpc_node *n, struct shmrpc_stats *st)
 	/* A seqlock read (fold_seq, layout.h): a ring moved into the totals
 	 * meanwhile would be counted twice or missed; then read again. */
 	for (;;) {
+		/* Acquire: pairs with fold_end's release store (counters.c);
+		 * an even value is a fold completed, its moves visible. */
 		uint64_t seq = atomic_load_explicit(&c->fold_seq, memory_order_acquire);
 
 		if (seq & 1) {

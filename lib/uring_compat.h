@@ -179,6 +179,19 @@ static inline void shmrpc__prep_futex_waitv(struct io_uring_sqe *sqe, const stru
 }
 
 /*
+ * shmrpc__uring_get_sqe - a free SQE of @ring, submitting what is queued
+ * first if there is none; NULL if that fails too.
+ */
+static inline struct io_uring_sqe *shmrpc__uring_get_sqe(struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	if (!sqe && io_uring_submit(ring) >= 0)
+		sqe = io_uring_get_sqe(ring);
+	return sqe;
+}
+
+/*
  * shmrpc__uring_futex_supported - can this process use io_uring futex ops?
  *
  * Returns 1 if io_uring_setup() works here and the kernel lists
