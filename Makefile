@@ -30,6 +30,8 @@ B ?= build
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
 	-fvisibility=hidden -pthread -Iinclude -Ilib -MMD -MP
 override LDLIBS += -pthread
+# What the tools' --version prints (tools/version.h).
+override CFLAGS += -DSHMRPC_TOOLS_VERSION='"$(VERSION)"'
 
 ifeq ($(V),1)
 Q :=
@@ -78,6 +80,20 @@ $(B)/tools/shmrpc-top: $(TOP_OBJS) $(LIB_A)
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $(TOP_OBJS) $(LIB_A) $(LIB_DEPS) $(NCURSES_LIBS) -lm $(LDLIBS)
+
+# tools/shmrpc-info: tools/info/*.c, shmrpc-top's scan (the domains present),
+# the probe's skeletons (does it load here?) and libbpf.
+INFO_OBJS := $(patsubst %.c,$(B)/%.o,$(wildcard tools/info/*.c))
+
+$(B)/tools/info/%.o: tools/info/%.c $(BPF_SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itools -Itools/top -Ibpf -I$(B)/bpf -c -o $@ $<
+
+$(B)/tools/shmrpc-info: $(INFO_OBJS) $(TOP_CORE_OBJS) $(LIB_A)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $(INFO_OBJS) $(TOP_CORE_OBJS) $(LIB_A) $(LIB_DEPS) \
+		$(PROBE_LDLIBS) -lm $(LDLIBS)
 
 # tools/shmrpc-reaper: tools/reaper/*.c (but killtime*.c, the kill-to-cleaned
 # module for tests and the bench), the probe module and its skeletons
@@ -130,6 +146,9 @@ $(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o $(LIB_A)
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/tests/harness.o $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
+
+# test_tools runs every tool's binary.
+$(B)/tests/test_tools: | $(TOOLS) $(BENCH_BIN)
 
 # test_top drives the shmrpc-top binary and tests its core pieces directly.
 $(B)/tests/test_top: tests/test_top.c $(B)/tests/harness.o $(TOP_CORE_OBJS) $(LIB_A) \
@@ -231,5 +250,7 @@ clean:
 
 # Header dependencies of every object (-MMD): a changed header rebuilds
 # what includes it, the tools' and tests' objects too.
+# (Not shmrpc-info.d: it names tools/shmrpc-info.c, now tools/info/main.c.)
 -include $(LIB_OBJS:.o=.d) $(LIB_PIC_OBJS:.o=.d) \
-	$(wildcard $(B)/tests/*.d $(B)/tools/*.d $(B)/tools/*/*.d)
+	$(filter-out $(B)/tools/shmrpc-info.d, \
+		$(wildcard $(B)/tests/*.d $(B)/tools/*.d $(B)/tools/*/*.d))

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../version.h"
 #include "bench.h"
 
 /* The scenarios, in the order they run. */
@@ -52,7 +53,16 @@ static void usage(FILE *f)
 		"  --plots DIR        write gnuplot data, script and SVGs to DIR\n"
 		"  --kills N          crash: kills per cleanup mode (default 50, quick 10)\n"
 		"  --no-strace        syscalls: skip the strace -c -f cross-check\n"
-		"  --list             list the transports and exit\n");
+		"  --list             list the transports and exit\n"
+		"  -h, --help         this help\n"
+		"  -V, --version      version\n");
+}
+
+/* A usage error: one line that says what was wrong. */
+static int bad(const char *what, const char *arg)
+{
+	fprintf(stderr, "shmrpc-bench: %s: %s (see --help)\n", what, arg);
+	return -EINVAL;
 }
 
 int bench_in_list(const char *list, const char *name)
@@ -87,11 +97,13 @@ static int parse(int argc, char **argv, struct bench_opts *o)
 		{ "no-strace", no_argument, 0, 'S' },
 		{ "list", no_argument, 0, 'l' },
 		{ "help", no_argument, 0, 'h' },
+		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "qs:t:i:d:b:j:p:k:Slh", lo, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":qs:t:i:d:b:j:p:k:SlhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 'q':
 			o->quick = 1;
@@ -105,12 +117,12 @@ static int parse(int argc, char **argv, struct bench_opts *o)
 		case 'i':
 			o->iters = atoll(optarg);
 			if (o->iters < 1)
-				return -EINVAL;
+				return bad("bad --iters (a count, at least 1)", optarg);
 			break;
 		case 'd':
 			o->duration = atof(optarg);
 			if (!(o->duration > 0))
-				return -EINVAL;
+				return bad("bad --duration (seconds, more than 0)", optarg);
 			break;
 		case 'b':
 			o->baseline = optarg;
@@ -124,7 +136,7 @@ static int parse(int argc, char **argv, struct bench_opts *o)
 		case 'k':
 			o->kills = atoi(optarg);
 			if (o->kills < 1)
-				return -EINVAL;
+				return bad("bad --kills (a count, at least 1)", optarg);
 			break;
 		case 'S':
 			o->no_strace = 1;
@@ -137,11 +149,16 @@ static int parse(int argc, char **argv, struct bench_opts *o)
 		case 'h':
 			usage(stdout);
 			exit(0);
+		case 'V':
+			printf("shmrpc-bench (libshmrpc) %s\n", SHMRPC_TOOLS_VERSION);
+			exit(0);
+		case ':':
+			return bad("option needs an argument", argv[optind - 1]);
 		default:
-			return -EINVAL;
+			return bad("unknown option", argv[optind - 1]);
 		}
 	}
-	return optind < argc ? -EINVAL : 0;
+	return optind < argc ? bad("unexpected argument", argv[optind]) : 0;
 }
 
 /* Every name of @list is a scenario (@scen) or a transport (!@scen). */
@@ -192,10 +209,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "--strace-child"))
 		return bench_strace_child(argc - 1, argv + 1);
-	if (parse(argc, argv, &o)) {
-		usage(stderr);
+	if (parse(argc, argv, &o))
 		return 2;
-	}
 	if (check_list(o.scenarios, 1) || check_list(o.transports, 0))
 		return 2;
 	if (!bench_transport_find(o.baseline))
