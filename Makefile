@@ -194,7 +194,8 @@ $(LIB_SO): $(LIB_PIC_OBJS) lib/libshmrpc.map
 	$(Q)ln -sf libshmrpc.so.$(SOVER) $(B)/libshmrpc.so
 
 PC_SED := -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|'
+	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	-e 's|@LIBS_PRIVATE@|$(LIB_DEPS)|'
 
 .PHONY: install uninstall
 install: all
