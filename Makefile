@@ -147,6 +147,18 @@ $(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o $(LIB_A)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/tests/harness.o $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
 
+# test_readme runs the README's example, cut out of README.md.
+$(B)/tests/readme_example.c: README.md scripts/readme-example.sh
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)scripts/readme-example.sh README.md > $@
+
+$(B)/tests/test_readme: tests/test_readme.c $(B)/tests/readme_example.c $(B)/tests/harness.o \
+		$(LIB_A)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/tests/readme_example.c $(B)/tests/harness.o $(LIB_A) \
+		$(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
+
 # test_tools runs every tool's binary.
 $(B)/tests/test_tools: | $(TOOLS) $(BENCH_BIN)
 
