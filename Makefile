@@ -181,6 +181,7 @@ test:
 	$(Q)scripts/deps.sh test
 	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)scripts/run-tests.sh $(B)
+	$(Q)scripts/check-man.sh
 
 lib: $(LIB_A) $(LIB_SO)
 
@@ -209,6 +210,12 @@ PC_SED := -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	-e 's|@LIBS_PRIVATE@|$(LIB_DEPS)|'
 
+# Man pages (docs/man/; scripts/check-man.sh keeps the API's in agreement
+# with include/shmrpc.h): a page per group of calls, a .so link per function.
+MAN1 := $(wildcard docs/man/*.1)
+MAN3 := $(wildcard docs/man/*.3)
+MAN8 := $(wildcard docs/man/*.8)
+
 .PHONY: install uninstall
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
@@ -221,8 +228,10 @@ install: all
 	sed $(PC_SED) lib/libshmrpc.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc
 	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc
 	install -m 0755 $(TOOLS) $(DESTDIR)$(BINDIR)/
-	install -d $(DESTDIR)$(MANDIR)/man1
-	install -m 0644 docs/shmrpc-top.1 $(DESTDIR)$(MANDIR)/man1/shmrpc-top.1
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
+	install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
 	sed -e 's|@BINDIR@|$(BINDIR)|' tools/reaper/shmrpc-reaper.service \
 		> $(DESTDIR)$(SYSTEMDUNITDIR)/shmrpc-reaper.service
@@ -234,7 +243,9 @@ uninstall:
 		$(DESTDIR)$(LIBDIR)/libshmrpc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libshmrpc.so.$(SOVER) \
 		$(DESTDIR)$(LIBDIR)/libshmrpc.so $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc \
 		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS))) \
-		$(DESTDIR)$(MANDIR)/man1/shmrpc-top.1 \
+		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8))) \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/shmrpc-reaper.service
 
 SAN_ENV := ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1

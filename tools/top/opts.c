@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Command line of shmrpc-top (docs/shmrpc-top.1 is the long form).
+ * Command line of shmrpc-top (docs/man/shmrpc-top.1 is the long form).
  */
 #include <errno.h>
 #include <getopt.h>
