@@ -157,7 +157,7 @@ cc=${CC:-cc}
 ) || die "a consumer of the installed libshmrpc-dev"
 say "consumer built with pkg-config against the installed packages: dynamic and static ok"
 if [ -z "$profile" ]; then
-	python3 - <<'EOF' || die "python3-shmrpc"
+	/usr/bin/python3 - <<'EOF' || die "python3-shmrpc (the system python3)"
 import os, shmrpc
 dom = "deb-check-%d" % os.getpid()
 with shmrpc.Node("a", domain=dom) as a, shmrpc.Node("b", domain=dom) as b:
