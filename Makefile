@@ -46,7 +46,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 LIB_PIC_OBJS := $(LIB_SRCS:%.c=$(B)/pic/%.o)
 LIB_A := $(B)/libshmrpc.a
 LIB_SO := $(B)/libshmrpc.so.$(VERSION)
-LIB_DEPS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
+LIB_DEPS := $(shell pkg-config --libs liburing libsodium 2>/dev/null || echo -luring -lsodium)
 
 .PHONY: all lib tools clean tests test
 all: lib tools bpf bench-build
@@ -54,8 +54,9 @@ all: lib tools bpf bench-build
 include bpf/bpf.mk
 
 # tools/shmrpc-bench (its own fragment); the libshmrpc transports link the
-# static library.
-BENCH_EXTRA_CFLAGS := -Iinclude -Ilib
+# static library. Only tools/bench/shmview.c sees lib/'s internal headers.
+BENCH_EXTRA_CFLAGS := -Iinclude
+BENCH_INTERNAL_CFLAGS := -Ilib
 BENCH_EXTRA_DEPS := $(LIB_A)
 BENCH_EXTRA_LIBS := $(LIB_A) $(LIB_DEPS)
 include tools/bench/bench.mk
@@ -127,7 +128,7 @@ tests: $(TESTS)
 
 # The reaper's tests run shmrpc-reaper (and bpftool on the probe's objects),
 # and link the kill-to-cleaned module; no libbpf of their own.
-REAPER_TESTS := $(B)/tests/test_reaper $(B)/tests/test_chaos
+REAPER_TESTS := $(B)/tests/test_reaper $(B)/tests/test_chaos $(B)/tests/test_reaper_owner
 
 $(REAPER_TESTS): $(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o \
 		$(KILLTIME_OBJS) $(LIB_A) $(B)/tools/shmrpc-reaper $(BPF_OBJS)
@@ -136,6 +137,27 @@ $(REAPER_TESTS): $(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o \
 	$(Q)$(CC) $(CFLAGS) -Itools/reaper -DSHMRPC_REAPER_BIN='"$(B)/tools/shmrpc-reaper"' \
 		-DSHMRPC_BPF_OBJ_DIR='"$(B)/bpf"' -o $@ $< $(B)/tests/harness.o \
 		$(KILLTIME_OBJS) $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
+
+# The multi-user security suite (tests/test_security*.c, root): its helpers
+# (tests/harness_sec*.c), the kill-to-cleaned observer, the reaper and
+# shmrpc-top it attacks.
+SEC_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_security*.c))
+SEC_HARNESS := $(B)/tests/harness_sec.o $(B)/tests/harness_sec_case.o \
+	$(B)/tests/harness_sec_snap.o
+
+$(SEC_HARNESS): $(B)/tests/%.o: tests/%.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itools/reaper -DSHMRPC_REAPER_BIN='"$(B)/tools/shmrpc-reaper"' \
+		-c -o $@ $<
+
+$(SEC_TESTS): $(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o $(SEC_HARNESS) \
+		$(KILLTIME_OBJS) $(LIB_A) $(B)/tools/shmrpc-reaper $(B)/tools/shmrpc-top
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itools/reaper -DSHMRPC_REAPER_BIN='"$(B)/tools/shmrpc-reaper"' \
+		-DSHMRPC_TOP_BIN='"$(B)/tools/shmrpc-top"' -o $@ $< $(B)/tests/harness.o \
+		$(SEC_HARNESS) $(KILLTIME_OBJS) $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
 
 $(B)/tests/harness.o: tests/harness.c
 	$(call msg,CC,$@)
@@ -271,6 +293,9 @@ tsan:
 
 clean:
 	rm -rf $(B) build-asan build-tsan
+
+# The Python package and the C++ header, their tests, install and bench row.
+include bindings.mk
 
 # Header dependencies of every object (-MMD): a changed header rebuilds
 # what includes it, the tools' and tests' objects too.

@@ -185,12 +185,18 @@ SHMRPC_API void shmrpc_close(struct shmrpc_node *node);
  * Returns 0, or -EMSGSIZE (larger than shmrpc_max_size(node, to)), -ENOENT
  * (no live node has that name), -EINVAL (bad arguments, or @to is this
  * node), -EAGAIN / -ETIMEDOUT (ring still full), -EPIPE (the node we were
- * connected to under that name left or died: every send to the name returns
- * -EPIPE until a node of that name joins again, then the next send connects
- * to the new one), -EPROTO (the target's ring is corrupt), -ENOSPC (/dev/shm
- * cannot hold the ring; -ENOMEM, -EFBIG likewise: nothing of the attempt is
- * left, the node works on, and the next send to @to tries again;
- * shmrpc_last_error says "ring to '<to>' (<size>): /dev/shm is full").
+ * connected to under that name left or died, and no live node has that name
+ * now: every send to the name returns -EPIPE until a node of that name joins
+ * again; or that node, still there, dropped our ring as corrupt: -EPIPE
+ * once, and the next send connects to it afresh), -EPROTO (the target's ring
+ * is corrupt), -ENOSPC (/dev/shm cannot hold the ring; -ENOMEM, -EFBIG
+ * likewise: nothing of the attempt is left, the node works on, and the next
+ * send to @to tries again; shmrpc_last_error says "ring to '<to>' (<size>):
+ * /dev/shm is full"). Once a node of that name has joined again
+ * (shmrpc_is_local says 1), the next send connects to it and sends to it,
+ * without -EPIPE; so does a send blocked on the old node's full ring when the
+ * old node leaves. Messages queued to the old node and not received are lost
+ * with it.
  */
 SHMRPC_API int shmrpc_send(struct shmrpc_node *node, const char *to, const void *data, size_t len,
 			   int timeout_ms);
@@ -235,6 +241,11 @@ SHMRPC_API int shmrpc_flush(struct shmrpc_node *node);
  * with the futex backend a helper thread (started by the first call) sleeps
  * on the receiver's futex words for it. Either way the kernel may interrupt
  * the loop's epoll_wait with EINTR when a wake arrives: retry it.
+ *
+ * A receiving call that returned -EMFILE/-ENFILE/-ENOMEM (a sender's ring
+ * could not be opened: see shmrpc_recv) left it pending; the descriptor
+ * does not become readable for its retry. Call a receiving call again once
+ * resources are freed, or from a timer (each call retries it).
  */
 SHMRPC_API int shmrpc_fd(struct shmrpc_node *node);
 
@@ -251,7 +262,18 @@ SHMRPC_API int shmrpc_fd(struct shmrpc_node *node);
  * Returns the message's length, or -EMSGSIZE when cap is too small (the
  * message stays queued: retry with a larger buffer; shmrpc_peek tells the
  * length), -EAGAIN/-ETIMEDOUT, -EPROTO (a sender's ring is corrupt: that
- * ring is dropped, the others go on), -EBUSY (another thread receives).
+ * ring is dropped, the others go on), -EBUSY (another thread receives),
+ * -EMFILE/-ENFILE/-ENOMEM (see below).
+ *
+ * A sender's new ring that this process cannot open for now (no file
+ * descriptor or memory left) is not lost: the receiving calls retry it, at
+ * every call and after every sleep (sleeps last at most the safety
+ * timeout, 500 ms), and its messages arrive in order once it opens. The
+ * first receiving call that meets the failure with no message to return
+ * returns it (-EMFILE, -ENFILE, -ENOMEM; shmrpc_last_error names the
+ * sender and the cause); later calls retry quietly, and block or time out
+ * as usual, until the ring opens (a new failure after that is reported
+ * again). Messages from other senders flow meanwhile.
  */
 SHMRPC_API int shmrpc_recv(struct shmrpc_node *node, void *buf, size_t cap, char *from,
 			   int timeout_ms);
@@ -260,7 +282,9 @@ SHMRPC_API int shmrpc_recv(struct shmrpc_node *node, void *buf, size_t cap, char
  * shmrpc_dispatch - wait up to timeout_ms for the first message, then call
  * fn for it and for every message already waiting. Returns how many
  * messages fn handled (>= 1), or -EAGAIN/-ETIMEDOUT when none came, -EPROTO,
- * -EBUSY. fn may send, but must not receive.
+ * -EBUSY, -EMFILE/-ENFILE/-ENOMEM (a sender's ring cannot be opened for
+ * now: said once, retried; see shmrpc_recv). fn may send, but must not
+ * receive.
  */
 SHMRPC_API int shmrpc_dispatch(struct shmrpc_node *node, shmrpc_handler fn, void *arg,
 			       int timeout_ms);
@@ -368,9 +392,19 @@ SHMRPC_API void shmrpc_cancel(struct shmrpc_node *node, struct shmrpc_txbuf *tx)
  * shmrpc_peek - wait (per timeout_ms) for a message and describe it in @rx
  * without consuming it; returns its length. rx->data stays valid until
  * shmrpc_release; the sender could still write to it (see shmrpc_handler).
- * Peeking again before releasing describes the same message.
+ * Peeking again before releasing describes the same message. Errors as
+ * shmrpc_recv's, -EMFILE/-ENFILE/-ENOMEM included. A shmrpc_recv or
+ * shmrpc_dispatch before the release receives that message and ends the
+ * peek.
  * shmrpc_release - consume the message described by @rx (-EINVAL if @rx is
  * not the current peek).
+ *
+ * If the sender corrupts its ring while a peek is held, the receiving call
+ * that finds it returns -EPROTO, and so does every receiving call but
+ * shmrpc_release until the peek is released: rx->data stays mapped (and
+ * readable, with whatever the sender wrote there) until then. shmrpc_release
+ * then returns 0, ends the peek and drops the ring (its sender gets -EPIPE);
+ * messages from other senders flow again.
  */
 struct shmrpc_rxbuf {
 	const void *data;		/* the message, in the ring */

@@ -41,10 +41,14 @@
  * rwlock, and connects if needed.
  *
  * A connection whose receiver left is swapped for a tombstone, so later
- * sends to that name get -EPIPE until a node of that name joins again. Its
- * ring is unmapped and its counters folded into the node's totals only then,
- * under both the table's write lock and its own mutex: shmrpc_stats, which
- * reads the table under the read lock, counts every message exactly once.
+ * sends to that name get -EPIPE until a node of that name joins again; a
+ * send that finds its connection dead (RX_CLOSED) connects to the node now
+ * holding the name, if one does: -EPIPE only while nobody holds it, or once
+ * when the holder is the receiver that closed the ring (it dropped it as
+ * corrupt, or is leaving). The dead connection's ring is unmapped and its
+ * counters folded into the node's totals only then, under both the table's
+ * write lock and its own mutex: shmrpc_stats, which reads the table under
+ * the read lock, counts every message exactly once.
  * Lock order: table, then connection; a thread holding a connection's mutex
  * never takes the table's lock for writing.
  */
@@ -126,8 +130,7 @@ static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t p
 	/* Release: a reaper reading our table after our death finds the ring
 	 * (the file creation below is a system call, itself a barrier). */
 	atomic_store_explicit(&out[c->rx_slot], c->rx_gen + 1, memory_order_release);
-	shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, n->slot, n->gen, c->rx_slot,
-			  c->rx_gen);
+	shmrpc__ring_path(path, n->reg, n->slot, n->gen, c->rx_slot, c->rx_gen);
 	err = shmrpc__seg_create(path, size, n->reg->mode, &map, NULL);
 	if (err == -EEXIST) { /* left by an earlier connection to this node */
 		shmrpc__seg_unlink(path);
@@ -137,7 +140,7 @@ static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t p
 		/* No ring: no entry for reapers and observers to chase. Relaxed:
 		 * one that read ours meanwhile finds no file, which it handles. */
 		atomic_store_explicit(&out[c->rx_slot], old, memory_order_relaxed);
-		return err;
+		return err == -EEXIST ? shmrpc__seg_taken(path, "ring") : err;
 	}
 	shmrpc__ring_format(map, c->ring_bytes, &ids);
 	shmrpc__ring_attach(&c->q, map, size, true);
@@ -188,8 +191,7 @@ static void conn_unlist(struct shmrpc_node *n, struct shmrpc__conn *c, bool unli
 
 	shmrpc__fold_begin(n);
 	if (unlink) {
-		shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, n->slot, n->gen, c->rx_slot,
-				  c->rx_gen);
+		shmrpc__ring_path(path, n->reg, n->slot, n->gen, c->rx_slot, c->rx_gen);
 		shmrpc__seg_unlink(path);
 	}
 	/* Relaxed CAS: only a newer connection to this slot may have changed
@@ -279,8 +281,24 @@ static void conn_reset(struct shmrpc__conn *c)
 	c->to[0] = '\0';
 }
 
-/* Under the write lock: connect to @to, in a struct not yet in the table. */
-static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__conn **out)
+/*
+ * Under the write lock: did the receiver that closed our ring to @to just
+ * now (tombstone @old) still hold the name in (slot, gen)? Then it dropped
+ * the ring itself (as corrupt, or it is leaving): -EPIPE, once; the next
+ * send connects to it afresh. A new holder of the name is connected to.
+ */
+static bool tomb_same_holder(struct shmrpc__conn *old, uint32_t slot, uint32_t gen)
+{
+	if (!old || !old->tomb || !old->rx_gen || old->rx_slot != slot || old->rx_gen != gen)
+		return false;
+	old->rx_gen = 0; /* out of every thread's reach: tombs are never locked */
+	return true;
+}
+
+/* Under the write lock: connect to @to, in a struct not yet in the table;
+ * @old is what the table holds for @to (a tombstone, a dead one) or NULL. */
+static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__conn *old,
+			struct shmrpc__conn **out)
 {
 	_Atomic uint32_t *in;
 	struct shmrpc__slot_view v;
@@ -293,6 +311,8 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 		return err;
 	if (slot == n->slot)
 		return -EINVAL;
+	if (tomb_same_holder(old, slot, v.gen))
+		return -EPIPE;
 	c = conn_alloc(n);
 	if (!c)
 		return -ENOMEM;
@@ -312,7 +332,8 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 		prev = 0;
 	err = ring_create(n, c, prev);
 	if (err) {
-		err = shmrpc__seg_err(err, c->ring_bytes, "ring to '%s'", to);
+		if (err != -EEXIST) /* that one names the file in the way */
+			err = shmrpc__seg_err(err, c->ring_bytes, "ring to '%s'", to);
 		goto out_unmap;
 	}
 	atomic_fetch_add_explicit(&n->seg->ctr.connects, 1, memory_order_relaxed);
@@ -401,7 +422,7 @@ static int conn_find_or_connect(struct shmrpc_node *n, const char *to, struct sh
 	pthread_rwlock_wrlock(&n->conn_lock);
 	c = conn_find(n, to, b);
 	if (!c || !usable(c)) {
-		err = conn_connect(n, to, &nc);
+		err = conn_connect(n, to, c, &nc);
 		if (err == -ENOENT && c)
 			err = -EPIPE; /* it was there, and left */
 		if (!err) {
@@ -529,8 +550,12 @@ int shmrpc__conn_acquire(struct shmrpc_node *n, const char *to, struct shmrpc__t
 		if (rc)
 			return rc;
 		/* The same generation is the same connection (a struct changes
-		 * it when it is recycled), hence the same name. */
-		if (atomic_load_explicit(&c->gen, memory_order_relaxed) == gen && usable(c)) {
+		 * it when it is recycled), hence the same name. One whose
+		 * receiver left (RX_CLOSED) is dead: the unlock below swaps it
+		 * for a tombstone, and the next round connects to the node now
+		 * holding the name, or says -EPIPE if none does. */
+		if (atomic_load_explicit(&c->gen, memory_order_relaxed) == gen && usable(c) &&
+		    !shmrpc__conn_check_dead(n, c)) {
 			if (e->c != c || e->gen != gen || e->uid != n->uid) {
 				e->uid = n->uid;
 				e->c = c;
@@ -567,6 +592,9 @@ void shmrpc__conn_unlock(struct shmrpc_node *n, struct shmrpc__conn *c)
 		snprintf(t->to, sizeof(t->to), "%s", c->to);
 		atomic_store_explicit(&t->dead, true, memory_order_relaxed);
 		t->tomb = true;
+		/* whom it was to: the holder of the name then (conn_connect) */
+		t->rx_slot = c->rx_slot;
+		t->rx_gen = c->rx_gen;
 		table_swap(n, b, c, t);
 	}
 	pthread_rwlock_unlock(&n->conn_lock);

@@ -72,81 +72,136 @@ static int in_add(struct shmrpc_node *n, struct shmrpc__inring *r)
 	return 0;
 }
 
-/* Map the ring from (slot, gen) and add it; returns its prev_gen link. */
-static uint32_t in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
+/*
+ * A ring we could not open, for a reason that may pass (no descriptor, no
+ * memory)? Then the announcement stays pending. Any other failure is for
+ * good: the file is gone, or is not a ring from that sender, or is not
+ * ours to trust.
+ */
+static bool in_transient(int err)
+{
+	return err == -EMFILE || err == -ENFILE || err == -ENOMEM || err == -ENOBUFS ||
+	       err == -EINTR;
+}
+
+/* Opening the ring at @path failed with @err: 0 (its chain ends here) or
+ * @err, transient. */
+static int in_open_failed(const char *path, int err)
+{
+	/* A ring is complete (sized) before it is announced: an empty file
+	 * is garbage too. */
+	if (err == -EAGAIN)
+		err = -EPROTO;
+	/* -ENOENT: gone already, its sender died before we looked. -EPROTO:
+	 * not a ring from (slot, gen); nobody else will look at this name. */
+	if (err == -EPROTO)
+		shmrpc__seg_unlink(path);
+	return in_transient(err) ? err : 0;
+}
+
+/*
+ * Open the ring from (slot, gen) and add it, unless it is open already.
+ * 0: *link is the next (older) ring of its chain to look at, or 0. A ring
+ * that is gone or garbage ends the chain (0, *link 0). -errno: a failure
+ * that may pass (in_transient); the ring is left as it was, the caller
+ * keeps the announcement, and a later scan tries this ring again.
+ */
+static int in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, uint32_t *link)
 {
 	struct shmrpc__ring_ids ids = { n->reg->nonce, slot, gen, n->slot, n->gen, 0, 0, NULL };
 	struct shmrpc__inring *r, *old;
+	struct shmrpc__ring_hdr *h;
 	char path[SHMRPC__PATH_MAX];
 	uint64_t size;
-	uint32_t prev;
 	void *map;
 	int err;
 
-	if (slot >= n->reg->capacity || slot == n->slot || in_find(n, slot, gen))
+	*link = 0;
+	if (slot >= n->reg->capacity || slot == n->slot)
 		return 0;
-	shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, slot, gen, n->slot, n->gen);
+	r = in_find(n, slot, gen);
+	if (r) {
+		/* Open already; its chain may not be, if a scan failed on it. */
+		*link = r->prev;
+		return 0;
+	}
+	shmrpc__ring_path(path, n->reg, slot, gen, n->slot, n->gen);
 	err = shmrpc__ring_seg_open(path, n->reg->mode, &map, &size);
-	if (err) {
-		/* -ENOENT: gone already, its sender died before we looked. A
-		 * ring is complete before it is announced, so a wrong size is
-		 * garbage: unlink it, nobody else will look at this name. */
-		if (err == -EPROTO || err == -EAGAIN)
-			shmrpc__seg_unlink(path);
-		return 0;
-	}
+	if (err)
+		return in_open_failed(path, err);
+	h = map;
 	r = calloc(1, sizeof(*r));
-	err = r ? shmrpc__ring_check(map, size, &ids) : -ENOMEM;
+	err = r ? shmrpc__ring_check(h, size, &ids) : -ENOMEM;
+	if (!err) {
+		shmrpc__ring_attach(&r->q, map, size, false);
+		r->tx_slot = slot;
+		r->tx_gen = gen;
+		r->prev = shmrpc__prev_link(h->prev_gen, gen);
+		memcpy(r->from, h->tx_name, sizeof(r->from));
+		r->from[SHMRPC_NAME_MAX] = '\0';
+		for (uint32_t i = 0; i < n->in.n; i++) {
+			old = n->in.v[i];
+			/* An older holder of that slot has left: drain its
+			 * ring. (The prev_gen chain opens older rings after
+			 * newer ones: those newer ones are alive and must not
+			 * be touched.) */
+			if (old->tx_slot == slot && (int32_t)(old->tx_gen - gen) < 0)
+				old->draining = true;
+		}
+		if (in_newer(n, slot, gen))
+			r->draining = true; /* we are the older one */
+		err = in_add(n, r);
+	}
 	if (err) {
 		free(r);
 		shmrpc__seg_unmap(map, size);
-		if (err == -EPROTO)
-			shmrpc__seg_unlink(path); /* not a ring from (slot, gen) */
-		return 0;
+		return in_open_failed(path, err);
 	}
-	prev = ((struct shmrpc__ring_hdr *)map)->prev_gen;
-	/* seq_cst RMW: from here the sender leaves unlinking to us. */
-	atomic_fetch_or(&((struct shmrpc__ring_hdr *)map)->flags, SHMRPC__RING_RX_OPENED);
-	shmrpc__ring_attach(&r->q, map, size, false);
-	r->tx_slot = slot;
-	r->tx_gen = gen;
-	memcpy(r->from, ((struct shmrpc__ring_hdr *)map)->tx_name, sizeof(r->from));
-	r->from[SHMRPC_NAME_MAX] = '\0';
-	for (uint32_t i = 0; i < n->in.n; i++) {
-		old = n->in.v[i];
-		/* An older holder of that slot has left: drain its ring. (The
-		 * prev_gen chain opens older rings after newer ones: those
-		 * newer ones are alive and must not be touched.) */
-		if (old->tx_slot == slot && (int32_t)(old->tx_gen - gen) < 0)
-			old->draining = true;
-	}
-	if (in_newer(n, slot, gen))
-		r->draining = true; /* we are the older one */
-	if (in_add(n, r)) {
-		shmrpc__seg_unmap(map, size);
-		free(r);
-		return 0;
-	}
+	/* seq_cst RMW: from here the sender leaves unlinking to us. Only now:
+	 * a ring we failed to add stays the sender's (or its reclaimer's). */
+	atomic_fetch_or(&h->flags, SHMRPC__RING_RX_OPENED);
 	shmrpc__watch_peer(n, slot, gen, -1); /* best effort, as in conn.c */
-	return shmrpc__prev_link(prev, gen);
+	*link = r->prev;
+	return 0;
 }
 
-void shmrpc__in_scan_new(struct shmrpc_node *n)
+/* Open every ring of @slot's chain; -errno: the one of *gen could not
+ * be, for now. */
+static int in_walk(struct shmrpc_node *n, _Atomic uint32_t *in, uint32_t slot, uint32_t *gen)
+{
+	uint32_t g;
+	int err;
+
+	/* Acquire: pairs with the announcer's release store. */
+	g = atomic_load_explicit(&in[slot], memory_order_acquire);
+	while (g) {
+		*gen = g - 1;
+		err = in_open(n, slot, *gen, &g);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int shmrpc__in_scan_new(struct shmrpc_node *n)
 {
 	struct shmrpc__node_hdr *h = n->seg;
 	/* Offsets from our own layout, never from the header: peers can
 	 * write our segment, header included. */
 	_Atomic uint64_t *pend = shmrpc__node_pend(h, shmrpc__node_pend_off());
 	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off(n->reg->capacity));
-	uint32_t w, words = (n->reg->capacity + 63) / 64, slot, g;
-	uint64_t bits;
+	uint32_t w, words = (n->reg->capacity + 63) / 64, slot, gen;
+	uint64_t bits, bit;
+	int err, first = 0;
 
 	/* A plain load first: this runs on every receive, and an exchange is
 	 * a locked write to a line the announcers write. Acquire: pairs with
-	 * the announcer's release store of pend_hint. */
-	if (!atomic_load_explicit(&h->pend_hint, memory_order_relaxed) ||
-	    !atomic_exchange_explicit(&h->pend_hint, 0, memory_order_acquire))
-		return;
+	 * the announcer's release store of pend_hint. A ring kept pending
+	 * (below) is looked at again whatever the hint says. */
+	if (!n->in.retry && (!atomic_load_explicit(&h->pend_hint, memory_order_relaxed) ||
+			     !atomic_exchange_explicit(&h->pend_hint, 0, memory_order_acquire)))
+		return 0;
+	n->in.retry = false;
 	for (w = 0; w < words; w++) {
 		if (!atomic_load_explicit(&pend[w], memory_order_relaxed))
 			continue;
@@ -154,13 +209,37 @@ void shmrpc__in_scan_new(struct shmrpc_node *n)
 		bits = atomic_exchange_explicit(&pend[w], 0, memory_order_acquire);
 		while (bits) {
 			slot = w * 64 + (uint32_t)__builtin_ctzll(bits);
+			bit = bits & -bits;
 			bits &= bits - 1;
-			/* Acquire: pairs with the announcer's release store. */
-			g = atomic_load_explicit(&in[slot], memory_order_acquire);
-			while (g)
-				g = in_open(n, slot, g - 1);
+			err = in_walk(n, in, slot, &gen);
+			if (!err)
+				continue;
+			/* Keep the announcement: its bit again, and retry set
+			 * rather than pend_hint, which would keep the receiver
+			 * from sleeping (rx_pending) while the failure lasts.
+			 * Relaxed: only this thread consumes it, in program
+			 * order. */
+			atomic_fetch_or_explicit(&pend[w], bit, memory_order_relaxed);
+			n->in.retry = true;
+			if (!first) {
+				first = err;
+				n->in.open_slot = slot;
+				n->in.open_gen = gen;
+			}
 		}
 	}
+	if (first && !n->in.open_err)
+		shmrpc__log(SHMRPC_LOG_WARN,
+			    "node %s: ring from slot %u gen %u announced but not opened (%s): "
+			    "kept, retried at the next receiving call",
+			    n->name, n->in.open_slot, n->in.open_gen, strerror(-first));
+	else if (!first && n->in.open_err)
+		shmrpc__log(SHMRPC_LOG_INFO, "node %s: the rings kept pending are open now",
+			    n->name);
+	n->in.open_err = first;
+	if (!first)
+		n->in.open_told = false;
+	return first;
 }
 
 void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)
@@ -168,14 +247,20 @@ void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)
 	char path[SHMRPC__PATH_MAX];
 	struct shmrpc__inring *last;
 
+	/* The caller's rxbuf points into this mapping until shmrpc_release
+	 * (recv.c), whatever the sender did to the ring since: drop it then.
+	 * Every path to an unmap comes here; shmrpc_close ends the peek. */
+	if (r == n->in.peeked) {
+		r->doomed = true;
+		return;
+	}
 	/* The name goes first: a sender that sees RX_CLOSED may connect
 	 * again at once, creating a ring of the same name, which an unlink
 	 * after that would take from its receiver. Its counters move into our
 	 * totals in the same step (fold_seq): an observer adds the rings it
 	 * finds by name to our totals. */
 	shmrpc__fold_begin(n);
-	shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, r->tx_slot, r->tx_gen, n->slot,
-			  n->gen);
+	shmrpc__ring_path(path, n->reg, r->tx_slot, r->tx_gen, n->slot, n->gen);
 	shmrpc__seg_unlink(path);
 	pthread_mutex_lock(&n->in_lock);
 	last = n->in.v[--n->in.n];
@@ -193,8 +278,6 @@ void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)
 	if (shmrpc__wake_prepare(&r->q.hdr->space_seq) != SHMRPC__WAKE_NONE)
 		shmrpc__futex_wake(&r->q.hdr->space_seq);
 	n->be->ring_del(n, r);
-	if (n->in.peeked == r)
-		n->in.peeked = NULL;
 	atomic_fetch_sub_explicit(&n->seg->ctr.rings_in, 1, memory_order_relaxed);
 	shmrpc__seg_unmap(r->q.hdr, r->q.map_size);
 	free(r);
@@ -242,6 +325,7 @@ void shmrpc__in_close_all(struct shmrpc_node *n)
 	/* (J) pairs with (I) in conn.c: an announce we do not see below sees
 	 * CLOSING and closes its ring itself. */
 	atomic_thread_fence(memory_order_seq_cst);
+	n->in.peeked = NULL; /* a held peek ends with the node */
 	while (n->in.n) {
 		struct shmrpc__inring *r = n->in.v[0];
 

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -25,7 +26,8 @@
 #include "error.h"
 #include "layout.h"
 
-/* "/shmrpc." + domain + ".xxxxxxxx.ring.65535.4294967295-65535.4294967295" */
+#define SHMRPC__SHM_DIR "/dev/shm" /* where shm_open names live (glibc) */
+/* "/shmrpc." + domain + ".ring." + 16 hex digits, with room to spare */
 #define SHMRPC__PATH_MAX 160
 
 /* Every sleep ends after this long at most; the sleeper then re-checks its
@@ -76,10 +78,23 @@ static inline void shmrpc__ctr_inc(_Atomic uint64_t *c, uint64_t v)
 /* ------------------------------------------------------------ names.c */
 int shmrpc__name_check(const char *name);
 int shmrpc__name_check_field(const char *field, size_t size);
+struct shmrpc__reg;
 void shmrpc__reg_path(char *buf, const char *domain);
-void shmrpc__node_path(char *buf, const char *domain, uint32_t nonce, uint32_t slot, uint32_t gen);
-void shmrpc__ring_path(char *buf, const char *domain, uint32_t nonce, uint32_t tx_slot,
-		       uint32_t tx_gen, uint32_t rx_slot, uint32_t rx_gen);
+/* The names of node (slot, gen) and of the ring (tx) -> (rx) of registry
+ * @r: keyed hashes of the ids under its name key (names.c says why). The
+ * _key forms, for observers that read a registry without opening it. */
+void shmrpc__node_path(char *buf, const struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
+void shmrpc__ring_path(char *buf, const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
+		       uint32_t rx_slot, uint32_t rx_gen);
+void shmrpc__node_path_key(char *buf, const char *domain, const uint8_t *key, uint32_t slot,
+			   uint32_t gen);
+void shmrpc__ring_path_key(char *buf, const char *domain, const uint8_t *key, uint32_t tx_slot,
+			   uint32_t tx_gen, uint32_t rx_slot, uint32_t rx_gen);
+/* Observers (tools, tests): the ids of /dev/shm entry @ent of registry @r,
+ * read from its header and checked against its name: 1 node (ids[0..1]),
+ * 2 ring (ids[0..3]), 0 not a node or ring name of @r's domain, -EPROTO
+ * not what its name says, -errno. */
+int shmrpc__file_ids(const struct shmrpc__reg *r, const char *ent, uint32_t ids[4]);
 
 /* ------------------------------------------------------------ time.c */
 int64_t shmrpc__now_ns(void);
@@ -117,14 +132,36 @@ const char *shmrpc__seg_why(int err);
 /* Record "<what> (<size>): <why>" for shmrpc_last_error; returns err. */
 int shmrpc__seg_err(int err, uint64_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* Open and map an existing segment after checking that its owner is
- * acceptable (this euid or root, or a group member when @mode grants group
- * access) and that its size is within [min, max]. */
+/*
+ * Open @path (O_RDONLY or O_RDWR in @flags) without following a symlink or
+ * blocking on a FIFO, and check the descriptor: a regular file with at most
+ * one link, whose owner is acceptable (this euid or root, or a group member
+ * when @mode grants group access; the actor's identity instead when one is
+ * set). Returns the descriptor, *st_out (if not NULL) its fstat; -ENOENT,
+ * -EPROTO (symlink, FIFO, device, directory, hard link), -EPERM (owner),
+ * -EACCES, -errno, with shmrpc_last_error text naming the file.
+ */
+int shmrpc__seg_open_fd(const char *path, int flags, uint32_t mode, struct stat *st_out);
+/* The same, then map it, after checking that its size is within [min, max]
+ * (-EAGAIN for an empty file: being created). */
 int shmrpc__seg_open(const char *path, uint64_t min, uint64_t max, uint32_t mode, bool rdonly,
 		     void **map, uint64_t *size, int *fd_out);
-/* shmrpc-reaper only, once before any thread exists: accept segments of any
- * owner in shmrpc__seg_open (see seg.c for why that is safe for it). */
-void shmrpc__seg_any_owner(bool on);
+/*
+ * shmrpc-reaper only: the identity this thread acts as (seg.c). While @on,
+ * segments are accepted as if this process were @uid with group @gid, and
+ * shmrpc__seg_unlink unlinks only files of @uid (after an lstat); a file of
+ * another owner goes to @unlink_other, or is left. NULL: back to our own.
+ */
+struct shmrpc__seg_actor {
+	bool on;
+	uid_t uid;
+	gid_t gid;
+	int (*unlink_other)(const char *path, const struct stat *st);
+};
+void shmrpc__seg_act_as(const struct shmrpc__seg_actor *a);
+/* -EEXIST, with shmrpc_last_error text naming the @what file at @path that
+ * we could not create and its owner. */
+int shmrpc__seg_taken(const char *path, const char *what);
 void shmrpc__seg_unmap(void *map, uint64_t size);
 int shmrpc__seg_unlink(const char *path);
 /* Liveness lock: the owner of a node segment holds an OFD write lock on
@@ -162,10 +199,15 @@ struct shmrpc__reg {
 	uint32_t capacity;
 	uint32_t nonce;
 	uint32_t mode;
+	/* copied at open: a member rewriting the header's key later cannot
+	 * change the names this process uses */
+	uint8_t key[SHMRPC__KEY_BYTES];
 	char domain[SHMRPC_NAME_MAX + 1];
-	/* the process's cache of open registries (shmrpc__reg_get) */
+	/* the process's cache of open registries (shmrpc__reg_get), under
+	 * its lock: refs counts the holders, and the cache while cached */
 	struct shmrpc__reg *cache_next;
 	uint32_t refs;
+	bool cached;
 };
 
 /* A consistent copy of one slot. */
@@ -198,12 +240,25 @@ void shmrpc__reg_put(struct shmrpc__reg *r);
 void shmrpc__reg_fork_prepare(void);
 void shmrpc__reg_fork_parent(void);
 void shmrpc__reg_fork_child(void);
+/* Open registry @domain once, without waiting or repairing anything: 0,
+ * -ENOENT, -EAGAIN (not published yet), -errno. For shmrpc-reaper. */
+int shmrpc__reg_open_nowait(struct shmrpc__reg *r, const char *domain, uint32_t mode);
 int shmrpc__reg_lock(struct shmrpc__reg *r);
+/* The lock, giving up with -ETIMEDOUT after @timeout_ns (registry.c). */
+int shmrpc__reg_lock_for(struct shmrpc__reg *r, int64_t timeout_ns);
 void shmrpc__reg_unlock(struct shmrpc__reg *r);
 /* Seqlock read of slot @i; -EAGAIN if it changed under us (retry), -EPROTO
  * if its name is garbage. */
 int shmrpc__reg_read(const struct shmrpc__reg *r, uint32_t i, struct shmrpc__slot_view *v);
 uint32_t shmrpc__reg_hi(const struct shmrpc__reg *r);
+/* Data extents of the registry file (registry.c): scans read only slots
+ * in them. Start with { 0, 0 }. */
+struct shmrpc__reg_scan {
+	off_t data, hole;
+};
+uint32_t shmrpc__reg_scan_next(const struct shmrpc__reg *r, struct shmrpc__reg_scan *sc,
+			       uint32_t i);
+/* 1 + the last slot in a data extent (0: none). */
 uint32_t shmrpc__reg_scan_end(const struct shmrpc__reg *r);
 /* Find the LIVE slot named @name; -ENOENT. No liveness check. */
 int shmrpc__reg_find(const struct shmrpc__reg *r, const char *name, uint32_t *slot,
@@ -218,8 +273,16 @@ void shmrpc__reg_bump(struct shmrpc__reg *r);
 /* Under the lock: count the slots in use (not FREE), store the count in
  * hdr->live (a hint for readers: peers can write it) and return it. */
 uint32_t shmrpc__reg_recount(struct shmrpc__reg *r);
-/* Under the lock: mark the registry closed and unlink it. */
+/* Under the lock: mark the registry closed and unlink its name, if the
+ * name still names this registry's file. */
 void shmrpc__reg_retire(struct shmrpc__reg *r);
+/* Under the lock, for the joiner of JOINING slot @slot: move it to the next
+ * generation (*gen updated), when the node file of *gen cannot be made. */
+int shmrpc__reg_regen(struct shmrpc__reg *r, uint32_t slot, uint32_t *gen);
+/* Was @r retired? Its `closed` is believed only if the registry's name no
+ * longer names @r's file; with @locked (the lock held), a lie is logged
+ * and cleared. */
+bool shmrpc__reg_retired(struct shmrpc__reg *r, bool locked);
 
 /* ------------------------------------------------------------ reclaim.c */
 /*
@@ -386,9 +449,11 @@ int shmrpc__backend_init(struct shmrpc_node *n, const char *want);
 struct shmrpc__inring {
 	struct shmrpc__ring q; /* consumer view */
 	uint32_t tx_slot, tx_gen;
+	uint32_t prev;	/* its prev_gen link (shmrpc__prev_link), read at open */
 	uint32_t armed; /* value data_seq was armed with */
 	bool bell_mode; /* sleeping on the node bell, not data_seq */
 	bool draining;	/* sender gone: drop once empty */
+	bool doomed;	/* corrupt, dropped when the peek into it ends */
 	uint32_t idx;	/* index in node->in.v */
 	char from[SHMRPC_NAME_MAX + 1];
 	void *be; /* backend's per-ring state */
@@ -420,8 +485,16 @@ struct shmrpc__inbound {
 	uint32_t n, cap;
 	uint32_t cur;		       /* round-robin cursor */
 	uint32_t burst;		       /* records taken from v[cur] in a row */
-	struct shmrpc__inring *peeked; /* ring of the current peek */
+	struct shmrpc__inring *peeked; /* ring of the held peek, if any */
 	uint64_t last_check;	       /* last liveness check of senders */
+	/* An announced ring that could not be opened for a reason that may
+	 * pass (EMFILE, ENOMEM...): its pend bit is set again and the next
+	 * scan retries it (inbound.c). open_err: that failure, 0 when every
+	 * announced ring is open; open_told: a receiving call returned it. */
+	bool retry;
+	bool open_told;
+	int open_err;
+	uint32_t open_slot, open_gen;
 };
 
 #define SHMRPC__CONN_BUCKETS 64
@@ -529,7 +602,11 @@ bool shmrpc__conn_check_dead(struct shmrpc_node *n, struct shmrpc__conn *c);
 bool shmrpc__conn_peer_gone(struct shmrpc_node *n, struct shmrpc__conn *c);
 
 /* inbound.c: inbound rings (receiving thread) */
-void shmrpc__in_scan_new(struct shmrpc_node *n);
+/* Open the rings announced since the last scan, and those kept pending
+ * after a failure that may pass: 0, or that failure (n->in.open_err). */
+int shmrpc__in_scan_new(struct shmrpc_node *n);
+/* Drop @r (unlink, RX_CLOSED, unmap), or, while a peek into it is held
+ * (n->in.peeked), only mark it doomed: its release drops it. */
 void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r);
 void shmrpc__in_check_senders(struct shmrpc_node *n);
 void shmrpc__in_close_all(struct shmrpc_node *n);

@@ -6,11 +6,16 @@
  * and every field documents who writes it. A reader treats all of it as
  * untrusted input: see shmrpc__*_check() before using any size or index.
  *
- * Files of domain D (the registry's nonce N, 8 hex digits, is part of every
- * other name so that a recreated registry never confuses old files with new):
+ * Files of domain D (lib/names.c makes every name):
  *	/dev/shm/shmrpc.D.reg			registry: header + slots
- *	/dev/shm/shmrpc.D.N.node.S.G		node segment of node (S, G)
- *	/dev/shm/shmrpc.D.N.ring.S.G-R.H	ring from node (S, G) to node (R, H)
+ *	/dev/shm/shmrpc.D.node.<16 hex>		node segment of node (S, G)
+ *	/dev/shm/shmrpc.D.ring.<16 hex>		ring from node (S, G) to node (R, H)
+ * The 16 hex digits are SipHash-2-4 under the registry's random name key of
+ * ("node", S, G) or ("ring", S, G, R, H): only who can read the registry
+ * (the domain's members) can tell the name of a node or ring before it
+ * exists, so nobody else can squat it; and a recreated registry (a new key)
+ * never meets the files of an old one. Observers learn a file's ids from
+ * its header, then check that its name is the one those ids give.
  * A node id is (slot S, generation G); a slot index alone is never an id.
  */
 #ifndef SHMRPC_LAYOUT_H
@@ -21,9 +26,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHMRPC__ABI 1
+#define SHMRPC__ABI 2
 #define SHMRPC__CACHELINE 64
 #define SHMRPC__PAGE 4096u
+#define SHMRPC__KEY_BYTES 16 /* the registry's name key */
 
 #define SHMRPC__REG_MAGIC 0x31474552434d5253ull	 /* "SRMCREG1" little-endian */
 #define SHMRPC__NODE_MAGIC 0x3145444f4e4d5253ull /* "SRMNODE1" */
@@ -56,15 +62,16 @@ enum shmrpc__slot_state {
 /* Registry header. The creator writes the first line and publishes magic
  * last; everything after the lock line is written under the lock. */
 struct shmrpc__reg_hdr {
-	_Atomic uint64_t magic; /* creator: release-stored after all else */
-	uint32_t abi;		/* creator: SHMRPC__ABI */
-	uint32_t hdr_size;	/* creator: sizeof(struct shmrpc__reg_hdr) */
-	uint32_t slot_size;	/* creator: sizeof(struct shmrpc__slot) */
-	uint32_t capacity;	/* creator: number of slots */
-	uint64_t total_size;	/* creator: hdr_size + capacity * slot_size */
-	uint32_t nonce;		/* creator: random, names every other segment */
-	uint32_t mode;		/* creator: permission bits of the domain */
-	uint8_t _pad0[24];
+	_Atomic uint64_t magic;		     /* creator: release-stored after all else */
+	uint32_t abi;			     /* creator: SHMRPC__ABI */
+	uint32_t hdr_size;		     /* creator: sizeof(struct shmrpc__reg_hdr) */
+	uint32_t slot_size;		     /* creator: sizeof(struct shmrpc__slot) */
+	uint32_t capacity;		     /* creator: number of slots */
+	uint64_t total_size;		     /* creator: hdr_size + capacity * slot_size */
+	uint32_t nonce;			     /* creator: random, in every ring header */
+	uint32_t mode;			     /* creator: permission bits of the domain */
+	uint8_t name_key[SHMRPC__KEY_BYTES]; /* creator: random SipHash key of file names */
+	uint8_t _pad0[8];
 
 	/* Line 1 is reserved. The join/leave lock is not in shared memory: it
 	 * is an OFD lock on the first byte of this file (registry.c). */
@@ -146,7 +153,9 @@ struct shmrpc__node_hdr {
 	int32_t pid;
 	uint32_t backend;
 	uint32_t pend_off, in_off, out_off;
-	uint32_t _r0;
+	/* owner: the descriptor number that holds its liveness lock, a hint
+	 * for shmrpc-reaper (which checks it in /proc, never trusts it) */
+	uint32_t lock_fd;
 	char name[64];
 
 	/* pend_hint: peers store 1 after setting a pend bit; the owner
@@ -218,6 +227,7 @@ struct shmrpc__rec {
 
 /* ------------------------------------------------------------ assertions */
 
+_Static_assert(offsetof(struct shmrpc__reg_hdr, name_key) == 40, "reg name key offset");
 _Static_assert(offsetof(struct shmrpc__reg_hdr, _reserved) == 64, "reg reserved line");
 _Static_assert(offsetof(struct shmrpc__reg_hdr, epoch) == 128, "reg epoch offset");
 _Static_assert(offsetof(struct shmrpc__reg_hdr, reaper_pid) == 192, "reg reaper offset");

@@ -203,7 +203,7 @@ static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	int err, map_fd;
 
 	n->seg_size = shmrpc__node_size(cap);
-	shmrpc__node_path(path, n->reg->domain, n->reg->nonce, slot, gen);
+	shmrpc__node_path(path, n->reg, slot, gen);
 	err = shmrpc__seg_create(path, n->seg_size, n->mode, &map, &map_fd);
 	if (err == -EEXIST) { /* a leftover of an older registry's crash */
 		shmrpc__seg_unlink(path);
@@ -235,10 +235,41 @@ static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	h->in_off = shmrpc__node_in_off(cap);
 	h->out_off = shmrpc__node_out_off(cap);
 	memcpy(h->name, n->name, sizeof(h->name));
+	h->lock_fd = (uint32_t)n->seg_fd;
 	/* Published to peers by the release store of LIVE in reg_publish. */
 	h->magic = SHMRPC__NODE_MAGIC;
 	n->seg = h;
 	return 0;
+}
+
+#define JOIN_NAME_TRIES 8 /* generations a join tries when its file name is taken */
+
+/*
+ * Make the node's segment, moving the slot to the next generation (and so
+ * to another, unpredictable name: names.c) while the name is taken by a
+ * file that seg_make could not replace: only a member of the domain can
+ * tell our next name, and one that squats it may delay us, never stop us.
+ */
+static int join_seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t *gen)
+{
+	char path[SHMRPC__PATH_MAX];
+	int err, tries;
+
+	for (tries = 1;; tries++) {
+		err = seg_make(n, slot, *gen);
+		if (err != -EEXIST)
+			return err;
+		shmrpc__node_path(path, n->reg, slot, *gen);
+		if (tries == JOIN_NAME_TRIES)
+			return shmrpc__err(-EEXIST,
+					   "domain '%s': %d node file names in a row were taken by "
+					   "files we may not replace (last %s%s)",
+					   n->reg->domain, tries, SHMRPC__SHM_DIR, path);
+		shmrpc__log(SHMRPC_LOG_WARN,
+			    "domain '%s': %s%s exists and is not ours: slot %u goes to gen %u",
+			    n->reg->domain, SHMRPC__SHM_DIR, path, slot, *gen + 1);
+		shmrpc__reg_regen(n->reg, slot, gen);
+	}
 }
 
 /* Take a slot and publish this node in it, under the registry lock. */
@@ -257,7 +288,7 @@ static int join_locked(struct shmrpc_node *n)
 	/* Should we die before the note is cleared, the next lock holder
 	 * reclaims the slot (registry.c). Relaxed: under the lock. */
 	atomic_store_explicit(&n->reg->hdr->joining, (uint32_t)slot + 1, memory_order_relaxed);
-	err = seg_make(n, (uint32_t)slot, gen);
+	err = join_seg_make(n, (uint32_t)slot, &gen);
 	if (err) {
 		shmrpc__reg_free(n->reg, (uint32_t)slot, gen);
 		/* As the last leave does: a domain with no node left goes (a
@@ -282,7 +313,7 @@ static int join(struct shmrpc_node *n, const struct open_cfg *cfg)
 		if (err)
 			return err;
 		err = shmrpc__reg_lock(n->reg);
-		if (!err && !atomic_load_explicit(&n->reg->hdr->closed, memory_order_relaxed)) {
+		if (!err && !shmrpc__reg_retired(n->reg, true)) {
 			err = join_locked(n);
 			shmrpc__reg_unlock(n->reg);
 			if (err) {
@@ -313,7 +344,7 @@ static void leave(struct shmrpc_node *n)
 	struct shmrpc__reg *r = n->reg;
 	bool locked = !shmrpc__reg_lock(r);
 
-	shmrpc__node_path(path, r->domain, r->nonce, n->slot, n->gen);
+	shmrpc__node_path(path, r, n->slot, n->gen);
 	shmrpc__seg_unlink(path);
 	if (!locked)
 		return; /* the registry lock is unusable: leave the slot to reclaim */

@@ -28,10 +28,12 @@ int shmrpc__node_alive(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 	char path[SHMRPC__PATH_MAX];
 	int fd, rc;
 
-	shmrpc__node_path(path, r->domain, r->nonce, slot, gen);
-	fd = shm_open(path, O_RDONLY | O_CLOEXEC, 0);
+	shmrpc__node_path(path, r, slot, gen);
+	/* Never blocks: a FIFO at the name is refused (-EPROTO), not waited
+	 * on. Anything we cannot check says "cannot tell", never "dead". */
+	fd = shmrpc__seg_open_fd(path, O_RDONLY, r->mode, NULL);
 	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
+		return fd == -ENOENT ? 0 : fd;
 	rc = shmrpc__seg_locked(fd);
 	close(fd);
 	return rc;
@@ -46,7 +48,7 @@ int shmrpc__node_map(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen,
 	void *map;
 	int err;
 
-	shmrpc__node_path(path, r->domain, r->nonce, slot, gen);
+	shmrpc__node_path(path, r, slot, gen);
 	err = shmrpc__seg_open(path, want, want, r->mode, false, &map, size, fd_out);
 	if (err)
 		return err == -EAGAIN ? -EPROTO : err; /* a node is sized before it is LIVE */
@@ -136,7 +138,7 @@ uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32
 	uint64_t size;
 	void *map;
 
-	shmrpc__ring_path(path, r->domain, r->nonce, tx_slot, tx_gen, rx_slot, rx_gen);
+	shmrpc__ring_path(path, r, tx_slot, tx_gen, rx_slot, rx_gen);
 	if (!shmrpc__ring_seg_open(path, r->mode, &map, &size)) {
 		h = map;
 		if (h->magic == SHMRPC__RING_MAGIC) {
@@ -204,10 +206,14 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 
 	if (st == SHMRPC__SLOT_FREE || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen)
 		return 0;
-	/* A JOINING slot seen under the lock lost its joiner (reg_repair). */
-	if (st == SHMRPC__SLOT_LIVE && !exited && shmrpc__node_alive(r, slot, gen) != 0)
+	/* Whatever the state says (any member can write it: a state is a
+	 * claim, never proof), a node whose lock is held is alive. That holds
+	 * for JOINING too: a joiner creates and locks its segment before it
+	 * goes LIVE, so a JOINING slot seen under the registry lock whose
+	 * segment is missing or unlocked lost its joiner (reg_repair). */
+	if (!exited && shmrpc__node_alive(r, slot, gen) != 0)
 		return 0;
-	shmrpc__node_path(path, r->domain, r->nonce, slot, gen);
+	shmrpc__node_path(path, r, slot, gen);
 	/* Read-write: close_dead marks it. */
 	if (!shmrpc__node_map(r, slot, gen, &h, &size, NULL)) {
 		close_dead(h);
@@ -241,13 +247,16 @@ int shmrpc__reclaim_exited(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 
 int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot, uint64_t cheap_pidns)
 {
-	uint32_t i, end = shmrpc__reg_scan_end(r);
+	struct shmrpc__reg_scan sc = { 0, 0 };
+	uint32_t i;
 	int n = 0;
 
 	/* Every written slot, not only those below the shared (untrusted) hi.
 	 * A slot neither FREE nor LIVE is a joiner that died (joiners hold the
-	 * lock from JOINING to LIVE) or garbage: shmrpc__reclaim frees it. */
-	for (i = 0; i < end; i++) {
+	 * lock from JOINING to LIVE) or garbage: shmrpc__reclaim frees it once
+	 * its node's lock says so. */
+	for (i = shmrpc__reg_scan_next(r, &sc, 0); i < r->capacity;
+	     i = shmrpc__reg_scan_next(r, &sc, i + 1)) {
 		uint32_t st = atomic_load_explicit(&r->slots[i].state, memory_order_relaxed);
 
 		if (i == self_slot || st == SHMRPC__SLOT_FREE)

@@ -68,8 +68,13 @@ static int rx_next(struct shmrpc_node *n, struct shmrpc__inring **rp, const void
 	struct shmrpc__inbound *in = &n->in;
 	struct shmrpc__inring *r;
 	uint32_t k, i;
+	bool held;
 	int rc;
 
+	/* The held peek's ring turned corrupt: the message it describes is
+	 * lost, say so until it is released (shmrpc_release drops the ring). */
+	if (in->peeked && in->peeked->doomed)
+		return -EPROTO;
 	shmrpc__in_scan_new(n);
 again:
 	for (k = 0; k < in->n; k++) {
@@ -78,13 +83,15 @@ again:
 		rc = ring_next(r, data, len);
 		if (rc == 0)
 			continue;
-		if (rc == -ENOENT) {
-			shmrpc__in_drop(n, r);
-			goto again;
-		}
 		if (rc < 0) {
-			shmrpc__in_drop(n, r); /* its sender gets -EPIPE */
-			return rc;
+			/* Empty for good, or corrupt: dropped (its sender gets
+			 * -EPIPE), or doomed while a peek into it is held. A
+			 * held record cannot vanish but by a corrupt ring. */
+			held = r == in->peeked;
+			shmrpc__in_drop(n, r);
+			if (rc == -ENOENT && !held)
+				goto again;
+			return -EPROTO;
 		}
 		if (i != in->cur) {
 			in->cur = i;
@@ -103,6 +110,8 @@ static void rx_consume(struct shmrpc_node *n, struct shmrpc__inring *r, uint32_t
 	struct shmrpc__ring_hdr *h = r->q.hdr;
 	_Atomic uint32_t *w = &h->space_seq;
 
+	if (in->peeked == r)
+		in->peeked = NULL; /* a peek ends when its record is consumed */
 	/* rx_next put the cursor on r; its turn ends after RX_BURST. */
 	if (r->idx == in->cur && ++in->burst >= RX_BURST) {
 		in->cur = r->idx + 1 < in->n ? r->idx + 1 : 0;
@@ -129,6 +138,8 @@ static bool rx_pending(struct shmrpc_node *n)
 	for (i = 0; i < n->in.n; i++) {
 		struct shmrpc__inring *r = n->in.v[i];
 
+		if (r->doomed)
+			continue; /* nothing to do on it before the release */
 		if (r->draining || shmrpc__ring_ready(&r->q) ||
 		    (atomic_load_explicit(&r->q.hdr->flags, memory_order_relaxed) &
 		     SHMRPC__RING_TX_CLOSED))
@@ -237,6 +248,10 @@ static int rx_wait(struct shmrpc_node *n, int64_t deadline)
 			spin_adapt(n, shmrpc__now_ns() - start);
 			return atomic_load_explicit(&n->stop, memory_order_relaxed) ? -EINTR : 0;
 		}
+		/* A ring we could not open yet: try it again after each sleep
+		 * (the safety timeout bounds them), not in a loop. */
+		if (n->in.retry)
+			return 0;
 	}
 }
 
@@ -309,6 +324,29 @@ int shmrpc_fd(struct shmrpc_node *n)
 	return rc;
 }
 
+/*
+ * An announced ring that could not be opened (inbound.c keeps it pending):
+ * said once, by the first receiving call that has no record to return, with
+ * text naming the sender; later calls retry it quietly until it opens. The
+ * text is settled here: the receiving calls' other returns skip
+ * shmrpc__ret, which is not free on the hot path.
+ */
+static int rx_open_err(struct shmrpc_node *n)
+{
+	struct shmrpc__slot_view v;
+	const char *who = "a node that left since";
+	int err = n->in.open_err;
+
+	n->in.open_told = true;
+	if (!shmrpc__reg_read(n->reg, n->in.open_slot, &v) && v.state == SHMRPC__SLOT_LIVE &&
+	    v.gen == n->in.open_gen)
+		who = v.name;
+	return SHMRPC__RET(shmrpc__err(err,
+				       "ring from '%s' (slot %u, gen %u) announced, cannot be "
+				       "opened now: %s; kept, retried by the next receiving calls",
+				       who, n->in.open_slot, n->in.open_gen, strerror(-err)));
+}
+
 /* Wait (per timeout) for the next record; rx_busy held. */
 static int rx_get(struct shmrpc_node *n, struct shmrpc__inring **rp, const void **data,
 		  uint32_t *len, struct shmrpc__tmo *t)
@@ -319,6 +357,8 @@ static int rx_get(struct shmrpc_node *n, struct shmrpc__inring **rp, const void 
 		rc = rx_next(n, rp, data, len);
 		if (rc)
 			return rc;
+		if (n->in.open_err && !n->in.open_told)
+			return rx_open_err(n);
 		if (t->ms == 0)
 			return -EAGAIN;
 		rc = rx_wait(n, shmrpc__tmo_deadline(t));
@@ -406,9 +446,14 @@ int shmrpc_release(struct shmrpc_node *n, struct shmrpc_rxbuf *rx)
 	r = rx->_priv[0];
 	if (!r || r != n->in.peeked || r->q.peek_end != (uintptr_t)rx->_priv[1]) {
 		rc = -EINVAL;
-	} else {
-		rx_consume(n, r, (uint32_t)rx->len);
+	} else if (r->doomed) {
+		/* Found corrupt while the peek was held (that call returned
+		 * -EPROTO): the peek ends, and the drop it held back is done. */
 		n->in.peeked = NULL;
+		shmrpc__in_drop(n, r);
+		rx->_priv[0] = NULL;
+	} else {
+		rx_consume(n, r, (uint32_t)rx->len); /* ends the peek */
 		rx->_priv[0] = NULL;
 	}
 	shmrpc__rx_exit(n);

@@ -26,6 +26,9 @@
  * Teardown race: the last node to leave sets `closed` and unlinks the file,
  * both under the lock. A joiner that opened the file before the unlink sees
  * `closed` once it holds the lock, and reopens by name (a fresh registry).
+ * `closed` is shared memory that any member can write, so it is only a
+ * hint: it is believed when the registry's name no longer names the file
+ * we hold (shmrpc__reg_retired); a lie is repaired under the lock.
  */
 #include <errno.h>
 #include <signal.h>
@@ -34,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,10 +56,17 @@ static int reg_create(struct shmrpc__reg *r, const char *path, uint32_t capacity
 {
 	struct shmrpc__reg_hdr *h;
 	uint64_t size = shmrpc__reg_size(capacity);
+	uint8_t key[SHMRPC__KEY_BYTES];
 	uint32_t nonce;
 	void *map;
 	int err;
 
+	/* The name key must be unpredictable (names.c): no fallback to a
+	 * clock, which anyone could guess. getrandom only fails on kernels
+	 * older than 3.17 or before the pool is ready at boot (it waits). */
+	if (getrandom(key, sizeof(key), 0) != sizeof(key))
+		return shmrpc__err(-errno, "getrandom: no random name key for %s: %s", path,
+				   strerror(errno));
 	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
 		nonce = (uint32_t)(shmrpc__now_ns() ^ ((uint64_t)getpid() << 16));
 	err = shmrpc__seg_create(path, size, mode, &map, &r->fd);
@@ -72,6 +83,7 @@ static int reg_create(struct shmrpc__reg *r, const char *path, uint32_t capacity
 	h->total_size = size;
 	h->nonce = nonce;
 	h->mode = mode;
+	memcpy(h->name_key, key, sizeof(key));
 	/* Release: pairs with the acquire load in wait_magic(); everything
 	 * above is visible to whoever sees the magic. */
 	atomic_store_explicit(&h->magic, SHMRPC__REG_MAGIC, memory_order_release);
@@ -115,8 +127,37 @@ static int reg_verify(const struct shmrpc__reg_hdr *h, uint64_t size)
 	return 0;
 }
 
-/* One attempt: 0, -ENOENT (nothing there), -EAGAIN (try again), -errno. */
-static int reg_attach(struct shmrpc__reg *r, const char *path, uint32_t mode)
+/*
+ * Why the registry at @path was refused, for shmrpc_last_error: the usual
+ * cause is another user's domain of the same name. lstat, not the file we
+ * opened (we may not have got that far): only the message depends on it.
+ */
+static int attach_err(int err, const char *path, const char *domain)
+{
+	char full[sizeof(SHMRPC__SHM_DIR) + SHMRPC__PATH_MAX];
+	struct stat st;
+
+	snprintf(full, sizeof(full), "%s%s", SHMRPC__SHM_DIR, path);
+	if (lstat(full, &st))
+		return err;
+	if (!S_ISREG(st.st_mode))
+		return shmrpc__err(err,
+				   "registry %s is not a regular file (mode 0%o, uid %u): refused; "
+				   "domain '%s' cannot be used until it is removed",
+				   full, (unsigned)st.st_mode, (unsigned)st.st_uid, domain);
+	if ((err == -EPERM || err == -EACCES) && st.st_uid != geteuid() && st.st_uid != 0)
+		return shmrpc__err(
+			err,
+			"registry %s is owned by uid %u (not us, not root): another user "
+			"holds domain '%s'",
+			full, (unsigned)st.st_uid, domain);
+	return err;
+}
+
+/* One attempt: 0, -ENOENT (nothing there), -EAGAIN (try again), -errno.
+ * Without @wait, a registry whose magic is not published yet is -EAGAIN at
+ * once (and left alone). */
+static int reg_attach(struct shmrpc__reg *r, const char *path, uint32_t mode, bool wait)
 {
 	uint64_t size;
 	void *map;
@@ -125,9 +166,14 @@ static int reg_attach(struct shmrpc__reg *r, const char *path, uint32_t mode)
 	err = shmrpc__seg_open(path, sizeof(struct shmrpc__reg_hdr),
 			       shmrpc__reg_size(SHMRPC__CAP_MAX), mode, false, &map, &size, &r->fd);
 	if (err)
-		return err;
-	err = wait_magic(map);
-	if (err == -EAGAIN) /* the creator died before publishing */
+		return err == -ENOENT || err == -EAGAIN ? err : attach_err(err, path, r->domain);
+	if (!wait)
+		/* Acquire: pairs with the creator's release store of magic. */
+		err = atomic_load_explicit(&((struct shmrpc__reg_hdr *)map)->magic,
+					   memory_order_acquire) == SHMRPC__REG_MAGIC ?
+			      0 :
+			      -EAGAIN;
+	else if ((err = wait_magic(map)) == -EAGAIN) /* the creator died before publishing */
 		shmrpc__seg_unlink(path);
 	if (!err)
 		err = reg_verify(map, size);
@@ -135,11 +181,40 @@ static int reg_attach(struct shmrpc__reg *r, const char *path, uint32_t mode)
 		shmrpc__seg_unmap(map, size);
 		close(r->fd);
 		r->fd = -1;
-		return err;
+		return err == -EPROTO ? shmrpc__err(err,
+						    "registry %s%s: not a registry of this "
+						    "version (magic, ABI %u, sizes or mode)",
+						    SHMRPC__SHM_DIR, path, SHMRPC__ABI) :
+					err;
 	}
 	r->hdr = map;
 	r->size = size;
 	return 0;
+}
+
+static void reg_opened(struct shmrpc__reg *r)
+{
+	pthread_mutex_init(&r->local, NULL);
+	r->slots = (struct shmrpc__slot *)(r->hdr + 1);
+	r->capacity = r->hdr->capacity;
+	r->nonce = r->hdr->nonce;
+	r->mode = r->hdr->mode;
+	memcpy(r->key, r->hdr->name_key, sizeof(r->key));
+}
+
+int shmrpc__reg_open_nowait(struct shmrpc__reg *r, const char *domain, uint32_t mode)
+{
+	char path[SHMRPC__PATH_MAX];
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	snprintf(r->domain, sizeof(r->domain), "%s", domain);
+	shmrpc__reg_path(path, domain);
+	err = reg_attach(r, path, mode, false);
+	if (!err)
+		reg_opened(r);
+	return err;
 }
 
 int shmrpc__reg_open(struct shmrpc__reg *r, const char *domain, uint32_t capacity, uint32_t mode,
@@ -154,7 +229,7 @@ int shmrpc__reg_open(struct shmrpc__reg *r, const char *domain, uint32_t capacit
 	snprintf(r->domain, sizeof(r->domain), "%s", domain);
 	shmrpc__reg_path(path, domain);
 	for (i = 0;; i++) {
-		err = reg_attach(r, path, mode);
+		err = reg_attach(r, path, mode, true);
 		if (err == -ENOENT && create) {
 			err = reg_create(r, path, capacity, mode);
 			if (err == -EEXIST)
@@ -177,11 +252,7 @@ int shmrpc__reg_open(struct shmrpc__reg *r, const char *domain, uint32_t capacit
 	}
 	if (err)
 		return err;
-	pthread_mutex_init(&r->local, NULL);
-	r->slots = (struct shmrpc__slot *)(r->hdr + 1);
-	r->capacity = r->hdr->capacity;
-	r->nonce = r->hdr->nonce;
-	r->mode = r->hdr->mode;
+	reg_opened(r);
 	return 0;
 }
 
@@ -219,45 +290,71 @@ static void reg_repair(struct shmrpc__reg *r, uint32_t note)
 }
 
 /*
- * How many slots a full scan must look at: every slot up to the end of the
- * file's last data extent. Not hi, which is shared and untrusted; and not
- * the capacity either, which would read every page of a 65536-slot
- * registry (8 MiB) at every leave. It is only a bound: a slot that is not
- * FREE was written, and a written page is data, so every slot past the
- * last data extent is FREE.
+ * The next slot from @i on that lies in a data extent of the registry file,
+ * or the capacity. A full scan reads only those: not up to hi, which is
+ * shared and untrusted; not every slot of the capacity either, which would
+ * read every page of a 65536-slot registry (8 MiB) at every leave; and not
+ * a hole between data extents: a slot that is not FREE was written, and a
+ * written page is data. On tmpfs reading a hole through a shared mapping
+ * allocates the page and charges it to the reader: a sparse registry that
+ * someone crafted (ftruncate, no fallocate) would cost whoever scans it
+ * (the root reaper) 8 MiB. Without SEEK_DATA (not tmpfs) every slot counts
+ * as data.
  *
  * Every page is reserved at creation (seg.c). On tmpfs a reserved page
  * that nobody touched yet counts as a hole for SEEK_DATA (kernel 6.18 here:
- * tests/test_enospc.c prints what it observes), so the bound still stops
- * at the written slots; a kernel that counted reserved pages as data would
- * make it the capacity: slower scans, the same answer.
+ * tests/test_enospc.c prints what it observes), so the scan still stops at
+ * the written slots; a kernel that counted reserved pages as data would
+ * make it scan them: slower scans, the same answer.
  */
+uint32_t shmrpc__reg_scan_next(const struct shmrpc__reg *r, struct shmrpc__reg_scan *sc, uint32_t i)
+{
+	const off_t hdr = sizeof(struct shmrpc__reg_hdr), ss = sizeof(struct shmrpc__slot);
+	off_t off, data, hole;
+
+	while (i < r->capacity) {
+		off = hdr + (off_t)i * ss;
+		if (off + ss > sc->data && off < sc->hole)
+			return i;
+		if (off + ss <= sc->data) { /* before the known extent: skip to it */
+			i = (uint32_t)((sc->data - hdr) / ss);
+			continue;
+		}
+		data = lseek(r->fd, off, SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			break; /* holes to the end */
+		if (data < 0) {
+			sc->data = 0;
+			sc->hole = INT64_MAX; /* cannot tell: everything is data */
+			continue;
+		}
+		hole = lseek(r->fd, data, SEEK_HOLE);
+		sc->data = data < off ? off : data;
+		sc->hole = hole > data ? hole : INT64_MAX;
+	}
+	return r->capacity;
+}
+
 uint32_t shmrpc__reg_scan_end(const struct shmrpc__reg *r)
 {
-	off_t off = sizeof(struct shmrpc__reg_hdr), data, hole, end = off;
-	uint64_t slots;
+	struct shmrpc__reg_scan sc = { 0, 0 };
+	uint32_t i, end = 0;
 
-	while ((data = lseek(r->fd, off, SEEK_DATA)) >= 0) {
-		hole = lseek(r->fd, data, SEEK_HOLE);
-		if (hole <= data)
-			break;
-		end = hole;
-		off = hole;
-	}
-	if (data < 0 && errno != ENXIO)
-		return r->capacity; /* cannot tell: scan everything */
-	slots = ((uint64_t)end - sizeof(struct shmrpc__reg_hdr) + sizeof(struct shmrpc__slot) - 1) /
-		sizeof(struct shmrpc__slot);
-	return slots < r->capacity ? (uint32_t)slots : r->capacity;
+	for (i = shmrpc__reg_scan_next(r, &sc, 0); i < r->capacity;
+	     i = shmrpc__reg_scan_next(r, &sc, i + 1))
+		end = i + 1;
+	return end;
 }
 
 uint32_t shmrpc__reg_recount(struct shmrpc__reg *r)
 {
-	uint32_t i, live = 0, end = shmrpc__reg_scan_end(r);
+	struct shmrpc__reg_scan sc = { 0, 0 };
+	uint32_t i, live = 0;
 
 	/* Every written slot, not only those below hi: hi is shared and
 	 * untrusted. */
-	for (i = 0; i < end; i++)
+	for (i = shmrpc__reg_scan_next(r, &sc, 0); i < r->capacity;
+	     i = shmrpc__reg_scan_next(r, &sc, i + 1))
 		live += atomic_load_explicit(&r->slots[i].state, memory_order_relaxed) !=
 			SHMRPC__SLOT_FREE;
 	atomic_store_explicit(&r->hdr->live, live, memory_order_relaxed);
@@ -275,9 +372,18 @@ static int ofd_lock(int fd, short type)
 	return 0;
 }
 
+/* Just locked: did the previous holder die mid-join? */
+static void lock_taken(struct shmrpc__reg *r)
+{
+	/* Relaxed: ordered by the lock (the kernel's, for other processes). */
+	uint32_t note = atomic_load_explicit(&r->hdr->joining, memory_order_relaxed);
+
+	if (note)
+		reg_repair(r, note);
+}
+
 int shmrpc__reg_lock(struct shmrpc__reg *r)
 {
-	uint32_t note;
 	int err;
 
 	pthread_mutex_lock(&r->local);
@@ -286,10 +392,38 @@ int shmrpc__reg_lock(struct shmrpc__reg *r)
 		pthread_mutex_unlock(&r->local);
 		return err;
 	}
-	/* Relaxed: ordered by the lock (the kernel's, for other processes). */
-	note = atomic_load_explicit(&r->hdr->joining, memory_order_relaxed);
-	if (note)
-		reg_repair(r, note);
+	lock_taken(r);
+	return 0;
+}
+
+/*
+ * The registry's owner (or any member) can hold its lock for ever: a
+ * blocking wait would stop whoever waits, and the root reaper serves every
+ * user. So: try, and sleep between tries (5 us doubling to 200 us: joins
+ * and leaves hold it for microseconds), until @timeout_ns has passed.
+ */
+int shmrpc__reg_lock_for(struct shmrpc__reg *r, int64_t timeout_ns)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+	int64_t end = shmrpc__now_ns() + timeout_ns;
+	long us = 5;
+	int err;
+
+	pthread_mutex_lock(&r->local);
+	while (fcntl(r->fd, F_OFD_SETLK, &fl)) {
+		err = -errno;
+		if (err != -EAGAIN && err != -EACCES && err != -EINTR) {
+			pthread_mutex_unlock(&r->local);
+			return err;
+		}
+		if (shmrpc__now_ns() >= end) {
+			pthread_mutex_unlock(&r->local);
+			return -ETIMEDOUT;
+		}
+		pause_us(us);
+		us = us < 100 ? us * 2 : 200;
+	}
+	lock_taken(r);
 	return 0;
 }
 
@@ -518,6 +652,55 @@ void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 	shmrpc__reg_bump(r);
 }
 
+/*
+ * Does the registry's name still name the file we hold (same device and
+ * inode)? 1 yes; 0 no (unlinked, or replaced by a newer registry); -errno
+ * when it cannot be told. Nothing is opened and no link is followed.
+ */
+static int reg_named(const struct shmrpc__reg *r)
+{
+	char name[SHMRPC__PATH_MAX], path[SHMRPC__PATH_MAX + 16];
+	struct stat ours, named;
+
+	shmrpc__reg_path(name, r->domain);
+	snprintf(path, sizeof(path), "/dev/shm%s", name);
+	if (fstat(r->fd, &ours))
+		return -errno;
+	if (fstatat(AT_FDCWD, path, &named, AT_SYMLINK_NOFOLLOW))
+		return errno == ENOENT ? 0 : -errno;
+	return ours.st_dev == named.st_dev && ours.st_ino == named.st_ino;
+}
+
+bool shmrpc__reg_retired(struct shmrpc__reg *r, bool locked)
+{
+	/* Relaxed: a hint, checked against the name below. (A leaver sets it
+	 * and unlinks the name under the lock: a holder of the lock sees
+	 * both or neither.) */
+	if (!atomic_load_explicit(&r->hdr->closed, memory_order_relaxed))
+		return false;
+	if (reg_named(r) != 1)
+		return true; /* unlinked, replaced, or cannot tell: believe it */
+	/* The name is still ours: no leaver unlinked it (or one is doing it
+	 * right now, which only the lock can tell). Set by a corrupt or
+	 * hostile member: ignore it, and repair it while we hold the lock. */
+	if (locked) {
+		shmrpc__log(SHMRPC_LOG_WARN,
+			    "domain %s: registry marked closed but still in /dev/shm: "
+			    "written by a member, not by a leaver; ignored and cleared",
+			    r->domain);
+		atomic_store_explicit(&r->hdr->closed, 0, memory_order_relaxed);
+	}
+	return false;
+}
+
+/*
+ * The name is unlinked only if it still names the file we hold: a registry
+ * we retire may have been unlinked already (by its owner) and the name
+ * taken by a new registry, maybe another user's, which an unlink by name
+ * would delete under its live nodes. Whoever could swap the file between
+ * the check and the unlink can unlink ours anyway (the sticky /dev/shm lets
+ * only a file's owner, or root, remove it).
+ */
 void shmrpc__reg_retire(struct shmrpc__reg *r)
 {
 	char path[SHMRPC__PATH_MAX];
@@ -525,7 +708,25 @@ void shmrpc__reg_retire(struct shmrpc__reg *r)
 	/* Relaxed: read under the same lock by a joiner (the mutex orders it). */
 	atomic_store_explicit(&r->hdr->closed, 1, memory_order_relaxed);
 	shmrpc__reg_path(path, r->domain);
+	if (reg_named(r) != 1) {
+		shmrpc__log(SHMRPC_LOG_INFO,
+			    "domain '%s': %s%s names another file now (or none): left alone",
+			    r->domain, SHMRPC__SHM_DIR, path);
+		return;
+	}
 	shmrpc__seg_unlink(path);
+}
+
+int shmrpc__reg_regen(struct shmrpc__reg *r, uint32_t slot, uint32_t *gen)
+{
+	struct shmrpc__slot *s = &r->slots[slot];
+	uint32_t g = *gen + 1;
+
+	if (g == 0)
+		g = 1; /* 0 means "none" in the node tables */
+	slot_begin(s, SHMRPC__SLOT_JOINING, g);
+	*gen = g;
+	return 0;
 }
 
 /*
@@ -537,30 +738,51 @@ void shmrpc__reg_retire(struct shmrpc__reg *r)
  * forked child: its copy of the descriptor is the same open file
  * description, whose lock would not exclude the parent. The child forgets
  * the cache (its copies of the parent's nodes still point at theirs).
+ *
+ * References, under cache_lock: one per node holding the registry, and one
+ * of the cache itself while the registry is in it (`cached`). The cache lets
+ * go of its reference when the registry turns out retired (a holder may
+ * still use it until it leaves) or when its last holder puts it.
  */
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shmrpc__reg *cache;
 
+/* Under cache_lock: take @r out of the cache; true if that was its last
+ * reference (the caller frees it, outside the lock if it likes). */
+static bool cache_drop(struct shmrpc__reg *r)
+{
+	struct shmrpc__reg **pp;
+
+	for (pp = &cache; *pp; pp = &(*pp)->cache_next)
+		if (*pp == r) {
+			*pp = r->cache_next;
+			break;
+		}
+	r->cache_next = NULL;
+	r->cached = false;
+	return !--r->refs;
+}
+
+static void reg_free(struct shmrpc__reg *r)
+{
+	shmrpc__reg_close(r);
+	free(r);
+}
+
 int shmrpc__reg_get(const char *domain, uint32_t capacity, uint32_t mode, struct shmrpc__reg **out)
 {
-	struct shmrpc__reg *r, **pp;
+	struct shmrpc__reg *r;
 	int err = 0;
 
 	pthread_mutex_lock(&cache_lock);
-	for (pp = &cache; (r = *pp); pp = &r->cache_next) {
-		if (strcmp(r->domain, domain))
-			continue;
-		/* Relaxed: a hint; join re-checks it under the registry lock. */
-		if (!atomic_load_explicit(&r->hdr->closed, memory_order_relaxed))
+	for (r = cache; r; r = r->cache_next)
+		if (!strcmp(r->domain, domain))
 			break;
-		*pp = r->cache_next; /* retired: whoever holds it keeps it */
-		r->cache_next = NULL;
-		if (!--r->refs) {
-			shmrpc__reg_close(r);
-			free(r);
-		}
+	/* Retired: whoever holds it keeps it; the cache lets go. */
+	if (r && shmrpc__reg_retired(r, false)) {
+		if (cache_drop(r))
+			reg_free(r);
 		r = NULL;
-		break;
 	}
 	if (!r) {
 		r = calloc(1, sizeof(*r));
@@ -571,6 +793,8 @@ int shmrpc__reg_get(const char *domain, uint32_t capacity, uint32_t mode, struct
 		} else {
 			r->cache_next = cache;
 			cache = r;
+			r->cached = true;
+			r->refs = 1; /* the cache's */
 		}
 	}
 	if (r)
@@ -582,23 +806,18 @@ int shmrpc__reg_get(const char *domain, uint32_t capacity, uint32_t mode, struct
 
 void shmrpc__reg_put(struct shmrpc__reg *r)
 {
-	struct shmrpc__reg **pp;
+	bool last;
 
 	if (!r)
 		return;
 	pthread_mutex_lock(&cache_lock);
-	if (--r->refs) {
-		pthread_mutex_unlock(&cache_lock);
-		return;
-	}
-	for (pp = &cache; *pp; pp = &(*pp)->cache_next)
-		if (*pp == r) {
-			*pp = r->cache_next;
-			break;
-		}
+	last = !--r->refs;
+	/* Only the cache's reference left: no node uses it any more. */
+	if (!last && r->cached && r->refs == 1)
+		last = cache_drop(r);
 	pthread_mutex_unlock(&cache_lock);
-	shmrpc__reg_close(r);
-	free(r);
+	if (last)
+		reg_free(r);
 }
 
 void shmrpc__reg_fork_prepare(void)
@@ -613,6 +832,12 @@ void shmrpc__reg_fork_parent(void)
 
 void shmrpc__reg_fork_child(void)
 {
-	cache = NULL;
+	struct shmrpc__reg *r;
+
+	/* The copies of the parent's nodes keep their references; the cache
+	 * drops its own (a cached registry always has a holder too). */
+	while ((r = cache))
+		if (cache_drop(r))
+			reg_free(r);
 	pthread_mutex_unlock(&cache_lock);
 }

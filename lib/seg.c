@@ -2,7 +2,9 @@
 /*
  * Segments: POSIX shared memory files in /dev/shm, created exclusively and
  * reserved in full at creation (a full /dev/shm is -ENOSPC then, never a
- * SIGBUS later), checked before they are mapped (owner and size: a file
+ * SIGBUS later), opened without following a symlink or blocking on a FIFO,
+ * checked before they are used (a regular file with one name, its owner,
+ * its size: a file
  * somebody else planted, or one of the wrong size, is refused rather than
  * trusted), and the liveness lock a node holds on its own segment.
  */
@@ -158,33 +160,100 @@ static bool in_group(gid_t gid)
 }
 
 /*
- * shmrpc-reaper, run by root, cleans up after the nodes of every user, so it
- * must map segments it does not own. The owner check protects a node from
- * files that another user planted to feed it crafted headers; the reaper
- * reads those files like any node does (every size, index and name from
- * shared memory is bounds-checked before use: docs/untrusted-memory.md), it
- * creates nothing, and it only wakes futex words in, and unlinks, files
- * named after the domain it found. A planted file can therefore make it do
- * no more than the domain's own members can. Nodes never set this: a root
- * node still refuses files of other users (test_regfile_other_owner_refused).
- * Set once at start-up, before threads exist; read without synchronisation.
+ * Whose files this thread trusts and acts for. A node: its own euid and
+ * groups. shmrpc-reaper, run by root, cleans up after every user; for each
+ * domain it sets its filesystem identity to the registry owner's
+ * (setfsuid/setfsgid, tools/reaper/owner.c) and tells us here, so the
+ * checks below accept exactly the files that owner's nodes would, and
+ * unlinks are checked against that owner too. The kernel enforces the rest:
+ * with a non-zero fsuid the reaper's thread has lost CAP_DAC_OVERRIDE and
+ * CAP_FOWNER, so it can open only what the owner could, and in the sticky
+ * /dev/shm unlink only the owner's files. So a planted file can make the
+ * reaper do no more than the domain's own members can. Per thread, like
+ * the fsuid it mirrors.
  */
-static bool any_owner;
+static _Thread_local struct shmrpc__seg_actor act;
 
-void shmrpc__seg_any_owner(bool on)
+void shmrpc__seg_act_as(const struct shmrpc__seg_actor *a)
 {
-	any_owner = on;
+	if (a)
+		act = *a;
+	else
+		memset(&act, 0, sizeof(act));
 }
 
 /* A segment is ours to trust when we (or root) own it, or, in a domain
  * opened with group access, when it belongs to one of our groups. */
 static int owner_ok(const struct stat *st, uint32_t mode)
 {
-	if (any_owner || st->st_uid == geteuid() || st->st_uid == 0)
+	uid_t me = act.on ? act.uid : geteuid();
+
+	if (st->st_uid == me || st->st_uid == 0)
 		return 0;
-	if ((mode & 0070) && (st->st_mode & 0060) && in_group(st->st_gid))
+	if ((mode & 0070) && (st->st_mode & 0060) &&
+	    (act.on ? st->st_gid == act.gid : in_group(st->st_gid)))
 		return 0;
 	return -EPERM;
+}
+
+static const char *file_kind(mode_t m)
+{
+	return S_ISFIFO(m) ? "a FIFO" :
+	       S_ISDIR(m)  ? "a directory" :
+	       S_ISCHR(m)  ? "a character device" :
+	       S_ISBLK(m)  ? "a block device" :
+	       S_ISSOCK(m) ? "a socket" :
+	       S_ISLNK(m)  ? "a symbolic link" :
+			     "not a regular file";
+}
+
+int shmrpc__seg_open_fd(const char *path, int flags, uint32_t mode, struct stat *st_out)
+{
+	char why[SHMRPC__PATH_MAX + 96];
+	struct stat st;
+	int fd, err;
+
+	/* shm_open adds O_NOFOLLOW and O_CLOEXEC itself and passes the rest
+	 * to open(2): a symlink fails with ELOOP, a FIFO opens at once. */
+	fd = shm_open(path, flags | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0);
+	if (fd < 0) {
+		err = -errno;
+		if (err == -ELOOP || err == -EINVAL) { /* symlink; EISDIR becomes EINVAL */
+			shmrpc__log(SHMRPC_LOG_WARN, "%s%s: a symbolic link or directory: refused",
+				    SHMRPC__SHM_DIR, path);
+			return shmrpc__err(-EPROTO, "%s%s: a symbolic link or directory: refused",
+					   SHMRPC__SHM_DIR, path);
+		}
+		return err;
+	}
+	if (fstat(fd, &st)) {
+		err = -errno;
+		goto out;
+	}
+	/* One name only: a hard link could put another file of its owner
+	 * (a registry, a live node's segment) under a name of ours. */
+	if (!S_ISREG(st.st_mode) || st.st_nlink > 1) {
+		snprintf(why, sizeof(why), "%s%s: %s (uid %u, %u links): refused", SHMRPC__SHM_DIR,
+			 path, S_ISREG(st.st_mode) ? "a hard-linked file" : file_kind(st.st_mode),
+			 (unsigned)st.st_uid, (unsigned)st.st_nlink);
+		shmrpc__log(SHMRPC_LOG_WARN, "%s", why);
+		err = shmrpc__err(-EPROTO, "%s", why);
+		goto out;
+	}
+	err = owner_ok(&st, mode);
+	if (err) {
+		shmrpc__err(err, "%s%s is owned by uid %u gid %u, not by uid %u%s: refused",
+			    SHMRPC__SHM_DIR, path, (unsigned)st.st_uid, (unsigned)st.st_gid,
+			    (unsigned)(act.on ? act.uid : geteuid()),
+			    mode & 0070 ? " or a group of ours" : "");
+		goto out;
+	}
+	if (st_out)
+		*st_out = st;
+	return fd;
+out:
+	close(fd);
+	return err;
 }
 
 int shmrpc__seg_open(const char *path, uint64_t min, uint64_t max, uint32_t mode, bool rdonly,
@@ -194,16 +263,9 @@ int shmrpc__seg_open(const char *path, uint64_t min, uint64_t max, uint32_t mode
 	void *p;
 	int fd, err;
 
-	fd = shm_open(path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
+	fd = shmrpc__seg_open_fd(path, rdonly ? O_RDONLY : O_RDWR, mode, &st);
 	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st)) {
-		err = -errno;
-		goto out;
-	}
-	err = owner_ok(&st, mode);
-	if (err)
-		goto out;
+		return fd;
 	if (st.st_size < 0 || (uint64_t)st.st_size < min || (uint64_t)st.st_size > max) {
 		/* a creator sizes before it publishes anything: wrong is corrupt */
 		err = st.st_size == 0 ? -EAGAIN : -EPROTO;
@@ -227,14 +289,52 @@ out:
 	return err;
 }
 
+int shmrpc__seg_taken(const char *path, const char *what)
+{
+	char full[sizeof(SHMRPC__SHM_DIR) + SHMRPC__PATH_MAX];
+	struct stat st;
+
+	snprintf(full, sizeof(full), "%s%s", SHMRPC__SHM_DIR, path);
+	if (lstat(full, &st))
+		return shmrpc__err(-EEXIST, "%s %s existed and could not be replaced", what, full);
+	return shmrpc__err(-EEXIST, "%s %s exists and is %s owned by uid %u (not us: uid %u)", what,
+			   full, S_ISREG(st.st_mode) ? "a file" : file_kind(st.st_mode),
+			   (unsigned)st.st_uid, (unsigned)geteuid());
+}
+
 void shmrpc__seg_unmap(void *map, uint64_t size)
 {
 	if (map)
 		munmap(map, size);
 }
 
+/*
+ * For an actor (the reaper): unlink only a name whose file (or symlink: an
+ * unlink removes the link, never its target) belongs to the owner it acts
+ * for; a file of another member of a group-mode domain goes through the
+ * actor's unlink_other, which decides and acts as that file's owner.
+ */
+static int act_unlink(const char *path)
+{
+	char full[sizeof(SHMRPC__SHM_DIR) + SHMRPC__PATH_MAX];
+	struct stat st;
+
+	snprintf(full, sizeof(full), "%s%s", SHMRPC__SHM_DIR, path);
+	if (lstat(full, &st))
+		return -errno;
+	if (st.st_uid == act.uid)
+		return shm_unlink(path) ? -errno : 0;
+	if (act.unlink_other)
+		return act.unlink_other(path, &st);
+	shmrpc__log(SHMRPC_LOG_INFO, "%s: owned by uid %u, not uid %u: not unlinked", full,
+		    (unsigned)st.st_uid, (unsigned)act.uid);
+	return -EPERM;
+}
+
 int shmrpc__seg_unlink(const char *path)
 {
+	if (act.on)
+		return act_unlink(path);
 	return shm_unlink(path) ? -errno : 0;
 }
 
@@ -274,7 +374,7 @@ int shmrpc__seg_lock_new(const char *path, int same_as, int *fd_out)
 	struct stat a, b;
 	int fd, err;
 
-	fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
+	fd = shm_open(path, O_RDWR | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &a) || fstat(same_as, &b)) {

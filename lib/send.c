@@ -83,14 +83,13 @@ static int tx_wait(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len, st
 	}
 }
 
-/* Under c->lock: reserve, waiting for space per the timeout. */
+/* Under c->lock: reserve, waiting for space per the timeout. (Whether the
+ * receiver left was checked when the connection was acquired.) */
 static int tx_reserve(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len, void **buf,
 		      struct shmrpc__tmo *t)
 {
 	int rc;
 
-	if (shmrpc__conn_check_dead(n, c))
-		return -EPIPE;
 	rc = shmrpc__ring_reserve(&c->q, len, buf);
 	if (rc != -EAGAIN)
 		return rc;
@@ -125,22 +124,36 @@ int shmrpc__reserve_locked(struct shmrpc_node *n, struct shmrpc__conn *c, size_t
 	return 0;
 }
 
+/*
+ * A receiver that leaves while we wait for room in its ring ends the wait
+ * with -EPIPE; if a node has taken its name since, the send goes to that
+ * one instead (the connection found dead is a tombstone by then, and
+ * acquiring the name again connects), as a send that finds its connection
+ * dead at the start does (conn.c). A bounded number of times: nodes of
+ * that name coming and going faster than that get -EPIPE.
+ */
+#define TX_REJOIN_TRIES 4
+
 int shmrpc_reserve(struct shmrpc_node *n, const char *to, size_t len, struct shmrpc_txbuf *tx,
 		   int timeout_ms)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__tmo t = SHMRPC__TMO(timeout_ms);
 	struct shmrpc__conn *c;
-	int rc;
+	int rc, tries;
 
 	if (!n || !tx || timeout_ms < -1)
 		return -EINVAL;
 	if (n->forked)
 		return -ECHILD;
-	rc = shmrpc__conn_acquire(n, to, &t, &c); /* checks the name on a miss */
-	if (rc)
-		return SHMRPC__RET(rc); /* a failed connect says why */
-	return shmrpc__reserve_locked(n, c, len, tx, &t);
+	for (tries = 0;; tries++) {
+		rc = shmrpc__conn_acquire(n, to, &t, &c); /* checks the name on a miss */
+		if (rc)
+			return SHMRPC__RET(rc); /* a failed connect says why */
+		rc = shmrpc__reserve_locked(n, c, len, tx, &t);
+		if (rc != -EPIPE || tries == TX_REJOIN_TRIES)
+			return SHMRPC__RET(rc);
+	}
 }
 
 /*
@@ -284,19 +297,22 @@ int shmrpc_send_flags(struct shmrpc_node *n, const char *to, const void *data, s
 	struct shmrpc__tmo t = SHMRPC__TMO(timeout_ms);
 	struct shmrpc__conn *c;
 	void *buf;
-	int rc;
+	int rc, tries;
 
 	if (!n || (!data && len) || timeout_ms < -1 || (flags & ~SHMRPC_SEND_DEFER))
 		return -EINVAL;
 	if (n->forked)
 		return -ECHILD;
-	rc = shmrpc__conn_acquire(n, to, &t, &c);
-	if (rc)
-		return SHMRPC__RET(rc); /* a failed connect says why */
-	rc = tx_reserve(n, c, len, &buf, &t);
-	if (rc) {
+	for (tries = 0;; tries++) {
+		rc = shmrpc__conn_acquire(n, to, &t, &c);
+		if (rc)
+			return SHMRPC__RET(rc); /* a failed connect says why */
+		rc = tx_reserve(n, c, len, &buf, &t);
+		if (!rc)
+			break;
 		shmrpc__conn_unlock(n, c);
-		return rc;
+		if (rc != -EPIPE || tries == TX_REJOIN_TRIES)
+			return SHMRPC__RET(rc);
 	}
 	if (len)
 		memcpy(buf, data, len);

@@ -28,3 +28,15 @@ static=$(pkg-config --static --libs libshmrpc | sed 's/-lshmrpc//')
 $cc -std=c11 -D_GNU_SOURCE -o "$dest/consumer-static" tests/consumer.c \
 	$(pkg-config --cflags libshmrpc) "$dest/usr/lib/libshmrpc.a" $static
 "$dest/consumer-static" >/dev/null && echo "install-check: static link ok"
+# The C++ header, from the installation only, with and without exceptions.
+cxx=${CXX:-g++}
+for x in "" -fno-exceptions; do
+	$cxx -std=c++17 -Wall -Wextra -Werror $x -o "$dest/consumer-cc" tests/consumer.cc $flags
+	LD_LIBRARY_PATH="$dest/usr/lib" "$dest/consumer-cc"
+done
+# The Python package, where the system python3 finds it for /usr, on the
+# installed library (found by the loader, not by SHMRPC_LIBRARY).
+py=${PYTHON:-/usr/bin/python3}
+pydir=$("$py" python/sitedir.py /usr)
+env -u SHMRPC_LIBRARY PYTHONPATH="$dest$pydir" LD_LIBRARY_PATH="$dest/usr/lib" \
+	PYTHONDONTWRITEBYTECODE=1 "$py" tests/python/install_check.py "$dest"

@@ -33,8 +33,9 @@ static int of_domain(const char *ent, const char *domain)
 	if (strncmp(ent, "shmrpc.", 7) || strncmp(ent + 7, domain, n) || ent[7 + n] != '.')
 		return 0;
 	ent += 7 + n + 1;
-	/* "reg", or an 8-hex-digit nonce followed by ".node." / ".ring." */
-	return !strcmp(ent, "reg") || (strlen(ent) > 9 && ent[8] == '.');
+	/* "reg", or "node." / "ring." and 16 hex digits (lib/names.c) */
+	return !strcmp(ent, "reg") ||
+	       ((!strncmp(ent, "node.", 5) || !strncmp(ent, "ring.", 5)) && strlen(ent) == 21);
 }
 
 static int walk(const char *domain, int unlink_them, uint64_t *bytes)
@@ -214,8 +215,8 @@ double th_cpu_ms(pid_t pid)
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	for (i = 2; i < 13 && p; i++) /* to field 13; utime is 14, stime 15 */
+	p = strrchr(buf, ')');	      /* the end of field 2 */
+	for (i = 2; i < 14 && p; i++) /* to the space before field 14: utime, then stime */
 		p = strchr(p + 1, ' ');
 	if (!p || sscanf(p + 1, "%lu %lu", &ut, &stt) != 2)
 		return -1;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
@@ -1761,6 +1762,144 @@ static void test_leave_sender_exit_before_receiver_looked(void **state)
 	shmrpc_close(r);
 }
 
+/*
+ * A node of the name we sent to left (closed, or SIGKILLed) and a new one
+ * took the name: the header's promise is that the next send connects to
+ * it. It used to return -EPIPE once (the old ring's RX_CLOSED, found at
+ * send time) and drop the message. The same for reserve and broadcast.
+ */
+enum { GONE_CLOSE, GONE_KILL };
+enum { VIA_SEND, VIA_RESERVE, VIA_BROADCAST };
+
+struct incarnation {
+	struct th_dom *d;
+	const char *want; /* the one message it must receive */
+	struct th_gate ready, go;
+};
+
+/* "b": receives exactly @want from "a", then waits for go and closes. */
+static int incarnation_main(void *arg)
+{
+	struct incarnation *b = arg;
+	struct shmrpc_node *n = th_open(b->d, "b");
+	char buf[64], from[SHMRPC_NAME_MAX + 1];
+	size_t len = strlen(b->want);
+
+	CHILD_CHECK(n);
+	th_gate_open(&b->ready);
+	CHILD_CHECK_RC(shmrpc_recv(n, buf, sizeof(buf), from, 10000), len);
+	CHILD_CHECK(!memcmp(buf, b->want, len) && !strcmp(from, "a"));
+	th_gate_open(&b->ready);
+	CHILD_CHECK(th_gate_wait(&b->go, 10000) == 0);
+	CHILD_CHECK_RC(shmrpc_recv(n, buf, sizeof(buf), NULL, 0), -EAGAIN);
+	shmrpc_close(n);
+	return 0;
+}
+
+static pid_t incarnation_start(struct incarnation *b, struct th_dom *d, const char *want)
+{
+	pid_t pid;
+
+	b->d = d;
+	b->want = want;
+	th_gate_init(&b->ready);
+	th_gate_init(&b->go);
+	pid = th_fork(incarnation_main, b);
+	assert_int_equal(th_gate_wait(&b->ready, 10000), 0); /* joined */
+	return pid;
+}
+
+static void incarnation_end(struct incarnation *b, pid_t pid, int how)
+{
+	if (how == GONE_KILL) {
+		assert_int_equal(kill(pid, SIGKILL), 0);
+		assert_int_equal(th_wait(pid, 10000), 128 + SIGKILL);
+	} else {
+		th_gate_open(&b->go);
+		assert_int_equal(th_wait(pid, 10000), 0);
+	}
+	th_gate_close(&b->ready);
+	th_gate_close(&b->go);
+}
+
+static int send_via(struct shmrpc_node *a, int via, const char *msg)
+{
+	struct shmrpc_txbuf tx;
+	int rc;
+
+	switch (via) {
+	case VIA_SEND:
+		return shmrpc_send(a, "b", msg, strlen(msg), 1000);
+	case VIA_RESERVE:
+		rc = shmrpc_reserve(a, "b", strlen(msg), &tx, 1000);
+		if (rc)
+			return rc;
+		memcpy(tx.data, msg, strlen(msg));
+		return shmrpc_commit(a, &tx, strlen(msg));
+	default:
+		rc = shmrpc_broadcast(a, msg, strlen(msg), 1000);
+		return rc == 1 ? 0 : rc < 0 ? rc : -EPIPE;
+	}
+}
+
+static void rejoin_case(struct th_dom *d, int how, int via)
+{
+	struct shmrpc_node *a = th_open(d, "a");
+	struct incarnation b1, b2;
+	pid_t p1, p2;
+
+	assert_non_null(a);
+	p1 = incarnation_start(&b1, d, "old");
+	assert_int_equal(send_via(a, via, "old"), 0);
+	assert_int_equal(th_gate_wait(&b1.ready, 10000), 0); /* received: ring open */
+	incarnation_end(&b1, p1, how);
+	p2 = incarnation_start(&b2, d, "new");
+	assert_int_equal(shmrpc_is_local(a, "b"), 1);
+	assert_int_equal(send_via(a, via, "new"), 0); /* the very next one */
+	assert_int_equal(th_gate_wait(&b2.ready, 10000), 0);
+	incarnation_end(&b2, p2, GONE_CLOSE);
+	assert_int_equal(stats_of(a).rings_out, 1);
+	shmrpc_close(a);
+}
+
+static void test_leave_rejoined_name_next_send_connects(void **state)
+{
+	int how, via;
+
+	for (how = GONE_CLOSE; how <= GONE_KILL; how++)
+		for (via = VIA_SEND; via <= VIA_BROADCAST; via++)
+			rejoin_case(*state, how, via);
+}
+
+/* Nobody of the name is back: -EPIPE, and again, until one joins. */
+static void test_leave_name_gone_epipe_until_rejoin(void **state)
+{
+	struct th_dom *d = *state;
+	struct shmrpc_node *a = th_open(d, "a");
+	struct incarnation b1, b2;
+	struct shmrpc_txbuf tx;
+	int how;
+	pid_t p;
+
+	assert_non_null(a);
+	for (how = GONE_CLOSE; how <= GONE_KILL; how++) {
+		p = incarnation_start(&b1, d, "old");
+		assert_int_equal(shmrpc_send(a, "b", "old", 3, 1000), 0);
+		assert_int_equal(th_gate_wait(&b1.ready, 10000), 0);
+		incarnation_end(&b1, p, how);
+		assert_int_equal(shmrpc_is_local(a, "b"), 0);
+		assert_int_equal(shmrpc_send(a, "b", "x", 1, 1000), -EPIPE);
+		assert_int_equal(shmrpc_send(a, "b", "x", 1, 1000), -EPIPE);
+		assert_int_equal(shmrpc_reserve(a, "b", 1, &tx, 1000), -EPIPE);
+		assert_int_equal(shmrpc_broadcast(a, "x", 1, 1000), 0);
+		p = incarnation_start(&b2, d, "new");
+		assert_int_equal(shmrpc_send(a, "b", "new", 3, 1000), 0);
+		assert_int_equal(th_gate_wait(&b2.ready, 10000), 0);
+		incarnation_end(&b2, p, GONE_CLOSE);
+	}
+	shmrpc_close(a);
+}
+
 /* =============================================================== 10. stats */
 
 static void test_stats_counters_match_what_was_done(void **state)
@@ -2204,6 +2343,8 @@ int main(void)
 		T(test_leave_receiver_close_wakes_blocked_sender),
 		T(test_leave_sender_close_receiver_drains),
 		T(test_leave_sender_exit_before_receiver_looked),
+		T(test_leave_rejoined_name_next_send_connects),
+		T(test_leave_name_gone_epipe_until_rejoin),
 		T(test_stats_counters_match_what_was_done),
 		T(test_stats_wake_sent_only_to_sleeper),
 		T(test_stats_stream_to_busy_receiver_skips_wakes),
@@ -2217,5 +2358,8 @@ int main(void)
 
 	/* No safety net: every wait must end by a wake (lib/wake.c). */
 	setenv("SHMRPC_SAFETY_MS", "3600000", 0);
+	/* $TEST_FILTER: run only the tests matching this pattern ('*', '?') */
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

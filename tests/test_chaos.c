@@ -8,8 +8,9 @@
  *
  *  - no process hung (each finishes within a deadline);
  *  - every message between surviving pairs arrived, intact and in order:
- *    a sender marks the first message of each connection (FIRST) and numbers
- *    them; a receiver requires, per sender incarnation, FIRST then
+ *    a sender marks the first message of each connection (FIRST: its send
+ *    connected, as its connects counter tells) and numbers them; a
+ *    receiver requires, per sender incarnation, FIRST then
  *    consecutive numbers with intact payloads, and FIN from every other
  *    survivor, so nothing was lost, duplicated, reordered or corrupted;
  *  - what survivors received from killed senders (drained rings) obeys the
@@ -103,25 +104,46 @@ static void name_of(char *out, int idx)
 	snprintf(out, 16, "c%d", idx);
 }
 
-/* One send to j; 0 sent, 1 would block, -1 gone (try later). */
+/* Rings this node has created so far (shmrpc_stats' connects). */
+static uint64_t connects(struct me *m)
+{
+	struct shmrpc_stats st;
+
+	return shmrpc_stats(m->n, &st) ? 0 : st.connects;
+}
+
+/*
+ * One send to j; 0 sent, 1 would block, -1 gone (try later). A send to a
+ * name whose holder changed connects to the new holder without -EPIPE
+ * (shmrpc.h), so the sender learns of a new connection from its connects
+ * counter: the reservation is where it connects, and FIRST is set then.
+ */
 static int send_one(struct me *m, int j, uint32_t flags)
 {
 	struct hdr *h = (struct hdr *)m->buf;
 	char to[16];
 	uint32_t len = 16 + (uint32_t)(th_rand(&m->rng) % (MSG_MAX - 16));
+	struct shmrpc_txbuf tx;
+	uint64_t before = connects(m);
 	int rc;
 
 	name_of(to, j);
-	*h = (struct hdr){ MAGIC,
-			   (uint16_t)m->idx,
-			   (uint16_t)j,
-			   m->inc,
-			   flags | (m->first[j] ? F_FIRST : 0),
-			   m->seq[j],
-			   len,
-			   0 };
-	th_fill(m->buf + sizeof(*h), len, ((uint64_t)m->inc << 8) | (uint64_t)j, m->seq[j]);
-	rc = shmrpc_send(m->n, to, m->buf, sizeof(*h) + len, 0);
+	rc = shmrpc_reserve(m->n, to, sizeof(*h) + len, &tx, 0);
+	if (rc == 0) {
+		if (connects(m) != before)
+			m->first[j] = true;
+		*h = (struct hdr){ MAGIC,
+				   (uint16_t)m->idx,
+				   (uint16_t)j,
+				   m->inc,
+				   flags | (m->first[j] ? F_FIRST : 0),
+				   m->seq[j],
+				   len,
+				   0 };
+		th_fill(m->buf + sizeof(*h), len, ((uint64_t)m->inc << 8) | (uint64_t)j, m->seq[j]);
+		memcpy(tx.data, m->buf, sizeof(*h) + len);
+		rc = shmrpc_commit(m->n, &tx, sizeof(*h) + len);
+	}
 	if (rc == 0) {
 		m->seq[j]++;
 		m->first[j] = false;

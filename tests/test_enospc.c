@@ -380,7 +380,7 @@ static bool ring_file(struct shmrpc_node *n, const char *to)
 	uint32_t slot;
 
 	CHILD_CHECK(shmrpc__reg_find(n->reg, to, &slot, &v) == 0);
-	shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, n->slot, n->gen, slot, v.gen);
+	shmrpc__ring_path(path, n->reg, n->slot, n->gen, slot, v.gen);
 	snprintf(file, sizeof(file), "/dev/shm%s", path);
 	return access(file, F_OK) == 0;
 }

@@ -84,7 +84,7 @@ static void node_name(struct shmrpc_node *me, const char *who, char *path)
 
 	if (hx_id(me, who, &s, &g))
 		fail_msg("no live node %s", who);
-	shmrpc__node_path(path, me->reg->domain, me->reg->nonce, s, g);
+	shmrpc__node_path(path, me->reg, s, g);
 }
 
 static void ring_name(struct shmrpc_node *me, const char *from, const char *to, char *path)
@@ -93,7 +93,7 @@ static void ring_name(struct shmrpc_node *me, const char *from, const char *to, 
 
 	if (hx_id(me, from, &fs, &fg) || hx_id(me, to, &ts, &tg))
 		fail_msg("no live node %s or %s", from, to);
-	shmrpc__ring_path(path, me->reg->domain, me->reg->nonce, fs, fg, ts, tg);
+	shmrpc__ring_path(path, me->reg, fs, fg, ts, tg);
 }
 
 /* An honest sender: @n messages {seq, ~seq} to @to, then it leaves. */
@@ -247,6 +247,139 @@ static void test_hostile_ring_record_while_receiver_blocked(void **state)
 static void test_hostile_ring_indices_while_receiver_blocked(void **state)
 {
 	corrupt_ring_while_blocked(*state, CORRUPT_HEAD_UNALIGNED);
+}
+
+/* --------------------------- a sender corrupts a record we hold a peek on */
+
+#define PEEK_RING 4096
+#define PEEK_LEN 2040 /* half the ring, less a header: two records fill it */
+
+enum { GARBLE_HEADER, FAKE_END };
+
+struct evil_peek {
+	struct th_dom *d;
+	int how;
+	struct th_gate first, sent, peeked, garbled, dropped;
+};
+
+static int evil_peek_sender(void *arg)
+{
+	struct evil_peek *e = arg;
+	struct shmrpc_node *n = th_open(e->d, "evil");
+	struct shmrpc__rec garbage = { 0xffffff00u, 0 }, wrap = { 0, SHMRPC__REC_WRAP };
+	char path[SHMRPC__PATH_MAX];
+	uint8_t msg[PEEK_LEN];
+	struct shmrpc__ring_hdr *h;
+	uint64_t size, head;
+
+	CHILD_CHECK(n);
+	CHILD_CHECK(shmrpc_wait_node(n, "rx", 5000) == 0);
+	/* the first fills half the ring; once it is received, the second
+	 * lies at offset 2048 and ends exactly at the ring's end */
+	th_fill(msg, sizeof(msg), 7, 0);
+	CHILD_CHECK_RC(shmrpc_send(n, "rx", msg, sizeof(msg), 1000), 0);
+	th_gate_open(&e->first);
+	th_fill(msg, sizeof(msg), 7, 1);
+	CHILD_CHECK_RC(shmrpc_send(n, "rx", msg, sizeof(msg), 5000), 0);
+	th_gate_open(&e->sent);
+	CHILD_CHECK(th_gate_wait(&e->peeked, 10000) == 0);
+	ring_name(n, "evil", "rx", path);
+	h = hx_map(path, &size);
+	CHILD_CHECK(h && h->size == PEEK_RING);
+	head = atomic_load(&h->head);
+	CHILD_CHECK((head & (PEEK_RING - 1)) == PEEK_RING / 2);
+	if (e->how == GARBLE_HEADER) {
+		/* the held record's header: an absurd length */
+		memcpy((uint8_t *)h + SHMRPC__PAGE + PEEK_RING / 2, &garbage, sizeof(garbage));
+	} else {
+		/* a wrap record in its place, and "closed": to a second look
+		 * the ring is drained and its sender gone */
+		memcpy((uint8_t *)h + SHMRPC__PAGE + PEEK_RING / 2, &wrap, sizeof(wrap));
+		atomic_fetch_or(&h->flags, SHMRPC__RING_TX_CLOSED);
+	}
+	th_gate_open(&e->garbled);
+	CHILD_CHECK(th_gate_wait(&e->dropped, 10000) == 0);
+	CHILD_CHECK(atomic_load(&h->flags) & SHMRPC__RING_RX_CLOSED);
+	CHILD_CHECK_RC(shmrpc_send(n, "rx", "again", 5, 1000), -EPIPE);
+	munmap(h, size);
+	shmrpc_close(n);
+	return 0;
+}
+
+/*
+ * We hold a peek (rx1.data points into the ring); the sender then corrupts
+ * the ring, and a second look finds it: -EPROTO. The ring used to be
+ * unmapped right there, and reading rx1.data faulted. Its drop now waits
+ * for the release of rx1 (0), the receiving calls say -EPROTO meanwhile,
+ * and then others' messages flow again.
+ */
+static void corrupt_ring_under_peek(struct th_dom *d, int how)
+{
+	struct evil_peek e = { .d = d, .how = how };
+	struct shmrpc_opts o = d->opts;
+	char from[SHMRPC_NAME_MAX + 1], path[SHMRPC__PATH_MAX];
+	struct shmrpc_rxbuf rx1, rx2;
+	static uint8_t buf[PEEK_LEN];
+	struct shmrpc_stats st;
+	struct shmrpc_node *rx;
+	pid_t pid;
+	int rc;
+
+	o.ring_bytes = PEEK_RING;
+	assert_int_equal(shmrpc_open("rx", &o, &rx), 0);
+	th_gate_init(&e.first);
+	th_gate_init(&e.sent);
+	th_gate_init(&e.peeked);
+	th_gate_init(&e.garbled);
+	th_gate_init(&e.dropped);
+	pid = th_fork(evil_peek_sender, &e);
+	assert_int_equal(th_gate_wait(&e.first, 10000), 0);
+	assert_int_equal(shmrpc_recv(rx, buf, sizeof(buf), from, 5000), PEEK_LEN);
+	assert_int_equal(th_check(buf, PEEK_LEN, 7, 0), 0);
+	assert_int_equal(th_gate_wait(&e.sent, 10000), 0);
+	assert_int_equal(shmrpc_peek(rx, &rx1, 5000), PEEK_LEN);
+	assert_string_equal(rx1.from, "evil");
+	ring_name(rx, "evil", "rx", path);
+	th_gate_open(&e.peeked);
+	assert_int_equal(th_gate_wait(&e.garbled, 10000), 0);
+
+	rc = shmrpc_peek(rx, &rx2, 0);
+	/* rx1 is still ours: every byte readable (the ring was unmapped) */
+	assert_int_equal(rx1.len, PEEK_LEN);
+	assert_int_equal(th_check(rx1.data, rx1.len, 7, 1), 0);
+	assert_int_equal(rc, -EPROTO);
+	/* until rx1 is released: the same answer, the ring still mapped */
+	assert_int_equal(shmrpc_peek(rx, &rx2, 0), -EPROTO);
+	assert_int_equal(shmrpc_recv(rx, buf, sizeof(buf), from, 0), -EPROTO);
+	assert_int_equal(shmrpc_stats(rx, &st), 0);
+	assert_int_equal(st.rings_in, 1);
+	assert_int_equal(th_check(rx1.data, rx1.len, 7, 1), 0);
+	assert_int_equal(shmrpc_release(rx, &rx1), 0);
+	assert_int_equal(shmrpc_release(rx, &rx1), -EINVAL);
+	assert_false(hx_exists(path)); /* dropped and unlinked now */
+	assert_int_equal(shmrpc_stats(rx, &st), 0);
+	assert_int_equal(st.rings_in, 0);
+	assert_int_equal(shmrpc_recv(rx, buf, sizeof(buf), from, 0), -EAGAIN);
+	th_gate_open(&e.dropped);
+	assert_int_equal(th_wait(pid, 10000), 0);
+	victim_still_receives(d, rx, "honest", 100);
+	assert_int_equal(shmrpc_recv(rx, buf, sizeof(buf), from, 0), -EAGAIN);
+	shmrpc_close(rx);
+	th_gate_close(&e.first);
+	th_gate_close(&e.sent);
+	th_gate_close(&e.peeked);
+	th_gate_close(&e.garbled);
+	th_gate_close(&e.dropped);
+}
+
+static void test_hostile_ring_record_garbled_under_peek(void **state)
+{
+	corrupt_ring_under_peek(*state, GARBLE_HEADER);
+}
+
+static void test_hostile_ring_faked_drained_under_peek(void **state)
+{
+	corrupt_ring_under_peek(*state, FAKE_END);
 }
 
 /* ------------------------------------------------- registry garbage */
@@ -508,8 +641,8 @@ static void test_hostile_bad_node_segment_before_connect(void **state)
 		pid = th_fork(sleeper_node, &s);
 		assert_int_equal(th_gate_wait(&s.ready, 10000), 0);
 		assert_int_equal(hx_id(rx, "evil", &es, &eg), 0);
-		shmrpc__node_path(seg, d->name, rx->reg->nonce, es, eg);
-		shmrpc__ring_path(ring, d->name, rx->reg->nonce, rs, rg, es, eg);
+		shmrpc__node_path(seg, rx->reg, es, eg);
+		shmrpc__ring_path(ring, rx->reg, rs, rg, es, eg);
 		corrupt_seg(seg, kind);
 
 		rc = shmrpc_send(rx, "evil", "x", 1, 100);
@@ -622,7 +755,7 @@ static int scribble_tables(struct th_dom *d, struct shmrpc_node *rx, const struc
 	uint64_t size, rnd = 12345;
 	int nd = 0;
 
-	shmrpc__node_path(seg, d->name, nonce, id->es, id->eg);
+	shmrpc__node_path(seg, rx->reg, id->es, id->eg);
 	h = hx_map(seg, &size);
 	assert_non_null(h);
 	in = shmrpc__node_tab(h, shmrpc__node_in_off(cap));
@@ -639,14 +772,14 @@ static int scribble_tables(struct th_dom *d, struct shmrpc_node *rx, const struc
 	snprintf(lookalike, sizeof(lookalike), "%s.%08x", d->name, nonce);
 	shmrpc__reg_path(decoy[nd++], other);
 	shmrpc__reg_path(decoy[nd++], lookalike); /* /shmrpc.<domain>.<nonce>.reg */
-	shmrpc__node_path(decoy[nd++], other, nonce, id->es, id->eg);
+	shmrpc__node_path_key(decoy[nd++], other, rx->reg->key, id->es, id->eg);
 	for (i = 0; nd < NDECOY - 1; i++) {
-		shmrpc__ring_path(decoy[nd++], other, nonce, id->es, id->eg, i,
-				  atomic_load(&out[i]) - 1);
-		shmrpc__ring_path(decoy[nd++], other, nonce, i, atomic_load(&in[i]) - 1, id->es,
-				  id->eg);
+		shmrpc__ring_path_key(decoy[nd++], other, rx->reg->key, id->es, id->eg, i,
+				      atomic_load(&out[i]) - 1);
+		shmrpc__ring_path_key(decoy[nd++], other, rx->reg->key, i, atomic_load(&in[i]) - 1,
+				      id->es, id->eg);
 	}
-	shmrpc__ring_path(decoy[nd++], other, nonce, id->gs, id->gg, id->rs, id->rg);
+	shmrpc__ring_path_key(decoy[nd++], other, rx->reg->key, id->gs, id->gg, id->rs, id->rg);
 	for (i = 0; i < (uint32_t)nd; i++)
 		assert_int_equal(make_decoy(decoy[i]), 0);
 	munmap(h, size);
@@ -693,7 +826,7 @@ static void test_hostile_reclaim_with_garbage_tables(void **state)
 	assert_int_equal(hx_id(rx, "evil", &id.es, &id.eg), 0);
 	assert_int_equal(hx_id(rx, "rx", &id.rs, &id.rg), 0);
 	assert_int_equal(hx_id(rx, "good", &id.gs, &id.gg), 0);
-	shmrpc__node_path(seg, d->name, rx->reg->nonce, id.es, id.eg);
+	shmrpc__node_path(seg, rx->reg, id.es, id.eg);
 	ring_name(rx, "good", "rx", good_ring);
 	node_name(rx, "rx", rx_seg);
 	node_name(rx, "good", good_seg);
@@ -1042,6 +1175,108 @@ static void test_hostile_registry_mode_not_trusted(void **state)
 	th_gate_close(&j.done);
 }
 
+/* --------------------------------- the registry's `closed` is a hint */
+
+struct closer {
+	struct th_dom *d;
+	struct th_gate again, written, done;
+};
+
+static void closed_store(const char *domain, uint32_t v)
+{
+	char path[SHMRPC__PATH_MAX];
+	struct shmrpc__reg_hdr *hdr;
+	uint64_t size;
+
+	shmrpc__reg_path(path, domain);
+	hdr = hx_map(path, &size);
+	CHILD_CHECK(hdr);
+	atomic_store(&hdr->closed, v);
+	munmap(hdr, size);
+}
+
+/* A member of the domain that says, twice, that the registry is closed. */
+static int closer_node(void *arg)
+{
+	struct closer *c = arg;
+	struct shmrpc_node *n = th_open(c->d, "closer");
+
+	CHILD_CHECK(n);
+	closed_store(c->d->name, 1);
+	th_gate_open(&c->written);
+	CHILD_CHECK(th_gate_wait(&c->again, 10000) == 0);
+	closed_store(c->d->name, 1);
+	th_gate_open(&c->written);
+	CHILD_CHECK(th_gate_wait(&c->done, 10000) == 0);
+	shmrpc_close(n);
+	return 0;
+}
+
+static int warned;
+
+static void count_warn(int level, const char *msg, void *arg)
+{
+	(void)arg;
+	if (level == SHMRPC_LOG_WARN && strstr(msg, "closed"))
+		warned++;
+}
+
+static uint32_t closed_load(struct shmrpc_node *n)
+{
+	return atomic_load(&n->reg->hdr->closed);
+}
+
+/*
+ * One store of 1 into the registry's `closed` by another member made our
+ * next shmrpc_open free the registry that our first node still used, then
+ * fail with -EAGAIN. The flag is only believed when the registry's name no
+ * longer names the file we hold; a lie is repaired under the lock.
+ */
+static void test_hostile_registry_closed_flag_lies(void **state)
+{
+	struct th_dom *d = *state;
+	struct closer c = { .d = d };
+	struct shmrpc_node *a = th_open(d, "a"), *b = NULL, *e = NULL;
+	char buf[16], from[SHMRPC_NAME_MAX + 1];
+	pid_t pid;
+
+	assert_non_null(a);
+	th_gate_init(&c.again);
+	th_gate_init(&c.written);
+	th_gate_init(&c.done);
+	warned = 0;
+	shmrpc_set_log(count_warn, NULL);
+	pid = th_fork(closer_node, &c);
+	assert_int_equal(th_gate_wait(&c.written, 10000), 0);
+	assert_int_equal(closed_load(a), 1);
+	assert_int_equal(shmrpc_open("b", &d->opts, &b), 0);
+	assert_ptr_equal(b->reg, a->reg);    /* the same registry, not a second one */
+	assert_int_equal(closed_load(a), 0); /* repaired */
+	assert_true(warned >= 1);
+	/* the first node still works, with the second and with the liar */
+	assert_int_equal(shmrpc_is_local(a, "closer"), 1);
+	assert_int_equal(shmrpc_send(a, "b", "ab", 2, 1000), 0);
+	assert_int_equal(shmrpc_recv(b, buf, sizeof(buf), from, 1000), 2);
+	assert_string_equal(from, "a");
+	th_gate_open(&c.again);
+	assert_int_equal(th_gate_wait(&c.written, 10000), 0);
+	assert_int_equal(shmrpc_open("e", &d->opts, &e), 0);
+	assert_int_equal(closed_load(a), 0);
+	assert_int_equal(shmrpc_send(e, "a", "ea", 2, 1000), 0);
+	assert_int_equal(shmrpc_recv(a, buf, sizeof(buf), from, 1000), 2);
+	assert_string_equal(from, "e");
+	shmrpc_set_log(NULL, NULL);
+	th_gate_open(&c.done);
+	assert_int_equal(th_wait(pid, 10000), 0);
+	shmrpc_close(b);
+	shmrpc_close(e);
+	shmrpc_close(a); /* the last one: the registry goes for real */
+	assert_int_equal(th_shm_count(d->name), 0);
+	th_gate_close(&c.again);
+	th_gate_close(&c.written);
+	th_gate_close(&c.done);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1050,6 +1285,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile_ring_record_while_receiver_blocked,
 						th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_ring_indices_while_receiver_blocked,
+						th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_ring_record_garbled_under_peek,
+						th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_ring_faked_drained_under_peek,
 						th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_registry_garbage, th_setup,
 						th_teardown),
@@ -1065,9 +1304,14 @@ int main(void)
 						th_teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_registry_mode_not_trusted, th_setup,
 						th_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_registry_closed_flag_lies, th_setup,
+						th_teardown),
 	};
 
 	/* No safety net: every wait in these tests must end by a wake. */
 	setenv("SHMRPC_SAFETY_MS", "3600000", 0);
+	/* $TEST_FILTER: run only the tests matching this pattern ('*', '?') */
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -985,6 +985,61 @@ static int mount_fs(void **state)
 	return 0;
 }
 
+/*
+ * A pin directory someone else prepared (bpffs may be mounted 1777): a
+ * symlink (to a directory root's pins would go into, chmodded on the way)
+ * and a directory owned by another user. Both refused, loudly, and nothing
+ * pinned or chmodded through them.
+ */
+static int dir_entries(const char *dir)
+{
+	struct dirent *e;
+	int n = 0;
+	DIR *d = opendir(dir);
+
+	while (d && (e = readdir(d)))
+		n += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void test_probe_pin_dir_planted(void **state)
+{
+	struct fixture *f = *state;
+	struct shmrpc_probe_opts o = { .sz = sizeof(o), .route = SHMRPC_PROBE_TP_BTF };
+	char target[128];
+	struct stat st;
+	int err;
+
+	need_root();
+	o.pin_dir = f->pin_dir;
+	snprintf(target, sizeof(target), "%s-target", f->pin_dir);
+	assert_int_equal(mkdir(target, 0755), 0);
+	if (symlink(target, f->pin_dir)) {
+		print_message("[observed] bpffs refuses a symlink here (%s)\n", strerror(errno));
+	} else {
+		err = shmrpc_probe_open(&f->p, &o);
+		print_message("pin dir a symlink: %d (%s)\n", err, shmrpc_probe_pin_error());
+		assert_int_equal(err, -EACCES);
+		assert_non_null(strstr(shmrpc_probe_pin_error(), "symbolic link"));
+		assert_int_equal(stat(target, &st), 0);
+		assert_int_equal(st.st_mode & 07777, 0755); /* not chmodded through it */
+		assert_int_equal(dir_entries(target), 0);   /* nothing pinned in it */
+		assert_int_equal(unlink(f->pin_dir), 0);
+	}
+	assert_int_equal(rmdir(target), 0);
+
+	assert_int_equal(mkdir(f->pin_dir, 0700), 0);
+	assert_int_equal(chown(f->pin_dir, 65534, 65534), 0);
+	err = shmrpc_probe_open(&f->p, &o);
+	print_message("pin dir of uid 65534: %d (%s)\n", err, shmrpc_probe_pin_error());
+	assert_int_equal(err, -EACCES);
+	assert_non_null(strstr(shmrpc_probe_pin_error(), "owned by uid 65534"));
+	assert_int_equal(dir_entries(f->pin_dir), 0);
+	assert_int_equal(rmdir(f->pin_dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1006,9 +1061,12 @@ int main(void)
 		T(test_probe_restart_reuses_pinned_link),
 		T(test_probe_restart_self_loaded),
 		T(test_probe_two_consumers_split),
+		T(test_probe_pin_dir_planted),
 		T(test_probe_latency),
 #undef T
 	};
 
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	return cmocka_run_group_tests(tests, mount_fs, NULL);
 }

@@ -322,7 +322,8 @@ static bool seg_of(const char *d, const char *name, char *path, size_t len)
 	return found;
 }
 
-static uint32_t nonce_of(const char *d)
+/* The name key of @d's registry (lib/names.c). */
+static void key_of(const char *d, uint8_t key[SHMRPC__KEY_BYTES])
 {
 	struct shmrpc__reg_hdr h;
 	char path[256];
@@ -333,7 +334,21 @@ static uint32_t nonce_of(const char *d)
 	assert_true(fd >= 0);
 	assert_int_equal(pread(fd, &h, sizeof(h), 0), sizeof(h));
 	close(fd);
-	return h.nonce;
+	memcpy(key, h.name_key, SHMRPC__KEY_BYTES);
+}
+
+/* "/dev/shm" + the name lib/names.c gives node (@a, @b) (@ring false) or
+ * ring (@a, @b) -> (@c, @e) of domain @dom under @key. */
+static void shm_name(char *buf, size_t len, const char *dom, const uint8_t *key, bool ring,
+		     uint32_t a, uint32_t b, uint32_t c, uint32_t e)
+{
+	char p[SHMRPC__PATH_MAX];
+
+	if (ring)
+		shmrpc__ring_path_key(p, dom, key, a, b, c, e);
+	else
+		shmrpc__node_path_key(p, dom, key, a, b);
+	snprintf(buf, len, "/dev/shm%s", p);
 }
 
 static void write_file(const char *path, const void *data, size_t len, off_t size)
@@ -1102,6 +1117,7 @@ static void test_truncated_and_garbage_reported(void **state)
 	struct th_dom *d = *state;
 	struct role roles[] = { RECEIVER("ok"), IDLE("t1"), IDLE("t2") };
 	char seg1[512], seg2[512], ring[512], reg[512], args[256], d2[96], d3[96], d4[96];
+	uint8_t key[SHMRPC__KEY_BYTES];
 	char row[1024], garbage[8192], want[600], *out;
 	struct shmrpc__reg_hdr h;
 	const struct mj *bad;
@@ -1120,8 +1136,8 @@ static void test_truncated_and_garbage_reported(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, garbage, 64, 0), 64);
 	close(fd);
-	snprintf(ring, sizeof(ring), "/dev/shm/shmrpc.%s.%08x.ring.2.1-0.1", d->name,
-		 nonce_of(d->name));
+	key_of(d->name, key);
+	shm_name(ring, sizeof(ring), d->name, key, true, 2, 1, 0, 1);
 	write_file(ring, garbage, sizeof(garbage), sizeof(garbage));
 
 	snprintf(args, sizeof(args), "-b -n 1 --domain %s", d->name);
@@ -1187,6 +1203,7 @@ static void test_truncated_and_garbage_reported(void **state)
  * gone, one with a garbage name, one with a truncated segment, stray files,
  * and the reaper's fields. */
 #define CRAFT_NONCE 0x12345678u
+static const uint8_t craft_key[SHMRPC__KEY_BYTES] = "0123456789abcdef";
 
 static void craft_registry(const char *dom, uint32_t reaper_pid, uint64_t beat)
 {
@@ -1203,6 +1220,7 @@ static void craft_registry(const char *dom, uint32_t reaper_pid, uint64_t beat)
 	h->capacity = 4;
 	h->total_size = size;
 	h->nonce = CRAFT_NONCE;
+	memcpy(h->name_key, craft_key, sizeof(h->name_key));
 	h->mode = 0600;
 	h->reaper_pid = reaper_pid;
 	h->reaper_mode = 1;
@@ -1237,14 +1255,18 @@ static void test_half_created_and_reaper(void **state)
 	struct th_dom *d = *state;
 	char path[512], args[256], row[1024], want[128], *out;
 	uint64_t now = (uint64_t)(th_now_ms() / 1000);
+	struct shmrpc__ring_hdr stray_hdr = { 0 }, *stray = &stray_hdr;
 
 	craft_registry(d->name, (uint32_t)getpid(), now);
-	snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s.%08x.node.3.2", d->name, CRAFT_NONCE);
+	shm_name(path, sizeof(path), d->name, craft_key, false, 3, 2, 0, 0);
 	write_file(path, "x", 1, 100);
-	snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s.%08x.node.9.9", d->name, CRAFT_NONCE);
+	shm_name(path, sizeof(path), d->name, craft_key, false, 9, 9, 0, 0);
 	write_file(path, NULL, 0, 0);
-	snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s.deadbeef.ring.0.1-1.1", d->name);
-	write_file(path, NULL, 0, 4096);
+	/* a complete ring of another registry (its nonce) */
+	stray->magic = SHMRPC__RING_MAGIC;
+	stray->nonce = 0xdeadbeef;
+	shm_name(path, sizeof(path), d->name, craft_key, true, 0, 1, 1, 1);
+	write_file(path, stray, sizeof(*stray), SHMRPC__PAGE + 4096);
 
 	snprintf(args, sizeof(args), "-b -n 1 --domain %s", d->name);
 	assert_int_equal(run_tool(args, &out), 0);
@@ -1346,9 +1368,8 @@ static int flipper(void *arg)
 	int fds[3], i;
 
 	snprintf(paths[0], sizeof(paths[0]), "/dev/shm/shmrpc.%s.reg", dom);
-	snprintf(paths[1], sizeof(paths[1]), "/dev/shm/shmrpc.%s.%08x.node.3.2", dom, CRAFT_NONCE);
-	snprintf(paths[2], sizeof(paths[2]), "/dev/shm/shmrpc.%s.%08x.ring.3.2-1.3", dom,
-		 CRAFT_NONCE);
+	shm_name(paths[1], sizeof(paths[1]), dom, craft_key, false, 3, 2, 0, 0);
+	shm_name(paths[2], sizeof(paths[2]), dom, craft_key, true, 3, 2, 1, 3);
 	for (i = 0; i < 3; i++) {
 		struct stat st;
 
@@ -1396,7 +1417,7 @@ static void craft_live_parts(const char *dom)
 	n->in_off = shmrpc__node_in_off(4);
 	n->out_off = shmrpc__node_out_off(4);
 	strcpy(n->name, "c1");
-	snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s.%08x.node.3.2", dom, CRAFT_NONCE);
+	shm_name(path, sizeof(path), dom, craft_key, false, 3, 2, 0, 0);
 	write_file(path, n, size, (off_t)size);
 	r->magic = SHMRPC__RING_MAGIC;
 	r->abi = SHMRPC__ABI;
@@ -1408,7 +1429,7 @@ static void craft_live_parts(const char *dom)
 	r->rx_slot = 1;
 	r->rx_gen = 3;
 	strcpy(r->tx_name, "c1");
-	snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s.%08x.ring.3.2-1.3", dom, CRAFT_NONCE);
+	shm_name(path, sizeof(path), dom, craft_key, true, 3, 2, 1, 3);
 	write_file(path, r, SHMRPC__PAGE + 4096, SHMRPC__PAGE + 4096);
 	free(n);
 	free(r);
@@ -1506,6 +1527,81 @@ static void test_options(void **state)
 	free(out);
 }
 
+/* -o FILE in a directory everyone may write to (a shared /tmp): a symlink
+ * planted at the temporary name the tool used to take (FILE.tmp.<pid>,
+ * the pid known before it runs) must not make root write through it. */
+struct out_kid {
+	struct th_gate go;
+	char args[PATH_MAX + 256];
+};
+
+static int out_kid_main(void *arg)
+{
+	struct out_kid *k = arg;
+	char cmd[2 * PATH_MAX + 300];
+
+	CHILD_CHECK_RC(th_gate_wait(&k->go, 10000), 0);
+	snprintf(cmd, sizeof(cmd), "exec %s %s", tool, k->args); /* same pid */
+	execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+	return 127;
+}
+
+static void test_output_file_not_through_planted_symlink(void **state)
+{
+	struct th_dom *d = *state;
+	char dir[] = "/tmp/shmrpc-top-o-XXXXXX", victim[] = "/tmp/shmrpc-top-victim-XXXXXX";
+	char out[PATH_MAX], link[PATH_MAX + 32], buf[64] = "", sysctl[8] = "?";
+	struct shmrpc_node *n = th_open(d, "x");
+	struct out_kid k;
+	struct stat st;
+	pid_t pid;
+	int fd, rc;
+
+	assert_non_null(n);
+	if (geteuid() != 0) {
+		shmrpc_close(n);
+		skip(); /* the planter is another user (lchown) */
+	}
+	fd = open("/proc/sys/fs/protected_symlinks", O_RDONLY);
+	if (fd >= 0) {
+		rc = (int)read(fd, sysctl, sizeof(sysctl) - 1);
+		sysctl[rc > 0 ? rc - 1 : 0] = '\0';
+		close(fd);
+	}
+	print_message("[observed] fs.protected_symlinks = %s\n", sysctl);
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 01777), 0);
+	fd = mkstemp(victim);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "precious", 8), 8);
+	close(fd);
+	snprintf(out, sizeof(out), "%s/shmrpc.prom", dir);
+	th_gate_init(&k.go);
+	snprintf(k.args, sizeof(k.args), "--prom -n 1 --domain %s -o %s", d->name, out);
+	pid = th_fork(out_kid_main, &k);
+	snprintf(link, sizeof(link), "%s.tmp.%d", out, (int)pid);
+	assert_int_equal(symlink(victim, link), 0);
+	assert_int_equal(lchown(link, 65534, 65534), 0); /* nobody's */
+	th_gate_open(&k.go);
+	rc = th_wait(pid, 10000);
+	fd = open(victim, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 8);
+	close(fd);
+	print_message("shmrpc-top -o with a planted symlink: exit %d, victim \"%.8s\"\n", rc, buf);
+	assert_memory_equal(buf, "precious", 8);
+	assert_int_equal(rc, 0);
+	assert_int_equal(lstat(out, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(lstat(link, &st), 0); /* not ours: left there */
+	unlink(link);
+	unlink(out);
+	unlink(victim);
+	assert_int_equal(rmdir(dir), 0); /* and no temporary left behind */
+	th_gate_close(&k.go);
+	shmrpc_close(n);
+}
+
 /* After a failed test: no node, flipper or tmux server outlives it. */
 static int top_teardown(void **state)
 {
@@ -1547,6 +1643,8 @@ int main(void)
 						top_teardown),
 		cmocka_unit_test_setup_teardown(test_files_shrinking_under_the_tool, th_setup,
 						top_teardown),
+		cmocka_unit_test_setup_teardown(test_output_file_not_through_planted_symlink,
+						th_setup, top_teardown),
 	};
 
 	find_tool();

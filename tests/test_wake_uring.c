@@ -383,14 +383,13 @@ static void words_map(struct words *ws, const struct rig *g)
 	uint32_t i;
 
 	memset(ws, 0, sizeof(*ws));
-	shmrpc__node_path(path, n->reg->domain, n->reg->nonce, n->slot, n->gen);
+	shmrpc__node_path(path, n->reg, n->slot, n->gen);
 	words_add(ws, path, offsetof(struct shmrpc__node_hdr, bell));
 	assert_int_equal(n->in.n, SENDERS);
 	for (i = 0; i < n->in.n; i++) {
 		const struct shmrpc__inring *r = n->in.v[i];
 
-		shmrpc__ring_path(path, n->reg->domain, n->reg->nonce, r->tx_slot, r->tx_gen,
-				  n->slot, n->gen);
+		shmrpc__ring_path(path, n->reg, r->tx_slot, r->tx_gen, n->slot, n->gen);
 		words_add(ws, path, offsetof(struct shmrpc__ring_hdr, data_seq));
 	}
 }

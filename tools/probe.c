@@ -77,20 +77,66 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-/* Create pin_dir 0700 if needed; refuse one that others can enter. */
+/* Why the last pin directory was refused, for the caller's log. */
+static char pin_why[PATH_MAX + 128];
+
+const char *shmrpc_probe_pin_error(void)
+{
+	return pin_why;
+}
+
+/*
+ * Open pin directory @dir as itself: never through a symlink (bpffs may be
+ * mounted 1777, where anyone can plant one), and only if root owns it and
+ * nobody else may write to it (a directory a user made would receive root's
+ * pins, or feed us that user's maps). The checks are on the descriptor,
+ * not the name: nothing can be swapped between check and use. An fd, or
+ * -EACCES (refused: pin_why says why), -errno.
+ */
+static int pin_dir_open(const char *dir)
+{
+	struct stat st;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0) {
+		/* O_DIRECTORY | O_NOFOLLOW on a symlink: ELOOP or ENOTDIR */
+		if (errno != ELOOP && errno != ENOTDIR)
+			return -errno;
+		snprintf(pin_why, sizeof(pin_why), "pin directory %s is %s: refused", dir,
+			 !lstat(dir, &st) && S_ISLNK(st.st_mode) ? "a symbolic link" :
+								   "not a directory");
+		return -EACCES;
+	}
+	if (fstat(fd, &st)) {
+		close(fd);
+		return -errno;
+	}
+	if (st.st_uid != 0 || (st.st_mode & 0022)) {
+		snprintf(pin_why, sizeof(pin_why),
+			 "pin directory %s is owned by uid %u, mode 0%o: not root's own: refused",
+			 dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -EACCES;
+	}
+	return fd;
+}
+
+/* Create pin_dir 0700 if needed; refuse one that is not root's alone;
+ * close it to everyone else (fchmod on the checked descriptor). */
 static int pin_dir_prepare(const char *dir)
 {
+	int fd, err = 0;
 	struct stat st;
 
 	if (mkdir(dir, 0700) && errno != EEXIST)
 		return -errno;
-	if (stat(dir, &st))
-		return -errno;
-	if (!S_ISDIR(st.st_mode))
-		return -ENOTDIR;
-	if ((st.st_mode & 077) && chmod(dir, 0700))
-		return -errno;
-	return 0;
+	fd = pin_dir_open(dir);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) || ((st.st_mode & 077) && fchmod(fd, 0700)))
+		err = -errno;
+	close(fd);
+	return err;
 }
 
 /* ---- map and link checks for the pinned route ---- */
@@ -269,6 +315,10 @@ static int open_pinned(struct shmrpc_probe *p, const char *dir)
 
 	if (!dir)
 		return -EINVAL;
+	err = pin_dir_open(dir);
+	if (err < 0)
+		return err;
+	close(err);
 	p->owned = 1;
 	p->watched_fd = pin_get(dir, "watched");
 	p->events_fd = pin_get(dir, "events");

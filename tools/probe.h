@@ -145,6 +145,13 @@ int shmrpc_probe_stats(const struct shmrpc_probe *p, struct shmrpc_exit_stats *o
 const char *shmrpc_probe_mode(const struct shmrpc_probe *p);
 
 /*
+ * shmrpc_probe_pin_error - why the pin directory was refused, when
+ * shmrpc_probe_open failed with -EACCES because of it (a symlink, not a
+ * directory, not owned by root, writable by others); "" otherwise.
+ */
+const char *shmrpc_probe_pin_error(void);
+
+/*
  * shmrpc_probe_close - release the handle; NULL is accepted. An unpinned
  * probe is detached and its maps freed; a pinned one stays attached and keeps
  * queueing events for the next open.

@@ -21,6 +21,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
 #include <time.h>
 
 #ifdef __cplusplus
@@ -57,6 +59,7 @@ struct bench_libctr {
 #define BENCH_NOT_PINGPONG 0x1u
 #define BENCH_NOT_PACED 0x2u
 #define BENCH_NOT_STREAM 0x4u
+#define BENCH_NOT_SYSCALLS 0x8u /* the syscalls scenario's runs (also NOT_STREAM) */
 
 /* One bidirectional channel between side 0 and side 1. */
 struct bench_chan {
@@ -121,6 +124,12 @@ const struct bench_transport *bench_transport_find(const char *name);
 /* The baselines (tr_*.c). */
 extern const struct bench_transport bench_tr_spin, bench_tr_futex, bench_tr_eventfd;
 extern const struct bench_transport bench_tr_pipe, bench_tr_unix, bench_tr_mqueue;
+/* Messaging libraries over ipc:// (tr_zmq.c, tr_nng.c; built without the
+ * library, every run of it is skipped) and where their socket goes. */
+extern const struct bench_transport bench_tr_zmq, bench_tr_nng;
+int bench_ipc_make(char *path, size_t len);
+int bench_ipc_wait(const char *path, int ms);
+void bench_ipc_remove(const char *path);
 /* libshmrpc (tr_shmrpc.c) */
 extern const struct bench_transport bench_tr_shm, bench_tr_shm_futex, bench_tr_shm_spin;
 extern const struct bench_transport bench_tr_shm_sleep, bench_tr_shm_sleep_futex, bench_tr_shm_zc;
@@ -185,10 +194,12 @@ struct bench_ctrl {
 typedef int (*bench_side_fn)(struct bench_chan *ch, struct bench_ctrl *c, int side,
 			     const struct bench_cfg *cfg);
 
-/* harness.c */
-/* fork(), the child getting SIGKILL when the driver dies (PR_SET_PDEATHSIG;
- * from the driver's main thread only: the signal follows the thread). */
+/* proc.c: fork(), the child getting SIGKILL when the driver dies
+ * (PR_SET_PDEATHSIG; from the driver's main thread only: the signal follows
+ * the thread). */
 pid_t bench_fork(void);
+
+/* harness.c */
 struct bench_ctrl *bench_ctrl_new(uint64_t nsamples);
 void bench_ctrl_free(struct bench_ctrl *c);
 /*
@@ -218,7 +229,8 @@ int bench_sysc_open(void);
 int64_t bench_sysc_read(void);
 void bench_sysc_close(void);
 
-/* shmfiles.c: the files of a libshmrpc domain in /dev/shm. */
+/* shmview.c: a libshmrpc domain seen from outside (its files in /dev/shm,
+ * its registry read-only); the benchmark's only use of lib internals. */
 struct bench_shm_usage {
 	unsigned files, rings, nodes;
 	uint64_t blocks_bytes;	 /* allocated blocks of all files (st_blocks) */
@@ -228,6 +240,15 @@ struct bench_shm_usage {
 void bench_domain(char *buf, size_t len, const char *tag);
 int bench_shm_usage(const char *domain, struct bench_shm_usage *u);
 int bench_shm_cleanup(const char *domain);
+struct bench_regview;
+int bench_node_files(const struct bench_regview *v, const char *domain, uint32_t slot,
+		     uint32_t gen);
+int bench_reg_open(const char *domain, struct bench_regview **out);
+void bench_reg_close(struct bench_regview *v);
+int bench_reg_find(const struct bench_regview *v, const char *name, uint32_t *gen);
+int bench_reg_holds(const struct bench_regview *v, int slot, uint32_t gen);
+uint32_t bench_reg_reaper_pid(const struct bench_regview *v);
+uint64_t bench_reg_reaped(const struct bench_regview *v);
 
 /* Message buffer of a side: msg_size bytes, cache-line aligned, touched. */
 void *bench_msg_alloc(size_t size);
@@ -405,6 +426,7 @@ struct bench_target {
 
 struct bench_report {
 	struct bench_host host;
+	const struct bench_transport *const *transports; /* the pair transports, NULL-ended */
 	struct bench_target t[BENCH_MAX_TARGETS];
 	int nt;
 	const struct bench_cfg *cfg;
@@ -416,7 +438,7 @@ struct bench_report {
 	size_t nr;
 };
 
-/* main.c: what to run */
+/* opts.c: the command line */
 struct bench_opts {
 	int quick;
 	const char *scenarios;	/* comma list, NULL: the standard set */
@@ -427,31 +449,44 @@ struct bench_opts {
 	double duration; /* 0: default */
 	int kills;	 /* crash: kills per mode (0: default) */
 	int no_strace;	 /* syscalls: skip the strace cross-check */
+	int list;	 /* --list: print the transports, run nothing */
 };
+void bench_usage(FILE *f);
+int bench_opts_parse(int argc, char **argv, struct bench_opts *o);
 /* Is @name in the comma-separated @list (NULL: everything is)? */
 int bench_in_list(const char *list, const char *name);
 /* Does this run include transport @name (left out of this scenario by
- * default when @not_in has @bit) in a scenario? */
-int bench_want(const struct bench_opts *o, const char *name, unsigned not_in, unsigned bit);
+ * default when @not_in has a bit of @bits) in a scenario? */
+int bench_want(const struct bench_opts *o, const char *name, unsigned not_in, unsigned bits);
 
-/* plan.c: the list of results and the pair scenarios */
+/* results.c: the results of a run; runners append, reports read */
 struct bench_results {
 	struct bench_result *r;
 	size_t n, cap;
 };
 struct bench_result *bench_result_new(struct bench_results *rs, const char *scen, const char *tr,
 				      size_t size);
+void bench_results_free(struct bench_results *rs);
 void bench_metric_set(struct bench_result *r, const char *key, double v);
 double bench_metric(const struct bench_result *r, const char *key); /* NAN if absent */
 void bench_progress(const struct bench_result *r);
+
+/* plan.c: the scenarios in order, the names, the starting configuration */
+int bench_plan_check(const struct bench_opts *o);
+void bench_plan_configure(const struct bench_opts *o, struct bench_cfg *cfg);
+double bench_plan_stream_s(const struct bench_opts *o);
+void bench_plan_run(struct bench_results *rs, const struct bench_opts *o,
+		    const struct bench_cfg *cfg);
+void bench_plan_list(FILE *f);
+
+/* The runners, one per scenario (or family), called by the plan with a
+ * copy of the configuration: run_pair.c, fanout.c, syscalls.c, idle.c,
+ * connect.c, memory.c, crash.c. */
 void bench_run_pingpong(struct bench_results *rs, const struct bench_opts *o,
 			struct bench_cfg *cfg);
 void bench_run_paced(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
 void bench_run_stream(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
-void bench_run_stream_one(struct bench_results *rs, const char *scen,
-			  const struct bench_transport *t, struct bench_cfg *cfg, size_t size);
-void bench_run_memcpy(struct bench_results *rs, struct bench_cfg *cfg);
-/* fanout.c, syscalls.c, idle.c, connect.c, memory.c, crash.c */
+void bench_run_memcpy(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
 void bench_run_fanin(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
 void bench_run_broadcast(struct bench_results *rs, const struct bench_opts *o,
 			 struct bench_cfg *cfg);
@@ -463,13 +498,26 @@ void bench_run_connect(struct bench_results *rs, const struct bench_opts *o, str
 void bench_run_memory(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
 void bench_run_crash(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
 
-/* rounds.c: one result from several interleaved runs, pooled */
+/* rounds.c: one result from one run, or from several interleaved runs
+ * (rounds), pooled */
+enum bench_kind {
+	BENCH_KIND_LATENCY, /* samples are round trips (pingpong, cacheline) */
+	BENCH_KIND_PACED,   /* the same, at an offered rate */
+	BENCH_KIND_STREAM,  /* messages in a window (stream, memcpy) */
+};
+struct bench_measure {
+	const struct bench_transport *t; /* NULL: none (cacheline, memcpy) */
+	bench_side_fn fn;		 /* both sides run it */
+	enum bench_kind kind;
+	uint64_t nsamples; /* room for samples per run */
+};
 struct bench_acc;
 struct bench_acc *bench_acc_new(struct bench_results *rs, struct bench_result *r,
-				const struct bench_transport *t, bench_side_fn fn,
-				const struct bench_cfg *cfg, uint64_t nsamples);
+				const struct bench_measure *m, const struct bench_cfg *cfg);
 void bench_acc_round(struct bench_acc *a);
 void bench_acc_finish(struct bench_acc *a);
+void bench_measure_once(struct bench_results *rs, struct bench_result *r,
+			const struct bench_measure *m, const struct bench_cfg *cfg);
 
 /* stats.c */
 int bench_cmp_double(const void *a, const void *b); /* for qsort */
@@ -488,17 +536,17 @@ int bench_pick_cpus(int cpu[2]);
 /* targets.c: the targets, evaluated on a report's results */
 void bench_targets_eval(struct bench_report *rep);
 
-/* report_table.c, report_json.c, report_plot.c */
+/* report_table.c (the text report; calls report_more.c), report_more.c,
+ * report_fmt.c, report_json.c, report_plot.c: they read the results */
 void bench_print_table(const struct bench_report *rep);
-const char *bench_fmt_us(char *b, size_t len, double v);
-const char *bench_fmt_num(char *b, size_t len, const char *fmt, double v);
-const char *bench_fmt_rate(char *b, size_t len, double v);
-int bench_row_status(const struct bench_result *r, const char *size);
-/* report_more.c: the tables of the other scenarios, and the targets */
 void bench_print_paced(const struct bench_report *rep);
 void bench_print_more(const struct bench_report *rep);
 void bench_print_targets(const struct bench_report *rep);
 const char *bench_fmt_size(char *buf, size_t len, size_t v);
+const char *bench_fmt_us(char *b, size_t len, double v);
+const char *bench_fmt_num(char *b, size_t len, const char *fmt, double v);
+const char *bench_fmt_rate(char *b, size_t len, double v);
+int bench_row_status(const struct bench_result *r, const char *size);
 int bench_write_json(const struct bench_report *rep, const char *path);
 int bench_write_plots(const struct bench_report *rep, const char *dir);
 

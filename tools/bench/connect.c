@@ -71,72 +71,82 @@ static void wait_count(struct bench_gctrl *c, int w, uint64_t want)
 		bench_cpu_relax();
 }
 
+/* Iteration @i with a fresh node: the timed first send to "r", then the
+ * first to "r2", to "local" and a warm one to "r" (see the top). Sample
+ * arrays of n each at s: [0] first send, [2n] warm, [5n] second peer, [6n]
+ * same process; iterations from n on only count system calls and faults. */
+static int first_sends(struct bench_group *g, struct conn *cn, struct shmrpc_node *node,
+		       struct shmrpc_node *local, uint64_t i)
+{
+	uint64_t *s = g->c->samples, n = cn->n, m[8] = { i };
+	int64_t t0, t1, t2, c0, c1;
+	long f0, f1;
+	int err;
+
+	c0 = bench_sysc_read();
+	f0 = minflt();
+	m[1] = (uint64_t)(t0 = bench_now_ns());
+	err = shmrpc_send(node, "r", m, sizeof(m), -1);
+	t1 = bench_now_ns();
+	f1 = minflt();
+	c1 = bench_sysc_read();
+	if (i < n) {
+		s[i] = (uint64_t)(t1 - t0);
+	} else if (c0 >= 0 && c1 >= 0) {
+		/* minus the closing read and the getrusage between */
+		g->c->val[0][0] += c1 - c0 - 2;
+		g->c->val[0][1] += f1 - f0;
+		g->c->val[0][2]++;
+	}
+	m[1] = 0; /* no delivery time for the others */
+	t0 = bench_now_ns();
+	if (!err)
+		err = shmrpc_send(node, "r2", m, sizeof(m), -1);
+	t1 = bench_now_ns();
+	if (!err)
+		err = shmrpc_send(node, "local", m, sizeof(m), -1);
+	t2 = bench_now_ns();
+	if (!err)
+		err = shmrpc_send(node, "r", m, sizeof(m), -1);
+	if (i < n) {
+		s[5 * n + i] = (uint64_t)(t1 - t0);
+		s[6 * n + i] = (uint64_t)(t2 - t1);
+		s[2 * n + i] = (uint64_t)(bench_now_ns() - t2);
+	}
+	if (!err && shmrpc_recv(local, m, sizeof(m), NULL, 1000) != (int)sizeof(m))
+		err = -EBADMSG;
+	return err;
+}
+
 static int shm_sender(struct bench_group *g, struct conn *cn)
 {
 	struct shmrpc_opts o = { .sz = sizeof(o), .domain = cn->domain };
-	uint64_t *s = g->c->samples, n = cn->n, m[8] = { 0 };
 	struct shmrpc_node *node, *local;
-	int64_t t0, t1, t2, c0, c1;
-	long f0, f1;
+	uint64_t m[8] = { STOP };
 	char name[32];
 	int err;
 
 	err = shmrpc_open("local", &o, &local);
 	if (err)
 		return fail(g, 0, err, "open local");
-	node = local;
-	err = shmrpc_wait_node(node, "r", 10000);
+	err = shmrpc_wait_node(local, "r", 10000);
 	if (!err)
-		err = shmrpc_wait_node(node, "r2", 10000);
+		err = shmrpc_wait_node(local, "r2", 10000);
 	if (err)
 		return fail(g, 0, err, "waiting for r");
-	for (uint64_t i = 0; i < n + COUNTED; i++) {
+	for (uint64_t i = 0; i < cn->n + COUNTED; i++) {
 		snprintf(name, sizeof(name), "s%llu", (unsigned long long)i);
 		err = shmrpc_open(name, &o, &node);
 		if (err)
 			return fail(g, 0, err, "open");
-		if (i == n)
+		if (i == cn->n)
 			bench_sysc_open();
-		c0 = bench_sysc_read();
-		f0 = minflt();
-		m[0] = i;
-		m[1] = (uint64_t)(t0 = bench_now_ns());
-		err = shmrpc_send(node, "r", m, sizeof(m), -1);
-		t1 = bench_now_ns();
-		f1 = minflt();
-		c1 = bench_sysc_read();
-		if (i < n) {
-			s[i] = (uint64_t)(t1 - t0);
-		} else if (c0 >= 0 && c1 >= 0) {
-			/* minus the closing read and the getrusage between */
-			g->c->val[0][0] += c1 - c0 - 2;
-			g->c->val[0][1] += f1 - f0;
-			g->c->val[0][2]++;
-		}
-		t0 = bench_now_ns();
-		m[1] = 0; /* no delivery time for the others */
-		t0 = bench_now_ns();
-		if (!err)
-			err = shmrpc_send(node, "r2", m, sizeof(m), -1);
-		t1 = bench_now_ns();
-		if (!err)
-			err = shmrpc_send(node, "local", m, sizeof(m), -1);
-		t2 = bench_now_ns();
-		if (!err)
-			err = shmrpc_send(node, "r", m, sizeof(m), -1);
-		if (i < n) {
-			s[5 * n + i] = (uint64_t)(t1 - t0);
-			s[6 * n + i] = (uint64_t)(t2 - t1);
-			s[2 * n + i] = (uint64_t)(bench_now_ns() - t2);
-		}
-		if (!err && shmrpc_recv(local, m, sizeof(m), NULL, 1000) != (int)sizeof(m))
-			err = -EBADMSG;
+		err = first_sends(g, cn, node, local, i);
 		if (err)
 			return fail(g, 0, err, "send");
 		wait_count(g->c, 0, 3 * (i + 1));
 		shmrpc_close(node);
 	}
-	m[0] = STOP;
 	err = shmrpc_send(local, "r", m, sizeof(m), -1);
 	shmrpc_close(local);
 	return err ? fail(g, 0, err, "send STOP") : 0;

@@ -32,22 +32,17 @@
  * Whoever frees a slot first wins; the registry's `reaped` counter tells
  * how many the reaper freed.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
-#include "layout.h"
 #include "shmrpc.h"
 
 #define GIVE_UP_NS 2000000000ll /* a kill not cleaned after this: counted, not waited */
@@ -74,89 +69,6 @@ struct crash {
 	int kills;
 	char reaper[1024]; /* the command, "{...}" replaced; empty: none */
 };
-
-/* The domain's registry, mapped read-only. */
-struct reg_view {
-	const struct shmrpc__reg_hdr *h;
-	const struct shmrpc__slot *slots;
-	size_t len;
-	uint32_t cap;
-};
-
-static int reg_map(const char *domain, struct reg_view *v)
-{
-	char path[160];
-	struct stat st;
-	int fd;
-
-	snprintf(path, sizeof(path), "/dev/shm/shmrpc.%s.reg", domain);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(struct shmrpc__reg_hdr)) {
-		close(fd);
-		return -EPROTO;
-	}
-	v->len = (size_t)st.st_size;
-	v->h = mmap(NULL, v->len, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (v->h == MAP_FAILED)
-		return -errno;
-	v->cap = (uint32_t)((v->len - sizeof(*v->h)) / sizeof(struct shmrpc__slot));
-	v->slots = (const struct shmrpc__slot *)(v->h + 1);
-	return 0;
-}
-
-/* The LIVE slot named @name: its index, and *gen. -ENOENT. */
-static int reg_find(const struct reg_view *v, const char *name, uint32_t *gen)
-{
-	char nm[SHMRPC_NAME_MAX + 1];
-
-	for (uint32_t i = 0; i < v->cap; i++) {
-		const struct shmrpc__slot *s = &v->slots[i];
-
-		if (atomic_load_explicit(&s->state, memory_order_acquire) != SHMRPC__SLOT_LIVE)
-			continue;
-		for (int k = 0; k < 8; k++) {
-			uint64_t w = atomic_load_explicit(&s->name[k], memory_order_relaxed);
-
-			memcpy(nm + 8 * k, &w, 8);
-		}
-		nm[SHMRPC_NAME_MAX] = 0;
-		if (!strcmp(nm, name)) {
-			*gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
-			return (int)i;
-		}
-	}
-	return -ENOENT;
-}
-
-/* Files of node (slot, gen) of @domain still in /dev/shm. */
-static int files_of(const char *domain, uint32_t slot, uint32_t gen)
-{
-	char pre[96], node[48], tx[48], rx[48];
-	struct dirent *e;
-	int n = 0;
-	DIR *d = opendir("/dev/shm");
-
-	if (!d)
-		return -errno;
-	snprintf(pre, sizeof(pre), "shmrpc.%s.", domain);
-	snprintf(node, sizeof(node), ".node.%u.%u", slot, gen);
-	snprintf(tx, sizeof(tx), ".ring.%u.%u-", slot, gen);
-	snprintf(rx, sizeof(rx), "-%u.%u", slot, gen);
-	while ((e = readdir(d))) {
-		const char *p = e->d_name, *end = p + strlen(p);
-
-		if (strncmp(p, pre, strlen(pre)))
-			continue;
-		if (strstr(p, node) || strstr(p, tx) ||
-		    (strstr(p, ".ring.") && end - strlen(rx) >= p && !strcmp(end - strlen(rx), rx)))
-			n++;
-	}
-	closedir(d);
-	return n;
-}
 
 static int peer_member(struct bench_group *g, struct crash *cr)
 {
@@ -194,22 +106,20 @@ static _Noreturn void victim(struct crash *cr, int i, _Atomic uint64_t *ready)
 	if (shmrpc_open(name, &o, &n) || shmrpc_send(n, "peer", m, sizeof(m), 5000) ||
 	    shmrpc_recv(n, m, sizeof(m), NULL, 5000) != (int)sizeof(m))
 		_exit(1);
+	/* Release: pairs with victim_start's acquire load. */
 	atomic_store_explicit(ready, (uint64_t)i + 1, memory_order_release);
 	for (;;)
 		pause(); /* until SIGKILL */
 }
 
-/* One kill; delays in ns in *slot_ns and *files_ns (-1: not within 2 s). */
-static int one_kill(struct bench_group *g, struct crash *cr, const struct reg_view *rv, int i,
-		    int64_t *slot_ns, int64_t *files_ns)
+/* Fork victim @i and wait until it is connected to the peer: its pid, or
+ * -errno (-ETIMEDOUT: it died or took over 20 s). */
+static pid_t victim_start(struct bench_group *g, struct crash *cr, int i)
 {
-	struct sched_param idle = { 0 }, normal = { 0 };
 	_Atomic uint64_t *ready = &g->c->word[2];
-	int64_t t0, t, give_up;
-	uint32_t gen, state, g2;
-	char name[16];
-	int slot, st;
+	int64_t give_up;
 	pid_t pid;
+	int st;
 
 	pid = bench_fork();
 	if (pid < 0)
@@ -217,6 +127,7 @@ static int one_kill(struct bench_group *g, struct crash *cr, const struct reg_vi
 	if (pid == 0)
 		victim(cr, i, ready);
 	give_up = bench_now_ns() + 10 * GIVE_UP_NS;
+	/* Acquire: pairs with the victim's release store once it is ready. */
 	while (atomic_load_explicit(ready, memory_order_acquire) != (uint64_t)i + 1) {
 		if (bench_now_ns() > give_up || waitpid(pid, &st, WNOHANG) == pid) {
 			kill(pid, SIGKILL);
@@ -225,8 +136,24 @@ static int one_kill(struct bench_group *g, struct crash *cr, const struct reg_vi
 		}
 		usleep(50);
 	}
+	return pid;
+}
+
+/* One kill; delays in ns in *slot_ns and *files_ns (-1: not within 2 s). */
+static int one_kill(struct bench_group *g, struct crash *cr, const struct bench_regview *rv, int i,
+		    int64_t *slot_ns, int64_t *files_ns)
+{
+	struct sched_param idle = { 0 }, normal = { 0 };
+	pid_t pid = victim_start(g, cr, i);
+	int64_t t0, t;
+	char name[16];
+	uint32_t gen;
+	int slot;
+
+	if (pid < 0)
+		return pid;
 	snprintf(name, sizeof(name), "v%d", i);
-	slot = reg_find(rv, name, &gen);
+	slot = bench_reg_find(rv, name, &gen);
 	if (slot < 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
@@ -238,16 +165,14 @@ static int one_kill(struct bench_group *g, struct crash *cr, const struct reg_vi
 	*slot_ns = *files_ns = -1;
 	do {
 		t = bench_now_ns();
-		state = atomic_load_explicit(&rv->slots[slot].state, memory_order_acquire);
-		g2 = atomic_load_explicit(&rv->slots[slot].gen, memory_order_relaxed);
-		if (state != SHMRPC__SLOT_LIVE || g2 != gen) {
+		if (!bench_reg_holds(rv, slot, gen)) {
 			*slot_ns = t - t0;
 			break;
 		}
 		bench_cpu_relax();
 	} while (t - t0 < GIVE_UP_NS);
 	while (*slot_ns >= 0 && (t = bench_now_ns()) - t0 < GIVE_UP_NS) {
-		if (files_of(cr->domain, (uint32_t)slot, gen) == 0) {
+		if (bench_node_files(rv, cr->domain, (uint32_t)slot, gen) == 0) {
 			*files_ns = t - t0;
 			break;
 		}
@@ -257,32 +182,17 @@ static int one_kill(struct bench_group *g, struct crash *cr, const struct reg_vi
 	return 0;
 }
 
-static int reaper_start(struct crash *cr, const struct reg_view *rv, pid_t *pid);
+static int reaper_start(struct crash *cr, const struct bench_regview *rv, pid_t *pid);
 
-static int killer_member(struct bench_group *g, struct crash *cr)
+/* The kills, samples into g->c; counts into val[1][0..1]. 0 or -errno. */
+static int kill_all(struct bench_group *g, struct crash *cr, const struct bench_regview *rv)
 {
 	uint64_t *s = g->c->samples, *f = g->c->samples + cr->kills;
 	int64_t slot_ns = -1, files_ns = -1;
-	struct reg_view rv = { 0 };
 	int err = 0, ok = 0, lost = 0;
-	pid_t reaper = 0;
 
-	while (!atomic_load_explicit(&g->c->word[1], memory_order_acquire))
-		usleep(100);
-	err = reg_map(cr->domain, &rv);
-	if (!err && cr->reaper[0]) {
-		err = reaper_start(cr, &rv, &reaper);
-		if (err) {
-			munmap((void *)rv.h, rv.len);
-			/* Release: the peer stops; pairs with its acquire load. */
-			atomic_store_explicit(&g->c->word[0], 1, memory_order_release);
-			return bench_gfail(g->c, 1, err,
-					   "the reaper did not announce itself in the registry: %s",
-					   strerror(-err));
-		}
-	}
 	for (int i = 0; i < cr->kills && !err; i++) {
-		err = one_kill(g, cr, &rv, i, &slot_ns, &files_ns);
+		err = one_kill(g, cr, rv, i, &slot_ns, &files_ns);
 		if (err)
 			break;
 		if (slot_ns < 0 || files_ns < 0) {
@@ -292,19 +202,42 @@ static int killer_member(struct bench_group *g, struct crash *cr)
 		s[ok] = (uint64_t)slot_ns;
 		f[ok++] = (uint64_t)files_ns;
 	}
+	g->c->val[1][0] = ok;
+	g->c->val[1][1] = lost;
+	return err ? bench_gfail(g->c, 1, err, "kill #%d: %s", ok + lost, strerror(-err)) : 0;
+}
+
+static int killer_member(struct bench_group *g, struct crash *cr)
+{
+	struct bench_regview *rv = NULL;
+	pid_t reaper = 0;
+	int err;
+
+	/* Acquire: pairs with the peer's release store once it is up. */
+	while (!atomic_load_explicit(&g->c->word[1], memory_order_acquire))
+		usleep(100);
+	err = bench_reg_open(cr->domain, &rv);
+	if (err)
+		err = bench_gfail(g->c, 1, err, "registry of %s: %s", cr->domain, strerror(-err));
+	if (!err && cr->reaper[0]) {
+		err = reaper_start(cr, rv, &reaper);
+		if (err)
+			err = bench_gfail(g->c, 1, err,
+					  "the reaper did not announce itself in the registry: %s",
+					  strerror(-err));
+	}
+	if (!err)
+		err = kill_all(g, cr, rv);
 	if (reaper > 0) {
 		kill(reaper, SIGTERM);
 		waitpid(reaper, NULL, 0);
 	}
-	g->c->val[1][0] = ok;
-	g->c->val[1][1] = lost;
-	if (!err) {
-		g->c->val[1][2] =
-			(int64_t)atomic_load_explicit(&rv.h->reaped, memory_order_relaxed);
-		munmap((void *)rv.h, rv.len);
-	}
-	atomic_store_explicit(&g->c->word[0], 1, memory_order_release); /* peer: stop */
-	return err ? bench_gfail(g->c, 1, err, "kill #%d: %s", ok + lost, strerror(-err)) : 0;
+	if (!err)
+		g->c->val[1][2] = (int64_t)bench_reg_reaped(rv);
+	bench_reg_close(rv);
+	/* Release: the peer stops; pairs with its acquire load. */
+	atomic_store_explicit(&g->c->word[0], 1, memory_order_release);
+	return err;
 }
 
 static int crash_member(struct bench_group *g, int idx)
@@ -370,7 +303,7 @@ static int reaper_cmd(const struct mode *m, struct crash *cr, char *why, size_t 
 }
 
 /* Killer: start the reaper, unpinned, and wait until the registry names it. */
-static int reaper_start(struct crash *cr, const struct reg_view *rv, pid_t *pid)
+static int reaper_start(struct crash *cr, const struct bench_regview *rv, pid_t *pid)
 {
 	int64_t end = bench_now_ns() + REAPER_WAIT_NS;
 	cpu_set_t all;
@@ -386,10 +319,10 @@ static int reaper_start(struct crash *cr, const struct reg_view *rv, pid_t *pid)
 		execl("/bin/sh", "sh", "-c", cr->reaper, (char *)NULL);
 		_exit(127);
 	}
-	while (!atomic_load_explicit(&rv->h->reaper_pid, memory_order_relaxed) &&
-	       bench_now_ns() < end && waitpid(*pid, NULL, WNOHANG) == 0)
+	while (!bench_reg_reaper_pid(rv) && bench_now_ns() < end &&
+	       waitpid(*pid, NULL, WNOHANG) == 0)
 		usleep(1000);
-	if (atomic_load_explicit(&rv->h->reaper_pid, memory_order_relaxed))
+	if (bench_reg_reaper_pid(rv))
 		return 0;
 	/* Exited or silent: its rows would show the peers' delays. */
 	kill(*pid, SIGKILL);

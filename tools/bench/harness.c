@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -35,18 +34,6 @@ static size_t ctrl_len(uint64_t nsamples)
 	size_t len = sizeof(struct bench_ctrl) + (size_t)nsamples * sizeof(uint64_t);
 
 	return (len + 4095) & ~(size_t)4095;
-}
-
-pid_t bench_fork(void)
-{
-	pid_t parent = getpid(), pid = fork();
-
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent) /* the driver died before the prctl */
-			_exit(1);
-	}
-	return pid;
 }
 
 /* bench_ctrl_new - shared control block with room for nsamples samples;

@@ -67,11 +67,11 @@ static void json_head(FILE *f, const struct bench_report *rep)
 	fprintf(f, "\"baseline\": ");
 	jstr(f, rep->baseline);
 	fprintf(f, "},\n  \"transports\": [");
-	for (size_t i = 0; bench_transports[i]; i++) {
+	for (size_t i = 0; rep->transports[i]; i++) {
 		fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
-		jstr(f, bench_transports[i]->name);
+		jstr(f, rep->transports[i]->name);
 		fprintf(f, ", \"what\": ");
-		jstr(f, bench_transports[i]->what);
+		jstr(f, rep->transports[i]->what);
 		fprintf(f, "}");
 	}
 	fprintf(f, "\n  ],\n");

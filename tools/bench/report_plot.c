@@ -20,8 +20,9 @@
 
 #include "bench.h"
 
-/* A line style per mechanism: the kernel baselines dashed, libshmrpc's
- * variants solid and thicker, each its own colour. */
+/* A line style per mechanism: the kernel baselines dashed, the messaging
+ * libraries dash-dotted, libshmrpc's variants solid and thicker, each its
+ * own colour. */
 static const char *style(const char *name)
 {
 	static const struct {
@@ -34,6 +35,8 @@ static const char *style(const char *name)
 		{ "pipe", "lw 2 dt 2 lc rgb '#2ca02c'" },
 		{ "unix", "lw 2 dt 2 lc rgb '#8c564b'" },
 		{ "mqueue", "lw 2 dt 2 lc rgb '#bcbd22'" },
+		{ "zmq", "lw 2 dt 4 lc rgb '#e6550d'" },
+		{ "nng", "lw 2 dt 4 lc rgb '#31a354'" },
 		{ "shmrpc", "lw 3 lc rgb '#d62728'" },
 		{ "shmrpc-futex", "lw 3 lc rgb '#ff7f0e'" },
 		{ "shmrpc-spin", "lw 3 lc rgb '#e377c2'" },
@@ -170,7 +173,7 @@ static void gp_pingpong(FILE *gp, const struct bench_report *rep)
 	}
 }
 
-static void gp_stream(FILE *gp, const int *has, double memcpy_gb)
+static void gp_stream(FILE *gp, const struct bench_report *rep, const int *has, double memcpy_gb)
 {
 	static const char *const col[2] = { "2", "3" };
 	static const char *const what[2] = { "msgs", "gbps" };
@@ -190,12 +193,13 @@ static void gp_stream(FILE *gp, const int *has, double memcpy_gb)
 			"\"1M\" 1048576)\n",
 			what[k], key[k], ylabel[k]);
 		sep = "plot ";
-		for (size_t i = 0; bench_transports[i]; i++) {
+		for (size_t i = 0; rep->transports[i]; i++) {
+			const char *name = rep->transports[i]->name;
+
 			if (!has[i])
 				continue;
 			fprintf(gp, "%s'stream_%s.dat' using 1:%s with linespoints %s title '%s'",
-				sep, bench_transports[i]->name, col[k],
-				style(bench_transports[i]->name), bench_transports[i]->name);
+				sep, name, col[k], style(name), name);
 			sep = ", \\\n     ";
 		}
 		if (k == 1 && memcpy_gb > 0)
@@ -257,8 +261,8 @@ int bench_write_plots(const struct bench_report *rep, const char *dir)
 		if (!strcmp(r->scenario, "memcpy") && !r->status)
 			memcpy_gb = r->gb_per_s;
 	}
-	for (size_t i = 0; bench_transports[i] && i < 64 && !err; i++) {
-		has[i] = write_stream(dir, rep, bench_transports[i]->name);
+	for (size_t i = 0; rep->transports[i] && i < 64 && !err; i++) {
+		has[i] = write_stream(dir, rep, rep->transports[i]->name);
 		err = has[i] < 0 ? has[i] : 0;
 		any |= has[i] > 0;
 	}
@@ -272,7 +276,7 @@ int bench_write_plots(const struct bench_report *rep, const char *dir)
 		rep->host.date);
 	gp_pingpong(gp, rep);
 	if (any)
-		gp_stream(gp, has, memcpy_gb);
+		gp_stream(gp, rep, has, memcpy_gb);
 	if (fclose(gp))
 		return -errno;
 	return run_gnuplot(dir);

@@ -24,10 +24,8 @@
 struct bench_acc {
 	struct bench_results *rs;
 	size_t ri; /* the result, by index: rs->r moves as it grows */
-	const struct bench_transport *t;
-	bench_side_fn fn;
+	struct bench_measure m;
 	struct bench_cfg cfg; /* of one round */
-	uint64_t nsamples;    /* per round */
 	uint64_t *rtt, n, cap;
 	uint64_t *flr, nf;
 	double *blk;
@@ -45,10 +43,10 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Does a run record latency samples (c->n samples), or count messages? */
 static int latency(const struct bench_acc *a)
 {
-	return a->fn == bench_pingpong_side || a->fn == bench_cacheline_side ||
-	       a->fn == bench_paced_side;
+	return a->m.kind == BENCH_KIND_LATENCY || a->m.kind == BENCH_KIND_PACED;
 }
 
 static struct bench_result *res(struct bench_acc *a)
@@ -56,9 +54,10 @@ static struct bench_result *res(struct bench_acc *a)
 	return &a->rs->r[a->ri];
 }
 
+/* bench_acc_new - an empty accumulator for result @r of @rs, measured by
+ * @m with @cfg in every round. Exits on out of memory. */
 struct bench_acc *bench_acc_new(struct bench_results *rs, struct bench_result *r,
-				const struct bench_transport *t, bench_side_fn fn,
-				const struct bench_cfg *cfg, uint64_t nsamples)
+				const struct bench_measure *m, const struct bench_cfg *cfg)
 {
 	struct bench_acc *a = calloc(1, sizeof(*a));
 
@@ -68,10 +67,8 @@ struct bench_acc *bench_acc_new(struct bench_results *rs, struct bench_result *r
 	}
 	a->rs = rs;
 	a->ri = (size_t)(r - rs->r);
-	a->t = t;
-	a->fn = fn;
+	a->m = *m;
 	a->cfg = *cfg;
-	a->nsamples = nsamples;
 	return a;
 }
 
@@ -127,14 +124,14 @@ void bench_acc_round(struct bench_acc *a)
 
 	if (a->failed)
 		return;
-	c = bench_ctrl_new(a->nsamples);
+	c = bench_ctrl_new(a->m.nsamples);
 	if (!c) {
 		r->status = BENCH_FAILED;
 		snprintf(r->why, sizeof(r->why), "out of memory");
 		a->failed = 1;
 		return;
 	}
-	err = bench_pair(a->t, &a->cfg, a->fn, c, &r->buf_eff, r->why, sizeof(r->why));
+	err = bench_pair(a->m.t, &a->cfg, a->m.fn, c, &r->buf_eff, r->why, sizeof(r->why));
 	if (err) {
 		r->status = err == -EMSGSIZE || err == -EOPNOTSUPP ? BENCH_SKIPPED : BENCH_FAILED;
 		a->failed = 1;
@@ -209,10 +206,10 @@ void bench_acc_finish(struct bench_acc *a)
 		}
 		for (int s = 0; s < 2; s++)
 			bench_cpu_fill(&r->cpu[s], &a->side[s]);
-		msgs = a->fn == bench_stream_side ? (double)a->side[1].msgs : 2.0 * (double)a->n;
-		if (a->t)
+		msgs = latency(a) ? 2.0 * (double)a->n : (double)a->side[1].msgs;
+		if (a->m.t)
 			counter_metrics(r, a->side, msgs);
-		if (a->fn == bench_paced_side) {
+		if (a->m.kind == BENCH_KIND_PACED) {
 			bench_metric_set(r, "achieved_per_s", (double)a->n / r->cpu[0].wall_s);
 			bench_metric_set(r, "cpu0_net_s_per_s",
 					 r->cpu[0].cpu_per_s - (double)a->side[0].pace_ns / 1e9 /
@@ -224,4 +221,14 @@ void bench_acc_finish(struct bench_acc *a)
 	free(a->flr);
 	free(a->blk);
 	free(a);
+}
+
+/* bench_measure_once - result @r measured in one run (no rounds). */
+void bench_measure_once(struct bench_results *rs, struct bench_result *r,
+			const struct bench_measure *m, const struct bench_cfg *cfg)
+{
+	struct bench_acc *a = bench_acc_new(rs, r, m, cfg);
+
+	bench_acc_round(a);
+	bench_acc_finish(a);
 }

@@ -186,6 +186,7 @@ static void cross_check(struct bench_results *rs, const char *tr)
 void bench_run_syscalls(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg)
 {
 	static const size_t sizes[] = { 8, 64, 4096, 65536, 1048576 };
+	struct bench_measure m = { .fn = bench_stream_side, .kind = BENCH_KIND_STREAM };
 	const struct bench_transport *t;
 	struct bench_cfg c = *cfg;
 
@@ -196,11 +197,15 @@ void bench_run_syscalls(struct bench_results *rs, const struct bench_opts *o, st
 		if (o->quick && sizes[k] != XCHECK_SIZE)
 			continue;
 		for (size_t i = 0; (t = bench_transports[i]); i++) {
-			if (!bench_want(o, t->name, t->not_in, BENCH_NOT_STREAM))
+			if (!bench_want(o, t->name, t->not_in,
+					BENCH_NOT_STREAM | BENCH_NOT_SYSCALLS))
 				continue;
 			if (sizes[k] != XCHECK_SIZE && strncmp(t->name, "shmrpc", 6))
 				continue;
-			bench_run_stream_one(rs, "syscalls", t, &c, sizes[k]);
+			c.msg_size = sizes[k];
+			m.t = t;
+			bench_measure_once(rs, bench_result_new(rs, "syscalls", t->name, sizes[k]),
+					   &m, &c);
 		}
 	}
 	if (!o->no_strace) {

@@ -16,6 +16,8 @@
  *   6   first send < 50 us; 1000 joins < 100 ms in total
  *   7   2 nodes <= 1 MiB; 256 nodes in a ring <= 80 MiB (default rings,
  *       every page of every ring touched)
+ *   11  (issue 11) stream 64 B through shmrpc_send/shmrpc_recv: >= 3x
+ *       ZeroMQ over ipc:// (zmq) and >= 0.5x the bare ring (spin)
  */
 #include <math.h>
 #include <string.h>
@@ -122,6 +124,19 @@ static void stream_targets(struct bench_report *rep)
 	    V(r, bench_metric(r, "syscalls_per_msg")), 0.01, 1);
 }
 
+/* Issue 11: plain send/recv against ZeroMQ and against the bare ring. */
+static void issue11_targets(struct bench_report *rep)
+{
+	const struct bench_result *r = find(rep, "stream", "shmrpc", 64, NULL, 0);
+	const struct bench_result *z = find(rep, "stream", "zmq", 64, NULL, 0);
+	const struct bench_result *s = find(rep, "stream", "spin", 64, NULL, 0);
+
+	add(rep, "11", "stream 64 B, shmrpc_send/recv msgs/s over ZeroMQ's (ipc)", "x zmq",
+	    r && z ? r->msgs_per_s / z->msgs_per_s : NAN, 3.0, 0);
+	add(rep, "11", "stream 64 B, shmrpc_send/recv msgs/s over the bare ring's", "x spin",
+	    r && s ? r->msgs_per_s / s->msgs_per_s : NAN, 0.5, 0);
+}
+
 static void other_targets(struct bench_report *rep)
 {
 	const struct bench_result *r;
@@ -154,4 +169,5 @@ void bench_targets_eval(struct bench_report *rep)
 	latency_targets(rep);
 	stream_targets(rep);
 	other_targets(rep);
+	issue11_targets(rep);
 }

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * The pair transports, in report order: the kernel baselines, then
- * libshmrpc's variants (see struct bench_transport in bench.h; a
- * transport's not_in mask leaves it out of scenarios by default).
+ * The pair transports, in report order: the kernel baselines, the
+ * messaging libraries (ZeroMQ, nng), then libshmrpc's variants (see struct
+ * bench_transport in bench.h; a transport's not_in mask leaves it out of
+ * scenarios by default).
  */
 #include <string.h>
 
@@ -15,6 +16,8 @@ const struct bench_transport *const bench_transports[] = {
 	&bench_tr_pipe,
 	&bench_tr_unix,
 	&bench_tr_mqueue,
+	&bench_tr_zmq,
+	&bench_tr_nng,
 	&bench_tr_shm,
 	&bench_tr_shm_futex,
 	&bench_tr_shm_spin,

@@ -22,13 +22,13 @@
  * futex support (old kernel, io_uring disabled) the epochs are compared on
  * every loop turn, at most EPOCH_POLL_MS apart.
  *
- * Reclaiming: shmrpc__reclaim() under the registry lock does what a node's
- * own leave would have done (close and unlink its rings and segment, wake
- * their sleepers, free the slot, bump the epoch). If that was the last node
- * in use, the reaper also retires the registry like the last leaver does,
- * so a domain whose nodes were all killed leaves nothing in /dev/shm. A
- * registry that no node has used for two reconcile passes (its creator died
- * before joining) is retired then too.
+ * Reclaiming (reclaim.c): shmrpc__reclaim() under the registry lock does
+ * what a node's own leave would have done; the last node reaped retires
+ * the registry too. Every file operation on a domain runs as the registry's
+ * owner (owner.c). Syncs read only the slots in the registry file's data
+ * extents (never a hole: reading one through the mapping allocates a page
+ * charged to us), spend their owner's budget per turn and resume where they
+ * stopped. Discovery is in discover.c.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -44,8 +44,6 @@
 #include "reaper.h"
 #include "uring_compat.h"
 
-#define PENDING_MS 5	 /* look at an unpublished registry again */
-#define ABANDON_S 5	 /* unpublished that long: its creator died */
 #define EPOCH_POLL_MS 20 /* without io_uring: epochs compared this often */
 #define URING_ENTRIES 256
 
@@ -70,50 +68,7 @@ struct rdom *dom_by_nonce16(struct reaper *r, uint32_t nonce16, struct rdom *aft
 	return NULL;
 }
 
-/* "shmrpc.<domain>.reg" -> domain in @out; 0, or -EINVAL for other names. */
-static int reg_name(const char *ent, char *out)
-{
-	size_t n = strlen(ent);
-
-	if (n <= 11 || strncmp(ent, "shmrpc.", 7) || strcmp(ent + n - 4, ".reg") ||
-	    n - 11 > SHMRPC_NAME_MAX)
-		return -EINVAL;
-	memcpy(out, ent + 7, n - 11);
-	out[n - 11] = '\0';
-	return shmrpc__name_check(out) ? -EINVAL : 0;
-}
-
-static bool wanted(const struct reaper *r, const char *domain)
-{
-	int i;
-
-	if (!r->o.domains)
-		return true;
-	for (i = 0; i < r->o.ndomains; i++)
-		if (!strcmp(r->o.domains[i], domain))
-			return true;
-	return false;
-}
-
-static bool ignored(const struct reaper *r, ino_t ino)
-{
-	for (uint32_t i = 0; i < r->nignored; i++)
-		if (r->ignored[i] == ino)
-			return true;
-	return false;
-}
-
-static void ignore(struct reaper *r, ino_t ino)
-{
-	ino_t *v = realloc(r->ignored, (r->nignored + 1) * sizeof(*v));
-
-	if (v) {
-		r->ignored = v;
-		r->ignored[r->nignored++] = ino;
-	}
-}
-
-static struct rdom *dom_by_ino(struct reaper *r, dev_t dev, ino_t ino)
+struct rdom *dom_by_ino(struct reaper *r, dev_t dev, ino_t ino)
 {
 	struct rdom *d;
 
@@ -121,11 +76,6 @@ static struct rdom *dom_by_ino(struct reaper *r, dev_t dev, ino_t ino)
 		if (d->dev == dev && d->ino == ino)
 			return d;
 	return NULL;
-}
-
-static void reg_path(const struct reaper *r, char *buf, size_t len, const char *domain)
-{
-	snprintf(buf, len, "%s/shmrpc.%s.reg", r->o.shm_dir, domain);
 }
 
 /* ---------------------------------------------------- epochs */
@@ -199,7 +149,11 @@ void dom_epochs(struct reaper *r)
 
 /* ---------------------------------------------------- syncing */
 
-/* Mirror what d's slots hold now; see the top of the file. */
+/*
+ * Mirror what d's slots hold now; see the top of the file. Spends d's
+ * owner's budget (a slot read each, a mirror as a lock check): cut short,
+ * it stays dirty and resumes at sync_pos in a later turn.
+ */
 static void dom_sync(struct reaper *r, struct rdom *d)
 {
 	struct shmrpc__slot_view v;
@@ -207,14 +161,25 @@ static void dom_sync(struct reaper *r, struct rdom *d)
 	uint32_t i, st;
 	int rc, tries;
 
-	d->dirty = false;
-	/* Acquire: pairs with the release bump of every join/leave. */
-	d->epoch_seen = atomic_load_explicit(&d->reg.hdr->epoch, memory_order_acquire);
-	/* Relaxed: a hint; set under the lock by the last leaver (or us). */
-	if (atomic_load_explicit(&d->reg.hdr->closed, memory_order_relaxed))
-		d->gone = true;
-	/* Every slot, not only below the shared (untrusted) hi. */
-	for (i = 0; i < d->reg.capacity; i++) {
+	if (!d->syncing) {
+		d->syncing = true;
+		d->dirty = false;
+		d->sync_pos = 0;
+		d->sync_sc = (struct shmrpc__reg_scan){ 0, 0 };
+		/* Acquire: pairs with the release bump of every join/leave. */
+		d->epoch_seen = atomic_load_explicit(&d->reg.hdr->epoch, memory_order_acquire);
+		/* A hint, believed only if the name no longer names the file. */
+		if (shmrpc__reg_retired(&d->reg, false))
+			d->gone = true;
+	}
+	/* Every slot in the file's data, not only below the shared hi. */
+	for (i = shmrpc__reg_scan_next(&d->reg, &d->sync_sc, d->sync_pos); i < d->reg.capacity;
+	     i = shmrpc__reg_scan_next(&d->reg, &d->sync_sc, i + 1)) {
+		if (!owner_spend(r, d->owner, 1)) {
+			d->sync_pos = i;
+			d->dirty = true; /* resumed in a later turn */
+			return;
+		}
 		n = d->slots[i];
 		/* Relaxed: a filter; reg_read below is the seqlock read. */
 		st = atomic_load_explicit(&d->reg.slots[i].state, memory_order_relaxed);
@@ -232,112 +197,21 @@ static void dom_sync(struct reaper *r, struct rdom *d)
 		/* -EPROTO: a garbage name; not a node we can report on. A
 		 * JOINING slot becomes LIVE or FREE with an epoch bump, or its
 		 * joiner died holding the lock and a reconcile frees it. */
-		if (!rc && v.state == SHMRPC__SLOT_LIVE && !d->slots[i])
+		/* A mirror is a lock check or two, maybe a reclaim: paid first,
+		 * or left for a later turn. */
+		if (!rc && v.state == SHMRPC__SLOT_LIVE && !d->slots[i]) {
+			if (!owner_spend(r, d->owner, UNITS_MIRROR)) {
+				d->sync_pos = i;
+				d->dirty = true;
+				return;
+			}
 			node_mirror(r, d, i, &v);
-	}
-	if (!d->gone)
-		dom_arm(r, d);
-}
-
-/* ---------------------------------------------------- reclaiming */
-
-int dom_reclaim(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen,
-		const struct exit_info *ei, bool exited)
-{
-	struct shmrpc__slot_view v;
-	char st[32], delay[48] = "";
-	bool retired = false;
-	int64_t done;
-	int rc;
-
-	if (slot >= d->reg.capacity)
-		return 0;
-	rc = shmrpc__reg_lock(&d->reg);
-	if (rc) {
-		rlog("error: domain=%s: registry lock: %s", d->reg.domain, strerror(-rc));
-		return rc;
-	}
-	if (shmrpc__reg_read(&d->reg, slot, &v))
-		memset(&v, 0, sizeof(v));
-	rc = exited ? shmrpc__reclaim_exited(&d->reg, slot, gen) :
-		      shmrpc__reclaim(&d->reg, slot, gen);
-	if (rc == 1) {
-		/* Relaxed: a counter for shmrpc-top; we are its only writer. */
-		atomic_fetch_add_explicit(&d->reg.hdr->reaped, 1, memory_order_relaxed);
-		r->reaped++;
-		if (!shmrpc__reg_recount(&d->reg)) {
-			shmrpc__reg_retire(&d->reg);
-			d->gone = retired = true;
 		}
 	}
-	shmrpc__reg_unlock(&d->reg);
-	if (rc != 1)
-		return rc;
-	done = rnow_ns();
-	if (ei->exit_ns && done > ei->exit_ns)
-		snprintf(delay, sizeof(delay), " delay_us=%lld",
-			 (long long)((done - ei->exit_ns) / 1000));
-	rlog("reaped domain=%s node=%s slot=%u gen=%u pid=%d exit=%s via=%s%s work_us=%lld",
-	     d->reg.domain, v.name[0] ? v.name : "?", slot, gen, (int)v.pid,
-	     rlog_status(ei->status, st, sizeof(st)), ei->via, delay,
-	     (long long)((done - ei->seen_ns) / 1000));
-	if (retired)
-		rlog("domain-retired domain=%s reason=last-node-reaped", d->reg.domain);
-	return 1;
-}
-
-/* Reclaim every node of d that is gone, under one hold of the lock. */
-static void dom_sweep(struct reaper *r, struct rdom *d)
-{
-	struct exit_info ei = { "reconcile", -1, 0, rnow_ns(), 0 };
-	uint32_t i, st, gen;
-	int freed = 0;
-
-	for (i = 0; i < d->reg.capacity; i++) {
-		/* Relaxed: dom_reclaim re-reads both under the lock. */
-		st = atomic_load_explicit(&d->reg.slots[i].state, memory_order_relaxed);
-		gen = atomic_load_explicit(&d->reg.slots[i].gen, memory_order_relaxed);
-		/* Alive, or cannot be told: never reclaimed. */
-		if (st == SHMRPC__SLOT_FREE ||
-		    (st == SHMRPC__SLOT_LIVE && shmrpc__node_alive(&d->reg, i, gen) != 0))
-			continue;
-		if (d->slots[i])
-			node_unmirror(r, d->slots[i], "dead");
-		freed += dom_reclaim(r, d, i, gen, &ei, false) == 1;
-	}
-	if (freed)
-		d->dirty = true;
-}
-
-/* Retire d if no slot has been in use for two reconcile passes in a row. */
-static void dom_retire_empty(struct rdom *d)
-{
-	bool retired = false;
-
-	if (d->gone || shmrpc__reg_lock(&d->reg))
-		return;
-	if (shmrpc__reg_recount(&d->reg)) {
-		d->empty_passes = 0;
-	} else if (++d->empty_passes >= 2) {
-		shmrpc__reg_retire(&d->reg);
-		d->gone = retired = true;
-	}
-	shmrpc__reg_unlock(&d->reg);
-	if (retired)
-		rlog("domain-retired domain=%s reason=unused", d->reg.domain);
-}
-
-void dom_reconcile(struct reaper *r)
-{
-	struct rdom *d;
-
-	dom_discover(r);
-	for (d = r->doms; d; d = d->next) {
-		if (d->gone)
-			continue;
-		dom_sweep(r, d);
-		dom_retire_empty(d);
-	}
+	d->syncing = false;
+	d->sync_pos = 0;
+	if (!d->gone)
+		dom_arm(r, d);
 }
 
 /* ---------------------------------------------------- following */
@@ -363,6 +237,13 @@ static void dom_free(struct reaper *r, struct rdom *d)
 static void dom_drop(struct reaper *r, struct rdom *d)
 {
 	struct rdom **pp;
+	struct rretry *t;
+
+	while ((t = d->retry)) {
+		d->retry = t->next;
+		free(t);
+	}
+	d->owner->ndoms--;
 
 	for (uint32_t i = 0; i < d->reg.capacity && d->mirrored; i++)
 		if (d->slots[i])
@@ -374,199 +255,62 @@ static void dom_drop(struct reaper *r, struct rdom *d)
 	dom_free(r, d);
 }
 
-/* Published yet? 1 yes, 0 not yet, -errno. Never blocks. */
-static int reg_ready(const char *path, struct stat *st)
+/* Start following @d, just opened (discover.c): sweep it for nodes that
+ * died while nobody watched, mirror it, tell shmrpc-top. */
+void dom_follow(struct reaper *r, struct rdom *d)
 {
-	uint64_t magic = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, st))
-		err = -errno;
-	else if ((uint64_t)st->st_size >= sizeof(struct shmrpc__reg_hdr) &&
-		 pread(fd, &magic, sizeof(magic), 0) != sizeof(magic))
-		err = -EIO;
-	close(fd);
-	/* The creator sizes the file, fills it, and stores the magic last. */
-	return err ? err : magic != 0;
-}
-
-static void pending_add(struct reaper *r, const char *domain)
-{
-	void *v;
-
-	for (uint32_t i = 0; i < r->npending; i++)
-		if (!strcmp(r->pending[i], domain))
-			return;
-	v = realloc(r->pending, (r->npending + 1) * sizeof(*r->pending));
-	if (!v)
-		return; /* the next reconcile finds it */
-	r->pending = v;
-	snprintf(r->pending[r->npending++], sizeof(*r->pending), "%s", domain);
-	if (!r->pending_ns)
-		r->pending_ns = rnow_ns() + PENDING_MS * 1000000ll;
-}
-
-/* Start following registry @domain (reconcile, then mirror). 0, or -EAGAIN:
- * not published yet. */
-static int dom_add(struct reaper *r, const char *domain)
-{
-	char path[PATH_MAX];
-	struct stat st;
-	struct rdom *d;
-	int err;
-
-	reg_path(r, path, sizeof(path), domain);
-	err = reg_ready(path, &st);
-	if (err < 0 || dom_by_ino(r, st.st_dev, st.st_ino) || ignored(r, st.st_ino)) {
-		rlogv(r, "skip domain=%s: %s", domain, err < 0 ? strerror(-err) : "known");
-		return 0; /* gone again, or known */
-	}
-	if (!err) {
-		rlogv(r, "pending domain=%s", domain);
-		if (st.st_ctime + ABANDON_S > time(NULL))
-			return -EAGAIN;
-		rlogv(r,
-		      "ignore domain=%s: never published (its creator died); the next joiner "
-		      "repairs it",
-		      domain);
-		ignore(r, st.st_ino);
-		return 0;
-	}
-	d = calloc(1, sizeof(*d));
-	if (!d)
-		return 0;
-	/* 0660: also follow a group-mode domain (only matters unprivileged). */
-	err = shmrpc__reg_open(&d->reg, domain, 0, 0660, false);
-	if (!err && fstat(d->reg.fd, &st))
-		err = -errno;
-	if (err) {
-		/* Not ours (unprivileged), or not a registry we can read:
-		 * say so once. Anything else may pass: look again later. */
-		rlog("%s domain=%s: %s", err == -EACCES || err == -EPERM ? "ignore" : "error",
-		     domain, strerror(-err));
-		if (err == -EACCES || err == -EPERM || err == -EPROTO)
-			ignore(r, st.st_ino);
-		if (d->reg.hdr)
-			shmrpc__reg_close(&d->reg);
-		free(d);
-		return 0;
-	}
-	d->slots = calloc(d->reg.capacity, sizeof(*d->slots));
-	if (!d->slots || dom_by_ino(r, st.st_dev, st.st_ino)) {
-		shmrpc__reg_close(&d->reg);
-		free(d->slots);
-		free(d);
-		return 0;
-	}
-	d->dev = st.st_dev;
-	d->ino = st.st_ino;
 	d->id = ++r->next_dom_id;
 	d->next = r->doms;
 	r->doms = d;
-	dom_sweep(r, d); /* nodes that died while nobody watched */
+	d->owner->ndoms++;
+	d->sweeping = true;
+	dom_sweep(r, d);
 	dom_sync(r, d);
 	dom_beat_one(r, d, false);
-	rlog("domain-added domain=%s capacity=%u nodes=%u", domain, d->reg.capacity, d->mirrored);
-	return 0;
+	rlog("domain-added domain=%s capacity=%u nodes=%u uid=%u", d->reg.domain, d->reg.capacity,
+	     d->mirrored, (unsigned)d->uid);
 }
 
-static void dom_try(struct reaper *r, const char *ent)
+bool dom_busy(const struct reaper *r)
 {
-	char domain[SHMRPC_NAME_MAX + 1];
-
-	if (reg_name(ent, domain) || !wanted(r, domain))
-		return;
-	if (dom_add(r, domain) == -EAGAIN)
-		pending_add(r, domain);
-}
-
-void dom_discover(struct reaper *r)
-{
-	DIR *dir = opendir(r->o.shm_dir);
-	struct dirent *e;
-
-	if (!dir) {
-		rlog("error: %s: %s", r->o.shm_dir, strerror(errno));
-		return;
-	}
-	while ((e = readdir(dir)))
-		dom_try(r, e->d_name);
-	closedir(dir);
-}
-
-/* A registry name was unlinked or renamed: which followed ones are gone? */
-static void dom_check_unlinked(struct reaper *r, const char *domain)
-{
-	char path[PATH_MAX];
-	struct stat st;
-	struct rdom *d;
-
-	reg_path(r, path, sizeof(path), domain);
-	for (d = r->doms; d; d = d->next) {
-		if (strcmp(d->reg.domain, domain))
-			continue;
-		if (stat(path, &st) || st.st_dev != d->dev || st.st_ino != d->ino)
-			d->gone = true;
-	}
-}
-
-void dom_inotify(struct reaper *r)
-{
-	char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
-	char domain[SHMRPC_NAME_MAX + 1];
-	const struct inotify_event *ev;
-	ssize_t n;
-
-	while ((n = read(r->infd, buf, sizeof(buf))) > 0) {
-		for (char *p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
-			ev = (const struct inotify_event *)p;
-			if (ev->mask & IN_Q_OVERFLOW) {
-				r->reconcile_now = true;
-				continue;
-			}
-			if (!ev->len || reg_name(ev->name, domain))
-				continue; /* rings and node segments: not ours to follow */
-			if (ev->mask & (IN_CREATE | IN_MOVED_TO))
-				dom_try(r, ev->name);
-			if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
-				dom_check_unlinked(r, domain);
-		}
-	}
+	if (r->disc)
+		return true;
+	for (const struct rdom *d = r->doms; d; d = d->next)
+		if (!d->gone && (d->dirty || d->sweeping))
+			return true;
+	return false;
 }
 
 void dom_work(struct reaper *r)
 {
 	struct rdom *d, *next;
-	uint32_t i, n;
-	char(*names)[SHMRPC_NAME_MAX + 1];
 
 	for (d = r->doms; d; d = next) {
 		next = d->next;
+		dom_retries(r, d);
 		if (d->dirty)
 			dom_sync(r, d);
+		if (d->sweeping && !d->gone) {
+			dom_sweep(r, d);
+			if (!d->sweeping)
+				dom_retire_empty(r, d);
+		}
+		if (d->dirty || d->sweeping)
+			r->deferred = true;
 		/* Gone: keep following while it still has live nodes. */
 		if (d->gone && !d->mirrored)
 			dom_drop(r, d);
 	}
-	if (!r->npending || rnow_ns() < r->pending_ns)
-		return;
-	names = r->pending;
-	n = r->npending;
-	r->pending = NULL;
-	r->npending = 0;
-	r->pending_ns = 0;
-	for (i = 0; i < n; i++)
-		if (dom_add(r, names[i]) == -EAGAIN)
-			pending_add(r, names[i]);
-	free(names);
+	dom_discover_step(r);
+	dom_pending(r);
 }
 
 int dom_timeout_ms(const struct reaper *r)
 {
 	int64_t left;
 
+	if (r->deferred || r->disc)
+		return 1; /* budgets: the rest in the next turn, after the events */
 	if (!r->npending)
 		return r->uring ? -1 : EPOCH_POLL_MS;
 	left = (r->pending_ns - rnow_ns()) / 1000000 + 1;
@@ -643,6 +387,12 @@ void dom_fini(struct reaper *r)
 	procs_forget_all(r);
 	while ((d = r->doms)) {
 		r->doms = d->next;
+		while (d->retry) {
+			struct rretry *t = d->retry;
+
+			d->retry = t->next;
+			free(t);
+		}
 		for (uint32_t i = 0; i < d->reg.capacity && d->mirrored; i++)
 			if (d->slots[i]) {
 				free(d->slots[i]);
@@ -655,6 +405,5 @@ void dom_fini(struct reaper *r)
 		io_uring_queue_exit(&r->ring);
 	if (r->infd >= 0)
 		close(r->infd);
-	free(r->ignored);
-	free(r->pending);
+	dom_discover_fini(r);
 }

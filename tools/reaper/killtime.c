@@ -515,22 +515,32 @@ pid_t shmrpc_kt_reaper_start(const char *bin, const char *const *argv, const cha
 {
 	static unsigned seq;
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	const char *args[64];
+	const char **args;
 	int sfd, fd, n = 0, err;
 	pid_t pid;
+
+	while (argv && argv[n])
+		n++;
+	args = calloc((size_t)n + 2, sizeof(*args));
+	if (!args)
+		return -ENOMEM;
+	n = 0;
 
 	snprintf(a.sun_path, sizeof(a.sun_path), "/tmp/shmrpc-kt-%d-%u.sock", (int)getpid(), ++seq);
 	unlink(a.sun_path);
 	sfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (sfd < 0)
+	if (sfd < 0) {
+		free(args);
 		return -errno;
+	}
 	if (bind(sfd, (struct sockaddr *)&a, sizeof(a))) {
 		err = -errno;
 		close(sfd);
+		free(args);
 		return err;
 	}
 	args[n++] = bin;
-	while (argv && *argv && n < 63)
+	while (argv && *argv)
 		args[n++] = *argv++;
 	args[n] = NULL;
 	fflush(NULL);
@@ -545,6 +555,7 @@ pid_t shmrpc_kt_reaper_start(const char *bin, const char *const *argv, const cha
 		_exit(127);
 	}
 	err = pid < 0 ? -errno : child_wait_ready(sfd, pid, timeout_ms);
+	free(args);
 	close(sfd);
 	unlink(a.sun_path);
 	if (err && err != -ENOTSUP && err != -ECHILD && pid > 0) {

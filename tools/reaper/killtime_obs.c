@@ -91,36 +91,45 @@ int shmrpc_kt_obs_wait_gone(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *
 	}
 }
 
-/* Is /dev/shm entry @ent a file of node (slot, gen) under @pfx ("shmrpc.D.N.")? */
-static bool of_node(const char *ent, const char *pfx, const struct shmrpc_kt_id *id)
+/*
+ * The ids of /dev/shm entry @ent of the observed domain, from its header
+ * (names carry a keyed hash, not ids: lib/names.c). A file whose header
+ * does not match its name may be one being created (sized, not yet
+ * written): looked at again a few times before it counts as garbage.
+ * 1 node, 2 ring, 0 not a node or ring of the domain, -EPROTO garbage.
+ */
+static int file_ids(struct shmrpc_kt_obs *o, const char *ent, uint32_t ids[4])
 {
-	size_t n = strlen(pfx);
-	unsigned a, b, c, d;
-	int end = 0;
+	struct timespec ms = { 0, 1000000 };
+	int k, tries;
 
-	if (strncmp(ent, pfx, n))
-		return false;
-	ent += n;
-	if (sscanf(ent, "node.%u.%u%n", &a, &b, &end) == 2 && !ent[end])
-		return a == id->slot && b == id->gen;
-	end = 0;
-	if (sscanf(ent, "ring.%u.%u-%u.%u%n", &a, &b, &c, &d, &end) == 4 && !ent[end])
-		return (a == id->slot && b == id->gen) || (c == id->slot && d == id->gen);
-	return false;
+	for (tries = 0;; tries++) {
+		k = shmrpc__file_ids(&o->reg, ent, ids);
+		if (k != -EPROTO || tries == 5)
+			return k == -ENOENT ? 0 : k;
+		nanosleep(&ms, NULL);
+	}
+}
+
+static bool is_id(uint32_t slot, uint32_t gen, const struct shmrpc_kt_id *id)
+{
+	return slot == id->slot && gen == id->gen;
 }
 
 int shmrpc_kt_obs_files(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *id)
 {
-	char pfx[SHMRPC__PATH_MAX];
 	struct dirent *e;
-	int count = 0;
+	uint32_t ids[4];
+	int count = 0, k;
 	DIR *dir = opendir("/dev/shm");
 
 	if (!dir)
 		return -errno;
-	snprintf(pfx, sizeof(pfx), "shmrpc.%s.%08x.", o->reg.domain, o->reg.nonce);
-	while ((e = readdir(dir)))
-		count += of_node(e->d_name, pfx, id);
+	while ((e = readdir(dir))) {
+		k = file_ids(o, e->d_name, ids);
+		count += (k == 1 && is_id(ids[0], ids[1], id)) ||
+			 (k == 2 && (is_id(ids[0], ids[1], id) || is_id(ids[2], ids[3], id)));
+	}
 	closedir(dir);
 	return count;
 }
@@ -135,30 +144,22 @@ static bool is_live(const struct shmrpc_kt_id *live, int n, unsigned slot, unsig
 
 int shmrpc_kt_obs_stale(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *live, int n)
 {
-	char pfx[SHMRPC__PATH_MAX];
-	unsigned a, b, c, d;
 	struct dirent *e;
-	const char *ent;
-	int stale = 0, end;
-	size_t len;
+	uint32_t ids[4];
+	int stale = 0, k;
 	DIR *dir = opendir("/dev/shm");
 
 	if (!dir)
 		return -errno;
-	snprintf(pfx, sizeof(pfx), "shmrpc.%s.%08x.", o->reg.domain, o->reg.nonce);
-	len = strlen(pfx);
 	while ((e = readdir(dir))) {
-		if (strncmp(e->d_name, pfx, len))
-			continue;
-		ent = e->d_name + len;
-		end = 0;
-		if (sscanf(ent, "node.%u.%u%n", &a, &b, &end) == 2 && !ent[end])
-			stale += !is_live(live, n, a, b);
-		else if (end = 0,
-			 sscanf(ent, "ring.%u.%u-%u.%u%n", &a, &b, &c, &d, &end) == 4 && !ent[end])
-			stale += !is_live(live, n, a, b) || !is_live(live, n, c, d);
-		else
-			stale++; /* not a name of ours at all */
+		k = file_ids(o, e->d_name, ids);
+		if (k == 1)
+			stale += !is_live(live, n, ids[0], ids[1]);
+		else if (k == 2)
+			stale += !is_live(live, n, ids[0], ids[1]) ||
+				 !is_live(live, n, ids[2], ids[3]);
+		else if (k < 0)
+			stale++; /* one of our names, not what it says */
 	}
 	closedir(dir);
 	return stale;

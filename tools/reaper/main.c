@@ -26,7 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -259,6 +262,75 @@ static void on_signal(struct reaper *r)
 	}
 }
 
+/*
+ * A mapped file that shrank (its owner, or a member, truncated a registry
+ * or a segment we map): the page we touched is gone and the kernel sends
+ * SIGBUS. Put a private zero page in its place and let the access go on:
+ * it reads zeros (a FREE slot, a bad magic), which every check already
+ * handles. Without this, one ftruncate by any user would kill the reaper of
+ * every user. Only for a fault at an address (BUS_ADRERR); async-signal-
+ * safe: one mmap and an atomic counter, logged by the loop.
+ */
+static long page_size;
+static _Atomic uint64_t sigbus_pages;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	uintptr_t page = (uintptr_t)si->si_addr & ~((uintptr_t)page_size - 1);
+
+	(void)uc;
+	if (si->si_code != BUS_ADRERR || !page ||
+	    mmap((void *)page, (size_t)page_size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	/* Relaxed: a count read by the loop; the mmap is the effect. */
+	atomic_fetch_add_explicit(&sigbus_pages, 1, memory_order_relaxed);
+}
+
+static int sigbus_init(void)
+{
+	struct sigaction sa;
+
+	page_size = sysconf(_SC_PAGESIZE);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGBUS, &sa, NULL) ? -errno : 0;
+}
+
+static void sigbus_report(struct reaper *r)
+{
+	uint64_t n = atomic_load_explicit(&sigbus_pages, memory_order_relaxed);
+
+	if (n != r->sigbus) {
+		rlog("warning: %llu mapped pages vanished (a file was truncated under us): read "
+		     "as zeros",
+		     (unsigned long long)(n - r->sigbus));
+		r->sigbus = n;
+	}
+}
+
+/* The library's own log lines (a refused file, a name left alone):
+ * warnings always, the rest with -v. */
+static void lib_log(int level, const char *msg, void *arg)
+{
+	const struct reaper *r = arg;
+
+	if (level >= SHMRPC_LOG_WARN)
+		rlog("warning: %s", msg);
+	else if (level == SHMRPC_LOG_INFO)
+		rlogv(r, "lib: %s", msg);
+}
+
+static bool is_death(uint64_t data)
+{
+	return EV_KIND(data) == EV_PROBE || EV_KIND(data) == EV_PIDFD;
+}
+
 static void dispatch(struct reaper *r, uint64_t data)
 {
 	switch (EV_KIND(data)) {
@@ -316,10 +388,18 @@ static int run(struct reaper *r)
 			rlog("error: epoll_wait: %s", strerror(errno));
 			return 1;
 		}
+		owner_turn(r);
+		/* Deaths first: whatever else this turn holds (a burst of
+		 * registries, a user's budget of syncs) comes after them. */
 		for (i = 0; i < n; i++)
-			dispatch(r, ev[i].data.u64);
+			if (is_death(ev[i].data.u64))
+				dispatch(r, ev[i].data.u64);
+		for (i = 0; i < n; i++)
+			if (!is_death(ev[i].data.u64))
+				dispatch(r, ev[i].data.u64);
 		dom_epochs(r);
 		dom_work(r);
+		sigbus_report(r);
 	}
 	return 0;
 }
@@ -333,12 +413,16 @@ int main(int argc, char **argv)
 	if (parse(argc, argv, &r.o))
 		return EXIT_USAGE;
 	rlog_init("shmrpc-reaper");
-	/* Root cleans up after every user (see lib/seg.c). */
-	if (geteuid() == 0)
-		shmrpc__seg_any_owner(true);
+	shmrpc_set_log(lib_log, &r);
+	/* Root cleans up after every user, as each domain's owner (owner.c). */
+	rc = owner_init(&r);
+	if (rc) {
+		rlog("error: dropping supplementary groups: %s", strerror(-rc));
+		return 1;
+	}
 	raise_nofile();
 	r.epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (r.epfd < 0 || signals_init(&r) || procs_init(&r)) {
+	if (r.epfd < 0 || sigbus_init() || signals_init(&r) || procs_init(&r)) {
 		rlog("error: set-up: %s", strerror(errno));
 		return 1;
 	}
@@ -352,6 +436,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	dom_discover(&r);
+	while (dom_busy(&r)) { /* everything, before READY: one owner's turn at a time */
+		owner_turn(&r);
+		dom_work(&r);
+	}
 	r.w->started(&r);
 	for (struct rdom *d = r.doms; d; d = d->next, ndoms++)
 		nodes += d->mirrored;
@@ -364,6 +452,7 @@ int main(int argc, char **argv)
 	dom_fini(&r);
 	r.w->close(&r);
 	procs_fini(&r);
+	owner_fini(&r);
 	close(r.sigfd);
 	close(r.epfd);
 	free(r.o.domains);

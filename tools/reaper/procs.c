@@ -50,6 +50,7 @@
 #endif
 
 #define PROC_BUCKETS_MIN 1024
+#define POLL_GRID_NS (10 * 1000000ll)
 
 static uint32_t proc_hash(const struct reaper *r, pid_t gpid)
 {
@@ -87,6 +88,7 @@ void procs_forget_all(struct reaper *r)
 void procs_fini(struct reaper *r)
 {
 	procs_forget_all(r);
+	pidns_fini();
 	free(r->procs);
 	r->procs = NULL;
 }
@@ -146,6 +148,8 @@ static struct rproc *proc_get(struct reaper *r, pid_t gpid, uint64_t cookie, int
 /* Stop watching p (no node left in it) and free it. */
 static void proc_put(struct reaper *r, struct rproc *p)
 {
+	if (p->owner)
+		p->owner->nprocs--;
 	proc_unlink(r, p);
 	r->w->del(r, p);
 	if (p->pidfd >= 0)
@@ -174,78 +178,14 @@ int proc_pidfd_open(struct reaper *r, struct rproc *p)
 
 /* ---------------------------------------------------- pid namespaces */
 
-/* The last number of the NSpid line of /proc/PID/status, or -1. */
-static pid_t nspid_last(pid_t pid)
+/* Our pid of the node in @v, or 0 (pidns.c for other namespaces). */
+static pid_t node_gpid(struct reaper *r, pid_t pid, uint64_t pidns, uint64_t start)
 {
-	char path[64], buf[2048], *p, *end;
-	long v, last = -1;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	p = strstr(buf, "\nNSpid:");
-	if (!p)
-		return -1;
-	for (p += 7;; p = end) {
-		v = strtol(p, &end, 10);
-		if (end == p || (*end != '\t' && *end != ' ' && *end != '\n' && *end))
-			break;
-		last = v;
-		if (*end == '\n' || !*end)
-			break;
-	}
-	return (pid_t)last;
-}
-
-/*
- * The pid in our namespace of the process that is @nspid in the pid
- * namespace of inode @ns and, if @start is not 0, started at @start. 0 when
- * no such process is visible from here. Walks /proc: only for nodes of
- * other namespaces, once per node.
- */
-static pid_t pidns_translate(pid_t nspid, uint64_t ns, uint64_t start)
-{
-	char path[64];
-	struct dirent *e;
-	struct stat st;
-	uint64_t t;
-	pid_t pid, found = 0;
-	DIR *dir = opendir("/proc");
-
-	if (!dir)
-		return 0;
-	while (!found && (e = readdir(dir))) {
-		pid = (pid_t)atoi(e->d_name);
-		if (pid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)pid);
-		if (stat(path, &st) || (uint64_t)st.st_ino != ns || nspid_last(pid) != nspid)
-			continue;
-		/* A reused pid in that namespace is no match: same start or none. */
-		if (start && (shmrpc__proc_start_time(pid, &t) || t != start))
-			continue;
-		found = pid;
-	}
-	closedir(dir);
-	return found;
-}
-
-/* Our pid of the node in @v, or 0. */
-static pid_t node_gpid(struct reaper *r, const struct shmrpc__slot_view *v)
-{
-	if (v->pid <= 0 || !v->pidns || !r->mypidns)
+	if (pid <= 0 || !pidns || !r->mypidns)
 		return 0; /* nothing we could trust: poll its lock */
-	if (v->pidns == r->mypidns)
-		return v->pid;
-	return pidns_translate(v->pid, v->pidns, v->start_time);
+	if (pidns == r->mypidns)
+		return pid;
+	return pidns_gpid(r, pid, pidns, start);
 }
 
 /* ---------------------------------------------------- mirroring */
@@ -259,10 +199,30 @@ static void check_at(struct reaper *r, struct rnode *n, int64_t when)
 	n->check_ns = when;
 }
 
+/* Lock-polled (not watched): every poll_ms, stretched so that one owner's
+ * polled nodes cost at most OWNER_POLLED checks per poll_ms. */
+static void poll_at(struct reaper *r, struct rnode *n, int64_t now)
+{
+	struct rowner *o = n->dom->owner;
+	int64_t every = (int64_t)r->o.poll_ms * 1000000;
+
+	if (!n->polled) {
+		n->polled = true;
+		if (++o->npolled == OWNER_POLLED + 1)
+			owner_cap(r, o, OWNER_CAP_POLLED, "their lock checks are spread out");
+	}
+	if (o->npolled > OWNER_POLLED)
+		every = every * o->npolled / OWNER_POLLED;
+	/* On a 10 ms grid: many polled nodes, few wake-ups. */
+	check_at(r, n, (now + every) / POLL_GRID_NS * POLL_GRID_NS + POLL_GRID_NS);
+}
+
 static void node_free(struct reaper *r, struct rnode *n)
 {
 	struct rdom *d = n->dom;
 
+	if (n->polled)
+		d->owner->npolled--;
 	check_at(r, n, 0);
 	d->slots[n->slot] = NULL;
 	d->mirrored--;
@@ -312,8 +272,85 @@ static void node_check(struct reaper *r, struct rnode *n, const char *via)
 {
 	struct exit_info ei = { via, -1, 0, rnow_ns(), 0 };
 
-	if (shmrpc__node_alive(&n->dom->reg, n->slot, n->gen) == 0)
+	if (dom_node_alive(r, n->dom, n->slot, n->gen, NULL) == 0)
 		node_reap(r, n, &ei);
+}
+
+/*
+ * Watch @n's process, if it can be trusted to be the node's: its uid must
+ * be the node file's owner's (@fowner), since a slot's pid is written by
+ * whoever can write the registry and could name another user's process
+ * (whose exit would then reclaim this node without a lock check: the BPF
+ * fast path), and its owner must be under OWNER_PROCS watched processes
+ * (the probe's map is shared by every user). NULL: poll its lock instead.
+ */
+static struct rproc *node_watch(struct reaper *r, struct rnode *n, uid_t fowner)
+{
+	struct rowner *o = n->dom->owner;
+	struct rproc *p;
+	int err = 0;
+
+	if (n->gpid <= 0)
+		return NULL;
+	if (fowner == (uid_t)-1 || !proc_uid_is(n->gpid, fowner)) {
+		rlogv(r,
+		      "domain=%s node=%s pid=%d: not a process of the file's owner uid=%d: polled",
+		      n->dom->reg.domain, n->name, (int)n->gpid, (int)fowner);
+		return NULL;
+	}
+	p = proc_find(r, n->gpid);
+	if (!p && o->nprocs >= OWNER_PROCS) {
+		owner_cap(r, o, OWNER_CAP_PROCS, n->dom->reg.domain);
+		return NULL;
+	}
+	if (!p && (p = proc_get(r, n->gpid, dom_cookie(n->dom, n->slot, n->gen), &err))) {
+		p->owner = o;
+		o->nprocs++;
+	}
+	if (!p && err && err != -ESRCH)
+		rlog("warning: cannot watch domain=%s node=%s pid=%d: %s; checking its lock every "
+		     "%d ms",
+		     n->dom->reg.domain, n->name, (int)n->gpid, strerror(-err), r->o.poll_ms);
+	return p;
+}
+
+/*
+ * Does process @gpid hold node @n's file open? Asked when the node is
+ * watched by the probe (not when it dies: that costs ~30 us of /proc per
+ * death): a slot's pid and start time are written by whoever can write the
+ * registry, so a member could name another process of the node's owner,
+ * whose exit would reclaim a live node without a lock check (the BPF fast
+ * path). The node's own process holds its liveness lock on a descriptor of
+ * that file: the header's lock_fd names it (a hint, checked here), else
+ * every descriptor is looked at (peers map the file but keep no descriptor
+ * of it). Only a node whose process passed is reclaimed on the probe's
+ * event alone; the others wait for their lock. The slot's pid can only be
+ * pointed elsewhere by a new state or gen, which makes a new mirror and a
+ * new check. Read as root (ptrace access to /proc).
+ */
+static bool proc_holds(pid_t gpid, const struct rnode *n)
+{
+	char path[64];
+	struct dirent *e;
+	struct stat st;
+	bool found = false;
+	DIR *dir;
+
+	if (!n->file.ino)
+		return false;
+	if (n->file.lock_fd >= 0) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)gpid, (int)n->file.lock_fd);
+		if (!stat(path, &st) && st.st_dev == n->file.dev && st.st_ino == n->file.ino)
+			return true;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)gpid);
+	dir = opendir(path);
+	while (dir && !found && (e = readdir(dir)))
+		found = e->d_name[0] != '.' && !fstatat(dirfd(dir), e->d_name, &st, 0) &&
+			st.st_dev == n->file.dev && st.st_ino == n->file.ino;
+	if (dir)
+		closedir(dir);
+	return found;
 }
 
 void node_mirror(struct reaper *r, struct rdom *d, uint32_t slot, const struct shmrpc__slot_view *v)
@@ -321,7 +358,8 @@ void node_mirror(struct reaper *r, struct rdom *d, uint32_t slot, const struct s
 	struct rnode *n = calloc(1, sizeof(*n));
 	int64_t now = rnow_ns();
 	struct rproc *p = NULL;
-	int err = 0, alive;
+	uid_t fowner;
+	int alive;
 
 	if (!n) {
 		d->dirty = true; /* try again at the next sync */
@@ -331,23 +369,31 @@ void node_mirror(struct reaper *r, struct rdom *d, uint32_t slot, const struct s
 	n->slot = slot;
 	n->gen = v->gen;
 	n->pid = v->pid;
+	n->pidns = v->pidns;
 	n->start_time = v->start_time;
 	memcpy(n->name, v->name, sizeof(n->name));
 	d->slots[slot] = n;
 	d->mirrored++;
-	n->gpid = node_gpid(r, v);
-	if (n->gpid > 0)
-		p = proc_get(r, n->gpid, dom_cookie(d, slot, v->gen), &err);
+	/* The lock first: a dead node (or an invented one, with no file)
+	 * costs no /proc look-up. */
+	alive = dom_node_alive(r, d, slot, n->gen, &n->file);
+	fowner = n->file.uid;
+	if (alive == 0) {
+		node_check(r, n, "check");
+		return;
+	}
+	if (alive > 0)
+		n->gpid = node_gpid(r, v->pid, v->pidns, v->start_time);
+	p = node_watch(r, n, alive > 0 ? fowner : (uid_t)-1);
 	if (p) {
 		n->proc_next = p->nodes;
 		p->nodes = n;
 		n->proc = p;
-	} else if (err && err != -ESRCH) {
-		rlog("warning: cannot watch domain=%s node=%s pid=%d: %s; checking its lock every %d ms",
-		     d->reg.domain, n->name, (int)n->gpid, strerror(-err), r->o.poll_ms);
+		n->held = r->w->mode == REAPER_MODE_BPF && proc_holds(n->gpid, n);
+		/* Before the watch took hold, it may have died: no event would
+		 * come. */
+		alive = dom_node_alive(r, d, slot, n->gen, NULL);
 	}
-	/* Before the watch took hold, it may have died: no event would come. */
-	alive = shmrpc__node_alive(&d->reg, slot, n->gen);
 	rlogv(r, "watch domain=%s node=%s slot=%u gen=%u pid=%d gpid=%d via=%s alive=%d",
 	      d->reg.domain, n->name, slot, n->gen, (int)n->pid, (int)n->gpid,
 	      p ? r->w->name : "lock", alive);
@@ -356,9 +402,31 @@ void node_mirror(struct reaper *r, struct rdom *d, uint32_t slot, const struct s
 		return;
 	}
 	if (!p)
-		check_at(r, n, now + (int64_t)r->o.poll_ms * 1000000);
+		poll_at(r, n, now);
 	else if (r->w->mode == REAPER_MODE_BPF)
 		check_at(r, n, now + (int64_t)r->o.recheck_ms * 1000000);
+}
+
+/* A polled node of another pid namespace: placed now? Then watch it. */
+static void node_replace(struct reaper *r, struct rnode *n)
+{
+	struct rproc *p;
+
+	if (n->proc || !n->pidns || n->pidns == r->mypidns)
+		return;
+	n->gpid = node_gpid(r, n->pid, n->pidns, n->start_time);
+	if (n->gpid <= 0 || dom_node_alive(r, n->dom, n->slot, n->gen, &n->file) != 1)
+		return;
+	p = node_watch(r, n, n->file.uid);
+	if (!p)
+		return;
+	n->proc_next = p->nodes;
+	p->nodes = n;
+	n->proc = p;
+	n->held = r->w->mode == REAPER_MODE_BPF && proc_holds(n->gpid, n);
+	n->polled = false;
+	n->dom->owner->npolled--;
+	check_at(r, n, 0);
 }
 
 int procs_checks(struct reaper *r)
@@ -379,11 +447,21 @@ int procs_checks(struct reaper *r)
 				next = n->check_ns < next ? n->check_ns : next;
 				continue;
 			}
-			/* Watched nodes are checked once; polled ones forever. */
-			check_at(r, n, n->proc ? 0 : now + (int64_t)r->o.poll_ms * 1000000);
+			/* Watched nodes are checked once; polled ones forever,
+			 * within their owner's budget. */
+			if (!n->proc && !owner_spend(r, d->owner, UNITS_CHECK)) {
+				next = now;
+				continue;
+			}
+			if (n->proc)
+				check_at(r, n, 0);
+			else
+				poll_at(r, n, now);
 			if (n->check_ns && n->check_ns < next)
 				next = n->check_ns;
 			node_check(r, n, "check");
+			if (d->slots[i] == n) /* still mirrored */
+				node_replace(r, n);
 		}
 	}
 	if (!r->nchecks || next == INT64_MAX)
@@ -421,8 +499,9 @@ static void stale_event(struct reaper *r, pid_t gpid, uint64_t cookie, const str
  * still holds its files, hence the nodes' liveness locks, for as long as
  * exit_mm() and exit_files() take. A node whose slot names this very process
  * (the event's start time equals the slot's: pid + start time, so no older or
- * newer holder of the pid) is reclaimed at once, without waiting for its lock
- * (shmrpc__reclaim_exited). Any other node (start time unknown, or another
+ * newer holder of the pid), and whose process was seen holding the node's
+ * file when it was watched (proc_holds: the slot could lie), is reclaimed
+ * at once, without waiting for its lock (shmrpc__reclaim_exited). Any other node (start time unknown, or another
  * one: a reused pid, a time namespace) is reclaimed if its lock is already
  * free, else it stays in p->nodes until p's pidfd says the exit is complete.
  *
@@ -440,8 +519,8 @@ static void proc_reap(struct reaper *r, struct rproc *p, const struct exit_info 
 	for (; n; n = next) {
 		next = n->proc_next;
 		d = n->dom;
-		exited = !final && ei->start_ticks && n->start_time == ei->start_ticks;
-		if (!final && !exited && shmrpc__node_alive(&d->reg, n->slot, n->gen) == 1) {
+		exited = !final && n->held && ei->start_ticks && n->start_time == ei->start_ticks;
+		if (!final && !exited && dom_node_alive(r, d, n->slot, n->gen, NULL) == 1) {
 			n->proc_next = locked;
 			locked = n;
 			continue;

@@ -5,16 +5,23 @@
  * millisecond (docs/reaper.md). Internal interface between its files:
  *
  *	main.c		options, start-up, the event loop, signals, systemd
- *	domain.c	registries: discovery (inotify), epochs (io_uring
- *			FUTEX_WAIT), mirroring slots, reclaiming, status fields
+ *	discover.c	finding registries (scans, inotify), refusing planted files
+ *	domain.c	following registries: epochs (io_uring FUTEX_WAIT),
+ *			mirroring slots, status fields
+ *	reclaim.c	liveness, reclaims, sweeps, retiring a registry
  *	procs.c		mirrored nodes and the processes that host them:
  *			watching, deaths, liveness re-checks, pid namespaces
  *	watch_bpf.c	deaths from the eBPF exit probe (tools/probe.h)
  *	watch_pidfd.c	deaths from pidfds, without BPF
+ *	owner.c		acting as each domain's owner (setfsuid), and the
+ *			bounds on what one owner's files may cost
+ *	pidns.c		processes of other pid namespaces, a process's uid
  *	log.c		one line per event
  *
  * Single-threaded: everything runs in the event loop of main.c, so nothing
- * here takes a lock but the registries' own.
+ * here takes a lock but the registries' own, and the fsuid owner.c sets
+ * (per thread in Linux) is the whole reaper's. libbpf's ring buffer and
+ * liburing start no threads.
  */
 #ifndef SHMRPC_REAPER_H
 #define SHMRPC_REAPER_H
@@ -51,13 +58,25 @@ struct reaper;
 struct rdom;
 struct rproc;
 
+/* What the reaper saw of a node's file when it checked its lock. */
+struct rfile {
+	uid_t uid; /* its owner; (uid_t)-1: no file */
+	dev_t dev;
+	ino_t ino;
+	int32_t lock_fd; /* the header's hint (lib/layout.h), -1 if none */
+};
+
 /* One mirrored node: a LIVE slot of a followed registry. */
 struct rnode {
 	struct rdom *dom;
 	uint32_t slot, gen;
 	pid_t pid;	     /* as its slot says: in the node's pid namespace */
 	pid_t gpid;	     /* the same process in ours; 0: not visible */
+	uint64_t pidns;	     /* the slot's pid namespace inode */
 	uint64_t start_time; /* /proc/PID/stat field 22, from the slot */
+	bool polled;	     /* lock-polled, counted in its owner's npolled */
+	struct rfile file;   /* its node file, as first seen alive */
+	bool held;	     /* its process held that file when watched (BPF) */
 	char name[SHMRPC_NAME_MAX + 1];
 	struct rproc *proc;	 /* the watched process; NULL: lock-polled */
 	struct rnode *proc_next; /* the other nodes of that process */
@@ -80,7 +99,47 @@ struct rproc {
 	bool exiting;	     /* the probe saw it exit; waiting for its pidfd */
 	struct exit_info ei; /* what the probe said, while exiting */
 	struct rnode *nodes;
-	struct rproc *next; /* hash chain */
+	struct rowner *owner; /* charged for it (OWNER_PROCS) */
+	struct rproc *next;   /* hash chain */
+};
+
+/* Caps per owner (owner.c); root's domains are exempt from OWNER_DOMS. */
+#define OWNER_DOMS 256	  /* domains followed */
+#define OWNER_PENDING 256 /* registries waiting (unpublished, or no budget yet) */
+#define OWNER_PROCS 8192  /* processes watched (the BPF map holds 65536) */
+#define OWNER_POLLED 64	  /* lock-polled nodes per poll period; more stretch it */
+#define OWNER_SWEEP 65536 /* liveness checks per reconcile pass */
+/* Work per owner per loop turn, a few hundred microseconds of it here (a
+ * death that comes meanwhile waits for the turn to end): a slot read costs
+ * 1 unit (~50 ns), a liveness check 16 (an open, a lock query, as the
+ * owner: ~5 us), a mirror or a sweep step 128 (two checks, maybe a
+ * reclaim: ~30 us). */
+#define OWNER_TURN_UNITS 1024
+#define UNITS_CHECK 16
+#define UNITS_MIRROR 128
+
+enum owner_cap {
+	OWNER_CAP_DOMS,
+	OWNER_CAP_PENDING,
+	OWNER_CAP_PROCS,
+	OWNER_CAP_WORK,
+	OWNER_CAP_POLLED,
+	OWNER_CAP_LOCK,
+	OWNER_CAP_SWEEP,
+	OWNER_CAP_KINDS
+};
+
+/* One owner (uid) of registries we follow. */
+struct rowner {
+	uid_t uid;
+	uint32_t ndoms, npending, nprocs, npolled;
+	uint32_t sweep_checks;		 /* in the current reconcile pass */
+	int units;			 /* work left in this turn */
+	bool starved;			 /* ran out in this turn */
+	int64_t lock_retry_ns;		 /* a registry lock was held: no waits before this */
+	int64_t lock_backoff_ns;	 /* doubling while locks stay held */
+	int64_t cap_ns[OWNER_CAP_KINDS]; /* last log line of each cap */
+	struct rowner *next;
 };
 
 /* One followed registry, i.e. one domain (two while one is being replaced). */
@@ -88,7 +147,17 @@ struct rdom {
 	struct shmrpc__reg reg;
 	uint64_t id; /* io_uring user_data; never reused */
 	dev_t dev;
-	ino_t ino;	      /* identity of the registry file */
+	ino_t ino; /* identity of the registry file */
+	uid_t uid; /* its owner: we act as this user on its files */
+	gid_t gid; /* its group */
+	struct rowner *owner;
+	uint32_t sync_pos; /* a sync cut short by the budget resumes here */
+	bool syncing;	   /* a sync is under way (sync_pos valid) */
+	struct shmrpc__reg_scan sync_sc;
+	bool sweeping; /* a reconcile sweep is under way */
+	uint32_t sweep_pos;
+	struct shmrpc__reg_scan sweep_sc;
+	struct rretry *retry; /* reclaims that met a held registry lock */
 	uint32_t epoch_seen;  /* epoch when slots[] was last synced */
 	bool armed;	      /* a FUTEX_WAIT on the epoch is in flight */
 	bool dirty;	      /* sync slots[] with the registry soon */
@@ -97,6 +166,20 @@ struct rdom {
 	struct rnode **slots; /* [reg.capacity] */
 	int empty_passes;     /* reconcile passes in a row that found it empty */
 	struct rdom *next;
+};
+
+/* A registry not published yet, and its owner. */
+struct rpending {
+	char name[SHMRPC_NAME_MAX + 1];
+	uid_t uid;
+};
+
+/* A reclaim to try again: the registry lock was held too long. */
+struct rretry {
+	uint32_t slot, gen;
+	bool exited;
+	struct exit_info ei;
+	struct rretry *next;
 };
 
 /* A source of deaths: the eBPF probe or pidfds. */
@@ -142,6 +225,10 @@ struct reaper_opts {
 
 struct reaper {
 	struct reaper_opts o;
+	bool privileged; /* root: acts as each domain's owner (owner.c) */
+	struct rowner *owners;
+	bool deferred;	 /* work left for a later turn (budgets, held locks) */
+	uint64_t sigbus; /* mapped pages that vanished (a file shrank): patched */
 	const struct reaper_watcher *w;
 	void *wpriv; /* the watcher's state */
 	int epfd, sigfd, infd;
@@ -156,9 +243,10 @@ struct reaper {
 	uint32_t nchecks; /* nodes with check_ns set */
 	uint64_t mypidns; /* inode of our pid namespace */
 	uint64_t reaped;  /* slots freed since start */
-	ino_t *ignored;	  /* registries we cannot or will not follow */
-	uint32_t nignored;
-	char (*pending)[SHMRPC_NAME_MAX + 1]; /* registries not published yet */
+	ino_t *ignored;	  /* registries we cannot or will not follow: a hash set */
+	uint32_t nignored, cap_ignored;
+	void *disc;		  /* DIR of a discovery under way */
+	struct rpending *pending; /* registries not published yet */
 	uint32_t npending;
 	int64_t pending_ns; /* next look at them */
 };
@@ -173,16 +261,59 @@ void rlogv(const struct reaper *r, const char *fmt, ...) __attribute__((format(p
 const char *rlog_status(int status, char *buf, size_t len);
 int64_t rnow_ns(void);
 
+/* ------------------------------------------------------------ owner.c */
+int owner_init(struct reaper *r);
+void owner_fini(struct reaper *r);
+struct rowner *owner_get(struct reaper *r, uid_t uid);
+/* Act as @uid/@gid (fsuid, fsgid, lib/seg.c's actor) for domain @d (NULL:
+ * a registry not followed yet). 0, or -EPERM (then we are root again). */
+int owner_enter(struct reaper *r, uid_t uid, gid_t gid, const struct rdom *d);
+/* Back to root's own identity. */
+void owner_leave(struct reaper *r);
+/* Take @units of @o's budget for this turn; false (and r->deferred) when
+ * they are not there: do the rest in a later turn. @o NULL: free. */
+bool owner_spend(struct reaper *r, struct rowner *o, int units);
+/* A new loop turn: budgets back to full. */
+void owner_turn(struct reaper *r);
+/* Log that @o hit cap @kind (at most once per 10 s per cap). */
+void owner_cap(struct reaper *r, struct rowner *o, enum owner_cap kind, const char *what);
+
 /* ------------------------------------------------------------ domain.c */
 int dom_init(struct reaper *r);
 void dom_fini(struct reaper *r);
-/* Follow every registry in shm_dir not followed yet (start-up, reconcile). */
+/* ------------------------------------------------------------ discover.c */
+/* Follow every registry in shm_dir not followed yet (start-up, reconcile):
+ * starts a scan of shm_dir that dom_discover_step goes on with. */
 void dom_discover(struct reaper *r);
+/* A bounded part of the scan; true while there is more. */
+bool dom_discover_step(struct reaper *r);
+/* Look at pending registries again, when due. */
+void dom_pending(struct reaper *r);
 void dom_inotify(struct reaper *r);
+void dom_discover_fini(struct reaper *r);
+/* domain.c, for discover.c */
+struct rdom *dom_by_ino(struct reaper *r, dev_t dev, ino_t ino);
+void dom_follow(struct reaper *r, struct rdom *d);
 /* Completions of epoch waits (uring), or a look at every epoch (polled). */
 void dom_epochs(struct reaper *r);
-/* Sync every dirty domain; drop the gone ones; retry pending registries. */
+/* Sync every dirty domain, go on with sweeps and discovery, retry held
+ * reclaims; drop the gone ones; retry pending registries. Bounded by the
+ * owners' budgets (r->deferred: more to do). */
 void dom_work(struct reaper *r);
+/* ------------------------------------------------------------ reclaim.c */
+/* A step of @d's reconcile sweep, within its owner's budget. */
+void dom_sweep(struct reaper *r, struct rdom *d);
+/* Retire @d if no slot has been in use for two reconcile passes. */
+void dom_retire_empty(struct reaper *r, struct rdom *d);
+/* Reclaims of @d that met a held lock, once their owner's backoff ends. */
+void dom_retries(struct reaper *r, struct rdom *d);
+
+/* Syncs, sweeps or a discovery under way (start-up runs them to the end). */
+bool dom_busy(const struct reaper *r);
+/* Liveness of node (slot, gen) of @d, checked as @d's owner: 1, 0, -errno
+ * (lib/reclaim.c's shmrpc__node_alive). *f, if not NULL, gets what was
+ * seen of the node file. */
+int dom_node_alive(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen, struct rfile *f);
 /* Sweep every registry: reclaim every node that is gone. */
 void dom_reconcile(struct reaper *r);
 /* How long the loop may sleep for domain work (pending registries, polled
@@ -224,6 +355,14 @@ int procs_checks(struct reaper *r);
 struct rproc *proc_find(struct reaper *r, pid_t gpid);
 /* Is gpid a watched process? (start-up pruning of the BPF map) */
 bool procs_has(struct reaper *r, pid_t gpid);
+
+/* ------------------------------------------------------------ pidns.c */
+/* Our pid of the process that is @nspid in pid namespace @ns (and started
+ * at @start, if not 0), or 0 when none is visible. */
+pid_t pidns_gpid(struct reaper *r, pid_t nspid, uint64_t ns, uint64_t start);
+/* Is process @gpid running as @uid (its euid or fsuid)? */
+bool proc_uid_is(pid_t gpid, uid_t uid);
+void pidns_fini(void);
 
 #ifdef __cplusplus
 }

@@ -168,7 +168,7 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 /* One consumer per pinned probe: hold an flock on its directory. */
 static int pin_lock(const char *dir, int *fd_out)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 	if (fd < 0)
 		return -errno;
@@ -200,6 +200,8 @@ int reaper_bpf_open(struct reaper *r, char *why, size_t len)
 	b->lock_fd = -1;
 	b->ns_per_tick = 1000000000 / sysconf(_SC_CLK_TCK);
 	err = shmrpc_probe_open(&b->p, &o);
+	if (err == -EACCES && shmrpc_probe_pin_error()[0])
+		rlog("error: %s", shmrpc_probe_pin_error());
 	if (err && o.pin_dir && o.route != SHMRPC_PROBE_PINNED && err != -EPERM) {
 		rlog("warning: probe in %s unusable (%s): loading one unpinned", o.pin_dir,
 		     strerror(-err));

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,19 +37,35 @@ static int emit(const struct top_snap *s, const struct top_opts *o, FILE *f)
 	}
 }
 
-/* -o FILE: a reader (a textfile collector) sees the old file or the new
- * one, never half of one: write a temporary next to it, then rename. */
+/*
+ * -o FILE: a reader (a textfile collector) sees the old file or the new
+ * one, never half of one: write a temporary next to it, then rename. The
+ * temporary is made by mkstemp (O_CREAT | O_EXCL, a random name): in a
+ * directory others can write to, a planted symlink at a predictable
+ * FILE.tmp.<pid> made root overwrite whatever it pointed to. It gets the
+ * mode fopen would have given (0666 less the umask); rename replaces FILE
+ * itself, never what a symlink at FILE points to.
+ */
 static int emit_file(const struct top_snap *s, const struct top_opts *o)
 {
 	char tmp[4096];
+	mode_t mask;
 	FILE *f;
-	int err;
+	int fd, err;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", o->out, (int)getpid()) >= (int)sizeof(tmp))
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", o->out) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	f = fopen(tmp, "w");
-	if (!f)
+	fd = mkstemp(tmp);
+	if (fd < 0)
 		return -errno;
+	mask = umask(0);
+	umask(mask);
+	if (fchmod(fd, 0666 & ~mask) || !(f = fdopen(fd, "w"))) {
+		err = -errno;
+		close(fd);
+		unlink(tmp);
+		return err;
+	}
 	err = emit(s, o, f);
 	if (fclose(f) || err) {
 		unlink(tmp);

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
  * The ring files of a domain, for a snapshot (scan.c does the rest): each
- * file name is parsed strictly (the names lib/names.c makes, nothing
+ * file name is checked strictly (the names lib/names.c makes, nothing
  * else), its header page mapped, copied and checked, and the ring linked
- * to the nodes its *name* says it joins (a header can lie; a name that
- * lies fails the check that the header repeats it). Then each node's
- * totals: its folded old_* counters plus its rings', as lib/stats.c adds
- * them.
+ * to the nodes its header says it joins. Names carry a keyed hash of the
+ * ids, not the ids (lib/names.c): the ids are read from the header and
+ * must give back the file's name under the registry's key, so a header
+ * that lies about them is reported as corrupt. Then each node's totals:
+ * its folded old_* counters plus its rings', as lib/stats.c adds them.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -30,60 +31,32 @@ void *top_grow(void *v, uint32_t *cap, uint32_t need, size_t size)
 	return v;
 }
 
-static bool parse_u32(const char **p, uint32_t *v)
-{
-	uint64_t x = 0;
-	const char *q = *p;
-
-	if (*q < '0' || *q > '9')
-		return false;
-	while (*q >= '0' && *q <= '9') {
-		x = x * 10 + (uint64_t)(*q++ - '0');
-		if (x > UINT32_MAX)
-			return false;
-	}
-	*v = (uint32_t)x;
-	*p = q;
-	return true;
-}
-
-/* "xxxxxxxx." of the nonce; returns the rest, or NULL. */
-static const char *parse_nonce(const char *p, uint32_t *nonce)
-{
-	char *end;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
-			return NULL;
-	if (p[8] != '.')
-		return NULL;
-	*nonce = (uint32_t)strtoul(p, &end, 16);
-	return p + 9;
-}
-
 enum file_kind { FILE_OTHER, FILE_NODE, FILE_RING };
 
-/* Which file of domain @dom is @name: its nonce and ids. Strict: exactly
- * the names lib/names.c makes. */
-static enum file_kind parse_file(const char *name, const char *dom, uint32_t *nonce, uint32_t id[4])
+/* Which kind of file of domain @dom is @name: exactly the names lib/names.c
+ * makes ("shmrpc.<dom>.node." or ".ring." and 16 hex digits). Its ids are
+ * not in its name: a ring's come from its header (scan_ring), a node's
+ * name is compared with those of the registry's nodes. */
+static enum file_kind parse_file(const char *name, const char *dom)
 {
 	size_t dl = strlen(dom);
 	const char *p = name + 7;
+	enum file_kind k;
+	int i;
 
-	if (strncmp(p, dom, dl) || p[dl] != '.' || !(p = parse_nonce(p + dl + 1, nonce)))
+	if (strncmp(name, "shmrpc.", 7) || strncmp(p, dom, dl) || p[dl] != '.')
 		return FILE_OTHER;
-	if (!strncmp(p, "node.", 5)) {
-		p += 5;
-		if (parse_u32(&p, &id[0]) && *p++ == '.' && parse_u32(&p, &id[1]) && !*p)
-			return FILE_NODE;
-	} else if (!strncmp(p, "ring.", 5)) {
-		p += 5;
-		if (parse_u32(&p, &id[0]) && *p++ == '.' && parse_u32(&p, &id[1]) && *p++ == '-' &&
-		    parse_u32(&p, &id[2]) && *p++ == '.' && parse_u32(&p, &id[3]) && !*p)
-			return FILE_RING;
-	}
-	return FILE_OTHER;
+	p += dl + 1;
+	if (!strncmp(p, "node.", 5))
+		k = FILE_NODE;
+	else if (!strncmp(p, "ring.", 5))
+		k = FILE_RING;
+	else
+		return FILE_OTHER;
+	for (p += 5, i = 0; i < 16; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return FILE_OTHER;
+	return p[16] ? FILE_OTHER : k;
 }
 
 struct ring_ctx {
@@ -108,10 +81,12 @@ static int read_ring(void *arg)
 	return top_copy(c->u.w, c->h, sizeof(c->u)) ? -EFAULT : 0;
 }
 
-/* The checks of shmrpc__ring_check (lib/ring.c), each with its reason. */
-static const char *ring_hdr_bad(const struct shmrpc__ring_hdr *h, uint64_t fsize, uint32_t nonce,
-				const struct top_ring *r)
+/* The checks of shmrpc__ring_check (lib/ring.c), each with its reason; the
+ * ids come from the header and must give the file's name. */
+static const char *ring_hdr_bad(const struct shmrpc__ring_hdr *h, uint64_t fsize,
+				const struct top_domain *d, const struct top_ring *r)
 {
+	char want[SHMRPC__PATH_MAX];
 	uint32_t size = h->size;
 
 	if (h->abi != SHMRPC__ABI || h->hdr_size != SHMRPC__PAGE)
@@ -120,8 +95,8 @@ static const char *ring_hdr_bad(const struct shmrpc__ring_hdr *h, uint64_t fsize
 		return "bad ring size";
 	if (fsize != (uint64_t)SHMRPC__PAGE + size)
 		return fsize < (uint64_t)SHMRPC__PAGE + size ? "truncated" : "file size differs";
-	if (h->nonce != nonce || h->tx_slot != r->tx_slot || h->tx_gen != r->tx_gen ||
-	    h->rx_slot != r->rx_slot || h->rx_gen != r->rx_gen)
+	shmrpc__ring_path_key(want, d->name, d->key, h->tx_slot, h->tx_gen, h->rx_slot, h->rx_gen);
+	if (strcmp(want + 1, r->file))
 		return "ids differ from its name";
 	if (shmrpc__name_check_field(h->tx_name, sizeof(h->tx_name)))
 		return "bad sender name";
@@ -158,18 +133,20 @@ static void ring_values(struct top_ring *r, const struct ring_ctx *c)
 	r->tx_name[SHMRPC_NAME_MAX] = '\0';
 }
 
-static void scan_ring(struct top_ring *r, uint32_t nonce)
+/* Map ring file r->file and read its header: its ids, status and values.
+ * Returns 1 if it is a complete ring of another registry (a stray). */
+static int scan_ring(struct top_ring *r, const struct top_domain *d)
 {
 	struct ring_ctx c;
 	struct top_map m;
 	const char *bad;
-	int err;
+	int err, stray = 0;
 
 	err = top_map_open(r->file, SHMRPC__PAGE, false, &m);
 	if (err) {
 		r->status = err == -ENOENT ? TOP_RING_GONE : TOP_RING_CORRUPT;
 		snprintf(r->why, TOP_WHY_MAX, "%s", strerror(-err));
-		return;
+		return 0;
 	}
 	r->ino = m.ino;
 	if (m.size == 0) {
@@ -200,17 +177,27 @@ static void scan_ring(struct top_ring *r, uint32_t nonce)
 		snprintf(r->why, TOP_WHY_MAX, "%s", c.u.h.magic ? "bad magic" : "being created");
 		goto out;
 	}
-	bad = ring_hdr_bad(&c.u.h, m.size, nonce, r);
+	if (c.u.h.nonce != d->nonce) {
+		stray = 1; /* left by an older registry of the domain */
+		goto out;
+	}
+	r->tx_slot = c.u.h.tx_slot;
+	r->tx_gen = c.u.h.tx_gen;
+	r->rx_slot = c.u.h.rx_slot;
+	r->rx_gen = c.u.h.rx_gen;
+	bad = ring_hdr_bad(&c.u.h, m.size, d, r);
 	if (!bad && (c.tail < c.head || ((c.head | c.tail) & (SHMRPC__REC_ALIGN - 1))))
 		bad = "head/tail out of range";
 	if (bad) {
 		r->status = TOP_RING_CORRUPT;
 		snprintf(r->why, TOP_WHY_MAX, "%s", bad);
+		r->tx_slot = r->tx_gen = r->rx_slot = r->rx_gen = 0;
 		goto out;
 	}
 	ring_values(r, &c);
 out:
 	top_map_close(&m);
+	return stray;
 }
 
 /* Index of the domain's node (slot, gen), or -1. Nodes are in slot order. */
@@ -253,47 +240,88 @@ static void ring_link(struct top_snap *s, uint32_t i)
 	}
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The file names of the domain's nodes, sorted, for bsearch; NULL if none
+ * (or no memory: then every node file counts as a node's). */
+static char **node_names(const struct top_snap *s, const struct top_domain *d,
+			 char (*buf)[TOP_FILE_MAX])
+{
+	char **v = malloc((d->node_count + 1) * sizeof(*v)), path[SHMRPC__PATH_MAX];
+	uint32_t i;
+
+	if (!v)
+		return NULL;
+	for (i = 0; i < d->node_count; i++) {
+		const struct top_node *n = &s->nodes[d->node_first + i];
+
+		shmrpc__node_path_key(path, d->name, d->key, n->slot, n->gen);
+		snprintf(buf[i], TOP_FILE_MAX, "%s", path + 1);
+		v[i] = buf[i];
+	}
+	qsort(v, d->node_count, sizeof(*v), cmp_name);
+	return v;
+}
+
+/* A file of another registry, or of a node no longer in this one: counted,
+ * unless it left a moment ago. */
+static void stray_file(struct top_domain *d, const char *file)
+{
+	char path[sizeof(TOP_SHM_DIR) + TOP_FILE_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", TOP_SHM_DIR, file);
+	d->stray += !access(path, F_OK);
+}
+
 int top__scan_rings(struct top_snap *s, uint32_t di, const struct top_names *l)
 {
 	struct top_domain *d = &s->doms[di];
-	uint32_t i, nonce, id[4];
+	char(*buf)[TOP_FILE_MAX] = malloc((d->node_count + 1) * sizeof(*buf));
+	char **names = buf ? node_names(s, d, buf) : NULL;
+	const char *key;
 	enum file_kind k;
+	uint32_t i;
 
 	d->ring_first = s->nrings;
 	for (i = 0; i < l->n; i++) {
 		struct top_ring *r;
 
-		k = parse_file(l->v[i], d->name, &nonce, id);
+		k = parse_file(l->v[i], d->name);
 		if (k == FILE_OTHER)
 			continue;
-		if (nonce != d->nonce || (k == FILE_NODE && node_find(s, d, id[0], id[1]) < 0)) {
-			/* Left by an older registry, or by a node that is no
-			 * longer in this one. Unless it left a moment ago. */
-			char path[sizeof(TOP_SHM_DIR) + TOP_FILE_MAX];
-
-			snprintf(path, sizeof(path), "%s/%s", TOP_SHM_DIR, l->v[i]);
-			d->stray += !access(path, F_OK);
+		key = l->v[i];
+		if (k == FILE_NODE) {
+			if (names && !bsearch(&key, names, d->node_count, sizeof(*names), cmp_name))
+				stray_file(d, l->v[i]);
 			continue;
 		}
-		if (k != FILE_RING)
-			continue;
 		r = top_grow(s->rings, &s->cap_rings, s->nrings + 1, sizeof(*r));
-		if (!r)
+		if (!r) {
+			free(names);
+			free(buf);
 			return -ENOMEM;
+		}
 		s->rings = r;
 		d = &s->doms[di];
-		r = &s->rings[s->nrings++];
+		r = &s->rings[s->nrings];
 		memset(r, 0, sizeof(*r));
 		snprintf(r->file, sizeof(r->file), "%s", l->v[i]);
-		r->tx_slot = id[0];
-		r->tx_gen = id[1];
-		r->rx_slot = id[2];
-		r->rx_gen = id[3];
-		scan_ring(r, d->nonce);
-		r->tx_node = node_find(s, d, r->tx_slot, r->tx_gen);
-		r->rx_node = node_find(s, d, r->rx_slot, r->rx_gen);
+		if (scan_ring(r, d)) {
+			stray_file(d, l->v[i]);
+			continue;
+		}
+		s->nrings++;
+		/* Corrupt or still being created: its ids are unknown, and no
+		 * node's. */
+		r->tx_node = r->status == TOP_RING_OK ? node_find(s, d, r->tx_slot, r->tx_gen) : -1;
+		r->rx_node = r->status == TOP_RING_OK ? node_find(s, d, r->rx_slot, r->rx_gen) : -1;
 		r->next_in = r->next_out = -1;
 	}
+	free(names);
+	free(buf);
 	d->ring_count = s->nrings - d->ring_first;
 	for (i = d->ring_first; i < s->nrings; i++)
 		ring_link(s, i);

@@ -203,7 +203,7 @@ static void scan_node(const struct top_domain *d, struct top_node *n)
 	const char *bad;
 	int err, alive;
 
-	shmrpc__node_path(path, d->name, d->nonce, n->slot, n->gen);
+	shmrpc__node_path_key(path, d->name, d->key, n->slot, n->gen);
 	err = top_map_open(path + 1, sizeof(u), true, &m);
 	if (err) {
 		n->state = err == -ENOENT ? TOP_NODE_GONE : TOP_NODE_UNKNOWN;
@@ -353,6 +353,7 @@ static int reg_header(struct top_snap *s, struct top_domain *d, const struct top
 	}
 	d->capacity = h->capacity;
 	d->nonce = h->nonce;
+	memcpy(d->key, h->name_key, sizeof(d->key));
 	d->epoch = atomic_load_explicit(&h->epoch, memory_order_relaxed);
 	reaper_of(d, h, s->mono);
 	return 0;

@@ -3,7 +3,8 @@
  * Reading /dev/shm without trusting it and without disturbing anyone.
  *
  * Files are opened O_RDONLY | O_NOFOLLOW | O_NONBLOCK (a planted symlink is
- * not followed, a planted FIFO does not block us) and must be regular;
+ * not followed, a planted FIFO does not block us) and must be regular
+ * files with one link;
  * they are mapped PROT_READ, never beyond the size fstat just reported.
  *
  * A file can still shrink after fstat: a node's ftruncate, a hostile
@@ -120,7 +121,8 @@ int top_map_open(const char *file, size_t max, bool keep_fd, struct top_map *m)
 		err = -errno;
 		goto out_close;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size < 0) {
+	/* One name only: a hard link could show another file under ours. */
+	if (!S_ISREG(st.st_mode) || st.st_nlink > 1 || st.st_size < 0) {
 		err = -EBADF;
 		goto out_close;
 	}

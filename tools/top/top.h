@@ -32,6 +32,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "layout.h"
 #include "shmrpc.h"
 
 #ifdef __cplusplus
@@ -90,7 +91,7 @@ enum top_ring_status {
 struct top_ring {
 	char file[TOP_FILE_MAX];
 	uint64_t ino;
-	uint32_t tx_slot, tx_gen, rx_slot, rx_gen; /* from the file name */
+	uint32_t tx_slot, tx_gen, rx_slot, rx_gen; /* from its header (the name is checked) */
 	enum top_ring_status status;
 	char why[TOP_WHY_MAX];
 	/* copied from the header; valid for TOP_RING_OK */
@@ -146,6 +147,7 @@ struct top_domain {
 	enum top_dom_status status;
 	char why[TOP_WHY_MAX];
 	uint32_t capacity, nonce, epoch;
+	uint8_t key[SHMRPC__KEY_BYTES]; /* the registry's name key (lib/names.c) */
 	struct top_reaper reaper;
 	uint32_t node_first, node_count; /* into snap->nodes */
 	uint32_t ring_first, ring_count; /* into snap->rings */

@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: MIT
+"""The C declarations of include/shmrpc.h, for cffi's ABI mode.
+
+Written as the header writes them, comments and SHMRPC_API left out, so
+tests/python/test_cdef.py can compare the two declaration by declaration
+(and struct layouts through a C program): a function, field or constant
+added to the header fails that test until it is added here too.
+"""
+import re
+
+CDEF = r"""
+#define SHMRPC_VERSION_MAJOR 0
+#define SHMRPC_VERSION_MINOR 1
+#define SHMRPC_NAME_MAX 63
+
+const char *shmrpc_last_error(void);
+
+#define SHMRPC_LOG_DEBUG 0
+#define SHMRPC_LOG_INFO 1
+#define SHMRPC_LOG_WARN 2
+typedef void (*shmrpc_log_fn)(int level, const char *msg, void *arg);
+void shmrpc_set_log(shmrpc_log_fn fn, void *arg);
+
+struct shmrpc_node;
+
+struct shmrpc_opts {
+	size_t sz;
+	const char *domain;
+	uint32_t ring_bytes;
+	uint32_t max_nodes;
+	uint32_t mode;
+	const char *backend;
+	int32_t spin_us;
+};
+
+#define SHMRPC_SPIN_NEVER -1  /* the header: (-1); cffi takes no parentheses */
+
+typedef void (*shmrpc_handler)(struct shmrpc_node *node, const char *from, const void *data,
+			       size_t len, void *arg);
+
+struct shmrpc_stats {
+	uint64_t msgs_sent;
+	uint64_t msgs_recv;
+	uint64_t bytes_sent;
+	uint64_t bytes_recv;
+	uint64_t send_full;
+	uint64_t wakes_sent;
+	uint64_t wakes_skipped;
+	uint64_t sleeps;
+	uint64_t spins;
+	uint64_t connects;
+	uint64_t rings_in;
+	uint64_t rings_out;
+};
+
+int shmrpc_open(const char *name, const struct shmrpc_opts *opts,
+			   struct shmrpc_node **out);
+void shmrpc_close(struct shmrpc_node *node);
+int shmrpc_send(struct shmrpc_node *node, const char *to, const void *data, size_t len,
+			   int timeout_ms);
+int shmrpc_broadcast(struct shmrpc_node *node, const void *data, size_t len,
+				int timeout_ms);
+
+#define SHMRPC_SEND_DEFER 0x1u
+int shmrpc_send_flags(struct shmrpc_node *node, const char *to, const void *data,
+				 size_t len, int timeout_ms, unsigned flags);
+int shmrpc_flush(struct shmrpc_node *node);
+int shmrpc_fd(struct shmrpc_node *node);
+int shmrpc_recv(struct shmrpc_node *node, void *buf, size_t cap, char *from,
+			   int timeout_ms);
+int shmrpc_dispatch(struct shmrpc_node *node, shmrpc_handler fn, void *arg,
+			       int timeout_ms);
+int shmrpc_start(struct shmrpc_node *node, shmrpc_handler fn, void *arg);
+int shmrpc_stop(struct shmrpc_node *node);
+int shmrpc_nodes(struct shmrpc_node *node, char (*names)[SHMRPC_NAME_MAX + 1],
+			    size_t cap);
+int shmrpc_is_local(struct shmrpc_node *node, const char *name);
+int shmrpc_wait_node(struct shmrpc_node *node, const char *name, int timeout_ms);
+int shmrpc_warmup(struct shmrpc_node *node);
+int shmrpc_stats(struct shmrpc_node *node, struct shmrpc_stats *st);
+const char *shmrpc_backend(struct shmrpc_node *node);
+int shmrpc_backend_available(const char *name);
+const char *shmrpc_backend_default(void);
+const char *shmrpc_name(struct shmrpc_node *node);
+const char *shmrpc_domain(struct shmrpc_node *node);
+int shmrpc_max_size(struct shmrpc_node *node, const char *to);
+
+struct shmrpc_txbuf {
+	void *data;
+	size_t cap;
+	void *_priv[2];
+};
+int shmrpc_reserve(struct shmrpc_node *node, const char *to, size_t len,
+			      struct shmrpc_txbuf *tx, int timeout_ms);
+int shmrpc_commit(struct shmrpc_node *node, struct shmrpc_txbuf *tx, size_t len);
+int shmrpc_commit_flags(struct shmrpc_node *node, struct shmrpc_txbuf *tx, size_t len,
+				   unsigned flags);
+void shmrpc_cancel(struct shmrpc_node *node, struct shmrpc_txbuf *tx);
+
+struct shmrpc_rxbuf {
+	const void *data;
+	size_t len;
+	char from[SHMRPC_NAME_MAX + 1];
+	void *_priv[2];
+};
+int shmrpc_peek(struct shmrpc_node *node, struct shmrpc_rxbuf *rx, int timeout_ms);
+int shmrpc_release(struct shmrpc_node *node, struct shmrpc_rxbuf *rx);
+"""
+
+# Every function above: the loaded library must export them all.
+FUNCTIONS = tuple(re.findall(r"\b(shmrpc_\w+)\(", CDEF))

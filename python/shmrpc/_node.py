@@ -1,0 +1,441 @@
+# SPDX-License-Identifier: MIT
+"""shmrpc.Node: one process's membership of a domain."""
+import errno
+import threading
+import traceback
+import weakref
+from time import monotonic as _monotonic
+from threading import get_ident as _get_ident
+
+from . import _zerocopy
+from ._lib import (INT_MAX, NodeClosed, check, cname, error, ffi, lib, make_error, pystr,
+                   timeout_ms)
+
+# A blocking call waits in slices of at most this long, so that Ctrl-C
+# (Python runs signal handlers between slices only) and close() from another
+# thread end it within a slice. Each slice is one more call into the library:
+# a few per second, against its own 500 ms safety wake-ups.
+SLICE_MS = 250
+RECV_BUF = 4096  # recv's first buffer; it grows to fit the largest message seen,
+RECV_BUF_MAX = 1 << 20  # up to this; larger ones are copied from the ring directly
+_alloc = ffi.new_allocator(should_clear_after_alloc=False)
+NAME_BUF = lib.SHMRPC_NAME_MAX + 1
+_ETIMEDOUT = -errno.ETIMEDOUT
+_STATS = [f for f, _ in ffi.typeof("struct shmrpc_stats").fields]
+
+
+class _Life:
+    """What close() and the finalizer share: the handle, the calls running,
+    the closing flag. No reference to the Node, so that a Node nobody holds
+    is collected and its finalizer closes it."""
+
+    __slots__ = ("h", "lock", "idle", "users", "closing", "bg_tids")
+
+    def __init__(self, h):
+        self.h = h
+        self.lock = threading.Lock()
+        self.idle = threading.Condition(self.lock)  # notified while closing only
+        self.users = {}  # thread id -> calls of it running on the node, under lock
+        self.closing = False
+        self.bg_tids = set()  # threads in start()'s handler
+
+    def close(self):
+        """Wait for the calls running (blocking ones notice within a slice),
+        then shmrpc_close. Also run at interpreter exit, when daemon threads
+        may still be in calls."""
+        with self.lock:
+            if self.h is None:
+                return
+            self.closing = True
+            while self.users:
+                self.idle.wait()
+            h, self.h = self.h, None
+        lib.shmrpc_close(h)  # stops start()'s thread
+
+
+class _Handler:
+    """What dispatch() and start() hand to the C callback as its arg."""
+
+    __slots__ = ("fn", "errors", "node", "background")
+
+    def __init__(self, node, fn, background):
+        self.node, self.fn, self.background, self.errors = node, fn, background, []
+
+
+def _handle(_node, sender, data, length, arg):
+    h = ffi.from_handle(arg)
+    node = h.node
+    tids = node._life.bg_tids
+    if h.background:  # shmrpc_start's thread: it may not close the node
+        tids.add(_get_ident())
+    try:
+        h.fn(ffi.unpack(ffi.cast("char *", data), length), pystr(sender))
+    except BaseException as e:  # nothing may unwind through the C frames
+        h.errors.append(e)
+        if h.background:
+            traceback.print_exception(e)
+    finally:
+        if h.background:
+            tids.discard(_get_ident())
+
+
+_callback = []  # the C function pointer for _handle, made at first use
+
+
+def _c_handler():
+    """Made lazily: a cffi callback needs executable memory, which a
+    hardened system may refuse; then only dispatch() and start() fail."""
+    if not _callback:
+        _callback.append(ffi.callback("shmrpc_handler", _handle))
+    return _callback[0]
+
+
+class Node:
+    """A node of a domain: ``Node(name, domain=None, ...)``, best used as a
+    context manager (close() on exit).
+
+    Options, None meaning the library's default: domain ($SHMRPC_DOMAIN, else
+    "default"), ring_bytes (of each ring delivering to this node, a power of
+    two in [4096, 2**30], 256 KiB), max_nodes (registry capacity if this call
+    creates it, 1024), mode (permission bits of created segments, 0o600),
+    backend ("uring", "futex"; $SHMRPC_BACKEND overrides), spin_us (longest
+    receiver spin before sleeping, $SHMRPC_SPIN_US else 20; 0 never spins).
+
+    Timeouts are in seconds: None waits forever, 0 never blocks
+    (BlockingIOError when the call would have to wait), > 0 waits at most
+    that long (TimeoutError). Errors are shmrpc.Error, an OSError subclass
+    chosen by errno (BrokenPipeError, FileNotFoundError, ...) whose message
+    is the library's own text.
+
+    Threads: send, broadcast, flush, reserve and the queries may run from
+    several threads at once; the receiving calls (recv, peek, dispatch) from
+    one thread at a time (another one gets errno EBUSY), and not while
+    start()'s handler runs. The GIL is released while the library waits.
+    close() waits until calls running in other threads return: blocking
+    ones notice it within 0.25 s and raise NodeClosed.
+    """
+
+    def __init__(self, name, domain=None, ring_bytes=None, max_nodes=None, mode=None,
+                 backend=None, spin_us=None):
+        opts = ffi.new("struct shmrpc_opts *")
+        opts.sz = ffi.sizeof("struct shmrpc_opts")
+        keep = []  # C strings the options point to, alive until open returns
+        for field, value in (("domain", domain), ("backend", backend)):
+            if value is not None:
+                keep.append(ffi.new("char[]", cname(value, field)))
+                setattr(opts, field, keep[-1])
+        for field, value, hi in (("ring_bytes", ring_bytes, 2**32 - 1),
+                                 ("max_nodes", max_nodes, 2**32 - 1), ("mode", mode, 2**32 - 1),
+                                 ("spin_us", spin_us, INT_MAX)):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{field} must be an int, not {type(value).__name__}")
+            if field == "spin_us" and value == 0:
+                value = lib.SHMRPC_SPIN_NEVER  # the C 0 means "default"
+            elif value < (-2**31 if field == "spin_us" else 0) or value > hi:
+                raise ValueError(f"{field} {value}: out of range")
+            setattr(opts, field, value)
+        out = ffi.new("struct shmrpc_node **")
+        check(lib.shmrpc_open(cname(name), opts, out), f"open {name!r}")
+        self._life = _Life(out[0])
+        # Closes the node if it is garbage-collected, and at interpreter exit.
+        self._finalizer = weakref.finalize(self, self._life.close)
+        self._name = pystr(lib.shmrpc_name(out[0]))
+        self._domain = pystr(lib.shmrpc_domain(out[0]))
+        self._backend = pystr(lib.shmrpc_backend(out[0]))
+        self._rbuf = _alloc("char[]", RECV_BUF)  # recv's; grows to RECV_BUF_MAX
+        self._rfrom = ffi.new("char[]", NAME_BUF)
+        self._zc = _zerocopy.State()  # zero-copy views handed out
+        self._bg = None  # start()'s _Handler and its handle
+
+    # ---------------------------------------------------------------- life
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        state = "closed" if self._life.h is None else f"backend={self._backend!r}"
+        return f"<shmrpc.Node {self._name!r} domain={self._domain!r} {state}>"
+
+    def _enter(self):
+        """Count a call of this thread on the node (close() waits for it)."""
+        tid, life = _get_ident(), self._life
+        with life.lock:
+            if life.h is None or life.closing:
+                raise NodeClosed(f"node {self._name!r} is closed")
+            life.users[tid] = life.users.get(tid, 0) + 1
+        return life.h
+
+    def _leave(self):
+        tid, life = _get_ident(), self._life
+        with life.lock:
+            n = life.users.pop(tid) - 1
+            if n:
+                life.users[tid] = n
+            elif life.closing and not life.users:
+                life.idle.notify_all()
+
+    def close(self):
+        """Leave the domain (idempotent). Waits for calls running in other
+        threads; raises RuntimeError from inside a call on this node (a
+        handler, a peek or reserve block) and BufferError while a view of a
+        peeked message outlives its block (mmap.close() does the same)."""
+        life = self._life
+        with life.lock:
+            if life.h is None:
+                return
+            tid = _get_ident()
+            if tid in life.users or tid in life.bg_tids:
+                raise RuntimeError("close() from inside a call on this node")
+            if self._zc.stale_views():
+                raise BufferError("close(): a view of a peeked message is still alive")
+        self._finalizer()  # _Life.close, once: waits for the calls running
+        self._bg = None  # its handle: only now that the thread is gone
+
+    @property
+    def closed(self):
+        return self._life.h is None
+
+    # ------------------------------------------------------------ helpers
+
+    def _wait(self, fn, pre, post, timeout):
+        """fn(*pre, timeout_ms, *post), waiting in slices (see SLICE_MS)
+        until it stops timing out or the caller's timeout has passed."""
+        ms = -1 if timeout is None else timeout_ms(timeout)
+        if 0 <= ms <= SLICE_MS:
+            return fn(*pre, ms, *post)
+        start = _monotonic() if ms > 0 else 0.0
+        rc = fn(*pre, SLICE_MS, *post)
+        while rc == _ETIMEDOUT:
+            if self._life.closing:
+                raise NodeClosed(f"node {self._name!r} closed while waiting")
+            s = SLICE_MS
+            if ms > 0:
+                left = ms - int((_monotonic() - start) * 1000)
+                if left <= 0:
+                    break
+                s = min(s, left)
+            rc = fn(*pre, s, *post)
+        return rc
+
+    def _simple(self, what, fn, *args):
+        h = self._enter()
+        try:
+            return check(fn(h, *args), what)
+        finally:
+            self._leave()
+
+    # ------------------------------------------------------------ sending
+
+    def send(self, to, data, timeout=None, defer=False):
+        """Copy one message (any bytes-like object, empty allowed) to node
+        `to`. Waits only while its ring is full. defer=True holds back the
+        wake a sleeping receiver needs until flush()."""
+        cto, buf = cname(to, "to"), ffi.from_buffer(data)
+        flags = lib.SHMRPC_SEND_DEFER if defer else 0
+        h = self._enter()
+        try:
+            rc = self._wait(lib.shmrpc_send_flags, (h, cto, buf, len(buf)), (flags,), timeout)
+            if rc < 0:
+                raise error(rc, f"send to {to!r}")
+        finally:
+            self._leave()
+
+    def flush(self):
+        """Issue the wakes held back by send(defer=True); returns how many."""
+        return self._simple("flush", lib.shmrpc_flush)
+
+    def broadcast(self, data, timeout=None):
+        """Send to every other live node; returns how many got it. The
+        timeout bounds the whole call (not interrupted by Ctrl-C)."""
+        buf = ffi.from_buffer(data)
+        return self._simple("broadcast", lib.shmrpc_broadcast, buf, len(buf), timeout_ms(timeout))
+
+    def reserve(self, to, size, timeout=None, defer=False):
+        """Zero-copy send, as a context manager::
+
+            with node.reserve("cam", 4096) as buf:
+                buf[:n] = header + payload   # or: f.readinto(buf.view)
+                buf.length = n               # default: all of size
+
+        The message is committed when the block ends normally, cancelled
+        (nothing sent) when it raises or calls buf.cancel()."""
+        return _zerocopy.Reserve(self, cname(to, "to"), size, timeout, defer)
+
+    # ---------------------------------------------------------- receiving
+
+    def _rx_enter(self):
+        """_enter, plus the receiving token (see _zerocopy.State)."""
+        h = self._enter()
+        zc = self._zc
+        try:
+            zc.acquire()
+            if zc.pending is not None:
+                try:
+                    zc.settle(h)
+                except BaseException:
+                    zc.token.release()
+                    raise
+        except BaseException:
+            self._leave()
+            raise
+        return h
+
+    def _rx_leave(self):
+        self._zc.token.release()
+        self._leave()
+
+    def recv(self, timeout=None, bufsize=None):
+        """Receive one message: (bytes, sender name). bufsize None takes
+        messages of any length; an int refuses longer ones with errno
+        EMSGSIZE and leaves them queued."""
+        if bufsize is not None and (isinstance(bufsize, bool) or not isinstance(bufsize, int)
+                                    or bufsize < 0):
+            raise ValueError(f"bufsize {bufsize!r}: not an int >= 0")
+        h = self._rx_enter()
+        try:
+            buf, frm = self._rbuf, self._rfrom  # ours: the token is held
+            cap = len(buf) if bufsize is None else min(len(buf), bufsize)
+            rc = self._wait(lib.shmrpc_recv, (h, buf, cap, frm), (), timeout)
+            if rc >= 0:
+                return ffi.unpack(buf, rc), pystr(frm)
+            if rc != -errno.EMSGSIZE:
+                raise error(rc, "recv")
+            return self._recv_large(h, bufsize)
+        finally:
+            self._rx_leave()
+
+    def _recv_large(self, h, bufsize):
+        """The next message does not fit the buffer (shmrpc_recv left it
+        queued): copy it from the ring, and grow the buffer for next time."""
+        rx = ffi.new("struct shmrpc_rxbuf *")
+        rc = check(lib.shmrpc_peek(h, rx, 0), "recv")
+        if bufsize is not None and rc > bufsize:
+            raise make_error(errno.EMSGSIZE, f"recv: message of {rc} bytes, bufsize {bufsize}")
+        data = ffi.unpack(ffi.cast("char *", rx.data), rc)
+        sender = pystr(getattr(rx, "from"))
+        check(lib.shmrpc_release(h, rx), "recv")
+        want = min(1 << (rc - 1).bit_length(), RECV_BUF_MAX)
+        if want > len(self._rbuf):
+            self._rbuf = _alloc("char[]", want)
+        return data, sender
+
+    def peek(self, timeout=None):
+        """Zero-copy receive, as a context manager yielding (memoryview,
+        sender)::
+
+            with node.peek(1.0) as (view, sender):
+                handle(view)
+
+        The read-only view points into the shared ring and is released when
+        the block ends (using it then raises ValueError). The sender could
+        still write to that memory: validate what you read (or copy it).
+        A slice or export of the view must not outlive the block: if one
+        does, the block raises BufferError and the message stays unreleased
+        (no view ever reads reused memory) until it is gone."""
+        return _zerocopy.Peek(self, timeout)
+
+    def dispatch(self, fn, timeout=None):
+        """Wait for the first message, then call fn(data: bytes, sender: str)
+        for it and every message already waiting; returns how many. If fn
+        raises, the messages already taken are still handed to it, then the
+        first exception is raised. fn may send, but not receive."""
+        h = self._rx_enter()
+        try:
+            ctx = _Handler(self, fn, False)
+            arg = ffi.new_handle(ctx)
+            rc = self._wait(lib.shmrpc_dispatch, (h, _c_handler(), arg), (), timeout)
+            if ctx.errors:
+                e = ctx.errors[0]
+                if len(ctx.errors) > 1:
+                    e.add_note(f"shmrpc: fn raised {len(ctx.errors) - 1} more times in this call")
+                raise e
+            return check(rc, "dispatch")
+        finally:
+            self._rx_leave()
+
+    def start(self, fn):
+        """Run a library thread calling fn(data, sender) for every message
+        (the receiving calls then raise errno EBUSY). Its exceptions are
+        printed, and the first one is raised again by stop()."""
+        h = self._rx_enter()
+        try:
+            ctx = _Handler(self, fn, True)
+            arg = ffi.new_handle(ctx)
+            check(lib.shmrpc_start(h, _c_handler(), arg), "start")
+            self._bg = (ctx, arg)
+        finally:
+            self._rx_leave()
+
+    def stop(self):
+        """Stop and join start()'s thread (errno EDEADLK from its handler)."""
+        self._simple("stop", lib.shmrpc_stop)
+        ctx, self._bg = self._bg, None
+        if ctx and ctx[0].errors:
+            raise ctx[0].errors[0]
+
+    def fileno(self):
+        """An eventfd that becomes readable when messages may be waiting, for
+        selectors, asyncio's add_reader or select; when it does, call
+        dispatch(fn, 0) (or recv(0) until BlockingIOError). Readable may be
+        spurious. Owned by the node: do not close it."""
+        return self._simple("fileno", lib.shmrpc_fd)  # the same descriptor every time
+
+    # ------------------------------------------------------------ queries
+
+    def wait_node(self, name, timeout=None):
+        """Return as soon as a node of that name is live."""
+        cn = cname(name)
+        h = self._enter()
+        try:
+            rc = self._wait(lib.shmrpc_wait_node, (h, cn), (), timeout)
+            if rc < 0:
+                raise error(rc, f"wait_node {name!r}")
+        finally:
+            self._leave()
+
+    def nodes(self):
+        """Names of the live nodes of the domain, this one included."""
+        cap = 64
+        while True:
+            names = ffi.new("char[][%d]" % NAME_BUF, cap)
+            n = self._simple("nodes", lib.shmrpc_nodes, names, cap)
+            if n <= cap:
+                return [pystr(names[i]) for i in range(n)]
+            cap = n + 16  # more joined meanwhile: room for some more
+
+    def is_local(self, name):
+        """Whether a live node of that name is in the domain."""
+        return self._simple(f"is_local {name!r}", lib.shmrpc_is_local, cname(name)) == 1
+
+    def max_size(self, to=None):
+        """Largest message node `to` (None: this node) can receive."""
+        cto = ffi.NULL if to is None else cname(to, "to")
+        return self._simple(f"max_size {to!r}", lib.shmrpc_max_size, cto)
+
+    def warmup(self):
+        """Connect to every other live node now; returns the connections."""
+        return self._simple("warmup", lib.shmrpc_warmup)
+
+    def stats(self):
+        """This node's counters since it joined, as a dict."""
+        st = ffi.new("struct shmrpc_stats *")
+        self._simple("stats", lib.shmrpc_stats, st)
+        return {f: getattr(st, f) for f in _STATS}
+
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def domain(self):
+        return self._domain
+
+    @property
+    def backend(self):
+        """The wake backend in use: "uring" or "futex"."""
+        return self._backend
