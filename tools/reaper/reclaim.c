@@ -293,4 +293,3 @@ void dom_reconcile(struct reaper *r)
 			dom_retire_empty(r, d);
 	}
 }
-
