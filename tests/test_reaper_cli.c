@@ -102,8 +102,8 @@ static pid_t spawn(const char *const *args, uid_t uid, const char *out, const ch
 		fe = open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
 			_exit(126);
-		if (uid && (setgroups(0, NULL) || setresgid(uid, uid, uid) ||
-			    setresuid(uid, uid, uid)))
+		if (uid &&
+		    (setgroups(0, NULL) || setresgid(uid, uid, uid) || setresuid(uid, uid, uid)))
 			_exit(126);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
@@ -149,9 +149,11 @@ static void test_bad_options_say_which(void **state)
 	const struct bad_case cases[] = {
 		{ { "--mode", "bogus" }, "unknown mode (auto, bpf, pidfd): bogus" },
 		{ { "-m", "bogus" }, "unknown mode (auto, bpf, pidfd): bogus" },
-		{ { "--probe", "kprobe" }, "unknown probe route (auto, tp_btf, tracepoint, pinned): kprobe" },
+		{ { "--probe", "kprobe" },
+		  "unknown probe route (auto, tp_btf, tracepoint, pinned): kprobe" },
 		{ { "--reconcile-ms", "0" }, "bad --reconcile-ms (milliseconds, 1 to 3600000): 0" },
-		{ { "--reconcile-ms", "10s" }, "bad --reconcile-ms (milliseconds, 1 to 3600000): 10s" },
+		{ { "--reconcile-ms", "10s" },
+		  "bad --reconcile-ms (milliseconds, 1 to 3600000): 10s" },
 		{ { "--poll-ms", "-5" }, "bad --poll-ms (milliseconds, 1 to 3600000): -5" },
 		{ { "-d", "../x" }, "bad domain name" },
 		{ { "--domain", "" }, "bad domain name" },
@@ -159,17 +161,26 @@ static void test_bad_options_say_which(void **state)
 		{ { "-v", "stray", "more" }, "unexpected argument: stray" },
 		{ { "--frobnicate" }, "unknown option: --frobnicate" },
 		{ { "--mode" }, "option needs an argument: --mode" },
-		{ { "--no-pin", "--pin-dir", "/sys/fs/bpf/x" }, "--no-pin cannot go with: --pin-dir /sys/fs/bpf/x" },
-		{ { "--pin-dir", "/sys/fs/bpf/x", "--no-pin" }, "--no-pin cannot go with: --pin-dir /sys/fs/bpf/x" },
-		{ { "--probe", "pinned", "--no-pin" }, "--probe pinned (the pin directory's probe) cannot go with: --no-pin" },
-		{ { "--mode", "pidfd", "--probe", "tracepoint" }, "--mode pidfd (no probe) cannot go with: --probe tracepoint" },
-		{ { "--mode", "pidfd", "--btf", "/etc/passwd" }, "--mode pidfd (no probe) cannot go with: --btf /etc/passwd" },
-		{ { "--once", "--mode", "bpf" }, "--once (one sweep, then exit; nothing watched) cannot go with: --mode bpf" },
+		{ { "--no-pin", "--pin-dir", "/sys/fs/bpf/x" },
+		  "--no-pin cannot go with: --pin-dir /sys/fs/bpf/x" },
+		{ { "--pin-dir", "/sys/fs/bpf/x", "--no-pin" },
+		  "--no-pin cannot go with: --pin-dir /sys/fs/bpf/x" },
+		{ { "--probe", "pinned", "--no-pin" },
+		  "--probe pinned (the pin directory's probe) cannot go with: --no-pin" },
+		{ { "--mode", "pidfd", "--probe", "tracepoint" },
+		  "--mode pidfd (no probe) cannot go with: --probe tracepoint" },
+		{ { "--mode", "pidfd", "--btf", "/etc/passwd" },
+		  "--mode pidfd (no probe) cannot go with: --btf /etc/passwd" },
+		{ { "--once", "--mode", "bpf" },
+		  "--once (one sweep, then exit; nothing watched) cannot go with: --mode bpf" },
 		{ { "--reconcile-ms", "5", "--once" }, "cannot go with: --reconcile-ms 5" },
-		{ { "--btf", "/nonexistent/btf" }, "--btf /nonexistent/btf: No such file or directory" },
+		{ { "--btf", "/nonexistent/btf" },
+		  "--btf /nonexistent/btf: No such file or directory" },
 		{ { "--btf", "/tmp" }, "--btf /tmp: not a regular file" },
-		{ { "--pin-dir", "/tmp/shmrpc-test-cli-pins" }, "--pin-dir /tmp/shmrpc-test-cli-pins: /tmp is not on a bpf filesystem" },
-		{ { "--pin-dir", "/nonexistent/pins" }, "--pin-dir /nonexistent/pins: /nonexistent: No such file or directory" },
+		{ { "--pin-dir", "/tmp/shmrpc-test-cli-pins" },
+		  "--pin-dir /tmp/shmrpc-test-cli-pins: /tmp is not on a bpf filesystem" },
+		{ { "--pin-dir", "/nonexistent/pins" },
+		  "--pin-dir /nonexistent/pins: /nonexistent: No such file or directory" },
 	};
 	struct run r;
 	struct stat st;
@@ -199,10 +210,9 @@ static void test_bad_options_say_which(void **state)
 
 static void test_help_and_version(void **state)
 {
-	static const char *const every[] = { "--mode",	   "--probe",	     "--pin-dir",
-					     "--no-pin",   "--btf",	     "--domain",
-					     "--reconcile-ms", "--poll-ms", "--once",
-					     "--verbose",  "--help",	     "--version" };
+	static const char *const every[] = { "--mode", "--probe",   "--pin-dir",      "--no-pin",
+					     "--btf",  "--domain",  "--reconcile-ms", "--poll-ms",
+					     "--once", "--verbose", "--help",	      "--version" };
 	const char *help[] = { "--help", NULL }, *h[] = { "-h", NULL };
 	const char *version[] = { "--version", NULL }, *v[] = { "-V", NULL };
 	struct run r;
@@ -238,8 +248,8 @@ static void test_help_and_version(void **state)
 static void test_asked_route_fails_loudly(void **state)
 {
 	struct th_dom *d = *state;
-	const char *args[] = { "--probe", "tracepoint", "--btf", NULL, "--no-pin", "-d", d->name,
-			       NULL };
+	const char *args[] = { "--probe",  "tracepoint", "--btf", NULL,
+			       "--no-pin", "-d",	 d->name, NULL };
 	char btf[64];
 	struct run r;
 	int fd;
@@ -492,9 +502,8 @@ static void test_once_cleans_the_dead_touches_the_living(void **state)
 	run(&r, args);
 	print_message("[observed] %s", r.err);
 	assert_int_equal(r.status, 0);
-	assert_non_null(
-		strstr(r.err, "once domains=3 reclaimed=3 retired=2 skipped=0 refused=0 "
-			      "unpublished=0 not-ours=0 lock-held=0 capped=0 errors=0\n"));
+	assert_non_null(strstr(r.err, "once domains=3 reclaimed=3 retired=2 skipped=0 refused=0 "
+				      "unpublished=0 not-ours=0 lock-held=0 capped=0 errors=0\n"));
 	snprintf(want, sizeof(want), "reaped domain=%s node=x ", s.dead.name);
 	assert_non_null(strstr(r.err, want));
 	assert_non_null(strstr(r.err, "via=once"));

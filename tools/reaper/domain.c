@@ -280,7 +280,7 @@ bool dom_busy(const struct reaper *r)
 	if (r->disc)
 		return true;
 	for (const struct rdom *d = r->doms; d; d = d->next)
-		if (!d->gone && (d->dirty || d->sweeping))
+		if (!d->gone && (d->dirty || d->sweeping || d->retire_due))
 			return true;
 	return false;
 }
@@ -298,8 +298,10 @@ void dom_work(struct reaper *r)
 			dom_sweep(r, d);
 			if (!d->sweeping)
 				dom_retire_empty(r, d);
+		} else if (d->retire_due) {
+			dom_retire_empty(r, d);
 		}
-		if (d->dirty || d->sweeping)
+		if (d->dirty || d->sweeping || d->retire_due)
 			owner_defer(r, d->owner);
 		/* Gone: keep following while it still has live nodes. */
 		if (d->gone && !d->mirrored)

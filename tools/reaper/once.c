@@ -107,6 +107,7 @@ static void sweep(struct reaper *r, struct rdom *d, struct tally *t)
 		skip(t, d->reg.domain, SKIP_CAPPED, "liveness checks per sweep");
 	if (!d->gone && !d->retry) {
 		d->empty_passes = 1; /* this sweep is the only pass: retire it now */
+		owner_turn(r);
 		dom_retire_empty(r, d);
 	}
 	t->retired += (uint32_t)(r->retired - retired);
@@ -202,8 +203,8 @@ int reaper_once(struct reaper *r)
 	bad = t.skipped[SKIP_LOCK_HELD] + t.skipped[SKIP_CAPPED] + t.skipped[SKIP_ERROR];
 	rlog("once domains=%u reclaimed=%llu retired=%u skipped=%u refused=%u unpublished=%u "
 	     "not-ours=%u lock-held=%u capped=%u errors=%u",
-	     t.domains, (unsigned long long)r->reaped, t.retired, skipped,
-	     t.skipped[SKIP_REFUSED], t.skipped[SKIP_UNPUBLISHED], t.skipped[SKIP_NOT_OURS],
-	     t.skipped[SKIP_LOCK_HELD], t.skipped[SKIP_CAPPED], t.skipped[SKIP_ERROR]);
+	     t.domains, (unsigned long long)r->reaped, t.retired, skipped, t.skipped[SKIP_REFUSED],
+	     t.skipped[SKIP_UNPUBLISHED], t.skipped[SKIP_NOT_OURS], t.skipped[SKIP_LOCK_HELD],
+	     t.skipped[SKIP_CAPPED], t.skipped[SKIP_ERROR]);
 	return bad ? 1 : 0;
 }

@@ -155,9 +155,10 @@ int reaper_pin_dir_check(const char *dir, char *why, size_t len)
 		return -errno;
 	}
 	if ((unsigned long)sf.f_type != BPF_FS_MAGIC) {
-		snprintf(why, len,
-			 "%s is not on a bpf filesystem (f_type 0x%lx; mount -t bpf bpf /sys/fs/bpf)",
-			 where, (unsigned long)sf.f_type);
+		snprintf(
+			why, len,
+			"%s is not on a bpf filesystem (f_type 0x%lx; mount -t bpf bpf /sys/fs/bpf)",
+			where, (unsigned long)sf.f_type);
 		return -ENOTDIR;
 	}
 	return 0;
@@ -256,11 +257,11 @@ static int combine(struct reaper_opts *o, const struct given *g)
 	if (g->pin_dir[0] && reaper_pin_dir_check(o->pin_dir, what, sizeof(what)))
 		return bad(g->pin_dir, what);
 	/* What the user asked of the probe: it must work as asked. */
-	any = !strcmp(o->mode, "bpf")			     ? "--mode bpf" :
-	      g->probe[0]				     ? g->probe :
-	      g->btf[0]					     ? g->btf :
-	      g->pin_dir[0]				     ? g->pin_dir :
-							       "";
+	any = !strcmp(o->mode, "bpf") ? "--mode bpf" :
+	      g->probe[0]	      ? g->probe :
+	      g->btf[0]		      ? g->btf :
+	      g->pin_dir[0]	      ? g->pin_dir :
+					"";
 	snprintf(o->asked, sizeof(o->asked), "%s", any);
 	o->pin_given = g->pin_dir[0] != '\0';
 	return 0;

@@ -126,6 +126,9 @@ struct rproc {
 /* A sync's fixed cost: the wake-up that asked for it and the re-arm of its
  * epoch wait (~20 us here), whatever the slots cost. */
 #define UNITS_SYNC 64
+/* A retire check: the registry lock, a count of its slots; the read of
+ * /dev/shm for locked node files it may need is charged after it. */
+#define UNITS_RETIRE 256
 /* Work per owner per second, once started (a turn's budget alone would let
  * one owner keep the loop turning every millisecond: a user bumping his
  * epoch held the reaper at 20-45% of a core). About 5% of a core here.
@@ -192,6 +195,7 @@ struct rdom {
 	uint32_t mirrored;    /* non-NULL entries of slots[] */
 	struct rnode **slots; /* [reg.capacity] */
 	int empty_passes;     /* reconcile passes in a row that found it empty */
+	bool retire_due;      /* a retire check waits for its owner's budget */
 	struct rdom *next;
 };
 

@@ -112,7 +112,7 @@ static bool dom_may_retire(struct reaper *r, struct rdom *d)
 	uint32_t looked = 0;
 	bool locked = shmrpc__reg_any_locked(&d->reg, UINT32_MAX, &looked) != 0;
 
-	owner_charge(r, d->owner, UNITS_CHECK + (int)(looked / 64));
+	owner_charge(r, d->owner, (int)(looked / 4)); /* ~1 us an entry, and opens */
 	if (locked)
 		rlogo(r, d->owner,
 		      "domain-kept domain=%s reason=locked-node-without-slot: its slots were "
@@ -248,7 +248,17 @@ void dom_retire_empty(struct reaper *r, struct rdom *d)
 {
 	bool retired = false;
 
-	if (d->gone || owner_enter(r, d->uid, d->gid, d))
+	d->retire_due = false;
+	if (d->gone)
+		return;
+	/* A lock, a count of the slots, maybe a directory read: paid first,
+	 * or in a later turn (dom_work), never all of an owner's domains in
+	 * one turn of a reconcile. */
+	if (!owner_spend(r, d->owner, UNITS_RETIRE)) {
+		d->retire_due = true;
+		return;
+	}
+	if (owner_enter(r, d->uid, d->gid, d))
 		return;
 	if (shmrpc__reg_lock_for(&d->reg, 0)) {
 		owner_leave(r);
