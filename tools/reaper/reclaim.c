@@ -149,6 +149,9 @@ int dom_reclaim(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen,
 	rc = exited ? shmrpc__reclaim_exited(&d->reg, slot, gen) :
 		      shmrpc__reclaim(&d->reg, slot, gen);
 	if (rc == 1) {
+		/* Done at once, whoever's node it was; paid after: that owner's
+		 * other work waits instead. */
+		owner_charge(r, d->owner, UNITS_MIRROR);
 		/* Relaxed: a counter for shmrpc-top; we are its only writer. */
 		atomic_fetch_add_explicit(&d->reg.hdr->reaped, 1, memory_order_relaxed);
 		r->reaped++;
