@@ -309,6 +309,22 @@ static int run(struct reaper *r)
 	return 0;
 }
 
+/* Undo whatever main() set up (each part takes what was never made). */
+static int finish(struct reaper *r, int rc)
+{
+	dom_fini(r);
+	if (r->w)
+		r->w->close(r);
+	procs_fini(r);
+	owner_fini(r);
+	if (r->sigfd >= 0)
+		close(r->sigfd);
+	if (r->epfd >= 0)
+		close(r->epfd);
+	free(r->o.domains);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct reaper r = { .epfd = -1, .sigfd = -1, .infd = -1 };
@@ -316,43 +332,40 @@ int main(int argc, char **argv)
 	int rc;
 
 	rc = reaper_opts_parse(argc, argv, &r.o);
-	if (rc)
+	if (rc) {
+		free(r.o.domains);
 		return rc > 0 ? 0 : EXIT_USAGE;
+	}
 	rlog_init("shmrpc-reaper");
 	shmrpc_set_log(lib_log, &r);
 	/* Root cleans up after every user, as each domain's owner (owner.c). */
 	rc = owner_init(&r);
 	if (rc) {
 		rlog("error: dropping supplementary groups: %s", strerror(-rc));
-		return 1;
+		return finish(&r, 1);
 	}
 	if (sigbus_init()) {
 		rlog("error: set-up: %s", strerror(errno));
-		return 1;
+		return finish(&r, 1);
 	}
-	if (r.o.once) {
-		rc = reaper_once(&r);
-		owner_fini(&r);
-		free(r.o.domains);
-		return rc;
-	}
+	if (r.o.once)
+		return finish(&r, reaper_once(&r));
 	rc = pin_dir_default(&r);
 	if (rc)
-		return rc;
+		return finish(&r, rc);
 	raise_nofile();
 	r.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (r.epfd < 0 || signals_init(&r) || procs_init(&r)) {
 		rlog("error: set-up: %s", strerror(errno));
-		return 1;
+		return finish(&r, 1);
 	}
 	rc = watcher_open(&r);
 	if (rc)
-		return rc;
+		return finish(&r, rc);
 	rc = dom_init(&r);
 	if (rc) {
 		rlog("error: watching %s: %s", r.o.shm_dir, strerror(-rc));
-		r.w->close(&r);
-		return 1;
+		return finish(&r, 1);
 	}
 	dom_discover(&r);
 	while (dom_busy(&r)) { /* everything, before READY: one owner's turn at a time */
@@ -368,12 +381,5 @@ int main(int argc, char **argv)
 	rc = run(&r);
 	sd_notify("STOPPING=1");
 	dom_beat(&r, true);
-	dom_fini(&r);
-	r.w->close(&r);
-	procs_fini(&r);
-	owner_fini(&r);
-	close(r.sigfd);
-	close(r.epfd);
-	free(r.o.domains);
-	return rc;
+	return finish(&r, rc);
 }
