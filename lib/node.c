@@ -263,6 +263,29 @@ static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 #define LEAVE_LOCKED_MAX 1024 /* node files a retiring leave checks, at most */
 
 /*
+ * May the count of @r's slots be a lie told by someone else? Only if
+ * another user may write the registry file: a group-mode domain (its
+ * file's group bits, which only its owner can change; with an ACL they are
+ * its mask). In an owner-only domain every writer is us, who could remove
+ * the registry anyway: the read of /dev/shm (~0.2 us an entry) is spared.
+ */
+static bool count_may_lie(const struct shmrpc__reg *r)
+{
+	struct stat st;
+
+	return fstat(r->fd, &st) || (st.st_mode & 0060);
+}
+
+/* Retire @r if no node is left in it: no slot in use, and, where the slots
+ * may lie, no node file of the domain locked. Under the lock. */
+static void retire_if_empty(struct shmrpc__reg *r)
+{
+	if (!shmrpc__reg_recount(r) &&
+	    !(count_may_lie(r) && shmrpc__reg_any_locked(r, LEAVE_LOCKED_MAX, NULL)))
+		shmrpc__reg_retire(r);
+}
+
+/*
  * Make the node's segment, moving the slot to the next generation (and so
  * to another, unpredictable name: names.c) while the name is taken by a
  * file that seg_make could not replace: only a member of the domain can
@@ -311,9 +334,7 @@ static int join_locked(struct shmrpc_node *n)
 		shmrpc__reg_free(n->reg, (uint32_t)slot, gen);
 		/* As the last leave does: a domain with no node left goes (a
 		 * first node that could not be made leaves no registry). */
-		if (!shmrpc__reg_recount(n->reg) &&
-		    !shmrpc__reg_any_locked(n->reg, LEAVE_LOCKED_MAX, NULL))
-			shmrpc__reg_retire(n->reg);
+		retire_if_empty(n->reg);
 	} else {
 		n->slot = (uint32_t)slot;
 		n->gen = gen;
@@ -380,10 +401,8 @@ static void leave(struct shmrpc_node *n)
 	left = shmrpc__reg_recount(r);
 	if (left)
 		shmrpc__reclaim_sweep(r, UINT32_MAX, left > LEAVE_FULL_SWEEP ? n->proc.pidns : 0);
-	/* The count is of slots, which any member can write FREE: retire
-	 * only if no node file of the domain is locked either. */
-	if (!shmrpc__reg_recount(r) && !shmrpc__reg_any_locked(r, LEAVE_LOCKED_MAX, NULL))
-		shmrpc__reg_retire(r);
+	/* The count is of slots, which any member can write FREE. */
+	retire_if_empty(r);
 	shmrpc__reg_unlock(r);
 }
 

@@ -475,10 +475,13 @@ static void test_root_join_leaves_squatted_name(void **state)
 }
 
 /*
- * A member writes a live node's slot FREE, then leaves last by the count:
- * no slot says a node is left, but a's node file is locked. The leave must
- * keep the registry (the reaper already does), so that a new node joins
- * the same domain and reaches a once its slot says LIVE again.
+ * A member of a group-mode domain writes a live node's slot FREE, then
+ * leaves last by the count: no slot says a node is left, but a's node file
+ * is locked. The leave must keep the registry (the reaper already does), so
+ * that a new node joins the same domain and reaches a once its slot says
+ * LIVE again. (Two processes of one user: the library's leave is the same
+ * whoever the member is, and a's own last leave is the one that could
+ * unlink the registry in the sticky /dev/shm.)
  */
 static void test_freed_slot_last_leave_keeps_registry(void **state)
 {
@@ -490,6 +493,7 @@ static void test_freed_slot_last_leave_keeps_registry(void **state)
 	struct holder a;
 	struct regmap m;
 
+	d->opts.mode = 0660; /* group mode: other users may write the slots */
 	snprintf(reg, sizeof(reg), "/dev/shm/shmrpc.%s.reg", d->name);
 	holder_start(&a, d, "a", 0);
 	b = th_open(d, "b");
