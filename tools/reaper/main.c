@@ -16,8 +16,12 @@
  *
  * The loop: one epoll_wait on the signalfd, inotify, the io_uring of epoch
  * waits, and the probe's ring buffer or the pidfds; its timeout is the
- * nearest of the heartbeat, the reconcile, a due liveness check and a
- * pending registry. Every turn then syncs dirty domains and drops gone ones.
+ * nearest of the heartbeat, the reconcile, a due liveness check, a pending
+ * registry and the end of an owner's spent second or lock backoff. Every
+ * turn then syncs dirty domains and drops gone ones.
+ *
+ * The options are checked before any of it (opts.c); --once (once.c) needs
+ * none of it: no watcher, no inotify, no loop.
  */
 #include <errno.h>
 #include <signal.h>
