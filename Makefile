@@ -128,7 +128,8 @@ tests: $(TESTS)
 
 # The reaper's tests run shmrpc-reaper (and bpftool on the probe's objects),
 # and link the kill-to-cleaned module; no libbpf of their own.
-REAPER_TESTS := $(B)/tests/test_reaper $(B)/tests/test_chaos $(B)/tests/test_reaper_owner
+REAPER_TESTS := $(B)/tests/test_reaper $(B)/tests/test_chaos $(B)/tests/test_reaper_owner \
+	$(B)/tests/test_reaper_cli
 
 $(REAPER_TESTS): $(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o \
 		$(KILLTIME_OBJS) $(LIB_A) $(B)/tools/shmrpc-reaper $(BPF_OBJS)

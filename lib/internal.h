@@ -320,6 +320,15 @@ int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot, uint64_t ch
  * zombie still has it). */
 bool shmrpc__pid_gone(int32_t pid);
 int shmrpc__reclaim_locked(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
+/*
+ * Is a node of @r's domain alive, whatever its slots say (any member can
+ * write a slot FREE)? Checks the lock of every node file of the domain
+ * in /dev/shm, at most @max of them: 1 if one is locked, or there are more,
+ * or /dev/shm cannot be read (cannot tell: keep the registry); 0 if none.
+ * *looked (may be NULL) gets how many directory entries were read. Before
+ * retiring a registry whose count says no node is left.
+ */
+int shmrpc__reg_any_locked(const struct shmrpc__reg *r, uint32_t max, uint32_t *looked);
 /* Set @flag on ring (tx, rx), wake both of its sleepers, unlink it.
  * Returns the ring's prev_gen link (gen + 1 of an older ring from the same
  * slot to follow), or 0. */
