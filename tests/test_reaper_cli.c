@@ -222,13 +222,13 @@ static void test_help_and_version(void **state)
 	run(&r, help);
 	assert_int_equal(r.status, 0);
 	assert_string_equal(r.err, "");
-	assert_non_null(strstr(r.out, "Usage: shmrpc-reaper"));
+	assert_non_null(strstr(r.out, "usage: shmrpc-reaper"));
 	for (size_t i = 0; i < sizeof(every) / sizeof(every[0]); i++)
 		if (!strstr(r.out, every[i]))
 			fail_msg("--help does not mention %s", every[i]);
 	run(&r, h);
 	assert_int_equal(r.status, 0);
-	assert_non_null(strstr(r.out, "Usage: shmrpc-reaper"));
+	assert_non_null(strstr(r.out, "usage: shmrpc-reaper"));
 	run(&r, version);
 	assert_int_equal(r.status, 0);
 	assert_string_equal(r.err, "");

@@ -31,7 +31,8 @@
 
 static char tools_dir[PATH_MAX];
 
-static const char *const tools[] = { "shmrpc-top", "shmrpc-info", "shmrpc-demo", "shmrpc-bench" };
+static const char *const tools[] = { "shmrpc-top", "shmrpc-info", "shmrpc-demo", "shmrpc-bench",
+				     "shmrpc-reaper" };
 #define NTOOLS (sizeof(tools) / sizeof(tools[0]))
 
 /* ------------------------------------------------------------ running */

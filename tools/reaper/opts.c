@@ -29,7 +29,7 @@
 #include "version.h"
 
 static const char usage[] =
-	"Usage: shmrpc-reaper [OPTION]...\n"
+	"usage: shmrpc-reaper [OPTION]...\n"
 	"Free the slot and segments of every libshmrpc node whose process dies.\n"
 	"\n"
 	"  -m, --mode MODE       auto (default: bpf, else pidfd), bpf or pidfd\n"
