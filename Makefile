@@ -30,6 +30,8 @@ B ?= build
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
 	-fvisibility=hidden -pthread -Iinclude -Ilib -MMD -MP
 override LDLIBS += -pthread
+# What the tools' --version prints (tools/version.h).
+override CFLAGS += -DSHMRPC_TOOLS_VERSION='"$(VERSION)"'
 
 ifeq ($(V),1)
 Q :=
@@ -97,6 +99,20 @@ $(B)/tools/shmrpc-top: $(TOP_OBJS) $(LIB_A)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $(TOP_OBJS) $(LIB_A) $(LIB_DEPS) $(NCURSES_LIBS) -lm $(LDLIBS)
 
+# tools/shmrpc-info: tools/info/*.c, shmrpc-top's scan (the domains present),
+# the probe's skeletons (does it load here?) and libbpf.
+INFO_OBJS := $(patsubst %.c,$(B)/%.o,$(wildcard tools/info/*.c))
+
+$(B)/tools/info/%.o: tools/info/%.c $(BPF_SKELS) | $(TOOLS_HDRS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(TOOLS_CFLAGS) -Itools -Itools/top -Ibpf -I$(B)/bpf -c -o $@ $<
+
+$(B)/tools/shmrpc-info: $(INFO_OBJS) $(TOP_CORE_OBJS) $(LIB_A)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $(INFO_OBJS) $(TOP_CORE_OBJS) $(LIB_A) $(LIB_DEPS) \
+		$(PROBE_LDLIBS) -lm $(LDLIBS)
+
 # tools/shmrpc-reaper: tools/reaper/*.c (but killtime*.c, the kill-to-cleaned
 # module for tests and the bench), the probe module and its skeletons
 # (bpf/bpf.mk), libbpf.
@@ -131,7 +147,8 @@ tests: $(TESTS)
 
 # The reaper's tests run shmrpc-reaper (and bpftool on the probe's objects),
 # and link the kill-to-cleaned module; no libbpf of their own.
-REAPER_TESTS := $(B)/tests/test_reaper $(B)/tests/test_chaos $(B)/tests/test_reaper_owner
+REAPER_TESTS := $(B)/tests/test_reaper $(B)/tests/test_chaos $(B)/tests/test_reaper_owner \
+	$(B)/tests/test_reaper_cli
 
 $(REAPER_TESTS): $(B)/tests/test_%: tests/test_%.c $(TH_OBJS) \
 		$(KILLTIME_OBJS) $(LIB_A) $(B)/tools/shmrpc-reaper $(BPF_OBJS)
@@ -172,6 +189,21 @@ $(B)/tests/test_%: tests/test_%.c $(TH_OBJS) $(LIB_A)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(TH_OBJS) $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
 
+# test_readme runs the README's example, cut out of README.md.
+$(B)/tests/readme_example.c: README.md scripts/readme-example.sh
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)scripts/readme-example.sh README.md > $@
+
+$(B)/tests/test_readme: tests/test_readme.c $(B)/tests/readme_example.c $(B)/tests/harness.o \
+		$(LIB_A)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/tests/readme_example.c $(B)/tests/harness.o $(LIB_A) \
+		$(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
+
+# test_tools runs every tool's binary.
+$(B)/tests/test_tools: | $(TOOLS) $(BENCH_BIN)
+
 # test_top drives the shmrpc-top binary and tests its core pieces directly.
 $(B)/tests/test_top: tests/test_top.c $(TH_OBJS) $(TOP_CORE_OBJS) $(LIB_A) \
 		$(B)/tools/shmrpc-top
@@ -191,6 +223,7 @@ test:
 	$(Q)scripts/deps.sh test
 	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)scripts/run-tests.sh $(B)
+	$(Q)scripts/check-man.sh
 
 lib: $(LIB_A) $(LIB_SO)
 
@@ -216,7 +249,14 @@ $(LIB_SO): $(LIB_PIC_OBJS) lib/libshmrpc.map
 	$(Q)ln -sf libshmrpc.so.$(SOVER) $(B)/libshmrpc.so
 
 PC_SED := -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|'
+	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	-e 's|@LIBS_PRIVATE@|$(LIB_DEPS)|'
+
+# Man pages (docs/man/; scripts/check-man.sh keeps the API's in agreement
+# with include/shmrpc.h): a page per group of calls, a .so link per function.
+MAN1 := $(wildcard docs/man/*.1)
+MAN3 := $(wildcard docs/man/*.3)
+MAN8 := $(wildcard docs/man/*.8)
 
 .PHONY: install uninstall
 install: all
@@ -229,9 +269,11 @@ install: all
 	ln -sf libshmrpc.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libshmrpc.so
 	sed $(PC_SED) lib/libshmrpc.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc
 	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc
-	install -m 0755 $(TOOLS) $(DESTDIR)$(BINDIR)/
-	install -d $(DESTDIR)$(MANDIR)/man1
-	install -m 0644 docs/shmrpc-top.1 $(DESTDIR)$(MANDIR)/man1/shmrpc-top.1
+	install -m 0755 $(TOOLS) $(BENCH_BIN) $(DESTDIR)$(BINDIR)/
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
+	install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
 	sed -e 's|@BINDIR@|$(BINDIR)|' tools/reaper/shmrpc-reaper.service \
 		> $(DESTDIR)$(SYSTEMDUNITDIR)/shmrpc-reaper.service
@@ -242,8 +284,10 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/shmrpc.h $(DESTDIR)$(LIBDIR)/libshmrpc.a \
 		$(DESTDIR)$(LIBDIR)/libshmrpc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libshmrpc.so.$(SOVER) \
 		$(DESTDIR)$(LIBDIR)/libshmrpc.so $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc \
-		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS))) \
-		$(DESTDIR)$(MANDIR)/man1/shmrpc-top.1 \
+		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS) $(BENCH_BIN))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8))) \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/shmrpc-reaper.service
 
 SAN_ENV := ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
@@ -276,5 +320,7 @@ include bindings.mk
 
 # Header dependencies of every object (-MMD): a changed header rebuilds
 # what includes it, the tools' and tests' objects too.
+# (Not shmrpc-info.d: it names tools/shmrpc-info.c, now tools/info/main.c.)
 -include $(LIB_OBJS:.o=.d) $(LIB_PIC_OBJS:.o=.d) \
-	$(wildcard $(B)/tests/*.d $(B)/tools/*.d $(B)/tools/*/*.d)
+	$(filter-out $(B)/tools/shmrpc-info.d, \
+		$(wildcard $(B)/tests/*.d $(B)/tools/*.d $(B)/tools/*/*.d))

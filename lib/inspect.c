@@ -184,6 +184,11 @@ int shmrpc_insp_node_alive(const struct shmrpc_insp_reg *r, uint32_t slot, uint3
 	return shmrpc__node_alive(r->lib, slot, gen);
 }
 
+int shmrpc_insp_any_locked(const struct shmrpc_insp_reg *r, uint32_t max, uint32_t *looked)
+{
+	return shmrpc__reg_any_locked(r->lib, max, looked);
+}
+
 int shmrpc_insp_start_time(pid_t pid, uint64_t *start)
 {
 	return shmrpc__proc_start_time(pid, start);

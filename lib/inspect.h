@@ -141,6 +141,13 @@ int shmrpc_insp_locked(int fd);
  * lock is held), 0 gone (no lock, or no file), -errno: cannot tell (never
  * take that for dead). */
 int shmrpc_insp_node_alive(const struct shmrpc_insp_reg *r, uint32_t slot, uint32_t gen);
+/* Is a node of @r's domain alive, whatever its slots say (any member can
+ * write a slot FREE)? Every node file of the domain in /dev/shm, at most
+ * @max of them, opened as above and its lock tested: 1 if one is locked, or
+ * there are more, or /dev/shm cannot be read (cannot tell: keep the
+ * registry); 0 if none. *looked (may be NULL): directory entries read.
+ * Before retiring a registry whose count says no node is left. */
+int shmrpc_insp_any_locked(const struct shmrpc_insp_reg *r, uint32_t max, uint32_t *looked);
 /* /proc/PID/stat's start time of @pid (clock ticks after boot): 0, -errno. */
 int shmrpc_insp_start_time(pid_t pid, uint64_t *start);
 

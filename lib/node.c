@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -36,6 +37,7 @@
 #include "layout.h"
 #include "names.h"
 #include "node_types.h"
+#include "nodeseg.h"
 #include "proc.h"
 #include "reclaim.h"
 #include "regfile.h"
@@ -233,6 +235,22 @@ static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
 	return spin_pick(d.spin_us, &cfg->spin_ns);
 }
 
+/*
+ * A file at our next node name: ours to replace only if it is our own (a
+ * leftover of ours). Anyone else's, root never removes for us either, though
+ * it could: it is skipped (join_seg_make moves to the next name), as any
+ * other user must. Only its owner (or root) can swap the file between this
+ * check and the unlink, so the unlink removes nothing the check did not.
+ */
+static bool seg_leftover(const char *path)
+{
+	char full[sizeof(SHMRPC__SHM_DIR) + SHMRPC__PATH_MAX];
+	struct stat st;
+
+	snprintf(full, sizeof(full), "%s%s", SHMRPC__SHM_DIR, path);
+	return !lstat(full, &st) && S_ISREG(st.st_mode) && st.st_uid == geteuid();
+}
+
 static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 {
 	uint32_t cap = n->reg->capacity;
@@ -244,7 +262,7 @@ static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	n->seg_size = shmrpc__node_size(cap);
 	shmrpc__node_path(path, n->reg, slot, gen);
 	err = shmrpc__seg_create(path, n->seg_size, n->mode, &map, &map_fd);
-	if (err == -EEXIST) { /* a leftover of an older registry's crash */
+	if (err == -EEXIST && seg_leftover(path)) {
 		shmrpc__seg_unlink(path);
 		err = shmrpc__seg_create(path, n->seg_size, n->mode, &map, &map_fd);
 	}
@@ -281,7 +299,31 @@ static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	return 0;
 }
 
-#define JOIN_NAME_TRIES 8 /* generations a join tries when its file name is taken */
+#define JOIN_NAME_TRIES 8     /* generations a join tries when its file name is taken */
+#define LEAVE_LOCKED_MAX 1024 /* node files a retiring leave checks, at most */
+
+/*
+ * May the count of @r's slots be a lie told by someone else? Only if
+ * another user may write the registry file: a group-mode domain (its
+ * file's group bits, which only its owner can change; with an ACL they are
+ * its mask). In an owner-only domain every writer is us, who could remove
+ * the registry anyway: the read of /dev/shm (~0.2 us an entry) is spared.
+ */
+static bool count_may_lie(const struct shmrpc__reg *r)
+{
+	struct stat st;
+
+	return fstat(r->fd, &st) || (st.st_mode & 0060);
+}
+
+/* Retire @r if no node is left in it: no slot in use, and, where the slots
+ * may lie, no node file of the domain locked. Under the lock. */
+static void retire_if_empty(struct shmrpc__reg *r)
+{
+	if (!shmrpc__reg_recount(r) &&
+	    !(count_may_lie(r) && shmrpc__reg_any_locked(r, LEAVE_LOCKED_MAX, NULL)))
+		shmrpc__reg_retire(r);
+}
 
 /*
  * Make the node's segment, moving the slot to the next generation (and so
@@ -332,8 +374,7 @@ static int join_locked(struct shmrpc_node *n)
 		shmrpc__reg_free(n->reg, (uint32_t)slot, gen);
 		/* As the last leave does: a domain with no node left goes (a
 		 * first node that could not be made leaves no registry). */
-		if (!shmrpc__reg_recount(n->reg))
-			shmrpc__reg_retire(n->reg);
+		retire_if_empty(n->reg);
 	} else {
 		n->slot = (uint32_t)slot;
 		n->gen = gen;
@@ -400,8 +441,8 @@ static void leave(struct shmrpc_node *n)
 	left = shmrpc__reg_recount(r);
 	if (left)
 		shmrpc__reclaim_sweep(r, UINT32_MAX, left > LEAVE_FULL_SWEEP ? n->proc.pidns : 0);
-	if (!shmrpc__reg_recount(r))
-		shmrpc__reg_retire(r);
+	/* The count is of slots, which any member can write FREE. */
+	retire_if_empty(r);
 	shmrpc__reg_unlock(r);
 }
 

@@ -25,6 +25,16 @@ int shmrpc__node_alive(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 int shmrpc__node_map(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen,
 		     struct shmrpc__node_hdr **out, uint64_t *size, int *fd_out);
 
+/*
+ * Is a node of @r's domain alive, whatever its slots say (any member can
+ * write a slot FREE)? Checks the lock of every node file of the domain
+ * in /dev/shm, at most @max of them: 1 if one is locked, or there are more,
+ * or /dev/shm cannot be read (cannot tell: keep the registry); 0 if none.
+ * *looked (may be NULL) gets how many directory entries were read. Before
+ * retiring a registry whose count says no node is left.
+ */
+int shmrpc__reg_any_locked(const struct shmrpc__reg *r, uint32_t max, uint32_t *looked);
+
 /* The pend bitmap of node segment @h, at offset @off (shmrpc__node_pend_off). */
 static inline _Atomic uint64_t *shmrpc__node_pend(struct shmrpc__node_hdr *h, uint32_t off)
 {

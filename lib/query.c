@@ -66,9 +66,8 @@ int shmrpc_is_local(struct shmrpc_node *n, const char *name)
 	return shmrpc__lookup(n->reg, n->slot, name, &slot, &v) == 0;
 }
 
-int shmrpc_wait_node(struct shmrpc_node *n, const char *name, int timeout_ms)
+static int wait_node(struct shmrpc_node *n, const char *name, int timeout_ms)
 {
-	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__slot_view v;
 	int64_t deadline;
 	uint32_t slot, epoch;
@@ -87,11 +86,20 @@ int shmrpc_wait_node(struct shmrpc_node *n, const char *name, int timeout_ms)
 		if (!shmrpc__lookup(n->reg, n->slot, name, &slot, &v))
 			return 0;
 		if (shmrpc__now_ns() >= deadline)
-			return shmrpc__timeout_err(timeout_ms);
+			return shmrpc__err(shmrpc__timeout_err(timeout_ms),
+					   "node '%s': not in domain '%s' within %d ms", name,
+					   n->reg->domain, timeout_ms);
 		/* A join after the lookup changed the epoch: no wait. */
 		shmrpc__futex_wait(&n->reg->hdr->epoch, epoch,
 				   shmrpc__sleep_until(deadline, n->safety_ns));
 	}
+}
+
+int shmrpc_wait_node(struct shmrpc_node *n, const char *name, int timeout_ms)
+{
+	SHMRPC__KEEP_ERRNO;
+
+	return SHMRPC__RET(wait_node(n, name, timeout_ms));
 }
 
 int shmrpc_warmup(struct shmrpc_node *n)

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Make sure the Debian packages that building, testing and benchmarking
 # libshmrpc need are installed. As root, install the missing ones; otherwise
-# print the exact command and fail. Usage: scripts/deps.sh [build|test|bench]
+# print the exact command and fail. Usage: scripts/deps.sh [build|test|bench|deb]
 set -eu
 what=${1:-test}
 
@@ -11,7 +11,9 @@ case "$what" in
 test) pkgs="$pkgs libcmocka-dev spin tmux strace procps python3-cffi python3-pytest" ;;
 bench) pkgs="$pkgs libcmocka-dev gnuplot-nox strace procps python3-cffi libzmq3-dev libnng-dev" ;;
 build) ;;
-*) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+# scripts/build-deb.sh: debian/control's Build-Depends, and lintian
+deb) pkgs="$pkgs debhelper dpkg-dev lintian libsodium-dev libcmocka-dev man-db dh-python python3" ;;
+*) echo "usage: $0 [build|test|bench|deb]" >&2; exit 2 ;;
 esac
 
 missing=

@@ -13,6 +13,16 @@ flags=$(pkg-config --cflags --libs libshmrpc)
 echo "install-check: cc consumer.c $flags"
 $cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$dest/consumer" tests/consumer.c $flags
 LD_LIBRARY_PATH="$dest/usr/lib" "$dest/consumer"
+# Again with liburing's .pc out of sight (PKG_CONFIG_LIBDIR: ours only), as
+# where liburing has no .pc: libshmrpc must still be found, dynamic and
+# static (its private dependencies are -l flags, not Requires.private).
+alone() { PKG_CONFIG_LIBDIR="$dest/usr/lib/pkgconfig" pkg-config "$@" libshmrpc; }
+$cc -std=c11 -D_GNU_SOURCE -o "$dest/consumer-alone" tests/consumer.c $(alone --cflags --libs)
+LD_LIBRARY_PATH="$dest/usr/lib" "$dest/consumer-alone" >/dev/null
+$cc -std=c11 -D_GNU_SOURCE -o "$dest/consumer-alone-static" tests/consumer.c $(alone --cflags) \
+	"$dest/usr/lib/libshmrpc.a" $(alone --static --libs | sed 's/-lshmrpc//')
+"$dest/consumer-alone-static" >/dev/null &&
+	echo "install-check: without liburing.pc: dynamic and static links ok"
 # and against the static archive, with the private dependencies the .pc lists
 static=$(pkg-config --static --libs libshmrpc | sed 's/-lshmrpc//')
 $cc -std=c11 -D_GNU_SOURCE -o "$dest/consumer-static" tests/consumer.c \

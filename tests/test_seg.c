@@ -11,7 +11,10 @@
  *  - a registry of another user: refused with a message that says so;
  *  - a registry retired while its name names a newer registry;
  *  - a live node's slot rewritten to JOINING (a state is a claim);
- *  - another user's files at the next node name and at a ring name;
+ *  - another user's files at the next node name and at a ring name, also
+ *    when root joins (root must not remove them either);
+ *  - a live node's slot written FREE, then the last leave by the count: the
+ *    registry stays while a node file is locked;
  *  - a sparse registry: full scans never read (allocate) its holes.
  *
  * Other users are real: forked children switch to nobody (65534) or daemon
@@ -441,6 +444,83 @@ static void test_squatted_names(void **state)
 	th_gate_close(&q.squat2);
 }
 
+/* Root joins where another user squats its next node name: root must not
+ * remove that file (the user could not), but go to the next generation as
+ * any user does. */
+static void test_root_join_leaves_squatted_name(void **state)
+{
+	struct th_dom *d = *state;
+	char node1[SHMRPC__PATH_MAX], path[SHMRPC__PATH_MAX + 16];
+	struct shmrpc__slot_view v;
+	struct shmrpc_node *a, *b;
+	struct stat st0, st;
+	struct regmap m;
+	uint32_t slot;
+
+	need_root();
+	a = th_open(d, "a");
+	assert_non_null(a);
+	assert_int_equal(reg_map(d->name, &m), 0);
+	shmrpc__node_path(node1, &m.r, 1, 1); /* b's name, if it were made at gen 1 */
+	plant(node1, DAEMON);
+	shm_file(path, sizeof(path), node1);
+	assert_int_equal(lstat(path, &st0), 0);
+	b = th_open(d, "b");
+	assert_non_null(b);
+	assert_int_equal(shmrpc__reg_find(b->reg, "b", &slot, &v), 0);
+	assert_int_equal(lstat(path, &st), 0); /* still there, still the squatter's */
+	assert_int_equal(st.st_ino, st0.st_ino);
+	assert_int_equal(st.st_uid, DAEMON);
+	assert_int_equal(slot, 1);
+	assert_int_equal(v.gen, 2);
+	shmrpc_close(b);
+	shmrpc_close(a);
+	reg_unmap(&m);
+	assert_int_equal(unlink(path), 0);
+}
+
+/*
+ * A member of a group-mode domain writes a live node's slot FREE, then
+ * leaves last by the count: no slot says a node is left, but a's node file
+ * is locked. The leave must keep the registry (the reaper already does), so
+ * that a new node joins the same domain and reaches a once its slot says
+ * LIVE again. (Two processes of one user: the library's leave is the same
+ * whoever the member is, and a's own last leave is the one that could
+ * unlink the registry in the sticky /dev/shm.)
+ */
+static void test_freed_slot_last_leave_keeps_registry(void **state)
+{
+	struct th_dom *d = *state;
+	char reg[300], node[SHMRPC__PATH_MAX];
+	struct shmrpc_node *b, *c;
+	struct stat st0, st;
+	uint32_t slot, gen;
+	struct holder a;
+	struct regmap m;
+
+	d->opts.mode = 0660; /* group mode: other users may write the slots */
+	snprintf(reg, sizeof(reg), "/dev/shm/shmrpc.%s.reg", d->name);
+	holder_start(&a, d, "a", 0);
+	b = th_open(d, "b");
+	assert_non_null(b);
+	assert_int_equal(stat(reg, &st0), 0);
+	assert_int_equal(reg_map(d->name, &m), 0);
+	assert_int_equal(slot_of(&m, "a", &slot, &gen), 0);
+	shmrpc__node_path(node, &m.r, slot, gen);
+	atomic_store(&m.s[slot].state, SHMRPC__SLOT_FREE); /* b's lie */
+	shmrpc_close(b);				   /* the last node, says the count */
+	assert_int_equal(stat(reg, &st), 0);
+	assert_int_equal(st.st_ino, st0.st_ino);
+	assert_true(exists(node));
+	atomic_store(&m.s[slot].state, SHMRPC__SLOT_LIVE); /* the lie undone */
+	c = th_open(d, "c");
+	assert_non_null(c);
+	assert_int_equal(shmrpc_wait_node(c, "a", 0), 0); /* same registry: a is there */
+	reg_unmap(&m);
+	holder_close(&a);
+	shmrpc_close(c);
+}
+
 /*
  * A 65536-slot registry made sparse (by hand: the library reserves every
  * page at creation, but a member, or an older library, may make one that is
@@ -500,10 +580,15 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, th_setup, th_teardown)
-		T(test_fifo_at_node_name_never_blocks),	  T(test_registry_name_planted),
-		T(test_registry_of_another_user),	  T(test_retire_leaves_a_newer_registry),
-		T(test_joining_slot_of_live_node_kept),	  T(test_squatted_names),
+		T(test_fifo_at_node_name_never_blocks),
+		T(test_registry_name_planted),
+		T(test_registry_of_another_user),
+		T(test_retire_leaves_a_newer_registry),
+		T(test_joining_slot_of_live_node_kept),
+		T(test_squatted_names),
 		T(test_sparse_registry_scans_skip_holes),
+		T(test_root_join_leaves_squatted_name),
+		T(test_freed_slot_last_leave_keeps_registry),
 #undef T
 	};
 

@@ -456,7 +456,8 @@ static void test_batch_reports_nodes_and_rates(void **state)
 	assert_true(read_block(p, b2, OUT_MAX));
 	assert_int_equal(pclose(p), 0);
 
-	/* First refresh: who is there; no rates yet. */
+	/* First refresh, one delay after the tool's first look: who is there,
+	 * and rates already (nothing was sent meanwhile: 0, not "-"). */
 	assert_non_null(strstr(b1, "nodes 2 live, 0 dead, 0 other"));
 	snprintf(want, sizeof(want), "backend %s", expected_backend());
 	assert_non_null(strstr(b1, want));
@@ -465,7 +466,8 @@ static void test_batch_reports_nodes_and_rates(void **state)
 	assert_string_equal(f, "live");
 	assert_int_equal(col(b1, "tx", C_PID), roles[1].pid);
 	assert_int_equal(col(b1, "rx", C_PID), roles[0].pid);
-	assert_true(col(b1, "tx", C_MSGOUT) < 0); /* "-" */
+	assert_true(col(b1, "tx", C_MSGOUT) == 0);
+	assert_true(col(b1, "rx", C_MSGIN) == 0);
 	assert_int_equal(col(b1, "tx", C_ROUT), 1);
 	assert_int_equal(col(b1, "tx", C_RIN), 0);
 	assert_int_equal(col(b1, "rx", C_RIN), 1);
@@ -527,14 +529,16 @@ static void check_first_doc(const struct mj *doc)
 	const struct mj *tx = jnode(doc, "tx"), *rx = jnode(doc, "rx"), *tx2 = jnode(doc, "tx2");
 
 	assert_string_equal(mj_str(doc, "schema"), "shmrpc-top/1");
-	assert_int_equal(mj_get(doc, "interval")->t, MJ_NULL);
+	/* rates over the delay before the first output (nothing sent in it) */
+	assert_true(mj_num(doc, "interval", -1) >= 3.0);
 	assert_true(tx && rx && tx2);
 	assert_int_equal(jpath(tx, "totals", "msgs_out"), K1);
 	assert_int_equal(jpath(tx, "totals", "bytes_out"), K1 * MSG);
 	assert_int_equal(jpath(rx, "totals", "msgs_in"), K1);
 	assert_int_equal(jpath(tx2, "totals", "msgs_out"), 0);
 	assert_int_equal(mj_num(tx2, "rings_out", -1), 0);
-	assert_int_equal(mj_get(tx, "rates")->t, MJ_NULL);
+	assert_int_equal(jpath(tx, "rates", "msgs_out"), 0);
+	assert_int_equal(jpath(tx, "deltas", "msgs_out"), 0);
 }
 
 static void check_second_doc(const struct mj *doc, const struct role *roles)
@@ -896,6 +900,164 @@ static void test_screen_draws_sorts_selects_quits(void **state)
 	if (env[0]) /* "LSAN_OPTIONS=suppressions=PATH " */
 		unlink(strchr(env, '=') + strlen("=suppressions="));
 	stop(roles, 3);
+}
+
+/* The line of the screen that starts with the word @head, its words
+ * separated by one space. */
+static bool screen_line(const char *scr, const char *head, char *line, size_t len)
+{
+	char raw[1024];
+	size_t n = 0;
+	int i;
+
+	if (!row_of(scr, head, raw, sizeof(raw)))
+		return false;
+	for (i = 0; raw[i] && n + 1 < len; i++)
+		if (raw[i] != ' ' || (raw[i + 1] && raw[i + 1] != ' '))
+			line[n++] = raw[i];
+	line[n] = '\0';
+	return true;
+}
+
+/* Start the screen in a @cols x @rows terminal on domain @dom. */
+static void screen_start(const char *env, int cols, int rows, const char *dom)
+{
+	assert_int_equal(tmux("new-session -d -s top -x %d -y %d \"env TERM=screen %s%s "
+			      "--domain %s -d 0.5; echo top exited: \\$?; sleep 60\"",
+			      cols, rows, env, tool, dom),
+			 0);
+}
+
+static void screen_quit(char *scr, size_t len)
+{
+	tmux("send-keys -t top q");
+	assert_true(screen_shows(scr, len, "top exited: ", NULL));
+	assert_non_null(strstr(scr, "top exited: 0\n"));
+	tmux("kill-server");
+}
+
+/* Every line of @scr is at most @cols wide, and the header is whole. */
+static void check_whole(const char *scr, int cols)
+{
+	char want[64];
+	const char *p = scr;
+
+	while (*p) {
+		size_t n = strcspn(p, "\n");
+
+		if ((int)n > cols)
+			fail_msg("a line wider than %d:\n%s", cols, scr);
+		p += n + (p[n] == '\n');
+	}
+	snprintf(want, sizeof(want), "backend %s", expected_backend());
+	assert_non_null(strstr(scr, want)); /* the end of the header's first line */
+	assert_non_null(strstr(scr, "nodes 2 live, 0 dead, 1 other"));
+	assert_non_null(strstr(scr, "reaper "));
+	assert_non_null(strstr(scr, "? help"));
+}
+
+/*
+ * At 80x24 the table holds the columns that fit, by priority, none cut; the
+ * header wraps instead of losing its end; a corrupt node's reason is
+ * whole; the sorted column is shown whatever its rank. At 200 columns,
+ * every column.
+ */
+static void test_screen_fits_width(void **state)
+{
+	struct th_dom *d = *state;
+	struct role roles[] = { RECEIVER("beta"), SENDER("alpha", "beta", 1000, 0), IDLE("t1") };
+	static char scr[65536];
+	char env[128], seg[512], line[1024], f[64];
+	int i;
+
+	if (system("tmux -V >/dev/null 2>&1"))
+		skip();
+	snprintf(tmux_sock, sizeof(tmux_sock), "shmrpc-top-test-%d", (int)getpid());
+	shared_init(d);
+	start(roles, 3);
+	atomic_store(&sh->phase, 1);
+	wait_counts(1000, 1000);
+	assert_true(seg_of(d->name, "t1", seg, sizeof(seg)));
+	assert_int_equal(truncate(seg, 100), 0); /* t1 is idle: it never looks again */
+	lsan_suppress_ncurses(env, sizeof(env));
+
+	screen_start(env, 80, 24, d->name);
+	assert_true(screen_shows(scr, sizeof(scr), "\nt1 ", NULL));
+	check_whole(scr, 80);
+	assert_true(screen_line(scr, "NAME", line, sizeof(line)));
+	assert_string_equal(line, "NAME PID STATE MSGIN/s >MSGOUT/s MBIN/s MBOUT/s WAKE/s");
+	assert_true(screen_line(scr, "t1", line, sizeof(line)));
+	assert_non_null(strstr(line, "corrupt truncated: 100 of "));
+	assert_non_null(strstr(line, " bytes"));
+	assert_true(screen_line(scr, "alpha", line, sizeof(line)));
+	field(line, 7, f, sizeof(f)); /* WAKE/s, the last one */
+	assert_true(f[0] != '\0');
+	/* sorted by outbound rings, the last in rank: shown, something else not */
+	tmux("send-keys -t top y");
+	assert_true(screen_shows(scr, sizeof(scr), ">ROUT", NULL));
+	assert_true(screen_line(scr, "NAME", line, sizeof(line)));
+	assert_null(strstr(line, "WAKE/s"));
+	check_whole(scr, 80);
+	screen_quit(scr, sizeof(scr));
+
+	screen_start(env, 200, 50, d->name);
+	assert_true(screen_shows(scr, sizeof(scr), "\nt1 ", NULL));
+	check_whole(scr, 200);
+	assert_true(screen_line(scr, "NAME", line, sizeof(line)));
+	for (i = 0; i < TOP_COL_COUNT; i++)
+		if (i != TOP_COL_DOMAIN && !strstr(line, top_cols[i].head))
+			fail_msg("no %s at 200 columns:\n%s", top_cols[i].head, scr);
+	assert_true(screen_line(scr, "alpha", line, sizeof(line)));
+	field(line, TOP_COL_COUNT - 2, f, sizeof(f)); /* ROUT: 14 fields */
+	assert_string_equal(f, "1");
+	/* the header takes two lines again */
+	assert_true(screen_line(scr, "shmrpc-top", line, sizeof(line)));
+	assert_non_null(strstr(line, "backend"));
+	screen_quit(scr, sizeof(scr));
+	tmux_sock[0] = '\0';
+	if (env[0])
+		unlink(strchr(env, '=') + strlen("=suppressions="));
+
+	kill(roles[2].pid, SIGKILL);
+	th_wait(roles[2].pid, 5000);
+	roles[2].pid = 0;
+	stop(roles, 3); /* beta leaves last: it reclaims t1 */
+}
+
+/* The table alone, at 80 columns, several domains: DOMAIN ranks after
+ * STATE; a reason too long for where counters start takes UPTIME's place. */
+static void test_table_fits_width(void **state)
+{
+	struct top_domain dom = { .name = "a-domain-name" };
+	struct top_node n[2] = {
+		{ .name = "ok", .pid = 42, .uptime = 3, .seg_ok = true },
+		{ .name = "broken",
+		  .pid = 43,
+		  .uptime = 3,
+		  .state = TOP_NODE_CORRUPT,
+		  .why = "slot state 12345678901234567890" },
+	};
+	struct top_snap s = { .doms = &dom, .ndoms = 1, .nodes = n, .nnodes = 2 };
+	struct top_view v = { .sort = TOP_COL_MSGS_OUT, .show_domain = true, .width = 80 };
+	bool shown[TOP_COL_COUNT];
+	char line[512];
+
+	(void)state;
+	top_cols_fit(&v, shown);
+	assert_true(shown[TOP_COL_NAME] && shown[TOP_COL_DOMAIN] && shown[TOP_COL_STATE]);
+	assert_false(shown[TOP_COL_RINGS_OUT]);
+	top_fmt_head(line, sizeof(line), &v);
+	assert_true(strlen(line) <= 80);
+	top_fmt_row(line, sizeof(line), &s, &n[1], &v);
+	assert_true(strlen(line) <= 80);
+	assert_non_null(strstr(line, "corrupt slot state 12345678901234567890"));
+	v.width = 0; /* no limit: UPTIME stays, the reason follows it */
+	top_fmt_row(line, sizeof(line), &s, &n[1], &v);
+	assert_non_null(strstr(line, "3.0s slot state 12345678901234567890"));
+	v.width = 60; /* too narrow even so: cut, and marked */
+	top_fmt_row(line, sizeof(line), &s, &n[1], &v);
+	assert_true(strlen(line) <= 60);
+	assert_int_equal(line[strlen(line) - 1], '~');
 }
 
 /* ------------------------------------------------------------ crashes */
@@ -1316,10 +1478,33 @@ static void test_files_shrinking_under_the_tool(void **state)
 
 /* ------------------------------------------------------------ options */
 
+/* @args is refused (exit 2) with one line that says @why. */
+static void refused(const char *args, const char *why)
+{
+	char *out;
+
+	assert_int_equal(run_tool(args, &out), 2);
+	if (!strstr(out, why) || strchr(out, '\n') != out + strlen(out) - 1)
+		fail_msg("shmrpc-top %s: want the one line \"...%s...\", got:\n%s", args, why, out);
+	free(out);
+}
+
 static void test_options(void **state)
 {
 	struct th_dom *d = *state;
 	char args[256], *out;
+
+	/* contradictions: one output mode; -n, -R where they cannot apply */
+	refused("-b --json", "-b and --json: choose one output");
+	refused("--json --prom", "--json and --prom: choose one output");
+	refused("--prom -b -n 1", "--prom and -b: choose one output");
+	refused("-n 2", "-n needs a batch mode");
+	refused("--json -R", "-R lists rings in -b text only");
+	refused("-R", "-R lists rings in -b text only");
+	refused("-b -x", "unknown option: -x");
+	refused("-b stray", "unexpected argument: stray");
+	assert_int_equal(run_tool("-b -b -n 1 -d 0.05 --domain nosuchdomain-x", &out), 0);
+	free(out);
 
 	assert_int_equal(run_tool("-h", &out), 0);
 	assert_non_null(strstr(out, "usage: shmrpc-top"));
@@ -1450,6 +1635,8 @@ int main(void)
 						top_teardown),
 		cmocka_unit_test_setup_teardown(test_screen_draws_sorts_selects_quits, th_setup,
 						top_teardown),
+		cmocka_unit_test_setup_teardown(test_screen_fits_width, th_setup, top_teardown),
+		cmocka_unit_test_setup_teardown(test_table_fits_width, th_setup, top_teardown),
 		cmocka_unit_test_setup_teardown(test_killed_node_gone_at_next_refresh, th_setup,
 						top_teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_and_garbage_reported, th_setup,

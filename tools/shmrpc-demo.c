@@ -8,13 +8,20 @@
  * sinks), "logger" and "actuator" (broadcast receivers; actuator is the one
  * that gets SIGKILLed). Children take commands as messages, and die with
  * the parent (tests/test_pdeath.c).
+ *
+ * --domain NAME and --hold SECONDS are for watching it with shmrpc-top: a
+ * known domain, and traffic that lasts long enough to be seen (each step
+ * that exchanges messages goes on for SECONDS; the nodes stay SECONDS before
+ * they leave).
  */
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +34,7 @@
 #include <unistd.h>
 
 #include "shmrpc.h"
+#include "version.h"
 
 #define PINGS 5000
 #define STREAM 1000000
@@ -35,6 +43,7 @@
 
 static struct shmrpc_opts opts = { .sz = sizeof(opts) };
 static char domain[SHMRPC_NAME_MAX + 1];
+static double hold_s; /* --hold */
 
 static double now_us(void)
 {
@@ -53,7 +62,9 @@ static void pause_us(long us)
 
 static void die(const char *what, int rc)
 {
-	fprintf(stderr, "shmrpc-demo: %s: %s\n", what, strerror(rc < 0 ? -rc : rc));
+	const char *why = shmrpc_last_error();
+
+	fprintf(stderr, "shmrpc-demo: %s: %s\n", what, why[0] ? why : strerror(rc < 0 ? -rc : rc));
 	exit(1);
 }
 
@@ -150,16 +161,17 @@ static void print_lat(const char *what, double *v, int n)
 	       pct(v, n, 99), pct(v, n, 99.9));
 }
 
-/* One-way latency: half the round trip through the "sensor" echo node. */
-static void ping_pong(struct shmrpc_node *n, double *lat, int gap_us)
+/* One-way latency of @count pings: half the round trip through the
+ * "sensor" echo node. */
+static void ping_pong(struct shmrpc_node *n, double *lat, int count, int gap_us)
 {
 	char cmd[32], buf[64] = { 0 };
 	int i, rc;
 
-	snprintf(cmd, sizeof(cmd), "echo %d", PINGS);
+	snprintf(cmd, sizeof(cmd), "echo %d", count);
 	if ((rc = shmrpc_send(n, "sensor", cmd, strlen(cmd), -1)))
 		die("send", rc);
-	for (i = 0; i < PINGS; i++) {
+	for (i = 0; i < count; i++) {
 		double t0 = now_us();
 
 		if ((rc = shmrpc_send(n, "sensor", buf, sizeof(buf), -1)) ||
@@ -249,11 +261,29 @@ static void step_join(struct shmrpc_node **out, pid_t *kids)
 			die("wait_node", rc);
 	printf("[1] join: 4 processes joined domain \"%s\" in %.2f ms (backend %s)\n", domain,
 	       (now_us() - t0) / 1000, shmrpc_backend(*out));
+	if (hold_s > 0)
+		printf("    watch it from another terminal: shmrpc-top --domain %s\n", domain);
 	n = shmrpc_nodes(*out, list, 8);
 	printf("    shmrpc_nodes():");
 	for (i = 0; i < n && i < 8; i++)
 		printf(" %s", list[i]);
 	printf("\n");
+}
+
+/* --hold: the sleeping ping-pong goes on (unmeasured) until hold_s seconds
+ * have passed since @t0 (us). */
+static void hold_pings(struct shmrpc_node *n, double t0)
+{
+	static double scratch[PINGS];
+	long rounds = 0;
+
+	while (now_us() - t0 < hold_s * 1e6) {
+		ping_pong(n, scratch, PINGS / 10, GAP_US);
+		rounds++;
+	}
+	if (rounds)
+		printf("    (held: %ld more pings, 300 us apart, over %.1f s)\n",
+		       rounds * (PINGS / 10), (now_us() - t0) / 1e6);
 }
 
 static void step_latency(struct shmrpc_node *n)
@@ -266,33 +296,46 @@ static void step_latency(struct shmrpc_node *n)
 		die("first send", rc);
 	printf("[2] first send to a new peer (creates the ring): %.1f us\n", now_us() - t0);
 	printf("[3] ping-pong, 64 B, %d round trips each, one-way = RTT/2:\n", PINGS);
-	ping_pong(n, awake, 0);
+	ping_pong(n, awake, PINGS, 0);
 	print_lat("back to back (peer spinning)", awake, PINGS);
-	ping_pong(n, asleep, GAP_US);
+	t0 = now_us();
+	ping_pong(n, asleep, PINGS, GAP_US);
 	print_lat("300 us apart (peer asleep)", asleep, PINGS);
+	hold_pings(n, t0);
 	futex_ping_pong(fx);
 	print_lat("same, bare futex(2), same run", fx, PINGS);
 	printf("    asleep vs futex(2): %.2fx the median (a VM's vCPU wake-up dominates both)\n",
 	       pct(asleep, PINGS, 50) / pct(fx, PINGS, 50));
 }
 
-static void step_stream(struct shmrpc_node *n)
+/* One round of @count 64-byte messages to the "sensor" sink; its reply
+ * (how many it got) in @reply. */
+static void stream_round(struct shmrpc_node *n, long count, char *reply, size_t len)
 {
-	char cmd[32], buf[64] = { 0 }, reply[32];
-	struct shmrpc_stats a, b;
-	double t0, dt;
+	char cmd[32], buf[64] = { 0 };
 	long i;
 	int rc;
 
-	snprintf(cmd, sizeof(cmd), "sink %d", STREAM);
-	shmrpc_send(n, "sensor", cmd, strlen(cmd), -1);
-	shmrpc_stats(n, &a);
-	t0 = now_us();
-	for (i = 0; i < STREAM; i++)
+	snprintf(cmd, sizeof(cmd), "sink %ld", count);
+	if ((rc = shmrpc_send(n, "sensor", cmd, strlen(cmd), -1)))
+		die("stream", rc);
+	for (i = 0; i < count; i++)
 		if ((rc = shmrpc_send(n, "sensor", buf, sizeof(buf), -1)))
 			die("stream", rc);
-	if ((rc = shmrpc_recv(n, reply, sizeof(reply), NULL, 10000)) < 0)
+	if ((rc = shmrpc_recv(n, reply, len, NULL, 10000)) < 0)
 		die("stream reply", rc);
+}
+
+static void step_stream(struct shmrpc_node *n)
+{
+	struct shmrpc_stats a, b;
+	char reply[32];
+	double t0, dt;
+	long more = 0;
+
+	shmrpc_stats(n, &a);
+	t0 = now_us();
+	stream_round(n, STREAM, reply, sizeof(reply));
 	dt = now_us() - t0;
 	shmrpc_stats(n, &b);
 	printf("[4] streaming 64 B: %s of %d delivered in %.0f ms = %.2f M msgs/s\n", reply, STREAM,
@@ -301,6 +344,12 @@ static void step_stream(struct shmrpc_node *n)
 	       (unsigned long)(b.wakes_sent - a.wakes_sent),
 	       (unsigned long)(b.wakes_skipped - a.wakes_skipped),
 	       (unsigned long)(b.send_full - a.send_full));
+	while (now_us() - t0 < hold_s * 1e6) { /* --hold */
+		stream_round(n, STREAM / 10, reply, sizeof(reply));
+		more += atol(reply);
+	}
+	if (more)
+		printf("    (held: %ld more delivered over %.1f s)\n", more, (now_us() - t0) / 1e6);
 }
 
 static void step_broadcast(struct shmrpc_node *n)
@@ -358,17 +407,107 @@ static void step_crash(struct shmrpc_node *n, pid_t victim)
 	       rc ? strerror(-rc) : "accepted", shmrpc_is_local(n, "actuator"));
 }
 
-int main(void)
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: shmrpc-demo [--domain NAME] [--hold SECONDS] [-h] [-V]\n"
+		   "A guided tour of libshmrpc: four node processes join a domain, then\n"
+		   "latency (against futex(2)), streaming, broadcast, memory, a SIGKILLed\n"
+		   "node cleaned up, and /dev/shm left clean.\n"
+		   "\n"
+		   "      --domain NAME     the domain to use (default demo-PID); watch it\n"
+		   "                        with: shmrpc-top --domain NAME\n"
+		   "      --hold SECONDS    keep each step going for SECONDS (idle nodes after\n"
+		   "                        the join, the sleeping ping-pong, the streaming,\n"
+		   "                        the nodes before they leave), 0 to 3600\n"
+		   "  -h, --help            this help\n"
+		   "  -V, --version         version\n");
+}
+
+/* A usage error: one line that says what, exit status 2. */
+static int bad_usage(const char *what, const char *arg)
+{
+	fprintf(stderr, "shmrpc-demo: %s: %s (see --help)\n", what, arg);
+	return 2;
+}
+
+static bool name_ok(const char *s)
+{
+	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-");
+
+	return n && !s[n] && n <= SHMRPC_NAME_MAX && s[0] != '.';
+}
+
+/* 0: run; 1: done (help, version); 2: bad usage. */
+static int parse(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "domain", required_argument, NULL, 'D' },
+		{ "hold", required_argument, NULL, 'H' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *end;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":hV", lo, NULL)) != -1) {
+		switch (c) {
+		case 'D':
+			if (!name_ok(optarg))
+				return bad_usage("bad domain name ([A-Za-z0-9._-], 1 to 63, "
+						 "not starting with '.')",
+						 optarg);
+			snprintf(domain, sizeof(domain), "%s", optarg);
+			break;
+		case 'H':
+			errno = 0;
+			hold_s = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(hold_s >= 0 && hold_s <= 3600))
+				return bad_usage("bad --hold (seconds, 0 to 3600)", optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		case 'V':
+			printf("shmrpc-demo (libshmrpc) %s\n", SHMRPC_TOOLS_VERSION);
+			return 1;
+		case ':':
+			return bad_usage("option needs an argument", argv[optind - 1]);
+		default:
+			return bad_usage("unknown option", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return bad_usage("unexpected argument", argv[optind]);
+	return 0;
+}
+
+/* --hold: the nodes stay, idle, for hold_s seconds. */
+static void hold_idle(const char *what)
+{
+	if (hold_s <= 0)
+		return;
+	printf("    (holding %.1f s: %s)\n", hold_s, what);
+	fflush(stdout);
+	pause_us((long)(hold_s * 1e6));
+}
+
+int main(int argc, char **argv)
 {
 	struct shmrpc_node *n;
 	long files, bytes;
 	pid_t kids[3];
-	int i;
+	int i, rc = parse(argc, argv);
 
-	snprintf(domain, sizeof(domain), "demo-%d", (int)getpid());
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	if (!domain[0])
+		snprintf(domain, sizeof(domain), "demo-%d", (int)getpid());
 	opts.domain = domain;
 	printf("libshmrpc demo: %s\n\n", "shared memory, woken by the kernel");
 	step_join(&n, kids);
+	hold_idle("four idle nodes");
 	step_latency(n);
 	step_stream(n);
 	step_broadcast(n);
@@ -377,6 +516,7 @@ int main(void)
 	       "    all reserved when each file was created: a full /dev/shm is -ENOSPC then)\n",
 	       files, bytes / 1024.0);
 	step_crash(n, kids[2]);
+	hold_idle("three nodes left, about to leave");
 	for (i = 0; i < 2; i++)
 		shmrpc_send(n, i ? "logger" : "sensor", "quit", 4, 1000);
 	for (i = 0; i < 2; i++)

@@ -42,10 +42,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "--strace-child"))
 		return bench_strace_child(argc - 1, argv + 1);
-	if (bench_opts_parse(argc, argv, &o)) {
-		bench_usage(stderr);
-		return 2;
-	}
+	if (bench_opts_parse(argc, argv, &o))
+		return 2; /* it said what was wrong */
 	if (o.list) {
 		bench_plan_list(stdout);
 		return 0;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../version.h"
 #include "bench.h"
 
 void bench_usage(FILE *f)
@@ -30,7 +31,16 @@ void bench_usage(FILE *f)
 		"  --plots DIR        write gnuplot data, script and SVGs to DIR\n"
 		"  --kills N          crash: kills per cleanup mode (default 50, quick 10)\n"
 		"  --no-strace        syscalls: skip the strace -c -f cross-check\n"
-		"  --list             list the transports and exit\n");
+		"  --list             list the transports and exit\n"
+		"  -h, --help         this help\n"
+		"  -V, --version      version\n");
+}
+
+/* A usage error: one line that says what was wrong. */
+static int bad(const char *what, const char *arg)
+{
+	fprintf(stderr, "shmrpc-bench: %s: %s (see --help)\n", what, arg);
+	return -EINVAL;
 }
 
 int bench_in_list(const char *list, const char *name)
@@ -65,10 +75,10 @@ static int set_opt(struct bench_opts *o, int c, const char *arg)
 		return 0;
 	case 'i':
 		o->iters = atoll(arg);
-		return o->iters < 1 ? -EINVAL : 0;
+		return o->iters < 1 ? bad("bad --iters (a count, at least 1)", arg) : 0;
 	case 'd':
 		o->duration = atof(arg);
-		return !(o->duration > 0) ? -EINVAL : 0;
+		return !(o->duration > 0) ? bad("bad --duration (seconds, more than 0)", arg) : 0;
 	case 'b':
 		o->baseline = arg;
 		return 0;
@@ -80,20 +90,24 @@ static int set_opt(struct bench_opts *o, int c, const char *arg)
 		return 0;
 	case 'k':
 		o->kills = atoi(arg);
-		return o->kills < 1 ? -EINVAL : 0;
+		return o->kills < 1 ? bad("bad --kills (a count, at least 1)", arg) : 0;
 	case 'S':
 		o->no_strace = 1;
 		return 0;
 	case 'h':
 		bench_usage(stdout);
 		exit(0);
+	case 'V':
+		printf("shmrpc-bench (libshmrpc) %s\n", SHMRPC_TOOLS_VERSION);
+		exit(0);
 	}
 	return -EINVAL;
 }
 
 /* bench_opts_parse - the command line into @o (defaults set by the caller).
- * 0, or -EINVAL on an unknown option, a bad value or an extra argument.
- * --list stops the parsing (o->list), --help prints the usage and exits. */
+ * 0, or -EINVAL on an unknown option, a bad value or an extra argument,
+ * after one line on stderr that says which. --list stops the parsing
+ * (o->list), --help and --version print and exit. */
 int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 {
 	static const struct option lo[] = {
@@ -109,17 +123,23 @@ int bench_opts_parse(int argc, char **argv, struct bench_opts *o)
 		{ "no-strace", no_argument, 0, 'S' },
 		{ "list", no_argument, 0, 'l' },
 		{ "help", no_argument, 0, 'h' },
+		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "qs:t:i:d:b:j:p:k:Slh", lo, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":qs:t:i:d:b:j:p:k:SlhV", lo, NULL)) != -1) {
 		if (c == 'l') { /* the rest of the line does not matter */
 			o->list = 1;
 			return 0;
 		}
+		if (c == ':')
+			return bad("option needs an argument", argv[optind - 1]);
+		if (c == '?')
+			return bad("unknown option", argv[optind - 1]);
 		if (set_opt(o, c, optarg))
 			return -EINVAL;
 	}
-	return optind < argc ? -EINVAL : 0;
+	return optind < argc ? bad("unexpected argument", argv[optind]) : 0;
 }

@@ -40,7 +40,7 @@
 #define IGNORED_MAX (1u << 20) /* remembered refused inodes; then forget all */
 
 /* "shmrpc.<domain>.reg" -> domain in @out; 0, or -EINVAL for other names. */
-static int reg_name(const char *ent, char *out)
+int dom_reg_name(const char *ent, char *out)
 {
 	size_t n = strlen(ent);
 
@@ -52,7 +52,7 @@ static int reg_name(const char *ent, char *out)
 	return shmrpc_insp_name_check(out) ? -EINVAL : 0;
 }
 
-static bool wanted(const struct reaper *r, const char *domain)
+bool dom_wanted(const struct reaper *r, const char *domain)
 {
 	int i;
 
@@ -113,7 +113,7 @@ static void ignore(struct reaper *r, ino_t ino)
 
 /* ---------------------------------------------------- one registry */
 
-static void reg_path(const struct reaper *r, char *buf, size_t len, const char *domain)
+void dom_reg_path(const struct reaper *r, char *buf, size_t len, const char *domain)
 {
 	snprintf(buf, len, "%s/shmrpc.%s.reg", r->o.shm_dir, domain);
 }
@@ -132,15 +132,15 @@ static const char *kind_of(mode_t m)
 
 /* The registry name @path, without following it: a regular file with one
  * name (0), else -EPROTO (logged once: then its inode is ignored). */
-static int reg_look(struct reaper *r, const char *path, const char *domain, struct stat *st)
+int dom_look(struct reaper *r, const char *path, const char *domain, struct stat *st)
 {
 	if (lstat(path, st))
 		return -errno;
 	if (S_ISREG(st->st_mode) && st->st_nlink <= 1)
 		return 0;
 	if (!ignored(r, st->st_ino))
-		rlog("ignore domain=%s: %s is a %s (uid %u): refused", domain, path,
-		     kind_of(st->st_mode), (unsigned)st->st_uid);
+		rlogo(r, owner_get(r, st->st_uid), "ignore domain=%s: %s is a %s (uid %u): refused",
+		      domain, path, kind_of(st->st_mode), (unsigned)st->st_uid);
 	return -EPROTO;
 }
 
@@ -148,7 +148,7 @@ static int reg_look(struct reaper *r, const char *path, const char *domain, stru
  * Published yet? 1 yes, 0 not yet, -errno. Never blocks, never follows a
  * link, opens as the file's owner, and only the file lstat saw (@st).
  */
-static int reg_ready(struct reaper *r, const char *path, const struct stat *st)
+int dom_ready(struct reaper *r, const char *path, const struct stat *st)
 {
 	uint64_t magic = 0;
 	struct stat fst;
@@ -198,8 +198,8 @@ static void pending_add(struct reaper *r, const char *domain, uid_t uid)
 }
 
 /* Open registry @domain (seen as @st) as its owner into a new rdom. */
-static int dom_open(struct reaper *r, const char *domain, const struct stat *st, struct rowner *o,
-		    struct rdom **out)
+int dom_open(struct reaper *r, const char *domain, const struct stat *st, struct rowner *o,
+	     struct rdom **out)
 {
 	struct rdom *d = calloc(1, sizeof(*d));
 	struct stat fst;
@@ -249,8 +249,8 @@ static int dom_add(struct reaper *r, const char *domain)
 	struct rdom *d;
 	int err;
 
-	reg_path(r, path, sizeof(path), domain);
-	err = reg_look(r, path, domain, &st);
+	dom_reg_path(r, path, sizeof(path), domain);
+	err = dom_look(r, path, domain, &st);
 	if (err == -EPROTO)
 		ignore(r, st.st_ino);
 	if (err || dom_by_ino(r, st.st_dev, st.st_ino) || ignored(r, st.st_ino))
@@ -264,19 +264,19 @@ static int dom_add(struct reaper *r, const char *domain)
 	}
 	if (!owner_spend(r, o, 4 * UNITS_CHECK))
 		return -EAGAIN;
-	err = reg_ready(r, path, &st);
+	err = dom_ready(r, path, &st);
 	if (err < 0) {
-		rlogv(r, "skip domain=%s: %s", domain, strerror(-err));
+		rlogov(r, o, "skip domain=%s: %s", domain, strerror(-err));
 		return err == -EAGAIN ? -EAGAIN : 0;
 	}
 	if (!err) {
-		rlogv(r, "pending domain=%s", domain);
+		rlogov(r, o, "pending domain=%s", domain);
 		if (st.st_ctime + ABANDON_S > time(NULL))
 			return -EAGAIN;
-		rlogv(r,
-		      "ignore domain=%s: never published (its creator died); the next joiner "
-		      "repairs it",
-		      domain);
+		rlogov(r, o,
+		       "ignore domain=%s: never published (its creator died); the next joiner "
+		       "repairs it",
+		       domain);
 		ignore(r, st.st_ino);
 		return 0;
 	}
@@ -284,9 +284,9 @@ static int dom_add(struct reaper *r, const char *domain)
 	if (err) {
 		/* Not a registry we can use: say so once. Anything else may
 		 * pass: look again later. */
-		rlog("%s domain=%s: %s",
-		     err == -EACCES || err == -EPERM || err == -EPROTO ? "ignore" : "error", domain,
-		     err == -EPROTO ? shmrpc_last_error() : strerror(-err));
+		rlogo(r, o, "%s domain=%s: %s",
+		      err == -EACCES || err == -EPERM || err == -EPROTO ? "ignore" : "error",
+		      domain, err == -EPROTO ? shmrpc_last_error() : strerror(-err));
 		if (err == -EACCES || err == -EPERM || err == -EPROTO)
 			ignore(r, st.st_ino);
 		return err == -EAGAIN ? -EAGAIN : 0;
@@ -306,11 +306,11 @@ static void dom_try(struct reaper *r, const char *ent, uid_t *pending_uid)
 	char domain[SHMRPC_NAME_MAX + 1], path[PATH_MAX];
 	struct stat st;
 
-	if (reg_name(ent, domain) || !wanted(r, domain))
+	if (dom_reg_name(ent, domain) || !dom_wanted(r, domain))
 		return;
 	if (dom_add(r, domain) != -EAGAIN)
 		return;
-	reg_path(r, path, sizeof(path), domain);
+	dom_reg_path(r, path, sizeof(path), domain);
 	if (pending_uid)
 		st.st_uid = *pending_uid;
 	else if (lstat(path, &st))
@@ -382,7 +382,7 @@ static void dom_check_unlinked(struct reaper *r, const char *domain)
 	struct stat st;
 	struct rdom *d;
 
-	reg_path(r, path, sizeof(path), domain);
+	dom_reg_path(r, path, sizeof(path), domain);
 	for (d = r->doms; d; d = d->next) {
 		if (strcmp(d->reg.domain, domain))
 			continue;
@@ -405,7 +405,7 @@ void dom_inotify(struct reaper *r)
 				r->reconcile_now = true;
 				continue;
 			}
-			if (!ev->len || reg_name(ev->name, domain))
+			if (!ev->len || dom_reg_name(ev->name, domain))
 				continue; /* rings and node segments: not ours to follow */
 			if (ev->mask & (IN_CREATE | IN_MOVED_TO))
 				dom_try(r, ev->name, NULL);

@@ -161,6 +161,10 @@ static void dom_sync(struct reaper *r, struct rdom *d)
 	int rc, tries;
 
 	if (!d->syncing) {
+		/* Paid first: an owner whose second is spent is not synced,
+		 * hence not re-armed: his bumps wake nobody until then. */
+		if (!owner_spend(r, d->owner, UNITS_SYNC))
+			return;
 		d->syncing = true;
 		d->dirty = false;
 		d->sync_pos = 0;
@@ -250,7 +254,7 @@ static void dom_drop(struct reaper *r, struct rdom *d)
 	for (pp = &r->doms; *pp != d; pp = &(*pp)->next)
 		;
 	*pp = d->next;
-	rlog("domain-removed domain=%s", d->reg.domain);
+	rlogo(r, d->owner, "domain-removed domain=%s", d->reg.domain);
 	dom_free(r, d);
 }
 
@@ -266,8 +270,8 @@ void dom_follow(struct reaper *r, struct rdom *d)
 	dom_sweep(r, d);
 	dom_sync(r, d);
 	dom_beat_one(r, d, false);
-	rlog("domain-added domain=%s capacity=%u nodes=%u uid=%u", d->reg.domain, d->reg.capacity,
-	     d->mirrored, (unsigned)d->uid);
+	rlogo(r, d->owner, "domain-added domain=%s capacity=%u nodes=%u uid=%u", d->reg.domain,
+	      d->reg.capacity, d->mirrored, (unsigned)d->uid);
 }
 
 bool dom_busy(const struct reaper *r)
@@ -275,7 +279,7 @@ bool dom_busy(const struct reaper *r)
 	if (r->disc)
 		return true;
 	for (const struct rdom *d = r->doms; d; d = d->next)
-		if (!d->gone && (d->dirty || d->sweeping))
+		if (!d->gone && (d->dirty || d->sweeping || d->retire_due))
 			return true;
 	return false;
 }
@@ -293,9 +297,11 @@ void dom_work(struct reaper *r)
 			dom_sweep(r, d);
 			if (!d->sweeping)
 				dom_retire_empty(r, d);
+		} else if (d->retire_due) {
+			dom_retire_empty(r, d);
 		}
-		if (d->dirty || d->sweeping)
-			r->deferred = true;
+		if (d->dirty || d->sweeping || d->retire_due)
+			owner_defer(r, d->owner);
 		/* Gone: keep following while it still has live nodes. */
 		if (d->gone && !d->mirrored)
 			dom_drop(r, d);
@@ -304,17 +310,30 @@ void dom_work(struct reaper *r)
 	dom_pending(r);
 }
 
+/* ms until @when, at least 0 */
+static int64_t ms_until(int64_t when, int64_t now)
+{
+	int64_t left = (when - now) / 1000000 + 1;
+
+	return left < 0 ? 0 : left;
+}
+
 int dom_timeout_ms(const struct reaper *r)
 {
-	int64_t left;
+	int64_t now = rnow_ns(), left = r->uring ? -1 : EPOCH_POLL_MS, t;
 
 	if (r->deferred || r->disc)
 		return 1; /* budgets: the rest in the next turn, after the events */
-	if (!r->npending)
-		return r->uring ? -1 : EPOCH_POLL_MS;
-	left = (r->pending_ns - rnow_ns()) / 1000000 + 1;
-	left = left < 0 ? 0 : left;
-	return !r->uring && left > EPOCH_POLL_MS ? EPOCH_POLL_MS : (int)left;
+	/* An owner's second spent, a lock's backoff: sleep until then. */
+	if (r->wake_ns) {
+		t = ms_until(r->wake_ns, now);
+		left = left < 0 || t < left ? t : left;
+	}
+	if (r->npending) {
+		t = ms_until(r->pending_ns, now);
+		left = left < 0 || t < left ? t : left;
+	}
+	return (int)left;
 }
 
 /* ---------------------------------------------------- status */

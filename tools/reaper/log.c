@@ -8,7 +8,8 @@
  * UTC with milliseconds, the program and pid, then an event word and
  * key=value pairs whose values never hold spaces (names are [A-Za-z0-9._-]),
  * so `grep`, `awk` and the tests read it without a parser. Each line is
- * written with a single write(2), so lines never interleave.
+ * written with a single write(2), so lines never interleave. Lines about
+ * one owner's files (rlogo) are bounded per second (owner.c).
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -35,7 +36,7 @@ int64_t rnow_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void vlog(const char *fmt, va_list ap)
+void rlog_va(const char *fmt, va_list ap)
 {
 	char line[1024];
 	struct timespec ts;
@@ -61,7 +62,7 @@ void rlog(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(fmt, ap);
+	rlog_va(fmt, ap);
 	va_end(ap);
 }
 
@@ -72,7 +73,29 @@ void rlogv(const struct reaper *r, const char *fmt, ...)
 	if (!r->o.verbose)
 		return;
 	va_start(ap, fmt);
-	vlog(fmt, ap);
+	rlog_va(fmt, ap);
+	va_end(ap);
+}
+
+void rlogo(struct reaper *r, struct rowner *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (o && !owner_log_ok(r, o))
+		return;
+	va_start(ap, fmt);
+	rlog_va(fmt, ap);
+	va_end(ap);
+}
+
+void rlogov(struct reaper *r, struct rowner *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!r->o.verbose || (o && !owner_log_ok(r, o)))
+		return;
+	va_start(ap, fmt);
+	rlog_va(fmt, ap);
 	va_end(ap);
 }
 

@@ -16,11 +16,14 @@
  *
  * The loop: one epoll_wait on the signalfd, inotify, the io_uring of epoch
  * waits, and the probe's ring buffer or the pidfds; its timeout is the
- * nearest of the heartbeat, the reconcile, a due liveness check and a
- * pending registry. Every turn then syncs dirty domains and drops gone ones.
+ * nearest of the heartbeat, the reconcile, a due liveness check, a pending
+ * registry and the end of an owner's spent second or lock backoff. Every
+ * turn then syncs dirty domains and drops gone ones.
+ *
+ * The options are checked before any of it (opts.c); --once (once.c) needs
+ * none of it: no watcher, no inotify, no loop.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -40,135 +43,7 @@
 #include "reaper.h"
 
 #define EXIT_USAGE 2
-#define EXIT_NOBPF 3 /* --mode bpf, and the probe cannot be used */
-
-static const char usage[] =
-	"Usage: shmrpc-reaper [OPTION]...\n"
-	"Free the slot and segments of every libshmrpc node whose process dies.\n"
-	"\n"
-	"  -m, --mode MODE       auto (default: bpf, else pidfd), bpf or pidfd\n"
-	"  -p, --probe ROUTE     auto (default), tp_btf, tracepoint or pinned\n"
-	"  -P, --pin-dir DIR     bpffs directory of the probe (default /sys/fs/bpf/shmrpc);\n"
-	"                        a probe that bpftool loaded there is attached and used\n"
-	"      --no-pin          load the probe without pinning it\n"
-	"      --btf FILE        BTF of this kernel if it has no /sys/kernel/btf/vmlinux\n"
-	"  -d, --domain NAME     follow only this domain (repeat for more; default: all)\n"
-	"      --reconcile-ms N  sweep every registry every N ms (default 10000)\n"
-	"      --poll-ms N       check nodes that cannot be watched every N ms (default 100)\n"
-	"  -v, --verbose         also log every node watched and unwatched\n"
-	"  -h, --help            this text\n"
-	"\n"
-	"Logs one line per event on stderr. Stops on SIGTERM or SIGINT; SIGHUP\n"
-	"reconciles at once. Exit status: 0 stopped, 1 error, 2 usage,\n"
-	"3 --mode bpf and the probe cannot be used.\n";
-
-enum { OPT_NO_PIN = 256, OPT_BTF, OPT_RECONCILE, OPT_POLL };
-
-static const struct option longopts[] = {
-	{ "mode", required_argument, NULL, 'm' },
-	{ "probe", required_argument, NULL, 'p' },
-	{ "pin-dir", required_argument, NULL, 'P' },
-	{ "no-pin", no_argument, NULL, OPT_NO_PIN },
-	{ "btf", required_argument, NULL, OPT_BTF },
-	{ "domain", required_argument, NULL, 'd' },
-	{ "reconcile-ms", required_argument, NULL, OPT_RECONCILE },
-	{ "poll-ms", required_argument, NULL, OPT_POLL },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
-};
-
-static int ms_arg(const char *s, int *out)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	if (*end || end == s || v < 1 || v > 3600 * 1000)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
-
-static int route_arg(const char *s, int *out)
-{
-	static const char *const names[] = { "auto", "tp_btf", "tracepoint", "pinned" };
-	static const int routes[] = { SHMRPC_PROBE_AUTO, SHMRPC_PROBE_TP_BTF,
-				      SHMRPC_PROBE_TRACEPOINT, SHMRPC_PROBE_PINNED };
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcmp(s, names[i])) {
-			*out = routes[i];
-			return 0;
-		}
-	return -1;
-}
-
-static int parse(int argc, char **argv, struct reaper_opts *o)
-{
-	int c;
-
-	*o = (struct reaper_opts){ .mode = "auto",
-				   .route = SHMRPC_PROBE_AUTO,
-				   .pin_dir = "/sys/fs/bpf/shmrpc",
-				   .shm_dir = "/dev/shm",
-				   .beat_ms = 1000,
-				   .reconcile_ms = 10000,
-				   .poll_ms = 100,
-				   .recheck_ms = 50 };
-	while ((c = getopt_long(argc, argv, "m:p:P:d:vh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'm':
-			if (strcmp(optarg, "auto") && strcmp(optarg, "bpf") &&
-			    strcmp(optarg, "pidfd"))
-				goto bad;
-			o->mode = optarg;
-			break;
-		case 'p':
-			if (route_arg(optarg, &o->route))
-				goto bad;
-			break;
-		case 'P':
-			o->pin_dir = optarg;
-			break;
-		case OPT_NO_PIN:
-			o->pin_dir = NULL;
-			break;
-		case OPT_BTF:
-			o->btf_path = optarg;
-			break;
-		case 'd':
-			if (shmrpc_insp_name_check(optarg))
-				goto bad;
-			o->domains =
-				realloc(o->domains, (size_t)(o->ndomains + 1) * sizeof(char *));
-			if (!o->domains)
-				return -1;
-			o->domains[o->ndomains++] = optarg;
-			break;
-		case OPT_RECONCILE:
-			if (ms_arg(optarg, &o->reconcile_ms))
-				goto bad;
-			break;
-		case OPT_POLL:
-			if (ms_arg(optarg, &o->poll_ms))
-				goto bad;
-			break;
-		case 'v':
-			o->verbose = true;
-			break;
-		case 'h':
-			fputs(usage, stdout);
-			exit(0);
-		default:
-			goto bad;
-		}
-	}
-	if (optind == argc && !(o->route == SHMRPC_PROBE_PINNED && !o->pin_dir))
-		return 0;
-bad:
-	fputs(usage, stderr);
-	return -1;
-}
+#define EXIT_NOBPF 3 /* the probe cannot be used as asked (opts.c: asked) */
 
 /* systemd's Type=notify, without libsystemd: one datagram to $NOTIFY_SOCKET. */
 static void sd_notify(const char *msg)
@@ -192,19 +67,30 @@ static void sd_notify(const char *msg)
 	close(fd);
 }
 
+/*
+ * The probe, else pidfds. The fallback to pidfds is only for the default
+ * choice (--mode auto, no probe option given): what the user asked for
+ * (r->o.asked) works or the reaper stops with the reason.
+ */
 static int watcher_open(struct reaper *r)
 {
-	char why[256] = "", bwhy[256] = "";
+	char why[256] = "", bwhy[PATH_MAX + 256] = "";
 	int err = -EOPNOTSUPP;
 
 	if (strcmp(r->o.mode, "pidfd")) {
 		err = reaper_bpf_open(r, bwhy, sizeof(bwhy));
-		if (!err || err == -EBUSY || !strcmp(r->o.mode, "bpf")) {
-			if (err)
-				rlog("error: %s", bwhy);
-			else
-				rlog("watching with bpf: %s", bwhy);
-			return err ? (err == -EBUSY ? 1 : EXIT_NOBPF) : 0;
+		if (!err) {
+			rlog("watching with bpf: %s", bwhy);
+			return 0;
+		}
+		if (err == -EBUSY) {
+			rlog("error: %s", bwhy);
+			return 1;
+		}
+		if (r->o.asked[0]) {
+			rlog("error: the exit probe cannot be used as asked (%s): %s", r->o.asked,
+			     bwhy);
+			return EXIT_NOBPF;
 		}
 		rlog("fallback mode=pidfd reason=\"%s\"", bwhy);
 	}
@@ -214,6 +100,26 @@ static int watcher_open(struct reaper *r)
 		return 1;
 	}
 	rlog("watching with pidfd: %s", why);
+	return 0;
+}
+
+/* The default pin directory where bpffs is not mounted: an automatic
+ * choice, so the probe goes unpinned, and the log says why. 0, or
+ * EXIT_NOBPF when the pinned route was asked for. */
+static int pin_dir_default(struct reaper *r)
+{
+	char why[PATH_MAX + 128];
+
+	if (!strcmp(r->o.mode, "pidfd") || !r->o.pin_dir || r->o.pin_given ||
+	    !reaper_pin_dir_check(r->o.pin_dir, why, sizeof(why)))
+		return 0;
+	if (r->o.route == SHMRPC_PROBE_PINNED) {
+		rlog("error: the exit probe cannot be used as asked (%s): pin directory %s: %s",
+		     r->o.asked, r->o.pin_dir, why);
+		return EXIT_NOBPF;
+	}
+	rlog("warning: pin directory %s: %s: the probe is loaded unpinned", r->o.pin_dir, why);
+	r->o.pin_dir = NULL;
 	return 0;
 }
 
@@ -318,12 +224,13 @@ static void sigbus_report(struct reaper *r)
  * warnings always, the rest with -v. */
 static void lib_log(int level, const char *msg, void *arg)
 {
-	const struct reaper *r = arg;
+	struct reaper *r = arg;
 
+	/* About the files of the owner we act for: within his budget. */
 	if (level >= SHMRPC_LOG_WARN)
-		rlog("warning: %s", msg);
+		rlogo(r, owner_current(r), "warning: %s", msg);
 	else if (level == SHMRPC_LOG_INFO)
-		rlogv(r, "lib: %s", msg);
+		rlogov(r, owner_current(r), "lib: %s", msg);
 }
 
 static bool is_death(uint64_t data)
@@ -366,10 +273,12 @@ static int run(struct reaper *r)
 	struct epoll_event ev[64];
 	int n, i, timeout;
 
+	r->metered = true; /* per-second budgets, from now on (owner.c) */
 	while (!r->stop) {
 		now = rnow_ns();
 		if (now >= beat) {
 			dom_beat(r, false);
+			owner_beat(r);
 			r->w->tick(r);
 			beat = now + r->o.beat_ms * 1000000ll;
 		}
@@ -404,36 +313,63 @@ static int run(struct reaper *r)
 	return 0;
 }
 
+/* Undo whatever main() set up (each part takes what was never made). */
+static int finish(struct reaper *r, int rc)
+{
+	dom_fini(r);
+	if (r->w)
+		r->w->close(r);
+	procs_fini(r);
+	owner_fini(r);
+	if (r->sigfd >= 0)
+		close(r->sigfd);
+	if (r->epfd >= 0)
+		close(r->epfd);
+	free(r->o.domains);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct reaper r = { .epfd = -1, .sigfd = -1, .infd = -1 };
 	uint32_t nodes = 0, ndoms = 0;
 	int rc;
 
-	if (parse(argc, argv, &r.o))
-		return EXIT_USAGE;
+	rc = reaper_opts_parse(argc, argv, &r.o);
+	if (rc) {
+		free(r.o.domains);
+		return rc > 0 ? 0 : EXIT_USAGE;
+	}
 	rlog_init("shmrpc-reaper");
 	shmrpc_set_log(lib_log, &r);
 	/* Root cleans up after every user, as each domain's owner (owner.c). */
 	rc = owner_init(&r);
 	if (rc) {
 		rlog("error: dropping supplementary groups: %s", strerror(-rc));
-		return 1;
+		return finish(&r, 1);
 	}
+	if (sigbus_init()) {
+		rlog("error: set-up: %s", strerror(errno));
+		return finish(&r, 1);
+	}
+	if (r.o.once)
+		return finish(&r, reaper_once(&r));
+	rc = pin_dir_default(&r);
+	if (rc)
+		return finish(&r, rc);
 	raise_nofile();
 	r.epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (r.epfd < 0 || sigbus_init() || signals_init(&r) || procs_init(&r)) {
+	if (r.epfd < 0 || signals_init(&r) || procs_init(&r)) {
 		rlog("error: set-up: %s", strerror(errno));
-		return 1;
+		return finish(&r, 1);
 	}
 	rc = watcher_open(&r);
 	if (rc)
-		return rc;
+		return finish(&r, rc);
 	rc = dom_init(&r);
 	if (rc) {
 		rlog("error: watching %s: %s", r.o.shm_dir, strerror(-rc));
-		r.w->close(&r);
-		return 1;
+		return finish(&r, 1);
 	}
 	dom_discover(&r);
 	while (dom_busy(&r)) { /* everything, before READY: one owner's turn at a time */
@@ -449,12 +385,5 @@ int main(int argc, char **argv)
 	rc = run(&r);
 	sd_notify("STOPPING=1");
 	dom_beat(&r, true);
-	dom_fini(&r);
-	r.w->close(&r);
-	procs_fini(&r);
-	owner_fini(&r);
-	close(r.sigfd);
-	close(r.epfd);
-	free(r.o.domains);
-	return rc;
+	return finish(&r, rc);
 }

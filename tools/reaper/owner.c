@@ -37,8 +37,15 @@
  * OWNER_PROCS processes watched (the BPF map is shared by everyone), and a
  * budget of work units per loop turn (a slot read 1, a liveness check 16)
  * for syncs, sweeps and lock polls; what does not fit waits for a later
- * turn (reaper.h: owner_spend). Deaths are handled before any of it, every
- * turn. One line is logged when a cap is first hit (again after 10 s).
+ * turn (reaper.h: owner_spend). Once started, also OWNER_SEC_UNITS per
+ * second: a turn's budget alone bounds a turn, not how many turns one
+ * owner's epoch bumps make; what does not fit waits for the next second,
+ * and the loop sleeps until then (owner_defer). Deaths are handled before
+ * any of it, every turn; work done outside a budget (a retire check) is
+ * charged after the fact (owner_charge). One line is logged when a cap is
+ * first hit (again after 10 s). Log lines about an owner's files are
+ * bounded too: OWNER_LOG_LINES a second, then one line saying how many were
+ * left out. The reaper's own uid (root's domains) has no per-second bounds.
  */
 #include <errno.h>
 #include <grp.h>
@@ -58,9 +65,11 @@
 #define MEMBER_TTL_NS (60 * 1000000000ll)
 #define MEMBER_CACHE 64
 
+#define SEC_NS 1000000000ll
+
 static const char *const cap_names[OWNER_CAP_KINDS] = {
 	"domains",	"pending registries", "watched processes",	   "work per turn",
-	"polled nodes", "registry lock held", "liveness checks per sweep",
+	"polled nodes", "registry lock held", "liveness checks per sweep", "work per second",
 };
 
 struct rowner *owner_get(struct reaper *r, uid_t uid)
@@ -75,6 +84,9 @@ struct rowner *owner_get(struct reaper *r, uid_t uid)
 		return NULL;
 	o->uid = uid;
 	o->units = OWNER_TURN_UNITS;
+	o->metered = uid != geteuid();
+	o->sec_ns = o->log_ns = rnow_ns();
+	o->sec_units = OWNER_SEC_UNITS;
 	o->next = r->owners;
 	r->owners = o;
 	return o;
@@ -92,10 +104,39 @@ void owner_cap(struct reaper *r, struct rowner *o, enum owner_cap kind, const ch
 	     cap_names[kind], what);
 }
 
+/* Is @o's work of this second spent? (Only once started: the start-up
+ * reconcile, and --once, do every owner's work in full, a turn each.) */
+static bool sec_spent(const struct reaper *r, const struct rowner *o, int units)
+{
+	return r->metered && o->metered && o->sec_units < units;
+}
+
+int64_t owner_ready_ns(const struct reaper *r, const struct rowner *o)
+{
+	return o && sec_spent(r, o, 1) ? o->sec_ns + SEC_NS : 0;
+}
+
+void owner_defer(struct reaper *r, struct rowner *o)
+{
+	int64_t when = owner_ready_ns(r, o);
+
+	if (!when)
+		r->deferred = true;
+	else if (!r->wake_ns || when < r->wake_ns)
+		r->wake_ns = when;
+}
+
 bool owner_spend(struct reaper *r, struct rowner *o, int units)
 {
 	if (!o)
 		return true;
+	if (sec_spent(r, o, units)) {
+		if (!o->starved)
+			owner_cap(r, o, OWNER_CAP_SECOND, "rest waits for the next second");
+		o->starved = true;
+		owner_defer(r, o);
+		return false;
+	}
 	if (o->units < units) {
 		if (!o->starved)
 			owner_cap(r, o, OWNER_CAP_WORK, "rest deferred to a later turn");
@@ -103,17 +144,77 @@ bool owner_spend(struct reaper *r, struct rowner *o, int units)
 		r->deferred = true;
 		return false;
 	}
-	o->units -= units;
+	owner_charge(r, o, units);
 	return true;
+}
+
+void owner_charge(struct reaper *r, struct rowner *o, int units)
+{
+	if (!o)
+		return;
+	o->units -= units;
+	if (r->metered && o->metered)
+		o->sec_units -= units;
 }
 
 void owner_turn(struct reaper *r)
 {
+	int64_t now = r->metered ? rnow_ns() : 0;
+
 	for (struct rowner *o = r->owners; o; o = o->next) {
 		o->units = OWNER_TURN_UNITS;
 		o->starved = false;
+		if (now - o->sec_ns >= SEC_NS) {
+			/* Refilled, less what was overdrawn (deaths, retire
+			 * checks, charged after the fact). */
+			o->sec_units = o->sec_units < 0 ? OWNER_SEC_UNITS + o->sec_units :
+							  OWNER_SEC_UNITS;
+			o->sec_ns = now;
+		}
 	}
 	r->deferred = false;
+	r->wake_ns = 0;
+}
+
+/* ---------------------------------------------------- log budget */
+
+/* The lines @o's budget left out in the second that ended, in one line. */
+static void log_flush(struct rowner *o, int64_t now)
+{
+	if (o->log_dropped)
+		rlog("log-limit uid=%u suppressed=%u: more than %d lines a second about this "
+		     "user's files",
+		     (unsigned)o->uid, o->log_dropped, OWNER_LOG_LINES);
+	o->log_dropped = 0;
+	o->log_lines = 0;
+	o->log_ns = now;
+}
+
+bool owner_log_ok(struct reaper *r, struct rowner *o)
+{
+	int64_t now;
+
+	(void)r;
+	if (!o->metered)
+		return true;
+	now = rnow_ns();
+	if (now - o->log_ns >= SEC_NS)
+		log_flush(o, now);
+	if (o->log_lines >= OWNER_LOG_LINES) {
+		o->log_dropped++;
+		return false;
+	}
+	o->log_lines++;
+	return true;
+}
+
+void owner_beat(struct reaper *r)
+{
+	int64_t now = rnow_ns();
+
+	for (struct rowner *o = r->owners; o; o = o->next)
+		if (o->log_dropped && now - o->log_ns >= SEC_NS)
+			log_flush(o, now);
 }
 
 void owner_fini(struct reaper *r)
@@ -166,6 +267,7 @@ static bool member_of(uid_t uid, gid_t gid)
 
 static struct reaper *cur_r;	 /* for unlink_member */
 static const struct rdom *cur_d; /* the domain we act for, or NULL */
+static struct rowner *cur_o;	 /* the owner we act for, or NULL */
 
 /* The thread's current fsuid and fsgid, as set here (root's at start). */
 static uid_t cur_uid;
@@ -195,9 +297,10 @@ static int unlink_member(const char *path, const struct stat *st)
 		if (fs_ids(cur_d->uid, cur_d->gid))
 			rlog("error: cannot return to uid=%u's identity", (unsigned)cur_d->uid);
 	}
-	rlogv(cur_r, "%s domain=%s file=%s%s uid=%u: %s", err ? "left" : "unlinked-as-member",
-	      cur_d ? cur_d->reg.domain : "?", SHMRPC__SHM_DIR, path, (unsigned)st->st_uid,
-	      err ? "not the domain owner's, nor a member's of its group" : "a member's file");
+	rlogov(cur_r, cur_o, "%s domain=%s file=%s%s uid=%u: %s",
+	       err ? "left" : "unlinked-as-member", cur_d ? cur_d->reg.domain : "?",
+	       SHMRPC__SHM_DIR, path, (unsigned)st->st_uid,
+	       err ? "not the domain owner's, nor a member's of its group" : "a member's file");
 	return err;
 }
 
@@ -213,8 +316,18 @@ int owner_enter(struct reaper *r, uid_t uid, gid_t gid, const struct rdom *d)
 	}
 	cur_r = r;
 	cur_d = d;
+	cur_o = d ? d->owner : NULL;
+	for (struct rowner *o = r->owners; !cur_o && o; o = o->next)
+		if (o->uid == uid)
+			cur_o = o;
 	shmrpc_insp_act_as(uid, gid, unlink_member);
 	return 0;
+}
+
+struct rowner *owner_current(struct reaper *r)
+{
+	(void)r;
+	return cur_o;
 }
 
 void owner_leave(struct reaper *r)
@@ -223,6 +336,7 @@ void owner_leave(struct reaper *r)
 		return;
 	shmrpc_insp_act_self();
 	cur_d = NULL;
+	cur_o = NULL;
 	if (fs_ids(0, 0)) {
 		/* Cannot happen for root; never go on as someone else. */
 		rlog("error: cannot return to fsuid 0: exiting");

@@ -247,8 +247,8 @@ static void node_detach(struct reaper *r, struct rnode *n)
 
 void node_unmirror(struct reaper *r, struct rnode *n, const char *why)
 {
-	rlogv(r, "unwatch domain=%s node=%s slot=%u gen=%u pid=%d reason=%s", n->dom->reg.domain,
-	      n->name, n->slot, n->gen, (int)n->pid, why);
+	rlogov(r, n->dom->owner, "unwatch domain=%s node=%s slot=%u gen=%u pid=%d reason=%s",
+	       n->dom->reg.domain, n->name, n->slot, n->gen, (int)n->pid, why);
 	node_detach(r, n);
 	node_free(r, n);
 }
@@ -293,9 +293,9 @@ static struct rproc *node_watch(struct reaper *r, struct rnode *n, uid_t fowner)
 	if (n->gpid <= 0)
 		return NULL;
 	if (fowner == (uid_t)-1 || !proc_uid_is(n->gpid, fowner)) {
-		rlogv(r,
-		      "domain=%s node=%s pid=%d: not a process of the file's owner uid=%d: polled",
-		      n->dom->reg.domain, n->name, (int)n->gpid, (int)fowner);
+		rlogov(r, o,
+		       "domain=%s node=%s pid=%d: not a process of the file's owner uid=%d: polled",
+		       n->dom->reg.domain, n->name, (int)n->gpid, (int)fowner);
 		return NULL;
 	}
 	p = proc_find(r, n->gpid);
@@ -308,9 +308,10 @@ static struct rproc *node_watch(struct reaper *r, struct rnode *n, uid_t fowner)
 		o->nprocs++;
 	}
 	if (!p && err && err != -ESRCH)
-		rlog("warning: cannot watch domain=%s node=%s pid=%d: %s; checking its lock every "
-		     "%d ms",
-		     n->dom->reg.domain, n->name, (int)n->gpid, strerror(-err), r->o.poll_ms);
+		rlogo(r, o,
+		      "warning: cannot watch domain=%s node=%s pid=%d: %s; checking its lock every "
+		      "%d ms",
+		      n->dom->reg.domain, n->name, (int)n->gpid, strerror(-err), r->o.poll_ms);
 	return p;
 }
 
@@ -394,9 +395,9 @@ void node_mirror(struct reaper *r, struct rdom *d, uint32_t slot, const struct s
 		 * come. */
 		alive = dom_node_alive(r, d, slot, n->gen, NULL);
 	}
-	rlogv(r, "watch domain=%s node=%s slot=%u gen=%u pid=%d gpid=%d via=%s alive=%d",
-	      d->reg.domain, n->name, slot, n->gen, (int)n->pid, (int)n->gpid,
-	      p ? r->w->name : "lock", alive);
+	rlogov(r, d->owner, "watch domain=%s node=%s slot=%u gen=%u pid=%d gpid=%d via=%s alive=%d",
+	       d->reg.domain, n->name, slot, n->gen, (int)n->pid, (int)n->gpid,
+	       p ? r->w->name : "lock", alive);
 	if (alive == 0) {
 		node_check(r, n, "check");
 		return;
@@ -450,7 +451,10 @@ int procs_checks(struct reaper *r)
 			/* Watched nodes are checked once; polled ones forever,
 			 * within their owner's budget. */
 			if (!n->proc && !owner_spend(r, d->owner, UNITS_CHECK)) {
-				next = now;
+				int64_t when = owner_ready_ns(r, d->owner);
+
+				when = when ? when : now; /* its second, or the next turn */
+				next = when < next ? when : next;
 				continue;
 			}
 			if (n->proc)
@@ -554,7 +558,8 @@ void procs_exited(struct reaper *r, pid_t gpid, uint64_t cookie, const struct ex
 	 * released. Opened now, it is the dying process's, unless that one
 	 * was reaped already and the pid reused: then it is the live holder's,
 	 * and readable when that one dies, which is just as right. */
-	rlogv(r, "exiting pid=%d: a node's lock is still held; waiting for its pidfd", (int)gpid);
+	rlogov(r, p->owner, "exiting pid=%d: a node's lock is still held; waiting for its pidfd",
+	       (int)gpid);
 	p->exiting = true;
 	p->ei = *ei;
 	if (p->pidfd < 0 && proc_pidfd_open(r, p)) {

@@ -4,7 +4,9 @@
  * node whose process dies, on every domain of the host, within a
  * millisecond (docs/reaper.md). Internal interface between its files:
  *
- *	main.c		options, start-up, the event loop, signals, systemd
+ *	main.c		start-up, the event loop, signals, systemd
+ *	opts.c		the command line and its checks
+ *	once.c		--once: one sweep of every domain, then exit
  *	discover.c	finding registries (scans, inotify), refusing planted files
  *	domain.c	following registries: epochs (io_uring FUTEX_WAIT),
  *			mirroring slots, status fields
@@ -26,8 +28,12 @@
 #ifndef SHMRPC_REAPER_H
 #define SHMRPC_REAPER_H
 
+#include <limits.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <liburing.h>
@@ -119,6 +125,23 @@ struct rproc {
 #define OWNER_TURN_UNITS 1024
 #define UNITS_CHECK 16
 #define UNITS_MIRROR 128
+/* A sync's fixed cost: the wake-up that asked for it and the re-arm of its
+ * epoch wait (~20 us here), whatever the slots cost. */
+#define UNITS_SYNC 64
+/* A retire check: the registry lock, a count of its slots; the read of
+ * /dev/shm for locked node files it may need is charged after it. */
+#define UNITS_RETIRE 256
+/* Work per owner per second, once started (a turn's budget alone would let
+ * one owner keep the loop turning every millisecond: a user bumping his
+ * epoch held the reaper at 20-45% of a core). About 5% of a core here.
+ * What does not fit waits for the next second, and an epoch whose sync
+ * waits is not re-armed meanwhile, so its owner's bumps wake nobody. The
+ * reaper's own uid (root's domains, or a user's own reaper) is exempt. */
+#define OWNER_SEC_UNITS (160 * 1024)
+/* Log lines per owner per second (the reaper's own uid exempt); the rest
+ * are counted and told in one line: one user must not drown the others'
+ * lines in journald's rate limit (10000 lines in 30 s per service). */
+#define OWNER_LOG_LINES 40
 
 enum owner_cap {
 	OWNER_CAP_DOMS,
@@ -128,6 +151,7 @@ enum owner_cap {
 	OWNER_CAP_POLLED,
 	OWNER_CAP_LOCK,
 	OWNER_CAP_SWEEP,
+	OWNER_CAP_SECOND,
 	OWNER_CAP_KINDS
 };
 
@@ -138,6 +162,12 @@ struct rowner {
 	uint32_t sweep_checks;		 /* in the current reconcile pass */
 	int units;			 /* work left in this turn */
 	bool starved;			 /* ran out in this turn */
+	bool metered;			 /* not the reaper's own uid: per-second bounds */
+	int64_t sec_ns;			 /* start of its current second of work */
+	int64_t sec_units;		 /* work left in it (charges may overdraw it) */
+	int64_t log_ns;			 /* start of its current second of log lines */
+	uint32_t log_lines;		 /* lines logged in it */
+	uint32_t log_dropped;		 /* lines left out in it */
 	int64_t lock_retry_ns;		 /* a registry lock was held: no waits before this */
 	int64_t lock_backoff_ns;	 /* doubling while locks stay held */
 	int64_t cap_ns[OWNER_CAP_KINDS]; /* last log line of each cap */
@@ -167,6 +197,7 @@ struct rdom {
 	uint32_t mirrored;    /* non-NULL entries of slots[] */
 	struct rnode **slots; /* [reg.capacity] */
 	int empty_passes;     /* reconcile passes in a row that found it empty */
+	bool retire_due;      /* a retire check waits for its owner's budget */
 	struct rdom *next;
 };
 
@@ -223,13 +254,30 @@ struct reaper_opts {
 	int reconcile_ms; /* full sweep of every registry */
 	int poll_ms;	  /* lock checks of nodes we cannot watch */
 	int recheck_ms;	  /* second lock check after a BPF watch */
+	bool once;	  /* --once: one sweep of every domain, then exit (once.c) */
+	bool pin_given;	  /* pin_dir comes from --pin-dir */
+	/* The first option that asked for the probe ("--probe tracepoint"):
+	 * it must work as asked; "" if every choice was the default's. */
+	char asked[PATH_MAX + 16];
+	char **argv;
 };
+
+/* ------------------------------------------------------------ opts.c */
+/* Parse the command line into @o: 0 run, 1 done (--help or --version
+ * printed), -1 bad usage (one line naming it printed on stderr). */
+int reaper_opts_parse(int argc, char **argv, struct reaper_opts *o);
+/* Is pin directory @dir (or, if it is not a directory yet, where it would
+ * be made) on bpffs? 0, or -errno with the reason in @why. */
+int reaper_pin_dir_check(const char *dir, char *why, size_t len);
 
 struct reaper {
 	struct reaper_opts o;
 	bool privileged; /* root: acts as each domain's owner (owner.c) */
 	struct rowner *owners;
 	bool deferred;	 /* work left for a later turn (budgets, held locks) */
+	bool metered;	 /* per-second budgets apply (after start-up; not --once) */
+	int64_t wake_ns; /* deferred work is due then (a second's budget, a lock
+			  * backoff), if not sooner; 0: none */
 	uint64_t sigbus; /* mapped pages that vanished (a file shrank): patched */
 	const struct reaper_watcher *w;
 	void *wpriv; /* the watcher's state */
@@ -245,6 +293,7 @@ struct reaper {
 	uint32_t nchecks; /* nodes with check_ns set */
 	uint64_t mypidns; /* inode of our pid namespace */
 	uint64_t reaped;  /* slots freed since start */
+	uint64_t retired; /* registries retired since start */
 	ino_t *ignored;	  /* registries we cannot or will not follow: a hash set */
 	uint32_t nignored, cap_ignored;
 	void *disc;		  /* DIR of a discovery under way */
@@ -259,6 +308,13 @@ void rlog_init(const char *prog);
 void rlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same, only with -v. */
 void rlogv(const struct reaper *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A line about owner @o's files (rlogov: with -v only), within its log
+ * budget (OWNER_LOG_LINES a second; owner.c). @o NULL: no budget. */
+void rlogo(struct reaper *r, struct rowner *o, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void rlogov(struct reaper *r, struct rowner *o, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void rlog_va(const char *fmt, va_list ap);
 /* "SIGKILL", "SIGSEGV+core", "0".."255", or "-" for -1. */
 const char *rlog_status(int status, char *buf, size_t len);
 int64_t rnow_ns(void);
@@ -272,11 +328,25 @@ struct rowner *owner_get(struct reaper *r, uid_t uid);
 int owner_enter(struct reaper *r, uid_t uid, gid_t gid, const struct rdom *d);
 /* Back to root's own identity. */
 void owner_leave(struct reaper *r);
-/* Take @units of @o's budget for this turn; false (and r->deferred) when
- * they are not there: do the rest in a later turn. @o NULL: free. */
+/* Take @units of @o's budget for this turn (and second); false when they
+ * are not there: do the rest in a later turn (r->deferred) or second
+ * (r->wake_ns). @o NULL: free. */
 bool owner_spend(struct reaper *r, struct rowner *o, int units);
-/* A new loop turn: budgets back to full. */
+/* Take @units of @o's budgets for work already done (may overdraw them). */
+void owner_charge(struct reaper *r, struct rowner *o, int units);
+/* @o has work left: in the next turn (r->deferred), or, when its second's
+ * work is spent, once it is refilled (r->wake_ns). */
+void owner_defer(struct reaper *r, struct rowner *o);
+/* When @o may work again: 0 now, else the CLOCK_MONOTONIC ns. */
+int64_t owner_ready_ns(const struct reaper *r, const struct rowner *o);
+/* A new loop turn: turn budgets back to full, seconds refilled when due. */
 void owner_turn(struct reaper *r);
+/* Every heartbeat: say how many lines each owner's budget left out. */
+void owner_beat(struct reaper *r);
+/* May a line about @o be logged now? Counts it, or counts it left out. */
+bool owner_log_ok(struct reaper *r, struct rowner *o);
+/* The owner the reaper acts for now (owner_enter), or NULL. */
+struct rowner *owner_current(struct reaper *r);
 /* Log that @o hit cap @kind (at most once per 10 s per cap). */
 void owner_cap(struct reaper *r, struct rowner *o, enum owner_cap kind, const char *what);
 
@@ -293,6 +363,20 @@ bool dom_discover_step(struct reaper *r);
 void dom_pending(struct reaper *r);
 void dom_inotify(struct reaper *r);
 void dom_discover_fini(struct reaper *r);
+/* The pieces of a discovery, for once.c. "shmrpc.<domain>.reg" -> domain
+ * in @out (SHMRPC_NAME_MAX + 1): 0, or -EINVAL for other names. */
+int dom_reg_name(const char *ent, char *out);
+/* Is @domain one of --domain's (or is there no --domain)? */
+bool dom_wanted(const struct reaper *r, const char *domain);
+void dom_reg_path(const struct reaper *r, char *buf, size_t len, const char *domain);
+/* lstat of registry name @path: a regular file with one name (0), else
+ * -EPROTO (logged once) or -errno. */
+int dom_look(struct reaper *r, const char *path, const char *domain, struct stat *st);
+/* Published yet? 1, 0 not yet, -errno; as the owner, never blocking. */
+int dom_ready(struct reaper *r, const char *path, const struct stat *st);
+/* Open registry @domain, seen as @st, as its owner into a new rdom. */
+int dom_open(struct reaper *r, const char *domain, const struct stat *st, struct rowner *o,
+	     struct rdom **out);
 /* domain.c, for discover.c */
 struct rdom *dom_by_ino(struct reaper *r, dev_t dev, ino_t ino);
 void dom_follow(struct reaper *r, struct rdom *d);
@@ -335,6 +419,12 @@ int dom_reclaim(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen,
 /* The registry of cookie's domain, or NULL. */
 struct rdom *dom_by_nonce16(struct reaper *r, uint32_t nonce16, struct rdom *after);
 uint64_t dom_cookie(const struct rdom *d, uint32_t slot, uint32_t gen);
+
+/* ------------------------------------------------------------ once.c */
+/* --once: sweep every wanted registry once (reclaim dead nodes, retire
+ * empty registries), log a summary line; the exit status: 0 everything
+ * swept, 1 something was left (a lock held, an error, a cap). */
+int reaper_once(struct reaper *r);
 
 /* ------------------------------------------------------------ procs.c */
 int procs_init(struct reaper *r);

@@ -13,7 +13,6 @@
  * A registry is retired only when its slots say no node is left *and* no
  * node file of its domain is locked: any member can write every slot FREE.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -102,37 +101,23 @@ static int dom_lock(struct reaper *r, struct rdom *d)
  * In the registry lock, as its owner: may @d be retired? Its slots say no
  * node is left, but any member can write them all FREE: the domain's node
  * files say more. If one of them is locked, a node is alive and the
- * registry stays (its slots are the member's lie). Looks at every name
- * "shmrpc.<domain>.node.*" in /dev/shm (a newer registry's nodes count too:
- * keeping the old name then changes nothing, reg_retire would leave it).
+ * registry stays (its slots are the member's lie). Every name
+ * "shmrpc.<domain>.node.*" in /dev/shm is looked at (lib/reclaim.c; a newer
+ * registry's nodes count too: keeping the old name then changes nothing,
+ * reg_retire would leave it), and the directory read is charged to the
+ * owner: one whose domains are retired often pays for it.
  */
 static bool dom_may_retire(struct reaper *r, struct rdom *d)
 {
-	char pre[SHMRPC_NAME_MAX + 16], path[SHMRPC__PATH_MAX];
-	struct dirent *e;
-	bool locked = false;
-	size_t n;
-	int fd;
-	DIR *dir = opendir(r->o.shm_dir);
+	uint32_t looked = 0;
+	bool locked = shmrpc_insp_any_locked(&d->reg, UINT32_MAX, &looked) != 0;
 
-	if (!dir)
-		return false;
-	n = (size_t)snprintf(pre, sizeof(pre), "shmrpc.%s.node.", d->reg.domain);
-	while (!locked && (e = readdir(dir))) {
-		if (strncmp(e->d_name, pre, n) || strlen(e->d_name) >= sizeof(path) - 1)
-			continue;
-		snprintf(path, sizeof(path), "/%s", e->d_name);
-		fd = shmrpc_insp_file_open(&d->reg, path, NULL);
-		if (fd >= 0) {
-			locked = shmrpc_insp_locked(fd) != 0;
-			close(fd);
-		}
-	}
-	closedir(dir);
+	owner_charge(r, d->owner, (int)(looked / 4)); /* ~1 us an entry, and opens */
 	if (locked)
-		rlog("domain-kept domain=%s reason=locked-node-without-slot: its slots were "
-		     "rewritten",
-		     d->reg.domain);
+		rlogo(r, d->owner,
+		      "domain-kept domain=%s reason=locked-node-without-slot: its slots were "
+		      "rewritten",
+		      d->reg.domain);
 	return !locked;
 }
 
@@ -155,7 +140,8 @@ int dom_reclaim(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen,
 		if (rc == -ETIMEDOUT)
 			retry_add(r, d, slot, gen, ei, exited);
 		else
-			rlog("error: domain=%s: registry lock: %s", d->reg.domain, strerror(-rc));
+			rlogo(r, d->owner, "error: domain=%s: registry lock: %s", d->reg.domain,
+			      strerror(-rc));
 		return rc;
 	}
 	if (shmrpc_insp_reg_read(&d->reg, slot, &v))
@@ -163,12 +149,16 @@ int dom_reclaim(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen,
 	rc = exited ? shmrpc_insp_reclaim_exited(&d->reg, slot, gen) :
 		      shmrpc_insp_reclaim(&d->reg, slot, gen);
 	if (rc == 1) {
+		/* Done at once, whoever's node it was; paid after: that owner's
+		 * other work waits instead. */
+		owner_charge(r, d->owner, UNITS_MIRROR);
 		/* Relaxed: a counter for shmrpc-top; we are its only writer. */
 		atomic_fetch_add_explicit(&d->reg.hdr->reaped, 1, memory_order_relaxed);
 		r->reaped++;
 		if (!shmrpc_insp_recount(&d->reg) && dom_may_retire(r, d)) {
 			shmrpc_insp_retire(&d->reg);
 			d->gone = retired = true;
+			r->retired++;
 		}
 	}
 	shmrpc_insp_unlock(&d->reg);
@@ -179,12 +169,14 @@ int dom_reclaim(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen,
 	if (ei->exit_ns && done > ei->exit_ns)
 		snprintf(delay, sizeof(delay), " delay_us=%lld",
 			 (long long)((done - ei->exit_ns) / 1000));
-	rlog("reaped domain=%s node=%s slot=%u gen=%u pid=%d exit=%s via=%s%s work_us=%lld",
-	     d->reg.domain, v.name[0] ? v.name : "?", slot, gen, (int)v.pid,
-	     rlog_status(ei->status, st, sizeof(st)), ei->via, delay,
-	     (long long)((done - ei->seen_ns) / 1000));
+	rlogo(r, d->owner,
+	      "reaped domain=%s node=%s slot=%u gen=%u pid=%d exit=%s via=%s%s work_us=%lld",
+	      d->reg.domain, v.name[0] ? v.name : "?", slot, gen, (int)v.pid,
+	      rlog_status(ei->status, st, sizeof(st)), ei->via, delay,
+	      (long long)((done - ei->seen_ns) / 1000));
 	if (retired)
-		rlog("domain-retired domain=%s reason=last-node-reaped", d->reg.domain);
+		rlogo(r, d->owner, "domain-retired domain=%s reason=last-node-reaped",
+		      d->reg.domain);
 	return 1;
 }
 
@@ -196,7 +188,9 @@ void dom_retries(struct reaper *r, struct rdom *d)
 	if (!t)
 		return;
 	if (rnow_ns() < d->owner->lock_retry_ns) {
-		r->deferred = true;
+		/* Sleep until the backoff ends, not a turn a millisecond. */
+		if (!r->wake_ns || d->owner->lock_retry_ns < r->wake_ns)
+			r->wake_ns = d->owner->lock_retry_ns;
 		return;
 	}
 	d->retry = NULL;
@@ -216,7 +210,7 @@ void dom_retries(struct reaper *r, struct rdom *d)
  */
 void dom_sweep(struct reaper *r, struct rdom *d)
 {
-	struct exit_info ei = { "reconcile", -1, 0, rnow_ns(), 0 };
+	struct exit_info ei = { r->o.once ? "once" : "reconcile", -1, 0, rnow_ns(), 0 };
 	struct rowner *o = d->owner;
 	uint32_t i, st, gen;
 	int freed = 0;
@@ -257,7 +251,17 @@ void dom_retire_empty(struct reaper *r, struct rdom *d)
 {
 	bool retired = false;
 
-	if (d->gone || owner_enter(r, d->uid, d->gid, d))
+	d->retire_due = false;
+	if (d->gone)
+		return;
+	/* A lock, a count of the slots, maybe a directory read: paid first,
+	 * or in a later turn (dom_work), never all of an owner's domains in
+	 * one turn of a reconcile. */
+	if (!owner_spend(r, d->owner, UNITS_RETIRE)) {
+		d->retire_due = true;
+		return;
+	}
+	if (owner_enter(r, d->uid, d->gid, d))
 		return;
 	if (shmrpc_insp_lock(&d->reg, 0)) {
 		owner_leave(r);
@@ -268,11 +272,12 @@ void dom_retire_empty(struct reaper *r, struct rdom *d)
 	} else if (++d->empty_passes >= 2 && dom_may_retire(r, d)) {
 		shmrpc_insp_retire(&d->reg);
 		d->gone = retired = true;
+		r->retired++;
 	}
 	shmrpc_insp_unlock(&d->reg);
 	owner_leave(r);
 	if (retired)
-		rlog("domain-retired domain=%s reason=unused", d->reg.domain);
+		rlogo(r, d->owner, "domain-retired domain=%s reason=unused", d->reg.domain);
 }
 
 void dom_reconcile(struct reaper *r)

@@ -182,6 +182,20 @@ static int pin_lock(const char *dir, int *fd_out)
 	return 0;
 }
 
+static const char *route_name(int route)
+{
+	switch (route) {
+	case SHMRPC_PROBE_TP_BTF:
+		return "tp_btf";
+	case SHMRPC_PROBE_TRACEPOINT:
+		return "tracepoint";
+	case SHMRPC_PROBE_PINNED:
+		return "pinned";
+	default:
+		return "auto";
+	}
+}
+
 int reaper_bpf_open(struct reaper *r, char *why, size_t len)
 {
 	struct shmrpc_probe_opts o = { .sz = sizeof(o),
@@ -200,16 +214,33 @@ int reaper_bpf_open(struct reaper *r, char *why, size_t len)
 	b->lock_fd = -1;
 	b->ns_per_tick = 1000000000 / sysconf(_SC_CLK_TCK);
 	err = shmrpc_probe_open(&b->p, &o);
-	if (err == -EACCES && shmrpc_probe_pin_error()[0])
-		rlog("error: %s", shmrpc_probe_pin_error());
-	if (err && o.pin_dir && o.route != SHMRPC_PROBE_PINNED && err != -EPERM) {
+	if (err == -EACCES && shmrpc_probe_pin_error()[0] && o.route != SHMRPC_PROBE_PINNED) {
+		/* A pin directory that is not root's alone (a user's symlink or
+		 * directory on a bpffs mounted 1777): loud, but no reason to
+		 * stop, or any user could stop the reaper by planting one. */
+		rlog("error: %s: loading the probe unpinned", shmrpc_probe_pin_error());
+		o.pin_dir = NULL;
+		err = shmrpc_probe_open(&b->p, &o);
+	} else if (err == -EACCES && shmrpc_probe_pin_error()[0]) {
+		snprintf(why, len, "%s", shmrpc_probe_pin_error());
+		goto out_free;
+	}
+	/* The default pin directory only: one named with --pin-dir must work. */
+	if (err && o.pin_dir && !r->o.pin_given && o.route != SHMRPC_PROBE_PINNED &&
+	    err != -EPERM) {
 		rlog("warning: probe in %s unusable (%s): loading one unpinned", o.pin_dir,
 		     strerror(-err));
 		o.pin_dir = NULL;
 		err = shmrpc_probe_open(&b->p, &o);
 	}
 	if (err) {
-		snprintf(why, len, "loading the exit probe: %s", strerror(-err));
+		char text[128];
+
+		/* libbpf's own codes (LIBBPF_ERRNO__*) too: "Unknown error 4001" says nothing */
+		libbpf_strerror(err, text, sizeof(text));
+		snprintf(why, len, "loading the exit probe (route %s, pin directory %s%s%s): %s",
+			 route_name(o.route), o.pin_dir ? o.pin_dir : "none",
+			 o.btf_path ? ", BTF " : "", o.btf_path ? o.btf_path : "", text);
 		goto out_free;
 	}
 	if (o.pin_dir) {

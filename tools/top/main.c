@@ -79,24 +79,43 @@ static int emit_file(const struct top_snap *s, const struct top_opts *o)
 	return 0;
 }
 
+static int scan(struct top_snap *s, const struct top_opts *o)
+{
+	int err = top_scan(s, o->domain);
+
+	if (err)
+		fprintf(stderr, "shmrpc-top: cannot scan %s: %s\n", TOP_SHM_DIR, strerror(-err));
+	return err;
+}
+
+/*
+ * Text and JSON show rates, which need two snapshots: the first output comes
+ * one delay after a first, silent snapshot, so even -n 1 has them (like
+ * `vmstat 1 2` without its since-boot line). --prom has no rates (Prometheus
+ * derives them from the counters): it prints at once, as a cron job wants.
+ */
 static int batch(struct top_opts *o)
 {
 	struct top_snap cur = { 0 }, prev = { 0 };
+	bool have_prev = false;
 	double next = 0;
 	long i;
 	int err = 0;
 
-	for (i = 0; !o->iterations || i < o->iterations; i++) {
-		if (i)
+	if (o->mode != TOP_MODE_PROM) {
+		err = scan(&prev, o);
+		top_rates(&prev, NULL);
+		next = prev.mono + o->delay;
+		have_prev = !err;
+	}
+	for (i = 0; !err && (!o->iterations || i < o->iterations); i++) {
+		if (have_prev)
 			sleep_until(next);
-		err = top_scan(&cur, o->domain);
-		if (err) {
-			fprintf(stderr, "shmrpc-top: cannot scan %s: %s\n", TOP_SHM_DIR,
-				strerror(-err));
+		err = scan(&cur, o);
+		if (err)
 			break;
-		}
 		next = cur.mono + o->delay;
-		top_rates(&cur, i ? &prev : NULL);
+		top_rates(&cur, have_prev ? &prev : NULL);
 		o->view.show_domain = !o->view.domain && cur.ndoms > 1;
 		err = o->out ? emit_file(&cur, o) : emit(&cur, o, stdout);
 		if (err) {
@@ -105,6 +124,7 @@ static int batch(struct top_opts *o)
 			break;
 		}
 		top_snap_swap(&cur, &prev);
+		have_prev = true;
 	}
 	top_snap_free(&cur);
 	top_snap_free(&prev);

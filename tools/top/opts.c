@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Command line of shmrpc-top (docs/shmrpc-top.1 is the long form).
+ * Command line of shmrpc-top (docs/man/shmrpc-top.1 is the long form).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -9,6 +9,7 @@
 
 #include "inspect.h"
 #include "top.h"
+#include "../version.h"
 
 #define DELAY_MIN 0.05
 #define DELAY_MAX 86400.0
@@ -84,20 +85,36 @@ static void defaults(struct top_opts *o)
 
 enum { OPT_JSON = 256, OPT_PROM, OPT_DOMAIN };
 
+/* The option that chose each output mode, for the messages. */
+static const char *const mode_opt[] = {
+	[TOP_MODE_UI] = "the screen",
+	[TOP_MODE_TEXT] = "-b",
+	[TOP_MODE_JSON] = "--json",
+	[TOP_MODE_PROM] = "--prom",
+};
+
+/* -b, --json and --prom each choose the output: two of them contradict. */
+static int set_mode(struct top_opts *o, enum top_mode m)
+{
+	if (o->mode != TOP_MODE_UI && o->mode != m) {
+		fprintf(stderr, "shmrpc-top: %s and %s: choose one output\n", mode_opt[o->mode],
+			mode_opt[m]);
+		return -EINVAL;
+	}
+	o->mode = m;
+	return 0;
+}
+
 /* One option: 0, 1 (done: help or version printed), -EINVAL. */
 static int one(int c, char **argv, struct top_opts *o, bool *n_given)
 {
 	switch (c) {
 	case 'b':
-		if (o->mode == TOP_MODE_UI)
-			o->mode = TOP_MODE_TEXT;
-		return 0;
+		return set_mode(o, TOP_MODE_TEXT);
 	case OPT_JSON:
-		o->mode = TOP_MODE_JSON;
-		return 0;
+		return set_mode(o, TOP_MODE_JSON);
 	case OPT_PROM:
-		o->mode = TOP_MODE_PROM;
-		return 0;
+		return set_mode(o, TOP_MODE_PROM);
 	case 'n':
 		*n_given = true;
 		return parse_count(optarg, &o->iterations);
@@ -125,8 +142,7 @@ static int one(int c, char **argv, struct top_opts *o, bool *n_given)
 		top_usage(stdout);
 		return 1;
 	case 'V':
-		printf("shmrpc-top (libshmrpc %d.%d)\n", SHMRPC_VERSION_MAJOR,
-		       SHMRPC_VERSION_MINOR);
+		printf("shmrpc-top (libshmrpc) %s\n", SHMRPC_TOOLS_VERSION);
 		return 1;
 	case ':':
 		return bad("option needs an argument", argv[optind - 1]);
@@ -168,6 +184,13 @@ int top_opts_parse(int argc, char **argv, struct top_opts *o)
 		return bad("unexpected argument", argv[optind]);
 	if (o->out && o->mode == TOP_MODE_UI)
 		return bad("-o needs a batch mode", "use -b, --json or --prom");
+	if (n_given && o->mode == TOP_MODE_UI)
+		return bad("-n needs a batch mode (the screen runs until q)",
+			   "use -b, --json or --prom");
+	if (o->rings && o->mode != TOP_MODE_TEXT)
+		return bad("-R lists rings in -b text only",
+			   o->mode == TOP_MODE_UI ? "the screen shows them on Enter" :
+						    "--json and --prom always have them");
 	/* One exposition is what a textfile collector wants from a cron run;
 	 * with -o, each refresh replaces the file, so keep going. */
 	if (!n_given && o->mode == TOP_MODE_PROM && !o->out)

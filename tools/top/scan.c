@@ -239,7 +239,7 @@ static void scan_node(const struct top_domain *d, struct top_node *n)
 		snprintf(n->why, TOP_WHY_MAX, "liveness: %s", strerror(-alive));
 	} else if (!alive) {
 		n->state = TOP_NODE_DEAD;
-		snprintf(n->why, TOP_WHY_MAX, "process gone, slot not reclaimed yet");
+		snprintf(n->why, TOP_WHY_MAX, "process gone, not reclaimed yet");
 	} else if (atomic_load_explicit(&u.h.flags, memory_order_relaxed) & SHMRPC__NODE_CLOSING) {
 		n->state = TOP_NODE_CLOSING;
 	}
@@ -309,8 +309,10 @@ static void reaper_of(struct top_domain *d, const struct shmrpc__reg_hdr *h, dou
 		r->beat_age = -1;
 		return;
 	}
-	/* It beats at least every 2 s; 5 s of silence, or no such process
-	 * (kill 0 asks, sends nothing), is a reaper that stopped. */
+	/* shmrpc-reaper beats every second (its beat_ms), in whole seconds of
+	 * CLOCK_MONOTONIC, so a running one reads up to about 2 s old; more
+	 * than 5 s, or no such process (kill 0 asks, sends nothing), is a
+	 * reaper that stopped. */
 	r->state = r->beat_age >= 0 && r->beat_age <= 5 &&
 				   (kill((pid_t)r->pid, 0) == 0 || errno == EPERM) ?
 			   TOP_REAPER_RUNNING :

@@ -246,20 +246,55 @@ static void put(char *buf, size_t len, size_t *pos, const char *cell, int w, boo
 	*pos += strlen(buf + *pos);
 }
 
-static bool col_shown(const struct top_view *v, int c)
+/*
+ * Which columns a width holds. NAME, then the sorted column (sorting by a
+ * column the user cannot see would read as a bug), then the others in this
+ * order, each one that still fits; shown in the table's order. 80 columns
+ * hold NAME PID STATE, the messages and megabytes in and out, and WAKE/s.
+ */
+static const enum top_col_id col_prio[] = {
+	TOP_COL_NAME,	 TOP_COL_STATE,	 TOP_COL_DOMAIN, TOP_COL_PID,	   TOP_COL_MSGS_OUT,
+	TOP_COL_MSGS_IN, TOP_COL_MB_OUT, TOP_COL_MB_IN,	 TOP_COL_WAKES,	   TOP_COL_SKIP,
+	TOP_COL_FULL,	 TOP_COL_SLEEPS, TOP_COL_UPTIME, TOP_COL_RINGS_IN, TOP_COL_RINGS_OUT,
+};
+_Static_assert(sizeof(col_prio) / sizeof(col_prio[0]) == TOP_COL_COUNT, "every column ranked");
+
+/* Take column @c if it fits in what is left; *used counts separators too. */
+static void col_take(const struct top_view *v, bool *shown, int *used, int c)
 {
-	return c != TOP_COL_DOMAIN || v->show_domain;
+	int need = top_cols[c].width + (*used ? 1 : 0);
+
+	if (shown[c] || (c == TOP_COL_DOMAIN && !v->show_domain))
+		return;
+	if (v->width > 0 && *used + need > v->width)
+		return;
+	shown[c] = true;
+	*used += need;
+}
+
+void top_cols_fit(const struct top_view *v, bool shown[TOP_COL_COUNT])
+{
+	int used = 0;
+	size_t i;
+
+	memset(shown, 0, TOP_COL_COUNT * sizeof(*shown));
+	col_take(v, shown, &used, TOP_COL_NAME);
+	col_take(v, shown, &used, v->sort);
+	for (i = 0; i < TOP_COL_COUNT; i++)
+		col_take(v, shown, &used, col_prio[i]);
 }
 
 void top_fmt_head(char *buf, size_t len, const struct top_view *v)
 {
+	bool shown[TOP_COL_COUNT];
 	char cell[32];
 	size_t pos = 0;
 	int c;
 
 	buf[0] = '\0';
+	top_cols_fit(v, shown);
 	for (c = 0; c < TOP_COL_COUNT; c++) {
-		if (!col_shown(v, c))
+		if (!shown[c])
 			continue;
 		/* The sorted column wears a marker: '>' biggest first. Every
 		 * width leaves room for it. */
@@ -310,25 +345,46 @@ static void cell_of(char *cell, size_t len, const struct top_snap *s, const stru
 	}
 }
 
+/*
+ * A node without readable counters shows why instead, where its counters
+ * would start; on a width too narrow for the whole reason, from the UPTIME
+ * cell on (a dead node's uptime matters less than why it is listed).
+ */
+static void put_why(char *buf, size_t len, size_t *pos, size_t uptime_pos, const char *why,
+		    const struct top_view *v)
+{
+	int room;
+
+	if (v->width > 0 && *pos + strlen(why) > (size_t)v->width) {
+		*pos = uptime_pos;
+		buf[*pos] = '\0';
+	}
+	room = v->width > 0 ? v->width - (int)*pos : (int)strlen(why);
+	if (room > 0)
+		put(buf, len, pos, why, (int)strlen(why) > room ? room : (int)strlen(why), true);
+}
+
 void top_fmt_row(char *buf, size_t len, const struct top_snap *s, const struct top_node *n,
 		 const struct top_view *v)
 {
 	char cell[TOP_WHY_MAX + 16];
-	size_t pos = 0;
+	bool shown[TOP_COL_COUNT];
+	bool why = !n->seg_ok && n->why[0]; /* no counters to show: say why instead */
+	size_t pos = 0, uptime_pos = 0;
 	int c;
 
 	buf[0] = '\0';
-	for (c = 0; c < TOP_COL_COUNT; c++) {
-		if (!col_shown(v, c))
+	top_cols_fit(v, shown);
+	for (c = 0; c < TOP_COL_COUNT && !(why && c > TOP_COL_UPTIME); c++) {
+		if (!shown[c])
 			continue;
-		if (c > TOP_COL_UPTIME && !n->seg_ok && n->why[0]) {
-			/* No counters to show: say why instead. */
-			put(buf, len, &pos, n->why, (int)strlen(n->why), true);
-			break;
-		}
+		if (c == TOP_COL_UPTIME)
+			uptime_pos = pos;
 		cell_of(cell, sizeof(cell), s, n, c);
 		put(buf, len, &pos, cell, top_cols[c].width, top_cols[c].left);
 	}
+	if (why)
+		put_why(buf, len, &pos, shown[TOP_COL_UPTIME] ? uptime_pos : pos, n->why, v);
 	while (pos && buf[pos - 1] == ' ')
 		buf[--pos] = '\0';
 }
@@ -377,6 +433,54 @@ void top_fmt_summary(char *l1, char *l2, size_t len, const struct top_snap *s,
 	fmt_reaper(reaper, sizeof(reaper), &sum->reaper);
 	snprintf(l2, len, "msgs/s %s  MB/s %s  rings %u%s  reaper %s", msgs, mb, sum->rings,
 		 sum->rings_bad ? " (some corrupt)" : "", reaper);
+}
+
+/*
+ * Fold @line onto lines of at most @width columns (0: no limit), breaking
+ * only between its parts (separated by two spaces), so no part is cut in
+ * two; a part wider than @width keeps a line of its own. The lines go to
+ * @buf separated by '\n'; returns how many.
+ */
+/* Append @n bytes of @str to @buf (of @len, NUL-terminated) at *at, as many
+ * as fit. */
+static void cat(char *buf, size_t len, size_t *at, const char *str, size_t n)
+{
+	if (*at + n >= len)
+		n = *at + 1 < len ? len - *at - 1 : 0;
+	memcpy(buf + *at, str, n);
+	*at += n;
+	buf[*at] = '\0';
+}
+
+int top_wrap(char *buf, size_t len, const char *line, int width)
+{
+	size_t at = 0, cur, part;
+	bool first = true;
+	int lines = 1;
+
+	buf[0] = '\0';
+	cur = strspn(line, " "); /* a leading indent is kept */
+	cat(buf, len, &at, line, cur);
+	line += cur;
+	while (*line) {
+		part = strcspn(line, " ");
+		while (line[part] == ' ' && line[part + 1] && line[part + 1] != ' ')
+			part += 1 + strcspn(line + part + 1, " ");
+		if (!first && width > 0 && cur + 2 + part > (size_t)width) {
+			cat(buf, len, &at, "\n", 1);
+			cur = 0;
+			lines++;
+		} else if (!first) {
+			cat(buf, len, &at, "  ", 2);
+			cur += 2;
+		}
+		cat(buf, len, &at, line, part);
+		cur += part;
+		first = false;
+		line += part;
+		line += strspn(line, " ");
+	}
+	return lines;
 }
 
 /* ------------------------------------------------------------ rings */

@@ -304,17 +304,24 @@ struct top_view {
 	int sort;	    /* enum top_col_id */
 	bool reverse;	    /* against the column's natural order */
 	bool show_domain;   /* add the DOMAIN column */
+	int width;	    /* columns available (the screen's), 0: no limit */
 };
 /* Indices of the nodes @v selects, sorted; returns how many (<= nnodes).
  * @rows must hold s->nnodes entries. */
 uint32_t top_rows(const struct top_snap *s, const struct top_view *v, uint32_t *rows);
-/* The heading line and one node's line, at most @len - 1 characters. */
+/* The columns shown: those that fit v->width, by priority (table.c). */
+void top_cols_fit(const struct top_view *v, bool shown[TOP_COL_COUNT]);
+/* The heading line and one node's line, at most @len - 1 characters and
+ * v->width columns (the columns that fit, a reason cut to fit). */
 void top_fmt_head(char *buf, size_t len, const struct top_view *v);
 void top_fmt_row(char *buf, size_t len, const struct top_snap *s, const struct top_node *n,
 		 const struct top_view *v);
 /* Header lines of the screen and of each text block. */
 void top_fmt_summary(char *l1, char *l2, size_t len, const struct top_snap *s,
 		     const struct top_summary *sum, const struct top_view *v, double delay);
+/* @line folded at its double-space separators onto lines of at most @width
+ * columns (0: one line), '\n' between them in @buf; returns how many. */
+int top_wrap(char *buf, size_t len, const char *line, int width);
 /* The rings of a node: heading and one line per ring. @bar is the width of
  * the depth bar (0: none). */
 void top_fmt_ring_head(char *buf, size_t len, int bar);

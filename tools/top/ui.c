@@ -5,9 +5,13 @@
  * every -d seconds (or on space). The selection follows its node by
  * identity (domain, slot, generation) across refreshes and re-sorts.
  *
- *  list:   2 header lines, a view line, column headings, the rows, a help line
- *  rings:  2 header lines, the node, its totals and rates, its rings
+ *  list:   header lines, a view line, column headings, the rows, a help line
+ *  rings:  header lines, the node, its totals and rates, its rings
  *  help:   every key and what each column means
+ *
+ * Everything fits the terminal's width: the header's parts wrap onto more
+ * lines (2 from about 100 columns, 3 at 80), the table shows the columns
+ * that fit, by priority (table.c), and the help line has a short form.
  */
 #include <curses.h>
 #include <errno.h>
@@ -40,6 +44,7 @@ struct ui {
 	char edit[FILTER_MAX + 1];
 	bool color;
 	char msg[128];
+	int hdr; /* lines the header took at the last draw */
 };
 
 static int refresh_snap(struct ui *u)
@@ -134,21 +139,46 @@ static int node_attr(const struct ui *u, const struct top_node *n)
 	}
 }
 
+/* Lines of @text (top_wrap's) from line @y on; returns the line after. */
+static int lines_at(int y, char *text, int attr)
+{
+	char *save, *l;
+
+	for (l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		line_at(y++, l, attr);
+	return y;
+}
+
 static void draw_summary(struct ui *u)
 {
-	char l1[LINE], l2[LINE];
+	char l1[LINE], l2[LINE], w[2 * LINE];
 	struct top_summary sum;
+	int y;
 
 	top_summarize(&u->prev, u->o->view.domain, &sum);
 	top_fmt_summary(l1, l2, sizeof(l1), &u->prev, &sum, &u->o->view, u->o->delay);
-	line_at(0, l1, A_BOLD);
-	line_at(1, l2, A_NORMAL);
+	top_wrap(w, sizeof(w), l1, COLS);
+	y = lines_at(0, w, A_BOLD);
+	top_wrap(w, sizeof(w), l2, COLS);
+	u->hdr = lines_at(y, w, A_NORMAL);
+}
+
+/* Rows of the node list the screen holds: under the header, the view line
+ * and the headings, above the help line. */
+static int list_rows(const struct ui *u)
+{
+	return LINES - u->hdr - 3 > 1 ? LINES - u->hdr - 3 : 1;
+}
+
+static void help_line(const char *full, const char *brief)
+{
+	line_at(LINES - 1, (int)strlen(full) <= COLS ? full : brief, A_BOLD);
 }
 
 static void draw_list(struct ui *u)
 {
 	char line[LINE];
-	int y, h = LINES - 5; /* rows that fit between headings and help */
+	int y, h = list_rows(u), top = u->hdr;
 	uint32_t i;
 
 	snprintf(line, sizeof(line), "view: %s  filter: %s  sort: %s%s  %s",
@@ -157,11 +187,9 @@ static void draw_list(struct ui *u)
 		 u->o->view.reverse ? " (reversed)" : "", u->msg);
 	if (u->editing)
 		snprintf(line, sizeof(line), "filter: %s_   (Enter apply, Esc cancel)", u->edit);
-	line_at(2, line, A_NORMAL);
+	line_at(top, line, A_NORMAL);
 	top_fmt_head(line, sizeof(line), &u->o->view);
-	line_at(3, line, A_REVERSE);
-	if (h < 1)
-		h = 1;
+	line_at(top + 1, line, A_REVERSE);
 	if (u->sel < u->first)
 		u->first = u->sel;
 	if (u->sel >= u->first + (uint32_t)h)
@@ -169,18 +197,17 @@ static void draw_list(struct ui *u)
 	for (y = 0; y < h; y++) {
 		i = u->first + (uint32_t)y;
 		if (i >= u->nrows) {
-			line_at(4 + y, i == 0 && y == 0 ? "  (no nodes)" : "", A_NORMAL);
+			line_at(top + 2 + y, i == 0 && y == 0 ? "  (no nodes)" : "", A_NORMAL);
 			continue;
 		}
 		top_fmt_row(line, sizeof(line), &u->prev, &u->prev.nodes[u->rows[i]], &u->o->view);
-		line_at(4 + y, line,
+		line_at(top + 2 + y, line,
 			(i == u->sel ? A_REVERSE : A_NORMAL) |
 				node_attr(u, &u->prev.nodes[u->rows[i]]));
 	}
-	line_at(LINES - 1,
-		"q quit  Up/Down select  Enter rings  / filter  d domain  < > r sort"
-		"  sort by: n p S u i o I O w k l f x y  ? help",
-		A_BOLD);
+	help_line("q quit  Up/Down select  Enter rings  / filter  d domain  < > r sort"
+		  "  sort by: n p S u i o I O w k l f x y  ? help",
+		  "q quit  Up/Down select  Enter rings  / filter  d domain  < > r sort  ? help");
 }
 
 static void fmt_totals(char *l1, char *l2, size_t len, const struct top_node *n)
@@ -197,27 +224,30 @@ static void fmt_totals(char *l1, char *l2, size_t len, const struct top_node *n)
 		 (unsigned long long)t->connects);
 }
 
-static void draw_node(struct ui *u, const struct top_node *n, int ni)
+/* The node's line, totals and rates, wrapped to the width, from line @y;
+ * returns the line after them. */
+static int draw_node_head(struct ui *u, const struct top_node *n, int y)
 {
 	const struct top_snap *s = &u->prev;
-	char line[LINE], more[LINE], up[16], a[16], b[16], c[16], d[16];
-	const struct top_ring *r;
-	int y = 7, i, skip = (int)u->ring_first, bar = COLS > 150 ? 20 : COLS > 120 ? 10 : 0;
+	char line[LINE], more[LINE], w[2 * LINE], up[16], a[16], b[16], c[16], d[16];
 
 	top_fmt_age(up, sizeof(up), n->uptime);
 	snprintf(line, sizeof(line),
 		 "node %s  domain %s  id %u.%u  pid %d  %s%s%s  backend %s  up %s", n->name,
 		 s->doms[n->dom].name, n->slot, n->gen, n->pid, top_state_name(n->state),
 		 n->why[0] ? ": " : "", n->why, top_backend_name(n->backend), up);
-	line_at(2, line, A_BOLD | node_attr(u, n));
+	top_wrap(w, sizeof(w), line, COLS);
+	y = lines_at(y, w, A_BOLD | node_attr(u, n));
 	if (n->seg_ok) {
 		fmt_totals(line, more, sizeof(line), n);
 	} else {
 		snprintf(line, sizeof(line), "totals: - (segment not readable)");
 		more[0] = '\0';
 	}
-	line_at(3, line, A_NORMAL);
-	line_at(4, more, A_NORMAL);
+	top_wrap(w, sizeof(w), line, COLS);
+	y = lines_at(y, w, A_NORMAL);
+	top_wrap(w, sizeof(w), more, COLS);
+	y = lines_at(y, w, A_NORMAL);
 	top_fmt_count(a, sizeof(a), n->rate.valid ? n->rate.msgs_in : -1);
 	top_fmt_count(b, sizeof(b), n->rate.valid ? n->rate.msgs_out : -1);
 	top_fmt_mb(c, sizeof(c), n->rate.valid ? n->rate.bytes_in : -1);
@@ -225,8 +255,20 @@ static void draw_node(struct ui *u, const struct top_node *n, int ni)
 	snprintf(line, sizeof(line),
 		 "rates: msgs/s in %s out %s  MB/s in %s out %s  rings in %u out %u", a, b, c, d,
 		 n->rings_in, n->rings_out);
-	line_at(5, line, A_NORMAL);
-	line_at(6, "", A_NORMAL);
+	top_wrap(w, sizeof(w), line, COLS);
+	y = lines_at(y, w, A_NORMAL);
+	line_at(y++, "", A_NORMAL);
+	return y;
+}
+
+static void draw_node(struct ui *u, const struct top_node *n, int ni)
+{
+	const struct top_snap *s = &u->prev;
+	char line[LINE];
+	const struct top_ring *r;
+	int y, i, skip = (int)u->ring_first, bar = COLS > 150 ? 20 : COLS > 120 ? 10 : 0;
+
+	y = draw_node_head(u, n, u->hdr);
 	if (u->ring_first && u->ring_first >= n->rings_in + n->rings_out)
 		skip = (int)(u->ring_first = n->rings_in + n->rings_out - 1);
 	top_fmt_ring_head(line, sizeof(line), bar);
@@ -274,8 +316,8 @@ static void draw_rings(struct ui *u)
 
 		snprintf(line, sizeof(line), "node %u.%u of domain %s is gone", u->sel_slot,
 			 u->sel_gen, u->sel_dom);
-		line_at(2, line, A_BOLD);
-		for (y = 3; y < LINES - 1; y++)
+		line_at(u->hdr, line, A_BOLD);
+		for (y = u->hdr + 1; y < LINES - 1; y++)
 			line_at(y, "", A_NORMAL);
 	}
 	line_at(LINES - 1, "Esc/Left back  Up/Down scroll  q quit  ? help", A_BOLD);
@@ -312,6 +354,7 @@ static void draw_help(void)
 
 static void draw(struct ui *u)
 {
+	u->o->view.width = COLS;
 	if (u->scr == SCR_HELP) {
 		draw_help();
 	} else {
@@ -412,7 +455,7 @@ static void rings_key(struct ui *u, int ch)
 
 static void list_key(struct ui *u, int ch)
 {
-	long page = LINES > 6 ? LINES - 6 : 1;
+	long page = list_rows(u) > 1 ? list_rows(u) - 1 : 1;
 	int col;
 
 	switch (ch) {
