@@ -203,10 +203,12 @@ static void test_inspect_reaper_cycle(void **state)
 	find(&r, "a", &as, &av);
 	find(&r, "b", &bs, &bv);
 	assert_int_equal(shmrpc_insp_node_alive(&r, as, av.gen), 1);
+	assert_int_equal(shmrpc_insp_any_locked(&r, 100, NULL), 1);
 	th_holder_kill(&a);
 	th_holder_kill(&b);
 	assert_int_equal(shmrpc_insp_node_alive(&r, as, av.gen), 0);
 	assert_int_equal(shmrpc_insp_node_alive(&r, bs, bv.gen), 0);
+	assert_int_equal(shmrpc_insp_any_locked(&r, 100, NULL), 0);
 	assert_int_equal(th_shm_count(d->name), 4); /* reg, two nodes, b -> a */
 
 	assert_int_equal(shmrpc_insp_lock(&r, 0), 0);
