@@ -302,8 +302,8 @@ asan:
 # ThreadSanitizer cannot follow fork() from a multi-threaded process (it
 # reports "dup thread with used id" in the child), and the programs that
 # fork peers from parents that run threads (watchers, the futex backend's
-# shmrpc_fd helper: test_join, test_registry, test_reclaim, test_hostile,
-# test_wake...) run under ASan only. The others are where threads race.
+# shmrpc_fd helper: test_fork, test_join, test_registry, test_reclaim,
+# test_hostile, test_wake...) run under ASan only. The others are where threads race.
 TSAN_TESTS := test_node test_send test_recv test_thread test_connect test_stats test_query \
 	test_broadcast test_ring test_transport test_uring_compat test_probe test_wake_uring
 tsan:
