@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "layout.h"
+#include "names.h"
 #include "shmrpc.h"
 
 /*
@@ -38,6 +39,25 @@ struct shmrpc__reg {
 	uint32_t refs;
 	bool cached;
 };
+
+/* The names of node (slot, gen) and of ring (tx) -> (rx) of open registry
+ * @r, and the ids of /dev/shm entry @ent of its domain (names.h). */
+static inline void shmrpc__node_path(char *buf, const struct shmrpc__reg *r, uint32_t slot,
+				     uint32_t gen)
+{
+	shmrpc__node_path_key(buf, r->domain, r->key, slot, gen);
+}
+
+static inline void shmrpc__ring_path(char *buf, const struct shmrpc__reg *r, uint32_t tx_slot,
+				     uint32_t tx_gen, uint32_t rx_slot, uint32_t rx_gen)
+{
+	shmrpc__ring_path_key(buf, r->domain, r->key, tx_slot, tx_gen, rx_slot, rx_gen);
+}
+
+static inline int shmrpc__file_ids(const struct shmrpc__reg *r, const char *ent, uint32_t ids[4])
+{
+	return shmrpc__file_ids_key(r->domain, r->key, r->nonce, r->mode, ent, ids);
+}
 
 /* Open registry @domain (or, with @create, create it), waiting for a
  * creator to publish it and removing what a dead creator left: 0, -ENOENT,

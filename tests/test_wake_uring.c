@@ -49,6 +49,7 @@
 #include "layout.h"
 #include "node_types.h"
 #include "names.h"
+#include "regfile.h"
 #include "seg.h"
 #include "wake_uring.h"
 
