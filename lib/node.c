@@ -32,12 +32,14 @@
 #include "clock.h"
 #include "conntab.h"
 #include "error.h"
+#include "events.h"
 #include "inbound.h"
 #include "join.h"
 #include "layout.h"
 #include "names.h"
 #include "node_types.h"
 #include "nodeseg.h"
+#include "peer.h"
 #include "proc.h"
 #include "reclaim.h"
 #include "regfile.h"
@@ -114,7 +116,7 @@ static void all_del(struct shmrpc_node *n)
 struct open_cfg {
 	const char *domain;
 	const char *backend;
-	uint32_t ring_bytes, capacity, mode;
+	uint32_t ring_bytes, capacity, mode, events;
 	int64_t spin_ns;
 };
 
@@ -166,6 +168,9 @@ static int opts_copy(const struct shmrpc_opts *o, struct shmrpc_opts *d)
 					   "knows only %zu bytes of options",
 					   o->sz, i, sizeof(*d));
 	memcpy(d, o, o->sz < sizeof(*d) ? o->sz : sizeof(*d));
+	/* events came with _reserved: in a shorter struct it was padding. */
+	if (o->sz < offsetof(struct shmrpc_opts, _reserved) + sizeof(d->_reserved))
+		d->events = 0;
 	return 0;
 }
 
@@ -227,6 +232,12 @@ static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
 				   "opts.mode 0%o: owner read-write and group bits only "
 				   "(0600, 0640, 0660)",
 				   cfg->mode);
+	cfg->events = d.events;
+	if ((d.events & ~(SHMRPC_EV_JOIN | SHMRPC_EV_LEAVE | SHMRPC_EV_DEATH)) || d._reserved)
+		return shmrpc__err(-EINVAL,
+				   "opts.events 0x%x, _reserved %u: events other than "
+				   "SHMRPC_EV_JOIN, _LEAVE, _DEATH (0x7), or _reserved not 0",
+				   d.events, d._reserved);
 	err = backend_pick(d.backend, &cfg->backend);
 	if (!err)
 		err = shmrpc__log_env_check();
@@ -371,7 +382,7 @@ static int join_locked(struct shmrpc_node *n)
 	shmrpc__reg_joining(n->reg, (uint32_t)slot + 1);
 	err = join_seg_make(n, (uint32_t)slot, &gen);
 	if (err) {
-		shmrpc__reg_free(n->reg, (uint32_t)slot, gen);
+		shmrpc__reg_free(n->reg, (uint32_t)slot, gen, 0);
 		/* As the last leave does: a domain with no node left goes (a
 		 * first node that could not be made leaves no registry). */
 		retire_if_empty(n->reg);
@@ -379,6 +390,7 @@ static int join_locked(struct shmrpc_node *n)
 		n->slot = (uint32_t)slot;
 		n->gen = gen;
 		shmrpc__reg_publish(n->reg, n->slot);
+		shmrpc__ev_start(n); /* events after our JOIN, under the lock */
 	}
 	shmrpc__reg_joining(n->reg, 0);
 	return err;
@@ -428,7 +440,7 @@ static void leave(struct shmrpc_node *n)
 	shmrpc__seg_unlink(path);
 	if (!locked)
 		return; /* the registry lock is unusable: leave the slot to reclaim */
-	shmrpc__reg_free(r, n->slot, n->gen);
+	shmrpc__reg_free(r, n->slot, n->gen, SHMRPC_EV_LEAVE);
 	/* Count what is left rather than trust hdr->live, which any peer can
 	 * write: a wrong count would unlink the registry under live nodes (and
 	 * later joiners would start a second domain of the same name), or
@@ -459,8 +471,10 @@ static void node_free(struct shmrpc_node *n)
 	pthread_mutex_destroy(&n->fold_lock);
 	pthread_mutex_destroy(&n->ctl_lock);
 	pthread_mutex_destroy(&n->deferred.lock);
+	pthread_mutex_destroy(&n->peer_lock);
 	if (n->evfd >= 0)
 		close(n->evfd);
+	shmrpc__ev_free(n);
 	free(n);
 }
 
@@ -482,6 +496,8 @@ static struct shmrpc_node *node_alloc(const char *name, const struct open_cfg *c
 	n->spin_ns = cfg->spin_ns / 4;
 	n->safety_ns = shmrpc__safety_ns();
 	n->evfd = -1;
+	n->ev_mask = cfg->events;
+	pthread_mutex_init(&n->peer_lock, NULL);
 	pthread_mutex_init(&n->deferred.lock, NULL);
 	pthread_rwlock_init(&n->conn_lock, NULL);
 	pthread_mutex_init(&n->in_lock, NULL);
@@ -516,6 +532,8 @@ int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_
 		return SHMRPC__RET(-ENOMEM);
 	err = shmrpc__proc_self(&n->proc);
 	if (!err)
+		err = shmrpc__ev_init(n);
+	if (!err)
 		err = shmrpc__backend_init(n, cfg.backend);
 	if (err) {
 		node_free(n);
@@ -547,6 +565,7 @@ void shmrpc_close(struct shmrpc_node *n)
 		 * included (they would pin the parent's rings in /dev/shm for
 		 * as long as this process lives). The backend's fini releases
 		 * process-local resources only. */
+		shmrpc__peer_detach_all(n);
 		shmrpc__in_forget_all(n);
 		shmrpc__conn_forget_all(n);
 		n->be->fini(n);
@@ -554,6 +573,7 @@ void shmrpc_close(struct shmrpc_node *n)
 		return;
 	}
 	shmrpc__thread_stop(n);
+	shmrpc__peer_detach_all(n); /* handles outlive the node: -EPIPE */
 	shmrpc__watch_forget(n);
 	shmrpc_flush(n);
 	shmrpc__in_close_all(n);

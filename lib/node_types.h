@@ -29,6 +29,7 @@ struct shmrpc__reg;
 struct shmrpc__backend;
 struct shmrpc__conn;
 struct shmrpc__conn_chunk;
+struct shmrpc__events;
 
 /* An inbound ring (inbound.c opens and drops it; rx.c reads it; the
  * backend keeps its wait state in `be`). */
@@ -43,6 +44,14 @@ struct shmrpc__inring {
 	uint32_t idx;	/* index in node->in.v */
 	char from[SHMRPC_NAME_MAX + 1];
 	void *be; /* backend's per-ring state */
+	/* events (events.c): read it only once the event cursor passed its
+	 * sender's JOIN, at log index gate - 1; 0: no gate */
+	uint64_t gate;
+	/* shmrpc_recv_batch (rx.c): records consumed since the last head
+	 * store, their bytes, and the next ring with such (in.unpub) */
+	uint32_t unpub;
+	uint64_t unpub_bytes;
+	struct shmrpc__inring *unpub_next;
 };
 
 /* The inbound rings of a node (the receiving thread's). */
@@ -61,6 +70,7 @@ struct shmrpc__inbound {
 	bool open_told;
 	int open_err;
 	uint32_t open_slot, open_gen;
+	struct shmrpc__inring *unpub; /* rings with consumption to publish (rx.c) */
 };
 
 #define SHMRPC__CONN_BUCKETS 64
@@ -96,6 +106,12 @@ struct shmrpc_node {
 	/* inbound rings the backend watches directly; others: bell mode */
 	uint32_t ring_words;
 	uint32_t bell_armed; /* value our bell was armed with (rx.c) */
+	/* membership events (events.c): ev_mask from the options; with it,
+	 * the registry's epoch word, armed with ev_armed (rx.c) */
+	uint32_t ev_mask;
+	struct shmrpc__events *ev;
+	_Atomic uint32_t *ev_word;
+	uint32_t ev_armed;
 
 	uint64_t uid;		    /* unique in the process, unlike the address */
 	pthread_rwlock_t conn_lock; /* conntab.c's table */
@@ -117,6 +133,9 @@ struct shmrpc_node {
 	void *fn_arg;
 
 	struct shmrpc_node *all_next; /* process-wide list, for fork (node.c) */
+
+	pthread_mutex_t peer_lock; /* the node's peer handles (peer.c) */
+	struct shmrpc_peer *peers;
 };
 
 #endif /* SHMRPC_NODE_TYPES_H */

@@ -14,7 +14,10 @@
  * receivers it created rings to (set before each file was created) and
  * in_gen[] the senders that announced rings to it. Those tables are written
  * by peers and are untrusted: every index is bounded by the registry's
- * capacity and the names built from them stay inside the domain.
+ * capacity and the names built from them stay inside the domain. Its rings
+ * to live receivers that were announced to them stay, closed, until those
+ * receivers drained them (close_dead_tx): a death loses no message already
+ * published. The freed slot leaves a DEATH event in the log (evlog.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -99,36 +102,105 @@ static void repoint(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_g
 	shmrpc__seg_unmap(h, size);
 }
 
+/* Set @flag on the ring at @path and wake both of its sleepers: its flags
+ * before (RX_OPENED when it cannot be read: nothing to repoint then), and
+ * *prev its prev_gen link. */
+static uint32_t ring_close(const struct shmrpc__reg *r, const char *path, uint32_t tx_gen,
+			   uint32_t rx_slot, uint32_t rx_gen, uint32_t flag, uint32_t *prev)
+{
+	uint32_t old = SHMRPC__RING_RX_OPENED;
+	struct shmrpc__ring_hdr *h;
+	uint64_t size;
+	void *map;
+
+	*prev = 0;
+	if (shmrpc__ring_seg_open(path, r->mode, &map, &size))
+		return old;
+	h = map;
+	if (h->magic == SHMRPC__RING_MAGIC) {
+		*prev = shmrpc__prev_link(h->prev_gen, tx_gen);
+		/* Release: pairs with the ends' acquire loads of the flags
+		 * (rx.c's TX_CLOSED, connect.c's RX_CLOSED). The sleepers'
+		 * arm-fence-recheck (G) pairs with the fence (F) that begins
+		 * each wake_word's wake_prepare: no full barrier needed in this
+		 * RMW. Its old RX_OPENED: the receiver took the chain over
+		 * (inbound.c). */
+		old = atomic_fetch_or_explicit(&h->flags, flag, memory_order_release);
+		wake_word(r, &h->data_seq, rx_slot, rx_gen);
+		wake_word(r, &h->space_seq, rx_slot, rx_gen);
+	}
+	shmrpc__seg_unmap(map, size);
+	return old;
+}
+
 uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
 			   uint32_t rx_slot, uint32_t rx_gen, uint32_t flag)
 {
 	char path[SHMRPC__PATH_MAX];
-	struct shmrpc__ring_hdr *h;
-	uint32_t prev = 0, old = SHMRPC__RING_RX_OPENED;
-	uint64_t size;
-	void *map;
+	uint32_t prev, old;
 
 	shmrpc__ring_path(path, r, tx_slot, tx_gen, rx_slot, rx_gen);
-	if (!shmrpc__ring_seg_open(path, r->mode, &map, &size)) {
-		h = map;
-		if (h->magic == SHMRPC__RING_MAGIC) {
-			prev = shmrpc__prev_link(h->prev_gen, tx_gen);
-			/* Release: pairs with the ends' acquire loads of the
-			 * flags (rx.c's TX_CLOSED, connect.c's RX_CLOSED). The
-			 * sleepers' arm-fence-recheck (G) pairs with the fence
-			 * (F) that begins each wake_word's wake_prepare: no
-			 * full barrier needed in this RMW. Its old RX_OPENED:
-			 * the receiver took the chain over (inbound.c). */
-			old = atomic_fetch_or_explicit(&h->flags, flag, memory_order_release);
-			wake_word(r, &h->data_seq, rx_slot, rx_gen);
-			wake_word(r, &h->space_seq, rx_slot, rx_gen);
-		}
-		shmrpc__seg_unmap(map, size);
-	}
+	old = ring_close(r, path, tx_gen, rx_slot, rx_gen, flag, &prev);
 	shmrpc__seg_unlink(path);
 	if (flag == SHMRPC__RING_TX_CLOSED && !(old & SHMRPC__RING_RX_OPENED) && prev)
 		repoint(r, tx_slot, tx_gen, rx_slot, rx_gen, prev);
 	return prev;
+}
+
+/*
+ * The dead node (slot, gen)'s ring to (rx_slot, rx_gen). A receiver that
+ * is still there and to which the ring was announced (its in_gen entry for
+ * our slot names the ring: the dead node was the newest of its slot) gets
+ * it as a graceful leave leaves it: closed (TX_CLOSED), in place, announced
+ * again (the dead node may have died between its in_gen store and its
+ * bell), so that the receiver opens it if it had not, drains it and unlinks
+ * it: every message the dead node published arrives, before its DEATH
+ * event. (A receiver that opened it already has it mapped: its name goes.) Against a receiver that starts leaving now, an announce's
+ * handshake (connect.c): its close sets CLOSING, fences (J), walks in_gen;
+ * we fence (I) after our pend bit, read CLOSING and, if set, remove the
+ * ring and its chain ourselves. Any other ring goes at once (ring_kill).
+ */
+static void close_dead_tx(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen,
+			  uint32_t rx_slot, uint32_t rx_gen)
+{
+	struct shmrpc__node_hdr *h;
+	char path[SHMRPC__PATH_MAX];
+	uint32_t prev, g;
+	uint64_t size;
+
+	if (rx_slot >= r->capacity || shmrpc__node_map(r, rx_slot, rx_gen, &h, &size, NULL)) {
+		shmrpc__ring_kill(r, slot, gen, rx_slot, rx_gen, SHMRPC__RING_TX_CLOSED);
+		return;
+	}
+	/* Acquire: pairs with the announcer's release store of in_gen. */
+	if (atomic_load_explicit(&shmrpc__node_tab(h, shmrpc__node_in_off(r->capacity))[slot],
+				 memory_order_acquire) != gen + 1) {
+		shmrpc__seg_unmap(h, size);
+		shmrpc__ring_kill(r, slot, gen, rx_slot, rx_gen, SHMRPC__RING_TX_CLOSED);
+		return;
+	}
+	shmrpc__ring_path(path, r, slot, gen, rx_slot, rx_gen);
+	if (ring_close(r, path, gen, rx_slot, rx_gen, SHMRPC__RING_TX_CLOSED, &prev) &
+	    SHMRPC__RING_RX_OPENED) {
+		/* It has the ring mapped: the name can go now, as before. */
+		shmrpc__seg_unlink(path);
+		shmrpc__seg_unmap(h, size);
+		return;
+	}
+	/* Release, as an announce's (connect.c): pairs with the receiver's
+	 * acquire exchange of the pend word, then of pend_hint. */
+	atomic_fetch_or_explicit(&shmrpc__node_pend(h, shmrpc__node_pend_off())[slot / 64],
+				 1ull << (slot % 64), memory_order_release);
+	atomic_store_explicit(&h->pend_hint, 1, memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst); /* (I), pairs with (J) */
+	if (atomic_load_explicit(&h->flags, memory_order_relaxed) & SHMRPC__NODE_CLOSING) {
+		for (g = gen + 1; g;)
+			g = shmrpc__ring_kill(r, slot, g - 1, rx_slot, rx_gen,
+					      SHMRPC__RING_RX_CLOSED);
+	} else if (shmrpc__wake_prepare(&h->bell) != SHMRPC__WAKE_NONE) {
+		shmrpc__futex_wake(&h->bell);
+	}
+	shmrpc__seg_unmap(h, size);
 }
 
 /*
@@ -164,7 +236,7 @@ static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hd
 		 * peer's announce is ordered by close_dead's fence (J). */
 		g = atomic_load_explicit(&out[i], memory_order_relaxed);
 		if (g)
-			shmrpc__ring_kill(r, slot, gen, i, g - 1, SHMRPC__RING_TX_CLOSED);
+			close_dead_tx(r, slot, gen, i, g - 1);
 		g = atomic_load_explicit(&in[i], memory_order_relaxed);
 		while (g)
 			g = shmrpc__ring_kill(r, i, g - 1, slot, gen, SHMRPC__RING_RX_CLOSED);
@@ -196,7 +268,7 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 		shmrpc__seg_unmap(h, size);
 	}
 	shmrpc__seg_unlink(path);
-	shmrpc__reg_free(r, slot, gen);
+	shmrpc__reg_free(r, slot, gen, SHMRPC_EV_DEATH);
 	return 1;
 }
 

@@ -12,9 +12,11 @@
 
 /*
  * Under the registry lock: free slot @slot if it still holds generation
- * @gen, after closing and unlinking every ring of that node (peers blocked
- * on them wake with -EPIPE) and its node segment. Returns 1 if it freed
- * the slot, 0 if the slot had changed meanwhile or its node is alive.
+ * @gen (a DEATH event in the log), after closing every ring of that node
+ * (peers blocked on them wake with -EPIPE) and unlinking them and its node
+ * segment; a ring it had announced to a live receiver stays, closed, for
+ * that receiver to drain and unlink. Returns 1 if it freed the slot, 0 if
+ * the slot had changed meanwhile or its node is alive.
  */
 int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
 /*

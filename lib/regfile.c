@@ -75,6 +75,8 @@ static int reg_create(struct shmrpc__reg *r, const char *path, uint32_t capacity
 	h->slot_size = sizeof(struct shmrpc__slot);
 	h->capacity = capacity;
 	h->total_size = size;
+	h->ev_cap = SHMRPC__EV_LOG;
+	h->ev_size = sizeof(struct shmrpc__ev_entry);
 	h->nonce = nonce;
 	h->mode = mode;
 	memcpy(h->name_key, key, sizeof(key));
@@ -111,7 +113,8 @@ static int reg_verify(const struct shmrpc__reg_hdr *h, uint64_t size)
 	if (h->abi != SHMRPC__ABI || h->hdr_size != sizeof(*h) ||
 	    h->slot_size != sizeof(struct shmrpc__slot) || h->capacity == 0 ||
 	    h->capacity > SHMRPC__CAP_MAX || h->total_size != size ||
-	    size != shmrpc__reg_size(h->capacity))
+	    size != shmrpc__reg_size(h->capacity) || h->ev_cap != SHMRPC__EV_LOG ||
+	    h->ev_size != sizeof(struct shmrpc__ev_entry))
 		return -EPROTO;
 	/* Every ring this process creates gets this mode: only what a creator
 	 * could have asked for (owner read-write, group bits), never bits for
@@ -191,6 +194,7 @@ static void reg_opened(struct shmrpc__reg *r)
 	pthread_mutex_init(&r->local, NULL);
 	r->slots = (struct shmrpc__slot *)(r->hdr + 1);
 	r->capacity = r->hdr->capacity;
+	r->evlog = (struct shmrpc__ev_entry *)((char *)r->hdr + shmrpc__reg_evlog_off(r->capacity));
 	r->nonce = r->hdr->nonce;
 	r->mode = r->hdr->mode;
 	memcpy(r->key, r->hdr->name_key, sizeof(r->key));

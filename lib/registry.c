@@ -25,6 +25,7 @@
 
 #include "registry.h"
 #include "clock.h"
+#include "evlog.h"
 #include "futex.h"
 #include "layout.h"
 #include "names.h"
@@ -334,22 +335,31 @@ static void reg_bump(struct shmrpc__reg *r)
 	shmrpc__futex_wake(&r->hdr->epoch);
 }
 
+/* The event goes to the log after the slot changed and before the bump:
+ * a reader that gets it finds the slot as the event says (a LEAVE's slot
+ * FREE), and the bump wakes the readers asleep on the epoch (evlog.c). */
 void shmrpc__reg_publish(struct shmrpc__reg *r, uint32_t slot)
 {
 	/* Release: pairs with the acquire load of state in reg_read. */
 	atomic_store_explicit(&r->slots[slot].state, SHMRPC__SLOT_LIVE, memory_order_release);
+	shmrpc__evlog_append(r, SHMRPC_EV_JOIN, slot,
+			     atomic_load_explicit(&r->slots[slot].gen, memory_order_relaxed));
 	reg_bump(r);
 }
 
-void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
+void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, uint32_t ev)
 {
 	struct shmrpc__slot *s = &r->slots[slot];
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
 
-	if (atomic_load_explicit(&s->gen, memory_order_relaxed) != gen ||
-	    atomic_load_explicit(&s->state, memory_order_relaxed) == SHMRPC__SLOT_FREE)
+	if (atomic_load_explicit(&s->gen, memory_order_relaxed) != gen || st == SHMRPC__SLOT_FREE)
 		return;
 	slot_begin(s, SHMRPC__SLOT_FREE, gen);
 	atomic_fetch_sub_explicit(&r->hdr->live, 1, memory_order_relaxed);
+	/* Only a node that was LIVE was ever seen: a joiner that never
+	 * completed leaves no event. */
+	if (ev && st == SHMRPC__SLOT_LIVE)
+		shmrpc__evlog_append(r, ev, slot, gen);
 	reg_bump(r);
 }
 
