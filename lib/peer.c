@@ -273,8 +273,8 @@ int shmrpc_peer_send(struct shmrpc_peer *p, const void *data, size_t len, int ti
 	return 0;
 }
 
-int shmrpc_peer_sendv(struct shmrpc_peer *p, const struct iovec *msgs, unsigned nr,
-		      int timeout_ms, unsigned flags)
+int shmrpc_peer_sendv(struct shmrpc_peer *p, const struct iovec *msgs, unsigned nr, int timeout_ms,
+		      unsigned flags)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__tmo t = SHMRPC__TMO(timeout_ms), now = SHMRPC__TMO(0);
@@ -313,8 +313,7 @@ int shmrpc_peer_sendv(struct shmrpc_peer *p, const struct iovec *msgs, unsigned 
 	return (int)i;
 }
 
-int shmrpc_peer_reserve(struct shmrpc_peer *p, size_t len, struct shmrpc_txbuf *tx,
-			int timeout_ms)
+int shmrpc_peer_reserve(struct shmrpc_peer *p, size_t len, struct shmrpc_txbuf *tx, int timeout_ms)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__tmo t = SHMRPC__TMO(timeout_ms);
