@@ -513,7 +513,9 @@ SHMRPC_API int shmrpc_recv_batch(struct shmrpc_node *node, struct shmrpc_msg *ms
  * no system call.
  * shmrpc_peer_name - the node's name (valid until shmrpc_peer_put).
  * shmrpc_peer_send - shmrpc_send_flags to that incarnation (flags:
- * SHMRPC_SEND_DEFER or 0): 0, -EPIPE, and the other errors of shmrpc_send.
+ * SHMRPC_SEND_DEFER or 0): 0, -EPIPE (it left or died; or, as for
+ * shmrpc_send, once when it dropped our ring as corrupt: the next call
+ * connects to it afresh), the other errors of shmrpc_send but -ENOENT.
  * shmrpc_peer_reserve - shmrpc_reserve to that incarnation; end it with
  * shmrpc_commit(node, tx, len) or shmrpc_cancel(node, tx), as usual.
  * shmrpc_peer_sendv - publish msgs[0..n) in order as n messages (each

@@ -30,6 +30,7 @@
 #include "error.h"
 #include "names.h"
 #include "node_types.h"
+#include "regfile.h"
 #include "registry.h"
 #include "ring.h"
 #include "tx.h"
@@ -70,7 +71,10 @@ static int peer_reconnect(struct shmrpc_peer *p, struct shmrpc_node *n, struct s
 	if (!peer_live(p, n))
 		return peer_gone(p);
 	rc = shmrpc__conn_acquire(n, p->name, t, &c);
-	if (rc == -ENOENT || rc == -EPIPE)
+	/* -EPIPE with the incarnation still there: it dropped our ring (as
+	 * corrupt); as for shmrpc_send, said once, and the next call connects
+	 * to it afresh. */
+	if (rc == -ENOENT || (rc == -EPIPE && !peer_live(p, n)))
 		return peer_gone(p);
 	if (rc)
 		return rc;
@@ -127,8 +131,9 @@ static int peer_connect(struct shmrpc_node *n, const char *name, int timeout_ms,
 
 	for (;;) {
 		rc = shmrpc_wait_node(n, name, ms_left(timeout_ms, deadline));
-		if (rc)
-			return rc;
+		if (rc) /* its own text is spent on its own return */
+			return shmrpc__err(rc, "node '%s': not in domain '%s' within %d ms", name,
+					   n->reg->domain, timeout_ms);
 		t = SHMRPC__TMO(ms_left(timeout_ms, deadline));
 		rc = shmrpc__conn_acquire(n, name, &t, c);
 		if (rc != -ENOENT && rc != -EPIPE)
