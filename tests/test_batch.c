@@ -80,7 +80,7 @@ static int sender_main(void *arg)
 		if (st->plain || th_rand(&rng) % 4 == 0) {
 			for (k = 0; k < want; k++)
 				CHILD_CHECK_RC(st->plain ? shmrpc_send(n, "r", iov[k].iov_base,
-								      iov[k].iov_len, -1) :
+								       iov[k].iov_len, -1) :
 							   shmrpc_peer_send(p, iov[k].iov_base,
 									    iov[k].iov_len, -1, 0),
 					       0);
@@ -154,8 +154,8 @@ static void stream_round(struct th_dom *d, uint64_t count, bool plain, uint64_t 
 	s = th_stats(r);
 	assert_int_equal(s.msgs_recv, count);
 	print_message("%llu messages (%s), received by %d recv, %d recv_batch, %d -EMSGSIZE\n",
-		      (unsigned long long)count, plain ? "plain sends" : "sendv and sends", calls[0],
-		      calls[1], calls[2]);
+		      (unsigned long long)count, plain ? "plain sends" : "sendv and sends",
+		      calls[0], calls[1], calls[2]);
 	shmrpc_close(r);
 }
 
@@ -253,7 +253,7 @@ static void test_sendv_one_wake(void **state)
 	struct shmrpc_node *a = th_open(d, "a"), *b = th_open(d, "b");
 	struct batch_rx x;
 	struct iovec iov[32];
-	uint64_t v[32], wakes;
+	uint64_t v[32], wakes, sleeps;
 	struct shmrpc_peer *p;
 	pthread_t t;
 	int i, round;
@@ -269,8 +269,9 @@ static void test_sendv_one_wake(void **state)
 	for (round = 0; round < 2; round++) {
 		x.n = b;
 		atomic_store(&x.done, 0);
+		sleeps = th_stats(b).sleeps;
 		assert_int_equal(pthread_create(&t, NULL, batch_rx_thread, &x), 0);
-		assert_true(th_wait_sleeps_above(b, th_stats(b).sleeps, 5000));
+		assert_true(th_wait_sleeps_above(b, sleeps, 5000));
 		th_sleep_ms(20); /* asleep in the kernel, not about to be */
 		wakes = th_stats(a).wakes_sent;
 		assert_int_equal(shmrpc_peer_sendv(p, iov, 32, 0, round ? SHMRPC_SEND_DEFER : 0),
@@ -372,7 +373,7 @@ static void test_recv_batch_one_give_back(void **state)
 	struct th_dom *d = *state;
 	struct shmrpc_node *a = th_open(d, "a"), *b = th_open_ring(d, "b", RING);
 	struct full_sender f = { a, 1 };
-	uint64_t bufs[64], wakes;
+	uint64_t bufs[64], wakes, sleeps;
 	struct shmrpc_msg m[64];
 	pthread_t t;
 	int i, full;
@@ -381,8 +382,9 @@ static void test_recv_batch_one_give_back(void **state)
 	assert_non_null(b);
 	full = th_fill_ring(a, "b", 8);
 	assert_int_equal(full, RING / 16);
+	sleeps = th_stats(a).sleeps;
 	assert_int_equal(pthread_create(&t, NULL, full_sender_thread, &f), 0);
-	assert_true(th_wait_sleeps_above(a, th_stats(a).sleeps, 5000));
+	assert_true(th_wait_sleeps_above(a, sleeps, 5000));
 	th_sleep_ms(20);
 	for (i = 0; i < 64; i++) {
 		m[i].buf = &bufs[i];
