@@ -16,7 +16,7 @@ deps=$(pkg-config --libs liburing libsodium 2>/dev/null || echo -luring -lsodium
 mkdir -p "$OUT"
 flags="-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -pthread -Iinclude -Itools/bench -Itools/bench/perf"
 $CC $flags -o "$OUT/pn_stream" tools/bench/perf/pn_stream.c tools/bench/ring.c "$LIBA" $deps
-for p in pn_pingpong pn_connect pn_join pn_syscost; do
+for p in pn_pingpong pn_connect pn_join pn_syscost pn_prim; do
 	[ -f tools/bench/perf/$p.c ] || continue
 	$CC $flags -o "$OUT/$p" tools/bench/perf/$p.c tools/bench/ring.c "$LIBA" $deps
 done

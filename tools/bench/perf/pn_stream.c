@@ -25,11 +25,20 @@
  *   b  consumer: a CAS and a release store of a private word around each
  *      receive (rx_busy of lib/recv.c)
  *
+ * --vec K (lib only): the producer sends K messages per call and the
+ * consumer takes up to K per call, through the experiment build's
+ * emulations of shmrpc_peer_sendv and shmrpc_recv_batch (ablate.sh, knob
+ * PN_BATCH: one lock, one tail store and one wake check per batch; one
+ * rx_enter, one head store and one space check per batch). Without that
+ * build it says so and fails.
+ *
  * The lib runs use a fresh domain, ring_bytes 256 KiB (the bench's budget);
  * SHMRPC_BACKEND and SHMRPC_SPIN_US apply as for any program.
  */
 #include <pthread.h>
 #include <stdbool.h>
+
+#include <sys/uio.h>
 
 #include "pn.h"
 #include "ring.h"
@@ -71,6 +80,13 @@ static int check(const unsigned char *b, int n, uint64_t seq)
 }
 
 /* ----------------------------------------------- the ring, plus lib costs */
+
+/* the experiment build's batch calls (ablate.patch, PN_BATCH), if linked */
+int shmrpc__pn_sendv(struct shmrpc_node *n, const char *to, const struct iovec *v, unsigned k)
+	__attribute__((weak));
+int shmrpc__pn_recv_batch(struct shmrpc_node *n, void **bufs, size_t cap, unsigned k,
+			  int timeout_ms) __attribute__((weak));
+static unsigned vec; /* --vec K */
 
 static const char *extra = ""; /* letters after "ring+" */
 static bool x_f, x_r, x_l, x_c, x_b;
@@ -206,9 +222,31 @@ static int producer(void *arg)
 	if (err)
 		return C->err[0] = err;
 	c0 = pn_cpu();
-	for (i = 0; i < total && !err; i++) {
-		stamp(b, i);
-		err = ep_send(&e, b);
+	if (vec) {
+		static unsigned char vb[256][256];
+		struct iovec v[256];
+		unsigned k, j;
+		int rc;
+
+		for (i = 0; i < total && !err;) {
+			k = total - i < vec ? (unsigned)(total - i) : vec;
+			for (j = 0; j < k; j++) {
+				stamp(vb[j], i + j);
+				v[j].iov_base = vb[j];
+				v[j].iov_len = msg_size;
+			}
+			for (j = 0; j < k && !err; j += (unsigned)rc) {
+				rc = shmrpc__pn_sendv(e.node, "b", v + j, k - j);
+				if (rc < 0)
+					err = rc;
+			}
+			i += k;
+		}
+	} else {
+		for (i = 0; i < total && !err; i++) {
+			stamp(b, i);
+			err = ep_send(&e, b);
+		}
 	}
 	C->cpu[0] = pn_cpu() - c0;
 	C->msgs[0] = total;
@@ -230,15 +268,40 @@ static int consumer(void *arg)
 	pn_barrier(&C->bar, 2);
 	if (err)
 		return C->err[1] = err;
-	for (i = 0; i < total; i++) {
-		if (i == n_warm) {
-			C->t0 = pn_now();
-			c0 = pn_cpu();
+	if (vec) {
+		static unsigned char vb[256][256];
+		void *bufs[256];
+		unsigned j;
+
+		for (j = 0; j < vec; j++)
+			bufs[j] = vb[j];
+		for (i = 0; i < total;) {
+			if (i >= n_warm && !c0) {
+				C->t0 = pn_now();
+				c0 = pn_cpu();
+			}
+			n = shmrpc__pn_recv_batch(e.node, bufs, msg_size, vec, -1);
+			if (n <= 0)
+				return C->err[1] = n ? n : -EIO;
+			for (j = 0; j < (unsigned)n; j++, i++)
+				if (check(vb[j], (int)msg_size, i)) {
+					fprintf(stderr, "message %llu: bad\n",
+						(unsigned long long)i);
+					return C->err[1] = -EBADMSG;
+				}
 		}
-		n = ep_recv(&e, b);
-		if (check(b, n, i)) {
-			fprintf(stderr, "message %llu: bad (%d)\n", (unsigned long long)i, n);
-			return C->err[1] = -EBADMSG;
+	} else {
+		for (i = 0; i < total; i++) {
+			if (i == n_warm) {
+				C->t0 = pn_now();
+				c0 = pn_cpu();
+			}
+			n = ep_recv(&e, b);
+			if (check(b, n, i)) {
+				fprintf(stderr, "message %llu: bad (%d)\n", (unsigned long long)i,
+					n);
+				return C->err[1] = -EBADMSG;
+			}
 		}
 	}
 	C->t1 = pn_now();
@@ -266,11 +329,11 @@ static int run_pair(void)
 		return 1;
 	}
 	secs = (double)(C->t1 - C->t0) / 1e9;
-	printf("%s pair size %zu msgs %llu: %.2f M msgs/s  ns/msg %.1f  cpu ns/msg prod %.1f "
+	printf("%s%s pair size %zu msgs %llu: %.2f M msgs/s  ns/msg %.1f  cpu ns/msg prod %.1f "
 	       "cons %.1f",
-	       kind, msg_size, (unsigned long long)n_msgs, (double)n_msgs / secs / 1e6,
-	       secs * 1e9 / (double)n_msgs, (double)C->cpu[0] / (double)C->msgs[0],
-	       (double)C->cpu[1] / (double)C->msgs[1]);
+	       kind, vec ? " vec" : "", msg_size, (unsigned long long)n_msgs,
+	       (double)n_msgs / secs / 1e6, secs * 1e9 / (double)n_msgs,
+	       (double)C->cpu[0] / (double)C->msgs[0], (double)C->cpu[1] / (double)C->msgs[1]);
 	if (!strcmp(kind, "lib"))
 		printf("  | prod: full %llu sleeps %llu wakes %llu | cons: sleeps %llu spins %llu "
 		       "wakes %llu",
@@ -312,6 +375,35 @@ static int run_lockstep(void)
 			return 1;
 	}
 	t0 = pn_now();
+	while (vec && s < n_msgs) {
+		static unsigned char vb[256][256];
+		struct iovec v[256];
+		void *bufs[256];
+		unsigned j, m = n_msgs - s < vec ? (unsigned)(n_msgs - s) : vec;
+		int got;
+
+		for (j = 0; j < m; j++) {
+			stamp(vb[j], s + j);
+			v[j].iov_base = vb[j];
+			v[j].iov_len = msg_size;
+			bufs[j] = vb[j];
+		}
+		if (shmrpc__pn_sendv(tx.node, "b", v, m) != (int)m) {
+			err = -EIO;
+			goto out;
+		}
+		s += m;
+		got = shmrpc__pn_recv_batch(rx.node, bufs, msg_size, m, 0);
+		for (j = 0; j < (unsigned)(got > 0 ? got : 0); j++)
+			if (check(vb[j], (int)msg_size, r++)) {
+				err = -EBADMSG;
+				goto out;
+			}
+		if (got != (int)m) {
+			err = -EIO;
+			goto out;
+		}
+	}
 	while (s < n_msgs) {
 		for (k = 0; k < batch && s < n_msgs; k++) {
 			stamp(b, s++);
@@ -370,9 +462,16 @@ int main(int argc, char **argv)
 			msg_size = strtoull(argv[i + 1], NULL, 0);
 		else if (!strcmp(argv[i], "--batch"))
 			batch = strtoull(argv[i + 1], NULL, 0);
+		else if (!strcmp(argv[i], "--vec"))
+			vec = (unsigned)strtoul(argv[i + 1], NULL, 0);
 	}
-	if (msg_size < 16 || msg_size > 4096)
+	if (msg_size < 16 || msg_size > 4096 || vec > 256 || (vec && msg_size > 256))
 		return 2;
+	if (vec && (strcmp(kind, "lib") || !shmrpc__pn_sendv || !shmrpc__pn_recv_batch)) {
+		fprintf(stderr, "--vec needs kind lib and an experiment build with PN_BATCH "
+				"(tools/bench/perf/ablate.sh)\n");
+		return 2;
+	}
 	C = pn_shared(sizeof(*C));
 	pn_domain(domain, sizeof(domain), "stream");
 	if (!strncmp(kind, "ring", 4) && ring_pair_create(&rp, msg_size, RING_BYTES))
