@@ -1,10 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Run every libFuzzer harness built in BUILD/fuzz for SECONDS each, seeded
-# with tests/fuzz/corpus/<h>/ and tests/fuzz/regress/<h>/ (read only); the
-# corpus a run grows goes to BUILD/corpus/<h>/, crashes, timeouts and leaks
-# to BUILD/crashes/<h>/. Prints each harness's speed and verdict, and exits
-# non-zero if any harness found something.
+# Run each libFuzzer harness built in BUILD/fuzz for SECONDS, seeded with
+# tests/fuzz/corpus/<h>/ and tests/fuzz/regress/<h>/ (read, never written).
+# What a run adds to the corpus goes to BUILD/corpus/<h>/ (kept for the
+# next run), crashes, timeouts and leaks to BUILD/crashes/<h>/, the output
+# to BUILD/fuzz-<h>.log. Prints each harness's speed and verdict; exits
+# non-zero if any harness found something (or could not run).
 # Usage: scripts/run-fuzz.sh BUILD SECONDS "HARNESSES" "EXTRA LIBFUZZER ARGS"
 set -u
 build=${1:-build-fuzz}
@@ -16,35 +17,38 @@ summary=
 
 for h in $targets; do
 	bin=$build/fuzz/fuzz_$h
+	work=$build/corpus/$h
+	crashes=$build/crashes/$h
+	log=$build/fuzz-$h.log
 	if [ ! -x "$bin" ]; then
 		echo "=== fuzz $h: $bin missing (make fuzz-build)"
 		failed=$((failed + 1))
 		continue
 	fi
-	work=$build/corpus/$h
-	crashes=$build/crashes/$h
-	log=$build/fuzz-$h.log
-	mkdir -p "$work" "$crashes" tests/fuzz/corpus/$h tests/fuzz/regress/$h
+	mkdir -p "$work" "$crashes"
+	seeds=
+	for d in tests/fuzz/corpus/$h tests/fuzz/regress/$h; do
+		[ -d "$d" ] && seeds="$seeds $d"
+	done
 	echo "=== fuzz $h: ${secs}s"
 	# -timeout: an input that runs 10 s is a hang; -rss_limit_mb: a leak.
-	# $extra unquoted on purpose: several options.
+	# $extra and $seeds unquoted on purpose: lists.
 	# shellcheck disable=SC2086
 	"$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-		-artifact_prefix="$crashes/" $extra "$work" tests/fuzz/corpus/$h \
-		tests/fuzz/regress/$h >"$log" 2>&1
+		-artifact_prefix="$crashes/" $extra "$work" $seeds >"$log" 2>&1
 	rc=$?
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-	tsecs=$(sed -n 's/^stat::.*//p' "$log" >/dev/null; echo "$secs")
-	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
-	rate=$(awk -v r="${runs:-0}" -v s="$tsecs" 'BEGIN { printf "%d", s > 0 ? r / s : 0 }')
+	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
 	if [ "$rc" -ne 0 ]; then
 		verdict="FOUND SOMETHING (exit $rc): $(ls "$crashes" | tr '\n' ' ')"
-		grep -E 'ERROR|fuzz check failed|runtime error|SUMMARY' "$log" | head -10
+		grep -aE 'ERROR|fuzz check failed|runtime error|SUMMARY' "$log" | head -10
 		failed=$((failed + 1))
 	else
 		verdict=ok
 	fi
-	line=$(printf '%-14s %9s runs %7s exec/s  %-10s %s' "$h" "${runs:-?}" "$rate" "$cov" "$verdict")
+	line=$(printf '%-14s %10s runs %8s exec/s  cov %5s  %s' "$h" "${runs:-?}" \
+		"${rate:-?}" "${cov:-?}" "$verdict")
 	echo "$line"
 	summary="$summary$line
 "

@@ -5,6 +5,7 @@
 #   make fuzz-build           only build them
 #   FUZZ_TARGETS="ring_check top"   only these harnesses
 #   FUZZ_ARGS="-jobs=4 -workers=2"  more libFuzzer options for every run
+#   make fuzz-seeds           rewrite the seed corpora (tests/fuzz/gen_corpus.c)
 # Crashes go to build-fuzz/crashes/<harness>/, the corpus each run grows to
 # build-fuzz/corpus/<harness>/ (tests/fuzz/corpus/ and tests/fuzz/regress/
 # are read, never written). The same harnesses, built with $(CC), replay
@@ -51,6 +52,16 @@ $(B)/fuzz/fuzz_top: tests/fuzz/fuzz_top.c $(B)/tests/fuzz/fuzz_common.o $(TOP_CO
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer $(FUZZ_INC) -o $@ $< $(B)/tests/fuzz/fuzz_common.o \
 		$(TOP_CORE_OBJS) $(LIB_A) $(LIB_DEPS) -lm $(LDLIBS)
+
+# The seed corpora (tests/fuzz/corpus/), rewritten from gen_corpus.c.
+.PHONY: fuzz-seeds
+fuzz-seeds: $(B)/tests/fuzz/gen_corpus
+	$(Q)$(B)/tests/fuzz/gen_corpus tests/fuzz/corpus
+
+$(B)/tests/fuzz/gen_corpus: tests/fuzz/gen_corpus.c
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -o $@ $<
 
 # The replay in make test: every harness in one program, each entry point
 # renamed after its harness.

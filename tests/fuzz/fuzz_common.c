@@ -2,7 +2,6 @@
 /*
  * The harnesses' private /dev/shm and unique names (fuzz.h).
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
 #include <sys/mount.h>

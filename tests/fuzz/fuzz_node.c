@@ -33,6 +33,7 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -41,7 +42,7 @@
 #include "fuzz.h"
 
 #define CAP 16 /* <= 16: a join checks every slot, in order (registry.c) */
-#define RX_RING 4096
+#define RX_RING 4096u
 #define MAX_FILE (SHMRPC__PAGE + 32768) /* largest file the input makes */
 #define MAX_LOCKS 8
 
@@ -128,7 +129,7 @@ static int list_files(struct dirent ***v)
 
 static void remove_files(void)
 {
-	char path[SHMRPC__PATH_MAX + 2];
+	char path[NAME_MAX + 2];
 	struct dirent **v;
 	int n = list_files(&v), i;
 
@@ -143,7 +144,7 @@ static void remove_files(void)
 /* A peer's store into any file of the domain (not the registry). */
 static void file_poke(struct fz *f)
 {
-	char path[SHMRPC__PATH_MAX + 2];
+	char path[NAME_MAX + 2];
 	uint8_t pick = fz_u8(f), buf[256];
 	uint32_t off = fz_u32(f);
 	size_t len = fz_bytes(f, buf, fz_u8(f));

@@ -58,7 +58,7 @@ enum { REC_REG, REC_NODE, REC_RING, REC_RAW, REC_SCAN, REC_COUNT };
 static struct {
 	bool private_shm;
 	char dom[SHMRPC_NAME_MAX + 1];
-	char files[MAX_FILES][TOP_FILE_MAX];
+	char files[MAX_FILES][TOP_FILE_MAX + 1]; /* "/" + the name */
 	int nfiles;
 	int locks[MAX_LOCKS];
 	int nlocks;
@@ -124,7 +124,7 @@ static int write_file(const char *name, uint64_t size)
 	fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
-	snprintf(G.files[G.nfiles++], TOP_FILE_MAX, "%s", path);
+	memcpy(G.files[G.nfiles++], path, sizeof(path));
 	if (ftruncate(fd, (off_t)size))
 		abort();
 	for (p = 0; p < IMG_PAGES; p++) {
