@@ -23,8 +23,8 @@
 #endif
 
 /* Each harness's entry points, renamed by the build (tests/fuzz/fuzz.mk). */
-#define HARNESS(h)                                       \
-	int fuzz_init_##h(int *argc, char ***argv);      \
+#define HARNESS(h)                                  \
+	int fuzz_init_##h(int *argc, char ***argv); \
 	int fuzz_one_##h(const uint8_t *data, size_t size)
 HARNESS(ring_consumer);
 HARNESS(ring_producer);
@@ -101,12 +101,12 @@ static void replay(const struct harness *h)
 	assert_true(regress >= 0);
 }
 
-#define REPLAY_TEST(h)                                                           \
-	static void test_replay_##h(void **state)                                \
-	{                                                                        \
+#define REPLAY_TEST(h)                                                               \
+	static void test_replay_##h(void **state)                                    \
+	{                                                                            \
 		static const struct harness H = { #h, fuzz_init_##h, fuzz_one_##h }; \
-		(void)state;                                                     \
-		replay(&H);                                                      \
+		(void)state;                                                         \
+		replay(&H);                                                          \
 	}
 REPLAY_TEST(ring_consumer)
 REPLAY_TEST(ring_producer)

@@ -31,13 +31,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A broken promise of the code under test: report it and abort, which
  * libFuzzer records as a crash (with the input that caused it). */
-#define FUZZ_CHECK(cond)                                                                     \
-	do {                                                                                 \
-		if (!(cond)) {                                                               \
+#define FUZZ_CHECK(cond)                                                                      \
+	do {                                                                                  \
+		if (!(cond)) {                                                                \
 			fprintf(stderr, "%s:%d: fuzz check failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                      \
-			abort();                                                             \
-		}                                                                            \
+				#cond);                                                       \
+			abort();                                                              \
+		}                                                                             \
 	} while (0)
 
 /* The input, consumed from the front. Past its end every read gives

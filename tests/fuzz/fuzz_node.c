@@ -71,7 +71,7 @@ static struct {
 	struct shmrpc__reg *reg;
 	uint8_t *seg_snap, *reg_snap;
 	alignas(SHMRPC__PAGE) uint8_t file[MAX_FILE]; /* what the input makes a file of */
-	int locks[MAX_LOCKS];	/* liveness locks of fake live peers */
+	int locks[MAX_LOCKS];			      /* liveness locks of fake live peers */
 	int nlocks;
 	uint32_t p_slot, p_gen; /* the fake peer "p", if any */
 	bool p_made;
@@ -440,8 +440,11 @@ static void op_dead_node(struct fz *f)
 
 static void ensure_tx(void)
 {
-	struct shmrpc_opts o = { .sz = sizeof(o), .domain = G.dom, .ring_bytes = RX_RING,
-				 .max_nodes = CAP, .spin_us = SHMRPC_SPIN_NEVER };
+	struct shmrpc_opts o = { .sz = sizeof(o),
+				 .domain = G.dom,
+				 .ring_bytes = RX_RING,
+				 .max_nodes = CAP,
+				 .spin_us = SHMRPC_SPIN_NEVER };
 
 	if (!G.tx && shmrpc_open("tx", &o, &G.tx))
 		G.tx = NULL;
@@ -521,7 +524,9 @@ static void finish(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct shmrpc_opts o = { .sz = sizeof(o), .ring_bytes = RX_RING, .max_nodes = CAP,
+	struct shmrpc_opts o = { .sz = sizeof(o),
+				 .ring_bytes = RX_RING,
+				 .max_nodes = CAP,
 				 .spin_us = SHMRPC_SPIN_NEVER };
 	int err;
 

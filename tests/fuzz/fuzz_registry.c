@@ -99,8 +99,7 @@ static void template_hdr(uint32_t capacity)
 static void write_slot(struct fz *f, uint32_t capacity)
 {
 	uint32_t i = fz_u16(f) % capacity;
-	struct shmrpc__slot *s =
-		(struct shmrpc__slot *)(img + sizeof(struct shmrpc__reg_hdr)) + i;
+	struct shmrpc__slot *s = (struct shmrpc__slot *)(img + sizeof(struct shmrpc__reg_hdr)) + i;
 	uint8_t len = fz_u8(f) % 72;
 
 	s->state = fz_u8(f) % 4;

@@ -346,8 +346,8 @@ static void check_text(const char *buf, size_t len)
 	size_t i;
 
 	for (i = 0; i < len; i++)
-		FUZZ_CHECK(buf[i] == '\n' || ((unsigned char)buf[i] >= 0x20 &&
-					      (unsigned char)buf[i] < 0x7f));
+		FUZZ_CHECK(buf[i] == '\n' ||
+			   ((unsigned char)buf[i] >= 0x20 && (unsigned char)buf[i] < 0x7f));
 }
 
 static void check_json(char *buf)

@@ -280,7 +280,8 @@ static void node(void)
 
 	s = (struct buf){ 0 }; /* an open ring rewritten by its sender */
 	n_ring(&s, 1 | 4, 1, 1, 0, 2);
-	U8(&s, N_SCAN), U8(&s, N_FILE_POKE), U8(&s, 0), U32(&s, offsetof(struct shmrpc__ring_hdr, tail));
+	U8(&s, N_SCAN), U8(&s, N_FILE_POKE), U8(&s, 0),
+		U32(&s, offsetof(struct shmrpc__ring_hdr, tail));
 	U8(&s, 8), U64(&s, 12345), U8(&s, N_RECV), U8(&s, 1), U8(&s, N_PEEK);
 	save("node", "ring-poked", &s);
 
