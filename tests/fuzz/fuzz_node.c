@@ -22,14 +22,14 @@
  *    any segment, and a second real node "tx" send to it: peer_open's
  *    checks, ring creation, the announce into p's tables, the producer.
  *
- * After each input everything is put back: rx's inbound rings dropped, tx
- * closed, rx's segment and the registry restored from a snapshot, every
- * other file of the domain removed. $SHMRPC_WATCH=0: the peer watcher
- * would reclaim in the background, and keep pidfds of fuzzed pids.
+ * A peek may be held across any of that (shmrpc_peek's promise: rx->data
+ * stays readable until shmrpc_release, whatever the sender does).
  *
- * Left out: the registry header's `closed` word. A store there makes the
- * next shmrpc_open in this process free a registry still in use (issue 9,
- * section 3, fixed separately); the harness opens nodes while rx lives.
+ * After each input everything is put back: a held peek released, rx's
+ * inbound rings dropped, tx closed, rx's segment and the registry restored
+ * from a snapshot, every other file of the domain removed. $SHMRPC_WATCH=0:
+ * the peer watcher would reclaim in the background, and keep pidfds of
+ * fuzzed pids.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -75,6 +75,8 @@ static struct {
 	int nlocks;
 	uint32_t p_slot, p_gen; /* the fake peer "p", if any */
 	bool p_made;
+	bool held; /* a peek is held in rxb */
+	struct shmrpc_rxbuf rxb;
 } G;
 
 static char reg_file[SHMRPC__PATH_MAX], rx_file[SHMRPC__PATH_MAX];
@@ -208,14 +210,13 @@ static void op_slot(struct fz *f)
 		slot_write(s, state, gen, name);
 }
 
-/* Anything in the registry but `closed` (see the top) and the live
- * nodes' slots. */
+/* Anything in the registry but the live nodes' slots (a peer may free
+ * them too; rx would then be gone for others, which is not our subject). */
 static void op_reg_patch(struct fz *f)
 {
 	uint8_t buf[256];
 	uint32_t off = fz_u32(f) % G.reg->size, i;
 	size_t len = fz_bytes(f, buf, fz_u8(f));
-	size_t closed = offsetof(struct shmrpc__reg_hdr, closed);
 
 	if (len > G.reg->size - off)
 		len = G.reg->size - off;
@@ -224,8 +225,6 @@ static void op_reg_patch(struct fz *f)
 		uint32_t s = (uint32_t)((at - sizeof(struct shmrpc__reg_hdr)) /
 					sizeof(struct shmrpc__slot));
 
-		if (at >= closed && at < closed + 4)
-			continue;
 		if (at >= sizeof(struct shmrpc__reg_hdr) && !fake_slot(s))
 			continue;
 		((uint8_t *)G.reg->hdr)[at] = buf[i];
@@ -319,6 +318,12 @@ static void check_rx(void)
 		FUZZ_CHECK(r->q.map_size == SHMRPC__PAGE + (uint64_t)r->q.size);
 		FUZZ_CHECK(!shmrpc__name_check(r->from));
 	}
+	/* A held peek's ring stays open (so mapped) until its release. */
+	if (G.held) {
+		for (i = 0; i < G.rx->in.n && G.rx->in.v[i] != G.rx->in.peeked; i++)
+			;
+		FUZZ_CHECK(i < G.rx->in.n);
+	}
 }
 
 static void op_recv(struct fz *f)
@@ -331,24 +336,60 @@ static void op_recv(struct fz *f)
 	if (rc >= 0) {
 		FUZZ_CHECK((size_t)rc <= cap);
 		FUZZ_CHECK(!shmrpc__name_check(from));
+		G.held = false; /* a recv receives the peeked message: peek over */
 	}
 	check_rx();
 }
 
-static void op_peek(void)
+/* Every byte of a peeked message: it must still be mapped. */
+static void read_view(const struct shmrpc_rxbuf *rx)
 {
-	struct shmrpc_rxbuf rx;
-	const uint8_t *p;
+	const uint8_t *p = rx->data;
 	uint8_t x = 0;
 	size_t i;
-	int rc = shmrpc_peek(G.rx, &rx, 0);
 
-	if (rc >= 0) {
+	for (i = 0; i < rx->len; i++)
+		x ^= p[i];
+	sink = x;
+}
+
+static void release_held(void)
+{
+	if (!G.held)
+		return;
+	read_view(&G.rxb);
+	FUZZ_CHECK(shmrpc_release(G.rx, &G.rxb) == 0);
+	G.held = false;
+}
+
+/* Peek; release at once, or hold the view across what follows. */
+static void op_peek(struct fz *f)
+{
+	uint8_t how = fz_u8(f);
+	struct shmrpc_rxbuf rx;
+	int rc;
+
+	if (G.held && (how & 2)) {
+		release_held();
+		check_rx();
+		return;
+	}
+	rc = shmrpc_peek(G.rx, &rx, 0);
+	FUZZ_CHECK(rc >= -4095);
+	if (G.held) {
+		/* The same message again, or its ring was found corrupt. */
+		FUZZ_CHECK(rc == -EPROTO ||
+			   (rc >= 0 && rx.data == G.rxb.data && rx.len == G.rxb.len));
+		read_view(&G.rxb);
+	} else if (rc >= 0) {
 		FUZZ_CHECK((size_t)rc == rx.len && !shmrpc__name_check(rx.from));
-		for (p = rx.data, i = 0; i < rx.len; i++)
-			x ^= p[i];
-		sink = x;
-		FUZZ_CHECK(shmrpc_release(G.rx, &rx) == 0);
+		read_view(&rx);
+		if (how & 1) {
+			G.rxb = rx;
+			G.held = true;
+		} else {
+			FUZZ_CHECK(shmrpc_release(G.rx, &rx) == 0);
+		}
 	}
 	check_rx();
 }
@@ -501,6 +542,7 @@ static void op_send(struct fz *f)
 
 static void reset(void)
 {
+	release_held();
 	while (G.rx->in.n)
 		shmrpc__in_drop(G.rx, G.rx->in.v[0]);
 	G.rx->in.peeked = NULL;
@@ -577,7 +619,7 @@ static void step(struct fz *f)
 		op_recv(f);
 		break;
 	case OP_PEEK:
-		op_peek();
+		op_peek(f);
 		break;
 	case OP_SCAN:
 		shmrpc__in_scan_new(G.rx);

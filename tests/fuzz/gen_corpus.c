@@ -268,7 +268,7 @@ static void node(void)
 	/* rx is slot 0, gen 1, in the harness's fresh domain */
 	s = (struct buf){ 0 }; /* a sender's ring, received */
 	n_ring(&s, 1 | 4, 3, 7, 0, 3);
-	U8(&s, N_RECV), U8(&s, 1), U8(&s, N_RECV), U8(&s, 1), U8(&s, N_PEEK);
+	U8(&s, N_RECV), U8(&s, 1), U8(&s, N_RECV), U8(&s, 1), U8(&s, N_PEEK), U8(&s, 0);
 	U8(&s, N_RECV), U8(&s, 0), U8(&s, 8), U8(&s, N_RECV), U8(&s, 1);
 	save("node", "receive", &s);
 
@@ -282,8 +282,19 @@ static void node(void)
 	n_ring(&s, 1 | 4, 1, 1, 0, 2);
 	U8(&s, N_SCAN), U8(&s, N_FILE_POKE), U8(&s, 0),
 		U32(&s, offsetof(struct shmrpc__ring_hdr, tail));
-	U8(&s, 8), U64(&s, 12345), U8(&s, N_RECV), U8(&s, 1), U8(&s, N_PEEK);
+	U8(&s, 8), U64(&s, 12345), U8(&s, N_RECV), U8(&s, 1), U8(&s, N_PEEK), U8(&s, 0);
 	save("node", "ring-poked", &s);
+
+	s = (struct buf){ 0 }; /* a peek held while its sender garbles the ring */
+	n_ring(&s, 1 | 4, 1, 1, 0, 2);
+	U8(&s, N_PEEK), U8(&s, 1);
+	U8(&s, N_FILE_POKE), U8(&s, 0), U32(&s, SHMRPC__PAGE + 24 + 8); /* record 2 */
+	U8(&s, 8), U32(&s, 0x7fffffff), U32(&s, 0);
+	U8(&s, N_PEEK), U8(&s, 0), U8(&s, N_RECV), U8(&s, 1), U8(&s, N_PEEK), U8(&s, 0);
+	U8(&s, N_FILE_POKE), U8(&s, 0), U32(&s, offsetof(struct shmrpc__ring_hdr, tail));
+	U8(&s, 8), U64(&s, 3), U8(&s, N_RECV), U8(&s, 1), U8(&s, N_PEEK), U8(&s, 2);
+	U8(&s, N_RECV), U8(&s, 1);
+	save("node", "held-peek", &s);
 
 	s = (struct buf){ 0 }; /* a dead node with rings both ways, reclaimed */
 	{
