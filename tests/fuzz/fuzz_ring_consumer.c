@@ -14,7 +14,8 @@
  * Checked after every successful peek: the record lies inside the data
  * area and inside what the consumer saw published, the payload pointer is
  * where the record is, and every payload byte is read (ASan would see a
- * read outside the buffer).
+ * read outside the buffer). A peek repeated before the release describes
+ * the same record, or says -EPROTO.
  */
 #include "internal.h"
 #include "fuzz.h"
@@ -75,9 +76,9 @@ static void produce(struct shmrpc__ring *p, bool ok, struct fz *f)
 static void run(struct shmrpc__ring *q, struct shmrpc__ring *p, bool prod_ok, struct fz *f)
 {
 	struct shmrpc__ring_hdr *h = q->hdr;
-	const void *data;
+	const void *data, *held_data = NULL;
 	bool held = false;
-	uint32_t len;
+	uint32_t len, held_len = 0;
 	uint64_t off;
 	int rc;
 
@@ -86,9 +87,18 @@ static void run(struct shmrpc__ring *q, struct shmrpc__ring *p, bool prod_ok, st
 		case OP_PEEK:
 			rc = shmrpc__ring_peek(q, &data, &len);
 			FUZZ_CHECK(rc == 1 || rc == 0 || rc == -EPROTO);
+			/* Peeking again before the release describes the same
+			 * record, or finds that the producer rewrote it. */
+			if (held) {
+				FUZZ_CHECK(rc == -EPROTO ||
+					   (rc == 1 && data == held_data && len == held_len));
+				break; /* held until released, either way */
+			}
 			held = rc == 1;
 			if (held)
 				check_peek(q, data, len);
+			held_data = data;
+			held_len = len;
 			break;
 		case OP_RELEASE:
 			if (held) {
