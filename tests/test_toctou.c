@@ -19,7 +19,6 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -67,16 +66,6 @@ static void flip(void *field, uint32_t good, uint32_t bad, int ms)
 	}
 }
 
-/* Every child: dies with the test program, and of a signal it gets
- * (whatever cmocka installed, which would go on running tests here). */
-static void child_setup(void)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	signal(SIGSEGV, SIG_DFL);
-	signal(SIGBUS, SIG_DFL);
-	signal(SIGABRT, SIG_DFL);
-}
-
 /* Flipper and victim on different CPUs, where there are two: the race
  * needs both running at once. */
 static void pin_cpu(int cpu)
@@ -102,7 +91,6 @@ static int capacity_flipper(void *arg)
 	uint64_t size;
 	struct shmrpc__reg_hdr *h = map_file(rr->path, &size);
 
-	child_setup();
 	CHILD_CHECK(h);
 	pin_cpu(1);
 	/* A hi past every slot: only the capacity bounds a scan then. */
@@ -118,7 +106,6 @@ static int reg_victim(void *arg)
 	struct shmrpc_node *n;
 	int opened = 0, tries = 0;
 
-	child_setup();
 	pin_cpu(0);
 	/* Each open maps the registry afresh (no other node of the domain
 	 * in this process) and checks its header. */
@@ -211,7 +198,6 @@ static int name_flipper(void *arg)
 	double end;
 	int r, i;
 
-	child_setup();
 	pin_cpu(1);
 	for (r = 0; r < nr->rounds; r++) {
 		for (i = 0; i < NAME_SENDERS; i++) {
@@ -298,7 +284,6 @@ static int ring_bytes_flipper(void *arg)
 	uint64_t size;
 	struct shmrpc__node_hdr *h = map_file(rr->path, &size);
 
-	child_setup();
 	CHILD_CHECK(h);
 	pin_cpu(1);
 	/* 3 pages: not a power of two, refused by every check */
@@ -319,7 +304,6 @@ static int ring_bytes_victim(void *arg)
 	uint32_t rs = 0;
 	int sent = 0;
 
-	child_setup();
 	pin_cpu(0);
 	while (th_now_ms() < end) {
 		tx = th_open(rr->d, "tx");
