@@ -389,6 +389,10 @@ static void outputs(const struct top_snap *s, struct fz *f)
 		else
 			top_out_json(m, s, &o);
 		fclose(m);
+		/* $FUZZ_TOP_PRINT: what the tool made of an input (to read a
+		 * seed or a crash). */
+		if (mode == 0 && getenv("FUZZ_TOP_PRINT"))
+			fwrite(buf, 1, len, stderr);
 		if (mode < 2)
 			check_text(buf, len);
 		else
