@@ -39,7 +39,7 @@ static char path[SHMRPC__PATH_MAX];
 static bool private_shm;
 static int fd = -1;
 static uint8_t *map;
-static uint8_t img[IMG_SIZE];
+static alignas(SHMRPC__PAGE) uint8_t img[IMG_SIZE]; /* the header's alignment */
 static bool touched[IMG_PAGES];
 
 static void cleanup(void)

@@ -22,7 +22,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	hdr = malloc(sizeof(*hdr));
+	/* Exactly its size, at its alignment (cache lines). */
+	hdr = aligned_alloc(SHMRPC__CACHELINE, sizeof(*hdr));
 	if (!hdr)
 		abort();
 	return 0;

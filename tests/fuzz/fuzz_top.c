@@ -271,7 +271,7 @@ static void rec_ring(struct fz *f)
 static void rec_raw(struct fz *f)
 {
 	uint8_t flags = fz_u8(f);
-	char raw[200] = "", name[TOP_FILE_MAX];
+	char raw[200] = "", name[TOP_FILE_MAX + 256]; /* write_file refuses what is too long */
 	size_t i, n = fz_bytes(f, raw, fz_u8(f) % (sizeof(raw) - 1));
 
 	for (i = 0; i < n; i++)
