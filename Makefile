@@ -7,6 +7,8 @@
 #   make bench      install missing Debian packages, build, run the benchmark's
 #                   standard set (< 5 min): table, build/bench.json, build/bench-plots/
 #   make bench-quick  a smoke run of it (< 30 s)
+#   make fuzz       build the libFuzzer harnesses with clang, run each for
+#                   FUZZ_SECONDS (default 60); tests/fuzz/fuzz.mk
 #   make install    honours DESTDIR and PREFIX
 
 .DELETE_ON_ERROR:
@@ -218,6 +220,9 @@ demo:
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(B)/tools/shmrpc-demo
 
+# libFuzzer harnesses and their replay in make test (tests/fuzz/fuzz.mk).
+include tests/fuzz/fuzz.mk
+
 # Runs every test program (scripts/run-tests.sh says how).
 test:
 	$(Q)scripts/deps.sh test
@@ -313,7 +318,7 @@ tsan:
 		scripts/run-tests.sh build-tsan
 
 clean:
-	rm -rf $(B) build-asan build-tsan
+	rm -rf $(B) build-asan build-tsan build-fuzz
 
 # The Python package and the C++ header, their tests, install and bench row.
 include bindings.mk
@@ -323,4 +328,5 @@ include bindings.mk
 # (Not shmrpc-info.d: it names tools/shmrpc-info.c, now tools/info/main.c.)
 -include $(LIB_OBJS:.o=.d) $(LIB_PIC_OBJS:.o=.d) \
 	$(filter-out $(B)/tools/shmrpc-info.d, \
-		$(wildcard $(B)/tests/*.d $(B)/tools/*.d $(B)/tools/*/*.d))
+		$(wildcard $(B)/tests/*.d $(B)/tests/fuzz/*.d $(B)/fuzz/*.d $(B)/tools/*.d \
+			$(B)/tools/*/*.d))
