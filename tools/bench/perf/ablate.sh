@@ -1,7 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Build experiment copies of the library (docs/perf-notes.md, "Experiments"):
-# lib/ is copied to $ABL (default /tmp/pn/abl), ablate.patch adds PN_* knobs,
+# lib/ and include/ of commit $ABLATE_BASE (default 2265c8a, the code the
+# notes measured; the patch is against it) go to $ABL/src (default /tmp/pn/abl),
+# ablate.patch adds PN_* knobs,
 # and each variant below is compiled with its -D flags into
 # $ABL/VARIANT/libshmrpc.a, with the scenario programs linked against it in
 # $ABL/VARIANT/. Some knobs are UNSAFE (no fence: lost wakeups possible; no
@@ -34,9 +36,10 @@ prop_nof	-DPN_CTR_PRIV -DPN_LOCKFOLD -DPN_HANDLE -DPN_NO_ERRNO -DPN_LAZY_HEAD -D
 all		-DPN_NO_CTR -DPN_LAZY_HEAD -DPN_HANDLE -DPN_NO_ERRNO -DPN_NO_LOCK -DPN_NO_RXBUSY -DPN_NO_TXFENCE -DPN_NO_RXFENCE
 EOV
 }
+ABLATE_BASE=${ABLATE_BASE:-2265c8a}
 rm -rf "$ABL/src"
 mkdir -p "$ABL/src"
-cp -r "$top/lib" "$top/include" "$ABL/src/"
+git -C "$top" archive "$ABLATE_BASE" lib include | tar -x -C "$ABL/src"
 (cd "$ABL/src" && patch -s -p1 <"$here/ablate.patch")
 deps=$(pkg-config --libs liburing libsodium 2>/dev/null || echo -luring -lsodium)
 want=" $* "
