@@ -49,7 +49,7 @@ LIB_SO := $(B)/libshmrpc.so.$(VERSION)
 LIB_DEPS := $(shell pkg-config --libs liburing libsodium 2>/dev/null || echo -luring -lsodium)
 
 .PHONY: all lib tools clean tests test
-all: lib tools bpf bench-build
+all: lib tools bpf bench-build bridge
 
 include bpf/bpf.mk
 
@@ -60,6 +60,7 @@ BENCH_INTERNAL_CFLAGS := -Ilib
 BENCH_EXTRA_DEPS := $(LIB_A)
 BENCH_EXTRA_LIBS := $(LIB_A) $(LIB_DEPS)
 include tools/bench/bench.mk
+include tools/bridge/bridge.mk
 
 TOOLS := $(B)/tools/shmrpc-info $(B)/tools/shmrpc-demo $(B)/tools/shmrpc-top \
 	$(B)/tools/shmrpc-reaper

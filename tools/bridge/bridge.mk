@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: MIT
+# shmrpc-bridge (tools/bridge/), a fragment of the top Makefile. Built when
+# libnats is installed (Debian: libnats-dev; scripts/deps.sh test and bench
+# install it with nats-server); without it, `make` says so and goes on.
+#   BRIDGE_BIN        the bridge
+#   BRIDGE_BENCH_BIN  its benchmark (make bench-bridge)
+NATS_LIBS := $(shell pkg-config --libs libnats 2>/dev/null)
+BRIDGE_SRCS := $(filter-out tools/bridge/bench%.c,$(wildcard tools/bridge/*.c))
+BRIDGE_OBJS := $(BRIDGE_SRCS:%.c=$(B)/%.o)
+BRIDGE_BIN := $(B)/tools/shmrpc-bridge
+BRIDGE_BENCH_BIN := $(B)/tools/shmrpc-bridge-bench
+
+ifneq ($(NATS_LIBS),)
+BRIDGE_TARGETS := $(BRIDGE_BIN) $(BRIDGE_BENCH_BIN)
+else
+BRIDGE_TARGETS :=
+endif
+
+.PHONY: bridge bench-bridge
+bridge: $(if $(NATS_LIBS),$(BRIDGE_TARGETS),bridge-missing)
+
+.PHONY: bridge-missing
+bridge-missing:
+	@echo "  SKIP    shmrpc-bridge: libnats not found (apt-get install libnats-dev)"
+
+$(B)/tools/bridge/%.o: tools/bridge/%.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itools -c -o $@ $<
+
+$(BRIDGE_BIN): $(BRIDGE_OBJS) $(LIB_A)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $(BRIDGE_OBJS) $(LIB_A) $(LIB_DEPS) $(NATS_LIBS) $(LDLIBS)
+
+$(BRIDGE_BENCH_BIN): $(B)/tools/bridge/bench.o $(B)/tools/bridge/bench_run.o $(LIB_A)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $(B)/tools/bridge/bench.o $(B)/tools/bridge/bench_run.o \
+		$(LIB_A) $(LIB_DEPS) $(NATS_LIBS) -lm $(LDLIBS)
+
+# `make bench` ends with it: two bridges over a local nats-server, next to
+# plain libnats between two processes (root: hosts are mount namespaces).
+bench-bridge: $(BRIDGE_BENCH_BIN) $(BRIDGE_BIN)
+	$(BRIDGE_BENCH_BIN) --bridge $(BRIDGE_BIN) $(BRIDGE_BENCH_ARGS)
