@@ -13,14 +13,14 @@
  *   conn.c     the NATS connection: options, reconnects, the event-loop
  *              adapter that lets main.c drive the socket
  *   remote.c   other hosts: membership, heartbeats, snapshots
- *   local.c    this host's real nodes: registry polling, announcements
  *   fwd.c      local sender -> proxy -> NATS, with credits
+ *   local.c    this host's real nodes: registry polling, announcements
  *   names.c    who owns each name (collisions), proxies opened and closed
  *   dlv.c      NATS -> proxy of the sender -> local receiver, with queues
  *              for full rings, and the credits it grants
  *   status.c   the status segment that shmrpc-top reads
  *
- * Calls go one way: main -> remote -> local -> fwd -> names -> dlv ->
+ * Calls go one way: main -> remote -> fwd -> local -> names -> dlv ->
  * status, wire, conn -> map, log. conn.c calls back into the others only
  * through the handlers registered with it (function pointers).
  *
@@ -59,13 +59,13 @@ struct br_opts {
 	const char **domains;
 	int ndomains;
 	char host[BR_NAME];
-	const char *creds;		   /* NATS credentials file (JWT + seed) */
+	const char *creds;			 /* NATS credentials file (JWT + seed) */
 	const char *tls_ca, *tls_cert, *tls_key; /* TLS files for libnats */
-	int hb_ms;			   /* heartbeat period */
-	int dead_beats;			   /* silent for this many periods: dead */
-	uint32_t window;		   /* credits per stream, messages */
-	uint64_t window_bytes;		   /* and bytes */
-	uint32_t status_rows;		   /* rows of the status segment */
+	int hb_ms;				 /* heartbeat period */
+	int dead_beats;				 /* silent for this many periods: dead */
+	uint32_t window;			 /* credits per stream, messages */
+	uint64_t window_bytes;			 /* and bytes */
+	uint32_t status_rows;			 /* rows of the status segment */
 	int log_level;
 };
 
@@ -123,15 +123,15 @@ struct br_local; /* local.c */
 
 /* Messages from one remote host to one local node (dlv.c). */
 struct br_rstream {
-	char host[BR_NAME];    /* key in the local's streams */
-	uint64_t epoch;	       /* the sending bridge's epoch */
-	uint64_t stream;       /* its stream id (new after each reset) */
-	uint64_t expect;       /* next sequence number */
-	uint64_t done;	       /* every seq <= done is delivered or dropped */
-	uint64_t sync_seq;     /* a SYNC said: nothing after this was sent */
-	uint64_t granted;      /* done as last granted */
+	char host[BR_NAME]; /* key in the local's streams */
+	uint64_t epoch;	    /* the sending bridge's epoch */
+	uint64_t stream;    /* its stream id (new after each reset) */
+	uint64_t expect;    /* next sequence number */
+	uint64_t done;	    /* every seq <= done is delivered or dropped */
+	uint64_t sync_seq;  /* a SYNC said: nothing after this was sent */
+	uint64_t granted;   /* done as last granted */
 	uint64_t done_bytes, granted_bytes;
-	int64_t grant_ns;      /* when */
+	int64_t grant_ns; /* when */
 	struct br_qmsg *head, *tail;
 	uint32_t queued;
 	bool pending; /* on the domain's pending list */
@@ -165,11 +165,11 @@ struct br_claim { /* a node another host announced */
 struct br_host { /* another host's bridge, for one domain */
 	char name[BR_NAME];
 	uint64_t epoch;
-	uint64_t mseq;	      /* last membership sequence applied */
-	int64_t heard_ns;     /* last message from it */
-	int64_t snap_ask_ns;  /* snapshot asked for (0: none outstanding) */
-	bool synced;	      /* a snapshot was applied */
-	bool snap_in;	      /* chunks of snapshot snap_seq are coming */
+	uint64_t mseq;	     /* last membership sequence applied */
+	int64_t heard_ns;    /* last message from it */
+	int64_t snap_ask_ns; /* snapshot asked for (0: none outstanding) */
+	bool synced;	     /* a snapshot was applied */
+	bool snap_in;	     /* chunks of snapshot snap_seq are coming */
 	uint64_t snap_seq, snap_chunk;
 	struct br_map claims; /* name -> struct br_claim */
 };
@@ -222,7 +222,7 @@ struct br_dom {
 	uint64_t next_inc;
 	natsSubscription *sub_m, *sub_s, *sub_h;
 	struct br_subctx subctx[BR_SUB_KINDS];
-	uint64_t bad_msgs; /* failed br_wire_get */
+	uint64_t bad_msgs;	    /* failed br_wire_get */
 	struct br_rstream *pending; /* streams with queued messages */
 	char (*names)[BR_NAME];	    /* registry poll buffer */
 	size_t names_cap;
@@ -232,8 +232,14 @@ struct br_dom {
 };
 
 #define BR_TAG_KIND_SHIFT 56
-enum br_tag_kind { BR_TAG_NATS = 1, BR_TAG_TIMER, BR_TAG_SIGNAL, BR_TAG_WAKE, BR_TAG_PROXY,
-		   BR_TAG_CTL };
+enum br_tag_kind {
+	BR_TAG_NATS = 1,
+	BR_TAG_TIMER,
+	BR_TAG_SIGNAL,
+	BR_TAG_WAKE,
+	BR_TAG_PROXY,
+	BR_TAG_CTL
+};
 
 struct br_evl { /* the event-loop adapter's state (conn.c) */
 	pthread_mutex_t mu;
@@ -399,5 +405,7 @@ void br_local_announce(struct br_dom *d, int type, const struct br_local *l);
 void br_local_snapshot(struct br_dom *d, const char *to);
 void br_local_bye(struct br_dom *d);
 void br_local_heartbeat(struct br_dom *d);
+/* The local node of a sender met in a ring, announced now if need be. */
+struct br_local *br_local_sender(struct br_dom *d, const char *name);
 
 #endif /* SHMRPC_BRIDGE_H */

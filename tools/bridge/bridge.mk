@@ -11,7 +11,7 @@ BRIDGE_BIN := $(B)/tools/shmrpc-bridge
 BRIDGE_BENCH_BIN := $(B)/tools/shmrpc-bridge-bench
 
 ifneq ($(NATS_LIBS),)
-BRIDGE_TARGETS := $(BRIDGE_BIN) $(BRIDGE_BENCH_BIN)
+BRIDGE_TARGETS := $(BRIDGE_BIN)
 else
 BRIDGE_TARGETS :=
 endif
@@ -41,3 +41,18 @@ $(BRIDGE_BENCH_BIN): $(B)/tools/bridge/bench.o $(B)/tools/bridge/bench_run.o $(L
 # plain libnats between two processes (root: hosts are mount namespaces).
 bench-bridge: $(BRIDGE_BENCH_BIN) $(BRIDGE_BIN)
 	$(BRIDGE_BENCH_BIN) --bridge $(BRIDGE_BIN) $(BRIDGE_BENCH_ARGS)
+
+# tests/test_bridge runs the bridge (it links no libnats itself: without
+# the bridge's binary it skips).
+$(B)/tests/harness_bridge.o: tests/harness_bridge.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itools -DSHMRPC_BRIDGE_BIN='"$(BRIDGE_BIN)"' -c -o $@ $<
+
+$(B)/tests/test_bridge: tests/test_bridge.c $(B)/tests/harness.o $(B)/tests/harness_bridge.o \
+		$(LIB_A) $(BRIDGE_TARGETS)
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itools -DSHMRPC_BRIDGE_BIN='"$(BRIDGE_BIN)"' -o $@ $< \
+		$(B)/tests/harness.o $(B)/tests/harness_bridge.o $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) \
+		$(LDLIBS)

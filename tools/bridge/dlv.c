@@ -27,8 +27,11 @@
 
 static void grant(struct br_dom *d, struct br_rstream *rs)
 {
-	struct br_hdr h = { .type = BR_GRANT, .epoch = rs->epoch, .stream = rs->stream,
-			    .inc = rs->dst->inc, .seq = rs->done };
+	struct br_hdr h = { .type = BR_GRANT,
+			    .epoch = rs->epoch,
+			    .stream = rs->stream,
+			    .inc = rs->dst->inc,
+			    .seq = rs->done };
 	char subj[BR_SUBJ];
 
 	snprintf(h.host, sizeof(h.host), "%s", d->br->o.host);
@@ -82,6 +85,8 @@ static int deliver(struct br_dom *d, struct br_rstream *rs, const char *from, co
 		px->ctr.dlv_bytes += len;
 		return 0;
 	case -EAGAIN: /* full: back-pressure, the normal case */
+	case -ENOENT: /* the node is gone: held (no credit back to its sender) */
+	case -EPIPE:  /* until the registry poll drops it with the node */
 	case -ENOSPC: /* /dev/shm, memory, descriptors: the library retries too */
 	case -ENOMEM:
 	case -EMFILE:
@@ -89,7 +94,7 @@ static int deliver(struct br_dom *d, struct br_rstream *rs, const char *from, co
 	case -EFBIG:
 		return -EAGAIN;
 	default:
-		(*(rc == -ENOENT || rc == -EPIPE ? &l->ctr.lost : &l->ctr.dropped))++;
+		l->ctr.dropped++;
 		blog(BR_LOG_WARN, "drop domain=%s from=%s to=%s len=%u error=%s", d->name, from,
 		     l->name, len, strerror(-rc));
 		return rc;
@@ -174,8 +179,8 @@ static void sync_stream(struct br_dom *d, struct br_rstream *rs, const struct br
 {
 	if (h->seq >= rs->expect) {
 		rs->dst->ctr.lost += h->seq - rs->expect + 1;
-		blog(BR_LOG_WARN, "lost domain=%s from-host=%s to=%s count=%llu", d->name,
-		     rs->host, rs->dst->name, (unsigned long long)(h->seq - rs->expect + 1));
+		blog(BR_LOG_WARN, "lost domain=%s from-host=%s to=%s count=%llu", d->name, rs->host,
+		     rs->dst->name, (unsigned long long)(h->seq - rs->expect + 1));
 		rs->expect = h->seq + 1;
 	}
 	rs->sync_seq = h->seq;
@@ -224,12 +229,11 @@ void br_dlv_data(struct br_dom *d, const char *subj, const struct br_hdr *h)
 		return; /* a duplicate: never delivered twice */
 	if (h->seq > rs->expect) {
 		l->ctr.lost += h->seq - rs->expect;
-		blog(BR_LOG_WARN, "lost domain=%s from-host=%s to=%s count=%llu", d->name,
-		     rs->host, l->name, (unsigned long long)(h->seq - rs->expect));
+		blog(BR_LOG_WARN, "lost domain=%s from-host=%s to=%s count=%llu", d->name, rs->host,
+		     l->name, (unsigned long long)(h->seq - rs->expect));
 	}
 	rs->expect = h->seq + 1;
-	if (!rs->head &&
-	    deliver(d, rs, h->name, h->body, h->body_len, br_now_ns()) != -EAGAIN) {
+	if (!rs->head && deliver(d, rs, h->name, h->body, h->body_len, br_now_ns()) != -EAGAIN) {
 		mark_done(rs, h->stream, h->seq, h->body_len);
 		maybe_grant(d, rs);
 		return;
@@ -317,10 +321,15 @@ void br_dlv_drop_local(struct br_dom *d, struct br_local *l)
 	while ((rs = br_map_next(&l->streams, &i))) {
 		if (rs->pending)
 			unpend(d, rs);
+		/* Lost with the node, as in its ring. No grant: credits for a
+		 * node that is gone would let its senders' proxies take more
+		 * messages from their rings, and report those as sent. */
 		l->ctr.lost += rs->queued;
 		l->ctr.queued -= rs->queued;
-		rs->done = rs->expect ? rs->expect - 1 : 0;
-		grant(d, rs); /* the sender's credits back */
+		if (rs->queued)
+			blog(BR_LOG_WARN,
+			     "lost domain=%s from-host=%s to=%s count=%u why=node-gone", d->name,
+			     rs->host, l->name, rs->queued);
 		br_rstream_free(rs);
 	}
 	br_map_free(&l->streams);

@@ -22,7 +22,7 @@
 
 #include "bridge.h"
 
-#define BATCH 256	      /* messages per proxy per loop pass: fairness */
+#define BATCH 256 /* messages per proxy per loop pass: fairness */
 #define STALL_SYNC_NS 1000000000ll
 
 static bool credit(const struct br_dom *d, const struct br_proxy *px)
@@ -47,17 +47,19 @@ static void drop(struct br_dom *d, struct br_proxy *px, struct br_local *from, c
 
 	if (c->dropped++ % 1000 == 0)
 		blog(BR_LOG_WARN, "drop domain=%s from=%s to=%s@%s len=%u why=%s count=%llu",
-		     d->name, name, px->name, px->host, len, why,
-		     (unsigned long long)c->dropped);
+		     d->name, name, px->name, px->host, len, why, (unsigned long long)c->dropped);
 }
 
 static void forward(struct br_dom *d, struct br_proxy *px, const struct shmrpc_rxbuf *rx,
 		    uint32_t len)
 {
 	struct bridge *br = d->br;
-	struct br_local *l = br_map_get(&d->locals, rx->from);
-	struct br_hdr h = { .type = BR_DATA, .epoch = br->epoch, .stream = px->stream,
-			    .inc = px->inc, .seq = px->seq + 1 };
+	struct br_local *l = br_local_sender(d, rx->from);
+	struct br_hdr h = { .type = BR_DATA,
+			    .epoch = br->epoch,
+			    .stream = px->stream,
+			    .inc = px->inc,
+			    .seq = px->seq + 1 };
 	int rc;
 
 	if (l && l->refused) {
@@ -135,8 +137,11 @@ void br_fwd_grant(struct br_dom *d, const struct br_hdr *h)
 
 static void send_sync(struct br_dom *d, struct br_proxy *px)
 {
-	struct br_hdr h = { .type = BR_SYNC, .epoch = d->br->epoch, .stream = px->stream,
-			    .inc = px->inc, .seq = px->seq };
+	struct br_hdr h = { .type = BR_SYNC,
+			    .epoch = d->br->epoch,
+			    .stream = px->stream,
+			    .inc = px->inc,
+			    .seq = px->seq };
 
 	memcpy(h.host, d->br->o.host, sizeof(h.host));
 	(void)br_pub(d->br, px->subj, &h, NULL, 0);

@@ -54,8 +54,11 @@ int br_local_init(struct br_dom *d)
 
 static void announce(struct br_dom *d, int type, const struct br_local *l)
 {
-	struct br_hdr h = { .type = (uint8_t)type, .epoch = d->br->epoch, .inc = l->inc,
-			    .seq = ++d->mseq, .aux = (uint64_t)l->join_ns };
+	struct br_hdr h = { .type = (uint8_t)type,
+			    .epoch = d->br->epoch,
+			    .inc = l->inc,
+			    .seq = ++d->mseq,
+			    .aux = (uint64_t)l->join_ns };
 	uint32_t m = htole32(l->max_msg);
 	char subj[BR_SUBJ];
 
@@ -90,16 +93,16 @@ void br_local_bye(struct br_dom *d)
 	(void)br_pub(d->br, subj, &h, NULL, 0);
 }
 
-static void join(struct br_dom *d, const char *name)
+static struct br_local *join(struct br_dom *d, const char *name)
 {
 	struct br_local *l = calloc(1, sizeof(*l));
 	char subj[BR_SUBJ];
 	int max = shmrpc_max_size(d->ctl, name);
 
-	if (!l || max < 0) { /* gone already */
-		free(l);
-		return;
-	}
+	if (!l)
+		return NULL;
+	if (max < 0) /* gone already (a sender met in a ring): the default ring's */
+		max = (1 << 17) - 8;
 	snprintf(l->name, sizeof(l->name), "%s", name);
 	l->inc = d->br->epoch + ++d->next_inc;
 	l->join_ns = br_wall_ns();
@@ -108,7 +111,7 @@ static void join(struct br_dom *d, const char *name)
 	br_map_init(&l->streams, offsetof(struct br_rstream, host));
 	if (br_map_put(&d->locals, l)) {
 		free(l);
-		return;
+		return NULL;
 	}
 	l->row = br_status_row(d, name, d->br->o.host, BR_STATUS_LOCAL);
 	br_subj_node(d, name, subj);
@@ -116,6 +119,22 @@ static void join(struct br_dom *d, const char *name)
 	blog(BR_LOG_INFO, "join domain=%s node=%s", d->name, name);
 	announce(d, BR_JOIN, l);
 	br_resolve(d, name); /* refused if an earlier node of another host has it */
+	return l;
+}
+
+/*
+ * A sender found in a proxy's ring that no poll has seen (it joined, sent
+ * and maybe left within 20 ms): announced now, before its message goes
+ * out, so that the receiving host knows its name (one publisher: NATS
+ * keeps the order). The next poll starts its leave if it is gone.
+ */
+struct br_local *br_local_sender(struct br_dom *d, const char *name)
+{
+	struct br_local *l = br_map_get(&d->locals, name);
+
+	if (l || !strcmp(name, BR_CTL_NAME) || br_map_get(&d->proxies, name))
+		return l;
+	return join(d, name);
 }
 
 static void start_leave(struct br_dom *d, struct br_local *l, int64_t now)
@@ -217,7 +236,9 @@ void br_local_poll(struct br_dom *d, int64_t now)
 static void snap_send(struct br_dom *d, const char *subj, unsigned char *buf, uint32_t len,
 		      uint64_t chunk, bool last)
 {
-	struct br_hdr h = { .type = BR_SNAP, .epoch = d->br->epoch, .seq = d->mseq,
+	struct br_hdr h = { .type = BR_SNAP,
+			    .epoch = d->br->epoch,
+			    .seq = d->mseq,
 			    .aux = chunk | (last ? BR_SNAP_LAST : 0) };
 
 	memcpy(h.host, d->br->o.host, sizeof(h.host));

@@ -157,8 +157,8 @@ static void proxy_open(struct br_dom *d, const char *name, const struct owner *o
 		/* -EEXIST: a node of this host took the name since the last
 		 * poll; the poll finds it and settles who owns the name. */
 		blog(rc == -EEXIST ? BR_LOG_INFO : BR_LOG_ERROR,
-		     "proxy-failed domain=%s node=%s host=%s error=%s (%s)", d->name, name,
-		     o->host, strerror(-rc), shmrpc_last_error());
+		     "proxy-failed domain=%s node=%s host=%s error=%s (%s)", d->name, name, o->host,
+		     strerror(-rc), shmrpc_last_error());
 		free(px);
 		return;
 	}
@@ -177,19 +177,15 @@ static void proxy_open(struct br_dom *d, const char *name, const struct owner *o
 	     so.ring_bytes);
 }
 
-/* Close now: messages still queued to it are counted, never silent. */
+/*
+ * Close now. Messages its local senders queued to it and the bridge did
+ * not take yet go with it, as messages queued to a local node that leaves
+ * do (shmrpc_close): the bridge must not drain them to count them, since
+ * that would complete a blocked send that then reports success for a
+ * message nobody will receive.
+ */
 static void proxy_close(struct br_dom *d, struct br_proxy *px)
 {
-	struct shmrpc_rxbuf rx;
-	uint64_t left = 0;
-
-	while (left < (1u << 20) && shmrpc_peek(px->node, &rx, 0) >= 0 &&
-	       shmrpc_release(px->node, &rx) == 0)
-		left++;
-	px->ctr.dropped += left;
-	if (left)
-		blog(BR_LOG_WARN, "drop domain=%s to=%s@%s count=%llu why=node-gone", d->name,
-		     px->name, px->host, (unsigned long long)left);
 	d->gone.lost += px->ctr.lost;
 	d->gone.dropped += px->ctr.dropped;
 	br_map_del(&d->proxies, px->name);

@@ -95,8 +95,7 @@ static int add_domain(struct br_opts *o, const char *arg)
 	int i;
 
 	if (!br_name_ok(arg))
-		return bad("bad domain name ([A-Za-z0-9._-], 1 to 63, not starting with '.')",
-			   arg);
+		return bad("bad domain name ([A-Za-z0-9._-], 1 to 63, not starting with '.')", arg);
 	for (i = 0; i < o->ndomains; i++)
 		if (!strcmp(o->domains[i], arg))
 			return bad("domain given twice", arg);

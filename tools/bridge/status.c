@@ -80,8 +80,8 @@ static int create(struct br_status *s, uint32_t rows)
 	int tries, rc;
 
 	for (tries = 0; tries < 3; tries++) {
-		s->fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
-			     0600);
+		s->fd = open(s->path,
+			     O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
 		if (s->fd >= 0 || errno != EEXIST)
 			break;
 		if ((rc = stale(s->path)))
@@ -129,8 +129,7 @@ int br_status_open(struct br_dom *d)
 	memcpy(h->domain, d->name, strlen(d->name));
 	/* Release: the constant fields above are complete once magic shows
 	 * (pairs with the reader's acquire load of magic). */
-	atomic_store_explicit((_Atomic uint64_t *)&h->magic, BR_STATUS_MAGIC,
-			      memory_order_release);
+	atomic_store_explicit((_Atomic uint64_t *)&h->magic, BR_STATUS_MAGIC, memory_order_release);
 	d->st = s;
 	return 0;
 }

@@ -38,17 +38,17 @@ struct br_status_hdr {
 	uint32_t rows;	   /* capacity */
 	uint32_t pid;
 	uint32_t pad0;
-	int64_t started_ns;  /* CLOCK_REALTIME */
-	uint64_t host[8];    /* this host's bridge name, NUL-padded */
-	uint64_t domain[8];  /* the domain */
-	_Atomic uint32_t seq; /* seqlock of everything below */
+	int64_t started_ns;    /* CLOCK_REALTIME */
+	uint64_t host[8];      /* this host's bridge name, NUL-padded */
+	uint64_t domain[8];    /* the domain */
+	_Atomic uint32_t seq;  /* seqlock of everything below */
 	_Atomic uint32_t used; /* rows [0, used) may be in use */
 	_Atomic uint32_t nats_up;
-	_Atomic uint32_t hosts; /* other hosts heard from */
+	_Atomic uint32_t hosts;	    /* other hosts heard from */
 	_Atomic int64_t updated_ns; /* CLOCK_REALTIME of the last update */
 	_Atomic uint64_t reconnects;
-	_Atomic uint64_t bad_msgs;    /* malformed messages received */
-	_Atomic uint64_t gone_lost;   /* lost and dropped counts of nodes no */
+	_Atomic uint64_t bad_msgs;     /* malformed messages received */
+	_Atomic uint64_t gone_lost;    /* lost and dropped counts of nodes no */
 	_Atomic uint64_t gone_dropped; /* longer listed (left, or no row) */
 	uint64_t reserved[4];
 };
@@ -64,7 +64,7 @@ struct br_status_row {
 	_Atomic uint32_t seq;
 	_Atomic uint32_t kind; /* enum br_status_kind */
 	_Atomic uint64_t name[8];
-	_Atomic uint64_t host[8]; /* where the node lives (REFUSED: the owner) */
+	_Atomic uint64_t host[8];	      /* where the node lives (REFUSED: the owner) */
 	_Atomic uint64_t fwd_msgs, fwd_bytes; /* published over NATS */
 	_Atomic uint64_t dlv_msgs, dlv_bytes; /* delivered into a local ring */
 	_Atomic uint64_t lost;		      /* never arrived */
