@@ -11,7 +11,7 @@ BRIDGE_BIN := $(B)/tools/shmrpc-bridge
 BRIDGE_BENCH_BIN := $(B)/tools/shmrpc-bridge-bench
 
 ifneq ($(NATS_LIBS),)
-BRIDGE_TARGETS := $(BRIDGE_BIN)
+BRIDGE_TARGETS := $(BRIDGE_BIN) $(BRIDGE_BENCH_BIN)
 else
 BRIDGE_TARGETS :=
 endif

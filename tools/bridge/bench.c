@@ -1,0 +1,398 @@
+// SPDX-License-Identifier: MIT
+/*
+ * shmrpc-bridge-bench: what the bridge costs, next to plain libnats in the
+ * same run on loopback. Rows:
+ *   round trip 64 B: libnats request/reply between two processes (both
+ *     SendAsap, sync subscription), against a libshmrpc echo between
+ *     two hosts through two bridges (client -> proxy -> bridge -> NATS ->
+ *     bridge -> server and back); median and p99;
+ *   throughput 64 B and 4 KiB: libnats publish/subscribe between two
+ *     processes (buffered publisher, sync subscriber), against
+ *     shmrpc_send/shmrpc_recv streaming through the two bridges; messages
+ *     per second at the receiver, first to last.
+ * Targets (issue 14): bridge round trip <= 1.5x plain NATS; bridge
+ * throughput >= 0.5x plain NATS publish/subscribe. Root only: the two
+ * hosts are mount namespaces with their own /dev/shm.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <nats/nats.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "shmrpc.h"
+
+struct res {
+	double median, p99; /* microseconds, round trips */
+	double rate;	    /* messages per second */
+	uint64_t got, sent;
+};
+
+static int rtt_n = 5000, tp_n64 = 300000, tp_n4k = 60000;
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void summarise(double *v, int n, struct res *r)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_d);
+	r->median = v[n / 2];
+	r->p99 = v[(int)(n * 0.99)];
+}
+
+static int put(int fd, const struct res *r)
+{
+	return write(fd, r, sizeof(*r)) == sizeof(*r) ? 0 : 1;
+}
+
+static int get(int fd, struct res *r)
+{
+	return read(fd, r, sizeof(*r)) == sizeof(*r) ? 0 : -1;
+}
+
+/* ------------------------------------------------------------ libnats */
+
+static natsConnection *nats_conn(const char *url, bool asap)
+{
+	natsConnection *nc = NULL;
+	natsOptions *o = NULL;
+
+	if (natsOptions_Create(&o) != NATS_OK || natsOptions_SetURL(o, url) != NATS_OK ||
+	    natsOptions_SetSendAsap(o, asap) != NATS_OK ||
+	    natsConnection_Connect(&nc, o) != NATS_OK) {
+		fprintf(stderr, "bridge-bench: connect %s: %s\n", url, nats_GetLastError(NULL));
+		nc = NULL;
+	}
+	natsOptions_Destroy(o);
+	return nc;
+}
+
+static natsSubscription *nats_sub(natsConnection *nc, const char *subj)
+{
+	natsSubscription *s = NULL;
+
+	if (natsConnection_SubscribeSync(&s, nc, subj) != NATS_OK ||
+	    natsSubscription_SetPendingLimits(s, -1, -1) != NATS_OK ||
+	    natsConnection_Flush(nc) != NATS_OK)
+		return NULL;
+	return s;
+}
+
+static int nats_echo(const char *url, int ready, int n)
+{
+	natsConnection *nc = nats_conn(url, true);
+	natsSubscription *s = nc ? nats_sub(nc, "bb.echo") : NULL;
+	natsMsg *m;
+	int i;
+
+	if (!s || write(ready, "x", 1) != 1)
+		return 1;
+	for (i = 0; i < n; i++) {
+		if (natsSubscription_NextMsg(&m, s, 10000) != NATS_OK)
+			return 1;
+		natsConnection_Publish(nc, natsMsg_GetReply(m), natsMsg_GetData(m),
+				       natsMsg_GetDataLength(m));
+		natsMsg_Destroy(m);
+	}
+	natsConnection_Destroy(nc);
+	return 0;
+}
+
+static int nats_rtt(const char *url, int out, int warm, int n)
+{
+	natsConnection *nc = nats_conn(url, true);
+	double *v = calloc((size_t)n, sizeof(*v)), t0;
+	char buf[64] = { 0 };
+	struct res r = { 0 };
+	natsMsg *m;
+	int i;
+
+	if (!nc || !v)
+		return 1;
+	for (i = -warm; i < n; i++) {
+		t0 = bb_now_us();
+		if (natsConnection_Request(&m, nc, "bb.echo", buf, 64, 5000) != NATS_OK)
+			return 1;
+		if (i >= 0)
+			v[i] = bb_now_us() - t0;
+		natsMsg_Destroy(m);
+	}
+	summarise(v, n, &r);
+	natsConnection_Destroy(nc);
+	return put(out, &r);
+}
+
+static int nats_sink(const char *url, int ready, int out, int n)
+{
+	natsConnection *nc = nats_conn(url, false);
+	natsSubscription *s = nc ? nats_sub(nc, "bb.tp") : NULL;
+	struct res r = { 0 };
+	double first = 0, last = 0;
+	natsMsg *m;
+
+	if (!s || write(ready, "x", 1) != 1)
+		return 1;
+	while (r.got < (uint64_t)n && natsSubscription_NextMsg(&m, s, 2000) == NATS_OK) {
+		last = bb_now_us();
+		if (!r.got++)
+			first = last;
+		natsMsg_Destroy(m);
+	}
+	r.rate = r.got > 1 ? (double)(r.got - 1) / ((last - first) / 1e6) : 0;
+	natsConnection_Destroy(nc);
+	return put(out, &r);
+}
+
+static int nats_source(const char *url, int n, int size)
+{
+	natsConnection *nc = nats_conn(url, false);
+	char *buf = calloc(1, (size_t)size);
+	int i;
+
+	if (!nc || !buf)
+		return 1;
+	for (i = 0; i < n; i++)
+		if (natsConnection_Publish(nc, "bb.tp", buf, size) != NATS_OK)
+			return 1;
+	natsConnection_FlushTimeout(nc, 10000);
+	natsConnection_Destroy(nc);
+	return 0;
+}
+
+/* A pair of processes: the first signals ready, the second runs, the
+ * result comes from whichever writes it. */
+static int pair(int (*a)(int ready, int out), int (*b)(int out), struct res *r)
+{
+	int rp[2], op[2], ok;
+	pid_t pa, pb;
+	char c;
+
+	if (pipe(rp) || pipe(op))
+		return -1;
+	if ((pa = bb_fork()) == 0)
+		_exit(a(rp[1], op[1]));
+	if (read(rp[0], &c, 1) != 1)
+		return -1;
+	if ((pb = bb_fork()) == 0)
+		_exit(b(op[1]));
+	ok = get(op[0], r);
+	bb_wait(pa);
+	bb_wait(pb);
+	close(rp[0]), close(rp[1]), close(op[0]), close(op[1]);
+	return ok;
+}
+
+static const struct bb_env *env;
+static int cur_size, cur_n;
+
+static int a_nats_echo(int ready, int out)
+{
+	(void)out;
+	return nats_echo(env->url, ready, rtt_n + 200);
+}
+
+static int b_nats_rtt(int out)
+{
+	return nats_rtt(env->url, out, 200, rtt_n);
+}
+
+static int a_nats_sink(int ready, int out)
+{
+	return nats_sink(env->url, ready, out, cur_n);
+}
+
+static int b_nats_source(int out)
+{
+	(void)out;
+	return nats_source(env->url, cur_n, cur_size);
+}
+
+/* ------------------------------------------------------------ bridged */
+
+static struct shmrpc_node *node_in(int host, const char *name)
+{
+	struct shmrpc_opts o = { .sz = sizeof(o), .domain = env->domain };
+	struct shmrpc_node *n = NULL;
+
+	if (bb_host_enter(env, host) || shmrpc_open(name, &o, &n)) {
+		fprintf(stderr, "bridge-bench: node %s: %s\n", name, shmrpc_last_error());
+		return NULL;
+	}
+	return n;
+}
+
+static int a_shm_echo(int ready, int out)
+{
+	struct shmrpc_node *n = node_in(1, "srv");
+	char buf[64], from[SHMRPC_NAME_MAX + 1];
+	int i, len;
+
+	(void)out;
+	if (!n || write(ready, "x", 1) != 1)
+		return 1;
+	for (i = 0; i < rtt_n + 200; i++) {
+		if ((len = shmrpc_recv(n, buf, sizeof(buf), from, 10000)) < 0 ||
+		    shmrpc_send(n, from, buf, (size_t)len, 10000))
+			return 1;
+	}
+	usleep(100000); /* the last reply out before the node goes */
+	shmrpc_close(n);
+	return 0;
+}
+
+static int b_shm_rtt(int out)
+{
+	struct shmrpc_node *n = node_in(0, "cli");
+	double *v = calloc((size_t)rtt_n, sizeof(*v)), t0;
+	char buf[64] = { 0 };
+	struct res r = { 0 };
+	int i;
+
+	if (!n || !v || shmrpc_wait_node(n, "srv", 10000))
+		return 1;
+	for (i = -200; i < rtt_n; i++) {
+		t0 = bb_now_us();
+		if (shmrpc_send(n, "srv", buf, 64, 10000) ||
+		    shmrpc_recv(n, buf, sizeof(buf), NULL, 10000) != 64)
+			return 1;
+		if (i >= 0)
+			v[i] = bb_now_us() - t0;
+	}
+	summarise(v, rtt_n, &r);
+	shmrpc_close(n);
+	return put(out, &r);
+}
+
+static int a_shm_sink(int ready, int out)
+{
+	struct shmrpc_node *n = node_in(1, "sink");
+	static char buf[8192];
+	struct res r = { 0 };
+	double first = 0, last = 0;
+
+	if (!n || write(ready, "x", 1) != 1)
+		return 1;
+	while (r.got < (uint64_t)cur_n && shmrpc_recv(n, buf, sizeof(buf), NULL, 5000) >= 0) {
+		last = bb_now_us();
+		if (!r.got++)
+			first = last;
+	}
+	r.rate = r.got > 1 ? (double)(r.got - 1) / ((last - first) / 1e6) : 0;
+	shmrpc_close(n);
+	return put(out, &r);
+}
+
+static int b_shm_source(int out)
+{
+	struct shmrpc_node *n = node_in(0, "src");
+	static char buf[8192];
+	int i;
+
+	(void)out;
+	if (!n || shmrpc_wait_node(n, "sink", 10000))
+		return 1;
+	for (i = 0; i < cur_n; i++)
+		if (shmrpc_send(n, "sink", buf, (size_t)cur_size, 10000))
+			return 1;
+	usleep(200000); /* what the proxy holds goes out before the node leaves */
+	shmrpc_close(n);
+	return 0;
+}
+
+/* ------------------------------------------------------------ report */
+
+static void row_rtt(const char *what, const struct res *p, const struct res *b)
+{
+	double q = b->median / p->median;
+
+	printf("%-22s %9.1f us %9.1f us  %5.2fx  <= 1.5x  %s\n", what, p->median, b->median, q,
+	       q <= 1.5 ? "met" : "MISSED");
+	printf("%-22s %9.1f us %9.1f us  %5.2fx\n", "  p99", p->p99, b->p99, b->p99 / p->p99);
+}
+
+static void row_tp(const char *what, const struct res *p, const struct res *b, int n)
+{
+	double q = b->rate / p->rate;
+
+	printf("%-22s %10.0f/s %10.0f/s  %5.2fx  >= 0.5x  %s", what, p->rate, b->rate, q,
+	       q >= 0.5 ? "met" : "MISSED");
+	if (p->got < (uint64_t)n || b->got < (uint64_t)n)
+		printf("  (received %llu and %llu of %d)", (unsigned long long)p->got,
+		       (unsigned long long)b->got, n);
+	printf("\n");
+}
+
+static int run(struct bb_env *e)
+{
+	struct res p[3], b[3];
+	int sizes[2] = { 64, 4096 }, ns[2] = { tp_n64, tp_n4k }, i;
+
+	env = e;
+	if (pair(a_nats_echo, b_nats_rtt, &p[0]) || pair(a_shm_echo, b_shm_rtt, &b[0]))
+		return -1;
+	for (i = 0; i < 2; i++) {
+		cur_size = sizes[i];
+		cur_n = ns[i];
+		if (pair(a_nats_sink, b_nats_source, &p[1 + i]) ||
+		    pair(a_shm_sink, b_shm_source, &b[1 + i]))
+			return -1;
+	}
+	printf("\nshmrpc-bridge-bench: loopback, one nats-server, libnats %s; same run\n",
+	       nats_GetVersion());
+	printf("%-22s %12s %12s  %6s  %7s\n", "", "plain NATS", "2 bridges", "ratio", "target");
+	row_rtt("round trip 64 B", &p[0], &b[0]);
+	row_tp("throughput 64 B", &p[1], &b[1], tp_n64);
+	row_tp("throughput 4 KiB", &p[2], &b[2], tp_n4k);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longs[] = { { "bridge", required_argument, NULL, 'b' },
+					       { "quick", no_argument, NULL, 'q' },
+					       { "help", no_argument, NULL, 'h' },
+					       { NULL, 0, NULL, 0 } };
+	struct bb_env e = { 0 };
+	char bin[PATH_MAX];
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "b:qh", longs, NULL)) != -1) {
+		if (c == 'b' && realpath(optarg, bin)) {
+			e.bridge_bin = bin;
+		} else if (c == 'q') {
+			rtt_n = 1000, tp_n64 = 50000, tp_n4k = 10000;
+		} else {
+			printf("usage: shmrpc-bridge-bench --bridge PATH [--quick]\n");
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	if (!e.bridge_bin) {
+		fprintf(stderr, "shmrpc-bridge-bench: --bridge PATH (the shmrpc-bridge binary)\n");
+		return 2;
+	}
+	if (geteuid() != 0) {
+		printf("shmrpc-bridge-bench: skipped: the two hosts are mount namespaces (root)\n");
+		return 0;
+	}
+	snprintf(e.logdir, sizeof(e.logdir), "/tmp/shmrpc-bridge-bench.%d", (int)getpid());
+	snprintf(e.domain, sizeof(e.domain), "bbench%d", (int)getpid());
+	if (mkdir(e.logdir, 0755) || bb_nats_start(&e) || bb_hosts_start(&e)) {
+		bb_stop_all(&e);
+		return 1;
+	}
+	rc = run(&e);
+	bb_stop_all(&e);
+	if (rc)
+		fprintf(stderr, "shmrpc-bridge-bench: a run failed (logs in %s)\n", e.logdir);
+	return rc ? 1 : 0;
+}
