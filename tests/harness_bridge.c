@@ -286,15 +286,14 @@ int tb_host_stop(struct tb_host *h)
 int tb_bridge_start(struct tb_host *h, const char *domain, const char *urls, const char *extra)
 {
 	char *argv[40], ex[256], bin[4096];
-	int argc = 0;
+	int argc = 0, fd;
 	char *save = NULL, *tok;
 
 	/* setns() moves the child's cwd to the host's root: a full path */
 	if (!realpath(SHMRPC_BRIDGE_BIN, bin))
 		return -1;
 
-	snprintf(h->log, sizeof(h->log), "/tmp/shmrpc-test-bridge.%d.%s.log", (int)getpid(),
-		 h->name);
+	snprintf(h->log, sizeof(h->log), "/tmp/shmrpc-test-bridge.%s.%s.log", domain, h->name);
 	snprintf(ex, sizeof(ex), "%s", extra ? extra : "");
 	argv[argc++] = bin;
 	argv[argc++] = "-d";
@@ -310,17 +309,20 @@ int tb_bridge_start(struct tb_host *h, const char *domain, const char *urls, con
 	for (tok = strtok_r(ex, " ", &save); tok && argc < 38; tok = strtok_r(NULL, " ", &save))
 		argv[argc++] = tok;
 	argv[argc] = NULL;
+	/* the log is emptied here, not in the child: a wait that reads it
+	 * right after the fork must not find the last run's lines */
+	fd = open(h->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
 	h->bridge = th_fork_raw();
 	if (h->bridge == 0) {
-		int fd = open(h->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
 		if (tb_host_enter(h))
 			_exit(98);
-		if (fd >= 0)
-			dup2(fd, 2);
+		dup2(fd, 2);
 		execv(argv[0], argv);
 		_exit(127);
 	}
+	close(fd);
 	return tb_log_wait(h, "bridging domain=", 5000);
 }
 

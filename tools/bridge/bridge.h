@@ -66,6 +66,7 @@ struct br_opts {
 	uint32_t window;			 /* credits per stream, messages */
 	uint64_t window_bytes;			 /* and bytes */
 	uint32_t status_rows;			 /* rows of the status segment */
+	int spin_us;				 /* polling after traffic, before sleeping */
 	int log_level;
 };
 
@@ -193,6 +194,7 @@ struct br_proxy { /* a node of another host, held here under its name */
 	int64_t stall_ns;
 	/* removal waits until queued messages from it are delivered (dlv.c) */
 	bool lingering;
+	bool touched; /* on its domain's touched list (dlv.c) */
 	int64_t linger_ns;
 	struct br_ctr ctr;
 	int row;
@@ -222,9 +224,11 @@ struct br_dom {
 	uint64_t next_inc;
 	natsSubscription *sub_m, *sub_s, *sub_h;
 	struct br_subctx subctx[BR_SUB_KINDS];
-	uint64_t bad_msgs;	    /* failed br_wire_get */
-	struct br_rstream *pending; /* streams with queued messages */
-	char (*names)[BR_NAME];	    /* registry poll buffer */
+	uint64_t bad_msgs;	      /* failed br_wire_get */
+	struct br_rstream *pending;   /* streams with queued messages */
+	struct br_proxy *touched[16]; /* proxies with wakes held back (dlv.c) */
+	int ntouched;
+	char (*names)[BR_NAME]; /* registry poll buffer */
 	size_t names_cap;
 	int64_t hb_ns, poll_ns;
 	struct br_ctr gone; /* counters of nodes that left */
@@ -266,6 +270,7 @@ struct bridge {
 	uint32_t ntags;
 	br_msg_fn handlers[BR_SUB_KINDS];
 	unsigned char *scratch; /* publish buffer, max_payload bytes, under mu */
+	unsigned char *batch;	/* fwd.c's batch: BR_WIRE_MAX + max_payload bytes */
 	uint32_t max_payload;
 	uint64_t next_stream;
 	bool quit;
@@ -278,8 +283,8 @@ struct bridge {
  * bytes of the sending host, name_len bytes of a node name, then the body.
  */
 enum br_type {
-	BR_DATA = 1, /* n.<node>: a message; name = sender; body = payload */
-	BR_SYNC,     /* n.<node>: seq = last DATA seq sent on the stream */
+	BR_DATA = 1, /* unused (version 1 sends every message in a BATCH) */
+	BR_SYNC,     /* n.<node>: seq = last seq sent on the stream */
 	BR_GRANT,    /* h.<host>: seq = done; name = receiver */
 	BR_JOIN,     /* m.<host>: seq = mseq; name, inc, aux = join time; body = max_msg */
 	BR_LEAVE,    /* m.<host>: a node closed */
@@ -288,7 +293,10 @@ enum br_type {
 	BR_BYE,	     /* m.<host>: the bridge stops; its nodes leave */
 	BR_SNAPREQ,  /* s, or h.<host>: send me your snapshot */
 	BR_SNAP,     /* h.<host>: seq = mseq, aux = chunk | LAST; body = entries */
+	BR_BATCH,    /* n.<node>: seq = first, aux = count; body = entries */
 };
+/* A BATCH entry: u8 sender name length, the name, u32 length (LE), data. */
+#define BR_BATCH_ENTRY (1 + SHMRPC_NAME_MAX + 4)
 #define BR_SNAP_LAST (1ull << 63)
 
 struct br_hdr {
@@ -334,6 +342,8 @@ void br_unsub(natsSubscription **sub);
 /* Publish header h and body; 0, -EMSGSIZE, -ENOTCONN, -EIO. */
 int br_pub(struct bridge *br, const char *subj, const struct br_hdr *h, const void *body,
 	   uint32_t len);
+/* Publish h and the len bytes at br->batch + BR_WIRE_MAX (no copy). */
+int br_pub_batch(struct bridge *br, const char *subj, const struct br_hdr *h, uint32_t len);
 void br_conn_read(struct bridge *br);
 void br_conn_write(struct bridge *br);
 

@@ -234,7 +234,8 @@ int br_conn_open(struct bridge *br)
 	pthread_mutex_init(&br->evl.mu, NULL);
 	br->max_payload = DEFAULT_MAX_PAYLOAD;
 	br->scratch = malloc(br->max_payload);
-	if (!br->scratch)
+	br->batch = malloc(BR_WIRE_MAX + (size_t)br->max_payload);
+	if (!br->scratch || !br->batch)
 		return -ENOMEM;
 	/* One delivery thread for every subscription: one order, one lock. */
 	s = nats_Open(-1);
@@ -274,6 +275,10 @@ void br_conn_limits(struct bridge *br)
 	if (!p)
 		return;
 	br->scratch = p;
+	p = realloc(br->batch, BR_WIRE_MAX + (size_t)mp);
+	if (!p)
+		return; /* the old size stays: batches stay smaller */
+	br->batch = p;
 	br->max_payload = (uint32_t)mp;
 	blog(BR_LOG_DEBUG, "nats-max-payload bytes=%u", br->max_payload);
 }
@@ -290,7 +295,8 @@ void br_conn_close(struct bridge *br)
 	/* waits for libnats' threads: no handler runs after this */
 	nats_CloseAndWait(2000);
 	free(br->scratch);
-	br->scratch = NULL;
+	free(br->batch);
+	br->scratch = br->batch = NULL;
 }
 
 /* ------------------------------------------------------------ messages */
@@ -347,17 +353,8 @@ void br_unsub(natsSubscription **sub)
 	*sub = NULL;
 }
 
-int br_pub(struct bridge *br, const char *subj, const struct br_hdr *h, const void *body,
-	   uint32_t len)
+static int status(natsStatus s)
 {
-	uint32_t n = br_wire_put(h, br->scratch);
-	natsStatus s;
-
-	if ((uint64_t)n + len > br->max_payload)
-		return -EMSGSIZE;
-	if (len)
-		memcpy(br->scratch + n, body, len);
-	s = natsConnection_Publish(br->nc, subj, br->scratch, (int)(n + len));
 	switch (s) {
 	case NATS_OK:
 		return 0;
@@ -370,6 +367,30 @@ int br_pub(struct bridge *br, const char *subj, const struct br_hdr *h, const vo
 	default:
 		return -EIO;
 	}
+}
+
+int br_pub(struct bridge *br, const char *subj, const struct br_hdr *h, const void *body,
+	   uint32_t len)
+{
+	uint32_t n = br_wire_put(h, br->scratch);
+
+	if ((uint64_t)n + len > br->max_payload)
+		return -EMSGSIZE;
+	if (len)
+		memcpy(br->scratch + n, body, len);
+	return status(natsConnection_Publish(br->nc, subj, br->scratch, (int)(n + len)));
+}
+
+int br_pub_batch(struct bridge *br, const char *subj, const struct br_hdr *h, uint32_t len)
+{
+	unsigned char hdr[BR_WIRE_MAX];
+	uint32_t n = br_wire_put(h, hdr);
+	unsigned char *start = br->batch + BR_WIRE_MAX - n;
+
+	if ((uint64_t)n + len > br->max_payload)
+		return -EMSGSIZE;
+	memcpy(start, hdr, n);
+	return status(natsConnection_Publish(br->nc, subj, start, (int)(n + len)));
 }
 
 /* ------------------------------------------------------------ subjects */

@@ -15,6 +15,7 @@
  * (GRANT to h.<A>, cumulative, so a lost grant is repaired by the next),
  * which bounds the queue and pushes back on the sender when Y is slow.
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,32 @@ static void mark_done(struct br_rstream *rs, uint64_t stream, uint64_t seq, uint
 	rs->done_bytes += len;
 }
 
+/*
+ * Wakes are held back while a batch is delivered (SHMRPC_SEND_DEFER) and
+ * issued once at its end: a receiver that sleeps costs one wake per batch,
+ * not one per message.
+ */
+static void flush_wakes(struct br_dom *d)
+{
+	int i;
+
+	for (i = 0; i < d->ntouched; i++) {
+		shmrpc_flush(d->touched[i]->node);
+		d->touched[i]->touched = false;
+	}
+	d->ntouched = 0;
+}
+
+static void touch(struct br_dom *d, struct br_proxy *px)
+{
+	if (px->touched)
+		return;
+	if (d->ntouched == (int)(sizeof(d->touched) / sizeof(d->touched[0])))
+		flush_wakes(d);
+	px->touched = true;
+	d->touched[d->ntouched++] = px;
+}
+
 /* Into the local ring: 0 delivered, -EAGAIN later, else dropped (counted). */
 static int deliver(struct br_dom *d, struct br_rstream *rs, const char *from, const void *data,
 		   uint32_t len, int64_t since_ns)
@@ -76,9 +103,10 @@ static int deliver(struct br_dom *d, struct br_rstream *rs, const char *from, co
 		     px ? px->host : "-");
 		return -ENOENT;
 	}
-	rc = shmrpc_send(px->node, l->name, data, len, 0);
+	rc = shmrpc_send_flags(px->node, l->name, data, len, 0, SHMRPC_SEND_DEFER);
 	switch (rc) {
 	case 0:
+		touch(d, px);
 		l->ctr.dlv_msgs++;
 		l->ctr.dlv_bytes += len;
 		px->ctr.dlv_msgs++;
@@ -116,24 +144,25 @@ static void pend(struct br_dom *d, struct br_rstream *rs)
 	d->pending = rs;
 }
 
-static void enqueue(struct br_dom *d, struct br_rstream *rs, const struct br_hdr *h)
+static void enqueue(struct br_dom *d, struct br_rstream *rs, uint64_t stream, uint64_t seq,
+		    const char *from, const void *data, uint32_t len)
 {
-	struct br_qmsg *q = malloc(sizeof(*q) + h->body_len);
+	struct br_qmsg *q = malloc(sizeof(*q) + len);
 
 	if (!q) {
 		rs->dst->ctr.dropped++;
 		blog(BR_LOG_ERROR, "drop domain=%s to=%s why=out-of-memory", d->name,
 		     rs->dst->name);
-		mark_done(rs, h->stream, h->seq, h->body_len);
+		mark_done(rs, stream, seq, len);
 		return;
 	}
 	q->next = NULL;
-	q->stream = h->stream;
-	q->seq = h->seq;
+	q->stream = stream;
+	q->seq = seq;
 	q->since_ns = br_now_ns();
-	q->len = h->body_len;
-	memcpy(q->from, h->name, sizeof(q->from));
-	memcpy(q->data, h->body, h->body_len);
+	q->len = len;
+	snprintf(q->from, sizeof(q->from), "%s", from);
+	memcpy(q->data, data, len);
 	if (rs->tail)
 		rs->tail->next = q;
 	else
@@ -207,9 +236,56 @@ static bool target_ok(struct br_dom *d, const char *subj, const struct br_hdr *h
 	}
 	/* That incarnation is gone: lost with it, as for a local receiver
 	 * that left (the sender learns it from the membership). */
-	if (h->type == BR_DATA)
-		(l ? &l->ctr : &d->gone)->lost++;
+	if (h->type == BR_BATCH)
+		(l ? &l->ctr : &d->gone)->lost += h->aux;
 	return false;
+}
+
+/* One message of a stream, in sequence order. */
+static void one(struct br_dom *d, struct br_rstream *rs, uint64_t stream, uint64_t seq,
+		const char *from, const void *data, uint32_t len)
+{
+	struct br_local *l = rs->dst;
+
+	if (seq < rs->expect)
+		return; /* a duplicate: never delivered twice */
+	if (seq > rs->expect) {
+		l->ctr.lost += seq - rs->expect;
+		blog(BR_LOG_WARN, "lost domain=%s from-host=%s to=%s count=%llu", d->name, rs->host,
+		     l->name, (unsigned long long)(seq - rs->expect));
+	}
+	rs->expect = seq + 1;
+	if (!rs->head && deliver(d, rs, from, data, len, br_now_ns()) != -EAGAIN) {
+		mark_done(rs, stream, seq, len);
+		return;
+	}
+	enqueue(d, rs, stream, seq, from, data, len);
+}
+
+/* A BATCH: entries of u8 name length, name, u32 length (LE), data. */
+static void batch(struct br_dom *d, struct br_rstream *rs, const struct br_hdr *h)
+{
+	const unsigned char *p = h->body, *end = h->body + h->body_len;
+	char from[BR_NAME];
+	uint64_t i;
+	uint32_t len;
+
+	for (i = 0; i < h->aux; i++) {
+		if (end - p < 5 || !p[0] || p[0] > SHMRPC_NAME_MAX || end - p < 5 + p[0])
+			break;
+		memcpy(from, p + 1, p[0]);
+		from[p[0]] = '\0';
+		memcpy(&len, p + 1 + p[0], 4);
+		len = le32toh(len);
+		if (!br_name_ok(from) || (uint64_t)(end - p) < 5u + p[0] + (uint64_t)len)
+			break;
+		one(d, rs, h->stream, h->seq + i, from, p + 5 + p[0], len);
+		p += 5 + p[0] + len;
+	}
+	if (i < h->aux || p != end)
+		d->bad_msgs++; /* the rest is garbage: what follows counts it lost */
+	flush_wakes(d);
+	maybe_grant(d, rs);
 }
 
 void br_dlv_data(struct br_dom *d, const char *subj, const struct br_hdr *h)
@@ -217,28 +293,14 @@ void br_dlv_data(struct br_dom *d, const char *subj, const struct br_hdr *h)
 	struct br_local *l;
 	struct br_rstream *rs;
 
-	if ((h->type != BR_DATA && h->type != BR_SYNC) || !target_ok(d, subj, h, &l))
+	if ((h->type != BR_BATCH && h->type != BR_SYNC) || !target_ok(d, subj, h, &l))
 		return;
 	if (!(rs = rstream(l, h)))
 		return;
-	if (h->type == BR_SYNC) {
+	if (h->type == BR_SYNC)
 		sync_stream(d, rs, h);
-		return;
-	}
-	if (h->seq < rs->expect)
-		return; /* a duplicate: never delivered twice */
-	if (h->seq > rs->expect) {
-		l->ctr.lost += h->seq - rs->expect;
-		blog(BR_LOG_WARN, "lost domain=%s from-host=%s to=%s count=%llu", d->name, rs->host,
-		     l->name, (unsigned long long)(h->seq - rs->expect));
-	}
-	rs->expect = h->seq + 1;
-	if (!rs->head && deliver(d, rs, h->name, h->body, h->body_len, br_now_ns()) != -EAGAIN) {
-		mark_done(rs, h->stream, h->seq, h->body_len);
-		maybe_grant(d, rs);
-		return;
-	}
-	enqueue(d, rs, h);
+	else
+		batch(d, rs, h);
 }
 
 /* Deliver what rs holds, in order, until a ring is full. */
@@ -267,6 +329,7 @@ void br_dlv_retry(struct br_dom *d)
 
 	while ((rs = *pp)) {
 		flush(d, rs);
+		flush_wakes(d);
 		maybe_grant(d, rs);
 		if (rs->head) {
 			pp = &rs->pend_next;

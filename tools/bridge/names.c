@@ -64,11 +64,11 @@ static bool find_owner(struct br_dom *d, const char *name, struct owner *o)
 }
 
 /* The proxy's ring: like the node's own (max_msg = ring / 2 - 8), but
- * every message must fit in one NATS message with its header. */
+ * every message must fit in one NATS message with its headers. */
 static uint32_t ring_for(const struct br_dom *d, uint32_t max_msg)
 {
 	uint64_t want = 2 * ((uint64_t)max_msg + 8), r = 4096;
-	uint64_t cap = 2 * ((uint64_t)d->br->max_payload - BR_WIRE_MAX);
+	uint64_t cap = 2 * ((uint64_t)d->br->max_payload - BR_WIRE_MAX - BR_BATCH_ENTRY);
 
 	while (2 * r <= want && 2 * r <= cap && r < (1u << 30))
 		r *= 2;

@@ -20,7 +20,8 @@ static void usage(FILE *f)
 		"usage: shmrpc-bridge -d DOMAIN [-d DOMAIN...] [-s URL[,URL...]] [-H HOST]\n"
 		"                     [--creds FILE] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
 		"                     [--heartbeat-ms N] [--dead-after N] [--window N]\n"
-		"                     [--window-bytes N] [--log LEVEL] [-v] [-h] [-V]\n"
+		"                     [--window-bytes N] [--status-rows N] [--spin-us N]\n"
+		"                     [--log LEVEL] [-v] [-h] [-V]\n"
 		"Joins libshmrpc domains of several hosts over NATS: every node of another\n"
 		"host appears here as a node of the same name (docs/cross-host.md).\n"
 		"\n"
@@ -41,6 +42,8 @@ static void usage(FILE *f)
 		"                        (default 4194304)\n"
 		"      --status-rows N   nodes the status segment shows, 16 to 65536\n"
 		"                        (default 1024)\n"
+		"      --spin-us N       after traffic, poll this long before sleeping,\n"
+		"                        0 to 1000 (default 50)\n"
 		"      --log LEVEL       debug, info (default), warn or error\n"
 		"  -v, --verbose         --log debug\n"
 		"  -h, --help            this help\n"
@@ -115,7 +118,7 @@ static int level(const char *arg, int *lv)
 	return bad("bad log level (debug, info, warn, error)", arg);
 }
 
-enum { O_CREDS = 256, O_CA, O_CERT, O_KEY, O_HB, O_DEAD, O_WIN, O_WINB, O_ROWS, O_LOG };
+enum { O_CREDS = 256, O_CA, O_CERT, O_KEY, O_HB, O_DEAD, O_WIN, O_WINB, O_ROWS, O_LOG, O_SPIN };
 
 static const struct option longs[] = {
 	{ "domain", required_argument, NULL, 'd' },
@@ -131,6 +134,7 @@ static const struct option longs[] = {
 	{ "window-bytes", required_argument, NULL, O_WINB },
 	{ "status-rows", required_argument, NULL, O_ROWS },
 	{ "log", required_argument, NULL, O_LOG },
+	{ "spin-us", required_argument, NULL, O_SPIN },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -187,6 +191,10 @@ static int one(int c, struct br_opts *o)
 		return rc;
 	case O_LOG:
 		return level(optarg, &o->log_level);
+	case O_SPIN:
+		rc = num("--spin-us", optarg, 0, 1000, &v);
+		o->spin_us = (int)v;
+		return rc;
 	case 'v':
 		o->log_level = BR_LOG_DEBUG;
 		return 0;
@@ -230,6 +238,7 @@ int br_opts_parse(int argc, char **argv, struct br_opts *o)
 	o->window = 1024;
 	o->window_bytes = 4 << 20;
 	o->status_rows = 1024;
+	o->spin_us = 50;
 	o->log_level = BR_LOG_INFO;
 	while ((c = getopt_long(argc, argv, "d:s:H:vhV", longs, NULL)) != -1)
 		if ((rc = one(c, o)))

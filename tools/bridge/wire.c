@@ -90,7 +90,7 @@ int br_wire_get(const void *data, int len, struct br_hdr *h, const char **why)
 	h->type = p[2];
 	h->host_len = p[3];
 	h->name_len = p[4];
-	if (h->type < BR_DATA || h->type > BR_SNAP)
+	if (h->type < BR_DATA || h->type > BR_BATCH)
 		return bad(why, "unknown type");
 	if (!h->host_len || h->host_len > SHMRPC_NAME_MAX || h->name_len > SHMRPC_NAME_MAX ||
 	    BR_WIRE_FIXED + h->host_len + h->name_len > len)
