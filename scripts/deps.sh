@@ -8,8 +8,8 @@ what=${1:-test}
 
 pkgs="build-essential pkg-config liburing-dev libsodium-dev libbpf-dev libelf-dev zlib1g-dev clang llvm bpftool libncurses-dev"
 case "$what" in
-test) pkgs="$pkgs libcmocka-dev spin tmux strace procps python3-cffi python3-pytest" ;;
-bench) pkgs="$pkgs libcmocka-dev gnuplot-nox strace procps python3-cffi libzmq3-dev libnng-dev" ;;
+test) pkgs="$pkgs libcmocka-dev spin tmux strace procps python3-cffi python3-pytest libnats-dev nats-server" ;;
+bench) pkgs="$pkgs libcmocka-dev gnuplot-nox strace procps python3-cffi libzmq3-dev libnng-dev libnats-dev nats-server" ;;
 build) ;;
 # scripts/build-deb.sh: debian/control's Build-Depends, and lintian
 deb) pkgs="$pkgs debhelper dpkg-dev lintian libsodium-dev libcmocka-dev man-db dh-python python3" ;;

@@ -39,8 +39,13 @@ $(BRIDGE_BENCH_BIN): $(B)/tools/bridge/bench.o $(B)/tools/bridge/bench_run.o $(L
 
 # `make bench` ends with it: two bridges over a local nats-server, next to
 # plain libnats between two processes (root: hosts are mount namespaces).
+ifneq ($(NATS_LIBS),)
 bench-bridge: $(BRIDGE_BENCH_BIN) $(BRIDGE_BIN)
 	$(BRIDGE_BENCH_BIN) --bridge $(BRIDGE_BIN) $(BRIDGE_BENCH_ARGS)
+else
+bench-bridge:
+	@echo "bench-bridge: skipped, libnats not found (scripts/deps.sh bench installs it)"
+endif
 
 # tests/test_bridge runs the bridge (it links no libnats itself: without
 # the bridge's binary it skips).

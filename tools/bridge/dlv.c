@@ -147,8 +147,18 @@ static void pend(struct br_dom *d, struct br_rstream *rs)
 static void enqueue(struct br_dom *d, struct br_rstream *rs, uint64_t stream, uint64_t seq,
 		    const char *from, const void *data, uint32_t len)
 {
-	struct br_qmsg *q = malloc(sizeof(*q) + len);
+	struct br_qmsg *q = NULL;
 
+	/* A bridge that keeps to its credits never has more than a window
+	 * here (two across a reconnect); one that does not is refused. */
+	if (rs->queued >= 2 * d->br->o.window + 1) {
+		if (rs->dst->ctr.dropped++ % 1000 == 0)
+			blog(BR_LOG_WARN, "drop domain=%s from=%s@%s to=%s why=over-its-credits",
+			     d->name, from, rs->host, rs->dst->name);
+		mark_done(rs, stream, seq, len);
+		return;
+	}
+	q = malloc(sizeof(*q) + len);
 	if (!q) {
 		rs->dst->ctr.dropped++;
 		blog(BR_LOG_ERROR, "drop domain=%s to=%s why=out-of-memory", d->name,

@@ -47,7 +47,10 @@ static void usage(FILE *f)
 		"      --log LEVEL       debug, info (default), warn or error\n"
 		"  -v, --verbose         --log debug\n"
 		"  -h, --help            this help\n"
-		"  -V, --version         version\n");
+		"  -V, --version         version\n"
+		"\n"
+		"Built with libnats %s. Logs go to stderr, one line per event.\n",
+		nats_GetVersion());
 }
 
 static int bad(const char *what, const char *arg)
@@ -202,7 +205,7 @@ static int one(int c, struct br_opts *o)
 		usage(stdout);
 		return 1;
 	case 'V':
-		printf("shmrpc-bridge %s (libnats %s)\n", SHMRPC_TOOLS_VERSION, nats_GetVersion());
+		printf("shmrpc-bridge (libshmrpc) %s\n", SHMRPC_TOOLS_VERSION);
 		return 1;
 	default:
 		return -EINVAL; /* getopt printed it */
