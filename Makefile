@@ -251,7 +251,7 @@ install: all
 	ln -sf libshmrpc.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libshmrpc.so
 	sed $(PC_SED) lib/libshmrpc.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc
 	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc
-	install -m 0755 $(TOOLS) $(BENCH_BIN) $(BRIDGE_TARGETS) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(TOOLS) $(BENCH_BIN) $(BRIDGE_INSTALL) $(DESTDIR)$(BINDIR)/
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man8
 	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
@@ -266,7 +266,7 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/shmrpc.h $(DESTDIR)$(LIBDIR)/libshmrpc.a \
 		$(DESTDIR)$(LIBDIR)/libshmrpc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libshmrpc.so.$(SOVER) \
 		$(DESTDIR)$(LIBDIR)/libshmrpc.so $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc \
-		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS) $(BENCH_BIN) $(BRIDGE_TARGETS))) \
+		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS) $(BENCH_BIN) $(BRIDGE_INSTALL))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8))) \

@@ -12,7 +12,7 @@ test) pkgs="$pkgs libcmocka-dev spin tmux strace procps python3-cffi python3-pyt
 bench) pkgs="$pkgs libcmocka-dev gnuplot-nox strace procps python3-cffi libzmq3-dev libnng-dev libnats-dev nats-server" ;;
 build) ;;
 # scripts/build-deb.sh: debian/control's Build-Depends, and lintian
-deb) pkgs="$pkgs debhelper dpkg-dev lintian libsodium-dev libcmocka-dev man-db dh-python python3" ;;
+deb) pkgs="$pkgs debhelper dpkg-dev lintian libsodium-dev libcmocka-dev man-db dh-python python3 libnats-dev" ;;
 *) echo "usage: $0 [build|test|bench|deb]" >&2; exit 2 ;;
 esac
 

@@ -12,8 +12,10 @@ BRIDGE_BENCH_BIN := $(B)/tools/shmrpc-bridge-bench
 
 ifneq ($(NATS_LIBS),)
 BRIDGE_TARGETS := $(BRIDGE_BIN) $(BRIDGE_BENCH_BIN)
+BRIDGE_INSTALL := $(BRIDGE_BIN)
 else
 BRIDGE_TARGETS :=
+BRIDGE_INSTALL :=
 endif
 
 .PHONY: bridge bench-bridge
