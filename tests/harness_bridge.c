@@ -458,3 +458,42 @@ int tb_status_row(const struct tb_host *h, const char *domain, const char *node,
 	munmap(hdr, (size_t)st.st_size);
 	return rc;
 }
+
+/* ------------------------------------------------------------ top */
+
+#ifndef SHMRPC_TOP_BIN
+#define SHMRPC_TOP_BIN "build/tools/shmrpc-top"
+#endif
+
+int tb_top(const struct tb_host *h, const char *domain, char *out, size_t cap)
+{
+	char bin[4096], path[96];
+	int fd, n;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "/tmp/shmrpc-test-top.%s.out", domain);
+	if (!realpath(SHMRPC_TOP_BIN, bin))
+		return -1;
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	pid = th_fork_raw();
+	if (pid == 0) {
+		if (tb_host_enter(h))
+			_exit(98);
+		dup2(fd, 1);
+		execl(bin, bin, "-b", "-n", "1", "-d", "0.3", "--domain", domain, (char *)NULL);
+		_exit(127);
+	}
+	if (th_wait(pid, 10000) != 0) {
+		close(fd);
+		return -1;
+	}
+	n = (int)pread(fd, out, cap - 1, 0);
+	close(fd);
+	unlink(path);
+	if (n < 0)
+		return -1;
+	out[n] = '\0';
+	return 0;
+}

@@ -68,6 +68,10 @@ struct tb_row {
 int tb_status_row(const struct tb_host *h, const char *domain, const char *node,
 		  struct tb_row *out);
 
+/* shmrpc-top -b -n 1 --domain @domain run in host h: its output in
+ * @out (NUL-terminated), 0 or -1. */
+int tb_top(const struct tb_host *h, const char *domain, char *out, size_t cap);
+
 /* Kill what an earlier run left (nats-servers whose test is gone). */
 void tb_sweep(void);
 

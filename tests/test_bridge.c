@@ -513,6 +513,22 @@ static int fast_tx(void *arg)
 	return 0;
 }
 
+/* shmrpc-top on host a shows its bridge: rx lives on b, tx is local. */
+static void top_shows_bridge(struct tcase *t)
+{
+	static char out[65536];
+	char want[160];
+
+	assert_int_equal(tb_top(&t->a, t->dom.name, out, sizeof(out)), 0);
+	snprintf(want, sizeof(want), "bridge %s  host a  pid", t->dom.name);
+	if (!strstr(out, want) || !strstr(out, "live  NATS up  hosts 1") ||
+	    !strstr(out, "\nrx                   b                remote") ||
+	    !strstr(out, "\ntx                   a                local"))
+		fail_msg("shmrpc-top -b on host a:\n%s", out);
+	if (getenv("TB_SHOW_TOP"))
+		print_message("%s", out);
+}
+
 static void test_bridge_order_slow_receiver(void **state)
 {
 	struct tcase *t = *state;
@@ -531,6 +547,7 @@ static void test_bridge_order_slow_receiver(void **state)
 	assert_int_equal(tb_status_row(&t->a, t->dom.name, "tx", &tx), 0);
 	assert_int_equal(tb_status_row(&t->a, t->dom.name, "rx", &px), 0);
 	assert_int_equal(tb_status_row(&t->b, t->dom.name, "rx", &rx), 0);
+	top_shows_bridge(t);
 	th_gate_open(&o.end);
 	th_gate_open(&o.end);
 	assert_int_equal(th_wait(s, 30000), 0);

@@ -57,9 +57,10 @@ $(B)/tests/harness_bridge.o: tests/harness_bridge.c
 	$(Q)$(CC) $(CFLAGS) -Itools -DSHMRPC_BRIDGE_BIN='"$(BRIDGE_BIN)"' -c -o $@ $<
 
 $(B)/tests/test_bridge: tests/test_bridge.c $(B)/tests/harness.o $(B)/tests/harness_bridge.o \
-		$(LIB_A) $(BRIDGE_TARGETS)
+		$(LIB_A) $(BRIDGE_TARGETS) $(B)/tools/shmrpc-top
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -Itools -DSHMRPC_BRIDGE_BIN='"$(BRIDGE_BIN)"' -o $@ $< \
+	$(Q)$(CC) $(CFLAGS) -Itools -DSHMRPC_BRIDGE_BIN='"$(BRIDGE_BIN)"' \
+		-DSHMRPC_TOP_BIN='"$(B)/tools/shmrpc-top"' -o $@ $< \
 		$(B)/tests/harness.o $(B)/tests/harness_bridge.o $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) \
 		$(LDLIBS)

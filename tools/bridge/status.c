@@ -221,7 +221,7 @@ void br_status_update(struct br_dom *d)
 	struct br_status_hdr *h;
 	struct br_local *l;
 	struct br_proxy *px;
-	uint32_t i = 0;
+	uint32_t i = 0, conns = atomic_load(&d->br->reconnects);
 
 	if (!s)
 		return;
@@ -237,8 +237,8 @@ void br_status_update(struct br_dom *d)
 	atomic_store_explicit(&h->nats_up, atomic_load(&d->br->up), memory_order_relaxed);
 	atomic_store_explicit(&h->hosts, d->hosts.n, memory_order_relaxed);
 	atomic_store_explicit(&h->updated_ns, br_wall_ns(), memory_order_relaxed);
-	atomic_store_explicit(&h->reconnects, atomic_load(&d->br->reconnects),
-			      memory_order_relaxed);
+	/* br->reconnects counts every connect, the first one too */
+	atomic_store_explicit(&h->reconnects, conns ? conns - 1 : 0, memory_order_relaxed);
 	atomic_store_explicit(&h->bad_msgs, d->bad_msgs, memory_order_relaxed);
 	atomic_store_explicit(&h->gone_lost, d->gone.lost, memory_order_relaxed);
 	atomic_store_explicit(&h->gone_dropped, d->gone.dropped, memory_order_relaxed);
