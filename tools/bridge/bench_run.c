@@ -128,7 +128,7 @@ int bb_host_enter(const struct bb_env *e, int i)
 
 static int bridge_start(struct bb_env *e, int i)
 {
-	char name[8], log[16];
+	char name[16], log[24];
 
 	snprintf(name, sizeof(name), "h%d", i);
 	snprintf(log, sizeof(log), "bridge-%d", i);

@@ -245,6 +245,7 @@ int main(int argc, char **argv)
 		loop(&br);
 	blog(BR_LOG_INFO, "stopping host=%s", br.o.host);
 	shutdown_bridge(&br);
+	free(br.tags);
 	free(br.doms);
 	br_opts_free(&br.o);
 	return rc ? 1 : 0;

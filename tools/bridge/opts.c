@@ -224,7 +224,7 @@ static int check(struct br_opts *o)
 
 		if (gethostname(h, sizeof(h) - 1) || !br_name_ok(h))
 			return bad("the hostname is no bridge host name: give -H NAME", h);
-		snprintf(o->host, sizeof(o->host), "%s", h);
+		memcpy(o->host, h, strlen(h) + 1); /* br_name_ok: at most 63 */
 	}
 	if (!o->nservers && push(&o->servers, &o->nservers, "nats://127.0.0.1:4222"))
 		return -ENOMEM;
