@@ -317,8 +317,14 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 			blog(BR_LOG_WARN, "bad-message domain=%s subject=%s why=%s count=%llu",
 			     d->name, natsMsg_GetSubject(msg), why,
 			     (unsigned long long)d->bad_msgs);
-	} else if (strcmp(h.host, br->o.host)) { /* never our own */
+	} else if (strcmp(h.host, br->o.host)) {
 		br->handlers[c->kind](d, natsMsg_GetSubject(msg), &h);
+	} else if (h.epoch != br->epoch && d->bad_msgs++ % 1000 == 0) {
+		/* NoEcho: never our own. Another bridge with our name. */
+		blog(BR_LOG_ERROR,
+		     "duplicate-host domain=%s host=%s: another bridge uses this "
+		     "host name (give each a unique -H)",
+		     d->name, h.host);
 	}
 	pthread_mutex_unlock(&br->mu);
 	natsMsg_Destroy(msg);
