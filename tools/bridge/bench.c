@@ -360,19 +360,23 @@ int main(int argc, char **argv)
 {
 	static const struct option longs[] = { { "bridge", required_argument, NULL, 'b' },
 					       { "quick", no_argument, NULL, 'q' },
+					       { "spin-us", required_argument, NULL, 's' },
 					       { "help", no_argument, NULL, 'h' },
 					       { NULL, 0, NULL, 0 } };
 	struct bb_env e = { 0 };
 	char bin[PATH_MAX];
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "b:qh", longs, NULL)) != -1) {
-		if (c == 'b' && realpath(optarg, bin)) {
+	snprintf(e.spin_us, sizeof(e.spin_us), "50");
+	while ((c = getopt_long(argc, argv, "b:qs:h", longs, NULL)) != -1) {
+		if (c == 's') {
+			snprintf(e.spin_us, sizeof(e.spin_us), "%s", optarg);
+		} else if (c == 'b' && realpath(optarg, bin)) {
 			e.bridge_bin = bin;
 		} else if (c == 'q') {
 			rtt_n = 1000, tp_n64 = 50000, tp_n4k = 10000;
 		} else {
-			printf("usage: shmrpc-bridge-bench --bridge PATH [--quick]\n");
+			printf("usage: shmrpc-bridge-bench --bridge PATH [--quick] [--spin-us N]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}

@@ -138,7 +138,7 @@ static int bridge_start(struct bb_env *e, int i)
 		if (bb_host_enter(e, i))
 			_exit(98);
 		execl(e->bridge_bin, e->bridge_bin, "-d", e->domain, "-s", e->url, "-H", name,
-		      "--log", "warn", (char *)NULL);
+		      "--log", "warn", "--spin-us", e->spin_us, (char *)NULL);
 		_exit(127);
 	}
 	return 0;

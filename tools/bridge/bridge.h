@@ -24,12 +24,14 @@
  * status, wire, conn -> map, log. conn.c calls back into the others only
  * through the handlers registered with it (function pointers).
  *
- * Threads. main.c's thread drives everything but the message handlers,
- * which libnats runs on its one delivery thread (global delivery, a pool
- * of one: messages of all subscriptions in the order the socket brought
- * them). Both take struct bridge's mu around any use of the tables below;
- * libnats' connection lock is only ever taken inside mu (publishing), and
- * the event-loop adapter (conn.c) takes neither.
+ * Threads. main.c's thread does everything: it reads the NATS socket
+ * (libnats' event-loop adapter) and handles the messages the read brought
+ * (synchronous subscriptions polled right after the read), drains the
+ * proxies, runs the tick. libnats' own threads (reconnect, pings, the
+ * connection callbacks) only set atomics and write the wake eventfd. mu
+ * is held around any use of the tables below; libnats' connection lock is
+ * only ever taken inside it (publishing), and the event-loop adapter
+ * (conn.c) takes neither.
  */
 #ifndef SHMRPC_BRIDGE_H
 #define SHMRPC_BRIDGE_H
@@ -209,6 +211,10 @@ struct br_subctx { /* a subscription's closure: lives as long as its domain */
 	int kind;
 };
 typedef void (*br_msg_fn)(struct br_dom *d, const char *subj, const struct br_hdr *h);
+struct br_subrec { /* a subscription main's loop polls (conn.c) */
+	natsSubscription *sub;
+	struct br_subctx *ctx;
+};
 
 struct br_dom {
 	struct bridge *br;
@@ -269,6 +275,8 @@ struct bridge {
 	struct br_proxy **tags; /* proxies by tag, NULL: free */
 	uint32_t ntags;
 	br_msg_fn handlers[BR_SUB_KINDS];
+	struct br_subrec *subs; /* membership ones first */
+	uint32_t nsubs;
 	unsigned char *scratch; /* publish buffer, max_payload bytes, under mu */
 	unsigned char *batch;	/* fwd.c's batch: BR_WIRE_MAX + max_payload bytes */
 	uint32_t max_payload;
@@ -332,13 +340,15 @@ int br_snap_get(const unsigned char **p, const unsigned char *end, struct br_cla
 /* ------------------------------------------------------------ conn.c */
 
 /* Subscribe subj to br->handlers[kind] for domain d; 0 or -EIO. Handlers
- * run on libnats' delivery thread with br->mu held, on checked headers. */
+ * run in main's thread (br_conn_poll) with br->mu held, on checked headers. */
 int br_sub(struct br_dom *d, const char *subj, int kind, natsSubscription **out);
 int br_conn_open(struct bridge *br);
 void br_conn_close(struct bridge *br);
 /* Once connected: the server's max_payload (under mu). */
 void br_conn_limits(struct bridge *br);
-void br_unsub(natsSubscription **sub);
+void br_unsub(struct bridge *br, natsSubscription **sub);
+/* Handle what the last read brought (main's thread, under mu). */
+void br_conn_poll(struct bridge *br);
 /* Publish header h and body; 0, -EMSGSIZE, -ENOTCONN, -EIO. */
 int br_pub(struct bridge *br, const char *subj, const struct br_hdr *h, const void *body,
 	   uint32_t len);

@@ -9,9 +9,8 @@
  * publishes before it writes, and SendAsap without a loop writes once per
  * publish. With the adapter and SendAsap, a publish appends to libnats'
  * buffer and asks for EPOLLOUT; main.c's loop writes everything published
- * in one pass with one write(2). Reads happen in main.c's thread too; the
- * message handlers still run on libnats' delivery thread (a global pool of
- * one), in the order the socket brought the messages.
+ * in one pass with one write(2). Reads happen in main.c's thread too, and
+ * the messages they bring are handled there (br_conn_poll).
  *
  * The adapter's callbacks are called by libnats from any of its threads,
  * with its connection lock held: they take only the adapter's own mutex
@@ -208,8 +207,6 @@ static natsStatus set_options(struct bridge *br, natsOptions *no)
 	if (s == NATS_OK)
 		s = natsOptions_SetSendAsap(no, true);
 	if (s == NATS_OK)
-		s = natsOptions_UseGlobalMessageDelivery(no, true);
-	if (s == NATS_OK)
 		s = natsOptions_SetEventLoop(no, &br->evl, evl_attach, evl_read, evl_write,
 					     evl_detach);
 	if (s == NATS_OK)
@@ -237,10 +234,7 @@ int br_conn_open(struct bridge *br)
 	br->batch = malloc(BR_WIRE_MAX + (size_t)br->max_payload);
 	if (!br->scratch || !br->batch)
 		return -ENOMEM;
-	/* One delivery thread for every subscription: one order, one lock. */
 	s = nats_Open(-1);
-	if (s == NATS_OK)
-		s = nats_SetMessageDeliveryPoolSize(1);
 	if (s == NATS_OK)
 		s = natsOptions_Create(&br->nopts);
 	if (s == NATS_OK)
@@ -296,29 +290,28 @@ void br_conn_close(struct bridge *br)
 	nats_CloseAndWait(2000);
 	free(br->scratch);
 	free(br->batch);
+	free(br->subs);
 	br->scratch = br->batch = NULL;
+	br->subs = NULL;
 }
 
 /* ------------------------------------------------------------ messages */
 
-static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
+/* One message: checked, then to its handler (under mu, main's thread). */
+static void on_msg(struct br_subrec *r, natsMsg *msg)
 {
-	struct br_subctx *c = arg;
-	struct br_dom *d = c->d;
+	struct br_dom *d = r->ctx->d;
 	struct bridge *br = d->br;
 	const char *why = NULL;
 	struct br_hdr h;
 
-	(void)nc;
-	(void)sub;
-	pthread_mutex_lock(&br->mu);
 	if (br_wire_get(natsMsg_GetData(msg), natsMsg_GetDataLength(msg), &h, &why)) {
 		if (d->bad_msgs++ % 1000 == 0)
 			blog(BR_LOG_WARN, "bad-message domain=%s subject=%s why=%s count=%llu",
 			     d->name, natsMsg_GetSubject(msg), why,
 			     (unsigned long long)d->bad_msgs);
 	} else if (strcmp(h.host, br->o.host)) {
-		br->handlers[c->kind](d, natsMsg_GetSubject(msg), &h);
+		br->handlers[r->ctx->kind](d, natsMsg_GetSubject(msg), &h);
 	} else if (h.epoch != br->epoch && d->bad_msgs++ % 1000 == 0) {
 		/* NoEcho: never our own. Another bridge with our name. */
 		blog(BR_LOG_ERROR,
@@ -326,8 +319,55 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 		     "host name (give each a unique -H)",
 		     d->name, h.host);
 	}
-	pthread_mutex_unlock(&br->mu);
-	natsMsg_Destroy(msg);
+}
+
+/*
+ * Every message the last read brought, subscription by subscription, the
+ * membership ones of each domain first (a JOIN before the messages of the
+ * node it announces, when one read brought both). Subscriptions are
+ * synchronous: the messages are handled here, in main's thread, right
+ * after natsConnection_ProcessReadEvent parsed them: no hand-over to a
+ * delivery thread (a wake-up per message on an idle bridge).
+ */
+void br_conn_poll(struct bridge *br)
+{
+	natsMsg *msg;
+	uint32_t i;
+	int n;
+
+	for (i = 0; i < br->nsubs; i++) {
+		struct br_subrec *r = &br->subs[i];
+
+		/* GetPending first: NextMsg on an empty one records an error */
+		if (natsSubscription_GetPending(r->sub, &n, NULL) != NATS_OK)
+			continue;
+		while (n-- > 0 && natsSubscription_NextMsg(&msg, r->sub, 0) == NATS_OK) {
+			on_msg(r, msg);
+			natsMsg_Destroy(msg);
+		}
+	}
+}
+
+static int subrec_add(struct bridge *br, natsSubscription *sub, struct br_subctx *ctx)
+{
+	struct br_subrec *v;
+	uint32_t i, at = br->nsubs;
+
+	if (ctx->kind != BR_SUB_DATA) /* membership first: a domain's three */
+		for (i = 0; i < br->nsubs; i++)
+			if (br->subs[i].ctx->kind == BR_SUB_DATA) {
+				at = i;
+				break;
+			}
+	v = realloc(br->subs, (br->nsubs + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	br->subs = v;
+	memmove(&v[at + 1], &v[at], (br->nsubs - at) * sizeof(*v));
+	v[at].sub = sub;
+	v[at].ctx = ctx;
+	br->nsubs++;
+	return 0;
 }
 
 int br_sub(struct br_dom *d, const char *subj, int kind, natsSubscription **out)
@@ -336,24 +376,38 @@ int br_sub(struct br_dom *d, const char *subj, int kind, natsSubscription **out)
 
 	d->subctx[kind].d = d;
 	d->subctx[kind].kind = kind;
-	s = natsConnection_Subscribe(out, d->br->nc, subj, on_msg, &d->subctx[kind]);
+	s = natsConnection_SubscribeSync(out, d->br->nc, subj);
 	/* Credits bound what a bridge may send; the limits only stop a
 	 * runaway peer from eating our memory. */
 	if (s == NATS_OK)
 		s = natsSubscription_SetPendingLimits(*out, 1 << 20, 1 << 30);
+	if (s == NATS_OK && subrec_add(d->br, *out, &d->subctx[kind]))
+		s = NATS_NO_MEMORY;
 	if (s != NATS_OK) {
 		blog(BR_LOG_ERROR, "subscribe subject=%s status=%s", subj, natsStatus_GetText(s));
-		if (*out)
-			br_unsub(out);
+		if (*out) {
+			natsSubscription_Unsubscribe(*out);
+			natsSubscription_Destroy(*out);
+			*out = NULL;
+		}
 		return -EIO;
 	}
 	return 0;
 }
 
-void br_unsub(natsSubscription **sub)
+void br_unsub(struct bridge *br, natsSubscription **sub)
 {
+	uint32_t i;
+
 	if (!*sub)
 		return;
+	for (i = 0; i < br->nsubs; i++)
+		if (br->subs[i].sub == *sub) {
+			memmove(&br->subs[i], &br->subs[i + 1],
+				(br->nsubs - i - 1) * sizeof(br->subs[0]));
+			br->nsubs--;
+			break;
+		}
 	natsSubscription_Unsubscribe(*sub);
 	natsSubscription_Destroy(*sub);
 	*sub = NULL;

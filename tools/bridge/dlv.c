@@ -2,8 +2,8 @@
 /*
  * Inbound: a message from node X of host A to local node Y arrives on
  * subject n.<Y>; it is sent into Y's ring from this host's proxy of X, so
- * that Y sees X's name. Runs on libnats' delivery thread (the handler) and
- * in main.c's retries, both under the bridge's lock.
+ * that Y sees X's name. Runs in main.c's thread, under the bridge's lock:
+ * right after a read of the socket, and in the retries.
  *
  * A stream is what one host sends to one local node: its messages carry
  * sequence numbers 1, 2, ... so that a gap (a message NATS lost: a slow

@@ -9,8 +9,7 @@
  * `window_bytes` bytes published and not yet granted back by Y's bridge.
  * Out of credits, proxy-Y's fd leaves the epoll set and its rings stay as
  * they are: they fill, and X's next send blocks (or times out), exactly as
- * when a local receiver is slow. A GRANT (on libnats' delivery thread)
- * puts the fd back. A stall that no grant ends within a second sends a
+ * when a local receiver is slow. A GRANT puts the fd back. A stall that no grant ends within a second sends a
  * SYNC, which makes Y's bridge grant what it did (grants may be lost too).
  *
  * The messages found in the rings in one pass travel in one NATS message

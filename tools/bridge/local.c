@@ -141,7 +141,7 @@ static void start_leave(struct br_dom *d, struct br_local *l, int64_t now)
 {
 	l->leaving = true;
 	l->leave_ns = now;
-	br_unsub(&l->sub);
+	br_unsub(d->br, &l->sub);
 	br_dlv_drop_local(d, l);
 	br_resolve(d, l->name); /* a node of another host may own the name now */
 }
@@ -277,7 +277,7 @@ void br_local_fini_subs(struct br_dom *d)
 	uint32_t i = 0;
 
 	while ((l = br_map_next(&d->locals, &i)))
-		br_unsub(&l->sub);
+		br_unsub(d->br, &l->sub);
 }
 
 void br_local_fini(struct br_dom *d)
@@ -289,7 +289,7 @@ void br_local_fini(struct br_dom *d)
 		struct br_rstream *rs;
 		uint32_t j = 0;
 
-		br_unsub(&l->sub);
+		br_unsub(d->br, &l->sub);
 		while ((rs = br_map_next(&l->streams, &j)))
 			br_rstream_free(rs);
 		br_map_free(&l->streams);

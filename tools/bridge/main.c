@@ -125,8 +125,12 @@ static bool on_event(struct bridge *br, const struct epoll_event *ev)
 
 	switch (kind) {
 	case BR_TAG_NATS:
-		if (ev->events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+		if (ev->events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
 			br_conn_read(br);
+			pthread_mutex_lock(&br->mu);
+			br_conn_poll(br);
+			pthread_mutex_unlock(&br->mu);
+		}
 		if (ev->events & EPOLLOUT)
 			br_conn_write(br);
 		return true;

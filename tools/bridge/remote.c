@@ -329,9 +329,9 @@ void br_remote_fini(struct br_dom *d)
 	struct br_claim *c;
 	uint32_t i = 0, j;
 
-	br_unsub(&d->sub_m);
-	br_unsub(&d->sub_s);
-	br_unsub(&d->sub_h);
+	br_unsub(d->br, &d->sub_m);
+	br_unsub(d->br, &d->sub_s);
+	br_unsub(d->br, &d->sub_h);
 	while ((hs = br_map_next(&d->hosts, &i))) {
 		for (j = 0; (c = br_map_next(&hs->claims, &j));)
 			free(c);
