@@ -261,3 +261,22 @@ void top_bridges_json(FILE *f, const struct top_snap *s)
 	}
 	fprintf(f, "]");
 }
+
+void top_bridge_line(char *buf, size_t len, const struct top_bridge *b)
+{
+	uint64_t lost = b->gone_lost, dropped = b->gone_dropped;
+	uint32_t k, here = 0, remote = 0;
+
+	for (k = 0; k < b->nrows; k++) {
+		lost += b->rows[k].lost;
+		dropped += b->rows[k].dropped;
+		remote += b->rows[k].kind == BR_STATUS_REMOTE;
+		here += b->rows[k].kind != BR_STATUS_REMOTE;
+	}
+	snprintf(buf, len,
+		 "bridge %s on %s: %s, NATS %s, hosts %u, nodes %u here %u remote, lost %llu "
+		 "dropped %llu%s%s",
+		 b->domain, b->host[0] ? b->host : "?", b->live ? "running" : "not running",
+		 b->nats_up ? "up" : "down", b->hosts, here, remote, (unsigned long long)lost,
+		 (unsigned long long)dropped, b->why[0] ? "  problem: " : "", b->why);
+}

@@ -272,6 +272,9 @@ void top__bridges_free(struct top_snap *s);
 /* Text: a block per bridge (out_text.c); JSON: the "bridges" array. */
 void top_bridges_text(FILE *f, const struct top_snap *s);
 void top_bridges_json(FILE *f, const struct top_snap *s);
+/* One line for the screen: "bridge D on H: NATS up, hosts 2, nodes 3 here
+ * 5 remote, lost 0 dropped 0". */
+void top_bridge_line(char *buf, size_t len, const struct top_bridge *b);
 
 /* ------------------------------------------------------------ rates.c */
 
