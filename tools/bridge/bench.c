@@ -5,7 +5,8 @@
  *   round trip 64 B: libnats request/reply between two processes (both
  *     SendAsap, sync subscription), against a libshmrpc echo between
  *     two hosts through two bridges (client -> proxy -> bridge -> NATS ->
- *     bridge -> server and back); median and p99;
+ *     bridge -> server and back); median and p99, one client alternating
+ *     blocks of both so that both meet the same load;
  *   throughput 64 B and 4 KiB: libnats publish/subscribe between two
  *     processes (buffered publisher, sync subscriber), against
  *     shmrpc_send/shmrpc_recv streaming through the two bridges; messages
@@ -34,7 +35,10 @@ struct res {
 	uint64_t got, sent;
 };
 
-static int rtt_n = 5000, tp_n64 = 300000, tp_n4k = 60000;
+/* Round trips: BLOCKS blocks of each kind, alternating (plain NATS, then
+ * bridged, ...), so that both see the same load on the machine. */
+#define BLOCKS 10
+static int rtt_block = 500, tp_n64 = 300000, tp_n4k = 60000;
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -88,48 +92,32 @@ static natsSubscription *nats_sub(natsConnection *nc, const char *subj)
 	return s;
 }
 
-static int nats_echo(const char *url, int ready, int n)
+static bool is_stop(const void *data, int len)
+{
+	return len == 4 && !memcmp(data, "stop", 4);
+}
+
+/* Echo until a "stop". */
+static int nats_echo(const char *url, int ready)
 {
 	natsConnection *nc = nats_conn(url, true);
 	natsSubscription *s = nc ? nats_sub(nc, "bb.echo") : NULL;
 	natsMsg *m;
-	int i;
 
 	if (!s || write(ready, "x", 1) != 1)
 		return 1;
-	for (i = 0; i < n; i++) {
-		if (natsSubscription_NextMsg(&m, s, 10000) != NATS_OK)
+	for (;;) {
+		if (natsSubscription_NextMsg(&m, s, 60000) != NATS_OK)
 			return 1;
+		if (is_stop(natsMsg_GetData(m), natsMsg_GetDataLength(m)))
+			break;
 		natsConnection_Publish(nc, natsMsg_GetReply(m), natsMsg_GetData(m),
 				       natsMsg_GetDataLength(m));
 		natsMsg_Destroy(m);
 	}
+	natsMsg_Destroy(m);
 	natsConnection_Destroy(nc);
 	return 0;
-}
-
-static int nats_rtt(const char *url, int out, int warm, int n)
-{
-	natsConnection *nc = nats_conn(url, true);
-	double *v = calloc((size_t)n, sizeof(*v)), t0;
-	char buf[64] = { 0 };
-	struct res r = { 0 };
-	natsMsg *m;
-	int i;
-
-	if (!nc || !v)
-		return 1;
-	for (i = -warm; i < n; i++) {
-		t0 = bb_now_us();
-		if (natsConnection_Request(&m, nc, "bb.echo", buf, 64, 5000) != NATS_OK)
-			return 1;
-		if (i >= 0)
-			v[i] = bb_now_us() - t0;
-		natsMsg_Destroy(m);
-	}
-	summarise(v, n, &r);
-	natsConnection_Destroy(nc);
-	return put(out, &r);
 }
 
 static int nats_sink(const char *url, int ready, int out, int n)
@@ -195,17 +183,6 @@ static int pair(int (*a)(int ready, int out), int (*b)(int out), struct res *r)
 static const struct bb_env *env;
 static int cur_size, cur_n;
 
-static int a_nats_echo(int ready, int out)
-{
-	(void)out;
-	return nats_echo(env->url, ready, rtt_n + 200);
-}
-
-static int b_nats_rtt(int out)
-{
-	return nats_rtt(env->url, out, 200, rtt_n);
-}
-
 static int a_nats_sink(int ready, int out)
 {
 	return nats_sink(env->url, ready, out, cur_n);
@@ -231,46 +208,102 @@ static struct shmrpc_node *node_in(int host, const char *name)
 	return n;
 }
 
-static int a_shm_echo(int ready, int out)
+static int shm_echo(int ready)
 {
 	struct shmrpc_node *n = node_in(1, "srv");
 	char buf[64], from[SHMRPC_NAME_MAX + 1];
-	int i, len;
+	int len;
 
-	(void)out;
 	if (!n || write(ready, "x", 1) != 1)
 		return 1;
-	for (i = 0; i < rtt_n + 200; i++) {
-		if ((len = shmrpc_recv(n, buf, sizeof(buf), from, 10000)) < 0 ||
-		    shmrpc_send(n, from, buf, (size_t)len, 10000))
+	while ((len = shmrpc_recv(n, buf, sizeof(buf), from, 60000)) >= 0 && !is_stop(buf, len))
+		if (shmrpc_send(n, from, buf, (size_t)len, 10000))
 			return 1;
-	}
 	usleep(100000); /* the last reply out before the node goes */
 	shmrpc_close(n);
-	return 0;
+	return len < 0;
 }
 
-static int b_shm_rtt(int out)
+/* One round trip of each kind: microseconds, or < 0. */
+static double trip_nats(natsConnection *nc, char *buf)
+{
+	double t0 = bb_now_us();
+	natsMsg *m;
+
+	if (natsConnection_Request(&m, nc, "bb.echo", buf, 64, 5000) != NATS_OK)
+		return -1;
+	natsMsg_Destroy(m);
+	return bb_now_us() - t0;
+}
+
+static double trip_shm(struct shmrpc_node *n, char *buf)
+{
+	double t0 = bb_now_us();
+
+	if (shmrpc_send(n, "srv", buf, 64, 10000) ||
+	    shmrpc_recv(n, buf, 64, NULL, 10000) != 64)
+		return -1;
+	return bb_now_us() - t0;
+}
+
+/* The client: alternating blocks of plain and bridged round trips. */
+static int mixed_rtt(int out)
 {
 	struct shmrpc_node *n = node_in(0, "cli");
-	double *v = calloc((size_t)rtt_n, sizeof(*v)), t0;
+	natsConnection *nc = nats_conn(env->url, true);
+	int total = BLOCKS * rtt_block, b, i, k[2] = { 0, 0 };
+	double *v[2] = { calloc((size_t)total, sizeof(double)),
+			 calloc((size_t)total, sizeof(double)) };
+	struct res r[2] = { { 0 } };
 	char buf[64] = { 0 };
-	struct res r = { 0 };
-	int i;
 
-	if (!n || !v || shmrpc_wait_node(n, "srv", 10000))
+	if (!n || !nc || !v[0] || !v[1] || shmrpc_wait_node(n, "srv", 10000))
 		return 1;
-	for (i = -200; i < rtt_n; i++) {
-		t0 = bb_now_us();
-		if (shmrpc_send(n, "srv", buf, 64, 10000) ||
-		    shmrpc_recv(n, buf, sizeof(buf), NULL, 10000) != 64)
+	for (i = 0; i < 200; i++) /* warm both paths */
+		if (trip_nats(nc, buf) < 0 || trip_shm(n, buf) < 0)
 			return 1;
-		if (i >= 0)
-			v[i] = bb_now_us() - t0;
-	}
-	summarise(v, rtt_n, &r);
+	for (b = 0; b < 2 * BLOCKS; b++)
+		for (i = 0; i < rtt_block; i++) {
+			double t = b % 2 ? trip_shm(n, buf) : trip_nats(nc, buf);
+
+			if (t < 0)
+				return 1;
+			v[b % 2][k[b % 2]++] = t;
+		}
+	summarise(v[0], total, &r[0]);
+	summarise(v[1], total, &r[1]);
+	natsConnection_Publish(nc, "bb.echo", "stop", 4);
+	natsConnection_FlushTimeout(nc, 5000);
+	shmrpc_send(n, "srv", "stop", 4, 10000);
+	usleep(100000);
 	shmrpc_close(n);
-	return put(out, &r);
+	natsConnection_Destroy(nc);
+	return put(out, &r[0]) || put(out, &r[1]);
+}
+
+/* Both echo servers, then the client; its two results. */
+static int rtt_run(struct res *plain, struct res *bridged)
+{
+	int rp[2], op[2], rc;
+	pid_t pa, pb, pc;
+	char c;
+
+	if (pipe(rp) || pipe(op))
+		return -1;
+	if ((pa = bb_fork()) == 0)
+		_exit(nats_echo(env->url, rp[1]));
+	if ((pb = bb_fork()) == 0)
+		_exit(shm_echo(rp[1]));
+	if (read(rp[0], &c, 1) != 1 || read(rp[0], &c, 1) != 1)
+		return -1;
+	if ((pc = bb_fork()) == 0)
+		_exit(mixed_rtt(op[1]));
+	rc = get(op[0], plain) || get(op[0], bridged) ? -1 : 0;
+	bb_wait(pa);
+	bb_wait(pb);
+	bb_wait(pc);
+	close(rp[0]), close(rp[1]), close(op[0]), close(op[1]);
+	return rc;
 }
 
 static int a_shm_sink(int ready, int out)
@@ -338,7 +371,7 @@ static int run(struct bb_env *e)
 	int sizes[2] = { 64, 4096 }, ns[2] = { tp_n64, tp_n4k }, i;
 
 	env = e;
-	if (pair(a_nats_echo, b_nats_rtt, &p[0]) || pair(a_shm_echo, b_shm_rtt, &b[0]))
+	if (rtt_run(&p[0], &b[0]))
 		return -1;
 	for (i = 0; i < 2; i++) {
 		cur_size = sizes[i];
@@ -374,7 +407,7 @@ int main(int argc, char **argv)
 		} else if (c == 'b' && realpath(optarg, bin)) {
 			e.bridge_bin = bin;
 		} else if (c == 'q') {
-			rtt_n = 1000, tp_n64 = 50000, tp_n4k = 10000;
+			rtt_block = 100, tp_n64 = 50000, tp_n4k = 10000;
 		} else {
 			printf("usage: shmrpc-bridge-bench --bridge PATH [--quick] [--spin-us N]\n");
 			return c == 'h' ? 0 : 2;
