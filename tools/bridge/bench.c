@@ -394,6 +394,7 @@ int main(int argc, char **argv)
 	static const struct option longs[] = { { "bridge", required_argument, NULL, 'b' },
 					       { "quick", no_argument, NULL, 'q' },
 					       { "spin-us", required_argument, NULL, 's' },
+					       { "tp-n", required_argument, NULL, 'n' },
 					       { "help", no_argument, NULL, 'h' },
 					       { NULL, 0, NULL, 0 } };
 	struct bb_env e = { 0 };
@@ -401,15 +402,18 @@ int main(int argc, char **argv)
 	int c, rc;
 
 	snprintf(e.spin_us, sizeof(e.spin_us), "50");
-	while ((c = getopt_long(argc, argv, "b:qs:h", longs, NULL)) != -1) {
-		if (c == 's') {
+	while ((c = getopt_long(argc, argv, "b:qs:n:h", longs, NULL)) != -1) {
+		if (c == 'n') {
+			tp_n64 = atoi(optarg) > 0 ? atoi(optarg) : tp_n64;
+		} else if (c == 's') {
 			snprintf(e.spin_us, sizeof(e.spin_us), "%s", optarg);
 		} else if (c == 'b' && realpath(optarg, bin)) {
 			e.bridge_bin = bin;
 		} else if (c == 'q') {
 			rtt_block = 100, tp_n64 = 50000, tp_n4k = 10000;
 		} else {
-			printf("usage: shmrpc-bridge-bench --bridge PATH [--quick] [--spin-us N]\n");
+			printf("usage: shmrpc-bridge-bench --bridge PATH [--quick] [--spin-us N] "
+			       "[--tp-n N]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
