@@ -53,13 +53,30 @@ all: lib tools bpf bench-build bridge
 
 include bpf/bpf.mk
 
+# The tools see three headers of the project and no other: shmrpc.h (the
+# API), lib/inspect.h (their view of a domain) and lib/layout.h (the files'
+# format). Their include path is a directory of copies of exactly those
+# (TOOLS_CFLAGS instead of -Iinclude -Ilib), so that a tool including any
+# other lib/ header fails to build.
+TOOLS_INC := $(B)/include-tools
+TOOLS_HDRS := $(TOOLS_INC)/shmrpc.h $(TOOLS_INC)/inspect.h $(TOOLS_INC)/layout.h
+TOOLS_CFLAGS := $(filter-out -Iinclude -Ilib,$(CFLAGS)) -I$(TOOLS_INC)
+
+$(TOOLS_INC)/shmrpc.h: include/shmrpc.h
+	$(Q)mkdir -p $(@D)
+	$(Q)cp $< $@
+
+$(TOOLS_INC)/%.h: lib/%.h
+	$(Q)mkdir -p $(@D)
+	$(Q)cp $< $@
+
 # tools/shmrpc-bench (its own fragment); the libshmrpc transports link the
-# static library. Only tools/bench/shmview.c sees lib/'s internal headers.
-BENCH_EXTRA_CFLAGS := -Iinclude
-BENCH_INTERNAL_CFLAGS := -Ilib
+# static library.
+BENCH_EXTRA_CFLAGS := -I$(TOOLS_INC)
 BENCH_EXTRA_DEPS := $(LIB_A)
 BENCH_EXTRA_LIBS := $(LIB_A) $(LIB_DEPS)
 include tools/bench/bench.mk
+$(BENCH_OBJS): | $(TOOLS_HDRS)
 include tools/bridge/bridge.mk
 
 TOOLS := $(B)/tools/shmrpc-info $(B)/tools/shmrpc-demo $(B)/tools/shmrpc-top \
@@ -73,10 +90,10 @@ TOP_SRCS := $(wildcard tools/top/*.c)
 TOP_OBJS := $(TOP_SRCS:%.c=$(B)/%.o)
 TOP_CORE_OBJS := $(filter-out $(B)/tools/top/main.o $(B)/tools/top/ui.o,$(TOP_OBJS))
 
-$(B)/tools/top/%.o: tools/top/%.c
+$(B)/tools/top/%.o: tools/top/%.c | $(TOOLS_HDRS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -Itools -c -o $@ $<
+	$(Q)$(CC) $(TOOLS_CFLAGS) -Itools -c -o $@ $<
 
 $(B)/tools/shmrpc-top: $(TOP_OBJS) $(LIB_A)
 	$(call msg,LD,$@)
@@ -87,10 +104,10 @@ $(B)/tools/shmrpc-top: $(TOP_OBJS) $(LIB_A)
 # the probe's skeletons (does it load here?) and libbpf.
 INFO_OBJS := $(patsubst %.c,$(B)/%.o,$(wildcard tools/info/*.c))
 
-$(B)/tools/info/%.o: tools/info/%.c $(BPF_SKELS)
+$(B)/tools/info/%.o: tools/info/%.c $(BPF_SKELS) | $(TOOLS_HDRS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -Itools -Itools/top -Ibpf -I$(B)/bpf -c -o $@ $<
+	$(Q)$(CC) $(TOOLS_CFLAGS) -Itools -Itools/top -Ibpf -I$(B)/bpf -c -o $@ $<
 
 $(B)/tools/shmrpc-info: $(INFO_OBJS) $(TOP_CORE_OBJS) $(LIB_A)
 	$(call msg,LD,$@)
@@ -105,25 +122,27 @@ REAPER_SRCS := $(filter-out tools/reaper/killtime%,$(wildcard tools/reaper/*.c))
 REAPER_OBJS := $(REAPER_SRCS:%.c=$(B)/%.o)
 REAPER_CFLAGS := -Itools -Ibpf -I$(B)/bpf
 
-$(B)/tools/reaper/%.o: tools/reaper/%.c
+$(B)/tools/reaper/%.o: tools/reaper/%.c | $(TOOLS_HDRS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) $(REAPER_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(TOOLS_CFLAGS) $(REAPER_CFLAGS) -c -o $@ $<
 
 $(B)/tools/shmrpc-reaper: $(REAPER_OBJS) $(B)/tools/probe.o $(LIB_A)
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $(REAPER_OBJS) $(B)/tools/probe.o $(LIB_A) $(LIB_DEPS) \
 		$(PROBE_LDLIBS) $(LDLIBS)
 
-$(B)/tools/%: tools/%.c $(LIB_A)
+$(B)/tools/%: tools/%.c $(LIB_A) | $(TOOLS_HDRS)
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LIB_DEPS) $(LDLIBS)
+	$(Q)$(CC) $(TOOLS_CFLAGS) -o $@ $< $(LIB_A) $(LIB_DEPS) $(LDLIBS)
 
 # test_probe needs libbpf and the probe's skeletons: bpf/bpf.mk builds it.
 TEST_SRCS := $(filter-out tests/test_probe.c,$(wildcard tests/test_*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(B)/tests/%) $(B)/tests/test_probe
 TEST_LIBS := -lcmocka
+# The harness (tests/harness.h) every test program links.
+TH_OBJS := $(B)/tests/harness.o $(B)/tests/harness_shm.o
 
 tests: $(TESTS)
 
@@ -132,12 +151,12 @@ tests: $(TESTS)
 REAPER_TESTS := $(B)/tests/test_reaper $(B)/tests/test_chaos $(B)/tests/test_reaper_owner \
 	$(B)/tests/test_reaper_cli
 
-$(REAPER_TESTS): $(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o \
+$(REAPER_TESTS): $(B)/tests/test_%: tests/test_%.c $(TH_OBJS) \
 		$(KILLTIME_OBJS) $(LIB_A) $(B)/tools/shmrpc-reaper $(BPF_OBJS)
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itools/reaper -DSHMRPC_REAPER_BIN='"$(B)/tools/shmrpc-reaper"' \
-		-DSHMRPC_BPF_OBJ_DIR='"$(B)/bpf"' -o $@ $< $(B)/tests/harness.o \
+		-DSHMRPC_BPF_OBJ_DIR='"$(B)/bpf"' -o $@ $< $(TH_OBJS) \
 		$(KILLTIME_OBJS) $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
 
 # The multi-user security suite (tests/test_security*.c, root): its helpers
@@ -153,23 +172,23 @@ $(SEC_HARNESS): $(B)/tests/%.o: tests/%.c
 	$(Q)$(CC) $(CFLAGS) -Itools/reaper -DSHMRPC_REAPER_BIN='"$(B)/tools/shmrpc-reaper"' \
 		-c -o $@ $<
 
-$(SEC_TESTS): $(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o $(SEC_HARNESS) \
+$(SEC_TESTS): $(B)/tests/test_%: tests/test_%.c $(TH_OBJS) $(SEC_HARNESS) \
 		$(KILLTIME_OBJS) $(LIB_A) $(B)/tools/shmrpc-reaper $(B)/tools/shmrpc-top
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itools/reaper -DSHMRPC_REAPER_BIN='"$(B)/tools/shmrpc-reaper"' \
-		-DSHMRPC_TOP_BIN='"$(B)/tools/shmrpc-top"' -o $@ $< $(B)/tests/harness.o \
+		-DSHMRPC_TOP_BIN='"$(B)/tools/shmrpc-top"' -o $@ $< $(TH_OBJS) \
 		$(SEC_HARNESS) $(KILLTIME_OBJS) $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
 
-$(B)/tests/harness.o: tests/harness.c
+$(TH_OBJS): $(B)/tests/%.o: tests/%.c
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
-$(B)/tests/test_%: tests/test_%.c $(B)/tests/harness.o $(LIB_A)
+$(B)/tests/test_%: tests/test_%.c $(TH_OBJS) $(LIB_A)
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -o $@ $< $(B)/tests/harness.o $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(TH_OBJS) $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
 
 # test_readme runs the README's example, cut out of README.md.
 $(B)/tests/readme_example.c: README.md scripts/readme-example.sh
@@ -187,11 +206,11 @@ $(B)/tests/test_readme: tests/test_readme.c $(B)/tests/readme_example.c $(B)/tes
 $(B)/tests/test_tools: | $(TOOLS) $(BENCH_BIN)
 
 # test_top drives the shmrpc-top binary and tests its core pieces directly.
-$(B)/tests/test_top: tests/test_top.c $(B)/tests/harness.o $(TOP_CORE_OBJS) $(LIB_A) \
+$(B)/tests/test_top: tests/test_top.c $(TH_OBJS) $(TOP_CORE_OBJS) $(LIB_A) \
 		$(B)/tools/shmrpc-top
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -Itools/top -o $@ $< $(B)/tests/harness.o $(TOP_CORE_OBJS) $(LIB_A) \
+	$(Q)$(CC) $(CFLAGS) -Itools/top -o $@ $< $(TH_OBJS) $(TOP_CORE_OBJS) $(LIB_A) \
 		$(LIB_DEPS) $(TEST_LIBS) -lm $(LDLIBS)
 
 .PHONY: demo
@@ -282,11 +301,12 @@ asan:
 	$(Q)$(SAN_ENV) scripts/run-tests.sh build-asan
 
 # ThreadSanitizer cannot follow fork() from a multi-threaded process (it
-# reports "dup thread with used id" in the child), and test_registry and
-# test_hostile and test_wake fork peers from parents that run threads
-# (watchers, the futex backend's shmrpc_fd helper):
-# those run under ASan only. The others are where threads race.
-TSAN_TESTS := test_api test_ring test_transport test_uring_compat test_probe test_wake_uring
+# reports "dup thread with used id" in the child), and the programs that
+# fork peers from parents that run threads (watchers, the futex backend's
+# shmrpc_fd helper: test_fork, test_join, test_registry, test_reclaim,
+# test_hostile, test_wake...) run under ASan only. The others are where threads race.
+TSAN_TESTS := test_node test_send test_recv test_thread test_connect test_stats test_query \
+	test_broadcast test_ring test_transport test_uring_compat test_probe test_wake_uring
 tsan:
 	$(Q)$(MAKE) --no-print-directory B=build-tsan CFLAGS="-O1 -g -fsanitize=thread" tools tests
 	$(Q)SHMRPC_TESTS="$(TSAN_TESTS)" \

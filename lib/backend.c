@@ -8,8 +8,12 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "backend.h"
+#include "error.h"
+#include "node_types.h"
 #include "uring_compat.h"
+#include "wake_futex.h"
+#include "wake_uring.h"
 
 static const struct shmrpc__backend *backend_named(const char *name)
 {

@@ -12,7 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "backend.h"
+#include "clock.h"
+#include "connect.h"
+#include "conntab.h"
+#include "error.h"
+#include "layout.h"
+#include "node_types.h"
+#include "registry.h"
+#include "tx.h"
 
 struct bcast {
 	char (*names)[SHMRPC_NAME_MAX + 1];

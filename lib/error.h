@@ -16,7 +16,7 @@
 #ifndef SHMRPC_ERROR_H
 #define SHMRPC_ERROR_H
 
-#include <stdbool.h>
+#include <errno.h>
 
 #include "shmrpc.h"
 
@@ -25,10 +25,21 @@ int shmrpc__err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 
 int shmrpc__ret(int rc, const char *call);
 #define SHMRPC__RET(rc) shmrpc__ret((rc), __func__)
 
-/* Is anything listening at @level? (Skip building costly arguments.) */
-bool shmrpc__log_on(int level);
+/* What the library does on its own, at @level (SHMRPC_LOG_*). */
 void shmrpc__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* $SHMRPC_LOG: 0 if unset or valid, else -EINVAL with the message set. */
 int shmrpc__log_env_check(void);
+
+/*
+ * Public functions promise never to touch errno; the system calls beneath
+ * them do. This restores it when the function's scope ends.
+ */
+static inline void shmrpc__errno_restore(const int *saved)
+{
+	extern int *__errno_location(void);
+	*__errno_location() = *saved;
+}
+#define SHMRPC__KEEP_ERRNO \
+	int shmrpc__saved_errno __attribute__((cleanup(shmrpc__errno_restore))) = errno
 
 #endif /* SHMRPC_ERROR_H */

@@ -10,7 +10,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "futex.h"
+#include "clock.h"
 
 /* 0 when woken (or the word already differs: -EAGAIN is folded into 0, the
  * caller re-checks either way), -ETIMEDOUT at @deadline, -EINTR. */

@@ -5,7 +5,7 @@
  *
  * A sender announces a new ring by writing its gen into our in_gen[its
  * slot], setting its bit in our pend bitmap and pend_hint, and ringing our
- * bell (conn.c). We learn of rings without polling: the bell wakes us, and
+ * bell (connect.c). We learn of rings without polling: the bell wakes us, and
  * a receiving call looks at pend_hint (one load) before anything else.
  *
  * A ring from (slot, gen) is dropped once it is empty and its sender is
@@ -23,7 +23,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "inbound.h"
+#include "backend.h"
+#include "counters.h"
+#include "error.h"
+#include "futex.h"
+#include "layout.h"
+#include "names.h"
+#include "node_types.h"
+#include "nodeseg.h"
+#include "reclaim.h"
+#include "registry.h"
+#include "ring.h"
+#include "seg.h"
+#include "wake.h"
+#include "watch.h"
 
 static struct shmrpc__inring *in_find(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 {
@@ -99,6 +113,30 @@ static int in_open_failed(const char *path, int err)
 	return in_transient(err) ? err : 0;
 }
 
+/* @r, attached to the checked ring @h from (slot, gen): its ids, chain link
+ * and sender's name, and which of that slot's rings drain. */
+static void in_setup(struct shmrpc_node *n, struct shmrpc__inring *r,
+		     const struct shmrpc__ring_hdr *h, uint32_t slot, uint32_t gen)
+{
+	struct shmrpc__inring *old;
+
+	r->tx_slot = slot;
+	r->tx_gen = gen;
+	r->prev = shmrpc__prev_link(h->prev_gen, gen);
+	memcpy(r->from, h->tx_name, sizeof(r->from));
+	r->from[SHMRPC_NAME_MAX] = '\0';
+	for (uint32_t i = 0; i < n->in.n; i++) {
+		old = n->in.v[i];
+		/* An older holder of that slot has left: drain its ring. (The
+		 * prev_gen chain opens older rings after newer ones: those newer
+		 * ones are alive and must not be touched.) */
+		if (old->tx_slot == slot && (int32_t)(old->tx_gen - gen) < 0)
+			old->draining = true;
+	}
+	if (in_newer(n, slot, gen))
+		r->draining = true; /* we are the older one */
+}
+
 /*
  * Open the ring from (slot, gen) and add it, unless it is open already.
  * 0: *link is the next (older) ring of its chain to look at, or 0. A ring
@@ -109,7 +147,7 @@ static int in_open_failed(const char *path, int err)
 static int in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, uint32_t *link)
 {
 	struct shmrpc__ring_ids ids = { n->reg->nonce, slot, gen, n->slot, n->gen, 0, 0, NULL };
-	struct shmrpc__inring *r, *old;
+	struct shmrpc__inring *r;
 	struct shmrpc__ring_hdr *h;
 	char path[SHMRPC__PATH_MAX];
 	uint64_t size;
@@ -134,22 +172,7 @@ static int in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, uint32_t 
 	err = r ? shmrpc__ring_check(h, size, &ids) : -ENOMEM;
 	if (!err) {
 		shmrpc__ring_attach(&r->q, map, size, false);
-		r->tx_slot = slot;
-		r->tx_gen = gen;
-		r->prev = shmrpc__prev_link(h->prev_gen, gen);
-		memcpy(r->from, h->tx_name, sizeof(r->from));
-		r->from[SHMRPC_NAME_MAX] = '\0';
-		for (uint32_t i = 0; i < n->in.n; i++) {
-			old = n->in.v[i];
-			/* An older holder of that slot has left: drain its
-			 * ring. (The prev_gen chain opens older rings after
-			 * newer ones: those newer ones are alive and must not
-			 * be touched.) */
-			if (old->tx_slot == slot && (int32_t)(old->tx_gen - gen) < 0)
-				old->draining = true;
-		}
-		if (in_newer(n, slot, gen))
-			r->draining = true; /* we are the older one */
+		in_setup(n, r, h, slot, gen);
 		err = in_add(n, r);
 	}
 	if (err) {
@@ -157,10 +180,16 @@ static int in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, uint32_t 
 		shmrpc__seg_unmap(map, size);
 		return in_open_failed(path, err);
 	}
-	/* seq_cst RMW: from here the sender leaves unlinking to us. Only now:
-	 * a ring we failed to add stays the sender's (or its reclaimer's). */
-	atomic_fetch_or(&h->flags, SHMRPC__RING_RX_OPENED);
-	shmrpc__watch_peer(n, slot, gen, -1); /* best effort, as in conn.c */
+	/* From here the ring's chain (r->prev) is ours to follow: a reclaim of
+	 * its sender that finds RX_OPENED leaves our in_gen entry alone
+	 * (reclaim.c, ring_kill). Only now: a ring we failed to add stays the
+	 * sender's (or its reclaimer's). Relaxed: only the bit matters, and two
+	 * RMWs of one word see each other in its modification order; nothing
+	 * we wrote before must be seen with it (the chain link was written by
+	 * the ring's creator, before the announce). */
+	atomic_fetch_or_explicit(&h->flags, SHMRPC__RING_RX_OPENED, memory_order_relaxed);
+	/* Best effort, as in connect.c; the watcher thread does it. */
+	shmrpc__watch_queue(n, slot, gen);
 	*link = r->prev;
 	return 0;
 }
@@ -205,7 +234,7 @@ int shmrpc__in_scan_new(struct shmrpc_node *n)
 	for (w = 0; w < words; w++) {
 		if (!atomic_load_explicit(&pend[w], memory_order_relaxed))
 			continue;
-		/* Acquire: pairs with the announcer's seq_cst fetch_or. */
+		/* Acquire: pairs with the announcer's release fetch_or. */
 		bits = atomic_exchange_explicit(&pend[w], 0, memory_order_acquire);
 		while (bits) {
 			slot = w * 64 + (uint32_t)__builtin_ctzll(bits);
@@ -272,9 +301,12 @@ void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)
 	pthread_mutex_unlock(&n->in_lock);
 	shmrpc__fold_end(n);
 	/* Should its sender still be there after all, it gets -EPIPE rather
-	 * than writing into a ring nobody reads. seq_cst RMW, then the fence
-	 * in wake_prepare: a sender blocked on the full ring wakes. */
-	atomic_fetch_or(&r->q.hdr->flags, SHMRPC__RING_RX_CLOSED);
+	 * than writing into a ring nobody reads. Release: pairs with the
+	 * sender's acquire load of RX_CLOSED (connect.c, check_dead), after
+	 * our unlink of the name. A sender blocked on the full ring wakes: the
+	 * fence (F) that begins wake_prepare pairs with its (G), so this RMW
+	 * needs no full barrier of its own. */
+	atomic_fetch_or_explicit(&r->q.hdr->flags, SHMRPC__RING_RX_CLOSED, memory_order_release);
 	if (shmrpc__wake_prepare(&r->q.hdr->space_seq) != SHMRPC__WAKE_NONE)
 		shmrpc__futex_wake(&r->q.hdr->space_seq);
 	n->be->ring_del(n, r);
@@ -321,8 +353,11 @@ void shmrpc__in_close_all(struct shmrpc_node *n)
 	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off(n->reg->capacity));
 	uint32_t i, g;
 
-	atomic_fetch_or(&h->flags, SHMRPC__NODE_CLOSING);
-	/* (J) pairs with (I) in conn.c: an announce we do not see below sees
+	/* Relaxed: ordered before our walk of in_gen by the fence (J) below,
+	 * as the announcer's in_gen store is before its load of flags by (I):
+	 * fence to fence, one of us sees the other. */
+	atomic_fetch_or_explicit(&h->flags, SHMRPC__NODE_CLOSING, memory_order_relaxed);
+	/* (J) pairs with (I) in connect.c: an announce we do not see below sees
 	 * CLOSING and closes its ring itself. */
 	atomic_thread_fence(memory_order_seq_cst);
 	n->in.peeked = NULL; /* a held peek ends with the node */
@@ -333,6 +368,8 @@ void shmrpc__in_close_all(struct shmrpc_node *n)
 	}
 	/* Rings announced but never opened, and their prev_gen chains. */
 	for (i = 0; i < n->reg->capacity; i++) {
+		/* Acquire: pairs with the announcer's release store (connect.c,
+		 * announce; reclaim.c, repoint): the ring named is complete. */
 		g = atomic_load_explicit(&in[i], memory_order_acquire);
 		while (g)
 			g = shmrpc__ring_kill(n->reg, i, g - 1, n->slot, n->gen,

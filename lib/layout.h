@@ -26,6 +26,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define SHMRPC__SHM_DIR "/dev/shm" /* where shm_open names live (glibc) */
+/* "/shmrpc." + domain + ".ring." + 16 hex digits, with room to spare */
+#define SHMRPC__PATH_MAX 160
+
 #define SHMRPC__ABI 2
 #define SHMRPC__CACHELINE 64
 #define SHMRPC__PAGE 4096u
@@ -94,6 +98,13 @@ struct shmrpc__reg_hdr {
 	_Atomic uint64_t reaper_beat;				/* reaper: CLOCK_MONOTONIC s */
 	_Atomic uint64_t reaped;				/* reaper: slots it freed */
 	uint8_t _pad2[40];
+};
+
+/* What a slot and a node segment say of their node's wake backend
+ * (informational: for shmrpc-top). */
+enum shmrpc__backend_id {
+	SHMRPC__BACKEND_FUTEX = 1,
+	SHMRPC__BACKEND_URING = 2,
 };
 
 /* One registry slot. Written by the joining node under the lock; read by

@@ -21,7 +21,11 @@
 
 #include <sodium.h>
 
-#include "internal.h"
+#include "names.h"
+#include "error.h"
+#include "layout.h"
+#include "regfile.h"
+#include "seg.h"
 
 _Static_assert(crypto_shorthash_KEYBYTES == SHMRPC__KEY_BYTES, "registry name key size");
 _Static_assert(crypto_shorthash_BYTES == 8, "16 hex digits");
@@ -106,19 +110,8 @@ void shmrpc__ring_path_key(char *buf, const char *domain, const uint8_t *key, ui
 	hashed_path(buf, domain, key, "ring", ids, 4);
 }
 
-void shmrpc__node_path(char *buf, const struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
-{
-	shmrpc__node_path_key(buf, r->domain, r->key, slot, gen);
-}
-
-void shmrpc__ring_path(char *buf, const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
-		       uint32_t rx_slot, uint32_t rx_gen)
-{
-	shmrpc__ring_path_key(buf, r->domain, r->key, tx_slot, tx_gen, rx_slot, rx_gen);
-}
-
 /*
- * Which file of registry @r is /dev/shm entry @ent, from its content: a
+ * Which file of the registry of (@domain, @key, @nonce) is /dev/shm entry @ent, from its content: a
  * node's header gives (slot, gen), a ring's (tx_slot, tx_gen, rx_slot,
  * rx_gen); then the name those ids make must be @ent. Read with pread (no
  * mapping: a file that shrinks cannot hurt, a hole reads as zeros and
@@ -126,24 +119,25 @@ void shmrpc__ring_path(char *buf, const struct shmrpc__reg *r, uint32_t tx_slot,
  * one of our names that is not what its name says (or of another registry),
  * -ENOENT, -errno.
  */
-int shmrpc__file_ids(const struct shmrpc__reg *r, const char *ent, uint32_t ids[4])
+int shmrpc__file_ids_key(const char *domain, const uint8_t *key, uint32_t nonce, uint32_t mode,
+			 const char *ent, uint32_t ids[4])
 {
 	char path[SHMRPC__PATH_MAX], want[SHMRPC__PATH_MAX];
 	union {
 		struct shmrpc__node_hdr n;
 		struct shmrpc__ring_hdr q;
 	} h;
-	size_t dl = strlen(r->domain);
+	size_t dl = strlen(domain);
 	int kind, fd;
 	ssize_t got;
 
-	if (strncmp(ent, "shmrpc.", 7) || strncmp(ent + 7, r->domain, dl) || ent[7 + dl] != '.')
+	if (strncmp(ent, "shmrpc.", 7) || strncmp(ent + 7, domain, dl) || ent[7 + dl] != '.')
 		return 0;
 	kind = !strncmp(ent + 8 + dl, "node.", 5) ? 1 : !strncmp(ent + 8 + dl, "ring.", 5) ? 2 : 0;
 	if (!kind)
 		return 0;
 	snprintf(path, sizeof(path), "/%s", ent);
-	fd = shmrpc__seg_open_fd(path, O_RDONLY, r->mode, NULL);
+	fd = shmrpc__seg_open_fd(path, O_RDONLY, mode, NULL);
 	if (fd < 0)
 		return fd;
 	memset(&h, 0, sizeof(h));
@@ -155,13 +149,13 @@ int shmrpc__file_ids(const struct shmrpc__reg *r, const char *ent, uint32_t ids[
 		ids[0] = h.n.slot;
 		ids[1] = h.n.gen;
 		ids[2] = ids[3] = 0;
-		shmrpc__node_path(want, r, ids[0], ids[1]);
-	} else if (kind == 2 && h.q.magic == SHMRPC__RING_MAGIC && h.q.nonce == r->nonce) {
+		shmrpc__node_path_key(want, domain, key, ids[0], ids[1]);
+	} else if (kind == 2 && h.q.magic == SHMRPC__RING_MAGIC && h.q.nonce == nonce) {
 		ids[0] = h.q.tx_slot;
 		ids[1] = h.q.tx_gen;
 		ids[2] = h.q.rx_slot;
 		ids[3] = h.q.rx_gen;
-		shmrpc__ring_path(want, r, ids[0], ids[1], ids[2], ids[3]);
+		shmrpc__ring_path_key(want, domain, key, ids[0], ids[1], ids[2], ids[3]);
 	} else {
 		return -EPROTO;
 	}

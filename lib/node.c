@@ -28,7 +28,28 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "backend.h"
+#include "clock.h"
+#include "conntab.h"
+#include "error.h"
+#include "inbound.h"
+#include "join.h"
+#include "layout.h"
+#include "names.h"
+#include "node_types.h"
+#include "nodeseg.h"
+#include "proc.h"
+#include "reclaim.h"
+#include "regfile.h"
+#include "registry.h"
+#include "ring.h"
+#include "seg.h"
+#include "thread.h"
+#include "wake_uring.h"
+#include "watch.h"
+
+/* Default bound of a receiver's adaptive spin before it sleeps. */
+#define SHMRPC__SPIN_US_DEFAULT 20
 
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shmrpc_node *all_nodes;
@@ -124,28 +145,58 @@ static int spin_pick(int32_t opt, int64_t *ns)
 	return 0;
 }
 
+/* The caller's options in @d, defaults for what an older caller's struct
+ * does not have; -EINVAL, -E2BIG (a newer caller's non-zero tail). */
+static int opts_copy(const struct shmrpc_opts *o, struct shmrpc_opts *d)
+{
+	size_t i;
+
+	memset(d, 0, sizeof(*d));
+	if (!o)
+		return 0;
+	if (o->sz < sizeof(o->sz))
+		return shmrpc__err(-EINVAL, "opts.sz %zu: set it to sizeof(struct shmrpc_opts)",
+				   o->sz);
+	/* Older callers pass less: the rest keeps its defaults. Newer ones
+	 * may pass more, as long as we would ignore only zeros. */
+	for (i = sizeof(*d); i < o->sz; i++)
+		if (((const uint8_t *)o)[i])
+			return shmrpc__err(-E2BIG,
+					   "opts.sz %zu: byte %zu is set, and this library "
+					   "knows only %zu bytes of options",
+					   o->sz, i, sizeof(*d));
+	memcpy(d, o, o->sz < sizeof(*d) ? o->sz : sizeof(*d));
+	return 0;
+}
+
+/* opts.backend, else $SHMRPC_BACKEND (empty: unset), else NULL (the best). */
+static int backend_pick(const char *opt, const char **out)
+{
+	const char *b = opt;
+
+	if (!b) {
+		b = getenv("SHMRPC_BACKEND");
+		if (b && !b[0])
+			b = NULL;
+		if (b && strcmp(b, "uring") && strcmp(b, "futex"))
+			return shmrpc__err(
+				-EINVAL, "SHMRPC_BACKEND=%.64s: unknown backend (uring, futex)", b);
+	} else if (strcmp(b, "uring") && strcmp(b, "futex")) {
+		return shmrpc__err(-EINVAL, "opts.backend '%.64s': unknown backend (uring, futex)",
+				   b);
+	}
+	*out = b;
+	return 0;
+}
+
 static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
 {
 	struct shmrpc_opts d;
-	size_t i;
 	int err;
 
-	memset(&d, 0, sizeof(d));
-	if (o) {
-		if (o->sz < sizeof(o->sz))
-			return shmrpc__err(-EINVAL,
-					   "opts.sz %zu: set it to sizeof(struct shmrpc_opts)",
-					   o->sz);
-		/* Older callers pass less: the rest keeps its defaults. Newer
-		 * ones may pass more, as long as we would ignore only zeros. */
-		for (i = sizeof(d); i < o->sz; i++)
-			if (((const uint8_t *)o)[i])
-				return shmrpc__err(-E2BIG,
-						   "opts.sz %zu: byte %zu is set, and this library "
-						   "knows only %zu bytes of options",
-						   o->sz, i, sizeof(d));
-		memcpy(&d, o, o->sz < sizeof(d) ? o->sz : sizeof(d));
-	}
+	err = opts_copy(o, &d);
+	if (err)
+		return err;
 	/* An unset or empty $SHMRPC_DOMAIN means "default"; an empty domain
 	 * in the options is a bad name like any other (-EINVAL), never a
 	 * silent move into the "default" domain. */
@@ -176,20 +227,9 @@ static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
 				   "opts.mode 0%o: owner read-write and group bits only "
 				   "(0600, 0640, 0660)",
 				   cfg->mode);
-	cfg->backend = d.backend;
-	if (!cfg->backend) {
-		cfg->backend = getenv("SHMRPC_BACKEND");
-		if (cfg->backend && !cfg->backend[0])
-			cfg->backend = NULL;
-		if (cfg->backend && strcmp(cfg->backend, "uring") && strcmp(cfg->backend, "futex"))
-			return shmrpc__err(-EINVAL,
-					   "SHMRPC_BACKEND=%.64s: unknown backend (uring, futex)",
-					   cfg->backend);
-	} else if (strcmp(cfg->backend, "uring") && strcmp(cfg->backend, "futex")) {
-		return shmrpc__err(-EINVAL, "opts.backend '%.64s': unknown backend (uring, futex)",
-				   cfg->backend);
-	}
-	err = shmrpc__log_env_check();
+	err = backend_pick(d.backend, &cfg->backend);
+	if (!err)
+		err = shmrpc__log_env_check();
 	if (err)
 		return err;
 	return spin_pick(d.spin_us, &cfg->spin_ns);
@@ -320,15 +360,15 @@ static int join_locked(struct shmrpc_node *n)
 	uint32_t gen;
 	int slot, err;
 
-	slot = shmrpc__reg_take(n->reg, &j, &gen);
+	slot = shmrpc__join_take(n->reg, &j, &gen);
 	if (slot == -ENOSPC)
 		return shmrpc__err(slot, "domain '%s': registry full (%u nodes)", n->reg->domain,
 				   n->reg->capacity);
 	if (slot < 0)
 		return slot;
 	/* Should we die before the note is cleared, the next lock holder
-	 * reclaims the slot (registry.c). Relaxed: under the lock. */
-	atomic_store_explicit(&n->reg->hdr->joining, (uint32_t)slot + 1, memory_order_relaxed);
+	 * reclaims the slot (reclaim.c, shmrpc__dom_lock). */
+	shmrpc__reg_joining(n->reg, (uint32_t)slot + 1);
 	err = join_seg_make(n, (uint32_t)slot, &gen);
 	if (err) {
 		shmrpc__reg_free(n->reg, (uint32_t)slot, gen);
@@ -340,7 +380,7 @@ static int join_locked(struct shmrpc_node *n)
 		n->gen = gen;
 		shmrpc__reg_publish(n->reg, n->slot);
 	}
-	atomic_store_explicit(&n->reg->hdr->joining, 0, memory_order_relaxed);
+	shmrpc__reg_joining(n->reg, 0);
 	return err;
 }
 
@@ -352,7 +392,7 @@ static int join(struct shmrpc_node *n, const struct open_cfg *cfg)
 		err = shmrpc__reg_get(cfg->domain, cfg->capacity, cfg->mode, &n->reg);
 		if (err)
 			return err;
-		err = shmrpc__reg_lock(n->reg);
+		err = shmrpc__dom_lock(n->reg);
 		if (!err && !shmrpc__reg_retired(n->reg, true)) {
 			err = join_locked(n);
 			shmrpc__reg_unlock(n->reg);
@@ -382,7 +422,7 @@ static void leave(struct shmrpc_node *n)
 
 	char path[SHMRPC__PATH_MAX];
 	struct shmrpc__reg *r = n->reg;
-	bool locked = !shmrpc__reg_lock(r);
+	bool locked = !shmrpc__dom_lock(r);
 
 	shmrpc__node_path(path, r, n->slot, n->gen);
 	shmrpc__seg_unlink(path);

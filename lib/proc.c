@@ -7,13 +7,14 @@
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "proc.h"
 
 int shmrpc__proc_start_time(pid_t pid, uint64_t *start)
 {
@@ -73,4 +74,9 @@ int shmrpc__proc_self(struct shmrpc__proc *p)
 	p->uid = geteuid(); /* may change (seteuid): not cached */
 	pthread_mutex_unlock(&lock);
 	return err;
+}
+
+bool shmrpc__pid_gone(int32_t pid)
+{
+	return pid <= 0 || (kill(pid, 0) && errno == ESRCH);
 }

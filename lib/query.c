@@ -1,31 +1,26 @@
 // SPDX-License-Identifier: MIT
 /*
- * Registry queries: lookup by name, the list of live nodes, waiting for a
- * node to appear, warming up connections. A lookup that finds a node whose
- * process is gone reclaims its slot on the spot (lazy reclaim), so queries
- * never report the dead as live.
+ * Registry queries: the list of live nodes, whether a node is local,
+ * waiting for a node to appear, the largest message to a node, warming up
+ * connections. Lookups by name (join.c) and the list reclaim a node whose
+ * process is gone on the spot (lazy reclaim), so queries never report the
+ * dead as live.
  */
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
-
-int shmrpc__lookup(struct shmrpc_node *n, const char *name, uint32_t *slot,
-		   struct shmrpc__slot_view *v)
-{
-	int tries, err;
-
-	for (tries = 0; tries < 4; tries++) {
-		err = shmrpc__reg_find(n->reg, name, slot, v);
-		if (err)
-			return err;
-		/* Alive, or cannot be told (never steal then). */
-		if (*slot == n->slot || shmrpc__node_alive(n->reg, *slot, v->gen) != 0)
-			return 0;
-		shmrpc__reclaim_locked(n->reg, *slot, v->gen);
-	}
-	return -ENOENT;
-}
+#include "clock.h"
+#include "conntab.h"
+#include "error.h"
+#include "futex.h"
+#include "join.h"
+#include "layout.h"
+#include "names.h"
+#include "node_types.h"
+#include "nodeseg.h"
+#include "reclaim.h"
+#include "registry.h"
+#include "ring.h"
 
 int shmrpc_nodes(struct shmrpc_node *n, char (*names)[SHMRPC_NAME_MAX + 1], size_t cap)
 {
@@ -68,7 +63,7 @@ int shmrpc_is_local(struct shmrpc_node *n, const char *name)
 	err = shmrpc__name_check(name);
 	if (err)
 		return err;
-	return shmrpc__lookup(n, name, &slot, &v) == 0;
+	return shmrpc__lookup(n->reg, n->slot, name, &slot, &v) == 0;
 }
 
 static int wait_node(struct shmrpc_node *n, const char *name, int timeout_ms)
@@ -88,14 +83,15 @@ static int wait_node(struct shmrpc_node *n, const char *name, int timeout_ms)
 		/* Acquire: pairs with the release bump in reg_bump; a join
 		 * that bumped past this value is visible to the lookup. */
 		epoch = atomic_load_explicit(&n->reg->hdr->epoch, memory_order_acquire);
-		if (!shmrpc__lookup(n, name, &slot, &v))
+		if (!shmrpc__lookup(n->reg, n->slot, name, &slot, &v))
 			return 0;
 		if (shmrpc__now_ns() >= deadline)
 			return shmrpc__err(shmrpc__timeout_err(timeout_ms),
 					   "node '%s': not in domain '%s' within %d ms", name,
 					   n->reg->domain, timeout_ms);
 		/* A join after the lookup changed the epoch: no wait. */
-		shmrpc__futex_wait(&n->reg->hdr->epoch, epoch, shmrpc__sleep_until(n, deadline));
+		shmrpc__futex_wait(&n->reg->hdr->epoch, epoch,
+				   shmrpc__sleep_until(deadline, n->safety_ns));
 	}
 }
 
@@ -130,7 +126,7 @@ int shmrpc_max_size(struct shmrpc_node *n, const char *to)
 		return (int)shmrpc__ring_max_msg(n->ring_bytes);
 	err = shmrpc__name_check(to);
 	if (!err)
-		err = shmrpc__lookup(n, to, &slot, &v);
+		err = shmrpc__lookup(n->reg, n->slot, to, &slot, &v);
 	if (err)
 		return err;
 	if (!shmrpc__ring_size_ok(v.ring_bytes))

@@ -16,128 +16,22 @@
  * by peers and are untrusted: every index is bounded by the registry's
  * capacity and the names built from them stay inside the domain.
  */
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <stdio.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
-
-int shmrpc__node_alive(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
-{
-	char path[SHMRPC__PATH_MAX];
-	int fd, rc;
-
-	shmrpc__node_path(path, r, slot, gen);
-	/* Never blocks: a FIFO at the name is refused (-EPROTO), not waited
-	 * on. Anything we cannot check says "cannot tell", never "dead". */
-	fd = shmrpc__seg_open_fd(path, O_RDONLY, r->mode, NULL);
-	if (fd < 0)
-		return fd == -ENOENT ? 0 : fd;
-	rc = shmrpc__seg_locked(fd);
-	close(fd);
-	return rc;
-}
-
-/* "shmrpc.<domain>.node.<16 hex>" (names.c) for @pre = "shmrpc.<domain>.node." */
-static bool node_name(const char *ent, const char *pre, size_t n)
-{
-	size_t i;
-
-	if (strncmp(ent, pre, n))
-		return false;
-	for (i = 0; i < 16; i++)
-		if (!isxdigit((unsigned char)ent[n + i]))
-			return false;
-	return ent[n + 16] == '\0';
-}
-
-/*
- * The slots are claims; the node files are what is left of live nodes
- * whatever the slots say, and their names cannot be listed from the slots
- * (keyed by the registry's key, which a member can rewrite too): read the
- * directory. Each candidate is opened as any liveness check opens (never
- * blocking, never following, owner checked) and its lock tested; files of
- * other users are refused by the owner check, so only our domain's members
- * can keep the registry in place by a lock, which they could anyway. Past
- * @max candidate names (which anyone can plant) the answer is "cannot
- * tell": the registry stays, for the next leaver or the reaper.
- */
-int shmrpc__reg_any_locked(const struct shmrpc__reg *r, uint32_t max, uint32_t *looked)
-{
-	char pre[SHMRPC_NAME_MAX + 16], path[NAME_MAX + 2];
-	uint32_t seen = 0, checked = 0;
-	struct dirent *e;
-	int rc = 0, fd;
-	size_t n;
-	DIR *dir = opendir(SHMRPC__SHM_DIR);
-
-	if (!dir)
-		return 1;
-	n = (size_t)snprintf(pre, sizeof(pre), "shmrpc.%s.node.", r->domain);
-	while (!rc && (e = readdir(dir))) {
-		seen++;
-		if ((e->d_type != DT_REG && e->d_type != DT_UNKNOWN) ||
-		    !node_name(e->d_name, pre, n))
-			continue;
-		if (checked++ >= max) {
-			rc = 2;
-			break;
-		}
-		snprintf(path, sizeof(path), "/%s", e->d_name);
-		fd = shmrpc__seg_open_fd(path, O_RDONLY, r->mode, NULL);
-		if (fd >= 0) {
-			rc = shmrpc__seg_locked(fd) != 0;
-			close(fd);
-		}
-	}
-	closedir(dir);
-	if (looked)
-		*looked = seen;
-	if (rc == 2)
-		shmrpc__log(SHMRPC_LOG_INFO,
-			    "domain '%s': no slot in use, but more than %u node files: registry "
-			    "kept",
-			    r->domain, max);
-	else if (rc)
-		shmrpc__log(SHMRPC_LOG_INFO,
-			    "domain '%s': no slot in use, but a node file is locked (its slots "
-			    "were rewritten): registry kept",
-			    r->domain);
-	return rc ? 1 : 0;
-}
-
-int shmrpc__node_map(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen,
-		     struct shmrpc__node_hdr **out, uint64_t *size, int *fd_out)
-{
-	uint64_t want = shmrpc__node_size(r->capacity);
-	char path[SHMRPC__PATH_MAX];
-	struct shmrpc__node_hdr *h;
-	void *map;
-	int err;
-
-	shmrpc__node_path(path, r, slot, gen);
-	err = shmrpc__seg_open(path, want, want, r->mode, false, &map, size, fd_out);
-	if (err)
-		return err == -EAGAIN ? -EPROTO : err; /* a node is sized before it is LIVE */
-	h = map;
-	if (h->magic != SHMRPC__NODE_MAGIC || h->slot != slot || h->gen != gen ||
-	    h->capacity != r->capacity || h->pend_off != shmrpc__node_pend_off() ||
-	    h->in_off != shmrpc__node_in_off(r->capacity) ||
-	    h->out_off != shmrpc__node_out_off(r->capacity)) {
-		shmrpc__seg_unmap(map, *size);
-		if (fd_out)
-			close(*fd_out);
-		return -EPROTO;
-	}
-	*out = h;
-	return 0;
-}
+#include "reclaim.h"
+#include "futex.h"
+#include "layout.h"
+#include "names.h"
+#include "nodeseg.h"
+#include "proc.h"
+#include "regfile.h"
+#include "registry.h"
+#include "ring.h"
+#include "seg.h"
+#include "wake.h"
 
 /* Wake whoever sleeps on @w (a ring word whose peer is gone). */
 static void wake_word(const struct shmrpc__reg *r, _Atomic uint32_t *w, uint32_t rx_slot,
@@ -168,7 +62,7 @@ static void wake_word(const struct shmrpc__reg *r, _Atomic uint32_t *w, uint32_t
  * that ring was the only path to older unopened rings of the slot (its
  * prev_gen link): point the entry at the older ring and announce again.
  * Against a receiver that starts leaving now, the handshake of an announce
- * (conn.c): it sets CLOSING, fences (J), walks in_gen; we store the entry,
+ * (connect.c): it sets CLOSING, fences (J), walks in_gen; we store the entry,
  * fence (I), read CLOSING and, if set, close the older rings ourselves.
  */
 static void repoint(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
@@ -186,8 +80,11 @@ static void repoint(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_g
 	 * announce's store does. Only if it still names the dead ring. */
 	if (atomic_compare_exchange_strong_explicit(&in[tx_slot], &expect, prev,
 						    memory_order_release, memory_order_relaxed)) {
-		atomic_fetch_or(&shmrpc__node_pend(h, shmrpc__node_pend_off())[tx_slot / 64],
-				1ull << (tx_slot % 64));
+		/* Release: as an announce's (connect.c), pairs with the
+		 * receiver's acquire exchange of the pend word. */
+		atomic_fetch_or_explicit(&shmrpc__node_pend(h,
+							    shmrpc__node_pend_off())[tx_slot / 64],
+					 1ull << (tx_slot % 64), memory_order_release);
 		/* Release: pairs with the receiver's exchange of pend_hint. */
 		atomic_store_explicit(&h->pend_hint, 1, memory_order_release);
 		atomic_thread_fence(memory_order_seq_cst); /* (I), pairs with (J) */
@@ -216,9 +113,13 @@ uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32
 		h = map;
 		if (h->magic == SHMRPC__RING_MAGIC) {
 			prev = shmrpc__prev_link(h->prev_gen, tx_gen);
-			/* seq_cst RMW: a full barrier before the wake checks,
-			 * pairing with the sleepers' arm-fence-recheck. */
-			old = atomic_fetch_or(&h->flags, flag);
+			/* Release: pairs with the ends' acquire loads of the
+			 * flags (rx.c's TX_CLOSED, connect.c's RX_CLOSED). The
+			 * sleepers' arm-fence-recheck (G) pairs with the fence
+			 * (F) that begins each wake_word's wake_prepare: no
+			 * full barrier needed in this RMW. Its old RX_OPENED:
+			 * the receiver took the chain over (inbound.c). */
+			old = atomic_fetch_or_explicit(&h->flags, flag, memory_order_release);
 			wake_word(r, &h->data_seq, rx_slot, rx_gen);
 			wake_word(r, &h->space_seq, rx_slot, rx_gen);
 		}
@@ -236,13 +137,14 @@ uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32
  * now (it passed the liveness check before the death, or, for
  * shmrpc__reclaim_exited, while the dying process still held its lock)
  * either stores its in_gen entry before our walk reads it, or reads CLOSING
- * after its store and closes its own ring (conn.c, announce). Without this,
+ * after its store and closes its own ring (connect.c, announce). Without this,
  * such a peer's ring outlived the reclaim, unclosed: its sends went into it
  * and never failed.
  */
 static void close_dead(struct shmrpc__node_hdr *h)
 {
-	atomic_fetch_or(&h->flags, SHMRPC__NODE_CLOSING);
+	/* Relaxed: the fence (J) below orders it, as in inbound.c. */
+	atomic_fetch_or_explicit(&h->flags, SHMRPC__NODE_CLOSING, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst); /* (J), pairs with announce's (I) */
 }
 
@@ -283,7 +185,7 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 	 * claim, never proof), a node whose lock is held is alive. That holds
 	 * for JOINING too: a joiner creates and locks its segment before it
 	 * goes LIVE, so a JOINING slot seen under the registry lock whose
-	 * segment is missing or unlocked lost its joiner (reg_repair). */
+	 * segment is missing or unlocked lost its joiner (dom_repair). */
 	if (!exited && shmrpc__node_alive(r, slot, gen) != 0)
 		return 0;
 	shmrpc__node_path(path, r, slot, gen);
@@ -346,9 +248,46 @@ int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot, uint64_t ch
 	return n;
 }
 
+/*
+ * The previous holder of the registry lock died while filling the slot it
+ * noted in `joining` (registry.c): free that slot, whatever its state, once
+ * its node is seen gone, and count the slots again.
+ */
+static void dom_repair(struct shmrpc__reg *r, uint32_t note)
+{
+	uint32_t slot = note - 1;
+
+	if (slot < r->capacity &&
+	    atomic_load_explicit(&r->slots[slot].state, memory_order_relaxed) != SHMRPC__SLOT_FREE)
+		shmrpc__reclaim(r, slot,
+				atomic_load_explicit(&r->slots[slot].gen, memory_order_relaxed));
+	shmrpc__reg_joining(r, 0);
+	shmrpc__reg_recount(r);
+}
+
+int shmrpc__dom_lock(struct shmrpc__reg *r)
+{
+	uint32_t note;
+	int err = shmrpc__reg_lock(r, &note);
+
+	if (!err && note)
+		dom_repair(r, note);
+	return err;
+}
+
+int shmrpc__dom_lock_for(struct shmrpc__reg *r, int64_t timeout_ns)
+{
+	uint32_t note;
+	int err = shmrpc__reg_lock_for(r, timeout_ns, &note);
+
+	if (!err && note)
+		dom_repair(r, note);
+	return err;
+}
+
 int shmrpc__reclaim_locked(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 {
-	int rc = shmrpc__reg_lock(r);
+	int rc = shmrpc__dom_lock(r);
 
 	if (rc)
 		return rc;

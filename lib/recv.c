@@ -1,301 +1,22 @@
 // SPDX-License-Identifier: MIT
 /*
- * Receiving: find the next record among the inbound rings, hand it over
- * (copied, in place, or to a handler), release it, and wake its sender if
- * that one sleeps on a full ring.
- *
- * Waiting: spin for a short, adaptive time (spin_adapt), then arm every
- * inbound word and the bell, fence, look once more, and sleep in the
- * backend (lib/wake.c has the protocol). Each sleep is bounded by the
- * safety timeout, after which senders are re-checked against the registry.
- *
- * shmrpc_fd mode: a receiving call ends by parking (every word armed, the
- * backend told to signal the eventfd on a wake) and the next one begins by
- * unparking, so the event loop's descriptor becomes readable exactly when a
- * sender wakes a word of ours, or at once if work is already waiting.
- *
- * Fairness: the scan stays on a ring that has data for up to RX_BURST
- * records, then moves on, so one busy sender cannot starve the others.
- * Records are counted as they are consumed, not as they are looked at: a
- * peek, a peek again, or a recv refused with -EMSGSIZE leaves the cursor
- * on the ring of the record it described, so the next look finds that
- * same record.
+ * Receiving calls: shmrpc_recv (a copy), shmrpc_peek and shmrpc_release (in
+ * place), shmrpc_dispatch (a handler per record), shmrpc_fd (an eventfd
+ * for the caller's event loop). They check their arguments, take the
+ * receiving side (rx.c, shmrpc__rx_enter: one thread at a time, -EBUSY
+ * otherwise, -ECHILD in a forked child) and hand over what rx.c finds.
  */
 #include <errno.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "internal.h"
-
-#define RX_BURST 64
-#define DISPATCH_MAX 65536 /* one dispatch call handles at most this many */
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__("yield" ::: "memory"); /* no outputs: never dropped */
-#endif
-}
-
-/* One ring: 1 record peeked, 0 empty, -ENOENT empty for good, -EPROTO. */
-static int ring_next(struct shmrpc__inring *r, const void **data, uint32_t *len)
-{
-	int rc = shmrpc__ring_peek(&r->q, data, len);
-
-	if (rc != 0)
-		return rc;
-	if (!r->draining) {
-		/* Acquire: pairs with the sender's fetch_or of TX_CLOSED, done
-		 * after its last commit: look once more, then it is over. */
-		if (!(atomic_load_explicit(&r->q.hdr->flags, memory_order_acquire) &
-		      SHMRPC__RING_TX_CLOSED))
-			return 0;
-		r->draining = true;
-		rc = shmrpc__ring_peek(&r->q, data, len);
-		if (rc != 0)
-			return rc;
-	}
-	return -ENOENT;
-}
-
-/* The next record of any ring: 1 (peeked, in *rp), 0 none, -EPROTO. */
-static int rx_next(struct shmrpc_node *n, struct shmrpc__inring **rp, const void **data,
-		   uint32_t *len)
-{
-	struct shmrpc__inbound *in = &n->in;
-	struct shmrpc__inring *r;
-	uint32_t k, i;
-	bool held;
-	int rc;
-
-	/* The held peek's ring turned corrupt: the message it describes is
-	 * lost, say so until it is released (shmrpc_release drops the ring). */
-	if (in->peeked && in->peeked->doomed)
-		return -EPROTO;
-	shmrpc__in_scan_new(n);
-again:
-	for (k = 0; k < in->n; k++) {
-		i = in->cur + k < in->n ? in->cur + k : in->cur + k - in->n;
-		r = in->v[i];
-		rc = ring_next(r, data, len);
-		if (rc == 0)
-			continue;
-		if (rc < 0) {
-			/* Empty for good, or corrupt: dropped (its sender gets
-			 * -EPIPE), or doomed while a peek into it is held. A
-			 * held record cannot vanish but by a corrupt ring. */
-			held = r == in->peeked;
-			shmrpc__in_drop(n, r);
-			if (rc == -ENOENT && !held)
-				goto again;
-			return -EPROTO;
-		}
-		if (i != in->cur) {
-			in->cur = i;
-			in->burst = 0;
-		}
-		*rp = r;
-		return 1;
-	}
-	return 0;
-}
-
-/* Consume the peeked record of @r, waking its sender if it waits. */
-static void rx_consume(struct shmrpc_node *n, struct shmrpc__inring *r, uint32_t len)
-{
-	struct shmrpc__inbound *in = &n->in;
-	struct shmrpc__ring_hdr *h = r->q.hdr;
-	_Atomic uint32_t *w = &h->space_seq;
-
-	if (in->peeked == r)
-		in->peeked = NULL; /* a peek ends when its record is consumed */
-	/* rx_next put the cursor on r; its turn ends after RX_BURST. */
-	if (r->idx == in->cur && ++in->burst >= RX_BURST) {
-		in->cur = r->idx + 1 < in->n ? r->idx + 1 : 0;
-		in->burst = 0;
-	}
-
-	shmrpc__ctr_inc(&h->rx_msgs, 1);
-	shmrpc__ctr_inc(&h->rx_bytes, len);
-	shmrpc__ring_release(&r->q);
-	if (shmrpc__wake_prepare(w) != SHMRPC__WAKE_NONE) {
-		shmrpc__ctr_inc(&h->rx_wakes, 1);
-		n->be->wake(n, &w, 1);
-	}
-}
-
-/* Anything to do: a record, a ring to drop, a new ring, or stop. */
-static bool rx_pending(struct shmrpc_node *n)
-{
-	uint32_t i;
-
-	if (atomic_load_explicit(&n->stop, memory_order_relaxed) ||
-	    atomic_load_explicit(&n->seg->pend_hint, memory_order_relaxed))
-		return true;
-	for (i = 0; i < n->in.n; i++) {
-		struct shmrpc__inring *r = n->in.v[i];
-
-		if (r->doomed)
-			continue; /* nothing to do on it before the release */
-		if (r->draining || shmrpc__ring_ready(&r->q) ||
-		    (atomic_load_explicit(&r->q.hdr->flags, memory_order_relaxed) &
-		     SHMRPC__RING_TX_CLOSED))
-			return true;
-	}
-	return false;
-}
-
-/*
- * The bell first: a producer that finds a ring word armed in bell mode and
- * clears it must find the bell armed too, or it skips the bell and nobody
- * wakes us (tests/model found that lost wakeup with the rings armed first).
- * The release of each arming CAS orders the bell's before the ring's; the
- * waker's acquire CAS on the ring word then sees the armed bell.
- */
-static void arm_all(struct shmrpc_node *n)
-{
-	uint32_t i;
-
-	n->bell_armed = shmrpc__wait_arm(&n->seg->bell, 0);
-	for (i = 0; i < n->in.n; i++) {
-		struct shmrpc__inring *r = n->in.v[i];
-
-		r->bell_mode = i >= n->ring_words;
-		r->armed = shmrpc__wait_arm(&r->q.hdr->data_seq, r->bell_mode ? SHMRPC__W_BELL : 0);
-	}
-	shmrpc__wait_fence();
-}
-
-static void disarm_all(struct shmrpc_node *n)
-{
-	uint32_t i;
-
-	for (i = 0; i < n->in.n; i++)
-		shmrpc__wait_disarm(&n->in.v[i]->q.hdr->data_seq);
-	shmrpc__wait_disarm(&n->seg->bell);
-}
-
-/* Spin until there is work or the adaptive bound passes: the time it took,
- * or -1. */
-static int64_t rx_spin(struct shmrpc_node *n, int64_t start, int64_t deadline)
-{
-	int64_t end = start + n->spin_ns, now;
-	unsigned k = 0;
-
-	if (end > deadline)
-		end = deadline;
-	while (!rx_pending(n)) {
-		cpu_relax();
-		if ((++k & 15) == 0 && (now = shmrpc__now_ns()) >= end)
-			return -1;
-	}
-	return shmrpc__now_ns() - start;
-}
-
-/*
- * The spin's bound learns from how long waits took: a message that came
- * within the configured maximum (caught by the spin, or soon after a sleep
- * began) raises it to twice that time, so the next one like it is caught
- * without a sleep; a wait longer than the maximum halves it. It never drops
- * below 1 us, so a short spin keeps probing for bursts.
- */
-static void spin_adapt(struct shmrpc_node *n, int64_t waited)
-{
-	int64_t floor = n->spin_max_ns < 1000 ? n->spin_max_ns : 1000;
-
-	if (!n->spin_max_ns)
-		return;
-	if (waited < n->spin_max_ns) {
-		if (2 * waited > n->spin_ns)
-			n->spin_ns = 2 * waited < n->spin_max_ns ? 2 * waited : n->spin_max_ns;
-	} else {
-		n->spin_ns /= 2;
-	}
-	if (n->spin_ns < floor)
-		n->spin_ns = floor;
-}
-
-static int rx_wait(struct shmrpc_node *n, int64_t deadline)
-{
-	int64_t start = shmrpc__now_ns(), until, spun;
-	int rc;
-
-	if (n->spin_ns > 0 && (spun = rx_spin(n, start, deadline)) >= 0) {
-		shmrpc__ctr_inc(&n->seg->ctr.spins, 1); /* the receiving thread's alone */
-		spin_adapt(n, spun);
-		return atomic_load_explicit(&n->stop, memory_order_relaxed) ? -EINTR : 0;
-	}
-	for (;;) {
-		if (shmrpc__now_ns() >= deadline)
-			return -ETIMEDOUT;
-		arm_all(n);
-		rc = 0;
-		if (!rx_pending(n)) {
-			atomic_fetch_add_explicit(&n->seg->ctr.sleeps, 1, memory_order_relaxed);
-			until = shmrpc__sleep_until(n, deadline);
-			rc = n->be->sleep(n, until);
-			if (rc == -ETIMEDOUT && until < deadline)
-				shmrpc__in_check_senders(n);
-		}
-		disarm_all(n);
-		/* e.g. -ENOMEM setting up a ring: an error, not an endless retry */
-		if (rc < 0 && rc != -ETIMEDOUT && rc != -EINTR)
-			return rc;
-		if (rx_pending(n)) {
-			spin_adapt(n, shmrpc__now_ns() - start);
-			return atomic_load_explicit(&n->stop, memory_order_relaxed) ? -EINTR : 0;
-		}
-		/* A ring we could not open yet: try it again after each sleep
-		 * (the safety timeout bounds them), not in a loop. */
-		if (n->in.retry)
-			return 0;
-	}
-}
-
-int shmrpc__rx_enter(struct shmrpc_node *n)
-{
-	int expected = 0;
-	eventfd_t v;
-
-	if (n->forked)
-		return -ECHILD;
-	/* Acquire: pairs with rx_exit's release; the previous receiving
-	 * thread's changes to the inbound set are ours to see. */
-	if (!atomic_compare_exchange_strong_explicit(&n->rx_busy, &expected, 1,
-						     memory_order_acquire, memory_order_relaxed))
-		return -EBUSY;
-	if (atomic_load_explicit(&n->evfd, memory_order_relaxed) >= 0) {
-		eventfd_read(n->evfd, &v); /* reset; non-blocking */
-		if (n->parked) {
-			disarm_all(n);
-			n->parked = false;
-		}
-	}
-	return 0;
-}
-
-/* fd mode: arm everything and leave it armed for the event loop. */
-static void rx_park(struct shmrpc_node *n)
-{
-	arm_all(n);
-	if (!rx_pending(n) && !n->be->park(n)) {
-		n->parked = true;
-		return;
-	}
-	disarm_all(n);
-	eventfd_write(n->evfd, 1); /* work is waiting: come back at once */
-}
-
-void shmrpc__rx_exit(struct shmrpc_node *n)
-{
-	if (atomic_load_explicit(&n->evfd, memory_order_relaxed) >= 0 && !n->thread_on)
-		rx_park(n);
-	/* Release: pairs with rx_enter's acquire. */
-	atomic_store_explicit(&n->rx_busy, 0, memory_order_release);
-}
+#include "backend.h"
+#include "clock.h"
+#include "error.h"
+#include "inbound.h"
+#include "node_types.h"
+#include "rx.h"
 
 int shmrpc_fd(struct shmrpc_node *n)
 {
@@ -324,49 +45,6 @@ int shmrpc_fd(struct shmrpc_node *n)
 	return rc;
 }
 
-/*
- * An announced ring that could not be opened (inbound.c keeps it pending):
- * said once, by the first receiving call that has no record to return, with
- * text naming the sender; later calls retry it quietly until it opens. The
- * text is settled here: the receiving calls' other returns skip
- * shmrpc__ret, which is not free on the hot path.
- */
-static int rx_open_err(struct shmrpc_node *n)
-{
-	struct shmrpc__slot_view v;
-	const char *who = "a node that left since";
-	int err = n->in.open_err;
-
-	n->in.open_told = true;
-	if (!shmrpc__reg_read(n->reg, n->in.open_slot, &v) && v.state == SHMRPC__SLOT_LIVE &&
-	    v.gen == n->in.open_gen)
-		who = v.name;
-	return SHMRPC__RET(shmrpc__err(err,
-				       "ring from '%s' (slot %u, gen %u) announced, cannot be "
-				       "opened now: %s; kept, retried by the next receiving calls",
-				       who, n->in.open_slot, n->in.open_gen, strerror(-err)));
-}
-
-/* Wait (per timeout) for the next record; rx_busy held. */
-static int rx_get(struct shmrpc_node *n, struct shmrpc__inring **rp, const void **data,
-		  uint32_t *len, struct shmrpc__tmo *t)
-{
-	int rc;
-
-	for (;;) {
-		rc = rx_next(n, rp, data, len);
-		if (rc)
-			return rc;
-		if (n->in.open_err && !n->in.open_told)
-			return rx_open_err(n);
-		if (t->ms == 0)
-			return -EAGAIN;
-		rc = rx_wait(n, shmrpc__tmo_deadline(t));
-		if (rc)
-			return rc == -ETIMEDOUT ? shmrpc__timeout_err(t->ms) : rc;
-	}
-}
-
 int shmrpc_recv(struct shmrpc_node *n, void *buf, size_t cap, char *from, int timeout_ms)
 {
 	SHMRPC__KEEP_ERRNO;
@@ -378,12 +56,10 @@ int shmrpc_recv(struct shmrpc_node *n, void *buf, size_t cap, char *from, int ti
 
 	if (!n || (!buf && cap) || timeout_ms < -1)
 		return -EINVAL;
-	if (n->forked)
-		return -ECHILD;
-	rc = shmrpc__rx_enter(n);
+	rc = shmrpc__rx_enter(n); /* -ECHILD in a forked child, -EBUSY */
 	if (rc)
 		return rc;
-	rc = rx_get(n, &r, &data, &len, &t);
+	rc = shmrpc__rx_get(n, &r, &data, &len, &t);
 	if (rc > 0) {
 		if (len > cap) {
 			rc = -EMSGSIZE; /* left in place: peek tells the length */
@@ -392,7 +68,7 @@ int shmrpc_recv(struct shmrpc_node *n, void *buf, size_t cap, char *from, int ti
 				memcpy(buf, data, len);
 			if (from)
 				memcpy(from, r->from, sizeof(r->from));
-			rx_consume(n, r, len);
+			shmrpc__rx_consume(n, r, len);
 			rc = (int)len;
 		}
 	}
@@ -411,12 +87,10 @@ int shmrpc_peek(struct shmrpc_node *n, struct shmrpc_rxbuf *rx, int timeout_ms)
 
 	if (!n || !rx || timeout_ms < -1)
 		return -EINVAL;
-	if (n->forked)
-		return -ECHILD;
-	rc = shmrpc__rx_enter(n);
+	rc = shmrpc__rx_enter(n); /* -ECHILD in a forked child, -EBUSY */
 	if (rc)
 		return rc;
-	rc = rx_get(n, &r, &data, &len, &t);
+	rc = shmrpc__rx_get(n, &r, &data, &len, &t);
 	if (rc > 0) {
 		rx->data = data;
 		rx->len = len;
@@ -438,9 +112,7 @@ int shmrpc_release(struct shmrpc_node *n, struct shmrpc_rxbuf *rx)
 
 	if (!n || !rx)
 		return -EINVAL;
-	if (n->forked)
-		return -ECHILD;
-	rc = shmrpc__rx_enter(n);
+	rc = shmrpc__rx_enter(n); /* -ECHILD in a forked child, -EBUSY */
 	if (rc)
 		return rc;
 	r = rx->_priv[0];
@@ -453,33 +125,11 @@ int shmrpc_release(struct shmrpc_node *n, struct shmrpc_rxbuf *rx)
 		shmrpc__in_drop(n, r);
 		rx->_priv[0] = NULL;
 	} else {
-		rx_consume(n, r, (uint32_t)rx->len); /* ends the peek */
+		shmrpc__rx_consume(n, r, (uint32_t)rx->len); /* ends the peek */
 		rx->_priv[0] = NULL;
 	}
 	shmrpc__rx_exit(n);
 	return rc;
-}
-
-/* rx_busy held. */
-int shmrpc__dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int timeout_ms)
-{
-	struct shmrpc__inring *r;
-	const void *data;
-	uint32_t len;
-	struct shmrpc__tmo t = SHMRPC__TMO(timeout_ms);
-	int rc, count = 0;
-
-	rc = rx_get(n, &r, &data, &len, &t);
-	while (rc > 0) {
-		fn(n, r->from, data, len, arg);
-		rx_consume(n, r, len);
-		if (++count >= DISPATCH_MAX)
-			break;
-		rc = rx_next(n, &r, &data, &len);
-	}
-	/* A corrupt ring met after some messages surfaces at the next call
-	 * only if it is still corrupt then; it was dropped already. */
-	return count ? count : rc;
 }
 
 int shmrpc_dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int timeout_ms)
@@ -489,9 +139,7 @@ int shmrpc_dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int tim
 
 	if (!n || !fn || timeout_ms < -1)
 		return -EINVAL;
-	if (n->forked)
-		return -ECHILD;
-	rc = shmrpc__rx_enter(n);
+	rc = shmrpc__rx_enter(n); /* -ECHILD in a forked child, -EBUSY */
 	if (rc)
 		return rc;
 	rc = shmrpc__dispatch(n, fn, arg, timeout_ms);

@@ -1,17 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * The registry of a domain: /dev/shm/shmrpc.<domain>.reg, a header and a
- * fixed array of slots (see lib/layout.h).
- *
- * Creation race: the creator makes the file with O_CREAT|O_EXCL, sizes it,
- * initialises the header and publishes `magic` last (release). Openers wait
- * for the magic (acquire), then verify every size against the file before
- * they use anything. A creator that died before publishing leaves a file
- * without magic: after a grace period an opener unlinks it and starts over.
- * Sizing reserves every page (seg.c) and the size appears only once all are
- * reserved: a creator that cannot reserve them (a full /dev/shm) removes
- * the file, which openers only ever saw empty (-EAGAIN: they wait), then
- * find gone and try to create themselves: each gets its own -ENOSPC.
+ * The slots of a domain's registry (lib/layout.h; regfile.c opens the
+ * file): reading them without a lock, taking and freeing them under the
+ * registry lock, and the process's cache of open registries.
  *
  * Writers (join, leave, reclaim) hold the registry lock: an OFD write lock
  * on the file's first byte, which the kernel drops when its holder dies. It
@@ -20,30 +11,24 @@
  * could aim our writes (docs/untrusted-memory.md); the kernel's lock state is
  * out of every peer's reach. A joiner notes its slot in `joining` while it
  * fills it; whoever takes the lock and finds the note set knows that joiner
- * died holding the lock, and reclaims the slot. Readers take no lock: each
- * slot is a seqlock keyed on (state, gen), so a torn slot is re-read.
- *
- * Teardown race: the last node to leave sets `closed` and unlinks the file,
- * both under the lock. A joiner that opened the file before the unlink sees
- * `closed` once it holds the lock, and reopens by name (a fresh registry).
- * `closed` is shared memory that any member can write, so it is only a
- * hint: it is believed when the registry's name no longer names the file
- * we hold (shmrpc__reg_retired); a lie is repaired under the lock.
+ * died holding the lock: the lock hands the note to its taker, and the layer
+ * above repairs (reclaim.c: shmrpc__dom_lock reclaims the slot). Readers
+ * take no lock: each slot is a seqlock keyed on (state, gen), so a torn slot
+ * is re-read.
  */
 #include <errno.h>
-#include <signal.h>
-#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
-
-#define REG_GRACE_NS (1000 * 1000 * 1000ll) /* creator must publish within this */
+#include "registry.h"
+#include "clock.h"
+#include "futex.h"
+#include "layout.h"
+#include "names.h"
+#include "regfile.h"
 
 static void pause_us(long us)
 {
@@ -52,241 +37,14 @@ static void pause_us(long us)
 	nanosleep(&ts, NULL);
 }
 
-static int reg_create(struct shmrpc__reg *r, const char *path, uint32_t capacity, uint32_t mode)
-{
-	struct shmrpc__reg_hdr *h;
-	uint64_t size = shmrpc__reg_size(capacity);
-	uint8_t key[SHMRPC__KEY_BYTES];
-	uint32_t nonce;
-	void *map;
-	int err;
-
-	/* The name key must be unpredictable (names.c): no fallback to a
-	 * clock, which anyone could guess. getrandom only fails on kernels
-	 * older than 3.17 or before the pool is ready at boot (it waits). */
-	if (getrandom(key, sizeof(key), 0) != sizeof(key))
-		return shmrpc__err(-errno, "getrandom: no random name key for %s: %s", path,
-				   strerror(errno));
-	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
-		nonce = (uint32_t)(shmrpc__now_ns() ^ ((uint64_t)getpid() << 16));
-	err = shmrpc__seg_create(path, size, mode, &map, &r->fd);
-	if (err == -EEXIST)
-		return err; /* lost the creation race: open theirs */
-	if (err)
-		return shmrpc__seg_err(err, size, "registry of domain '%s' (%u slots)", r->domain,
-				       capacity);
-	h = map;
-	h->abi = SHMRPC__ABI;
-	h->hdr_size = sizeof(*h);
-	h->slot_size = sizeof(struct shmrpc__slot);
-	h->capacity = capacity;
-	h->total_size = size;
-	h->nonce = nonce;
-	h->mode = mode;
-	memcpy(h->name_key, key, sizeof(key));
-	/* Release: pairs with the acquire load in wait_magic(); everything
-	 * above is visible to whoever sees the magic. */
-	atomic_store_explicit(&h->magic, SHMRPC__REG_MAGIC, memory_order_release);
-	r->hdr = h;
-	r->size = size;
-	return 0;
-}
-
-/* 0 once the magic is published, -EAGAIN after the grace period. */
-static int wait_magic(struct shmrpc__reg_hdr *h)
-{
-	int64_t end = shmrpc__now_ns() + REG_GRACE_NS;
-	uint64_t magic;
-
-	/* One load per look: the creator may publish between two loads. */
-	for (;;) {
-		/* Acquire: pairs with the creator's release store of magic. */
-		magic = atomic_load_explicit(&h->magic, memory_order_acquire);
-		if (magic == SHMRPC__REG_MAGIC)
-			return 0;
-		if (magic != 0)
-			return -EPROTO;
-		if (shmrpc__now_ns() > end)
-			return -EAGAIN;
-		pause_us(50);
-	}
-}
-
-static int reg_verify(const struct shmrpc__reg_hdr *h, uint64_t size)
-{
-	if (h->abi != SHMRPC__ABI || h->hdr_size != sizeof(*h) ||
-	    h->slot_size != sizeof(struct shmrpc__slot) || h->capacity == 0 ||
-	    h->capacity > SHMRPC__CAP_MAX || h->total_size != size ||
-	    size != shmrpc__reg_size(h->capacity))
-		return -EPROTO;
-	/* Every ring this process creates gets this mode: only what a creator
-	 * could have asked for (owner read-write, group bits), never bits for
-	 * other users, setuid or sticky. */
-	if ((h->mode & ~0770u) || (h->mode & 0600) != 0600)
-		return -EPROTO;
-	return 0;
-}
-
-/*
- * Why the registry at @path was refused, for shmrpc_last_error: the usual
- * cause is another user's domain of the same name. lstat, not the file we
- * opened (we may not have got that far): only the message depends on it.
- */
-static int attach_err(int err, const char *path, const char *domain)
-{
-	char full[sizeof(SHMRPC__SHM_DIR) + SHMRPC__PATH_MAX];
-	struct stat st;
-
-	snprintf(full, sizeof(full), "%s%s", SHMRPC__SHM_DIR, path);
-	if (lstat(full, &st))
-		return err;
-	if (!S_ISREG(st.st_mode))
-		return shmrpc__err(err,
-				   "registry %s is not a regular file (mode 0%o, uid %u): refused; "
-				   "domain '%s' cannot be used until it is removed",
-				   full, (unsigned)st.st_mode, (unsigned)st.st_uid, domain);
-	if ((err == -EPERM || err == -EACCES) && st.st_uid != geteuid() && st.st_uid != 0)
-		return shmrpc__err(
-			err,
-			"registry %s is owned by uid %u (not us, not root): another user "
-			"holds domain '%s'",
-			full, (unsigned)st.st_uid, domain);
-	return err;
-}
-
-/* One attempt: 0, -ENOENT (nothing there), -EAGAIN (try again), -errno.
- * Without @wait, a registry whose magic is not published yet is -EAGAIN at
- * once (and left alone). */
-static int reg_attach(struct shmrpc__reg *r, const char *path, uint32_t mode, bool wait)
-{
-	uint64_t size;
-	void *map;
-	int err;
-
-	err = shmrpc__seg_open(path, sizeof(struct shmrpc__reg_hdr),
-			       shmrpc__reg_size(SHMRPC__CAP_MAX), mode, false, &map, &size, &r->fd);
-	if (err)
-		return err == -ENOENT || err == -EAGAIN ? err : attach_err(err, path, r->domain);
-	if (!wait)
-		/* Acquire: pairs with the creator's release store of magic. */
-		err = atomic_load_explicit(&((struct shmrpc__reg_hdr *)map)->magic,
-					   memory_order_acquire) == SHMRPC__REG_MAGIC ?
-			      0 :
-			      -EAGAIN;
-	else if ((err = wait_magic(map)) == -EAGAIN) /* the creator died before publishing */
-		shmrpc__seg_unlink(path);
-	if (!err)
-		err = reg_verify(map, size);
-	if (err) {
-		shmrpc__seg_unmap(map, size);
-		close(r->fd);
-		r->fd = -1;
-		return err == -EPROTO ? shmrpc__err(err,
-						    "registry %s%s: not a registry of this "
-						    "version (magic, ABI %u, sizes or mode)",
-						    SHMRPC__SHM_DIR, path, SHMRPC__ABI) :
-					err;
-	}
-	r->hdr = map;
-	r->size = size;
-	return 0;
-}
-
-static void reg_opened(struct shmrpc__reg *r)
-{
-	pthread_mutex_init(&r->local, NULL);
-	r->slots = (struct shmrpc__slot *)(r->hdr + 1);
-	r->capacity = r->hdr->capacity;
-	r->nonce = r->hdr->nonce;
-	r->mode = r->hdr->mode;
-	memcpy(r->key, r->hdr->name_key, sizeof(r->key));
-}
-
-int shmrpc__reg_open_nowait(struct shmrpc__reg *r, const char *domain, uint32_t mode)
-{
-	char path[SHMRPC__PATH_MAX];
-	int err;
-
-	memset(r, 0, sizeof(*r));
-	r->fd = -1;
-	snprintf(r->domain, sizeof(r->domain), "%s", domain);
-	shmrpc__reg_path(path, domain);
-	err = reg_attach(r, path, mode, false);
-	if (!err)
-		reg_opened(r);
-	return err;
-}
-
-int shmrpc__reg_open(struct shmrpc__reg *r, const char *domain, uint32_t capacity, uint32_t mode,
-		     bool create)
-{
-	char path[SHMRPC__PATH_MAX];
-	int64_t start = shmrpc__now_ns(), empty_since = 0, now;
-	int err, i;
-
-	memset(r, 0, sizeof(*r));
-	r->fd = -1;
-	snprintf(r->domain, sizeof(r->domain), "%s", domain);
-	shmrpc__reg_path(path, domain);
-	for (i = 0;; i++) {
-		err = reg_attach(r, path, mode, true);
-		if (err == -ENOENT && create) {
-			err = reg_create(r, path, capacity, mode);
-			if (err == -EEXIST)
-				continue; /* lost the creation race: open theirs */
-		}
-		if (err != -EAGAIN)
-			break;
-		/* The file exists but is not sized yet. A creator does that in
-		 * microseconds; one that died there left an empty file. */
-		now = shmrpc__now_ns();
-		if (!empty_since) {
-			empty_since = now;
-		} else if (now - empty_since > REG_GRACE_NS) {
-			shmrpc__seg_unlink(path);
-			empty_since = 0;
-		}
-		if (now - start > 3 * REG_GRACE_NS)
-			break;
-		pause_us(i < 10 ? 10 : 200);
-	}
-	if (err)
-		return err;
-	reg_opened(r);
-	return 0;
-}
-
-void shmrpc__reg_close(struct shmrpc__reg *r)
-{
-	if (!r->hdr)
-		return;
-	shmrpc__seg_unmap(r->hdr, r->size);
-	close(r->fd);
-	pthread_mutex_destroy(&r->local);
-	r->hdr = NULL;
-	r->slots = NULL;
-	r->fd = -1;
-}
-
 uint32_t shmrpc__reg_hi(const struct shmrpc__reg *r)
 {
+	/* Acquire: pairs with the release store of hi in shmrpc__reg_take: a
+	 * reader that sees a slot below hi sees that slot taken (JOINING). */
 	uint32_t hi = atomic_load_explicit(&r->hdr->hi, memory_order_acquire);
 
 	/* Untrusted: a corrupt hi must not index past the slots. */
 	return hi < r->capacity ? hi : r->capacity;
-}
-
-/* The previous holder died while filling the slot it noted in `joining`. */
-static void reg_repair(struct shmrpc__reg *r, uint32_t note)
-{
-	uint32_t slot = note - 1;
-
-	if (slot < r->capacity &&
-	    atomic_load_explicit(&r->slots[slot].state, memory_order_relaxed) != SHMRPC__SLOT_FREE)
-		shmrpc__reclaim(r, slot,
-				atomic_load_explicit(&r->slots[slot].gen, memory_order_relaxed));
-	atomic_store_explicit(&r->hdr->joining, 0, memory_order_relaxed);
-	shmrpc__reg_recount(r);
 }
 
 /*
@@ -372,17 +130,14 @@ static int ofd_lock(int fd, short type)
 	return 0;
 }
 
-/* Just locked: did the previous holder die mid-join? */
-static void lock_taken(struct shmrpc__reg *r)
+/* Just locked: did the previous holder die mid-join? Its note, or 0. */
+static uint32_t lock_taken(struct shmrpc__reg *r)
 {
 	/* Relaxed: ordered by the lock (the kernel's, for other processes). */
-	uint32_t note = atomic_load_explicit(&r->hdr->joining, memory_order_relaxed);
-
-	if (note)
-		reg_repair(r, note);
+	return atomic_load_explicit(&r->hdr->joining, memory_order_relaxed);
 }
 
-int shmrpc__reg_lock(struct shmrpc__reg *r)
+int shmrpc__reg_lock(struct shmrpc__reg *r, uint32_t *note)
 {
 	int err;
 
@@ -392,8 +147,14 @@ int shmrpc__reg_lock(struct shmrpc__reg *r)
 		pthread_mutex_unlock(&r->local);
 		return err;
 	}
-	lock_taken(r);
+	*note = lock_taken(r);
 	return 0;
+}
+
+void shmrpc__reg_joining(struct shmrpc__reg *r, uint32_t note)
+{
+	/* Relaxed: under the lock, which orders it for the next holder. */
+	atomic_store_explicit(&r->hdr->joining, note, memory_order_relaxed);
 }
 
 /*
@@ -402,7 +163,7 @@ int shmrpc__reg_lock(struct shmrpc__reg *r)
  * user. So: try, and sleep between tries (5 us doubling to 200 us: joins
  * and leaves hold it for microseconds), until @timeout_ns has passed.
  */
-int shmrpc__reg_lock_for(struct shmrpc__reg *r, int64_t timeout_ns)
+int shmrpc__reg_lock_for(struct shmrpc__reg *r, int64_t timeout_ns, uint32_t *note)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
 	int64_t end = shmrpc__now_ns() + timeout_ns;
@@ -423,7 +184,7 @@ int shmrpc__reg_lock_for(struct shmrpc__reg *r, int64_t timeout_ns)
 		pause_us(us);
 		us = us < 100 ? us * 2 : 200;
 	}
-	lock_taken(r);
+	*note = lock_taken(r);
 	return 0;
 }
 
@@ -441,7 +202,11 @@ static void name_pack(uint64_t w[8], const char *name)
 
 int shmrpc__reg_read(const struct shmrpc__reg *r, uint32_t i, struct shmrpc__slot_view *v)
 {
-	struct shmrpc__slot *s = &r->slots[i];
+	return shmrpc__slot_read(&r->slots[i], v);
+}
+
+int shmrpc__slot_read(const struct shmrpc__slot *s, struct shmrpc__slot_view *v)
+{
 	uint64_t w[8];
 	int k;
 
@@ -529,66 +294,6 @@ static void slot_fill(struct shmrpc__slot *s, const struct shmrpc__join *j)
 		atomic_store_explicit(&s->name[k], w[k], memory_order_relaxed);
 }
 
-/* Under the lock: is @name taken by a live node? Reclaims a dead holder. */
-static int name_taken(struct shmrpc__reg *r, const char *name)
-{
-	struct shmrpc__slot_view v;
-	uint32_t i;
-
-	while (!shmrpc__reg_find(r, name, &i, &v)) {
-		if (shmrpc__node_alive(r, i, v.gen) != 0)
-			return -EEXIST; /* alive, or cannot tell: never steal */
-		shmrpc__reclaim(r, i, v.gen);
-	}
-	return 0;
-}
-
-bool shmrpc__pid_gone(int32_t pid)
-{
-	return pid <= 0 || (kill(pid, 0) && errno == ESRCH);
-}
-
-/* Other nodes' slots a join looks at (join_reclaim): all of them in a
- * domain of up to JOIN_ALL slots, else JOIN_CHECKS. */
-#define JOIN_ALL 16
-#define JOIN_CHECKS 2
-
-/*
- * Lazy reclaim (brief, Cleanup 3): under the lock, a joiner frees the slot
- * and files of every node that is gone, not only a dead holder of its own
- * name, so a domain with neither a reaper nor a peer watching the dead node
- * gets them back at the next join. "Gone" is decided by the liveness lock
- * (shmrpc__node_alive), which a reused pid cannot fake and which works
- * across pid namespaces; the slot's pid and start time are informational.
- * Each check is an open and a lock query (~4 us here) under the registry
- * lock, so a join checks every slot of a small domain (up to JOIN_ALL: one
- * join surely cleans it), but only JOIN_CHECKS slots from a random start in
- * a larger one: joining a domain of thousands stays cheap, and a slot beyond
- * the budget is reached by a later join, a lookup, the peers' watchers, the
- * reaper, or the full sweep of a full registry. (No kill(pid, 0) shortcut:
- * a reused pid would look alive.)
- */
-static void join_reclaim(struct shmrpc__reg *r)
-{
-	uint32_t hi = shmrpc__reg_hi(r), i, k, checks = 0, start, budget;
-
-	if (!hi)
-		return;
-	budget = hi <= JOIN_ALL ? hi : JOIN_CHECKS;
-	start = (uint32_t)((uint64_t)shmrpc__now_ns() % hi);
-	for (k = 0; k < hi && checks < budget; k++) {
-		struct shmrpc__slot *s;
-
-		i = start + k < hi ? start + k : start + k - hi;
-		s = &r->slots[i];
-		/* Relaxed: under the lock, and shmrpc__reclaim re-reads both. */
-		if (atomic_load_explicit(&s->state, memory_order_relaxed) == SHMRPC__SLOT_FREE)
-			continue;
-		checks++;
-		shmrpc__reclaim(r, i, atomic_load_explicit(&s->gen, memory_order_relaxed));
-	}
-}
-
 static int free_slot(struct shmrpc__reg *r)
 {
 	uint32_t i, hi = shmrpc__reg_hi(r);
@@ -603,15 +308,8 @@ static int free_slot(struct shmrpc__reg *r)
 int shmrpc__reg_take(struct shmrpc__reg *r, const struct shmrpc__join *j, uint32_t *gen)
 {
 	struct shmrpc__slot *s;
-	int err, i;
+	int i = free_slot(r);
 
-	err = name_taken(r, j->name);
-	if (err)
-		return err;
-	join_reclaim(r);
-	i = free_slot(r);
-	if (i == -ENOSPC && shmrpc__reclaim_sweep(r, UINT32_MAX, 0) > 0)
-		i = free_slot(r);
 	if (i < 0)
 		return i;
 	s = &r->slots[i];
@@ -621,12 +319,15 @@ int shmrpc__reg_take(struct shmrpc__reg *r, const struct shmrpc__join *j, uint32
 	slot_begin(s, SHMRPC__SLOT_JOINING, *gen);
 	slot_fill(s, j);
 	if ((uint32_t)i >= shmrpc__reg_hi(r))
+		/* Release: pairs with the acquire load in shmrpc__reg_hi; the
+		 * slot's JOINING state and fields above are seen with it. */
 		atomic_store_explicit(&r->hdr->hi, (uint32_t)i + 1, memory_order_release);
 	atomic_fetch_add_explicit(&r->hdr->live, 1, memory_order_relaxed);
 	return i;
 }
 
-void shmrpc__reg_bump(struct shmrpc__reg *r)
+/* The epoch changed: wake its waiters (shmrpc_wait_node, the reaper). */
+static void reg_bump(struct shmrpc__reg *r)
 {
 	/* Release: a waiter that sees the new epoch sees the slot change. */
 	atomic_fetch_add_explicit(&r->hdr->epoch, 1, memory_order_release);
@@ -637,7 +338,7 @@ void shmrpc__reg_publish(struct shmrpc__reg *r, uint32_t slot)
 {
 	/* Release: pairs with the acquire load of state in reg_read. */
 	atomic_store_explicit(&r->slots[slot].state, SHMRPC__SLOT_LIVE, memory_order_release);
-	shmrpc__reg_bump(r);
+	reg_bump(r);
 }
 
 void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
@@ -649,72 +350,7 @@ void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 		return;
 	slot_begin(s, SHMRPC__SLOT_FREE, gen);
 	atomic_fetch_sub_explicit(&r->hdr->live, 1, memory_order_relaxed);
-	shmrpc__reg_bump(r);
-}
-
-/*
- * Does the registry's name still name the file we hold (same device and
- * inode)? 1 yes; 0 no (unlinked, or replaced by a newer registry); -errno
- * when it cannot be told. Nothing is opened and no link is followed.
- */
-static int reg_named(const struct shmrpc__reg *r)
-{
-	char name[SHMRPC__PATH_MAX], path[SHMRPC__PATH_MAX + 16];
-	struct stat ours, named;
-
-	shmrpc__reg_path(name, r->domain);
-	snprintf(path, sizeof(path), "/dev/shm%s", name);
-	if (fstat(r->fd, &ours))
-		return -errno;
-	if (fstatat(AT_FDCWD, path, &named, AT_SYMLINK_NOFOLLOW))
-		return errno == ENOENT ? 0 : -errno;
-	return ours.st_dev == named.st_dev && ours.st_ino == named.st_ino;
-}
-
-bool shmrpc__reg_retired(struct shmrpc__reg *r, bool locked)
-{
-	/* Relaxed: a hint, checked against the name below. (A leaver sets it
-	 * and unlinks the name under the lock: a holder of the lock sees
-	 * both or neither.) */
-	if (!atomic_load_explicit(&r->hdr->closed, memory_order_relaxed))
-		return false;
-	if (reg_named(r) != 1)
-		return true; /* unlinked, replaced, or cannot tell: believe it */
-	/* The name is still ours: no leaver unlinked it (or one is doing it
-	 * right now, which only the lock can tell). Set by a corrupt or
-	 * hostile member: ignore it, and repair it while we hold the lock. */
-	if (locked) {
-		shmrpc__log(SHMRPC_LOG_WARN,
-			    "domain %s: registry marked closed but still in /dev/shm: "
-			    "written by a member, not by a leaver; ignored and cleared",
-			    r->domain);
-		atomic_store_explicit(&r->hdr->closed, 0, memory_order_relaxed);
-	}
-	return false;
-}
-
-/*
- * The name is unlinked only if it still names the file we hold: a registry
- * we retire may have been unlinked already (by its owner) and the name
- * taken by a new registry, maybe another user's, which an unlink by name
- * would delete under its live nodes. Whoever could swap the file between
- * the check and the unlink can unlink ours anyway (the sticky /dev/shm lets
- * only a file's owner, or root, remove it).
- */
-void shmrpc__reg_retire(struct shmrpc__reg *r)
-{
-	char path[SHMRPC__PATH_MAX];
-
-	/* Relaxed: read under the same lock by a joiner (the mutex orders it). */
-	atomic_store_explicit(&r->hdr->closed, 1, memory_order_relaxed);
-	shmrpc__reg_path(path, r->domain);
-	if (reg_named(r) != 1) {
-		shmrpc__log(SHMRPC_LOG_INFO,
-			    "domain '%s': %s%s names another file now (or none): left alone",
-			    r->domain, SHMRPC__SHM_DIR, path);
-		return;
-	}
-	shmrpc__seg_unlink(path);
+	reg_bump(r);
 }
 
 int shmrpc__reg_regen(struct shmrpc__reg *r, uint32_t slot, uint32_t *gen)

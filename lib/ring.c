@@ -33,7 +33,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "ring.h"
+#include "layout.h"
+#include "names.h"
 
 void shmrpc__ring_format(struct shmrpc__ring_hdr *h, uint32_t size,
 			 const struct shmrpc__ring_ids *ids)

@@ -18,7 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "seg.h"
+#include "error.h"
 
 /*
  * Reserve every page of a new segment, and size it, in one step. tmpfs
@@ -116,7 +117,8 @@ out_unlink:
 	return err;
 }
 
-const char *shmrpc__seg_why(int err)
+/* Why a segment creation failed, in words ("/dev/shm is full"). */
+static const char *seg_why(int err)
 {
 	switch (err) {
 	case -ENOSPC:
@@ -142,7 +144,7 @@ int shmrpc__seg_err(int err, uint64_t size, const char *fmt, ...)
 		snprintf(sz, sizeof(sz), "%llu MiB", (unsigned long long)(size >> 20));
 	else
 		snprintf(sz, sizeof(sz), "%llu KiB", (unsigned long long)((size + 1023) >> 10));
-	return shmrpc__err(err, "%s (%s): %s", what, sz, shmrpc__seg_why(err));
+	return shmrpc__err(err, "%s (%s): %s", what, sz, seg_why(err));
 }
 
 static bool in_group(gid_t gid)

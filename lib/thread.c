@@ -9,7 +9,11 @@
  */
 #include <errno.h>
 
-#include "internal.h"
+#include "thread.h"
+#include "error.h"
+#include "node_types.h"
+#include "rx.h"
+#include "waker.h"
 
 /* In a receiving thread, its node: the handler's calls to shmrpc_stop are
  * recognised before they take ctl_lock, which the application's own

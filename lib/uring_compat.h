@@ -31,7 +31,7 @@
  * (lib/uring_probe.c) because it sets up and tears down a ring, which no
  * caller wants inlined, and its prototype sits here so that the io_uring
  * backend needs one include. Internal and C11 only (_Atomic, _Static_assert),
- * like lib/internal.h, hence no extern "C". liburing 2.3's own header needs
+ * like every lib/ header, hence no extern "C". liburing 2.3's own header needs
  * _GNU_SOURCE (sigset_t, AT_FDCWD), which the Makefile defines.
  *
  * Checked against liburing 2.3 (macros) and liburing master (its enum).
@@ -176,6 +176,19 @@ static inline void shmrpc__prep_futex_waitv(struct io_uring_sqe *sqe, const stru
 	sqe->addr = (uint64_t)(uintptr_t)vec;
 	sqe->len = nr;
 	sqe->user_data = user_data;
+}
+
+/*
+ * shmrpc__uring_get_sqe - a free SQE of @ring, submitting what is queued
+ * first if there is none; NULL if that fails too.
+ */
+static inline struct io_uring_sqe *shmrpc__uring_get_sqe(struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	if (!sqe && io_uring_submit(ring) >= 0)
+		sqe = io_uring_get_sqe(ring);
+	return sqe;
 }
 
 /*

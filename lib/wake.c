@@ -41,7 +41,8 @@
  * the sleeper re-checks everything: a bug here costs latency, not a hang.
  * tests/model/ checks this protocol exhaustively with spin.
  */
-#include "internal.h"
+#include "wake.h"
+#include "layout.h"
 
 enum shmrpc__wake_kind shmrpc__wake_prepare(_Atomic uint32_t *w)
 {

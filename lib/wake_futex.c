@@ -29,7 +29,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "wake_futex.h"
+#include "backend.h"
+#include "clock.h"
+#include "futex.h"
+#include "node_types.h"
+#include "wake.h"
 
 #ifndef SYS_futex_waitv
 #define SYS_futex_waitv 449

@@ -7,7 +7,8 @@
  * armed across sleeps: the kernel compares the word only when a wait is
  * armed, and wakers only wake words whose SLEEP flag is set (lib/wake.c).
  * Senders that wake several words at once (broadcast, shmrpc_flush) submit
- * all FUTEX_WAKEs in one io_uring_enter; a single wake is one futex(2).
+ * all FUTEX_WAKEs in one io_uring_enter (wake_uring_tx.c); a single wake is
+ * one futex(2).
  *
  * Waits belong to threads. A wait's completion runs as task_work of the
  * thread that submitted it (docs/uring-notes.md, tests/test_uring_compat.c):
@@ -64,16 +65,20 @@
  * may return EINTR, as the header says).
  */
 #include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "wake_uring.h"
+#include "backend.h"
+#include "clock.h"
+#include "error.h"
+#include "futex.h"
+#include "node_types.h"
 #include "uring_compat.h"
+#include "wake_uring_tx.h"
 
 #define RX_ENTRIES 256
-#define TX_ENTRIES 256
 
 struct waiter {
 	struct shmrpc__inring *r; /* NULL: the bell, or orphaned */
@@ -102,9 +107,7 @@ struct uring_be {
 	struct waiter *bell;
 	/* waits in flight that nobody owns: freed at completion, or at fini */
 	struct waiter *orphans;
-	pthread_mutex_t tx_lock;
-	struct io_uring tx; /* batched wakes; any sending thread, under tx_lock */
-	bool tx_ready;
+	struct shmrpc__uring_tx tx; /* batched wakes (wake_uring_tx.c) */
 	/* the exit hook's list of every node of the process, under all_lock */
 	struct uring_be *all_prev, *all_next;
 	bool listed;
@@ -299,7 +302,7 @@ static int uring_init(struct shmrpc_node *n)
 		free(ub);
 		return err;
 	}
-	pthread_mutex_init(&ub->tx_lock, NULL);
+	shmrpc__uring_tx_init(&ub->tx);
 	all_add(ub);
 	n->be_priv = ub;
 	n->ring_words = UINT32_MAX; /* every ring has its own wait: no bell mode */
@@ -334,6 +337,7 @@ static void uring_fini(struct shmrpc_node *n)
 		return;
 	if (ub->listed && !n->forked)
 		all_del(ub);
+	/* Acquire: pairs with rx_setup's release store; the ring is whole. */
 	if (atomic_load_explicit(&ub->rx_ready, memory_order_acquire)) {
 		/* No wait may outlive the words it watches (node_free unmaps
 		 * the bell next), nor its thread: end them all now, rather
@@ -345,9 +349,7 @@ static void uring_fini(struct shmrpc_node *n)
 		io_uring_queue_exit(&ub->rx);
 	}
 	orphans_free(ub);
-	if (ub->tx_ready)
-		io_uring_queue_exit(&ub->tx);
-	pthread_mutex_destroy(&ub->tx_lock);
+	shmrpc__uring_tx_fini(&ub->tx);
 	pthread_mutex_destroy(&ub->own_lock);
 	free(ub->bell);
 	free(ub);
@@ -364,15 +366,6 @@ static int uring_ring_add(struct shmrpc_node *n, struct shmrpc__inring *r)
 	w->r = r;
 	r->be = w;
 	return 0;
-}
-
-static struct io_uring_sqe *get_sqe(struct io_uring *ring)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-
-	if (!sqe && io_uring_submit(ring) >= 0)
-		sqe = io_uring_get_sqe(ring);
-	return sqe;
 }
 
 static void orphan(struct uring_be *ub, struct waiter *w)
@@ -498,7 +491,7 @@ static int arm(struct uring_be *ub, struct waiter *w, _Atomic uint32_t *word, ui
 
 	if (w->inflight)
 		return 0;
-	sqe = get_sqe(&ub->rx);
+	sqe = shmrpc__uring_get_sqe(&ub->rx);
 	if (!sqe)
 		return -EBUSY;
 	shmrpc__prep_futex_wait(sqe, word, val, (uint64_t)(uintptr_t)w);
@@ -571,47 +564,15 @@ static int uring_park(struct shmrpc_node *n)
 	return rc < 0 ? rc : 0;
 }
 
-static void wake_batch(struct uring_be *ub, _Atomic uint32_t *const *words, unsigned nr)
-{
-	struct io_uring_sqe *sqe;
-	unsigned i;
-
-	for (i = 0; i < nr; i++) {
-		sqe = get_sqe(&ub->tx);
-		if (!sqe) { /* cannot queue: wake the rest one by one */
-			for (; i < nr; i++)
-				shmrpc__futex_wake(words[i]);
-			break;
-		}
-		shmrpc__prep_futex_wake(sqe, words[i], INT_MAX, 0);
-		/* Only failures post a completion: nothing to reap normally. */
-		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-	}
-	io_uring_submit(&ub->tx);
-	if (io_uring_cq_ready(&ub->tx))
-		io_uring_cq_advance(&ub->tx, io_uring_cq_ready(&ub->tx));
-}
-
 static void uring_wake(struct shmrpc_node *n, _Atomic uint32_t *const *words, unsigned nr)
 {
 	struct uring_be *ub = n->be_priv;
-	unsigned i;
 
 	if (nr == 1) { /* one futex(2) costs less than a ring submission */
 		shmrpc__futex_wake(words[0]);
 		return;
 	}
-	pthread_mutex_lock(&ub->tx_lock);
-	if (!ub->tx_ready)
-		ub->tx_ready = io_uring_queue_init(TX_ENTRIES, &ub->tx, IORING_SETUP_SUBMIT_ALL) ==
-			       0;
-	if (ub->tx_ready) {
-		wake_batch(ub, words, nr);
-	} else {
-		for (i = 0; i < nr; i++)
-			shmrpc__futex_wake(words[i]);
-	}
-	pthread_mutex_unlock(&ub->tx_lock);
+	shmrpc__uring_tx_wake(&ub->tx, words, nr);
 }
 
 static int uring_fd_enable(struct shmrpc_node *n, int evfd)

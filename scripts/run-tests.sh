@@ -3,7 +3,7 @@
 # Run every test program in BUILD/tests once per wake backend, plus the
 # model check of the wake protocol. Exits non-zero if anything failed.
 # Usage: scripts/run-tests.sh [BUILD]   ($SHMRPC_TEST_BACKENDS: "futex uring";
-# $SHMRPC_TESTS: only these test programs, e.g. "test_api test_ring")
+# $SHMRPC_TESTS: only these test programs, e.g. "test_send test_ring")
 set -u
 build=${1:-build}
 backends=${SHMRPC_TEST_BACKENDS:-"futex uring"}

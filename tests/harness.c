@@ -263,6 +263,14 @@ double th_now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+int64_t th_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 uint64_t th_rand(uint64_t *s)
 {
 	/* xorshift64*: fast, deterministic, good enough for payloads */
@@ -310,4 +318,275 @@ struct shmrpc_node *th_open(const struct th_dom *d, const char *name)
 		fprintf(stderr, "%d: shmrpc_open(%s, %s) = %d (%s)\n", (int)getpid(), name, d->name,
 			rc, strerror(-rc));
 	return n;
+}
+
+/* ------------------------------------------------------------ waiting */
+
+void th_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+int th_wait_zombie(pid_t pid)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT))
+		return -1;
+	return th_proc_state(pid) == 'Z' ? 0 : -1;
+}
+
+void th_bar_init(struct th_bar *b)
+{
+	if (pipe(b->fd))
+		abort();
+}
+
+int th_bar_wait(struct th_bar *b, int timeout_ms)
+{
+	struct pollfd p = { b->fd[0], POLLIN, 0 };
+	char c;
+
+	close(b->fd[1]);
+	if (poll(&p, 1, timeout_ms) != 1)
+		return -1;
+	return read(b->fd[0], &c, 1) == 0 ? 0 : -1;
+}
+
+void th_bar_release(struct th_bar *b)
+{
+	close(b->fd[1]);
+}
+
+void th_bar_fini(struct th_bar *b)
+{
+	close(b->fd[0]);
+}
+
+/* ------------------------------------------------------------ environment */
+
+void th_env_save(struct th_env *e, const char *name)
+{
+	const char *v = getenv(name);
+
+	e->name = name;
+	e->val = v ? strdup(v) : NULL;
+}
+
+void th_env_restore(struct th_env *e)
+{
+	if (e->val)
+		setenv(e->name, e->val, 1);
+	else
+		unsetenv(e->name);
+	free(e->val);
+}
+
+void th_watch_off(struct th_env *e)
+{
+	th_env_save(e, "SHMRPC_WATCH");
+	setenv("SHMRPC_WATCH", "0", 1);
+}
+
+void th_main_env(void)
+{
+	/* No safety net: every wait must end by a wake (lib/wake.c). */
+	setenv("SHMRPC_SAFETY_MS", "3600000", 0);
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
+}
+
+void th_subreaper(void)
+{
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+}
+
+/* ------------------------------------------------------------ nodes */
+
+struct shmrpc_node *th_open_ring(const struct th_dom *d, const char *name, uint32_t ring)
+{
+	struct shmrpc_opts o = d->opts;
+	struct shmrpc_node *n = NULL;
+	int rc;
+
+	o.ring_bytes = ring;
+	rc = shmrpc_open(name, &o, &n);
+	if (rc)
+		fprintf(stderr, "shmrpc_open(%s, ring %u) = %d\n", name, ring, rc);
+	return n;
+}
+
+struct shmrpc_stats th_stats(struct shmrpc_node *n)
+{
+	struct shmrpc_stats st;
+
+	memset(&st, 0xa5, sizeof(st));
+	assert_int_equal(shmrpc_stats(n, &st), 0);
+	return st;
+}
+
+bool th_wait_sleeps_above(struct shmrpc_node *n, uint64_t above, int timeout_ms)
+{
+	double end = th_now_ms() + timeout_ms;
+	struct shmrpc_stats st;
+
+	for (;;) {
+		if (shmrpc_stats(n, &st) == 0 && st.sleeps > above)
+			return true;
+		if (th_now_ms() > end)
+			return false;
+		th_sleep_ms(2);
+	}
+}
+
+int th_fill_ring(struct shmrpc_node *n, const char *to, size_t len)
+{
+	static uint8_t buf[4096];
+	int count = 0, rc;
+
+	assert_true(len <= sizeof(buf));
+	while ((rc = shmrpc_send(n, to, buf, len, 0)) == 0)
+		count++;
+	assert_int_equal(rc, -EAGAIN);
+	return count;
+}
+
+int th_fill_ring_full(struct shmrpc_node *n, const char *to, size_t len, int *empties)
+{
+	int count = th_fill_ring(n, to, len);
+
+	*empties = th_fill_ring(n, to, 0);
+	return count;
+}
+
+void th_never_handler(struct shmrpc_node *n, const char *from, const void *data, size_t len,
+		      void *arg)
+{
+	(void)n;
+	(void)from;
+	(void)data;
+	(void)len;
+	(void)arg;
+	fail_msg("handler called");
+}
+
+void th_noop_handler(struct shmrpc_node *n, const char *from, const void *data, size_t len,
+		     void *arg)
+{
+	(void)n;
+	(void)from;
+	(void)data;
+	(void)len;
+	(void)arg;
+}
+
+void *th_blocked_recv_thread(void *arg)
+{
+	struct th_blocked_recv *b = arg;
+	char buf[16];
+
+	b->rc = shmrpc_recv(b->n, buf, sizeof(buf), NULL, 10000);
+	return NULL;
+}
+
+int th_count_threads(void)
+{
+	DIR *dir = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(dir);
+	while ((e = readdir(dir)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	return n;
+}
+
+bool th_wait_threads(int want, int timeout_ms)
+{
+	double end = th_now_ms() + timeout_ms;
+
+	while (th_count_threads() != want) {
+		if (th_now_ms() > end)
+			return false;
+		th_sleep_ms(1);
+	}
+	return true;
+}
+
+static int holder_main(void *arg)
+{
+	struct th_holder *h = arg;
+	struct shmrpc_node *n;
+
+	CHILD_CHECK_RC(shmrpc_open(h->name, &h->o, &n), 0);
+	if (h->hello[0]) {
+		CHILD_CHECK_RC(shmrpc_wait_node(n, h->hello, 10000), 0);
+		CHILD_CHECK_RC(shmrpc_send(n, h->hello, "hello", 5, 10000), 0);
+	}
+	th_gate_open(&h->ready);
+	CHILD_CHECK(th_gate_wait(&h->release, 30000) == 0);
+	shmrpc_close(n);
+	return 0;
+}
+
+void th_holder_start_opts(struct th_holder *h, const struct shmrpc_opts *o, const char *name,
+			  const char *hello)
+{
+	memset(h, 0, sizeof(*h));
+	h->o = *o;
+	snprintf(h->name, sizeof(h->name), "%s", name);
+	snprintf(h->hello, sizeof(h->hello), "%s", hello ? hello : "");
+	th_gate_init(&h->ready);
+	th_gate_init(&h->release);
+	h->pid = th_fork(holder_main, h);
+	assert_true(h->pid > 0);
+	assert_int_equal(th_gate_wait(&h->ready, 10000), 0);
+}
+
+void th_holder_start(struct th_holder *h, const struct th_dom *d, const char *name,
+		     const char *hello)
+{
+	th_holder_start_opts(h, &d->opts, name, hello);
+}
+
+void th_holder_fini(struct th_holder *h)
+{
+	th_gate_close(&h->ready);
+	th_gate_close(&h->release);
+}
+
+void th_holder_stop(struct th_holder *h)
+{
+	th_gate_open(&h->release);
+	assert_int_equal(th_wait(h->pid, 10000), 0);
+	th_holder_fini(h);
+}
+
+void th_holder_kill(struct th_holder *h)
+{
+	assert_int_equal(kill(h->pid, SIGKILL), 0);
+	assert_int_equal(th_wait(h->pid, 10000), 128 + SIGKILL);
+	th_holder_fini(h);
+}
+
+int th_send_once_main(void *arg)
+{
+	struct th_holder *h = arg;
+	struct shmrpc_node *n;
+	int v = h->value;
+
+	CHILD_CHECK_RC(shmrpc_open(h->name, &h->o, &n), 0);
+	CHILD_CHECK_RC(shmrpc_send(n, "r", &v, sizeof(v), 1000), 0);
+	if (!h->stay) {
+		shmrpc_close(n);
+		return 0;
+	}
+	th_gate_open(&h->ready);
+	CHILD_CHECK(th_gate_wait(&h->release, 30000) == 0); /* killed here */
+	return 1;
 }

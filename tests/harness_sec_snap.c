@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "harness_sec.h"
-#include "internal.h"
+#include "layout.h"
 
 /* ------------------------------------------------------------ snapshots */
 

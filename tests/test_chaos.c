@@ -70,13 +70,6 @@ static struct shared *sh;
 static struct th_dom dom;
 static pid_t kids[NPROC]; /* the current incarnations, for the teardown */
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
 static void fail_child(int idx, const char *fmt, uint32_t a, uint64_t b, uint64_t c)
 {
 	atomic_fetch_add(&sh->errors, 1);
@@ -315,7 +308,7 @@ static int wait_held(struct shmrpc_kt_obs *o, int idx, pid_t pid, struct shmrpc_
 	while (shmrpc_kt_obs_find(o, name, id) || id->pid != pid) {
 		if (th_now_ms() > end)
 			return -1;
-		sleep_ms(1);
+		th_sleep_ms(1);
 	}
 	return 0;
 }
@@ -327,7 +320,7 @@ static int wait_no_stale(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *ids
 	int n;
 
 	while ((n = shmrpc_kt_obs_stale(o, ids, NPROC)) != 0 && th_now_ms() < end)
-		sleep_ms(5);
+		th_sleep_ms(5);
 	if (n) { /* say which: the live ids, every file with a ring's flags */
 		char cmd[200];
 
@@ -366,7 +359,7 @@ static void test_chaos_kill_restart(void **state)
 		pid[i] = spawn(i);
 	end = th_now_ms() + chaos_seconds() * 1000.0;
 	while (th_now_ms() < end) {
-		sleep_ms(20 + (int)(th_rand(&rng) % 130));
+		th_sleep_ms(20 + (int)(th_rand(&rng) % 130));
 		/* one at a time, sometimes two at once */
 		for (k = 0; k < 1 + (th_rand(&rng) % 4 == 0); k++) {
 			i = (int)(th_rand(&rng) % NPROC);
@@ -378,7 +371,7 @@ static void test_chaos_kill_restart(void **state)
 			}
 			kills++;
 			if (th_rand(&rng) % 2)
-				sleep_ms((int)(th_rand(&rng) % 30));
+				th_sleep_ms((int)(th_rand(&rng) % 30));
 			pid[i] = spawn(i);
 		}
 	}

@@ -26,7 +26,12 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "internal.h" /* white box: a node's out_gen table, the registry's scan bound */
+#include "layout.h"
+#include "node_types.h" /* white box: a node's out_gen table, the registry's scan bound */
+#include "names.h"
+#include "nodeseg.h"
+#include "registry.h"
+#include "seg.h"
 
 #define SKIP_RC 77
 #define BIG 60000 /* the message size */

@@ -26,16 +26,16 @@
 #include <time.h>
 
 #include "harness.h"
-#include "internal.h"
+#include "futex.h"
+#include "layout.h"
+#include "node_types.h"
+#include "names.h"
+#include "nodeseg.h"
+#include "registry.h"
+#include "seg.h"
+#include "wake.h"
 
 /* ------------------------------------------------------------- helpers */
-
-static void nap_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
 
 /* Map a /dev/shm object by its shm name ("/shmrpc..."), read-write. */
 static void *hx_map(const char *name, uint64_t *size)
@@ -169,7 +169,7 @@ static int evil_ring_sender(void *arg)
 	CHILD_CHECK(h);
 	/* sleeping wait until the receiver sleeps on this ring */
 	for (i = 0; i < 5000 && !(atomic_load(&h->data_seq) & SHMRPC__W_SLEEP); i++)
-		nap_ms(1);
+		th_sleep_ms(1);
 	CHILD_CHECK(atomic_load(&h->data_seq) & SHMRPC__W_SLEEP);
 	tail = atomic_load(&h->tail);
 	switch (e->how) {

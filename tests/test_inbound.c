@@ -21,18 +21,12 @@
 #include <time.h>
 
 #include "harness.h"
-#include "internal.h" /* white box: the sender's slot, for the chain case */
+#include "layout.h"
+#include "node_types.h" /* white box: the sender's slot, for the chain case */
 
 #define RING 4096 /* 36 messages of MSG bytes fill it */
 #define MSG 100
 #define FILL_MAX 1024
-
-static void nap_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
 
 /* Descriptors that fill this process's table (RLIMIT_NOFILE lowered). */
 struct filler {
@@ -59,7 +53,7 @@ static void *free_fds(void *arg)
 {
 	struct filler *f = arg;
 
-	nap_ms(f->free_after_ms);
+	th_sleep_ms(f->free_after_ms);
 	while (f->n > 0)
 		close(f->fd[--f->n]);
 	return NULL;

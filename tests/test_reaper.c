@@ -37,7 +37,7 @@
 #include <time.h>
 
 #include "harness.h"
-#include "internal.h"
+#include "layout.h"
 #include "killtime.h"
 
 #ifndef SHMRPC_REAPER_BIN
@@ -60,13 +60,6 @@ struct fix {
 };
 
 /* ------------------------------------------------------------ helpers */
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
 
 static const char *reaper_bin(void)
 {
@@ -184,7 +177,7 @@ static int log_wait_n(const struct fix *f, int n, const char *a, const char *b, 
 			print_log(f);
 			return -1;
 		}
-		sleep_ms(2);
+		th_sleep_ms(2);
 	}
 	return 0;
 }
@@ -202,7 +195,7 @@ static int shm_wait_empty(const char *domain, int ms)
 	while (th_shm_count(domain) != 0) {
 		if (th_now_ms() > end)
 			return -1;
-		sleep_ms(1);
+		th_sleep_ms(1);
 	}
 	return 0;
 }
@@ -548,7 +541,7 @@ static void test_lazy_join_reclaims_dead_slot(void **state)
 	holder_start(&h, &f->d, "v", "p"); /* a ring v -> p, never opened by p */
 	assert_int_equal(shmrpc_kt_obs_find(o, "v", &id), 0);
 	holder_kill(&h);
-	sleep_ms(50);
+	th_sleep_ms(50);
 	/* No reaper, no watcher: still there. */
 	assert_int_equal(shmrpc_kt_obs_holds(o, &id), 1);
 	assert_true(shmrpc_kt_obs_files(o, &id) >= 2);
@@ -699,7 +692,7 @@ static void restart_case(struct fix *f, const char *mode, int sig, bool kill_dur
 		assert_int_equal(th_wait(h.pid, 10000), 128 + SIGKILL);
 	} else {
 		holder_kill(&h);
-		sleep_ms(50);
+		th_sleep_ms(50);
 		assert_int_equal(shmrpc_kt_obs_holds(o, &id), 1); /* nobody else cleans */
 		reaper_start(f, mode, strcmp(mode, "pidfd") ? f->pin : NULL);
 	}
@@ -1016,7 +1009,7 @@ static void container_case(struct fix *f, const char *mode)
 		assert_int_equal(log_wait(f, ": watch ", "node=c", gpid, CLEAN_MS), 0);
 		assert_int_equal(log_count(f, ": watch ", "node=c", "via=lock", NULL), 0);
 	}
-	sleep_ms(300); /* more than the watcher's lock polling: still alive */
+	th_sleep_ms(300); /* more than the watcher's lock polling: still alive */
 	assert_int_equal(shmrpc_is_local(p, "c"), 1);
 	assert_int_equal(shmrpc_kt_obs_holds(o, &id), 1);
 	container_kill(&c);
@@ -1149,7 +1142,7 @@ static void test_status_fields(void **state)
 		shmrpc_kt_obs_reaper(o, &st2);
 		if (st2.beat_s > st.beat_s)
 			break;
-		sleep_ms(100);
+		th_sleep_ms(100);
 	}
 	assert_true(st2.beat_s > st.beat_s);
 	holder_start(&h, &f->d, "v", NULL);

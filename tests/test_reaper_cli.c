@@ -33,7 +33,11 @@
 #include <time.h>
 
 #include "harness.h"
-#include "internal.h"
+#include "layout.h"
+#include "names.h"
+#include "reclaim.h"
+#include "regfile.h"
+#include "registry.h"
 
 #ifndef SHMRPC_REAPER_BIN
 #define SHMRPC_REAPER_BIN "build/tools/shmrpc-reaper"
@@ -545,7 +549,7 @@ static int locker_main(void *arg)
 
 	memset(&reg, 0, sizeof(reg));
 	CHILD_CHECK_RC(shmrpc__reg_open_nowait(&reg, ((void **)arg)[0], 0600), 0);
-	CHILD_CHECK_RC(shmrpc__reg_lock(&reg), 0);
+	CHILD_CHECK_RC(shmrpc__dom_lock(&reg), 0);
 	th_gate_open(g);
 	for (;;)
 		pause();

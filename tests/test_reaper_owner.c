@@ -41,7 +41,11 @@
 #include <time.h>
 
 #include "harness.h"
-#include "internal.h"
+#include "layout.h"
+#include "node_types.h"
+#include "names.h"
+#include "regfile.h"
+#include "seg.h"
 #include "killtime.h"
 
 #ifndef SHMRPC_REAPER_BIN
@@ -63,13 +67,6 @@ struct fix {
 };
 
 /* ------------------------------------------------------------ helpers */
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
 
 static int setup(void **state)
 {
@@ -209,7 +206,7 @@ static int log_wait(const struct fix *f, const char *a, const char *b, int ms)
 			print_log(f);
 			return -1;
 		}
-		sleep_ms(5);
+		th_sleep_ms(5);
 	}
 	return 0;
 }
@@ -294,7 +291,7 @@ static void victim_start(struct fix *f, struct victim *v)
 	assert_int_equal(shmrpc_kt_obs_open(&v->o, f->v.name), 0);
 	assert_int_equal(shmrpc_kt_obs_find(v->o, "v", &v->id), 0);
 	while (log_count(f, ": watch ", "node=v") == watched && th_now_ms() < end)
-		sleep_ms(2);
+		th_sleep_ms(2);
 	if (log_count(f, ": watch ", "node=v") == watched)
 		print_log(f);
 	assert_true(log_count(f, ": watch ", "node=v") > watched);
@@ -322,7 +319,7 @@ static void victim_kill(struct fix *f, struct victim *v, const char *what)
 	/* and its registry, retired in the same hold of the lock */
 	end = th_now_ms() + CLEAN_MS;
 	while (th_shm_count(f->v.name) && th_now_ms() < end)
-		sleep_ms(1);
+		th_sleep_ms(1);
 	assert_int_equal(th_shm_count(f->v.name), 0);
 }
 
@@ -533,7 +530,7 @@ static void test_forged_joining_kept(void **state)
 	atomic_store(&s->state, SHMRPC__SLOT_JOINING);
 	kill(f->reaper, SIGHUP); /* reconcile: a sweep of every slot */
 	assert_int_equal(log_wait(f, "reconcile reason=SIGHUP", NULL, 5000), 0);
-	sleep_ms(300);
+	th_sleep_ms(300);
 	shmrpc__node_path(name, v->reg, v->slot, v->gen);
 	snprintf(path, sizeof(path), "/dev/shm%s", name);
 	assert_int_equal(stat(path, &st), 0);
@@ -595,11 +592,11 @@ static void fake_churn(struct attacker *a, struct shmrpc_node *n)
 	for (i = 1; i <= FAKE_SLOTS; i++)
 		atomic_store(&s[i].state, SHMRPC__SLOT_FREE);
 	epoch_bump(h);
-	sleep_ms(25);
+	th_sleep_ms(25);
 	for (i = 1; i <= FAKE_SLOTS; i++)
 		atomic_store(&s[i].state, SHMRPC__SLOT_LIVE);
 	epoch_bump(h);
-	sleep_ms(25);
+	th_sleep_ms(25);
 }
 
 /* CROWD sleeping processes, as a busy host has: each walk of /proc costs
@@ -652,7 +649,7 @@ static void test_fake_live_slots_of_other_pidns(void **state)
 	t0 = th_now_ms();
 	cpu0 = th_cpu_ms(f->reaper);
 	attacker_start(f, &a); /* its slots planted and announced */
-	sleep_ms(100);	       /* the reaper is at them */
+	th_sleep_ms(100);      /* the reaper is at them */
 	victim_kill(f, &v, "4095 fake LIVE slots");
 	print_message(
 		"[observed] reaper CPU %.0f ms in %.0f ms; %d nodes of the attacker mirrored\n",
@@ -663,7 +660,7 @@ static void test_fake_live_slots_of_other_pidns(void **state)
 	th_wait(f->kids[f->nkids], 5000);
 	attacker_start(f, &a);
 	check_victim(f, "4095 fake LIVE slots coming and going");
-	sleep_ms(500);
+	th_sleep_ms(500);
 	print_message(
 		"[observed] reaper CPU %.0f ms in %.0f ms; %d nodes of the attacker mirrored\n",
 		th_cpu_ms(f->reaper) - cpu0, th_now_ms() - t0, log_count(f, ": watch ", f->a[0]));
@@ -779,7 +776,7 @@ static void test_registry_lock_held_for_ever(void **state)
 
 	need_root();
 	doomed = th_fork(doomed_main, f);
-	sleep_ms(200);
+	th_sleep_ms(200);
 	attacker_start(f, &a); /* holds the lock from now on */
 	reaper_start(f, "pidfd", 1);
 	assert_int_equal(log_wait(f, ": watch ", "node=doomed", 5000), 0);
@@ -804,7 +801,7 @@ static void test_truncated_registry_survived(void **state)
 	assert_int_equal(log_wait(f, "domain-added", f->a[0], 5000), 0);
 	snprintf(reg, sizeof(reg), "/dev/shm/shmrpc.%s.reg", f->a[0]);
 	assert_int_equal(truncate(reg, 0), 0); /* its owner may */
-	sleep_ms(1500);			       /* the reaper's heartbeat writes the header */
+	th_sleep_ms(1500);		       /* the reaper's heartbeat writes the header */
 	assert_int_equal(waitpid(f->reaper, &st, WNOHANG), 0); /* alive */
 	assert_int_equal(log_wait(f, "mapped pages vanished", NULL, 3000), 0);
 	check_victim(f, "a truncated registry");
@@ -882,7 +879,7 @@ static void test_group_member_files_unlinked_as_member(void **state)
 	kill(f->kids[0], SIGKILL); /* the owner's node too: the domain goes */
 	end = th_now_ms() + 5000;
 	while (th_shm_count(f->v.name) && th_now_ms() < end)
-		sleep_ms(2);
+		th_sleep_ms(2);
 	reaper_stop_clean(f);
 	th_gate_close(&o.ready);
 	th_gate_close(&m.ready);

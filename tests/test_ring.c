@@ -13,7 +13,8 @@
 #include <sys/mman.h>
 
 #include "harness.h"
-#include "internal.h"
+#include "layout.h"
+#include "ring.h"
 
 #define PAGE SHMRPC__PAGE
 #define SMALL 4096u /* smallest ring: wraps all the time */

@@ -40,7 +40,7 @@
 #include <time.h>
 
 #include "harness_sec.h"
-#include "internal.h"
+#include "layout.h"
 
 #define FAKE_SLOTS 4096	   /* capacity of B's registry of fake nodes */
 #define SPARSE_SLOTS 65536 /* SHMRPC__CAP_MAX */

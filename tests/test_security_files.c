@@ -31,7 +31,7 @@
 #include <time.h>
 
 #include "harness_sec.h"
-#include "internal.h"
+#include "layout.h"
 
 static void nap_ms(int ms)
 {

@@ -30,7 +30,12 @@
 #include <time.h>
 
 #include "harness.h"
-#include "internal.h"
+#include "layout.h"
+#include "node_types.h"
+#include "names.h"
+#include "regfile.h"
+#include "registry.h"
+#include "seg.h"
 
 #define NOBODY 65534
 #define DAEMON 1

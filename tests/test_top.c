@@ -28,7 +28,9 @@
 #include <time.h>
 
 #include "harness.h"
-#include "internal.h" /* white box: layout.h, to plant files */
+#include "layout.h" /* white box: layout.h, to plant files */
+#include "names.h"
+#include "seg.h"
 #include "mini_json.h"
 #include "top.h"
 

@@ -46,7 +46,12 @@
 #include <liburing.h>
 
 #include "harness.h"
-#include "internal.h"
+#include "layout.h"
+#include "node_types.h"
+#include "names.h"
+#include "regfile.h"
+#include "seg.h"
+#include "wake_uring.h"
 
 #define SENDERS 3
 #define WARM_MSGS 6   /* per sender, received by the first thread */

@@ -230,7 +230,7 @@ int64_t bench_sysc_read(void);
 void bench_sysc_close(void);
 
 /* shmview.c: a libshmrpc domain seen from outside (its files in /dev/shm,
- * its registry read-only); the benchmark's only use of lib internals. */
+ * its registry read-only); the benchmark's only use of lib/inspect.h. */
 struct bench_shm_usage {
 	unsigned files, rings, nodes;
 	uint64_t blocks_bytes;	 /* allocated blocks of all files (st_blocks) */

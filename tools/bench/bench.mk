@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 # shmrpc-bench, a fragment of the top Makefile (`include tools/bench/bench.mk`),
 # which sets, before the include, what the libshmrpc transports link:
-#   BENCH_EXTRA_CFLAGS := -Iinclude
-#   BENCH_INTERNAL_CFLAGS := -Ilib   (shmview.c only: the library's internals)
+#   BENCH_EXTRA_CFLAGS := -I<dir>    (shmrpc.h, and lib/inspect.h and
+#                                    lib/layout.h for shmview.c)
 #   BENCH_EXTRA_DEPS := $(LIB_A)
 #   BENCH_EXTRA_LIBS := $(LIB_A) $(LIB_DEPS)
 # The ZeroMQ and nng baselines are built when their Debian packages are
@@ -26,7 +26,6 @@ BENCH_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototype
 	-pthread -MMD -MP
 BENCH_LDLIBS := -lrt -pthread
 BENCH_EXTRA_CFLAGS ?=
-BENCH_INTERNAL_CFLAGS ?=
 BENCH_EXTRA_DEPS ?=
 BENCH_EXTRA_LIBS ?=
 
@@ -60,16 +59,16 @@ $(BENCH_FEAT): bench-feat-force
 	$(Q)mkdir -p $(@D)
 	$(Q)echo '$(BENCH_FEATURES)' | cmp -s - $@ 2>/dev/null || echo '$(BENCH_FEATURES)' >$@
 
-$(B)/tools/bench/shmview.o: BENCH_OBJ_CFLAGS := $(BENCH_INTERNAL_CFLAGS)
 $(B)/tools/bench/tr_zmq.o: BENCH_OBJ_CFLAGS := $(if $(BENCH_ZMQ_LIBS),-DBENCH_HAVE_ZMQ=1)
 $(B)/tools/bench/tr_nng.o: BENCH_OBJ_CFLAGS := $(if $(BENCH_NNG_LIBS),-DBENCH_HAVE_NNG=1)
 $(B)/tools/bench/tr_zmq.o $(B)/tools/bench/tr_nng.o: $(BENCH_FEAT)
 
-# -Ilib (the top Makefile's CFLAGS has it) only where BENCH_OBJ_CFLAGS says.
+# Not the top Makefile's -Iinclude -Ilib: BENCH_EXTRA_CFLAGS says what the
+# bench may include.
 $(B)/tools/bench/%.o: tools/bench/%.c
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(filter-out -Ilib,$(CFLAGS)) $(BENCH_CFLAGS) $(BENCH_EXTRA_CFLAGS) \
+	$(Q)$(CC) $(filter-out -Iinclude -Ilib,$(CFLAGS)) $(BENCH_CFLAGS) $(BENCH_EXTRA_CFLAGS) \
 		$(BENCH_OBJ_CFLAGS) -c -o $@ $<
 
 $(BENCH_BIN): $(BENCH_OBJS) $(BENCH_EXTRA_DEPS) $(BENCH_FEAT)

@@ -6,12 +6,12 @@
  * one node; removing what a killed run left behind), and its registry,
  * mapped read-only (crash.c watches a victim's slot through it).
  *
- * This is the benchmark's only use of the library's internals: the file
- * names of lib/seg.c and the registry layout of lib/layout.h (the only
- * file built with -Ilib, see bench.mk). When the library gives the tools
- * a narrow read-only header (issue 10: lib/inspect.h), this file is what
- * moves onto it. Every libshmrpc run of the benchmark uses a domain of its
- * own, so that it never touches a real deployment or another run.
+ * This is the benchmark's only use of the library beyond its API: the
+ * tools' header lib/inspect.h (which file of a domain a /dev/shm entry is)
+ * and the registry layout of lib/layout.h (the bench, like every tool, is
+ * built with those two and shmrpc.h only, see the Makefile). Every
+ * libshmrpc run of the benchmark uses a domain of its own, so that it
+ * never touches a real deployment or another run.
  *
  * /dev/shm is shared by all users: files are looked at with lstat and
  * opened with O_NOFOLLOW | O_NONBLOCK, then checked with fstat.
@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "internal.h" /* shmrpc__file_ids, struct shmrpc__reg */
+#include "inspect.h" /* shmrpc_insp_file_ids */
 #include "layout.h"
 #include "shmrpc.h"
 
@@ -128,7 +128,7 @@ struct bench_regview {
  * lib/names.c). -errno if /dev/shm or the registry cannot be read. */
 int bench_node_files(const struct bench_regview *v, const char *domain, uint32_t slot, uint32_t gen)
 {
-	struct shmrpc__reg r = { 0 };
+	struct shmrpc_insp_reg r = { 0 };
 	struct dirent *e;
 	uint32_t ids[4];
 	int n = 0, k;
@@ -141,7 +141,7 @@ int bench_node_files(const struct bench_regview *v, const char *domain, uint32_t
 	r.nonce = v->h->nonce;
 	r.mode = v->h->mode;
 	while ((e = readdir(d))) {
-		k = shmrpc__file_ids(&r, e->d_name, ids);
+		k = shmrpc_insp_file_ids(&r, e->d_name, ids);
 		n += (k == 1 && ids[0] == slot && ids[1] == gen) ||
 		     (k == 2 &&
 		      ((ids[0] == slot && ids[1] == gen) || (ids[2] == slot && ids[3] == gen)));

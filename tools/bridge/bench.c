@@ -240,8 +240,7 @@ static double trip_shm(struct shmrpc_node *n, char *buf)
 {
 	double t0 = bb_now_us();
 
-	if (shmrpc_send(n, "srv", buf, 64, 10000) ||
-	    shmrpc_recv(n, buf, 64, NULL, 10000) != 64)
+	if (shmrpc_send(n, "srv", buf, 64, 10000) || shmrpc_recv(n, buf, 64, NULL, 10000) != 64)
 		return -1;
 	return bb_now_us() - t0;
 }

@@ -25,10 +25,12 @@ bridge: $(if $(NATS_LIBS),$(BRIDGE_TARGETS),bridge-missing)
 bridge-missing:
 	@echo "  SKIP    shmrpc-bridge: libnats not found (apt-get install libnats-dev)"
 
-$(B)/tools/bridge/%.o: tools/bridge/%.c
+# Like every tool: the public header through the tools' include path
+# (docs/architecture.md); the bridge uses nothing else of the library.
+$(B)/tools/bridge/%.o: tools/bridge/%.c | $(TOOLS_HDRS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -Itools -c -o $@ $<
+	$(Q)$(CC) $(TOOLS_CFLAGS) -c -o $@ $<
 
 $(BRIDGE_BIN): $(BRIDGE_OBJS) $(LIB_A)
 	$(call msg,LD,$@)
@@ -56,11 +58,11 @@ $(B)/tests/harness_bridge.o: tests/harness_bridge.c
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itools -DSHMRPC_BRIDGE_BIN='"$(BRIDGE_BIN)"' -c -o $@ $<
 
-$(B)/tests/test_bridge: tests/test_bridge.c $(B)/tests/harness.o $(B)/tests/harness_bridge.o \
+$(B)/tests/test_bridge: tests/test_bridge.c $(TH_OBJS) $(B)/tests/harness_bridge.o \
 		$(LIB_A) $(BRIDGE_TARGETS) $(B)/tools/shmrpc-top
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itools -DSHMRPC_BRIDGE_BIN='"$(BRIDGE_BIN)"' \
 		-DSHMRPC_TOP_BIN='"$(B)/tools/shmrpc-top"' -o $@ $< \
-		$(B)/tests/harness.o $(B)/tests/harness_bridge.o $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) \
+		$(TH_OBJS) $(B)/tests/harness_bridge.o $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) \
 		$(LDLIBS)

@@ -49,7 +49,7 @@ int dom_reg_name(const char *ent, char *out)
 		return -EINVAL;
 	memcpy(out, ent + 7, n - 11);
 	out[n - 11] = '\0';
-	return shmrpc__name_check(out) ? -EINVAL : 0;
+	return shmrpc_insp_name_check(out) ? -EINVAL : 0;
 }
 
 bool dom_wanted(const struct reaper *r, const char *domain)
@@ -217,7 +217,7 @@ int dom_open(struct reaper *r, const char *domain, const struct stat *st, struct
 	}
 	/* 0660: also a group-mode domain's registry, whose group is the
 	 * identity's (the library checks its mode bits). */
-	err = shmrpc__reg_open_nowait(&d->reg, domain, 0660);
+	err = shmrpc_insp_reg_open(&d->reg, domain, 0660, false);
 	if (!err && fstat(d->reg.fd, &fst))
 		err = -errno;
 	else if (!err && (fst.st_ino != st->st_ino || fst.st_uid != d->uid || fst.st_gid != d->gid))
@@ -229,7 +229,7 @@ int dom_open(struct reaper *r, const char *domain, const struct stat *st, struct
 		err = -ENOMEM;
 	if (err) {
 		if (d->reg.hdr)
-			shmrpc__reg_close(&d->reg);
+			shmrpc_insp_reg_close(&d->reg);
 		free(d);
 		return err;
 	}
@@ -292,7 +292,7 @@ static int dom_add(struct reaper *r, const char *domain)
 		return err == -EAGAIN ? -EAGAIN : 0;
 	}
 	if (dom_by_ino(r, d->dev, d->ino)) {
-		shmrpc__reg_close(&d->reg);
+		shmrpc_insp_reg_close(&d->reg);
 		free(d->slots);
 		free(d);
 		return 0;

@@ -22,7 +22,7 @@
  * futex support (old kernel, io_uring disabled) the epochs are compared on
  * every loop turn, at most EPOCH_POLL_MS apart.
  *
- * Reclaiming (reclaim.c): shmrpc__reclaim() under the registry lock does
+ * Reclaiming (reclaim.c): shmrpc_insp_reclaim() under the registry lock does
  * what a node's own leave would have done; the last node reaped retires
  * the registry too. Every file operation on a domain runs as the registry's
  * owner (owner.c). Syncs read only the slots in the registry file's data
@@ -42,7 +42,6 @@
 #include <unistd.h>
 
 #include "reaper.h"
-#include "uring_compat.h"
 
 #define EPOCH_POLL_MS 20 /* without io_uring: epochs compared this often */
 #define URING_ENTRIES 256
@@ -113,7 +112,7 @@ static void dom_arm(struct reaper *r, struct rdom *d)
 		d->dirty = true; /* no room: the next turn tries again */
 		return;
 	}
-	shmrpc__prep_futex_wait(sqe, &d->reg.hdr->epoch, d->epoch_seen, d->id);
+	shmrpc_insp_prep_epoch_wait(sqe, &d->reg, d->epoch_seen, d->id);
 	d->armed = true;
 	uring_submit(r);
 }
@@ -156,7 +155,7 @@ void dom_epochs(struct reaper *r)
  */
 static void dom_sync(struct reaper *r, struct rdom *d)
 {
-	struct shmrpc__slot_view v;
+	struct shmrpc_insp_slot v;
 	struct rnode *n;
 	uint32_t i, st;
 	int rc, tries;
@@ -169,16 +168,16 @@ static void dom_sync(struct reaper *r, struct rdom *d)
 		d->syncing = true;
 		d->dirty = false;
 		d->sync_pos = 0;
-		d->sync_sc = (struct shmrpc__reg_scan){ 0, 0 };
+		d->sync_sc = (struct shmrpc_insp_scan){ 0, 0 };
 		/* Acquire: pairs with the release bump of every join/leave. */
 		d->epoch_seen = atomic_load_explicit(&d->reg.hdr->epoch, memory_order_acquire);
 		/* A hint, believed only if the name no longer names the file. */
-		if (shmrpc__reg_retired(&d->reg, false))
+		if (shmrpc_insp_reg_retired(&d->reg))
 			d->gone = true;
 	}
 	/* Every slot in the file's data, not only below the shared hi. */
-	for (i = shmrpc__reg_scan_next(&d->reg, &d->sync_sc, d->sync_pos); i < d->reg.capacity;
-	     i = shmrpc__reg_scan_next(&d->reg, &d->sync_sc, i + 1)) {
+	for (i = shmrpc_insp_scan_next(&d->reg, &d->sync_sc, d->sync_pos); i < d->reg.capacity;
+	     i = shmrpc_insp_scan_next(&d->reg, &d->sync_sc, i + 1)) {
 		if (!owner_spend(r, d->owner, 1)) {
 			d->sync_pos = i;
 			d->dirty = true; /* resumed in a later turn */
@@ -190,7 +189,7 @@ static void dom_sync(struct reaper *r, struct rdom *d)
 		if (st == SHMRPC__SLOT_FREE && !n)
 			continue;
 		for (tries = 0; tries < 100; tries++)
-			if ((rc = shmrpc__reg_read(&d->reg, i, &v)) != -EAGAIN)
+			if ((rc = shmrpc_insp_reg_read(&d->reg, i, &v)) != -EAGAIN)
 				break;
 		if (rc == -EAGAIN) {
 			d->dirty = true; /* changing under us: again next turn */
@@ -233,7 +232,7 @@ static void dom_free(struct reaper *r, struct rdom *d)
 		sqe->user_data = 0;
 		uring_submit(r);
 	}
-	shmrpc__reg_close(&d->reg);
+	shmrpc_insp_reg_close(&d->reg);
 	free(d->slots);
 	free(d);
 }
@@ -382,7 +381,7 @@ int dom_init(struct reaper *r)
 	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->infd, &ev))
 		return -errno;
 	/* No IORING_SETUP_DEFER_TASKRUN: its ring fd never polls readable. */
-	if (shmrpc__uring_futex_supported()) {
+	if (shmrpc_insp_uring_futex()) {
 		err = io_uring_queue_init(URING_ENTRIES, &r->ring, 0);
 		r->uring = err == 0;
 		ev.data.u64 = EV_DATA(EV_URING, 0);

@@ -9,13 +9,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "internal.h"
+#include "inspect.h"
 #include "killtime.h"
 
 struct shmrpc_kt_obs {
-	struct shmrpc__reg reg;
+	struct shmrpc_insp_reg reg;
 };
+
+/* CLOCK_MONOTONIC, in nanoseconds. */
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 int shmrpc_kt_obs_open(struct shmrpc_kt_obs **out, const char *domain)
 {
@@ -24,7 +34,7 @@ int shmrpc_kt_obs_open(struct shmrpc_kt_obs **out, const char *domain)
 
 	if (!o)
 		return -ENOMEM;
-	err = shmrpc__reg_open(&o->reg, domain, 0, 0600, false);
+	err = shmrpc_insp_reg_open(&o->reg, domain, 0600, true);
 	if (err) {
 		free(o);
 		return err;
@@ -37,15 +47,15 @@ void shmrpc_kt_obs_close(struct shmrpc_kt_obs *o)
 {
 	if (!o)
 		return;
-	shmrpc__reg_close(&o->reg);
+	shmrpc_insp_reg_close(&o->reg);
 	free(o);
 }
 
 int shmrpc_kt_obs_find(struct shmrpc_kt_obs *o, const char *name, struct shmrpc_kt_id *id)
 {
-	struct shmrpc__slot_view v;
+	struct shmrpc_insp_slot v;
 	uint32_t slot;
-	int err = shmrpc__reg_find(&o->reg, name, &slot, &v);
+	int err = shmrpc_insp_reg_find(&o->reg, name, &slot, &v);
 
 	if (err)
 		return err;
@@ -70,14 +80,14 @@ int shmrpc_kt_obs_holds(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *id)
 int shmrpc_kt_obs_wait_gone(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *id, int timeout_ms,
 			    int64_t *at_ns)
 {
-	int64_t deadline = shmrpc__now_ns() + (int64_t)timeout_ms * 1000000, now, until;
+	int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000, now, until;
 	_Atomic uint32_t *ep = &o->reg.hdr->epoch;
 	uint32_t e;
 
 	for (;;) {
 		/* Acquire: pairs with reg_bump's release, after the free. */
 		e = atomic_load_explicit(ep, memory_order_acquire);
-		now = shmrpc__now_ns();
+		now = mono_ns();
 		if (!shmrpc_kt_obs_holds(o, id)) {
 			if (at_ns)
 				*at_ns = now;
@@ -87,7 +97,7 @@ int shmrpc_kt_obs_wait_gone(struct shmrpc_kt_obs *o, const struct shmrpc_kt_id *
 			return -ETIMEDOUT;
 		/* Woken by the bump of the reclaim's reg_free; 100 ms safety. */
 		until = now + 100 * 1000000ll;
-		shmrpc__futex_wait(ep, e, until < deadline ? until : deadline);
+		shmrpc_insp_epoch_wait(&o->reg, e, until < deadline ? until : deadline);
 	}
 }
 
@@ -104,7 +114,7 @@ static int file_ids(struct shmrpc_kt_obs *o, const char *ent, uint32_t ids[4])
 	int k, tries;
 
 	for (tries = 0;; tries++) {
-		k = shmrpc__file_ids(&o->reg, ent, ids);
+		k = shmrpc_insp_file_ids(&o->reg, ent, ids);
 		if (k != -EPROTO || tries == 5)
 			return k == -ENOENT ? 0 : k;
 		nanosleep(&ms, NULL);
@@ -178,13 +188,13 @@ void shmrpc_kt_obs_reaper(struct shmrpc_kt_obs *o, struct shmrpc_kt_reaper *out)
 
 int shmrpc_kt_obs_sweep(struct shmrpc_kt_obs *o)
 {
-	int n = shmrpc__reg_lock(&o->reg);
+	int n = shmrpc_insp_lock(&o->reg, -1);
 
 	if (n)
 		return n;
-	n = shmrpc__reclaim_sweep(&o->reg, UINT32_MAX, 0);
-	if (!shmrpc__reg_recount(&o->reg))
-		shmrpc__reg_retire(&o->reg);
-	shmrpc__reg_unlock(&o->reg);
+	n = shmrpc_insp_sweep(&o->reg);
+	if (!shmrpc_insp_recount(&o->reg))
+		shmrpc_insp_retire(&o->reg);
+	shmrpc_insp_unlock(&o->reg);
 	return n;
 }

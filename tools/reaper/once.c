@@ -79,7 +79,7 @@ static void dom_close(struct rdom *d)
 		d->retry = t->next;
 		free(t);
 	}
-	shmrpc__reg_close(&d->reg);
+	shmrpc_insp_reg_close(&d->reg);
 	free(d->slots);
 	free(d);
 }

@@ -193,7 +193,7 @@ static int one(int c, struct reaper_opts *o, struct given *g)
 		o->btf_path = optarg;
 		return btf_arg(optarg);
 	case 'd':
-		if (shmrpc__name_check(optarg))
+		if (shmrpc_insp_name_check(optarg))
 			return bad("bad domain name (1 to 63 of [A-Za-z0-9._-], not starting "
 				   "with '.')",
 				   optarg);

@@ -306,8 +306,6 @@ static int unlink_member(const char *path, const struct stat *st)
 
 int owner_enter(struct reaper *r, uid_t uid, gid_t gid, const struct rdom *d)
 {
-	struct shmrpc__seg_actor a = { true, uid, gid, unlink_member };
-
 	if (!r->privileged)
 		return 0; /* an unprivileged reaper is its own user: the kernel decides */
 	if (fs_ids(uid, gid)) {
@@ -322,7 +320,7 @@ int owner_enter(struct reaper *r, uid_t uid, gid_t gid, const struct rdom *d)
 	for (struct rowner *o = r->owners; !cur_o && o; o = o->next)
 		if (o->uid == uid)
 			cur_o = o;
-	shmrpc__seg_act_as(&a);
+	shmrpc_insp_act_as(uid, gid, unlink_member);
 	return 0;
 }
 
@@ -336,7 +334,7 @@ void owner_leave(struct reaper *r)
 {
 	if (!r->privileged)
 		return;
-	shmrpc__seg_act_as(NULL);
+	shmrpc_insp_act_self();
 	cur_d = NULL;
 	cur_o = NULL;
 	if (fs_ids(0, 0)) {

@@ -155,7 +155,7 @@ static pid_t tab_find(pid_t nspid, uint64_t ns, uint64_t start)
 	if (!e)
 		return 0;
 	/* A reused pid in that namespace is no match: same start or none. */
-	if (start && (shmrpc__proc_start_time(e->gpid, &t) || t != start))
+	if (start && (shmrpc_insp_start_time(e->gpid, &t) || t != start))
 		return 0;
 	return nspid_last(e->gpid) == nspid ? e->gpid : 0;
 }

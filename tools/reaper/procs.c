@@ -354,7 +354,7 @@ static bool proc_holds(pid_t gpid, const struct rnode *n)
 	return found;
 }
 
-void node_mirror(struct reaper *r, struct rdom *d, uint32_t slot, const struct shmrpc__slot_view *v)
+void node_mirror(struct reaper *r, struct rdom *d, uint32_t slot, const struct shmrpc_insp_slot *v)
 {
 	struct rnode *n = calloc(1, sizeof(*n));
 	int64_t now = rnow_ns();

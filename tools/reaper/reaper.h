@@ -38,7 +38,9 @@
 
 #include <liburing.h>
 
-#include "internal.h"
+#include "inspect.h"
+#include "layout.h"
+#include "shmrpc.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -174,7 +176,7 @@ struct rowner {
 
 /* One followed registry, i.e. one domain (two while one is being replaced). */
 struct rdom {
-	struct shmrpc__reg reg;
+	struct shmrpc_insp_reg reg;
 	uint64_t id; /* io_uring user_data; never reused */
 	dev_t dev;
 	ino_t ino; /* identity of the registry file */
@@ -183,10 +185,10 @@ struct rdom {
 	struct rowner *owner;
 	uint32_t sync_pos; /* a sync cut short by the budget resumes here */
 	bool syncing;	   /* a sync is under way (sync_pos valid) */
-	struct shmrpc__reg_scan sync_sc;
+	struct shmrpc_insp_scan sync_sc;
 	bool sweeping; /* a reconcile sweep is under way */
 	uint32_t sweep_pos;
-	struct shmrpc__reg_scan sweep_sc;
+	struct shmrpc_insp_scan sweep_sc;
 	struct rretry *retry; /* reclaims that met a held registry lock */
 	uint32_t epoch_seen;  /* epoch when slots[] was last synced */
 	bool armed;	      /* a FUTEX_WAIT on the epoch is in flight */
@@ -395,7 +397,7 @@ void dom_retries(struct reaper *r, struct rdom *d);
 /* Syncs, sweeps or a discovery under way (start-up runs them to the end). */
 bool dom_busy(const struct reaper *r);
 /* Liveness of node (slot, gen) of @d, checked as @d's owner: 1, 0, -errno
- * (lib/reclaim.c's shmrpc__node_alive). *f, if not NULL, gets what was
+ * (the library's, shmrpc_insp_node_alive). *f, if not NULL, gets what was
  * seen of the node file. */
 int dom_node_alive(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen, struct rfile *f);
 /* Sweep every registry: reclaim every node that is gone. */
@@ -430,8 +432,7 @@ void procs_fini(struct reaper *r);
 /* Free every watched process without unwatching it (shutdown). */
 void procs_forget_all(struct reaper *r);
 /* Mirror the LIVE slot @slot (view @v) of @d: watch its process. */
-void node_mirror(struct reaper *r, struct rdom *d, uint32_t slot,
-		 const struct shmrpc__slot_view *v);
+void node_mirror(struct reaper *r, struct rdom *d, uint32_t slot, const struct shmrpc_insp_slot *v);
 /* Stop mirroring @n and free it (it left, or its slot changed). */
 void node_unmirror(struct reaper *r, struct rnode *n, const char *why);
 /* The probe says process gpid has exited (it may still hold its files). */

@@ -34,10 +34,10 @@ int dom_node_alive(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen
 		*f = (struct rfile){ (uid_t)-1, 0, 0, -1 };
 	if (owner_enter(r, d->uid, d->gid, d))
 		return -EPERM;
-	shmrpc__node_path(path, &d->reg, slot, gen);
-	fd = shmrpc__seg_open_fd(path, O_RDONLY, d->reg.mode, &st);
+	shmrpc_insp_node_path(path, d->reg.domain, d->reg.key, slot, gen);
+	fd = shmrpc_insp_file_open(&d->reg, path, &st);
 	if (fd >= 0) {
-		rc = shmrpc__seg_locked(fd);
+		rc = shmrpc_insp_locked(fd);
 		if (f) {
 			*f = (struct rfile){ st.st_uid, st.st_dev, st.st_ino, -1 };
 			/* pread: a hole reads as zeros, a short file as nothing */
@@ -83,7 +83,7 @@ static void retry_add(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t 
 static int dom_lock(struct reaper *r, struct rdom *d)
 {
 	struct rowner *o = d->owner;
-	int rc = shmrpc__reg_lock_for(&d->reg, o->lock_backoff_ns ? 0 : LOCK_WAIT_NS);
+	int rc = shmrpc_insp_lock(&d->reg, o->lock_backoff_ns ? 0 : LOCK_WAIT_NS);
 
 	if (rc == -ETIMEDOUT) {
 		o->lock_backoff_ns = o->lock_backoff_ns ? o->lock_backoff_ns * 2 : RETRY_MIN_NS;
@@ -110,7 +110,7 @@ static int dom_lock(struct reaper *r, struct rdom *d)
 static bool dom_may_retire(struct reaper *r, struct rdom *d)
 {
 	uint32_t looked = 0;
-	bool locked = shmrpc__reg_any_locked(&d->reg, UINT32_MAX, &looked) != 0;
+	bool locked = shmrpc_insp_any_locked(&d->reg, UINT32_MAX, &looked) != 0;
 
 	owner_charge(r, d->owner, (int)(looked / 4)); /* ~1 us an entry, and opens */
 	if (locked)
@@ -124,7 +124,7 @@ static bool dom_may_retire(struct reaper *r, struct rdom *d)
 int dom_reclaim(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen,
 		const struct exit_info *ei, bool exited)
 {
-	struct shmrpc__slot_view v;
+	struct shmrpc_insp_slot v;
 	char st[32], delay[48] = "";
 	bool retired = false;
 	int64_t done;
@@ -144,10 +144,10 @@ int dom_reclaim(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen,
 			      strerror(-rc));
 		return rc;
 	}
-	if (shmrpc__reg_read(&d->reg, slot, &v))
+	if (shmrpc_insp_reg_read(&d->reg, slot, &v))
 		memset(&v, 0, sizeof(v));
-	rc = exited ? shmrpc__reclaim_exited(&d->reg, slot, gen) :
-		      shmrpc__reclaim(&d->reg, slot, gen);
+	rc = exited ? shmrpc_insp_reclaim_exited(&d->reg, slot, gen) :
+		      shmrpc_insp_reclaim(&d->reg, slot, gen);
 	if (rc == 1) {
 		/* Done at once, whoever's node it was; paid after: that owner's
 		 * other work waits instead. */
@@ -155,13 +155,13 @@ int dom_reclaim(struct reaper *r, struct rdom *d, uint32_t slot, uint32_t gen,
 		/* Relaxed: a counter for shmrpc-top; we are its only writer. */
 		atomic_fetch_add_explicit(&d->reg.hdr->reaped, 1, memory_order_relaxed);
 		r->reaped++;
-		if (!shmrpc__reg_recount(&d->reg) && dom_may_retire(r, d)) {
-			shmrpc__reg_retire(&d->reg);
+		if (!shmrpc_insp_recount(&d->reg) && dom_may_retire(r, d)) {
+			shmrpc_insp_retire(&d->reg);
 			d->gone = retired = true;
 			r->retired++;
 		}
 	}
-	shmrpc__reg_unlock(&d->reg);
+	shmrpc_insp_unlock(&d->reg);
 	owner_leave(r);
 	if (rc != 1)
 		return rc;
@@ -215,8 +215,8 @@ void dom_sweep(struct reaper *r, struct rdom *d)
 	uint32_t i, st, gen;
 	int freed = 0;
 
-	for (i = shmrpc__reg_scan_next(&d->reg, &d->sweep_sc, d->sweep_pos); i < d->reg.capacity;
-	     i = shmrpc__reg_scan_next(&d->reg, &d->sweep_sc, i + 1)) {
+	for (i = shmrpc_insp_scan_next(&d->reg, &d->sweep_sc, d->sweep_pos); i < d->reg.capacity;
+	     i = shmrpc_insp_scan_next(&d->reg, &d->sweep_sc, i + 1)) {
 		/* Relaxed: dom_reclaim re-reads both under the lock. */
 		st = atomic_load_explicit(&d->reg.slots[i].state, memory_order_relaxed);
 		if (st == SHMRPC__SLOT_FREE)
@@ -263,18 +263,18 @@ void dom_retire_empty(struct reaper *r, struct rdom *d)
 	}
 	if (owner_enter(r, d->uid, d->gid, d))
 		return;
-	if (shmrpc__reg_lock_for(&d->reg, 0)) {
+	if (shmrpc_insp_lock(&d->reg, 0)) {
 		owner_leave(r);
 		return; /* busy: the next pass */
 	}
-	if (shmrpc__reg_recount(&d->reg)) {
+	if (shmrpc_insp_recount(&d->reg)) {
 		d->empty_passes = 0;
 	} else if (++d->empty_passes >= 2 && dom_may_retire(r, d)) {
-		shmrpc__reg_retire(&d->reg);
+		shmrpc_insp_retire(&d->reg);
 		d->gone = retired = true;
 		r->retired++;
 	}
-	shmrpc__reg_unlock(&d->reg);
+	shmrpc_insp_unlock(&d->reg);
 	owner_leave(r);
 	if (retired)
 		rlogo(r, d->owner, "domain-retired domain=%s reason=unused", d->reg.domain);
@@ -292,7 +292,7 @@ void dom_reconcile(struct reaper *r)
 			continue;
 		d->sweeping = true;
 		d->sweep_pos = 0;
-		d->sweep_sc = (struct shmrpc__reg_scan){ 0, 0 };
+		d->sweep_sc = (struct shmrpc_insp_scan){ 0, 0 };
 		dom_sweep(r, d);
 		if (!d->sweeping)
 			dom_retire_empty(r, d);

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "inspect.h"
 #include "top.h"
 #include "../version.h"
 
@@ -122,7 +122,7 @@ static int one(int c, char **argv, struct top_opts *o, bool *n_given)
 		return parse_delay(optarg, &o->delay);
 	case OPT_DOMAIN:
 		o->domain = o->view.domain = optarg;
-		return shmrpc__name_check(optarg) ? bad("bad domain name", optarg) : 0;
+		return shmrpc_insp_name_check(optarg) ? bad("bad domain name", optarg) : 0;
 	case 's':
 		o->view.sort = top_col_by_id(optarg);
 		return o->view.sort < 0 ? bad("unknown column (see -h)", optarg) : 0;

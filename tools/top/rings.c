@@ -14,7 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "inspect.h"
+#include "layout.h"
 #include "top.h"
 
 void *top_grow(void *v, uint32_t *cap, uint32_t need, size_t size)
@@ -95,10 +96,10 @@ static const char *ring_hdr_bad(const struct shmrpc__ring_hdr *h, uint64_t fsize
 		return "bad ring size";
 	if (fsize != (uint64_t)SHMRPC__PAGE + size)
 		return fsize < (uint64_t)SHMRPC__PAGE + size ? "truncated" : "file size differs";
-	shmrpc__ring_path_key(want, d->name, d->key, h->tx_slot, h->tx_gen, h->rx_slot, h->rx_gen);
+	shmrpc_insp_ring_path(want, d->name, d->key, h->tx_slot, h->tx_gen, h->rx_slot, h->rx_gen);
 	if (strcmp(want + 1, r->file))
 		return "ids differ from its name";
-	if (shmrpc__name_check_field(h->tx_name, sizeof(h->tx_name)))
+	if (shmrpc_insp_name_check_field(h->tx_name, sizeof(h->tx_name)))
 		return "bad sender name";
 	return NULL;
 }
@@ -258,7 +259,7 @@ static char **node_names(const struct top_snap *s, const struct top_domain *d,
 	for (i = 0; i < d->node_count; i++) {
 		const struct top_node *n = &s->nodes[d->node_first + i];
 
-		shmrpc__node_path_key(path, d->name, d->key, n->slot, n->gen);
+		shmrpc_insp_node_path(path, d->name, d->key, n->slot, n->gen);
 		snprintf(buf[i], TOP_FILE_MAX, "%s", path + 1);
 		v[i] = buf[i];
 	}

@@ -3,13 +3,13 @@
  * One snapshot of /dev/shm: every domain's registry, its slots, the node
  * segment of every slot in use and (rings.c) every ring file, copied out
  * and checked
- * (lib/layout.h describes the files; lib/reclaim.c, lib/conn.c and
+ * (lib/layout.h describes the files; lib/nodeseg.c, lib/connect.c and
  * lib/ring.c hold the checks the library itself makes, repeated here with
  * a reason for each, since an operator wants to know *what* is wrong).
  *
  * Order of a scan: list the directory once, then per domain read the
  * registry header and all its slots (the seqlock read of the library,
- * shmrpc__reg_read), then each node segment's header, then each ring's.
+ * shmrpc_insp_reg_read), then each node segment's header, then each ring's.
  * Nothing read is trusted as a size, an offset or an index: capacity
  * bounds every slot index, the file names (not the headers) say which
  * nodes a ring joins, and every name is checked before it is shown.
@@ -28,7 +28,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "inspect.h"
+#include "layout.h"
 #include "top.h"
 
 #define SLOT_TRIES 100 /* seqlock re-reads before a slot counts as changing */
@@ -81,9 +82,9 @@ static void printable(char *dst, size_t len, const char *src, size_t max)
 /* ------------------------------------------------------------ registry */
 
 struct slots_ctx {
-	struct shmrpc__reg reg; /* only hdr, slots and capacity are used */
-	const bool *pages;	/* pages of the file that hold data */
-	struct shmrpc__slot_view *views;
+	struct shmrpc_insp_reg reg; /* only hdr, slots and capacity are set */
+	const bool *pages;	    /* pages of the file that hold data */
+	struct shmrpc_insp_slot *views;
 	int *rc;
 	uint32_t *idx;
 	uint32_t n;
@@ -102,12 +103,12 @@ static int read_slots(void *arg)
 			       (size_t)i * sizeof(struct shmrpc__slot)) /
 			      SHMRPC__PAGE])
 			continue;
-		/* Relaxed: a cheap filter; shmrpc__reg_read's seqlock decides. */
+		/* Relaxed: a cheap filter; shmrpc_insp_reg_read's seqlock decides. */
 		if (atomic_load_explicit(&c->reg.slots[i].state, memory_order_relaxed) ==
 		    SHMRPC__SLOT_FREE)
 			continue;
 		for (t = 0; t < SLOT_TRIES; t++)
-			if ((rc = shmrpc__reg_read(&c->reg, i, &c->views[c->n])) != -EAGAIN)
+			if ((rc = shmrpc_insp_reg_read(&c->reg, i, &c->views[c->n])) != -EAGAIN)
 				break;
 		if (c->views[c->n].state == SHMRPC__SLOT_FREE && !rc)
 			continue; /* freed while we looked */
@@ -142,7 +143,7 @@ static bool ring_bytes_ok(uint32_t b)
 	return b >= SHMRPC__RING_MIN && b <= SHMRPC__RING_MAX && !(b & (b - 1));
 }
 
-/* The checks of peer_open (lib/conn.c) and map_dead (lib/reclaim.c). */
+/* The checks of peer_open (lib/connect.c) and map_dead (lib/reclaim.c). */
 static const char *node_hdr_bad(const struct shmrpc__node_hdr *h, const struct top_domain *d,
 				const struct top_node *n)
 {
@@ -160,7 +161,7 @@ static const char *node_hdr_bad(const struct shmrpc__node_hdr *h, const struct t
 		return "table offsets differ from the layout";
 	if (!ring_bytes_ok(h->ring_bytes))
 		return "bad ring size";
-	if (shmrpc__name_check_field(h->name, sizeof(h->name)))
+	if (shmrpc_insp_name_check_field(h->name, sizeof(h->name)))
 		return "bad name";
 	if (strcmp(h->name, n->name))
 		return "name differs from the registry";
@@ -203,7 +204,7 @@ static void scan_node(const struct top_domain *d, struct top_node *n)
 	const char *bad;
 	int err, alive;
 
-	shmrpc__node_path_key(path, d->name, d->key, n->slot, n->gen);
+	shmrpc_insp_node_path(path, d->name, d->key, n->slot, n->gen);
 	err = top_map_open(path + 1, sizeof(u), true, &m);
 	if (err) {
 		n->state = err == -ENOENT ? TOP_NODE_GONE : TOP_NODE_UNKNOWN;
@@ -247,7 +248,7 @@ out:
 }
 
 static void slot_to_node(struct top_snap *s, const struct top_domain *d, struct top_node *n,
-			 const struct shmrpc__slot_view *v, int rc)
+			 const struct shmrpc_insp_slot *v, int rc)
 {
 	uint64_t now_ns = (uint64_t)(s->mono * 1e9);
 
@@ -443,7 +444,7 @@ static bool reg_domain(const char *file, char *dom)
 		return false;
 	memcpy(dom, file + 7, n - 11);
 	dom[n - 11] = '\0';
-	return !shmrpc__name_check(dom);
+	return !shmrpc_insp_name_check(dom);
 }
 
 int top_scan(struct top_snap *s, const char *domain)

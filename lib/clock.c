@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "internal.h"
+#include "clock.h"
 
 int64_t shmrpc__now_ns(void)
 {
@@ -45,9 +45,9 @@ void shmrpc__ts_from_ns(struct timespec *ts, int64_t ns)
 	ts->tv_nsec = ns % 1000000000;
 }
 
-int64_t shmrpc__sleep_until(const struct shmrpc_node *n, int64_t deadline)
+int64_t shmrpc__sleep_until(int64_t deadline, int64_t safety_ns)
 {
-	int64_t safety = shmrpc__now_ns() + n->safety_ns;
+	int64_t safety = shmrpc__now_ns() + safety_ns;
 
 	return deadline < safety ? deadline : safety;
 }

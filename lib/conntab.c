@@ -1,35 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * Outbound connections: one per receiver this node has sent to, holding the
- * producer side of the ring and a mapping of the receiver's node segment
- * (its bell and announcement tables).
- *
- * Connecting (first send, or warmup): find the receiver's slot, open its
- * node segment and check it is alive (its liveness lock is held), note the
- * ring in our out_gen[] table (before the file exists, so whoever reclaims
- * us finds it), create the ring file sized by the receiver's ring_bytes,
- * and announce it: our gen in the receiver's in_gen[our slot], our bit in
- * its pend bitmap, then ring its bell.
- *
- * Announce against the receiver leaving (it sets NODE_CLOSING, then walks
- * in_gen[] to close every ring announced to it):
- *
- *   sender                                  receiver (shmrpc_close)
- *   STORE in_gen[me] (release)              RMW flags |= CLOSING
- *   RMW pend |= bit                         FENCE (J, seq_cst, pairs with I)
- *   FENCE (I, seq_cst, pairs with J)        LOAD in_gen[*]: close those rings
- *   LOAD flags: CLOSING? close the ring
- *
- * Either the receiver sees our in_gen entry, or we see CLOSING; both may,
- * and closing a ring twice is harmless.
- *
- * A slot's previous owner may have announced a ring that the receiver has
- * not opened yet; overwriting in_gen[me] would hide it. So the new ring's
- * header carries the previous value (prev_gen) and the receiver follows it.
- *
- * Node segments are writable by every peer, headers included: peer_open
- * checks a receiver's header once, but the tables in any node segment are
- * always located from the layout (lib/layout.h), never from header fields.
+ * Outbound connections kept: the pool of connection structs, the table of
+ * this node's connections by receiver name, the per-thread cache in front
+ * of it, their locking, tombstones, warm-up, and teardown. Connecting
+ * itself, and a connection's end, is connect.c's.
  *
  * Finding a connection is the hot part of every send, so it takes no lock
  * and no reference count on the way: connection structs are type-stable
@@ -58,7 +32,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "conntab.h"
+#include "clock.h"
+#include "connect.h"
+#include "join.h"
+#include "layout.h"
+#include "names.h"
+#include "node_types.h"
+#include "registry.h"
+#include "seg.h"
 
 static unsigned name_hash(const char *s)
 {
@@ -77,138 +59,6 @@ static struct shmrpc__conn *conn_find(struct shmrpc_node *n, const char *to, uns
 		if (!strcmp(c->to, to))
 			return c;
 	return NULL;
-}
-
-/* Map the receiver's node segment and check that it is alive. */
-static int peer_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, struct shmrpc__conn *c)
-{
-	struct shmrpc__node_hdr *h;
-	int fd, err, alive;
-
-	err = shmrpc__node_map(n->reg, slot, gen, &h, &c->peer_size, &fd);
-	if (err)
-		return err;
-	alive = shmrpc__seg_locked(fd);
-	close(fd);
-	if (!shmrpc__ring_size_ok(h->ring_bytes))
-		err = -EPROTO;
-	else if (alive <= 0)
-		err = -ENOENT;
-	if (err) {
-		shmrpc__seg_unmap(h, c->peer_size);
-		return err;
-	}
-	c->peer = h;
-	c->rx_slot = slot;
-	c->rx_gen = gen;
-	c->ring_bytes = h->ring_bytes;
-	return 0;
-}
-
-static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t prev_gen)
-{
-	struct shmrpc__ring_ids ids = {
-		.nonce = n->reg->nonce,
-		.tx_slot = n->slot,
-		.tx_gen = n->gen,
-		.rx_slot = c->rx_slot,
-		.rx_gen = c->rx_gen,
-		.prev_gen = prev_gen,
-		.tx_pid = n->proc.pid,
-		.tx_name = n->name,
-	};
-	_Atomic uint32_t *out = shmrpc__node_tab(n->seg, shmrpc__node_out_off(n->reg->capacity));
-	uint64_t size = (uint64_t)SHMRPC__PAGE + c->ring_bytes;
-	char path[SHMRPC__PATH_MAX];
-	uint32_t old;
-	void *map;
-	int err;
-
-	/* Relaxed: only this node writes its out_gen table, under the table's
-	 * write lock. */
-	old = atomic_load_explicit(&out[c->rx_slot], memory_order_relaxed);
-	/* Release: a reaper reading our table after our death finds the ring
-	 * (the file creation below is a system call, itself a barrier). */
-	atomic_store_explicit(&out[c->rx_slot], c->rx_gen + 1, memory_order_release);
-	shmrpc__ring_path(path, n->reg, n->slot, n->gen, c->rx_slot, c->rx_gen);
-	err = shmrpc__seg_create(path, size, n->reg->mode, &map, NULL);
-	if (err == -EEXIST) { /* left by an earlier connection to this node */
-		shmrpc__seg_unlink(path);
-		err = shmrpc__seg_create(path, size, n->reg->mode, &map, NULL);
-	}
-	if (err) {
-		/* No ring: no entry for reapers and observers to chase. Relaxed:
-		 * one that read ours meanwhile finds no file, which it handles. */
-		atomic_store_explicit(&out[c->rx_slot], old, memory_order_relaxed);
-		return err == -EEXIST ? shmrpc__seg_taken(path, "ring") : err;
-	}
-	shmrpc__ring_format(map, c->ring_bytes, &ids);
-	shmrpc__ring_attach(&c->q, map, size, true);
-	return 0;
-}
-
-/* Tell the receiver about the ring; -ENOENT if it is leaving. */
-static int announce(struct shmrpc_node *n, struct shmrpc__conn *c)
-{
-	struct shmrpc__node_hdr *p = c->peer;
-	/* Not p->in_off: checked in peer_open, but the peer can change it. */
-	_Atomic uint32_t *in = shmrpc__node_tab(p, shmrpc__node_in_off(n->reg->capacity));
-	_Atomic uint64_t *pend = shmrpc__node_pend(p, shmrpc__node_pend_off());
-
-	/* Release: pairs with the receiver's acquire load of in_gen; the ring
-	 * file is complete before it learns the name. */
-	atomic_store_explicit(&in[n->slot], n->gen + 1, memory_order_release);
-	atomic_fetch_or(&pend[n->slot / 64], 1ull << (n->slot % 64));
-	/* Release: pairs with the receiver's exchange of pend_hint. */
-	atomic_store_explicit(&p->pend_hint, 1, memory_order_release);
-	/* (I) pairs with (J) in inbound.c: see the diagram above. */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&p->flags, memory_order_relaxed) & SHMRPC__NODE_CLOSING)
-		return -ENOENT;
-	shmrpc__bell_ring(n, p);
-	return 0;
-}
-
-static void conn_unmap(struct shmrpc_node *n, struct shmrpc__conn *c)
-{
-	if (c->q.hdr) {
-		shmrpc__seg_unmap(c->q.hdr, c->q.map_size);
-		c->q.hdr = NULL;
-		atomic_fetch_sub_explicit(&n->seg->ctr.rings_out, 1, memory_order_relaxed);
-	}
-	shmrpc__seg_unmap(c->peer, c->peer_size);
-	c->peer = NULL;
-}
-
-/* Drop @c from our out_gen table (our listing of the rings we send on);
- * with @unlink, remove its file too. Its counters move into our totals in
- * the same step (fold_seq). */
-static void conn_unlist(struct shmrpc_node *n, struct shmrpc__conn *c, bool unlink)
-{
-	_Atomic uint32_t *out = shmrpc__node_tab(n->seg, shmrpc__node_out_off(n->reg->capacity));
-	uint32_t g = c->rx_gen + 1;
-	char path[SHMRPC__PATH_MAX];
-
-	shmrpc__fold_begin(n);
-	if (unlink) {
-		shmrpc__ring_path(path, n->reg, n->slot, n->gen, c->rx_slot, c->rx_gen);
-		shmrpc__seg_unlink(path);
-	}
-	/* Relaxed CAS: only a newer connection to this slot may have changed
-	 * it, and then it is not ours to clear. */
-	atomic_compare_exchange_strong_explicit(&out[c->rx_slot], &g, 0, memory_order_relaxed,
-						memory_order_relaxed);
-	if (c->q.hdr && !atomic_load_explicit(&c->folded, memory_order_relaxed)) {
-		shmrpc__fold_tx(n, c->q.hdr);
-		atomic_store_explicit(&c->folded, true, memory_order_relaxed);
-	}
-	shmrpc__fold_end(n);
-}
-
-/* Our ring to @c is finished: unlist it and unlink it. */
-static void conn_forget(struct shmrpc_node *n, struct shmrpc__conn *c)
-{
-	conn_unlist(n, c, true);
 }
 
 /* ------------------------------------------------------------------ pool */
@@ -254,8 +104,8 @@ static void conn_recycle(struct shmrpc_node *n, struct shmrpc__conn *c)
 {
 	pthread_mutex_lock(&c->lock);
 	if (c->q.hdr && !atomic_load_explicit(&c->folded, memory_order_relaxed))
-		conn_unlist(n, c, false);
-	conn_unmap(n, c);
+		shmrpc__conn_unlist(n, c, false);
+	shmrpc__conn_unmap(n, c);
 	/* Relaxed: read under this mutex, or as a hint before taking it. */
 	atomic_store_explicit(&c->gen, atomic_load_explicit(&c->gen, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
@@ -300,13 +150,12 @@ static bool tomb_same_holder(struct shmrpc__conn *old, uint32_t slot, uint32_t g
 static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__conn *old,
 			struct shmrpc__conn **out)
 {
-	_Atomic uint32_t *in;
 	struct shmrpc__slot_view v;
 	struct shmrpc__conn *c;
-	uint32_t slot, prev;
-	int err, pidfd;
+	uint32_t slot;
+	int err;
 
-	err = shmrpc__lookup(n, to, &slot, &v);
+	err = shmrpc__lookup(n->reg, n->slot, to, &slot, &v);
 	if (err)
 		return err;
 	if (slot == n->slot)
@@ -317,57 +166,14 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 	if (!c)
 		return -ENOMEM;
 	conn_reset(c);
-	/* Before peer_open sees the peer's lock held: that makes it the
-	 * peer's (watch.c), with no check of its own. */
-	pidfd = shmrpc__watch_pidfd(n, &v);
-	err = peer_open(n, slot, v.gen, c);
-	if (err == -ENOENT)
-		shmrpc__reclaim_locked(n->reg, slot, v.gen);
-	if (err)
-		goto out_free;
-	in = shmrpc__node_tab(c->peer, shmrpc__node_in_off(n->reg->capacity));
-	/* Relaxed: only a holder of our slot writes this entry. */
-	prev = atomic_load_explicit(&in[n->slot], memory_order_relaxed);
-	if (prev == n->gen + 1)
-		prev = 0;
-	err = ring_create(n, c, prev);
+	err = shmrpc__conn_open(n, c, to, slot, &v);
 	if (err) {
-		if (err != -EEXIST) /* that one names the file in the way */
-			err = shmrpc__seg_err(err, c->ring_bytes, "ring to '%s'", to);
-		goto out_unmap;
+		c->next = n->conn_free;
+		n->conn_free = c;
+		return err;
 	}
-	atomic_fetch_add_explicit(&n->seg->ctr.connects, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&n->seg->ctr.rings_out, 1, memory_order_relaxed);
-	err = announce(n, c);
-	if (err)
-		goto out_closing;
-	snprintf(c->to, sizeof(c->to), "%s", to);
-	/* Best effort: without it, a dead receiver is still found by a send
-	 * that waits (its safety timeout) and by every other watcher. */
-	shmrpc__watch_peer(n, slot, v.gen, pidfd);
 	*out = c;
 	return 0;
-
-out_closing:
-	/*
-	 * The receiver is leaving. Our announce overwrote its in_gen entry
-	 * for our slot, the head of the chain to older unopened rings from
-	 * earlier holders of our slot (prev). Its close may have read our
-	 * entry, and then reaches those rings only through our ring, which
-	 * we unlink now: close them ourselves (twice is harmless).
-	 */
-	while (prev)
-		prev = shmrpc__ring_kill(n->reg, n->slot, prev - 1, c->rx_slot, c->rx_gen,
-					 SHMRPC__RING_RX_CLOSED);
-	conn_forget(n, c);
-out_unmap:
-	conn_unmap(n, c);
-out_free:
-	if (pidfd >= 0)
-		close(pidfd);
-	c->next = n->conn_free;
-	n->conn_free = c;
-	return err;
 }
 
 /* Under the write lock: put @nc where @old was (or at the head), and
@@ -387,11 +193,6 @@ static void table_swap(struct shmrpc_node *n, unsigned b, struct shmrpc__conn *o
 	n->conns[b] = nc;
 }
 
-static bool usable(const struct shmrpc__conn *c)
-{
-	return !c->tomb && !atomic_load_explicit(&c->dead, memory_order_relaxed);
-}
-
 /*
  * A candidate for @to and its generation, from the table, connecting if it
  * holds none (or only a tombstone, or a dead one). Not locked: the caller
@@ -406,7 +207,7 @@ static int conn_find_or_connect(struct shmrpc_node *n, const char *to, struct sh
 
 	pthread_rwlock_rdlock(&n->conn_lock);
 	c = conn_find(n, to, b);
-	if (c && usable(c)) {
+	if (c && shmrpc__conn_usable(c)) {
 		*gen = atomic_load_explicit(&c->gen, memory_order_relaxed);
 		pthread_rwlock_unlock(&n->conn_lock);
 		*out = c;
@@ -421,7 +222,7 @@ static int conn_find_or_connect(struct shmrpc_node *n, const char *to, struct sh
 		return err;
 	pthread_rwlock_wrlock(&n->conn_lock);
 	c = conn_find(n, to, b);
-	if (!c || !usable(c)) {
+	if (!c || !shmrpc__conn_usable(c)) {
 		err = conn_connect(n, to, c, &nc);
 		if (err == -ENOENT && c)
 			err = -EPIPE; /* it was there, and left */
@@ -554,8 +355,8 @@ int shmrpc__conn_acquire(struct shmrpc_node *n, const char *to, struct shmrpc__t
 		 * receiver left (RX_CLOSED) is dead: the unlock below swaps it
 		 * for a tombstone, and the next round connects to the node now
 		 * holding the name, or says -EPIPE if none does. */
-		if (atomic_load_explicit(&c->gen, memory_order_relaxed) == gen && usable(c) &&
-		    !shmrpc__conn_check_dead(n, c)) {
+		if (atomic_load_explicit(&c->gen, memory_order_relaxed) == gen &&
+		    shmrpc__conn_usable(c) && !shmrpc__conn_check_dead(n, c)) {
 			if (e->c != c || e->gen != gen || e->uid != n->uid) {
 				e->uid = n->uid;
 				e->c = c;
@@ -600,35 +401,6 @@ void shmrpc__conn_unlock(struct shmrpc_node *n, struct shmrpc__conn *c)
 	pthread_rwlock_unlock(&n->conn_lock);
 }
 
-void shmrpc__conn_kill(struct shmrpc_node *n, struct shmrpc__conn *c)
-{
-	if (atomic_load_explicit(&c->dead, memory_order_relaxed))
-		return;
-	conn_forget(n, c);
-	atomic_store_explicit(&c->dead, true, memory_order_relaxed);
-}
-
-bool shmrpc__conn_check_dead(struct shmrpc_node *n, struct shmrpc__conn *c)
-{
-	if (atomic_load_explicit(&c->dead, memory_order_relaxed))
-		return true;
-	/* Acquire: pairs with the receiver's (or reclaimer's) fetch_or. */
-	if (!(atomic_load_explicit(&c->q.hdr->flags, memory_order_acquire) &
-	      SHMRPC__RING_RX_CLOSED))
-		return false;
-	shmrpc__conn_kill(n, c);
-	return true;
-}
-
-bool shmrpc__conn_peer_gone(struct shmrpc_node *n, struct shmrpc__conn *c)
-{
-	if (shmrpc__node_alive(n->reg, c->rx_slot, c->rx_gen) != 0)
-		return false;
-	shmrpc__reclaim_locked(n->reg, c->rx_slot, c->rx_gen);
-	shmrpc__conn_kill(n, c);
-	return true;
-}
-
 /* A connection that failed for want of a resource, not because of the
  * peer (gone, leaving, corrupt, not ours to trust). */
 static bool lack_of(int err)
@@ -666,28 +438,6 @@ int shmrpc__conn_warm(struct shmrpc_node *n)
 			       failed, first);
 }
 
-/* Close one connection at our leaving: the receiver drains what we sent. */
-static void conn_close(struct shmrpc_node *n, struct shmrpc__conn *c)
-{
-	uint32_t old;
-
-	pthread_mutex_lock(&c->lock);
-	if (usable(c)) {
-		/* seq_cst RMW, then the fence (F) inside the wake: pairs with
-		 * a sleeping receiver's arm-fence-recheck. */
-		old = atomic_fetch_or(&c->q.hdr->flags, SHMRPC__RING_TX_CLOSED);
-		shmrpc__wake_consumer(n, c);
-		/* The ring stays for its receiver, which drains and unlinks
-		 * it, unless the receiver left (RX_CLOSED): then it goes now. */
-		conn_unlist(n, c, old & SHMRPC__RING_RX_CLOSED);
-		atomic_store_explicit(&c->dead, true, memory_order_relaxed);
-	}
-	if (c->q.hdr && !atomic_load_explicit(&c->folded, memory_order_relaxed))
-		conn_unlist(n, c, false);
-	conn_unmap(n, c);
-	pthread_mutex_unlock(&c->lock);
-}
-
 void shmrpc__conn_close_all(struct shmrpc_node *n)
 {
 	struct shmrpc__conn *all = NULL, *c;
@@ -706,7 +456,7 @@ void shmrpc__conn_close_all(struct shmrpc_node *n)
 	pthread_rwlock_unlock(&n->conn_lock);
 	while ((c = all)) {
 		all = c->next;
-		conn_close(n, c);
+		shmrpc__conn_close(n, c);
 	}
 }
 

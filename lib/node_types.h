@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The node, and the receiving side's types every layer from the backends up
+ * reads (struct shmrpc_node, struct shmrpc__inring, struct shmrpc__inbound).
+ * Types only: the functions are in each module's header.
+ *
+ * Who owns what, inside one process:
+ *  - struct shmrpc_node: created by shmrpc_open, freed by shmrpc_close
+ *    (node.c); its fields below are marked with the file that writes them;
+ *  - outbound connections (connect.c, conntab.c): any sending thread, the
+ *    table under conn_lock, each connection's ring under its own mutex;
+ *  - inbound rings (inbound.c, rx.c): the one receiving thread; add/remove
+ *    also take in_lock so that shmrpc_stats can read them from any thread.
+ */
+#ifndef SHMRPC_NODE_TYPES_H
+#define SHMRPC_NODE_TYPES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "layout.h"
+#include "proc.h"
+#include "ring.h"
+#include "shmrpc.h"
+
+struct shmrpc__reg;
+struct shmrpc__backend;
+struct shmrpc__conn;
+struct shmrpc__conn_chunk;
+
+/* An inbound ring (inbound.c opens and drops it; rx.c reads it; the
+ * backend keeps its wait state in `be`). */
+struct shmrpc__inring {
+	struct shmrpc__ring q; /* consumer view */
+	uint32_t tx_slot, tx_gen;
+	uint32_t prev;	/* its prev_gen link (shmrpc__prev_link), read at open */
+	uint32_t armed; /* value data_seq was armed with (rx.c) */
+	bool bell_mode; /* sleeping on the node bell, not data_seq (rx.c) */
+	bool draining;	/* sender gone: drop once empty */
+	bool doomed;	/* corrupt, dropped when the peek into it ends */
+	uint32_t idx;	/* index in node->in.v */
+	char from[SHMRPC_NAME_MAX + 1];
+	void *be; /* backend's per-ring state */
+};
+
+/* The inbound rings of a node (the receiving thread's). */
+struct shmrpc__inbound {
+	struct shmrpc__inring **v;
+	uint32_t n, cap;
+	uint32_t cur;		       /* round-robin cursor (rx.c) */
+	uint32_t burst;		       /* records taken from v[cur] in a row (rx.c) */
+	struct shmrpc__inring *peeked; /* ring of the held peek, if any (recv.c) */
+	uint64_t last_check;	       /* last liveness check of senders */
+	/* An announced ring that could not be opened for a reason that may
+	 * pass (EMFILE, ENOMEM...): its pend bit is set again and the next
+	 * scan retries it (inbound.c). open_err: that failure, 0 when every
+	 * announced ring is open; open_told: a receiving call returned it. */
+	bool retry;
+	bool open_told;
+	int open_err;
+	uint32_t open_slot, open_gen;
+};
+
+#define SHMRPC__CONN_BUCKETS 64
+
+/* Wakes held back by SHMRPC_SEND_DEFER until shmrpc_flush (tx.c). A word
+ * may be unmapped meanwhile (its connection recycled): a wake there is
+ * harmless. */
+struct shmrpc__deferred {
+	pthread_mutex_t lock;
+	_Atomic uint32_t **words;
+	uint32_t n, cap;
+};
+
+/* Set by node.c at shmrpc_open and constant after, unless marked. */
+struct shmrpc_node {
+	char name[SHMRPC_NAME_MAX + 1];
+	struct shmrpc__reg *reg; /* shared by the process's nodes of the domain */
+	uint32_t slot, gen;
+	struct shmrpc__proc proc;
+	struct shmrpc__node_hdr *seg; /* our node segment */
+	uint64_t seg_size;
+	int seg_fd; /* holds the liveness lock; -1 in a forked child */
+	uint32_t ring_bytes, mode;
+	int64_t spin_max_ns; /* configured bound of the spin; 0: never */
+	int64_t spin_ns;     /* current, adaptive bound (rx.c) */
+	int64_t safety_ns;   /* bound of every sleep */
+	_Atomic int evfd;    /* shmrpc_fd, or -1 (recv.c) */
+	bool parked;	     /* fd mode: words armed between calls (rx.c) */
+	struct shmrpc__deferred deferred;
+
+	const struct shmrpc__backend *be;
+	void *be_priv; /* the backend's */
+	/* inbound rings the backend watches directly; others: bell mode */
+	uint32_t ring_words;
+	uint32_t bell_armed; /* value our bell was armed with (rx.c) */
+
+	uint64_t uid;		    /* unique in the process, unlike the address */
+	pthread_rwlock_t conn_lock; /* conntab.c's table */
+	struct shmrpc__conn *conns[SHMRPC__CONN_BUCKETS];
+	struct shmrpc__conn_chunk *conn_chunks; /* under conn_lock */
+	struct shmrpc__conn *conn_free;		/* under conn_lock */
+
+	pthread_mutex_t in_lock;   /* guards in.v/in.n against shmrpc_stats */
+	pthread_mutex_t fold_lock; /* writers of ctr.fold_seq (counters.c) */
+	struct shmrpc__inbound in;
+	_Atomic int rx_busy; /* a thread is in a receiving call (rx.c) */
+
+	pthread_mutex_t ctl_lock; /* shmrpc_start/stop (thread.c), shmrpc_fd */
+	pthread_t thread;
+	bool thread_on;
+	bool forked; /* this is a fork's copy: unusable (node.c's atfork) */
+	_Atomic bool stop;
+	shmrpc_handler fn;
+	void *fn_arg;
+
+	struct shmrpc_node *all_next; /* process-wide list, for fork (node.c) */
+};
+
+#endif /* SHMRPC_NODE_TYPES_H */

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reclaiming a dead node (reclaim.c): its slot, its segment, every ring it
+ * had; the registry lock with the repair of a joiner that died holding it.
+ */
+#ifndef SHMRPC_RECLAIM_H
+#define SHMRPC_RECLAIM_H
+
+#include <stdint.h>
+
+#include "regfile.h"
+
+/*
+ * Under the registry lock: free slot @slot if it still holds generation
+ * @gen, after closing and unlinking every ring of that node (peers blocked
+ * on them wake with -EPIPE) and its node segment. Returns 1 if it freed
+ * the slot, 0 if the slot had changed meanwhile or its node is alive.
+ */
+int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
+/*
+ * The same without the liveness check, for a caller that knows the node's
+ * process has exited though its lock may still be held: shmrpc-reaper, on an
+ * exit event of the eBPF probe whose tgid and start time match the slot's
+ * (see reclaim.c). Never on a guess: a live node would be torn down.
+ */
+int shmrpc__reclaim_exited(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
+/* Under the lock: reclaim every slot whose node is gone, and every slot
+ * that is neither FREE nor LIVE (no joiner can be at work while we hold the
+ * lock). Returns how many. @cheap_pidns non-zero: nodes of that pid
+ * namespace whose pid exists are taken as alive without the (dearer) lock
+ * check. */
+int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot, uint64_t cheap_pidns);
+/* shmrpc__reclaim under the lock it takes: 1, 0, or -errno (the lock). */
+int shmrpc__reclaim_locked(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
+/* The registry lock, with the repair of a joiner that died holding it
+ * (shmrpc__reg_lock's note): how every caller above the registry locks it.
+ * 0 or -errno (-ETIMEDOUT for the _for form); shmrpc__reg_unlock ends it. */
+int shmrpc__dom_lock(struct shmrpc__reg *r);
+int shmrpc__dom_lock_for(struct shmrpc__reg *r, int64_t timeout_ns);
+/* Set @flag on ring (tx, rx), wake both of its sleepers, unlink it.
+ * Returns the ring's prev_gen link (gen + 1 of an older ring from the same
+ * slot to follow), or 0. */
+uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
+			   uint32_t rx_slot, uint32_t rx_gen, uint32_t flag);
+
+#endif /* SHMRPC_RECLAIM_H */
