@@ -146,6 +146,11 @@ static int alice_talk(void *arg)
 
 	CHILD_CHECK(n);
 	CHILD_CHECK_RC(shmrpc_wait_node(n, "bob", T_MS), 0);
+	/* bob lives on host b: not local, and the library says where */
+	CHILD_CHECK_RC(shmrpc_is_local(n, "bob"), 0);
+	CHILD_CHECK_RC(shmrpc_node_host(n, "bob", from, sizeof(from)), 1);
+	CHILD_CHECK(!strcmp(from, "b"));
+	CHILD_CHECK_RC(shmrpc_node_host(n, "alice", from, sizeof(from)), 0);
 	/* the proxy takes what bob's ring takes, within a NATS message */
 	max = shmrpc_max_size(n, "bob");
 	CHILD_CHECK(max >= 4096);
@@ -304,6 +309,7 @@ static int wait_gone(void *arg)
 {
 	const char **v = arg; /* domain, me, peer */
 	struct shmrpc_node *n = open_node(v[0], v[1]);
+	char host[SHMRPC_NAME_MAX + 1];
 	double t0;
 	int rc;
 
@@ -311,7 +317,7 @@ static int wait_gone(void *arg)
 	CHILD_CHECK_RC(shmrpc_wait_node(n, v[2], T_MS), 0);
 	CHILD_CHECK_RC(shmrpc_send(n, v[2], "hi", 2, T_MS), 0);
 	/* the test kills the peer's bridge now; its proxy here goes */
-	while (shmrpc_is_local(n, v[2]) == 1)
+	while (shmrpc_node_host(n, v[2], host, sizeof(host)) == 1)
 		usleep(5000);
 	t0 = th_now_ms();
 	rc = shmrpc_send(n, v[2], "hi", 2, 0);

@@ -152,6 +152,7 @@ static void proxy_open(struct br_dom *d, const char *name, const struct owner *o
 	px->max_msg = o->max_msg;
 	px->row = -1;
 	so.ring_bytes = ring_for(d, o->max_msg);
+	so.proxy_host = o->host; /* shmrpc_is_local 0, shmrpc_node_host names it */
 	rc = shmrpc_open(name, &so, &px->node);
 	if (rc) {
 		/* -EEXIST: a node of this host took the name since the last
