@@ -604,6 +604,7 @@ struct options {
 	std::uint32_t mode = 0;	      /* of created segments; 0: 0600 */
 	std::string_view backend; /* "uring", "futex"; empty: automatic */
 	std::int32_t spin_us = 0; /* 0: $SHMRPC_SPIN_US else 20; SHMRPC_SPIN_NEVER */
+	std::uint32_t events = 0; /* SHMRPC_EV_* bits received as messages; 0: none */
 };
 
 namespace detail
@@ -698,6 +699,7 @@ class node {
 		opts.mode = o.mode;
 		opts.backend = o.backend.empty() ? nullptr : be.c_str();
 		opts.spin_us = o.spin_us;
+		opts.events = o.events;
 		shmrpc_node *h = nullptr;
 		int rc = shmrpc_open(cn.c_str(), &opts, &h);
 		if (rc < 0)

@@ -123,8 +123,6 @@ static void in_setup(struct shmrpc_node *n, struct shmrpc__inring *r,
 	r->tx_slot = slot;
 	r->tx_gen = gen;
 	r->prev = shmrpc__prev_link(h->prev_gen, gen);
-	memcpy(r->from, h->tx_name, sizeof(r->from));
-	r->from[SHMRPC_NAME_MAX] = '\0';
 	for (uint32_t i = 0; i < n->in.n; i++) {
 		old = n->in.v[i];
 		/* An older holder of that slot has left: drain its ring. (The
@@ -170,6 +168,13 @@ static int in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, uint32_t 
 	h = map;
 	r = calloc(1, sizeof(*r));
 	err = r ? shmrpc__ring_check(h, size, &ids) : -ENOMEM;
+	if (!err) {
+		/* The sender's name as we keep it, checked again: the sender
+		 * can rewrite the file between ring_check and this copy. */
+		memcpy(r->from, h->tx_name, sizeof(r->from));
+		r->from[SHMRPC_NAME_MAX] = '\0';
+		err = shmrpc__name_check(r->from) ? -EPROTO : 0;
+	}
 	if (!err) {
 		shmrpc__ring_attach(&r->q, map, size, false);
 		in_setup(n, r, h, slot, gen);
