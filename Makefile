@@ -309,9 +309,11 @@ asan:
 # reports "dup thread with used id" in the child), and the programs that
 # fork peers from parents that run threads (watchers, the futex backend's
 # shmrpc_fd helper: test_fork, test_join, test_registry, test_reclaim,
-# test_hostile, test_wake...) run under ASan only. The others are where threads race.
+# test_hostile, test_wake...) run under ASan only. The others are where threads race
+# (test_events, test_peer and test_batch fork their peers before they start threads).
 TSAN_TESTS := test_node test_send test_recv test_thread test_connect test_stats test_query \
-	test_broadcast test_ring test_transport test_uring_compat test_probe test_wake_uring
+	test_broadcast test_ring test_transport test_uring_compat test_probe test_wake_uring \
+	test_events test_peer test_batch
 tsan:
 	$(Q)$(MAKE) --no-print-directory B=build-tsan CFLAGS="-O1 -g -fsanitize=thread" tools tests
 	$(Q)SHMRPC_TESTS="$(TSAN_TESTS)" \
