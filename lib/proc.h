@@ -21,6 +21,8 @@ struct shmrpc__proc {
 int shmrpc__proc_self(struct shmrpc__proc *p);
 /* Start time of @pid, /proc/PID/stat field 22: 0 or -errno. */
 int shmrpc__proc_start_time(pid_t pid, uint64_t *start);
+/* How many threads this process has (/proc/self/stat field 20), or -1. */
+int shmrpc__proc_threads(void);
 /* No process of our pid namespace has @pid, as far as kill(2) says (a
  * zombie still has it). */
 bool shmrpc__pid_gone(int32_t pid);
