@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,9 +89,4 @@ int shmrpc__proc_self(struct shmrpc__proc *p)
 	p->uid = geteuid(); /* may change (seteuid): not cached */
 	pthread_mutex_unlock(&lock);
 	return err;
-}
-
-bool shmrpc__pid_gone(int32_t pid)
-{
-	return pid <= 0 || (kill(pid, 0) && errno == ESRCH);
 }
