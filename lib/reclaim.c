@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "reclaim.h"
+#include "error.h"
 #include "futex.h"
 #include "layout.h"
 #include "names.h"
@@ -175,6 +176,7 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 	struct shmrpc__slot *s = &r->slots[slot];
 	struct shmrpc__node_hdr *h;
 	char path[SHMRPC__PATH_MAX];
+	struct shmrpc__slot_view v = { .pid = 0 };
 	uint64_t size;
 	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
 
@@ -187,6 +189,9 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 	 * segment is missing or unlocked lost its joiner (dom_repair). */
 	if (!exited && shmrpc__node_alive(r, slot, gen) != 0)
 		return 0;
+	/* For the log only: a name that fails the check is not printed. */
+	if (shmrpc__log_on(SHMRPC_LOG_INFO) && shmrpc__reg_read(r, slot, &v))
+		v.name[0] = '\0', v.pid = 0;
 	shmrpc__node_path(path, r, slot, gen);
 	/* Read-write: close_dead marks it. */
 	if (!shmrpc__node_map(r, slot, gen, &h, &size, NULL)) {
@@ -196,6 +201,9 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 	}
 	shmrpc__seg_unlink(path);
 	shmrpc__reg_free(r, slot, gen);
+	shmrpc__log(SHMRPC_LOG_INFO, "domain %s: node '%s' (slot %u, pid %d) %s: reclaimed",
+		    r->domain, v.name[0] ? v.name : "?", slot, (int)v.pid,
+		    exited ? "exited (the exit probe's report)" : "is dead (its lock is free)");
 	return 1;
 }
 
