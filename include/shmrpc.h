@@ -236,6 +236,22 @@ SHMRPC_API int shmrpc_open(const char *name, const struct shmrpc_opts *opts,
  */
 SHMRPC_API void shmrpc_close(struct shmrpc_node *node);
 
+#define SHMRPC_CLOSE_DEAD 0x1u /* shmrpc_close_flags: the domain sees a DEATH */
+
+/*
+ * shmrpc_close_flags - shmrpc_close, with @flags: 0 is shmrpc_close;
+ * SHMRPC_CLOSE_DEAD makes the domain's subscribers get SHMRPC_EV_DEATH for
+ * this node instead of SHMRPC_EV_LEAVE, as if its process had died: for a
+ * node that stands for another (shmrpc-bridge closes a proxy so when the
+ * remote node died or its host went silent). Everything else is
+ * shmrpc_close's: its queued messages are discarded, what it sent is still
+ * delivered before the event (drain first), peers' calls and handles get
+ * -EPIPE. Returns 0 (NULL @node: nothing done), or -EINVAL for an unknown
+ * flag, the node then left open. In a forked child the flag changes nothing
+ * (the node stays the parent's).
+ */
+SHMRPC_API int shmrpc_close_flags(struct shmrpc_node *node, unsigned flags);
+
 /*
  * shmrpc_send - copy one message of len bytes (0 allowed) to node @to.
  *

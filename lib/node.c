@@ -296,7 +296,8 @@ static int join(struct shmrpc_node *n, const struct shmrpc__open_cfg *cfg)
 	return -EAGAIN;
 }
 
-static void leave(struct shmrpc_node *n)
+/* @ev: the event the domain gets, SHMRPC_EV_LEAVE or _DEATH. */
+static void leave(struct shmrpc_node *n, uint32_t ev)
 {
 	char path[SHMRPC__PATH_MAX];
 	struct shmrpc__reg *r = n->reg;
@@ -306,7 +307,7 @@ static void leave(struct shmrpc_node *n)
 	shmrpc__seg_unlink(path);
 	if (!locked)
 		return; /* the registry lock is unusable: leave the slot to reclaim */
-	shmrpc__reg_free(r, n->slot, n->gen, SHMRPC_EV_LEAVE);
+	shmrpc__reg_free(r, n->slot, n->gen, ev);
 	/* Count what is left rather than trust hdr->live, which any peer can
 	 * write: a wrong count would unlink the registry under live nodes (and
 	 * later joiners would start a second domain of the same name), or
@@ -418,12 +419,8 @@ int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_
 	return SHMRPC__RET(0);
 }
 
-void shmrpc_close(struct shmrpc_node *n)
+static void close_as(struct shmrpc_node *n, uint32_t ev)
 {
-	SHMRPC__KEEP_ERRNO;
-
-	if (!n)
-		return;
 	all_del(n);
 	if (n->forked) {
 		/* The parent's node: only this process's copy goes, mappings
@@ -443,9 +440,28 @@ void shmrpc_close(struct shmrpc_node *n)
 	shmrpc_flush(n);
 	shmrpc__in_close_all(n);
 	shmrpc__conn_close_all(n);
-	leave(n);
+	leave(n, ev);
 	n->be->fini(n);
 	node_free(n);
+}
+
+void shmrpc_close(struct shmrpc_node *n)
+{
+	SHMRPC__KEEP_ERRNO;
+
+	if (n)
+		close_as(n, SHMRPC_EV_LEAVE);
+}
+
+int shmrpc_close_flags(struct shmrpc_node *n, unsigned flags)
+{
+	SHMRPC__KEEP_ERRNO;
+
+	if (flags & ~SHMRPC_CLOSE_DEAD)
+		return SHMRPC__RET(shmrpc__err(-EINVAL, "close flags 0x%x: unknown bits", flags));
+	if (n)
+		close_as(n, flags & SHMRPC_CLOSE_DEAD ? SHMRPC_EV_DEATH : SHMRPC_EV_LEAVE);
+	return SHMRPC__RET(0);
 }
 
 const char *shmrpc_backend(struct shmrpc_node *n)

@@ -840,6 +840,50 @@ static void test_events_hostile_log(void **state)
 	shmrpc_close(r);
 }
 
+/* shmrpc_close_flags(SHMRPC_CLOSE_DEAD): what the node sent first, then a
+ * DEATH (not a LEAVE) for it; a handle to it -EPIPE; flags 0 a LEAVE; an
+ * unknown flag refused with the node left open. */
+static void test_events_close_flags_dead(void **state)
+{
+	struct th_dom *d = *state;
+	struct shmrpc_node *r = ev_open(d, "r", EV_ALL, 0), *w = th_open(d, "w"), *p, *q;
+	struct shmrpc_peer *h = NULL;
+	struct shmrpc_event ev, ev2;
+	char buf[64];
+	int i;
+
+	assert_non_null(r);
+	assert_non_null(w);
+	expect_event(r, SHMRPC_EV_JOIN, "w", getpid(), 0);
+	p = th_open(d, "p");
+	assert_non_null(p);
+	ev = expect_event(r, SHMRPC_EV_JOIN, "p", getpid(), 1000);
+	assert_int_equal(shmrpc_peer_get(w, "p", 1000, &h), 0);
+	for (i = 0; i < 10; i++)
+		assert_int_equal(shmrpc_send(p, "r", &i, sizeof(i), 1000), 0);
+	assert_int_equal(shmrpc_close_flags(p, 0x2), -EINVAL);
+	assert_int_equal(shmrpc_peer_alive(h), 1);
+	assert_int_equal(shmrpc_close_flags(NULL, SHMRPC_CLOSE_DEAD), 0);
+	assert_int_equal(shmrpc_close_flags(p, SHMRPC_CLOSE_DEAD), 0);
+	for (i = 0; i < 10; i++) /* drain first */
+		expect_int(r, "p", i, 1000);
+	ev2 = expect_event(r, SHMRPC_EV_DEATH, "p", getpid(), 1000);
+	assert_true(ev2.id == ev.id);
+	assert_int_equal(shmrpc_recv(r, buf, sizeof(buf), NULL, 0), -EAGAIN);
+	assert_int_equal(shmrpc_peer_alive(h), 0);
+	assert_int_equal(shmrpc_peer_send(h, "x", 1, 0, 0), -EPIPE);
+	shmrpc_peer_put(h);
+	/* flags 0: shmrpc_close, a LEAVE */
+	q = th_open(d, "q");
+	assert_non_null(q);
+	expect_event(r, SHMRPC_EV_JOIN, "q", getpid(), 1000);
+	assert_int_equal(shmrpc_close_flags(q, 0), 0);
+	expect_event(r, SHMRPC_EV_LEAVE, "q", getpid(), 1000);
+	shmrpc_close(w);
+	expect_event(r, SHMRPC_EV_LEAVE, "w", getpid(), 1000);
+	shmrpc_close(r);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, th_setup, th_teardown)
 
 int main(void)
@@ -860,6 +904,7 @@ int main(void)
 		T(test_events_peek_release),
 		T(test_events_recv_batch),
 		T(test_events_hostile_log),
+		T(test_events_close_flags_dead),
 		T(test_events_flood_not_read),
 		T(test_events_dispatch_and_thread),
 		T(test_events_fd_in_epoll),

@@ -72,6 +72,9 @@ struct shmrpc_stats {
 int shmrpc_open(const char *name, const struct shmrpc_opts *opts,
 			   struct shmrpc_node **out);
 void shmrpc_close(struct shmrpc_node *node);
+
+#define SHMRPC_CLOSE_DEAD 0x1u
+int shmrpc_close_flags(struct shmrpc_node *node, unsigned flags);
 int shmrpc_send(struct shmrpc_node *node, const char *to, const void *data, size_t len,
 			   int timeout_ms);
 int shmrpc_broadcast(struct shmrpc_node *node, const void *data, size_t len,
