@@ -372,6 +372,173 @@ static void test_bridge_bridge_killed(void **state)
 	assert_int_equal(th_wait(b, 30000), 0);
 }
 
+/* ------------------------------------------------------------ events */
+
+#define EV_ALL (SHMRPC_EV_JOIN | SHMRPC_EV_LEAVE | SHMRPC_EV_DEATH)
+
+struct events_arg {
+	const char *domain;
+	struct th_gate up;	  /* w is open: every JOIN after is its */
+	struct th_gate joined[3]; /* w saw x's JOIN (round k), holds a handle */
+	struct th_gate sent;	  /* round 0's x sent its messages to w */
+	struct th_gate close1;	  /* round 1's x may close */
+};
+
+/* The next event about x; counts x's messages before it in *msgs. */
+static int next_x_event(struct shmrpc_node *n, struct shmrpc_event *ev, int *msgs)
+{
+	char buf[256], from[SHMRPC_NAME_MAX + 1];
+	int len;
+
+	for (;;) {
+		len = shmrpc_recv(n, buf, sizeof(buf), from, T_MS);
+		if (len < 0)
+			return len;
+		if (!strcmp(from, "x")) {
+			(*msgs)++;
+			continue;
+		}
+		if (strcmp(from, SHMRPC_EVENT_FROM) || len != (int)sizeof(*ev))
+			return -EPROTO;
+		memcpy(ev, buf, sizeof(*ev));
+		if (!strcmp(ev->name, "x"))
+			return 0;
+	}
+}
+
+/* On host b: what it is told of x, a node of host a, in three rounds. */
+static int events_watcher(void *arg)
+{
+	struct events_arg *e = arg;
+	struct shmrpc_opts o = { .sz = sizeof(o), .domain = e->domain, .events = EV_ALL };
+	uint32_t want[3] = { SHMRPC_EV_DEATH, SHMRPC_EV_LEAVE, SHMRPC_EV_DEATH };
+	struct shmrpc_event j, ev;
+	struct shmrpc_peer *h;
+	struct shmrpc_node *n;
+	int round, msgs;
+
+	CHILD_CHECK_RC(shmrpc_open("w", &o, &n), 0);
+	th_gate_open(&e->up);
+	for (round = 0; round < 3; round++) {
+		msgs = 0;
+		CHILD_CHECK_RC(next_x_event(n, &j, &msgs), 0);
+		CHILD_CHECK_RC(j.type, SHMRPC_EV_JOIN);
+		CHILD_CHECK_RC(shmrpc_peer_get(n, "x", T_MS, &h), 0);
+		CHILD_CHECK_RC(shmrpc_peer_alive(h), 1);
+		CHILD_CHECK_RC(shmrpc_is_local(n, "x"), 0);
+		th_gate_open(&e->joined[round]);
+		CHILD_CHECK_RC(next_x_event(n, &ev, &msgs), 0);
+		fprintf(stderr, "w: round %d: event %u of x after %d of its messages\n", round,
+			ev.type, msgs);
+		CHILD_CHECK_RC(ev.type, want[round]);
+		CHILD_CHECK(ev.id == j.id);	     /* the proxy's incarnation */
+		CHILD_CHECK_RC(msgs, round ? 0 : 5); /* what x sent first */
+		CHILD_CHECK_RC(shmrpc_peer_alive(h), 0);
+		CHILD_CHECK_RC(shmrpc_peer_send(h, "z", 1, 0, 0), -EPIPE);
+		shmrpc_peer_put(h);
+	}
+	shmrpc_close(n);
+	return 0;
+}
+
+/* On host a: x sends five messages to w, then waits to be killed. */
+static int x_sends(void *arg)
+{
+	struct events_arg *e = arg;
+	struct shmrpc_node *n = open_node(e->domain, "x");
+	int i;
+
+	CHILD_CHECK(n);
+	CHILD_CHECK_RC(shmrpc_wait_node(n, "w", T_MS), 0);
+	for (i = 0; i < 5; i++)
+		CHILD_CHECK_RC(shmrpc_send(n, "w", &i, sizeof(i), T_MS), 0);
+	th_gate_open(&e->sent);
+	for (;;)
+		pause();
+}
+
+static int x_closes(void *arg)
+{
+	struct events_arg *e = arg;
+	struct shmrpc_node *n = open_node(e->domain, "x");
+
+	CHILD_CHECK(n);
+	CHILD_CHECK_RC(th_gate_wait(&e->close1, 30000), 0);
+	shmrpc_close(n);
+	return 0;
+}
+
+static int x_stays(void *arg)
+{
+	struct events_arg *e = arg;
+	struct shmrpc_node *n = open_node(e->domain, "x");
+
+	CHILD_CHECK(n);
+	for (;;)
+		pause();
+}
+
+/* On a host whose node and bridge were killed: reclaim the dead. */
+static int sweep(void *arg)
+{
+	struct shmrpc_node *n = open_node(arg, "sweep");
+
+	CHILD_CHECK(n);
+	CHILD_CHECK(shmrpc_nodes(n, NULL, 0) >= 1);
+	shmrpc_close(n);
+	return 0;
+}
+
+/*
+ * A subscriber on host b and node x on host a: x killed -9 is a DEATH
+ * (after the messages it sent), x closed is a LEAVE, x's bridge killed is
+ * a DEATH; a peer handle to x's proxy then returns -EPIPE.
+ */
+static void test_bridge_events(void **state)
+{
+	struct tcase *t = *state;
+	struct events_arg e = { .domain = t->dom.name };
+	pid_t w, x;
+	int i;
+
+	hosts_up(t, NULL, NULL, "");
+	for (i = 0; i < 3; i++)
+		th_gate_init(&e.joined[i]);
+	th_gate_init(&e.up);
+	th_gate_init(&e.sent);
+	th_gate_init(&e.close1);
+	w = tb_run(&t->b, events_watcher, &e);
+	assert_int_equal(th_gate_wait(&e.up, T_MS), 0);
+	/* round 0: kill -9 */
+	x = tb_run(&t->a, x_sends, &e);
+	assert_int_equal(th_gate_wait(&e.joined[0], T_MS), 0);
+	assert_int_equal(th_gate_wait(&e.sent, T_MS), 0);
+	kill(x, SIGKILL);
+	assert_int_equal(th_wait(x, T_MS), 128 + SIGKILL);
+	assert_int_equal(tb_log_wait(&t->a, "death domain", T_MS), 0);
+	/* round 1: a close */
+	x = tb_run(&t->a, x_closes, &e);
+	assert_int_equal(th_gate_wait(&e.joined[1], T_MS), 0);
+	th_gate_open(&e.close1);
+	assert_int_equal(th_wait(x, T_MS), 0);
+	/* round 2: its host's bridge killed (no BYE): DEATH after 3 beats */
+	x = tb_run(&t->a, x_stays, &e);
+	assert_int_equal(th_gate_wait(&e.joined[2], T_MS), 0);
+	tb_bridge_kill(&t->a);
+	assert_int_equal(th_wait(w, 30000), 0);
+	assert_true(tb_log_has(&t->b, "proxy-close domain=") && tb_log_has(&t->b, "dead=1"));
+	/* leave host a clean: x and the dead bridge's nodes reclaimed */
+	kill(x, SIGKILL);
+	th_wait(x, T_MS);
+	assert_int_equal(tb_bridge_start(&t->a, t->dom.name, nats.url, ""), 0);
+	assert_int_equal(th_wait(tb_run(&t->a, sweep, (void *)t->dom.name), T_MS), 0);
+	for (i = 0; i < 3; i++)
+		th_gate_close(&e.joined[i]);
+	th_gate_close(&e.up);
+	th_gate_close(&e.sent);
+	th_gate_close(&e.close1);
+}
+
 /* ------------------------------------------------------------ names */
 
 static int hold(void *arg)
@@ -692,6 +859,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bridge_broadcast, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bridge_remote_kill_epipe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bridge_bridge_killed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bridge_name_collision, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bridge_order_slow_receiver, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bridge_cluster_failover, setup, teardown),

@@ -150,6 +150,8 @@ struct br_local { /* a real node of this host */
 	bool refused; /* an earlier node of another host has the name */
 	bool leaving; /* gone from the registry, LEAVE not announced yet */
 	bool seen;    /* in the last registry poll */
+	bool died;    /* its process died (a DEATH event): announced as DEATH */
+	uint64_t id;  /* the library's id of it (its JOIN event), 0: unknown */
 	int64_t leave_ns;
 	natsSubscription *sub;
 	struct br_map streams; /* host -> struct br_rstream */
@@ -197,6 +199,7 @@ struct br_proxy { /* a node of another host, held here under its name */
 	/* removal waits until queued messages from it are delivered (dlv.c) */
 	bool lingering;
 	bool touched; /* on its domain's touched list (dlv.c) */
+	bool dead;    /* its node died or its host went: closed as dead */
 	int64_t linger_ns;
 	struct br_ctr ctr;
 	int row;
@@ -397,6 +400,9 @@ void br_names_tick(struct br_dom *d, int64_t now);
 void br_names_fini(struct br_dom *d);
 /* Poll (on) or stop polling (off) px's fd. */
 void br_proxy_enable(struct br_dom *d, struct br_proxy *px, bool on);
+/* The proxy of @name, if it stands for (@host, @inc), is to be closed as
+ * dead (SHMRPC_CLOSE_DEAD): call before the br_resolve that retires it. */
+void br_proxy_mark_dead(struct br_dom *d, const char *name, const char *host, uint64_t inc);
 
 /* ------------------------------------------------------------ fwd.c */
 
@@ -404,7 +410,6 @@ void br_fwd_drain(struct br_dom *d, struct br_proxy *px);
 void br_fwd_grant(struct br_dom *d, const struct br_hdr *h);
 /* A new stream to px (after a reconnect): SYNC for the old one first. */
 void br_fwd_reset(struct br_dom *d, struct br_proxy *px);
-void br_fwd_ctl_drain(struct br_dom *d);
 void br_fwd_tick(struct br_dom *d, int64_t now);
 
 /* ------------------------------------------------------------ remote.c */
@@ -420,6 +425,9 @@ int br_local_init(struct br_dom *d);
 void br_local_fini_subs(struct br_dom *d); /* before the connection closes */
 void br_local_fini(struct br_dom *d);
 void br_local_poll(struct br_dom *d, int64_t now);
+/* What the control node received: membership events, handled; the rest
+ * (messages and broadcasts to it) discarded. */
+void br_local_ctl_drain(struct br_dom *d);
 void br_local_announce(struct br_dom *d, int type, const struct br_local *l);
 /* Snapshot of our nodes to host (NULL: to whoever asked on s). */
 void br_local_snapshot(struct br_dom *d, const char *to);

@@ -227,21 +227,3 @@ void br_fwd_tick(struct br_dom *d, int64_t now)
 			px->stall_ns = now;
 		}
 }
-
-static void discard(struct shmrpc_node *n, const char *from, const void *data, size_t len,
-		    void *arg)
-{
-	(void)n;
-	(void)from;
-	(void)data;
-	(void)len;
-	(void)arg;
-}
-
-/* The control node takes broadcasts too (it is a node of the domain):
- * nothing to do with them, every proxy got its own copy. */
-void br_fwd_ctl_drain(struct br_dom *d)
-{
-	while (shmrpc_dispatch(d->ctl, discard, NULL, 0) > 0)
-		;
-}

@@ -3,13 +3,16 @@
  * This host's real nodes of a domain, as the bridge learns them from the
  * registry, and what it tells the other hosts about them.
  *
- * Today the bridge polls shmrpc_nodes() through its control node every
- * 20 ms: a node that joins is announced within that, and a node that
- * restarts under the same name between two polls is not seen as a new
- * incarnation. Once membership events exist (issue 11), the control node
- * subscribes to SHMRPC_EV_JOIN|LEAVE|DEATH and this file takes them from
- * its receive path instead (br_fwd_ctl_drain), exact and with DEATH told
- * from LEAVE; the announcements below stay as they are.
+ * The control node subscribes to SHMRPC_EV_JOIN|LEAVE|DEATH and takes them
+ * from its receive path (br_local_ctl_drain, when its fd is readable and
+ * at every poll): a JOIN is announced at once, with the node's id, so that
+ * a LEAVE or DEATH is matched to its incarnation (a node that restarts
+ * under the same name is a new one) and a DEATH is announced as DEATH.
+ * Events about our own proxies (nodes of this process) are not ours to
+ * announce. shmrpc_nodes() is still polled every 20 ms through the control
+ * node: it reclaims the dead it meets (their DEATH, taken right after) and
+ * covers what an event queue that overflowed lost (a node's leave then
+ * announced as LEAVE).
  *
  * A node that leaves is announced after what it sent through the proxies
  * is published (so that its LEAVE follows its last message, as a local
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #include "bridge.h"
 #include "status.h"
@@ -31,7 +35,9 @@
 
 int br_local_init(struct br_dom *d)
 {
-	struct shmrpc_opts so = { .sz = sizeof(so), .domain = d->name };
+	struct shmrpc_opts so = { .sz = sizeof(so),
+				  .domain = d->name,
+				  .events = SHMRPC_EV_JOIN | SHMRPC_EV_LEAVE | SHMRPC_EV_DEATH };
 	struct epoll_event ev = { .events = EPOLLIN };
 	int rc;
 
@@ -159,8 +165,8 @@ static bool proxies_flowing(struct br_dom *d)
 
 static void finish_leave(struct br_dom *d, struct br_local *l)
 {
-	blog(BR_LOG_INFO, "leave domain=%s node=%s", d->name, l->name);
-	announce(d, BR_LEAVE, l);
+	blog(BR_LOG_INFO, "%s domain=%s node=%s", l->died ? "death" : "leave", d->name, l->name);
+	announce(d, l->died ? BR_DEATH : BR_LEAVE, l);
 	d->gone.lost += l->ctr.lost;
 	d->gone.dropped += l->ctr.dropped;
 	br_status_free_row(d, l->row);
@@ -202,6 +208,53 @@ static void leaves(struct br_dom *d, int64_t now)
 	}
 }
 
+/* A membership event of the domain, in the log's order. */
+static void on_event(struct br_dom *d, const struct shmrpc_event *ev)
+{
+	struct br_local *l = br_map_get(&d->locals, ev->name);
+
+	if (ev->dropped)
+		blog(BR_LOG_WARN, "events-dropped domain=%s count=%u", d->name, ev->dropped);
+	/* our proxies (pid: nodes of this process), and our control node */
+	if (ev->pid == (uint32_t)getpid() || !strcmp(ev->name, BR_CTL_NAME))
+		return;
+	if (ev->type == SHMRPC_EV_JOIN) {
+		if (l && (l->leaving || (l->id && l->id != ev->id))) {
+			finish_leave(d, l); /* a new incarnation: the old one is gone */
+			l = NULL;
+		}
+		if (!l && !br_map_get(&d->proxies, ev->name))
+			l = join(d, ev->name);
+		if (l && !l->id)
+			l->id = ev->id;
+		return;
+	}
+	if (!l || (l->id && l->id != ev->id))
+		return; /* about an incarnation we did not announce */
+	if (!l->leaving)
+		start_leave(d, l, br_now_ns());
+	l->died = ev->type == SHMRPC_EV_DEATH;
+}
+
+void br_local_ctl_drain(struct br_dom *d)
+{
+	struct shmrpc_rxbuf rx;
+	struct shmrpc_event ev;
+	bool is_ev;
+
+	/* Broadcasts come here too (the control node is a node of the
+	 * domain): nothing to do with them, every proxy got its own copy. */
+	while (shmrpc_peek(d->ctl, &rx, 0) >= 0) {
+		is_ev = rx.len == sizeof(ev) && !strcmp(rx.from, SHMRPC_EVENT_FROM);
+		if (is_ev)
+			memcpy(&ev, rx.data, sizeof(ev));
+		if (shmrpc_release(d->ctl, &rx))
+			return;
+		if (is_ev)
+			on_event(d, &ev);
+	}
+}
+
 void br_local_poll(struct br_dom *d, int64_t now)
 {
 	struct br_local *l;
@@ -211,8 +264,10 @@ void br_local_poll(struct br_dom *d, int64_t now)
 	if (now - d->poll_ns < POLL_NS)
 		return;
 	d->poll_ns = now;
+	br_local_ctl_drain(d); /* the names read next are newer than these */
 	if ((n = poll_registry(d)) < 0)
 		return;
+	br_local_ctl_drain(d); /* the DEATHs of the dead it reclaimed */
 	while ((l = br_map_next(&d->locals, &i)))
 		l->seen = false;
 	for (k = 0; k < n && k < (int)d->names_cap; k++) {
@@ -221,6 +276,10 @@ void br_local_poll(struct br_dom *d, int64_t now)
 		if (!strcmp(name, BR_CTL_NAME) || br_map_get(&d->proxies, name))
 			continue;
 		l = br_map_get(&d->locals, name);
+		/* Known by its event: its successor's JOIN event says when a
+		 * new one came (it may have left since the names were read). */
+		if (l && l->leaving && l->id)
+			continue;
 		if (l && l->leaving) { /* back under the same name: a new node */
 			finish_leave(d, l);
 			l = NULL;

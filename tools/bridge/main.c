@@ -154,7 +154,7 @@ static bool on_event(struct bridge *br, const struct epoll_event *ev)
 	case BR_TAG_CTL:
 		pthread_mutex_lock(&br->mu);
 		if (idx < (uint32_t)br->ndoms)
-			br_fwd_ctl_drain(&br->doms[idx]);
+			br_local_ctl_drain(&br->doms[idx]);
 		pthread_mutex_unlock(&br->mu);
 		return false;
 	default:

@@ -191,9 +191,15 @@ static void proxy_close(struct br_dom *d, struct br_proxy *px)
 	d->gone.dropped += px->ctr.dropped;
 	br_map_del(&d->proxies, px->name);
 	d->br->tags[px->tag] = NULL;
-	shmrpc_close(px->node); /* its fd leaves the epoll set with it */
+	/* its fd leaves the epoll set with it; local subscribers get DEATH
+	 * for a node that died or whose host went, LEAVE for one that closed */
+	if (px->dead)
+		(void)shmrpc_close_flags(px->node, SHMRPC_CLOSE_DEAD);
+	else
+		shmrpc_close(px->node);
 	br_status_free_row(d, px->row);
-	blog(BR_LOG_INFO, "proxy-close domain=%s node=%s host=%s", d->name, px->name, px->host);
+	blog(BR_LOG_INFO, "proxy-close domain=%s node=%s host=%s%s", d->name, px->name, px->host,
+	     px->dead ? " dead=1" : "");
 	free(px->sizes);
 	free(px);
 }
@@ -209,6 +215,14 @@ static void proxy_retire(struct br_dom *d, struct br_proxy *px)
 		px->linger_ns = br_now_ns();
 		br_proxy_enable(d, px, false); /* its node is gone: nothing more to it */
 	}
+}
+
+void br_proxy_mark_dead(struct br_dom *d, const char *name, const char *host, uint64_t inc)
+{
+	struct br_proxy *px = br_map_get(&d->proxies, name);
+
+	if (px && !strcmp(px->host, host) && px->inc == inc)
+		px->dead = true;
 }
 
 static void set_refused(struct br_dom *d, struct br_local *l, bool refused, const char *owner)
@@ -272,6 +286,7 @@ void br_names_fini(struct br_dom *d)
 	uint32_t i = 0;
 
 	while ((px = br_map_next(&d->proxies, &i))) {
+		px->dead = true; /* unreachable from here on, not closed there */
 		proxy_close(d, px);
 		i = 0;
 	}

@@ -14,9 +14,12 @@
  * bridge restarted: its old claims go first.
  *
  * A host not heard from for --dead-after heartbeats (3 s by default) is
- * dead: its claims go, so its proxies close here (their local peers see
- * those nodes leave: sends return -EPIPE), and what was in flight to it is
- * counted lost. Bound: dead_after x heartbeat after the last message it
+ * dead: its claims go, so its proxies close here as dead (their local
+ * subscribers get SHMRPC_EV_DEATH, sends and peer handles -EPIPE), and what
+ * was in flight to it is counted lost. So do they on a DEATH from its
+ * bridge, a BYE (its nodes did not close: they are out of reach) and a new
+ * epoch (its bridge restarted without a BYE); a LEAVE stays a leave, and so
+ * does a claim a snapshot no longer has (how it went is not known). Bound: dead_after x heartbeat after the last message it
  * sent, plus one 10 ms tick.
  */
 #include <endian.h>
@@ -28,13 +31,16 @@
 
 #define SNAP_RETRY_NS (1000 * 1000000ll)
 
-static void claims_clear(struct br_dom *d, struct br_host *hs)
+/* Every claim of hs goes; @dead: its proxies close as dead. */
+static void claims_clear(struct br_dom *d, struct br_host *hs, bool dead)
 {
 	struct br_claim *c;
 	uint32_t i = 0;
 
 	while ((c = br_map_next(&hs->claims, &i))) {
 		br_map_del(&hs->claims, c->name);
+		if (dead)
+			br_proxy_mark_dead(d, c->name, hs->name, c->inc);
 		br_resolve(d, c->name);
 		free(c);
 		i = 0;
@@ -74,7 +80,7 @@ static struct br_host *host_get(struct br_dom *d, const struct br_hdr *h)
 	if (hs->epoch != h->epoch) {
 		if (hs->epoch)
 			blog(BR_LOG_INFO, "host-restarted domain=%s host=%s", d->name, hs->name);
-		claims_clear(d, hs);
+		claims_clear(d, hs, true); /* no BYE came from the old one */
 		hs->epoch = h->epoch;
 		hs->mseq = 0;
 		hs->synced = hs->snap_in = false;
@@ -100,7 +106,7 @@ static void host_remove(struct br_dom *d, struct br_host *hs, bool dead)
 	blog(dead ? BR_LOG_WARN : BR_LOG_INFO, "host-%s domain=%s host=%s nodes=%u",
 	     dead ? "dead" : "bye", d->name, hs->name, hs->claims.n);
 	br_map_del(&d->hosts, hs->name);
-	claims_clear(d, hs);
+	claims_clear(d, hs, true); /* BYE too: its nodes are out of reach */
 	br_map_free(&hs->claims);
 	free(hs);
 }
@@ -124,11 +130,13 @@ static void claim_set(struct br_dom *d, struct br_host *hs, const struct br_clai
 	br_resolve(d, c->name);
 }
 
-static void claim_drop(struct br_dom *d, struct br_host *hs, const char *name)
+static void claim_drop(struct br_dom *d, struct br_host *hs, const char *name, bool dead)
 {
 	struct br_claim *c = br_map_del(&hs->claims, name);
 
 	if (c) {
+		if (dead)
+			br_proxy_mark_dead(d, name, hs->name, c->inc);
 		br_resolve(d, name);
 		free(c);
 	}
@@ -148,7 +156,7 @@ static void apply(struct br_dom *d, struct br_host *hs, const struct br_hdr *h)
 		c.max_msg = le32toh(m);
 		claim_set(d, hs, &c);
 	} else {
-		claim_drop(d, hs, h->name);
+		claim_drop(d, hs, h->name, h->type == BR_DEATH);
 	}
 	blog(BR_LOG_DEBUG, "member domain=%s host=%s node=%s type=%d", d->name, hs->name, h->name,
 	     h->type);
@@ -192,7 +200,7 @@ static void snap_end(struct br_dom *d, struct br_host *hs)
 
 	while ((c = br_map_next(&hs->claims, &i)))
 		if (!c->seen) {
-			claim_drop(d, hs, c->name);
+			claim_drop(d, hs, c->name, false);
 			i = 0;
 		}
 	hs->mseq = hs->snap_seq;
