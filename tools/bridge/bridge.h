@@ -14,7 +14,8 @@
  *              adapter that lets main.c drive the socket
  *   remote.c   other hosts: membership, heartbeats, snapshots
  *   fwd.c      local sender -> proxy -> NATS, with credits
- *   local.c    this host's real nodes: registry polling, announcements
+ *   local.c    this host's real nodes: membership events, registry polling,
+ *              announcements
  *   names.c    who owns each name (collisions), proxies opened and closed
  *   dlv.c      NATS -> proxy of the sender -> local receiver, with queues
  *              for full rings, and the credits it grants
