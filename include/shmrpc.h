@@ -189,10 +189,12 @@ SHMRPC_API void shmrpc_close(struct shmrpc_node *node);
  * now: every send to the name returns -EPIPE until a node of that name joins
  * again; or that node, still there, dropped our ring as corrupt: -EPIPE
  * once, and the next send connects to it afresh), -EPROTO (the target's ring
- * is corrupt), -ENOSPC (/dev/shm cannot hold the ring; -ENOMEM, -EFBIG
- * likewise: nothing of the attempt is left, the node works on, and the next
- * send to @to tries again; shmrpc_last_error says "ring to '<to>' (<size>):
- * /dev/shm is full"). Once a node of that name has joined again
+ * is corrupt), -ENOSPC (/dev/shm cannot hold the ring; -ENOMEM, -EFBIG,
+ * and -EMFILE/-ENFILE (no file descriptor left to open the receiver's
+ * segment or create the ring) likewise: nothing of the attempt is left, the
+ * node works on, and the next send to @to tries again; shmrpc_last_error
+ * says "ring to '<to>' (<size>): /dev/shm is full"). Once a node of that
+ * name has joined again
  * (shmrpc_is_local says 1), the next send connects to it and sends to it,
  * without -EPIPE; so does a send blocked on the old node's full ring when the
  * old node leaves. Messages queued to the old node and not received are lost

@@ -25,8 +25,8 @@
 
 /* What each call's header documents (include/shmrpc.h). shmrpc_open and
  * shmrpc_fd return "another -errno of the underlying system calls" too. */
-static const int send_doc[] = { EMSGSIZE, ENOENT, EINVAL, EAGAIN, ETIMEDOUT, EPIPE,
-				EPROTO,	  ENOSPC, ENOMEM, EFBIG,  0 };
+static const int send_doc[] = { EMSGSIZE, ENOENT, EINVAL, EAGAIN, ETIMEDOUT, EPIPE, EPROTO,
+				ENOSPC,	  ENOMEM, EFBIG,  EMFILE, ENFILE,    0 };
 static const int recv_doc[] = { EMSGSIZE, EAGAIN, ETIMEDOUT, EPROTO, EBUSY,
 				EMFILE,	  ENFILE, ENOMEM,    0 };
 static const int warm_doc[] = { ENOSPC, ENOMEM, EMFILE, ENFILE, EFBIG, 0 };
