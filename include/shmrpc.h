@@ -207,9 +207,10 @@ SHMRPC_API int shmrpc_send(struct shmrpc_node *node, const char *to, const void 
  * shmrpc_broadcast - send one message to every other live node of the
  * domain. timeout_ms bounds the whole call. Returns how many nodes got it
  * (0 when there is nobody else), or -EMSGSIZE if it fits no target's ring,
- * or -EINVAL. A target whose ring stays full past the timeout, that leaves
- * meanwhile, or whose ring could not be created (a full /dev/shm: see
- * shmrpc_send's -ENOSPC; the next broadcast tries again) is not counted.
+ * -ENOMEM (no memory for the list of targets: nobody got it), or -EINVAL.
+ * A target whose ring stays full past the timeout, that leaves meanwhile,
+ * or whose ring could not be created (a full /dev/shm: see shmrpc_send's
+ * -ENOSPC; the next broadcast tries again) is not counted.
  */
 SHMRPC_API int shmrpc_broadcast(struct shmrpc_node *node, const void *data, size_t len,
 				int timeout_ms);

@@ -30,7 +30,7 @@ static const int send_doc[] = { EMSGSIZE, ENOENT, EINVAL, EAGAIN, ETIMEDOUT, EPI
 static const int recv_doc[] = { EMSGSIZE, EAGAIN, ETIMEDOUT, EPROTO, EBUSY,
 				EMFILE,	  ENFILE, ENOMEM,    0 };
 static const int warm_doc[] = { ENOSPC, ENOMEM, EMFILE, ENFILE, EFBIG, 0 };
-static const int bcast_doc[] = { EMSGSIZE, EINVAL, 0 };
+static const int bcast_doc[] = { EMSGSIZE, ENOMEM, EINVAL, 0 };
 
 /* ------------------------------------------------------------ open */
 
