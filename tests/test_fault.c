@@ -233,7 +233,9 @@ static int bcast_call(struct fr_ctx *c)
 static int bcast_after(struct fr_ctx *c, int rc)
 {
 	int bad = fr_check_rc(c, rc, bcast_doc, 2, NULL), woke = 0, p, bc = 0;
-	double end = th_now_ms() + FR_IO_MS;
+	/* Well before the receivers' own timeout, which would end their
+	 * sleep and let them find the message without a wake. */
+	double end = th_now_ms() + FR_IO_MS / 3;
 	struct fr_rep rep;
 
 	while (woke < rc && th_now_ms() < end)
