@@ -13,7 +13,7 @@ FAULT_WRAP := calloc realloc free shm_open open opendir read pread fstat fstatat
 	fallocate posix_fallocate ftruncate mmap fcntl getrandom nanosleep eventfd \
 	eventfd_read epoll_create1 epoll_ctl epoll_wait syscall pthread_create \
 	pthread_key_create pthread_setspecific pthread_atfork io_uring_queue_init \
-	io_uring_get_probe_ring io_uring_register_probe io_uring_register_eventfd \
+	io_uring_register_probe io_uring_register_eventfd \
 	io_uring_register_sync_cancel io_uring_submit io_uring_submit_and_wait_timeout \
 	sodium_init
 
@@ -27,7 +27,7 @@ FAULT_WRAP := calloc realloc free shm_open open opendir read pread fstat fstatat
 #    key_delete, sigmask likewise;
 #  - releases: close (the descriptor is released whatever it returns, and
 #    the library never reads it), closedir, munmap (of whole mappings:
-#    nothing to split), io_uring_queue_exit and io_uring_free_probe (void);
+#    nothing to split), io_uring_queue_exit (void);
 #    shm_unlink (ENOENT, EACCES: answers, not resources);
 #  - eventfd_write (fails only when the counter would pass 2^64 - 2: every
 #    receive reads it down to 0); readdir (EBADF only); fchmod of a file
@@ -44,7 +44,7 @@ FAULT_PASS := _GLOBAL_OFFSET_TABLE_ __ctype_b_loc __errno_location __stack_chk_f
 	pthread_once pthread_rwlock_destroy pthread_rwlock_init pthread_rwlock_rdlock \
 	pthread_rwlock_unlock pthread_rwlock_wrlock pthread_detach pthread_join \
 	pthread_key_delete pthread_sigmask close closedir munmap io_uring_queue_exit \
-	io_uring_free_probe shm_unlink eventfd_write readdir fchmod getgroups getrlimit kill \
+	shm_unlink eventfd_write readdir fchmod getgroups getrlimit kill \
 	lseek
 
 FAULT_B := $(B)/fault

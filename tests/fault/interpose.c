@@ -521,13 +521,6 @@ int fault_io_uring_queue_init(unsigned entries, struct io_uring *ring, unsigned 
 	return io_uring_queue_init(entries, ring, flags);
 }
 
-struct io_uring_probe *fault_io_uring_get_probe_ring(struct io_uring *ring)
-{
-	if (fail("io_uring_get_probe_ring", ENOMEM))
-		return NULL;
-	return io_uring_get_probe_ring(ring);
-}
-
 int fault_io_uring_register_probe(struct io_uring *ring, struct io_uring_probe *p, unsigned nr)
 {
 	if (fail("io_uring_register_probe", ENOMEM))
