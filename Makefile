@@ -53,7 +53,7 @@ LIB_SO := $(B)/libshmrpc.so.$(VERSION)
 LIB_DEPS := $(shell pkg-config --libs liburing libsodium 2>/dev/null || echo -luring -lsodium)
 
 .PHONY: all lib tools clean tests test
-all: lib tools bpf bench-build
+all: lib tools bpf bench-build bridge
 
 include bpf/bpf.mk
 
@@ -81,6 +81,7 @@ BENCH_EXTRA_DEPS := $(LIB_A)
 BENCH_EXTRA_LIBS := $(LIB_A) $(LIB_DEPS)
 include tools/bench/bench.mk
 $(BENCH_OBJS): | $(TOOLS_HDRS)
+include tools/bridge/bridge.mk
 
 TOOLS := $(B)/tools/shmrpc-info $(B)/tools/shmrpc-demo $(B)/tools/shmrpc-top \
 	$(B)/tools/shmrpc-reaper
@@ -96,7 +97,7 @@ TOP_CORE_OBJS := $(filter-out $(B)/tools/top/main.o $(B)/tools/top/ui.o,$(TOP_OB
 $(B)/tools/top/%.o: tools/top/%.c | $(TOOLS_HDRS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(TOOLS_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(TOOLS_CFLAGS) -Itools -c -o $@ $<
 
 $(B)/tools/shmrpc-top: $(TOP_OBJS) $(LIB_A)
 	$(call msg,LD,$@)
@@ -280,7 +281,7 @@ install: all
 	ln -sf libshmrpc.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libshmrpc.so
 	sed $(PC_SED) lib/libshmrpc.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc
 	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc
-	install -m 0755 $(TOOLS) $(BENCH_BIN) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(TOOLS) $(BENCH_BIN) $(BRIDGE_INSTALL) $(DESTDIR)$(BINDIR)/
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man8
 	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
@@ -295,7 +296,7 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/shmrpc.h $(DESTDIR)$(LIBDIR)/libshmrpc.a \
 		$(DESTDIR)$(LIBDIR)/libshmrpc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libshmrpc.so.$(SOVER) \
 		$(DESTDIR)$(LIBDIR)/libshmrpc.so $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc \
-		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS) $(BENCH_BIN))) \
+		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS) $(BENCH_BIN) $(BRIDGE_INSTALL))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8))) \

@@ -120,8 +120,14 @@ struct shmrpc__slot {
 	_Atomic uint32_t ring_bytes; /* capacity of rings to this node */
 	_Atomic uint32_t backend;    /* enum shmrpc__backend_id, informational */
 	_Atomic uint64_t name[8];    /* NUL-padded name, copied as words */
-	uint8_t _pad[16];
+	_Atomic uint32_t flags;	     /* SHMRPC__SLOT_PROXY */
+	uint8_t _pad[12];
 };
+
+/* slot flags (written with the other fields, under the seqlock) */
+#define SHMRPC__SLOT_PROXY \
+	1u /* a proxy for a node of another host: its
+			       * segment's host names the host */
 
 /* ------------------------------------------------------------ node segment */
 
@@ -177,6 +183,10 @@ struct shmrpc__node_hdr {
 	uint8_t _pad1[52];
 
 	alignas(SHMRPC__CACHELINE) struct shmrpc__node_ctr ctr;
+
+	/* owner, before the slot goes LIVE: the host a proxy stands for,
+	 * NUL-padded; "" for a node of this host (opts.proxy_host) */
+	char host[64];
 };
 
 #define SHMRPC__NODE_CLOSING 1u /* leaving: announce no more rings to it */
@@ -248,7 +258,8 @@ _Static_assert(sizeof(struct shmrpc__slot) == 128, "slot size");
 _Static_assert(sizeof(struct shmrpc__node_ctr) == 128, "node counters size");
 _Static_assert(offsetof(struct shmrpc__node_hdr, bell) == 128, "node bell offset");
 _Static_assert(offsetof(struct shmrpc__node_hdr, ctr) == 192, "node counters offset");
-_Static_assert(sizeof(struct shmrpc__node_hdr) == 320, "node header size");
+_Static_assert(offsetof(struct shmrpc__node_hdr, host) == 320, "node host offset");
+_Static_assert(sizeof(struct shmrpc__node_hdr) == 384, "node header size");
 _Static_assert(offsetof(struct shmrpc__ring_hdr, tx_name) == 48, "ring name offset");
 _Static_assert(offsetof(struct shmrpc__ring_hdr, tail) == 128, "ring tail offset");
 _Static_assert(offsetof(struct shmrpc__ring_hdr, head) == 192, "ring head offset");

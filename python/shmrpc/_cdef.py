@@ -31,6 +31,7 @@ struct shmrpc_opts {
 	uint32_t mode;
 	const char *backend;
 	int32_t spin_us;
+	const char *proxy_host;
 };
 
 #define SHMRPC_SPIN_NEVER -1  /* the header: (-1); cffi takes no parentheses */
@@ -75,6 +76,7 @@ int shmrpc_stop(struct shmrpc_node *node);
 int shmrpc_nodes(struct shmrpc_node *node, char (*names)[SHMRPC_NAME_MAX + 1],
 			    size_t cap);
 int shmrpc_is_local(struct shmrpc_node *node, const char *name);
+int shmrpc_node_host(struct shmrpc_node *node, const char *name, char *host, size_t cap);
 int shmrpc_wait_node(struct shmrpc_node *node, const char *name, int timeout_ms);
 int shmrpc_warmup(struct shmrpc_node *node);
 int shmrpc_stats(struct shmrpc_node *node, struct shmrpc_stats *st);

@@ -182,6 +182,9 @@ def test_queries(pair, domain):
     assert e.value.errno == errno.EINVAL
     with pytest.raises(FileNotFoundError):
         a.max_size("nobody")
+    assert a.node_host("b") is None  # a node of this host
+    with pytest.raises(FileNotFoundError):
+        a.node_host("nobody")
     assert a.warmup() == 1 and b.warmup() == 1
     many = [shmrpc.Node(f"n{i}", domain=domain) for i in range(70)]
     try:  # more than nodes()'s first guess of 64
