@@ -9,8 +9,8 @@
 #   make bench-quick  a smoke run of it (< 30 s)
 #   make fuzz       build the libFuzzer harnesses with clang, run each for
 #                   FUZZ_SECONDS (default 60); tests/fuzz/fuzz.mk
-#   make faults     the fault-injection sweep with every errno variant
-#                   (make test runs the main one); tests/fault/fault.mk
+#   make faults     the fault-injection sweep alone, both backends (make test
+#                   runs it too); tests/fault/fault.mk
 #   make install    honours DESTDIR and PREFIX
 
 .DELETE_ON_ERROR:

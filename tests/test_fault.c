@@ -11,6 +11,12 @@
  * nor hang the process. tests/fault/interpose.c says how calls are failed,
  * tests/fault/fault.mk which ones.
  *
+ * Heap: the fault build has AddressSanitizer (tests/fault/fault.mk), and
+ * LeakSanitizer checks every process of a run (the child, its peers) when
+ * it exits: a block the library leaked fails the run (exit status
+ * FR_LSAN); the interposer's count of the library's live blocks is
+ * compared too, before the exit.
+ *
  * $FAULT_N=n runs only that N of each sweep; $FAULT_VERBOSE=1 lists the
  * calls each scenario makes and what every run did; $TEST_FILTER picks
  * scenarios.
@@ -22,6 +28,15 @@
 #include <sys/wait.h>
 
 #include "runner.h"
+
+#ifdef __SANITIZE_ADDRESS__
+/* Whatever $ASAN_OPTIONS says otherwise (it overrides these). */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+	return "detect_leaks=1:exitcode=23"; /* FR_LSAN */
+}
+#endif
 
 /* What each call's header documents (include/shmrpc.h). shmrpc_open and
  * shmrpc_fd return "another -errno of the underlying system calls" too. */

@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: MIT
 # tests/fault: fault injection (issue 9, section 4). The fault build of the
-# library is $(LIB_A) with the references its objects make to every call
-# below renamed to fault_<call> (objcopy --redefine-syms), which
-# tests/fault/interpose.c defines: it counts the library's calls and fails
-# the N-th (tests/fault/fault.h). tests/test_fault.c sweeps every N of each
-# scenario, in `make test` once per backend (scripts/run-tests.sh); `make
-# faults` runs the same sweep with the alternative errnos (FAULT_ALT=1) on
-# top: tests/test_fault.c says which.
+# library is lib/ compiled again with AddressSanitizer (its LeakSanitizer
+# checks every process of the sweep at exit), archived, and the references
+# its objects make to every call below renamed to fault_<call> (objcopy
+# --redefine-syms), which tests/fault/interpose.c defines: it counts the
+# library's calls and fails the N-th (tests/fault/fault.h).
+# tests/test_fault.c sweeps every N of each scenario, in `make test` once
+# per backend (scripts/run-tests.sh); `make faults` runs that sweep alone.
 
 # Imports the interposer fails (free: only counted, for the heap check).
 FAULT_WRAP := calloc realloc free shm_open open opendir read pread fstat fstatat stat lstat \
@@ -50,23 +50,39 @@ FAULT_PASS := _GLOBAL_OFFSET_TABLE_ __ctype_b_loc __errno_location __stack_chk_f
 FAULT_B := $(B)/fault
 FAULT_LIB := $(FAULT_B)/libshmrpc_fault.a
 FAULT_OBJS := $(B)/tests/fault/interpose.o $(B)/tests/fault/runner.o $(B)/tests/fault/sweep.o
+# AddressSanitizer, for its leak check, unless the build has ThreadSanitizer
+# (make tsan: the two do not mix; test_fault is built there, not run).
+FAULT_SAN := $(if $(findstring -fsanitize=thread,$(CFLAGS)),,-fsanitize=address \
+	-fno-omit-frame-pointer)
+FAULT_SAN_A := $(FAULT_B)/libshmrpc_san.a
+FAULT_SAN_OBJS := $(LIB_SRCS:lib/%.c=$(FAULT_B)/lib/%.o)
+
+$(FAULT_B)/lib/%.o: lib/%.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(FAULT_SAN) -c -o $@ $<
+
+$(FAULT_SAN_A): $(FAULT_SAN_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@
+	$(Q)$(AR) rcs $@ $^
 
 $(FAULT_B)/syms: tests/fault/fault.mk
 	$(Q)mkdir -p $(@D)
 	$(Q)for s in $(FAULT_WRAP); do echo "$$s fault_$$s"; done > $@
 
-$(FAULT_LIB): $(LIB_A) $(FAULT_B)/syms
+$(FAULT_LIB): $(FAULT_SAN_A) $(FAULT_B)/syms
 	$(call msg,OBJCOPY,$@)
-	$(Q)objcopy --redefine-syms=$(FAULT_B)/syms $(LIB_A) $@
+	$(Q)objcopy --redefine-syms=$(FAULT_B)/syms $(FAULT_SAN_A) $@
 	$(Q)ranlib $@
 
 # Imports of the library in neither list (sanitizer runtimes aside): the
 # test fails on any, so that a new call of the library is not left out of
 # the sweep unseen.
-$(FAULT_B)/unclassified: $(LIB_A) tests/fault/fault.mk
+$(FAULT_B)/unclassified: $(FAULT_SAN_A) tests/fault/fault.mk
 	$(Q)mkdir -p $(@D)
 	$(Q)for s in $(FAULT_WRAP) $(FAULT_PASS); do echo "$$s"; done > $@.known
-	$(Q)nm -u $(LIB_A) | awk '$$1 == "U" { print $$2 }' | sort -u | \
+	$(Q)nm -u $(FAULT_SAN_A) | awk '$$1 == "U" { print $$2 }' | sort -u | \
 		grep -vE '^(shmrpc|__(asan|ubsan|lsan|tsan|sanitizer|sancov))' | \
 		grep -vxF -f $@.known > $@ || true
 
@@ -79,13 +95,14 @@ $(B)/tests/test_fault: tests/test_fault.c $(FAULT_OBJS) $(TH_OBJS) $(FAULT_LIB) 
 		$(FAULT_B)/unclassified
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -Itests -Itests/fault \
+	$(Q)$(CC) $(CFLAGS) $(FAULT_SAN) -Itests -Itests/fault \
 		-DFAULT_UNCLASSIFIED='"$(CURDIR)/$(FAULT_B)/unclassified"' -o $@ $< \
 		$(FAULT_OBJS) $(TH_OBJS) $(FAULT_LIB) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
 
-# The full sweep, both backends: the alternative errnos too.
+# The sweep alone, both backends (FAULT_VERBOSE=1, FAULT_N=n,
+# TEST_FILTER=scenario: tests/test_fault.c).
 .PHONY: faults
-faults: tests
-	$(Q)FAULT_ALT=1 SHMRPC_TESTS=test_fault scripts/run-tests.sh $(B)
+faults: $(B)/tests/test_fault $(B)/tools/shmrpc-info
+	$(Q)SHMRPC_TESTS=test_fault SHMRPC_NO_MODEL=1 scripts/run-tests.sh $(B)
 
--include $(wildcard $(B)/tests/fault/*.d)
+-include $(wildcard $(B)/tests/fault/*.d $(FAULT_B)/lib/*.d)

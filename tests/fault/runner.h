@@ -24,6 +24,7 @@
 #define FR_PEERS 2
 #define FR_MSG 32
 #define FR_IO_MS 3000 /* every wait of a scenario: a lost wake shows as this */
+#define FR_LSAN 23    /* LeakSanitizer's exit status (test_fault.c sets it) */
 
 /* A peer process and the pipes that drive it. */
 struct fr_peer {

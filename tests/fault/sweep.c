@@ -279,7 +279,10 @@ static int run_one(const struct fr_scen *s, long api_n, long bg_n, struct fr_res
 		return 0;
 	}
 	t->failed++;
-	how = st < 0 ? "hung (killed); " : st > 128 ? "died of a signal; " : "";
+	how = st < 0	    ? "hung (killed); " :
+	      st > 128	    ? "died of a signal; " :
+	      st == FR_LSAN ? "LeakSanitizer found a leak (its report above); " :
+			      "";
 	printf("[fault] FAILED %s [%s] %s N=%ld: %s failed with %s; the call returned %d; %s%s\n",
 	       s->name, be ? be : "default", bg_n ? "bg" : "api", bg_n ? bg_n : api_n,
 	       res->f.hit_n ? res->f.hit.sym : "(no call)",
