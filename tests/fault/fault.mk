@@ -6,7 +6,8 @@
 # --redefine-syms), which tests/fault/interpose.c defines: it counts the
 # library's calls and fails the N-th (tests/fault/fault.h).
 # tests/test_fault.c sweeps every N of each scenario, in `make test` once
-# per backend (scripts/run-tests.sh); `make faults` runs that sweep alone.
+# per backend (scripts/run-tests.sh); `make faults` runs that sweep alone,
+# and again with the alternative errnos.
 
 # Imports the interposer fails (free: only counted, for the heap check).
 FAULT_WRAP := calloc realloc free shm_open open opendir read pread fstat fstatat stat lstat \
@@ -99,10 +100,12 @@ $(B)/tests/test_fault: tests/test_fault.c $(FAULT_OBJS) $(TH_OBJS) $(FAULT_LIB) 
 		-DFAULT_UNCLASSIFIED='"$(CURDIR)/$(FAULT_B)/unclassified"' -o $@ $< \
 		$(FAULT_OBJS) $(TH_OBJS) $(FAULT_LIB) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
 
-# The sweep alone, both backends (FAULT_VERBOSE=1, FAULT_N=n,
-# TEST_FILTER=scenario: tests/test_fault.c).
+# The sweep alone, both backends, then again with the alternative errnos
+# (FAULT_ALT=1: tests/fault/interpose.c). FAULT_VERBOSE=1, FAULT_N=n,
+# TEST_FILTER=scenario: tests/test_fault.c.
 .PHONY: faults
 faults: $(B)/tests/test_fault $(B)/tools/shmrpc-info
 	$(Q)SHMRPC_TESTS=test_fault SHMRPC_NO_MODEL=1 scripts/run-tests.sh $(B)
+	$(Q)FAULT_ALT=1 SHMRPC_TESTS=test_fault SHMRPC_NO_MODEL=1 scripts/run-tests.sh $(B)
 
 -include $(wildcard $(B)/tests/fault/*.d $(FAULT_B)/lib/*.d)

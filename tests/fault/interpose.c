@@ -23,6 +23,10 @@
  * sleeps and waits a signal ends; EAGAIN where that is the call's
  * transient failure (pthread_create, io_uring_submit, an empty eventfd).
  * A failed call does nothing, as the real one does when it fails.
+ * $FAULT_ALT=1 (make faults runs it too) picks another errno where the call
+ * has one with another meaning: ENFILE for descriptors, EFBIG for sizing,
+ * EAGAIN for a futex wait whose word changed, ENOSPC for epoll's watches,
+ * EMFILE for an io_uring, ENOMEM for opendir.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -111,6 +115,22 @@ static void note(struct fault_call *c, const char *sym, int err)
 {
 	snprintf(c->sym, sizeof(c->sym), "%s", sym);
 	c->err = err;
+}
+
+/* $FAULT_ALT=1: the alternative errno of the calls that have one (alt()). */
+static bool use_alt(void)
+{
+	static int on = -1; /* racy but idempotent */
+
+	if (on < 0)
+		on = getenv("FAULT_ALT") && !strcmp(getenv("FAULT_ALT"), "1");
+	return on;
+}
+
+/* @err, or under $FAULT_ALT=1 @alt: another errno the call returns there. */
+static int alt(int err, int other)
+{
+	return use_alt() ? other : err;
 }
 
 /* Is this call of the library's, by the thread in @role, the one to fail?
@@ -309,8 +329,10 @@ int fault_pthread_atfork(void (*prepare)(void), void (*parent)(void), void (*chi
 
 int fault_shm_open(const char *name, int oflag, mode_t mode)
 {
-	/* Creating on a tmpfs out of inodes is ENOSPC; opening, EMFILE. */
-	if (oflag & O_CREAT ? fail("shm_open(CREAT)", ENOSPC) : fail("shm_open", EMFILE))
+	/* Creating on a tmpfs out of inodes is ENOSPC (alt: the system's
+	 * file table, ENFILE); opening, EMFILE (alt: ENFILE). */
+	if (oflag & O_CREAT ? fail("shm_open(CREAT)", alt(ENOSPC, ENFILE)) :
+			      fail("shm_open", alt(EMFILE, ENFILE)))
 		return -1;
 	return shm_open(name, oflag, mode);
 }
@@ -325,14 +347,14 @@ int fault_open(const char *path, int flags, ...)
 		mode = va_arg(ap, mode_t);
 		va_end(ap);
 	}
-	if (fail("open", EMFILE))
+	if (fail("open", alt(EMFILE, ENFILE)))
 		return -1;
 	return open(path, flags, mode);
 }
 
 DIR *fault_opendir(const char *name)
 {
-	if (fail("opendir", EMFILE))
+	if (fail("opendir", alt(EMFILE, ENOMEM)))
 		return NULL;
 	return opendir(name);
 }
@@ -381,21 +403,21 @@ int fault_lstat(const char *path, struct stat *st)
 
 int fault_fallocate(int fd, int mode, off_t off, off_t len)
 {
-	if (fail("fallocate", ENOSPC))
+	if (fail("fallocate", alt(ENOSPC, EFBIG))) /* alt: RLIMIT_FSIZE */
 		return -1;
 	return fallocate(fd, mode, off, len);
 }
 
 int fault_posix_fallocate(int fd, off_t off, off_t len)
 {
-	if (fail("posix_fallocate", ENOSPC))
-		return ENOSPC;
+	if (fail("posix_fallocate", alt(ENOSPC, EFBIG)))
+		return errno;
 	return posix_fallocate(fd, off, len);
 }
 
 int fault_ftruncate(int fd, off_t len)
 {
-	if (fail("ftruncate", EINTR))
+	if (fail("ftruncate", alt(EINTR, EFBIG)))
 		return -1;
 	return ftruncate(fd, len);
 }
@@ -446,7 +468,7 @@ int fault_nanosleep(const struct timespec *req, struct timespec *rem)
 
 int fault_eventfd(unsigned initval, int flags)
 {
-	if (fail("eventfd", EMFILE))
+	if (fail("eventfd", alt(EMFILE, ENFILE)))
 		return -1;
 	return eventfd(initval, flags);
 }
@@ -461,7 +483,7 @@ int fault_eventfd_read(int fd, eventfd_t *value)
 
 int fault_epoll_create1(int flags)
 {
-	if (fail("epoll_create1", EMFILE))
+	if (fail("epoll_create1", alt(EMFILE, ENFILE)))
 		return -1;
 	return epoll_create1(flags);
 }
@@ -469,7 +491,8 @@ int fault_epoll_create1(int flags)
 int fault_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	/* Removing never fails on a descriptor that is in the set. */
-	if (op == EPOLL_CTL_ADD && fail("epoll_ctl(ADD)", ENOMEM))
+	/* alt: ENOSPC, past max_user_watches */
+	if (op == EPOLL_CTL_ADD && fail("epoll_ctl(ADD)", alt(ENOMEM, ENOSPC)))
 		return -1;
 	return epoll_ctl(epfd, op, fd, ev);
 }
@@ -500,13 +523,16 @@ long fault_syscall(long nr, ...)
 	va_end(ap);
 	if (nr == SYS_futex) {
 		op = (int)a[1] & FUTEX_CMD_MASK;
-		if ((op == FUTEX_WAIT || op == FUTEX_WAIT_BITSET) && fail("futex(WAIT)", EINTR))
+		/* alt: EAGAIN, the word changed before the wait */
+		if ((op == FUTEX_WAIT || op == FUTEX_WAIT_BITSET) &&
+		    fail("futex(WAIT)", alt(EINTR, EAGAIN)))
 			return -1;
 	} else if (nr == SYS_futex_waitv) {
-		if (a[1] == 0 ? fail("futex_waitv(probe)", ENOSYS) : fail("futex_waitv", EINTR))
+		if (a[1] == 0 ? fail("futex_waitv(probe)", ENOSYS) :
+				fail("futex_waitv", alt(EINTR, EAGAIN)))
 			return -1;
 	} else if (nr == SYS_pidfd_open) {
-		if (fail("pidfd_open", EMFILE))
+		if (fail("pidfd_open", alt(EMFILE, ENFILE)))
 			return -1;
 	}
 	return syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
@@ -516,8 +542,8 @@ long fault_syscall(long nr, ...)
 
 int fault_io_uring_queue_init(unsigned entries, struct io_uring *ring, unsigned flags)
 {
-	if (fail("io_uring_queue_init", ENOMEM))
-		return -ENOMEM;
+	if (fail("io_uring_queue_init", alt(ENOMEM, EMFILE))) /* a ring is a descriptor */
+		return -errno;
 	return io_uring_queue_init(entries, ring, flags);
 }
 

@@ -244,7 +244,8 @@ static const char *errname(int e)
 		const char *n;
 	} t[] = { { ENOMEM, "ENOMEM" }, { EMFILE, "EMFILE" }, { ENOSPC, "ENOSPC" },
 		  { EINTR, "EINTR" },	{ EAGAIN, "EAGAIN" }, { ENOLCK, "ENOLCK" },
-		  { ENOSYS, "ENOSYS" }, { EBUSY, "EBUSY" },   { ENOENT, "ENOENT" } };
+		  { ENOSYS, "ENOSYS" }, { EBUSY, "EBUSY" },   { ENOENT, "ENOENT" },
+		  { ENFILE, "ENFILE" }, { EFBIG, "EFBIG" } };
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
 		if (t[i].e == e)
