@@ -99,17 +99,37 @@ static void repoint(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_g
 	shmrpc__seg_unmap(h, size);
 }
 
-uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
-			   uint32_t rx_slot, uint32_t rx_gen, uint32_t flag)
+/* A file there that could not be opened or mapped for want of descriptors
+ * or memory: it can be later. A reclaim that met one stops short of
+ * unlinking it (its live end would never learn the ring closed) and of
+ * freeing the slot, and is done again (the watcher retries). Found by
+ * tests/test_fault.c: peer_death, the watcher's open, fstat or mmap failing:
+ * the dead node's rings were unlinked unflagged, or never visited and left
+ * in /dev/shm, and a live sender's sends to it kept returning 0. */
+static bool transient(int err)
+{
+	return err == -EMFILE || err == -ENFILE || err == -ENOMEM;
+}
+
+/* shmrpc__ring_kill; with @err, a transient failure leaves the ring as it
+ * is and is kept in *@err (the first one). */
+static uint32_t ring_kill_try(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
+			      uint32_t rx_slot, uint32_t rx_gen, uint32_t flag, int *err)
 {
 	char path[SHMRPC__PATH_MAX];
 	struct shmrpc__ring_hdr *h;
 	uint32_t prev = 0, old = SHMRPC__RING_RX_OPENED;
 	uint64_t size;
 	void *map;
+	int rc;
 
 	shmrpc__ring_path(path, r, tx_slot, tx_gen, rx_slot, rx_gen);
-	if (!shmrpc__ring_seg_open(path, r->mode, &map, &size)) {
+	rc = shmrpc__ring_seg_open(path, r->mode, &map, &size);
+	if (err && transient(rc)) {
+		*err = *err ? *err : rc;
+		return 0;
+	}
+	if (!rc) {
 		h = map;
 		if (h->magic == SHMRPC__RING_MAGIC) {
 			prev = shmrpc__prev_link(h->prev_gen, tx_gen);
@@ -131,6 +151,12 @@ uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32
 	return prev;
 }
 
+uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
+			   uint32_t rx_slot, uint32_t rx_gen, uint32_t flag)
+{
+	return ring_kill_try(r, tx_slot, tx_gen, rx_slot, rx_gen, flag, NULL);
+}
+
 /*
  * Close the dead node to announces before walking its in_gen table, as a
  * leaving receiver does (inbound.c): a peer that is connecting to it right
@@ -148,8 +174,9 @@ static void close_dead(struct shmrpc__node_hdr *h)
 	atomic_thread_fence(memory_order_seq_cst); /* (J), pairs with announce's (I) */
 }
 
-static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hdr *h, uint32_t slot,
-		       uint32_t gen)
+/* 0, or the first transient failure (the rings it hit are left as they are). */
+static int kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hdr *h, uint32_t slot,
+		      uint32_t gen)
 {
 	/* From the layout, not h->in_off/out_off: node_map checked those, but
 	 * a live peer can still rewrite the file under our map. */
@@ -158,17 +185,19 @@ static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hd
 	_Atomic uint32_t *out =
 		shmrpc__node_tab((struct shmrpc__node_hdr *)h, shmrpc__node_out_off(r->capacity));
 	uint32_t i, g;
+	int err = 0;
 
 	for (i = 0; i < r->capacity; i++) {
 		/* Relaxed: the node is dead, its own writes long done; a racing
 		 * peer's announce is ordered by close_dead's fence (J). */
 		g = atomic_load_explicit(&out[i], memory_order_relaxed);
 		if (g)
-			shmrpc__ring_kill(r, slot, gen, i, g - 1, SHMRPC__RING_TX_CLOSED);
+			ring_kill_try(r, slot, gen, i, g - 1, SHMRPC__RING_TX_CLOSED, &err);
 		g = atomic_load_explicit(&in[i], memory_order_relaxed);
 		while (g)
-			g = shmrpc__ring_kill(r, i, g - 1, slot, gen, SHMRPC__RING_RX_CLOSED);
+			g = ring_kill_try(r, i, g - 1, slot, gen, SHMRPC__RING_RX_CLOSED, &err);
 	}
+	return err;
 }
 
 static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exited)
@@ -179,6 +208,7 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 	struct shmrpc__slot_view v = { .pid = 0 };
 	uint64_t size;
 	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+	int err = 0;
 
 	if (st == SHMRPC__SLOT_FREE || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen)
 		return 0;
@@ -187,17 +217,25 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 	 * for JOINING too: a joiner creates and locks its segment before it
 	 * goes LIVE, so a JOINING slot seen under the registry lock whose
 	 * segment is missing or unlocked lost its joiner (dom_repair). */
-	if (!exited && shmrpc__node_alive(r, slot, gen) != 0)
-		return 0;
+	if (!exited)
+		err = shmrpc__node_alive(r, slot, gen);
+	if (err) /* alive (1), or cannot tell (-errno: try again) */
+		return err < 0 ? err : 0;
 	/* For the log only: a name that fails the check is not printed. */
 	if (shmrpc__log_on(SHMRPC_LOG_INFO) && shmrpc__reg_read(r, slot, &v))
 		v.name[0] = '\0', v.pid = 0;
 	shmrpc__node_path(path, r, slot, gen);
-	/* Read-write: close_dead marks it. */
-	if (!shmrpc__node_map(r, slot, gen, &h, &size, NULL)) {
+	/* Read-write: close_dead marks it. Its rings are only known from
+	 * it: a transient failure leaves everything for the next try. */
+	err = shmrpc__node_map(r, slot, gen, &h, &size, NULL);
+	if (transient(err))
+		return err;
+	if (!err) {
 		close_dead(h);
-		kill_rings(r, h, slot, gen);
+		err = kill_rings(r, h, slot, gen);
 		shmrpc__seg_unmap(h, size);
+		if (err)
+			return err;
 	}
 	shmrpc__seg_unlink(path);
 	shmrpc__reg_free(r, slot, gen);
@@ -251,10 +289,12 @@ static int sweep(struct shmrpc__reg *r, uint32_t from, uint32_t to, uint32_t sel
 		rc = shmrpc__reclaim(r, i,
 				     atomic_load_explicit(&r->slots[i].gen, memory_order_relaxed));
 		/* Not FREE, the gen just read (under the lock): alive, or
-		 * cannot be told dead. */
-		if (!rc && until_live)
+		 * cannot be told dead, or not reclaimed for now (-errno: it
+		 * counts as not reclaimed). */
+		if (rc <= 0 && until_live)
 			return -EBUSY;
-		n += rc;
+		if (rc > 0)
+			n++;
 	}
 	return n;
 }
