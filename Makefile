@@ -9,6 +9,8 @@
 #   make bench-quick  a smoke run of it (< 30 s)
 #   make fuzz       build the libFuzzer harnesses with clang, run each for
 #                   FUZZ_SECONDS (default 60); tests/fuzz/fuzz.mk
+#   make faults     the fault-injection sweep alone, both backends (make test
+#                   runs it too); tests/fault/fault.mk
 #   make install    honours DESTDIR and PREFIX
 
 .DELETE_ON_ERROR:
@@ -224,6 +226,10 @@ demo:
 
 # libFuzzer harnesses and their replay in make test (tests/fuzz/fuzz.mk).
 include tests/fuzz/fuzz.mk
+
+# Fault injection: the library's N-th call fails, for every N
+# (tests/fault/fault.mk; `make faults`).
+include tests/fault/fault.mk
 
 # Runs every test program (scripts/run-tests.sh says how).
 test:

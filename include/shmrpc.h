@@ -265,14 +265,15 @@ SHMRPC_API int shmrpc_close_flags(struct shmrpc_node *node, unsigned flags);
  * now: every send to the name returns -EPIPE until a node of that name joins
  * again; or that node, still there, dropped our ring as corrupt: -EPIPE
  * once, and the next send connects to it afresh), -EPROTO (the target's ring
- * is corrupt), -ENOSPC (/dev/shm cannot hold the ring; -ENOMEM, -EFBIG
- * likewise: nothing of the attempt is left, the node works on, and the next
- * send to @to tries again; shmrpc_last_error says "ring to '<to>' (<size>):
- * /dev/shm is full"). Once a node of that name has joined again
- * (shmrpc_wait_node returns), the next send connects to it and sends to it,
- * without -EPIPE; so does a send blocked on the old node's full ring when the
- * old node leaves. Messages queued to the old node and not received are lost
- * with it.
+ * is corrupt), -ENOSPC (/dev/shm cannot hold the ring; -ENOMEM, -EFBIG,
+ * and -EMFILE/-ENFILE (no file descriptor left to open the receiver's
+ * segment or create the ring) likewise: nothing of the attempt is left, the
+ * node works on, and the next send to @to tries again; shmrpc_last_error
+ * says "ring to '<to>' (<size>): /dev/shm is full"). Once a node of that
+ * name has joined again (shmrpc_wait_node returns), the next send connects
+ * to it and sends to it, without -EPIPE; so does a send blocked on the old
+ * node's full ring when the old node leaves. Messages queued to the old node
+ * and not received are lost with it.
  */
 SHMRPC_API int shmrpc_send(struct shmrpc_node *node, const char *to, const void *data, size_t len,
 			   int timeout_ms);
@@ -281,9 +282,10 @@ SHMRPC_API int shmrpc_send(struct shmrpc_node *node, const char *to, const void 
  * shmrpc_broadcast - send one message to every other live node of the
  * domain. timeout_ms bounds the whole call. Returns how many nodes got it
  * (0 when there is nobody else), or -EMSGSIZE if it fits no target's ring,
- * or -EINVAL. A target whose ring stays full past the timeout, that leaves
- * meanwhile, or whose ring could not be created (a full /dev/shm: see
- * shmrpc_send's -ENOSPC; the next broadcast tries again) is not counted.
+ * -ENOMEM (no memory for the list of targets: nobody got it), or -EINVAL.
+ * A target whose ring stays full past the timeout, that leaves meanwhile,
+ * or whose ring could not be created (a full /dev/shm: see shmrpc_send's
+ * -ENOSPC; the next broadcast tries again) is not counted.
  */
 SHMRPC_API int shmrpc_broadcast(struct shmrpc_node *node, const void *data, size_t len,
 				int timeout_ms);

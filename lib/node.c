@@ -53,7 +53,6 @@
 
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shmrpc_node *all_nodes;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
 static void fork_prepare(void)
 {
@@ -85,9 +84,20 @@ static void fork_child(void)
 	pthread_mutex_unlock(&all_lock);
 }
 
-static void fork_setup(void)
+/* Registered by the first open that can (pthread_atfork's ENOMEM fails the
+ * open): without them a forked child keeps a dead parent looking alive. */
+static int fork_setup(void)
 {
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static bool done; /* under lock */
+	int err = 0;
+
+	pthread_mutex_lock(&lock);
+	if (!done)
+		err = -pthread_atfork(fork_prepare, fork_parent, fork_child);
+	done = !err;
+	pthread_mutex_unlock(&lock);
+	return err ? shmrpc__err(err, "fork handlers not registered: %s", strerror(-err)) : 0;
 }
 
 static void all_add(struct shmrpc_node *n)
@@ -390,9 +400,10 @@ int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_
 				  name ? name : "(null)", SHMRPC_NAME_MAX);
 	else
 		err = shmrpc__opts_parse(opts, &cfg);
+	if (!err)
+		err = fork_setup();
 	if (err)
 		return SHMRPC__RET(err);
-	pthread_once(&fork_once, fork_setup);
 	n = node_alloc(name, &cfg);
 	if (!n)
 		return SHMRPC__RET(-ENOMEM);

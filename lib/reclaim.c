@@ -102,20 +102,43 @@ static void repoint(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_g
 	shmrpc__seg_unmap(h, size);
 }
 
-/* Set @flag on the ring at @path and wake both of its sleepers: its flags
- * before (RX_OPENED when it cannot be read: nothing to repoint then), and
- * *prev its prev_gen link. */
-static uint32_t ring_close(const struct shmrpc__reg *r, const char *path, uint32_t tx_gen,
-			   uint32_t rx_slot, uint32_t rx_gen, uint32_t flag, uint32_t *prev)
+/* A file there that could not be opened or mapped for want of descriptors
+ * or memory: it can be later. A reclaim that met one stops short of
+ * unlinking it (its live end would never learn the ring closed) and of
+ * freeing the slot, and is done again (the watcher retries). Found by
+ * tests/test_fault.c: peer_death, the watcher's open, fstat or mmap failing:
+ * the dead node's rings were unlinked unflagged, or never visited and left
+ * in /dev/shm, and a live sender's sends to it kept returning 0. */
+static bool transient(int err)
 {
-	uint32_t old = SHMRPC__RING_RX_OPENED;
+	return err == -EMFILE || err == -ENFILE || err == -ENOMEM;
+}
+
+/* Keep the first transient failure in *@err. */
+static void keep_err(int *err, int rc)
+{
+	if (!*err)
+		*err = rc;
+}
+
+/* Set @flag on the ring at @path and wake both of its sleepers: *old its
+ * flags before (RX_OPENED when it cannot be read: nothing to repoint then),
+ * *prev its prev_gen link. 0, or a transient failure to open it (then it is
+ * left as it is). */
+static int ring_close(const struct shmrpc__reg *r, const char *path, uint32_t tx_gen,
+		      uint32_t rx_slot, uint32_t rx_gen, uint32_t flag, uint32_t *prev,
+		      uint32_t *old)
+{
 	struct shmrpc__ring_hdr *h;
 	uint64_t size;
 	void *map;
+	int rc;
 
 	*prev = 0;
-	if (shmrpc__ring_seg_open(path, r->mode, &map, &size))
-		return old;
+	*old = SHMRPC__RING_RX_OPENED;
+	rc = shmrpc__ring_seg_open(path, r->mode, &map, &size);
+	if (rc)
+		return transient(rc) ? rc : 0;
 	h = map;
 	if (h->magic == SHMRPC__RING_MAGIC) {
 		*prev = shmrpc__prev_link(h->prev_gen, tx_gen);
@@ -125,26 +148,39 @@ static uint32_t ring_close(const struct shmrpc__reg *r, const char *path, uint32
 		 * each wake_word's wake_prepare: no full barrier needed in this
 		 * RMW. Its old RX_OPENED: the receiver took the chain over
 		 * (inbound.c). */
-		old = atomic_fetch_or_explicit(&h->flags, flag, memory_order_release);
+		*old = atomic_fetch_or_explicit(&h->flags, flag, memory_order_release);
 		wake_word(r, &h->data_seq, rx_slot, rx_gen);
 		wake_word(r, &h->space_seq, rx_slot, rx_gen);
 	}
 	shmrpc__seg_unmap(map, size);
-	return old;
+	return 0;
+}
+
+/* shmrpc__ring_kill; with @err, a transient failure leaves the ring as it
+ * is and is kept in *@err (the first one). */
+static uint32_t ring_kill_try(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
+			      uint32_t rx_slot, uint32_t rx_gen, uint32_t flag, int *err)
+{
+	char path[SHMRPC__PATH_MAX];
+	uint32_t prev, old;
+	int rc;
+
+	shmrpc__ring_path(path, r, tx_slot, tx_gen, rx_slot, rx_gen);
+	rc = ring_close(r, path, tx_gen, rx_slot, rx_gen, flag, &prev, &old);
+	if (rc && err) {
+		keep_err(err, rc);
+		return 0;
+	}
+	shmrpc__seg_unlink(path);
+	if (flag == SHMRPC__RING_TX_CLOSED && !(old & SHMRPC__RING_RX_OPENED) && prev)
+		repoint(r, tx_slot, tx_gen, rx_slot, rx_gen, prev);
+	return prev;
 }
 
 uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
 			   uint32_t rx_slot, uint32_t rx_gen, uint32_t flag)
 {
-	char path[SHMRPC__PATH_MAX];
-	uint32_t prev, old;
-
-	shmrpc__ring_path(path, r, tx_slot, tx_gen, rx_slot, rx_gen);
-	old = ring_close(r, path, tx_gen, rx_slot, rx_gen, flag, &prev);
-	shmrpc__seg_unlink(path);
-	if (flag == SHMRPC__RING_TX_CLOSED && !(old & SHMRPC__RING_RX_OPENED) && prev)
-		repoint(r, tx_slot, tx_gen, rx_slot, rx_gen, prev);
-	return prev;
+	return ring_kill_try(r, tx_slot, tx_gen, rx_slot, rx_gen, flag, NULL);
 }
 
 /*
@@ -162,15 +198,21 @@ uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32
  * ring and its chain ourselves. Any other ring goes at once (ring_kill).
  */
 static void close_dead_tx(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen,
-			  uint32_t rx_slot, uint32_t rx_gen)
+			  uint32_t rx_slot, uint32_t rx_gen, int *err)
 {
 	struct shmrpc__node_hdr *h;
 	char path[SHMRPC__PATH_MAX];
-	uint32_t prev, g;
+	uint32_t prev, old, g;
 	uint64_t size;
+	int rc;
 
-	if (rx_slot >= r->capacity || shmrpc__node_map(r, rx_slot, rx_gen, &h, &size, NULL)) {
-		shmrpc__ring_kill(r, slot, gen, rx_slot, rx_gen, SHMRPC__RING_TX_CLOSED);
+	rc = rx_slot < r->capacity ? shmrpc__node_map(r, rx_slot, rx_gen, &h, &size, NULL) :
+				     -EINVAL;
+	if (rc) { /* transient: it may be a receiver to leave the ring to */
+		if (transient(rc))
+			keep_err(err, rc);
+		else
+			ring_kill_try(r, slot, gen, rx_slot, rx_gen, SHMRPC__RING_TX_CLOSED, err);
 		return;
 	}
 	/* Acquire: pairs with the announcer's release store of in_gen. A
@@ -180,14 +222,16 @@ static void close_dead_tx(const struct shmrpc__reg *r, uint32_t slot, uint32_t g
 	    atomic_load_explicit(&shmrpc__node_tab(h, shmrpc__node_in_off(r->capacity))[slot],
 				 memory_order_acquire) != gen + 1) {
 		shmrpc__seg_unmap(h, size);
-		shmrpc__ring_kill(r, slot, gen, rx_slot, rx_gen, SHMRPC__RING_TX_CLOSED);
+		ring_kill_try(r, slot, gen, rx_slot, rx_gen, SHMRPC__RING_TX_CLOSED, err);
 		return;
 	}
 	shmrpc__ring_path(path, r, slot, gen, rx_slot, rx_gen);
-	if (ring_close(r, path, gen, rx_slot, rx_gen, SHMRPC__RING_TX_CLOSED, &prev) &
-	    SHMRPC__RING_RX_OPENED) {
-		/* It has the ring mapped: the name can go now, as before. */
-		shmrpc__seg_unlink(path);
+	rc = ring_close(r, path, gen, rx_slot, rx_gen, SHMRPC__RING_TX_CLOSED, &prev, &old);
+	if (rc || (old & SHMRPC__RING_RX_OPENED)) {
+		if (rc)
+			keep_err(err, rc);
+		else /* it has the ring mapped: the name can go now, as before */
+			shmrpc__seg_unlink(path);
 		shmrpc__seg_unmap(h, size);
 		return;
 	}
@@ -199,8 +243,8 @@ static void close_dead_tx(const struct shmrpc__reg *r, uint32_t slot, uint32_t g
 	atomic_thread_fence(memory_order_seq_cst); /* (I), pairs with (J) */
 	if (atomic_load_explicit(&h->flags, memory_order_relaxed) & SHMRPC__NODE_CLOSING) {
 		for (g = gen + 1; g;)
-			g = shmrpc__ring_kill(r, slot, g - 1, rx_slot, rx_gen,
-					      SHMRPC__RING_RX_CLOSED);
+			g = ring_kill_try(r, slot, g - 1, rx_slot, rx_gen, SHMRPC__RING_RX_CLOSED,
+					  err);
 	} else if (shmrpc__wake_prepare(&h->bell) != SHMRPC__WAKE_NONE) {
 		shmrpc__futex_wake(&h->bell);
 	}
@@ -224,8 +268,9 @@ static void close_dead(struct shmrpc__node_hdr *h)
 	atomic_thread_fence(memory_order_seq_cst); /* (J), pairs with announce's (I) */
 }
 
-static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hdr *h, uint32_t slot,
-		       uint32_t gen)
+/* 0, or the first transient failure (the rings it hit are left as they are). */
+static int kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hdr *h, uint32_t slot,
+		      uint32_t gen)
 {
 	/* From the layout, not h->in_off/out_off: node_map checked those, but
 	 * a live peer can still rewrite the file under our map. */
@@ -234,17 +279,19 @@ static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hd
 	_Atomic uint32_t *out =
 		shmrpc__node_tab((struct shmrpc__node_hdr *)h, shmrpc__node_out_off(r->capacity));
 	uint32_t i, g;
+	int err = 0;
 
 	for (i = 0; i < r->capacity; i++) {
 		/* Relaxed: the node is dead, its own writes long done; a racing
 		 * peer's announce is ordered by close_dead's fence (J). */
 		g = atomic_load_explicit(&out[i], memory_order_relaxed);
 		if (g)
-			close_dead_tx(r, slot, gen, i, g - 1);
+			close_dead_tx(r, slot, gen, i, g - 1, &err);
 		g = atomic_load_explicit(&in[i], memory_order_relaxed);
 		while (g)
-			g = shmrpc__ring_kill(r, i, g - 1, slot, gen, SHMRPC__RING_RX_CLOSED);
+			g = ring_kill_try(r, i, g - 1, slot, gen, SHMRPC__RING_RX_CLOSED, &err);
 	}
+	return err;
 }
 
 static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exited)
@@ -255,6 +302,7 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 	struct shmrpc__slot_view v = { .pid = 0 };
 	uint64_t size;
 	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+	int err = 0;
 
 	if (st == SHMRPC__SLOT_FREE || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen)
 		return 0;
@@ -263,17 +311,25 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 	 * for JOINING too: a joiner creates and locks its segment before it
 	 * goes LIVE, so a JOINING slot seen under the registry lock whose
 	 * segment is missing or unlocked lost its joiner (dom_repair). */
-	if (!exited && shmrpc__node_alive(r, slot, gen) != 0)
-		return 0;
+	if (!exited)
+		err = shmrpc__node_alive(r, slot, gen);
+	if (err) /* alive (1), or cannot tell (-errno: try again) */
+		return err < 0 ? err : 0;
 	/* For the log only: a name that fails the check is not printed. */
 	if (shmrpc__log_on(SHMRPC_LOG_INFO) && shmrpc__reg_read(r, slot, &v))
 		v.name[0] = '\0', v.pid = 0;
 	shmrpc__node_path(path, r, slot, gen);
-	/* Read-write: close_dead marks it. */
-	if (!shmrpc__node_map(r, slot, gen, &h, &size, NULL)) {
+	/* Read-write: close_dead marks it. Its rings are only known from
+	 * it: a transient failure leaves everything for the next try. */
+	err = shmrpc__node_map(r, slot, gen, &h, &size, NULL);
+	if (transient(err))
+		return err;
+	if (!err) {
 		close_dead(h);
-		kill_rings(r, h, slot, gen);
+		err = kill_rings(r, h, slot, gen);
 		shmrpc__seg_unmap(h, size);
+		if (err)
+			return err;
 	}
 	shmrpc__seg_unlink(path);
 	shmrpc__reg_free(r, slot, gen, SHMRPC_EV_DEATH);
@@ -327,10 +383,12 @@ static int sweep(struct shmrpc__reg *r, uint32_t from, uint32_t to, uint32_t sel
 		rc = shmrpc__reclaim(r, i,
 				     atomic_load_explicit(&r->slots[i].gen, memory_order_relaxed));
 		/* Not FREE, the gen just read (under the lock): alive, or
-		 * cannot be told dead. */
-		if (!rc && until_live)
+		 * cannot be told dead, or not reclaimed for now (-errno: it
+		 * counts as not reclaimed). */
+		if (rc <= 0 && until_live)
 			return -EBUSY;
-		n += rc;
+		if (rc > 0)
+			n++;
 	}
 	return n;
 }

@@ -120,12 +120,24 @@ uint32_t shmrpc__reg_recount(struct shmrpc__reg *r)
 	return live;
 }
 
+#define LOCK_NOLCK_TRIES 4 /* takes of the lock that ENOLCK fails, 1 ms apart */
+
+/*
+ * ENOLCK is the kernel out of memory for the lock record (fs/locks.c):
+ * transient, and tried again a few times, because a leave cannot return it
+ * (shmrpc_close is void) and without the lock it leaves its slot, and the
+ * last node the registry, in /dev/shm (found by tests/test_fault.c:
+ * close_last, F_OFD_SETLKW failing with ENOLCK).
+ */
 static int ofd_lock(int fd, short type)
 {
 	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+	int tries = 0;
 
 	while (fcntl(fd, F_OFD_SETLKW, &fl)) {
-		if (errno != EINTR)
+		if (errno == ENOLCK && ++tries < LOCK_NOLCK_TRIES)
+			pause_us(1000);
+		else if (errno != EINTR)
 			return -errno;
 	}
 	return 0;

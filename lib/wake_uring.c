@@ -223,16 +223,6 @@ static void all_del(struct uring_be *ub)
 	pthread_mutex_unlock(&all_lock);
 }
 
-static bool ring_has_futex(struct io_uring *ring)
-{
-	struct io_uring_probe *p = io_uring_get_probe_ring(ring);
-	bool ok = p && io_uring_opcode_supported(p, IORING_OP_FUTEX_WAIT) &&
-		  io_uring_opcode_supported(p, IORING_OP_FUTEX_WAKE);
-
-	io_uring_free_probe(p);
-	return ok;
-}
-
 /* Set up the receiving ring; probe on it, as it is the ring we keep (a
  * throwaway ring's teardown would send this thread a late task_work
  * interrupt: EINTR in its epoll_wait). */
@@ -243,9 +233,11 @@ static int rx_init(struct io_uring *rx)
 
 	if (err) /* missing, disabled (EPERM), filtered by seccomp (EPERM/ENOSYS) */
 		return err == -ENOMEM || err == -EMFILE || err == -ENFILE ? err : -EOPNOTSUPP;
-	if (!ring_has_futex(rx)) {
+	/* No memory for the probe is no answer: -ENOMEM, not "unsupported". */
+	err = shmrpc__uring_ring_futex(rx);
+	if (err <= 0) {
 		io_uring_queue_exit(rx);
-		return -EOPNOTSUPP;
+		return err < 0 ? err : -EOPNOTSUPP;
 	}
 	return 0;
 }
