@@ -380,6 +380,8 @@ struct events_arg {
 	const char *domain;
 	struct th_gate up;	  /* w is open: every JOIN after is its */
 	struct th_gate joined[3]; /* w saw x's JOIN (round k), holds a handle */
+	struct th_gate xready;	  /* round 0's x found w's proxy */
+	struct th_gate go;	  /* and may send (its bridge stopped) */
 	struct th_gate sent;	  /* round 0's x sent its messages to w */
 	struct th_gate close1;	  /* round 1's x may close */
 };
@@ -450,6 +452,8 @@ static int x_sends(void *arg)
 
 	CHILD_CHECK(n);
 	CHILD_CHECK_RC(shmrpc_wait_node(n, "w", T_MS), 0);
+	th_gate_open(&e->xready);
+	CHILD_CHECK_RC(th_gate_wait(&e->go, T_MS), 0);
 	for (i = 0; i < 5; i++)
 		CHILD_CHECK_RC(shmrpc_send(n, "w", &i, sizeof(i), T_MS), 0);
 	th_gate_open(&e->sent);
@@ -493,18 +497,27 @@ static int sweep(void *arg)
  * A subscriber on host b and node x on host a: x killed -9 is a DEATH
  * (after the messages it sent), x closed is a LEAVE, x's bridge killed is
  * a DEATH; a peer handle to x's proxy then returns -EPIPE.
+ *
+ * Round 0 makes the race that lost messages once: x's bridge is stopped
+ * (SIGSTOP) while x sends to w's proxy, and x is killed and reclaimed (by
+ * another node's shmrpc_nodes) before the bridge reads the new ring; its
+ * messages must still cross, before the DEATH. Heartbeats: 30 missed make
+ * a host dead (3 s), far above the stop.
  */
 static void test_bridge_events(void **state)
 {
 	struct tcase *t = *state;
 	struct events_arg e = { .domain = t->dom.name };
+	double t0;
 	pid_t w, x;
 	int i;
 
-	hosts_up(t, NULL, NULL, "");
+	hosts_up(t, NULL, NULL, "--dead-after 30");
 	for (i = 0; i < 3; i++)
 		th_gate_init(&e.joined[i]);
 	th_gate_init(&e.up);
+	th_gate_init(&e.xready);
+	th_gate_init(&e.go);
 	th_gate_init(&e.sent);
 	th_gate_init(&e.close1);
 	w = tb_run(&t->b, events_watcher, &e);
@@ -512,9 +525,14 @@ static void test_bridge_events(void **state)
 	/* round 0: kill -9 */
 	x = tb_run(&t->a, x_sends, &e);
 	assert_int_equal(th_gate_wait(&e.joined[0], T_MS), 0);
+	assert_int_equal(th_gate_wait(&e.xready, T_MS), 0);
+	kill(t->a.bridge, SIGSTOP);
+	th_gate_open(&e.go);
 	assert_int_equal(th_gate_wait(&e.sent, T_MS), 0);
 	kill(x, SIGKILL);
 	assert_int_equal(th_wait(x, T_MS), 128 + SIGKILL);
+	assert_int_equal(th_wait(tb_run(&t->a, sweep, (void *)t->dom.name), T_MS), 0);
+	kill(t->a.bridge, SIGCONT);
 	assert_int_equal(tb_log_wait(&t->a, "death domain", T_MS), 0);
 	/* round 1: a close */
 	x = tb_run(&t->a, x_closes, &e);
@@ -524,8 +542,12 @@ static void test_bridge_events(void **state)
 	/* round 2: its host's bridge killed (no BYE): DEATH after 3 beats */
 	x = tb_run(&t->a, x_stays, &e);
 	assert_int_equal(th_gate_wait(&e.joined[2], T_MS), 0);
+	t0 = th_now_ms();
 	tb_bridge_kill(&t->a);
 	assert_int_equal(th_wait(w, 30000), 0);
+	print_message("[measured] bridge killed -> DEATH of its node at a subscriber of the other "
+		      "host: %.0f ms (bound here: 30 heartbeats of 100 ms + a 10 ms tick)\n",
+		      th_now_ms() - t0);
 	assert_true(tb_log_has(&t->b, "proxy-close domain=") && tb_log_has(&t->b, "dead=1"));
 	/* leave host a clean: x and the dead bridge's nodes reclaimed */
 	kill(x, SIGKILL);
@@ -535,6 +557,8 @@ static void test_bridge_events(void **state)
 	for (i = 0; i < 3; i++)
 		th_gate_close(&e.joined[i]);
 	th_gate_close(&e.up);
+	th_gate_close(&e.xready);
+	th_gate_close(&e.go);
 	th_gate_close(&e.sent);
 	th_gate_close(&e.close1);
 }

@@ -163,6 +163,10 @@ void br_fwd_drain(struct br_dom *d, struct br_proxy *px)
 				continue;
 			break;
 		}
+		if (!strcmp(rx.from, SHMRPC_EVENT_FROM)) { /* names.c: not for remote nodes */
+			shmrpc_release(px->node, &rx);
+			continue;
+		}
 		l = br_local_sender(d, rx.from);
 		if (l && l->refused)
 			drop(d, px, l, rx.from, (uint32_t)len, "sender-name-lives-on-another-host");

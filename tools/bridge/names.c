@@ -152,6 +152,11 @@ static void proxy_open(struct br_dom *d, const char *name, const struct owner *o
 	px->max_msg = o->max_msg;
 	px->row = -1;
 	so.ring_bytes = ring_for(d, o->max_msg);
+	/* Events (one kind, the rarest; fwd.c discards them) make the library
+	 * keep a dead sender's ring this proxy had not opened yet until it is
+	 * drained: without them, a local node killed right after its sends
+	 * lost them silently when its reclaim came before our first read. */
+	so.events = SHMRPC_EV_DEATH;
 	so.proxy_host = o->host; /* shmrpc_is_local 0, shmrpc_node_host names it */
 	rc = shmrpc_open(name, &so, &px->node);
 	if (rc) {
