@@ -79,6 +79,9 @@ BENCH_EXTRA_DEPS := $(LIB_A)
 BENCH_EXTRA_LIBS := $(LIB_A) $(LIB_DEPS)
 include tools/bench/bench.mk
 $(BENCH_OBJS): | $(TOOLS_HDRS)
+# The tests' harness, before bridge.mk (its test_bridge rule lists it:
+# prerequisites expand where the rule is read).
+TH_OBJS := $(B)/tests/harness.o $(B)/tests/harness_shm.o
 include tools/bridge/bridge.mk
 
 TOOLS := $(B)/tools/shmrpc-info $(B)/tools/shmrpc-demo $(B)/tools/shmrpc-top \
@@ -143,8 +146,6 @@ $(B)/tools/%: tools/%.c $(LIB_A) | $(TOOLS_HDRS)
 TEST_SRCS := $(filter-out tests/test_probe.c,$(wildcard tests/test_*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(B)/tests/%) $(B)/tests/test_probe
 TEST_LIBS := -lcmocka
-# The harness (tests/harness.h) every test program links.
-TH_OBJS := $(B)/tests/harness.o $(B)/tests/harness_shm.o
 
 tests: $(TESTS)
 
@@ -309,9 +310,11 @@ asan:
 # reports "dup thread with used id" in the child), and the programs that
 # fork peers from parents that run threads (watchers, the futex backend's
 # shmrpc_fd helper: test_fork, test_join, test_registry, test_reclaim,
-# test_hostile, test_wake...) run under ASan only. The others are where threads race.
+# test_hostile, test_wake...) run under ASan only. The others are where threads race
+# (test_events, test_peer and test_batch fork their peers before they start threads).
 TSAN_TESTS := test_node test_send test_recv test_thread test_connect test_stats test_query \
-	test_broadcast test_ring test_transport test_uring_compat test_probe test_wake_uring
+	test_broadcast test_ring test_transport test_uring_compat test_probe test_wake_uring \
+	test_events test_peer test_batch
 tsan:
 	$(Q)$(MAKE) --no-print-directory B=build-tsan CFLAGS="-O1 -g -fsanitize=thread" tools tests
 	$(Q)SHMRPC_TESTS="$(TSAN_TESTS)" \

@@ -113,6 +113,11 @@ again:
 			held = r == in->peeked;
 			if (r->unpub)
 				shmrpc__rx_flush(n);
+			if (rc == -EPROTO)
+				shmrpc__log(SHMRPC_LOG_WARN,
+					    "node %s: the ring from '%s' (slot %u) is corrupt: "
+					    "dropped, its sender gets -EPIPE",
+					    n->name, r->from, r->tx_slot);
 			shmrpc__in_drop(n, r);
 			if (rc == -ENOENT && !held)
 				goto again;
