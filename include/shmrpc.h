@@ -149,6 +149,8 @@ struct shmrpc_opts {
  * by a peer's watcher, shmrpc-reaper, or the next lazy check, whichever is
  * first (about a millisecond with a watcher or the reaper). A node that
  * joined and died before it was complete produces no event.
+ * (Without events, a node loses what a dead sender left in a ring it had
+ * not opened yet: that ring goes at the cleanup, as it always did.)
  *
  * Overflow: the domain keeps its last 256 events (SHMRPC_EV_LOG) in shared
  * memory, whoever subscribes; nothing waits for a slow receiver. A receiver

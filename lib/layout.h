@@ -202,7 +202,7 @@ struct shmrpc__node_hdr {
 	/* pend_hint: peers store 1 after setting a pend bit; the owner
 	 * exchanges it to 0 before a scan. */
 	alignas(SHMRPC__CACHELINE) _Atomic uint32_t bell; /* futex; see W_* */
-	_Atomic uint32_t flags;				  /* owner: NODE_CLOSING, fetch_or */
+	_Atomic uint32_t flags; /* owner: NODE_EVENTS, NODE_CLOSING (fetch_or) */
 	_Atomic uint32_t pend_hint;
 	uint8_t _pad1[52];
 
@@ -214,6 +214,9 @@ struct shmrpc__node_hdr {
 };
 
 #define SHMRPC__NODE_CLOSING 1u /* leaving: announce no more rings to it */
+/* set at creation: the node subscribed to events (opts.events); a dead
+ * sender's unopened rings to it are kept for it to drain (reclaim.c) */
+#define SHMRPC__NODE_EVENTS 2u
 
 /* ------------------------------------------------------------------ ring */
 

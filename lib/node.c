@@ -170,6 +170,9 @@ static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	memcpy(h->name, n->name, sizeof(h->name));
 	memcpy(h->host, n->proxy_host, sizeof(h->host));
 	h->lock_fd = (uint32_t)n->seg_fd;
+	/* Relaxed: published with the rest by the release store of LIVE. */
+	atomic_store_explicit(&h->flags, n->ev_mask ? SHMRPC__NODE_EVENTS : 0,
+			      memory_order_relaxed);
 	/* Published to peers by the release store of LIVE in reg_publish. */
 	h->magic = SHMRPC__NODE_MAGIC;
 	n->seg = h;

@@ -15,8 +15,8 @@
  * in_gen[] the senders that announced rings to it. Those tables are written
  * by peers and are untrusted: every index is bounded by the registry's
  * capacity and the names built from them stay inside the domain. Its rings
- * to live receivers that were announced to them stay, closed, until those
- * receivers drained them (close_dead_tx): a death loses no message already
+ * to live receivers that take events and were announced to them stay,
+ * closed, until those receivers drained them (close_dead_tx): a death loses no message already
  * published. The freed slot leaves a DEATH event in the log (evlog.c).
  */
 #include <errno.h>
@@ -149,7 +149,8 @@ uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32
 
 /*
  * The dead node (slot, gen)'s ring to (rx_slot, rx_gen). A receiver that
- * is still there and to which the ring was announced (its in_gen entry for
+ * is still there, takes events (NODE_EVENTS: a DEATH must come after every
+ * message), and to which the ring was announced (its in_gen entry for
  * our slot names the ring: the dead node was the newest of its slot) gets
  * it as a graceful leave leaves it: closed (TX_CLOSED), in place, announced
  * again (the dead node may have died between its in_gen store and its
@@ -172,8 +173,11 @@ static void close_dead_tx(const struct shmrpc__reg *r, uint32_t slot, uint32_t g
 		shmrpc__ring_kill(r, slot, gen, rx_slot, rx_gen, SHMRPC__RING_TX_CLOSED);
 		return;
 	}
-	/* Acquire: pairs with the announcer's release store of in_gen. */
-	if (atomic_load_explicit(&shmrpc__node_tab(h, shmrpc__node_in_off(r->capacity))[slot],
+	/* Acquire: pairs with the announcer's release store of in_gen. A
+	 * receiver that takes no events gets what it always got: the ring
+	 * goes (relaxed: the flag was set before its slot went LIVE). */
+	if (!(atomic_load_explicit(&h->flags, memory_order_relaxed) & SHMRPC__NODE_EVENTS) ||
+	    atomic_load_explicit(&shmrpc__node_tab(h, shmrpc__node_in_off(r->capacity))[slot],
 				 memory_order_acquire) != gen + 1) {
 		shmrpc__seg_unmap(h, size);
 		shmrpc__ring_kill(r, slot, gen, rx_slot, rx_gen, SHMRPC__RING_TX_CLOSED);

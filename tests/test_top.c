@@ -1248,6 +1248,8 @@ static void craft_registry(const char *dom, uint32_t reaper_pid, uint64_t beat)
 	h->abi = SHMRPC__ABI;
 	h->hdr_size = sizeof(*h);
 	h->slot_size = sizeof(*s);
+	h->ev_cap = SHMRPC__EV_LOG;
+	h->ev_size = sizeof(struct shmrpc__ev_entry);
 	h->capacity = 4;
 	h->total_size = size;
 	h->nonce = CRAFT_NONCE;

@@ -153,3 +153,14 @@ def test_events_through_recv_batch_and_fileno(domain):
         kinds = [shmrpc.Event.parse(d).kind if s == shmrpc.EVENT_FROM else d for d, s in got]
         assert kinds == ["join", b"hi", "leave"]
         sel.close()
+
+
+def test_event_from_matches_the_header():
+    import re
+
+    from conftest import ROOT
+
+    with open(os.path.join(ROOT, "include", "shmrpc.h")) as f:
+        m = re.search(r'#define SHMRPC_EVENT_FROM "([^"]*)"', f.read())
+    assert m and m.group(1) == shmrpc.EVENT_FROM
+    assert shmrpc.EV_LOG == 256 and shmrpc.EV_ALL == 7
