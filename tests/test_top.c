@@ -1212,15 +1212,14 @@ static void test_truncated_and_garbage_reported(void **state)
 #define CRAFT_NONCE 0x12345678u
 static const uint8_t craft_key[SHMRPC__KEY_BYTES] = "0123456789abcdef";
 
-/* The event log of a crafted registry of @cap slots: 1000 events claimed,
- * the newest a garbage type, the one before it a DEATH of "zz", the rest
- * overwritten (their seq names other indices). */
+/* The event log of a crafted registry of @cap slots (its geometry set by
+ * the caller): 1000 events claimed, the newest a garbage type, the one
+ * before it a DEATH of "zz", the rest overwritten (their seq names other
+ * indices). */
 static void craft_events(struct shmrpc__reg_hdr *h, uint32_t cap)
 {
 	struct shmrpc__ev_entry *log = (void *)((char *)h + shmrpc__reg_evlog_off(cap)), *e;
 
-	h->ev_cap = SHMRPC__EV_LOG;
-	h->ev_size = sizeof(*e);
 	h->ev_head = 1000;
 	e = &log[999 % SHMRPC__EV_LOG];
 	e->seq = 1000;
