@@ -163,6 +163,9 @@ struct shmrpc_opts {
  * sleep (futex backend: one ring fewer watched directly, 126). On kernels
  * without futex_waitv(2) (before 5.16) an event waits for the next message
  * or the safety timeout (500 ms).
+ *
+ * A node closed with shmrpc_close_flags(node, SHMRPC_CLOSE_DEAD) is a
+ * SHMRPC_EV_DEATH too (a bridge's proxy of a remote node that died).
  */
 #define SHMRPC_EV_JOIN 0x1u	   /* a node joined the domain */
 #define SHMRPC_EV_LEAVE 0x2u	   /* a node closed */
