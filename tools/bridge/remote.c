@@ -16,11 +16,12 @@
  * A host not heard from for --dead-after heartbeats (3 s by default) is
  * dead: its claims go, so its proxies close here as dead (their local
  * subscribers get SHMRPC_EV_DEATH, sends and peer handles -EPIPE), and what
- * was in flight to it is counted lost. So do they on a DEATH from its
- * bridge, a BYE (its nodes did not close: they are out of reach) and a new
- * epoch (its bridge restarted without a BYE); a LEAVE stays a leave, and so
- * does a claim a snapshot no longer has (how it went is not known). Bound: dead_after x heartbeat after the last message it
- * sent, plus one 10 ms tick.
+ * was in flight to it is counted lost. Bound: dead_after x heartbeat after
+ * the last message it sent, plus one 10 ms tick. Proxies close as dead on a
+ * DEATH from its bridge, a BYE (its nodes did not close: they are out of
+ * reach) and a new epoch (its bridge restarted without a BYE) too; a LEAVE
+ * stays a leave, and so does a claim a snapshot no longer has (how it went
+ * is not known).
  */
 #include <endian.h>
 #include <errno.h>
