@@ -43,6 +43,7 @@
 #include "regfile.h"
 #include "registry.h"
 #include "ring.h"
+#include "rpc.h"
 #include "seg.h"
 #include "thread.h"
 #include "wake_uring.h"
@@ -116,6 +117,7 @@ struct open_cfg {
 	const char *backend;
 	uint32_t ring_bytes, capacity, mode;
 	int64_t spin_ns;
+	uint32_t max_calls;
 };
 
 /* opts.spin_us, else $SHMRPC_SPIN_US (0: never), else the default. */
@@ -232,6 +234,10 @@ static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
 		err = shmrpc__log_env_check();
 	if (err)
 		return err;
+	cfg->max_calls = d.max_calls ? d.max_calls : SHMRPC__MAX_CALLS_DEFAULT;
+	if (cfg->max_calls > SHMRPC__MAX_CALLS_MAX)
+		return shmrpc__err(-EINVAL, "opts.max_calls %u: more than %u", cfg->max_calls,
+				   SHMRPC__MAX_CALLS_MAX);
 	return spin_pick(d.spin_us, &cfg->spin_ns);
 }
 
@@ -291,6 +297,9 @@ static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	h->pend_off = shmrpc__node_pend_off();
 	h->in_off = shmrpc__node_in_off(cap);
 	h->out_off = shmrpc__node_out_off(cap);
+	h->rep_pend_off = shmrpc__node_pend_off_k(cap, SHMRPC__KIND_REP);
+	h->rep_in_off = shmrpc__node_in_off_k(cap, SHMRPC__KIND_REP);
+	h->rep_out_off = shmrpc__node_out_off_k(cap, SHMRPC__KIND_REP);
 	memcpy(h->name, n->name, sizeof(h->name));
 	h->lock_fd = (uint32_t)n->seg_fd;
 	/* Published to peers by the release store of LIVE in reg_publish. */
@@ -448,6 +457,7 @@ static void leave(struct shmrpc_node *n)
 
 static void node_free(struct shmrpc_node *n)
 {
+	shmrpc__rpc_free(n);
 	shmrpc__conn_free_all(n, !n->forked);
 	shmrpc__seg_unmap(n->seg, n->seg_size);
 	if (n->seg_fd >= 0)
@@ -516,6 +526,8 @@ int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_
 		return SHMRPC__RET(-ENOMEM);
 	err = shmrpc__proc_self(&n->proc);
 	if (!err)
+		err = shmrpc__rpc_init(n, cfg.max_calls);
+	if (!err)
 		err = shmrpc__backend_init(n, cfg.backend);
 	if (err) {
 		node_free(n);
@@ -549,6 +561,7 @@ void shmrpc_close(struct shmrpc_node *n)
 		 * process-local resources only. */
 		shmrpc__in_forget_all(n);
 		shmrpc__conn_forget_all(n);
+		shmrpc__rpc_forget(n);
 		n->be->fini(n);
 		node_free(n);
 		return;
@@ -558,6 +571,7 @@ void shmrpc_close(struct shmrpc_node *n)
 	shmrpc_flush(n);
 	shmrpc__in_close_all(n);
 	shmrpc__conn_close_all(n);
+	shmrpc__rpc_close(n); /* the reply connections, as the others */
 	leave(n);
 	n->be->fini(n);
 	node_free(n);

@@ -12,7 +12,8 @@
  *
  * The dead node's segment tells which rings it had: out_gen[] lists the
  * receivers it created rings to (set before each file was created) and
- * in_gen[] the senders that announced rings to it. Those tables are written
+ * in_gen[] the senders that announced rings to it; rep_out_gen[] and
+ * rep_in_gen[] the same for reply rings (layout.h), which go the same way. Those tables are written
  * by peers and are untrusted: every index is bounded by the registry's
  * capacity and the names built from them stay inside the domain.
  */
@@ -33,8 +34,9 @@
 #include "seg.h"
 #include "wake.h"
 
-/* Wake whoever sleeps on @w (a ring word whose peer is gone). */
-static void wake_word(const struct shmrpc__reg *r, _Atomic uint32_t *w, uint32_t rx_slot,
+/* Wake whoever sleeps on @w (a word of a ring of kind @kind whose peer is
+ * gone). */
+static void wake_word(const struct shmrpc__reg *r, int kind, _Atomic uint32_t *w, uint32_t rx_slot,
 		      uint32_t rx_gen)
 {
 	struct shmrpc__node_hdr *h;
@@ -49,8 +51,8 @@ static void wake_word(const struct shmrpc__reg *r, _Atomic uint32_t *w, uint32_t
 	case SHMRPC__WAKE_BELL:
 		if (shmrpc__node_map(r, rx_slot, rx_gen, &h, &size, NULL))
 			return;
-		if (shmrpc__wake_prepare(&h->bell))
-			shmrpc__futex_wake(&h->bell);
+		if (shmrpc__wake_prepare(shmrpc__node_bell(h, kind)))
+			shmrpc__futex_wake(shmrpc__node_bell(h, kind));
 		shmrpc__seg_unmap(h, size);
 		return;
 	}
@@ -65,7 +67,7 @@ static void wake_word(const struct shmrpc__reg *r, _Atomic uint32_t *w, uint32_t
  * (connect.c): it sets CLOSING, fences (J), walks in_gen; we store the entry,
  * fence (I), read CLOSING and, if set, close the older rings ourselves.
  */
-static void repoint(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
+static void repoint(const struct shmrpc__reg *r, int kind, uint32_t tx_slot, uint32_t tx_gen,
 		    uint32_t rx_slot, uint32_t rx_gen, uint32_t prev)
 {
 	uint32_t expect = tx_gen + 1;
@@ -75,32 +77,33 @@ static void repoint(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_g
 
 	if (tx_slot >= r->capacity || shmrpc__node_map(r, rx_slot, rx_gen, &h, &size, NULL))
 		return; /* the receiver is gone: its reclaim walks its chains */
-	in = shmrpc__node_tab(h, shmrpc__node_in_off(r->capacity));
+	in = shmrpc__node_tab(h, shmrpc__node_in_off_k(r->capacity, kind));
 	/* Release: pairs with the receiver's acquire load of in_gen, as an
 	 * announce's store does. Only if it still names the dead ring. */
 	if (atomic_compare_exchange_strong_explicit(&in[tx_slot], &expect, prev,
 						    memory_order_release, memory_order_relaxed)) {
 		/* Release: as an announce's (connect.c), pairs with the
 		 * receiver's acquire exchange of the pend word. */
-		atomic_fetch_or_explicit(&shmrpc__node_pend(h,
-							    shmrpc__node_pend_off())[tx_slot / 64],
-					 1ull << (tx_slot % 64), memory_order_release);
+		atomic_fetch_or_explicit(
+			&shmrpc__node_pend(h, shmrpc__node_pend_off_k(r->capacity,
+								      kind))[tx_slot / 64],
+			1ull << (tx_slot % 64), memory_order_release);
 		/* Release: pairs with the receiver's exchange of pend_hint. */
-		atomic_store_explicit(&h->pend_hint, 1, memory_order_release);
+		atomic_store_explicit(shmrpc__node_hint(h, kind), 1, memory_order_release);
 		atomic_thread_fence(memory_order_seq_cst); /* (I), pairs with (J) */
 		if (atomic_load_explicit(&h->flags, memory_order_relaxed) & SHMRPC__NODE_CLOSING) {
 			while (prev)
-				prev = shmrpc__ring_kill(r, tx_slot, prev - 1, rx_slot, rx_gen,
-							 SHMRPC__RING_RX_CLOSED);
-		} else if (shmrpc__wake_prepare(&h->bell) != SHMRPC__WAKE_NONE) {
-			shmrpc__futex_wake(&h->bell);
+				prev = shmrpc__ring_kill_k(r, kind, tx_slot, prev - 1, rx_slot,
+							   rx_gen, SHMRPC__RING_RX_CLOSED);
+		} else if (shmrpc__wake_prepare(shmrpc__node_bell(h, kind)) != SHMRPC__WAKE_NONE) {
+			shmrpc__futex_wake(shmrpc__node_bell(h, kind));
 		}
 	}
 	shmrpc__seg_unmap(h, size);
 }
 
-uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
-			   uint32_t rx_slot, uint32_t rx_gen, uint32_t flag)
+uint32_t shmrpc__ring_kill_k(const struct shmrpc__reg *r, int kind, uint32_t tx_slot,
+			     uint32_t tx_gen, uint32_t rx_slot, uint32_t rx_gen, uint32_t flag)
 {
 	char path[SHMRPC__PATH_MAX];
 	struct shmrpc__ring_hdr *h;
@@ -108,10 +111,10 @@ uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32
 	uint64_t size;
 	void *map;
 
-	shmrpc__ring_path(path, r, tx_slot, tx_gen, rx_slot, rx_gen);
+	shmrpc__ring_path_k(path, r, kind, tx_slot, tx_gen, rx_slot, rx_gen);
 	if (!shmrpc__ring_seg_open(path, r->mode, &map, &size)) {
 		h = map;
-		if (h->magic == SHMRPC__RING_MAGIC) {
+		if (h->magic == shmrpc__ring_magic(kind)) {
 			prev = shmrpc__prev_link(h->prev_gen, tx_gen);
 			/* Release: pairs with the ends' acquire loads of the
 			 * flags (rx.c's TX_CLOSED, connect.c's RX_CLOSED). The
@@ -120,14 +123,14 @@ uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32
 			 * full barrier needed in this RMW. Its old RX_OPENED:
 			 * the receiver took the chain over (inbound.c). */
 			old = atomic_fetch_or_explicit(&h->flags, flag, memory_order_release);
-			wake_word(r, &h->data_seq, rx_slot, rx_gen);
-			wake_word(r, &h->space_seq, rx_slot, rx_gen);
+			wake_word(r, kind, &h->data_seq, rx_slot, rx_gen);
+			wake_word(r, kind, &h->space_seq, rx_slot, rx_gen);
 		}
 		shmrpc__seg_unmap(map, size);
 	}
 	shmrpc__seg_unlink(path);
 	if (flag == SHMRPC__RING_TX_CLOSED && !(old & SHMRPC__RING_RX_OPENED) && prev)
-		repoint(r, tx_slot, tx_gen, rx_slot, rx_gen, prev);
+		repoint(r, kind, tx_slot, tx_gen, rx_slot, rx_gen, prev);
 	return prev;
 }
 
@@ -148,15 +151,14 @@ static void close_dead(struct shmrpc__node_hdr *h)
 	atomic_thread_fence(memory_order_seq_cst); /* (J), pairs with announce's (I) */
 }
 
-static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hdr *h, uint32_t slot,
-		       uint32_t gen)
+/* Every ring of kind @kind the dead node (slot, gen) had, either way. */
+static void kill_rings(const struct shmrpc__reg *r, int kind, struct shmrpc__node_hdr *h,
+		       uint32_t slot, uint32_t gen)
 {
 	/* From the layout, not h->in_off/out_off: node_map checked those, but
 	 * a live peer can still rewrite the file under our map. */
-	_Atomic uint32_t *in =
-		shmrpc__node_tab((struct shmrpc__node_hdr *)h, shmrpc__node_in_off(r->capacity));
-	_Atomic uint32_t *out =
-		shmrpc__node_tab((struct shmrpc__node_hdr *)h, shmrpc__node_out_off(r->capacity));
+	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off_k(r->capacity, kind));
+	_Atomic uint32_t *out = shmrpc__node_tab(h, shmrpc__node_out_off_k(r->capacity, kind));
 	uint32_t i, g;
 
 	for (i = 0; i < r->capacity; i++) {
@@ -164,10 +166,11 @@ static void kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hd
 		 * peer's announce is ordered by close_dead's fence (J). */
 		g = atomic_load_explicit(&out[i], memory_order_relaxed);
 		if (g)
-			shmrpc__ring_kill(r, slot, gen, i, g - 1, SHMRPC__RING_TX_CLOSED);
+			shmrpc__ring_kill_k(r, kind, slot, gen, i, g - 1, SHMRPC__RING_TX_CLOSED);
 		g = atomic_load_explicit(&in[i], memory_order_relaxed);
 		while (g)
-			g = shmrpc__ring_kill(r, i, g - 1, slot, gen, SHMRPC__RING_RX_CLOSED);
+			g = shmrpc__ring_kill_k(r, kind, i, g - 1, slot, gen,
+						SHMRPC__RING_RX_CLOSED);
 	}
 }
 
@@ -192,7 +195,8 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 	/* Read-write: close_dead marks it. */
 	if (!shmrpc__node_map(r, slot, gen, &h, &size, NULL)) {
 		close_dead(h);
-		kill_rings(r, h, slot, gen);
+		kill_rings(r, SHMRPC__KIND_MSG, h, slot, gen);
+		kill_rings(r, SHMRPC__KIND_REP, h, slot, gen);
 		shmrpc__seg_unmap(h, size);
 	}
 	shmrpc__seg_unlink(path);

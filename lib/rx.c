@@ -41,6 +41,7 @@
 
 #define RX_BURST 64
 #define DISPATCH_MAX 65536 /* one dispatch call handles at most this many */
+#define RX_HOOK_MAX 64	   /* requests one look hands to the rpc hook, at most */
 
 static inline void cpu_relax(void)
 {
@@ -72,13 +73,27 @@ static int ring_next(struct shmrpc__inring *r, const void **data, uint32_t *len)
 	return -ENOENT;
 }
 
-/* The next record of any ring: 1 (peeked, in *rp), 0 none, -EPROTO. */
+/*
+ * A request or a cancel (a REQ or CANCEL record, ring.c checked the flags)
+ * is the node's rpc hook's (lib/rpc_serve.c: it runs the serve function, or
+ * answers), then consumed: never returned as a message. The hook is
+ * installed at shmrpc_open, so a node that does not serve still answers.
+ */
+static void rx_hook(struct shmrpc_node *n, struct shmrpc__inring *r, const void *data, uint32_t len)
+{
+	n->rpc_hook(n, r, data, len);
+	shmrpc__rx_consume(n, r, len);
+}
+
+/* The next record of any ring: 1 (peeked, in *rp), 0 none, -EPROTO.
+ * Requests met on the way go to the rpc hook (at most RX_HOOK_MAX a call,
+ * then 0: the caller's wait finds the rest pending at once). */
 static int rx_next(struct shmrpc_node *n, struct shmrpc__inring **rp, const void **data,
 		   uint32_t *len)
 {
 	struct shmrpc__inbound *in = &n->in;
 	struct shmrpc__inring *r;
-	uint32_t k, i;
+	uint32_t k, i, hooked = 0;
 	bool held;
 	int rc;
 
@@ -108,6 +123,12 @@ again:
 			in->cur = i;
 			in->burst = 0;
 		}
+		if (r->q.peek_flags) {
+			rx_hook(n, r, *data, *len);
+			if (++hooked == RX_HOOK_MAX)
+				return 0;
+			goto again;
+		}
 		*rp = r;
 		return 1;
 	}
@@ -116,7 +137,7 @@ again:
 
 void shmrpc__rx_consume(struct shmrpc_node *n, struct shmrpc__inring *r, uint32_t len)
 {
-	struct shmrpc__inbound *in = &n->in;
+	struct shmrpc__inbound *in = r->set; /* n->in, or n->rep (rpc_call.c) */
 	struct shmrpc__ring_hdr *h = r->q.hdr;
 	_Atomic uint32_t *w = &h->space_seq;
 

@@ -98,16 +98,22 @@ int shmrpc__reserve_locked(struct shmrpc_node *n, struct shmrpc__conn *c, size_t
 	return 0;
 }
 
-_Atomic uint32_t *shmrpc__tx_commit(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len)
+_Atomic uint32_t *shmrpc__tx_commit_flags(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len,
+					  uint32_t rec_flags)
 {
 	_Atomic uint32_t *w;
 
-	shmrpc__ring_commit(&c->q, len);
+	shmrpc__ring_commit_flags(&c->q, len, rec_flags);
 	shmrpc__ctr_inc(&c->q.hdr->tx_msgs, 1);
 	shmrpc__ctr_inc(&c->q.hdr->tx_bytes, len);
-	w = shmrpc__wake_collect(c->q.hdr, c->peer);
+	w = shmrpc__wake_collect_k(c->q.hdr, c->peer, c->kind);
 	shmrpc__conn_unlock(n, c);
 	return w;
+}
+
+_Atomic uint32_t *shmrpc__tx_commit(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len)
+{
+	return shmrpc__tx_commit_flags(n, c, len, 0);
 }
 
 _Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len)
