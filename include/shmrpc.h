@@ -131,7 +131,11 @@ struct shmrpc_opts {
 typedef void (*shmrpc_handler)(struct shmrpc_node *node, const char *from, const void *data,
 			       size_t len, void *arg);
 
-/* Counters of one node since it joined (shmrpc_stats). */
+/*
+ * Counters of one node since it joined (shmrpc_stats). The struct grows at
+ * its end, as the library does: a binary built against an older header
+ * gets the fields it knows, and shmrpc_stats_size fills any size.
+ */
 struct shmrpc_stats {
 	uint64_t msgs_sent;	/* messages committed to outbound rings */
 	uint64_t msgs_recv;	/* messages consumed from inbound rings */
@@ -145,6 +149,21 @@ struct shmrpc_stats {
 	uint64_t connects;	/* outbound rings created */
 	uint64_t rings_in;	/* inbound rings currently open */
 	uint64_t rings_out;	/* outbound rings currently open */
+	/* request/response (libshmrpc 0.2): requests count in msgs_sent and
+	 * msgs_recv, replies do not */
+	uint64_t calls;		  /* calls started: requests sent */
+	uint64_t calls_in_flight; /* calls started and not over */
+	uint64_t calls_timeout;	  /* calls ended by their deadline (-ETIMEDOUT) */
+	uint64_t calls_pipe;	  /* calls ended because the server left or died */
+	uint64_t calls_remote;	  /* calls ended by the server's error reply */
+	uint64_t calls_cancelled; /* calls cancelled, or ended by -ENOBUFS */
+	uint64_t calls_refused;	  /* calls not sent: no such node, not serving... */
+	uint64_t calls_late;	  /* replies dropped: their call was over */
+	uint64_t calls_served;	  /* requests this node's serve function ran on */
+	uint64_t calls_expired;	  /* requests dropped unserved: deadline passed */
+	uint64_t calls_rejected;  /* requests answered -EOPNOTSUPP or -EBUSY */
+	uint64_t replies_sent;	  /* replies this node sent */
+	uint64_t replies_failed;  /* replies refused: caller gone, deadline... */
 };
 
 /*
@@ -330,8 +349,17 @@ SHMRPC_API int shmrpc_wait_node(struct shmrpc_node *node, const char *name, int 
  */
 SHMRPC_API int shmrpc_warmup(struct shmrpc_node *node);
 
-/* shmrpc_stats - this node's counters since it joined. */
+/*
+ * shmrpc_stats - this node's counters since it joined, the whole struct as
+ * this header declares it (a binary built against the 0.1 header, without
+ * the calls' counters, is linked to a version of it that fills only what
+ * that header knew).
+ * shmrpc_stats_size - the same into the first @size bytes of @st (for
+ * bindings that size the struct themselves): at least the 0.1 fields (96
+ * bytes), else -EINVAL; bytes past what this library knows are zeroed.
+ */
 SHMRPC_API int shmrpc_stats(struct shmrpc_node *node, struct shmrpc_stats *st);
+SHMRPC_API int shmrpc_stats_size(struct shmrpc_node *node, struct shmrpc_stats *st, size_t size);
 
 /* shmrpc_backend - "uring" or "futex": the wake backend this node uses. */
 SHMRPC_API const char *shmrpc_backend(struct shmrpc_node *node);

@@ -87,12 +87,12 @@ struct shmrpc__rpc {
 	struct shmrpc__call *free_calls;
 	uint32_t ncalls, max_calls;
 	uint64_t next_id;
-	bool reader;			   /* a thread holds the reader's role */
-	struct shmrpc__waiter *reader_w;   /* its waiter */
-	pthread_t reader_tid;		   /* that thread */
-	struct shmrpc__waiter *waiters;	   /* every waiting thread */
-	uint32_t epoch;			   /* the registry epoch the reader last checked */
-	_Atomic uint32_t ncancel; /* changed under the lock; a hint without it */
+	bool reader;			 /* a thread holds the reader's role */
+	struct shmrpc__waiter *reader_w; /* its waiter */
+	pthread_t reader_tid;		 /* that thread */
+	struct shmrpc__waiter *waiters;	 /* every waiting thread */
+	uint32_t epoch;			 /* the registry epoch the reader last checked */
+	_Atomic uint32_t ncancel;	 /* changed under the lock; a hint without it */
 	struct shmrpc__cancel cancel[SHMRPC__CANCEL_Q];
 	/* server: the serve function (serve_lock: read while it runs), the
 	 * requests in progress (prog_lock) */

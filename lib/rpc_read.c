@@ -70,7 +70,7 @@
 #include "wake.h"
 #include "waker.h"
 
-#define READ_BUDGET 64		/* records read from one ring in a row */
+#define READ_BUDGET 64		  /* records read from one ring in a row */
 #define NO_WAITV_POLL_NS 10000000 /* without futex_waitv: the epoch every 10 ms */
 
 static void ctr_add(_Atomic uint64_t *c)
@@ -113,8 +113,11 @@ static void route(struct shmrpc_node *n, struct shmrpc__inring *r, const struct 
 	if (w && !c->head && !atomic_load_explicit(&w->got, memory_order_relaxed)) {
 		if (!status && len <= w->cap && len)
 			memcpy(w->buf, p, len);
-		shmrpc__waiter_done(n, w, status ? status : len > w->cap ? -EMSGSIZE : (int)len,
-			    final ? 0 : SHMRPC_REPLY_MORE);
+		shmrpc__waiter_done(n, w,
+				    status	 ? status :
+				    len > w->cap ? -EMSGSIZE :
+						   (int)len,
+				    final ? 0 : SHMRPC_REPLY_MORE);
 		if (final) {
 			w->call = NULL;
 			c->w = NULL;

@@ -191,7 +191,8 @@ static int prog_add(struct shmrpc_node *n, uint32_t slot, uint32_t gen,
 /* One reply record to call @id of caller (slot, gen): status, flags and
  * @len bytes of @data. Waits for room until @deadline (0: none). */
 static int reply_send(struct shmrpc_node *n, uint32_t slot, uint32_t gen, uint64_t id,
-		      int64_t deadline, int32_t status, unsigned flags, const void *data, size_t len)
+		      int64_t deadline, int32_t status, unsigned flags, const void *data,
+		      size_t len)
 {
 	struct shmrpc__tmo t = SHMRPC__TMO(-1);
 	struct shmrpc__rep_hdr h = { id, status, flags };
@@ -239,8 +240,11 @@ static int reply_req(struct shmrpc_node *n, const struct shmrpc_req *req, int32_
 	if (p)
 		deadline = p->deadline;
 	pthread_mutex_unlock(&rpc->prog_lock);
-	if (!p)
-		return req->_priv[1] == n && caller_gone(n, slot, gen) ? -EPIPE : -ENOENT;
+	if (!p) {
+		rc = req->_priv[1] == n && caller_gone(n, slot, gen) ? -EPIPE : -ENOENT;
+		ctr_add(&n->seg->rpc.reply_fail);
+		return rc;
+	}
 	rc = reply_send(n, slot, gen, req->id, deadline, status, flags, data, len);
 	if ((!rc && !(flags & SHMRPC_REPLY_MORE)) || rc == -EPIPE || rc == -ETIMEDOUT) {
 		pthread_mutex_lock(&rpc->prog_lock);
@@ -357,7 +361,7 @@ void shmrpc__rpc_hook(struct shmrpc_node *n, struct shmrpc__inring *r, const voi
 		return;
 	}
 	if (len < sizeof(h))
-		return; /* not a request we make: dropped */
+		return;		     /* not a request we make: dropped */
 	memcpy(&h, data, sizeof(h)); /* one copy, then trust it */
 	if (h.deadline_ns && shmrpc__now_ns() >= h.deadline_ns) {
 		ctr_add(&n->seg->rpc.expired); /* its caller has given up */
@@ -408,7 +412,8 @@ static bool cancel_queued(struct shmrpc_node *n, const struct shmrpc_req *req, u
 	if (tls_req.n != n || tls_req.id != req->id || tls_req.slot != slot || tls_req.gen != gen)
 		return false;
 	pos = tls_req.r->q.peek_end;
-	for (i = 0; i < LOOK_MAX && shmrpc__ring_look(&tls_req.r->q, &pos, &data, &len, &flags) == 1;
+	for (i = 0;
+	     i < LOOK_MAX && shmrpc__ring_look(&tls_req.r->q, &pos, &data, &len, &flags) == 1;
 	     i++) {
 		if (flags != SHMRPC__REC_CANCEL || len != sizeof(k))
 			continue;
