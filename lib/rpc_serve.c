@@ -363,8 +363,13 @@ void shmrpc__rpc_hook(struct shmrpc_node *n, struct shmrpc__inring *r, const voi
 	if (len < sizeof(h))
 		return;		     /* not a request we make: dropped */
 	memcpy(&h, data, sizeof(h)); /* one copy, then trust it */
-	if (h.deadline_ns && shmrpc__now_ns() >= h.deadline_ns) {
-		ctr_add(&n->seg->rpc.expired); /* its caller has given up */
+	/* Its caller has given up, or left (TX_CLOSED: it closed, or was
+	 * reclaimed): nobody would take the replies. Relaxed: a hint; a
+	 * caller that goes later is found by the reply (-EPIPE). */
+	if ((h.deadline_ns && shmrpc__now_ns() >= h.deadline_ns) ||
+	    (atomic_load_explicit(&r->q.hdr->flags, memory_order_relaxed) &
+	     SHMRPC__RING_TX_CLOSED)) {
+		ctr_add(&n->seg->rpc.expired);
 		return;
 	}
 	hook_serve(n, r, &h, (const uint8_t *)data + sizeof(h), len - (uint32_t)sizeof(h));
