@@ -7,6 +7,8 @@
 #   make bench      install missing Debian packages, build, run the benchmark's
 #                   standard set (< 5 min): table, build/bench.json, build/bench-plots/
 #   make bench-quick  a smoke run of it (< 30 s)
+#   make fuzz       build the libFuzzer harnesses with clang, run each for
+#                   FUZZ_SECONDS (default 60); tests/fuzz/fuzz.mk
 #   make install    honours DESTDIR and PREFIX
 
 .DELETE_ON_ERROR:
@@ -49,7 +51,7 @@ LIB_SO := $(B)/libshmrpc.so.$(VERSION)
 LIB_DEPS := $(shell pkg-config --libs liburing libsodium 2>/dev/null || echo -luring -lsodium)
 
 .PHONY: all lib tools clean tests test
-all: lib tools bpf bench-build
+all: lib tools bpf bench-build bridge
 
 include bpf/bpf.mk
 
@@ -77,6 +79,7 @@ BENCH_EXTRA_DEPS := $(LIB_A)
 BENCH_EXTRA_LIBS := $(LIB_A) $(LIB_DEPS)
 include tools/bench/bench.mk
 $(BENCH_OBJS): | $(TOOLS_HDRS)
+include tools/bridge/bridge.mk
 
 TOOLS := $(B)/tools/shmrpc-info $(B)/tools/shmrpc-demo $(B)/tools/shmrpc-top \
 	$(B)/tools/shmrpc-reaper
@@ -92,7 +95,7 @@ TOP_CORE_OBJS := $(filter-out $(B)/tools/top/main.o $(B)/tools/top/ui.o,$(TOP_OB
 $(B)/tools/top/%.o: tools/top/%.c | $(TOOLS_HDRS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(TOOLS_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(TOOLS_CFLAGS) -Itools -c -o $@ $<
 
 $(B)/tools/shmrpc-top: $(TOP_OBJS) $(LIB_A)
 	$(call msg,LD,$@)
@@ -218,6 +221,9 @@ demo:
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(B)/tools/shmrpc-demo
 
+# libFuzzer harnesses and their replay in make test (tests/fuzz/fuzz.mk).
+include tests/fuzz/fuzz.mk
+
 # Runs every test program (scripts/run-tests.sh says how).
 test:
 	$(Q)scripts/deps.sh test
@@ -269,7 +275,7 @@ install: all
 	ln -sf libshmrpc.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libshmrpc.so
 	sed $(PC_SED) lib/libshmrpc.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc
 	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc
-	install -m 0755 $(TOOLS) $(BENCH_BIN) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(TOOLS) $(BENCH_BIN) $(BRIDGE_INSTALL) $(DESTDIR)$(BINDIR)/
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man8
 	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
@@ -284,7 +290,7 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/shmrpc.h $(DESTDIR)$(LIBDIR)/libshmrpc.a \
 		$(DESTDIR)$(LIBDIR)/libshmrpc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libshmrpc.so.$(SOVER) \
 		$(DESTDIR)$(LIBDIR)/libshmrpc.so $(DESTDIR)$(PKGCONFIGDIR)/libshmrpc.pc \
-		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS) $(BENCH_BIN))) \
+		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS) $(BENCH_BIN) $(BRIDGE_INSTALL))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8))) \
@@ -313,7 +319,7 @@ tsan:
 		scripts/run-tests.sh build-tsan
 
 clean:
-	rm -rf $(B) build-asan build-tsan
+	rm -rf $(B) build-asan build-tsan build-fuzz
 
 # The Python package and the C++ header, their tests, install and bench row.
 include bindings.mk
@@ -323,4 +329,5 @@ include bindings.mk
 # (Not shmrpc-info.d: it names tools/shmrpc-info.c, now tools/info/main.c.)
 -include $(LIB_OBJS:.o=.d) $(LIB_PIC_OBJS:.o=.d) \
 	$(filter-out $(B)/tools/shmrpc-info.d, \
-		$(wildcard $(B)/tests/*.d $(B)/tools/*.d $(B)/tools/*/*.d))
+		$(wildcard $(B)/tests/*.d $(B)/tests/fuzz/*.d $(B)/fuzz/*.d $(B)/tools/*.d \
+			$(B)/tools/*/*.d))

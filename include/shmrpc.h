@@ -26,7 +26,7 @@
  *    not while shmrpc_start's thread runs (-EBUSY);
  *  - in a child forked from the process that opened it, a node can only be
  *    closed (shmrpc_close frees the child's copy and leaves the node to the
- *    parent); the queries shmrpc_nodes, shmrpc_is_local, shmrpc_wait_node,
+ *    parent); the queries shmrpc_nodes, shmrpc_is_local, shmrpc_node_host, shmrpc_wait_node,
  *    shmrpc_max_size and shmrpc_stats work, every other call on it returns
  *    -ECHILD.
  *
@@ -107,16 +107,21 @@ struct shmrpc_opts {
 	uint32_t mode;	     /* permission bits of created segments; 0: 0600 */
 	const char *backend; /* "uring", "futex", or NULL: automatic, $SHMRPC_BACKEND overrides */
 	int32_t spin_us;     /* longest receiver spin before sleeping; see below */
-	uint32_t max_calls;  /* calls in flight, and requests in progress; 0: 1024 */
+	const char *proxy_host; /* NULL: a node of this host; see below */
+	uint32_t max_calls;	/* calls in flight, and requests in progress; 0: 1024 */
 };
 /*
  * ring_bytes: a power of two in [4 KiB, 1 GiB]. max_nodes: at most 65536.
  * mode: only owner and group bits (07x0), owner read-write. spin_us: in
  * microseconds; the spin adapts below it (see shmrpc_recv); 0: take
- * $SHMRPC_SPIN_US, else 20; SHMRPC_SPIN_NEVER: never spin. max_calls: at
- * most 1048576; bounds this node's calls in flight (shmrpc_call_start
- * past it: -EAGAIN) and, as a server, its requests in progress (a request
- * past it is answered -EBUSY).
+ * $SHMRPC_SPIN_US, else 20; SHMRPC_SPIN_NEVER: never spin. proxy_host: this
+ * node stands for a node of that name on host proxy_host (a name of the
+ * node-name rules); shmrpc-bridge opens such proxies (docs/cross-host.md).
+ * It is an ordinary node in every other way; shmrpc_is_local answers 0 for
+ * it and shmrpc_node_host names its host. max_calls: at most 1048576;
+ * bounds this node's calls in flight (shmrpc_call_start past it: -EAGAIN)
+ * and, as a server, its requests in progress (a request past it is
+ * answered -EBUSY).
  */
 
 /* opts.spin_us: sleep at once, never spin ($SHMRPC_SPIN_US=0 says the same). */
@@ -216,7 +221,7 @@ SHMRPC_API void shmrpc_close(struct shmrpc_node *node);
  * likewise: nothing of the attempt is left, the node works on, and the next
  * send to @to tries again; shmrpc_last_error says "ring to '<to>' (<size>):
  * /dev/shm is full"). Once a node of that name has joined again
- * (shmrpc_is_local says 1), the next send connects to it and sends to it,
+ * (shmrpc_wait_node returns), the next send connects to it and sends to it,
  * without -EPIPE; so does a send blocked on the old node's full ring when the
  * old node leaves. Messages queued to the old node and not received are lost
  * with it.
@@ -328,9 +333,21 @@ SHMRPC_API int shmrpc_stop(struct shmrpc_node *node);
 SHMRPC_API int shmrpc_nodes(struct shmrpc_node *node, char (*names)[SHMRPC_NAME_MAX + 1],
 			    size_t cap);
 
-/* shmrpc_is_local - 1 if a live node of that name is in the domain, else 0
- * (-EINVAL for a bad name). */
+/* shmrpc_is_local - 1 if a live node of that name is in the domain and runs
+ * on this host, else 0: no such node, or a proxy for a node of another host
+ * (opts.proxy_host; shmrpc_node_host tells which host). -EINVAL for a bad
+ * name. */
 SHMRPC_API int shmrpc_is_local(struct shmrpc_node *node, const char *name);
+
+/*
+ * shmrpc_node_host - where the live node @name runs. Returns 0 for a node
+ * of this host (@host gets ""), 1 for a proxy of a node of another host
+ * (@host gets that host's name, at most SHMRPC_NAME_MAX + 1 bytes with its
+ * NUL), -ENOENT when no live node has that name, -ERANGE when @cap is too
+ * small for the host's name, -EPROTO when the proxy's segment holds no
+ * valid host name, -EINVAL for a bad name or a NULL @host with @cap > 0.
+ */
+SHMRPC_API int shmrpc_node_host(struct shmrpc_node *node, const char *name, char *host, size_t cap);
 
 /*
  * shmrpc_wait_node - return 0 as soon as a node of that name is live,

@@ -64,6 +64,7 @@
 static int peer_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, struct shmrpc__conn *c)
 {
 	struct shmrpc__node_hdr *h;
+	uint32_t ring_bytes;
 	int fd, err, alive;
 
 	err = shmrpc__node_map(n->reg, slot, gen, &h, &c->peer_size, &fd);
@@ -71,7 +72,9 @@ static int peer_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, struct 
 		return err;
 	alive = shmrpc__seg_locked(fd);
 	close(fd);
-	if (!shmrpc__ring_size_ok(h->ring_bytes))
+	/* Read once: the peer can change it between a check and a use. */
+	ring_bytes = h->ring_bytes;
+	if (!shmrpc__ring_size_ok(ring_bytes))
 		err = -EPROTO;
 	else if (alive <= 0)
 		err = -ENOENT;
@@ -82,7 +85,7 @@ static int peer_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, struct 
 	c->peer = h;
 	c->rx_slot = slot;
 	c->rx_gen = gen;
-	c->ring_bytes = h->ring_bytes;
+	c->ring_bytes = ring_bytes;
 	return 0;
 }
 

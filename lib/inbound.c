@@ -116,8 +116,8 @@ static int in_open_failed(const char *path, int err)
 	return in_transient(err) ? err : 0;
 }
 
-/* @r, attached to the checked ring @h from (slot, gen): its ids, chain link
- * and sender's name, and which of that slot's rings drain. */
+/* @r, attached to the checked ring @h from (slot, gen): its ids, chain
+ * link, and which of that slot's rings drain. */
 static void in_setup(struct shmrpc__inbound *in, struct shmrpc__inring *r,
 		     const struct shmrpc__ring_hdr *h, uint32_t slot, uint32_t gen)
 {
@@ -126,8 +126,6 @@ static void in_setup(struct shmrpc__inbound *in, struct shmrpc__inring *r,
 	r->tx_slot = slot;
 	r->tx_gen = gen;
 	r->prev = shmrpc__prev_link(h->prev_gen, gen);
-	memcpy(r->from, h->tx_name, sizeof(r->from));
-	r->from[SHMRPC_NAME_MAX] = '\0';
 	for (uint32_t i = 0; i < in->n; i++) {
 		old = in->v[i];
 		/* An older holder of that slot has left: drain its ring. (The
@@ -175,6 +173,13 @@ static int in_open(struct shmrpc_node *n, struct shmrpc__inbound *in, uint32_t s
 	h = map;
 	r = calloc(1, sizeof(*r));
 	err = r ? shmrpc__ring_check(h, size, &ids) : -ENOMEM;
+	if (!err) {
+		/* The sender's name as we keep it, checked again: the sender
+		 * can rewrite the file between ring_check and this copy. */
+		memcpy(r->from, h->tx_name, sizeof(r->from));
+		r->from[SHMRPC_NAME_MAX] = '\0';
+		err = shmrpc__name_check(r->from) ? -EPROTO : 0;
+	}
 	if (!err) {
 		shmrpc__ring_attach(&r->q, map, size, false);
 		in_setup(in, r, h, slot, gen);

@@ -123,8 +123,14 @@ struct shmrpc__slot {
 	_Atomic uint32_t ring_bytes; /* capacity of rings to this node */
 	_Atomic uint32_t backend;    /* enum shmrpc__backend_id, informational */
 	_Atomic uint64_t name[8];    /* NUL-padded name, copied as words */
-	uint8_t _pad[16];
+	_Atomic uint32_t flags;	     /* SHMRPC__SLOT_PROXY */
+	uint8_t _pad[12];
 };
+
+/* slot flags (written with the other fields, under the seqlock) */
+#define SHMRPC__SLOT_PROXY \
+	1u /* a proxy for a node of another host: its
+			       * segment's host names the host */
 
 /* ------------------------------------------------------------ node segment */
 
@@ -210,6 +216,10 @@ struct shmrpc__node_hdr {
 	uint8_t _pad1[52];
 
 	alignas(SHMRPC__CACHELINE) struct shmrpc__node_ctr ctr;
+
+	/* owner, before the slot goes LIVE: the host a proxy stands for,
+	 * NUL-padded; "" for a node of this host (opts.proxy_host) */
+	char host[64];
 
 	/* Request/response (lib/rpc_*.c). rep_bell: the futex a calling
 	 * thread of ours sleeps on for replies; every reply ring to us is
@@ -332,10 +342,11 @@ _Static_assert(sizeof(struct shmrpc__slot) == 128, "slot size");
 _Static_assert(sizeof(struct shmrpc__node_ctr) == 128, "node counters size");
 _Static_assert(offsetof(struct shmrpc__node_hdr, bell) == 128, "node bell offset");
 _Static_assert(offsetof(struct shmrpc__node_hdr, ctr) == 192, "node counters offset");
-_Static_assert(offsetof(struct shmrpc__node_hdr, rep_bell) == 320, "node rep_bell offset");
-_Static_assert(offsetof(struct shmrpc__node_hdr, rpc) == 384, "node rpc counters offset");
+_Static_assert(offsetof(struct shmrpc__node_hdr, host) == 320, "node host offset");
+_Static_assert(offsetof(struct shmrpc__node_hdr, rep_bell) == 384, "node rep_bell offset");
+_Static_assert(offsetof(struct shmrpc__node_hdr, rpc) == 448, "node rpc counters offset");
 _Static_assert(sizeof(struct shmrpc__rpc_ctr) == 128, "node rpc counters size");
-_Static_assert(sizeof(struct shmrpc__node_hdr) == 512, "node header size");
+_Static_assert(sizeof(struct shmrpc__node_hdr) == 576, "node header size");
 _Static_assert(sizeof(struct shmrpc__node_hdr) <= SHMRPC__PAGE, "node header fits a page");
 _Static_assert(offsetof(struct shmrpc__ring_hdr, tx_name) == 48, "ring name offset");
 _Static_assert(offsetof(struct shmrpc__ring_hdr, tail) == 128, "ring tail offset");

@@ -115,6 +115,7 @@ static void all_del(struct shmrpc_node *n)
 struct open_cfg {
 	const char *domain;
 	const char *backend;
+	const char *proxy_host; /* NULL: none */
 	uint32_t ring_bytes, capacity, mode;
 	int64_t spin_ns;
 	uint32_t max_calls;
@@ -229,6 +230,12 @@ static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
 				   "opts.mode 0%o: owner read-write and group bits only "
 				   "(0600, 0640, 0660)",
 				   cfg->mode);
+	cfg->proxy_host = d.proxy_host;
+	if (d.proxy_host && shmrpc__name_check(d.proxy_host))
+		return shmrpc__err(-EINVAL,
+				   "opts.proxy_host '%.64s': a host name is 1 to %d characters of "
+				   "[A-Za-z0-9._-], not starting with '.'",
+				   d.proxy_host, SHMRPC_NAME_MAX);
 	err = backend_pick(d.backend, &cfg->backend);
 	if (!err)
 		err = shmrpc__log_env_check();
@@ -301,6 +308,7 @@ static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	h->rep_in_off = shmrpc__node_in_off_k(cap, SHMRPC__KIND_REP);
 	h->rep_out_off = shmrpc__node_out_off_k(cap, SHMRPC__KIND_REP);
 	memcpy(h->name, n->name, sizeof(h->name));
+	memcpy(h->host, n->proxy_host, sizeof(h->host));
 	h->lock_fd = (uint32_t)n->seg_fd;
 	/* Published to peers by the release store of LIVE in reg_publish. */
 	h->magic = SHMRPC__NODE_MAGIC;
@@ -365,7 +373,8 @@ static int join_seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t *gen)
 /* Take a slot and publish this node in it, under the registry lock. */
 static int join_locked(struct shmrpc_node *n)
 {
-	struct shmrpc__join j = { n->name, n->proc, n->ring_bytes, n->be->id };
+	struct shmrpc__join j = { n->name, n->proc, n->ring_bytes, n->be->id,
+				  n->proxy_host[0] ? SHMRPC__SLOT_PROXY : 0 };
 	uint32_t gen;
 	int slot, err;
 
@@ -487,6 +496,8 @@ static struct shmrpc_node *node_alloc(const char *name, const struct open_cfg *c
 	n->uid = atomic_fetch_add_explicit(&uids, 1, memory_order_relaxed) + 1;
 	n->seg_fd = -1;
 	n->ring_bytes = cfg->ring_bytes;
+	if (cfg->proxy_host)
+		snprintf(n->proxy_host, sizeof(n->proxy_host), "%s", cfg->proxy_host);
 	n->mode = cfg->mode;
 	n->spin_max_ns = cfg->spin_ns;
 	n->spin_ns = cfg->spin_ns / 4;

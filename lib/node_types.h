@@ -83,7 +83,8 @@ struct shmrpc__deferred {
 /* Set by node.c at shmrpc_open and constant after, unless marked. */
 struct shmrpc_node {
 	char name[SHMRPC_NAME_MAX + 1];
-	struct shmrpc__reg *reg; /* shared by the process's nodes of the domain */
+	char proxy_host[SHMRPC_NAME_MAX + 1]; /* opts.proxy_host, "" for none */
+	struct shmrpc__reg *reg;	      /* shared by the process's nodes of the domain */
 	uint32_t slot, gen;
 	struct shmrpc__proc proc;
 	struct shmrpc__node_hdr *seg; /* our node segment */

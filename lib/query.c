@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Registry queries: the list of live nodes, whether a node is local,
+ * Registry queries: the list of live nodes, whether a node is local (and
+ * where a proxy's node lives),
  * waiting for a node to appear, the largest message to a node, warming up
  * connections. Lookups by name (join.c) and the list reclaim a node whose
  * process is gone on the spot (lazy reclaim), so queries never report the
@@ -63,7 +64,61 @@ int shmrpc_is_local(struct shmrpc_node *n, const char *name)
 	err = shmrpc__name_check(name);
 	if (err)
 		return err;
-	return shmrpc__lookup(n->reg, n->slot, name, &slot, &v) == 0;
+	/* a proxy (opts.proxy_host) stands for a node of another host */
+	return shmrpc__lookup(n->reg, n->slot, name, &slot, &v) == 0 &&
+	       !(v.flags & SHMRPC__SLOT_PROXY);
+}
+
+/* The host in proxy (slot, gen)'s segment, checked: 0, or -errno. */
+static int proxy_host(struct shmrpc_node *n, uint32_t slot, uint32_t gen, char *out)
+{
+	struct shmrpc__node_hdr *h;
+	uint64_t size;
+	char field[64];
+	int err = shmrpc__node_map(n->reg, slot, gen, &h, &size, NULL);
+
+	if (err)
+		return err;
+	/* Any peer can write the segment: a copy, then the name rules. */
+	memcpy(field, h->host, sizeof(field));
+	shmrpc__seg_unmap(h, size);
+	if (shmrpc__name_check_field(field, sizeof(field)) || !field[0])
+		return shmrpc__err(-EPROTO, "node '%s': its segment names no valid host", n->name);
+	memcpy(out, field, sizeof(field));
+	return 0;
+}
+
+int shmrpc_node_host(struct shmrpc_node *n, const char *name, char *host, size_t cap)
+{
+	SHMRPC__KEEP_ERRNO;
+	struct shmrpc__slot_view v;
+	char far[64];
+	uint32_t slot;
+	int err;
+
+	if (!n || (!host && cap))
+		return -EINVAL;
+	err = shmrpc__name_check(name);
+	if (err)
+		return err;
+	if (shmrpc__lookup(n->reg, n->slot, name, &slot, &v))
+		return shmrpc__err(-ENOENT, "no live node '%s' in domain '%s'", name,
+				   n->reg->domain);
+	if (!(v.flags & SHMRPC__SLOT_PROXY)) {
+		if (!cap)
+			return shmrpc__err(-ERANGE, "node '%s' is local: 0 bytes do not hold \"\"",
+					   name);
+		host[0] = '\0';
+		return 0;
+	}
+	err = proxy_host(n, slot, v.gen, far);
+	if (err)
+		return err;
+	if (strlen(far) >= cap)
+		return shmrpc__err(-ERANGE, "node '%s' lives on '%s': %zu bytes do not hold it",
+				   name, far, cap);
+	memcpy(host, far, strlen(far) + 1);
+	return 1;
 }
 
 static int wait_node(struct shmrpc_node *n, const char *name, int timeout_ms)

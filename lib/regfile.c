@@ -83,6 +83,10 @@ static int reg_create(struct shmrpc__reg *r, const char *path, uint32_t capacity
 	atomic_store_explicit(&h->magic, SHMRPC__REG_MAGIC, memory_order_release);
 	r->hdr = h;
 	r->size = size;
+	r->capacity = capacity;
+	r->nonce = nonce;
+	r->mode = mode;
+	memcpy(r->key, key, sizeof(key));
 	return 0;
 }
 
@@ -106,8 +110,14 @@ static int wait_magic(struct shmrpc__reg_hdr *h)
 	}
 }
 
-static int reg_verify(const struct shmrpc__reg_hdr *h, uint64_t size)
+/* Check the header and keep what it says in @r: checked and kept from one
+ * copy, since any member can rewrite the file's header between a check of
+ * it and a second read (a capacity past the mapping, a mode for others). */
+static int reg_verify(struct shmrpc__reg *r, const struct shmrpc__reg_hdr *map, uint64_t size)
 {
+	struct shmrpc__reg_hdr hc, *h = &hc;
+
+	memcpy(&hc, map, sizeof(hc));
 	if (h->abi != SHMRPC__ABI || h->hdr_size != sizeof(*h) ||
 	    h->slot_size != sizeof(struct shmrpc__slot) || h->capacity == 0 ||
 	    h->capacity > SHMRPC__CAP_MAX || h->total_size != size ||
@@ -118,6 +128,10 @@ static int reg_verify(const struct shmrpc__reg_hdr *h, uint64_t size)
 	 * other users, setuid or sticky. */
 	if ((h->mode & ~0770u) || (h->mode & 0600) != 0600)
 		return -EPROTO;
+	r->capacity = h->capacity;
+	r->nonce = h->nonce;
+	r->mode = h->mode;
+	memcpy(r->key, h->name_key, sizeof(r->key));
 	return 0;
 }
 
@@ -170,7 +184,7 @@ static int reg_attach(struct shmrpc__reg *r, const char *path, uint32_t mode, bo
 	else if ((err = wait_magic(map)) == -EAGAIN) /* the creator died before publishing */
 		shmrpc__seg_unlink(path);
 	if (!err)
-		err = reg_verify(map, size);
+		err = reg_verify(r, map, size);
 	if (err) {
 		shmrpc__seg_unmap(map, size);
 		close(r->fd);
@@ -186,14 +200,11 @@ static int reg_attach(struct shmrpc__reg *r, const char *path, uint32_t mode, bo
 	return 0;
 }
 
+/* Capacity, nonce, mode and key: set by reg_create or reg_verify. */
 static void reg_opened(struct shmrpc__reg *r)
 {
 	pthread_mutex_init(&r->local, NULL);
 	r->slots = (struct shmrpc__slot *)(r->hdr + 1);
-	r->capacity = r->hdr->capacity;
-	r->nonce = r->hdr->nonce;
-	r->mode = r->hdr->mode;
-	memcpy(r->key, r->hdr->name_key, sizeof(r->key));
 }
 
 int shmrpc__reg_open_nowait(struct shmrpc__reg *r, const char *domain, uint32_t mode)

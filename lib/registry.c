@@ -222,6 +222,7 @@ int shmrpc__slot_read(const struct shmrpc__slot *s, struct shmrpc__slot_view *v)
 	v->join_ns = atomic_load_explicit(&s->join_ns, memory_order_relaxed);
 	v->ring_bytes = atomic_load_explicit(&s->ring_bytes, memory_order_relaxed);
 	v->backend = atomic_load_explicit(&s->backend, memory_order_relaxed);
+	v->flags = atomic_load_explicit(&s->flags, memory_order_relaxed);
 	for (k = 0; k < 8; k++)
 		w[k] = atomic_load_explicit(&s->name[k], memory_order_relaxed);
 	/* Acquire fence: pairs with the release fence in slot_begin(); if we
@@ -289,6 +290,7 @@ static void slot_fill(struct shmrpc__slot *s, const struct shmrpc__join *j)
 	atomic_store_explicit(&s->join_ns, (uint64_t)shmrpc__now_ns(), memory_order_relaxed);
 	atomic_store_explicit(&s->ring_bytes, j->ring_bytes, memory_order_relaxed);
 	atomic_store_explicit(&s->backend, j->backend, memory_order_relaxed);
+	atomic_store_explicit(&s->flags, j->flags, memory_order_relaxed);
 	name_pack(w, j->name);
 	for (k = 0; k < 8; k++)
 		atomic_store_explicit(&s->name[k], w[k], memory_order_relaxed);

@@ -18,7 +18,7 @@
 struct shmrpc__slot_view {
 	uint32_t state, gen;
 	int32_t pid;
-	uint32_t uid, ring_bytes, backend;
+	uint32_t uid, ring_bytes, backend, flags;
 	uint64_t start_time, pidns, join_ns;
 	char name[SHMRPC_NAME_MAX + 1];
 };
@@ -29,6 +29,7 @@ struct shmrpc__join {
 	struct shmrpc__proc proc;
 	uint32_t ring_bytes;
 	uint32_t backend;
+	uint32_t flags; /* SHMRPC__SLOT_* */
 };
 
 /*

@@ -25,7 +25,9 @@
  * one ring of head, every header must describe a record that lies inside
  * the data area and inside what was published, and the header is copied to
  * a local before it is checked, so a hostile producer rewriting it
- * meanwhile changes nothing. A violation is -EPROTO, never a wild access.
+ * meanwhile changes nothing. A record peeked again before its release must
+ * read as it did (the caller holds a view of it). A violation is -EPROTO,
+ * never a wild access.
  * The producer checks head the same way. Each side's own index is read from
  * the file once, at attach (the peer could have planted it): it must be
  * 8-byte aligned, which both sides check whenever they load the other's.
@@ -198,6 +200,9 @@ int shmrpc__ring_peek(struct shmrpc__ring *q, const void **data, uint32_t *len)
 		memcpy(&rec, q->data + off, sizeof(rec)); /* one copy, then trust it */
 		if (rec.flags != SHMRPC__REC_WRAP)
 			break;
+		/* A record peeked (not released) is no wrap: it was rewritten. */
+		if (q->peek_end)
+			return -EPROTO;
 		bytes = q->size - off;
 		if (rec.len != 0 || bytes > q->cached - q->pos)
 			return -EPROTO;
@@ -210,10 +215,15 @@ int shmrpc__ring_peek(struct shmrpc__ring *q, const void **data, uint32_t *len)
 	    rec.len > shmrpc__ring_max_msg(q->size) || off + bytes > q->size ||
 	    bytes > q->cached - q->pos)
 		return -EPROTO;
+	/* Peeked before and not released: the same record, or the producer
+	 * rewrote what it had published (and the caller's view of it). */
+	if (q->peek_end && (rec.len != q->peek_len || rec.flags != q->peek_flags))
+		return -EPROTO;
 	*data = q->data + off + sizeof(rec);
 	*len = rec.len;
 	q->peek_flags = rec.flags;
 	q->peek_end = q->pos + bytes;
+	q->peek_len = rec.len;
 	return 1;
 }
 

@@ -22,7 +22,8 @@ struct shmrpc__ring {
 	uint64_t pos;	     /* producer: next tail; consumer: next head */
 	uint64_t cached;     /* producer: last head seen; consumer: last tail seen */
 	uint64_t peek_end;   /* consumer: pos after the peeked record, 0 if none */
-	uint32_t peek_flags; /* consumer: the peeked record's flags (REQ, CANCEL) */
+	uint32_t peek_len;   /* consumer: its length, as checked */
+	uint32_t peek_flags; /* consumer: its flags (REQ, CANCEL), as checked */
 };
 
 /* Bytes a record of @len payload bytes takes: header and padding. */

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * Queries (lib/query.c): waiting for a node, the list of live nodes,
- * connecting ahead (warmup), sizes and names.
+ * connecting ahead (warmup), sizes and names, local nodes and proxies
+ * (opts.proxy_host, shmrpc_node_host).
  *
  * The safety timeout is off (th_main_env): a lost wake is a hang here, so a
  * bound such as "stop returns within 2 s" checks a wake, not a speed.
@@ -28,6 +29,8 @@
 #include <time.h>
 
 #include "harness.h"
+#include "layout.h"
+#include "node_types.h"
 
 /* ============================================================== 11. warmup */
 
@@ -284,6 +287,92 @@ static void test_nodes_cap_smaller_than_count(void **state)
 	shmrpc_close(me);
 }
 
+/* ============================================================== proxies */
+
+static struct shmrpc_node *open_proxy(const struct th_dom *d, const char *name, const char *host)
+{
+	struct shmrpc_opts o = d->opts;
+	struct shmrpc_node *n = NULL;
+
+	o.proxy_host = host;
+	return shmrpc_open(name, &o, &n) ? NULL : n;
+}
+
+static void test_proxy_is_not_local(void **state)
+{
+	struct th_dom *d = *state;
+	struct shmrpc_node *me = th_open(d, "me"), *loc = th_open(d, "loc");
+	struct shmrpc_node *cam = open_proxy(d, "cam", "board-b.lab");
+	char host[SHMRPC_NAME_MAX + 1], names[4][SHMRPC_NAME_MAX + 1], buf[8];
+
+	assert_non_null(me);
+	assert_non_null(loc);
+	assert_non_null(cam);
+	/* where each lives */
+	assert_int_equal(shmrpc_is_local(me, "loc"), 1);
+	assert_int_equal(shmrpc_is_local(me, "cam"), 0);
+	assert_int_equal(shmrpc_is_local(me, "nobody"), 0);
+	memset(host, '#', sizeof(host));
+	assert_int_equal(shmrpc_node_host(me, "cam", host, sizeof(host)), 1);
+	assert_string_equal(host, "board-b.lab");
+	assert_int_equal(shmrpc_node_host(me, "loc", host, sizeof(host)), 0);
+	assert_string_equal(host, "");
+	assert_int_equal(shmrpc_node_host(cam, "loc", host, sizeof(host)), 0);
+	assert_int_equal(shmrpc_node_host(loc, "cam", host, sizeof(host)), 1);
+	assert_int_equal(shmrpc_node_host(me, "nobody", host, sizeof(host)), -ENOENT);
+	assert_int_equal(shmrpc_node_host(me, "cam", host, 11), -ERANGE); /* 11 + NUL */
+	assert_int_equal(shmrpc_node_host(me, "cam", host, 12), 1);
+	assert_int_equal(shmrpc_node_host(me, "loc", NULL, 0), -ERANGE);
+	assert_int_equal(shmrpc_node_host(me, "loc", NULL, 4), -EINVAL);
+	assert_int_equal(shmrpc_node_host(me, "bad name", host, sizeof(host)), -EINVAL);
+	/* an ordinary node otherwise: listed, waited for, sent to */
+	assert_int_equal(shmrpc_nodes(me, names, 4), 3);
+	assert_int_equal(shmrpc_wait_node(me, "cam", 0), 0);
+	assert_int_equal(shmrpc_send(me, "cam", "hi", 2, 1000), 0);
+	assert_int_equal(shmrpc_recv(cam, buf, sizeof(buf), host, 1000), 2);
+	assert_string_equal(host, "me");
+	/* gone: not found any more */
+	shmrpc_close(cam);
+	assert_int_equal(shmrpc_node_host(me, "cam", host, sizeof(host)), -ENOENT);
+	shmrpc_close(loc);
+	shmrpc_close(me);
+}
+
+static void test_proxy_host_option_checked(void **state)
+{
+	struct th_dom *d = *state;
+	const char *bad[] = { "", ".dot", "has space", "x/y" };
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_null(open_proxy(d, "p", bad[i]));
+		assert_non_null(strstr(shmrpc_last_error(), "opts.proxy_host"));
+	}
+}
+
+/* A peer that scribbles over a proxy's host (any member can write its
+ * segment) gets -EPROTO from shmrpc_node_host, never a crash or garbage. */
+static void test_proxy_host_forged(void **state)
+{
+	struct th_dom *d = *state;
+	struct shmrpc_node *me = th_open(d, "me"), *cam = open_proxy(d, "cam", "far");
+	char host[SHMRPC_NAME_MAX + 1];
+
+	assert_non_null(me);
+	assert_non_null(cam);
+	memset(cam->seg->host, 'x', sizeof(cam->seg->host)); /* no NUL */
+	assert_int_equal(shmrpc_node_host(me, "cam", host, sizeof(host)), -EPROTO);
+	memcpy(cam->seg->host, "a b", 4); /* not a name */
+	assert_int_equal(shmrpc_node_host(me, "cam", host, sizeof(host)), -EPROTO);
+	memset(cam->seg->host, 0, sizeof(cam->seg->host));
+	assert_int_equal(shmrpc_node_host(me, "cam", host, sizeof(host)), -EPROTO);
+	memcpy(cam->seg->host, "far", 4);
+	assert_int_equal(shmrpc_node_host(me, "cam", host, sizeof(host)), 1);
+	assert_string_equal(host, "far");
+	shmrpc_close(cam);
+	shmrpc_close(me);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, th_setup, th_teardown)
 
 int main(void)
@@ -295,6 +384,9 @@ int main(void)
 		T(test_wait_node_timeouts),
 		T(test_wait_node_sleeps_on_epoch),
 		T(test_nodes_cap_smaller_than_count),
+		T(test_proxy_is_not_local),
+		T(test_proxy_host_option_checked),
+		T(test_proxy_host_forged),
 	};
 
 	th_main_env();

@@ -348,7 +348,7 @@ static void test_reclaim_dom_lock_repairs_dead_joiner(void **state)
 {
 	struct th_dom *d = *state;
 	struct shmrpc_node *p = th_open(d, "p");
-	struct shmrpc__join j = { "ghost", { 0 }, 4096, SHMRPC__BACKEND_FUTEX };
+	struct shmrpc__join j = { "ghost", { 0 }, 4096, SHMRPC__BACKEND_FUTEX, 0 };
 	uint32_t note, gen;
 	int slot;
 

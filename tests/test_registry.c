@@ -49,7 +49,7 @@ struct lockdie {
 static int lock_and_die(void *arg)
 {
 	struct lockdie *l = arg;
-	struct shmrpc__join j = { "ghost", { 0 }, 4096, SHMRPC__BACKEND_FUTEX };
+	struct shmrpc__join j = { "ghost", { 0 }, 4096, SHMRPC__BACKEND_FUTEX, 0 };
 	struct shmrpc__reg r;
 	uint32_t gen;
 

@@ -252,10 +252,15 @@ static void step_join(struct shmrpc_node **out, pid_t *kids)
 	double t0 = now_us();
 	int i, n, rc;
 
-	if ((rc = shmrpc_open("planner", &opts, out)))
-		die("open", rc);
+	/* Fork before this process opens a node (and so runs the library's
+	 * peer-watcher thread): a child forked from a threaded process may
+	 * only call async-signal-safe functions in theory, and in practice
+	 * ASan's allocator lock, held by another thread at the fork, then
+	 * deadlocks the child (seen in test_tools under ASan). */
 	for (i = 0; i < 3; i++)
 		kids[i] = spawn(names[i]);
+	if ((rc = shmrpc_open("planner", &opts, out)))
+		die("open", rc);
 	for (i = 0; i < 3; i++)
 		if ((rc = shmrpc_wait_node(*out, names[i], 5000)))
 			die("wait_node", rc);

@@ -409,8 +409,18 @@ class Node:
             cap = n + 16  # more joined meanwhile: room for some more
 
     def is_local(self, name):
-        """Whether a live node of that name is in the domain."""
+        """Whether a live node of that name is in the domain and runs on this
+        host (a shmrpc-bridge proxy for a node of another host is not)."""
         return self._simple(f"is_local {name!r}", lib.shmrpc_is_local, cname(name)) == 1
+
+    def node_host(self, name):
+        """Where node `name` runs: None on this host, else the name of the
+        host a shmrpc-bridge proxy stands for. FileNotFoundError if no live
+        node has that name."""
+        host = ffi.new("char[]", NAME_BUF)
+        rc = self._simple(f"node_host {name!r}", lib.shmrpc_node_host, cname(name), host,
+                          NAME_BUF)
+        return pystr(host) if rc == 1 else None
 
     def max_size(self, to=None):
         """Largest message node `to` (None: this node) can receive."""
@@ -424,7 +434,9 @@ class Node:
     def stats(self):
         """This node's counters since it joined, as a dict."""
         st = ffi.new("struct shmrpc_stats *")
-        self._simple("stats", lib.shmrpc_stats, st)
+        # The size this cdef knows: a library newer than the cdef fills
+        # no more than that.
+        self._simple("stats", lib.shmrpc_stats_size, st, ffi.sizeof(st[0]))
         return {f: getattr(st, f) for f in _STATS}
 
     @property

@@ -182,6 +182,9 @@ def test_queries(pair, domain):
     assert e.value.errno == errno.EINVAL
     with pytest.raises(FileNotFoundError):
         a.max_size("nobody")
+    assert a.node_host("b") is None  # a node of this host
+    with pytest.raises(FileNotFoundError):
+        a.node_host("nobody")
     assert a.warmup() == 1 and b.warmup() == 1
     many = [shmrpc.Node(f"n{i}", domain=domain) for i in range(70)]
     try:  # more than nodes()'s first guess of 64
@@ -196,7 +199,10 @@ def test_stats(pair):
     st = a.stats()
     assert list(st) == ["msgs_sent", "msgs_recv", "bytes_sent", "bytes_recv", "send_full",
                         "wakes_sent", "wakes_skipped", "sleeps", "spins", "connects",
-                        "rings_in", "rings_out"]
+                        "rings_in", "rings_out", "calls", "calls_in_flight", "calls_timeout",
+                        "calls_pipe", "calls_remote", "calls_cancelled", "calls_refused",
+                        "calls_late", "calls_served", "calls_expired", "calls_rejected",
+                        "replies_sent", "replies_failed"]
     a.send("b", b"1234")
     b.recv(1)
     sa, sb = a.stats(), b.stats()

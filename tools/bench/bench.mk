@@ -89,6 +89,7 @@ bench:
 	$(Q)rm -rf $(B)/bench-plots
 	$(BENCH_BIN) --json $(B)/bench.json --plots $(B)/bench-plots $(ARGS)
 	$(Q)$(MAKE) --no-print-directory bench-python PYBENCH_ARGS="--json $(B)/bench-python.json"
+	$(Q)$(MAKE) --no-print-directory bench-bridge
 
 bench-quick:
 	$(Q)scripts/deps.sh bench
@@ -96,5 +97,6 @@ bench-quick:
 	$(Q)rm -rf $(B)/bench-plots-quick
 	$(BENCH_BIN) --quick --json $(B)/bench-quick.json --plots $(B)/bench-plots-quick $(ARGS)
 	$(Q)$(MAKE) --no-print-directory bench-python PYBENCH_ARGS=--quick
+	$(Q)$(MAKE) --no-print-directory bench-bridge BRIDGE_BENCH_ARGS=--quick
 
 -include $(BENCH_OBJS:.o=.d)

@@ -311,7 +311,9 @@ int top_out_json(FILE *f, const struct top_snap *s, const struct top_opts *o)
 		first = false;
 		domain(f, s, i, rows, n);
 	}
-	fprintf(f, "]}\n");
+	fprintf(f, "],");
+	top_bridges_json(f, s);
+	fprintf(f, "}\n");
 	free(rows);
 	return fflush(f) ? -1 : 0;
 }

@@ -74,6 +74,7 @@ int top_out_text(FILE *f, const struct top_snap *s, const struct top_opts *o)
 			rings_of(f, s, rows[i]);
 	}
 	problems(f, s, &o->view);
+	top_bridges_text(f, s);
 	fprintf(f, "\n");
 	free(rows);
 	return fflush(f) ? -1 : 0;

@@ -476,11 +476,13 @@ int top_scan(struct top_snap *s, const char *domain)
 		return err;
 	for (k = 0; k < s->nnodes; k++)
 		top__node_sum(s, &s->nodes[k]);
-	return 0;
+	return top__scan_bridges(s, domain);
 }
 
 void top_snap_free(struct top_snap *s)
 {
+	top__bridges_free(s);
+	free(s->bridges);
 	free(s->doms);
 	free(s->nodes);
 	free(s->rings);

@@ -13,6 +13,7 @@
  *              SIGBUS guard; clocks
  *   scan.c     one snapshot: registries, slots, node segments
  *   rings.c    ... and ring files; each node's totals
+ *   bridges.c  shmrpc-bridge status segments (lost and dropped per node)
  *   rates.c    deltas against the previous snapshot: rates, monotonic
  *              totals, ring idle times, the header summary
  *   table.c    columns, filtering, sorting, number formatting
@@ -154,6 +155,22 @@ struct top_domain {
 	uint32_t stray;			 /* its files that belong to no registry we see */
 };
 
+/* A shmrpc-bridge's status segment (tools/bridge/status.h), copied out. */
+struct top_brow {
+	uint32_t kind; /* 1 local, 2 remote, 3 refused */
+	char name[SHMRPC_NAME_MAX + 1], host[SHMRPC_NAME_MAX + 1];
+	uint64_t fwd_msgs, dlv_msgs, lost, dropped, stalls, queued;
+};
+struct top_bridge {
+	char domain[SHMRPC_NAME_MAX + 1], host[SHMRPC_NAME_MAX + 1];
+	char why[TOP_WHY_MAX]; /* "" when the segment checked out */
+	bool live;	       /* its bridge holds the lock */
+	uint32_t pid, nats_up, hosts;
+	uint64_t reconnects, bad_msgs, gone_lost, gone_dropped;
+	struct top_brow *rows;
+	uint32_t nrows;
+};
+
 struct top_snap {
 	double mono, wall; /* CLOCK_MONOTONIC / CLOCK_REALTIME seconds */
 	double interval;   /* seconds since the previous snapshot, < 0 none */
@@ -163,6 +180,8 @@ struct top_snap {
 	uint32_t nnodes, cap_nodes;
 	struct top_ring *rings;
 	uint32_t nrings, cap_rings;
+	struct top_bridge *bridges; /* bridges.c */
+	uint32_t nbridges, cap_bridges;
 };
 
 /* ------------------------------------------------------------ shm.c */
@@ -243,6 +262,19 @@ void top__node_sum(struct top_snap *s, struct top_node *n);
 /* realloc @v to hold at least @need entries of @size (doubling *cap), or
  * NULL (then @v is untouched). */
 void *top_grow(void *v, uint32_t *cap, uint32_t need, size_t size);
+
+/* ------------------------------------------------------------ bridges.c */
+
+/* For scan.c: every /dev/shm/shmrpc-bridge.<domain> (only @domain's when
+ * not NULL) into s->bridges. 0 or -ENOMEM. */
+int top__scan_bridges(struct top_snap *s, const char *domain);
+void top__bridges_free(struct top_snap *s);
+/* Text: a block per bridge (out_text.c); JSON: the "bridges" array. */
+void top_bridges_text(FILE *f, const struct top_snap *s);
+void top_bridges_json(FILE *f, const struct top_snap *s);
+/* One line for the screen: "bridge D on H: NATS up, hosts 2, nodes 3 here
+ * 5 remote, lost 0 dropped 0". */
+void top_bridge_line(char *buf, size_t len, const struct top_bridge *b);
 
 /* ------------------------------------------------------------ rates.c */
 

@@ -153,6 +153,7 @@ static void draw_summary(struct ui *u)
 {
 	char l1[LINE], l2[LINE], w[2 * LINE];
 	struct top_summary sum;
+	uint32_t i;
 	int y;
 
 	top_summarize(&u->prev, u->o->view.domain, &sum);
@@ -160,7 +161,13 @@ static void draw_summary(struct ui *u)
 	top_wrap(w, sizeof(w), l1, COLS);
 	y = lines_at(0, w, A_BOLD);
 	top_wrap(w, sizeof(w), l2, COLS);
-	u->hdr = lines_at(y, w, A_NORMAL);
+	y = lines_at(y, w, A_NORMAL);
+	for (i = 0; i < u->prev.nbridges; i++) { /* one line per bridge (-b: a table) */
+		top_bridge_line(l1, sizeof(l1), &u->prev.bridges[i]);
+		top_wrap(w, sizeof(w), l1, COLS);
+		y = lines_at(y, w, A_NORMAL);
+	}
+	u->hdr = y;
 }
 
 /* Rows of the node list the screen holds: under the header, the view line

@@ -1,0 +1,68 @@
+# SPDX-License-Identifier: MIT
+# shmrpc-bridge (tools/bridge/), a fragment of the top Makefile. Built when
+# libnats is installed (Debian: libnats-dev; scripts/deps.sh test and bench
+# install it with nats-server); without it, `make` says so and goes on.
+#   BRIDGE_BIN        the bridge
+#   BRIDGE_BENCH_BIN  its benchmark (make bench-bridge)
+NATS_LIBS := $(shell pkg-config --libs libnats 2>/dev/null)
+BRIDGE_SRCS := $(filter-out tools/bridge/bench%.c,$(wildcard tools/bridge/*.c))
+BRIDGE_OBJS := $(BRIDGE_SRCS:%.c=$(B)/%.o)
+BRIDGE_BIN := $(B)/tools/shmrpc-bridge
+BRIDGE_BENCH_BIN := $(B)/tools/shmrpc-bridge-bench
+
+ifneq ($(NATS_LIBS),)
+BRIDGE_TARGETS := $(BRIDGE_BIN) $(BRIDGE_BENCH_BIN)
+BRIDGE_INSTALL := $(BRIDGE_BIN)
+else
+BRIDGE_TARGETS :=
+BRIDGE_INSTALL :=
+endif
+
+.PHONY: bridge bench-bridge
+bridge: $(if $(NATS_LIBS),$(BRIDGE_TARGETS),bridge-missing)
+
+.PHONY: bridge-missing
+bridge-missing:
+	@echo "  SKIP    shmrpc-bridge: libnats not found (apt-get install libnats-dev)"
+
+# Like every tool: the public header through the tools' include path
+# (docs/architecture.md); the bridge uses nothing else of the library.
+$(B)/tools/bridge/%.o: tools/bridge/%.c | $(TOOLS_HDRS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(TOOLS_CFLAGS) -c -o $@ $<
+
+$(BRIDGE_BIN): $(BRIDGE_OBJS) $(LIB_A)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $(BRIDGE_OBJS) $(LIB_A) $(LIB_DEPS) $(NATS_LIBS) $(LDLIBS)
+
+$(BRIDGE_BENCH_BIN): $(B)/tools/bridge/bench.o $(B)/tools/bridge/bench_run.o $(LIB_A)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $(B)/tools/bridge/bench.o $(B)/tools/bridge/bench_run.o \
+		$(LIB_A) $(LIB_DEPS) $(NATS_LIBS) -lm $(LDLIBS)
+
+# `make bench` ends with it: two bridges over a local nats-server, next to
+# plain libnats between two processes (root: hosts are mount namespaces).
+ifneq ($(NATS_LIBS),)
+bench-bridge: $(BRIDGE_BENCH_BIN) $(BRIDGE_BIN)
+	$(BRIDGE_BENCH_BIN) --bridge $(BRIDGE_BIN) $(BRIDGE_BENCH_ARGS)
+else
+bench-bridge:
+	@echo "bench-bridge: skipped, libnats not found (scripts/deps.sh bench installs it)"
+endif
+
+# tests/test_bridge runs the bridge (it links no libnats itself: without
+# the bridge's binary it skips).
+$(B)/tests/harness_bridge.o: tests/harness_bridge.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itools -DSHMRPC_BRIDGE_BIN='"$(BRIDGE_BIN)"' -c -o $@ $<
+
+$(B)/tests/test_bridge: tests/test_bridge.c $(TH_OBJS) $(B)/tests/harness_bridge.o \
+		$(LIB_A) $(BRIDGE_TARGETS) $(B)/tools/shmrpc-top
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itools -DSHMRPC_BRIDGE_BIN='"$(BRIDGE_BIN)"' \
+		-DSHMRPC_TOP_BIN='"$(B)/tools/shmrpc-top"' -o $@ $< \
+		$(TH_OBJS) $(B)/tests/harness_bridge.o $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) \
+		$(LDLIBS)

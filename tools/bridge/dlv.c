@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Inbound: a message from node X of host A to local node Y arrives on
+ * subject n.<Y>; it is sent into Y's ring from this host's proxy of X, so
+ * that Y sees X's name. Runs in main.c's thread, under the bridge's lock:
+ * right after a read of the socket, and in the retries.
+ *
+ * A stream is what one host sends to one local node: its messages carry
+ * sequence numbers 1, 2, ... so that a gap (a message NATS lost: a slow
+ * consumer, a server that died with it in flight) is counted, never
+ * silent. Y's ring full: the message waits in the stream's queue (never
+ * dropped), later ones queue behind it, and the main loop retries every
+ * millisecond. The sender may only have `window` messages (and
+ * window_bytes) not yet done here: this side grants more as it delivers
+ * (GRANT to h.<A>, cumulative, so a lost grant is repaired by the next),
+ * which bounds the queue and pushes back on the sender when Y is slow.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bridge.h"
+
+/* How long a message may wait for its sender's JOIN before it is dropped. */
+#define WAIT_JOIN_NS (3000 * 1000000ll)
+
+static void grant(struct br_dom *d, struct br_rstream *rs)
+{
+	struct br_hdr h = { .type = BR_GRANT,
+			    .epoch = rs->epoch,
+			    .stream = rs->stream,
+			    .inc = rs->dst->inc,
+			    .seq = rs->done };
+	char subj[BR_SUBJ];
+
+	snprintf(h.host, sizeof(h.host), "%s", d->br->o.host);
+	snprintf(h.name, sizeof(h.name), "%s", rs->dst->name);
+	br_subj_host(d, rs->host, subj);
+	if (br_pub(d->br, subj, &h, NULL, 0) == 0) {
+		rs->granted = rs->done;
+		rs->granted_bytes = rs->done_bytes;
+		rs->grant_ns = br_now_ns();
+	}
+}
+
+static void maybe_grant(struct br_dom *d, struct br_rstream *rs)
+{
+	if (rs->done - rs->granted >= d->br->o.window / 4 ||
+	    rs->done_bytes - rs->granted_bytes >= d->br->o.window_bytes / 4)
+		grant(d, rs);
+}
+
+static void mark_done(struct br_rstream *rs, uint64_t stream, uint64_t seq, uint32_t len)
+{
+	if (stream != rs->stream || seq <= rs->done)
+		return; /* an older stream's message: its credits are gone with it */
+	rs->done = seq;
+	rs->done_bytes += len;
+}
+
+/*
+ * Wakes are held back while a batch is delivered (SHMRPC_SEND_DEFER) and
+ * issued once at its end: a receiver that sleeps costs one wake per batch,
+ * not one per message.
+ */
+static void flush_wakes(struct br_dom *d)
+{
+	int i;
+
+	for (i = 0; i < d->ntouched; i++) {
+		shmrpc_flush(d->touched[i]->node);
+		d->touched[i]->touched = false;
+	}
+	d->ntouched = 0;
+}
+
+static void touch(struct br_dom *d, struct br_proxy *px)
+{
+	if (px->touched)
+		return;
+	if (d->ntouched == (int)(sizeof(d->touched) / sizeof(d->touched[0])))
+		flush_wakes(d);
+	px->touched = true;
+	d->touched[d->ntouched++] = px;
+}
+
+/* Into the local ring: 0 delivered, -EAGAIN later, else dropped (counted). */
+static int deliver(struct br_dom *d, struct br_rstream *rs, const char *from, const void *data,
+		   uint32_t len, int64_t since_ns)
+{
+	struct br_local *l = rs->dst;
+	struct br_proxy *px = br_map_get(&d->proxies, from);
+	int rc;
+
+	if (!px || strcmp(px->host, rs->host)) {
+		if (!px && br_now_ns() - since_ns < WAIT_JOIN_NS)
+			return -EAGAIN; /* its JOIN may still be on the way */
+		l->ctr.dropped++;
+		blog(BR_LOG_WARN, "drop domain=%s from=%s@%s to=%s why=%s name-at=%s", d->name,
+		     from, rs->host, l->name, px ? "name-collision" : "sender-unknown",
+		     px ? px->host : "-");
+		return -ENOENT;
+	}
+	rc = shmrpc_send_flags(px->node, l->name, data, len, 0, SHMRPC_SEND_DEFER);
+	switch (rc) {
+	case 0:
+		touch(d, px);
+		l->ctr.dlv_msgs++;
+		l->ctr.dlv_bytes += len;
+		px->ctr.dlv_msgs++;
+		px->ctr.dlv_bytes += len;
+		return 0;
+	case -EAGAIN: /* full: back-pressure, the normal case */
+	case -ENOENT: /* the node is gone: held (no credit back to its sender) */
+	case -EPIPE:  /* until the registry poll drops it with the node */
+	case -ENOSPC: /* /dev/shm, memory, descriptors: the library retries too */
+	case -ENOMEM:
+	case -EMFILE:
+	case -ENFILE:
+	case -EFBIG:
+		return -EAGAIN;
+	default:
+		l->ctr.dropped++;
+		blog(BR_LOG_WARN, "drop domain=%s from=%s to=%s len=%u error=%s", d->name, from,
+		     l->name, len, strerror(-rc));
+		return rc;
+	}
+}
+
+static void pend(struct br_dom *d, struct br_rstream *rs)
+{
+	uint64_t one = 1;
+
+	if (rs->pending)
+		return;
+	/* The first queued message: main's loop retries every millisecond
+	 * from now on; wake it, it may sleep until the next tick. */
+	if (!d->pending && write(d->br->wfd, &one, sizeof(one)) < 0)
+		blog(BR_LOG_DEBUG, "wake: %s", strerror(errno));
+	rs->pending = true;
+	rs->pend_next = d->pending;
+	d->pending = rs;
+}
+
+static void enqueue(struct br_dom *d, struct br_rstream *rs, uint64_t stream, uint64_t seq,
+		    const char *from, const void *data, uint32_t len)
+{
+	struct br_qmsg *q = NULL;
+
+	/* A bridge that keeps to its credits never has more than a window
+	 * here (two across a reconnect); one that does not is refused. */
+	if (rs->queued >= 2 * d->br->o.window + 1) {
+		if (rs->dst->ctr.dropped++ % 1000 == 0)
+			blog(BR_LOG_WARN, "drop domain=%s from=%s@%s to=%s why=over-its-credits",
+			     d->name, from, rs->host, rs->dst->name);
+		mark_done(rs, stream, seq, len);
+		return;
+	}
+	q = malloc(sizeof(*q) + len);
+	if (!q) {
+		rs->dst->ctr.dropped++;
+		blog(BR_LOG_ERROR, "drop domain=%s to=%s why=out-of-memory", d->name,
+		     rs->dst->name);
+		mark_done(rs, stream, seq, len);
+		return;
+	}
+	q->next = NULL;
+	q->stream = stream;
+	q->seq = seq;
+	q->since_ns = br_now_ns();
+	q->len = len;
+	snprintf(q->from, sizeof(q->from), "%s", from);
+	memcpy(q->data, data, len);
+	if (rs->tail)
+		rs->tail->next = q;
+	else
+		rs->head = q;
+	rs->tail = q;
+	rs->queued++;
+	rs->dst->ctr.queued++;
+	pend(d, rs);
+}
+
+/* The stream h belongs to, made or reset; NULL for a stale one. */
+static struct br_rstream *rstream(struct br_local *l, const struct br_hdr *h)
+{
+	struct br_rstream *rs = br_map_get(&l->streams, h->host);
+
+	if (!rs) {
+		rs = calloc(1, sizeof(*rs));
+		if (!rs)
+			return NULL;
+		snprintf(rs->host, sizeof(rs->host), "%s", h->host);
+		rs->dst = l;
+		if (br_map_put(&l->streams, rs)) {
+			free(rs);
+			return NULL;
+		}
+	} else if (rs->epoch == h->epoch && rs->stream == h->stream) {
+		return rs;
+	} else if (rs->epoch == h->epoch && h->stream < rs->stream) {
+		return NULL; /* an older stream of the same bridge: stale */
+	}
+	/* A new stream (the sender reconnected or restarted): what is queued
+	 * of the old one stays ahead of it. */
+	rs->epoch = h->epoch;
+	rs->stream = h->stream;
+	rs->expect = 1;
+	rs->done = rs->granted = rs->sync_seq = 0;
+	rs->done_bytes = rs->granted_bytes = 0;
+	return rs;
+}
+
+/* SYNC: the sender sent nothing after h->seq; what did not come is lost. */
+static void sync_stream(struct br_dom *d, struct br_rstream *rs, const struct br_hdr *h)
+{
+	if (h->seq >= rs->expect) {
+		rs->dst->ctr.lost += h->seq - rs->expect + 1;
+		blog(BR_LOG_WARN, "lost domain=%s from-host=%s to=%s count=%llu", d->name, rs->host,
+		     rs->dst->name, (unsigned long long)(h->seq - rs->expect + 1));
+		rs->expect = h->seq + 1;
+	}
+	rs->sync_seq = h->seq;
+	if (!rs->head && rs->done < h->seq)
+		rs->done = h->seq;
+	grant(d, rs);
+}
+
+static bool target_ok(struct br_dom *d, const char *subj, const struct br_hdr *h,
+		      struct br_local **out)
+{
+	const char *tok = strrchr(subj, '.');
+	char dst[BR_NAME];
+	struct br_local *l;
+
+	if (!tok || br_unesc(tok + 1, dst)) {
+		d->bad_msgs++;
+		return false;
+	}
+	l = br_map_get(&d->locals, dst);
+	if (l && !l->leaving && l->inc == h->inc) {
+		*out = l;
+		return true;
+	}
+	/* That incarnation is gone: lost with it, as for a local receiver
+	 * that left (the sender learns it from the membership). */
+	if (h->type == BR_BATCH)
+		(l ? &l->ctr : &d->gone)->lost += h->aux;
+	return false;
+}
+
+/* One message of a stream, in sequence order. */
+static void one(struct br_dom *d, struct br_rstream *rs, uint64_t stream, uint64_t seq,
+		const char *from, const void *data, uint32_t len)
+{
+	struct br_local *l = rs->dst;
+
+	if (seq < rs->expect)
+		return; /* a duplicate: never delivered twice */
+	if (seq > rs->expect) {
+		l->ctr.lost += seq - rs->expect;
+		blog(BR_LOG_WARN, "lost domain=%s from-host=%s to=%s count=%llu", d->name, rs->host,
+		     l->name, (unsigned long long)(seq - rs->expect));
+	}
+	rs->expect = seq + 1;
+	if (!rs->head && deliver(d, rs, from, data, len, br_now_ns()) != -EAGAIN) {
+		mark_done(rs, stream, seq, len);
+		return;
+	}
+	enqueue(d, rs, stream, seq, from, data, len);
+}
+
+/* A BATCH: entries of u8 name length, name, u32 length (LE), data. */
+static void batch(struct br_dom *d, struct br_rstream *rs, const struct br_hdr *h)
+{
+	const unsigned char *p = h->body, *end = h->body + h->body_len;
+	char from[BR_NAME];
+	uint64_t i;
+	uint32_t len;
+
+	for (i = 0; i < h->aux; i++) {
+		if (end - p < 5 || !p[0] || p[0] > SHMRPC_NAME_MAX || end - p < 5 + p[0])
+			break;
+		memcpy(from, p + 1, p[0]);
+		from[p[0]] = '\0';
+		memcpy(&len, p + 1 + p[0], 4);
+		len = le32toh(len);
+		if (!br_name_ok(from) || (uint64_t)(end - p) < 5u + p[0] + (uint64_t)len)
+			break;
+		one(d, rs, h->stream, h->seq + i, from, p + 5 + p[0], len);
+		p += 5 + p[0] + len;
+	}
+	if (i < h->aux || p != end)
+		d->bad_msgs++; /* the rest is garbage: what follows counts it lost */
+	flush_wakes(d);
+	maybe_grant(d, rs);
+}
+
+void br_dlv_data(struct br_dom *d, const char *subj, const struct br_hdr *h)
+{
+	struct br_local *l;
+	struct br_rstream *rs;
+
+	if ((h->type != BR_BATCH && h->type != BR_SYNC) || !target_ok(d, subj, h, &l))
+		return;
+	if (!(rs = rstream(l, h)))
+		return;
+	if (h->type == BR_SYNC)
+		sync_stream(d, rs, h);
+	else
+		batch(d, rs, h);
+}
+
+/* Deliver what rs holds, in order, until a ring is full. */
+static void flush(struct br_dom *d, struct br_rstream *rs)
+{
+	struct br_qmsg *q;
+
+	while ((q = rs->head)) {
+		if (deliver(d, rs, q->from, q->data, q->len, q->since_ns) == -EAGAIN)
+			break;
+		mark_done(rs, q->stream, q->seq, q->len);
+		rs->head = q->next;
+		if (!rs->head)
+			rs->tail = NULL;
+		rs->queued--;
+		rs->dst->ctr.queued--;
+		free(q);
+	}
+	if (!rs->head && rs->done < rs->sync_seq)
+		rs->done = rs->sync_seq;
+}
+
+void br_dlv_retry(struct br_dom *d)
+{
+	struct br_rstream **pp = &d->pending, *rs;
+
+	while ((rs = *pp)) {
+		flush(d, rs);
+		flush_wakes(d);
+		maybe_grant(d, rs);
+		if (rs->head) {
+			pp = &rs->pend_next;
+		} else {
+			rs->pending = false;
+			*pp = rs->pend_next;
+		}
+	}
+}
+
+/* Every 10 ms: a stream whose credits lag and that nothing else grants. */
+void br_dlv_idle_grants(struct br_dom *d, int64_t now)
+{
+	struct br_local *l;
+	struct br_rstream *rs;
+	uint32_t i = 0, j;
+
+	while ((l = br_map_next(&d->locals, &i)))
+		for (j = 0; (rs = br_map_next(&l->streams, &j));)
+			if (rs->done > rs->granted && now - rs->grant_ns > 10 * 1000000ll)
+				grant(d, rs);
+}
+
+static void unpend(struct br_dom *d, struct br_rstream *rs)
+{
+	struct br_rstream **pp;
+
+	for (pp = &d->pending; *pp; pp = &(*pp)->pend_next)
+		if (*pp == rs) {
+			*pp = rs->pend_next;
+			break;
+		}
+	rs->pending = false;
+}
+
+void br_rstream_free(struct br_rstream *rs)
+{
+	struct br_qmsg *q;
+
+	while ((q = rs->head)) {
+		rs->head = q->next;
+		free(q);
+	}
+	free(rs);
+}
+
+void br_dlv_drop_local(struct br_dom *d, struct br_local *l)
+{
+	struct br_rstream *rs;
+	uint32_t i = 0;
+
+	while ((rs = br_map_next(&l->streams, &i))) {
+		if (rs->pending)
+			unpend(d, rs);
+		/* Lost with the node, as in its ring. No grant: credits for a
+		 * node that is gone would let its senders' proxies take more
+		 * messages from their rings, and report those as sent. */
+		l->ctr.lost += rs->queued;
+		l->ctr.queued -= rs->queued;
+		if (rs->queued)
+			blog(BR_LOG_WARN,
+			     "lost domain=%s from-host=%s to=%s count=%u why=node-gone", d->name,
+			     rs->host, l->name, rs->queued);
+		br_rstream_free(rs);
+	}
+	br_map_free(&l->streams);
+	br_map_init(&l->streams, offsetof(struct br_rstream, host));
+}
+
+bool br_dlv_holds(struct br_dom *d, const char *from)
+{
+	struct br_rstream *rs;
+	struct br_qmsg *q;
+
+	for (rs = d->pending; rs; rs = rs->pend_next)
+		for (q = rs->head; q; q = q->next)
+			if (!strcmp(q->from, from))
+				return true;
+	return false;
+}

@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Outbound: local node X sends to proxy-Y (an ordinary send into an
+ * ordinary ring: back-pressure as with any slow receiver); main.c's loop
+ * sees proxy-Y's fd readable and comes here to take the messages out of
+ * its rings and publish each on n.<Y>, with X's name, in ring order.
+ *
+ * Credits: a stream (this host -> Y) may have `window` messages and
+ * `window_bytes` bytes published and not yet granted back by Y's bridge.
+ * Out of credits, proxy-Y's fd leaves the epoll set and its rings stay as
+ * they are: they fill, and X's next send blocks (or times out), exactly as
+ * when a local receiver is slow. A GRANT puts the fd back. A stall that no grant ends within a second sends a
+ * SYNC, which makes Y's bridge grant what it did (grants may be lost too).
+ *
+ * The messages found in the rings in one pass travel in one NATS message
+ * (BATCH): NATS' cost per message is paid per batch. Each keeps its own
+ * sequence number, taken only once the batch is published: a batch that
+ * could not be (too large for NATS, the client's buffer full) is counted
+ * as dropped here and leaves no gap there.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+
+#include "bridge.h"
+
+#define BATCH 256	  /* messages per proxy per loop pass: fairness */
+#define BATCH_BYTES 65536 /* past this, a batch goes out */
+#define STALL_SYNC_NS 1000000000ll
+
+/* Messages taken out of the rings, not published yet: one NATS message. */
+struct batch {
+	uint32_t len;	/* body bytes at br->batch + BR_WIRE_MAX */
+	uint32_t count; /* entries */
+	uint64_t bytes; /* their payload bytes */
+	uint32_t sizes[BATCH];
+	struct br_local *from[BATCH];
+	char names[BATCH][BR_NAME]; /* for the log of a failed publish */
+};
+
+static bool credit(const struct br_dom *d, const struct br_proxy *px, const struct batch *b)
+{
+	return px->seq + b->count - px->acked < d->br->o.window &&
+	       px->inflight_bytes + b->bytes < d->br->o.window_bytes;
+}
+
+static void stall(struct br_dom *d, struct br_proxy *px)
+{
+	if (px->blocked)
+		return;
+	px->blocked = true;
+	px->ctr.stalls++;
+	px->stall_ns = br_now_ns();
+	br_proxy_enable(d, px, false);
+}
+
+static void drop(struct br_dom *d, struct br_proxy *px, struct br_local *from, const char *name,
+		 uint32_t len, const char *why)
+{
+	struct br_ctr *c = from ? &from->ctr : &px->ctr;
+
+	if (c->dropped++ % 1000 == 0)
+		blog(BR_LOG_WARN, "drop domain=%s from=%s to=%s@%s len=%u why=%s count=%llu",
+		     d->name, name, px->name, px->host, len, why, (unsigned long long)c->dropped);
+}
+
+static void account(struct br_dom *d, struct br_proxy *px, struct br_local *l, uint32_t len)
+{
+	px->seq++;
+	px->sizes[px->seq % d->br->o.window] = len;
+	px->inflight_bytes += len;
+	px->ctr.fwd_msgs++;
+	px->ctr.fwd_bytes += len;
+	if (l) {
+		l->ctr.fwd_msgs++;
+		l->ctr.fwd_bytes += len;
+	}
+}
+
+/* Publish the batch; its messages take their sequence numbers only now. */
+static void flush(struct br_dom *d, struct br_proxy *px, struct batch *b)
+{
+	struct br_hdr h = { .type = BR_BATCH,
+			    .epoch = d->br->epoch,
+			    .stream = px->stream,
+			    .inc = px->inc,
+			    .seq = px->seq + 1,
+			    .aux = b->count };
+	uint32_t i;
+	int rc;
+
+	if (!b->count)
+		return;
+	memcpy(h.host, d->br->o.host, sizeof(h.host));
+	rc = br_pub_batch(d->br, px->subj, &h, b->len);
+	for (i = 0; i < b->count; i++)
+		if (rc)
+			drop(d, px, b->from[i], b->names[i], b->sizes[i],
+			     rc == -EMSGSIZE ? "larger-than-nats-max-payload" :
+					       "nats-publish-failed");
+		else
+			account(d, px, b->from[i], b->sizes[i]);
+	b->count = b->len = 0;
+	b->bytes = 0;
+}
+
+/* Copy one message into the batch (publishing the batch first if full). */
+static void add(struct br_dom *d, struct br_proxy *px, struct batch *b,
+		const struct shmrpc_rxbuf *rx, uint32_t len, struct br_local *l)
+{
+	uint32_t fl = (uint32_t)strlen(rx->from), le = htole32(len);
+	uint64_t cap = d->br->max_payload - BR_WIRE_MAX;
+	unsigned char *p;
+
+	if (b->len + 5 + fl + (uint64_t)len > cap || b->len >= BATCH_BYTES)
+		flush(d, px, b);
+	p = d->br->batch + BR_WIRE_MAX + b->len;
+	p[0] = (uint8_t)fl;
+	memcpy(p + 1, rx->from, fl);
+	memcpy(p + 1 + fl, &le, 4);
+	memcpy(p + 5 + fl, rx->data, len);
+	b->len += 5 + fl + len;
+	b->sizes[b->count] = len;
+	b->from[b->count] = l;
+	memcpy(b->names[b->count], rx->from, BR_NAME);
+	b->count++;
+	b->bytes += len;
+}
+
+/*
+ * What the rings hold for px, up to BATCH messages and the credits, in
+ * ring order, into one NATS message (a message is never held back waiting
+ * for more: the batch goes out as soon as the rings are empty).
+ */
+void br_fwd_drain(struct br_dom *d, struct br_proxy *px)
+{
+	struct shmrpc_rxbuf rx;
+	struct br_local *l;
+	struct batch b;
+	int n, len;
+
+	b.count = b.len = 0;
+	b.bytes = 0;
+	if (px->lingering)
+		return;
+	if (!atomic_load(&d->br->up)) { /* resumed by the resync */
+		br_proxy_enable(d, px, false);
+		return;
+	}
+	for (n = 0; n < BATCH; n++) {
+		if (!credit(d, px, &b)) {
+			flush(d, px, &b);
+			stall(d, px);
+			return;
+		}
+		len = shmrpc_peek(px->node, &rx, 0);
+		if (len == -EAGAIN)
+			break;
+		if (len < 0) { /* -EPROTO: that ring is dropped, the others go on */
+			blog(BR_LOG_WARN, "receive domain=%s node=%s error=%s (%s)", d->name,
+			     px->name, strerror(-len), shmrpc_last_error());
+			if (len == -EPROTO)
+				continue;
+			break;
+		}
+		l = br_local_sender(d, rx.from);
+		if (l && l->refused)
+			drop(d, px, l, rx.from, (uint32_t)len, "sender-name-lives-on-another-host");
+		else
+			add(d, px, &b, &rx, (uint32_t)len, l);
+		shmrpc_release(px->node, &rx);
+	}
+	flush(d, px, &b);
+}
+
+void br_fwd_grant(struct br_dom *d, const struct br_hdr *h)
+{
+	struct br_proxy *px = br_map_get(&d->proxies, h->name);
+	uint32_t w = d->br->o.window;
+
+	if (!px || strcmp(px->host, h->host) || px->inc != h->inc || h->epoch != d->br->epoch ||
+	    h->stream != px->stream)
+		return; /* for an older stream or incarnation */
+	while (px->acked < h->seq && px->acked < px->seq) {
+		px->acked++;
+		px->inflight_bytes -= px->sizes[px->acked % w];
+	}
+	if (px->blocked && px->seq - px->acked < w && px->inflight_bytes < d->br->o.window_bytes) {
+		px->blocked = false;
+		if (!px->lingering && atomic_load(&d->br->up))
+			br_proxy_enable(d, px, true);
+	}
+}
+
+static void send_sync(struct br_dom *d, struct br_proxy *px)
+{
+	struct br_hdr h = { .type = BR_SYNC,
+			    .epoch = d->br->epoch,
+			    .stream = px->stream,
+			    .inc = px->inc,
+			    .seq = px->seq };
+
+	memcpy(h.host, d->br->o.host, sizeof(h.host));
+	(void)br_pub(d->br, px->subj, &h, NULL, 0);
+}
+
+void br_fwd_reset(struct br_dom *d, struct br_proxy *px)
+{
+	if (px->seq)
+		send_sync(d, px); /* what did not arrive of the old stream is counted there */
+	px->stream = ++d->br->next_stream;
+	px->seq = px->acked = 0;
+	px->inflight_bytes = 0;
+	px->blocked = false;
+	if (!px->lingering)
+		br_proxy_enable(d, px, true);
+}
+
+void br_fwd_tick(struct br_dom *d, int64_t now)
+{
+	struct br_proxy *px;
+	uint32_t i = 0;
+
+	while ((px = br_map_next(&d->proxies, &i)))
+		if (px->blocked && now - px->stall_ns > STALL_SYNC_NS) {
+			send_sync(d, px);
+			px->stall_ns = now;
+		}
+}
+
+static void discard(struct shmrpc_node *n, const char *from, const void *data, size_t len,
+		    void *arg)
+{
+	(void)n;
+	(void)from;
+	(void)data;
+	(void)len;
+	(void)arg;
+}
+
+/* The control node takes broadcasts too (it is a node of the domain):
+ * nothing to do with them, every proxy got its own copy. */
+void br_fwd_ctl_drain(struct br_dom *d)
+{
+	while (shmrpc_dispatch(d->ctl, discard, NULL, 0) > 0)
+		;
+}

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Who owns each name of a bridged domain, and the proxies that make remote
+ * owners visible here.
+ *
+ * A name may be claimed by a node of this host and by nodes of other hosts
+ * (announced with the time each bridge first saw its node join, in
+ * CLOCK_REALTIME). The owner is the earliest claim, ties broken by the host
+ * name: every bridge computes the same owner from the same claims. A proxy
+ * (a node opened here under the owner's name) exists exactly when the owner
+ * is on another host and no node of this host holds the name; a node of
+ * this host that is not the owner is "refused": it keeps working locally,
+ * but the bridge forwards nothing from it and announces it as refused
+ * (docs/cross-host.md, "Names").
+ *
+ * A proxy that must go (its node left, its host died, its name changed
+ * owner) first lingers while messages from it wait in a delivery queue
+ * (dlv.c), at most a second, so that what its node sent before leaving is
+ * delivered under its name.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "bridge.h"
+#include "status.h"
+
+#define LINGER_NS (1000 * 1000000ll)
+
+struct owner {
+	const char *host;
+	uint64_t inc;
+	int64_t join_ns;
+	uint32_t max_msg;
+	bool local;
+};
+
+static bool earlier(int64_t ja, const char *ha, int64_t jb, const char *hb)
+{
+	return ja < jb || (ja == jb && strcmp(ha, hb) < 0);
+}
+
+static bool find_owner(struct br_dom *d, const char *name, struct owner *o)
+{
+	struct br_local *l = br_map_get(&d->locals, name);
+	struct br_host *hs;
+	struct br_claim *c;
+	bool found = false;
+	uint32_t i = 0;
+
+	if (l && !l->leaving) {
+		*o = (struct owner){ d->br->o.host, l->inc, l->join_ns, l->max_msg, true };
+		found = true;
+	}
+	while ((hs = br_map_next(&d->hosts, &i))) {
+		c = br_map_get(&hs->claims, name);
+		if (c && (!found || earlier(c->join_ns, hs->name, o->join_ns, o->host))) {
+			*o = (struct owner){ hs->name, c->inc, c->join_ns, c->max_msg, false };
+			found = true;
+		}
+	}
+	return found;
+}
+
+/* The proxy's ring: like the node's own (max_msg = ring / 2 - 8), but
+ * every message must fit in one NATS message with its headers. */
+static uint32_t ring_for(const struct br_dom *d, uint32_t max_msg)
+{
+	uint64_t want = 2 * ((uint64_t)max_msg + 8), r = 4096;
+	uint64_t cap = 2 * ((uint64_t)d->br->max_payload - BR_WIRE_MAX - BR_BATCH_ENTRY);
+
+	while (2 * r <= want && 2 * r <= cap && r < (1u << 30))
+		r *= 2;
+	return (uint32_t)r;
+}
+
+static int tag_alloc(struct bridge *br, struct br_proxy *px)
+{
+	uint32_t i;
+	struct br_proxy **t;
+
+	for (i = 0; i < br->ntags; i++)
+		if (!br->tags[i])
+			break;
+	if (i == br->ntags) {
+		t = realloc(br->tags, (br->ntags ? 2 * br->ntags : 64) * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		memset(t + br->ntags, 0, (br->ntags ? br->ntags : 64) * sizeof(*t));
+		br->ntags = br->ntags ? 2 * br->ntags : 64;
+		br->tags = t;
+	}
+	br->tags[i] = px;
+	px->tag = i;
+	return 0;
+}
+
+struct br_proxy *br_proxy_by_tag(struct bridge *br, uint32_t tag)
+{
+	return tag < br->ntags ? br->tags[tag] : NULL;
+}
+
+void br_proxy_enable(struct br_dom *d, struct br_proxy *px, bool on)
+{
+	struct epoll_event ev = { .events = on ? EPOLLIN : 0,
+				  .data.u64 = (uint64_t)BR_TAG_PROXY << BR_TAG_KIND_SHIFT |
+					      px->tag };
+
+	if (px->enabled == on)
+		return;
+	if (epoll_ctl(d->br->ep, EPOLL_CTL_MOD, px->fd, &ev))
+		blog(BR_LOG_ERROR, "epoll node=%s error=%s", px->name, strerror(errno));
+	px->enabled = on;
+}
+
+static int proxy_setup(struct br_dom *d, struct br_proxy *px)
+{
+	struct epoll_event ev = { .events = EPOLLIN,
+				  .data.u64 = (uint64_t)BR_TAG_PROXY << BR_TAG_KIND_SHIFT };
+
+	if ((px->fd = shmrpc_fd(px->node)) < 0)
+		return px->fd;
+	if (tag_alloc(d->br, px))
+		return -ENOMEM;
+	ev.data.u64 |= px->tag;
+	if (epoll_ctl(d->br->ep, EPOLL_CTL_ADD, px->fd, &ev)) {
+		d->br->tags[px->tag] = NULL;
+		return -errno;
+	}
+	px->enabled = true;
+	px->sizes = calloc(d->br->o.window, sizeof(*px->sizes));
+	if (!px->sizes)
+		return -ENOMEM; /* the epoll entry goes with the node's close */
+	px->stream = ++d->br->next_stream;
+	br_subj_node(d, px->name, px->subj);
+	return br_map_put(&d->proxies, px);
+}
+
+static void proxy_open(struct br_dom *d, const char *name, const struct owner *o)
+{
+	struct shmrpc_opts so = { .sz = sizeof(so), .domain = d->name };
+	struct br_proxy *px = calloc(1, sizeof(*px));
+	int rc;
+
+	if (!px)
+		return;
+	snprintf(px->name, sizeof(px->name), "%s", name);
+	px->d = d;
+	snprintf(px->host, sizeof(px->host), "%s", o->host);
+	px->inc = o->inc;
+	px->max_msg = o->max_msg;
+	px->row = -1;
+	so.ring_bytes = ring_for(d, o->max_msg);
+	so.proxy_host = o->host; /* shmrpc_is_local 0, shmrpc_node_host names it */
+	rc = shmrpc_open(name, &so, &px->node);
+	if (rc) {
+		/* -EEXIST: a node of this host took the name since the last
+		 * poll; the poll finds it and settles who owns the name. */
+		blog(rc == -EEXIST ? BR_LOG_INFO : BR_LOG_ERROR,
+		     "proxy-failed domain=%s node=%s host=%s error=%s (%s)", d->name, name, o->host,
+		     strerror(-rc), shmrpc_last_error());
+		free(px);
+		return;
+	}
+	if ((rc = proxy_setup(d, px))) {
+		blog(BR_LOG_ERROR, "proxy-failed domain=%s node=%s error=%s", d->name, name,
+		     strerror(-rc));
+		if (d->br->tags && px->tag < d->br->ntags && d->br->tags[px->tag] == px)
+			d->br->tags[px->tag] = NULL;
+		shmrpc_close(px->node);
+		free(px->sizes);
+		free(px);
+		return;
+	}
+	px->row = br_status_row(d, name, o->host, BR_STATUS_REMOTE);
+	blog(BR_LOG_INFO, "proxy-open domain=%s node=%s host=%s ring=%u", d->name, name, o->host,
+	     so.ring_bytes);
+}
+
+/*
+ * Close now. Messages its local senders queued to it and the bridge did
+ * not take yet go with it, as messages queued to a local node that leaves
+ * do (shmrpc_close): the bridge must not drain them to count them, since
+ * that would complete a blocked send that then reports success for a
+ * message nobody will receive.
+ */
+static void proxy_close(struct br_dom *d, struct br_proxy *px)
+{
+	d->gone.lost += px->ctr.lost;
+	d->gone.dropped += px->ctr.dropped;
+	br_map_del(&d->proxies, px->name);
+	d->br->tags[px->tag] = NULL;
+	shmrpc_close(px->node); /* its fd leaves the epoll set with it */
+	br_status_free_row(d, px->row);
+	blog(BR_LOG_INFO, "proxy-close domain=%s node=%s host=%s", d->name, px->name, px->host);
+	free(px->sizes);
+	free(px);
+}
+
+static void proxy_retire(struct br_dom *d, struct br_proxy *px)
+{
+	if (!br_dlv_holds(d, px->name)) {
+		proxy_close(d, px);
+		return;
+	}
+	if (!px->lingering) {
+		px->lingering = true;
+		px->linger_ns = br_now_ns();
+		br_proxy_enable(d, px, false); /* its node is gone: nothing more to it */
+	}
+}
+
+static void set_refused(struct br_dom *d, struct br_local *l, bool refused, const char *owner)
+{
+	if (l->refused == refused)
+		return;
+	l->refused = refused;
+	br_status_set_kind(d, l->row, refused ? BR_STATUS_REFUSED : BR_STATUS_LOCAL,
+			   refused ? owner : d->br->o.host);
+	if (refused)
+		blog(BR_LOG_WARN,
+		     "collision domain=%s node=%s lives-on=%s: this host's node of that name "
+		     "joined later, the bridge forwards nothing from it",
+		     d->name, l->name, owner);
+	else
+		blog(BR_LOG_INFO, "collision-over domain=%s node=%s", d->name, l->name);
+}
+
+void br_resolve(struct br_dom *d, const char *name)
+{
+	struct br_local *l = br_map_get(&d->locals, name);
+	struct br_proxy *px = br_map_get(&d->proxies, name);
+	bool live_local = l && !l->leaving;
+	struct owner o = { 0 };
+	bool have = find_owner(d, name, &o);
+
+	if (live_local)
+		set_refused(d, l, have && !o.local, have ? o.host : "");
+	if (px && px->lingering)
+		return; /* decided again when it closes */
+	if (px && (!have || o.local || strcmp(px->host, o.host) || px->inc != o.inc)) {
+		proxy_retire(d, px);
+		if (br_map_get(&d->proxies, name))
+			return;
+		px = NULL;
+	}
+	if (have && !o.local && !live_local && !px)
+		proxy_open(d, name, &o);
+}
+
+void br_names_tick(struct br_dom *d, int64_t now)
+{
+	char name[BR_NAME];
+	struct br_proxy *px;
+	uint32_t i = 0;
+
+	while ((px = br_map_next(&d->proxies, &i))) {
+		if (!px->lingering ||
+		    (br_dlv_holds(d, px->name) && now - px->linger_ns < LINGER_NS))
+			continue;
+		snprintf(name, sizeof(name), "%s", px->name);
+		proxy_close(d, px);
+		br_resolve(d, name);
+		i = 0; /* the table changed: start over */
+	}
+}
+
+void br_names_fini(struct br_dom *d)
+{
+	struct br_proxy *px;
+	uint32_t i = 0;
+
+	while ((px = br_map_next(&d->proxies, &i))) {
+		proxy_close(d, px);
+		i = 0;
+	}
+	br_map_free(&d->proxies);
+}

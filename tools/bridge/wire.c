@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What travels over NATS, and nothing else: the header every bridge
+ * message starts with, snapshot entries, and node names as subject tokens.
+ * Everything received is checked here before any other file sees it: a
+ * host on the same NATS account could send anything (docs/cross-host.md).
+ *
+ *	offset  size
+ *	 0      1    magic 'S'
+ *	 1      1    version (1)
+ *	 2      1    type (enum br_type)
+ *	 3      1    host_len (1..63)
+ *	 4      1    name_len (0..63)
+ *	 5      3    zero
+ *	 8      8    epoch       all integers little-endian
+ *	16      8    stream
+ *	24      8    inc
+ *	32      8    seq
+ *	40      8    aux
+ *	48      host_len bytes, name_len bytes, then the body
+ */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+
+#include "bridge.h"
+
+#define MAGIC 'S'
+#define VERSION 1
+
+static void put64(unsigned char *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+int br_name_ok(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
+			return 0;
+	return i >= 1 && i <= SHMRPC_NAME_MAX && s[0] != '.';
+}
+
+uint32_t br_wire_put(const struct br_hdr *h, unsigned char *buf)
+{
+	size_t hl = strlen(h->host), nl = strlen(h->name);
+
+	buf[0] = MAGIC;
+	buf[1] = VERSION;
+	buf[2] = h->type;
+	buf[3] = (uint8_t)hl;
+	buf[4] = (uint8_t)nl;
+	buf[5] = buf[6] = buf[7] = 0;
+	put64(buf + 8, h->epoch);
+	put64(buf + 16, h->stream);
+	put64(buf + 24, h->inc);
+	put64(buf + 32, h->seq);
+	put64(buf + 40, h->aux);
+	memcpy(buf + BR_WIRE_FIXED, h->host, hl);
+	memcpy(buf + BR_WIRE_FIXED + hl, h->name, nl);
+	return (uint32_t)(BR_WIRE_FIXED + hl + nl);
+}
+
+static int bad(const char **why, const char *what)
+{
+	*why = what;
+	return -EPROTO;
+}
+
+int br_wire_get(const void *data, int len, struct br_hdr *h, const char **why)
+{
+	const unsigned char *p = data;
+
+	if (len < BR_WIRE_FIXED)
+		return bad(why, "shorter than a header");
+	if (p[0] != MAGIC || p[1] != VERSION)
+		return bad(why, "not a bridge message of version 1");
+	h->type = p[2];
+	h->host_len = p[3];
+	h->name_len = p[4];
+	if (h->type < BR_DATA || h->type > BR_BATCH)
+		return bad(why, "unknown type");
+	if (!h->host_len || h->host_len > SHMRPC_NAME_MAX || h->name_len > SHMRPC_NAME_MAX ||
+	    BR_WIRE_FIXED + h->host_len + h->name_len > len)
+		return bad(why, "name lengths out of bounds");
+	h->epoch = get64(p + 8);
+	h->stream = get64(p + 16);
+	h->inc = get64(p + 24);
+	h->seq = get64(p + 32);
+	h->aux = get64(p + 40);
+	memcpy(h->host, p + BR_WIRE_FIXED, h->host_len);
+	h->host[h->host_len] = '\0';
+	memcpy(h->name, p + BR_WIRE_FIXED + h->host_len, h->name_len);
+	h->name[h->name_len] = '\0';
+	if (!br_name_ok(h->host) || (h->name_len && !br_name_ok(h->name)))
+		return bad(why, "a name with bytes outside [A-Za-z0-9._-]");
+	h->body = p + BR_WIRE_FIXED + h->host_len + h->name_len;
+	h->body_len = (uint32_t)(len - (BR_WIRE_FIXED + h->host_len + h->name_len));
+	return 0;
+}
+
+/*
+ * Subject tokens. NATS splits subjects at '.', and names may hold dots:
+ * '.' becomes "_2e" and '_' becomes "_5f" (so that '_' always starts an
+ * escape and the mapping is one-to-one); letters, digits and '-' stay.
+ */
+void br_esc(const char *name, char *out)
+{
+	for (; *name; name++) {
+		if (*name == '.' || *name == '_') {
+			*out++ = '_';
+			*out++ = *name == '.' ? '2' : '5';
+			*out++ = *name == '.' ? 'e' : 'f';
+		} else {
+			*out++ = *name;
+		}
+	}
+	*out = '\0';
+}
+
+int br_unesc(const char *tok, char *out)
+{
+	size_t n = 0;
+
+	for (; *tok && n < SHMRPC_NAME_MAX; n++) {
+		if (*tok != '_') {
+			out[n] = *tok++;
+		} else if (!strncmp(tok, "_2e", 3) || !strncmp(tok, "_5f", 3)) {
+			out[n] = tok[1] == '2' ? '.' : '_';
+			tok += 3;
+		} else {
+			return -EINVAL;
+		}
+	}
+	out[n] = '\0';
+	return *tok || !br_name_ok(out) ? -EINVAL : 0;
+}
+
+/* A snapshot entry: inc, join time, max_msg, name length, name. */
+#define SNAP_FIXED 21
+
+uint32_t br_snap_put(unsigned char *p, const struct br_claim *c)
+{
+	size_t nl = strlen(c->name);
+	uint32_t m = htole32(c->max_msg);
+
+	put64(p, c->inc);
+	put64(p + 8, (uint64_t)c->join_ns);
+	memcpy(p + 16, &m, 4);
+	p[20] = (uint8_t)nl;
+	memcpy(p + SNAP_FIXED, c->name, nl);
+	return (uint32_t)(SNAP_FIXED + nl);
+}
+
+/* 1 and the entry, 0 at the end, -EPROTO for garbage. */
+int br_snap_get(const unsigned char **p, const unsigned char *end, struct br_claim *c)
+{
+	const unsigned char *q = *p;
+	uint32_t m;
+
+	if (q == end)
+		return 0;
+	if (end - q < SNAP_FIXED || q[20] == 0 || q[20] > SHMRPC_NAME_MAX ||
+	    end - q < SNAP_FIXED + q[20])
+		return -EPROTO;
+	c->inc = get64(q);
+	c->join_ns = (int64_t)get64(q + 8);
+	memcpy(&m, q + 16, 4);
+	c->max_msg = le32toh(m);
+	memcpy(c->name, q + SNAP_FIXED, q[20]);
+	c->name[q[20]] = '\0';
+	if (!br_name_ok(c->name))
+		return -EPROTO;
+	*p = q + SNAP_FIXED + q[20];
+	return 1;
+}
