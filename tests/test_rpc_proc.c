@@ -420,10 +420,8 @@ static void test_rpc_proc_caller_killed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_rpc_proc_echo_random_sizes),
-		T(test_rpc_proc_eight_threads_two_servers),
-		T(test_rpc_proc_server_killed),
-		T(test_rpc_proc_server_leaves),
+		T(test_rpc_proc_echo_random_sizes), T(test_rpc_proc_eight_threads_two_servers),
+		T(test_rpc_proc_server_killed),	    T(test_rpc_proc_server_leaves),
 		T(test_rpc_proc_caller_killed),
 	};
 
