@@ -79,6 +79,9 @@ BENCH_EXTRA_DEPS := $(LIB_A)
 BENCH_EXTRA_LIBS := $(LIB_A) $(LIB_DEPS)
 include tools/bench/bench.mk
 $(BENCH_OBJS): | $(TOOLS_HDRS)
+# The tests' harness, before bridge.mk (its test_bridge rule lists it:
+# prerequisites expand where the rule is read).
+TH_OBJS := $(B)/tests/harness.o $(B)/tests/harness_shm.o
 include tools/bridge/bridge.mk
 
 TOOLS := $(B)/tools/shmrpc-info $(B)/tools/shmrpc-demo $(B)/tools/shmrpc-top \
@@ -143,8 +146,6 @@ $(B)/tools/%: tools/%.c $(LIB_A) | $(TOOLS_HDRS)
 TEST_SRCS := $(filter-out tests/test_probe.c,$(wildcard tests/test_*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(B)/tests/%) $(B)/tests/test_probe
 TEST_LIBS := -lcmocka
-# The harness (tests/harness.h) every test program links.
-TH_OBJS := $(B)/tests/harness.o $(B)/tests/harness_shm.o
 
 tests: $(TESTS)
 

@@ -106,8 +106,7 @@ int shmrpc__log_env_check(void)
 			   getenv("SHMRPC_LOG") ? getenv("SHMRPC_LOG") : "");
 }
 
-/* Is anything listening at @level? (Skip building costly arguments.) */
-static bool log_on(int level)
+bool shmrpc__log_on(int level)
 {
 	int min = atomic_load_explicit(&log_min, memory_order_relaxed);
 
@@ -134,7 +133,7 @@ void shmrpc__log(int level, const char *fmt, ...)
 	int saved = errno;
 	va_list ap;
 
-	if (level < SHMRPC_LOG_DEBUG || level > SHMRPC_LOG_WARN || !log_on(level))
+	if (level < SHMRPC_LOG_DEBUG || level > SHMRPC_LOG_WARN || !shmrpc__log_on(level))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);

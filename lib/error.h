@@ -17,6 +17,7 @@
 #define SHMRPC_ERROR_H
 
 #include <errno.h>
+#include <stdbool.h>
 
 #include "shmrpc.h"
 
@@ -27,6 +28,8 @@ int shmrpc__ret(int rc, const char *call);
 
 /* What the library does on its own, at @level (SHMRPC_LOG_*). */
 void shmrpc__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Is anything listening at @level? (Skip building costly arguments.) */
+bool shmrpc__log_on(int level);
 /* $SHMRPC_LOG: 0 if unset or valid, else -EINVAL with the message set. */
 int shmrpc__log_env_check(void);
 

@@ -231,7 +231,7 @@ int shmrpc_insp_reclaim_exited(struct shmrpc_insp_reg *r, uint32_t slot, uint32_
 
 int shmrpc_insp_sweep(struct shmrpc_insp_reg *r)
 {
-	return shmrpc__reclaim_sweep(r->lib, UINT32_MAX, 0);
+	return shmrpc__reclaim_sweep(r->lib, UINT32_MAX);
 }
 
 uint32_t shmrpc_insp_recount(struct shmrpc_insp_reg *r)

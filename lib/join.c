@@ -85,7 +85,7 @@ int shmrpc__join_take(struct shmrpc__reg *r, const struct shmrpc__join *j, uint3
 		return err;
 	join_reclaim(r);
 	i = shmrpc__reg_take(r, j, gen);
-	if (i == -ENOSPC && shmrpc__reclaim_sweep(r, UINT32_MAX, 0) > 0)
+	if (i == -ENOSPC && shmrpc__reclaim_sweep(r, UINT32_MAX) > 0)
 		i = shmrpc__reg_take(r, j, gen);
 	return i;
 }

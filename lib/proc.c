@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,13 +15,18 @@
 
 #include "proc.h"
 
-int shmrpc__proc_start_time(pid_t pid, uint64_t *start)
+/* Field @want (>= 3) of /proc/@pid/stat ("self" for 0) as a number: 0 or
+ * -errno. */
+static int stat_field(pid_t pid, int want, uint64_t *v)
 {
 	char path[64], buf[1024], *p;
 	ssize_t n;
 	int fd, field;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/stat");
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -36,14 +40,25 @@ int shmrpc__proc_start_time(pid_t pid, uint64_t *start)
 	if (!p)
 		return -EIO;
 	/* p is the end of field 2; each step lands on the space before the
-	 * next field, so 20 steps reach the one before field 22, starttime
-	 * (field 21, itrealvalue, is always 0). */
-	for (field = 2; field < 22 && p; field++)
+	 * next field, so want - 2 steps reach the one before field @want. */
+	for (field = 2; field < want && p; field++)
 		p = strchr(p + 1, ' ');
 	if (!p)
 		return -EIO;
-	*start = strtoull(p + 1, NULL, 10);
+	*v = strtoull(p + 1, NULL, 10);
 	return 0;
+}
+
+int shmrpc__proc_start_time(pid_t pid, uint64_t *start)
+{
+	return stat_field(pid, 22, start); /* starttime */
+}
+
+int shmrpc__proc_threads(void)
+{
+	uint64_t v;
+
+	return stat_field(0, 20, &v) ? -1 : (int)v; /* num_threads */
 }
 
 static int proc_read_self(struct shmrpc__proc *p)
@@ -74,9 +89,4 @@ int shmrpc__proc_self(struct shmrpc__proc *p)
 	p->uid = geteuid(); /* may change (seteuid): not cached */
 	pthread_mutex_unlock(&lock);
 	return err;
-}
-
-bool shmrpc__pid_gone(int32_t pid)
-{
-	return pid <= 0 || (kill(pid, 0) && errno == ESRCH);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * This process's identity as a registry slot records it, and what /proc
- * and kill(2) say of other processes (proc.c).
+ * says of other processes (proc.c).
  */
 #ifndef SHMRPC_PROC_H
 #define SHMRPC_PROC_H
@@ -21,8 +21,7 @@ struct shmrpc__proc {
 int shmrpc__proc_self(struct shmrpc__proc *p);
 /* Start time of @pid, /proc/PID/stat field 22: 0 or -errno. */
 int shmrpc__proc_start_time(pid_t pid, uint64_t *start);
-/* No process of our pid namespace has @pid, as far as kill(2) says (a
- * zombie still has it). */
-bool shmrpc__pid_gone(int32_t pid);
+/* How many threads this process has (/proc/self/stat field 20), or -1. */
+int shmrpc__proc_threads(void);
 
 #endif /* SHMRPC_PROC_H */

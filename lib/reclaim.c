@@ -23,11 +23,11 @@
 #include <unistd.h>
 
 #include "reclaim.h"
+#include "error.h"
 #include "futex.h"
 #include "layout.h"
 #include "names.h"
 #include "nodeseg.h"
-#include "proc.h"
 #include "regfile.h"
 #include "registry.h"
 #include "ring.h"
@@ -179,6 +179,7 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 	struct shmrpc__slot *s = &r->slots[slot];
 	struct shmrpc__node_hdr *h;
 	char path[SHMRPC__PATH_MAX];
+	struct shmrpc__slot_view v = { .pid = 0 };
 	uint64_t size;
 	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
 
@@ -191,6 +192,9 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 	 * segment is missing or unlocked lost its joiner (dom_repair). */
 	if (!exited && shmrpc__node_alive(r, slot, gen) != 0)
 		return 0;
+	/* For the log only: a name that fails the check is not printed. */
+	if (shmrpc__log_on(SHMRPC_LOG_INFO) && shmrpc__reg_read(r, slot, &v))
+		v.name[0] = '\0', v.pid = 0;
 	shmrpc__node_path(path, r, slot, gen);
 	/* Read-write: close_dead marks it. */
 	if (!shmrpc__node_map(r, slot, gen, &h, &size, NULL)) {
@@ -201,6 +205,9 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 	}
 	shmrpc__seg_unlink(path);
 	shmrpc__reg_free(r, slot, gen);
+	shmrpc__log(SHMRPC_LOG_INFO, "domain %s: node '%s' (slot %u, pid %d) %s: reclaimed",
+		    r->domain, v.name[0] ? v.name : "?", slot, (int)v.pid,
+		    exited ? "exited (the exit probe's report)" : "is dead (its lock is free)");
 	return 1;
 }
 
@@ -224,32 +231,49 @@ int shmrpc__reclaim_exited(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
 	return reclaim(r, slot, gen, true);
 }
 
-int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot, uint64_t cheap_pidns)
+/*
+ * Reclaim the dead among the written slots in [@from, @to) but @self_slot;
+ * with @until_live, stop at the first that is not dead: -EBUSY then, else
+ * how many were reclaimed. Every written slot, not only those below the
+ * shared (untrusted) hi. A slot neither FREE nor LIVE is a joiner that died
+ * (joiners hold the lock from JOINING to LIVE) or garbage: shmrpc__reclaim
+ * frees it once its node's lock says so.
+ */
+static int sweep(struct shmrpc__reg *r, uint32_t from, uint32_t to, uint32_t self_slot,
+		 bool until_live)
 {
 	struct shmrpc__reg_scan sc = { 0, 0 };
 	uint32_t i;
-	int n = 0;
+	int n = 0, rc;
 
-	/* Every written slot, not only those below the shared (untrusted) hi.
-	 * A slot neither FREE nor LIVE is a joiner that died (joiners hold the
-	 * lock from JOINING to LIVE) or garbage: shmrpc__reclaim frees it once
-	 * its node's lock says so. */
-	for (i = shmrpc__reg_scan_next(r, &sc, 0); i < r->capacity;
+	for (i = shmrpc__reg_scan_next(r, &sc, from); i < to;
 	     i = shmrpc__reg_scan_next(r, &sc, i + 1)) {
-		uint32_t st = atomic_load_explicit(&r->slots[i].state, memory_order_relaxed);
-
-		if (i == self_slot || st == SHMRPC__SLOT_FREE)
+		if (i == self_slot ||
+		    atomic_load_explicit(&r->slots[i].state, memory_order_relaxed) ==
+			    SHMRPC__SLOT_FREE)
 			continue;
-		/* Cheap: a node of that pid namespace whose pid still exists
-		 * is taken as alive without the lock check. */
-		if (cheap_pidns && st == SHMRPC__SLOT_LIVE &&
-		    atomic_load_explicit(&r->slots[i].pidns, memory_order_relaxed) == cheap_pidns &&
-		    !shmrpc__pid_gone(atomic_load_explicit(&r->slots[i].pid, memory_order_relaxed)))
-			continue;
-		n += shmrpc__reclaim(r, i,
+		rc = shmrpc__reclaim(r, i,
 				     atomic_load_explicit(&r->slots[i].gen, memory_order_relaxed));
+		/* Not FREE, the gen just read (under the lock): alive, or
+		 * cannot be told dead. */
+		if (!rc && until_live)
+			return -EBUSY;
+		n += rc;
 	}
 	return n;
+}
+
+int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot)
+{
+	return sweep(r, 0, r->capacity, self_slot, false);
+}
+
+bool shmrpc__reclaim_any_alive(struct shmrpc__reg *r, uint32_t from)
+{
+	if (from >= r->capacity)
+		from = 0;
+	return sweep(r, from, r->capacity, UINT32_MAX, true) == -EBUSY ||
+	       sweep(r, 0, from, UINT32_MAX, true) == -EBUSY;
 }
 
 /*

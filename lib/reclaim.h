@@ -6,6 +6,7 @@
 #ifndef SHMRPC_RECLAIM_H
 #define SHMRPC_RECLAIM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "regfile.h"
@@ -26,10 +27,13 @@ int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
 int shmrpc__reclaim_exited(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
 /* Under the lock: reclaim every slot whose node is gone, and every slot
  * that is neither FREE nor LIVE (no joiner can be at work while we hold the
- * lock). Returns how many. @cheap_pidns non-zero: nodes of that pid
- * namespace whose pid exists are taken as alive without the (dearer) lock
- * check. */
-int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot, uint64_t cheap_pidns);
+ * lock). Returns how many. */
+int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot);
+/* Under the lock: is a node of @r alive, or not to be told dead? Slot by
+ * slot from @from on (wrapping), each dead one met is reclaimed until the
+ * first that is not: a leaver's "is anyone left?" while others live costs
+ * one liveness check. false: every slot was checked and none is left. */
+bool shmrpc__reclaim_any_alive(struct shmrpc__reg *r, uint32_t from);
 /* shmrpc__reclaim under the lock it takes: 1, 0, or -errno (the lock). */
 int shmrpc__reclaim_locked(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
 /* The registry lock, with the repair of a joiner that died holding it

@@ -114,6 +114,11 @@ again:
 			 * -EPIPE), or doomed while a peek into it is held. A
 			 * held record cannot vanish but by a corrupt ring. */
 			held = r == in->peeked;
+			if (rc == -EPROTO)
+				shmrpc__log(SHMRPC_LOG_WARN,
+					    "node %s: the ring from '%s' (slot %u) is corrupt: "
+					    "dropped, its sender gets -EPIPE",
+					    n->name, r->from, r->tx_slot);
 			shmrpc__in_drop(n, r);
 			if (rc == -ENOENT && !held)
 				goto again;

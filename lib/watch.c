@@ -51,11 +51,13 @@
  * cleaned up. A deployment has no reason to set it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -63,6 +65,7 @@
 #include "layout.h"
 #include "node_types.h"
 #include "nodeseg.h"
+#include "proc.h"
 #include "reclaim.h"
 #include "registry.h"
 
@@ -344,6 +347,36 @@ static void *watcher(void *arg)
 	return NULL;
 }
 
+/*
+ * Every node holds a descriptor (its liveness lock), so the process's
+ * descriptor table grows, doubling, as nodes join. Once a second thread
+ * shares the table, each growth waits for an RCU grace period
+ * (expand_fdtable): 6-15 ms in a VM, at the joins that passed 256 and 512
+ * descriptors. With one thread it takes microseconds: grow the table once,
+ * to FDTAB_ENTRIES (or RLIMIT_NOFILE's soft limit, if lower), before the
+ * watcher becomes the second thread; a process that has threads already
+ * would wait for the grace period now, at its first join: it is left as
+ * it is. About 8 bytes of kernel memory per entry. Best effort.
+ */
+#define FDTAB_ENTRIES 4096
+
+static void fdtab_grow(int fd)
+{
+	struct rlimit rl;
+	rlim_t k = FDTAB_ENTRIES;
+	int big;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || shmrpc__proc_threads() != 1)
+		return;
+	if (rl.rlim_cur < k)
+		k = rl.rlim_cur;
+	if (k < 2)
+		return;
+	big = fcntl(fd, F_DUPFD_CLOEXEC, (int)(k - 1)); /* the lowest free from k - 1 */
+	if (big >= 0)
+		close(big);
+}
+
 int shmrpc__watch_start(void)
 {
 	sigset_t all, old;
@@ -369,6 +402,7 @@ int shmrpc__watch_start(void)
 		rc = -errno;
 		goto out;
 	}
+	fdtab_grow(W.epfd);
 	/* The watcher takes no signals: they belong to the application. It
 	 * lives as long as the process (a detached thread, mostly asleep). */
 	sigfillset(&all);

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 
 #include "harness.h"
@@ -97,6 +98,59 @@ static void test_errno_untouched(void **state)
 	assert_int_equal(errno, 4242);
 }
 
+/* What the library does on its own is logged: a dead node reclaimed. */
+static char logged[4096];
+
+static void log_keep(int level, const char *msg, void *arg)
+{
+	(void)arg;
+	if (level == SHMRPC_LOG_INFO && strlen(logged) + strlen(msg) + 2 < sizeof(logged)) {
+		strcat(logged, msg);
+		strcat(logged, "\n");
+	}
+}
+
+struct doomed {
+	struct th_dom *d;
+	struct th_gate open;
+};
+
+static int doomed_node(void *arg)
+{
+	struct doomed *x = arg;
+
+	CHILD_CHECK(th_open(x->d, "doomed"));
+	th_gate_open(&x->open);
+	pause(); /* until SIGKILL */
+	return 0;
+}
+
+static void test_log_says_dead_node_reclaimed(void **state)
+{
+	struct th_dom *d = *state;
+	struct doomed x = { .d = d };
+	struct shmrpc_node *n;
+	pid_t pid;
+	char want[128];
+
+	logged[0] = '\0';
+	th_gate_init(&x.open);
+	pid = th_fork(doomed_node, &x);
+	assert_int_equal(th_gate_wait(&x.open, 10000), 0);
+	th_gate_close(&x.open);
+	shmrpc_set_log(log_keep, NULL);
+	kill(pid, SIGKILL);
+	assert_int_equal(th_wait(pid, 10000), 128 + SIGKILL);
+	/* A join checks every slot of a small domain: it reclaims the dead. */
+	n = th_open(d, "sweeper");
+	assert_non_null(n);
+	shmrpc_set_log(NULL, NULL);
+	snprintf(want, sizeof(want), "domain %s: node 'doomed'", d->name);
+	if (!strstr(logged, want) || !strstr(logged, "is dead (its lock is free): reclaimed"))
+		fail_msg("log: \"%s\"", logged);
+	shmrpc_close(n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -107,6 +161,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_last_error_is_per_thread, th_setup,
 						th_teardown),
 		cmocka_unit_test_setup_teardown(test_errno_untouched, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_log_says_dead_node_reclaimed, th_setup,
+						th_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -196,6 +196,17 @@ static int evil_ring_sender(void *arg)
 	return 0;
 }
 
+/* The drop is logged (a warning naming the ring's sender). */
+static int corrupt_logged;
+
+static void count_corrupt(int level, const char *msg, void *arg)
+{
+	(void)arg;
+	if (level == SHMRPC_LOG_WARN && strstr(msg, "node rx: the ring from 'evil'") &&
+	    strstr(msg, "is corrupt: dropped"))
+		corrupt_logged++;
+}
+
 static void corrupt_ring_while_blocked(struct th_dom *d, int how)
 {
 	struct evil_ring e = { .d = d, .how = how };
@@ -217,8 +228,12 @@ static void corrupt_ring_while_blocked(struct th_dom *d, int how)
 	ring_name(rx, "evil", "rx", path);
 	assert_true(hx_exists(path));
 	th_gate_open(&e.got);
+	corrupt_logged = 0;
+	shmrpc_set_log(count_corrupt, NULL);
 	/* blocks until the sender corrupts the ring and wakes us */
 	assert_int_equal(shmrpc_recv(rx, buf, sizeof(buf), from, 10000), -EPROTO);
+	shmrpc_set_log(NULL, NULL);
+	assert_int_equal(corrupt_logged, 1);
 	assert_false(hx_exists(path)); /* dropped and unlinked */
 	assert_int_equal(shmrpc_stats(rx, &st), 0);
 	assert_int_equal(st.rings_in, 0);

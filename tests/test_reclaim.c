@@ -395,8 +395,8 @@ static void test_reclaim_sweep_frees_the_dead_only(void **state)
 	th_holder_kill(&k2);
 	assert_int_equal(th_dom_files(d->name, ".node."), 4);
 	assert_int_equal(shmrpc__dom_lock(p->reg), 0);
-	assert_int_equal(shmrpc__reclaim_sweep(p->reg, UINT32_MAX, 0), 2);
-	assert_int_equal(shmrpc__reclaim_sweep(p->reg, UINT32_MAX, 0), 0);
+	assert_int_equal(shmrpc__reclaim_sweep(p->reg, UINT32_MAX), 2);
+	assert_int_equal(shmrpc__reclaim_sweep(p->reg, UINT32_MAX), 0);
 	assert_int_equal(shmrpc__reg_recount(p->reg), 2); /* p, live */
 	shmrpc__reg_unlock(p->reg);
 	assert_int_equal(th_dom_files(d->name, ".node."), 2);

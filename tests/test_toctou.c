@@ -81,10 +81,26 @@ static void pin_cpu(int cpu)
 	sched_setaffinity(0, sizeof(set), &set);
 }
 
+/*
+ * The children are forked before the parent opens its node: a fork from a
+ * process whose library threads (the watcher) may hold the allocator's
+ * lock leaves the child's first malloc waiting forever under ASan (its
+ * allocator has no fork handlers). What they need of the parent's node
+ * they find in memory shared with it, once their gate opens.
+ */
+static void *shared_alloc(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	assert_true(p != MAP_FAILED);
+	return p;
+}
+
 /* ----------------------------------------------- registry capacity */
 
 struct reg_race {
 	struct th_dom *d;
+	struct th_gate go[2]; /* flipper's, victim's: the keeper is open */
 	char path[SHMRPC__PATH_MAX];
 	uint32_t capacity;
 };
@@ -93,8 +109,10 @@ static int capacity_flipper(void *arg)
 {
 	struct reg_race *rr = arg;
 	uint64_t size;
-	struct shmrpc__reg_hdr *h = map_file(rr->path, &size);
+	struct shmrpc__reg_hdr *h;
 
+	CHILD_CHECK_RC(th_gate_wait(&rr->go[0], 20000), 0);
+	h = map_file(rr->path, &size);
 	CHILD_CHECK(h);
 	pin_cpu(1);
 	/* A hi past every slot: only the capacity bounds a scan then. */
@@ -106,10 +124,12 @@ static int capacity_flipper(void *arg)
 static int reg_victim(void *arg)
 {
 	struct reg_race *rr = arg;
-	double end = th_now_ms() + RACE_MS;
+	double end;
 	struct shmrpc_node *n;
 	int opened = 0, tries = 0;
 
+	CHILD_CHECK_RC(th_gate_wait(&rr->go[1], 20000), 0);
+	end = th_now_ms() + RACE_MS;
 	pin_cpu(0);
 	/* Each open maps the registry afresh (no other node of the domain
 	 * in this process) and checks its header. */
@@ -129,20 +149,29 @@ static int reg_victim(void *arg)
 static void test_toctou_registry_capacity(void **state)
 {
 	struct th_dom *d = *state;
-	struct reg_race rr = { .d = d };
-	struct shmrpc_node *keeper = th_open(d, "keeper");
+	struct reg_race *rr = shared_alloc(sizeof(*rr));
+	struct shmrpc_node *keeper;
 	pid_t flipper, victim;
 
-	rr.capacity = keeper->reg->capacity;
-	shmrpc__reg_path(rr.path, d->name);
-	flipper = th_fork(capacity_flipper, &rr);
-	victim = th_fork(reg_victim, &rr);
+	rr->d = d;
+	th_gate_init(&rr->go[0]);
+	th_gate_init(&rr->go[1]);
+	flipper = th_fork(capacity_flipper, rr);
+	victim = th_fork(reg_victim, rr);
+	keeper = th_open(d, "keeper");
+	rr->capacity = keeper->reg->capacity;
+	shmrpc__reg_path(rr->path, d->name);
+	th_gate_open(&rr->go[0]);
+	th_gate_open(&rr->go[1]);
 	/* A victim that used the flipped capacity read slots past its
 	 * mapping: it died of SIGSEGV or SIGBUS. */
 	assert_int_equal(th_wait(victim, RACE_MS + 20000), 0);
 	assert_int_equal(th_wait(flipper, 20000), 0);
 	atomic_store(&keeper->reg->hdr->hi, 1);
 	shmrpc_close(keeper);
+	th_gate_close(&rr->go[0]);
+	th_gate_close(&rr->go[1]);
+	munmap(rr, sizeof(*rr));
 }
 
 /* ----------------------------------------------- a ring's sender name */
@@ -166,6 +195,7 @@ static int pipe_get(int fd, int timeout_ms)
 struct name_race {
 	struct th_dom *d;
 	int go[2], done[2]; /* sender -> receiver, receiver -> sender */
+	struct th_gate rx_open;
 	int rounds;
 };
 
@@ -202,6 +232,7 @@ static int name_flipper(void *arg)
 	double end;
 	int r, i;
 
+	CHILD_CHECK_RC(th_gate_wait(&nr->rx_open, 20000), 0);
 	pin_cpu(1);
 	for (r = 0; r < nr->rounds; r++) {
 		for (i = 0; i < NAME_SENDERS; i++) {
@@ -234,7 +265,7 @@ static void test_toctou_ring_sender_name(void **state)
 {
 	struct th_dom *d = *state;
 	struct name_race nr = { .d = d, .rounds = 12 };
-	struct shmrpc_node *rx = th_open(d, "rx");
+	struct shmrpc_node *rx;
 	char buf[64], from[SHMRPC_NAME_MAX + 1];
 	int i, k, rc, got = 0;
 	pid_t pid;
@@ -243,7 +274,10 @@ static void test_toctou_ring_sender_name(void **state)
 
 	assert_int_equal(pipe(nr.go), 0);
 	assert_int_equal(pipe(nr.done), 0);
+	th_gate_init(&nr.rx_open);
 	pid = th_fork(name_flipper, &nr);
+	rx = th_open(d, "rx");
+	th_gate_open(&nr.rx_open);
 	sched_getaffinity(0, sizeof(was), &was);
 	pin_cpu(0);
 	for (i = 0; i < nr.rounds; i++) {
@@ -273,12 +307,14 @@ static void test_toctou_ring_sender_name(void **state)
 		close(nr.go[i]);
 		close(nr.done[i]);
 	}
+	th_gate_close(&nr.rx_open);
 }
 
 /* ----------------------------------------------- a receiver's ring size */
 
 struct rb_race {
 	struct th_dom *d;
+	struct th_gate go[2];	     /* flipper's, victim's: rx is open */
 	char path[SHMRPC__PATH_MAX]; /* rx's node segment */
 };
 
@@ -286,8 +322,10 @@ static int ring_bytes_flipper(void *arg)
 {
 	struct rb_race *rr = arg;
 	uint64_t size;
-	struct shmrpc__node_hdr *h = map_file(rr->path, &size);
+	struct shmrpc__node_hdr *h;
 
+	CHILD_CHECK_RC(th_gate_wait(&rr->go[0], 20000), 0);
+	h = map_file(rr->path, &size);
 	CHILD_CHECK(h);
 	pin_cpu(1);
 	/* 3 pages: not a power of two, refused by every check */
@@ -300,7 +338,7 @@ static int ring_bytes_flipper(void *arg)
 static int ring_bytes_victim(void *arg)
 {
 	struct rb_race *rr = arg;
-	double end = th_now_ms() + RACE_MS;
+	double end;
 	char path[SHMRPC__PATH_MAX + 16], name[SHMRPC__PATH_MAX];
 	struct shmrpc__slot_view v;
 	struct shmrpc_node *tx;
@@ -308,6 +346,8 @@ static int ring_bytes_victim(void *arg)
 	uint32_t rs = 0;
 	int sent = 0;
 
+	CHILD_CHECK_RC(th_gate_wait(&rr->go[1], 20000), 0);
+	end = th_now_ms() + RACE_MS;
 	pin_cpu(0);
 	while (th_now_ms() < end) {
 		tx = th_open(rr->d, "tx");
@@ -329,7 +369,7 @@ static int ring_bytes_victim(void *arg)
 static void test_toctou_peer_ring_bytes(void **state)
 {
 	struct th_dom *d = *state;
-	struct rb_race rr = { .d = d };
+	struct rb_race *rr = shared_alloc(sizeof(*rr));
 	struct shmrpc_node *rx;
 	struct shmrpc__slot_view v;
 	uint32_t s = 0;
@@ -338,11 +378,16 @@ static void test_toctou_peer_ring_bytes(void **state)
 	double end;
 
 	d->opts.ring_bytes = 4096;
+	rr->d = d;
+	th_gate_init(&rr->go[0]);
+	th_gate_init(&rr->go[1]);
+	flipper = th_fork(ring_bytes_flipper, rr);
+	victim = th_fork(ring_bytes_victim, rr);
 	rx = th_open(d, "rx");
 	assert_int_equal(shmrpc__reg_find(rx->reg, "rx", &s, &v), 0);
-	shmrpc__node_path(rr.path, rx->reg, s, v.gen);
-	flipper = th_fork(ring_bytes_flipper, &rr);
-	victim = th_fork(ring_bytes_victim, &rr);
+	shmrpc__node_path(rr->path, rx->reg, s, v.gen);
+	th_gate_open(&rr->go[0]);
+	th_gate_open(&rr->go[1]);
 	/* Drain as it goes: every sender leaves a ring for us. */
 	end = th_now_ms() + RACE_MS + 300;
 	while (th_now_ms() < end)
@@ -352,6 +397,9 @@ static void test_toctou_peer_ring_bytes(void **state)
 		;
 	assert_int_equal(th_wait(flipper, 20000), 0);
 	shmrpc_close(rx);
+	th_gate_close(&rr->go[0]);
+	th_gate_close(&rr->go[1]);
+	munmap(rr, sizeof(*rr));
 }
 
 int main(void)

@@ -18,13 +18,17 @@
  *    thread watch it; requests of a node closed right away are dropped with
  *    it (run under ASan: no use after free);
  *  - a sender's connect watches the receiver at once: a killed receiver
- *    turns sends to it into -EPIPE.
+ *    turns sends to it into -EPIPE;
+ *  - the watcher's start grows a one-thread process's descriptor table
+ *    (for the joins to come) and leaves a threaded one's alone.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -291,6 +295,73 @@ static void test_watch_connect_watches_receiver(void **state)
 	shmrpc_close(p);
 }
 
+/* The size of this process's descriptor table (FDSize), or -1. */
+static long fd_table_size(void)
+{
+	char line[128];
+	long v = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "FDSize:", 7))
+			v = strtol(line + 7, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+static void *idle_thread(void *arg)
+{
+	pause();
+	return arg;
+}
+
+/* In a fresh child (no watcher yet): its first node starts the watcher.
+ * With @thread, the process has a second thread before that. */
+struct grow {
+	const struct th_dom *d;
+	bool thread;
+};
+
+static int grow_main(void *arg)
+{
+	const struct grow *g = arg;
+	bool thread = g->thread;
+	struct shmrpc_node *n;
+	struct rlimit rl;
+	long before, after, want;
+	pthread_t t;
+
+	CHILD_CHECK(!getrlimit(RLIMIT_NOFILE, &rl));
+	want = rl.rlim_cur < 4096 ? (long)rl.rlim_cur : 4096;
+	if (thread)
+		CHILD_CHECK(!pthread_create(&t, NULL, idle_thread, NULL));
+	before = fd_table_size();
+	CHILD_CHECK(before > 0 && before < want);
+	CHILD_CHECK_RC(shmrpc_open("g", &g->d->opts, &n), 0);
+	after = fd_table_size();
+	fprintf(stderr, "[observed] descriptor table %ld -> %ld entries (%s)\n", before, after,
+		thread ? "two threads" : "one thread");
+	if (thread)
+		CHILD_CHECK(after == before);
+	else
+		CHILD_CHECK(after >= want);
+	/* Nothing left open at the top: the table grew, no descriptor stayed. */
+	CHILD_CHECK(fcntl(want - 1, F_GETFD) < 0 && errno == EBADF);
+	shmrpc_close(n);
+	return 0;
+}
+
+static void test_watch_start_grows_fd_table_of_one_thread(void **state)
+{
+	struct grow g = { *state, false };
+
+	assert_int_equal(th_wait(th_fork(grow_main, &g), 10000), 0);
+	g.thread = true;
+	assert_int_equal(th_wait(th_fork(grow_main, &g), 10000), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, watch_setup, th_teardown)
 
 int main(void)
@@ -300,6 +371,7 @@ int main(void)
 		T(test_watch_queue_watches_peer),
 		T(test_watch_queue_dropped_with_node),
 		T(test_watch_connect_watches_receiver),
+		T(test_watch_start_grows_fd_table_of_one_thread),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -175,7 +175,7 @@ static void read_all(struct shmrpc__reg *r, uint8_t flags)
 		/* As a joiner: the lock repairs a `joining` note. */
 		FUZZ_CHECK(shmrpc__dom_lock(r) == 0);
 		if (flags & FL_SWEEP)
-			shmrpc__reclaim_sweep(r, UINT32_MAX, 0);
+			shmrpc__reclaim_sweep(r, UINT32_MAX);
 		FUZZ_CHECK(shmrpc__reg_recount(r) <= r->capacity);
 		shmrpc__reg_unlock(r);
 	}

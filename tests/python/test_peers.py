@@ -12,7 +12,7 @@ import time
 import pytest
 
 import shmrpc
-from conftest import echo_peer_argv, py_argv, wait_for
+from conftest import echo_peer_argv, py_argv, shm_files, wait_for
 
 
 def test_python_and_c_round_trips(domain, spawn):
@@ -151,11 +151,21 @@ def test_killed_c_peer(domain, spawn):
 
 
 def alive(pid):
+    """Any thread of pid not yet a zombie. (A process's main thread can be
+    a zombie while its other threads still exit, holding its files: and so
+    its node's liveness lock.)"""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        tasks = os.listdir(f"/proc/{pid}/task")
     except FileNotFoundError:
         return False
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    return True
+        except FileNotFoundError:
+            pass
+    return False
 
 
 def test_peers_die_with_the_test(domain):
@@ -185,8 +195,12 @@ def test_peers_die_with_the_test(domain):
         m.wait()
         wait_for(lambda: not any(map(alive, pids)), what="the peers gone")
         # Nobody was left to clean up after them: a join reclaims the dead,
-        # and the last one out removes the domain.
-        shmrpc.Node("sweeper", domain=domain).close()
+        # and the last one out removes the domain. (Again if a dead peer's
+        # files were still held when it looked gone from here.)
+        def swept():
+            shmrpc.Node("sweeper", domain=domain).close()
+            return not shm_files(domain)
+        wait_for(swept, what="the domain removed by the last one out")
     finally:
         m.kill()
         m.wait()
