@@ -85,7 +85,7 @@ TH_OBJS := $(B)/tests/harness.o $(B)/tests/harness_shm.o
 include tools/bridge/bridge.mk
 
 TOOLS := $(B)/tools/shmrpc-info $(B)/tools/shmrpc-demo $(B)/tools/shmrpc-top \
-	$(B)/tools/shmrpc-reaper
+	$(B)/tools/shmrpc-reaper $(B)/tools/shmrpc-kv
 tools: $(TOOLS)
 
 # tools/shmrpc-top: several files (tools/top/top.h says which does what) and

@@ -82,7 +82,7 @@ has libshmrpc-dev /usr/include/shmrpc.h "/usr/lib/$ma/libshmrpc.so" "/usr/lib/$m
 	"/usr/lib/$ma/pkgconfig/libshmrpc.pc" /usr/share/man/man3/libshmrpc.3.gz \
 	/usr/share/man/man3/shmrpc_send.3.gz /usr/share/man/man3/shmrpc_commit.3.gz
 [ ! -f include/shmrpc.hpp ] || has libshmrpc-dev /usr/include/shmrpc.hpp
-has shmrpc-tools /usr/bin/shmrpc-top /usr/bin/shmrpc-info /usr/bin/shmrpc-demo \
+has shmrpc-tools /usr/bin/shmrpc-top /usr/bin/shmrpc-info /usr/bin/shmrpc-demo /usr/bin/shmrpc-kv \
 	/usr/bin/shmrpc-bench /usr/bin/shmrpc-reaper /lib/systemd/system/shmrpc-reaper.service \
 	/usr/share/man/man1/shmrpc-top.1.gz /usr/share/man/man1/shmrpc-info.1.gz \
 	/usr/share/man/man1/shmrpc-demo.1.gz /usr/share/man/man1/shmrpc-bench.1.gz \
