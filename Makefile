@@ -312,7 +312,7 @@ asan:
 # shmrpc_fd helper: test_fork, test_join, test_registry, test_reclaim,
 # test_hostile, test_wake...) run under ASan only. The others are where threads race.
 TSAN_TESTS := test_node test_send test_recv test_thread test_connect test_stats test_query \
-	test_broadcast test_ring test_transport test_uring_compat test_probe test_wake_uring
+	test_broadcast test_ring test_transport test_uring_compat test_probe test_wake_uring test_rpc
 tsan:
 	$(Q)$(MAKE) --no-print-directory B=build-tsan CFLAGS="-O1 -g -fsanitize=thread" tools tests
 	$(Q)SHMRPC_TESTS="$(TSAN_TESTS)" \
