@@ -841,12 +841,12 @@ static void test_screen_draws_sorts_selects_quits(void **state)
 
 	if (system("tmux -V >/dev/null 2>&1"))
 		skip();
-	snprintf(tmux_sock, sizeof(tmux_sock), "shmrpc-top-test-%d", (int)getpid());
 	shared_init(d);
 	start(roles, 3);
 	atomic_store(&sh->phase, 1);
 	wait_counts(1010, 1010);
 	lsan_suppress_ncurses(env, sizeof(env));
+	snprintf(tmux_sock, sizeof(tmux_sock), "shmrpc-top-test-%d-draw", (int)getpid());
 	/* The shell reports the tool's exit status on the screen once it quits
 	 * (tmux itself does not always learn it: it may not reap the pane's
 	 * process before the pane is reported dead). */
@@ -922,6 +922,12 @@ static bool screen_line(const char *scr, const char *head, char *line, size_t le
 /* Start the screen in a @cols x @rows terminal on domain @dom. */
 static void screen_start(const char *env, int cols, int rows, const char *dom)
 {
+	static int screens;
+
+	/* A server of its own each time: a killed one may still be going
+	 * away with its socket, and a client that meets it fails ("server
+	 * exited unexpectedly"). */
+	snprintf(tmux_sock, sizeof(tmux_sock), "shmrpc-top-test-%d-%d", (int)getpid(), ++screens);
 	assert_int_equal(tmux("new-session -d -s top -x %d -y %d \"env TERM=screen %s%s "
 			      "--domain %s -d 0.5; echo top exited: \\$?; sleep 60\"",
 			      cols, rows, env, tool, dom),
@@ -972,7 +978,6 @@ static void test_screen_fits_width(void **state)
 
 	if (system("tmux -V >/dev/null 2>&1"))
 		skip();
-	snprintf(tmux_sock, sizeof(tmux_sock), "shmrpc-top-test-%d", (int)getpid());
 	shared_init(d);
 	start(roles, 3);
 	atomic_store(&sh->phase, 1);
