@@ -10,6 +10,7 @@
  * The safety timeout is off (th_main_env): a lost wake is a hang here.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdatomic.h>
@@ -598,6 +599,66 @@ static void test_rpc_replies_apart_from_messages(void **state)
 	shmrpc_close(c);
 }
 
+/* Requests are served by every receiving call, which returns only the
+ * messages around them; shmrpc_fd becomes readable for a request alone. */
+static void count_dispatched(struct shmrpc_node *n, const char *from, const void *data, size_t len,
+			     void *arg)
+{
+	(void)n;
+	(void)from;
+	if (len != 2 || memcmp(data, "m", 1))
+		fail_msg("dispatched %zu bytes", len);
+	(*(int *)arg)++;
+}
+
+static void test_rpc_every_receiving_call(void **state)
+{
+	struct th_dom *d = *state;
+	struct shmrpc_node *c = th_open(d, "c"), *s = th_open(d, "s");
+	struct pollfd pfd = { .fd = -1, .events = POLLIN };
+	struct shmrpc_rxbuf rx;
+	uint64_t id;
+	char buf[64];
+	int seen = 0;
+
+	assert_int_equal(shmrpc_serve(s, echo_fn, NULL), 0);
+	pfd.fd = shmrpc_fd(s);
+	assert_true(pfd.fd >= 0);
+	/* shmrpc_fd, then shmrpc_peek: served, nothing returned */
+	assert_int_equal(shmrpc_call_start(c, "s", "a", 1, 5000, &id), 0);
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	assert_int_equal(shmrpc_peek(s, &rx, 0), -EAGAIN);
+	assert_int_equal(shmrpc_call_wait(c, id, buf, sizeof(buf), NULL, 5000), 1);
+	assert_int_equal(buf[0], 'a');
+	/* shmrpc_dispatch: the messages on either side of a request */
+	assert_int_equal(shmrpc_send(c, "s", "m1", 2, -1), 0);
+	assert_int_equal(shmrpc_call_start(c, "s", "b", 1, 5000, &id), 0);
+	assert_int_equal(shmrpc_send(c, "s", "m2", 2, -1), 0);
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	while (seen < 2)
+		assert_true(shmrpc_dispatch(s, count_dispatched, &seen, 5000) > 0);
+	assert_int_equal(shmrpc_call_wait(c, id, buf, sizeof(buf), NULL, 5000), 1);
+	assert_int_equal(buf[0], 'b');
+	/* shmrpc_peek returns the message behind a request, serving it */
+	assert_int_equal(shmrpc_call_start(c, "s", "c", 1, 5000, &id), 0);
+	assert_int_equal(shmrpc_send(c, "s", "m3", 2, -1), 0);
+	assert_int_equal(shmrpc_peek(s, &rx, 5000), 2);
+	assert_int_equal(rx.len, 2);
+	assert_memory_equal(rx.data, "m3", 2);
+	assert_int_equal(shmrpc_release(s, &rx), 0);
+	assert_int_equal(shmrpc_call_wait(c, id, buf, sizeof(buf), NULL, 5000), 1);
+	assert_int_equal(buf[0], 'c');
+	/* shmrpc_recv: the same */
+	assert_int_equal(shmrpc_call_start(c, "s", "d", 1, 5000, &id), 0);
+	assert_int_equal(shmrpc_recv(s, buf, sizeof(buf), NULL, 0), -EAGAIN);
+	assert_int_equal(shmrpc_call_wait(c, id, buf, sizeof(buf), NULL, 5000), 1);
+	assert_int_equal(buf[0], 'd');
+	assert_int_equal(th_stats(s).calls_served, 4);
+	assert_int_equal(th_stats(s).msgs_recv, 3 + 4); /* requests count as messages */
+	shmrpc_close(s);
+	shmrpc_close(c);
+}
+
 /* Many calling threads, no receiving thread at the caller: one reads for
  * the others, and each reply reaches its own call. */
 struct caller {
@@ -838,6 +899,7 @@ int main(void)
 		T(test_rpc_deadline_and_late),
 		T(test_rpc_expired_unserved),
 		T(test_rpc_replies_apart_from_messages),
+		T(test_rpc_every_receiving_call),
 		T(test_rpc_threads),
 		T(test_rpc_cancel_wakes_waiter),
 		T(test_rpc_enobufs),
