@@ -276,6 +276,29 @@ static void test_info_reports(void **state)
 
 #define KV(...) RUN("shmrpc-kv", "--domain", d->name, __VA_ARGS__)
 
+/* shmrpc-top's count of requests node "kv" of @dom served (-1: none). */
+static double kv_served(const char *dom)
+{
+	const struct mj *doms, *nodes, *nd;
+	struct mj doc;
+	struct run *r;
+	double v = -1;
+	size_t i;
+
+	r = RUN("shmrpc-top", "--json", "-n", "1", "--domain", dom);
+	if (r->status || mj_parse(r->out, &doc))
+		fail_msg("shmrpc-top: status %d:\n%s\n%s", r->status, r->out, r->err);
+	doms = mj_get(&doc, "domains");
+	nodes = doms && doms->n ? mj_get(&doms->kids[0], "nodes") : NULL;
+	for (i = 0; nodes && i < nodes->n; i++) {
+		nd = &nodes->kids[i];
+		if (!strcmp(mj_str(nd, "name"), "kv"))
+			v = mj_num(mj_get(nd, "totals"), "calls_served", -1);
+	}
+	mj_free(&doc);
+	return v;
+}
+
 /* The worked example of request/response: the service in one process, a
  * client per command; the client of a service that is gone says so. */
 static void test_kv_service_and_client(void **state)
@@ -310,6 +333,9 @@ static void test_kv_service_and_client(void **state)
 	assert_int_equal(KV("del", "color")->status, 1);
 	r = KV("scan");
 	assert_string_equal(r->out, "size=very big\n");
+	/* shmrpc-top counts what it served (8 requests, maybe a refused one
+	 * before it served) */
+	assert_true(kv_served(d->name) >= 8);
 	kill(srv.pid, SIGTERM);
 	run_finish(&srv, 10000);
 	assert_int_equal(srv.status, 0);
