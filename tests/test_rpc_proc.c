@@ -10,6 +10,11 @@
  * The echo makes 1,000,000 calls (about 15 s a backend; $SHMRPC_RPC_CALLS
  * sets another count). The safety timeout is off (th_main_env): a lost wake
  * hangs.
+ *
+ * Every child is forked before the test opens a node of its own: a fork
+ * from a process whose library threads (the watcher, a receiving thread)
+ * may hold the allocator's lock leaves the child's first malloc waiting
+ * forever under ASan (its allocator has no fork handlers).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -104,16 +109,17 @@ static void test_rpc_proc_echo_random_sizes(void **state)
 {
 	struct th_dom *d = *state;
 	static uint8_t req[SMALL_RING], out[SMALL_RING];
-	struct shmrpc_node *c = th_open_ring(d, "c", SMALL_RING);
 	struct server s = { .ring = SMALL_RING };
 	long i, n = calls_count();
+	struct shmrpc_node *c;
 	struct shmrpc_stats st;
 	uint64_t rnd = 7;
 	pid_t pid;
 	int max;
 
-	assert_non_null(c);
 	pid = server_start(&s, d, "s");
+	c = th_open_ring(d, "c", SMALL_RING);
+	assert_non_null(c);
 	max = shmrpc_max_size(c, "s") - 16;
 	assert_int_equal(max, SMALL_RING / 2 - 8 - 16);
 	for (i = 0; i < n; i++) {
@@ -179,17 +185,18 @@ static void count_msgs(struct shmrpc_node *n, const char *from, const void *data
 static void test_rpc_proc_eight_threads_two_servers(void **state)
 {
 	struct th_dom *d = *state;
-	struct shmrpc_node *c = th_open(d, "c");
 	struct server s1 = { .chat = "c" }, s2 = { .chat = "c" };
 	struct msgs m = { 0, 0 };
+	struct shmrpc_node *c;
 	struct caller k[8];
 	pthread_t t[8];
 	pid_t p1, p2;
 	int i, per = 2500;
 
-	assert_int_equal(shmrpc_start(c, count_msgs, &m), 0);
 	p1 = server_start(&s1, d, "s1");
 	p2 = server_start(&s2, d, "s2");
+	c = th_open(d, "c");
+	assert_int_equal(shmrpc_start(c, count_msgs, &m), 0);
 	for (i = 0; i < 8; i++) {
 		k[i] = (struct caller){ c, i % 2 ? "s2" : "s1", i, per, 0 };
 		assert_int_equal(pthread_create(&t[i], NULL, caller_thread, &k[i]), 0);
@@ -252,8 +259,8 @@ static void *waiter_thread(void *arg)
 static void test_rpc_proc_server_killed(void **state)
 {
 	struct th_dom *d = *state;
-	struct shmrpc_node *c = th_open(d, "c");
 	struct server s = { .fn = keep_fn };
+	struct shmrpc_node *c;
 	struct waiters w[4];
 	uint64_t id[100];
 	pthread_t t[4];
@@ -264,6 +271,7 @@ static void test_rpc_proc_server_killed(void **state)
 	th_gate_init(&all_seen);
 	want_seen = 100;
 	pid = server_start(&s, d, "s");
+	c = th_open(d, "c");
 	for (i = 0; i < 100; i++)
 		assert_int_equal(shmrpc_call_start(c, "s", "x", 1, LONG_MS, &id[i]), 0);
 	assert_int_equal(th_gate_wait(&all_seen, 10000), 0);
@@ -300,8 +308,8 @@ static void test_rpc_proc_server_killed(void **state)
 static void test_rpc_proc_server_leaves(void **state)
 {
 	struct th_dom *d = *state;
-	struct shmrpc_node *c = th_open(d, "c");
 	struct server s = { .fn = keep_fn };
+	struct shmrpc_node *c;
 	uint64_t id[20], v;
 	pid_t pid;
 	int i;
@@ -310,6 +318,7 @@ static void test_rpc_proc_server_leaves(void **state)
 	atomic_store(&seen, 0);
 	want_seen = 20;
 	pid = server_start(&s, d, "s");
+	c = th_open(d, "c");
 	for (i = 0; i < 20; i++)
 		assert_int_equal(shmrpc_call_start(c, "s", "x", 1, LONG_MS, &id[i]), 0);
 	assert_int_equal(th_gate_wait(&all_seen, 10000), 0);
@@ -327,7 +336,7 @@ static void test_rpc_proc_server_leaves(void **state)
 struct victim {
 	const struct th_dom *d;
 	int kept, queued;
-	struct th_gate sent, stopped;
+	struct th_gate up, sent, stopped; /* up: the server serves */
 };
 
 static int victim_main(void *arg)
@@ -339,6 +348,7 @@ static int victim_main(void *arg)
 	int i;
 
 	CHILD_CHECK_RC(shmrpc_open("victim", &v->d->opts, &n), 0);
+	CHILD_CHECK_RC(th_gate_wait(&v->up, 10000), 0);
 	CHILD_CHECK_RC(shmrpc_call(n, "s", "hi", 2, buf, sizeof(buf), LONG_MS), 8);
 	for (i = 0; i < v->kept; i++)
 		CHILD_CHECK_RC(shmrpc_call_start(n, "s", "k", 1, -1, &id), 0);
@@ -375,18 +385,21 @@ static void kept_fn(struct shmrpc_node *n, const struct shmrpc_req *r, void *arg
 static void test_rpc_proc_caller_killed(void **state)
 {
 	struct th_dom *d = *state;
-	struct shmrpc_node *s = th_open(d, "s");
 	struct victim v = { .d = d, .kept = 20, .queued = 30 };
 	struct kept k = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct shmrpc_node *s;
 	struct shmrpc_stats st;
 	pid_t pid;
 	int i;
 
+	th_gate_init(&v.up);
 	th_gate_init(&v.sent);
 	th_gate_init(&v.stopped);
+	pid = th_fork(victim_main, &v);
+	s = th_open(d, "s");
 	assert_int_equal(shmrpc_serve(s, kept_fn, &k), 0);
 	assert_int_equal(shmrpc_start(s, th_never_handler, NULL), 0);
-	pid = th_fork(victim_main, &v);
+	th_gate_open(&v.up);
 	assert_int_equal(th_gate_wait(&v.sent, 10000), 0);
 	for (i = 0; i < 1000 && k.n < 20; i++)
 		th_sleep_ms(5);
@@ -413,6 +426,7 @@ static void test_rpc_proc_caller_killed(void **state)
 	/* nothing of the victim is left: its rings, its reply ring */
 	assert_int_equal(th_dom_files(d->name, "repl."), 0);
 	assert_int_equal(th_dom_files(d->name, "ring."), 0);
+	th_gate_close(&v.up);
 	th_gate_close(&v.sent);
 	th_gate_close(&v.stopped);
 	shmrpc_close(s);
