@@ -9,6 +9,8 @@
 #   make bench-quick  a smoke run of it (< 30 s)
 #   make fuzz       build the libFuzzer harnesses with clang, run each for
 #                   FUZZ_SECONDS (default 60); tests/fuzz/fuzz.mk
+#   make faults     the fault-injection sweep alone, both backends (make test
+#                   runs it too); tests/fault/fault.mk
 #   make install    honours DESTDIR and PREFIX
 
 .DELETE_ON_ERROR:
@@ -225,6 +227,10 @@ demo:
 # libFuzzer harnesses and their replay in make test (tests/fuzz/fuzz.mk).
 include tests/fuzz/fuzz.mk
 
+# Fault injection: the library's N-th call fails, for every N
+# (tests/fault/fault.mk; `make faults`).
+include tests/fault/fault.mk
+
 # Runs every test program (scripts/run-tests.sh says how).
 test:
 	$(Q)scripts/deps.sh test
@@ -310,9 +316,11 @@ asan:
 # reports "dup thread with used id" in the child), and the programs that
 # fork peers from parents that run threads (watchers, the futex backend's
 # shmrpc_fd helper: test_fork, test_join, test_registry, test_reclaim,
-# test_hostile, test_wake...) run under ASan only. The others are where threads race.
+# test_hostile, test_wake...) run under ASan only. The others are where threads race
+# (test_events, test_peer and test_batch fork their peers before they start threads).
 TSAN_TESTS := test_node test_send test_recv test_thread test_connect test_stats test_query \
-	test_broadcast test_ring test_transport test_uring_compat test_probe test_wake_uring test_rpc
+	test_broadcast test_ring test_transport test_uring_compat test_probe test_wake_uring \
+	test_events test_peer test_batch test_rpc
 tsan:
 	$(Q)$(MAKE) --no-print-directory B=build-tsan CFLAGS="-O1 -g -fsanitize=thread" tools tests
 	$(Q)SHMRPC_TESTS="$(TSAN_TESTS)" \

@@ -20,15 +20,16 @@
  *    [A-Za-z0-9._-] and do not start with '.'; other names are -EINVAL
  *    (-ENAMETOOLONG when only the length is wrong);
  *  - a node handle is used by one process; shmrpc_send, shmrpc_broadcast,
- *    shmrpc_reserve/commit/cancel and the registry queries may be called
- *    from many threads at once; the receiving calls (shmrpc_recv,
- *    shmrpc_peek/release, shmrpc_dispatch) from one thread at a time, and
- *    not while shmrpc_start's thread runs (-EBUSY);
+ *    shmrpc_reserve/commit/cancel, the shmrpc_peer_* calls and the
+ *    registry queries may be called from many threads at once; the
+ *    receiving calls (shmrpc_recv, shmrpc_recv_batch, shmrpc_peek/release,
+ *    shmrpc_dispatch) from one thread at a time, and not while
+ *    shmrpc_start's thread runs (-EBUSY);
  *  - in a child forked from the process that opened it, a node can only be
  *    closed (shmrpc_close frees the child's copy and leaves the node to the
- *    parent); the queries shmrpc_nodes, shmrpc_is_local, shmrpc_node_host, shmrpc_wait_node,
- *    shmrpc_max_size and shmrpc_stats work, every other call on it returns
- *    -ECHILD.
+ *    parent); the queries shmrpc_nodes, shmrpc_is_local,
+ *    shmrpc_node_host, shmrpc_wait_node, shmrpc_max_size and shmrpc_stats
+ *    work, every other call on it returns -ECHILD.
  *
  * Shared memory (files in /dev/shm, a tmpfs) is reserved in full when the
  * library creates it, never taken page by page when first touched: a full
@@ -50,6 +51,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -107,6 +109,8 @@ struct shmrpc_opts {
 	uint32_t mode;	     /* permission bits of created segments; 0: 0600 */
 	const char *backend; /* "uring", "futex", or NULL: automatic, $SHMRPC_BACKEND overrides */
 	int32_t spin_us;     /* longest receiver spin before sleeping; see below */
+	uint32_t events;     /* SHMRPC_EV_* bits: membership events this node receives; 0: none */
+	uint32_t _reserved;  /* 0 (see below) */
 	const char *proxy_host; /* NULL: a node of this host; see below */
 	uint32_t max_calls;	/* calls in flight, and requests in progress; 0: 1024 */
 };
@@ -114,18 +118,69 @@ struct shmrpc_opts {
  * ring_bytes: a power of two in [4 KiB, 1 GiB]. max_nodes: at most 65536.
  * mode: only owner and group bits (07x0), owner read-write. spin_us: in
  * microseconds; the spin adapts below it (see shmrpc_recv); 0: take
- * $SHMRPC_SPIN_US, else 20; SHMRPC_SPIN_NEVER: never spin. proxy_host: this
- * node stands for a node of that name on host proxy_host (a name of the
- * node-name rules); shmrpc-bridge opens such proxies (docs/cross-host.md).
- * It is an ordinary node in every other way; shmrpc_is_local answers 0 for
- * it and shmrpc_node_host names its host. max_calls: at most 1048576;
- * bounds this node's calls in flight (shmrpc_call_start past it: -EAGAIN)
- * and, as a server, its requests in progress (a request past it is
- * answered -EBUSY).
+ * $SHMRPC_SPIN_US, else 20; SHMRPC_SPIN_NEVER: never spin. events: see
+ * "Membership events" below; bits other than SHMRPC_EV_* are -EINVAL.
+ * _reserved: must be 0 (-EINVAL). It makes the struct larger than it was
+ * before events: events lies in what used to be the tail padding, which a
+ * caller built against the older header may have left uninitialised, so
+ * events is read only from a caller whose sz covers _reserved too.
+ * proxy_host: this node stands for a node of that name on host proxy_host
+ * (a name of the node-name rules); shmrpc-bridge opens such proxies
+ * (docs/cross-host.md). It is an ordinary node in every other way;
+ * shmrpc_is_local answers 0 for it and shmrpc_node_host names its host.
+ * max_calls: at most 1048576; bounds this node's calls in flight
+ * (shmrpc_call_start past it: -EAGAIN) and, as a server, its requests in
+ * progress (a request past it is answered -EBUSY).
  */
 
 /* opts.spin_us: sleep at once, never spin ($SHMRPC_SPIN_US=0 says the same). */
 #define SHMRPC_SPIN_NEVER (-1)
+
+/*
+ * Membership events. A node whose opts.events is not 0 receives, through
+ * every receiving call (shmrpc_recv, shmrpc_peek, shmrpc_dispatch,
+ * shmrpc_start's handler, shmrpc_recv_batch; they make shmrpc_fd readable),
+ * one message per change of the domain's membership that it subscribed
+ * to: its sender is SHMRPC_EVENT_FROM, its payload one struct shmrpc_event
+ * (len == sizeof(struct shmrpc_event)). Every node of the domain is in
+ * scope, but not the receiver itself, and only changes after it joined.
+ *
+ * Order: events come in the order the domain's registry recorded them. A
+ * JOIN of node X comes before any message from X; a LEAVE or DEATH of X
+ * comes after every message X had published to this node (they are
+ * drained first, including those in a ring this node had not opened yet)
+ * and none of X's comes after it. A DEATH is recorded when X is cleaned up:
+ * by a peer's watcher, shmrpc-reaper, or the next lazy check, whichever is
+ * first (about a millisecond with a watcher or the reaper). A node that
+ * joined and died before it was complete produces no event.
+ * (Without events, a node loses what a dead sender left in a ring it had
+ * not opened yet: that ring goes at the cleanup, as it always did.)
+ *
+ * Overflow: the domain keeps its last 256 events (SHMRPC_EV_LOG) in shared
+ * memory, whoever subscribes; nothing waits for a slow receiver. A receiver
+ * more than 256 events behind loses the oldest: the next event it gets says
+ * in `dropped` how many were lost just before it (events of any type, its
+ * own included, since they could not be read).
+ *
+ * Waking: a subscribed receiver also sleeps on the registry's epoch word,
+ * which every join and leave of the domain bumps: one more futex word per
+ * sleep (futex backend: one ring fewer watched directly, 126). On kernels
+ * without futex_waitv(2) (before 5.16) an event waits for the next message
+ * or the safety timeout (500 ms).
+ */
+#define SHMRPC_EV_JOIN 0x1u	   /* a node joined the domain */
+#define SHMRPC_EV_LEAVE 0x2u	   /* a node closed */
+#define SHMRPC_EV_DEATH 0x4u	   /* a node's process died without closing it */
+#define SHMRPC_EVENT_FROM ".event" /* the sender name of events; no node can have it */
+#define SHMRPC_EV_LOG 256	   /* events a domain keeps for its slow receivers */
+
+struct shmrpc_event {
+	uint32_t type;			/* one SHMRPC_EV_* */
+	uint32_t pid;			/* the node's process id, as its own pid namespace saw it */
+	uint64_t id;			/* the node's id: slot << 32 | generation */
+	char name[SHMRPC_NAME_MAX + 1]; /* the node's name */
+	uint32_t dropped;		/* events lost just before this one (overflow) */
+};
 
 /*
  * Receive callback of shmrpc_dispatch and shmrpc_start. data points into
@@ -217,14 +272,15 @@ SHMRPC_API void shmrpc_close(struct shmrpc_node *node);
  * now: every send to the name returns -EPIPE until a node of that name joins
  * again; or that node, still there, dropped our ring as corrupt: -EPIPE
  * once, and the next send connects to it afresh), -EPROTO (the target's ring
- * is corrupt), -ENOSPC (/dev/shm cannot hold the ring; -ENOMEM, -EFBIG
- * likewise: nothing of the attempt is left, the node works on, and the next
- * send to @to tries again; shmrpc_last_error says "ring to '<to>' (<size>):
- * /dev/shm is full"). Once a node of that name has joined again
- * (shmrpc_wait_node returns), the next send connects to it and sends to it,
- * without -EPIPE; so does a send blocked on the old node's full ring when the
- * old node leaves. Messages queued to the old node and not received are lost
- * with it.
+ * is corrupt), -ENOSPC (/dev/shm cannot hold the ring; -ENOMEM, -EFBIG,
+ * and -EMFILE/-ENFILE (no file descriptor left to open the receiver's
+ * segment or create the ring) likewise: nothing of the attempt is left, the
+ * node works on, and the next send to @to tries again; shmrpc_last_error
+ * says "ring to '<to>' (<size>): /dev/shm is full"). Once a node of that
+ * name has joined again (shmrpc_wait_node returns), the next send connects
+ * to it and sends to it, without -EPIPE; so does a send blocked on the old
+ * node's full ring when the old node leaves. Messages queued to the old node
+ * and not received are lost with it.
  */
 SHMRPC_API int shmrpc_send(struct shmrpc_node *node, const char *to, const void *data, size_t len,
 			   int timeout_ms);
@@ -233,9 +289,10 @@ SHMRPC_API int shmrpc_send(struct shmrpc_node *node, const char *to, const void 
  * shmrpc_broadcast - send one message to every other live node of the
  * domain. timeout_ms bounds the whole call. Returns how many nodes got it
  * (0 when there is nobody else), or -EMSGSIZE if it fits no target's ring,
- * or -EINVAL. A target whose ring stays full past the timeout, that leaves
- * meanwhile, or whose ring could not be created (a full /dev/shm: see
- * shmrpc_send's -ENOSPC; the next broadcast tries again) is not counted.
+ * -ENOMEM (no memory for the list of targets: nobody got it), or -EINVAL.
+ * A target whose ring stays full past the timeout, that leaves meanwhile,
+ * or whose ring could not be created (a full /dev/shm: see shmrpc_send's
+ * -ENOSPC; the next broadcast tries again) is not counted.
  */
 SHMRPC_API int shmrpc_broadcast(struct shmrpc_node *node, const void *data, size_t len,
 				int timeout_ms);
@@ -463,6 +520,79 @@ struct shmrpc_rxbuf {
 };
 SHMRPC_API int shmrpc_peek(struct shmrpc_node *node, struct shmrpc_rxbuf *rx, int timeout_ms);
 SHMRPC_API int shmrpc_release(struct shmrpc_node *node, struct shmrpc_rxbuf *rx);
+
+/*
+ * shmrpc_recv_batch - receive up to n messages from any senders, copying
+ * each into msgs[i].buf (msgs[i].cap bytes; buf may be NULL when cap is 0):
+ * waits per timeout_ms for the first, as shmrpc_recv does, then takes what
+ * is already waiting, without waiting again. Sets msgs[i].len and
+ * msgs[i].from for each; returns the count (>= 1). Messages come in the
+ * order shmrpc_recv would return them, events included. A message larger
+ * than its msgs[i].cap ends the batch before it and stays queued: if it is
+ * the first, the call returns -EMSGSIZE, as shmrpc_recv does. Errors as
+ * shmrpc_recv's, -EINVAL for n == 0 or msgs NULL. A ring's space goes back
+ * to its sender once per call, not once per message: one store and at most
+ * one wake per sender's ring.
+ */
+struct shmrpc_msg {
+	void *buf;			/* in: where to copy the message */
+	size_t cap;			/* in: its size */
+	size_t len;			/* out: the message's length */
+	char from[SHMRPC_NAME_MAX + 1]; /* out: the sender's name */
+};
+SHMRPC_API int shmrpc_recv_batch(struct shmrpc_node *node, struct shmrpc_msg *msgs, unsigned n,
+				 int timeout_ms);
+
+/*
+ * Peer handles: one incarnation of a named node, connected. A send through
+ * a handle skips the name lookup and goes to that incarnation (its slot and
+ * generation) or nowhere: once it has left or died, every call through the
+ * handle returns -EPIPE, even after a node of the same name joined again
+ * (shmrpc_peer_get gives a handle to the new one). A handle is used from
+ * many threads, as a node's send calls are.
+ *
+ * shmrpc_peer_get - wait per timeout_ms for a live node @name (as
+ * shmrpc_wait_node does), connect to it (as a first send does, creating
+ * the ring: see shmrpc_send), and return a handle in *out bound to the
+ * incarnation it connected to. 0, or -EINVAL (bad arguments, @name is this
+ * node), -EAGAIN/-ETIMEDOUT (no such node in time), -ENOSPC/-ENOMEM/-EMFILE
+ * (see shmrpc_send), -ECHILD, -errno.
+ * shmrpc_peer_put - end the handle (NULL accepted). Any reservation made
+ * through it must be committed or cancelled first. It may come after
+ * shmrpc_close(node): a handle whose node closed returns -EPIPE from every
+ * call and 0 from shmrpc_peer_alive, until it is put.
+ * shmrpc_peer_alive - 1 while the incarnation is live as far as the domain
+ * knows, 0 once it left or its death was noticed (see Membership events);
+ * no system call.
+ * shmrpc_peer_name - the node's name (valid until shmrpc_peer_put).
+ * shmrpc_peer_send - shmrpc_send_flags to that incarnation (flags:
+ * SHMRPC_SEND_DEFER or 0): 0, -EPIPE (it left or died; or, as for
+ * shmrpc_send, once when it dropped our ring as corrupt: the next call
+ * connects to it afresh), the other errors of shmrpc_send but -ENOENT.
+ * shmrpc_peer_reserve - shmrpc_reserve to that incarnation; end it with
+ * shmrpc_commit(node, tx, len) or shmrpc_cancel(node, tx), as usual.
+ * shmrpc_peer_sendv - publish msgs[0..n) in order as n messages (each
+ * iovec one message), with one check of the receiver's sleep flag and at
+ * most one wake for the whole batch. Returns how many it published (>= 1):
+ * fewer than n when the ring filled up (or a message was too large for it)
+ * after the first; or -errno when none could be: timeout_ms applies while
+ * the ring is full before the first (-EAGAIN/-ETIMEDOUT), -EMSGSIZE if the
+ * first is too large, -EPIPE, -EINVAL (n == 0, msgs NULL, a NULL iov_base
+ * with a length, a message over 2 GiB). SHMRPC_SEND_DEFER holds the wake
+ * back for shmrpc_flush, as for shmrpc_send_flags.
+ */
+struct shmrpc_peer;
+SHMRPC_API int shmrpc_peer_get(struct shmrpc_node *node, const char *name, int timeout_ms,
+			       struct shmrpc_peer **out);
+SHMRPC_API void shmrpc_peer_put(struct shmrpc_peer *peer);
+SHMRPC_API int shmrpc_peer_alive(struct shmrpc_peer *peer);
+SHMRPC_API const char *shmrpc_peer_name(struct shmrpc_peer *peer);
+SHMRPC_API int shmrpc_peer_send(struct shmrpc_peer *peer, const void *data, size_t len,
+				int timeout_ms, unsigned flags);
+SHMRPC_API int shmrpc_peer_sendv(struct shmrpc_peer *peer, const struct iovec *msgs, unsigned n,
+				 int timeout_ms, unsigned flags);
+SHMRPC_API int shmrpc_peer_reserve(struct shmrpc_peer *peer, size_t len, struct shmrpc_txbuf *tx,
+				   int timeout_ms);
 
 /*
  * Request/response.

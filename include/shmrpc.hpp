@@ -580,6 +580,125 @@ class rx_guard {
 	shmrpc_rxbuf rx_{};
 };
 
+/* ------------------------------------------------------------ peers, events */
+
+/* A membership event (a node opened with options::events receives them as
+ * messages whose sender is SHMRPC_EVENT_FROM): type (SHMRPC_EV_JOIN,
+ * _LEAVE, _DEATH), pid, id (slot << 32 | generation), name, dropped (events
+ * lost just before this one). */
+using event = struct ::shmrpc_event;
+
+/* Whether a message came from the library's event source. */
+inline bool is_event(std::string_view from) noexcept
+{
+	return from == SHMRPC_EVENT_FROM;
+}
+
+/* The event that a message from SHMRPC_EVENT_FROM carries
+ * (std::errc::invalid_argument if data is not one). */
+inline result<event> parse_event(std::string_view data) noexcept
+{
+	event ev{};
+	if (data.size() != sizeof(ev))
+		return error(EINVAL, "parse_event: not the size of struct shmrpc_event");
+	std::memcpy(&ev, data.data(), sizeof(ev));
+	ev.name[SHMRPC_NAME_MAX] = '\0';
+	return ev;
+}
+
+/* One incarnation of a named node, connected (node::peer): sends skip the
+ * name lookup; once that node left or died every call fails with
+ * std::errc::broken_pipe, even after a node of that name joined again.
+ * Move-only; shmrpc_peer_put when destroyed (after any reservation made
+ * through it ended). Used from many threads like a node's sends; it may
+ * outlive its node (every call then fails with broken_pipe). */
+class peer {
+    public:
+	peer() noexcept = default;
+	/* Adopt a handle from shmrpc_peer_get of node @n. */
+	peer(shmrpc_node *n, shmrpc_peer *p) noexcept : n_(n), p_(p)
+	{
+	}
+	peer(peer &&o) noexcept
+		: n_(std::exchange(o.n_, nullptr)), p_(std::exchange(o.p_, nullptr))
+	{
+	}
+	peer &operator=(peer &&o) noexcept
+	{
+		if (this != &o) {
+			reset();
+			n_ = std::exchange(o.n_, nullptr);
+			p_ = std::exchange(o.p_, nullptr);
+		}
+		return *this;
+	}
+	peer(const peer &) = delete;
+	peer &operator=(const peer &) = delete;
+	~peer()
+	{
+		reset();
+	}
+	/* End the handle; idempotent. */
+	void reset() noexcept
+	{
+		shmrpc_peer_put(std::exchange(p_, nullptr));
+		n_ = nullptr;
+	}
+	shmrpc_peer *get() const noexcept
+	{
+		return p_;
+	}
+	explicit operator bool() const noexcept
+	{
+		return p_ != nullptr;
+	}
+	/* Live as far as the domain knows (false for an empty handle). */
+	bool alive() const noexcept
+	{
+		return p_ && shmrpc_peer_alive(p_) == 1;
+	}
+	const char *name() const noexcept
+	{
+		return p_ ? shmrpc_peer_name(p_) : "";
+	}
+	/* flags: SHMRPC_SEND_DEFER or 0. */
+	result<void> send(std::string_view data, timeout t = forever, unsigned flags = 0) noexcept
+	{
+		if (!p_)
+			return error(EINVAL, "peer send: empty handle");
+		int rc = shmrpc_peer_send(p_, data.data(), data.size(), t.ms(), flags);
+		return detail::check_void(rc, "peer send");
+	}
+	/* msgs in order, one message each, at most one wake: how many went
+	 * (>= 1; fewer when the ring filled up after the first). */
+	result<int> sendv(span<const struct iovec> msgs, timeout t = forever,
+			  unsigned flags = 0) noexcept
+	{
+		if (!p_)
+			return error(EINVAL, "peer sendv: empty handle");
+		if (msgs.size() > UINT_MAX)
+			return error(EINVAL, "peer sendv: more than UINT_MAX messages");
+		int rc = shmrpc_peer_sendv(p_, msgs.data(), static_cast<unsigned>(msgs.size()),
+					   t.ms(), flags);
+		return detail::check(rc, "peer sendv");
+	}
+	/* Zero-copy: len bytes in the incarnation's ring. */
+	result<tx_guard> reserve(std::size_t len, timeout t = forever) noexcept
+	{
+		if (!p_)
+			return error(EINVAL, "peer reserve: empty handle");
+		shmrpc_txbuf tx{};
+		int rc = shmrpc_peer_reserve(p_, len, &tx, t.ms());
+		if (rc < 0)
+			return detail::fail(rc, "peer reserve");
+		return tx_guard(n_, tx);
+	}
+
+    private:
+	shmrpc_node *n_ = nullptr; /* for the reservations' commit and cancel */
+	shmrpc_peer *p_ = nullptr;
+};
+
 /* ------------------------------------------------------------ node */
 
 /* shmrpc_stats: a node's counters since it joined. */
@@ -604,6 +723,7 @@ struct options {
 	std::uint32_t mode = 0;	      /* of created segments; 0: 0600 */
 	std::string_view backend; /* "uring", "futex"; empty: automatic */
 	std::int32_t spin_us = 0; /* 0: $SHMRPC_SPIN_US else 20; SHMRPC_SPIN_NEVER */
+	std::uint32_t events = 0; /* SHMRPC_EV_* bits received as messages; 0: none */
 };
 
 namespace detail
@@ -698,6 +818,7 @@ class node {
 		opts.mode = o.mode;
 		opts.backend = o.backend.empty() ? nullptr : be.c_str();
 		opts.spin_us = o.spin_us;
+		opts.events = o.events;
 		shmrpc_node *h = nullptr;
 		int rc = shmrpc_open(cn.c_str(), &opts, &h);
 		if (rc < 0)
@@ -791,6 +912,19 @@ class node {
 			return rel.error();
 		return r;
 	}
+	/* The first message as recv waits for it, then those already
+	 * waiting, up to msgs.size(), each copied into msgs[i].buf (cap bytes;
+	 * len and from set): how many. One longer than its cap ends the batch
+	 * before it (std::errc::message_size if it is the first: it stays
+	 * queued). */
+	result<int> recv_batch(span<shmrpc_msg> msgs, timeout t = forever) noexcept
+	{
+		if (msgs.size() > UINT_MAX)
+			return error(EINVAL, "recv_batch: more than UINT_MAX messages");
+		int rc = shmrpc_recv_batch(h_, msgs.data(), static_cast<unsigned>(msgs.size()),
+					   t.ms());
+		return detail::check(rc, "recv_batch");
+	}
 	/* Zero-copy: the next message, in place. */
 	result<rx_guard> peek(timeout t = forever) noexcept
 	{
@@ -844,6 +978,22 @@ class node {
 		if (rc < 0)
 			(void)detail::fail(rc, "fd"); /* the thread's text, as usual */
 		return rc;
+	}
+
+	/* ---------------------------------------------------------- peers */
+
+	/* A handle to the node now named @name, waiting for it to join as
+	 * wait_node does. */
+	result<shmrpc::peer> peer(std::string_view name, timeout t = forever) noexcept
+	{
+		detail::cname cn(name);
+		if (!cn)
+			return cn.err();
+		shmrpc_peer *p = nullptr;
+		int rc = shmrpc_peer_get(h_, cn.c_str(), t.ms(), &p);
+		if (rc < 0)
+			return detail::fail(rc, "peer");
+		return shmrpc::peer(h_, p);
 	}
 
 	/* -------------------------------------------------------- queries */

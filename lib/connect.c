@@ -45,10 +45,12 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "connect.h"
 #include "counters.h"
+#include "error.h"
 #include "layout.h"
 #include "names.h"
 #include "node_types.h"
@@ -76,7 +78,10 @@ static int peer_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, struct 
 	ring_bytes = h->ring_bytes;
 	if (!shmrpc__ring_size_ok(ring_bytes))
 		err = -EPROTO;
-	else if (alive <= 0)
+	else if (alive < 0) /* cannot tell (no memory for the lock query): not gone */
+		err = shmrpc__err(alive, "node in slot %u (gen %u): liveness not checked: %s", slot,
+				  gen, strerror(-alive));
+	else if (!alive)
 		err = -ENOENT;
 	if (err) {
 		shmrpc__seg_unmap(h, c->peer_size);

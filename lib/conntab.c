@@ -322,6 +322,21 @@ int shmrpc__conn_lock(struct shmrpc__conn *c, struct shmrpc__tmo *t)
 	return 0;
 }
 
+int shmrpc__conn_lock_gen(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t gen,
+			  struct shmrpc__tmo *t)
+{
+	int rc = shmrpc__conn_lock(c, t); /* type-stable: safe to lock, checked below */
+
+	if (rc)
+		return rc;
+	/* As in conn_acquire: the same generation is the same connection. */
+	if (atomic_load_explicit(&c->gen, memory_order_relaxed) == gen && shmrpc__conn_usable(c) &&
+	    !shmrpc__conn_check_dead(n, c))
+		return 0;
+	shmrpc__conn_unlock(n, c);
+	return -ESTALE;
+}
+
 bool shmrpc__conn_held(const struct shmrpc__conn *c)
 {
 	return atomic_load_explicit(&c->owner, memory_order_relaxed) == &tls_token;

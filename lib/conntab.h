@@ -16,6 +16,11 @@
  * -ETIMEDOUT, -ENOENT, -EPIPE, -EINVAL (@to is us, or a bad name), -errno. */
 int shmrpc__conn_acquire(struct shmrpc_node *n, const char *to, struct shmrpc__tmo *t,
 			 struct shmrpc__conn **out);
+/* Lock @c, known by its generation @gen (a peer handle's: peer.c), without
+ * the name: 0, -ESTALE (recycled, or its receiver closed it: unlocked),
+ * -EDEADLK, -EAGAIN, -ETIMEDOUT. */
+int shmrpc__conn_lock_gen(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t gen,
+			  struct shmrpc__tmo *t);
 /* Unlock; a connection found dead is swapped for a tombstone. */
 void shmrpc__conn_unlock(struct shmrpc_node *n, struct shmrpc__conn *c);
 /* Lock @c per @t as this thread (its owner): 0, -EDEADLK (this thread

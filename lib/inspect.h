@@ -171,7 +171,9 @@ int shmrpc_insp_lock(struct shmrpc_insp_reg *r, int64_t timeout_ns);
 void shmrpc_insp_unlock(struct shmrpc_insp_reg *r);
 /* Under the lock: free slot @slot if it still holds @gen and its node is
  * gone, closing (peers wake with -EPIPE) and unlinking every ring of it and
- * its node file. 1 freed, 0 not (the slot changed, or the node lives). */
+ * its node file. 1 freed, 0 not (the slot changed, or the node lives),
+ * -errno (its liveness or a file of it could not be checked for want of
+ * descriptors or memory: try again later). */
 int shmrpc_insp_reclaim(struct shmrpc_insp_reg *r, uint32_t slot, uint32_t gen);
 /* The same without the liveness check, for a node whose process is known
  * to have exited though its lock may still be held: an exit event of the

@@ -7,7 +7,7 @@
  * untrusted input: see shmrpc__*_check() before using any size or index.
  *
  * Files of domain D (lib/names.c makes every name):
- *	/dev/shm/shmrpc.D.reg			registry: header + slots
+ *	/dev/shm/shmrpc.D.reg			registry: header + slots + event log
  *	/dev/shm/shmrpc.D.node.<16 hex>		node segment of node (S, G)
  *	/dev/shm/shmrpc.D.ring.<16 hex>		ring from node (S, G) to node (R, H)
  *	/dev/shm/shmrpc.D.repl.<16 hex>		reply ring from server (S, G) to
@@ -32,7 +32,7 @@
 /* "/shmrpc." + domain + ".ring." + 16 hex digits, with room to spare */
 #define SHMRPC__PATH_MAX 160
 
-#define SHMRPC__ABI 3
+#define SHMRPC__ABI 4 /* 3: the event log (issue 11); 4: reply rings, rpc fields (12) */
 #define SHMRPC__CACHELINE 64
 #define SHMRPC__PAGE 4096u
 #define SHMRPC__KEY_BYTES 16 /* the registry's name key */
@@ -74,11 +74,12 @@ struct shmrpc__reg_hdr {
 	uint32_t hdr_size;		     /* creator: sizeof(struct shmrpc__reg_hdr) */
 	uint32_t slot_size;		     /* creator: sizeof(struct shmrpc__slot) */
 	uint32_t capacity;		     /* creator: number of slots */
-	uint64_t total_size;		     /* creator: hdr_size + capacity * slot_size */
+	uint64_t total_size;		     /* creator: shmrpc__reg_size(capacity) */
 	uint32_t nonce;			     /* creator: random, in every ring header */
 	uint32_t mode;			     /* creator: permission bits of the domain */
 	uint8_t name_key[SHMRPC__KEY_BYTES]; /* creator: random SipHash key of file names */
-	uint8_t _pad0[8];
+	uint32_t ev_cap;		     /* creator: SHMRPC__EV_LOG entries in the event log */
+	uint32_t ev_size;		     /* creator: sizeof(struct shmrpc__ev_entry) */
 
 	/* Line 1 is reserved. The join/leave lock is not in shared memory: it
 	 * is an OFD lock on the first byte of this file (registry.c). */
@@ -87,13 +88,16 @@ struct shmrpc__reg_hdr {
 	/* Line 2, written by the lock holder. closed: 1 once the last node
 	 * left and unlinked this file (reopen by name). joining: 1 + the
 	 * slot the holder is filling; found set by the next holder, that one
-	 * died mid-join: repair. */
+	 * died mid-join: repair. ev_head: events ever appended to the log
+	 * (the next one goes to entry ev_head % ev_cap; lib/evlog.c). */
 	alignas(SHMRPC__CACHELINE) _Atomic uint32_t epoch; /* futex: +1 at join/leave */
 	_Atomic uint32_t live;				   /* slots JOINING or LIVE */
 	_Atomic uint32_t hi;				   /* 1 + highest slot ever used */
 	_Atomic uint32_t closed;
 	_Atomic uint32_t joining;
-	uint8_t _pad1[44];
+	uint32_t _pad1a;
+	_Atomic uint64_t ev_head;
+	uint8_t _pad1[32];
 
 	/* shmrpc-reaper (tools/): who watches this domain, for shmrpc-top */
 	alignas(SHMRPC__CACHELINE) _Atomic uint32_t reaper_pid; /* reaper */
@@ -127,10 +131,30 @@ struct shmrpc__slot {
 	uint8_t _pad[12];
 };
 
-/* slot flags (written with the other fields, under the seqlock) */
-#define SHMRPC__SLOT_PROXY \
-	1u /* a proxy for a node of another host: its
-			       * segment's host names the host */
+/* slot flags (written with the other fields, under the seqlock).
+ * SHMRPC__SLOT_PROXY: a proxy for a node of another host; its segment's
+ * host names the host. */
+#define SHMRPC__SLOT_PROXY 1u
+
+/*
+ * The event log: SHMRPC__EV_LOG entries after the slots, a ring of the
+ * domain's membership changes (JOIN, LEAVE, DEATH: SHMRPC_EV_*), appended
+ * by the registry lock's holder as it publishes or frees a slot, read by
+ * every node that subscribes (opts.events) with a cursor of its own. An
+ * entry is a seqlock: seq is 0 while it is written, then index + 1
+ * (release) once complete; a reader that finds another seq lost it to a
+ * newer event (lib/evlog.c). 256 entries of 96 bytes: 24 KiB a domain.
+ */
+#define SHMRPC__EV_LOG 256u
+
+struct shmrpc__ev_entry {
+	_Atomic uint64_t seq;	  /* lock holder: index + 1, stored last; 0 while written */
+	_Atomic uint32_t type;	  /* lock holder: one SHMRPC_EV_* */
+	_Atomic int32_t pid;	  /* lock holder: the slot's pid */
+	_Atomic uint64_t id;	  /* lock holder: slot << 32 | gen */
+	_Atomic uint64_t ns;	  /* lock holder: CLOCK_MONOTONIC of the append */
+	_Atomic uint64_t name[8]; /* lock holder: the slot's name, NUL-padded */
+};
 
 /* ------------------------------------------------------------ node segment */
 
@@ -211,7 +235,7 @@ struct shmrpc__node_hdr {
 	/* pend_hint: peers store 1 after setting a pend bit; the owner
 	 * exchanges it to 0 before a scan. */
 	alignas(SHMRPC__CACHELINE) _Atomic uint32_t bell; /* futex; see W_* */
-	_Atomic uint32_t flags;				  /* owner: NODE_CLOSING, fetch_or */
+	_Atomic uint32_t flags; /* owner: NODE_EVENTS, NODE_CLOSING (fetch_or) */
 	_Atomic uint32_t pend_hint;
 	uint8_t _pad1[52];
 
@@ -238,6 +262,9 @@ struct shmrpc__node_hdr {
 };
 
 #define SHMRPC__NODE_CLOSING 1u /* leaving: announce no more rings to it */
+/* set at creation: the node subscribed to events (opts.events); a dead
+ * sender's unopened rings to it are kept for it to drain (reclaim.c) */
+#define SHMRPC__NODE_EVENTS 2u
 
 /* The kinds of ring between two nodes: messages (and requests), and
  * replies from a server to its caller. Each has its tables (above). */
@@ -333,12 +360,16 @@ struct shmrpc__rep_hdr {
 /* ------------------------------------------------------------ assertions */
 
 _Static_assert(offsetof(struct shmrpc__reg_hdr, name_key) == 40, "reg name key offset");
+_Static_assert(offsetof(struct shmrpc__reg_hdr, ev_cap) == 56, "reg event log size offset");
 _Static_assert(offsetof(struct shmrpc__reg_hdr, _reserved) == 64, "reg reserved line");
 _Static_assert(offsetof(struct shmrpc__reg_hdr, epoch) == 128, "reg epoch offset");
+_Static_assert(offsetof(struct shmrpc__reg_hdr, ev_head) == 152, "reg event head offset");
 _Static_assert(offsetof(struct shmrpc__reg_hdr, reaper_pid) == 192, "reg reaper offset");
 _Static_assert(sizeof(struct shmrpc__reg_hdr) == 256, "reg header size");
 _Static_assert(offsetof(struct shmrpc__slot, name) == 48, "slot name offset");
 _Static_assert(sizeof(struct shmrpc__slot) == 128, "slot size");
+_Static_assert(offsetof(struct shmrpc__ev_entry, name) == 32, "event entry name offset");
+_Static_assert(sizeof(struct shmrpc__ev_entry) == 96, "event entry size");
 _Static_assert(sizeof(struct shmrpc__node_ctr) == 128, "node counters size");
 _Static_assert(offsetof(struct shmrpc__node_hdr, bell) == 128, "node bell offset");
 _Static_assert(offsetof(struct shmrpc__node_hdr, ctr) == 192, "node counters offset");
@@ -363,10 +394,17 @@ _Static_assert(sizeof(struct shmrpc__rep_hdr) == 16, "reply header size");
 _Static_assert(sizeof(_Atomic uint64_t) == 8 && sizeof(_Atomic uint32_t) == 4,
 	       "atomics are plain words in shared memory");
 
-/* Sizes derived from a capacity; the node segment is page-rounded. */
-static inline uint64_t shmrpc__reg_size(uint32_t capacity)
+/* Sizes derived from a capacity; the node segment is page-rounded. The
+ * registry: header, slots, event log. */
+static inline uint64_t shmrpc__reg_evlog_off(uint32_t capacity)
 {
 	return sizeof(struct shmrpc__reg_hdr) + (uint64_t)capacity * sizeof(struct shmrpc__slot);
+}
+
+static inline uint64_t shmrpc__reg_size(uint32_t capacity)
+{
+	return shmrpc__reg_evlog_off(capacity) +
+	       (uint64_t)SHMRPC__EV_LOG * sizeof(struct shmrpc__ev_entry);
 }
 
 /* Bytes of one pend bitmap of a node segment of @capacity slots. */

@@ -32,12 +32,15 @@
 #include "clock.h"
 #include "conntab.h"
 #include "error.h"
+#include "events.h"
 #include "inbound.h"
 #include "join.h"
 #include "layout.h"
 #include "names.h"
 #include "node_types.h"
 #include "nodeseg.h"
+#include "options.h"
+#include "peer.h"
 #include "proc.h"
 #include "reclaim.h"
 #include "regfile.h"
@@ -49,12 +52,8 @@
 #include "wake_uring.h"
 #include "watch.h"
 
-/* Default bound of a receiver's adaptive spin before it sleeps. */
-#define SHMRPC__SPIN_US_DEFAULT 20
-
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shmrpc_node *all_nodes;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
 static void fork_prepare(void)
 {
@@ -86,9 +85,20 @@ static void fork_child(void)
 	pthread_mutex_unlock(&all_lock);
 }
 
-static void fork_setup(void)
+/* Registered by the first open that can (pthread_atfork's ENOMEM fails the
+ * open): without them a forked child keeps a dead parent looking alive. */
+static int fork_setup(void)
 {
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static bool done; /* under lock */
+	int err = 0;
+
+	pthread_mutex_lock(&lock);
+	if (!done)
+		err = -pthread_atfork(fork_prepare, fork_parent, fork_child);
+	done = !err;
+	pthread_mutex_unlock(&lock);
+	return err ? shmrpc__err(err, "fork handlers not registered: %s", strerror(-err)) : 0;
 }
 
 static void all_add(struct shmrpc_node *n)
@@ -110,142 +120,6 @@ static void all_del(struct shmrpc_node *n)
 			break;
 		}
 	pthread_mutex_unlock(&all_lock);
-}
-
-struct open_cfg {
-	const char *domain;
-	const char *backend;
-	const char *proxy_host; /* NULL: none */
-	uint32_t ring_bytes, capacity, mode;
-	int64_t spin_ns;
-	uint32_t max_calls;
-};
-
-/* opts.spin_us, else $SHMRPC_SPIN_US (0: never), else the default. */
-static int spin_pick(int32_t opt, int64_t *ns)
-{
-	const char *s = getenv("SHMRPC_SPIN_US");
-	char *end;
-	long v = SHMRPC__SPIN_US_DEFAULT;
-
-	if (opt < 0 && opt != SHMRPC_SPIN_NEVER)
-		return shmrpc__err(-EINVAL, "opts.spin_us %d: negative (SHMRPC_SPIN_NEVER is %d)",
-				   (int)opt, SHMRPC_SPIN_NEVER);
-	if (opt > 1000000)
-		return shmrpc__err(-EINVAL, "opts.spin_us %d: more than 1000000 (1 s)", (int)opt);
-	if (opt) {
-		v = opt > 0 ? opt : 0;
-	} else if (s && *s) {
-		errno = 0;
-		v = strtol(s, &end, 10);
-		if (*end || errno || v < 0 || v > 1000000)
-			return shmrpc__err(-EINVAL,
-					   "SHMRPC_SPIN_US=%s: not a number of microseconds in "
-					   "[0, 1000000]",
-					   s);
-	}
-	*ns = (int64_t)v * 1000;
-	return 0;
-}
-
-/* The caller's options in @d, defaults for what an older caller's struct
- * does not have; -EINVAL, -E2BIG (a newer caller's non-zero tail). */
-static int opts_copy(const struct shmrpc_opts *o, struct shmrpc_opts *d)
-{
-	size_t i;
-
-	memset(d, 0, sizeof(*d));
-	if (!o)
-		return 0;
-	if (o->sz < sizeof(o->sz))
-		return shmrpc__err(-EINVAL, "opts.sz %zu: set it to sizeof(struct shmrpc_opts)",
-				   o->sz);
-	/* Older callers pass less: the rest keeps its defaults. Newer ones
-	 * may pass more, as long as we would ignore only zeros. */
-	for (i = sizeof(*d); i < o->sz; i++)
-		if (((const uint8_t *)o)[i])
-			return shmrpc__err(-E2BIG,
-					   "opts.sz %zu: byte %zu is set, and this library "
-					   "knows only %zu bytes of options",
-					   o->sz, i, sizeof(*d));
-	memcpy(d, o, o->sz < sizeof(*d) ? o->sz : sizeof(*d));
-	return 0;
-}
-
-/* opts.backend, else $SHMRPC_BACKEND (empty: unset), else NULL (the best). */
-static int backend_pick(const char *opt, const char **out)
-{
-	const char *b = opt;
-
-	if (!b) {
-		b = getenv("SHMRPC_BACKEND");
-		if (b && !b[0])
-			b = NULL;
-		if (b && strcmp(b, "uring") && strcmp(b, "futex"))
-			return shmrpc__err(
-				-EINVAL, "SHMRPC_BACKEND=%.64s: unknown backend (uring, futex)", b);
-	} else if (strcmp(b, "uring") && strcmp(b, "futex")) {
-		return shmrpc__err(-EINVAL, "opts.backend '%.64s': unknown backend (uring, futex)",
-				   b);
-	}
-	*out = b;
-	return 0;
-}
-
-static int opts_parse(const struct shmrpc_opts *o, struct open_cfg *cfg)
-{
-	struct shmrpc_opts d;
-	int err;
-
-	err = opts_copy(o, &d);
-	if (err)
-		return err;
-	/* An unset or empty $SHMRPC_DOMAIN means "default"; an empty domain
-	 * in the options is a bad name like any other (-EINVAL), never a
-	 * silent move into the "default" domain. */
-	cfg->domain = d.domain;
-	if (!cfg->domain) {
-		cfg->domain = getenv("SHMRPC_DOMAIN");
-		if (!cfg->domain || !cfg->domain[0])
-			cfg->domain = "default";
-	}
-	err = shmrpc__name_check(cfg->domain);
-	if (err)
-		return shmrpc__err(err,
-				   "%s '%.64s': a domain name is 1 to %d characters of "
-				   "[A-Za-z0-9._-], not starting with '.'",
-				   d.domain ? "opts.domain" : "SHMRPC_DOMAIN", cfg->domain,
-				   SHMRPC_NAME_MAX);
-	cfg->ring_bytes = d.ring_bytes ? d.ring_bytes : SHMRPC__RING_DEFAULT;
-	if (!shmrpc__ring_size_ok(cfg->ring_bytes))
-		return shmrpc__err(-EINVAL, "opts.ring_bytes %u: not a power of two in [%u, %u]",
-				   cfg->ring_bytes, SHMRPC__RING_MIN, SHMRPC__RING_MAX);
-	cfg->capacity = d.max_nodes ? d.max_nodes : SHMRPC__CAP_DEFAULT;
-	if (cfg->capacity > SHMRPC__CAP_MAX)
-		return shmrpc__err(-EINVAL, "opts.max_nodes %u: more than %u", cfg->capacity,
-				   SHMRPC__CAP_MAX);
-	cfg->mode = d.mode ? d.mode : 0600;
-	if ((cfg->mode & ~0770u) || (cfg->mode & 0600) != 0600)
-		return shmrpc__err(-EINVAL,
-				   "opts.mode 0%o: owner read-write and group bits only "
-				   "(0600, 0640, 0660)",
-				   cfg->mode);
-	cfg->proxy_host = d.proxy_host;
-	if (d.proxy_host && shmrpc__name_check(d.proxy_host))
-		return shmrpc__err(-EINVAL,
-				   "opts.proxy_host '%.64s': a host name is 1 to %d characters of "
-				   "[A-Za-z0-9._-], not starting with '.'",
-				   d.proxy_host, SHMRPC_NAME_MAX);
-	err = backend_pick(d.backend, &cfg->backend);
-	if (!err)
-		err = shmrpc__log_env_check();
-	if (err)
-		return err;
-	cfg->max_calls = d.max_calls ? d.max_calls : SHMRPC__MAX_CALLS_DEFAULT;
-	if (cfg->max_calls > SHMRPC__MAX_CALLS_MAX)
-		return shmrpc__err(-EINVAL, "opts.max_calls %u: more than %u", cfg->max_calls,
-				   SHMRPC__MAX_CALLS_MAX);
-	return spin_pick(d.spin_us, &cfg->spin_ns);
 }
 
 /*
@@ -310,6 +184,9 @@ static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	memcpy(h->name, n->name, sizeof(h->name));
 	memcpy(h->host, n->proxy_host, sizeof(h->host));
 	h->lock_fd = (uint32_t)n->seg_fd;
+	/* Relaxed: published with the rest by the release store of LIVE. */
+	atomic_store_explicit(&h->flags, n->ev_mask ? SHMRPC__NODE_EVENTS : 0,
+			      memory_order_relaxed);
 	/* Published to peers by the release store of LIVE in reg_publish. */
 	h->magic = SHMRPC__NODE_MAGIC;
 	n->seg = h;
@@ -389,7 +266,7 @@ static int join_locked(struct shmrpc_node *n)
 	shmrpc__reg_joining(n->reg, (uint32_t)slot + 1);
 	err = join_seg_make(n, (uint32_t)slot, &gen);
 	if (err) {
-		shmrpc__reg_free(n->reg, (uint32_t)slot, gen);
+		shmrpc__reg_free(n->reg, (uint32_t)slot, gen, 0);
 		/* As the last leave does: a domain with no node left goes (a
 		 * first node that could not be made leaves no registry). */
 		retire_if_empty(n->reg);
@@ -397,12 +274,13 @@ static int join_locked(struct shmrpc_node *n)
 		n->slot = (uint32_t)slot;
 		n->gen = gen;
 		shmrpc__reg_publish(n->reg, n->slot);
+		shmrpc__ev_start(n); /* events after our JOIN, under the lock */
 	}
 	shmrpc__reg_joining(n->reg, 0);
 	return err;
 }
 
-static int join(struct shmrpc_node *n, const struct open_cfg *cfg)
+static int join(struct shmrpc_node *n, const struct shmrpc__open_cfg *cfg)
 {
 	int err, tries;
 
@@ -442,7 +320,7 @@ static void leave(struct shmrpc_node *n)
 	shmrpc__seg_unlink(path);
 	if (!locked)
 		return; /* the registry lock is unusable: leave the slot to reclaim */
-	shmrpc__reg_free(r, n->slot, n->gen);
+	shmrpc__reg_free(r, n->slot, n->gen, SHMRPC_EV_LEAVE);
 	/* Count what is left rather than trust hdr->live, which any peer can
 	 * write: a wrong count would unlink the registry under live nodes (and
 	 * later joiners would start a second domain of the same name), or
@@ -471,12 +349,14 @@ static void node_free(struct shmrpc_node *n)
 	pthread_mutex_destroy(&n->fold_lock);
 	pthread_mutex_destroy(&n->ctl_lock);
 	pthread_mutex_destroy(&n->deferred.lock);
+	pthread_mutex_destroy(&n->peer_lock);
 	if (n->evfd >= 0)
 		close(n->evfd);
+	shmrpc__ev_free(n);
 	free(n);
 }
 
-static struct shmrpc_node *node_alloc(const char *name, const struct open_cfg *cfg)
+static struct shmrpc_node *node_alloc(const char *name, const struct shmrpc__open_cfg *cfg)
 {
 	struct shmrpc_node *n = calloc(1, sizeof(*n));
 
@@ -496,6 +376,8 @@ static struct shmrpc_node *node_alloc(const char *name, const struct open_cfg *c
 	n->spin_ns = cfg->spin_ns / 4;
 	n->safety_ns = shmrpc__safety_ns();
 	n->evfd = -1;
+	n->ev_mask = cfg->events;
+	pthread_mutex_init(&n->peer_lock, NULL);
 	pthread_mutex_init(&n->deferred.lock, NULL);
 	pthread_rwlock_init(&n->conn_lock, NULL);
 	pthread_mutex_init(&n->in_lock, NULL);
@@ -508,7 +390,7 @@ int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc_node *n;
-	struct open_cfg cfg = { 0 };
+	struct shmrpc__open_cfg cfg = { 0 };
 	int err;
 
 	if (!out)
@@ -521,16 +403,19 @@ int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_
 				  "not starting with '.'",
 				  name ? name : "(null)", SHMRPC_NAME_MAX);
 	else
-		err = opts_parse(opts, &cfg);
+		err = shmrpc__opts_parse(opts, &cfg);
+	if (!err)
+		err = fork_setup();
 	if (err)
 		return SHMRPC__RET(err);
-	pthread_once(&fork_once, fork_setup);
 	n = node_alloc(name, &cfg);
 	if (!n)
 		return SHMRPC__RET(-ENOMEM);
 	err = shmrpc__proc_self(&n->proc);
 	if (!err)
 		err = shmrpc__rpc_init(n, cfg.max_calls);
+	if (!err)
+		err = shmrpc__ev_init(n);
 	if (!err)
 		err = shmrpc__backend_init(n, cfg.backend);
 	if (err) {
@@ -563,6 +448,7 @@ void shmrpc_close(struct shmrpc_node *n)
 		 * included (they would pin the parent's rings in /dev/shm for
 		 * as long as this process lives). The backend's fini releases
 		 * process-local resources only. */
+		shmrpc__peer_detach_all(n);
 		shmrpc__in_forget_all(n);
 		shmrpc__conn_forget_all(n);
 		shmrpc__rpc_forget(n);
@@ -571,6 +457,7 @@ void shmrpc_close(struct shmrpc_node *n)
 		return;
 	}
 	shmrpc__thread_stop(n);
+	shmrpc__peer_detach_all(n); /* handles outlive the node: -EPIPE */
 	shmrpc__watch_forget(n);
 	shmrpc_flush(n);
 	shmrpc__in_close_all(n);

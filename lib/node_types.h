@@ -31,6 +31,7 @@ struct shmrpc__conn;
 struct shmrpc__conn_chunk;
 struct shmrpc__rpc;
 struct shmrpc__inbound;
+struct shmrpc__events;
 
 /* An inbound ring (inbound.c opens and drops it; rx.c reads it; the
  * backend keeps its wait state in `be`). */
@@ -46,6 +47,14 @@ struct shmrpc__inring {
 	char from[SHMRPC_NAME_MAX + 1];
 	void *be;		     /* backend's per-ring state */
 	struct shmrpc__inbound *set; /* the set it is in (n->in, n->rep) */
+	/* events (events.c): read it only once the event cursor passed its
+	 * sender's JOIN, at log index gate - 1; 0: no gate */
+	uint64_t gate;
+	/* shmrpc_recv_batch (rx.c): records consumed since the last head
+	 * store, their bytes, and the next ring with such (in.unpub) */
+	uint32_t unpub;
+	uint64_t unpub_bytes;
+	struct shmrpc__inring *unpub_next;
 };
 
 /* The inbound rings of a node of one kind: n->in, the message rings (the
@@ -67,6 +76,7 @@ struct shmrpc__inbound {
 	bool open_told;
 	int open_err;
 	uint32_t open_slot, open_gen;
+	struct shmrpc__inring *unpub; /* rings with consumption to publish (rx.c) */
 };
 
 #define SHMRPC__CONN_BUCKETS 64
@@ -103,6 +113,12 @@ struct shmrpc_node {
 	/* inbound rings the backend watches directly; others: bell mode */
 	uint32_t ring_words;
 	uint32_t bell_armed; /* value our bell was armed with (rx.c) */
+	/* membership events (events.c): ev_mask from the options; with it,
+	 * the registry's epoch word, armed with ev_armed (rx.c) */
+	uint32_t ev_mask;
+	struct shmrpc__events *ev;
+	_Atomic uint32_t *ev_word;
+	uint32_t ev_armed;
 
 	uint64_t uid;		    /* unique in the process, unlike the address */
 	pthread_rwlock_t conn_lock; /* conntab.c's table */
@@ -134,6 +150,9 @@ struct shmrpc_node {
 	void *fn_arg;
 
 	struct shmrpc_node *all_next; /* process-wide list, for fork (node.c) */
+
+	pthread_mutex_t peer_lock; /* the node's peer handles (peer.c) */
+	struct shmrpc_peer *peers;
 };
 
 #endif /* SHMRPC_NODE_TYPES_H */

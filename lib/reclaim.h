@@ -13,9 +13,15 @@
 
 /*
  * Under the registry lock: free slot @slot if it still holds generation
- * @gen, after closing and unlinking every ring of that node (peers blocked
- * on them wake with -EPIPE) and its node segment. Returns 1 if it freed
- * the slot, 0 if the slot had changed meanwhile or its node is alive.
+ * @gen (a DEATH event in the log), after closing and unlinking every ring
+ * of that node (peers blocked on them wake with -EPIPE) and its node
+ * segment; a ring it had announced to a live receiver that takes events
+ * stays, closed, for that receiver to drain and unlink. Returns 1 if it
+ * freed the slot, 0 if the slot had changed meanwhile or its node is alive,
+ * -errno if its liveness could not be told or a file of it could not be
+ * opened for want of descriptors or memory (-EMFILE, -ENFILE, -ENOMEM):
+ * then the slot, its node file and the rings not reached are left as they
+ * are, for a later try (rings reached are closed already).
  */
 int shmrpc__reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
 /*
@@ -34,7 +40,8 @@ int shmrpc__reclaim_sweep(struct shmrpc__reg *r, uint32_t self_slot);
  * first that is not: a leaver's "is anyone left?" while others live costs
  * one liveness check. false: every slot was checked and none is left. */
 bool shmrpc__reclaim_any_alive(struct shmrpc__reg *r, uint32_t from);
-/* shmrpc__reclaim under the lock it takes: 1, 0, or -errno (the lock). */
+/* shmrpc__reclaim under the lock it takes: 1, 0, or -errno (the lock, or
+ * shmrpc__reclaim's). */
 int shmrpc__reclaim_locked(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
 /* The registry lock, with the repair of a joiner that died holding it
  * (shmrpc__reg_lock's note): how every caller above the registry locks it.

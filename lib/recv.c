@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * Receiving calls: shmrpc_recv (a copy), shmrpc_peek and shmrpc_release (in
- * place), shmrpc_dispatch (a handler per record), shmrpc_fd (an eventfd
- * for the caller's event loop). They check their arguments, take the
+ * Receiving calls: shmrpc_recv (a copy), shmrpc_recv_batch (copies, one
+ * give-back per ring), shmrpc_peek and shmrpc_release (in place),
+ * shmrpc_dispatch (a handler per record), shmrpc_fd (an eventfd for the
+ * caller's event loop). They check their arguments, take the
  * receiving side (rx.c, shmrpc__rx_enter: one thread at a time, -EBUSY
  * otherwise, -ECHILD in a forked child) and hand over what rx.c finds.
  */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -74,6 +76,52 @@ int shmrpc_recv(struct shmrpc_node *n, void *buf, size_t cap, char *from, int ti
 	}
 	shmrpc__rx_exit(n);
 	return rc;
+}
+
+/*
+ * The first message as shmrpc_recv waits for it, then whatever is waiting
+ * already; each ring's space goes back to its sender once, at the end
+ * (rx.c: shmrpc__rx_take, shmrpc__rx_flush).
+ */
+int shmrpc_recv_batch(struct shmrpc_node *n, struct shmrpc_msg *msgs, unsigned nr, int timeout_ms)
+{
+	SHMRPC__KEEP_ERRNO;
+	struct shmrpc__tmo t = SHMRPC__TMO(timeout_ms);
+	struct shmrpc__inring *r;
+	const void *data;
+	uint32_t len;
+	unsigned i;
+	int rc;
+
+	if (!n || !msgs || !nr || timeout_ms < -1)
+		return -EINVAL;
+	for (i = 0; i < nr; i++)
+		if (!msgs[i].buf && msgs[i].cap)
+			return -EINVAL;
+	rc = shmrpc__rx_enter(n); /* -ECHILD in a forked child, -EBUSY */
+	if (rc)
+		return rc;
+	i = 0;
+	rc = shmrpc__rx_get(n, &r, &data, &len, &t);
+	while (rc > 0) {
+		if (len > msgs[i].cap)
+			break; /* left in place; -EMSGSIZE if it is the first */
+		if (len)
+			memcpy(msgs[i].buf, data, len);
+		msgs[i].len = len;
+		memcpy(msgs[i].from, r->from, sizeof(r->from));
+		shmrpc__rx_take(n, r, len);
+		if (++i == nr || i == INT_MAX)
+			break;
+		rc = shmrpc__rx_next(n, &r, &data, &len);
+	}
+	shmrpc__rx_flush(n);
+	shmrpc__rx_exit(n);
+	/* Like dispatch: a corrupt ring met after some messages was dropped
+	 * already, and surfaces at the next call if it is still corrupt. */
+	if (i)
+		return (int)i;
+	return rc > 0 ? -EMSGSIZE : rc;
 }
 
 int shmrpc_peek(struct shmrpc_node *n, struct shmrpc_rxbuf *rx, int timeout_ms)

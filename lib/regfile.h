@@ -22,7 +22,8 @@
 struct shmrpc__reg {
 	struct shmrpc__reg_hdr *hdr;
 	struct shmrpc__slot *slots;
-	int fd; /* holds the OFD join/leave lock */
+	struct shmrpc__ev_entry *evlog; /* [SHMRPC__EV_LOG], after the slots */
+	int fd;				/* holds the OFD join/leave lock */
 	/* the OFD lock is per open file: threads of this process queue here */
 	pthread_mutex_t local;
 	uint64_t size;

@@ -25,6 +25,7 @@
 
 #include "registry.h"
 #include "clock.h"
+#include "evlog.h"
 #include "futex.h"
 #include "layout.h"
 #include "names.h"
@@ -119,12 +120,24 @@ uint32_t shmrpc__reg_recount(struct shmrpc__reg *r)
 	return live;
 }
 
+#define LOCK_NOLCK_TRIES 4 /* takes of the lock that ENOLCK fails, 1 ms apart */
+
+/*
+ * ENOLCK is the kernel out of memory for the lock record (fs/locks.c):
+ * transient, and tried again a few times, because a leave cannot return it
+ * (shmrpc_close is void) and without the lock it leaves its slot, and the
+ * last node the registry, in /dev/shm (found by tests/test_fault.c:
+ * close_last, F_OFD_SETLKW failing with ENOLCK).
+ */
 static int ofd_lock(int fd, short type)
 {
 	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+	int tries = 0;
 
 	while (fcntl(fd, F_OFD_SETLKW, &fl)) {
-		if (errno != EINTR)
+		if (errno == ENOLCK && ++tries < LOCK_NOLCK_TRIES)
+			pause_us(1000);
+		else if (errno != EINTR)
 			return -errno;
 	}
 	return 0;
@@ -336,22 +349,31 @@ static void reg_bump(struct shmrpc__reg *r)
 	shmrpc__futex_wake(&r->hdr->epoch);
 }
 
+/* The event goes to the log after the slot changed and before the bump:
+ * a reader that gets it finds the slot as the event says (a LEAVE's slot
+ * FREE), and the bump wakes the readers asleep on the epoch (evlog.c). */
 void shmrpc__reg_publish(struct shmrpc__reg *r, uint32_t slot)
 {
 	/* Release: pairs with the acquire load of state in reg_read. */
 	atomic_store_explicit(&r->slots[slot].state, SHMRPC__SLOT_LIVE, memory_order_release);
+	shmrpc__evlog_append(r, SHMRPC_EV_JOIN, slot,
+			     atomic_load_explicit(&r->slots[slot].gen, memory_order_relaxed));
 	reg_bump(r);
 }
 
-void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen)
+void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, uint32_t ev)
 {
 	struct shmrpc__slot *s = &r->slots[slot];
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
 
-	if (atomic_load_explicit(&s->gen, memory_order_relaxed) != gen ||
-	    atomic_load_explicit(&s->state, memory_order_relaxed) == SHMRPC__SLOT_FREE)
+	if (atomic_load_explicit(&s->gen, memory_order_relaxed) != gen || st == SHMRPC__SLOT_FREE)
 		return;
 	slot_begin(s, SHMRPC__SLOT_FREE, gen);
 	atomic_fetch_sub_explicit(&r->hdr->live, 1, memory_order_relaxed);
+	/* Only a node that was LIVE was ever seen: a joiner that never
+	 * completed leaves no event. */
+	if (ev && st == SHMRPC__SLOT_LIVE)
+		shmrpc__evlog_append(r, ev, slot, gen);
 	reg_bump(r);
 }
 

@@ -80,10 +80,12 @@ int shmrpc__reg_find(const struct shmrpc__reg *r, const char *name, uint32_t *sl
  * generation. Returns the slot index, or -ENOSPC. (The policy of a join,
  * names and reclaims, is join.c's.) */
 int shmrpc__reg_take(struct shmrpc__reg *r, const struct shmrpc__join *j, uint32_t *gen);
-/* Under the lock: JOINING -> LIVE, or JOINING/LIVE -> FREE (if @slot still
- * holds @gen); waiters on the epoch wake. */
+/* Under the lock: JOINING -> LIVE (a JOIN event in the log), or
+ * JOINING/LIVE -> FREE (if @slot still holds @gen; a LIVE one leaves event
+ * @ev, SHMRPC_EV_LEAVE or _DEATH, in the log; 0: none); waiters on the
+ * epoch wake. */
 void shmrpc__reg_publish(struct shmrpc__reg *r, uint32_t slot);
-void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
+void shmrpc__reg_free(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, uint32_t ev);
 /* Under the lock: count the slots in use (not FREE), store the count in
  * hdr->live (a hint for readers: peers can write it) and return it. */
 uint32_t shmrpc__reg_recount(struct shmrpc__reg *r);

@@ -136,20 +136,36 @@ int shmrpc__ring_reserve(struct shmrpc__ring *q, size_t len, void **buf)
 	return 0;
 }
 
-void shmrpc__ring_commit(struct shmrpc__ring *q, size_t len)
-{
-	shmrpc__ring_commit_flags(q, len, 0);
-}
-
-void shmrpc__ring_commit_flags(struct shmrpc__ring *q, size_t len, uint32_t flags)
+void shmrpc__ring_put_flags(struct shmrpc__ring *q, size_t len, uint32_t flags)
 {
 	struct shmrpc__rec rec = { (uint32_t)len, flags };
 
 	memcpy(q->data + (q->pos & q->mask), &rec, sizeof(rec));
 	q->pos += shmrpc__rec_bytes(len);
+}
+
+void shmrpc__ring_put(struct shmrpc__ring *q, size_t len)
+{
+	shmrpc__ring_put_flags(q, len, 0);
+}
+
+void shmrpc__ring_publish(struct shmrpc__ring *q)
+{
 	/* (B) Release: pairs with the consumer's acquire of tail (C); the
-	 * record's bytes are visible before the tail that covers them. */
+	 * records' bytes are visible before the tail that covers them. */
 	atomic_store_explicit(&q->hdr->tail, q->pos, memory_order_release);
+}
+
+void shmrpc__ring_commit(struct shmrpc__ring *q, size_t len)
+{
+	shmrpc__ring_put(q, len);
+	shmrpc__ring_publish(q);
+}
+
+void shmrpc__ring_commit_flags(struct shmrpc__ring *q, size_t len, uint32_t flags)
+{
+	shmrpc__ring_put_flags(q, len, flags);
+	shmrpc__ring_publish(q);
 }
 
 bool shmrpc__ring_fits(struct shmrpc__ring *q, size_t len)
@@ -227,12 +243,16 @@ int shmrpc__ring_peek(struct shmrpc__ring *q, const void **data, uint32_t *len)
 	return 1;
 }
 
-void shmrpc__ring_release(struct shmrpc__ring *q)
+void shmrpc__ring_take(struct shmrpc__ring *q)
 {
 	q->pos = q->peek_end;
 	q->peek_end = 0;
+}
+
+void shmrpc__ring_give_back(struct shmrpc__ring *q)
+{
 	/* (D) Release: pairs with the producer's acquire of head (A); we are
-	 * done reading the record before the producer may reuse its bytes. */
+	 * done reading the records before the producer may reuse their bytes. */
 	atomic_store_explicit(&q->hdr->head, q->pos, memory_order_release);
 }
 
@@ -269,4 +289,10 @@ int shmrpc__ring_look(struct shmrpc__ring *q, uint64_t *pos, const void **data, 
 	*flags = rec.flags;
 	*pos += bytes;
 	return 1;
+}
+
+void shmrpc__ring_release(struct shmrpc__ring *q)
+{
+	shmrpc__ring_take(q);
+	shmrpc__ring_give_back(q);
 }

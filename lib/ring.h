@@ -90,6 +90,12 @@ int shmrpc__ring_reserve(struct shmrpc__ring *q, size_t len, void **buf);
 void shmrpc__ring_commit(struct shmrpc__ring *q, size_t len);
 /* The same, the record marked with @flags (SHMRPC__REC_REQ, _CANCEL). */
 void shmrpc__ring_commit_flags(struct shmrpc__ring *q, size_t len, uint32_t flags);
+/* Producer, a batch: the reserved record complete (@len bytes) but not
+ * published yet; the next reserve goes after it. ring_publish then
+ * publishes every record put since the last publish, with one tail store. */
+void shmrpc__ring_put(struct shmrpc__ring *q, size_t len);
+void shmrpc__ring_put_flags(struct shmrpc__ring *q, size_t len, uint32_t flags);
+void shmrpc__ring_publish(struct shmrpc__ring *q);
 /* Consumer: the next record (*data, *len, its flags in q->peek_flags):
  * 1, 0 (empty), -EPROTO. */
 int shmrpc__ring_peek(struct shmrpc__ring *q, const void **data, uint32_t *len);
@@ -102,6 +108,11 @@ int shmrpc__ring_look(struct shmrpc__ring *q, uint64_t *pos, const void **data, 
 		      uint32_t *flags);
 /* Consumer: done with the peeked record; its bytes go back to the producer. */
 void shmrpc__ring_release(struct shmrpc__ring *q);
+/* Consumer, a batch: done with the peeked record (the next peek looks past
+ * it), its bytes kept from the producer until ring_give_back, which hands
+ * back every record taken since the last one, with one head store. */
+void shmrpc__ring_take(struct shmrpc__ring *q);
+void shmrpc__ring_give_back(struct shmrpc__ring *q);
 /* Consumer: anything published beyond what it consumed? (one acquire load) */
 bool shmrpc__ring_ready(const struct shmrpc__ring *q);
 /* Producer: would a record of @len bytes fit now? */

@@ -127,7 +127,7 @@ static int call_new(struct shmrpc_node *n, const char *to, int64_t deadline, uin
 	if (rpc->ncalls >= rpc->max_calls) {
 		err = shmrpc__err(-EAGAIN, "%u calls in flight already (opts.max_calls)",
 				  rpc->ncalls);
-	} else if ((c = rpc->free_calls) || (c = malloc(sizeof(*c)))) {
+	} else if ((c = rpc->free_calls) || (c = calloc(1, sizeof(*c)))) {
 		if (c == rpc->free_calls)
 			rpc->free_calls = c->next;
 		memset(c, 0, sizeof(*c));

@@ -125,7 +125,7 @@ static void route(struct shmrpc_node *n, struct shmrpc__inring *r, const struct 
 		}
 		return;
 	}
-	if (c->queued + len > n->ring_bytes || !(q = malloc(sizeof(*q) + len))) {
+	if (c->queued + len > n->ring_bytes || !(q = calloc(1, sizeof(*q) + len))) {
 		/* Nobody collects them: too much in our memory already. */
 		c->fin = false;
 		ctr_add(&n->seg->rpc.late);

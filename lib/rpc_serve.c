@@ -170,7 +170,7 @@ static int prog_add(struct shmrpc_node *n, uint32_t slot, uint32_t gen,
 		prog_sweep(n);
 	if (rpc->nprog >= rpc->max_calls) {
 		err = -EBUSY;
-	} else if ((p = rpc->free_prog) || (p = malloc(sizeof(*p)))) {
+	} else if ((p = rpc->free_prog) || (p = calloc(1, sizeof(*p)))) {
 		if (p == rpc->free_prog)
 			rpc->free_prog = p->next;
 		/* A caller reusing an id it has in progress: the newer wins. */

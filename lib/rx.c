@@ -32,6 +32,7 @@
 #include "clock.h"
 #include "counters.h"
 #include "error.h"
+#include "events.h"
 #include "inbound.h"
 #include "layout.h"
 #include "node_types.h"
@@ -82,7 +83,31 @@ static int ring_next(struct shmrpc__inring *r, const void **data, uint32_t *len)
 static void rx_hook(struct shmrpc_node *n, struct shmrpc__inring *r, const void *data, uint32_t len)
 {
 	n->rpc_hook(n, r, data, len);
-	shmrpc__rx_consume(n, r, len);
+	/* In a batch that took from r already (recv_batch): taken with its
+	 * records, given back with them (r is on the list once). */
+	if (r->unpub)
+		shmrpc__rx_take(n, r, len);
+	else
+		shmrpc__rx_consume(n, r, len);
+}
+
+/* @r is empty for good (-ENOENT) or corrupt (-EPROTO): dropped (its sender
+ * gets -EPIPE), or doomed while a peek into it is held (a held record
+ * cannot vanish but by a corrupt ring). What a batch took from it is given
+ * back first. true: look at the rings again. */
+static bool ring_failed(struct shmrpc_node *n, struct shmrpc__inring *r, int rc)
+{
+	bool held = r == n->in.peeked;
+
+	if (r->unpub)
+		shmrpc__rx_flush(n);
+	if (rc == -EPROTO)
+		shmrpc__log(SHMRPC_LOG_WARN,
+			    "node %s: the ring from '%s' (slot %u) is corrupt: dropped, its sender "
+			    "gets -EPIPE",
+			    n->name, r->from, r->tx_slot);
+	shmrpc__in_drop(n, r);
+	return rc == -ENOENT && !held;
 }
 
 /* The next record of any ring: 1 (peeked, in *rp), 0 none, -EPROTO.
@@ -94,33 +119,32 @@ static int rx_next(struct shmrpc_node *n, struct shmrpc__inring **rp, const void
 	struct shmrpc__inbound *in = &n->in;
 	struct shmrpc__inring *r;
 	uint32_t k, i, hooked = 0;
-	bool held;
 	int rc;
 
 	/* The held peek's ring turned corrupt: the message it describes is
 	 * lost, say so until it is released (shmrpc_release drops the ring). */
 	if (in->peeked && in->peeked->doomed)
 		return -EPROTO;
+	/* Events first (a held peek of a message stays first), then new rings,
+	 * each behind its sender's JOIN (events.c). */
+	if (n->ev && (!in->peeked || !in->peeked->q.hdr) &&
+	    (rc = shmrpc__ev_next(n, rp, data, len)))
+		return rc;
+	k = in->n;
 	shmrpc__in_scan_new(n);
+	if (n->ev)
+		shmrpc__ev_gate(n, k);
 again:
 	for (k = 0; k < in->n; k++) {
 		i = in->cur + k < in->n ? in->cur + k : in->cur + k - in->n;
 		r = in->v[i];
+		if (r->gate && shmrpc__ev_gated(n, r))
+			continue;
 		rc = ring_next(r, data, len);
 		if (rc == 0)
 			continue;
 		if (rc < 0) {
-			/* Empty for good, or corrupt: dropped (its sender gets
-			 * -EPIPE), or doomed while a peek into it is held. A
-			 * held record cannot vanish but by a corrupt ring. */
-			held = r == in->peeked;
-			if (rc == -EPROTO)
-				shmrpc__log(SHMRPC_LOG_WARN,
-					    "node %s: the ring from '%s' (slot %u) is corrupt: "
-					    "dropped, its sender gets -EPIPE",
-					    n->name, r->from, r->tx_slot);
-			shmrpc__in_drop(n, r);
-			if (rc == -ENOENT && !held)
+			if (ring_failed(n, r, rc))
 				goto again;
 			return -EPROTO;
 		}
@@ -137,29 +161,76 @@ again:
 		*rp = r;
 		return 1;
 	}
-	return 0;
+	/* A ring drained just now may be what a LEAVE or DEATH waited for. */
+	return n->ev ? shmrpc__ev_next(n, rp, data, len) : 0;
 }
 
-void shmrpc__rx_consume(struct shmrpc_node *n, struct shmrpc__inring *r, uint32_t len)
+/* Consume @r's peeked record in our view; its head store and the space
+ * wake are rx_give_back's. An event (no ring: n->ev->src) is consumed. */
+static void rx_take(struct shmrpc_node *n, struct shmrpc__inring *r, uint32_t len)
 {
-	struct shmrpc__inbound *in = r->set; /* n->in, or n->rep (rpc_call.c) */
-	struct shmrpc__ring_hdr *h = r->q.hdr;
-	_Atomic uint32_t *w = &h->space_seq;
+	/* n->in, or n->rep (rpc_call.c); an event's pseudo ring: n->in */
+	struct shmrpc__inbound *in = r->set ? r->set : &n->in;
 
 	if (in->peeked == r)
 		in->peeked = NULL; /* a peek ends when its record is consumed */
+	if (!r->q.hdr) {
+		shmrpc__ev_consume(n);
+		return;
+	}
 	/* rx_next put the cursor on r; its turn ends after RX_BURST. */
 	if (r->idx == in->cur && ++in->burst >= RX_BURST) {
 		in->cur = r->idx + 1 < in->n ? r->idx + 1 : 0;
 		in->burst = 0;
 	}
+	r->unpub++;
+	r->unpub_bytes += len;
+	shmrpc__ring_take(&r->q);
+}
 
-	shmrpc__ctr_inc(&h->rx_msgs, 1);
-	shmrpc__ctr_inc(&h->rx_bytes, len);
-	shmrpc__ring_release(&r->q);
+/* Hand back what was taken from @r: one head store, at most one wake. */
+static void rx_give_back(struct shmrpc_node *n, struct shmrpc__inring *r)
+{
+	struct shmrpc__ring_hdr *h = r->q.hdr;
+	_Atomic uint32_t *w = &h->space_seq;
+
+	shmrpc__ctr_inc(&h->rx_msgs, r->unpub);
+	shmrpc__ctr_inc(&h->rx_bytes, r->unpub_bytes);
+	r->unpub = 0;
+	r->unpub_bytes = 0;
+	shmrpc__ring_give_back(&r->q);
 	if (shmrpc__wake_prepare(w) != SHMRPC__WAKE_NONE) {
 		shmrpc__ctr_inc(&h->rx_wakes, 1);
 		n->be->wake(n, &w, 1);
+	}
+}
+
+void shmrpc__rx_consume(struct shmrpc_node *n, struct shmrpc__inring *r, uint32_t len)
+{
+	rx_take(n, r, len);
+	if (r->q.hdr)
+		rx_give_back(n, r);
+}
+
+void shmrpc__rx_take(struct shmrpc_node *n, struct shmrpc__inring *r, uint32_t len)
+{
+	bool listed = r->unpub != 0;
+
+	rx_take(n, r, len);
+	if (r->q.hdr && !listed) {
+		r->unpub_next = n->in.unpub;
+		n->in.unpub = r;
+	}
+}
+
+void shmrpc__rx_flush(struct shmrpc_node *n)
+{
+	struct shmrpc__inring *r;
+
+	while ((r = n->in.unpub)) {
+		n->in.unpub = r->unpub_next;
+		r->unpub_next = NULL;
+		rx_give_back(n, r);
 	}
 }
 
@@ -171,11 +242,14 @@ static bool rx_pending(struct shmrpc_node *n)
 	if (atomic_load_explicit(&n->stop, memory_order_relaxed) ||
 	    atomic_load_explicit(&n->seg->pend_hint, memory_order_relaxed))
 		return true;
+	if (n->ev && shmrpc__ev_pending(n))
+		return true;
 	for (i = 0; i < n->in.n; i++) {
 		struct shmrpc__inring *r = n->in.v[i];
 
-		if (r->doomed)
-			continue; /* nothing to do on it before the release */
+		/* nothing to do on it before the release, or before an event */
+		if (r->doomed || (r->gate && shmrpc__ev_gated(n, r)))
+			continue;
 		if (r->draining || shmrpc__ring_ready(&r->q) ||
 		    (atomic_load_explicit(&r->q.hdr->flags, memory_order_relaxed) &
 		     SHMRPC__RING_TX_CLOSED))
@@ -196,6 +270,10 @@ static void arm_all(struct shmrpc_node *n)
 	uint32_t i;
 
 	n->bell_armed = shmrpc__wait_arm(&n->seg->bell, 0);
+	/* Acquire: pairs with reg_bump's release; the look at the log after
+	 * this load sees every event appended before this epoch (events.c). */
+	if (n->ev_word)
+		n->ev_armed = atomic_load_explicit(n->ev_word, memory_order_acquire);
 	for (i = 0; i < n->in.n; i++) {
 		struct shmrpc__inring *r = n->in.v[i];
 
@@ -394,4 +472,10 @@ int shmrpc__dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int ti
 	/* A corrupt ring met after some messages surfaces at the next call
 	 * only if it is still corrupt then; it was dropped already. */
 	return count ? count : rc;
+}
+
+int shmrpc__rx_next(struct shmrpc_node *n, struct shmrpc__inring **rp, const void **data,
+		    uint32_t *len)
+{
+	return rx_next(n, rp, data, len);
 }

@@ -22,6 +22,13 @@ int shmrpc__rx_get(struct shmrpc_node *n, struct shmrpc__inring **rp, const void
 		   uint32_t *len, struct shmrpc__tmo *t);
 /* Consume the peeked record of @r, waking its sender if it waits. */
 void shmrpc__rx_consume(struct shmrpc_node *n, struct shmrpc__inring *r, uint32_t len);
+/* A batch: consume the peeked record of @r, its space handed back to its
+ * sender by rx_flush, once per ring (a head store, at most one wake). */
+void shmrpc__rx_take(struct shmrpc_node *n, struct shmrpc__inring *r, uint32_t len);
+void shmrpc__rx_flush(struct shmrpc_node *n);
+/* Without waiting: the next record (1, in *rp), 0 none, -EPROTO. */
+int shmrpc__rx_next(struct shmrpc_node *n, struct shmrpc__inring **rp, const void **data,
+		    uint32_t *len);
 /* Hand every waiting record (up to a bound) to @fn, waiting for the first
  * per @timeout_ms: how many, or -errno as rx_get says. */
 int shmrpc__dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int timeout_ms);

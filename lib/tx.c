@@ -101,11 +101,18 @@ int shmrpc__reserve_locked(struct shmrpc_node *n, struct shmrpc__conn *c, size_t
 _Atomic uint32_t *shmrpc__tx_commit_flags(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len,
 					  uint32_t rec_flags)
 {
+	shmrpc__ring_put_flags(&c->q, len, rec_flags);
+	return shmrpc__tx_publish(n, c, 1, len);
+}
+
+_Atomic uint32_t *shmrpc__tx_publish(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t msgs,
+				     uint64_t bytes)
+{
 	_Atomic uint32_t *w;
 
-	shmrpc__ring_commit_flags(&c->q, len, rec_flags);
-	shmrpc__ctr_inc(&c->q.hdr->tx_msgs, 1);
-	shmrpc__ctr_inc(&c->q.hdr->tx_bytes, len);
+	shmrpc__ring_publish(&c->q);
+	shmrpc__ctr_inc(&c->q.hdr->tx_msgs, msgs);
+	shmrpc__ctr_inc(&c->q.hdr->tx_bytes, bytes);
 	w = shmrpc__wake_collect_k(c->q.hdr, c->peer, c->kind);
 	shmrpc__conn_unlock(n, c);
 	return w;

@@ -33,6 +33,11 @@ _Atomic uint32_t *shmrpc__tx_commit(struct shmrpc_node *n, struct shmrpc__conn *
  * lib/rpc_call.c). */
 _Atomic uint32_t *shmrpc__tx_commit_flags(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len,
 					  uint32_t rec_flags);
+/* The same for a batch: publish every record put on the locked @c since
+ * its last publish (shmrpc__ring_put: @msgs records, @bytes of payload)
+ * with one tail store, one look at the receiver's sleep flag, unlock. */
+_Atomic uint32_t *shmrpc__tx_publish(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t msgs,
+				     uint64_t bytes);
 /* The same for the reservation @tx (ended by it). */
 _Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len);
 /* Wake @w (if not NULL) now, or, with SHMRPC_SEND_DEFER in @flags, hold it

@@ -203,4 +203,12 @@ static inline struct io_uring_sqe *shmrpc__uring_get_sqe(struct io_uring *ring)
  */
 int shmrpc__uring_futex_supported(void);
 
+/*
+ * shmrpc__uring_ring_futex - does @ring's kernel have IORING_OP_FUTEX_WAIT
+ * and IORING_OP_FUTEX_WAKE? 1 yes, 0 no, -ENOMEM when the kernel could not
+ * allocate the probe (not an answer: ask again later). Defined in
+ * lib/uring_probe.c.
+ */
+int shmrpc__uring_ring_futex(struct io_uring *ring);
+
 #endif /* SHMRPC_URING_COMPAT_H */

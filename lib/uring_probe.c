@@ -19,28 +19,35 @@
 /* Room for every opcode a u8 can name; the kernel fills up to its last op. */
 #define PROBE_OPS 256
 
-int shmrpc__uring_futex_supported(void)
+int shmrpc__uring_ring_futex(struct io_uring *ring)
 {
 	union {
 		struct io_uring_probe p;
 		unsigned char raw[sizeof(struct io_uring_probe) +
 				  PROBE_OPS * sizeof(struct io_uring_probe_op)];
 	} probe;
+	int err;
+
+	/* The kernel rejects a probe buffer that is not all zero. */
+	memset(&probe, 0, sizeof(probe));
+	err = io_uring_register_probe(ring, &probe.p, PROBE_OPS);
+	if (err == -ENOMEM || err == -EAGAIN)
+		return -ENOMEM; /* the kernel's copy of the table: try again later */
+	if (err < 0)
+		return 0; /* no IORING_REGISTER_PROBE (before 5.6): no futex ops either */
+	return io_uring_opcode_supported(&probe.p, IORING_OP_FUTEX_WAIT) &&
+	       io_uring_opcode_supported(&probe.p, IORING_OP_FUTEX_WAKE);
+}
+
+int shmrpc__uring_futex_supported(void)
+{
 	struct io_uring ring;
 	int saved_errno = errno; /* liburing may be built on libc syscalls */
 	int ok = 0;
 
 	if (io_uring_queue_init(2, &ring, 0) < 0)
 		goto out;
-
-	/* The kernel rejects a probe buffer that is not all zero. */
-	memset(&probe, 0, sizeof(probe));
-	if (io_uring_register_probe(&ring, &probe.p, PROBE_OPS) < 0)
-		goto out_ring;
-
-	ok = io_uring_opcode_supported(&probe.p, IORING_OP_FUTEX_WAIT) &&
-	     io_uring_opcode_supported(&probe.p, IORING_OP_FUTEX_WAKE);
-out_ring:
+	ok = shmrpc__uring_ring_futex(&ring) > 0;
 	io_uring_queue_exit(&ring);
 out:
 	errno = saved_errno;

@@ -3,8 +3,9 @@
  * The "futex" wake backend: plain system calls, for kernels where io_uring
  * is missing, disabled or filtered.
  *
- * The receiver sleeps in one futex_waitv(2) on its node's bell and on the
- * data_seq words of its first FUTEX_WAITV_MAX - 1 inbound rings; rings
+ * The receiver sleeps in one futex_waitv(2) on its node's bell (and the
+ * registry's epoch, for membership events) and on the data_seq words of
+ * its first FUTEX_WAITV_MAX - 1 (or - 2) inbound rings; rings
  * beyond that are armed in bell mode (lib/wake.c), so their producers ring
  * the bell. On kernels before 5.16 (no futex_waitv) every ring is in bell
  * mode and the receiver sleeps in futex(2) on the bell alone. Wakes are one
@@ -69,7 +70,8 @@ static int futex_init(struct shmrpc_node *n)
 	pthread_cond_init(&fb->cond, NULL);
 	fb->evfd = -1;
 	n->be_priv = fb;
-	n->ring_words = have_waitv() ? FUTEX_WAITV_MAX - 1 : 0;
+	/* The bell, the registry's epoch for a node with events, the rings. */
+	n->ring_words = have_waitv() ? FUTEX_WAITV_MAX - 1 - (n->ev_mask != 0) : 0;
 	return 0;
 }
 
@@ -116,12 +118,15 @@ static void wv_set(struct futex_waitv *w, _Atomic uint32_t *word, uint32_t val)
 	w->__reserved = 0;
 }
 
-/* The wait vector of the armed words: the bell, then the watched rings. */
+/* The wait vector of the armed words: the bell, the registry's epoch (a
+ * node with events, when futex_waitv exists), then the watched rings. */
 static uint32_t build(struct shmrpc_node *n, struct futex_waitv *wv)
 {
 	uint32_t i, nr = 1;
 
 	wv_set(&wv[0], &n->seg->bell, n->bell_armed);
+	if (n->ev_word && n->ring_words)
+		wv_set(&wv[nr++], n->ev_word, n->ev_armed);
 	for (i = 0; i < n->in.n && i < n->ring_words; i++)
 		wv_set(&wv[nr++], &n->in.v[i]->q.hdr->data_seq, n->in.v[i]->armed);
 	return nr;

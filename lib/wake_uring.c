@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * The "uring" wake backend: every inbound ring's data_seq word and the
- * node's bell have one armed IORING_OP_FUTEX_WAIT in the node's own
- * io_uring; a completion names its word (user_data), and one io_uring_enter
- * both re-arms the waits that fired and sleeps. Waits that did not fire stay
- * armed across sleeps: the kernel compares the word only when a wait is
- * armed, and wakers only wake words whose SLEEP flag is set (lib/wake.c).
- * Senders that wake several words at once (broadcast, shmrpc_flush) submit
- * all FUTEX_WAKEs in one io_uring_enter (wake_uring_tx.c); a single wake is
- * one futex(2).
+ * The "uring" wake backend: every inbound ring's data_seq word, the node's
+ * bell (and, for a node with events, the registry's epoch) have one armed
+ * IORING_OP_FUTEX_WAIT in the node's own io_uring; a completion names its
+ * word (user_data), and one io_uring_enter both re-arms the waits that fired
+ * and sleeps. Waits that did not fire stay armed across sleeps: the kernel
+ * compares the word only when a wait is armed, and every change of a word
+ * comes with a wake (lib/wake.c). Several wakes (broadcast, shmrpc_flush) go
+ * in one io_uring_enter (wake_uring_tx.c); a single wake is one futex(2).
  *
  * Waits belong to threads. A wait's completion runs as task_work of the
  * thread that submitted it (docs/uring-notes.md, tests/test_uring_compat.c):
@@ -38,10 +37,9 @@
  * hook may run while another thread receives; own_lock orders it against
  * adopt: when the hook finds owner == O, no other thread has armed a wait
  * since T did (a thread arms only after adopting), so ANY hits only T's
- * waits. If the hook cannot do it (no key, a failed cancel, a thread that
- * ends without running key destructors), the next receiver's adopt cancels
- * T's waits, armed or already cancelled by the kernel: one completion per
- * wait either way, as below.
+ * waits. If the hook cannot (no key, a failed cancel, no key destructors
+ * run), the next receiver's adopt cancels T's waits, armed or cancelled by
+ * the kernel already: one completion per wait either way, as below.
  *
  * Each wait's user_data points to a small heap waiter, and every submitted
  * wait ends in exactly one completion (woken, -EAGAIN, -ECANCELED), or with
@@ -49,20 +47,17 @@
  * out of use (ring_del, adopt) is orphaned and freed at that completion, or
  * at fini after the ring is exited (no completion is read after that). A
  * completion just means "not armed any more": the next sleep re-checks the
- * rings and re-arms. Each completion is reaped once (reap), so a wake is
- * never handled twice; a late one of an orphan only frees it. Cancelled
- * waits also signal shmrpc_fd's registered eventfd: a spurious readiness,
- * which the header allows.
+ * rings and re-arms. Each completion is reaped once (reap); a late one of an
+ * orphan only frees it. Cancelled waits also signal shmrpc_fd's registered
+ * eventfd: a spurious readiness, which the header allows.
  *
  * The hot path is untouched by all this: a receive that finds a message
- * never enters the backend, and a sleep compares owner with a thread-local
- * token where it compared it with a thread-local tid; only a change of
- * thread pays for the lock and the cancel.
+ * never enters the backend; only a change of thread pays for the lock and
+ * the cancel.
  *
  * No DEFER_TASKRUN: it would make the ring fd unpollable and fire the
  * eventfd before the completion exists. COOP_TASKRUN spares a running owner
- * thread the interrupt; a sleeping one is still woken (and its epoll_wait
- * may return EINTR, as the header says).
+ * the interrupt; a sleeping one is still woken (epoll_wait may say EINTR).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -81,7 +76,7 @@
 #define RX_ENTRIES 256
 
 struct waiter {
-	struct shmrpc__inring *r; /* NULL: the bell, or orphaned */
+	struct shmrpc__inring *r; /* NULL: the bell or the epoch, or orphaned */
 	bool inflight;
 	bool orphan;		    /* free at its completion */
 	struct waiter *prev, *next; /* on the orphan list */
@@ -104,7 +99,7 @@ struct uring_be {
 	 * receiving thread */
 	_Atomic uint64_t owner;
 	pthread_mutex_t own_lock; /* adopt vs the exit hook; rx_setup */
-	struct waiter *bell;
+	struct waiter *node_w[2]; /* the bell's waiter; the epoch's (events) */
 	/* waits in flight that nobody owns: freed at completion, or at fini */
 	struct waiter *orphans;
 	struct shmrpc__uring_tx tx; /* batched wakes (wake_uring_tx.c) */
@@ -228,16 +223,6 @@ static void all_del(struct uring_be *ub)
 	pthread_mutex_unlock(&all_lock);
 }
 
-static bool ring_has_futex(struct io_uring *ring)
-{
-	struct io_uring_probe *p = io_uring_get_probe_ring(ring);
-	bool ok = p && io_uring_opcode_supported(p, IORING_OP_FUTEX_WAIT) &&
-		  io_uring_opcode_supported(p, IORING_OP_FUTEX_WAKE);
-
-	io_uring_free_probe(p);
-	return ok;
-}
-
 /* Set up the receiving ring; probe on it, as it is the ring we keep (a
  * throwaway ring's teardown would send this thread a late task_work
  * interrupt: EINTR in its epoll_wait). */
@@ -248,9 +233,11 @@ static int rx_init(struct io_uring *rx)
 
 	if (err) /* missing, disabled (EPERM), filtered by seccomp (EPERM/ENOSYS) */
 		return err == -ENOMEM || err == -EMFILE || err == -ENFILE ? err : -EOPNOTSUPP;
-	if (!ring_has_futex(rx)) {
+	/* No memory for the probe is no answer: -ENOMEM, not "unsupported". */
+	err = shmrpc__uring_ring_futex(rx);
+	if (err <= 0) {
 		io_uring_queue_exit(rx);
-		return -EOPNOTSUPP;
+		return err < 0 ? err : -EOPNOTSUPP;
 	}
 	return 0;
 }
@@ -275,6 +262,14 @@ static int rx_setup(struct uring_be *ub)
 	return err;
 }
 
+static void ub_free(struct uring_be *ub)
+{
+	pthread_mutex_destroy(&ub->own_lock);
+	free(ub->node_w[0]);
+	free(ub->node_w[1]);
+	free(ub);
+}
+
 static int uring_init(struct shmrpc_node *n)
 {
 	int works = atomic_load_explicit(&uring_works, memory_order_relaxed);
@@ -288,8 +283,9 @@ static int uring_init(struct shmrpc_node *n)
 	if (!ub)
 		return -ENOMEM;
 	pthread_mutex_init(&ub->own_lock, NULL);
-	ub->bell = calloc(1, sizeof(*ub->bell));
-	err = ub->bell ? 0 : -ENOMEM;
+	ub->node_w[0] = calloc(1, sizeof(struct waiter));
+	ub->node_w[1] = calloc(1, sizeof(struct waiter));
+	err = ub->node_w[0] && ub->node_w[1] ? 0 : -ENOMEM;
 	if (!err && !works) {
 		err = rx_setup(ub);
 		/* Relaxed: a hint; a racing first node finds out the same. */
@@ -297,9 +293,7 @@ static int uring_init(struct shmrpc_node *n)
 			atomic_store_explicit(&uring_works, err ? -1 : 1, memory_order_relaxed);
 	}
 	if (err) {
-		pthread_mutex_destroy(&ub->own_lock);
-		free(ub->bell);
-		free(ub);
+		ub_free(ub);
 		return err;
 	}
 	shmrpc__uring_tx_init(&ub->tx);
@@ -350,9 +344,7 @@ static void uring_fini(struct shmrpc_node *n)
 	}
 	orphans_free(ub);
 	shmrpc__uring_tx_fini(&ub->tx);
-	pthread_mutex_destroy(&ub->own_lock);
-	free(ub->bell);
-	free(ub);
+	ub_free(ub);
 	n->be_priv = NULL;
 }
 
@@ -463,10 +455,10 @@ static int adopt(struct shmrpc_node *n, struct uring_be *ub, uint64_t me)
 		else
 			err = -ENOMEM;
 	}
-	if (!err) {
-		w = renew(ub, ub->bell);
+	for (i = 0; !err && i < 2; i++) {
+		w = renew(ub, ub->node_w[i]);
 		if (w)
-			ub->bell = w;
+			ub->node_w[i] = w;
 		else
 			err = -ENOMEM;
 	}
@@ -518,7 +510,9 @@ static int arm_all(struct shmrpc_node *n, struct uring_be *ub)
 		err = arm(ub, r->be, &r->q.hdr->data_seq, r->armed);
 	}
 	if (!err)
-		err = arm(ub, ub->bell, &n->seg->bell, n->bell_armed);
+		err = arm(ub, ub->node_w[0], &n->seg->bell, n->bell_armed);
+	if (!err && n->ev_word)
+		err = arm(ub, ub->node_w[1], n->ev_word, n->ev_armed);
 	return err;
 }
 
@@ -558,7 +552,6 @@ static int uring_park(struct shmrpc_node *n)
 
 	if (!rc)
 		rc = arm_all(n, ub);
-
 	if (!rc && io_uring_sq_ready(&ub->rx))
 		rc = io_uring_submit(&ub->rx);
 	return rc < 0 ? rc : 0;

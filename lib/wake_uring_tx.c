@@ -42,7 +42,13 @@ static void wake_batch(struct shmrpc__uring_tx *t, _Atomic uint32_t *const *word
 		/* Only failures post a completion: nothing to reap normally. */
 		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 	}
-	io_uring_submit(&t->ring);
+	/* Nothing went in (no memory for the requests: EAGAIN, ENOMEM): the
+	 * receivers would sleep on. Wake them one by one now; the SQEs stay
+	 * queued and go with the next batch, a wake more (harmless, as
+	 * shmrpc_flush's words already may be). */
+	if (io_uring_submit(&t->ring) < 0)
+		for (i = 0; i < nr; i++)
+			shmrpc__futex_wake(words[i]);
 	if (io_uring_cq_ready(&t->ring))
 		io_uring_cq_advance(&t->ring, io_uring_cq_ready(&t->ring));
 }

@@ -261,13 +261,16 @@ static bool check(uint32_t i, bool fired)
 
 	if (!fired && shmrpc__node_alive(e->n->reg, e->slot, e->gen) != 0)
 		return false;
-	shmrpc__reclaim_locked(e->n->reg, e->slot, e->gen);
-	if (shmrpc__node_alive(e->n->reg, e->slot, e->gen) != 1) {
+	if (shmrpc__reclaim_locked(e->n->reg, e->slot, e->gen) >= 0 &&
+	    shmrpc__node_alive(e->n->reg, e->slot, e->gen) == 0) {
 		drop(i);
 		return true;
 	}
-	/* Alive after all (never seen): watch its lock instead, rather than
-	 * poll a descriptor that keeps firing. */
+	/* Alive after all (never seen), or not reclaimed: the lock, its
+	 * liveness or its files could not be had (-errno). Watch its lock
+	 * instead, every WATCH_POLL_MS, rather than poll a descriptor that
+	 * keeps firing: a failed reclaim is tried again then. (It was dropped
+	 * and never reclaimed: found by tests/test_fault.c, peer_death.) */
 	if (e->pidfd >= 0)
 		to_locker(e);
 	return false;

@@ -55,7 +55,8 @@ for be in $backends; do
 	done
 done
 
-if [ -x tests/model/run.sh ]; then
+# $SHMRPC_NO_MODEL=1: not this time (make faults, which runs one program).
+if [ -x tests/model/run.sh ] && [ -z "${SHMRPC_NO_MODEL:-}" ]; then
 	echo "=== model check of the wake protocol (spin)"
 	ran=$((ran + 1))
 	tests/model/run.sh || { echo "FAILED: model check"; failed=$((failed + 1)); }

@@ -490,6 +490,100 @@ static void test_peer_killed()
 	CHECK(wait_child(pid) == 128 + SIGKILL);
 }
 
+/* ------------------------------------------------------------------ peers, events, batches */
+
+/* The next message of @n, an event: its decoded form (type 0 if not). */
+static shmrpc::event next_event(node &n)
+{
+	char buf[sizeof(shmrpc::event)];
+	auto r = n.recv(buf, 10s);
+	shmrpc::event none{};
+	if (!r || !shmrpc::is_event(r->from()))
+		return none;
+	auto ev = shmrpc::parse_event(std::string_view(buf, r->size));
+	return ev ? *ev : none;
+}
+
+static void test_peer_events_batch()
+{
+	fresh_domain();
+	shmrpc::options o = opts();
+	o.events = SHMRPC_EV_JOIN | SHMRPC_EV_LEAVE | SHMRPC_EV_DEATH;
+	auto p = node::open("parent", o);
+	REQUIRE_OK(p);
+	pid_t pid = fork_echo(*p);
+	shmrpc::event j = next_event(*p);
+	CHECK(j.type == SHMRPC_EV_JOIN && std::string_view(j.name) == "child" &&
+	      j.pid == static_cast<std::uint32_t>(pid) && j.dropped == 0);
+	CHECK(!shmrpc::parse_event("short"));
+
+	auto h = p->peer("child", 10s);
+	REQUIRE_OK(h);
+	CHECK(h->alive() && std::string_view(h->name()) == "child");
+	REQUIRE_OK(h->send("abc", 10s));
+	std::string out;
+	auto r = p->recv(out, 10s);
+	REQUIRE_OK(r);
+	CHECK(out == "cba" && r->from() == "child");
+	/* sendv: three messages; the echoes come back, taken in batches */
+	struct iovec iov[3] = { { const_cast<char *>("one"), 3 },
+				{ const_cast<char *>("two"), 3 },
+				{ const_cast<char *>("three"), 5 } };
+	auto sent = h->sendv(iov, 10s);
+	REQUIRE_OK(sent);
+	CHECK(*sent == 3);
+	char bufs[3][16];
+	shmrpc_msg m[3];
+	std::vector<std::string> got;
+	while (got.size() < 3) {
+		for (int i = 0; i < 3; i++)
+			m[i] = shmrpc_msg{ bufs[i], sizeof(bufs[i]), 0, "" };
+		auto n = p->recv_batch(m, 10s);
+		REQUIRE_OK(n);
+		for (int i = 0; i < *n; i++)
+			got.emplace_back(bufs[i], m[i].len);
+	}
+	CHECK(got == (std::vector<std::string>{ "eno", "owt", "eerht" }));
+	m[0] = shmrpc_msg{ bufs[0], sizeof(bufs[0]), 0, "" };
+	auto none = p->recv_batch(shmrpc::span<shmrpc_msg>(m, 1), shmrpc::no_wait);
+	CHECK(!none && none.error() == std::errc::resource_unavailable_try_again);
+	/* zero-copy through the handle */
+	if (auto tx = h->reserve(4, 10s)) {
+		std::memcpy(tx->data().data(), "wxyz", 4);
+		REQUIRE_OK(tx->commit());
+	} else {
+		CHECK(false);
+	}
+	REQUIRE_OK(p->recv(out, 10s));
+	CHECK(out == "zyxw");
+
+	/* the child dies: the handle fails with broken_pipe, the DEATH comes */
+	kill(pid, SIGKILL);
+	CHECK(wait_child(pid) == 128 + SIGKILL);
+	(void)p->is_local("child"); /* the lazy check, if no watcher came first */
+	shmrpc::event d = next_event(*p);
+	CHECK(d.type == SHMRPC_EV_DEATH && d.id == j.id);
+	CHECK(!h->alive());
+	auto dead = h->send("x", 10s);
+	CHECK(!dead && dead.error() == std::errc::broken_pipe);
+	/* a new child of that name: the old handle still fails, a new one works */
+	pid = fork_echo(*p);
+	CHECK(next_event(*p).type == SHMRPC_EV_JOIN);
+	dead = h->send("x", 10s);
+	CHECK(!dead && dead.error() == std::errc::broken_pipe);
+	auto h2 = p->peer("child", 10s);
+	REQUIRE_OK(h2);
+	shmrpc::peer moved = std::move(*h2);
+	CHECK(!*h2 && moved.alive());
+	REQUIRE_OK(moved.send("quit", 10s));
+	CHECK(wait_child(pid) == 0);
+	CHECK(next_event(*p).type == SHMRPC_EV_LEAVE);
+	auto gone = p->peer("child", shmrpc::no_wait);
+	CHECK(!gone);
+	h->reset();
+	CHECK(!*h && !h->alive());
+}
+
 static void test_value()
 {
 	fresh_domain();
@@ -533,6 +627,7 @@ int main()
 		{ "dispatch_start", test_dispatch_start },
 		{ "two_processes", test_two_processes },
 		{ "peer_killed", test_peer_killed },
+		{ "peer_events_batch", test_peer_events_batch },
 		{ "value", test_value },
 	};
 	int failed = 0;

@@ -193,7 +193,7 @@ static void observe_failed_reserve(void)
 	rc = rc ? -errno : 0;
 	if (fd >= 0)
 		fstat(fd, &st);
-	print_message("[observed] fallocate of 1 MiB on a 64 KiB tmpfs: %s; size after %ld, "
+	print_message("[observed] fallocate of 1 MiB on a 96 KiB tmpfs: %s; size after %ld, "
 		      "blocks after %ld\n",
 		      strerror(-rc), (long)st.st_size, (long)st.st_blocks);
 	shm_unlink("/probe");
@@ -210,8 +210,10 @@ static int registry_body(struct th_dom *d)
 	pid_t pid[4];
 	int i;
 
-	/* the default registry: 1024 slots, 33 pages; the tmpfs has 16 */
-	CHILD_CHECK(shm_mount("64k") == 0);
+	/* the default registry: 1024 slots and the event log, 39 pages; the
+	 * tmpfs has 24 (a domain of 64 slots fits: registry 9, two node
+	 * segments 6, a ring 2) */
+	CHILD_CHECK(shm_mount("96k") == 0);
 	observe_failed_reserve();
 	th_gate_init(&o.go);
 	for (i = 0; i < 4; i++)
@@ -266,17 +268,17 @@ static int node_segment_body(struct th_dom *d)
 	struct lone l = { .d = d };
 	pid_t pa;
 
-	d->opts.max_nodes = 64; /* registry 3 pages, node segment 3 pages */
+	d->opts.max_nodes = 64; /* registry 9 pages (the event log 6), node segment 3 */
 	/* the first node: its registry fits, its segment does not, and the
 	 * registry goes with it (no node left in the domain) */
-	CHILD_CHECK(shm_mount("16k") == 0);
+	CHILD_CHECK(shm_mount("44k") == 0);
 	th_gate_init(&o.go);
 	th_gate_open(&o.go);
 	CHILD_CHECK_RC(th_wait(th_fork(open_refused, &o), 20000), 0);
 	th_gate_close(&o.go);
 	CHILD_CHECK(shm_entries() == 0);
 	/* a second node, while a first one lives */
-	CHILD_CHECK(shm_mount("32k") == 0);
+	CHILD_CHECK(shm_mount("56k") == 0);
 	th_gate_init(&l.ready);
 	th_gate_init(&l.done);
 	pa = th_fork(lone_node, &l);
@@ -303,7 +305,7 @@ static void test_open_node_segment_enospc(void **state)
 
 /*
  * The issue's setup on a 512 KiB tmpfs: "a" takes 1 MiB rings, "c" 128 KiB
- * ones, "b" sends 60000-byte messages. Registry (132 KiB) and three node
+ * ones, "b" sends 60000-byte messages. Registry (156 KiB) and three node
  * segments (48 KiB) fit, a ring to "a" (1028 KiB) never does, a ring to
  * "c" (132 KiB) does. Every node is a process of its own.
  */
@@ -503,7 +505,7 @@ static int fsize_child(void *arg)
 	struct shmrpc_node *a, *b, *n = NULL;
 
 	CHILD_CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0);
-	/* a registry of 1024 slots is 128 KiB */
+	/* a registry of 1024 slots is 152 KiB */
 	CHILD_CHECK_RC(shmrpc_open("a", &d->opts, &n), -EFBIG);
 	CHILD_CHECK(!n && said("RLIMIT_FSIZE"));
 	a = node(d, "a", 4096, 64);

@@ -685,6 +685,8 @@ static int sparse_main(void *arg)
 	h.abi = SHMRPC__ABI;
 	h.hdr_size = sizeof(h);
 	h.slot_size = sizeof(struct shmrpc__slot);
+	h.ev_cap = SHMRPC__EV_LOG;
+	h.ev_size = sizeof(struct shmrpc__ev_entry);
 	h.capacity = SHMRPC__CAP_MAX;
 	h.total_size = size;
 	h.nonce = 0x5a5a5a5a;

@@ -5,7 +5,8 @@
  * one line that names what was wrong for a bad option (status 2, nothing
  * started); shmrpc-info's report, also with io_uring refused by a seccomp
  * filter and as an unprivileged user; shmrpc-demo in a domain of our
- * choosing, held long enough for shmrpc-top to watch its traffic.
+ * choosing, held long enough for shmrpc-top to watch its traffic;
+ * shmrpc-bench's issue 11 rows, briefly (a smoke run, no timing checked).
  * (shmrpc-top's own options and screen: test_top.c.)
  */
 #include <errno.h>
@@ -404,6 +405,78 @@ static void test_demo_domain_and_hold(void **state)
 	assert_non_null(strstr(demo.out, "left in /dev/shm: nothing"));
 }
 
+/* ------------------------------------------------------------ shmrpc-bench */
+
+/* The result of @scen over @tr (and @variant, if not NULL) at @size in the
+ * bench's JSON document, or NULL. */
+static const struct mj *bench_row(const struct mj *doc, const char *scen, const char *tr,
+				  double size, const char *variant)
+{
+	const struct mj *rs = mj_get(doc, "results"), *r;
+
+	for (size_t i = 0; rs && i < rs->n; i++) {
+		r = &rs->kids[i];
+		if (!strcmp(mj_str(r, "scenario"), scen) && !strcmp(mj_str(r, "transport"), tr) &&
+		    mj_num(r, "size", -1) == size &&
+		    (!variant || (mj_get(r, "variant") && !strcmp(mj_str(r, "variant"), variant))))
+			return r;
+	}
+	return NULL;
+}
+
+/* Issue 11's rows, run briefly (no timing is checked): the batch calls in
+ * the stream scenario next to the bare ring, with every message checked by
+ * the consumer (a lost, torn or reordered one fails the row), and the
+ * event-latency rows (a DEATH event per kill, on each backend here). */
+static void test_bench_issue11_rows(void **state)
+{
+	static const char *const be[2] = { "uring", "futex" };
+	static struct run r;
+	char json[] = "/tmp/test_tools_bench.XXXXXX", *text = NULL;
+	const struct mj *row;
+	struct mj doc;
+	size_t len = 0;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(json);
+	assert_true(fd >= 0);
+	close(fd);
+	run_start(&r, RUN_PLAIN,
+		  (const char *const[]){ "shmrpc-bench", "--quick", "--scenario", "stream,events",
+					 "--transport",
+					 "spin,shmrpc-batch,shmrpc-batch-futex,peers", "--duration",
+					 "0.05", "--kills", "2", "--json", json, NULL });
+	run_finish(&r, 300000);
+	f = fopen(json, "r");
+	if (r.status || !f || getdelim(&text, &len, '\0', f) < 0 || mj_parse(text, &doc))
+		fail_msg("shmrpc-bench: status %d, stdout:\n%s\nstderr:\n%s", r.status, r.out,
+			 r.err);
+	fclose(f);
+	unlink(json);
+	free(text);
+	assert_non_null(strstr(r.out, "x spin"));
+	assert_non_null(strstr(r.out, "peer_sendv/recv_batch x32 (uring) over the bare ring"));
+	for (int b = 0; b < 2; b++) {
+		row = bench_row(&doc, "stream", b ? "shmrpc-batch-futex" : "shmrpc-batch", 64,
+				NULL);
+		if (!row ||
+		    (strcmp(mj_str(row, "status"), "ok") && shmrpc_backend_available(be[b]) == 1))
+			fail_msg("stream %s 64 B: %s\n%s", be[b],
+				 row ? mj_str(row, "status") : "none", r.err);
+		row = bench_row(&doc, "events", "peers", 0, be[b]);
+		if (!row ||
+		    (shmrpc_backend_available(be[b]) == 1 &&
+		     (strcmp(mj_str(row, "status"), "ok") || mj_num(row, "samples", 0) != 2)))
+			fail_msg("events peers %s: %s, %g samples\n%s", be[b],
+				 row ? mj_str(row, "status") : "none",
+				 row ? mj_num(row, "samples", 0) : 0, r.err);
+	}
+	assert_non_null(bench_row(&doc, "stream", "spin", 64, NULL));
+	mj_free(&doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -411,6 +484,7 @@ int main(void)
 		cmocka_unit_test(test_bad_options_say_what),
 		cmocka_unit_test_setup_teardown(test_info_reports, th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_demo_domain_and_hold, th_setup, th_teardown),
+		cmocka_unit_test(test_bench_issue11_rows),
 		cmocka_unit_test_setup_teardown(test_kv_service_and_client, th_setup, th_teardown),
 	};
 	char self[PATH_MAX];

@@ -31,11 +31,26 @@ struct shmrpc_opts {
 	uint32_t mode;
 	const char *backend;
 	int32_t spin_us;
+	uint32_t events;
+	uint32_t _reserved;
 	const char *proxy_host;
 	uint32_t max_calls;
 };
 
 #define SHMRPC_SPIN_NEVER -1  /* the header: (-1); cffi takes no parentheses */
+
+#define SHMRPC_EV_JOIN 0x1
+#define SHMRPC_EV_LEAVE 0x2
+#define SHMRPC_EV_DEATH 0x4
+#define SHMRPC_EV_LOG 256
+
+struct shmrpc_event {
+	uint32_t type;
+	uint32_t pid;
+	uint64_t id;
+	char name[SHMRPC_NAME_MAX + 1];
+	uint32_t dropped;
+};
 
 typedef void (*shmrpc_handler)(struct shmrpc_node *node, const char *from, const void *data,
 			       size_t len, void *arg);
@@ -123,6 +138,28 @@ struct shmrpc_rxbuf {
 int shmrpc_peek(struct shmrpc_node *node, struct shmrpc_rxbuf *rx, int timeout_ms);
 int shmrpc_release(struct shmrpc_node *node, struct shmrpc_rxbuf *rx);
 
+struct shmrpc_msg {
+	void *buf;
+	size_t cap;
+	size_t len;
+	char from[SHMRPC_NAME_MAX + 1];
+};
+int shmrpc_recv_batch(struct shmrpc_node *node, struct shmrpc_msg *msgs, unsigned n,
+				 int timeout_ms);
+
+struct shmrpc_peer;
+int shmrpc_peer_get(struct shmrpc_node *node, const char *name, int timeout_ms,
+			       struct shmrpc_peer **out);
+void shmrpc_peer_put(struct shmrpc_peer *peer);
+int shmrpc_peer_alive(struct shmrpc_peer *peer);
+const char *shmrpc_peer_name(struct shmrpc_peer *peer);
+int shmrpc_peer_send(struct shmrpc_peer *peer, const void *data, size_t len,
+				int timeout_ms, unsigned flags);
+int shmrpc_peer_sendv(struct shmrpc_peer *peer, const struct iovec *msgs, unsigned n,
+				 int timeout_ms, unsigned flags);
+int shmrpc_peer_reserve(struct shmrpc_peer *peer, size_t len, struct shmrpc_txbuf *tx,
+				   int timeout_ms);
+
 struct shmrpc_req {
 	const void *data;
 	size_t len;
@@ -148,6 +185,18 @@ int shmrpc_call_wait(struct shmrpc_node *node, uint64_t id, void *resp, size_t c
 				unsigned *flags, int timeout_ms);
 int shmrpc_call_cancel(struct shmrpc_node *node, uint64_t id);
 """
+
+# What the header takes from the system (<sys/uio.h>), declared before CDEF;
+# not part of the comparison with include/shmrpc.h.
+CDEF_SYS = r"""
+struct iovec {
+	void *iov_base;
+	size_t iov_len;
+};
+"""
+
+# The header's string constants (cffi's cdef takes integer ones only).
+EVENT_FROM = ".event"  # SHMRPC_EVENT_FROM
 
 # Every function above: the loaded library must export them all.
 FUNCTIONS = tuple(re.findall(r"\b(shmrpc_\w+)\(", CDEF))

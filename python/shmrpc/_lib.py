@@ -9,12 +9,13 @@ import threading
 
 import cffi
 
-from ._cdef import CDEF, FUNCTIONS
+from ._cdef import CDEF, CDEF_SYS, FUNCTIONS
 
 SONAME = "libshmrpc.so.0"
 INT_MAX = 2**31 - 1
 
 ffi = cffi.FFI()
+ffi.cdef(CDEF_SYS)
 ffi.cdef(CDEF)
 
 

@@ -7,7 +7,7 @@ import weakref
 from time import monotonic as _monotonic
 from threading import get_ident as _get_ident
 
-from . import _zerocopy
+from . import _peer, _zerocopy
 from ._lib import (INT_MAX, NodeClosed, check, cname, error, ffi, lib, make_error, pystr,
                    timeout_ms)
 
@@ -29,7 +29,7 @@ class _Life:
     the closing flag. No reference to the Node, so that a Node nobody holds
     is collected and its finalizer closes it."""
 
-    __slots__ = ("h", "lock", "idle", "users", "closing", "bg_tids")
+    __slots__ = ("h", "lock", "idle", "users", "closing", "bg_tids", "peers")
 
     def __init__(self, h):
         self.h = h
@@ -38,6 +38,7 @@ class _Life:
         self.users = {}  # thread id -> calls of it running on the node, under lock
         self.closing = False
         self.bg_tids = set()  # threads in start()'s handler
+        self.peers = set()  # shmrpc_peer handles not put yet, under lock
 
     def close(self):
         """Wait for the calls running (blocking ones notice within a slice),
@@ -51,6 +52,10 @@ class _Life:
                 self.idle.wait()
             h, self.h = self.h, None
         lib.shmrpc_close(h)  # stops start()'s thread
+        with self.lock:  # handles may be put after their node closed
+            peers, self.peers = self.peers, set()
+        for p in peers:
+            lib.shmrpc_peer_put(p)
 
 
 class _Handler:
@@ -99,7 +104,10 @@ class Node:
     two in [4096, 2**30], 256 KiB), max_nodes (registry capacity if this call
     creates it, 1024), mode (permission bits of created segments, 0o600),
     backend ("uring", "futex"; $SHMRPC_BACKEND overrides), spin_us (longest
-    receiver spin before sleeping, $SHMRPC_SPIN_US else 20; 0 never spins).
+    receiver spin before sleeping, $SHMRPC_SPIN_US else 20; 0 never spins),
+    events (membership events received as messages from shmrpc.EVENT_FROM:
+    True for all, or shmrpc.EV_JOIN | EV_LEAVE | EV_DEATH bits; decode them
+    with shmrpc.Event.parse).
 
     Timeouts are in seconds: None waits forever, 0 never blocks
     (BlockingIOError when the call would have to wait), > 0 waits at most
@@ -116,7 +124,7 @@ class Node:
     """
 
     def __init__(self, name, domain=None, ring_bytes=None, max_nodes=None, mode=None,
-                 backend=None, spin_us=None):
+                 backend=None, spin_us=None, events=None):
         opts = ffi.new("struct shmrpc_opts *")
         opts.sz = ffi.sizeof("struct shmrpc_opts")
         keep = []  # C strings the options point to, alive until open returns
@@ -136,6 +144,7 @@ class Node:
             elif value < (-2**31 if field == "spin_us" else 0) or value > hi:
                 raise ValueError(f"{field} {value}: out of range")
             setattr(opts, field, value)
+        opts.events = _peer.events_mask(events)
         out = ffi.new("struct shmrpc_node **")
         check(lib.shmrpc_open(cname(name), opts, out), f"open {name!r}")
         self._life = _Life(out[0])
@@ -148,6 +157,7 @@ class Node:
         self._rfrom = ffi.new("char[]", NAME_BUF)
         self._zc = _zerocopy.State()  # zero-copy views handed out
         self._bg = None  # start()'s _Handler and its handle
+        self._batch = None  # recv_batch's buffers (_peer.Batch)
 
     # ---------------------------------------------------------------- life
 
@@ -324,6 +334,29 @@ class Node:
             self._rbuf = _alloc("char[]", want)
         return data, sender
 
+    def recv_batch(self, n=32, timeout=None, size=4096):
+        """Wait for the first message, then take those already waiting, up
+        to n: a list of (bytes, sender name), one call into the library. A
+        message longer than size bytes is returned alone (the batch ends
+        before it, and the next call returns it by itself)."""
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= 4096:
+            raise ValueError(f"n {n!r}: not an int in [1, 4096]")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= RECV_BUF_MAX:
+            raise ValueError(f"size {size!r}: not an int in [0, {RECV_BUF_MAX}]")
+        h = self._rx_enter()
+        try:
+            b = self._batch
+            if b is None or b.n != n or b.size != size:
+                b = self._batch = _peer.Batch(n, size)
+            rc = self._wait(lib.shmrpc_recv_batch, (h, b.msgs, n), (), timeout)
+            if rc >= 0:
+                return b.take(rc)
+            if rc != -errno.EMSGSIZE:
+                raise error(rc, "recv_batch")
+            return [self._recv_large(h, None)]
+        finally:
+            self._rx_leave()
+
     def peek(self, timeout=None):
         """Zero-copy receive, as a context manager yielding (memoryview,
         sender)::
@@ -384,6 +417,13 @@ class Node:
         dispatch(fn, 0) (or recv(0) until BlockingIOError). Readable may be
         spurious. Owned by the node: do not close it."""
         return self._simple("fileno", lib.shmrpc_fd)  # the same descriptor every time
+
+    # ------------------------------------------------------------ peers
+
+    def peer(self, name, timeout=None):
+        """A handle (shmrpc.Peer) to the node now named `name`, waiting for
+        it to join as wait_node does; best used as a context manager."""
+        return _peer.Peer(self, name, timeout)
 
     # ------------------------------------------------------------ queries
 

@@ -94,6 +94,8 @@ static void template_hdr(uint32_t capacity)
 	h->abi = SHMRPC__ABI;
 	h->hdr_size = sizeof(*h);
 	h->slot_size = sizeof(struct shmrpc__slot);
+	h->ev_cap = SHMRPC__EV_LOG;
+	h->ev_size = sizeof(struct shmrpc__ev_entry);
 	h->capacity = capacity;
 	h->total_size = shmrpc__reg_size(capacity);
 	h->nonce = 0x12345678;

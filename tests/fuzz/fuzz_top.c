@@ -178,6 +178,8 @@ static void rec_reg(struct fz *f)
 		h->abi = SHMRPC__ABI;
 		h->hdr_size = sizeof(*h);
 		h->slot_size = sizeof(struct shmrpc__slot);
+		h->ev_cap = SHMRPC__EV_LOG;
+		h->ev_size = sizeof(struct shmrpc__ev_entry);
 		h->capacity = cap;
 		h->total_size = shmrpc__reg_size(cap);
 		h->nonce = NONCE;

@@ -122,6 +122,6 @@ def test_the_check_catches_a_missing_function():
     assert grown != header
     assert declarations(grown) - declarations(_cdef.CDEF) == {
         "int shmrpc_new_call ( struct shmrpc_node * node ) ;"}
-    field = header.replace("\tint32_t spin_us;", "\tint32_t spin_us;\n\tuint32_t events;")
+    field = header.replace("\tint32_t spin_us;", "\tint32_t spin_us;\n\tuint32_t added;")
     assert field != header
     assert declarations(field) != declarations(_cdef.CDEF)

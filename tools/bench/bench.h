@@ -19,6 +19,7 @@
 
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +34,8 @@ extern "C" {
 #define BENCH_MIN_MSG 8
 /* Seconds measured per stream run by default (--duration overrides). */
 #define BENCH_STREAM_SECS 0.5
+/* Messages per call of a transport's sendv/recvv in the stream scenario. */
+#define BENCH_BATCH 32
 /* Buffering budget per direction: max(BENCH_BUF_MIN, 4 x message size). */
 #define BENCH_BUF_MIN (256u * 1024)
 
@@ -101,6 +104,13 @@ struct bench_chan {
  *	accepts ch->priv == NULL.
  * @counters: optional; may be NULL. In a side: fill @out with the
  *	transport's own cumulative counters (deltas are taken by the caller).
+ * @sendv, @recvv: optional; may be NULL. Batches (the stream scenario uses
+ *	them when both are set, BENCH_BATCH messages a call): sendv sends
+ *	the @n messages of @len bytes each that lie back to back in @buf, in
+ *	order, and returns how many it sent (>= 1; blocks while none fits) or
+ *	-errno; recvv blocks until at least one message arrives, takes up to
+ *	@n of those waiting into @buf (slots of @cap bytes, back to back),
+ *	their lengths into @lens, and returns how many.
  * send and recv are called by one thread per side; a side may send while
  * the other side sends too (ping-pong never does; stream sends one way).
  */
@@ -114,6 +124,8 @@ struct bench_transport {
 	void (*detach)(struct bench_chan *ch);
 	void (*teardown)(struct bench_chan *ch);
 	int (*counters)(struct bench_chan *ch, struct bench_libctr *out);
+	int (*sendv)(struct bench_chan *ch, const void *buf, size_t len, unsigned n);
+	int (*recvv)(struct bench_chan *ch, void *buf, size_t cap, size_t *lens, unsigned n);
 	unsigned not_in; /* BENCH_NOT_*: left out of those scenarios by default */
 };
 
@@ -133,6 +145,7 @@ void bench_ipc_remove(const char *path);
 /* libshmrpc (tr_shmrpc.c) */
 extern const struct bench_transport bench_tr_shm, bench_tr_shm_futex, bench_tr_shm_spin;
 extern const struct bench_transport bench_tr_shm_sleep, bench_tr_shm_sleep_futex, bench_tr_shm_zc;
+extern const struct bench_transport bench_tr_shm_batch, bench_tr_shm_batch_futex;
 
 /* ------------------------------------------------------------ run config */
 
@@ -249,6 +262,20 @@ int bench_reg_find(const struct bench_regview *v, const char *name, uint32_t *ge
 int bench_reg_holds(const struct bench_regview *v, int slot, uint32_t gen);
 uint32_t bench_reg_reaper_pid(const struct bench_regview *v);
 uint64_t bench_reg_reaped(const struct bench_regview *v);
+
+/* reaper_run.c: who cleans up after a killed node (crash.c, evlat.c) */
+struct bench_reaper_mode {
+	const char *name; /* "peers" (no reaper), "reaper-bpf", "reaper-pidfd" */
+	const char *env;  /* overrides the command; NULL: no reaper */
+	const char *cmd;
+	bool root; /* the mode needs root */
+};
+#define BENCH_REAPER_MODES 3
+extern const struct bench_reaper_mode bench_reaper_modes[BENCH_REAPER_MODES];
+int bench_reaper_cmd(const struct bench_reaper_mode *m, const char *domain, char *out,
+		     size_t outlen, char *why, size_t len);
+int bench_reaper_start(const char *cmd, const struct bench_regview *rv, pid_t *pid);
+void bench_reaper_stop(pid_t pid);
 
 /* Message buffer of a side: msg_size bytes, cache-line aligned, touched. */
 void *bench_msg_alloc(size_t size);
@@ -422,7 +449,7 @@ struct bench_target {
 	int at_most; /* 1: value <= limit is met; 0: value >= limit */
 	int met;     /* 1 met, 0 missed, -1 not measured */
 };
-#define BENCH_MAX_TARGETS 32
+#define BENCH_MAX_TARGETS 40
 
 struct bench_report {
 	struct bench_host host;
@@ -481,7 +508,7 @@ void bench_plan_list(FILE *f);
 
 /* The runners, one per scenario (or family), called by the plan with a
  * copy of the configuration: run_pair.c, fanout.c, syscalls.c, idle.c,
- * connect.c, memory.c, crash.c. */
+ * connect.c, memory.c, crash.c, evlat.c. */
 void bench_run_pingpong(struct bench_results *rs, const struct bench_opts *o,
 			struct bench_cfg *cfg);
 void bench_run_paced(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
@@ -497,6 +524,7 @@ void bench_run_idle(struct bench_results *rs, const struct bench_opts *o, struct
 void bench_run_connect(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
 void bench_run_memory(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
 void bench_run_crash(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
+void bench_run_events(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
 /* rpc.c: request/response (issue 12); is @name one of its runs? */
 void bench_run_rpc(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
 int bench_rpc_known(const char *name);

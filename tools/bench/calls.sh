@@ -20,12 +20,13 @@ fi
 ranks='
 90 main
 80 plan
-70 run_pair syscalls fanout idle connect memory crash rpc
+70 run_pair syscalls fanout idle connect memory crash evlat rpc
 70 report_table targets report_json report_plot
 65 report_more
 60 rounds
 52 paced
 51 pingpong stream memcpy
+45 reaper_run
 40 harness group
 30 transports tr_group
 25 tr_spin tr_futex tr_eventfd tr_pipe tr_unix tr_mqueue tr_zmq tr_nng tr_shmrpc tr_gshmrpc

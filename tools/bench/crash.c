@@ -17,20 +17,13 @@
  * first; a killer spinning at normal priority held the victim's exit back
  * by a time slice (~1 ms here) and measured itself.
  *
- * Modes (who does the cleaning):
+ * Modes (who does the cleaning; reaper_run.c starts the reaper):
  *   peers         no reaper: the peer's pidfd watcher (lib/watch.c)
  *   reaper-bpf    shmrpc-reaper with the eBPF exit probe, and the peers
  *   reaper-pidfd  shmrpc-reaper watching pidfds, and the peers
- * A reaper mode runs only when shmrpc-reaper is built next to this program
- * (and reaper-bpf only as root). Its command is reaper_cmd in modes[] below
- * (docs/reaper.md), or $SHMRPC_BENCH_REAPER_BPF / $SHMRPC_BENCH_REAPER_PIDFD
- * ("{bin}" and "{domain}" in it are replaced by the reaper's path and the
- * run's domain). Otherwise the mode is reported as not available. The
- * killer starts it (unpinned, /bin/sh -c) once the peer has created the
- * domain, waits up to REAPER_WAIT_NS for it to announce itself in the
- * registry (reaper_pid), and stops it with SIGTERM after the last kill.
- * Whoever frees a slot first wins; the registry's `reaped` counter tells
- * how many the reaper freed.
+ * The killer starts the reaper once the peer has created the domain and
+ * stops it after the last kill. Whoever frees a slot first wins; the
+ * registry's `reaped` counter tells how many the reaper freed.
  */
 #include <errno.h>
 #include <sched.h>
@@ -46,23 +39,6 @@
 #include "shmrpc.h"
 
 #define GIVE_UP_NS 2000000000ll /* a kill not cleaned after this: counted, not waited */
-#define REAPER_WAIT_NS 2000000000ll
-
-struct mode {
-	const char *name;
-	const char *env;	/* overrides the command */
-	const char *reaper_cmd; /* NULL: no reaper */
-	bool root;		/* the mode needs root */
-};
-
-static const struct mode modes[] = {
-	{ "peers", NULL, NULL, false },
-	/* A private probe (--no-pin): never one a system reaper pinned. */
-	{ "reaper-bpf", "SHMRPC_BENCH_REAPER_BPF", "{bin} --mode bpf --no-pin --domain {domain}",
-	  true },
-	{ "reaper-pidfd", "SHMRPC_BENCH_REAPER_PIDFD", "{bin} --mode pidfd --domain {domain}",
-	  false },
-};
 
 struct crash {
 	char domain[64];
@@ -182,8 +158,6 @@ static int one_kill(struct bench_group *g, struct crash *cr, const struct bench_
 	return 0;
 }
 
-static int reaper_start(struct crash *cr, const struct bench_regview *rv, pid_t *pid);
-
 /* The kills, samples into g->c; counts into val[1][0..1]. 0 or -errno. */
 static int kill_all(struct bench_group *g, struct crash *cr, const struct bench_regview *rv)
 {
@@ -220,7 +194,7 @@ static int killer_member(struct bench_group *g, struct crash *cr)
 	if (err)
 		err = bench_gfail(g->c, 1, err, "registry of %s: %s", cr->domain, strerror(-err));
 	if (!err && cr->reaper[0]) {
-		err = reaper_start(cr, rv, &reaper);
+		err = bench_reaper_start(cr->reaper, rv, &reaper);
 		if (err)
 			err = bench_gfail(g->c, 1, err,
 					  "the reaper did not announce itself in the registry: %s",
@@ -228,10 +202,7 @@ static int killer_member(struct bench_group *g, struct crash *cr)
 	}
 	if (!err)
 		err = kill_all(g, cr, rv);
-	if (reaper > 0) {
-		kill(reaper, SIGTERM);
-		waitpid(reaper, NULL, 0);
-	}
+	bench_reaper_stop(reaper);
 	if (!err)
 		g->c->val[1][2] = (int64_t)bench_reg_reaped(rv);
 	bench_reg_close(rv);
@@ -245,94 +216,8 @@ static int crash_member(struct bench_group *g, int idx)
 	return idx == 0 ? peer_member(g, g->arg) : killer_member(g, g->arg);
 }
 
-/* Replace every "{key}" of @in by @val into @out. */
-static void subst(char *out, size_t len, const char *in, const char *key, const char *val)
-{
-	size_t o = 0, k = strlen(key);
-
-	for (; *in && o + 1 < len; in++) {
-		if (!strncmp(in, key, k)) {
-			o += (size_t)snprintf(out + o, len - o, "%s", val);
-			in += k - 1;
-		} else {
-			out[o++] = *in;
-		}
-		if (o >= len)
-			o = len - 1;
-	}
-	out[o] = 0;
-}
-
-/* The reaper command of mode @m for @cr (none for "peers"); -EOPNOTSUPP
- * with @why when the mode cannot run here. */
-static int reaper_cmd(const struct mode *m, struct crash *cr, char *why, size_t len)
-{
-	char self[3800], bin[3900], tmp[1024];
-	const char *cmd = m->env ? getenv(m->env) : NULL;
-	ssize_t n;
-
-	cr->reaper[0] = 0;
-	if (!m->env)
-		return 0;
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	self[n > 0 ? n : 0] = 0;
-	if (strrchr(self, '/'))
-		*strrchr(self, '/') = 0;
-	snprintf(bin, sizeof(bin), "%s/shmrpc-reaper", self);
-	if (access(bin, X_OK) != 0) {
-		snprintf(why, len, "not available: %.100s is not built", bin);
-		return -EOPNOTSUPP;
-	}
-	if (m->root && geteuid() != 0) {
-		snprintf(why, len, "not available: the reaper's BPF mode needs root");
-		return -EOPNOTSUPP;
-	}
-	cmd = cmd && *cmd ? cmd : m->reaper_cmd;
-	if (!cmd) {
-		snprintf(why, len,
-			 "not available: the reaper's command line is not connected "
-			 "(set $%s, see docs/bench.md)",
-			 m->env);
-		return -EOPNOTSUPP;
-	}
-	/* exec: the reaper itself gets the SIGTERM, not a shell around it */
-	snprintf(self, sizeof(self), "exec %s", cmd);
-	subst(tmp, sizeof(tmp), self, "{bin}", bin);
-	subst(cr->reaper, sizeof(cr->reaper), tmp, "{domain}", cr->domain);
-	return 0;
-}
-
-/* Killer: start the reaper, unpinned, and wait until the registry names it. */
-static int reaper_start(struct crash *cr, const struct bench_regview *rv, pid_t *pid)
-{
-	int64_t end = bench_now_ns() + REAPER_WAIT_NS;
-	cpu_set_t all;
-
-	*pid = bench_fork();
-	if (*pid < 0)
-		return -errno;
-	if (*pid == 0) {
-		CPU_ZERO(&all);
-		for (int i = 0; i < CPU_SETSIZE; i++)
-			CPU_SET(i, &all);
-		sched_setaffinity(0, sizeof(all), &all);
-		execl("/bin/sh", "sh", "-c", cr->reaper, (char *)NULL);
-		_exit(127);
-	}
-	while (!bench_reg_reaper_pid(rv) && bench_now_ns() < end &&
-	       waitpid(*pid, NULL, WNOHANG) == 0)
-		usleep(1000);
-	if (bench_reg_reaper_pid(rv))
-		return 0;
-	/* Exited or silent: its rows would show the peers' delays. */
-	kill(*pid, SIGKILL);
-	waitpid(*pid, NULL, 0);
-	*pid = 0;
-	return -ESRCH;
-}
-
 static void crash_mode(struct bench_results *rs, const struct bench_opts *o,
-		       const struct bench_cfg *cfg, const struct mode *m)
+		       const struct bench_cfg *cfg, const struct bench_reaper_mode *m)
 {
 	struct crash cr = { .kills = o->kills ? o->kills : o->quick ? 10 : 50 };
 	struct bench_group g = { .n = 2, .fn = crash_member, .arg = &cr, .timeout_s = 120 };
@@ -342,7 +227,7 @@ static void crash_mode(struct bench_results *rs, const struct bench_opts *o,
 	r->nsides = 0;
 	r->variant = m->name;
 	bench_domain(cr.domain, sizeof(cr.domain), "crash");
-	err = reaper_cmd(m, &cr, r->why, sizeof(r->why));
+	err = bench_reaper_cmd(m, cr.domain, cr.reaper, sizeof(cr.reaper), r->why, sizeof(r->why));
 	if (err) {
 		r->status = err == -EOPNOTSUPP ? BENCH_SKIPPED : BENCH_FAILED;
 		bench_progress(r);
@@ -379,7 +264,7 @@ static void crash_mode(struct bench_results *rs, const struct bench_opts *o,
 
 void bench_run_crash(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg)
 {
-	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
-		if (bench_in_list(o->transports, modes[i].name))
-			crash_mode(rs, o, cfg, &modes[i]);
+	for (size_t i = 0; i < BENCH_REAPER_MODES; i++)
+		if (bench_in_list(o->transports, bench_reaper_modes[i].name))
+			crash_mode(rs, o, cfg, &bench_reaper_modes[i]);
 }

@@ -4,7 +4,7 @@
  * command line may use (scenarios, pair and group transports, crash
  * modes), and the configuration every scenario starts from. Running the
  * plan calls each chosen scenario's runner (run_pair.c, fanout.c,
- * syscalls.c, idle.c, connect.c, memory.c, crash.c), which appends its
+ * syscalls.c, idle.c, connect.c, memory.c, crash.c, evlat.c), which appends its
  * results; the reports read them afterwards (main.c).
  */
 #include <errno.h>
@@ -25,7 +25,8 @@ static const struct scenario scenarios[] = {
 	{ "fanin", bench_run_fanin },	    { "broadcast", bench_run_broadcast },
 	{ "syscalls", bench_run_syscalls }, { "idle", bench_run_idle },
 	{ "connect", bench_run_connect },   { "memory", bench_run_memory },
-	{ "crash", bench_run_crash },	    { "rpc", bench_run_rpc },
+	{ "crash", bench_run_crash },	    { "events", bench_run_events },
+	{ "rpc", bench_run_rpc },
 };
 #define NSCEN (sizeof(scenarios) / sizeof(scenarios[0]))
 

@@ -312,6 +312,30 @@ static void print_crash(const struct bench_report *rep)
 	}
 }
 
+/* Issue 11: kill -9 of a sender -> its DEATH event out of shmrpc_recv. */
+static void print_events(const struct bench_report *rep)
+{
+	char b[6][24];
+	int any = 0;
+
+	for (size_t i = 0; i < rep->nr; i++) {
+		const struct bench_result *r = &rep->r[i];
+
+		if (!is(r, "events") ||
+		    !row(r, &any,
+			 "\nevents: kill(SIGKILL) of a sender -> its DEATH event returned by the "
+			 "receiver's blocked shmrpc_recv (us)\n"
+			 "mode         backend kills   median      p90      p99      max | "
+			 "none>2s by reaper\n"))
+			continue;
+		printf("%-12s %-7s %5.0f %8s %8s %8s %8s | %7.0f %9.0f\n", r->transport,
+		       r->variant ? r->variant : "?", M(r, "kills"),
+		       bench_fmt_us(b[0], 24, r->lat.median), bench_fmt_us(b[1], 24, r->lat.p90),
+		       bench_fmt_us(b[2], 24, r->lat.p99), bench_fmt_us(b[3], 24, r->lat.max),
+		       M(r, "no_event_2s"), M(r, "reaped_by_reaper"));
+	}
+}
+
 static void print_rpc(const struct bench_report *rep)
 {
 	char b[4][24];
@@ -348,6 +372,7 @@ void bench_print_more(const struct bench_report *rep)
 	print_connect(rep);
 	print_memory(rep);
 	print_crash(rep);
+	print_events(rep);
 	print_rpc(rep);
 }
 

@@ -73,7 +73,7 @@ static void print_pingpong(const struct bench_report *rep)
 
 static void print_stream(const struct bench_report *rep)
 {
-	char sz[16], buf[16], b[8][24];
+	char sz[16], buf[16], b[9][24];
 	const struct bench_result *r;
 	int any = 0;
 
@@ -83,18 +83,19 @@ static void print_stream(const struct bench_report *rep)
 			continue;
 		if (!any++) {
 			printf("\nstream: side 0 produces, side 1 consumes; delivered messages\n");
-			printf("%-18s %6s %6s %9s %8s %8s | %5s %5s %7s %7s %8s %5s\n", "mechanism",
-			       "size", "buffer", "msgs/s", "GB/s", "x msgs", "cpuP", "cpuC",
-			       "us/msgP", "us/msgC", "slp/msg", "pre");
+			printf("%-18s %6s %6s %9s %8s %8s %7s | %5s %5s %7s %7s %8s %5s\n",
+			       "mechanism", "size", "buffer", "msgs/s", "GB/s", "x msgs", "x spin",
+			       "cpuP", "cpuC", "us/msgP", "us/msgC", "slp/msg", "pre");
 		}
 		bench_fmt_size(sz, sizeof(sz), r->size);
 		if (bench_row_status(r, sz))
 			continue;
-		printf("%-18s %6s %6s %9s %8s %8s | %5s %5s %7s %7s %8s %5llu\n", r->transport, sz,
-		       r->buf_eff ? bench_fmt_size(buf, sizeof(buf), r->buf_eff) : "?",
+		printf("%-18s %6s %6s %9s %8s %8s %7s | %5s %5s %7s %7s %8s %5llu\n", r->transport,
+		       sz, r->buf_eff ? bench_fmt_size(buf, sizeof(buf), r->buf_eff) : "?",
 		       bench_fmt_rate(b[0], 24, r->msgs_per_s),
 		       bench_fmt_num(b[1], 24, "%.3f", r->gb_per_s),
 		       bench_fmt_num(b[2], 24, "%.3f", r->ratio),
+		       bench_fmt_num(b[8], 24, "%.3f", bench_metric(r, "x_spin")),
 		       bench_fmt_num(b[3], 24, "%.2f", r->cpu[0].cpu_per_s),
 		       bench_fmt_num(b[4], 24, "%.2f", r->cpu[1].cpu_per_s),
 		       bench_fmt_num(b[5], 24, "%.3f", r->cpu[0].us_per_msg),
@@ -157,7 +158,7 @@ void bench_print_table(const struct bench_report *rep)
 	print_memcpy(rep);
 	bench_print_more(rep);
 	printf("\nx med, x p99: median and p99 over %s's at the same size (< 1: faster); "
-	       "x msgs: msgs/s over %s's (> 1: faster).\n"
+	       "x msgs: msgs/s over %s's (> 1: faster); x spin: over the bare ring's (spin).\n"
 	       "cpu0/cpu1 (cpuP/cpuC): CPU-seconds per second of the side's own window, from "
 	       "getrusage(RUSAGE_SELF);\nus/msg: that CPU time per message delivered (ping-pong "
 	       "counts both directions). GB/s: payload, 1e9 B.\n"

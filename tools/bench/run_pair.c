@@ -128,6 +128,26 @@ void bench_run_paced(struct bench_results *rs, const struct bench_opts *o, struc
 					paced_one(rs, o, cfg, t, pp_sizes[s], k);
 }
 
+/* Every stream result's msgs/s over @base's at the same size, as metric
+ * @key (issue 11: against the bare ring and ZeroMQ, whatever --baseline). */
+static void same_run_ratios(struct bench_results *rs, const char *base, const char *key)
+{
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct bench_result *b = &rs->r[i];
+
+		if (strcmp(b->scenario, "stream") || strcmp(b->transport, base) || b->status ||
+		    !(b->msgs_per_s > 0))
+			continue;
+		for (size_t j = 0; j < rs->n; j++) {
+			struct bench_result *r = &rs->r[j];
+
+			if (!strcmp(r->scenario, "stream") && r->size == b->size && !r->status &&
+			    r != b)
+				bench_metric_set(r, key, r->msgs_per_s / b->msgs_per_s);
+		}
+	}
+}
+
 /* Stream in rounds too: ST_ROUNDS runs of half the time each. */
 void bench_run_stream(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg)
 {
@@ -155,6 +175,8 @@ void bench_run_stream(struct bench_results *rs, const struct bench_opts *o, stru
 		}
 	}
 	accs_run(&s, "stream", rounds);
+	same_run_ratios(rs, "spin", "x_spin");
+	same_run_ratios(rs, "zmq", "x_zmq");
 }
 
 void bench_run_memcpy(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg)

@@ -17,7 +17,9 @@
  *   7   2 nodes <= 1 MiB; 256 nodes in a ring <= 80 MiB (default rings,
  *       every page of every ring touched)
  *   11  (issue 11) stream 64 B through shmrpc_send/shmrpc_recv: >= 3x
- *       ZeroMQ over ipc:// (zmq) and >= 0.5x the bare ring (spin)
+ *       ZeroMQ over ipc:// (zmq) and >= 0.5x the bare ring (spin);
+ *       through shmrpc_peer_sendv/shmrpc_recv_batch in batches of 32
+ *       (shmrpc-batch): >= 0.7x the bare ring; both backends each
  *   12  (issue 12) shmrpc_call 64 B, server awake: median <= 2.5x the
  *       one-way ping-pong median of shmrpc_send (shmrpc-spin; ping-pong
  *       medians are one-way: round trips halved); server asleep: median
@@ -131,17 +133,34 @@ static void stream_targets(struct bench_report *rep)
 	    V(r, bench_metric(r, "syscalls_per_msg")), 0.01, 1);
 }
 
-/* Issue 11: plain send/recv against ZeroMQ and against the bare ring. */
+/* Issue 11: plain send/recv against ZeroMQ and against the bare ring, and
+ * the batch calls against the bare ring, on each backend. */
 static void issue11_targets(struct bench_report *rep)
 {
-	const struct bench_result *r = find(rep, "stream", "shmrpc", 64, NULL, 0);
+	static const char *const plain[2] = { "shmrpc", "shmrpc-futex" };
+	static const char *const batch[2] = { "shmrpc-batch", "shmrpc-batch-futex" };
+	static const char *const what[3][2] = {
+		{ "stream 64 B, shmrpc_send/recv (uring) msgs/s over ZeroMQ's (ipc)",
+		  "stream 64 B, shmrpc_send/recv (futex) msgs/s over ZeroMQ's (ipc)" },
+		{ "stream 64 B, shmrpc_send/recv (uring) msgs/s over the bare ring's",
+		  "stream 64 B, shmrpc_send/recv (futex) msgs/s over the bare ring's" },
+		{ "stream 64 B, peer_sendv/recv_batch x32 (uring) over the bare ring's",
+		  "stream 64 B, peer_sendv/recv_batch x32 (futex) over the bare ring's" },
+	};
 	const struct bench_result *z = find(rep, "stream", "zmq", 64, NULL, 0);
 	const struct bench_result *s = find(rep, "stream", "spin", 64, NULL, 0);
+	const struct bench_result *r, *b;
 
-	add(rep, "11", "stream 64 B, shmrpc_send/recv msgs/s over ZeroMQ's (ipc)", "x zmq",
-	    r && z ? r->msgs_per_s / z->msgs_per_s : NAN, 3.0, 0);
-	add(rep, "11", "stream 64 B, shmrpc_send/recv msgs/s over the bare ring's", "x spin",
-	    r && s ? r->msgs_per_s / s->msgs_per_s : NAN, 0.5, 0);
+	for (int k = 0; k < 2; k++) {
+		r = find(rep, "stream", plain[k], 64, NULL, 0);
+		b = find(rep, "stream", batch[k], 64, NULL, 0);
+		add(rep, "11", what[0][k], "x zmq", r && z ? r->msgs_per_s / z->msgs_per_s : NAN,
+		    3.0, 0);
+		add(rep, "11", what[1][k], "x spin", r && s ? r->msgs_per_s / s->msgs_per_s : NAN,
+		    0.5, 0);
+		add(rep, "11", what[2][k], "x spin", b && s ? b->msgs_per_s / s->msgs_per_s : NAN,
+		    0.7, 0);
+	}
 }
 
 /* Issue 12: calls (whole round trips) against ping-pong and futex(2)

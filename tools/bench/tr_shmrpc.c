@@ -18,6 +18,13 @@
  *                      message in place (reserve, memset of every byte, the
  *                      stamps, commit), the receiver reads every byte in
  *                      place (peek, memchr over it, release); no copy
+ *   shmrpc-batch       defaults, batch calls (issue 11): the sender holds a
+ *                      peer handle (shmrpc_peer_get) and publishes through
+ *                      shmrpc_peer_sendv, the receiver takes them with
+ *                      shmrpc_recv_batch, BENCH_BATCH messages a call in
+ *                      the stream scenario (one message a call through
+ *                      shmrpc_peer_send / shmrpc_recv_batch elsewhere)
+ *   shmrpc-batch-futex the same on the futex backend
  *
  * After both sides closed, the driver checks that the domain left nothing
  * in /dev/shm (and removes what a killed side left).
@@ -26,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "bench.h"
 #include "shmrpc.h"
@@ -34,6 +42,7 @@ struct shm_variant {
 	const char *backend; /* NULL: the library's default */
 	int32_t spin_us;     /* 0: default (adaptive, up to 20 us) */
 	int zc;
+	int batch; /* peer handle, shmrpc_peer_sendv, shmrpc_recv_batch */
 };
 
 struct shm_tr {
@@ -41,14 +50,17 @@ struct shm_tr {
 	char domain[64];
 	struct shmrpc_node *node;
 	const char *peer;
+	struct shmrpc_peer *ph; /* batch variants: the handle to the peer */
 };
 
-static const struct shm_variant v_default = { NULL, 0, 0 };
-static const struct shm_variant v_futex = { "futex", 0, 0 };
-static const struct shm_variant v_spin = { NULL, 1000000, 0 };
-static const struct shm_variant v_sleep = { "uring", SHMRPC_SPIN_NEVER, 0 };
-static const struct shm_variant v_sleep_futex = { "futex", SHMRPC_SPIN_NEVER, 0 };
-static const struct shm_variant v_zc = { NULL, 0, 1 };
+static const struct shm_variant v_default = { NULL, 0, 0, 0 };
+static const struct shm_variant v_futex = { "futex", 0, 0, 0 };
+static const struct shm_variant v_spin = { NULL, 1000000, 0, 0 };
+static const struct shm_variant v_sleep = { "uring", SHMRPC_SPIN_NEVER, 0, 0 };
+static const struct shm_variant v_sleep_futex = { "futex", SHMRPC_SPIN_NEVER, 0, 0 };
+static const struct shm_variant v_zc = { NULL, 0, 1, 0 };
+static const struct shm_variant v_batch = { NULL, 0, 0, 1 };
+static const struct shm_variant v_batch_futex = { "futex", 0, 0, 1 };
 
 #define ZC_FILL 0x5a   /* what a zero-copy sender writes between the stamps */
 #define ZC_ABSENT 0xa5 /* what its receiver looks for, in vain */
@@ -84,6 +96,8 @@ SETUP(setup_spin, v_spin)
 SETUP(setup_sleep, v_sleep)
 SETUP(setup_sleep_futex, v_sleep_futex)
 SETUP(setup_zc, v_zc)
+SETUP(setup_batch, v_batch)
+SETUP(setup_batch_futex, v_batch_futex)
 
 static int shm_attach(struct bench_chan *ch, int side)
 {
@@ -103,6 +117,10 @@ static int shm_attach(struct bench_chan *ch, int side)
 	err = shmrpc_wait_node(st->node, st->peer, 10000);
 	if (!err)
 		err = shmrpc_warmup(st->node);
+	if (err == 1 && st->v->batch) {
+		err = shmrpc_peer_get(st->node, st->peer, 10000, &st->ph);
+		err = err < 0 ? err : 1;
+	}
 	return err < 0 ? err : err == 1 ? 0 : -ENOTCONN;
 }
 
@@ -112,6 +130,8 @@ static int shm_send(struct bench_chan *ch, const void *buf, size_t len)
 	struct shmrpc_txbuf tx;
 	int err;
 
+	if (st->ph)
+		return shmrpc_peer_send(st->ph, buf, len, -1, 0);
 	if (!st->v->zc)
 		return shmrpc_send(st->node, st->peer, buf, len, -1);
 	err = shmrpc_reserve(st->node, st->peer, len, &tx, -1);
@@ -160,13 +180,53 @@ static int zc_recv(struct shm_tr *st, void *buf, size_t cap)
 	return err ? err : n;
 }
 
+static int shm_recvv(struct bench_chan *ch, void *buf, size_t cap, size_t *lens, unsigned n);
+
 static int shm_recv(struct bench_chan *ch, void *buf, size_t cap)
 {
 	struct shm_tr *st = ch->priv;
+	size_t len;
+	int n;
 
 	if (st->v->zc)
 		return zc_recv(st, buf, cap);
+	if (st->v->batch) {
+		n = shm_recvv(ch, buf, cap, &len, 1);
+		return n < 0 ? n : (int)len;
+	}
 	return shmrpc_recv(st->node, buf, cap, NULL, -1);
+}
+
+/* Batch variants: @n messages of @len bytes, back to back in @buf, as n
+ * messages through the handle. */
+static int shm_sendv(struct bench_chan *ch, const void *buf, size_t len, unsigned n)
+{
+	struct shm_tr *st = ch->priv;
+	struct iovec iov[BENCH_BATCH];
+
+	if (!st->ph)
+		return -EOPNOTSUPP;
+	n = n > BENCH_BATCH ? BENCH_BATCH : n;
+	for (unsigned i = 0; i < n; i++)
+		iov[i] = (struct iovec){ (char *)buf + i * len, len };
+	return shmrpc_peer_sendv(st->ph, iov, n, -1, 0);
+}
+
+static int shm_recvv(struct bench_chan *ch, void *buf, size_t cap, size_t *lens, unsigned n)
+{
+	struct shm_tr *st = ch->priv;
+	struct shmrpc_msg m[BENCH_BATCH];
+	int k;
+
+	n = n > BENCH_BATCH ? BENCH_BATCH : n;
+	for (unsigned i = 0; i < n; i++) {
+		m[i].buf = (char *)buf + i * cap;
+		m[i].cap = cap;
+	}
+	k = shmrpc_recv_batch(st->node, m, n, -1);
+	for (int i = 0; i < k; i++)
+		lens[i] = m[i].len;
+	return k;
 }
 
 static int shm_counters(struct bench_chan *ch, struct bench_libctr *out)
@@ -189,6 +249,8 @@ static void shm_detach(struct bench_chan *ch)
 {
 	struct shm_tr *st = ch->priv;
 
+	shmrpc_peer_put(st->ph);
+	st->ph = NULL;
 	shmrpc_close(st->node);
 	st->node = NULL;
 }
@@ -208,19 +270,23 @@ static void shm_teardown(struct bench_chan *ch)
 	ch->priv = NULL;
 }
 
-#define SHM_TRANSPORT(var, nm, desc, setupfn, skip) \
-	const struct bench_transport var = {        \
-		.name = nm,                         \
-		.what = desc,                       \
-		.setup = setupfn,                   \
-		.attach = shm_attach,               \
-		.send = shm_send,                   \
-		.recv = shm_recv,                   \
-		.detach = shm_detach,               \
-		.teardown = shm_teardown,           \
-		.counters = shm_counters,           \
-		.not_in = skip,                     \
+#define SHM_TRANSPORT_V(var, nm, desc, setupfn, skip, sv, rv) \
+	const struct bench_transport var = {                  \
+		.name = nm,                                   \
+		.what = desc,                                 \
+		.setup = setupfn,                             \
+		.attach = shm_attach,                         \
+		.send = shm_send,                             \
+		.recv = shm_recv,                             \
+		.detach = shm_detach,                         \
+		.teardown = shm_teardown,                     \
+		.counters = shm_counters,                     \
+		.sendv = sv,                                  \
+		.recvv = rv,                                  \
+		.not_in = skip,                               \
 	}
+#define SHM_TRANSPORT(var, nm, desc, setupfn, skip) \
+	SHM_TRANSPORT_V(var, nm, desc, setupfn, skip, NULL, NULL)
 
 SHM_TRANSPORT(bench_tr_shm, "shmrpc",
 	      "libshmrpc defaults: uring wakes, adaptive spin (<= 20 us) then sleep", setup_default,
@@ -239,3 +305,11 @@ SHM_TRANSPORT(bench_tr_shm_sleep_futex, "shmrpc-sleep-futex",
 SHM_TRANSPORT(bench_tr_shm_zc, "shmrpc-zc",
 	      "libshmrpc defaults, zero-copy: reserve/commit, peek/release, data used in place",
 	      setup_zc, BENCH_NOT_PACED);
+SHM_TRANSPORT_V(bench_tr_shm_batch, "shmrpc-batch",
+		"libshmrpc defaults, batches of 32: shmrpc_peer_sendv / shmrpc_recv_batch",
+		setup_batch, BENCH_NOT_PINGPONG | BENCH_NOT_PACED | BENCH_NOT_SYSCALLS, shm_sendv,
+		shm_recvv);
+SHM_TRANSPORT_V(bench_tr_shm_batch_futex, "shmrpc-batch-futex",
+		"libshmrpc, futex backend, batches of 32: shmrpc_peer_sendv / shmrpc_recv_batch",
+		setup_batch_futex, BENCH_NOT_PINGPONG | BENCH_NOT_PACED | BENCH_NOT_SYSCALLS,
+		shm_sendv, shm_recvv);

@@ -24,6 +24,8 @@ const struct bench_transport *const bench_transports[] = {
 	&bench_tr_shm_sleep,
 	&bench_tr_shm_sleep_futex,
 	&bench_tr_shm_zc,
+	&bench_tr_shm_batch,
+	&bench_tr_shm_batch_futex,
 	NULL,
 };
 

@@ -243,6 +243,36 @@ static void node(FILE *f, const struct top_snap *s, uint32_t ni)
 	fprintf(f, "]}");
 }
 
+/* The domain's membership events (its registry's log); null if unread. */
+static void events(FILE *f, const struct top_events *e)
+{
+	fprintf(f, "\"events\":");
+	if (!e->ok) {
+		fprintf(f, "null,");
+		return;
+	}
+	fputc('{', f);
+	ju(f, "total", e->total, true);
+	ju(f, "log_joins", e->joins, true);
+	ju(f, "log_leaves", e->leaves, true);
+	ju(f, "log_deaths", e->deaths, true);
+	ju(f, "log_garbage", e->garbage, true);
+	fprintf(f, "\"latest\":[");
+	for (uint32_t i = 0; i < e->nlast; i++) {
+		const struct top_event *ev = &e->last[i];
+
+		fprintf(f, "%s{", i ? "," : "");
+		jstr(f, "type", top_event_name(ev->type), true);
+		jstr(f, "name", ev->name, true);
+		jnum(f, "pid", ev->pid, true, true);
+		ju(f, "slot", ev->id >> 32, true);
+		ju(f, "gen", ev->id & 0xffffffffu, true);
+		jnum(f, "age", ev->age, ev->age >= 0, false);
+		fputc('}', f);
+	}
+	fprintf(f, "]},");
+}
+
 static void domain(FILE *f, const struct top_snap *s, uint32_t di, const uint32_t *rows,
 		   uint32_t nrows)
 {
@@ -260,6 +290,7 @@ static void domain(FILE *f, const struct top_snap *s, uint32_t di, const uint32_
 	ju(f, "capacity", d->capacity, true);
 	ju(f, "epoch", d->epoch, true);
 	ju(f, "stray_files", d->stray, true);
+	events(f, &d->ev);
 	reaper(f, &d->reaper);
 	fprintf(f, ",\"nodes\":[");
 	for (i = 0; i < nrows; i++) {
@@ -308,6 +339,7 @@ int top_out_json(FILE *f, const struct top_snap *s, const struct top_opts *o)
 	ju(f, "rings_corrupt", sum.rings_bad, true);
 	jrate_or_null(f, "msgs_per_s", sum.msgs, sum.rates, true);
 	jrate_or_null(f, "bytes_per_s", sum.bytes, sum.rates, true);
+	ju(f, "events", sum.events, true);
 	reaper(f, &sum.reaper);
 	fprintf(f, "},\"domains\":[");
 	for (i = 0; i < s->ndoms; i++) {

@@ -118,6 +118,20 @@ static void reapers(FILE *f, const struct top_snap *s, const struct top_opts *o)
 					       "none",
 				r->state == TOP_REAPER_RUNNING);
 		}
+	family(f, "shmrpc_domain_events_total", "counter",
+	       "Membership events (join, leave, death) the domain's registry recorded.");
+	for (i = 0; i < s->ndoms; i++)
+		if (dom_shown(&s->doms[i], o) && s->doms[i].ev.ok) {
+			dom_labels(f, "shmrpc_domain_events_total", &s->doms[i]);
+			fprintf(f, "} %llu\n", (unsigned long long)s->doms[i].ev.total);
+		}
+	family(f, "shmrpc_domain_event_log_deaths", "gauge",
+	       "DEATH events among the last 256 the domain's event log holds.");
+	for (i = 0; i < s->ndoms; i++)
+		if (dom_shown(&s->doms[i], o) && s->doms[i].ev.ok) {
+			dom_labels(f, "shmrpc_domain_event_log_deaths", &s->doms[i]);
+			fprintf(f, "} %u\n", s->doms[i].ev.deaths);
+		}
 	family(f, "shmrpc_reaper_reaped_total", "counter", "Slots the reaper freed in the domain.");
 	for (i = 0; i < s->ndoms; i++)
 		if (dom_shown(&s->doms[i], o) && s->doms[i].status == TOP_DOM_OK) {

@@ -3,7 +3,9 @@
  * Batch text (-b): one block per refresh, like top -b. A block is the two
  * header lines, an empty line, the node table, with --rings each node's
  * rings under it, then one "problem:" line per domain or ring that is not
- * usable, and an empty line that ends the block.
+ * usable, each domain's membership events ("events:" with the counts, an
+ * "event:" line for each of the latest), the bridges, and an empty line
+ * that ends the block.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +76,7 @@ int top_out_text(FILE *f, const struct top_snap *s, const struct top_opts *o)
 			rings_of(f, s, rows[i]);
 	}
 	problems(f, s, &o->view);
+	top_events_text(f, s, o->view.domain);
 	top_bridges_text(f, s);
 	fprintf(f, "\n");
 	free(rows);

@@ -254,6 +254,12 @@ void top_summarize(const struct top_snap *s, const char *domain, struct top_summ
 			continue;
 		sum->domains++;
 		sum->domains_bad += d->status != TOP_DOM_OK;
+		sum->events += d->ev.ok ? d->ev.total : 0;
+		if (d->ev.ok && d->ev.nlast &&
+		    (!sum->have_last || d->ev.last[0].age < sum->last.age)) {
+			sum->last = d->ev.last[0];
+			sum->have_last = true;
+		}
 		if (reaper_rank(&d->reaper) > reaper_rank(&sum->reaper) ||
 		    (d->reaper.state && d->reaper.state == sum->reaper.state &&
 		     d->reaper.beat_age < sum->reaper.beat_age))

@@ -406,6 +406,8 @@ static int scan_registry(struct top_snap *s, uint32_t di, const char *file)
 		snprintf(d->why, TOP_WHY_MAX, "truncated while reading");
 		c.n = 0;
 	}
+	if (!err && d->status == TOP_DOM_OK)
+		top__scan_events(d, &m, pages, &h, s->mono);
 	top_map_close(&m);
 	d->node_first = s->nnodes;
 	for (i = 0; !err && i < c.n; i++) {

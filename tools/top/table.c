@@ -422,7 +422,7 @@ static void fmt_reaper(char *buf, size_t len, const struct top_reaper *r)
 void top_fmt_summary(char *l1, char *l2, size_t len, const struct top_snap *s,
 		     const struct top_summary *sum, const struct top_view *v, double delay)
 {
-	char when[32], be[48], msgs[16], mb[16], reaper[96], doms[96], bad[32] = "";
+	char when[32], be[48], msgs[16], mb[16], reaper[96], doms[96], bad[32] = "", ev[160];
 	time_t t = (time_t)s->wall;
 	struct tm tm;
 
@@ -444,8 +444,12 @@ void top_fmt_summary(char *l1, char *l2, size_t len, const struct top_snap *s,
 	top_fmt_count(msgs, sizeof(msgs), sum->rates ? sum->msgs : -1);
 	top_fmt_mb(mb, sizeof(mb), sum->rates ? sum->bytes : -1);
 	fmt_reaper(reaper, sizeof(reaper), &sum->reaper);
-	snprintf(l2, len, "msgs/s %s  MB/s %s  rings %u%s  reaper %s", msgs, mb, sum->rings,
-		 sum->rings_bad ? " (some corrupt)" : "", reaper);
+	ev[0] = '\0';
+	if (sum->have_last)
+		top_fmt_event(ev, sizeof(ev), &sum->last);
+	snprintf(l2, len, "msgs/s %s  MB/s %s  rings %u%s  reaper %s  events %llu%s%s", msgs, mb,
+		 sum->rings, sum->rings_bad ? " (some corrupt)" : "", reaper,
+		 (unsigned long long)sum->events, ev[0] ? ", last: " : "", ev);
 }
 
 /*

@@ -148,6 +148,28 @@ struct top_reaper {
 	uint64_t reaped;
 };
 
+/* One membership event of a domain's log (events.c). */
+struct top_event {
+	uint32_t type; /* SHMRPC_EV_* */
+	int32_t pid;
+	uint64_t id;			/* slot << 32 | gen */
+	double age;			/* seconds since it was recorded, < 0 unknown */
+	char name[SHMRPC_NAME_MAX + 1]; /* checked */
+};
+#define TOP_EV_SHOW 5 /* latest events kept per domain */
+
+/* A domain's event log: the domain's membership, not any receiver's
+ * subscription (which is process memory: not visible to the tool). */
+struct top_events {
+	bool ok; /* the log was read; else why */
+	char why[TOP_WHY_MAX];
+	uint64_t total;			    /* events ever recorded (ev_head) */
+	uint32_t joins, leaves, deaths;	    /* of those still in the log */
+	uint32_t garbage;		    /* entries no writer of ours makes */
+	struct top_event last[TOP_EV_SHOW]; /* newest first */
+	uint32_t nlast;
+};
+
 struct top_domain {
 	char name[SHMRPC_NAME_MAX + 1];
 	enum top_dom_status status;
@@ -158,6 +180,7 @@ struct top_domain {
 	uint32_t node_first, node_count; /* into snap->nodes */
 	uint32_t ring_first, ring_count; /* into snap->rings */
 	uint32_t stray;			 /* its files that belong to no registry we see */
+	struct top_events ev;		 /* events.c */
 };
 
 /* A shmrpc-bridge's status segment (tools/bridge/status.h), copied out. */
@@ -268,6 +291,17 @@ void top__node_sum(struct top_snap *s, struct top_node *n);
  * NULL (then @v is untouched). */
 void *top_grow(void *v, uint32_t *cap, uint32_t need, size_t size);
 
+/* ------------------------------------------------------------ events.c */
+
+struct top_map;
+/* For scan.c: domain @d's event log from its checked registry mapping. */
+void top__scan_events(struct top_domain *d, const struct top_map *m, const bool *pages,
+		      const struct shmrpc__reg_hdr *h, double mono);
+const char *top_event_name(uint32_t type);
+void top_fmt_event(char *buf, size_t len, const struct top_event *ev);
+/* Batch text: per domain, the counts and the latest events. */
+void top_events_text(FILE *f, const struct top_snap *s, const char *domain);
+
 /* ------------------------------------------------------------ bridges.c */
 
 /* For scan.c: every /dev/shm/shmrpc-bridge.<domain> (only @domain's when
@@ -295,6 +329,9 @@ struct top_summary {
 	bool rates;
 	double msgs, bytes;	  /* per second, counted once, at the sender */
 	struct top_reaper reaper; /* the best one seen */
+	uint64_t events;	  /* membership events recorded, all domains */
+	bool have_last;		  /* last: the latest event of any domain */
+	struct top_event last;
 };
 /* Summary of the domains selected by @domain (NULL: all). */
 void top_summarize(const struct top_snap *s, const char *domain, struct top_summary *sum);
