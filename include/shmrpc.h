@@ -636,8 +636,9 @@ struct shmrpc_req {
 };
 /*
  * The serve function: runs in whichever receiving call the server runs
- * (shmrpc_recv, shmrpc_peek, shmrpc_dispatch, shmrpc_start's thread; also
- * the calls that later wave adds to these), never returned as a message.
+ * (shmrpc_recv, shmrpc_peek, shmrpc_dispatch, shmrpc_recv_batch,
+ * shmrpc_start's thread; shmrpc_fd becomes readable for a request as for a
+ * message), never returned as a message.
  * req->data points into the shared ring, valid until fn returns, and the
  * caller could still write to it: validate it (or copy it) first. fn may
  * reply at once, or keep a copy of *req (not of req->data) and reply later,
@@ -733,6 +734,19 @@ SHMRPC_API int shmrpc_call_start(struct shmrpc_node *node, const char *to, const
 SHMRPC_API int shmrpc_call_wait(struct shmrpc_node *node, uint64_t id, void *resp, size_t cap,
 				unsigned *flags, int timeout_ms);
 SHMRPC_API int shmrpc_call_cancel(struct shmrpc_node *node, uint64_t id);
+
+/*
+ * shmrpc_peer_call, shmrpc_peer_call_start - shmrpc_call and
+ * shmrpc_call_start to the incarnation a peer handle is bound to (see Peer
+ * handles): the same returns, but -EPIPE, never -ENOENT, once that
+ * incarnation left or died (even if a node of the same name joined since),
+ * or the handle's node closed. The call is the handle's node's:
+ * shmrpc_call_wait and shmrpc_call_cancel on that node take its id.
+ */
+SHMRPC_API int shmrpc_peer_call(struct shmrpc_peer *peer, const void *req, size_t len, void *resp,
+				size_t cap, int timeout_ms);
+SHMRPC_API int shmrpc_peer_call_start(struct shmrpc_peer *peer, const void *req, size_t len,
+				      int timeout_ms, uint64_t *id);
 
 #ifdef __cplusplus
 }

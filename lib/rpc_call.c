@@ -32,6 +32,7 @@
 #include "error.h"
 #include "layout.h"
 #include "node_types.h"
+#include "peer.h"
 #include "registry.h"
 #include "reply.h"
 #include "tx.h"
@@ -193,8 +194,15 @@ static int call_gone(struct shmrpc_node *n, const char *to, int rc)
 	return rc;
 }
 
+/* Where a call goes: the node holding a name, or a peer handle's
+ * incarnation (no other: its -EPIPE is final, as for shmrpc_peer_send). */
+struct call_to {
+	const char *name;
+	struct shmrpc_peer *peer;
+};
+
 /* Send the REQ record of call @id (deadline @dl, 0: none) to @to. */
-static int call_send(struct shmrpc_node *n, const char *to, uint64_t id, int64_t dl,
+static int call_send(struct shmrpc_node *n, const struct call_to *to, uint64_t id, int64_t dl,
 		     const void *req, size_t len, struct shmrpc__tmo *t)
 {
 	struct shmrpc__req_hdr h = { id, dl };
@@ -203,13 +211,14 @@ static int call_send(struct shmrpc_node *n, const char *to, uint64_t id, int64_t
 	int rc, tries;
 
 	for (tries = 0;; tries++) {
-		rc = shmrpc__conn_acquire(n, to, t, &c);
+		rc = to->peer ? shmrpc__peer_acquire(to->peer, t, &c) :
+				shmrpc__conn_acquire(n, to->name, t, &c);
 		if (rc)
-			return call_gone(n, to, rc);
+			return to->peer ? rc : call_gone(n, to->name, rc);
 		/* Relaxed: a hint (any peer can write it); a request sent
 		 * anyway is answered -EOPNOTSUPP by the server's hook. */
 		if (!atomic_load_explicit(&c->peer->serving, memory_order_relaxed))
-			rc = shmrpc__err(-EOPNOTSUPP, "call to '%s': it does not serve", to);
+			rc = shmrpc__err(-EOPNOTSUPP, "call to '%s': it does not serve", to->name);
 		else if (len > SIZE_MAX - sizeof(h))
 			rc = -EMSGSIZE;
 		else
@@ -220,10 +229,13 @@ static int call_send(struct shmrpc_node *n, const char *to, uint64_t id, int64_t
 			break;
 		shmrpc__conn_unlock(n, c);
 		if (rc == -EMSGSIZE)
-			return shmrpc__err(rc, "call to '%s': request of %zu bytes, at most %d", to,
-					   len, (int)shmrpc__ring_max_msg(c->ring_bytes) - 16);
+			return shmrpc__err(rc, "call to '%s': request of %zu bytes, at most %d",
+					   to->name, len,
+					   (int)shmrpc__ring_max_msg(c->ring_bytes) - 16);
+		if (to->peer)
+			return rc;
 		if (rc != -EPIPE || tries == CALL_REJOIN_TRIES)
-			return call_gone(n, to, rc);
+			return call_gone(n, to->name, rc);
 	}
 	memcpy(buf, &h, sizeof(h));
 	if (len)
@@ -241,27 +253,60 @@ static int64_t call_deadline(int timeout_ms, struct shmrpc__tmo *t)
 	return shmrpc__tmo_deadline(t);
 }
 
-int shmrpc_call_start(struct shmrpc_node *n, const char *to, const void *req, size_t len,
+static int call_start(struct shmrpc_node *n, const struct call_to *to, const void *req, size_t len,
 		      int timeout_ms, uint64_t *id)
 {
-	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__tmo t;
 	int64_t deadline;
 	int rc;
 
-	if (!n || !to || (!req && len) || timeout_ms < -1 || !id)
-		return -EINVAL;
-	if (n->forked)
-		return -ECHILD;
 	deadline = call_deadline(timeout_ms, &t);
-	rc = call_new(n, to, deadline, id);
+	rc = call_new(n, to->name, deadline, id);
 	if (!rc) {
 		rc = call_send(n, to, *id, deadline == SHMRPC__NEVER ? 0 : deadline, req, len, &t);
 		if (rc)
 			call_drop(n, *id);
 	}
 	ctr_add(rc ? &n->seg->rpc.fail_refused : &n->seg->rpc.calls);
-	return SHMRPC__RET(rc);
+	return rc;
+}
+
+int shmrpc_call_start(struct shmrpc_node *n, const char *to, const void *req, size_t len,
+		      int timeout_ms, uint64_t *id)
+{
+	SHMRPC__KEEP_ERRNO;
+	struct call_to dst = { to, NULL };
+
+	if (!n || !to || (!req && len) || timeout_ms < -1 || !id)
+		return -EINVAL;
+	if (n->forked)
+		return -ECHILD;
+	return SHMRPC__RET(call_start(n, &dst, req, len, timeout_ms, id));
+}
+
+/* The node of peer handle @p, or NULL once its node closed. */
+static struct shmrpc_node *peer_node(struct shmrpc_peer *p)
+{
+	/* Relaxed: as peer.c's; shmrpc_close detaches before it frees. */
+	return atomic_load_explicit(&p->node, memory_order_relaxed);
+}
+
+int shmrpc_peer_call_start(struct shmrpc_peer *p, const void *req, size_t len, int timeout_ms,
+			   uint64_t *id)
+{
+	SHMRPC__KEEP_ERRNO;
+	struct shmrpc_node *n;
+	struct call_to dst;
+
+	if (!p || (!req && len) || timeout_ms < -1 || !id)
+		return -EINVAL;
+	n = peer_node(p);
+	if (!n)
+		return -EPIPE;
+	if (n->forked)
+		return -ECHILD;
+	dst = (struct call_to){ p->name, p };
+	return SHMRPC__RET(call_start(n, &dst, req, len, timeout_ms, id));
 }
 
 /* ------------------------------------------------------------ waiting */
@@ -412,19 +457,12 @@ int shmrpc_call_cancel(struct shmrpc_node *n, uint64_t id)
 	return call_stop(n, id, -ECANCELED);
 }
 
-int shmrpc_call(struct shmrpc_node *n, const char *to, const void *req, size_t len, void *resp,
-		size_t cap, int timeout_ms)
+/* The call of @id, started: its first reply, the rest of a stream cancelled. */
+static int call_first(struct shmrpc_node *n, uint64_t id, void *resp, size_t cap, int timeout_ms)
 {
-	SHMRPC__KEEP_ERRNO;
 	unsigned flags = 0;
-	uint64_t id;
 	int rc;
 
-	if (!n || (!resp && cap))
-		return -EINVAL;
-	rc = shmrpc_call_start(n, to, req, len, timeout_ms, &id);
-	if (rc)
-		return rc;
 	/* The call's deadline bounds the wait (> 0); 0 and -1 are the wait's. */
 	rc = shmrpc_call_wait(n, id, resp, cap, &flags, timeout_ms > 0 ? -1 : timeout_ms);
 	if (flags & SHMRPC_REPLY_MORE)
@@ -432,4 +470,31 @@ int shmrpc_call(struct shmrpc_node *n, const char *to, const void *req, size_t l
 	else if (rc == -EAGAIN || rc == -ETIMEDOUT)
 		call_stop(n, id, -ETIMEDOUT); /* still open (timeout 0): over */
 	return rc;
+}
+
+int shmrpc_call(struct shmrpc_node *n, const char *to, const void *req, size_t len, void *resp,
+		size_t cap, int timeout_ms)
+{
+	SHMRPC__KEEP_ERRNO;
+	uint64_t id;
+	int rc;
+
+	if (!n || (!resp && cap))
+		return -EINVAL;
+	rc = shmrpc_call_start(n, to, req, len, timeout_ms, &id);
+	return rc ? rc : call_first(n, id, resp, cap, timeout_ms);
+}
+
+int shmrpc_peer_call(struct shmrpc_peer *p, const void *req, size_t len, void *resp, size_t cap,
+		     int timeout_ms)
+{
+	SHMRPC__KEEP_ERRNO;
+	uint64_t id;
+	int rc;
+
+	if (!p || (!resp && cap))
+		return -EINVAL;
+	rc = shmrpc_peer_call_start(p, req, len, timeout_ms, &id);
+	/* The node is there: shmrpc_close detaches handles before it frees. */
+	return rc ? rc : call_first(peer_node(p), id, resp, cap, timeout_ms);
 }

@@ -184,6 +184,10 @@ int shmrpc_call_start(struct shmrpc_node *node, const char *to, const void *req,
 int shmrpc_call_wait(struct shmrpc_node *node, uint64_t id, void *resp, size_t cap,
 				unsigned *flags, int timeout_ms);
 int shmrpc_call_cancel(struct shmrpc_node *node, uint64_t id);
+int shmrpc_peer_call(struct shmrpc_peer *peer, const void *req, size_t len, void *resp,
+				size_t cap, int timeout_ms);
+int shmrpc_peer_call_start(struct shmrpc_peer *peer, const void *req, size_t len,
+				      int timeout_ms, uint64_t *id);
 """
 
 # What the header takes from the system (<sys/uio.h>), declared before CDEF;
