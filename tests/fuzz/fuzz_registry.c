@@ -6,7 +6,8 @@
  * (shmrpc__reg_read), lookups (shmrpc__reg_find), the bounds shmrpc__reg_hi
  * and shmrpc__reg_scan_end, and, as a lock holder would, the repair of a
  * `joining` note, the recount and the sweep (shmrpc__reclaim_sweep), which
- * reclaim slots that name no live node.
+ * reclaim slots that name no live node; and the event log's reads
+ * (shmrpc__evlog_head, shmrpc__evlog_read) around its untrusted head.
  *
  * The file is real (/dev/shm/shmrpc.<domain>.reg, in a private /dev/shm
  * when the harness may have one), created and mapped once; each input
@@ -25,6 +26,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "evlog.h"
 #include "layout.h"
 #include "names.h"
 #include "reclaim.h"
@@ -146,6 +148,28 @@ static bool zero_padded(const struct shmrpc__slot *s, size_t len)
 	return true;
 }
 
+/* The event log, as a subscriber reads it: the last entries below the
+ * (untrusted) head, and some past it. What is returned is what a writer
+ * of ours could have made. */
+static void read_events(struct shmrpc__reg *r)
+{
+	uint64_t head = shmrpc__evlog_head(r), idx, ns;
+	struct shmrpc_event ev;
+	int k, rc;
+
+	for (k = -(int)SHMRPC__EV_LOG - 2; k < 4; k++) {
+		idx = head + (uint64_t)(int64_t)k;
+		rc = shmrpc__evlog_read(r, idx, &ev, &ns);
+		FUZZ_CHECK(rc == 0 || rc == -ESTALE || rc == -EPROTO);
+		if (rc)
+			continue;
+		FUZZ_CHECK(ev.type == SHMRPC_EV_JOIN || ev.type == SHMRPC_EV_LEAVE ||
+			   ev.type == SHMRPC_EV_DEATH);
+		FUZZ_CHECK(strlen(ev.name) <= SHMRPC_NAME_MAX && !shmrpc__name_check(ev.name));
+		FUZZ_CHECK((ev.id >> 32) < r->capacity);
+	}
+}
+
 static void read_all(struct shmrpc__reg *r, uint8_t flags)
 {
 	uint32_t hi = shmrpc__reg_hi(r), end = shmrpc__reg_scan_end(r), i, n, slot;
@@ -173,6 +197,7 @@ static void read_all(struct shmrpc__reg *r, uint8_t flags)
 	}
 	rc = shmrpc__reg_find(r, "a", &slot, &w);
 	FUZZ_CHECK(rc == -ENOENT || (rc == 0 && slot < hi && !strcmp(w.name, "a")));
+	read_events(r);
 	if (flags & (FL_LOCK | FL_SWEEP)) {
 		/* As a joiner: the lock repairs a `joining` note. */
 		FUZZ_CHECK(shmrpc__dom_lock(r) == 0);
