@@ -235,7 +235,7 @@ static void test_rpc_max_calls(void **state)
 static void stream_fn(struct shmrpc_node *n, const struct shmrpc_req *r, void *arg)
 {
 	int i, count = r->len ? ((const uint8_t *)r->data)[0] : 0;
-	char b[8];
+	char b[12];
 
 	(void)arg;
 	for (i = 0; i < count; i++) {
