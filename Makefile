@@ -16,7 +16,7 @@
 .DELETE_ON_ERROR:
 .SUFFIXES:
 
-VERSION := 0.1.0
+VERSION := 0.2.0
 SOVER := 0
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
@@ -87,7 +87,7 @@ TH_OBJS := $(B)/tests/harness.o $(B)/tests/harness_shm.o
 include tools/bridge/bridge.mk
 
 TOOLS := $(B)/tools/shmrpc-info $(B)/tools/shmrpc-demo $(B)/tools/shmrpc-top \
-	$(B)/tools/shmrpc-reaper
+	$(B)/tools/shmrpc-reaper $(B)/tools/shmrpc-kv
 tools: $(TOOLS)
 
 # tools/shmrpc-top: several files (tools/top/top.h says which does what) and
@@ -320,7 +320,7 @@ asan:
 # (test_events, test_peer and test_batch fork their peers before they start threads).
 TSAN_TESTS := test_node test_send test_recv test_thread test_connect test_stats test_query \
 	test_broadcast test_ring test_transport test_uring_compat test_probe test_wake_uring \
-	test_events test_peer test_batch
+	test_events test_peer test_batch test_rpc
 tsan:
 	$(Q)$(MAKE) --no-print-directory B=build-tsan CFLAGS="-O1 -g -fsanitize=thread" tools tests
 	$(Q)SHMRPC_TESTS="$(TSAN_TESTS)" \

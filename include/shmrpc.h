@@ -62,7 +62,7 @@ extern "C" {
 #endif
 
 #define SHMRPC_VERSION_MAJOR 0
-#define SHMRPC_VERSION_MINOR 1
+#define SHMRPC_VERSION_MINOR 2
 
 /* Longest node or domain name, without its terminating NUL. */
 #define SHMRPC_NAME_MAX 63
@@ -112,6 +112,7 @@ struct shmrpc_opts {
 	uint32_t events;     /* SHMRPC_EV_* bits: membership events this node receives; 0: none */
 	uint32_t _reserved;  /* 0 (see below) */
 	const char *proxy_host; /* NULL: a node of this host; see below */
+	uint32_t max_calls;	/* calls in flight, and requests in progress; 0: 1024 */
 };
 /*
  * ring_bytes: a power of two in [4 KiB, 1 GiB]. max_nodes: at most 65536.
@@ -127,6 +128,9 @@ struct shmrpc_opts {
  * (a name of the node-name rules); shmrpc-bridge opens such proxies
  * (docs/cross-host.md). It is an ordinary node in every other way;
  * shmrpc_is_local answers 0 for it and shmrpc_node_host names its host.
+ * max_calls: at most 1048576; bounds this node's calls in flight
+ * (shmrpc_call_start past it: -EAGAIN) and, as a server, its requests in
+ * progress (a request past it is answered -EBUSY).
  */
 
 /* opts.spin_us: sleep at once, never spin ($SHMRPC_SPIN_US=0 says the same). */
@@ -190,7 +194,11 @@ struct shmrpc_event {
 typedef void (*shmrpc_handler)(struct shmrpc_node *node, const char *from, const void *data,
 			       size_t len, void *arg);
 
-/* Counters of one node since it joined (shmrpc_stats). */
+/*
+ * Counters of one node since it joined (shmrpc_stats). The struct grows at
+ * its end, as the library does: a binary built against an older header
+ * gets the fields it knows, and shmrpc_stats_size fills any size.
+ */
 struct shmrpc_stats {
 	uint64_t msgs_sent;	/* messages committed to outbound rings */
 	uint64_t msgs_recv;	/* messages consumed from inbound rings */
@@ -204,6 +212,21 @@ struct shmrpc_stats {
 	uint64_t connects;	/* outbound rings created */
 	uint64_t rings_in;	/* inbound rings currently open */
 	uint64_t rings_out;	/* outbound rings currently open */
+	/* request/response (libshmrpc 0.2): requests count in msgs_sent and
+	 * msgs_recv, replies do not */
+	uint64_t calls;		  /* calls started: requests sent */
+	uint64_t calls_in_flight; /* calls started and not over */
+	uint64_t calls_timeout;	  /* calls ended by their deadline (-ETIMEDOUT) */
+	uint64_t calls_pipe;	  /* calls ended because the server left or died */
+	uint64_t calls_remote;	  /* calls ended by the server's error reply */
+	uint64_t calls_cancelled; /* calls cancelled, or ended by -ENOBUFS */
+	uint64_t calls_refused;	  /* calls not sent: no such node, not serving... */
+	uint64_t calls_late;	  /* replies dropped: their call was over */
+	uint64_t calls_served;	  /* requests this node's serve function ran on */
+	uint64_t calls_expired;	  /* requests dropped unserved: deadline passed */
+	uint64_t calls_rejected;  /* requests answered -EOPNOTSUPP or -EBUSY */
+	uint64_t replies_sent;	  /* replies this node sent */
+	uint64_t replies_failed;  /* replies refused: caller gone, deadline... */
 };
 
 /*
@@ -419,8 +442,17 @@ SHMRPC_API int shmrpc_wait_node(struct shmrpc_node *node, const char *name, int 
  */
 SHMRPC_API int shmrpc_warmup(struct shmrpc_node *node);
 
-/* shmrpc_stats - this node's counters since it joined. */
+/*
+ * shmrpc_stats - this node's counters since it joined, the whole struct as
+ * this header declares it (a binary built against the 0.1 header, without
+ * the calls' counters, is linked to a version of it that fills only what
+ * that header knew).
+ * shmrpc_stats_size - the same into the first @size bytes of @st (for
+ * bindings that size the struct themselves): at least the 0.1 fields (96
+ * bytes), else -EINVAL; bytes past what this library knows are zeroed.
+ */
 SHMRPC_API int shmrpc_stats(struct shmrpc_node *node, struct shmrpc_stats *st);
+SHMRPC_API int shmrpc_stats_size(struct shmrpc_node *node, struct shmrpc_stats *st, size_t size);
 
 /* shmrpc_backend - "uring" or "futex": the wake backend this node uses. */
 SHMRPC_API const char *shmrpc_backend(struct shmrpc_node *node);
@@ -580,6 +612,160 @@ SHMRPC_API int shmrpc_peer_sendv(struct shmrpc_peer *peer, const struct iovec *m
 				 int timeout_ms, unsigned flags);
 SHMRPC_API int shmrpc_peer_reserve(struct shmrpc_peer *peer, size_t len, struct shmrpc_txbuf *tx,
 				   int timeout_ms);
+
+/*
+ * Request/response.
+ *
+ * A server registers a serve function (shmrpc_serve); a caller sends a
+ * request to it by name and waits for its reply (shmrpc_call), or starts
+ * calls and collects their replies later (shmrpc_call_start,
+ * shmrpc_call_wait), one reply or a stream of them (SHMRPC_REPLY_MORE).
+ *
+ *	// server                              // caller
+ *	static void echo(struct shmrpc_node *n,  char buf[256];
+ *			 const struct shmrpc_req *r,  int len = shmrpc_call(n, "echo", "hi", 2,
+ *			 void *arg)                                   buf, sizeof(buf), 1000);
+ *	{                                        // len 2, or -errno: see shmrpc_call
+ *		shmrpc_reply(n, r, r->data, r->len, 0);
+ *	}
+ *	shmrpc_serve(n, echo, NULL);
+ *	shmrpc_start(n, on_message, NULL);     // or any receiving call
+ *
+ * Requests travel on the ring that carries the caller's messages to the
+ * server, in order with them; replies on a ring of their own from the
+ * server to the caller, which only calling threads read: replies never show
+ * up in shmrpc_recv, and calls never consume messages, whether or not the
+ * caller has a receiving thread.
+ *
+ * Delivery is at most once: after -EPIPE or -ETIMEDOUT the request may or
+ * may not have run. A server's death is seen by its callers within the
+ * cleanup latency (the peers' watcher, shmrpc-reaper: about a millisecond):
+ * every call pending on it returns -EPIPE, after the replies it sent before
+ * dying.
+ */
+
+/* A request, as the serve function sees it. */
+struct shmrpc_req {
+	const void *data; /* the request, valid until the serve function returns */
+	size_t len;
+	char from[SHMRPC_NAME_MAX + 1]; /* the caller's name */
+	uint64_t id;			/* unique among the calls of that caller */
+	int64_t deadline_ns;		/* CLOCK_MONOTONIC; 0: the caller waits forever */
+	void *_priv[2];			/* library-owned */
+};
+/*
+ * The serve function: runs in whichever receiving call the server runs
+ * (shmrpc_recv, shmrpc_peek, shmrpc_dispatch, shmrpc_recv_batch,
+ * shmrpc_start's thread; shmrpc_fd becomes readable for a request as for a
+ * message), never returned as a message.
+ * req->data points into the shared ring, valid until fn returns, and the
+ * caller could still write to it: validate it (or copy it) first. fn may
+ * reply at once, or keep a copy of *req (not of req->data) and reply later,
+ * from any thread, in any order. It must not receive (-EBUSY).
+ */
+typedef void (*shmrpc_serve_fn)(struct shmrpc_node *node, const struct shmrpc_req *req, void *arg);
+
+#define SHMRPC_REPLY_MORE 0x1u /* more replies to this request follow */
+
+/*
+ * shmrpc_serve - handle requests with fn(node, req, arg) from now on; fn
+ * NULL: stop (callers then get -EOPNOTSUPP, and requests already queued are
+ * answered -EOPNOTSUPP). May be called at any time, from any thread; a
+ * request sees the old or the new function. Returns 0, -EINVAL, -ECHILD.
+ */
+SHMRPC_API int shmrpc_serve(struct shmrpc_node *node, shmrpc_serve_fn fn, void *arg);
+
+/*
+ * shmrpc_reply - send one reply of len bytes (0 allowed) to @req, from any
+ * thread. flags: SHMRPC_REPLY_MORE while more replies follow (a stream);
+ * the reply without it is the last and ends the request. Blocks while the
+ * caller's reply ring is full, at most until the request's deadline (with
+ * none, until the caller reads or goes). Returns 0, or -EPIPE (the caller
+ * left or died: nothing is kept of the request), -ENOENT (the request is
+ * over: its last reply was sent, or it was never one of this node's),
+ * -EMSGSIZE (larger than shmrpc_max_size(node, req->from) less 16 bytes:
+ * the request stays open, reply again or shmrpc_reply_error), -ETIMEDOUT
+ * (the deadline passed while the caller's ring was full: the request is
+ * over), -EINVAL, -ENOSPC/-ENOMEM/-EMFILE (the reply ring to the caller
+ * could not be made: the request stays open).
+ * shmrpc_reply_error - end @req with err (< 0), which the caller's call
+ * returns as it is. Same returns.
+ */
+SHMRPC_API int shmrpc_reply(struct shmrpc_node *node, const struct shmrpc_req *req,
+			    const void *data, size_t len, unsigned flags);
+SHMRPC_API int shmrpc_reply_error(struct shmrpc_node *node, const struct shmrpc_req *req, int err);
+
+/*
+ * shmrpc_req_cancelled - 1 if the caller no longer wants replies to @req:
+ * it cancelled the call (shmrpc_call_cancel, or shmrpc_call after a first
+ * reply with SHMRPC_REPLY_MORE), the request's deadline passed, the caller
+ * is gone, or the request is over; else 0; -EINVAL. A streaming server asks
+ * between replies. A cancel is seen once the server's receiving call has
+ * taken it from the caller's ring; a serve function that streams inline
+ * (in the receiving call) sees the cancels queued behind its request too.
+ */
+SHMRPC_API int shmrpc_req_cancelled(struct shmrpc_node *node, const struct shmrpc_req *req);
+
+/*
+ * shmrpc_call - send request @req (@len bytes) to node @to and wait for its
+ * first reply, copied into @resp (@cap bytes); if more were to follow, the
+ * rest of the stream is cancelled. timeout_ms covers the whole call, and
+ * travels with the request as its deadline (the server may skip a request
+ * whose deadline passed). Returns the reply's length, or -ENOENT (no live
+ * node of that name), -EOPNOTSUPP (it does not serve), -ETIMEDOUT/-EAGAIN
+ * (timeout), -EPIPE (the server left or died before replying), -EMSGSIZE
+ * (the request is larger than shmrpc_max_size(node, to) less 16 bytes, or
+ * the reply longer than cap: the reply is then dropped), -ECANCELED (the
+ * call was cancelled by another thread), -EAGAIN (this node has
+ * opts.max_calls calls in flight), -EBUSY (the server has as many requests
+ * in progress as it allows), or the error the server replied with
+ * (shmrpc_reply_error). Calls may be made from any number of threads at
+ * once, with or without a receiving call running.
+ */
+SHMRPC_API int shmrpc_call(struct shmrpc_node *node, const char *to, const void *req, size_t len,
+			   void *resp, size_t cap, int timeout_ms);
+/*
+ * shmrpc_call_start - send a request and return at once with its id (in
+ * *id), unique among this node's calls. timeout_ms bounds the send while
+ * the server's ring is full and, when > 0, is the call's deadline: it
+ * travels with the request, and shmrpc_call_wait never waits past it (the
+ * call then ends with -ETIMEDOUT). 0: the send never blocks and the call has
+ * no deadline (its waits bound themselves); -1: no deadline. Returns 0, or
+ * shmrpc_call's errors of sending (-ENOENT, -EOPNOTSUPP, -EMSGSIZE, -EAGAIN,
+ * -ETIMEDOUT, -EPIPE, -EINVAL).
+ * shmrpc_call_wait - wait (per timeout_ms) for the next reply of call @id,
+ * copied into @resp; *flags (may be NULL) gets SHMRPC_REPLY_MORE while more
+ * follow. Returns its length, or -EMSGSIZE (longer than cap: that reply is
+ * dropped; *flags says whether more follow), -EAGAIN/-ETIMEDOUT (nothing
+ * yet: the call goes on, unless its own deadline passed: then -ETIMEDOUT
+ * ends it), -EPIPE, -ECANCELED, -ENOBUFS (replies that nobody collected
+ * grew past the caller's ring_bytes: the call was cancelled), the server's
+ * error, -ENOENT (no such call: never started, or over: after its last
+ * reply, an error or a cancel the id is retired), -EBUSY (another thread
+ * waits for that call). A call's replies come in the order the server sent
+ * them; replies of different calls in any order.
+ * shmrpc_call_cancel - end call @id: its waiter gets -ECANCELED, replies
+ * still to come are dropped (counted as late), and the server is told (a
+ * best effort that never blocks: shmrpc_req_cancelled). 0, -ENOENT.
+ */
+SHMRPC_API int shmrpc_call_start(struct shmrpc_node *node, const char *to, const void *req,
+				 size_t len, int timeout_ms, uint64_t *id);
+SHMRPC_API int shmrpc_call_wait(struct shmrpc_node *node, uint64_t id, void *resp, size_t cap,
+				unsigned *flags, int timeout_ms);
+SHMRPC_API int shmrpc_call_cancel(struct shmrpc_node *node, uint64_t id);
+
+/*
+ * shmrpc_peer_call, shmrpc_peer_call_start - shmrpc_call and
+ * shmrpc_call_start to the incarnation a peer handle is bound to (see Peer
+ * handles): the same returns, but -EPIPE, never -ENOENT, once that
+ * incarnation left or died (even if a node of the same name joined since),
+ * or the handle's node closed. The call is the handle's node's:
+ * shmrpc_call_wait and shmrpc_call_cancel on that node take its id.
+ */
+SHMRPC_API int shmrpc_peer_call(struct shmrpc_peer *peer, const void *req, size_t len, void *resp,
+				size_t cap, int timeout_ms);
+SHMRPC_API int shmrpc_peer_call_start(struct shmrpc_peer *peer, const void *req, size_t len,
+				      int timeout_ms, uint64_t *id);
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,12 @@
  * A connection whose receiver closed the ring (RX_CLOSED) or is gone is
  * dead: its ring is unlisted and unlinked at once (conn_kill), and sends get
  * -EPIPE; conntab.c swaps it for a tombstone.
+ *
+ * A reply ring (c->kind SHMRPC__KIND_REP: a server's ring to a caller, for
+ * its replies; lib/reply.c keeps those connections) is made and ended the
+ * same way, in the tables of its kind: our rep_out_gen, the caller's
+ * rep_in_gen, rep_pend, rep_pend_hint and rep_bell (layout.h). Its counters
+ * are not messages': they are never folded into the node's totals.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -99,8 +105,10 @@ static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t p
 		.prev_gen = prev_gen,
 		.tx_pid = n->proc.pid,
 		.tx_name = n->name,
+		.kind = c->kind,
 	};
-	_Atomic uint32_t *out = shmrpc__node_tab(n->seg, shmrpc__node_out_off(n->reg->capacity));
+	_Atomic uint32_t *out =
+		shmrpc__node_tab(n->seg, shmrpc__node_out_off_k(n->reg->capacity, c->kind));
 	uint64_t size = (uint64_t)SHMRPC__PAGE + c->ring_bytes;
 	char path[SHMRPC__PATH_MAX];
 	uint32_t old;
@@ -113,7 +121,7 @@ static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t p
 	/* Release: a reaper reading our table after our death finds the ring
 	 * (the file creation below is a system call, itself a barrier). */
 	atomic_store_explicit(&out[c->rx_slot], c->rx_gen + 1, memory_order_release);
-	shmrpc__ring_path(path, n->reg, n->slot, n->gen, c->rx_slot, c->rx_gen);
+	shmrpc__ring_path_k(path, n->reg, c->kind, n->slot, n->gen, c->rx_slot, c->rx_gen);
 	err = shmrpc__seg_create(path, size, n->reg->mode, &map, NULL);
 	if (err == -EEXIST) { /* left by an earlier connection to this node */
 		shmrpc__seg_unlink(path);
@@ -134,9 +142,10 @@ static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t p
 static int announce(struct shmrpc_node *n, struct shmrpc__conn *c)
 {
 	struct shmrpc__node_hdr *p = c->peer;
+	uint32_t cap = n->reg->capacity;
 	/* Not p->in_off: checked in peer_open, but the peer can change it. */
-	_Atomic uint32_t *in = shmrpc__node_tab(p, shmrpc__node_in_off(n->reg->capacity));
-	_Atomic uint64_t *pend = shmrpc__node_pend(p, shmrpc__node_pend_off());
+	_Atomic uint32_t *in = shmrpc__node_tab(p, shmrpc__node_in_off_k(cap, c->kind));
+	_Atomic uint64_t *pend = shmrpc__node_pend(p, shmrpc__node_pend_off_k(cap, c->kind));
 
 	/* Release: pairs with the receiver's acquire load of in_gen; the ring
 	 * file is complete before it learns the name. */
@@ -147,12 +156,12 @@ static int announce(struct shmrpc_node *n, struct shmrpc__conn *c)
 	 * below, on in_gen and flags, not on this word. */
 	atomic_fetch_or_explicit(&pend[n->slot / 64], 1ull << (n->slot % 64), memory_order_release);
 	/* Release: pairs with the receiver's exchange of pend_hint. */
-	atomic_store_explicit(&p->pend_hint, 1, memory_order_release);
+	atomic_store_explicit(shmrpc__node_hint(p, c->kind), 1, memory_order_release);
 	/* (I) pairs with (J) in inbound.c: see the diagram above. */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&p->flags, memory_order_relaxed) & SHMRPC__NODE_CLOSING)
 		return -ENOENT;
-	shmrpc__bell_ring(n, p);
+	shmrpc__bell_ring_k(n, p, c->kind);
 	return 0;
 }
 
@@ -169,13 +178,14 @@ void shmrpc__conn_unmap(struct shmrpc_node *n, struct shmrpc__conn *c)
 
 void shmrpc__conn_unlist(struct shmrpc_node *n, struct shmrpc__conn *c, bool unlink)
 {
-	_Atomic uint32_t *out = shmrpc__node_tab(n->seg, shmrpc__node_out_off(n->reg->capacity));
+	_Atomic uint32_t *out =
+		shmrpc__node_tab(n->seg, shmrpc__node_out_off_k(n->reg->capacity, c->kind));
 	uint32_t g = c->rx_gen + 1;
 	char path[SHMRPC__PATH_MAX];
 
 	shmrpc__fold_begin(n);
 	if (unlink) {
-		shmrpc__ring_path(path, n->reg, n->slot, n->gen, c->rx_slot, c->rx_gen);
+		shmrpc__ring_path_k(path, n->reg, c->kind, n->slot, n->gen, c->rx_slot, c->rx_gen);
 		shmrpc__seg_unlink(path);
 	}
 	/* Relaxed CAS: only a newer connection to this slot may have changed
@@ -183,7 +193,8 @@ void shmrpc__conn_unlist(struct shmrpc_node *n, struct shmrpc__conn *c, bool unl
 	atomic_compare_exchange_strong_explicit(&out[c->rx_slot], &g, 0, memory_order_relaxed,
 						memory_order_relaxed);
 	if (c->q.hdr && !atomic_load_explicit(&c->folded, memory_order_relaxed)) {
-		shmrpc__fold_tx(n, c->q.hdr);
+		if (c->kind == SHMRPC__KIND_MSG) /* replies are not messages */
+			shmrpc__fold_tx(n, c->q.hdr);
 		atomic_store_explicit(&c->folded, true, memory_order_relaxed);
 	}
 	shmrpc__fold_end(n);
@@ -205,8 +216,8 @@ static void conn_forget(struct shmrpc_node *n, struct shmrpc__conn *c)
 static void conn_abandon(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t prev)
 {
 	while (prev)
-		prev = shmrpc__ring_kill(n->reg, n->slot, prev - 1, c->rx_slot, c->rx_gen,
-					 SHMRPC__RING_RX_CLOSED);
+		prev = shmrpc__ring_kill_k(n->reg, c->kind, n->slot, prev - 1, c->rx_slot,
+					   c->rx_gen, SHMRPC__RING_RX_CLOSED);
 	conn_forget(n, c);
 }
 
@@ -225,7 +236,7 @@ int shmrpc__conn_open(struct shmrpc_node *n, struct shmrpc__conn *c, const char 
 		shmrpc__reclaim_locked(n->reg, slot, v->gen);
 	if (err)
 		goto out_close;
-	in = shmrpc__node_tab(c->peer, shmrpc__node_in_off(n->reg->capacity));
+	in = shmrpc__node_tab(c->peer, shmrpc__node_in_off_k(n->reg->capacity, c->kind));
 	/* Relaxed: only a holder of our slot writes this entry. */
 	prev = atomic_load_explicit(&in[n->slot], memory_order_relaxed);
 	if (prev == n->gen + 1)
@@ -300,7 +311,7 @@ void shmrpc__conn_close(struct shmrpc_node *n, struct shmrpc__conn *c)
 		 * needed in this RMW. */
 		old = atomic_fetch_or_explicit(&c->q.hdr->flags, SHMRPC__RING_TX_CLOSED,
 					       memory_order_release);
-		shmrpc__wake_consumer(n, c->q.hdr, c->peer);
+		shmrpc__wake_consumer_k(n, c->q.hdr, c->peer, c->kind);
 		/* The ring stays for its receiver, which drains and unlinks
 		 * it, unless the receiver left (RX_CLOSED): then it goes now. */
 		shmrpc__conn_unlist(n, c, old & SHMRPC__RING_RX_CLOSED);

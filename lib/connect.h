@@ -29,6 +29,7 @@ struct shmrpc__conn {
 	uint64_t peer_size;
 	uint32_t rx_slot, rx_gen;
 	uint32_t ring_bytes;
+	uint8_t kind;	       /* enum shmrpc__kind, for the life of the struct */
 	_Atomic bool dead;     /* receiver left: -EPIPE; set under lock */
 	_Atomic bool folded;   /* its counters are in old_* now */
 	bool tomb;	       /* a name-only placeholder (never mapped) */
@@ -45,8 +46,9 @@ static inline bool shmrpc__conn_usable(const struct shmrpc__conn *c)
 }
 
 /* Connect fresh struct @c to @to, found at @slot with view @v: map and
- * check the receiver's node segment, create our ring to it, announce it,
- * watch the receiver. 0, or -errno with @c as it was (nothing mapped). */
+ * check the receiver's node segment, create our ring to it (of c->kind: a
+ * message ring, or a reply ring to a caller), announce it, watch the
+ * receiver. 0, or -errno with @c as it was (nothing mapped). */
 int shmrpc__conn_open(struct shmrpc_node *n, struct shmrpc__conn *c, const char *to, uint32_t slot,
 		      const struct shmrpc__slot_view *v);
 /* Unmap @c's ring (counted out of rings_out) and the receiver's segment. */

@@ -300,7 +300,7 @@ static int lock_until(pthread_mutex_t *m, int64_t deadline)
 #endif
 }
 
-static int conn_lock(struct shmrpc__conn *c, struct shmrpc__tmo *t)
+int shmrpc__conn_lock(struct shmrpc__conn *c, struct shmrpc__tmo *t)
 {
 	int rc;
 
@@ -325,7 +325,7 @@ static int conn_lock(struct shmrpc__conn *c, struct shmrpc__tmo *t)
 int shmrpc__conn_lock_gen(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t gen,
 			  struct shmrpc__tmo *t)
 {
-	int rc = conn_lock(c, t); /* type-stable: safe to lock, checked below */
+	int rc = shmrpc__conn_lock(c, t); /* type-stable: safe to lock, checked below */
 
 	if (rc)
 		return rc;
@@ -362,7 +362,7 @@ int shmrpc__conn_acquire(struct shmrpc_node *n, const char *to, struct shmrpc__t
 			if (rc)
 				return rc;
 		}
-		rc = conn_lock(c, t);
+		rc = shmrpc__conn_lock(c, t);
 		if (rc)
 			return rc;
 		/* The same generation is the same connection (a struct changes

@@ -23,6 +23,10 @@ int shmrpc__conn_lock_gen(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_
 			  struct shmrpc__tmo *t);
 /* Unlock; a connection found dead is swapped for a tombstone. */
 void shmrpc__conn_unlock(struct shmrpc_node *n, struct shmrpc__conn *c);
+/* Lock @c per @t as this thread (its owner): 0, -EDEADLK (this thread
+ * holds it for a reservation), -EAGAIN, -ETIMEDOUT, -errno. (reply.c locks
+ * its reply connections with it.) */
+int shmrpc__conn_lock(struct shmrpc__conn *c, struct shmrpc__tmo *t);
 /* Does this thread hold @c's mutex? */
 bool shmrpc__conn_held(const struct shmrpc__conn *c);
 /* shmrpc_warmup: connect to every live node; how many, or -errno. */

@@ -39,48 +39,51 @@
 #include "wake.h"
 #include "watch.h"
 
-static struct shmrpc__inring *in_find(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
+static struct shmrpc__inring *in_find(struct shmrpc__inbound *in, uint32_t slot, uint32_t gen)
 {
 	uint32_t i;
 
-	for (i = 0; i < n->in.n; i++)
-		if (n->in.v[i]->tx_slot == slot && n->in.v[i]->tx_gen == gen)
-			return n->in.v[i];
+	for (i = 0; i < in->n; i++)
+		if (in->v[i]->tx_slot == slot && in->v[i]->tx_gen == gen)
+			return in->v[i];
 	return NULL;
 }
 
-static bool in_newer(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
+static bool in_newer(struct shmrpc__inbound *in, uint32_t slot, uint32_t gen)
 {
 	uint32_t i;
 
-	for (i = 0; i < n->in.n; i++)
-		if (n->in.v[i]->tx_slot == slot && (int32_t)(n->in.v[i]->tx_gen - gen) > 0)
+	for (i = 0; i < in->n; i++)
+		if (in->v[i]->tx_slot == slot && (int32_t)(in->v[i]->tx_gen - gen) > 0)
 			return true;
 	return false;
 }
 
-static int in_add(struct shmrpc_node *n, struct shmrpc__inring *r)
+/* @r into set @in; a message ring into the backend's wait set too (reply
+ * rings are the calling threads', who sleep on the rep_bell alone). */
+static int in_add(struct shmrpc_node *n, struct shmrpc__inbound *in, struct shmrpc__inring *r)
 {
 	struct shmrpc__inring **v;
 	uint32_t cap;
 	int err;
 
-	if (n->in.n == n->in.cap) {
-		cap = n->in.cap ? n->in.cap * 2 : 16;
-		v = realloc(n->in.v, cap * sizeof(*v));
+	if (in->n == in->cap) {
+		cap = in->cap ? in->cap * 2 : 16;
+		v = realloc(in->v, cap * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 		pthread_mutex_lock(&n->in_lock);
-		n->in.v = v;
-		n->in.cap = cap;
+		in->v = v;
+		in->cap = cap;
 		pthread_mutex_unlock(&n->in_lock);
 	}
-	err = n->be->ring_add(n, r);
+	err = in->kind == SHMRPC__KIND_MSG ? n->be->ring_add(n, r) : 0;
 	if (err)
 		return err;
 	pthread_mutex_lock(&n->in_lock);
-	r->idx = n->in.n;
-	n->in.v[n->in.n++] = r;
+	r->set = in;
+	r->idx = in->n;
+	in->v[in->n++] = r;
 	pthread_mutex_unlock(&n->in_lock);
 	atomic_fetch_add_explicit(&n->seg->ctr.rings_in, 1, memory_order_relaxed);
 	return 0;
@@ -113,9 +116,9 @@ static int in_open_failed(const char *path, int err)
 	return in_transient(err) ? err : 0;
 }
 
-/* @r, attached to the checked ring @h from (slot, gen): its ids, chain link
- * and sender's name, and which of that slot's rings drain. */
-static void in_setup(struct shmrpc_node *n, struct shmrpc__inring *r,
+/* @r, attached to the checked ring @h from (slot, gen): its ids, chain
+ * link, and which of that slot's rings drain. */
+static void in_setup(struct shmrpc__inbound *in, struct shmrpc__inring *r,
 		     const struct shmrpc__ring_hdr *h, uint32_t slot, uint32_t gen)
 {
 	struct shmrpc__inring *old;
@@ -123,15 +126,15 @@ static void in_setup(struct shmrpc_node *n, struct shmrpc__inring *r,
 	r->tx_slot = slot;
 	r->tx_gen = gen;
 	r->prev = shmrpc__prev_link(h->prev_gen, gen);
-	for (uint32_t i = 0; i < n->in.n; i++) {
-		old = n->in.v[i];
+	for (uint32_t i = 0; i < in->n; i++) {
+		old = in->v[i];
 		/* An older holder of that slot has left: drain its ring. (The
 		 * prev_gen chain opens older rings after newer ones: those newer
 		 * ones are alive and must not be touched.) */
 		if (old->tx_slot == slot && (int32_t)(old->tx_gen - gen) < 0)
 			old->draining = true;
 	}
-	if (in_newer(n, slot, gen))
+	if (in_newer(in, slot, gen))
 		r->draining = true; /* we are the older one */
 }
 
@@ -142,9 +145,11 @@ static void in_setup(struct shmrpc_node *n, struct shmrpc__inring *r,
  * that may pass (in_transient); the ring is left as it was, the caller
  * keeps the announcement, and a later scan tries this ring again.
  */
-static int in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, uint32_t *link)
+static int in_open(struct shmrpc_node *n, struct shmrpc__inbound *in, uint32_t slot, uint32_t gen,
+		   uint32_t *link)
 {
-	struct shmrpc__ring_ids ids = { n->reg->nonce, slot, gen, n->slot, n->gen, 0, 0, NULL };
+	struct shmrpc__ring_ids ids = { n->reg->nonce, slot,	gen, n->slot, n->gen, 0, 0,
+					NULL,	       in->kind };
 	struct shmrpc__inring *r;
 	struct shmrpc__ring_hdr *h;
 	char path[SHMRPC__PATH_MAX];
@@ -155,13 +160,13 @@ static int in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, uint32_t 
 	*link = 0;
 	if (slot >= n->reg->capacity || slot == n->slot)
 		return 0;
-	r = in_find(n, slot, gen);
+	r = in_find(in, slot, gen);
 	if (r) {
 		/* Open already; its chain may not be, if a scan failed on it. */
 		*link = r->prev;
 		return 0;
 	}
-	shmrpc__ring_path(path, n->reg, slot, gen, n->slot, n->gen);
+	shmrpc__ring_path_k(path, n->reg, in->kind, slot, gen, n->slot, n->gen);
 	err = shmrpc__ring_seg_open(path, n->reg->mode, &map, &size);
 	if (err)
 		return in_open_failed(path, err);
@@ -177,8 +182,8 @@ static int in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, uint32_t 
 	}
 	if (!err) {
 		shmrpc__ring_attach(&r->q, map, size, false);
-		in_setup(n, r, h, slot, gen);
-		err = in_add(n, r);
+		in_setup(in, r, h, slot, gen);
+		err = in_add(n, in, r);
 	}
 	if (err) {
 		free(r);
@@ -199,9 +204,29 @@ static int in_open(struct shmrpc_node *n, uint32_t slot, uint32_t gen, uint32_t 
 	return 0;
 }
 
+/* After a scan of @set whose first failure was @first (0: none): log the
+ * change, and note it for the receiving calls (rx.c says it once). */
+static void scan_told(struct shmrpc_node *n, struct shmrpc__inbound *set, int first)
+{
+	const char *what = set->kind == SHMRPC__KIND_REP ? "reply ring" : "ring";
+
+	if (first && !set->open_err)
+		shmrpc__log(SHMRPC_LOG_WARN,
+			    "node %s: %s from slot %u gen %u announced but not opened (%s): "
+			    "kept, retried at the next receiving call",
+			    n->name, what, set->open_slot, set->open_gen, strerror(-first));
+	else if (!first && set->open_err)
+		shmrpc__log(SHMRPC_LOG_INFO, "node %s: the %ss kept pending are open now", n->name,
+			    what);
+	set->open_err = first;
+	if (!first)
+		set->open_told = false;
+}
+
 /* Open every ring of @slot's chain; -errno: the one of *gen could not
  * be, for now. */
-static int in_walk(struct shmrpc_node *n, _Atomic uint32_t *in, uint32_t slot, uint32_t *gen)
+static int in_walk(struct shmrpc_node *n, struct shmrpc__inbound *set, _Atomic uint32_t *in,
+		   uint32_t slot, uint32_t *gen)
 {
 	uint32_t g;
 	int err;
@@ -210,21 +235,23 @@ static int in_walk(struct shmrpc_node *n, _Atomic uint32_t *in, uint32_t slot, u
 	g = atomic_load_explicit(&in[slot], memory_order_acquire);
 	while (g) {
 		*gen = g - 1;
-		err = in_open(n, slot, *gen, &g);
+		err = in_open(n, set, slot, *gen, &g);
 		if (err)
 			return err;
 	}
 	return 0;
 }
 
-int shmrpc__in_scan_new(struct shmrpc_node *n)
+int shmrpc__in_scan(struct shmrpc_node *n, struct shmrpc__inbound *set)
 {
 	struct shmrpc__node_hdr *h = n->seg;
+	uint32_t cap = n->reg->capacity;
 	/* Offsets from our own layout, never from the header: peers can
 	 * write our segment, header included. */
-	_Atomic uint64_t *pend = shmrpc__node_pend(h, shmrpc__node_pend_off());
-	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off(n->reg->capacity));
-	uint32_t w, words = (n->reg->capacity + 63) / 64, slot, gen;
+	_Atomic uint64_t *pend = shmrpc__node_pend(h, shmrpc__node_pend_off_k(cap, set->kind));
+	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off_k(cap, set->kind));
+	_Atomic uint32_t *hint = shmrpc__node_hint(h, set->kind);
+	uint32_t w, words = (cap + 63) / 64, slot, gen;
 	uint64_t bits, bit;
 	int err, first = 0;
 
@@ -232,10 +259,10 @@ int shmrpc__in_scan_new(struct shmrpc_node *n)
 	 * a locked write to a line the announcers write. Acquire: pairs with
 	 * the announcer's release store of pend_hint. A ring kept pending
 	 * (below) is looked at again whatever the hint says. */
-	if (!n->in.retry && (!atomic_load_explicit(&h->pend_hint, memory_order_relaxed) ||
-			     !atomic_exchange_explicit(&h->pend_hint, 0, memory_order_acquire)))
+	if (!set->retry && (!atomic_load_explicit(hint, memory_order_relaxed) ||
+			    !atomic_exchange_explicit(hint, 0, memory_order_acquire)))
 		return 0;
-	n->in.retry = false;
+	set->retry = false;
 	for (w = 0; w < words; w++) {
 		if (!atomic_load_explicit(&pend[w], memory_order_relaxed))
 			continue;
@@ -245,7 +272,7 @@ int shmrpc__in_scan_new(struct shmrpc_node *n)
 			slot = w * 64 + (uint32_t)__builtin_ctzll(bits);
 			bit = bits & -bits;
 			bits &= bits - 1;
-			err = in_walk(n, in, slot, &gen);
+			err = in_walk(n, set, in, slot, &gen);
 			if (!err)
 				continue;
 			/* Keep the announcement: its bit again, and retry set
@@ -254,37 +281,33 @@ int shmrpc__in_scan_new(struct shmrpc_node *n)
 			 * Relaxed: only this thread consumes it, in program
 			 * order. */
 			atomic_fetch_or_explicit(&pend[w], bit, memory_order_relaxed);
-			n->in.retry = true;
+			set->retry = true;
 			if (!first) {
 				first = err;
-				n->in.open_slot = slot;
-				n->in.open_gen = gen;
+				set->open_slot = slot;
+				set->open_gen = gen;
 			}
 		}
 	}
-	if (first && !n->in.open_err)
-		shmrpc__log(SHMRPC_LOG_WARN,
-			    "node %s: ring from slot %u gen %u announced but not opened (%s): "
-			    "kept, retried at the next receiving call",
-			    n->name, n->in.open_slot, n->in.open_gen, strerror(-first));
-	else if (!first && n->in.open_err)
-		shmrpc__log(SHMRPC_LOG_INFO, "node %s: the rings kept pending are open now",
-			    n->name);
-	n->in.open_err = first;
-	if (!first)
-		n->in.open_told = false;
+	scan_told(n, set, first);
 	return first;
+}
+
+int shmrpc__in_scan_new(struct shmrpc_node *n)
+{
+	return shmrpc__in_scan(n, &n->in);
 }
 
 void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)
 {
+	struct shmrpc__inbound *in = r->set;
 	char path[SHMRPC__PATH_MAX];
 	struct shmrpc__inring *last;
 
 	/* The caller's rxbuf points into this mapping until shmrpc_release
 	 * (recv.c), whatever the sender did to the ring since: drop it then.
 	 * Every path to an unmap comes here; shmrpc_close ends the peek. */
-	if (r == n->in.peeked) {
+	if (r == in->peeked) {
 		r->doomed = true;
 		return;
 	}
@@ -292,17 +315,18 @@ void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)
 	 * again at once, creating a ring of the same name, which an unlink
 	 * after that would take from its receiver. Its counters move into our
 	 * totals in the same step (fold_seq): an observer adds the rings it
-	 * finds by name to our totals. */
+	 * finds by name to our totals (reply rings' are not messages). */
 	shmrpc__fold_begin(n);
-	shmrpc__ring_path(path, n->reg, r->tx_slot, r->tx_gen, n->slot, n->gen);
+	shmrpc__ring_path_k(path, n->reg, in->kind, r->tx_slot, r->tx_gen, n->slot, n->gen);
 	shmrpc__seg_unlink(path);
 	pthread_mutex_lock(&n->in_lock);
-	last = n->in.v[--n->in.n];
-	n->in.v[r->idx] = last;
+	last = in->v[--in->n];
+	in->v[r->idx] = last;
 	last->idx = r->idx;
-	if (n->in.cur >= n->in.n)
-		n->in.cur = 0;
-	shmrpc__fold_rx(n, r->q.hdr);
+	if (in->cur >= in->n)
+		in->cur = 0;
+	if (in->kind == SHMRPC__KIND_MSG)
+		shmrpc__fold_rx(n, r->q.hdr);
 	pthread_mutex_unlock(&n->in_lock);
 	shmrpc__fold_end(n);
 	/* Should its sender still be there after all, it gets -EPIPE rather
@@ -314,20 +338,21 @@ void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r)
 	atomic_fetch_or_explicit(&r->q.hdr->flags, SHMRPC__RING_RX_CLOSED, memory_order_release);
 	if (shmrpc__wake_prepare(&r->q.hdr->space_seq) != SHMRPC__WAKE_NONE)
 		shmrpc__futex_wake(&r->q.hdr->space_seq);
-	n->be->ring_del(n, r);
+	if (in->kind == SHMRPC__KIND_MSG)
+		n->be->ring_del(n, r);
 	atomic_fetch_sub_explicit(&n->seg->ctr.rings_in, 1, memory_order_relaxed);
 	shmrpc__seg_unmap(r->q.hdr, r->q.map_size);
 	free(r);
 }
 
 /* Cheap check of every sender against the registry (no system call). */
-void shmrpc__in_check_senders(struct shmrpc_node *n)
+void shmrpc__in_check_set(struct shmrpc_node *n, struct shmrpc__inbound *in)
 {
 	struct shmrpc__slot_view v;
 	uint32_t i;
 
-	for (i = 0; i < n->in.n; i++) {
-		struct shmrpc__inring *r = n->in.v[i];
+	for (i = 0; i < in->n; i++) {
+		struct shmrpc__inring *r = in->v[i];
 
 		if (r->draining)
 			continue;
@@ -338,46 +363,64 @@ void shmrpc__in_check_senders(struct shmrpc_node *n)
 	}
 }
 
-void shmrpc__in_forget_all(struct shmrpc_node *n)
+void shmrpc__in_check_senders(struct shmrpc_node *n)
+{
+	shmrpc__in_check_set(n, &n->in);
+}
+
+static void forget_set(struct shmrpc__inbound *in)
 {
 	uint32_t i;
 
-	for (i = 0; i < n->in.n; i++) {
-		shmrpc__seg_unmap(n->in.v[i]->q.hdr, n->in.v[i]->q.map_size);
+	for (i = 0; i < in->n; i++) {
+		shmrpc__seg_unmap(in->v[i]->q.hdr, in->v[i]->q.map_size);
 		/* Not ring_del: the uring backend would submit a cancel to the
 		 * io_uring this process shares with its parent. */
-		free(n->in.v[i]->be);
-		free(n->in.v[i]);
+		free(in->v[i]->be);
+		free(in->v[i]);
 	}
-	n->in.n = 0;
+	in->n = 0;
 }
 
-void shmrpc__in_close_all(struct shmrpc_node *n)
+void shmrpc__in_forget_all(struct shmrpc_node *n)
 {
-	struct shmrpc__node_hdr *h = n->seg;
-	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off(n->reg->capacity));
+	forget_set(&n->in);
+	forget_set(&n->rep);
+}
+
+/* Drop every ring of @set, and close those announced but never opened
+ * (and their prev_gen chains), after CLOSING and its fence (J). */
+static void close_set(struct shmrpc_node *n, struct shmrpc__inbound *set)
+{
+	_Atomic uint32_t *in =
+		shmrpc__node_tab(n->seg, shmrpc__node_in_off_k(n->reg->capacity, set->kind));
 	uint32_t i, g;
 
-	/* Relaxed: ordered before our walk of in_gen by the fence (J) below,
-	 * as the announcer's in_gen store is before its load of flags by (I):
-	 * fence to fence, one of us sees the other. */
-	atomic_fetch_or_explicit(&h->flags, SHMRPC__NODE_CLOSING, memory_order_relaxed);
-	/* (J) pairs with (I) in connect.c: an announce we do not see below sees
-	 * CLOSING and closes its ring itself. */
-	atomic_thread_fence(memory_order_seq_cst);
-	n->in.peeked = NULL; /* a held peek ends with the node */
-	while (n->in.n) {
-		struct shmrpc__inring *r = n->in.v[0];
+	set->peeked = NULL; /* a held peek ends with the node */
+	while (set->n) {
+		struct shmrpc__inring *r = set->v[0];
 
 		shmrpc__in_drop(n, r); /* RX_CLOSED: blocked senders wake */
 	}
-	/* Rings announced but never opened, and their prev_gen chains. */
 	for (i = 0; i < n->reg->capacity; i++) {
 		/* Acquire: pairs with the announcer's release store (connect.c,
 		 * announce; reclaim.c, repoint): the ring named is complete. */
 		g = atomic_load_explicit(&in[i], memory_order_acquire);
 		while (g)
-			g = shmrpc__ring_kill(n->reg, i, g - 1, n->slot, n->gen,
-					      SHMRPC__RING_RX_CLOSED);
+			g = shmrpc__ring_kill_k(n->reg, set->kind, i, g - 1, n->slot, n->gen,
+						SHMRPC__RING_RX_CLOSED);
 	}
+}
+
+void shmrpc__in_close_all(struct shmrpc_node *n)
+{
+	/* Relaxed: ordered before our walk of in_gen by the fence (J) below,
+	 * as the announcer's in_gen store is before its load of flags by (I):
+	 * fence to fence, one of us sees the other. */
+	atomic_fetch_or_explicit(&n->seg->flags, SHMRPC__NODE_CLOSING, memory_order_relaxed);
+	/* (J) pairs with (I) in connect.c: an announce we do not see below sees
+	 * CLOSING and closes its ring itself. Either kind of ring. */
+	atomic_thread_fence(memory_order_seq_cst);
+	close_set(n, &n->in);
+	close_set(n, &n->rep);
 }

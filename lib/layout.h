@@ -10,9 +10,11 @@
  *	/dev/shm/shmrpc.D.reg			registry: header + slots + event log
  *	/dev/shm/shmrpc.D.node.<16 hex>		node segment of node (S, G)
  *	/dev/shm/shmrpc.D.ring.<16 hex>		ring from node (S, G) to node (R, H)
+ *	/dev/shm/shmrpc.D.repl.<16 hex>		reply ring from server (S, G) to
+ *						caller (R, H)
  * The 16 hex digits are SipHash-2-4 under the registry's random name key of
- * ("node", S, G) or ("ring", S, G, R, H): only who can read the registry
- * (the domain's members) can tell the name of a node or ring before it
+ * ("node", S, G), ("ring", S, G, R, H) or ("repl", S, G, R, H): only who can
+ * read the registry (the domain's members) can tell the name of a node or ring before it
  * exists, so nobody else can squat it; and a recreated registry (a new key)
  * never meets the files of an old one. Observers learn a file's ids from
  * its header, then check that its name is the one those ids give.
@@ -30,7 +32,7 @@
 /* "/shmrpc." + domain + ".ring." + 16 hex digits, with room to spare */
 #define SHMRPC__PATH_MAX 160
 
-#define SHMRPC__ABI 3
+#define SHMRPC__ABI 4 /* 3: the event log (issue 11); 4: reply rings, rpc fields (12) */
 #define SHMRPC__CACHELINE 64
 #define SHMRPC__PAGE 4096u
 #define SHMRPC__KEY_BYTES 16 /* the registry's name key */
@@ -38,6 +40,7 @@
 #define SHMRPC__REG_MAGIC 0x31474552434d5253ull	 /* "SRMCREG1" little-endian */
 #define SHMRPC__NODE_MAGIC 0x3145444f4e4d5253ull /* "SRMNODE1" */
 #define SHMRPC__RING_MAGIC 0x31474e49524d5253ull /* "SRMRING1" */
+#define SHMRPC__REPL_MAGIC 0x314c5045524d5253ull /* "SRMREPL1": a reply ring */
 
 #define SHMRPC__CAP_DEFAULT 1024u
 #define SHMRPC__CAP_MAX 65536u
@@ -176,15 +179,45 @@ struct shmrpc__node_ctr {
 };
 
 /*
- * Node segment header, followed (at the offsets given) by three tables of
+ * Request/response counters of a node (owner-written from any of its
+ * threads: relaxed fetch_add; statistics). Calls in flight: calls -
+ * calls_ended.
+ */
+struct shmrpc__rpc_ctr {
+	_Atomic uint64_t calls;	       /* caller: requests sent */
+	_Atomic uint64_t calls_ended;  /* caller: calls retired, any way */
+	_Atomic uint64_t fail_timeout; /* caller: ended by their deadline */
+	_Atomic uint64_t fail_pipe;    /* caller: the server left or died */
+	_Atomic uint64_t fail_remote;  /* caller: the server's error reply */
+	_Atomic uint64_t fail_cancel;  /* caller: cancelled */
+	_Atomic uint64_t fail_refused; /* caller: not sent (no node, not serving...) */
+	_Atomic uint64_t late;	       /* caller: replies dropped, their call over */
+	_Atomic uint64_t served;       /* server: requests handed to the serve function */
+	_Atomic uint64_t expired;      /* server: requests dropped, deadline passed */
+	_Atomic uint64_t refused;      /* server: requests answered -EOPNOTSUPP/-EBUSY */
+	_Atomic uint64_t replies;      /* server: replies sent */
+	_Atomic uint64_t reply_fail;   /* server: replies refused (caller gone...) */
+	uint8_t _pad[24];
+};
+
+/*
+ * Node segment header, followed (at the offsets given) by tables of
  * @capacity entries, indexed by the *peer's* slot:
  *	pend[(capacity+63)/64] uint64 bitmap: peer announced a new ring to us
  *			     (peers: fetch_or; owner: exchange to 0)
+ *	rep_pend[...]	     the same for reply rings, right after pend
  *	in_gen[capacity]     uint32: gen + 1 of the peer whose ring to us is
  *			     announced (written by that peer only)
  *	out_gen[capacity]    uint32: gen + 1 of the peer we created a ring to
  *			     (owner only; set before the file exists, so a
  *			     reaper of a crashed node finds every ring)
+ *	rep_in_gen[capacity] as in_gen, for the reply rings of servers to us
+ *	rep_out_gen[capacity] as out_gen, for the reply rings we (as a server)
+ *			     created to callers
+ * Each kind of ring (enum shmrpc__kind) has its own pend bitmap, pend hint,
+ * in and out tables and bell: a reply ring is announced, opened, drained,
+ * closed and reclaimed as a message ring is, in tables of its own, and read
+ * by the calling threads (lib/rpc_call.c), never by the receiving calls.
  */
 struct shmrpc__node_hdr {
 	uint64_t magic; /* owner, before the slot goes LIVE */
@@ -211,12 +244,34 @@ struct shmrpc__node_hdr {
 	/* owner, before the slot goes LIVE: the host a proxy stands for,
 	 * NUL-padded; "" for a node of this host (opts.proxy_host) */
 	char host[64];
+
+	/* Request/response (lib/rpc_*.c). rep_bell: the futex a calling
+	 * thread of ours sleeps on for replies; every reply ring to us is
+	 * armed in bell mode (SLEEP|BELL), so servers ring it (see W_*).
+	 * rep_pend_hint: as pend_hint, for reply rings. serving: owner, 1
+	 * while shmrpc_serve has a function (callers read it: a hint, their
+	 * requests are answered -EOPNOTSUPP anyway). The offsets: owner, at
+	 * creation, like pend_off (checked, never used to locate). */
+	alignas(SHMRPC__CACHELINE) _Atomic uint32_t rep_bell;
+	_Atomic uint32_t rep_pend_hint;
+	_Atomic uint32_t serving;
+	uint32_t rep_pend_off, rep_in_off, rep_out_off;
+	uint8_t _pad2[40];
+
+	alignas(SHMRPC__CACHELINE) struct shmrpc__rpc_ctr rpc;
 };
 
 #define SHMRPC__NODE_CLOSING 1u /* leaving: announce no more rings to it */
 /* set at creation: the node subscribed to events (opts.events); a dead
  * sender's unopened rings to it are kept for it to drain (reclaim.c) */
 #define SHMRPC__NODE_EVENTS 2u
+
+/* The kinds of ring between two nodes: messages (and requests), and
+ * replies from a server to its caller. Each has its tables (above). */
+enum shmrpc__kind {
+	SHMRPC__KIND_MSG = 0,
+	SHMRPC__KIND_REP = 1,
+};
 
 /* ------------------------------------------------------------------ ring */
 
@@ -265,13 +320,42 @@ struct shmrpc__ring_hdr {
 };
 
 /* Record header at an 8-byte aligned ring offset; payload follows, padded
- * to 8 bytes. A WRAP record fills the rest of the ring up to its end. */
+ * to 8 bytes. A WRAP record fills the rest of the ring up to its end.
+ * flags: 0 (a message, or a reply on a reply ring), WRAP, or on a message
+ * ring REQ (a request: struct shmrpc__req_hdr, then its payload) or CANCEL
+ * (struct shmrpc__cancel_rec); nothing else (the consumer checks). */
 struct shmrpc__rec {
 	uint32_t len;
 	uint32_t flags;
 };
 #define SHMRPC__REC_WRAP 1u
+#define SHMRPC__REC_REQ 2u
+#define SHMRPC__REC_CANCEL 4u
 #define SHMRPC__REC_ALIGN 8u
+
+/* ------------------------------------------------------- request/response */
+
+/* Head of a REQ record's payload, written by the caller. id: unique among
+ * the caller's calls; deadline_ns: CLOCK_MONOTONIC, 0 for none. */
+struct shmrpc__req_hdr {
+	uint64_t id;
+	int64_t deadline_ns;
+};
+
+/* A CANCEL record's payload: the caller gave up on call @id. */
+struct shmrpc__cancel_rec {
+	uint64_t id;
+};
+
+/* Head of every record of a reply ring, written by the server. status: 0,
+ * or a negative errno that ends the call (then no payload); flags:
+ * REP_MORE while more replies to @id follow. */
+struct shmrpc__rep_hdr {
+	uint64_t id;
+	int32_t status;
+	uint32_t flags;
+};
+#define SHMRPC__REP_MORE 1u
 
 /* ------------------------------------------------------------ assertions */
 
@@ -290,7 +374,11 @@ _Static_assert(sizeof(struct shmrpc__node_ctr) == 128, "node counters size");
 _Static_assert(offsetof(struct shmrpc__node_hdr, bell) == 128, "node bell offset");
 _Static_assert(offsetof(struct shmrpc__node_hdr, ctr) == 192, "node counters offset");
 _Static_assert(offsetof(struct shmrpc__node_hdr, host) == 320, "node host offset");
-_Static_assert(sizeof(struct shmrpc__node_hdr) == 384, "node header size");
+_Static_assert(offsetof(struct shmrpc__node_hdr, rep_bell) == 384, "node rep_bell offset");
+_Static_assert(offsetof(struct shmrpc__node_hdr, rpc) == 448, "node rpc counters offset");
+_Static_assert(sizeof(struct shmrpc__rpc_ctr) == 128, "node rpc counters size");
+_Static_assert(sizeof(struct shmrpc__node_hdr) == 576, "node header size");
+_Static_assert(sizeof(struct shmrpc__node_hdr) <= SHMRPC__PAGE, "node header fits a page");
 _Static_assert(offsetof(struct shmrpc__ring_hdr, tx_name) == 48, "ring name offset");
 _Static_assert(offsetof(struct shmrpc__ring_hdr, tail) == 128, "ring tail offset");
 _Static_assert(offsetof(struct shmrpc__ring_hdr, head) == 192, "ring head offset");
@@ -300,6 +388,9 @@ _Static_assert(offsetof(struct shmrpc__ring_hdr, flags) == 384, "ring flags offs
 _Static_assert(sizeof(struct shmrpc__ring_hdr) == 448, "ring header size");
 _Static_assert(sizeof(struct shmrpc__ring_hdr) <= SHMRPC__PAGE, "ring header fits a page");
 _Static_assert(sizeof(struct shmrpc__rec) == SHMRPC__REC_ALIGN, "record header size");
+_Static_assert(sizeof(struct shmrpc__req_hdr) == 16, "request header size");
+_Static_assert(sizeof(struct shmrpc__cancel_rec) == 8, "cancel record size");
+_Static_assert(sizeof(struct shmrpc__rep_hdr) == 16, "reply header size");
 _Static_assert(sizeof(_Atomic uint64_t) == 8 && sizeof(_Atomic uint32_t) == 4,
 	       "atomics are plain words in shared memory");
 
@@ -316,6 +407,12 @@ static inline uint64_t shmrpc__reg_size(uint32_t capacity)
 	       (uint64_t)SHMRPC__EV_LOG * sizeof(struct shmrpc__ev_entry);
 }
 
+/* Bytes of one pend bitmap of a node segment of @capacity slots. */
+static inline uint32_t shmrpc__node_pend_bytes(uint32_t capacity)
+{
+	return (capacity + 63) / 64 * 8;
+}
+
 static inline uint32_t shmrpc__node_pend_off(void)
 {
 	return SHMRPC__PAGE;
@@ -323,7 +420,7 @@ static inline uint32_t shmrpc__node_pend_off(void)
 
 static inline uint32_t shmrpc__node_in_off(uint32_t capacity)
 {
-	uint32_t pend_bytes = (capacity + 63) / 64 * 8;
+	uint32_t pend_bytes = 2 * shmrpc__node_pend_bytes(capacity); /* pend, rep_pend */
 
 	return SHMRPC__PAGE + ((pend_bytes + SHMRPC__PAGE - 1) & ~(SHMRPC__PAGE - 1));
 }
@@ -333,10 +430,44 @@ static inline uint32_t shmrpc__node_out_off(uint32_t capacity)
 	return shmrpc__node_in_off(capacity) + capacity * 4;
 }
 
+/* The tables of ring kind @kind (enum shmrpc__kind): its pend bitmap, its
+ * in_gen and out_gen tables. */
+static inline uint32_t shmrpc__node_pend_off_k(uint32_t capacity, int kind)
+{
+	return shmrpc__node_pend_off() + (uint32_t)kind * shmrpc__node_pend_bytes(capacity);
+}
+
+static inline uint32_t shmrpc__node_in_off_k(uint32_t capacity, int kind)
+{
+	return shmrpc__node_in_off(capacity) + (uint32_t)kind * 2 * capacity * 4;
+}
+
+static inline uint32_t shmrpc__node_out_off_k(uint32_t capacity, int kind)
+{
+	return shmrpc__node_in_off_k(capacity, kind) + capacity * 4;
+}
+
 static inline uint64_t shmrpc__node_size(uint32_t capacity)
 {
-	uint64_t end = shmrpc__node_out_off(capacity) + (uint64_t)capacity * 4;
+	uint64_t end = shmrpc__node_out_off_k(capacity, SHMRPC__KIND_REP) + (uint64_t)capacity * 4;
 	return (end + SHMRPC__PAGE - 1) & ~(uint64_t)(SHMRPC__PAGE - 1);
+}
+
+/* The bell and the pend hint of ring kind @kind in node header @h. */
+static inline _Atomic uint32_t *shmrpc__node_bell(struct shmrpc__node_hdr *h, int kind)
+{
+	return kind == SHMRPC__KIND_REP ? &h->rep_bell : &h->bell;
+}
+
+static inline _Atomic uint32_t *shmrpc__node_hint(struct shmrpc__node_hdr *h, int kind)
+{
+	return kind == SHMRPC__KIND_REP ? &h->rep_pend_hint : &h->pend_hint;
+}
+
+/* The magic of a ring file of kind @kind. */
+static inline uint64_t shmrpc__ring_magic(int kind)
+{
+	return kind == SHMRPC__KIND_REP ? SHMRPC__REPL_MAGIC : SHMRPC__RING_MAGIC;
 }
 
 #endif /* SHMRPC_LAYOUT_H */

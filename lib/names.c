@@ -110,12 +110,21 @@ void shmrpc__ring_path_key(char *buf, const char *domain, const uint8_t *key, ui
 	hashed_path(buf, domain, key, "ring", ids, 4);
 }
 
+void shmrpc__repl_path_key(char *buf, const char *domain, const uint8_t *key, uint32_t tx_slot,
+			   uint32_t tx_gen, uint32_t rx_slot, uint32_t rx_gen)
+{
+	const uint32_t ids[4] = { tx_slot, tx_gen, rx_slot, rx_gen };
+
+	hashed_path(buf, domain, key, "repl", ids, 4);
+}
+
 /*
  * Which file of the registry of (@domain, @key, @nonce) is /dev/shm entry @ent, from its content: a
  * node's header gives (slot, gen), a ring's (tx_slot, tx_gen, rx_slot,
- * rx_gen); then the name those ids make must be @ent. Read with pread (no
- * mapping: a file that shrinks cannot hurt, a hole reads as zeros and
- * allocates nothing). 1 node, 2 ring, 0 another name, -EPROTO a file with
+ * rx_gen), a reply ring's the same; then the name those ids make must be
+ * @ent. Read with pread (no mapping: a file that shrinks cannot hurt, a hole
+ * reads as zeros and allocates nothing). 1 node, 2 ring, 3 reply ring, 0
+ * another name, -EPROTO a file with
  * one of our names that is not what its name says (or of another registry),
  * -ENOENT, -errno.
  */
@@ -133,7 +142,10 @@ int shmrpc__file_ids_key(const char *domain, const uint8_t *key, uint32_t nonce,
 
 	if (strncmp(ent, "shmrpc.", 7) || strncmp(ent + 7, domain, dl) || ent[7 + dl] != '.')
 		return 0;
-	kind = !strncmp(ent + 8 + dl, "node.", 5) ? 1 : !strncmp(ent + 8 + dl, "ring.", 5) ? 2 : 0;
+	kind = !strncmp(ent + 8 + dl, "node.", 5) ? 1 :
+	       !strncmp(ent + 8 + dl, "ring.", 5) ? 2 :
+	       !strncmp(ent + 8 + dl, "repl.", 5) ? 3 :
+						    0;
 	if (!kind)
 		return 0;
 	snprintf(path, sizeof(path), "/%s", ent);
@@ -150,12 +162,15 @@ int shmrpc__file_ids_key(const char *domain, const uint8_t *key, uint32_t nonce,
 		ids[1] = h.n.gen;
 		ids[2] = ids[3] = 0;
 		shmrpc__node_path_key(want, domain, key, ids[0], ids[1]);
-	} else if (kind == 2 && h.q.magic == SHMRPC__RING_MAGIC && h.q.nonce == nonce) {
+	} else if (kind >= 2 &&
+		   h.q.magic == (kind == 2 ? SHMRPC__RING_MAGIC : SHMRPC__REPL_MAGIC) &&
+		   h.q.nonce == nonce) {
 		ids[0] = h.q.tx_slot;
 		ids[1] = h.q.tx_gen;
 		ids[2] = h.q.rx_slot;
 		ids[3] = h.q.rx_gen;
-		shmrpc__ring_path_key(want, domain, key, ids[0], ids[1], ids[2], ids[3]);
+		(kind == 2 ? shmrpc__ring_path_key : shmrpc__repl_path_key)(
+			want, domain, key, ids[0], ids[1], ids[2], ids[3]);
 	} else {
 		return -EPROTO;
 	}

@@ -26,10 +26,14 @@ void shmrpc__node_path_key(char *buf, const char *domain, const uint8_t *key, ui
 			   uint32_t gen);
 void shmrpc__ring_path_key(char *buf, const char *domain, const uint8_t *key, uint32_t tx_slot,
 			   uint32_t tx_gen, uint32_t rx_slot, uint32_t rx_gen);
+/* The name of the reply ring from server (tx) to caller (rx). */
+void shmrpc__repl_path_key(char *buf, const char *domain, const uint8_t *key, uint32_t tx_slot,
+			   uint32_t tx_gen, uint32_t rx_slot, uint32_t rx_gen);
 /* Observers (tools, tests): the ids of /dev/shm entry @ent of the registry
  * of (@domain, @key, @nonce, @mode), read from its header and checked against
- * its name: 1 node (ids[0..1]), 2 ring (ids[0..3]), 0 not a node or ring
- * name of that domain, -EPROTO not what its name says, -errno. */
+ * its name: 1 node (ids[0..1]), 2 ring (ids[0..3]), 3 reply ring (ids[0..3]),
+ * 0 not a node or ring name of that domain, -EPROTO not what its name says,
+ * -errno. */
 int shmrpc__file_ids_key(const char *domain, const uint8_t *key, uint32_t nonce, uint32_t mode,
 			 const char *ent, uint32_t ids[4]);
 

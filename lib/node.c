@@ -46,6 +46,7 @@
 #include "regfile.h"
 #include "registry.h"
 #include "ring.h"
+#include "rpc.h"
 #include "seg.h"
 #include "thread.h"
 #include "wake_uring.h"
@@ -177,6 +178,9 @@ static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	h->pend_off = shmrpc__node_pend_off();
 	h->in_off = shmrpc__node_in_off(cap);
 	h->out_off = shmrpc__node_out_off(cap);
+	h->rep_pend_off = shmrpc__node_pend_off_k(cap, SHMRPC__KIND_REP);
+	h->rep_in_off = shmrpc__node_in_off_k(cap, SHMRPC__KIND_REP);
+	h->rep_out_off = shmrpc__node_out_off_k(cap, SHMRPC__KIND_REP);
 	memcpy(h->name, n->name, sizeof(h->name));
 	memcpy(h->host, n->proxy_host, sizeof(h->host));
 	h->lock_fd = (uint32_t)n->seg_fd;
@@ -334,6 +338,7 @@ static void leave(struct shmrpc_node *n, uint32_t ev)
 
 static void node_free(struct shmrpc_node *n)
 {
+	shmrpc__rpc_free(n);
 	shmrpc__conn_free_all(n, !n->forked);
 	shmrpc__seg_unmap(n->seg, n->seg_size);
 	if (n->seg_fd >= 0)
@@ -409,6 +414,8 @@ int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_
 		return SHMRPC__RET(-ENOMEM);
 	err = shmrpc__proc_self(&n->proc);
 	if (!err)
+		err = shmrpc__rpc_init(n, cfg.max_calls);
+	if (!err)
 		err = shmrpc__ev_init(n);
 	if (!err)
 		err = shmrpc__backend_init(n, cfg.backend);
@@ -441,6 +448,7 @@ static void close_as(struct shmrpc_node *n, uint32_t ev)
 		shmrpc__peer_detach_all(n);
 		shmrpc__in_forget_all(n);
 		shmrpc__conn_forget_all(n);
+		shmrpc__rpc_forget(n);
 		n->be->fini(n);
 		node_free(n);
 		return;
@@ -451,6 +459,7 @@ static void close_as(struct shmrpc_node *n, uint32_t ev)
 	shmrpc_flush(n);
 	shmrpc__in_close_all(n);
 	shmrpc__conn_close_all(n);
+	shmrpc__rpc_close(n); /* the reply connections, as the others */
 	leave(n, ev);
 	n->be->fini(n);
 	node_free(n);

@@ -29,6 +29,8 @@ struct shmrpc__reg;
 struct shmrpc__backend;
 struct shmrpc__conn;
 struct shmrpc__conn_chunk;
+struct shmrpc__rpc;
+struct shmrpc__inbound;
 struct shmrpc__events;
 
 /* An inbound ring (inbound.c opens and drops it; rx.c reads it; the
@@ -41,9 +43,10 @@ struct shmrpc__inring {
 	bool bell_mode; /* sleeping on the node bell, not data_seq (rx.c) */
 	bool draining;	/* sender gone: drop once empty */
 	bool doomed;	/* corrupt, dropped when the peek into it ends */
-	uint32_t idx;	/* index in node->in.v */
+	uint32_t idx;	/* index in its set's v */
 	char from[SHMRPC_NAME_MAX + 1];
-	void *be; /* backend's per-ring state */
+	void *be;		     /* backend's per-ring state */
+	struct shmrpc__inbound *set; /* the set it is in (n->in, n->rep) */
 	/* events (events.c): read it only once the event cursor passed its
 	 * sender's JOIN, at log index gate - 1; 0: no gate */
 	uint64_t gate;
@@ -54,10 +57,13 @@ struct shmrpc__inring {
 	struct shmrpc__inring *unpub_next;
 };
 
-/* The inbound rings of a node (the receiving thread's). */
+/* The inbound rings of a node of one kind: n->in, the message rings (the
+ * receiving thread's); n->rep, the reply rings (read by the one calling
+ * thread that holds the reader's role: lib/rpc_call.c). */
 struct shmrpc__inbound {
 	struct shmrpc__inring **v;
 	uint32_t n, cap;
+	int kind;		       /* enum shmrpc__kind (node.c sets it) */
 	uint32_t cur;		       /* round-robin cursor (rx.c) */
 	uint32_t burst;		       /* records taken from v[cur] in a row (rx.c) */
 	struct shmrpc__inring *peeked; /* ring of the held peek, if any (recv.c) */
@@ -124,6 +130,16 @@ struct shmrpc_node {
 	pthread_mutex_t fold_lock; /* writers of ctr.fold_seq (counters.c) */
 	struct shmrpc__inbound in;
 	_Atomic int rx_busy; /* a thread is in a receiving call (rx.c) */
+
+	/* Request/response (lib/rpc_*.c, set up by shmrpc__rpc_init): the
+	 * reply rings to us, read by the calling thread that holds the
+	 * reader's role; the state of both sides; and the receive path's
+	 * hook for REQ and CANCEL records, which rx.c calls, then consumes
+	 * the record (a function pointer: the way up the layers). */
+	struct shmrpc__inbound rep;
+	struct shmrpc__rpc *rpc;
+	void (*rpc_hook)(struct shmrpc_node *n, struct shmrpc__inring *r, const void *data,
+			 uint32_t len);
 
 	pthread_mutex_t ctl_lock; /* shmrpc_start/stop (thread.c), shmrpc_fd */
 	pthread_t thread;

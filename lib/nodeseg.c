@@ -63,7 +63,10 @@ int shmrpc__node_map(const struct shmrpc__reg *r, uint32_t slot, uint32_t gen,
 	if (h->magic != SHMRPC__NODE_MAGIC || h->slot != slot || h->gen != gen ||
 	    h->capacity != r->capacity || h->pend_off != shmrpc__node_pend_off() ||
 	    h->in_off != shmrpc__node_in_off(r->capacity) ||
-	    h->out_off != shmrpc__node_out_off(r->capacity)) {
+	    h->out_off != shmrpc__node_out_off(r->capacity) ||
+	    h->rep_pend_off != shmrpc__node_pend_off_k(r->capacity, SHMRPC__KIND_REP) ||
+	    h->rep_in_off != shmrpc__node_in_off_k(r->capacity, SHMRPC__KIND_REP) ||
+	    h->rep_out_off != shmrpc__node_out_off_k(r->capacity, SHMRPC__KIND_REP)) {
 		shmrpc__seg_unmap(map, *size);
 		if (fd_out)
 			close(*fd_out);

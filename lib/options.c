@@ -14,6 +14,7 @@
 #include "names.h"
 #include "options.h"
 #include "ring.h"
+#include "rpc.h" /* opts.max_calls: its default and bound */
 
 /* Default bound of a receiver's adaptive spin before it sleeps. */
 #define SHMRPC__SPIN_US_DEFAULT 20
@@ -150,5 +151,9 @@ int shmrpc__opts_parse(const struct shmrpc_opts *o, struct shmrpc__open_cfg *cfg
 		err = shmrpc__log_env_check();
 	if (err)
 		return err;
+	cfg->max_calls = d.max_calls ? d.max_calls : SHMRPC__MAX_CALLS_DEFAULT;
+	if (cfg->max_calls > SHMRPC__MAX_CALLS_MAX)
+		return shmrpc__err(-EINVAL, "opts.max_calls %u: more than %u", cfg->max_calls,
+				   SHMRPC__MAX_CALLS_MAX);
 	return spin_pick(d.spin_us, &cfg->spin_ns);
 }

@@ -18,6 +18,7 @@ struct shmrpc__open_cfg {
 	const char *proxy_host; /* NULL: none */
 	uint32_t ring_bytes, capacity, mode, events;
 	int64_t spin_ns;
+	uint32_t max_calls;
 };
 
 /*

@@ -12,7 +12,9 @@
  *
  * The dead node's segment tells which rings it had: out_gen[] lists the
  * receivers it created rings to (set before each file was created) and
- * in_gen[] the senders that announced rings to it. Those tables are written
+ * in_gen[] the senders that announced rings to it; rep_out_gen[] and
+ * rep_in_gen[] the same for reply rings (layout.h), which go at once (a
+ * dead server's callers end their calls -EPIPE). Those tables are written
  * by peers and are untrusted: every index is bounded by the registry's
  * capacity and the names built from them stay inside the domain. Its rings
  * to live receivers that take events and were announced to them stay,
@@ -36,8 +38,9 @@
 #include "seg.h"
 #include "wake.h"
 
-/* Wake whoever sleeps on @w (a ring word whose peer is gone). */
-static void wake_word(const struct shmrpc__reg *r, _Atomic uint32_t *w, uint32_t rx_slot,
+/* Wake whoever sleeps on @w (a word of a ring of kind @kind whose peer is
+ * gone). */
+static void wake_word(const struct shmrpc__reg *r, int kind, _Atomic uint32_t *w, uint32_t rx_slot,
 		      uint32_t rx_gen)
 {
 	struct shmrpc__node_hdr *h;
@@ -52,8 +55,8 @@ static void wake_word(const struct shmrpc__reg *r, _Atomic uint32_t *w, uint32_t
 	case SHMRPC__WAKE_BELL:
 		if (shmrpc__node_map(r, rx_slot, rx_gen, &h, &size, NULL))
 			return;
-		if (shmrpc__wake_prepare(&h->bell))
-			shmrpc__futex_wake(&h->bell);
+		if (shmrpc__wake_prepare(shmrpc__node_bell(h, kind)))
+			shmrpc__futex_wake(shmrpc__node_bell(h, kind));
 		shmrpc__seg_unmap(h, size);
 		return;
 	}
@@ -68,7 +71,7 @@ static void wake_word(const struct shmrpc__reg *r, _Atomic uint32_t *w, uint32_t
  * (connect.c): it sets CLOSING, fences (J), walks in_gen; we store the entry,
  * fence (I), read CLOSING and, if set, close the older rings ourselves.
  */
-static void repoint(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
+static void repoint(const struct shmrpc__reg *r, int kind, uint32_t tx_slot, uint32_t tx_gen,
 		    uint32_t rx_slot, uint32_t rx_gen, uint32_t prev)
 {
 	uint32_t expect = tx_gen + 1;
@@ -78,25 +81,26 @@ static void repoint(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_g
 
 	if (tx_slot >= r->capacity || shmrpc__node_map(r, rx_slot, rx_gen, &h, &size, NULL))
 		return; /* the receiver is gone: its reclaim walks its chains */
-	in = shmrpc__node_tab(h, shmrpc__node_in_off(r->capacity));
+	in = shmrpc__node_tab(h, shmrpc__node_in_off_k(r->capacity, kind));
 	/* Release: pairs with the receiver's acquire load of in_gen, as an
 	 * announce's store does. Only if it still names the dead ring. */
 	if (atomic_compare_exchange_strong_explicit(&in[tx_slot], &expect, prev,
 						    memory_order_release, memory_order_relaxed)) {
 		/* Release: as an announce's (connect.c), pairs with the
 		 * receiver's acquire exchange of the pend word. */
-		atomic_fetch_or_explicit(&shmrpc__node_pend(h,
-							    shmrpc__node_pend_off())[tx_slot / 64],
-					 1ull << (tx_slot % 64), memory_order_release);
+		atomic_fetch_or_explicit(
+			&shmrpc__node_pend(h, shmrpc__node_pend_off_k(r->capacity,
+								      kind))[tx_slot / 64],
+			1ull << (tx_slot % 64), memory_order_release);
 		/* Release: pairs with the receiver's exchange of pend_hint. */
-		atomic_store_explicit(&h->pend_hint, 1, memory_order_release);
+		atomic_store_explicit(shmrpc__node_hint(h, kind), 1, memory_order_release);
 		atomic_thread_fence(memory_order_seq_cst); /* (I), pairs with (J) */
 		if (atomic_load_explicit(&h->flags, memory_order_relaxed) & SHMRPC__NODE_CLOSING) {
 			while (prev)
-				prev = shmrpc__ring_kill(r, tx_slot, prev - 1, rx_slot, rx_gen,
-							 SHMRPC__RING_RX_CLOSED);
-		} else if (shmrpc__wake_prepare(&h->bell) != SHMRPC__WAKE_NONE) {
-			shmrpc__futex_wake(&h->bell);
+				prev = shmrpc__ring_kill_k(r, kind, tx_slot, prev - 1, rx_slot,
+							   rx_gen, SHMRPC__RING_RX_CLOSED);
+		} else if (shmrpc__wake_prepare(shmrpc__node_bell(h, kind)) != SHMRPC__WAKE_NONE) {
+			shmrpc__futex_wake(shmrpc__node_bell(h, kind));
 		}
 	}
 	shmrpc__seg_unmap(h, size);
@@ -125,7 +129,7 @@ static void keep_err(int *err, int rc)
  * flags before (RX_OPENED when it cannot be read: nothing to repoint then),
  * *prev its prev_gen link. 0, or a transient failure to open it (then it is
  * left as it is). */
-static int ring_close(const struct shmrpc__reg *r, const char *path, uint32_t tx_gen,
+static int ring_close(const struct shmrpc__reg *r, int kind, const char *path, uint32_t tx_gen,
 		      uint32_t rx_slot, uint32_t rx_gen, uint32_t flag, uint32_t *prev,
 		      uint32_t *old)
 {
@@ -140,7 +144,7 @@ static int ring_close(const struct shmrpc__reg *r, const char *path, uint32_t tx
 	if (rc)
 		return transient(rc) ? rc : 0;
 	h = map;
-	if (h->magic == SHMRPC__RING_MAGIC) {
+	if (h->magic == shmrpc__ring_magic(kind)) {
 		*prev = shmrpc__prev_link(h->prev_gen, tx_gen);
 		/* Release: pairs with the ends' acquire loads of the flags
 		 * (rx.c's TX_CLOSED, connect.c's RX_CLOSED). The sleepers'
@@ -149,38 +153,39 @@ static int ring_close(const struct shmrpc__reg *r, const char *path, uint32_t tx
 		 * RMW. Its old RX_OPENED: the receiver took the chain over
 		 * (inbound.c). */
 		*old = atomic_fetch_or_explicit(&h->flags, flag, memory_order_release);
-		wake_word(r, &h->data_seq, rx_slot, rx_gen);
-		wake_word(r, &h->space_seq, rx_slot, rx_gen);
+		wake_word(r, kind, &h->data_seq, rx_slot, rx_gen);
+		wake_word(r, kind, &h->space_seq, rx_slot, rx_gen);
 	}
 	shmrpc__seg_unmap(map, size);
 	return 0;
 }
 
-/* shmrpc__ring_kill; with @err, a transient failure leaves the ring as it
+/* shmrpc__ring_kill_k; with @err, a transient failure leaves the ring as it
  * is and is kept in *@err (the first one). */
-static uint32_t ring_kill_try(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
-			      uint32_t rx_slot, uint32_t rx_gen, uint32_t flag, int *err)
+static uint32_t ring_kill_try(const struct shmrpc__reg *r, int kind, uint32_t tx_slot,
+			      uint32_t tx_gen, uint32_t rx_slot, uint32_t rx_gen, uint32_t flag,
+			      int *err)
 {
 	char path[SHMRPC__PATH_MAX];
 	uint32_t prev, old;
 	int rc;
 
-	shmrpc__ring_path(path, r, tx_slot, tx_gen, rx_slot, rx_gen);
-	rc = ring_close(r, path, tx_gen, rx_slot, rx_gen, flag, &prev, &old);
+	shmrpc__ring_path_k(path, r, kind, tx_slot, tx_gen, rx_slot, rx_gen);
+	rc = ring_close(r, kind, path, tx_gen, rx_slot, rx_gen, flag, &prev, &old);
 	if (rc && err) {
 		keep_err(err, rc);
 		return 0;
 	}
 	shmrpc__seg_unlink(path);
 	if (flag == SHMRPC__RING_TX_CLOSED && !(old & SHMRPC__RING_RX_OPENED) && prev)
-		repoint(r, tx_slot, tx_gen, rx_slot, rx_gen, prev);
+		repoint(r, kind, tx_slot, tx_gen, rx_slot, rx_gen, prev);
 	return prev;
 }
 
-uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
-			   uint32_t rx_slot, uint32_t rx_gen, uint32_t flag)
+uint32_t shmrpc__ring_kill_k(const struct shmrpc__reg *r, int kind, uint32_t tx_slot,
+			     uint32_t tx_gen, uint32_t rx_slot, uint32_t rx_gen, uint32_t flag)
 {
-	return ring_kill_try(r, tx_slot, tx_gen, rx_slot, rx_gen, flag, NULL);
+	return ring_kill_try(r, kind, tx_slot, tx_gen, rx_slot, rx_gen, flag, NULL);
 }
 
 /*
@@ -212,7 +217,8 @@ static void close_dead_tx(const struct shmrpc__reg *r, uint32_t slot, uint32_t g
 		if (transient(rc))
 			keep_err(err, rc);
 		else
-			ring_kill_try(r, slot, gen, rx_slot, rx_gen, SHMRPC__RING_TX_CLOSED, err);
+			ring_kill_try(r, SHMRPC__KIND_MSG, slot, gen, rx_slot, rx_gen,
+				      SHMRPC__RING_TX_CLOSED, err);
 		return;
 	}
 	/* Acquire: pairs with the announcer's release store of in_gen. A
@@ -222,11 +228,13 @@ static void close_dead_tx(const struct shmrpc__reg *r, uint32_t slot, uint32_t g
 	    atomic_load_explicit(&shmrpc__node_tab(h, shmrpc__node_in_off(r->capacity))[slot],
 				 memory_order_acquire) != gen + 1) {
 		shmrpc__seg_unmap(h, size);
-		ring_kill_try(r, slot, gen, rx_slot, rx_gen, SHMRPC__RING_TX_CLOSED, err);
+		ring_kill_try(r, SHMRPC__KIND_MSG, slot, gen, rx_slot, rx_gen,
+			      SHMRPC__RING_TX_CLOSED, err);
 		return;
 	}
 	shmrpc__ring_path(path, r, slot, gen, rx_slot, rx_gen);
-	rc = ring_close(r, path, gen, rx_slot, rx_gen, SHMRPC__RING_TX_CLOSED, &prev, &old);
+	rc = ring_close(r, SHMRPC__KIND_MSG, path, gen, rx_slot, rx_gen, SHMRPC__RING_TX_CLOSED,
+			&prev, &old);
 	if (rc || (old & SHMRPC__RING_RX_OPENED)) {
 		if (rc)
 			keep_err(err, rc);
@@ -243,8 +251,8 @@ static void close_dead_tx(const struct shmrpc__reg *r, uint32_t slot, uint32_t g
 	atomic_thread_fence(memory_order_seq_cst); /* (I), pairs with (J) */
 	if (atomic_load_explicit(&h->flags, memory_order_relaxed) & SHMRPC__NODE_CLOSING) {
 		for (g = gen + 1; g;)
-			g = ring_kill_try(r, slot, g - 1, rx_slot, rx_gen, SHMRPC__RING_RX_CLOSED,
-					  err);
+			g = ring_kill_try(r, SHMRPC__KIND_MSG, slot, g - 1, rx_slot, rx_gen,
+					  SHMRPC__RING_RX_CLOSED, err);
 	} else if (shmrpc__wake_prepare(&h->bell) != SHMRPC__WAKE_NONE) {
 		shmrpc__futex_wake(&h->bell);
 	}
@@ -269,15 +277,13 @@ static void close_dead(struct shmrpc__node_hdr *h)
 }
 
 /* 0, or the first transient failure (the rings it hit are left as they are). */
-static int kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hdr *h, uint32_t slot,
-		      uint32_t gen)
+static int kill_rings(const struct shmrpc__reg *r, int kind, struct shmrpc__node_hdr *h,
+		      uint32_t slot, uint32_t gen)
 {
 	/* From the layout, not h->in_off/out_off: node_map checked those, but
 	 * a live peer can still rewrite the file under our map. */
-	_Atomic uint32_t *in =
-		shmrpc__node_tab((struct shmrpc__node_hdr *)h, shmrpc__node_in_off(r->capacity));
-	_Atomic uint32_t *out =
-		shmrpc__node_tab((struct shmrpc__node_hdr *)h, shmrpc__node_out_off(r->capacity));
+	_Atomic uint32_t *in = shmrpc__node_tab(h, shmrpc__node_in_off_k(r->capacity, kind));
+	_Atomic uint32_t *out = shmrpc__node_tab(h, shmrpc__node_out_off_k(r->capacity, kind));
 	uint32_t i, g;
 	int err = 0;
 
@@ -285,11 +291,16 @@ static int kill_rings(const struct shmrpc__reg *r, const struct shmrpc__node_hdr
 		/* Relaxed: the node is dead, its own writes long done; a racing
 		 * peer's announce is ordered by close_dead's fence (J). */
 		g = atomic_load_explicit(&out[i], memory_order_relaxed);
-		if (g)
+		/* A dead server's reply rings go at once: its callers end
+		 * their calls -EPIPE after what they read (rpc_read.c). */
+		if (g && kind == SHMRPC__KIND_MSG)
 			close_dead_tx(r, slot, gen, i, g - 1, &err);
+		else if (g)
+			ring_kill_try(r, kind, slot, gen, i, g - 1, SHMRPC__RING_TX_CLOSED, &err);
 		g = atomic_load_explicit(&in[i], memory_order_relaxed);
 		while (g)
-			g = ring_kill_try(r, i, g - 1, slot, gen, SHMRPC__RING_RX_CLOSED, &err);
+			g = ring_kill_try(r, kind, i, g - 1, slot, gen, SHMRPC__RING_RX_CLOSED,
+					  &err);
 	}
 	return err;
 }
@@ -302,7 +313,7 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 	struct shmrpc__slot_view v = { .pid = 0 };
 	uint64_t size;
 	uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
-	int err = 0;
+	int err = 0, rc;
 
 	if (st == SHMRPC__SLOT_FREE || atomic_load_explicit(&s->gen, memory_order_relaxed) != gen)
 		return 0;
@@ -326,7 +337,9 @@ static int reclaim(struct shmrpc__reg *r, uint32_t slot, uint32_t gen, bool exit
 		return err;
 	if (!err) {
 		close_dead(h);
-		err = kill_rings(r, h, slot, gen);
+		err = kill_rings(r, SHMRPC__KIND_MSG, h, slot, gen);
+		rc = kill_rings(r, SHMRPC__KIND_REP, h, slot, gen);
+		err = err ? err : rc;
 		shmrpc__seg_unmap(h, size);
 		if (err)
 			return err;

@@ -48,10 +48,11 @@ int shmrpc__reclaim_locked(struct shmrpc__reg *r, uint32_t slot, uint32_t gen);
  * 0 or -errno (-ETIMEDOUT for the _for form); shmrpc__reg_unlock ends it. */
 int shmrpc__dom_lock(struct shmrpc__reg *r);
 int shmrpc__dom_lock_for(struct shmrpc__reg *r, int64_t timeout_ns);
-/* Set @flag on ring (tx, rx), wake both of its sleepers, unlink it.
- * Returns the ring's prev_gen link (gen + 1 of an older ring from the same
- * slot to follow), or 0. */
-uint32_t shmrpc__ring_kill(const struct shmrpc__reg *r, uint32_t tx_slot, uint32_t tx_gen,
-			   uint32_t rx_slot, uint32_t rx_gen, uint32_t flag);
+/* Set @flag on the ring of kind @kind (enum shmrpc__kind: its file name,
+ * magic, bell and tables) from (tx) to (rx), wake both of its sleepers,
+ * unlink it. Returns the ring's prev_gen link (gen + 1 of an older ring
+ * from the same slot to follow), or 0. */
+uint32_t shmrpc__ring_kill_k(const struct shmrpc__reg *r, int kind, uint32_t tx_slot,
+			     uint32_t tx_gen, uint32_t rx_slot, uint32_t rx_gen, uint32_t flag);
 
 #endif /* SHMRPC_RECLAIM_H */

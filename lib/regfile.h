@@ -55,6 +55,17 @@ static inline void shmrpc__ring_path(char *buf, const struct shmrpc__reg *r, uin
 	shmrpc__ring_path_key(buf, r->domain, r->key, tx_slot, tx_gen, rx_slot, rx_gen);
 }
 
+/* The name of the ring of kind @kind (enum shmrpc__kind) from (tx) to (rx). */
+static inline void shmrpc__ring_path_k(char *buf, const struct shmrpc__reg *r, int kind,
+				       uint32_t tx_slot, uint32_t tx_gen, uint32_t rx_slot,
+				       uint32_t rx_gen)
+{
+	if (kind == SHMRPC__KIND_REP)
+		shmrpc__repl_path_key(buf, r->domain, r->key, tx_slot, tx_gen, rx_slot, rx_gen);
+	else
+		shmrpc__ring_path_key(buf, r->domain, r->key, tx_slot, tx_gen, rx_slot, rx_gen);
+}
+
 static inline int shmrpc__file_ids(const struct shmrpc__reg *r, const char *ent, uint32_t ids[4])
 {
 	return shmrpc__file_ids_key(r->domain, r->key, r->nonce, r->mode, ent, ids);

@@ -55,7 +55,7 @@ void shmrpc__ring_format(struct shmrpc__ring_hdr *h, uint32_t size,
 	h->tx_pid = ids->tx_pid;
 	h->prev_gen = ids->prev_gen;
 	strncpy(h->tx_name, ids->tx_name, sizeof(h->tx_name) - 1);
-	h->magic = SHMRPC__RING_MAGIC;
+	h->magic = shmrpc__ring_magic(ids->kind);
 }
 
 int shmrpc__ring_check(const struct shmrpc__ring_hdr *h, uint64_t map_size,
@@ -63,7 +63,7 @@ int shmrpc__ring_check(const struct shmrpc__ring_hdr *h, uint64_t map_size,
 {
 	uint32_t size = h->size;
 
-	if (h->magic != SHMRPC__RING_MAGIC || h->abi != SHMRPC__ABI ||
+	if (h->magic != shmrpc__ring_magic(ids->kind) || h->abi != SHMRPC__ABI ||
 	    h->hdr_size != SHMRPC__PAGE || !shmrpc__ring_size_ok(size) ||
 	    map_size != (uint64_t)SHMRPC__PAGE + size)
 		return -EPROTO;
@@ -136,12 +136,17 @@ int shmrpc__ring_reserve(struct shmrpc__ring *q, size_t len, void **buf)
 	return 0;
 }
 
-void shmrpc__ring_put(struct shmrpc__ring *q, size_t len)
+void shmrpc__ring_put_flags(struct shmrpc__ring *q, size_t len, uint32_t flags)
 {
-	struct shmrpc__rec rec = { (uint32_t)len, 0 };
+	struct shmrpc__rec rec = { (uint32_t)len, flags };
 
 	memcpy(q->data + (q->pos & q->mask), &rec, sizeof(rec));
 	q->pos += shmrpc__rec_bytes(len);
+}
+
+void shmrpc__ring_put(struct shmrpc__ring *q, size_t len)
+{
+	shmrpc__ring_put_flags(q, len, 0);
 }
 
 void shmrpc__ring_publish(struct shmrpc__ring *q)
@@ -154,6 +159,12 @@ void shmrpc__ring_publish(struct shmrpc__ring *q)
 void shmrpc__ring_commit(struct shmrpc__ring *q, size_t len)
 {
 	shmrpc__ring_put(q, len);
+	shmrpc__ring_publish(q);
+}
+
+void shmrpc__ring_commit_flags(struct shmrpc__ring *q, size_t len, uint32_t flags)
+{
+	shmrpc__ring_put_flags(q, len, flags);
 	shmrpc__ring_publish(q);
 }
 
@@ -214,15 +225,19 @@ int shmrpc__ring_peek(struct shmrpc__ring *q, const void **data, uint32_t *len)
 		q->pos += bytes; /* head follows at the next release */
 	}
 	bytes = shmrpc__rec_bytes(rec.len);
-	if (rec.flags != 0 || rec.len > shmrpc__ring_max_msg(q->size) || off + bytes > q->size ||
+	/* At most one of REQ and CANCEL: what they mean is the receive
+	 * path's to check (lib/rpc_serve.c), against the record's length. */
+	if ((rec.flags != 0 && rec.flags != SHMRPC__REC_REQ && rec.flags != SHMRPC__REC_CANCEL) ||
+	    rec.len > shmrpc__ring_max_msg(q->size) || off + bytes > q->size ||
 	    bytes > q->cached - q->pos)
 		return -EPROTO;
 	/* Peeked before and not released: the same record, or the producer
 	 * rewrote what it had published (and the caller's view of it). */
-	if (q->peek_end && rec.len != q->peek_len)
+	if (q->peek_end && (rec.len != q->peek_len || rec.flags != q->peek_flags))
 		return -EPROTO;
 	*data = q->data + off + sizeof(rec);
 	*len = rec.len;
+	q->peek_flags = rec.flags;
 	q->peek_end = q->pos + bytes;
 	q->peek_len = rec.len;
 	return 1;
@@ -239,6 +254,41 @@ void shmrpc__ring_give_back(struct shmrpc__ring *q)
 	/* (D) Release: pairs with the producer's acquire of head (A); we are
 	 * done reading the records before the producer may reuse their bytes. */
 	atomic_store_explicit(&q->hdr->head, q->pos, memory_order_release);
+}
+
+int shmrpc__ring_look(struct shmrpc__ring *q, uint64_t *pos, const void **data, uint32_t *len,
+		      uint32_t *flags)
+{
+	struct shmrpc__rec rec;
+	uint64_t tail;
+	uint32_t off, bytes;
+
+	/* Acquire: pairs with the producer's release of tail (B), as (C). */
+	tail = atomic_load_explicit(&q->hdr->tail, memory_order_acquire);
+	if (tail - q->pos > q->size || ((tail | *pos) & (SHMRPC__REC_ALIGN - 1)) ||
+	    *pos - q->pos > tail - q->pos)
+		return -EPROTO;
+	for (;;) {
+		if (*pos == tail)
+			return 0;
+		off = (uint32_t)(*pos & q->mask);
+		memcpy(&rec, q->data + off, sizeof(rec)); /* one copy, then trust it */
+		if (rec.flags != SHMRPC__REC_WRAP)
+			break;
+		bytes = q->size - off;
+		if (rec.len != 0 || bytes > tail - *pos)
+			return -EPROTO;
+		*pos += bytes;
+	}
+	bytes = shmrpc__rec_bytes(rec.len);
+	if ((rec.flags != 0 && rec.flags != SHMRPC__REC_REQ && rec.flags != SHMRPC__REC_CANCEL) ||
+	    rec.len > shmrpc__ring_max_msg(q->size) || off + bytes > q->size || bytes > tail - *pos)
+		return -EPROTO;
+	*data = q->data + off + sizeof(rec);
+	*len = rec.len;
+	*flags = rec.flags;
+	*pos += bytes;
+	return 1;
 }
 
 void shmrpc__ring_release(struct shmrpc__ring *q)

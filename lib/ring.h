@@ -19,10 +19,11 @@ struct shmrpc__ring {
 	uint8_t *data;
 	uint64_t map_size;
 	uint32_t size, mask;
-	uint64_t pos;	   /* producer: next tail; consumer: next head */
-	uint64_t cached;   /* producer: last head seen; consumer: last tail seen */
-	uint64_t peek_end; /* consumer: pos after the peeked record, 0 if none */
-	uint32_t peek_len; /* consumer: its length, as checked */
+	uint64_t pos;	     /* producer: next tail; consumer: next head */
+	uint64_t cached;     /* producer: last head seen; consumer: last tail seen */
+	uint64_t peek_end;   /* consumer: pos after the peeked record, 0 if none */
+	uint32_t peek_len;   /* consumer: its length, as checked */
+	uint32_t peek_flags; /* consumer: its flags (REQ, CANCEL), as checked */
 };
 
 /* Bytes a record of @len payload bytes takes: header and padding. */
@@ -72,6 +73,7 @@ struct shmrpc__ring_ids {
 	uint32_t prev_gen;
 	int32_t tx_pid;
 	const char *tx_name;
+	int kind; /* enum shmrpc__kind: which magic */
 };
 /* The creator: the constant header of a fresh (zero-filled) ring file. */
 void shmrpc__ring_format(struct shmrpc__ring_hdr *h, uint32_t size,
@@ -86,13 +88,24 @@ void shmrpc__ring_attach(struct shmrpc__ring *q, void *map, uint64_t map_size, b
 int shmrpc__ring_reserve(struct shmrpc__ring *q, size_t len, void **buf);
 /* Producer: publish the reserved record, @len bytes of it. */
 void shmrpc__ring_commit(struct shmrpc__ring *q, size_t len);
+/* The same, the record marked with @flags (SHMRPC__REC_REQ, _CANCEL). */
+void shmrpc__ring_commit_flags(struct shmrpc__ring *q, size_t len, uint32_t flags);
 /* Producer, a batch: the reserved record complete (@len bytes) but not
  * published yet; the next reserve goes after it. ring_publish then
  * publishes every record put since the last publish, with one tail store. */
 void shmrpc__ring_put(struct shmrpc__ring *q, size_t len);
+void shmrpc__ring_put_flags(struct shmrpc__ring *q, size_t len, uint32_t flags);
 void shmrpc__ring_publish(struct shmrpc__ring *q);
-/* Consumer: the next record (*data, *len): 1, 0 (empty), -EPROTO. */
+/* Consumer: the next record (*data, *len, its flags in q->peek_flags):
+ * 1, 0 (empty), -EPROTO. */
 int shmrpc__ring_peek(struct shmrpc__ring *q, const void **data, uint32_t *len);
+/* Consumer, read-only: the record at *@pos, a position at or after the
+ * head (the peeked record's end, q->peek_end, to look past it), up to the
+ * tail published now: 1 (*data, *len, *flags; *pos moves past it), 0 (none
+ * published there yet), -EPROTO. Consumes nothing, changes nothing: a look
+ * ahead (lib/rpc_serve.c, for the cancels queued behind a request). */
+int shmrpc__ring_look(struct shmrpc__ring *q, uint64_t *pos, const void **data, uint32_t *len,
+		      uint32_t *flags);
 /* Consumer: done with the peeked record; its bytes go back to the producer. */
 void shmrpc__ring_release(struct shmrpc__ring *q);
 /* Consumer, a batch: done with the peeked record (the next peek looks past

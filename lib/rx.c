@@ -42,6 +42,7 @@
 
 #define RX_BURST 64
 #define DISPATCH_MAX 65536 /* one dispatch call handles at most this many */
+#define RX_HOOK_MAX 64	   /* requests one look hands to the rpc hook, at most */
 
 static inline void cpu_relax(void)
 {
@@ -73,14 +74,51 @@ static int ring_next(struct shmrpc__inring *r, const void **data, uint32_t *len)
 	return -ENOENT;
 }
 
-/* The next record of any ring: 1 (peeked, in *rp), 0 none, -EPROTO. */
+/*
+ * A request or a cancel (a REQ or CANCEL record, ring.c checked the flags)
+ * is the node's rpc hook's (lib/rpc_serve.c: it runs the serve function, or
+ * answers), then consumed: never returned as a message. The hook is
+ * installed at shmrpc_open, so a node that does not serve still answers.
+ */
+static void rx_hook(struct shmrpc_node *n, struct shmrpc__inring *r, const void *data, uint32_t len)
+{
+	n->rpc_hook(n, r, data, len);
+	/* In a batch that took from r already (recv_batch): taken with its
+	 * records, given back with them (r is on the list once). */
+	if (r->unpub)
+		shmrpc__rx_take(n, r, len);
+	else
+		shmrpc__rx_consume(n, r, len);
+}
+
+/* @r is empty for good (-ENOENT) or corrupt (-EPROTO): dropped (its sender
+ * gets -EPIPE), or doomed while a peek into it is held (a held record
+ * cannot vanish but by a corrupt ring). What a batch took from it is given
+ * back first. true: look at the rings again. */
+static bool ring_failed(struct shmrpc_node *n, struct shmrpc__inring *r, int rc)
+{
+	bool held = r == n->in.peeked;
+
+	if (r->unpub)
+		shmrpc__rx_flush(n);
+	if (rc == -EPROTO)
+		shmrpc__log(SHMRPC_LOG_WARN,
+			    "node %s: the ring from '%s' (slot %u) is corrupt: dropped, its sender "
+			    "gets -EPIPE",
+			    n->name, r->from, r->tx_slot);
+	shmrpc__in_drop(n, r);
+	return rc == -ENOENT && !held;
+}
+
+/* The next record of any ring: 1 (peeked, in *rp), 0 none, -EPROTO.
+ * Requests met on the way go to the rpc hook (at most RX_HOOK_MAX a call,
+ * then 0: the caller's wait finds the rest pending at once). */
 static int rx_next(struct shmrpc_node *n, struct shmrpc__inring **rp, const void **data,
 		   uint32_t *len)
 {
 	struct shmrpc__inbound *in = &n->in;
 	struct shmrpc__inring *r;
-	uint32_t k, i;
-	bool held;
+	uint32_t k, i, hooked = 0;
 	int rc;
 
 	/* The held peek's ring turned corrupt: the message it describes is
@@ -106,26 +144,19 @@ again:
 		if (rc == 0)
 			continue;
 		if (rc < 0) {
-			/* Empty for good, or corrupt: dropped (its sender gets
-			 * -EPIPE), or doomed while a peek into it is held. A
-			 * held record cannot vanish but by a corrupt ring. What
-			 * a batch took from it is given back first. */
-			held = r == in->peeked;
-			if (r->unpub)
-				shmrpc__rx_flush(n);
-			if (rc == -EPROTO)
-				shmrpc__log(SHMRPC_LOG_WARN,
-					    "node %s: the ring from '%s' (slot %u) is corrupt: "
-					    "dropped, its sender gets -EPIPE",
-					    n->name, r->from, r->tx_slot);
-			shmrpc__in_drop(n, r);
-			if (rc == -ENOENT && !held)
+			if (ring_failed(n, r, rc))
 				goto again;
 			return -EPROTO;
 		}
 		if (i != in->cur) {
 			in->cur = i;
 			in->burst = 0;
+		}
+		if (r->q.peek_flags) {
+			rx_hook(n, r, *data, *len);
+			if (++hooked == RX_HOOK_MAX)
+				return 0;
+			goto again;
 		}
 		*rp = r;
 		return 1;
@@ -138,7 +169,8 @@ again:
  * wake are rx_give_back's. An event (no ring: n->ev->src) is consumed. */
 static void rx_take(struct shmrpc_node *n, struct shmrpc__inring *r, uint32_t len)
 {
-	struct shmrpc__inbound *in = &n->in;
+	/* n->in, or n->rep (rpc_call.c); an event's pseudo ring: n->in */
+	struct shmrpc__inbound *in = r->set ? r->set : &n->in;
 
 	if (in->peeked == r)
 		in->peeked = NULL; /* a peek ends when its record is consumed */

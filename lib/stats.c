@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "connect.h"
@@ -64,13 +65,32 @@ static void sum_in(struct shmrpc_node *n, struct shmrpc_stats *st)
 	pthread_mutex_unlock(&n->in_lock);
 }
 
-int shmrpc_stats(struct shmrpc_node *n, struct shmrpc_stats *st)
+/* The calls' counters (layout.h: struct shmrpc__rpc_ctr). */
+static void sum_rpc(struct shmrpc_node *n, struct shmrpc_stats *st)
 {
-	SHMRPC__KEEP_ERRNO;
+	const struct shmrpc__rpc_ctr *k = &n->seg->rpc;
+	uint64_t ended;
+
+	st->calls = ld(&k->calls);
+	ended = ld(&k->calls_ended);
+	st->calls_in_flight = st->calls > ended ? st->calls - ended : 0;
+	st->calls_timeout = ld(&k->fail_timeout);
+	st->calls_pipe = ld(&k->fail_pipe);
+	st->calls_remote = ld(&k->fail_remote);
+	st->calls_cancelled = ld(&k->fail_cancel);
+	st->calls_refused = ld(&k->fail_refused);
+	st->calls_late = ld(&k->late);
+	st->calls_served = ld(&k->served);
+	st->calls_expired = ld(&k->expired);
+	st->calls_rejected = ld(&k->refused);
+	st->replies_sent = ld(&k->replies);
+	st->replies_failed = ld(&k->reply_fail);
+}
+
+static void stats_fill(struct shmrpc_node *n, struct shmrpc_stats *st)
+{
 	const struct shmrpc__node_ctr *c;
 
-	if (!n || !st)
-		return -EINVAL;
 	c = &n->seg->ctr;
 	/* A seqlock read (fold_seq, layout.h): a ring moved into the totals
 	 * meanwhile would be counted twice or missed; then read again. */
@@ -96,5 +116,46 @@ int shmrpc_stats(struct shmrpc_node *n, struct shmrpc_stats *st)
 	st->connects = ld(&c->connects);
 	st->rings_in = ld(&c->rings_in);
 	st->rings_out = ld(&c->rings_out);
+	sum_rpc(n, st);
+}
+
+/* What the 0.1 header's struct shmrpc_stats had: up to rings_out. */
+#define STATS_V1_SIZE offsetof(struct shmrpc_stats, calls)
+
+int shmrpc_stats_size(struct shmrpc_node *n, struct shmrpc_stats *st, size_t size)
+{
+	SHMRPC__KEEP_ERRNO;
+	struct shmrpc_stats all;
+
+	if (!n || !st || size < STATS_V1_SIZE)
+		return -EINVAL;
+	stats_fill(n, &all);
+	if (size > sizeof(all)) { /* a newer header's: what we know, then zeros */
+		memset((uint8_t *)st + sizeof(all), 0, size - sizeof(all));
+		size = sizeof(all);
+	}
+	memcpy(st, &all, size);
 	return 0;
+}
+
+/*
+ * shmrpc_stats, for the binaries built against each header (symbol
+ * versions, lib/libshmrpc.map): the 0.1 header's struct ends at rings_out,
+ * the 0.2 header's has the calls' counters too. A binary built against the
+ * 0.1 library is bound to shmrpc_stats@LIBSHMRPC_0.1 and gets its size; one
+ * built now (and a static link) to the default, shmrpc_stats@@LIBSHMRPC_0.2.
+ */
+SHMRPC_API int shmrpc_stats_v1(struct shmrpc_node *n, struct shmrpc_stats *st);
+SHMRPC_API int shmrpc_stats_v2(struct shmrpc_node *n, struct shmrpc_stats *st);
+__asm__(".symver shmrpc_stats_v1, shmrpc_stats@LIBSHMRPC_0.1");
+__asm__(".symver shmrpc_stats_v2, shmrpc_stats@@LIBSHMRPC_0.2");
+
+int shmrpc_stats_v1(struct shmrpc_node *n, struct shmrpc_stats *st)
+{
+	return shmrpc_stats_size(n, st, STATS_V1_SIZE);
+}
+
+int shmrpc_stats_v2(struct shmrpc_node *n, struct shmrpc_stats *st)
+{
+	return shmrpc_stats_size(n, st, sizeof(*st));
 }

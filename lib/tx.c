@@ -98,9 +98,10 @@ int shmrpc__reserve_locked(struct shmrpc_node *n, struct shmrpc__conn *c, size_t
 	return 0;
 }
 
-_Atomic uint32_t *shmrpc__tx_commit(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len)
+_Atomic uint32_t *shmrpc__tx_commit_flags(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len,
+					  uint32_t rec_flags)
 {
-	shmrpc__ring_put(&c->q, len);
+	shmrpc__ring_put_flags(&c->q, len, rec_flags);
 	return shmrpc__tx_publish(n, c, 1, len);
 }
 
@@ -112,9 +113,14 @@ _Atomic uint32_t *shmrpc__tx_publish(struct shmrpc_node *n, struct shmrpc__conn 
 	shmrpc__ring_publish(&c->q);
 	shmrpc__ctr_inc(&c->q.hdr->tx_msgs, msgs);
 	shmrpc__ctr_inc(&c->q.hdr->tx_bytes, bytes);
-	w = shmrpc__wake_collect(c->q.hdr, c->peer);
+	w = shmrpc__wake_collect_k(c->q.hdr, c->peer, c->kind);
 	shmrpc__conn_unlock(n, c);
 	return w;
+}
+
+_Atomic uint32_t *shmrpc__tx_commit(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len)
+{
+	return shmrpc__tx_commit_flags(n, c, len, 0);
 }
 
 _Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len)

@@ -29,6 +29,10 @@ int shmrpc__reserve_locked(struct shmrpc_node *n, struct shmrpc__conn *c, size_t
  * word may be unmapped by a recycling: a FUTEX_WAKE there is harmless
  * (EFAULT, or a spurious wake that every sleeper tolerates). */
 _Atomic uint32_t *shmrpc__tx_commit(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len);
+/* The same, the record marked with @rec_flags (SHMRPC__REC_REQ, _CANCEL:
+ * lib/rpc_call.c). */
+_Atomic uint32_t *shmrpc__tx_commit_flags(struct shmrpc_node *n, struct shmrpc__conn *c, size_t len,
+					  uint32_t rec_flags);
 /* The same for a batch: publish every record put on the locked @c since
  * its last publish (shmrpc__ring_put: @msgs records, @bytes of payload)
  * with one tail store, one look at the receiver's sleep flag, unlock. */

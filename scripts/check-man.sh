@@ -105,7 +105,7 @@ for f in "$dir"/*.3; do
 	done
 done
 
-for t in shmrpc-top.1 shmrpc-info.1 shmrpc-demo.1 shmrpc-bench.1 shmrpc-reaper.8; do
+for t in shmrpc-top.1 shmrpc-info.1 shmrpc-demo.1 shmrpc-kv.1 shmrpc-bench.1 shmrpc-reaper.8; do
 	[ -f "$dir/$t" ] || err "no page $dir/$t"
 done
 

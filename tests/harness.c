@@ -33,9 +33,10 @@ static int of_domain(const char *ent, const char *domain)
 	if (strncmp(ent, "shmrpc.", 7) || strncmp(ent + 7, domain, n) || ent[7 + n] != '.')
 		return 0;
 	ent += 7 + n + 1;
-	/* "reg", or "node." / "ring." and 16 hex digits (lib/names.c) */
-	return !strcmp(ent, "reg") ||
-	       ((!strncmp(ent, "node.", 5) || !strncmp(ent, "ring.", 5)) && strlen(ent) == 21);
+	/* "reg", or "node." / "ring." / "repl." and 16 hex digits (lib/names.c) */
+	return !strcmp(ent, "reg") || ((!strncmp(ent, "node.", 5) || !strncmp(ent, "ring.", 5) ||
+					!strncmp(ent, "repl.", 5)) &&
+				       strlen(ent) == 21);
 }
 
 static int walk(const char *domain, int unlink_them, uint64_t *bytes)

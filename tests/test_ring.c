@@ -679,7 +679,13 @@ static void test_ring_peek_rejects_wrap_past_tail(void **state)
 static void test_ring_peek_rejects_unknown_flags(void **state)
 {
 	static const uint32_t bad[] = {
-		2, 4, 0x80000000u, SHMRPC__REC_WRAP | 2, SHMRPC__REC_WRAP | 0x80000000u, 0xffffffffu
+		SHMRPC__REC_REQ | SHMRPC__REC_CANCEL,
+		8,
+		0x80000000u,
+		SHMRPC__REC_WRAP | SHMRPC__REC_REQ,
+		SHMRPC__REC_WRAP | SHMRPC__REC_CANCEL,
+		SHMRPC__REC_WRAP | 0x80000000u,
+		0xffffffffu,
 	};
 	struct tr t;
 	size_t i, k;
@@ -695,6 +701,71 @@ static void test_ring_peek_rejects_unknown_flags(void **state)
 			atomic_store(&t.h->tail, starts[i] + SMALL - off);
 			expect_eproto(&t);
 		}
+	tr_close(&t);
+}
+
+/* Request records (REQ, CANCEL: lib/rpc_*.c) are records like any other,
+ * their flag handed to the consumer, across wraps. */
+static void test_ring_request_flags(void **state)
+{
+	static const uint32_t fl[] = { 0, SHMRPC__REC_REQ, SHMRPC__REC_CANCEL };
+	struct tr t;
+	const void *d;
+	uint32_t l, k;
+	void *buf;
+
+	(void)state;
+	tr_open(&t, SMALL, SMALL - 64);
+	for (k = 0; k < 30; k++) {
+		assert_int_equal(shmrpc__ring_reserve(&t.p, 300, &buf), 0);
+		th_fill(buf, 300, 2, k);
+		shmrpc__ring_commit_flags(&t.p, 300, fl[k % 3]);
+		assert_int_equal(shmrpc__ring_peek(&t.c, &d, &l), 1);
+		assert_int_equal(l, 300);
+		assert_int_equal(t.c.peek_flags, fl[k % 3]);
+		assert_int_equal(th_check(d, 300, 2, k), 0);
+		shmrpc__ring_release(&t.c);
+	}
+	tr_close(&t);
+}
+
+/* The look ahead past the peeked record reads what is published, checked
+ * as a peek checks it, across a wrap, and consumes nothing. */
+static void test_ring_look_ahead(void **state)
+{
+	struct tr t;
+	const void *d;
+	uint32_t l, f, k;
+	uint64_t pos, head;
+	void *buf;
+
+	(void)state;
+	tr_open(&t, SMALL, SMALL - 64);
+	for (k = 0; k < 5; k++) {
+		assert_int_equal(shmrpc__ring_reserve(&t.p, 500, &buf), 0);
+		th_fill(buf, 500, 3, k);
+		shmrpc__ring_commit_flags(&t.p, 500, k ? SHMRPC__REC_CANCEL : SHMRPC__REC_REQ);
+	}
+	assert_int_equal(shmrpc__ring_peek(&t.c, &d, &l), 1);
+	head = atomic_load(&t.h->head);
+	pos = t.c.peek_end;
+	for (k = 1; k < 5; k++) {
+		assert_int_equal(shmrpc__ring_look(&t.c, &pos, &d, &l, &f), 1);
+		assert_int_equal(l, 500);
+		assert_int_equal(f, SHMRPC__REC_CANCEL);
+		assert_int_equal(th_check(d, 500, 3, k), 0);
+	}
+	assert_int_equal(shmrpc__ring_look(&t.c, &pos, &d, &l, &f), 0);
+	assert_int_equal(atomic_load(&t.h->head), head);
+	/* the peek is still the first record */
+	assert_int_equal(shmrpc__ring_peek(&t.c, &d, &l), 1);
+	assert_int_equal(th_check(d, 500, 3, 0), 0);
+	/* a header beyond the tail's bounds is refused */
+	pos = t.c.peek_end;
+	write_rec(&t, (uint32_t)(pos & (SMALL - 1)), SMALL, 0);
+	assert_int_equal(shmrpc__ring_look(&t.c, &pos, &d, &l, &f), -EPROTO);
+	pos = t.c.peek_end + 4;
+	assert_int_equal(shmrpc__ring_look(&t.c, &pos, &d, &l, &f), -EPROTO);
 	tr_close(&t);
 }
 
@@ -999,6 +1070,8 @@ int main(void)
 		cmocka_unit_test(test_ring_peek_rejects_wrap_with_len),
 		cmocka_unit_test(test_ring_peek_rejects_wrap_past_tail),
 		cmocka_unit_test(test_ring_peek_rejects_unknown_flags),
+		cmocka_unit_test(test_ring_request_flags),
+		cmocka_unit_test(test_ring_look_ahead),
 		cmocka_unit_test(test_ring_peek_rejects_unaligned_head_at_attach),
 		cmocka_unit_test(test_ring_reserve_rejects_head_ahead_of_tail),
 		cmocka_unit_test(test_ring_reserve_rejects_head_lagging),

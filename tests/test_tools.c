@@ -32,8 +32,8 @@
 
 static char tools_dir[PATH_MAX];
 
-static const char *const tools[] = { "shmrpc-top", "shmrpc-info", "shmrpc-demo", "shmrpc-bench",
-				     "shmrpc-reaper" };
+static const char *const tools[] = { "shmrpc-top",   "shmrpc-info",   "shmrpc-demo",
+				     "shmrpc-bench", "shmrpc-reaper", "shmrpc-kv" };
 #define NTOOLS (sizeof(tools) / sizeof(tools[0]))
 
 /* ------------------------------------------------------------ running */
@@ -203,6 +203,9 @@ static void test_bad_options_say_what(void **state)
 	REFUSED("bad domain name", "shmrpc-demo", "--domain", "../x");
 	REFUSED("option needs an argument: --domain", "shmrpc-demo", "--domain");
 	REFUSED("unexpected argument: stray", "shmrpc-demo", "stray");
+	REFUSED("a command is needed", "shmrpc-kv");
+	REFUSED("unknown command, or wrong arguments: get", "shmrpc-kv", "get");
+	REFUSED("bad --timeout", "shmrpc-kv", "--timeout", "x", "scan");
 
 	REFUSED("unknown option: --bogus", "shmrpc-bench", "--bogus");
 	REFUSED("bad --iters", "shmrpc-bench", "--iters", "0");
@@ -268,6 +271,79 @@ static void test_info_reports(void **state)
 			fail_msg("as nobody:\n%s", r->out);
 	}
 	shmrpc_close(n);
+}
+
+/* ------------------------------------------------------------ shmrpc-kv */
+
+#define KV(...) RUN("shmrpc-kv", "--domain", d->name, __VA_ARGS__)
+
+/* shmrpc-top's count of requests node "kv" of @dom served (-1: none). */
+static double kv_served(const char *dom)
+{
+	const struct mj *doms, *nodes, *nd;
+	struct mj doc;
+	struct run *r;
+	double v = -1;
+	size_t i;
+
+	r = RUN("shmrpc-top", "--json", "-n", "1", "--domain", dom);
+	if (r->status || mj_parse(r->out, &doc))
+		fail_msg("shmrpc-top: status %d:\n%s\n%s", r->status, r->out, r->err);
+	doms = mj_get(&doc, "domains");
+	nodes = doms && doms->n ? mj_get(&doms->kids[0], "nodes") : NULL;
+	for (i = 0; nodes && i < nodes->n; i++) {
+		nd = &nodes->kids[i];
+		if (!strcmp(mj_str(nd, "name"), "kv"))
+			v = mj_num(mj_get(nd, "totals"), "calls_served", -1);
+	}
+	mj_free(&doc);
+	return v;
+}
+
+/* The worked example of request/response: the service in one process, a
+ * client per command; the client of a service that is gone says so. */
+static void test_kv_service_and_client(void **state)
+{
+	struct th_dom *d = *state;
+	static struct run srv;
+	struct run *r;
+	int i;
+
+	run_start(&srv, RUN_PLAIN,
+		  (const char *const[]){ "shmrpc-kv", "--domain", d->name, "serve", NULL });
+	for (i = 0; i < 500; i++) { /* until it serves */
+		r = KV("set", "color", "blue");
+		if (!r->status)
+			break;
+		th_sleep_ms(20);
+	}
+	assert_int_equal(r->status, 0);
+	assert_string_equal(r->out, "");
+	assert_int_equal(KV("set", "size", "very big")->status, 0);
+	r = KV("get", "color");
+	assert_int_equal(r->status, 0);
+	assert_string_equal(r->out, "blue\n");
+	r = KV("get", "nope");
+	assert_int_equal(r->status, 1);
+	assert_non_null(strstr(r->err, "get nope: "));
+	r = KV("scan");
+	assert_int_equal(r->status, 0);
+	assert_true(!strcmp(r->out, "color=blue\nsize=very big\n") ||
+		    !strcmp(r->out, "size=very big\ncolor=blue\n"));
+	assert_int_equal(KV("del", "color")->status, 0);
+	assert_int_equal(KV("del", "color")->status, 1);
+	r = KV("scan");
+	assert_string_equal(r->out, "size=very big\n");
+	/* shmrpc-top counts what it served (8 requests, maybe a refused one
+	 * before it served) */
+	assert_true(kv_served(d->name) >= 8);
+	kill(srv.pid, SIGTERM);
+	run_finish(&srv, 10000);
+	assert_int_equal(srv.status, 0);
+	assert_non_null(strstr(srv.out, "serving as 'kv'"));
+	r = KV("get", "size");
+	assert_int_equal(r->status, 1);
+	assert_non_null(strstr(r->err, "no live node of that name"));
 }
 
 /* ------------------------------------------------------------ shmrpc-demo */
@@ -409,6 +485,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_info_reports, th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_demo_domain_and_hold, th_setup, th_teardown),
 		cmocka_unit_test(test_bench_issue11_rows),
+		cmocka_unit_test_setup_teardown(test_kv_service_and_client, th_setup, th_teardown),
 	};
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);

@@ -10,7 +10,7 @@ import re
 
 CDEF = r"""
 #define SHMRPC_VERSION_MAJOR 0
-#define SHMRPC_VERSION_MINOR 1
+#define SHMRPC_VERSION_MINOR 2
 #define SHMRPC_NAME_MAX 63
 
 const char *shmrpc_last_error(void);
@@ -34,6 +34,7 @@ struct shmrpc_opts {
 	uint32_t events;
 	uint32_t _reserved;
 	const char *proxy_host;
+	uint32_t max_calls;
 };
 
 #define SHMRPC_SPIN_NEVER -1  /* the header: (-1); cffi takes no parentheses */
@@ -67,6 +68,19 @@ struct shmrpc_stats {
 	uint64_t connects;
 	uint64_t rings_in;
 	uint64_t rings_out;
+	uint64_t calls;
+	uint64_t calls_in_flight;
+	uint64_t calls_timeout;
+	uint64_t calls_pipe;
+	uint64_t calls_remote;
+	uint64_t calls_cancelled;
+	uint64_t calls_refused;
+	uint64_t calls_late;
+	uint64_t calls_served;
+	uint64_t calls_expired;
+	uint64_t calls_rejected;
+	uint64_t replies_sent;
+	uint64_t replies_failed;
 };
 
 int shmrpc_open(const char *name, const struct shmrpc_opts *opts,
@@ -98,6 +112,7 @@ int shmrpc_node_host(struct shmrpc_node *node, const char *name, char *host, siz
 int shmrpc_wait_node(struct shmrpc_node *node, const char *name, int timeout_ms);
 int shmrpc_warmup(struct shmrpc_node *node);
 int shmrpc_stats(struct shmrpc_node *node, struct shmrpc_stats *st);
+int shmrpc_stats_size(struct shmrpc_node *node, struct shmrpc_stats *st, size_t size);
 const char *shmrpc_backend(struct shmrpc_node *node);
 int shmrpc_backend_available(const char *name);
 const char *shmrpc_backend_default(void);
@@ -147,6 +162,35 @@ int shmrpc_peer_sendv(struct shmrpc_peer *peer, const struct iovec *msgs, unsign
 				 int timeout_ms, unsigned flags);
 int shmrpc_peer_reserve(struct shmrpc_peer *peer, size_t len, struct shmrpc_txbuf *tx,
 				   int timeout_ms);
+
+struct shmrpc_req {
+	const void *data;
+	size_t len;
+	char from[SHMRPC_NAME_MAX + 1];
+	uint64_t id;
+	int64_t deadline_ns;
+	void *_priv[2];
+};
+typedef void (*shmrpc_serve_fn)(struct shmrpc_node *node, const struct shmrpc_req *req, void *arg);
+
+#define SHMRPC_REPLY_MORE 0x1u
+
+int shmrpc_serve(struct shmrpc_node *node, shmrpc_serve_fn fn, void *arg);
+int shmrpc_reply(struct shmrpc_node *node, const struct shmrpc_req *req,
+			    const void *data, size_t len, unsigned flags);
+int shmrpc_reply_error(struct shmrpc_node *node, const struct shmrpc_req *req, int err);
+int shmrpc_req_cancelled(struct shmrpc_node *node, const struct shmrpc_req *req);
+int shmrpc_call(struct shmrpc_node *node, const char *to, const void *req, size_t len,
+			   void *resp, size_t cap, int timeout_ms);
+int shmrpc_call_start(struct shmrpc_node *node, const char *to, const void *req,
+				 size_t len, int timeout_ms, uint64_t *id);
+int shmrpc_call_wait(struct shmrpc_node *node, uint64_t id, void *resp, size_t cap,
+				unsigned *flags, int timeout_ms);
+int shmrpc_call_cancel(struct shmrpc_node *node, uint64_t id);
+int shmrpc_peer_call(struct shmrpc_peer *peer, const void *req, size_t len, void *resp,
+				size_t cap, int timeout_ms);
+int shmrpc_peer_call_start(struct shmrpc_peer *peer, const void *req, size_t len,
+				      int timeout_ms, uint64_t *id);
 """
 
 # What the header takes from the system (<sys/uio.h>), declared before CDEF;

@@ -474,7 +474,9 @@ class Node:
     def stats(self):
         """This node's counters since it joined, as a dict."""
         st = ffi.new("struct shmrpc_stats *")
-        self._simple("stats", lib.shmrpc_stats, st)
+        # The size this cdef knows: a library newer than the cdef fills
+        # no more than that.
+        self._simple("stats", lib.shmrpc_stats_size, st, ffi.sizeof(st[0]))
         return {f: getattr(st, f) for f in _STATS}
 
     @property

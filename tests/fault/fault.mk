@@ -23,9 +23,9 @@ FAULT_WRAP := calloc realloc free shm_open open opendir read pread fstat fstatat
 #  - pure functions, identity, clocks, formatting, the environment;
 #    crypto_shorthash (always 0);
 #  - glibc's locks, conditions and once: their only failures are misuse
-#    (EINVAL, EDEADLK; the inits always succeed), and a clocklock's
-#    ETIMEDOUT is the timeout the library asked for; detach, join,
-#    key_delete, sigmask likewise;
+#    (EINVAL, EDEADLK; the inits always succeed), and a clocklock's or a
+#    timed condition wait's ETIMEDOUT is the timeout the library asked
+#    for; detach, join, key_delete, sigmask likewise;
 #  - releases: close (the descriptor is released whatever it returns, and
 #    the library never reads it), closedir, munmap (of whole mappings:
 #    nothing to split), io_uring_queue_exit (void);
@@ -40,6 +40,7 @@ FAULT_PASS := _GLOBAL_OFFSET_TABLE_ __ctype_b_loc __errno_location __stack_chk_f
 	vsnprintf fprintf stderr strchr strcmp strerror strlen strncmp strncpy strnlen strrchr \
 	strtol strtoull sigfillset pthread_self sched_yield crypto_shorthash \
 	pthread_cond_destroy pthread_cond_init pthread_cond_signal pthread_cond_wait \
+	pthread_cond_timedwait pthread_condattr_destroy pthread_condattr_init pthread_condattr_setclock \
 	pthread_mutex_clocklock pthread_mutex_timedlock pthread_mutex_destroy \
 	pthread_mutex_init pthread_mutex_lock pthread_mutex_trylock pthread_mutex_unlock \
 	pthread_once pthread_rwlock_destroy pthread_rwlock_init pthread_rwlock_rdlock \

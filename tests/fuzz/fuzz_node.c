@@ -266,7 +266,17 @@ static void op_ring_file(struct fz *f)
 	uint32_t rsize = 1u << (12 + fz_u8(f) % 4);
 	uint64_t size = SHMRPC__PAGE + (uint64_t)rsize;
 	char path[SHMRPC__PATH_MAX], name[16];
-	struct shmrpc__ring_ids ids = { G.reg->nonce, s, g, G.rx->slot, G.rx->gen, prev, 1, name };
+	struct shmrpc__ring_ids ids = {
+		.nonce = G.reg->nonce,
+		.tx_slot = s,
+		.tx_gen = g,
+		.rx_slot = G.rx->slot,
+		.rx_gen = G.rx->gen,
+		.prev_gen = prev,
+		.tx_pid = 1,
+		.tx_name = name,
+		.kind = SHMRPC__KIND_MSG,
+	};
 	int fd;
 
 	snprintf(name, sizeof(name), "s%u", s);

@@ -253,7 +253,16 @@ static void rec_ring(struct fz *f)
 		id[i] = i % 2 ? fz_u32(f) : fz_u8(f) % 64;
 	img_reset();
 	if (flags & 1) {
-		struct shmrpc__ring_ids ids = { NONCE, id[0], id[1], id[2], id[3], 0, 1, "tx" };
+		struct shmrpc__ring_ids ids = {
+			.nonce = NONCE,
+			.tx_slot = id[0],
+			.tx_gen = id[1],
+			.rx_slot = id[2],
+			.rx_gen = id[3],
+			.tx_pid = 1,
+			.tx_name = "tx",
+			.kind = SHMRPC__KIND_MSG,
+		};
 
 		shmrpc__ring_format(h, size, &ids);
 		atomic_store(&h->head, fz_u64(f));

@@ -199,7 +199,10 @@ def test_stats(pair):
     st = a.stats()
     assert list(st) == ["msgs_sent", "msgs_recv", "bytes_sent", "bytes_recv", "send_full",
                         "wakes_sent", "wakes_skipped", "sleeps", "spins", "connects",
-                        "rings_in", "rings_out"]
+                        "rings_in", "rings_out", "calls", "calls_in_flight", "calls_timeout",
+                        "calls_pipe", "calls_remote", "calls_cancelled", "calls_refused",
+                        "calls_late", "calls_served", "calls_expired", "calls_rejected",
+                        "replies_sent", "replies_failed"]
     a.send("b", b"1234")
     b.recv(1)
     sa, sb = a.stats(), b.stats()
@@ -388,7 +391,7 @@ def test_module_functions():
     assert shmrpc.backend_available(shmrpc.backend_default())
     with pytest.raises(ValueError):
         shmrpc.backend_available("URING")
-    assert shmrpc.NAME_MAX == 63 and shmrpc.VERSION == (0, 1)
+    assert shmrpc.NAME_MAX == 63 and shmrpc.VERSION == (0, 2)
     assert shmrpc.LIBRARY == os.environ["SHMRPC_LIBRARY"]
     assert isinstance(shmrpc.last_error(), str)
 

@@ -525,6 +525,9 @@ void bench_run_connect(struct bench_results *rs, const struct bench_opts *o, str
 void bench_run_memory(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
 void bench_run_crash(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
 void bench_run_events(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
+/* rpc.c: request/response (issue 12); is @name one of its runs? */
+void bench_run_rpc(struct bench_results *rs, const struct bench_opts *o, struct bench_cfg *cfg);
+int bench_rpc_known(const char *name);
 
 /* rounds.c: one result from one run, or from several interleaved runs
  * (rounds), pooled */

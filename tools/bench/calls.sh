@@ -20,7 +20,7 @@ fi
 ranks='
 90 main
 80 plan
-70 run_pair syscalls fanout idle connect memory crash evlat
+70 run_pair syscalls fanout idle connect memory crash evlat rpc
 70 report_table targets report_json report_plot
 65 report_more
 60 rounds

@@ -26,6 +26,7 @@ static const struct scenario scenarios[] = {
 	{ "syscalls", bench_run_syscalls }, { "idle", bench_run_idle },
 	{ "connect", bench_run_connect },   { "memory", bench_run_memory },
 	{ "crash", bench_run_crash },	    { "events", bench_run_events },
+	{ "rpc", bench_run_rpc },
 };
 #define NSCEN (sizeof(scenarios) / sizeof(scenarios[0]))
 
@@ -40,7 +41,8 @@ static int is_scenario(const char *name)
 static int is_transport(const char *name)
 {
 	return bench_transport_find(name) || bench_gtransport_find(name) ||
-	       !strcmp(name, "cacheline") || !strcmp(name, "peers") || !strncmp(name, "reaper-", 7);
+	       !strcmp(name, "cacheline") || !strcmp(name, "peers") ||
+	       !strncmp(name, "reaper-", 7) || bench_rpc_known(name);
 }
 
 /* Every name of @list is a scenario (@scen) or a transport (!@scen). */

@@ -3,7 +3,7 @@
  * The text tables of the scenarios beyond ping-pong, stream and memcpy:
  * paced ping-pong, fan-in, broadcast and its cost per wake, system calls
  * per message (and the strace cross-check), idle, connect and join,
- * memory, crash cleanup; then the targets with measured value and verdict.
+ * memory, crash cleanup, request/response; then the targets with measured value and verdict.
  */
 #include <math.h>
 #include <stdio.h>
@@ -336,6 +336,33 @@ static void print_events(const struct bench_report *rep)
 	}
 }
 
+static void print_rpc(const struct bench_report *rep)
+{
+	char b[4][24];
+	int any = 0;
+
+	for (size_t i = 0; i < rep->nr; i++) {
+		const struct bench_result *r = &rep->r[i];
+
+		if (!is(r, "rpc") ||
+		    !row(r, &any,
+			 "\nrequest/response: shmrpc_call round trips (us), pipelined calls/s (32 in "
+			 "flight), kill -9 of a server with 100 calls pending -> the last -EPIPE (us)\n"
+			 "run                  calls   median      p90      p99      max |  calls/s\n"))
+			continue;
+		if (r->has_lat)
+			printf("%-18s %7llu %8s %8s %8s %8s |\n", r->transport,
+			       (unsigned long long)r->n, bench_fmt_us(b[0], 24, r->lat.median),
+			       bench_fmt_us(b[1], 24, r->lat.p90),
+			       bench_fmt_us(b[2], 24, r->lat.p99),
+			       bench_fmt_us(b[3], 24, r->lat.max));
+		else
+			printf("%-18s %7llu %8s %8s %8s %8s | %8s\n", r->transport,
+			       (unsigned long long)r->msgs, "-", "-", "-", "-",
+			       bench_fmt_rate(b[0], 24, r->msgs_per_s));
+	}
+}
+
 void bench_print_more(const struct bench_report *rep)
 {
 	print_fan(rep);
@@ -346,6 +373,7 @@ void bench_print_more(const struct bench_report *rep)
 	print_memory(rep);
 	print_crash(rep);
 	print_events(rep);
+	print_rpc(rep);
 }
 
 void bench_print_targets(const struct bench_report *rep)

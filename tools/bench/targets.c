@@ -20,6 +20,13 @@
  *       ZeroMQ over ipc:// (zmq) and >= 0.5x the bare ring (spin);
  *       through shmrpc_peer_sendv/shmrpc_recv_batch in batches of 32
  *       (shmrpc-batch): >= 0.7x the bare ring; both backends each
+ *   12  (issue 12) shmrpc_call 64 B, server awake: median <= 2.5x the
+ *       one-way ping-pong median of shmrpc_send (shmrpc-spin; ping-pong
+ *       medians are one-way: round trips halved); server asleep: median
+ *       <= 1.2x futex(2)'s round trip (twice its one-way median);
+ *       kill -9 of a server with 100 calls pending: the last -EPIPE within
+ *       1 ms (median). Pipelined calls/s is reported next to a Unix socket's
+ *       (rpc.c), without a limit.
  */
 #include <math.h>
 #include <string.h>
@@ -156,6 +163,24 @@ static void issue11_targets(struct bench_report *rep)
 	}
 }
 
+/* Issue 12: calls (whole round trips) against ping-pong and futex(2)
+ * (one-way medians); a server's death. */
+static void issue12_targets(struct bench_report *rep)
+{
+	const struct bench_result *aw = find(rep, "rpc", "shmrpc-awake", 64, NULL, 0);
+	const struct bench_result *as = find(rep, "rpc", "shmrpc-asleep", 64, NULL, 0);
+	const struct bench_result *k = find(rep, "rpc", "kill", 0, NULL, 0);
+	const struct bench_result *pp = find(rep, "pingpong", "shmrpc-spin", 64, NULL, 0);
+	const struct bench_result *f = find(rep, "pingpong", "futex", 64, NULL, 0);
+
+	add(rep, "12", "call 64 B, server awake: median / one-way ping-pong median", "x 1-way",
+	    aw && pp ? aw->lat.median / pp->lat.median : NAN, 2.5, 1);
+	add(rep, "12", "call 64 B, server asleep: median / futex round trip median", "x futex",
+	    as && f ? as->lat.median / (2 * f->lat.median) : NAN, 1.2, 1);
+	add(rep, "12", "kill -9, 100 calls pending: the last -EPIPE, median", "us",
+	    V(k, k->lat.median), 1000.0, 1);
+}
+
 static void other_targets(struct bench_report *rep)
 {
 	const struct bench_result *r;
@@ -189,4 +214,5 @@ void bench_targets_eval(struct bench_report *rep)
 	stream_targets(rep);
 	other_targets(rep);
 	issue11_targets(rep);
+	issue12_targets(rep);
 }

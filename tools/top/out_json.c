@@ -98,7 +98,11 @@ static void ctr(FILE *f, const char *key, const struct top_ctr *c)
 	ju(f, "send_full", c->full, true);
 	ju(f, "sleeps", c->sleeps, true);
 	ju(f, "spins", c->spins, true);
-	ju(f, "connects", c->connects, false);
+	ju(f, "connects", c->connects, true);
+	ju(f, "calls", c->calls, true);
+	ju(f, "calls_ended", c->calls_ended, true);
+	ju(f, "calls_failed", c->calls_failed, true);
+	ju(f, "calls_served", c->served, false);
 	fputc('}', f);
 }
 
@@ -112,7 +116,10 @@ static void rates(FILE *f, const struct top_rate *r)
 	jrate(f, "wakes", r->wakes, true);
 	jnum(f, "skip_share", r->skip_share, r->skip_share >= 0, true);
 	jrate(f, "sleeps", r->sleeps, true);
-	jrate(f, "send_full", r->full, false);
+	jrate(f, "send_full", r->full, true);
+	jrate(f, "calls", r->calls, true);
+	jrate(f, "calls_failed", r->calls_failed, true);
+	jrate(f, "calls_served", r->served, false);
 	fputc('}', f);
 }
 

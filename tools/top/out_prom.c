@@ -151,6 +151,10 @@ enum {
 	F_SLEEPS,
 	F_SPINS,
 	F_CONNECTS,
+	F_CALLS,
+	F_CALLS_ENDED,
+	F_CALLS_FAILED,
+	F_SERVED,
 	F_COUNT
 };
 
@@ -170,13 +174,20 @@ static const struct {
 	[F_SLEEPS] = { "shmrpc_node_sleeps_total", "Times the node slept in the kernel." },
 	[F_SPINS] = { "shmrpc_node_spins_total", "Waits that ended while spinning." },
 	[F_CONNECTS] = { "shmrpc_node_connects_total", "Outbound rings created." },
+	[F_CALLS] = { "shmrpc_node_calls_total", "Calls (requests) started." },
+	[F_CALLS_ENDED] = { "shmrpc_node_calls_ended_total",
+			    "Calls over, any way (in flight: calls less ended)." },
+	[F_CALLS_FAILED] = { "shmrpc_node_calls_failed_total",
+			     "Calls failed: deadline, server gone, its error, cancelled, refused." },
+	[F_SERVED] = { "shmrpc_node_calls_served_total", "Requests its serve function ran on." },
 };
 
 static uint64_t ctr_of(const struct top_ctr *c, int k)
 {
-	const uint64_t v[F_COUNT] = { c->msgs_in, c->msgs_out, c->bytes_in, c->bytes_out,
-				      c->wakes,	  c->skips,    c->full,	    c->sleeps,
-				      c->spins,	  c->connects };
+	const uint64_t v[F_COUNT] = { c->msgs_in,      c->msgs_out, c->bytes_in, c->bytes_out,
+				      c->wakes,	       c->skips,    c->full,	 c->sleeps,
+				      c->spins,	       c->connects, c->calls,	 c->calls_ended,
+				      c->calls_failed, c->served };
 
 	return v[k];
 }

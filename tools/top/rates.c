@@ -146,6 +146,10 @@ static void keep_monotonic(struct top_ctr *t, const struct top_ctr *p)
 	MAX_OF(sleeps);
 	MAX_OF(spins);
 	MAX_OF(connects);
+	MAX_OF(calls);
+	MAX_OF(calls_ended);
+	MAX_OF(calls_failed);
+	MAX_OF(served);
 }
 #undef MAX_OF
 
@@ -182,6 +186,10 @@ static void node_delta(const struct top_snap *s, struct top_node *n, const struc
 	d->sleeps = p && p->seg_ok ? up(n->sleeps, p->sleeps) : n->sleeps;
 	d->spins = p && p->seg_ok ? up(n->spins, p->spins) : n->spins;
 	d->connects = p && p->seg_ok ? up(n->connects, p->connects) : n->connects;
+	d->calls = p && p->seg_ok ? up(n->calls, p->calls) : n->calls;
+	d->calls_ended = p && p->seg_ok ? up(n->calls_ended, p->calls_ended) : n->calls_ended;
+	d->calls_failed = p && p->seg_ok ? up(n->calls_failed, p->calls_failed) : n->calls_failed;
+	d->served = p && p->seg_ok ? up(n->served, p->served) : n->served;
 	n->rate.skip_share =
 		d->skips + data_wakes ? (double)d->skips / (double)(d->skips + data_wakes) : -1;
 }
@@ -207,6 +215,9 @@ static void node_history(struct top_snap *cur, struct top_node *n, const struct 
 	rt->wakes = (double)rt->delta.wakes / t;
 	rt->sleeps = (double)rt->delta.sleeps / t;
 	rt->full = (double)rt->delta.full / t;
+	rt->calls = (double)rt->delta.calls / t;
+	rt->calls_failed = (double)rt->delta.calls_failed / t;
+	rt->served = (double)rt->delta.served / t;
 }
 
 void top_rates(struct top_snap *cur, const struct top_snap *prev)

@@ -348,6 +348,10 @@ void top__node_sum(struct top_snap *s, struct top_node *n)
 	t->sleeps = n->sleeps;
 	t->spins = n->spins;
 	t->connects = n->connects;
+	t->calls = n->calls;
+	t->calls_ended = n->calls_ended;
+	t->calls_failed = n->calls_failed;
+	t->served = n->served;
 	for (i = n->first_out; i >= 0; i = r->next_out) {
 		r = &s->rings[i];
 		if (r->status != TOP_RING_OK)

@@ -188,6 +188,13 @@ static void node_counters(struct top_node *n, const struct shmrpc__node_hdr *h)
 	n->old_rx_bytes = LD(old_rx_bytes);
 	n->old_rx_wakes = LD(rx_wakes);
 #undef LD
+#define LD(f) atomic_load_explicit(&h->rpc.f, memory_order_relaxed)
+	n->calls = LD(calls);
+	n->calls_ended = LD(calls_ended);
+	n->calls_failed = LD(fail_timeout) + LD(fail_pipe) + LD(fail_remote) + LD(fail_cancel) +
+			  LD(fail_refused);
+	n->served = LD(served);
+#undef LD
 	n->seg_ok = true;
 }
 

@@ -39,6 +39,12 @@ const struct top_col top_cols[TOP_COL_COUNT] = {
 			   "sends per second that found the ring full" },
 	[TOP_COL_RINGS_IN] = { "RIN", "rin", 'x', 4, false, true, "inbound rings" },
 	[TOP_COL_RINGS_OUT] = { "ROUT", "rout", 'y', 5, false, true, "outbound rings" },
+	[TOP_COL_CALLS] = { "CALL/s", "calls", 'c', 7, false, true,
+			    "calls (requests) it started per second" },
+	[TOP_COL_INFLIGHT] = { "INFL", "inflight", 'g', 5, false, true,
+			       "its calls in flight now (started, not over)" },
+	[TOP_COL_CFAIL] = { "CFAIL", "cfail", 'e', 6, false, true,
+			    "its calls failed (timeout, server gone, error, cancel, refused)" },
 };
 
 int top_col_by_id(const char *id)
@@ -176,6 +182,12 @@ static double col_value(const struct top_node *n, int col)
 		return n->rings_in;
 	case TOP_COL_RINGS_OUT:
 		return n->rings_out;
+	case TOP_COL_CALLS:
+		return r->valid ? r->calls : -1;
+	case TOP_COL_INFLIGHT:
+		return top_inflight(n);
+	case TOP_COL_CFAIL:
+		return n->seg_ok ? (double)n->tot.calls_failed : -1;
 	}
 	return 0;
 }
@@ -253,9 +265,10 @@ static void put(char *buf, size_t len, size_t *pos, const char *cell, int w, boo
  * hold NAME PID STATE, the messages and megabytes in and out, and WAKE/s.
  */
 static const enum top_col_id col_prio[] = {
-	TOP_COL_NAME,	 TOP_COL_STATE,	 TOP_COL_DOMAIN, TOP_COL_PID,	   TOP_COL_MSGS_OUT,
-	TOP_COL_MSGS_IN, TOP_COL_MB_OUT, TOP_COL_MB_IN,	 TOP_COL_WAKES,	   TOP_COL_SKIP,
-	TOP_COL_FULL,	 TOP_COL_SLEEPS, TOP_COL_UPTIME, TOP_COL_RINGS_IN, TOP_COL_RINGS_OUT,
+	TOP_COL_NAME,	 TOP_COL_STATE,	   TOP_COL_DOMAIN, TOP_COL_PID,	     TOP_COL_MSGS_OUT,
+	TOP_COL_MSGS_IN, TOP_COL_MB_OUT,   TOP_COL_MB_IN,  TOP_COL_WAKES,    TOP_COL_SKIP,
+	TOP_COL_FULL,	 TOP_COL_SLEEPS,   TOP_COL_UPTIME, TOP_COL_RINGS_IN, TOP_COL_RINGS_OUT,
+	TOP_COL_CALLS,	 TOP_COL_INFLIGHT, TOP_COL_CFAIL,
 };
 _Static_assert(sizeof(col_prio) / sizeof(col_prio[0]) == TOP_COL_COUNT, "every column ranked");
 

@@ -72,12 +72,16 @@ struct top_ctr {
 	uint64_t skips; /* publishes that needed no wake */
 	uint64_t full;	/* sends that found the ring full */
 	uint64_t sleeps, spins, connects;
+	/* request/response: calls started, ended (any way), failed (deadline,
+	 * server gone, its error, cancelled, refused), requests served */
+	uint64_t calls, calls_ended, calls_failed, served;
 };
 
 /* Per second over the last interval; `valid` is false without one. */
 struct top_rate {
 	bool valid;
 	double msgs_in, msgs_out, bytes_in, bytes_out, wakes, sleeps, full;
+	double calls, calls_failed, served;
 	double skip_share;    /* skips / (skips + data wakes); < 0: no publish */
 	struct top_ctr delta; /* the counts behind the rates */
 };
@@ -128,6 +132,7 @@ struct top_node {
 	uint64_t sleeps, spins, connects, rings_in_open, rings_out_open;
 	uint64_t old_tx_msgs, old_tx_bytes, old_tx_full, old_tx_wakes, old_tx_skips;
 	uint64_t old_rx_msgs, old_rx_bytes, old_rx_wakes;
+	uint64_t calls, calls_ended, calls_failed, served; /* the segment's rpc counters */
 	/* derived */
 	struct top_ctr raw;	      /* old_* + sum over its ring files, this scan */
 	struct top_ctr tot;	      /* raw, but never below the previous refresh */
@@ -349,6 +354,9 @@ enum top_col_id {
 	TOP_COL_FULL,
 	TOP_COL_RINGS_IN,
 	TOP_COL_RINGS_OUT,
+	TOP_COL_CALLS,
+	TOP_COL_INFLIGHT,
+	TOP_COL_CFAIL,
 	TOP_COL_COUNT,
 };
 
@@ -398,6 +406,14 @@ void top_fmt_ring(char *buf, size_t len, const struct top_snap *s, const struct 
 		  int self, int bar);
 /* Numbers in a fixed width: 1234 -> "1234", 123456 -> "123k"; MB/s. */
 void top_fmt_count(char *buf, size_t len, double v);
+/* A node's calls in flight now (-1 unknown): its counters read apart,
+ * the ended one may run ahead of the started one it follows. */
+static inline double top_inflight(const struct top_node *n)
+{
+	if (!n->seg_ok)
+		return -1;
+	return n->tot.calls > n->tot.calls_ended ? (double)(n->tot.calls - n->tot.calls_ended) : 0;
+}
 void top_fmt_mb(char *buf, size_t len, double bytes);
 void top_fmt_age(char *buf, size_t len, double secs);
 
