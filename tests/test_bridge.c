@@ -508,6 +508,7 @@ static void test_bridge_events(void **state)
 {
 	struct tcase *t = *state;
 	struct events_arg e = { .domain = t->dom.name };
+	char logline[128];
 	double t0;
 	pid_t w, x;
 	int i;
@@ -526,6 +527,12 @@ static void test_bridge_events(void **state)
 	x = tb_run(&t->a, x_sends, &e);
 	assert_int_equal(th_gate_wait(&e.joined[0], T_MS), 0);
 	assert_int_equal(th_gate_wait(&e.xready, T_MS), 0);
+	/* Stopped idle: not while it opens w's proxy (x may see w's node
+	 * before the bridge is done), which holds the registry lock that
+	 * sweep's join then waits for. */
+	snprintf(logline, sizeof(logline), "proxy-open domain=%s node=w ", t->dom.name);
+	assert_int_equal(tb_log_wait(&t->a, logline, T_MS), 0);
+	sleep_ms(20);
 	kill(t->a.bridge, SIGSTOP);
 	th_gate_open(&e.go);
 	assert_int_equal(th_gate_wait(&e.sent, T_MS), 0);
