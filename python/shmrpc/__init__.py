@@ -43,11 +43,12 @@ from one at a time. Calls release the GIL while the library works or waits.
 """
 from ._lib import LIBRARY, Error, NodeClosed, _tls, cname, ffi, lib, pystr
 from ._node import Node
+from ._rpc import Request
 from ._peer import EV_ALL, EV_DEATH, EV_JOIN, EV_LEAVE, EV_LOG, EVENT_FROM, Event, Peer
 from ._zerocopy import TxBuffer
 
 __all__ = ["Node", "Peer", "Event", "EVENT_FROM", "EV_JOIN", "EV_LEAVE", "EV_DEATH", "EV_ALL",
-           "EV_LOG", "Error", "NodeClosed", "TxBuffer", "backend_available", "backend_default",
+           "EV_LOG", "Request", "Error", "NodeClosed", "TxBuffer", "backend_available", "backend_default",
            "last_error", "set_log", "NAME_MAX", "VERSION", "LIBRARY", "LOG_DEBUG", "LOG_INFO",
            "LOG_WARN"]
 
