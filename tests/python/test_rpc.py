@@ -196,17 +196,19 @@ def test_serve_errors_kept(pair):
 
 def test_request_fields_and_reply_after_end(pair):
     a, b = pair
-    seen = []
+    seen, done = [], threading.Event()
 
     def fn(req):
         seen.append(req)
         req.reply(b"one")
         with pytest.raises(FileNotFoundError):  # over: its last reply went
             req.reply(b"two")
+        done.set()
     b.serve(fn)
     b.start(lambda data, sender: None)
     try:
         assert a.call("b", b"q", timeout=5) == b"one"
+        assert done.wait(10)  # the call may return before fn does
         r = seen[0]
         assert r.data == b"q" and r.sender == "a" and r.ended
         assert r.deadline is not None and r.timeout() is not None
