@@ -1338,8 +1338,8 @@ class node {
 	}
 
 	shmrpc_node *h_ = nullptr;
-	std::unique_ptr<detail::bg_handler> bg_;      /* start()'s handler */
-	std::unique_ptr<detail::serve_handler> srv_;  /* serve()'s function */
+	std::unique_ptr<detail::bg_handler> bg_;         /* start()'s handler */
+	std::unique_ptr<detail::serve_handler> srv_;     /* serve()'s function */
 	std::unique_ptr<detail::serve_handler> srv_old_; /* the one it replaced */
 };
 
