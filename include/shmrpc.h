@@ -62,7 +62,7 @@ extern "C" {
 #endif
 
 #define SHMRPC_VERSION_MAJOR 0
-#define SHMRPC_VERSION_MINOR 1
+#define SHMRPC_VERSION_MINOR 2
 
 /* Longest node or domain name, without its terminating NUL. */
 #define SHMRPC_NAME_MAX 63

@@ -77,7 +77,8 @@ for p in $pkgs; do
 	say "dpkg -c $(basename "$(deb "$p")")"
 	dpkg -c "$(deb "$p")" | awk '{ print "    " $1, $6, $7, $8 }'
 done
-has libshmrpc0 "/usr/lib/$ma/libshmrpc.so.0.1.0" "/usr/lib/$ma/libshmrpc.so.0"
+ver=$(sed -n 's/^VERSION := //p' Makefile)
+has libshmrpc0 "/usr/lib/$ma/libshmrpc.so.$ver" "/usr/lib/$ma/libshmrpc.so.0"
 has libshmrpc-dev /usr/include/shmrpc.h "/usr/lib/$ma/libshmrpc.so" "/usr/lib/$ma/libshmrpc.a" \
 	"/usr/lib/$ma/pkgconfig/libshmrpc.pc" /usr/share/man/man3/libshmrpc.3.gz \
 	/usr/share/man/man3/shmrpc_send.3.gz /usr/share/man/man3/shmrpc_commit.3.gz

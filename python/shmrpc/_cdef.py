@@ -10,7 +10,7 @@ import re
 
 CDEF = r"""
 #define SHMRPC_VERSION_MAJOR 0
-#define SHMRPC_VERSION_MINOR 1
+#define SHMRPC_VERSION_MINOR 2
 #define SHMRPC_NAME_MAX 63
 
 const char *shmrpc_last_error(void);
