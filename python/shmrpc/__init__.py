@@ -10,6 +10,12 @@ host through shared memory.
         data, sender = node.recv(timeout=0.1)   # TimeoutError after 100 ms
         node.broadcast(b"stop")
 
+Request/response: server.serve(fn) answers each request with fn(req)
+(shmrpc.Request: req.data, req.sender, req.reply(data, more=False),
+req.reply_error(errno), req.cancelled(), req.defer() to answer later from
+another thread; or return the reply); client.call(to, data, timeout) returns
+the reply, client.call_stream(to, data) yields each reply of a stream.
+
 Timeouts are in seconds: None waits forever, 0 never blocks. Errors are
 OSError subclasses chosen by errno (BrokenPipeError when the peer left or
 died, FileNotFoundError for an unknown node, TimeoutError, BlockingIOError,
