@@ -53,7 +53,7 @@ int shmrpc__backend_init(struct shmrpc_node *n, const char *want)
 	return n->be->init(n);
 }
 
-int shmrpc_backend_available(const char *name)
+static int backend_available_do(const char *name)
 {
 	SHMRPC__KEEP_ERRNO;
 
@@ -62,6 +62,11 @@ int shmrpc_backend_available(const char *name)
 	if (!strcmp(name, "uring"))
 		return shmrpc__uring_futex_supported();
 	return 1;
+}
+
+int shmrpc_backend_available(const char *name)
+{
+	return SHMRPC__RET(backend_available_do(name));
 }
 
 const char *shmrpc_backend_default(void)

@@ -24,6 +24,10 @@ static _Thread_local struct {
 	bool fresh;
 	char pending[MSG_MAX];
 	char last[MSG_MAX];
+	/* A failure with no text of its own: "<call>: <strerror>", formatted
+	 * when asked (a receive loop's -EAGAIN costs no snprintf). */
+	const char *lazy_call;
+	int lazy_rc;
 } tls;
 
 int shmrpc__err(int err, const char *fmt, ...)
@@ -41,25 +45,32 @@ int shmrpc__err(int err, const char *fmt, ...)
 
 int shmrpc__ret(int rc, const char *call)
 {
-	int saved;
-
 	if (rc >= 0) {
 		if (tls.fresh)
 			tls.fresh = false;
 		return rc;
 	}
-	saved = errno;
-	if (tls.fresh)
+	if (tls.fresh) {
 		memcpy(tls.last, tls.pending, sizeof(tls.last));
-	else
-		snprintf(tls.last, sizeof(tls.last), "%s: %s", call, strerror(-rc));
-	tls.fresh = false;
-	errno = saved;
+		tls.lazy_call = NULL;
+		tls.fresh = false;
+	} else {
+		tls.lazy_call = call;
+		tls.lazy_rc = rc;
+	}
 	return rc;
 }
 
 const char *shmrpc_last_error(void)
 {
+	int saved = errno;
+
+	if (tls.lazy_call) {
+		snprintf(tls.last, sizeof(tls.last), "%s: %s", tls.lazy_call,
+			 strerror(-tls.lazy_rc));
+		tls.lazy_call = NULL;
+	}
+	errno = saved;
 	return tls.last;
 }
 

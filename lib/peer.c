@@ -231,7 +231,7 @@ void shmrpc__peer_detach_all(struct shmrpc_node *n)
 		pthread_mutex_unlock(&n->peer_lock);
 }
 
-int shmrpc_peer_alive(struct shmrpc_peer *p)
+static int peer_alive_do(struct shmrpc_peer *p)
 {
 	struct shmrpc_node *n;
 
@@ -244,6 +244,11 @@ int shmrpc_peer_alive(struct shmrpc_peer *p)
 		return 1;
 	peer_gone(p);
 	return 0;
+}
+
+int shmrpc_peer_alive(struct shmrpc_peer *p)
+{
+	return SHMRPC__RET(peer_alive_do(p));
 }
 
 const char *shmrpc_peer_name(struct shmrpc_peer *p)

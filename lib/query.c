@@ -23,7 +23,7 @@
 #include "registry.h"
 #include "ring.h"
 
-int shmrpc_nodes(struct shmrpc_node *n, char (*names)[SHMRPC_NAME_MAX + 1], size_t cap)
+static int nodes_do(struct shmrpc_node *n, char (*names)[SHMRPC_NAME_MAX + 1], size_t cap)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__slot_view v;
@@ -52,7 +52,12 @@ int shmrpc_nodes(struct shmrpc_node *n, char (*names)[SHMRPC_NAME_MAX + 1], size
 	return count;
 }
 
-int shmrpc_is_local(struct shmrpc_node *n, const char *name)
+int shmrpc_nodes(struct shmrpc_node *n, char (*names)[SHMRPC_NAME_MAX + 1], size_t cap)
+{
+	return SHMRPC__RET(nodes_do(n, names, cap));
+}
+
+static int is_local_do(struct shmrpc_node *n, const char *name)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__slot_view v;
@@ -67,6 +72,11 @@ int shmrpc_is_local(struct shmrpc_node *n, const char *name)
 	/* a proxy (opts.proxy_host) stands for a node of another host */
 	return shmrpc__lookup(n->reg, n->slot, name, &slot, &v) == 0 &&
 	       !(v.flags & SHMRPC__SLOT_PROXY);
+}
+
+int shmrpc_is_local(struct shmrpc_node *n, const char *name)
+{
+	return SHMRPC__RET(is_local_do(n, name));
 }
 
 /* The host in proxy (slot, gen)'s segment, checked: 0, or -errno. */
@@ -88,7 +98,7 @@ static int proxy_host(struct shmrpc_node *n, uint32_t slot, uint32_t gen, char *
 	return 0;
 }
 
-int shmrpc_node_host(struct shmrpc_node *n, const char *name, char *host, size_t cap)
+static int node_host_do(struct shmrpc_node *n, const char *name, char *host, size_t cap)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__slot_view v;
@@ -119,6 +129,11 @@ int shmrpc_node_host(struct shmrpc_node *n, const char *name, char *host, size_t
 				   name, far, cap);
 	memcpy(host, far, strlen(far) + 1);
 	return 1;
+}
+
+int shmrpc_node_host(struct shmrpc_node *n, const char *name, char *host, size_t cap)
+{
+	return SHMRPC__RET(node_host_do(n, name, host, cap));
 }
 
 static int wait_node(struct shmrpc_node *n, const char *name, int timeout_ms)
@@ -168,7 +183,7 @@ int shmrpc_warmup(struct shmrpc_node *n)
 	return SHMRPC__RET(shmrpc__conn_warm(n));
 }
 
-int shmrpc_max_size(struct shmrpc_node *n, const char *to)
+static int max_size_do(struct shmrpc_node *n, const char *to)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__slot_view v;
@@ -187,4 +202,9 @@ int shmrpc_max_size(struct shmrpc_node *n, const char *to)
 	if (!shmrpc__ring_size_ok(v.ring_bytes))
 		return -EPROTO;
 	return (int)shmrpc__ring_max_msg(v.ring_bytes);
+}
+
+int shmrpc_max_size(struct shmrpc_node *n, const char *to)
+{
+	return SHMRPC__RET(max_size_do(n, to));
 }

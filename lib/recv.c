@@ -20,7 +20,7 @@
 #include "node_types.h"
 #include "rx.h"
 
-int shmrpc_fd(struct shmrpc_node *n)
+static int fd_do(struct shmrpc_node *n)
 {
 	SHMRPC__KEEP_ERRNO;
 	int fd, rc = 0;
@@ -47,7 +47,12 @@ int shmrpc_fd(struct shmrpc_node *n)
 	return rc;
 }
 
-int shmrpc_recv(struct shmrpc_node *n, void *buf, size_t cap, char *from, int timeout_ms)
+int shmrpc_fd(struct shmrpc_node *n)
+{
+	return SHMRPC__RET(fd_do(n));
+}
+
+static int recv_do(struct shmrpc_node *n, void *buf, size_t cap, char *from, int timeout_ms)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__tmo t = SHMRPC__TMO(timeout_ms);
@@ -78,12 +83,18 @@ int shmrpc_recv(struct shmrpc_node *n, void *buf, size_t cap, char *from, int ti
 	return rc;
 }
 
+int shmrpc_recv(struct shmrpc_node *n, void *buf, size_t cap, char *from, int timeout_ms)
+{
+	return SHMRPC__RET(recv_do(n, buf, cap, from, timeout_ms));
+}
+
 /*
  * The first message as shmrpc_recv waits for it, then whatever is waiting
  * already; each ring's space goes back to its sender once, at the end
  * (rx.c: shmrpc__rx_take, shmrpc__rx_flush).
  */
-int shmrpc_recv_batch(struct shmrpc_node *n, struct shmrpc_msg *msgs, unsigned nr, int timeout_ms)
+static int recv_batch_do(struct shmrpc_node *n, struct shmrpc_msg *msgs, unsigned nr,
+			 int timeout_ms)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__tmo t = SHMRPC__TMO(timeout_ms);
@@ -124,7 +135,12 @@ int shmrpc_recv_batch(struct shmrpc_node *n, struct shmrpc_msg *msgs, unsigned n
 	return rc > 0 ? -EMSGSIZE : rc;
 }
 
-int shmrpc_peek(struct shmrpc_node *n, struct shmrpc_rxbuf *rx, int timeout_ms)
+int shmrpc_recv_batch(struct shmrpc_node *n, struct shmrpc_msg *msgs, unsigned nr, int timeout_ms)
+{
+	return SHMRPC__RET(recv_batch_do(n, msgs, nr, timeout_ms));
+}
+
+static int peek_do(struct shmrpc_node *n, struct shmrpc_rxbuf *rx, int timeout_ms)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__tmo t = SHMRPC__TMO(timeout_ms);
@@ -152,7 +168,12 @@ int shmrpc_peek(struct shmrpc_node *n, struct shmrpc_rxbuf *rx, int timeout_ms)
 	return rc;
 }
 
-int shmrpc_release(struct shmrpc_node *n, struct shmrpc_rxbuf *rx)
+int shmrpc_peek(struct shmrpc_node *n, struct shmrpc_rxbuf *rx, int timeout_ms)
+{
+	return SHMRPC__RET(peek_do(n, rx, timeout_ms));
+}
+
+static int release_do(struct shmrpc_node *n, struct shmrpc_rxbuf *rx)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__inring *r;
@@ -180,7 +201,12 @@ int shmrpc_release(struct shmrpc_node *n, struct shmrpc_rxbuf *rx)
 	return rc;
 }
 
-int shmrpc_dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int timeout_ms)
+int shmrpc_release(struct shmrpc_node *n, struct shmrpc_rxbuf *rx)
+{
+	return SHMRPC__RET(release_do(n, rx));
+}
+
+static int dispatch_do(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int timeout_ms)
 {
 	SHMRPC__KEEP_ERRNO;
 	int rc;
@@ -193,4 +219,9 @@ int shmrpc_dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int tim
 	rc = shmrpc__dispatch(n, fn, arg, timeout_ms);
 	shmrpc__rx_exit(n);
 	return rc;
+}
+
+int shmrpc_dispatch(struct shmrpc_node *n, shmrpc_handler fn, void *arg, int timeout_ms)
+{
+	return SHMRPC__RET(dispatch_do(n, fn, arg, timeout_ms));
 }

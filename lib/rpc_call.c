@@ -394,8 +394,8 @@ static int call_wait_locked(struct shmrpc_node *n, struct shmrpc__call *c, void 
 	return rc;
 }
 
-int shmrpc_call_wait(struct shmrpc_node *n, uint64_t id, void *resp, size_t cap, unsigned *flags,
-		     int timeout_ms)
+static int call_wait_do(struct shmrpc_node *n, uint64_t id, void *resp, size_t cap, unsigned *flags,
+			int timeout_ms)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__call *c;
@@ -411,9 +411,13 @@ int shmrpc_call_wait(struct shmrpc_node *n, uint64_t id, void *resp, size_t cap,
 	pthread_mutex_lock(&n->rpc->lock);
 	c = shmrpc__call_find(n->rpc, id);
 	if (!c)
-		rc = -ENOENT;
+		rc = shmrpc__err(-ENOENT,
+				 "call %llu: no such call (its last reply taken, "
+				 "cancelled, or never started)",
+				 (unsigned long long)id);
 	else if (c->w)
-		rc = -EBUSY;
+		rc = shmrpc__err(-EBUSY, "call %llu: another thread waits for it",
+				 (unsigned long long)id);
 	else
 		rc = call_wait_locked(n, c, resp, cap, &fl, timeout_ms, until);
 	pthread_mutex_unlock(&n->rpc->lock);
@@ -421,6 +425,12 @@ int shmrpc_call_wait(struct shmrpc_node *n, uint64_t id, void *resp, size_t cap,
 	if (flags)
 		*flags = fl;
 	return rc;
+}
+
+int shmrpc_call_wait(struct shmrpc_node *n, uint64_t id, void *resp, size_t cap, unsigned *flags,
+		     int timeout_ms)
+{
+	return SHMRPC__RET(call_wait_do(n, id, resp, cap, flags, timeout_ms));
 }
 
 /* End call @id with @err (0: quietly, not a failure) and retire it
@@ -446,7 +456,7 @@ static int call_stop(struct shmrpc_node *n, uint64_t id, int err)
 	return c ? 0 : -ENOENT;
 }
 
-int shmrpc_call_cancel(struct shmrpc_node *n, uint64_t id)
+static int call_cancel_do(struct shmrpc_node *n, uint64_t id)
 {
 	SHMRPC__KEEP_ERRNO;
 
@@ -455,6 +465,11 @@ int shmrpc_call_cancel(struct shmrpc_node *n, uint64_t id)
 	if (n->forked)
 		return -ECHILD;
 	return call_stop(n, id, -ECANCELED);
+}
+
+int shmrpc_call_cancel(struct shmrpc_node *n, uint64_t id)
+{
+	return SHMRPC__RET(call_cancel_do(n, id));
 }
 
 /* The call of @id, started: its first reply, the rest of a stream cancelled. */
@@ -480,9 +495,9 @@ int shmrpc_call(struct shmrpc_node *n, const char *to, const void *req, size_t l
 	int rc;
 
 	if (!n || (!resp && cap))
-		return -EINVAL;
-	rc = shmrpc_call_start(n, to, req, len, timeout_ms, &id);
-	return rc ? rc : call_first(n, id, resp, cap, timeout_ms);
+		return SHMRPC__RET(-EINVAL);
+	rc = shmrpc_call_start(n, to, req, len, timeout_ms, &id); /* its text, if it fails */
+	return rc ? rc : SHMRPC__RET(call_first(n, id, resp, cap, timeout_ms));
 }
 
 int shmrpc_peer_call(struct shmrpc_peer *p, const void *req, size_t len, void *resp, size_t cap,
@@ -493,8 +508,8 @@ int shmrpc_peer_call(struct shmrpc_peer *p, const void *req, size_t len, void *r
 	int rc;
 
 	if (!p || (!resp && cap))
-		return -EINVAL;
-	rc = shmrpc_peer_call_start(p, req, len, timeout_ms, &id);
+		return SHMRPC__RET(-EINVAL);
+	rc = shmrpc_peer_call_start(p, req, len, timeout_ms, &id); /* its text, if it fails */
 	/* The node is there: shmrpc_close detaches handles before it frees. */
-	return rc ? rc : call_first(peer_node(p), id, resp, cap, timeout_ms);
+	return rc ? rc : SHMRPC__RET(call_first(peer_node(p), id, resp, cap, timeout_ms));
 }

@@ -377,7 +377,7 @@ void shmrpc__rpc_hook(struct shmrpc_node *n, struct shmrpc__inring *r, const voi
 
 /* ------------------------------------------------------------ the calls */
 
-int shmrpc_serve(struct shmrpc_node *n, shmrpc_serve_fn fn, void *arg)
+static int serve_do(struct shmrpc_node *n, shmrpc_serve_fn fn, void *arg)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__rpc *rpc;
@@ -401,6 +401,11 @@ int shmrpc_serve(struct shmrpc_node *n, shmrpc_serve_fn fn, void *arg)
 	if (!inside)
 		pthread_rwlock_unlock(&rpc->serve_lock);
 	return 0;
+}
+
+int shmrpc_serve(struct shmrpc_node *n, shmrpc_serve_fn fn, void *arg)
+{
+	return SHMRPC__RET(serve_do(n, fn, arg));
 }
 
 /* Inside the serve function of @req's own request, in the receiving
@@ -429,7 +434,7 @@ static bool cancel_queued(struct shmrpc_node *n, const struct shmrpc_req *req, u
 	return false;
 }
 
-int shmrpc_req_cancelled(struct shmrpc_node *n, const struct shmrpc_req *req)
+static int req_cancelled_do(struct shmrpc_node *n, const struct shmrpc_req *req)
 {
 	SHMRPC__KEEP_ERRNO;
 	uint64_t key;
@@ -450,4 +455,9 @@ int shmrpc_req_cancelled(struct shmrpc_node *n, const struct shmrpc_req *req)
 	    caller_gone(n, slot, gen))
 		return 1;
 	return cancel_queued(n, req, slot, gen);
+}
+
+int shmrpc_req_cancelled(struct shmrpc_node *n, const struct shmrpc_req *req)
+{
+	return SHMRPC__RET(req_cancelled_do(n, req));
 }

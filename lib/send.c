@@ -73,7 +73,8 @@ static struct shmrpc__conn *tx_conn(struct shmrpc_node *n, struct shmrpc_txbuf *
 	return c;
 }
 
-int shmrpc_commit_flags(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len, unsigned flags)
+static int commit_flags_do(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len,
+			   unsigned flags)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__conn *c;
@@ -88,18 +89,28 @@ int shmrpc_commit_flags(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t l
 	return 0;
 }
 
+int shmrpc_commit_flags(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len, unsigned flags)
+{
+	return SHMRPC__RET(commit_flags_do(n, tx, len, flags));
+}
+
 int shmrpc_commit(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len)
 {
 	return shmrpc_commit_flags(n, tx, len, 0);
 }
 
-int shmrpc_flush(struct shmrpc_node *n)
+static int flush_do(struct shmrpc_node *n)
 {
 	SHMRPC__KEEP_ERRNO;
 
 	if (!n)
 		return -EINVAL;
 	return shmrpc__tx_flush(n);
+}
+
+int shmrpc_flush(struct shmrpc_node *n)
+{
+	return SHMRPC__RET(flush_do(n));
 }
 
 void shmrpc_cancel(struct shmrpc_node *n, struct shmrpc_txbuf *tx)

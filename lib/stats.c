@@ -122,7 +122,7 @@ static void stats_fill(struct shmrpc_node *n, struct shmrpc_stats *st)
 /* What the 0.1 header's struct shmrpc_stats had: up to rings_out. */
 #define STATS_V1_SIZE offsetof(struct shmrpc_stats, calls)
 
-int shmrpc_stats_size(struct shmrpc_node *n, struct shmrpc_stats *st, size_t size)
+static int stats_size_do(struct shmrpc_node *n, struct shmrpc_stats *st, size_t size)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc_stats all;
@@ -136,6 +136,11 @@ int shmrpc_stats_size(struct shmrpc_node *n, struct shmrpc_stats *st, size_t siz
 	}
 	memcpy(st, &all, size);
 	return 0;
+}
+
+int shmrpc_stats_size(struct shmrpc_node *n, struct shmrpc_stats *st, size_t size)
+{
+	return SHMRPC__RET(stats_size_do(n, st, size));
 }
 
 /*

@@ -34,7 +34,7 @@ static void *rx_thread(void *arg)
 	return NULL;
 }
 
-int shmrpc_start(struct shmrpc_node *n, shmrpc_handler fn, void *arg)
+static int start_do(struct shmrpc_node *n, shmrpc_handler fn, void *arg)
 {
 	SHMRPC__KEEP_ERRNO;
 	int rc;
@@ -64,6 +64,11 @@ out:
 	return rc;
 }
 
+int shmrpc_start(struct shmrpc_node *n, shmrpc_handler fn, void *arg)
+{
+	return SHMRPC__RET(start_do(n, fn, arg));
+}
+
 /* Stop the thread if one runs; the caller holds ctl_lock. */
 static int thread_stop_locked(struct shmrpc_node *n)
 {
@@ -83,7 +88,7 @@ static int thread_stop_locked(struct shmrpc_node *n)
 	return 0;
 }
 
-int shmrpc_stop(struct shmrpc_node *n)
+static int stop_do(struct shmrpc_node *n)
 {
 	SHMRPC__KEEP_ERRNO;
 	int rc;
@@ -98,6 +103,11 @@ int shmrpc_stop(struct shmrpc_node *n)
 	rc = thread_stop_locked(n);
 	pthread_mutex_unlock(&n->ctl_lock);
 	return rc;
+}
+
+int shmrpc_stop(struct shmrpc_node *n)
+{
+	return SHMRPC__RET(stop_do(n));
 }
 
 void shmrpc__thread_stop(struct shmrpc_node *n)

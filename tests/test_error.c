@@ -98,6 +98,29 @@ static void test_errno_untouched(void **state)
 	assert_int_equal(errno, 4242);
 }
 
+/* Every call that fails says so in its own words: never the text of an
+ * earlier failure. */
+static void test_last_error_is_the_last_calls(void **state)
+{
+	struct th_dom *d = *state;
+	struct shmrpc_node *n = th_open(d, "a");
+	struct shmrpc_msg m;
+	char buf[8];
+
+	assert_non_null(n);
+	assert_int_equal(shmrpc_call(n, "nobody", "x", 1, buf, sizeof(buf), 0), -ENOENT);
+	assert_non_null(strstr(shmrpc_last_error(), "'nobody'"));
+	assert_int_equal(shmrpc_recv(n, buf, sizeof(buf), NULL, 0), -EAGAIN);
+	assert_string_equal(shmrpc_last_error(), "shmrpc_recv: Resource temporarily unavailable");
+	assert_int_equal(shmrpc_recv_batch(n, &m, 0, 0), -EINVAL);
+	assert_string_equal(shmrpc_last_error(), "shmrpc_recv_batch: Invalid argument");
+	assert_int_equal(shmrpc_call_wait(n, 42, buf, sizeof(buf), NULL, 0), -ENOENT);
+	assert_non_null(strstr(shmrpc_last_error(), "call 42: no such call"));
+	assert_int_equal(shmrpc_is_local(n, "a"), 1); /* a success leaves it */
+	assert_non_null(strstr(shmrpc_last_error(), "call 42: no such call"));
+	shmrpc_close(n);
+}
+
 /* What the library does on its own is logged: a dead node reclaimed. */
 static char logged[4096];
 
@@ -161,6 +184,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_last_error_is_per_thread, th_setup,
 						th_teardown),
 		cmocka_unit_test_setup_teardown(test_errno_untouched, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_last_error_is_the_last_calls, th_setup,
+						th_teardown),
 		cmocka_unit_test_setup_teardown(test_log_says_dead_node_reclaimed, th_setup,
 						th_teardown),
 	};
