@@ -606,6 +606,92 @@ inline result<event> parse_event(std::string_view data) noexcept
 	return ev;
 }
 
+/* ------------------------------------------------------------ request/response */
+
+/* A request, as node::serve's function sees it. A copy of it may be kept to
+ * reply later, from any thread, in any order (the C struct is copied, as
+ * shmrpc.h allows); data() is valid only until the serve function returns
+ * (it points into the shared ring, which the caller could still write:
+ * validate it, or copy it). Replying needs the node open. */
+class request {
+    public:
+	request(shmrpc_node *n, const shmrpc_req &r) noexcept : n_(n), r_(r)
+	{
+	}
+	std::string_view data() const noexcept
+	{
+		return std::string_view(static_cast<const char *>(r_.data), r_.len);
+	}
+	std::string_view from() const noexcept
+	{
+		return r_.from;
+	}
+	std::uint64_t id() const noexcept
+	{
+		return r_.id;
+	}
+	/* CLOCK_MONOTONIC nanoseconds; 0: the caller waits forever. */
+	std::int64_t deadline_ns() const noexcept
+	{
+		return r_.deadline_ns;
+	}
+	const shmrpc_req &get() const noexcept
+	{
+		return r_;
+	}
+	/* One reply; more: more follow (a stream), the last one without. */
+	result<void> reply(std::string_view data, bool more = false) noexcept
+	{
+		return detail::check_void(shmrpc_reply(n_, &r_, data.data(), data.size(),
+						       more ? SHMRPC_REPLY_MORE : 0u),
+					  "reply");
+	}
+	/* End the request with errno @err (> 0): the caller's call fails with it. */
+	result<void> reply_error(int err) noexcept
+	{
+		if (err <= 0)
+			return error(EINVAL, "reply_error: err must be a positive errno");
+		return detail::check_void(shmrpc_reply_error(n_, &r_, -err), "reply_error");
+	}
+	result<void> reply_error(std::errc e) noexcept
+	{
+		return reply_error(static_cast<int>(e));
+	}
+	/* The caller no longer wants replies (cancelled, deadline passed, gone,
+	 * or the request is over): a streaming server asks between replies. */
+	bool cancelled() const noexcept
+	{
+		return shmrpc_req_cancelled(n_, &r_) != 0;
+	}
+
+    private:
+	shmrpc_node *n_;
+	shmrpc_req r_;
+};
+
+namespace detail
+{
+/* The buffer of the calls that return a std::string: one per thread, as
+ * large as the largest reply seen possible (@cap). */
+inline char *call_buf(std::size_t cap)
+{
+	thread_local std::vector<char> buf;
+	if (buf.size() < cap)
+		buf.resize(cap);
+	return buf.data();
+}
+
+/* A call's reply into a std::string. */
+template <class Call> result<std::string> call_string(std::size_t cap, Call c)
+{
+	char *buf = call_buf(cap);
+	int rc = c(buf, cap);
+	if (rc < 0)
+		return fail(rc, "call");
+	return std::string(buf, static_cast<std::size_t>(rc));
+}
+} // namespace detail
+
 /* One incarnation of a named node, connected (node::peer): sends skip the
  * name lookup; once that node left or died every call fails with
  * std::errc::broken_pipe, even after a node of that name joined again.
@@ -618,9 +704,12 @@ class peer {
 	/* Adopt a handle from shmrpc_peer_get of node @n. */
 	peer(shmrpc_node *n, shmrpc_peer *p) noexcept : n_(n), p_(p)
 	{
+		int m = n ? shmrpc_max_size(n, nullptr) : -1;
+		cap_ = m > 0 ? static_cast<std::size_t>(m) : 0;
 	}
 	peer(peer &&o) noexcept
-		: n_(std::exchange(o.n_, nullptr)), p_(std::exchange(o.p_, nullptr))
+		: n_(std::exchange(o.n_, nullptr)), p_(std::exchange(o.p_, nullptr)),
+		  cap_(o.cap_)
 	{
 	}
 	peer &operator=(peer &&o) noexcept
@@ -629,6 +718,7 @@ class peer {
 			reset();
 			n_ = std::exchange(o.n_, nullptr);
 			p_ = std::exchange(o.p_, nullptr);
+			cap_ = o.cap_;
 		}
 		return *this;
 	}
@@ -693,10 +783,44 @@ class peer {
 			return detail::fail(rc, "peer reserve");
 		return tx_guard(n_, tx);
 	}
+	/* node::call to this incarnation: std::errc::broken_pipe (never
+	 * no_such_file_or_directory) once it left or died, or the node closed. */
+	result<std::size_t> call(std::string_view req, span<char> resp,
+				 timeout t = forever) noexcept
+	{
+		if (!p_)
+			return error(EINVAL, "peer call: empty handle");
+		int rc = shmrpc_peer_call(p_, req.data(), req.size(), resp.data(), resp.size(),
+					  t.ms());
+		if (rc < 0)
+			return detail::fail(rc, "peer call");
+		return static_cast<std::size_t>(rc);
+	}
+	/* The reply as a string (a buffer for the largest reply possible). */
+	result<std::string> call(std::string_view req, timeout t = forever)
+	{
+		if (!p_)
+			return error(EINVAL, "peer call: empty handle");
+		return detail::call_string(cap_, [&](char *buf, std::size_t cap) {
+			return shmrpc_peer_call(p_, req.data(), req.size(), buf, cap, t.ms());
+		});
+	}
+	/* shmrpc_peer_call_start: the call's id, for the node's call_wait. */
+	result<std::uint64_t> call_start(std::string_view req, timeout t = forever) noexcept
+	{
+		if (!p_)
+			return error(EINVAL, "peer call_start: empty handle");
+		std::uint64_t id = 0;
+		int rc = shmrpc_peer_call_start(p_, req.data(), req.size(), t.ms(), &id);
+		if (rc < 0)
+			return detail::fail(rc, "peer call_start");
+		return id;
+	}
 
     private:
 	shmrpc_node *n_ = nullptr; /* for the reservations' commit and cancel */
 	shmrpc_peer *p_ = nullptr;
+	std::size_t cap_ = 0; /* the largest reply its node can get */
 };
 
 /* ------------------------------------------------------------ node */
@@ -724,6 +848,7 @@ struct options {
 	std::string_view backend; /* "uring", "futex"; empty: automatic */
 	std::int32_t spin_us = 0; /* 0: $SHMRPC_SPIN_US else 20; SHMRPC_SPIN_NEVER */
 	std::uint32_t events = 0; /* SHMRPC_EV_* bits received as messages; 0: none */
+	std::uint32_t max_calls = 0; /* calls in flight, requests in progress; 0: 1024 */
 };
 
 namespace detail
@@ -775,6 +900,32 @@ template <class F> struct bg_handler_of final : bg_handler {
 			std::string_view(static_cast<const char *>(data), len));
 	}
 };
+/* node::serve's function, owned by the node while it may run. */
+struct serve_handler {
+	virtual ~serve_handler() = default;
+};
+
+template <class F> struct serve_handler_of final : serve_handler {
+	F fn;
+	explicit serve_handler_of(F f) : fn(std::move(f))
+	{
+	}
+	static void call(shmrpc_node *n, const shmrpc_req *r, void *arg) noexcept
+	{
+		request req(n, *r);
+#if defined(__cpp_exceptions)
+		try {
+			static_cast<serve_handler_of *>(arg)->fn(req);
+		} catch (...) {
+			/* nothing may unwind through the C frames: the caller
+			 * gets EIO (or nothing, if fn had replied already) */
+			(void)req.reply_error(EIO);
+		}
+#else
+		static_cast<serve_handler_of *>(arg)->fn(req);
+#endif
+	}
+};
 } // namespace detail
 
 /* One process's membership of a domain. Move-only; closes when destroyed. */
@@ -785,7 +936,9 @@ class node {
 	explicit node(shmrpc_node *h) noexcept : h_(h)
 	{
 	}
-	node(node &&o) noexcept : h_(std::exchange(o.h_, nullptr)), bg_(std::move(o.bg_))
+	node(node &&o) noexcept
+		: h_(std::exchange(o.h_, nullptr)), bg_(std::move(o.bg_)), srv_(std::move(o.srv_)),
+		  srv_old_(std::move(o.srv_old_))
 	{
 	}
 	node &operator=(node &&o) noexcept
@@ -794,6 +947,8 @@ class node {
 			close();
 			h_ = std::exchange(o.h_, nullptr);
 			bg_ = std::move(o.bg_);
+			srv_ = std::move(o.srv_);
+			srv_old_ = std::move(o.srv_old_);
 		}
 		return *this;
 	}
@@ -819,6 +974,7 @@ class node {
 		opts.backend = o.backend.empty() ? nullptr : be.c_str();
 		opts.spin_us = o.spin_us;
 		opts.events = o.events;
+		opts.max_calls = o.max_calls;
 		shmrpc_node *h = nullptr;
 		int rc = shmrpc_open(cn.c_str(), &opts, &h);
 		if (rc < 0)
@@ -832,6 +988,8 @@ class node {
 	{
 		shmrpc_close(std::exchange(h_, nullptr));
 		bg_.reset();
+		srv_.reset();
+		srv_old_.reset();
 	}
 	shmrpc_node *get() const noexcept
 	{
@@ -980,6 +1138,103 @@ class node {
 		return rc;
 	}
 
+	/* ------------------------------------------------ request/response */
+
+	/* Send request @req to node @to and wait for its first reply, copied
+	 * into @resp: its length. The timeout covers the whole call and
+	 * travels as its deadline. Errors (shmrpc_call): std::errc::
+	 * no_such_file_or_directory (no live node of that name),
+	 * operation_not_supported (it does not serve), timed_out /
+	 * resource_unavailable_try_again, broken_pipe (the server left or died
+	 * before replying: the request may or may not have run), message_size
+	 * (request too large, or the reply longer than resp: dropped),
+	 * operation_canceled, device_or_resource_busy, or the errno the server
+	 * replied with. */
+	result<std::size_t> call(std::string_view to, std::string_view req, span<char> resp,
+				 timeout t = forever) noexcept
+	{
+		detail::cname cto(to);
+		if (!cto)
+			return cto.err();
+		int rc = shmrpc_call(h_, cto.c_str(), req.data(), req.size(), resp.data(),
+				     resp.size(), t.ms());
+		if (rc < 0)
+			return detail::fail(rc, "call");
+		return static_cast<std::size_t>(rc);
+	}
+	/* The reply as a string (read into a per-thread buffer as large as the
+	 * largest reply this node can get). */
+	result<std::string> call(std::string_view to, std::string_view req, timeout t = forever)
+	{
+		detail::cname cto(to);
+		if (!cto)
+			return cto.err();
+		auto cap = max_size();
+		if (!cap)
+			return cap.error();
+		return detail::call_string(*cap, [&](char *buf, std::size_t n) {
+			return shmrpc_call(h_, cto.c_str(), req.data(), req.size(), buf, n, t.ms());
+		});
+	}
+	/* shmrpc_call_start: send, return the call's id at once. */
+	result<std::uint64_t> call_start(std::string_view to, std::string_view req,
+					 timeout t = forever) noexcept
+	{
+		detail::cname cto(to);
+		if (!cto)
+			return cto.err();
+		std::uint64_t id = 0;
+		int rc = shmrpc_call_start(h_, cto.c_str(), req.data(), req.size(), t.ms(), &id);
+		if (rc < 0)
+			return detail::fail(rc, "call_start");
+		return id;
+	}
+	/* shmrpc_call_wait: the next reply of call @id into @resp, its length;
+	 * *more (may be null) says whether more follow. */
+	result<std::size_t> call_wait(std::uint64_t id, span<char> resp, bool *more = nullptr,
+				      timeout t = forever) noexcept
+	{
+		unsigned flags = 0;
+		int rc = shmrpc_call_wait(h_, id, resp.data(), resp.size(), &flags, t.ms());
+		if (more)
+			*more = flags & SHMRPC_REPLY_MORE;
+		if (rc < 0)
+			return detail::fail(rc, "call_wait");
+		return static_cast<std::size_t>(rc);
+	}
+	result<void> call_cancel(std::uint64_t id) noexcept
+	{
+		return detail::check_void(shmrpc_call_cancel(h_, id), "call_cancel");
+	}
+	/* Handle requests with fn(shmrpc::request &) from now on, in whichever
+	 * receiving call runs (recv, dispatch, start()'s thread...). fn replies
+	 * (req.reply, req.reply_error), or keeps a copy of req and replies
+	 * later. An exception escaping fn answers EIO. The function replaced
+	 * is kept until the next serve() or close(), so serve() may be called
+	 * from inside fn. */
+	template <class F> result<void> serve(F fn)
+	{
+		using H = detail::serve_handler_of<F>;
+		auto h = std::unique_ptr<H>(new (std::nothrow) H(std::move(fn)));
+		if (!h)
+			return error(ENOMEM, "serve: no memory for the function");
+		int rc = shmrpc_serve(h_, &H::call, h.get());
+		if (rc < 0)
+			return detail::fail(rc, "serve");
+		srv_old_ = std::move(srv_);
+		srv_ = std::move(h);
+		return {};
+	}
+	/* Serve no more (callers get operation_not_supported). */
+	result<void> stop_serving() noexcept
+	{
+		int rc = shmrpc_serve(h_, nullptr, nullptr);
+		if (rc < 0)
+			return detail::fail(rc, "serve");
+		srv_old_ = std::move(srv_);
+		return {};
+	}
+
 	/* ---------------------------------------------------------- peers */
 
 	/* A handle to the node now named @name, waiting for it to join as
@@ -1083,7 +1338,9 @@ class node {
 	}
 
 	shmrpc_node *h_ = nullptr;
-	std::unique_ptr<detail::bg_handler> bg_; /* start()'s handler */
+	std::unique_ptr<detail::bg_handler> bg_;         /* start()'s handler */
+	std::unique_ptr<detail::serve_handler> srv_;     /* serve()'s function */
+	std::unique_ptr<detail::serve_handler> srv_old_; /* the one it replaced */
 };
 
 /* ------------------------------------------------------------ the rest */

@@ -414,9 +414,8 @@ void shmrpc__rx_exit(struct shmrpc_node *n)
 /*
  * An announced ring that could not be opened (inbound.c keeps it pending):
  * said once, by the first receiving call that has no record to return, with
- * text naming the sender; later calls retry it quietly until it opens. The
- * text is settled here: the receiving calls' other returns skip
- * shmrpc__ret, which is not free on the hot path.
+ * text naming the sender (the public call's shmrpc__ret keeps it); later
+ * calls retry it quietly until it opens.
  */
 static int rx_open_err(struct shmrpc_node *n)
 {
@@ -428,10 +427,10 @@ static int rx_open_err(struct shmrpc_node *n)
 	if (!shmrpc__reg_read(n->reg, n->in.open_slot, &v) && v.state == SHMRPC__SLOT_LIVE &&
 	    v.gen == n->in.open_gen)
 		who = v.name;
-	return SHMRPC__RET(shmrpc__err(err,
-				       "ring from '%s' (slot %u, gen %u) announced, cannot be "
-				       "opened now: %s; kept, retried by the next receiving calls",
-				       who, n->in.open_slot, n->in.open_gen, strerror(-err)));
+	return shmrpc__err(err,
+			   "ring from '%s' (slot %u, gen %u) announced, cannot be "
+			   "opened now: %s; kept, retried by the next receiving calls",
+			   who, n->in.open_slot, n->in.open_gen, strerror(-err));
 }
 
 int shmrpc__rx_get(struct shmrpc_node *n, struct shmrpc__inring **rp, const void **data,

@@ -490,6 +490,161 @@ static void test_peer_killed()
 	CHECK(wait_child(pid) == 128 + SIGKILL);
 }
 
+/* ------------------------------------------------------------------ request/response */
+
+/* b serves (start()'s thread), a calls: every form of call, errors, a
+ * stream cancelled midway, replies deferred to another thread. */
+static void test_call_serve()
+{
+	fresh_domain();
+	auto a = node::open("a", opts());
+	auto b = node::open("b", opts());
+	REQUIRE_OK(a);
+	REQUIRE_OK(b);
+	std::atomic<bool> saw_cancel{ false };
+	std::vector<shmrpc::request> held; /* touched by b's thread only, then joined */
+	std::thread later;
+	REQUIRE_OK(b->serve([&](shmrpc::request &req) {
+		std::string d(req.data()); /* copied out of the ring first */
+		if (d == "err") {
+			(void)req.reply_error(std::errc::no_such_file_or_directory);
+		} else if (d == "stream") {
+			for (int i = 0; !req.cancelled(); i++)
+				if (!req.reply(std::to_string(i), true))
+					break;
+			saw_cancel = true;
+		} else if (d == "later") {
+			held.push_back(req); /* a copy: replied to from another thread */
+			if (held.size() == 3)
+				later = std::thread([&held] {
+					for (auto it = held.rbegin(); it != held.rend(); ++it)
+						CHECK(it->reply(std::string("late") +
+								std::to_string(it->id()))
+							      .has_value());
+				});
+		} else if (d == "throw") {
+#if defined(__cpp_exceptions)
+			throw std::runtime_error("serve function failed");
+#else
+			(void)req.reply_error(EIO);
+#endif
+		} else if (d == "hang") {
+			/* never answered: the caller times out */
+		} else {
+			std::string r(d.rbegin(), d.rend());
+			CHECK(req.from() == "a" && req.deadline_ns() != 0);
+			CHECK(req.reply(r).has_value());
+		}
+	}));
+	REQUIRE_OK(b->start([](std::string_view, std::string_view) {}));
+
+	auto r = a->call("b", "hello", 10s);
+	REQUIRE_OK(r);
+	CHECK(*r == "olleh");
+	char small[8];
+	auto n = a->call("b", "abc", small, 10s);
+	CHECK(n && *n == 3 && std::string_view(small, 3) == "cba");
+	auto big = a->call("b", std::string(5000, 'x'), small, 10s);
+	CHECK(!big && big.error() == std::errc::message_size); /* the reply was dropped */
+	auto e = a->call("b", "err", 10s);
+	CHECK(!e && e.error() == std::errc::no_such_file_or_directory);
+	auto thrown = a->call("b", "throw", 10s);
+	CHECK(!thrown && thrown.error() == std::errc::io_error);
+	auto hung = a->call("b", "hang", 100ms);
+	CHECK(!hung && (hung.error() == std::errc::timed_out ||
+			hung.error() == std::errc::resource_unavailable_try_again));
+	auto none = a->call("nobody", "x", 1s);
+	CHECK(!none && none.error() == std::errc::no_such_file_or_directory);
+
+	/* a stream, cancelled midway: the server sees it */
+	auto id = a->call_start("b", "stream", 10s);
+	REQUIRE_OK(id);
+	char buf[64];
+	for (int i = 0; i < 5; i++) {
+		bool more = false;
+		auto got = a->call_wait(*id, buf, &more, 10s);
+		CHECK(got && more && std::string_view(buf, *got) == std::to_string(i));
+	}
+	REQUIRE_OK(a->call_cancel(*id));
+	auto after = a->call_wait(*id, buf, nullptr, 1s);
+	CHECK(!after && after.error() == std::errc::no_such_file_or_directory);
+	for (int i = 0; i < 1000 && !saw_cancel; i++)
+		std::this_thread::sleep_for(10ms);
+	CHECK(saw_cancel);
+
+	/* three calls in flight, answered from another thread in reverse order */
+	std::uint64_t ids[3];
+	for (auto &i : ids) {
+		auto s = a->call_start("b", "later", 10s);
+		REQUIRE_OK(s);
+		i = *s;
+	}
+	for (auto i : ids) {
+		auto got = a->call_wait(i, buf, nullptr, 10s);
+		CHECK(got && std::string_view(buf, *got) == "late" + std::to_string(i));
+	}
+
+	/* through a peer handle */
+	auto p = a->peer("b", 10s);
+	REQUIRE_OK(p);
+	auto pr = p->call("peer", 10s);
+	CHECK(pr && *pr == "reep");
+	auto pn = p->call("xy", buf, 10s);
+	CHECK(pn && std::string_view(buf, *pn) == "yx");
+
+	REQUIRE_OK(b->stop_serving());
+	auto off = a->call("b", "x", 10s);
+	CHECK(!off && off.error() == std::errc::operation_not_supported);
+	REQUIRE_OK(b->stop());
+	if (later.joinable())
+		later.join();
+	auto st = a->stats();
+	CHECK(st && st->calls >= 10);
+}
+
+/* A forked server SIGKILLed with a call pending: broken_pipe, not timed_out. */
+static void test_call_server_killed()
+{
+	fresh_domain();
+	auto p = node::open("parent", opts());
+	REQUIRE_OK(p);
+	pid_t pid = fork();
+	if (pid == 0) {
+		auto n = node::open("srv", opts());
+		if (!n)
+			_exit(10);
+		auto s = n->serve([&](shmrpc::request &req) {
+			if (req.data() == "hang") /* tell the caller, never reply */
+				(void)n->send(req.from(), "got", 10s);
+			else
+				(void)req.reply(req.data());
+		});
+		if (!s || !n->send("parent", "serving", 10s)) /* serving before the first call */
+			_exit(11);
+		char buf[64];
+		for (;;)
+			(void)n->recv(buf, 10s);
+	}
+	char ready[16];
+	auto rd = p->recv(ready, 10s);
+	CHECK(rd && std::string_view(ready, rd->size) == "serving");
+	auto echo = p->call("srv", "ping", 10s);
+	CHECK(echo && *echo == "ping");
+	std::thread killer([&p, pid] {
+		char buf[16];
+		auto got = p->recv(buf, 30s); /* plain messages: never a reply */
+		CHECK(got && std::string_view(buf, got->size) == "got");
+		kill(pid, SIGKILL);
+	});
+	auto start = std::chrono::steady_clock::now();
+	auto r = p->call("srv", "hang", 60s);
+	auto took = std::chrono::steady_clock::now() - start;
+	killer.join();
+	CHECK(!r && r.error() == std::errc::broken_pipe);
+	CHECK(took < 30s); /* told by the kernel, not by the timeout */
+	CHECK(wait_child(pid) == 128 + SIGKILL);
+}
+
 /* ------------------------------------------------------------------ peers, events, batches */
 
 /* The next message of @n, an event: its decoded form (type 0 if not). */
@@ -628,6 +783,8 @@ int main()
 		{ "two_processes", test_two_processes },
 		{ "peer_killed", test_peer_killed },
 		{ "peer_events_batch", test_peer_events_batch },
+		{ "call_serve", test_call_serve },
+		{ "call_server_killed", test_call_server_killed },
 		{ "value", test_value },
 	};
 	int failed = 0;

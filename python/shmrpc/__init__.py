@@ -10,6 +10,12 @@ host through shared memory.
         data, sender = node.recv(timeout=0.1)   # TimeoutError after 100 ms
         node.broadcast(b"stop")
 
+Request/response: server.serve(fn) answers each request with fn(req)
+(shmrpc.Request: req.data, req.sender, req.reply(data, more=False),
+req.reply_error(errno), req.cancelled(), req.defer() to answer later from
+another thread; or return the reply); client.call(to, data, timeout) returns
+the reply, client.call_stream(to, data) yields each reply of a stream.
+
 Timeouts are in seconds: None waits forever, 0 never blocks. Errors are
 OSError subclasses chosen by errno (BrokenPipeError when the peer left or
 died, FileNotFoundError for an unknown node, TimeoutError, BlockingIOError,
@@ -43,11 +49,12 @@ from one at a time. Calls release the GIL while the library works or waits.
 """
 from ._lib import LIBRARY, Error, NodeClosed, _tls, cname, ffi, lib, pystr
 from ._node import Node
+from ._rpc import Request
 from ._peer import EV_ALL, EV_DEATH, EV_JOIN, EV_LEAVE, EV_LOG, EVENT_FROM, Event, Peer
 from ._zerocopy import TxBuffer
 
 __all__ = ["Node", "Peer", "Event", "EVENT_FROM", "EV_JOIN", "EV_LEAVE", "EV_DEATH", "EV_ALL",
-           "EV_LOG", "Error", "NodeClosed", "TxBuffer", "backend_available", "backend_default",
+           "EV_LOG", "Request", "Error", "NodeClosed", "TxBuffer", "backend_available", "backend_default",
            "last_error", "set_log", "NAME_MAX", "VERSION", "LIBRARY", "LOG_DEBUG", "LOG_INFO",
            "LOG_WARN"]
 

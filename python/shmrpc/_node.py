@@ -7,7 +7,7 @@ import weakref
 from time import monotonic as _monotonic
 from threading import get_ident as _get_ident
 
-from . import _peer, _zerocopy
+from . import _peer, _rpc, _zerocopy
 from ._lib import (INT_MAX, NodeClosed, check, cname, error, ffi, lib, make_error, pystr,
                    timeout_ms)
 
@@ -157,6 +157,8 @@ class Node:
         self._rfrom = ffi.new("char[]", NAME_BUF)
         self._zc = _zerocopy.State()  # zero-copy views handed out
         self._bg = None  # start()'s _Handler and its handle
+        self._srv = None  # serve()'s _rpc.Server and its handle
+        self._cbufs = threading.local()  # call()'s reply buffer, per thread
         self._batch = None  # recv_batch's buffers (_peer.Batch)
 
     # ---------------------------------------------------------------- life
@@ -417,6 +419,89 @@ class Node:
         dispatch(fn, 0) (or recv(0) until BlockingIOError). Readable may be
         spurious. Owned by the node: do not close it."""
         return self._simple("fileno", lib.shmrpc_fd)  # the same descriptor every time
+
+    # ---------------------------------------------------- request/response
+
+    def _call_buf(self, own=False):
+        """A buffer for the largest reply this node can get (the reply ring
+        is sized as this node's rings): per thread, or its own."""
+        if own:
+            return _alloc("char[]", self._max_reply())
+        b = getattr(self._cbufs, "buf", None)
+        if b is None:
+            b = self._cbufs.buf = _alloc("char[]", self._max_reply())
+        return b
+
+    def _max_reply(self):
+        n = getattr(self, "_maxrep", None)
+        if n is None:
+            n = self._maxrep = self.max_size()
+        return n
+
+    def call(self, to, data, timeout=None):
+        """Send request `data` (bytes-like) to node `to`, which serves
+        (serve()), and return its reply (bytes); if it streams, the rest is
+        cancelled. The timeout covers the whole call and travels with the
+        request as its deadline. Errors: FileNotFoundError (no live node of
+        that name), errno EOPNOTSUPP (it does not serve), TimeoutError
+        (BlockingIOError for timeout 0 with no reply yet), BrokenPipeError
+        (the server left or died before replying: the request may or may
+        not have run), errno EMSGSIZE (request too large), BlockingIOError
+        (max_calls calls in flight), or the OSError subclass of the errno
+        the server replied with (reply_error)."""
+        cto, buf = cname(to, "to"), ffi.from_buffer(data)
+        n = len(buf)
+
+        def start(h, ms, idp):
+            return lib.shmrpc_call_start(h, cto, buf, n, ms, idp)
+
+        return _rpc.call(self, start, f"call {to!r}", timeout)
+
+    def call_stream(self, to, data, timeout=None):
+        """A generator of the replies to request `data` sent to node `to`:
+        each reply of a stream (the server's reply(more=True)), ending
+        after the last. The call starts at the first iteration; closing
+        the generator early (break, close()) cancels it, which the server
+        sees (Request.cancelled()). Errors as call(); timeout covers the
+        whole stream."""
+        cto, buf = cname(to, "to"), ffi.from_buffer(data)
+        n = len(buf)
+
+        def start(h, ms, idp):
+            return lib.shmrpc_call_start(h, cto, buf, n, ms, idp)
+
+        return _rpc.call_stream(self, start, f"call {to!r}", timeout)
+
+    def serve(self, fn):
+        """Answer requests with fn(req) from now on (req: shmrpc.Request);
+        None: stop (callers then get errno EOPNOTSUPP). fn runs in whichever
+        receiving call runs (recv, dispatch, recv_batch, peek, start()'s
+        thread), never returned as a message. It answers with req.reply()
+        / req.reply_error(), or returns the reply (bytes-like), or calls
+        req.defer() and answers later from any thread. If fn raises, the
+        caller gets errno EIO and the exception is logged (logger "shmrpc")
+        and kept in serve_errors (the last 16)."""
+        if fn is not None and not callable(fn):
+            raise TypeError(f"serve: fn must be callable or None, not {fn!r}")
+        h = self._enter()
+        try:
+            if fn is None:
+                check(lib.shmrpc_serve(h, ffi.NULL, ffi.NULL), "serve")
+                self._srv = None  # the old function runs no more (or is running: it holds it)
+                return
+            srv = _rpc.Server(self, fn)
+            arg = ffi.new_handle(srv)
+            if self._srv is not None:
+                srv.errors = self._srv[0].errors
+            check(lib.shmrpc_serve(h, _rpc.c_serve(), arg), "serve")
+            self._srv = (srv, arg)
+        finally:
+            self._leave()
+
+    @property
+    def serve_errors(self):
+        """The last exceptions serve()'s function raised (a deque)."""
+        return self._srv[0].errors if self._srv else _rpc.Server(None, None).errors
 
     # ------------------------------------------------------------ peers
 

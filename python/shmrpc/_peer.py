@@ -5,6 +5,7 @@ import weakref
 from collections import namedtuple
 
 from ._cdef import EVENT_FROM
+from . import _rpc
 from ._lib import cname, error, ffi, lib, pystr
 
 EV_JOIN, EV_LEAVE, EV_DEATH = lib.SHMRPC_EV_JOIN, lib.SHMRPC_EV_LEAVE, lib.SHMRPC_EV_DEATH
@@ -136,6 +137,35 @@ class Peer:
             iov[i].iov_len = len(b)
         flags = lib.SHMRPC_SEND_DEFER if defer else 0
         return self._call("sendv", lib.shmrpc_peer_sendv, (iov, len(bufs)), (flags,), timeout)
+
+    def _call_start(self):
+        p, name = self._p, self._name
+        if not self._finalizer.alive:
+            raise ValueError(f"peer {name!r} is closed")
+        return p
+
+    def call(self, data, timeout=None):
+        """Node.call to this incarnation: BrokenPipeError, never
+        FileNotFoundError, once it left or died."""
+
+        p, buf = self._call_start(), ffi.from_buffer(data)
+        n = len(buf)
+
+        def start(_h, ms, idp):
+            return lib.shmrpc_peer_call_start(p, buf, n, ms, idp)
+
+        return _rpc.call(self._node, start, f"call {self._name!r}", timeout)
+
+    def call_stream(self, data, timeout=None):
+        """Node.call_stream to this incarnation."""
+
+        p, buf = self._call_start(), ffi.from_buffer(data)
+        n = len(buf)
+
+        def start(_h, ms, idp):
+            return lib.shmrpc_peer_call_start(p, buf, n, ms, idp)
+
+        return _rpc.call_stream(self._node, start, f"call {self._name!r}", timeout)
 
     @property
     def alive(self):
