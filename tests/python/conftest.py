@@ -7,6 +7,7 @@ to the build's libshmrpc.so.0 and PYTHONPATH to python/.
 """
 import itertools
 import os
+import re
 import subprocess
 import sys
 import time
@@ -24,8 +25,9 @@ _counter = itertools.count()
 def shm_files(domain):
     """This domain's files in /dev/shm (exactly this domain, not a prefix)."""
     pre = f"shmrpc.{domain}."
-    return sorted(f for f in os.listdir("/dev/shm") if f.startswith(pre) and (
-        f[len(pre):] == "reg" or (len(f) > len(pre) + 9 and f[len(pre) + 8] == ".")))
+    # "reg", or "<kind>.<16 hex>" (node, ring, repl...: lib/names.c)
+    return sorted(f for f in os.listdir("/dev/shm") if f.startswith(pre) and
+                  re.fullmatch(r"reg|[a-z]{4}\.[0-9a-f]{16}", f[len(pre):]))
 
 
 def wait_for(cond, timeout=10.0, what="condition"):
