@@ -37,10 +37,12 @@
  * the space, never a SIGBUS later, and nothing half-made is left. What is
  * reserved, and when:
  *  - the domain's registry, by the shmrpc_open that creates the domain:
- *    max_nodes x 128 bytes + a 256-byte header (128 KiB by default);
- *  - each node's segment, by its shmrpc_open: a page, a bitmap of max_nodes
- *    bits rounded up to a page, and 8 bytes per max_nodes, the whole rounded
- *    up to a page (16 KiB by default, 524 KiB for 65536 nodes);
+ *    a 256-byte header, max_nodes x 128 bytes, and the event log (256
+ *    entries of 96 bytes): 152 KiB by default;
+ *  - each node's segment, by its shmrpc_open: a page, then for messages and
+ *    for replies each a bitmap of max_nodes bits and 8 bytes per max_nodes,
+ *    the whole rounded up to a page (24 KiB by default, 1044 KiB for 65536
+ *    nodes);
  *  - each ring, by the first shmrpc_send, shmrpc_reserve, shmrpc_warmup or
  *    shmrpc_broadcast from a node to another: the receiver's ring_bytes plus
  *    one page (260 KiB by default).
