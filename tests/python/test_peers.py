@@ -156,14 +156,14 @@ def alive(pid):
     its node's liveness lock.)"""
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
+    except OSError:  # gone: ENOENT, or ESRCH while it goes
         return False
     for t in tasks:
         try:
             with open(f"/proc/{pid}/task/{t}/stat") as f:
                 if f.read().rsplit(")", 1)[1].split()[0] != "Z":
                     return True
-        except FileNotFoundError:
+        except OSError:  # that thread is gone (ENOENT, or ESRCH on the read)
             pass
     return False
 
