@@ -52,6 +52,9 @@ struct th_dom {
 void th_dom_init(struct th_dom *d);
 /* Files of the domain in /dev/shm, and their allocated bytes. */
 int th_shm_count(const char *domain);
+/* Map /dev/shm entry @name (shm_open name) read-write whole, as a peer
+ * would: NULL if absent or empty; its size in *size. */
+void *th_shm_map(const char *name, uint64_t *size);
 uint64_t th_shm_bytes(const char *domain);
 /* Remove whatever the domain left (after a failed test); returns count. */
 int th_shm_clean(const char *domain);

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -267,4 +268,24 @@ off_t th_file_size(const char *path)
 	struct stat st;
 
 	return stat(path, &st) ? -1 : st.st_size;
+}
+
+void *th_shm_map(const char *name, uint64_t *size)
+{
+	struct stat st;
+	void *p;
+	int fd = shm_open(name, O_RDWR, 0);
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) || st.st_size == 0) {
+		close(fd);
+		return NULL;
+	}
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return NULL;
+	*size = (uint64_t)st.st_size;
+	return p;
 }

@@ -38,26 +38,6 @@
 /* ------------------------------------------------------------- helpers */
 
 /* Map a /dev/shm object by its shm name ("/shmrpc..."), read-write. */
-static void *hx_map(const char *name, uint64_t *size)
-{
-	struct stat st;
-	void *p;
-	int fd = shm_open(name, O_RDWR, 0);
-
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) || st.st_size == 0) {
-		close(fd);
-		return NULL;
-	}
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED)
-		return NULL;
-	*size = (uint64_t)st.st_size;
-	return p;
-}
-
 static bool hx_exists(const char *name)
 {
 	char path[SHMRPC__PATH_MAX + 16];
@@ -165,7 +145,7 @@ static int evil_ring_sender(void *arg)
 	th_gate_open(&e->sent);
 	CHILD_CHECK(th_gate_wait(&e->got, 10000) == 0);
 	ring_name(n, "evil", "rx", path);
-	h = hx_map(path, &size);
+	h = th_shm_map(path, &size);
 	CHILD_CHECK(h);
 	/* sleeping wait until the receiver sleeps on this ring */
 	for (i = 0; i < 5000 && !(atomic_load(&h->data_seq) & SHMRPC__W_SLEEP); i++)
@@ -299,7 +279,7 @@ static int evil_peek_sender(void *arg)
 	th_gate_open(&e->sent);
 	CHILD_CHECK(th_gate_wait(&e->peeked, 10000) == 0);
 	ring_name(n, "evil", "rx", path);
-	h = hx_map(path, &size);
+	h = th_shm_map(path, &size);
 	CHILD_CHECK(h && h->size == PEEK_RING);
 	head = atomic_load(&h->head);
 	CHILD_CHECK((head & (PEEK_RING - 1)) == PEEK_RING / 2);
@@ -466,7 +446,7 @@ static void plant_registry_garbage(struct shmrpc_node *rx, const char *path)
 	uint32_t base, ls = 0, lg;
 	int k;
 
-	hdr = hx_map(path, &size);
+	hdr = th_shm_map(path, &size);
 	assert_non_null(hdr);
 	slots = (struct shmrpc__slot *)(hdr + 1);
 	base = atomic_load(&hdr->hi);
@@ -605,7 +585,7 @@ static void corrupt_seg(const char *path, int kind)
 		close(fd);
 		return;
 	}
-	h = hx_map(path, &size);
+	h = th_shm_map(path, &size);
 	assert_non_null(h);
 	switch (kind) {
 	case SEG_MAGIC:
@@ -771,7 +751,7 @@ static int scribble_tables(struct th_dom *d, struct shmrpc_node *rx, const struc
 	int nd = 0;
 
 	shmrpc__node_path(seg, rx->reg, id->es, id->eg);
-	h = hx_map(seg, &size);
+	h = th_shm_map(seg, &size);
 	assert_non_null(h);
 	in = shmrpc__node_tab(h, shmrpc__node_in_off(cap));
 	out = shmrpc__node_tab(h, shmrpc__node_out_off(cap));
@@ -917,7 +897,7 @@ static void replace_ring(const char *path, int kind)
 	int fd;
 	size_t i;
 
-	h = hx_map(path, &size);
+	h = th_shm_map(path, &size);
 	CHILD_CHECK(h);
 	memcpy(&copy, h, sizeof(copy));
 	munmap(h, size);
@@ -1037,7 +1017,7 @@ static void test_hostile_pend_and_in_gen_garbage(void **state)
 	cap = rx->reg->capacity;
 	assert_int_equal(cap, 5);
 	node_name(rx, "rx", seg);
-	h = hx_map(seg, &size);
+	h = th_shm_map(seg, &size);
 	assert_non_null(h);
 	pend = shmrpc__node_pend(h, shmrpc__node_pend_off());
 	in = shmrpc__node_tab(h, shmrpc__node_in_off(cap));
@@ -1166,7 +1146,7 @@ static void test_hostile_registry_mode_not_trusted(void **state)
 	assert_int_equal(pipe(j.status), 0);
 	th_gate_init(&j.done);
 	shmrpc__reg_path(path, d->name);
-	hdr = hx_map(path, &size);
+	hdr = th_shm_map(path, &size);
 	assert_non_null(hdr);
 	hdr->mode = 0666;
 	pid = th_fork(late_joiner, &j);
@@ -1204,7 +1184,7 @@ static void closed_store(const char *domain, uint32_t v)
 	uint64_t size;
 
 	shmrpc__reg_path(path, domain);
-	hdr = hx_map(path, &size);
+	hdr = th_shm_map(path, &size);
 	CHILD_CHECK(hdr);
 	atomic_store(&hdr->closed, v);
 	munmap(hdr, size);

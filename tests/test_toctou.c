@@ -31,26 +31,6 @@
 
 #define RACE_MS 1500 /* how long each victim loop runs */
 
-static void *map_file(const char *name, uint64_t *size)
-{
-	struct stat st;
-	void *p;
-	int fd = shm_open(name, O_RDWR, 0);
-
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) || st.st_size == 0) {
-		close(fd);
-		return NULL;
-	}
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED)
-		return NULL;
-	*size = (uint64_t)st.st_size;
-	return p;
-}
-
 /* A 32-bit word of a shared struct that is not _Atomic in the layout:
  * stored whole, as a peer's store would land. */
 static void store32(void *field, uint32_t v)
@@ -112,7 +92,7 @@ static int capacity_flipper(void *arg)
 	struct shmrpc__reg_hdr *h;
 
 	CHILD_CHECK_RC(th_gate_wait(&rr->go[0], 20000), 0);
-	h = map_file(rr->path, &size);
+	h = th_shm_map(rr->path, &size);
 	CHILD_CHECK(h);
 	pin_cpu(1);
 	/* A hi past every slot: only the capacity bounds a scan then. */
@@ -242,7 +222,7 @@ static int name_flipper(void *arg)
 			CHILD_CHECK_RC(shmrpc_send(tx[i], "rx", "hello", 5, 1000), 0);
 			CHILD_CHECK_RC(shmrpc__reg_find(tx[i]->reg, "rx", &rs, &v), 0);
 			shmrpc__ring_path(path, tx[i]->reg, tx[i]->slot, tx[i]->gen, rs, v.gen);
-			h[i] = map_file(path, &size);
+			h[i] = th_shm_map(path, &size);
 			CHILD_CHECK(h[i]);
 			fields[i] = &h[i]->tx_name[0];
 		}
@@ -325,7 +305,7 @@ static int ring_bytes_flipper(void *arg)
 	struct shmrpc__node_hdr *h;
 
 	CHILD_CHECK_RC(th_gate_wait(&rr->go[0], 20000), 0);
-	h = map_file(rr->path, &size);
+	h = th_shm_map(rr->path, &size);
 	CHILD_CHECK(h);
 	pin_cpu(1);
 	/* 3 pages: not a power of two, refused by every check */
