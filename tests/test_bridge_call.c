@@ -104,8 +104,10 @@ static uint32_t len_of(uint64_t seq, uint32_t max)
  *   's' N replies (stream)   'x' reply_error(-EADDRINUSE)
  *   'd' reply after 300 ms   'c' stream until cancelled, then tell the
  *   'k' die (SIGKILL)            caller with a message "cancelled"
+ *   'n' reply with how many    'S' 4000-byte replies until one fails
+ *       'c' streams ended by a cancel
  */
-static int msgs_seen;
+static int msgs_seen, cancels;
 
 static void serve(struct shmrpc_node *n, const struct shmrpc_req *r, void *arg)
 {
@@ -143,7 +145,8 @@ static void serve(struct shmrpc_node *n, const struct shmrpc_req *r, void *arg)
 	case 'c':
 		for (i = 0; i < 100000; i++) {
 			if (shmrpc_req_cancelled(n, r) == 1) {
-				shmrpc_send(n, r->from, "cancelled", 9, T_MS);
+				cancels++;
+				shmrpc_send(n, r->from, "cancelled", 9, 100);
 				return;
 			}
 			rc = shmrpc_reply(n, r, &i, 4, SHMRPC_REPLY_MORE);
@@ -155,6 +158,14 @@ static void serve(struct shmrpc_node *n, const struct shmrpc_req *r, void *arg)
 		break;
 	case 'k':
 		kill(getpid(), SIGKILL);
+		break;
+	case 'n':
+		shmrpc_reply(n, r, &cancels, sizeof(cancels), 0);
+		break;
+	case 'S':
+		memset(buf, 'S', 4000);
+		while (shmrpc_reply(n, r, buf, 4000, SHMRPC_REPLY_MORE) == 0)
+			;
 		break;
 	}
 }
@@ -279,6 +290,35 @@ static void call_cancel(struct shmrpc_node *n)
 	CHILD_CHECK(!memcmp(buf, "cancelled", 9) && !strcmp(from, "srv"));
 }
 
+/* cli2 on host a: a streaming call, then its process dies. */
+static int cli2_main(void *arg)
+{
+	struct shmrpc_node *n = open_node(arg, "cli2");
+	uint32_t v, i;
+	uint64_t id;
+
+	CHILD_CHECK(n);
+	CHILD_CHECK_RC(shmrpc_wait_node(n, "srv", T_MS), 0);
+	CHILD_CHECK_RC(shmrpc_call_start(n, "srv", "c", 1, -1, &id), 0);
+	for (i = 0; i < 3; i++)
+		CHILD_CHECK_RC(shmrpc_call_wait(n, id, &v, sizeof(v), NULL, T_MS), 4);
+	_exit(0); /* no close: as a crash */
+}
+
+/* A caller that died (cli2, run alongside): the server's host is told,
+ * as for a cancel; with call_cancel's, two streams ended by a cancel. */
+static void call_caller_died(struct shmrpc_node *n)
+{
+	int k = 0, i;
+
+	for (i = 0; i < 500 && k < 2; i++) {
+		CHILD_CHECK_RC(shmrpc_call(n, "srv", "n", 1, &k, sizeof(k), T_MS), sizeof(k));
+		if (k < 2)
+			sleep_ms(20);
+	}
+	CHILD_CHECK_RC(k, 2);
+}
+
 /* The server dies with a call pending (no deadline): -EPIPE. */
 static void call_server_killed(struct shmrpc_node *n)
 {
@@ -307,6 +347,7 @@ static int cli_main(void *arg)
 	call_errors(n);
 	call_pipelined(n);
 	call_cancel(n);
+	call_caller_died(n);
 	call_server_killed(n);
 	CHILD_CHECK_RC(shmrpc_send(n, "quiet", "done", 4, T_MS), 0);
 	shmrpc_close(n);
@@ -316,7 +357,7 @@ static int cli_main(void *arg)
 static void test_bridge_call(void **state)
 {
 	struct tcase *t = *state;
-	pid_t s, q, c;
+	pid_t s, q, c, c2;
 
 	if (skip_why) {
 		print_message("skip: %s\n", skip_why);
@@ -331,6 +372,8 @@ static void test_bridge_call(void **state)
 	s = tb_run(&t->b, srv_main, t->dom.name);
 	q = tb_run(&t->b, quiet_main, t->dom.name);
 	c = tb_run(&t->a, cli_main, t->dom.name);
+	c2 = tb_run(&t->a, cli2_main, t->dom.name);
+	assert_int_equal(th_wait(c2, 60000), 0);
 	assert_int_equal(th_wait(c, 120000), 0);
 	assert_int_equal(th_wait(q, 10000), 0);
 	assert_int_equal(th_wait(s, 10000), 128 + SIGKILL);
@@ -338,10 +381,75 @@ static void test_bridge_call(void **state)
 	sleep_ms(200);
 }
 
+/* ------------------------------------------------------------ zombie */
+
+struct hog_arg {
+	const char *domain;
+	struct th_gate started;
+};
+
+/* hog on host a: a stream of 4000-byte replies it never reads. */
+static int hog_main(void *arg)
+{
+	struct hog_arg *h = arg;
+	struct shmrpc_node *n = open_node(h->domain, "hog");
+	uint64_t id;
+
+	CHILD_CHECK(n);
+	CHILD_CHECK_RC(shmrpc_wait_node(n, "srv", T_MS), 0);
+	CHILD_CHECK_RC(shmrpc_call_start(n, "srv", "S", 1, -1, &id), 0);
+	th_gate_open(&h->started);
+	for (;;)
+		pause();
+}
+
+/*
+ * The replies fill hog's reply ring: host a's bridge blocks in
+ * shmrpc_reply (no deadline), its queue for the call fills, credits stop
+ * b's stream, b's thread stops taking replies, srv blocks. srv killed: a's
+ * proxy of srv cannot close while a thread replies through it (a zombie,
+ * its node kept); hog killed: the reply fails, the proxy closes. Nothing
+ * is left behind (teardown).
+ */
+static void test_bridge_call_zombie(void **state)
+{
+	struct tcase *t = *state;
+	struct hog_arg h = { .domain = t->dom.name };
+	char text[160];
+	pid_t s, g;
+
+	if (skip_why) {
+		print_message("skip: %s\n", skip_why);
+		skip();
+	}
+	if (tb_host_start(&t->a, "a") || tb_host_start(&t->b, "b")) {
+		print_message("skip: no mount namespace here\n");
+		skip();
+	}
+	th_gate_init(&h.started);
+	assert_int_equal(tb_bridge_start(&t->a, t->dom.name, nats.url, ""), 0);
+	assert_int_equal(tb_bridge_start(&t->b, t->dom.name, nats.url, ""), 0);
+	s = tb_run(&t->b, srv_main, t->dom.name);
+	g = tb_run(&t->a, hog_main, &h);
+	assert_int_equal(th_gate_wait(&h.started, T_MS), 0);
+	sleep_ms(1000); /* the pipeline fills in milliseconds */
+	assert_int_equal(th_wait_asleep(s, T_MS), 0);
+	kill(s, SIGKILL);
+	assert_int_equal(th_wait(s, T_MS), 128 + SIGKILL);
+	assert_int_equal(tb_log_wait(&t->a, "proxy-zombie", T_MS), 0);
+	snprintf(text, sizeof(text), "proxy-close domain=%s node=srv", t->dom.name);
+	assert_false(tb_log_has(&t->a, text));
+	kill(g, SIGKILL);
+	assert_int_equal(th_wait(g, T_MS), 128 + SIGKILL);
+	assert_int_equal(tb_log_wait(&t->a, text, T_MS), 0);
+	th_gate_close(&h.started);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_bridge_call, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_call_zombie, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

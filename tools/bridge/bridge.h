@@ -131,9 +131,9 @@ struct br_ent {
 	char from[BR_NAME];
 	uint32_t len;
 	uint64_t id;
-	uint64_t tmo_us;  /* REQ */
-	int32_t status;	  /* REPLY */
-	uint32_t flags;	  /* REPLY */
+	uint64_t tmo_us; /* REQ */
+	int32_t status;	 /* REPLY */
+	uint32_t flags;	 /* REPLY */
 	const unsigned char *data;
 };
 
@@ -154,6 +154,7 @@ struct br_out {
 	struct br_out *next;
 	uint32_t len;  /* bytes at ent: head and payload */
 	uint32_t size; /* payload bytes (credits) */
+	bool backlog;  /* a reply counted in its proxy's backlog */
 	unsigned char ent[];
 };
 
@@ -242,6 +243,10 @@ struct br_proxy { /* a node of another host, held here under its name */
 	struct br_out *out, *out_tail;
 	bool out_listed; /* on its domain's out list */
 	struct br_proxy *out_next;
+	/* replies its calls' threads took and fwd.c has not published yet,
+	 * under the pool's lock: past a bound, those threads wait */
+	uint32_t backlog;
+	uint64_t backlog_bytes;
 	bool zombie; /* closed but for its node: a reply is still being sent */
 	struct br_proxy *zombie_next;
 	struct br_ctr ctr;
@@ -283,7 +288,7 @@ struct br_dom {
 	char (*names)[BR_NAME]; /* registry poll buffer */
 	size_t names_cap;
 	int64_t hb_ns, poll_ns;
-	struct br_ctr gone; /* counters of nodes that left */
+	struct br_ctr gone;	  /* counters of nodes that left */
 	struct br_proxy *outl;	  /* proxies with entries to publish (xcall.c) */
 	struct br_proxy *zombies; /* proxies waiting for their last reply */
 	struct br_status *st;
@@ -432,8 +437,8 @@ void br_status_set_kind(struct br_dom *d, int row, int kind, const char *host);
 void br_xc_serve(struct shmrpc_node *node, const struct shmrpc_req *req, void *arg);
 /* A REQ, REPLY or CANCEL entry for local node @l from proxy @px's node:
  * 0 done (delivered, answered or dropped), -EAGAIN later (full). */
-int br_xc_deliver(struct br_dom *d, struct br_proxy *px, struct br_local *l,
-		  const struct br_ent *e, int64_t since_ns);
+int br_xc_deliver(struct br_dom *d, struct br_proxy *px, struct br_local *l, const struct br_ent *e,
+		  int64_t since_ns);
 /* What the threads finished: replies out, requests over (main's thread). */
 void br_xc_ingest(struct br_dom *d);
 /* Every tick: requests whose callers cancelled, zombies to close. */
@@ -444,6 +449,8 @@ bool br_xc_proxy_gone(struct br_dom *d, struct br_proxy *px);
 /* The zombies whose threads are done: closed (with @close_fn). */
 void br_xc_reap(struct br_dom *d, bool all, void (*close_fn)(struct br_dom *, struct br_proxy *));
 void br_xc_stop(struct bridge *br);
+/* fwd.c published @n backlog replies of @bytes from px's out entries. */
+void br_xc_sent(struct br_dom *d, struct br_proxy *px, uint32_t n, uint64_t bytes);
 
 /* ------------------------------------------------------------ dlv.c */
 

@@ -146,20 +146,29 @@ static void add(struct br_dom *d, struct br_proxy *px, struct batch *b,
  */
 static bool out_move(struct br_dom *d, struct br_proxy *px, struct batch *b, bool force)
 {
+	uint64_t bytes = 0;
 	struct br_out *o;
 	unsigned char *p;
+	uint32_t n = 0;
+	bool all = true;
 
 	while ((o = px->out)) {
-		if (!force && !credit(d, px, b))
-			return false;
+		if (!force && !credit(d, px, b)) {
+			all = false;
+			break;
+		}
 		p = room(d, px, b, o->len);
 		memcpy(p, o->ent, o->len);
 		added(b, o->len, o->size, NULL, px->name);
 		if (!(px->out = o->next))
 			px->out_tail = NULL;
+		if (o->backlog)
+			n++, bytes += o->size;
 		free(o);
 	}
-	return true;
+	if (n)
+		br_xc_sent(d, px, n, bytes);
+	return all;
 }
 
 /*

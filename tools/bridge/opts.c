@@ -125,8 +125,20 @@ static int level(const char *arg, int *lv)
 	return bad("bad log level (debug, info, warn, error)", arg);
 }
 
-enum { O_CREDS = 256, O_CA, O_CERT, O_KEY, O_HB, O_DEAD, O_WIN, O_WINB, O_ROWS, O_LOG, O_SPIN,
-       O_CALLT };
+enum {
+	O_CREDS = 256,
+	O_CA,
+	O_CERT,
+	O_KEY,
+	O_HB,
+	O_DEAD,
+	O_WIN,
+	O_WINB,
+	O_ROWS,
+	O_LOG,
+	O_SPIN,
+	O_CALLT
+};
 
 static const struct option longs[] = {
 	{ "domain", required_argument, NULL, 'd' },

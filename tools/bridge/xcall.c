@@ -42,6 +42,7 @@
 #include "bridge.h"
 
 #define REPLY_QUEUE 64 /* replies waiting for a slow caller, per request */
+#define BACKLOG 256    /* replies taken, not published yet, per proxy */
 #define WAIT_FOREVER_MS 1000
 #define KEY (2 + BR_NAME + 17)
 
@@ -55,7 +56,7 @@ struct br_rep { /* a reply waiting to be sent to a local caller */
 };
 
 struct br_job {
-	char key[KEY]; /* in its proxy's jobs: "q:<caller>:<id>" or "w:<server>:<id>" */
+	char key[KEY];	     /* in its proxy's jobs: "q:<caller>:<id>" or "w:<server>:<id>" */
 	struct br_job *next; /* run queue */
 	int kind;
 	struct br_proxy *px;
@@ -86,7 +87,7 @@ struct br_res { /* a WAIT job's reply, or a REPLY job over */
 
 struct br_pool {
 	pthread_mutex_t mu;
-	pthread_cond_t work, idle;
+	pthread_cond_t work, idle, sent;
 	struct br_job *head, *tail;
 	struct br_res *res, *res_tail;
 	pthread_t *th;
@@ -137,6 +138,10 @@ static void result(struct br_pool *p, struct br_job *j, int32_t status, uint32_t
 		status = -ENOMEM;
 	}
 	*r = (struct br_res){ NULL, j, status, flags, len, fin };
+	if (j->kind == JOB_WAIT) {
+		j->px->backlog++;
+		j->px->backlog_bytes += len;
+	}
 	if (len)
 		memcpy(r->data, data, len);
 	if (p->res_tail)
@@ -214,6 +219,14 @@ static void do_wait(struct br_pool *p, struct br_job *j)
 	int rc;
 
 	for (;;) {
+		/* Replies wait in the call's reply ring (and the server behind
+		 * it) while too many taken ones are not out yet: the far
+		 * caller is slow, credits hold them back. */
+		pthread_mutex_lock(&p->mu);
+		while (!j->dead && (j->px->backlog >= BACKLOG ||
+				    j->px->backlog_bytes >= j->px->d->br->o.window_bytes))
+			pthread_cond_wait(&p->sent, &p->mu);
+		pthread_mutex_unlock(&p->mu);
 		flags = 0;
 		rc = buf ? shmrpc_call_wait(n, j->bid, buf, j->cap, &flags, wait_ms(j)) : -ENOMEM;
 		if ((rc == -EAGAIN || rc == -ETIMEDOUT) && !is_dead(p, j) &&
@@ -286,6 +299,7 @@ static struct br_pool *pool(struct bridge *br)
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->idle, NULL);
+	pthread_cond_init(&p->sent, NULL);
 	p->wfd = br->wfd;
 	br->pool = p;
 	p->th = calloc(br->o.call_threads, sizeof(*p->th));
@@ -301,6 +315,17 @@ static struct br_pool *pool(struct bridge *br)
 
 /* After the proxies closed (their WAIT jobs are over): the threads end. One
  * still blocked in shmrpc_reply after a second is left to the exit. */
+void br_xc_sent(struct br_dom *d, struct br_proxy *px, uint32_t n, uint64_t bytes)
+{
+	struct br_pool *p = d->br->pool;
+
+	pthread_mutex_lock(&p->mu);
+	px->backlog -= n;
+	px->backlog_bytes -= bytes;
+	pthread_cond_broadcast(&p->sent);
+	pthread_mutex_unlock(&p->mu);
+}
+
 void br_xc_stop(struct bridge *br)
 {
 	struct br_pool *p = br->pool;
@@ -338,13 +363,14 @@ void br_xc_stop(struct bridge *br)
 
 /* Entry @e (payload e->data) on px's stream, ahead of its ring's next
  * message; px goes on the out list. 0 or -ENOMEM. */
-static int out_push(struct br_dom *d, struct br_proxy *px, const struct br_ent *e)
+static int out_push(struct br_dom *d, struct br_proxy *px, const struct br_ent *e, bool backlog)
 {
 	struct br_out *o = malloc(sizeof(*o) + BR_BATCH_ENTRY + e->len);
 
 	if (!o)
 		return -ENOMEM;
 	o->next = NULL;
+	o->backlog = backlog;
 	o->len = br_ent_put(o->ent, e);
 	if (e->len)
 		memcpy(o->ent + o->len, e->data, e->len);
@@ -369,7 +395,7 @@ static void out_error(struct br_dom *d, struct br_proxy *px, const char *server,
 	struct br_ent e = { .kind = BR_ENT_REPLY, .id = id, .status = err };
 
 	snprintf(e.from, sizeof(e.from), "%s", server);
-	if (out_push(d, px, &e))
+	if (out_push(d, px, &e, false))
 		blog(BR_LOG_ERROR, "reply-lost domain=%s to=%s why=out-of-memory", d->name,
 		     px->name);
 }
@@ -434,7 +460,7 @@ void br_xc_serve(struct shmrpc_node *node, const struct shmrpc_req *req, void *a
 		left = (req->deadline_ns - br_now_ns()) / 1000;
 		e.tmo_us = left > 0 ? (uint64_t)left : 1;
 	}
-	if (out_push(d, px, &e)) {
+	if (out_push(d, px, &e, false)) {
 		br_map_del(&px->jobs, j->key);
 		job_free(j);
 		(void)shmrpc_reply_error(node, req, -ENOMEM);
@@ -479,8 +505,8 @@ static int reply_in(struct br_dom *d, struct br_proxy *px, struct br_local *l,
 /* ------------------------------------------------------------ host B */
 
 /* A remote caller's request (from its proxy px) to local server l. */
-static int req_in(struct br_dom *d, struct br_proxy *px, struct br_local *l,
-		  const struct br_ent *e, int64_t since_ns)
+static int req_in(struct br_dom *d, struct br_proxy *px, struct br_local *l, const struct br_ent *e,
+		  int64_t since_ns)
 {
 	int64_t now = br_now_ns(), dl = 0;
 	struct br_pool *p;
@@ -489,7 +515,8 @@ static int req_in(struct br_dom *d, struct br_proxy *px, struct br_local *l,
 	int rc;
 
 	if (e->tmo_us) {
-		dl = since_ns + (int64_t)(e->tmo_us > INT64_MAX / 2000 ? INT64_MAX / 2000 : e->tmo_us) * 1000;
+		dl = since_ns +
+		     (int64_t)(e->tmo_us > INT64_MAX / 2000 ? INT64_MAX / 2000 : e->tmo_us) * 1000;
 		if (now >= dl) {
 			out_error(d, px, l->name, e->id, -ETIMEDOUT);
 			return 0;
@@ -501,8 +528,8 @@ static int req_in(struct br_dom *d, struct br_proxy *px, struct br_local *l,
 	switch (rc) {
 	case 0:
 		break;
-	case -EAGAIN:  /* the server's ring is full, or max_calls in flight */
-	case -ENOENT:  /* the node is gone: held until the poll drops it */
+	case -EAGAIN: /* the server's ring is full, or max_calls in flight */
+	case -ENOENT: /* the node is gone: held until the poll drops it */
 	case -EPIPE:
 	case -ENOSPC:
 	case -ENOMEM:
@@ -542,8 +569,8 @@ static int cancel_in(struct br_proxy *px, struct br_local *l, const struct br_en
 	return 0;
 }
 
-int br_xc_deliver(struct br_dom *d, struct br_proxy *px, struct br_local *l,
-		  const struct br_ent *e, int64_t since_ns)
+int br_xc_deliver(struct br_dom *d, struct br_proxy *px, struct br_local *l, const struct br_ent *e,
+		  int64_t since_ns)
 {
 	switch (e->kind) {
 	case BR_ENT_REQ:
@@ -570,14 +597,16 @@ static void ingest_one(struct br_dom *d, struct br_res *r)
 		e.len = r->len;
 		e.data = r->data;
 		snprintf(e.from, sizeof(e.from), "%s", j->dst);
-		if (out_push(d, j->px, &e))
-			blog(BR_LOG_ERROR, "reply-lost domain=%s to=%s why=out-of-memory",
-			     d->name, j->px->name);
+		if (out_push(d, j->px, &e, true)) {
+			blog(BR_LOG_ERROR, "reply-lost domain=%s to=%s why=out-of-memory", d->name,
+			     j->px->name);
+			br_xc_sent(d, j->px, 1, r->len);
+		}
 	} else if (j->cancelling) { /* the caller went before the last reply */
 		e.kind = BR_ENT_CANCEL;
 		e.id = j->req.id;
 		snprintf(e.from, sizeof(e.from), "%s", j->req.from);
-		(void)out_push(d, j->px, &e);
+		(void)out_push(d, j->px, &e, false);
 	}
 	if (r->fin) {
 		br_map_del(&j->px->jobs, j->key);
@@ -726,6 +755,7 @@ bool br_xc_proxy_gone(struct br_dom *d, struct br_proxy *px)
 			(void)shmrpc_call_cancel(px->node, j->bid);
 	}
 	drop_results(p, px);
+	pthread_cond_broadcast(&p->sent); /* threads held by its backlog */
 	/* WAIT jobs' threads return within a call_wait; a REPLY job's may
 	 * block until its caller reads: not waited for */
 	do {
