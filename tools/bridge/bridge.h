@@ -19,10 +19,11 @@
  *   names.c    who owns each name (collisions), proxies opened and closed
  *   dlv.c      NATS -> proxy of the sender -> local receiver, with queues
  *              for full rings, and the credits it grants
+ *   xcall.c    calls across hosts: requests, replies, cancels, its threads
  *   status.c   the status segment that shmrpc-top reads
  *
  * Calls go one way: main -> remote -> fwd -> local -> names -> dlv ->
- * status, wire, conn -> map, log. conn.c calls back into the others only
+ * xcall -> status, wire, conn -> map, log. conn.c calls back into the others only
  * through the handlers registered with it (function pointers).
  *
  * Threads. main.c's thread does everything: it reads the NATS socket
