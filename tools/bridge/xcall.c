@@ -153,7 +153,9 @@ static void result(struct br_pool *p, struct br_job *j, int32_t status, uint32_t
 		wake_main(p);
 }
 
-/* A REPLY job: send what its queue holds, in order. */
+/* A REPLY job: send what its queue holds, in order. Returns with p->mu
+ * held: the thread lets go of the job in the same section that reports
+ * it over (main's thread frees it on that report). */
 static void do_reply(struct br_pool *p, struct br_job *j)
 {
 	struct shmrpc_node *n = j->px->node;
@@ -166,11 +168,10 @@ static void do_reply(struct br_pool *p, struct br_job *j)
 		r = j->dead ? NULL : j->rq;
 		if (r && !(j->rq = r->next))
 			j->rq_tail = NULL;
-		if (r)
-			j->nrq--;
-		pthread_mutex_unlock(&p->mu);
 		if (!r)
 			return;
+		j->nrq--;
+		pthread_mutex_unlock(&p->mu);
 		fin = r->status || !(r->flags & SHMRPC_REPLY_MORE);
 		rc = r->status ? shmrpc_reply_error(n, &j->req, r->status) :
 				 shmrpc_reply(n, &j->req, r->data, r->len, r->flags);
@@ -183,8 +184,8 @@ static void do_reply(struct br_pool *p, struct br_job *j)
 			j->over = true;
 			if (rc && !fin)
 				j->cancelling = true; /* tell the server's host */
-			result(p, j, 0, 0, NULL, 0, true);
-			pthread_mutex_unlock(&p->mu);
+			if (!j->dead)
+				result(p, j, 0, 0, NULL, 0, true);
 			return;
 		}
 	}
@@ -210,7 +211,8 @@ static int wait_ms(const struct br_job *j)
 	return left < 0 ? 0 : left > WAIT_FOREVER_MS ? WAIT_FOREVER_MS : (int)left;
 }
 
-/* A WAIT job: every reply of its call, until the last. */
+/* A WAIT job: every reply of its call, until the last. Returns with p->mu
+ * held, as do_reply. */
 static void do_wait(struct br_pool *p, struct br_job *j)
 {
 	struct shmrpc_node *n = j->px->node;
@@ -242,7 +244,6 @@ static void do_wait(struct br_pool *p, struct br_job *j)
 				result(p, j, rc < 0 ? rc : 0, 0, buf, rc < 0 ? 0 : (uint32_t)rc,
 				       true);
 			j->over = true;
-			pthread_mutex_unlock(&p->mu);
 			free(buf);
 			return;
 		}
@@ -270,10 +271,9 @@ static void *worker(void *arg)
 		p->nbusy++;
 		pthread_mutex_unlock(&p->mu);
 		if (j->kind == JOB_REPLY)
-			do_reply(p, j);
+			do_reply(p, j); /* back with p->mu */
 		else
 			do_wait(p, j);
-		pthread_mutex_lock(&p->mu);
 		j->busy = false;
 		j->queued = false;
 		p->nbusy--;
@@ -792,8 +792,10 @@ void br_xc_reap(struct br_dom *d, bool all, void (*close_fn)(struct br_dom *, st
 			continue;
 		}
 		*pp = px->zombie_next;
-		if (idle)
+		if (idle) {
+			drop_out(px);
 			close_fn(d, px);
+		}
 		/* else: at exit, a thread still in shmrpc_reply: left to the exit */
 	}
 }
