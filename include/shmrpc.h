@@ -129,7 +129,10 @@ struct shmrpc_opts {
  * proxy_host: this node stands for a node of that name on host proxy_host
  * (a name of the node-name rules); shmrpc-bridge opens such proxies
  * (docs/cross-host.md). It is an ordinary node in every other way;
- * shmrpc_is_local answers 0 for it and shmrpc_node_host names its host.
+ * shmrpc_is_local answers 0 for it and shmrpc_node_host names its host,
+ * and callers see it as serving from its open (its opener is expected to
+ * call shmrpc_serve before its first receiving call; a request met before
+ * that is answered -EOPNOTSUPP, as always).
  * max_calls: at most 1048576; bounds this node's calls in flight
  * (shmrpc_call_start past it: -EAGAIN) and, as a server, its requests in
  * progress (a request past it is answered -EBUSY).
