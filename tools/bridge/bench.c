@@ -368,12 +368,17 @@ static int b_shm_source(int out)
 
 /* ------------------------------------------------------------ report */
 
-static void row_rtt(const char *what, const struct res *p, const struct res *b)
+/* target: the bound on the ratio, or 0 for a row only reported */
+static void row_rtt(const char *what, const struct res *p, const struct res *b, double target)
 {
 	double q = b->median / p->median;
 
-	printf("%-22s %9.1f us %9.1f us  %5.2fx  <= 1.5x  %s\n", what, p->median, b->median, q,
-	       q <= 1.5 ? "met" : "MISSED");
+	if (target > 0)
+		printf("%-22s %9.1f us %9.1f us  %5.2fx  <= %.1fx  %s\n", what, p->median,
+		       b->median, q, target, q <= target ? "met" : "MISSED");
+	else
+		printf("%-22s %9.1f us %9.1f us  %5.2fx  (reported)\n", what, p->median, b->median,
+		       q);
 	printf("%-22s %9.1f us %9.1f us  %5.2fx\n", "  p99", p->p99, b->p99, b->p99 / p->p99);
 }
 
@@ -407,8 +412,8 @@ static int run(struct bb_env *e)
 	printf("\nshmrpc-bridge-bench: loopback, one nats-server, libnats %s; same run\n",
 	       nats_GetVersion());
 	printf("%-22s %12s %12s  %6s  %7s\n", "", "plain NATS", "2 bridges", "ratio", "target");
-	row_rtt("round trip 64 B", &p[0], &b[0]);
-	row_rtt("call 64 B", &p[0], &call);
+	row_rtt("round trip 64 B", &p[0], &b[0], 1.5);
+	row_rtt("call 64 B", &p[0], &call, 0);
 	row_tp("throughput 64 B", &p[1], &b[1], tp_n64);
 	row_tp("throughput 4 KiB", &p[2], &b[2], tp_n4k);
 	return 0;
@@ -426,7 +431,6 @@ int main(int argc, char **argv)
 	char bin[PATH_MAX];
 	int c, rc;
 
-	snprintf(e.spin_us, sizeof(e.spin_us), "50");
 	while ((c = getopt_long(argc, argv, "b:qs:n:h", longs, NULL)) != -1) {
 		if (c == 'n') {
 			tp_n64 = atoi(optarg) > 0 ? atoi(optarg) : tp_n64;

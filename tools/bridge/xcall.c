@@ -468,10 +468,44 @@ void br_xc_serve(struct shmrpc_node *node, const struct shmrpc_req *req, void *a
 }
 
 /* A reply from the server px stands for, to local caller l. */
+/*
+ * The common case, in main's thread: no earlier reply of the request waits
+ * for a thread, and the caller's reply ring has room (SHMRPC_REPLY_NOWAIT).
+ * 1: done (-EAGAIN in *rc: full, its stream waits and retries, as for a
+ * message); 0: for a thread (an error reply, which may block).
+ */
+static int reply_now(struct br_dom *d, struct br_proxy *px, struct br_job *j,
+		     const struct br_ent *e, int *rc)
+{
+	struct br_pool *p = d->br->pool;
+	bool idle, fin = !(e->flags & SHMRPC_REPLY_MORE);
+	struct br_ent c = { .kind = BR_ENT_CANCEL, .id = j->req.id };
+
+	pthread_mutex_lock(&p->mu); /* only main's thread adds work to j */
+	idle = !j->queued && !j->rq && !j->over && !j->cancelling;
+	pthread_mutex_unlock(&p->mu);
+	if (!idle || e->status)
+		return 0;
+	*rc = shmrpc_reply(px->node, &j->req, e->data, e->len, e->flags | SHMRPC_REPLY_NOWAIT);
+	if (*rc == -EAGAIN || *rc == -EMSGSIZE)
+		return *rc == -EAGAIN; /* -EMSGSIZE: a thread sends the error */
+	if (*rc && !fin) {	       /* the caller went: tell the server's host */
+		snprintf(c.from, sizeof(c.from), "%s", j->req.from);
+		(void)out_push(d, px, &c, false);
+	}
+	if (*rc || fin) {
+		br_map_del(&px->jobs, j->key);
+		job_free(j);
+	}
+	*rc = 0;
+	return 1;
+}
+
 static int reply_in(struct br_dom *d, struct br_proxy *px, struct br_local *l,
 		    const struct br_ent *e)
 {
 	struct br_pool *p = d->br->pool;
+	struct br_ent err = *e;
 	char k[KEY];
 	struct br_job *j;
 	struct br_rep *r;
@@ -480,6 +514,13 @@ static int reply_in(struct br_dom *d, struct br_proxy *px, struct br_local *l,
 	key(k, 'q', l->name, e->id);
 	if (!p || !(j = br_map_get(&px->jobs, k)))
 		return 0; /* over here (cancelled, deadline, caller gone): late */
+	if (reply_now(d, px, j, e, &rc))
+		return rc;
+	if (rc == -EMSGSIZE) { /* larger than the caller's ring takes */
+		err.status = -EMSGSIZE;
+		err.len = 0;
+		e = &err;
+	}
 	pthread_mutex_lock(&p->mu);
 	if (j->over || j->cancelling) {
 		rc = 0;
