@@ -670,7 +670,7 @@ struct shmrpc_req {
  */
 typedef void (*shmrpc_serve_fn)(struct shmrpc_node *node, const struct shmrpc_req *req, void *arg);
 
-#define SHMRPC_REPLY_MORE 0x1u	  /* more replies to this request follow */
+#define SHMRPC_REPLY_MORE 0x1u	 /* more replies to this request follow */
 #define SHMRPC_REPLY_NOWAIT 0x2u /* shmrpc_reply: -EAGAIN rather than wait for room */
 
 /*
