@@ -8,18 +8,21 @@
  *     br_xc_serve (in fwd.c's peek): a REQ        br_xc_deliver (dlv.c): the
  *     entry on S's stream, in ring order with     call, in stream order with
  *     C's messages; a REPLY job kept               the messages; a WAIT job
- *   a thread: shmrpc_reply(proxy-S, req)  <--     a thread: shmrpc_call_wait,
- *     for each REPLY entry, in order               each reply a REPLY entry on
+ *   shmrpc_reply(proxy-S, req, NOWAIT)    <--     a thread: shmrpc_call_wait,
+ *     for each REPLY entry, in order (dlv.c)       each reply a REPLY entry on
  *                                                  C's stream (br_xc_ingest)
  *
  * Requests, replies and cancels are entries of the ordinary streams: order,
  * credits and loss counting are the messages' (fwd.c, dlv.c). The deadline
  * travels as the time left (clocks do not cross hosts).
  *
- * Threads. Sending a reply may block (the caller's reply ring is full) and
- * so does waiting for one: both run in this file's threads (the pool), never
- * in main's loop. A thread takes a job from the run queue: a REPLY job sends
- * what its request's replies queue holds, in order; a WAIT job waits for
+ * Threads. Waiting for a reply blocks, and so may an error reply (the
+ * caller's reply ring full: shmrpc_reply_error cannot be told not to
+ * wait): both run in this file's threads (the pool), never in main's loop,
+ * which sends the other replies itself with SHMRPC_REPLY_NOWAIT (full: the
+ * entry waits in its stream's queue, as a message does). A thread takes a
+ * job from the run queue: a REPLY job sends what its request's replies
+ * queue holds, in order (an error, and what came after it); a WAIT job waits for
  * its call's replies until the last and hands each to main's thread (the
  * results list, and the wake eventfd). The pool's lock guards the run queue,
  * the results, each job's queue and flags; the threads never take the
@@ -27,7 +30,7 @@
  *
  * A proxy that closes: its WAIT jobs are cancelled (shmrpc_call_cancel
  * makes their threads return at once) and waited for; a REPLY job's thread
- * may be blocked in shmrpc_reply until its caller reads or its deadline:
+ * may be blocked in shmrpc_reply_error until its caller reads or its deadline:
  * the proxy's node then stays open (a zombie: out of the tables, its name
  * still held) until that thread is done.
  */
