@@ -670,7 +670,8 @@ struct shmrpc_req {
  */
 typedef void (*shmrpc_serve_fn)(struct shmrpc_node *node, const struct shmrpc_req *req, void *arg);
 
-#define SHMRPC_REPLY_MORE 0x1u /* more replies to this request follow */
+#define SHMRPC_REPLY_MORE 0x1u	 /* more replies to this request follow */
+#define SHMRPC_REPLY_NOWAIT 0x2u /* shmrpc_reply: -EAGAIN rather than wait for room */
 
 /*
  * shmrpc_serve - handle requests with fn(node, req, arg) from now on; fn
@@ -685,7 +686,9 @@ SHMRPC_API int shmrpc_serve(struct shmrpc_node *node, shmrpc_serve_fn fn, void *
  * thread. flags: SHMRPC_REPLY_MORE while more replies follow (a stream);
  * the reply without it is the last and ends the request. Blocks while the
  * caller's reply ring is full, at most until the request's deadline (with
- * none, until the caller reads or goes). Returns 0, or -EPIPE (the caller
+ * none, until the caller reads or goes); with SHMRPC_REPLY_NOWAIT (0.2.1)
+ * it returns -EAGAIN at once instead, and the request stays open (an event
+ * loop retries later). Returns 0, or -EPIPE (the caller
  * left or died: nothing is kept of the request), -ENOENT (the request is
  * over: its last reply was sent, or it was never one of this node's),
  * -EMSGSIZE (larger than shmrpc_max_size(node, req->from) less 16 bytes:

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "bridge.h"
@@ -44,7 +45,8 @@ static void usage(FILE *f)
 		"      --status-rows N   nodes the status segment shows, 16 to 65536\n"
 		"                        (default 1024)\n"
 		"      --spin-us N       after traffic, poll this long before sleeping,\n"
-		"                        0 to 1000 (default 50)\n"
+		"                        0 to 1000 (default 50 with 4 CPUs or more, else 0:\n"
+		"                        a polling bridge takes the CPU its peers need)\n"
 		"      --call-threads N  threads that carry calls across hosts (each waits for\n"
 		"                        one call's replies, or sends one request's), 1 to 1024\n"
 		"                        (default 16; started at the first call)\n"
@@ -263,7 +265,9 @@ int br_opts_parse(int argc, char **argv, struct br_opts *o)
 	o->window = 1024;
 	o->window_bytes = 4 << 20;
 	o->status_rows = 1024;
-	o->spin_us = 50;
+	/* Polling pays where a CPU would idle; with fewer than 4, the
+	 * bridge's peers (its nodes, nats-server) need it (docs/cross-host.md). */
+	o->spin_us = get_nprocs() >= 4 ? 50 : 0;
 	o->call_threads = 16;
 	o->log_level = BR_LOG_INFO;
 	while ((c = getopt_long(argc, argv, "d:s:H:vhV", longs, NULL)) != -1)

@@ -8,18 +8,21 @@
  *     br_xc_serve (in fwd.c's peek): a REQ        br_xc_deliver (dlv.c): the
  *     entry on S's stream, in ring order with     call, in stream order with
  *     C's messages; a REPLY job kept               the messages; a WAIT job
- *   a thread: shmrpc_reply(proxy-S, req)  <--     a thread: shmrpc_call_wait,
- *     for each REPLY entry, in order               each reply a REPLY entry on
+ *   shmrpc_reply(proxy-S, req, NOWAIT)    <--     a thread: shmrpc_call_wait,
+ *     for each REPLY entry, in order (dlv.c)       each reply a REPLY entry on
  *                                                  C's stream (br_xc_ingest)
  *
  * Requests, replies and cancels are entries of the ordinary streams: order,
  * credits and loss counting are the messages' (fwd.c, dlv.c). The deadline
  * travels as the time left (clocks do not cross hosts).
  *
- * Threads. Sending a reply may block (the caller's reply ring is full) and
- * so does waiting for one: both run in this file's threads (the pool), never
- * in main's loop. A thread takes a job from the run queue: a REPLY job sends
- * what its request's replies queue holds, in order; a WAIT job waits for
+ * Threads. Waiting for a reply blocks, and so may an error reply (the
+ * caller's reply ring full: shmrpc_reply_error cannot be told not to
+ * wait): both run in this file's threads (the pool), never in main's loop,
+ * which sends the other replies itself with SHMRPC_REPLY_NOWAIT (full: the
+ * entry waits in its stream's queue, as a message does). A thread takes a
+ * job from the run queue: a REPLY job sends what its request's replies
+ * queue holds, in order (an error, and what came after it); a WAIT job waits for
  * its call's replies until the last and hands each to main's thread (the
  * results list, and the wake eventfd). The pool's lock guards the run queue,
  * the results, each job's queue and flags; the threads never take the
@@ -27,7 +30,7 @@
  *
  * A proxy that closes: its WAIT jobs are cancelled (shmrpc_call_cancel
  * makes their threads return at once) and waited for; a REPLY job's thread
- * may be blocked in shmrpc_reply until its caller reads or its deadline:
+ * may be blocked in shmrpc_reply_error until its caller reads or its deadline:
  * the proxy's node then stays open (a zombie: out of the tables, its name
  * still held) until that thread is done.
  */
@@ -468,10 +471,44 @@ void br_xc_serve(struct shmrpc_node *node, const struct shmrpc_req *req, void *a
 }
 
 /* A reply from the server px stands for, to local caller l. */
+/*
+ * The common case, in main's thread: no earlier reply of the request waits
+ * for a thread, and the caller's reply ring has room (SHMRPC_REPLY_NOWAIT).
+ * 1: done (-EAGAIN in *rc: full, its stream waits and retries, as for a
+ * message); 0: for a thread (an error reply, which may block).
+ */
+static int reply_now(struct br_dom *d, struct br_proxy *px, struct br_job *j,
+		     const struct br_ent *e, int *rc)
+{
+	struct br_pool *p = d->br->pool;
+	bool idle, fin = !(e->flags & SHMRPC_REPLY_MORE);
+	struct br_ent c = { .kind = BR_ENT_CANCEL, .id = j->req.id };
+
+	pthread_mutex_lock(&p->mu); /* only main's thread adds work to j */
+	idle = !j->queued && !j->rq && !j->over && !j->cancelling;
+	pthread_mutex_unlock(&p->mu);
+	if (!idle || e->status)
+		return 0;
+	*rc = shmrpc_reply(px->node, &j->req, e->data, e->len, e->flags | SHMRPC_REPLY_NOWAIT);
+	if (*rc == -EAGAIN || *rc == -EMSGSIZE)
+		return *rc == -EAGAIN; /* -EMSGSIZE: a thread sends the error */
+	if (*rc && !fin) {	       /* the caller went: tell the server's host */
+		snprintf(c.from, sizeof(c.from), "%s", j->req.from);
+		(void)out_push(d, px, &c, false);
+	}
+	if (*rc || fin) {
+		br_map_del(&px->jobs, j->key);
+		job_free(j);
+	}
+	*rc = 0;
+	return 1;
+}
+
 static int reply_in(struct br_dom *d, struct br_proxy *px, struct br_local *l,
 		    const struct br_ent *e)
 {
 	struct br_pool *p = d->br->pool;
+	struct br_ent err = *e;
 	char k[KEY];
 	struct br_job *j;
 	struct br_rep *r;
@@ -480,6 +517,13 @@ static int reply_in(struct br_dom *d, struct br_proxy *px, struct br_local *l,
 	key(k, 'q', l->name, e->id);
 	if (!p || !(j = br_map_get(&px->jobs, k)))
 		return 0; /* over here (cancelled, deadline, caller gone): late */
+	if (reply_now(d, px, j, e, &rc))
+		return rc;
+	if (rc == -EMSGSIZE) { /* larger than the caller's ring takes */
+		err.status = -EMSGSIZE;
+		err.len = 0;
+		e = &err;
+	}
 	pthread_mutex_lock(&p->mu);
 	if (j->over || j->cancelling) {
 		rc = 0;
