@@ -213,8 +213,8 @@ static void too_big(struct br_dom *d, struct br_proxy *px)
 }
 
 /* One message of the receive, after the requests served before it. */
-static void one(struct br_dom *d, struct br_proxy *px, struct batch *b,
-		const struct shmrpc_msg *m, uint32_t i)
+static void one(struct br_dom *d, struct br_proxy *px, struct batch *b, const struct shmrpc_msg *m,
+		uint32_t i)
 {
 	struct br_local *l;
 
