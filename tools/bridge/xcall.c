@@ -36,6 +36,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -374,6 +375,10 @@ static int out_push(struct br_dom *d, struct br_proxy *px, const struct br_ent *
 		return -ENOMEM;
 	o->next = NULL;
 	o->backlog = backlog;
+	o->pos = 0;
+	/* In a receive: after the messages it took before this request. */
+	while (px->rxm && o->pos < px->rxn && px->rxm[o->pos].len != SIZE_MAX)
+		o->pos++;
 	o->len = br_ent_put(o->ent, e);
 	if (e->len)
 		memcpy(o->ent + o->len, e->data, e->len);
