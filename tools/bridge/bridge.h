@@ -463,7 +463,8 @@ void br_xc_sent(struct br_dom *d, struct br_proxy *px, uint32_t n, uint64_t byte
 /* ------------------------------------------------------------ dlv.c */
 
 void br_dlv_data(struct br_dom *d, const char *subj, const struct br_hdr *h);
-void br_dlv_retry(struct br_dom *d); /* queued messages */
+/* Queued messages, into rings that have room now: how many went. */
+uint32_t br_dlv_retry(struct br_dom *d);
 void br_dlv_idle_grants(struct br_dom *d, int64_t now);
 /* A local node left: drop its streams (counted lost). */
 void br_dlv_drop_local(struct br_dom *d, struct br_local *l);
