@@ -141,7 +141,7 @@ static void add(struct br_dom *d, struct br_proxy *px, struct batch *b, const ch
 
 /*
  * The entries xcall.c put ahead of the ring's next message (requests the
- * serve function took in the last peek, replies, cancels) into the batch,
+ * serve function took in the last receive, replies, cancels) into the batch,
  * as credits allow (@force: whatever they say), those served before
  * message @upto of the current receive: true when all of those went.
  */

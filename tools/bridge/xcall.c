@@ -5,7 +5,7 @@
  *
  *   host A (C lives here)                      host B (S lives here)
  *   C --shmrpc_call--> proxy-S                  proxy-C --shmrpc_call_start--> S
- *     br_xc_serve (in fwd.c's peek): a REQ        br_xc_deliver (dlv.c): the
+ *     br_xc_serve (in fwd.c's receive): a REQ     br_xc_deliver (dlv.c): the
  *     entry on S's stream, in ring order with     call, in stream order with
  *     C's messages; a REPLY job kept               the messages; a WAIT job
  *   shmrpc_reply(proxy-S, req, NOWAIT)    <--     a thread: shmrpc_call_wait,
@@ -442,7 +442,7 @@ static void job_free(struct br_job *j)
 
 /* ------------------------------------------------------------ host A */
 
-/* In fwd.c's peek (main's thread, under mu): a local caller's request to
+/* In fwd.c's receive (main's thread, under mu): a local caller's request to
  * the remote node px stands for goes out on px's stream as a REQ. */
 void br_xc_serve(struct shmrpc_node *node, const struct shmrpc_req *req, void *arg)
 {
