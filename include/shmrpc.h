@@ -556,7 +556,9 @@ SHMRPC_API int shmrpc_release(struct shmrpc_node *node, struct shmrpc_rxbuf *rx)
  * the first, the call returns -EMSGSIZE, as shmrpc_recv does. Errors as
  * shmrpc_recv's, -EINVAL for n == 0 or msgs NULL. A ring's space goes back
  * to its sender once per call, not once per message: one store and at most
- * one wake per sender's ring.
+ * one wake per sender's ring. A request met on the way is served in its
+ * place: the serve function finds msgs[0..k) filled in (len, from) with
+ * the messages taken before it, and msgs[k..n) as the caller left them.
  */
 struct shmrpc_msg {
 	void *buf;			/* in: where to copy the message */

@@ -707,6 +707,52 @@ static void test_rpc_every_receiving_call(void **state)
 	shmrpc_close(c);
 }
 
+/* shmrpc_recv_batch serves a request in its place: its serve function
+ * finds the messages taken before it filled in, the rest untouched (what
+ * shmrpc-bridge relies on to keep requests in order with messages). */
+struct seen_at {
+	struct shmrpc_msg *m;
+	unsigned n;
+	int filled; /* messages filled when the request was served */
+};
+
+static void note_filled(struct shmrpc_node *n, const struct shmrpc_req *r, void *arg)
+{
+	struct seen_at *a = arg;
+
+	for (a->filled = 0; (unsigned)a->filled < a->n && a->m[a->filled].len != SIZE_MAX;)
+		a->filled++;
+	shmrpc_reply(n, r, NULL, 0, 0);
+}
+
+static void test_rpc_recv_batch_serves_in_place(void **state)
+{
+	struct th_dom *d = *state;
+	struct shmrpc_node *c = th_open(d, "c"), *s = th_open(d, "s");
+	char bufs[4][8];
+	struct shmrpc_msg m[4];
+	struct seen_at a = { m, 4, -1 };
+	uint64_t id;
+	int i;
+
+	assert_int_equal(shmrpc_serve(s, note_filled, &a), 0);
+	assert_int_equal(shmrpc_send(c, "s", "m1", 2, -1), 0);
+	assert_int_equal(shmrpc_send(c, "s", "m2", 2, -1), 0);
+	assert_int_equal(shmrpc_call_start(c, "s", "r", 1, 5000, &id), 0);
+	assert_int_equal(shmrpc_send(c, "s", "m3", 2, -1), 0);
+	for (i = 0; i < 4; i++)
+		m[i] = (struct shmrpc_msg){ .buf = bufs[i],
+					    .cap = sizeof(bufs[i]),
+					    .len = SIZE_MAX };
+	assert_int_equal(shmrpc_recv_batch(s, m, 4, 5000), 3);
+	assert_int_equal(a.filled, 2); /* m1 and m2 before it, m3 not yet */
+	assert_memory_equal(bufs[2], "m3", 2);
+	assert_int_equal(m[3].len, SIZE_MAX);
+	assert_int_equal(shmrpc_call_wait(c, id, NULL, 0, NULL, 5000), 0);
+	shmrpc_close(s);
+	shmrpc_close(c);
+}
+
 /* Many calling threads, no receiving thread at the caller: one reads for
  * the others, and each reply reaches its own call. */
 struct caller {
@@ -949,6 +995,7 @@ int main(void)
 		T(test_rpc_expired_unserved),
 		T(test_rpc_replies_apart_from_messages),
 		T(test_rpc_every_receiving_call),
+		T(test_rpc_recv_batch_serves_in_place),
 		T(test_rpc_threads),
 		T(test_rpc_cancel_wakes_waiter),
 		T(test_rpc_enobufs),

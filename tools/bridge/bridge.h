@@ -155,6 +155,7 @@ struct br_out {
 	struct br_out *next;
 	uint32_t len;  /* bytes at ent: head and payload */
 	uint32_t size; /* payload bytes (credits) */
+	uint32_t pos;  /* a request: messages of the same receive before it */
 	bool backlog;  /* a reply counted in its proxy's backlog */
 	unsigned char ent[];
 };
@@ -248,6 +249,10 @@ struct br_proxy { /* a node of another host, held here under its name */
 	 * under the pool's lock: past a bound, those threads wait */
 	uint32_t backlog;
 	uint64_t backlog_bytes;
+	/* the receive in progress (fwd.c), for the serve function: a request
+	 * served in it goes after the messages msgs[0..k) it filled */
+	struct shmrpc_msg *rxm;
+	unsigned rxn;
 	bool zombie; /* closed but for its node: a reply is still being sent */
 	struct br_proxy *zombie_next;
 	struct br_ctr ctr;
@@ -333,6 +338,8 @@ struct bridge {
 	uint32_t nsubs;
 	unsigned char *scratch; /* publish buffer, max_payload bytes, under mu */
 	unsigned char *batch;	/* fwd.c's batch: BR_WIRE_MAX + max_payload bytes */
+	unsigned char *rxbuf;	/* fwd.c's receive buffer */
+	size_t rxbuf_len;
 	uint32_t max_payload;
 	uint64_t next_stream;
 	struct br_pool *pool; /* xcall.c's threads */
@@ -456,7 +463,8 @@ void br_xc_sent(struct br_dom *d, struct br_proxy *px, uint32_t n, uint64_t byte
 /* ------------------------------------------------------------ dlv.c */
 
 void br_dlv_data(struct br_dom *d, const char *subj, const struct br_hdr *h);
-void br_dlv_retry(struct br_dom *d); /* queued messages */
+/* Queued messages, into rings that have room now: how many went. */
+uint32_t br_dlv_retry(struct br_dom *d);
 void br_dlv_idle_grants(struct br_dom *d, int64_t now);
 /* A local node left: drop its streams (counted lost). */
 void br_dlv_drop_local(struct br_dom *d, struct br_local *l);

@@ -290,6 +290,9 @@ void br_conn_close(struct bridge *br)
 	nats_CloseAndWait(2000);
 	free(br->scratch);
 	free(br->batch);
+	free(br->rxbuf);
+	br->rxbuf = NULL;
+	br->rxbuf_len = 0;
 	free(br->subs);
 	br->scratch = br->batch = NULL;
 	br->subs = NULL;

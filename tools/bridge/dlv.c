@@ -313,10 +313,11 @@ void br_dlv_data(struct br_dom *d, const char *subj, const struct br_hdr *h)
 		batch(d, rs, h);
 }
 
-/* Deliver what rs holds, in order, until a ring is full. */
-static void flush(struct br_dom *d, struct br_rstream *rs)
+/* Deliver what rs holds, in order, until a ring is full: how many went. */
+static uint32_t flush(struct br_dom *d, struct br_rstream *rs)
 {
 	struct br_qmsg *q;
+	uint32_t k = 0;
 
 	while ((q = rs->head)) {
 		if (deliver(d, rs, &q->e, q->since_ns) == -EAGAIN)
@@ -328,17 +329,20 @@ static void flush(struct br_dom *d, struct br_rstream *rs)
 		rs->queued--;
 		rs->dst->ctr.queued--;
 		free(q);
+		k++;
 	}
 	if (!rs->head && rs->done < rs->sync_seq)
 		rs->done = rs->sync_seq;
+	return k;
 }
 
-void br_dlv_retry(struct br_dom *d)
+uint32_t br_dlv_retry(struct br_dom *d)
 {
 	struct br_rstream **pp = &d->pending, *rs;
+	uint32_t k = 0;
 
 	while ((rs = *pp)) {
-		flush(d, rs);
+		k += flush(d, rs);
 		flush_wakes(d);
 		maybe_grant(d, rs);
 		if (rs->head) {
@@ -348,6 +352,7 @@ void br_dlv_retry(struct br_dom *d)
 			*pp = rs->pend_next;
 		}
 	}
+	return k;
 }
 
 /* Every 10 ms: a stream whose credits lag and that nothing else grants. */

@@ -125,26 +125,28 @@ static void added(struct batch *b, uint32_t n, uint32_t size, struct br_local *l
 }
 
 /* Copy one message into the batch (publishing the batch first if full). */
-static void add(struct br_dom *d, struct br_proxy *px, struct batch *b,
-		const struct shmrpc_rxbuf *rx, uint32_t len, struct br_local *l)
+static void add(struct br_dom *d, struct br_proxy *px, struct batch *b, const char *from,
+		const void *data, uint32_t len, struct br_local *l)
 {
 	struct br_ent e = { .kind = BR_ENT_MSG, .len = len };
 	unsigned char *p;
 	uint32_t n;
 
-	snprintf(e.from, sizeof(e.from), "%s", rx->from);
+	snprintf(e.from, sizeof(e.from), "%s", from);
 	p = room(d, px, b, BR_BATCH_ENTRY + (uint64_t)len);
 	n = br_ent_put(p, &e);
-	memcpy(p + n, rx->data, len);
-	added(b, n + len, len, l, rx->from);
+	memcpy(p + n, data, len);
+	added(b, n + len, len, l, from);
 }
 
 /*
  * The entries xcall.c put ahead of the ring's next message (requests the
- * serve function took in the last peek, replies, cancels) into the batch,
- * as credits allow (@force: whatever they say): true when all went.
+ * serve function took in the last receive, replies, cancels) into the batch,
+ * as credits allow (@force: whatever they say), those served before
+ * message @upto of the current receive: true when all of those went.
  */
-static bool out_move(struct br_dom *d, struct br_proxy *px, struct batch *b, bool force)
+static bool out_move(struct br_dom *d, struct br_proxy *px, struct batch *b, bool force,
+		     uint32_t upto)
 {
 	uint64_t bytes = 0;
 	struct br_out *o;
@@ -152,7 +154,7 @@ static bool out_move(struct br_dom *d, struct br_proxy *px, struct batch *b, boo
 	uint32_t n = 0;
 	bool all = true;
 
-	while ((o = px->out)) {
+	while ((o = px->out) && o->pos <= upto) {
 		if (!force && !credit(d, px, b)) {
 			all = false;
 			break;
@@ -171,17 +173,77 @@ static bool out_move(struct br_dom *d, struct br_proxy *px, struct batch *b, boo
 	return all;
 }
 
+/* The receive buffer: message 0 may be as large as NATS takes, the others
+ * SLOT bytes (a larger one ends the receive before it, for the next). */
+#define SLOT 4096
+
+static bool rx_setup(struct bridge *br, struct shmrpc_msg *m, unsigned n)
+{
+	size_t need = br->max_payload + (size_t)(BATCH - 1) * SLOT;
+	unsigned i;
+
+	if (br->rxbuf_len < need) {
+		void *p = realloc(br->rxbuf, need);
+
+		if (!p)
+			return false;
+		br->rxbuf = p;
+		br->rxbuf_len = need;
+	}
+	for (i = 0; i < n; i++) {
+		m[i].buf = br->rxbuf + (i ? br->max_payload + (size_t)(i - 1) * SLOT : 0);
+		m[i].cap = i ? SLOT : br->max_payload;
+		m[i].len = SIZE_MAX; /* not filled: xcall.c's serve function looks */
+	}
+	return true;
+}
+
+/* The next message cannot be carried (the server's max_payload shrank
+ * after a reconnect): dropped, counted, so that the ring goes on. */
+static void too_big(struct br_dom *d, struct br_proxy *px)
+{
+	struct shmrpc_rxbuf rx;
+	int len = shmrpc_peek(px->node, &rx, 0);
+
+	if (len < 0)
+		return;
+	drop(d, px, br_local_sender(d, rx.from), rx.from, (uint32_t)len,
+	     "larger-than-nats-max-payload");
+	shmrpc_release(px->node, &rx);
+}
+
+/* One message of the receive, after the requests served before it. */
+static void one(struct br_dom *d, struct br_proxy *px, struct batch *b, const struct shmrpc_msg *m,
+		uint32_t i)
+{
+	struct br_local *l;
+
+	/* Requests served before it in the ring go first, past the credits
+	 * if need be, by at most the proxy's max_calls (names.c makes it the
+	 * window), which the receiving side's queue bound allows. */
+	(void)out_move(d, px, b, true, i);
+	if (!strcmp(m->from, SHMRPC_EVENT_FROM)) /* names.c: not for remote nodes */
+		return;
+	l = br_local_sender(d, m->from);
+	if (l && l->refused)
+		drop(d, px, l, m->from, (uint32_t)m->len, "sender-name-lives-on-another-host");
+	else
+		add(d, px, b, m->from, m->buf, (uint32_t)m->len, l);
+}
+
 /*
  * What the rings hold for px, up to BATCH messages and the credits, in
  * ring order, into one NATS message (a message is never held back waiting
- * for more: the batch goes out as soon as the rings are empty).
+ * for more: the batch goes out as soon as the rings are empty). One
+ * shmrpc_recv_batch: each sender's ring gets its space back once, with at
+ * most one wake, not once per message.
  */
 void br_fwd_drain(struct br_dom *d, struct br_proxy *px)
 {
-	struct shmrpc_rxbuf rx;
-	struct br_local *l;
+	struct shmrpc_msg m[BATCH];
 	struct batch b;
-	int n, len;
+	uint64_t left;
+	int got, i;
 
 	b.count = b.len = 0;
 	b.bytes = 0;
@@ -191,39 +253,28 @@ void br_fwd_drain(struct br_dom *d, struct br_proxy *px)
 		br_proxy_enable(d, px, false);
 		return;
 	}
-	for (n = 0; n < BATCH; n++) {
-		if (!out_move(d, px, &b, false) || !credit(d, px, &b)) {
-			flush(d, px, &b);
-			stall(d, px);
-			return;
-		}
-		len = shmrpc_peek(px->node, &rx, 0); /* may serve requests: px->out */
-		if (len == -EAGAIN)
-			break;
-		if (len < 0) { /* -EPROTO: that ring is dropped, the others go on */
-			blog(BR_LOG_WARN, "receive domain=%s node=%s error=%s (%s)", d->name,
-			     px->name, strerror(-len), shmrpc_last_error());
-			if (len == -EPROTO)
-				continue;
-			break;
-		}
-		if (!strcmp(rx.from, SHMRPC_EVENT_FROM)) { /* names.c: not for remote nodes */
-			shmrpc_release(px->node, &rx);
-			continue;
-		}
-		l = br_local_sender(d, rx.from);
-		/* Requests the peek served come before its message in the
-		 * ring: they go first, past the credits if need be, by at most
-		 * the proxy's max_calls (names.c makes it the window), which
-		 * the receiving side's queue bound allows. */
-		(void)out_move(d, px, &b, true);
-		if (l && l->refused)
-			drop(d, px, l, rx.from, (uint32_t)len, "sender-name-lives-on-another-host");
-		else
-			add(d, px, &b, &rx, (uint32_t)len, l);
-		shmrpc_release(px->node, &rx);
+	if (!out_move(d, px, &b, false, UINT32_MAX) || !credit(d, px, &b)) {
+		flush(d, px, &b);
+		stall(d, px);
+		return;
 	}
-	if (!out_move(d, px, &b, false)) /* served by the last peek */
+	left = d->br->o.window - (px->seq + b.count - px->acked);
+	if (!rx_setup(d->br, m, BATCH)) {
+		flush(d, px, &b);
+		return; /* memory: the fd stays readable, retried */
+	}
+	px->rxm = m;
+	px->rxn = BATCH;
+	got = shmrpc_recv_batch(px->node, m, left < BATCH ? (unsigned)left : BATCH, 0);
+	px->rxm = NULL;
+	if (got == -EMSGSIZE) /* larger than NATS takes now (a smaller server) */
+		too_big(d, px);
+	else if (got < 0 && got != -EAGAIN)
+		blog(BR_LOG_WARN, "receive domain=%s node=%s error=%s (%s)", d->name, px->name,
+		     strerror(-got), shmrpc_last_error()); /* -EPROTO: that ring is dropped */
+	for (i = 0; i < got; i++)
+		one(d, px, &b, &m[i], (uint32_t)i);
+	if (!out_move(d, px, &b, false, UINT32_MAX)) /* served after the last */
 		stall(d, px);
 	flush(d, px, &b);
 }

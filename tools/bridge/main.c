@@ -25,7 +25,12 @@
 
 #define TICK_NS (10 * 1000000ll)
 #define STATUS_NS (250 * 1000000ll)
-#define RETRY_NS (1000000ll)
+/* Entries wait for room in a ring: retried after RETRY_MIN_NS, the wait
+ * doubling up to RETRY_MAX_NS while retries deliver nothing (a receiver
+ * that reads fast gets its ring refilled within tens of microseconds, one
+ * that does not costs few wake-ups). */
+#define RETRY_MIN_NS (50 * 1000ll)
+#define RETRY_MAX_NS (1000 * 1000ll)
 
 static int add_fd(struct bridge *br, int fd, enum br_tag_kind kind)
 {
@@ -84,10 +89,12 @@ static void drain(uint64_t fd)
 		return; /* nothing there: a spurious wake */
 }
 
-static void tick(struct bridge *br, bool timer)
+/* Returns how many queued entries went into rings. */
+static uint32_t tick(struct bridge *br, bool timer)
 {
 	static int64_t status_ns;
 	int64_t now = br_now_ns();
+	uint32_t sent = 0;
 	int i;
 
 	pthread_mutex_lock(&br->mu);
@@ -100,7 +107,7 @@ static void tick(struct bridge *br, bool timer)
 		struct br_dom *d = &br->doms[i];
 
 		br_xc_ingest(d);
-		br_dlv_retry(d);
+		sent += br_dlv_retry(d);
 		br_fwd_out(d);
 		if (!timer)
 			continue;
@@ -117,6 +124,7 @@ static void tick(struct bridge *br, bool timer)
 		status_ns = now;
 	}
 	pthread_mutex_unlock(&br->mu);
+	return sent;
 }
 
 /* true for traffic: a proxy's messages or the socket */
@@ -183,9 +191,27 @@ static bool pending(struct bridge *br)
  * of a round trip, then costs neither a sleep nor the wake-up of this
  * thread (tens of microseconds on a VM), as the library's receivers do.
  */
+/* epoll_wait for @ns at most (-1: no bound), in microseconds where the
+ * kernel has epoll_pwait2 (5.11), else in milliseconds (rounded up). */
+static int wait_events(struct bridge *br, struct epoll_event *evs, int64_t ns)
+{
+	static bool no_pwait2;
+	struct timespec ts = { (time_t)(ns / 1000000000), (long)(ns % 1000000000) };
+	int n;
+
+	if (ns < 0 || no_pwait2)
+		return epoll_wait(br->ep, evs, 64, ns < 0 ? -1 : (int)((ns + 999999) / 1000000));
+	n = epoll_pwait2(br->ep, evs, 64, &ts, NULL);
+	if (n < 0 && errno == ENOSYS) {
+		no_pwait2 = true;
+		return wait_events(br, evs, ns);
+	}
+	return n;
+}
+
 static void loop(struct bridge *br)
 {
-	int64_t retry_ns = 0, spin_end = 0, now;
+	int64_t retry_ns = 0, gap = RETRY_MIN_NS, spin_end = 0, now, wait;
 	struct epoll_event evs[64];
 	bool busy;
 	int n, i;
@@ -194,14 +220,23 @@ static void loop(struct bridge *br)
 		now = br_now_ns();
 		/* Racy read of d->pending without mu: a wrong guess costs one
 		 * extra wake or one 10 ms tick, never a lost message. */
-		n = epoll_wait(br->ep, evs, 64, now < spin_end ? 0 : pending(br) ? 1 : -1);
+		if (now < spin_end)
+			wait = 0;
+		else if (!pending(br))
+			wait = -1;
+		else if ((wait = retry_ns + gap - now) < 0)
+			wait = 0;
+		n = wait_events(br, evs, wait);
 		for (i = 0, busy = false; i < n; i++)
 			busy |= on_event(br, &evs[i]);
 		now = br_now_ns();
 		if (busy)
 			spin_end = now + (int64_t)br->o.spin_us * 1000;
-		if (pending(br) && now - retry_ns >= RETRY_NS) {
-			tick(br, false);
+		if (pending(br) && now - retry_ns >= gap) {
+			if (tick(br, false))
+				gap = RETRY_MIN_NS;
+			else if ((gap *= 2) > RETRY_MAX_NS)
+				gap = RETRY_MAX_NS;
 			retry_ns = now;
 		}
 	}

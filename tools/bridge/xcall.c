@@ -5,7 +5,7 @@
  *
  *   host A (C lives here)                      host B (S lives here)
  *   C --shmrpc_call--> proxy-S                  proxy-C --shmrpc_call_start--> S
- *     br_xc_serve (in fwd.c's peek): a REQ        br_xc_deliver (dlv.c): the
+ *     br_xc_serve (in fwd.c's receive): a REQ     br_xc_deliver (dlv.c): the
  *     entry on S's stream, in ring order with     call, in stream order with
  *     C's messages; a REPLY job kept               the messages; a WAIT job
  *   shmrpc_reply(proxy-S, req, NOWAIT)    <--     a thread: shmrpc_call_wait,
@@ -36,6 +36,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -374,6 +375,10 @@ static int out_push(struct br_dom *d, struct br_proxy *px, const struct br_ent *
 		return -ENOMEM;
 	o->next = NULL;
 	o->backlog = backlog;
+	o->pos = 0;
+	/* In a receive: after the messages it took before this request. */
+	while (px->rxm && o->pos < px->rxn && px->rxm[o->pos].len != SIZE_MAX)
+		o->pos++;
 	o->len = br_ent_put(o->ent, e);
 	if (e->len)
 		memcpy(o->ent + o->len, e->data, e->len);
@@ -437,7 +442,7 @@ static void job_free(struct br_job *j)
 
 /* ------------------------------------------------------------ host A */
 
-/* In fwd.c's peek (main's thread, under mu): a local caller's request to
+/* In fwd.c's receive (main's thread, under mu): a local caller's request to
  * the remote node px stands for goes out on px's stream as a REQ. */
 void br_xc_serve(struct shmrpc_node *node, const struct shmrpc_req *req, void *arg)
 {
