@@ -129,7 +129,10 @@ struct shmrpc_opts {
  * proxy_host: this node stands for a node of that name on host proxy_host
  * (a name of the node-name rules); shmrpc-bridge opens such proxies
  * (docs/cross-host.md). It is an ordinary node in every other way;
- * shmrpc_is_local answers 0 for it and shmrpc_node_host names its host.
+ * shmrpc_is_local answers 0 for it and shmrpc_node_host names its host,
+ * and callers see it as serving from its open (its opener is expected to
+ * call shmrpc_serve before its first receiving call; a request met before
+ * that is answered -EOPNOTSUPP, as always).
  * max_calls: at most 1048576; bounds this node's calls in flight
  * (shmrpc_call_start past it: -EAGAIN) and, as a server, its requests in
  * progress (a request past it is answered -EBUSY).
@@ -667,7 +670,8 @@ struct shmrpc_req {
  */
 typedef void (*shmrpc_serve_fn)(struct shmrpc_node *node, const struct shmrpc_req *req, void *arg);
 
-#define SHMRPC_REPLY_MORE 0x1u /* more replies to this request follow */
+#define SHMRPC_REPLY_MORE 0x1u	 /* more replies to this request follow */
+#define SHMRPC_REPLY_NOWAIT 0x2u /* shmrpc_reply: -EAGAIN rather than wait for room */
 
 /*
  * shmrpc_serve - handle requests with fn(node, req, arg) from now on; fn
@@ -682,7 +686,9 @@ SHMRPC_API int shmrpc_serve(struct shmrpc_node *node, shmrpc_serve_fn fn, void *
  * thread. flags: SHMRPC_REPLY_MORE while more replies follow (a stream);
  * the reply without it is the last and ends the request. Blocks while the
  * caller's reply ring is full, at most until the request's deadline (with
- * none, until the caller reads or goes). Returns 0, or -EPIPE (the caller
+ * none, until the caller reads or goes); with SHMRPC_REPLY_NOWAIT (0.2.1)
+ * it returns -EAGAIN at once instead, and the request stays open (an event
+ * loop retries later). Returns 0, or -EPIPE (the caller
  * left or died: nothing is kept of the request), -ENOENT (the request is
  * over: its last reply was sent, or it was never one of this node's),
  * -EMSGSIZE (larger than shmrpc_max_size(node, req->from) less 16 bytes:

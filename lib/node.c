@@ -187,6 +187,10 @@ static int seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t gen)
 	/* Relaxed: published with the rest by the release store of LIVE. */
 	atomic_store_explicit(&h->flags, n->ev_mask ? SHMRPC__NODE_EVENTS : 0,
 			      memory_order_relaxed);
+	/* A proxy serves from its birth: its bridge calls shmrpc_serve
+	 * before its first receiving call, so no caller that finds it in
+	 * between is refused -EOPNOTSUPP (relaxed: published with LIVE). */
+	atomic_store_explicit(&h->serving, n->proxy_host[0] ? 1 : 0, memory_order_relaxed);
 	/* Published to peers by the release store of LIVE in reg_publish. */
 	h->magic = SHMRPC__NODE_MAGIC;
 	n->seg = h;

@@ -189,18 +189,21 @@ static int prog_add(struct shmrpc_node *n, uint32_t slot, uint32_t gen,
 /* ------------------------------------------------------------ replies */
 
 /* One reply record to call @id of caller (slot, gen): status, flags and
- * @len bytes of @data. Waits for room until @deadline (0: none). */
+ * @len bytes of @data. Waits for room until @deadline (0: none), not at
+ * all with SHMRPC_REPLY_NOWAIT (-EAGAIN). */
 static int reply_send(struct shmrpc_node *n, uint32_t slot, uint32_t gen, uint64_t id,
 		      int64_t deadline, int32_t status, unsigned flags, const void *data,
 		      size_t len)
 {
 	struct shmrpc__tmo t = SHMRPC__TMO(-1);
-	struct shmrpc__rep_hdr h = { id, status, flags };
+	struct shmrpc__rep_hdr h = { id, status, flags & SHMRPC_REPLY_MORE };
 	struct shmrpc__conn *c;
 	uint8_t *buf;
 	int rc;
 
-	if (deadline) {
+	if (flags & SHMRPC_REPLY_NOWAIT) {
+		t = SHMRPC__TMO(0);
+	} else if (deadline) {
 		t.ms = 1; /* timed: the deadline below */
 		t.set = true;
 		t.deadline = deadline;
@@ -253,7 +256,8 @@ static int reply_req(struct shmrpc_node *n, const struct shmrpc_req *req, int32_
 			prog_del(rpc, p);
 		pthread_mutex_unlock(&rpc->prog_lock);
 	}
-	ctr_add(rc ? &n->seg->rpc.reply_fail : &n->seg->rpc.replies);
+	if (rc != -EAGAIN) /* NOWAIT and full: not a failure, tried again */
+		ctr_add(rc ? &n->seg->rpc.reply_fail : &n->seg->rpc.replies);
 	return rc;
 }
 
@@ -262,7 +266,7 @@ int shmrpc_reply(struct shmrpc_node *n, const struct shmrpc_req *req, const void
 {
 	SHMRPC__KEEP_ERRNO;
 
-	if (!n || !req || (!data && len) || (flags & ~SHMRPC_REPLY_MORE))
+	if (!n || !req || (!data && len) || (flags & ~(SHMRPC_REPLY_MORE | SHMRPC_REPLY_NOWAIT)))
 		return -EINVAL;
 	if (n->forked)
 		return -ECHILD;

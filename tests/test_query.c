@@ -304,6 +304,7 @@ static void test_proxy_is_not_local(void **state)
 	struct shmrpc_node *me = th_open(d, "me"), *loc = th_open(d, "loc");
 	struct shmrpc_node *cam = open_proxy(d, "cam", "board-b.lab");
 	char host[SHMRPC_NAME_MAX + 1], names[4][SHMRPC_NAME_MAX + 1], buf[8];
+	uint64_t id;
 
 	assert_non_null(me);
 	assert_non_null(loc);
@@ -331,6 +332,13 @@ static void test_proxy_is_not_local(void **state)
 	assert_int_equal(shmrpc_send(me, "cam", "hi", 2, 1000), 0);
 	assert_int_equal(shmrpc_recv(cam, buf, sizeof(buf), host, 1000), 2);
 	assert_string_equal(host, "me");
+	/* serving from its open: a call is sent (not refused at once), and
+	 * answered -EOPNOTSUPP by its receiving call while it has no serve
+	 * function; a local node without one is refused at once */
+	assert_int_equal(shmrpc_call(me, "loc", "q", 1, buf, sizeof(buf), 1000), -EOPNOTSUPP);
+	assert_int_equal(shmrpc_call_start(me, "cam", "q", 1, 1000, &id), 0);
+	assert_int_equal(shmrpc_recv(cam, buf, sizeof(buf), host, 0), -EAGAIN);
+	assert_int_equal(shmrpc_call_wait(me, id, buf, sizeof(buf), NULL, 1000), -EOPNOTSUPP);
 	/* gone: not found any more */
 	shmrpc_close(cam);
 	assert_int_equal(shmrpc_node_host(me, "cam", host, sizeof(host)), -ENOENT);

@@ -453,6 +453,54 @@ static void test_rpc_stream_cancel_midway(void **state)
 	shmrpc_close(c);
 }
 
+/* SHMRPC_REPLY_NOWAIT: a full reply ring is -EAGAIN at once, the request
+ * stays open, nothing counted as failed; once the caller reads, it goes. */
+static void test_rpc_reply_nowait(void **state)
+{
+	struct th_dom *d = *state;
+	struct shmrpc_node *c = th_open(d, "c");
+	char buf[1000] = { 0 };
+	unsigned flags;
+	struct defer f;
+	uint64_t id;
+	int k, i, rc;
+	struct srv s;
+
+	defer_init(&f, 1);
+	srv_open(&s, d, "s", defer_fn, &f);
+	assert_int_equal(shmrpc_call_start(c, "s", "x", 1, -1, &id), 0);
+	defer_wait(&f, 1);
+	/* nobody waits at the caller: its reply ring fills */
+	for (k = 0; k < 100000; k++) {
+		memcpy(buf, &k, sizeof(k));
+		rc = shmrpc_reply(s.n, &f.req[0], buf, sizeof(buf),
+				  SHMRPC_REPLY_MORE | SHMRPC_REPLY_NOWAIT);
+		if (rc)
+			break;
+	}
+	assert_int_equal(rc, -EAGAIN);
+	assert_true(k > 0);
+	assert_int_equal(shmrpc_req_cancelled(s.n, &f.req[0]), 0); /* still open */
+	assert_int_equal(th_stats(s.n).replies_failed, 0);
+	assert_int_equal(shmrpc_reply(s.n, &f.req[0], buf, 1, 0x4), -EINVAL);
+	/* the caller reads (all that came, into its queue): room again */
+	assert_int_equal(shmrpc_call_wait(c, id, buf, sizeof(buf), &flags, 5000), sizeof(buf));
+	assert_int_equal(flags, SHMRPC_REPLY_MORE);
+	memcpy(&i, buf, sizeof(i));
+	assert_int_equal(i, 0);
+	assert_int_equal(shmrpc_reply(s.n, &f.req[0], "end", 3, SHMRPC_REPLY_NOWAIT), 0);
+	for (i = 1; i < k; i++) {
+		assert_int_equal(shmrpc_call_wait(c, id, buf, sizeof(buf), &flags, 5000),
+				 sizeof(buf));
+		assert_int_equal(*(int *)buf, i);
+	}
+	assert_int_equal(shmrpc_call_wait(c, id, buf, sizeof(buf), &flags, 5000), 3);
+	assert_int_equal(flags, 0);
+	assert_int_equal(shmrpc_reply(s.n, &f.req[0], "x", 1, SHMRPC_REPLY_NOWAIT), -ENOENT);
+	srv_close(&s);
+	shmrpc_close(c);
+}
+
 /* ------------------------------------------------------------ deadlines */
 
 static void test_rpc_deadline_and_late(void **state)
@@ -895,6 +943,7 @@ int main(void)
 		T(test_rpc_stream),
 		T(test_rpc_stream_inline_cancel),
 		T(test_rpc_deferred_reverse),
+		T(test_rpc_reply_nowait),
 		T(test_rpc_stream_cancel_midway),
 		T(test_rpc_deadline_and_late),
 		T(test_rpc_expired_unserved),

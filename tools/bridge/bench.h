@@ -21,7 +21,7 @@ struct bb_env {
 	pid_t bridge[2];
 	char domain[64];
 	char logdir[64];
-	char spin_us[16]; /* the bridges' --spin-us */
+	char spin_us[16]; /* the bridges' --spin-us, "": their default */
 };
 
 double bb_now_us(void);

@@ -137,8 +137,12 @@ static int bridge_start(struct bb_env *e, int i)
 		to_log(e, log);
 		if (bb_host_enter(e, i))
 			_exit(98);
-		execl(e->bridge_bin, e->bridge_bin, "-d", e->domain, "-s", e->url, "-H", name,
-		      "--log", "warn", "--spin-us", e->spin_us, (char *)NULL);
+		if (e->spin_us[0]) /* else the bridge's default */
+			execl(e->bridge_bin, e->bridge_bin, "-d", e->domain, "-s", e->url, "-H",
+			      name, "--log", "warn", "--spin-us", e->spin_us, (char *)NULL);
+		else
+			execl(e->bridge_bin, e->bridge_bin, "-d", e->domain, "-s", e->url, "-H",
+			      name, "--log", "warn", (char *)NULL);
 		_exit(127);
 	}
 	return 0;

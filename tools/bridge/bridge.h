@@ -19,10 +19,11 @@
  *   names.c    who owns each name (collisions), proxies opened and closed
  *   dlv.c      NATS -> proxy of the sender -> local receiver, with queues
  *              for full rings, and the credits it grants
+ *   xcall.c    calls across hosts: requests, replies, cancels, its threads
  *   status.c   the status segment that shmrpc-top reads
  *
  * Calls go one way: main -> remote -> fwd -> local -> names -> dlv ->
- * status, wire, conn -> map, log. conn.c calls back into the others only
+ * xcall -> status, wire, conn -> map, log. conn.c calls back into the others only
  * through the handlers registered with it (function pointers).
  *
  * Threads. main.c's thread does everything: it reads the NATS socket
@@ -69,6 +70,7 @@ struct br_opts {
 	uint32_t window;			 /* credits per stream, messages */
 	uint64_t window_bytes;			 /* and bytes */
 	uint32_t status_rows;			 /* rows of the status segment */
+	uint32_t call_threads;			 /* threads that wait for replies */
 	int spin_us;				 /* polling after traffic, before sleeping */
 	int log_level;
 };
@@ -112,15 +114,49 @@ struct br_ctr {
 	uint64_t queued;	      /* messages waiting for ring space now */
 };
 
+/* ------------------------------------------------------------ entries */
+
+/*
+ * A BATCH entry (wire.c): u8 kind, u8 name length, the name (the sender;
+ * for a REPLY the server), u32 payload length (LE), the kind's fields,
+ * the payload:
+ *	MSG	-
+ *	REQ	u64 id (the caller's), u64 time left to the deadline in us (0: none)
+ *	REPLY	u64 id, i32 status (0 or -errno), u32 flags (SHMRPC_REPLY_MORE)
+ *	CANCEL	u64 id
+ */
+enum br_ent_kind { BR_ENT_MSG, BR_ENT_REQ, BR_ENT_REPLY, BR_ENT_CANCEL, BR_ENT_KINDS };
+#define BR_BATCH_ENTRY (2 + SHMRPC_NAME_MAX + 4 + 16)
+struct br_ent {
+	uint8_t kind;
+	char from[BR_NAME];
+	uint32_t len;
+	uint64_t id;
+	uint64_t tmo_us; /* REQ */
+	int32_t status;	 /* REPLY */
+	uint32_t flags;	 /* REPLY */
+	const unsigned char *data;
+};
+
 /* ------------------------------------------------------------ tables */
 
-struct br_qmsg { /* a message waiting for space in a local ring */
+struct br_qmsg { /* an entry waiting for space in a local ring */
 	struct br_qmsg *next;
 	uint64_t stream, seq;
 	int64_t since_ns; /* queued at */
-	uint32_t len;
-	char from[BR_NAME];
+	struct br_ent e;  /* e.data points at data */
 	unsigned char data[];
+};
+
+/* An entry to publish on a proxy's stream before its ring's next message:
+ * a request its serve function took, a reply or a cancel (xcall.c puts,
+ * fwd.c publishes). */
+struct br_out {
+	struct br_out *next;
+	uint32_t len;  /* bytes at ent: head and payload */
+	uint32_t size; /* payload bytes (credits) */
+	bool backlog;  /* a reply counted in its proxy's backlog */
+	unsigned char ent[];
 };
 
 struct br_local; /* local.c */
@@ -202,6 +238,18 @@ struct br_proxy { /* a node of another host, held here under its name */
 	bool touched; /* on its domain's touched list (dlv.c) */
 	bool dead;    /* its node died or its host went: closed as dead */
 	int64_t linger_ns;
+	/* calls (xcall.c): requests local callers sent it (it serves), calls
+	 * its node made to local servers; entries to publish first */
+	struct br_map jobs;
+	struct br_out *out, *out_tail;
+	bool out_listed; /* on its domain's out list */
+	struct br_proxy *out_next;
+	/* replies its calls' threads took and fwd.c has not published yet,
+	 * under the pool's lock: past a bound, those threads wait */
+	uint32_t backlog;
+	uint64_t backlog_bytes;
+	bool zombie; /* closed but for its node: a reply is still being sent */
+	struct br_proxy *zombie_next;
 	struct br_ctr ctr;
 	int row;
 };
@@ -241,7 +289,9 @@ struct br_dom {
 	char (*names)[BR_NAME]; /* registry poll buffer */
 	size_t names_cap;
 	int64_t hb_ns, poll_ns;
-	struct br_ctr gone; /* counters of nodes that left */
+	struct br_ctr gone;	  /* counters of nodes that left */
+	struct br_proxy *outl;	  /* proxies with entries to publish (xcall.c) */
+	struct br_proxy *zombies; /* proxies waiting for their last reply */
 	struct br_status *st;
 };
 
@@ -285,6 +335,7 @@ struct bridge {
 	unsigned char *batch;	/* fwd.c's batch: BR_WIRE_MAX + max_payload bytes */
 	uint32_t max_payload;
 	uint64_t next_stream;
+	struct br_pool *pool; /* xcall.c's threads */
 	bool quit;
 };
 
@@ -307,8 +358,6 @@ enum br_type {
 	BR_SNAP,     /* h.<host>: seq = mseq, aux = chunk | LAST; body = entries */
 	BR_BATCH,    /* n.<node>: seq = first, aux = count; body = entries */
 };
-/* A BATCH entry: u8 sender name length, the name, u32 length (LE), data. */
-#define BR_BATCH_ENTRY (1 + SHMRPC_NAME_MAX + 4)
 #define BR_SNAP_LAST (1ull << 63)
 
 struct br_hdr {
@@ -337,6 +386,11 @@ void br_esc(const char *name, char *out);
 /* Back from a token: 0, or -EINVAL. */
 int br_unesc(const char *tok, char *out);
 int br_name_ok(const char *s);
+/* A batch entry's head (<= BR_BATCH_ENTRY bytes; the payload follows it):
+ * its length. */
+uint32_t br_ent_put(unsigned char *p, const struct br_ent *e);
+/* The next entry of a batch: 1, or -EPROTO (garbage: the rest is lost). */
+int br_ent_get(const unsigned char **p, const unsigned char *end, struct br_ent *e);
 /* Snapshot entries: put one (<= 32 + name bytes), get the next. */
 uint32_t br_snap_put(unsigned char *p, const struct br_claim *c);
 int br_snap_get(const unsigned char **p, const unsigned char *end, struct br_claim *c);
@@ -378,6 +432,27 @@ void br_status_update(struct br_dom *d);
 void br_status_set_kind(struct br_dom *d, int row, int kind, const char *host);
 /* kinds: enum br_status_kind (status.h) */
 
+/* ------------------------------------------------------------ xcall.c */
+
+/* The serve function of every proxy (arg: the proxy). */
+void br_xc_serve(struct shmrpc_node *node, const struct shmrpc_req *req, void *arg);
+/* A REQ, REPLY or CANCEL entry for local node @l from proxy @px's node:
+ * 0 done (delivered, answered or dropped), -EAGAIN later (full). */
+int br_xc_deliver(struct br_dom *d, struct br_proxy *px, struct br_local *l, const struct br_ent *e,
+		  int64_t since_ns);
+/* What the threads finished: replies out, requests over (main's thread). */
+void br_xc_ingest(struct br_dom *d);
+/* Every tick: requests whose callers cancelled, zombies to close. */
+void br_xc_tick(struct br_dom *d);
+/* Proxy @px closes: its calls end. true: its node may close now; false:
+ * a thread still replies through it (a zombie, closed by br_xc_tick). */
+bool br_xc_proxy_gone(struct br_dom *d, struct br_proxy *px);
+/* The zombies whose threads are done: closed (with @close_fn). */
+void br_xc_reap(struct br_dom *d, bool all, void (*close_fn)(struct br_dom *, struct br_proxy *));
+void br_xc_stop(struct bridge *br);
+/* fwd.c published @n backlog replies of @bytes from px's out entries. */
+void br_xc_sent(struct br_dom *d, struct br_proxy *px, uint32_t n, uint64_t bytes);
+
 /* ------------------------------------------------------------ dlv.c */
 
 void br_dlv_data(struct br_dom *d, const char *subj, const struct br_hdr *h);
@@ -412,6 +487,8 @@ void br_fwd_grant(struct br_dom *d, const struct br_hdr *h);
 /* A new stream to px (after a reconnect): SYNC for the old one first. */
 void br_fwd_reset(struct br_dom *d, struct br_proxy *px);
 void br_fwd_tick(struct br_dom *d, int64_t now);
+/* Proxies with entries to publish (replies, cancels): published. */
+void br_fwd_out(struct br_dom *d);
 
 /* ------------------------------------------------------------ remote.c */
 

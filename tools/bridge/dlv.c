@@ -86,12 +86,15 @@ static void touch(struct br_dom *d, struct br_proxy *px)
 	d->touched[d->ntouched++] = px;
 }
 
-/* Into the local ring: 0 delivered, -EAGAIN later, else dropped (counted). */
-static int deliver(struct br_dom *d, struct br_rstream *rs, const char *from, const void *data,
-		   uint32_t len, int64_t since_ns)
+/* Into the local ring: 0 delivered, -EAGAIN later, else dropped (counted).
+ * Requests, replies and cancels: xcall.c. */
+static int deliver(struct br_dom *d, struct br_rstream *rs, const struct br_ent *e,
+		   int64_t since_ns)
 {
 	struct br_local *l = rs->dst;
+	const char *from = e->from;
 	struct br_proxy *px = br_map_get(&d->proxies, from);
+	uint32_t len = e->len;
 	int rc;
 
 	if (!px || strcmp(px->host, rs->host)) {
@@ -103,7 +106,9 @@ static int deliver(struct br_dom *d, struct br_rstream *rs, const char *from, co
 		     px ? px->host : "-");
 		return -ENOENT;
 	}
-	rc = shmrpc_send_flags(px->node, l->name, data, len, 0, SHMRPC_SEND_DEFER);
+	if (e->kind != BR_ENT_MSG)
+		return br_xc_deliver(d, px, l, e, since_ns);
+	rc = shmrpc_send_flags(px->node, l->name, e->data, len, 0, SHMRPC_SEND_DEFER);
 	switch (rc) {
 	case 0:
 		touch(d, px);
@@ -145,9 +150,11 @@ static void pend(struct br_dom *d, struct br_rstream *rs)
 }
 
 static void enqueue(struct br_dom *d, struct br_rstream *rs, uint64_t stream, uint64_t seq,
-		    const char *from, const void *data, uint32_t len)
+		    const struct br_ent *e, int64_t since_ns)
 {
 	struct br_qmsg *q = NULL;
+	const char *from = e->from;
+	uint32_t len = e->len;
 
 	/* A bridge that keeps to its credits never has more than a window
 	 * here (two across a reconnect); one that does not is refused. */
@@ -169,10 +176,10 @@ static void enqueue(struct br_dom *d, struct br_rstream *rs, uint64_t stream, ui
 	q->next = NULL;
 	q->stream = stream;
 	q->seq = seq;
-	q->since_ns = br_now_ns();
-	q->len = len;
-	snprintf(q->from, sizeof(q->from), "%s", from);
-	memcpy(q->data, data, len);
+	q->since_ns = since_ns;
+	q->e = *e;
+	q->e.data = q->data;
+	memcpy(q->data, e->data, len);
 	if (rs->tail)
 		rs->tail->next = q;
 	else
@@ -251,11 +258,12 @@ static bool target_ok(struct br_dom *d, const char *subj, const struct br_hdr *h
 	return false;
 }
 
-/* One message of a stream, in sequence order. */
+/* One entry of a stream, in sequence order. */
 static void one(struct br_dom *d, struct br_rstream *rs, uint64_t stream, uint64_t seq,
-		const char *from, const void *data, uint32_t len)
+		const struct br_ent *e)
 {
 	struct br_local *l = rs->dst;
+	int64_t now = br_now_ns();
 
 	if (seq < rs->expect)
 		return; /* a duplicate: never delivered twice */
@@ -265,32 +273,24 @@ static void one(struct br_dom *d, struct br_rstream *rs, uint64_t stream, uint64
 		     l->name, (unsigned long long)(seq - rs->expect));
 	}
 	rs->expect = seq + 1;
-	if (!rs->head && deliver(d, rs, from, data, len, br_now_ns()) != -EAGAIN) {
-		mark_done(rs, stream, seq, len);
+	if (!rs->head && deliver(d, rs, e, now) != -EAGAIN) {
+		mark_done(rs, stream, seq, e->len);
 		return;
 	}
-	enqueue(d, rs, stream, seq, from, data, len);
+	enqueue(d, rs, stream, seq, e, now);
 }
 
-/* A BATCH: entries of u8 name length, name, u32 length (LE), data. */
+/* A BATCH: its entries (wire.c), sequence numbers h->seq, h->seq + 1... */
 static void batch(struct br_dom *d, struct br_rstream *rs, const struct br_hdr *h)
 {
 	const unsigned char *p = h->body, *end = h->body + h->body_len;
-	char from[BR_NAME];
+	struct br_ent e;
 	uint64_t i;
-	uint32_t len;
 
 	for (i = 0; i < h->aux; i++) {
-		if (end - p < 5 || !p[0] || p[0] > SHMRPC_NAME_MAX || end - p < 5 + p[0])
+		if (br_ent_get(&p, end, &e) != 1)
 			break;
-		memcpy(from, p + 1, p[0]);
-		from[p[0]] = '\0';
-		memcpy(&len, p + 1 + p[0], 4);
-		len = le32toh(len);
-		if (!br_name_ok(from) || (uint64_t)(end - p) < 5u + p[0] + (uint64_t)len)
-			break;
-		one(d, rs, h->stream, h->seq + i, from, p + 5 + p[0], len);
-		p += 5 + p[0] + len;
+		one(d, rs, h->stream, h->seq + i, &e);
 	}
 	if (i < h->aux || p != end)
 		d->bad_msgs++; /* the rest is garbage: what follows counts it lost */
@@ -319,9 +319,9 @@ static void flush(struct br_dom *d, struct br_rstream *rs)
 	struct br_qmsg *q;
 
 	while ((q = rs->head)) {
-		if (deliver(d, rs, q->from, q->data, q->len, q->since_ns) == -EAGAIN)
+		if (deliver(d, rs, &q->e, q->since_ns) == -EAGAIN)
 			break;
-		mark_done(rs, q->stream, q->seq, q->len);
+		mark_done(rs, q->stream, q->seq, q->e.len);
 		rs->head = q->next;
 		if (!rs->head)
 			rs->tail = NULL;
@@ -416,7 +416,7 @@ bool br_dlv_holds(struct br_dom *d, const char *from)
 
 	for (rs = d->pending; rs; rs = rs->pend_next)
 		for (q = rs->head; q; q = q->next)
-			if (!strcmp(q->from, from))
+			if (!strcmp(q->e.from, from))
 				return true;
 	return false;
 }

@@ -104,27 +104,71 @@ static void flush(struct br_dom *d, struct br_proxy *px, struct batch *b)
 	b->bytes = 0;
 }
 
+/* Room for @n more bytes and one more entry, or the batch goes out first. */
+static unsigned char *room(struct br_dom *d, struct br_proxy *px, struct batch *b, uint64_t n)
+{
+	uint64_t cap = d->br->max_payload - BR_WIRE_MAX;
+
+	if (b->len + n > cap || b->len >= BATCH_BYTES || b->count == BATCH)
+		flush(d, px, b);
+	return d->br->batch + BR_WIRE_MAX + b->len;
+}
+
+static void added(struct batch *b, uint32_t n, uint32_t size, struct br_local *l, const char *from)
+{
+	b->len += n;
+	b->sizes[b->count] = size;
+	b->from[b->count] = l;
+	snprintf(b->names[b->count], BR_NAME, "%s", from);
+	b->count++;
+	b->bytes += size;
+}
+
 /* Copy one message into the batch (publishing the batch first if full). */
 static void add(struct br_dom *d, struct br_proxy *px, struct batch *b,
 		const struct shmrpc_rxbuf *rx, uint32_t len, struct br_local *l)
 {
-	uint32_t fl = (uint32_t)strlen(rx->from), le = htole32(len);
-	uint64_t cap = d->br->max_payload - BR_WIRE_MAX;
+	struct br_ent e = { .kind = BR_ENT_MSG, .len = len };
 	unsigned char *p;
+	uint32_t n;
 
-	if (b->len + 5 + fl + (uint64_t)len > cap || b->len >= BATCH_BYTES)
-		flush(d, px, b);
-	p = d->br->batch + BR_WIRE_MAX + b->len;
-	p[0] = (uint8_t)fl;
-	memcpy(p + 1, rx->from, fl);
-	memcpy(p + 1 + fl, &le, 4);
-	memcpy(p + 5 + fl, rx->data, len);
-	b->len += 5 + fl + len;
-	b->sizes[b->count] = len;
-	b->from[b->count] = l;
-	memcpy(b->names[b->count], rx->from, BR_NAME);
-	b->count++;
-	b->bytes += len;
+	snprintf(e.from, sizeof(e.from), "%s", rx->from);
+	p = room(d, px, b, BR_BATCH_ENTRY + (uint64_t)len);
+	n = br_ent_put(p, &e);
+	memcpy(p + n, rx->data, len);
+	added(b, n + len, len, l, rx->from);
+}
+
+/*
+ * The entries xcall.c put ahead of the ring's next message (requests the
+ * serve function took in the last peek, replies, cancels) into the batch,
+ * as credits allow (@force: whatever they say): true when all went.
+ */
+static bool out_move(struct br_dom *d, struct br_proxy *px, struct batch *b, bool force)
+{
+	uint64_t bytes = 0;
+	struct br_out *o;
+	unsigned char *p;
+	uint32_t n = 0;
+	bool all = true;
+
+	while ((o = px->out)) {
+		if (!force && !credit(d, px, b)) {
+			all = false;
+			break;
+		}
+		p = room(d, px, b, o->len);
+		memcpy(p, o->ent, o->len);
+		added(b, o->len, o->size, NULL, px->name);
+		if (!(px->out = o->next))
+			px->out_tail = NULL;
+		if (o->backlog)
+			n++, bytes += o->size;
+		free(o);
+	}
+	if (n)
+		br_xc_sent(d, px, n, bytes);
+	return all;
 }
 
 /*
@@ -148,12 +192,12 @@ void br_fwd_drain(struct br_dom *d, struct br_proxy *px)
 		return;
 	}
 	for (n = 0; n < BATCH; n++) {
-		if (!credit(d, px, &b)) {
+		if (!out_move(d, px, &b, false) || !credit(d, px, &b)) {
 			flush(d, px, &b);
 			stall(d, px);
 			return;
 		}
-		len = shmrpc_peek(px->node, &rx, 0);
+		len = shmrpc_peek(px->node, &rx, 0); /* may serve requests: px->out */
 		if (len == -EAGAIN)
 			break;
 		if (len < 0) { /* -EPROTO: that ring is dropped, the others go on */
@@ -168,12 +212,19 @@ void br_fwd_drain(struct br_dom *d, struct br_proxy *px)
 			continue;
 		}
 		l = br_local_sender(d, rx.from);
+		/* Requests the peek served come before its message in the
+		 * ring: they go first, past the credits if need be, by at most
+		 * the proxy's max_calls (names.c makes it the window), which
+		 * the receiving side's queue bound allows. */
+		(void)out_move(d, px, &b, true);
 		if (l && l->refused)
 			drop(d, px, l, rx.from, (uint32_t)len, "sender-name-lives-on-another-host");
 		else
 			add(d, px, &b, &rx, (uint32_t)len, l);
 		shmrpc_release(px->node, &rx);
 	}
+	if (!out_move(d, px, &b, false)) /* served by the last peek */
+		stall(d, px);
 	flush(d, px, &b);
 }
 
@@ -193,6 +244,22 @@ void br_fwd_grant(struct br_dom *d, const struct br_hdr *h)
 		px->blocked = false;
 		if (!px->lingering && atomic_load(&d->br->up))
 			br_proxy_enable(d, px, true);
+		if (px->out) /* no ring message may come to make the fd ready */
+			br_fwd_drain(d, px);
+	}
+}
+
+void br_fwd_out(struct br_dom *d)
+{
+	struct br_proxy *px, *next;
+
+	px = d->outl;
+	d->outl = NULL;
+	for (; px; px = next) {
+		next = px->out_next;
+		px->out_listed = false;
+		if (!px->blocked)
+			br_fwd_drain(d, px);
 	}
 }
 
@@ -218,6 +285,8 @@ void br_fwd_reset(struct br_dom *d, struct br_proxy *px)
 	px->blocked = false;
 	if (!px->lingering)
 		br_proxy_enable(d, px, true);
+	if (px->out && !px->lingering)
+		br_fwd_drain(d, px); /* replies, cancels: no ring message may come */
 }
 
 void br_fwd_tick(struct br_dom *d, int64_t now)

@@ -99,9 +99,12 @@ static void tick(struct bridge *br, bool timer)
 	for (i = 0; i < br->ndoms; i++) {
 		struct br_dom *d = &br->doms[i];
 
+		br_xc_ingest(d);
 		br_dlv_retry(d);
+		br_fwd_out(d);
 		if (!timer)
 			continue;
+		br_xc_tick(d);
 		br_local_poll(d, now);
 		br_remote_tick(d, now);
 		br_fwd_tick(d, now);
@@ -129,6 +132,8 @@ static bool on_event(struct bridge *br, const struct epoll_event *ev)
 			br_conn_read(br);
 			pthread_mutex_lock(&br->mu);
 			br_conn_poll(br);
+			for (idx = 0; idx < (uint32_t)br->ndoms; idx++)
+				br_fwd_out(&br->doms[idx]); /* answers of deliveries */
 			pthread_mutex_unlock(&br->mu);
 		}
 		if (ev->events & EPOLLOUT)
@@ -216,8 +221,10 @@ static void shutdown_bridge(struct bridge *br)
 	for (k = 0; k < 10; k++) /* the BYEs out, if the socket takes them */
 		br_conn_write(br);
 	br_conn_close(br); /* libnats' threads are gone after this */
-	for (i = 0; i < br->ndoms; i++) {
+	for (i = 0; i < br->ndoms; i++)
 		br_names_fini(&br->doms[i]);
+	br_xc_stop(br); /* after the proxies: their calls are over */
+	for (i = 0; i < br->ndoms; i++) {
 		br_local_fini(&br->doms[i]);
 		br_status_close(&br->doms[i]);
 	}

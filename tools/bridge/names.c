@@ -134,6 +134,9 @@ static int proxy_setup(struct br_dom *d, struct br_proxy *px)
 		return -ENOMEM; /* the epoll entry goes with the node's close */
 	px->stream = ++d->br->next_stream;
 	br_subj_node(d, px->name, px->subj);
+	/* it answers local callers through its remote node (xcall.c) */
+	if (shmrpc_serve(px->node, br_xc_serve, px))
+		return -EINVAL;
 	return br_map_put(&d->proxies, px);
 }
 
@@ -151,7 +154,11 @@ static void proxy_open(struct br_dom *d, const char *name, const struct owner *o
 	px->inc = o->inc;
 	px->max_msg = o->max_msg;
 	px->row = -1;
+	br_map_init(&px->jobs, 0); /* keys at the start of struct br_job */
 	so.ring_bytes = ring_for(d, o->max_msg);
+	/* Requests served in one peek may pass the credits by this much
+	 * (fwd.c); the receiving side queues up to twice the window. */
+	so.max_calls = d->br->o.window;
 	/* Events (one kind, the rarest; fwd.c discards them) make the library
 	 * keep a dead sender's ring this proxy had not opened yet until it is
 	 * drained: without them, a local node killed right after its sends
@@ -190,23 +197,35 @@ static void proxy_open(struct br_dom *d, const char *name, const struct owner *o
  * that would complete a blocked send that then reports success for a
  * message nobody will receive.
  */
+/* The node itself, once no call of xcall.c's threads uses it. */
+static void proxy_free(struct br_dom *d, struct br_proxy *px)
+{
+	/* local subscribers get DEATH for a node that died or whose host
+	 * went, LEAVE for one that closed */
+	if (px->dead)
+		(void)shmrpc_close_flags(px->node, SHMRPC_CLOSE_DEAD);
+	else
+		shmrpc_close(px->node);
+	blog(BR_LOG_INFO, "proxy-close domain=%s node=%s host=%s%s", d->name, px->name, px->host,
+	     px->dead ? " dead=1" : "");
+	free(px->sizes);
+	free(px);
+}
+
 static void proxy_close(struct br_dom *d, struct br_proxy *px)
 {
 	d->gone.lost += px->ctr.lost;
 	d->gone.dropped += px->ctr.dropped;
 	br_map_del(&d->proxies, px->name);
 	d->br->tags[px->tag] = NULL;
-	/* its fd leaves the epoll set with it; local subscribers get DEATH
-	 * for a node that died or whose host went, LEAVE for one that closed */
-	if (px->dead)
-		(void)shmrpc_close_flags(px->node, SHMRPC_CLOSE_DEAD);
-	else
-		shmrpc_close(px->node);
 	br_status_free_row(d, px->row);
-	blog(BR_LOG_INFO, "proxy-close domain=%s node=%s host=%s%s", d->name, px->name, px->host,
-	     px->dead ? " dead=1" : "");
-	free(px->sizes);
-	free(px);
+	if (br_xc_proxy_gone(d, px)) {
+		proxy_free(d, px); /* its fd leaves the epoll set with it */
+		return;
+	}
+	/* a zombie until its last reply is out: out of the epoll set now */
+	if (epoll_ctl(d->br->ep, EPOLL_CTL_DEL, px->fd, NULL))
+		blog(BR_LOG_ERROR, "epoll node=%s error=%s", px->name, strerror(errno));
 }
 
 static void proxy_retire(struct br_dom *d, struct br_proxy *px)
@@ -274,6 +293,7 @@ void br_names_tick(struct br_dom *d, int64_t now)
 	struct br_proxy *px;
 	uint32_t i = 0;
 
+	br_xc_reap(d, false, proxy_free);
 	while ((px = br_map_next(&d->proxies, &i))) {
 		if (!px->lingering ||
 		    (br_dlv_holds(d, px->name) && now - px->linger_ns < LINGER_NS))
@@ -296,4 +316,5 @@ void br_names_fini(struct br_dom *d)
 		i = 0;
 	}
 	br_map_free(&d->proxies);
+	br_xc_reap(d, true, proxy_free);
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "bridge.h"
@@ -21,6 +22,7 @@ static void usage(FILE *f)
 		"                     [--creds FILE] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
 		"                     [--heartbeat-ms N] [--dead-after N] [--window N]\n"
 		"                     [--window-bytes N] [--status-rows N] [--spin-us N]\n"
+		"                     [--call-threads N]\n"
 		"                     [--log LEVEL] [-v] [-h] [-V]\n"
 		"Joins libshmrpc domains of several hosts over NATS: every node of another\n"
 		"host appears here as a node of the same name (docs/cross-host.md).\n"
@@ -43,7 +45,11 @@ static void usage(FILE *f)
 		"      --status-rows N   nodes the status segment shows, 16 to 65536\n"
 		"                        (default 1024)\n"
 		"      --spin-us N       after traffic, poll this long before sleeping,\n"
-		"                        0 to 1000 (default 50)\n"
+		"                        0 to 1000 (default 50 with 4 CPUs or more, else 0:\n"
+		"                        a polling bridge takes the CPU its peers need)\n"
+		"      --call-threads N  threads that carry calls across hosts (each waits for\n"
+		"                        one call's replies, or sends one request's), 1 to 1024\n"
+		"                        (default 16; started at the first call)\n"
 		"      --log LEVEL       debug, info (default), warn or error\n"
 		"  -v, --verbose         --log debug\n"
 		"  -h, --help            this help\n"
@@ -121,7 +127,20 @@ static int level(const char *arg, int *lv)
 	return bad("bad log level (debug, info, warn, error)", arg);
 }
 
-enum { O_CREDS = 256, O_CA, O_CERT, O_KEY, O_HB, O_DEAD, O_WIN, O_WINB, O_ROWS, O_LOG, O_SPIN };
+enum {
+	O_CREDS = 256,
+	O_CA,
+	O_CERT,
+	O_KEY,
+	O_HB,
+	O_DEAD,
+	O_WIN,
+	O_WINB,
+	O_ROWS,
+	O_LOG,
+	O_SPIN,
+	O_CALLT
+};
 
 static const struct option longs[] = {
 	{ "domain", required_argument, NULL, 'd' },
@@ -138,6 +157,7 @@ static const struct option longs[] = {
 	{ "status-rows", required_argument, NULL, O_ROWS },
 	{ "log", required_argument, NULL, O_LOG },
 	{ "spin-us", required_argument, NULL, O_SPIN },
+	{ "call-threads", required_argument, NULL, O_CALLT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -198,6 +218,10 @@ static int one(int c, struct br_opts *o)
 		rc = num("--spin-us", optarg, 0, 1000, &v);
 		o->spin_us = (int)v;
 		return rc;
+	case O_CALLT:
+		rc = num("--call-threads", optarg, 1, 1024, &v);
+		o->call_threads = (uint32_t)v;
+		return rc;
 	case 'v':
 		o->log_level = BR_LOG_DEBUG;
 		return 0;
@@ -241,7 +265,10 @@ int br_opts_parse(int argc, char **argv, struct br_opts *o)
 	o->window = 1024;
 	o->window_bytes = 4 << 20;
 	o->status_rows = 1024;
-	o->spin_us = 50;
+	/* Polling pays where a CPU would idle; with fewer than 4, the
+	 * bridge's peers (its nodes, nats-server) need it (docs/cross-host.md). */
+	o->spin_us = get_nprocs() >= 4 ? 50 : 0;
+	o->call_threads = 16;
 	o->log_level = BR_LOG_INFO;
 	while ((c = getopt_long(argc, argv, "d:s:H:vhV", longs, NULL)) != -1)
 		if ((rc = one(c, o)))

@@ -7,7 +7,8 @@
  *
  *	offset  size
  *	 0      1    magic 'S'
- *	 1      1    version (1)
+ *	 1      1    version (2; a version-1 bridge's messages are refused and
+ *	             counted malformed, and it refuses ours)
  *	 2      1    type (enum br_type)
  *	 3      1    host_len (1..63)
  *	 4      1    name_len (0..63)
@@ -26,7 +27,7 @@
 #include "bridge.h"
 
 #define MAGIC 'S'
-#define VERSION 1
+#define VERSION 2 /* 2: batch entries have kinds (requests, replies) */
 
 static void put64(unsigned char *p, uint64_t v)
 {
@@ -86,7 +87,7 @@ int br_wire_get(const void *data, int len, struct br_hdr *h, const char **why)
 	if (len < BR_WIRE_FIXED)
 		return bad(why, "shorter than a header");
 	if (p[0] != MAGIC || p[1] != VERSION)
-		return bad(why, "not a bridge message of version 1");
+		return bad(why, "not a bridge message of version 2");
 	h->type = p[2];
 	h->host_len = p[3];
 	h->name_len = p[4];
@@ -146,6 +147,66 @@ int br_unesc(const char *tok, char *out)
 	}
 	out[n] = '\0';
 	return *tok || !br_name_ok(out) ? -EINVAL : 0;
+}
+
+static const uint8_t ent_fixed[BR_ENT_KINDS] = { 0, 16, 16, 8 };
+
+uint32_t br_ent_put(unsigned char *p, const struct br_ent *e)
+{
+	size_t fl = strlen(e->from);
+	uint32_t v = htole32(e->len);
+	unsigned char *q;
+
+	p[0] = e->kind;
+	p[1] = (uint8_t)fl;
+	memcpy(p + 2, e->from, fl);
+	memcpy(p + 2 + fl, &v, 4);
+	q = p + 6 + fl;
+	if (e->kind != BR_ENT_MSG)
+		put64(q, e->id);
+	if (e->kind == BR_ENT_REQ)
+		put64(q + 8, e->tmo_us);
+	if (e->kind == BR_ENT_REPLY) {
+		v = htole32((uint32_t)e->status);
+		memcpy(q + 8, &v, 4);
+		v = htole32(e->flags);
+		memcpy(q + 12, &v, 4);
+	}
+	return (uint32_t)(6 + fl + ent_fixed[e->kind]);
+}
+
+int br_ent_get(const unsigned char **p, const unsigned char *end, struct br_ent *e)
+{
+	const unsigned char *q = *p;
+	uint32_t v, fix;
+
+	if (end - q < 6 || q[0] >= BR_ENT_KINDS || !q[1] || q[1] > SHMRPC_NAME_MAX ||
+	    end - q < 6 + q[1] + ent_fixed[q[0]])
+		return -EPROTO;
+	e->kind = q[0];
+	fix = ent_fixed[e->kind];
+	memcpy(e->from, q + 2, q[1]);
+	e->from[q[1]] = '\0';
+	memcpy(&v, q + 2 + q[1], 4);
+	e->len = le32toh(v);
+	q += 6 + q[1];
+	if (!br_name_ok(e->from) || (uint64_t)(end - q) < fix + (uint64_t)e->len)
+		return -EPROTO;
+	e->id = fix ? get64(q) : 0;
+	e->tmo_us = e->kind == BR_ENT_REQ ? get64(q + 8) : 0;
+	e->status = 0;
+	e->flags = 0;
+	if (e->kind == BR_ENT_REPLY) {
+		memcpy(&v, q + 8, 4);
+		e->status = (int32_t)le32toh(v);
+		memcpy(&v, q + 12, 4);
+		e->flags = le32toh(v) & SHMRPC_REPLY_MORE;
+		if (e->status > 0 || e->status < -4095)
+			return -EPROTO;
+	}
+	e->data = q + fix;
+	*p = q + fix + e->len;
+	return 1;
 }
 
 /* A snapshot entry: inc, join time, max_msg, name length, name. */
