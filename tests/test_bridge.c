@@ -187,15 +187,27 @@ static void test_bridge_send_recv(void **state)
 
 /* ------------------------------------------------------------ broadcast */
 
+struct bcast_arg {
+	const char *domain, *name;
+	/* a receiver saw x: x may close. Without it x (which waits only for
+	 * the receivers) broadcast and closed within a millisecond, before a
+	 * receiver scheduled late looked for it: z found no x on host a, and
+	 * y1 or y2 found its proxy on host b gone too (it lives until x's
+	 * messages are out and its LEAVE crossed, some 50 ms): a 10 s
+	 * -ETIMEDOUT, 14 runs in 100 with two busy loops beside. */
+	struct th_gate *seen;
+};
+
 static int bcast_rx(void *arg)
 {
-	const char **v = arg; /* domain, name */
-	struct shmrpc_node *n = open_node(v[0], v[1]);
+	struct bcast_arg *a = arg;
+	struct shmrpc_node *n = open_node(a->domain, a->name);
 	char buf[64], from[SHMRPC_NAME_MAX + 1];
 	int i, len;
 
 	CHILD_CHECK(n);
 	CHILD_CHECK_RC(shmrpc_wait_node(n, "x", T_MS), 0);
+	th_gate_open(a->seen);
 	for (i = 0; i < 100; i++) {
 		len = shmrpc_recv(n, buf, sizeof(buf), from, T_MS);
 		CHILD_CHECK(len == 4 && !strcmp(from, "x"));
@@ -208,8 +220,8 @@ static int bcast_rx(void *arg)
 
 static int bcast_tx(void *arg)
 {
-	const char *domain = arg;
-	struct shmrpc_node *n = open_node(domain, "x");
+	struct bcast_arg *a = arg;
+	struct shmrpc_node *n = open_node(a->domain, "x");
 	int i;
 
 	CHILD_CHECK(n);
@@ -219,6 +231,10 @@ static int bcast_tx(void *arg)
 	/* z, y1 and y2 (their proxies), and the bridge's control node */
 	for (i = 0; i < 100; i++)
 		CHILD_CHECK_RC(shmrpc_broadcast(n, &i, 4, T_MS), 4);
+	/* closed once the three saw it: the broadcasts may still be in
+	 * flight to host b, as in any close right after sending */
+	for (i = 0; i < 3; i++)
+		CHILD_CHECK_RC(th_gate_wait(a->seen, T_MS), 0);
 	shmrpc_close(n);
 	return 0;
 }
@@ -226,18 +242,21 @@ static int bcast_tx(void *arg)
 static void test_bridge_broadcast(void **state)
 {
 	struct tcase *t = *state;
-	const char *y1[] = { t->dom.name, "y1" }, *y2[] = { t->dom.name, "y2" };
-	const char *z[] = { t->dom.name, "z" };
+	struct th_gate seen;
+	struct bcast_arg y1 = { t->dom.name, "y1", &seen }, y2 = { t->dom.name, "y2", &seen };
+	struct bcast_arg z = { t->dom.name, "z", &seen }, x = { t->dom.name, "x", &seen };
 	pid_t p[4];
 	int i;
 
 	hosts_up(t, NULL, NULL, "");
-	p[0] = tb_run(&t->b, bcast_rx, y1);
-	p[1] = tb_run(&t->b, bcast_rx, y2);
-	p[2] = tb_run(&t->a, bcast_rx, z);
-	p[3] = tb_run(&t->a, bcast_tx, t->dom.name);
+	th_gate_init(&seen);
+	p[0] = tb_run(&t->b, bcast_rx, &y1);
+	p[1] = tb_run(&t->b, bcast_rx, &y2);
+	p[2] = tb_run(&t->a, bcast_rx, &z);
+	p[3] = tb_run(&t->a, bcast_tx, &x);
 	for (i = 0; i < 4; i++)
 		assert_int_equal(th_wait(p[i], 30000), 0);
+	th_gate_close(&seen);
 }
 
 /* ------------------------------------------------------------ deaths */

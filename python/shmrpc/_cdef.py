@@ -174,6 +174,7 @@ struct shmrpc_req {
 typedef void (*shmrpc_serve_fn)(struct shmrpc_node *node, const struct shmrpc_req *req, void *arg);
 
 #define SHMRPC_REPLY_MORE 0x1u
+#define SHMRPC_REPLY_NOWAIT 0x2u
 
 int shmrpc_serve(struct shmrpc_node *node, shmrpc_serve_fn fn, void *arg);
 int shmrpc_reply(struct shmrpc_node *node, const struct shmrpc_req *req,
