@@ -70,15 +70,15 @@ static void check_hdr(const uint8_t *data, int len, const struct br_hdr *h)
 	FUZZ_CHECK(n == (uint32_t)(BR_WIRE_FIXED + h->host_len + h->name_len));
 	FUZZ_CHECK(!memcmp(buf, data, 5) && !memcmp(buf + 8, data + 8, n - 8));
 	FUZZ_CHECK(br_wire_get(buf, (int)n, &h2, &why) == 0);
-	FUZZ_CHECK(h2.type == h->type && h2.host_len == h->host_len &&
-		   h2.name_len == h->name_len && h2.epoch == h->epoch && h2.stream == h->stream &&
-		   h2.inc == h->inc && h2.seq == h->seq && h2.aux == h->aux);
+	FUZZ_CHECK(h2.type == h->type && h2.host_len == h->host_len && h2.name_len == h->name_len &&
+		   h2.epoch == h->epoch && h2.stream == h->stream && h2.inc == h->inc &&
+		   h2.seq == h->seq && h2.aux == h->aux);
 	FUZZ_CHECK(!strcmp(h2.host, h->host) && !strcmp(h2.name, h->name));
 	FUZZ_CHECK(h2.body == buf + n && h2.body_len == 0);
 }
 
-static void check_ent(const unsigned char *at, const unsigned char *next,
-		      const unsigned char *end, const struct br_ent *e)
+static void check_ent(const unsigned char *at, const unsigned char *next, const unsigned char *end,
+		      const struct br_ent *e)
 {
 	unsigned char head[BR_BATCH_ENTRY];
 	uint32_t hl;
