@@ -799,11 +799,15 @@ static void test_bridge_order_slow_receiver(void **state)
 
 /* ------------------------------------------------------------ full /dev/shm */
 
+/* x0 and x1 wait for room on host b; x2 leaves before there is any. */
+static const char *const retry_names[] = { "x0", "x1", "x2" };
+
 struct retry_arg {
 	const char *domain;
-	struct th_gate up;   /* y is open */
-	struct th_gate go;   /* b's /dev/shm has room again */
-	struct th_gate done; /* y has x's answer: x may close */
+	struct th_gate up;    /* y is open */
+	struct th_gate leave; /* x2 may close */
+	struct th_gate go;    /* b's /dev/shm has room again */
+	struct th_gate done;  /* y has the answers: the xs may close */
 };
 
 static int retry_y(void *arg)
@@ -811,15 +815,20 @@ static int retry_y(void *arg)
 	struct retry_arg *r = arg;
 	struct shmrpc_node *n = open_node(r->domain, "y");
 	char buf[16], from[SHMRPC_NAME_MAX + 1];
+	int i;
 
 	CHILD_CHECK(n);
 	th_gate_open(&r->up);
 	CHILD_CHECK_RC(th_gate_wait(&r->go, 3 * T_MS), 0);
-	/* x's proxy here failed to open, the disk full: it comes now */
-	CHILD_CHECK_RC(shmrpc_wait_node(n, "x", T_MS), 0);
-	CHILD_CHECK_RC(shmrpc_send(n, "x", "ping", 4, T_MS), 0);
-	CHILD_CHECK_RC(shmrpc_recv(n, buf, sizeof(buf), from, T_MS), 4);
-	CHILD_CHECK(!memcmp(buf, "pong", 4) && !strcmp(from, "x"));
+	/* their proxies here failed to open, /dev/shm full: they come now */
+	for (i = 0; i < 2; i++) {
+		CHILD_CHECK_RC(shmrpc_wait_node(n, retry_names[i], T_MS), 0);
+		CHILD_CHECK_RC(shmrpc_send(n, retry_names[i], "ping", 4, T_MS), 0);
+	}
+	for (i = 0; i < 2; i++) {
+		CHILD_CHECK_RC(shmrpc_recv(n, buf, sizeof(buf), from, T_MS), 4);
+		CHILD_CHECK(!memcmp(buf, "pong", 4) && from[0] == 'x');
+	}
 	th_gate_open(&r->done);
 	shmrpc_close(n);
 	return 0;
@@ -828,16 +837,24 @@ static int retry_y(void *arg)
 static int retry_x(void *arg)
 {
 	struct retry_arg *r = arg;
-	struct shmrpc_node *n = open_node(r->domain, "x");
+	struct shmrpc_node *n[3];
 	char buf[16], from[SHMRPC_NAME_MAX + 1];
+	int i;
 
-	CHILD_CHECK(n);
-	CHILD_CHECK_RC(shmrpc_wait_node(n, "y", T_MS), 0);
-	CHILD_CHECK_RC(shmrpc_recv(n, buf, sizeof(buf), from, 3 * T_MS), 4);
-	CHILD_CHECK(!memcmp(buf, "ping", 4) && !strcmp(from, "y"));
-	CHILD_CHECK_RC(shmrpc_send(n, "y", "pong", 4, T_MS), 0);
+	for (i = 0; i < 3; i++) {
+		n[i] = open_node(r->domain, retry_names[i]);
+		CHILD_CHECK(n[i]);
+	}
+	CHILD_CHECK_RC(th_gate_wait(&r->leave, 3 * T_MS), 0);
+	shmrpc_close(n[2]);
+	for (i = 0; i < 2; i++) {
+		CHILD_CHECK_RC(shmrpc_recv(n[i], buf, sizeof(buf), from, 3 * T_MS), 4);
+		CHILD_CHECK(!memcmp(buf, "ping", 4) && !strcmp(from, "y"));
+		CHILD_CHECK_RC(shmrpc_send(n[i], "y", "pong", 4, T_MS), 0);
+	}
 	CHILD_CHECK_RC(th_gate_wait(&r->done, T_MS), 0);
-	shmrpc_close(n);
+	for (i = 0; i < 2; i++)
+		shmrpc_close(n[i]);
 	return 0;
 }
 
@@ -883,38 +900,56 @@ static void test_bridge_proxy_retry_full_shm(void **state)
 {
 	struct tcase *t = *state;
 	struct retry_arg r = { .domain = t->dom.name };
-	char filler[96], open_x[128], failed_x[128];
+	char filler[96], line[128];
 	long long filled;
 	pid_t x, y;
+	int i, over, retries = 0;
 
 	hosts_up(t, NULL, NULL, "");
 	th_gate_init(&r.up);
+	th_gate_init(&r.leave);
 	th_gate_init(&r.go);
 	th_gate_init(&r.done);
 	snprintf(filler, sizeof(filler), "/proc/%d/root/dev/shm/tb-filler", (int)t->b.pid);
-	snprintf(open_x, sizeof(open_x), "proxy-open domain=%s node=x ", t->dom.name);
-	snprintf(failed_x, sizeof(failed_x), "proxy-failed domain=%s node=x ", t->dom.name);
 	y = tb_run(&t->b, retry_y, &r);
 	assert_int_equal(th_gate_wait(&r.up, T_MS), 0);
 	filled = shm_fill(filler);
 	assert_true(filled > 0);
 	x = tb_run(&t->a, retry_x, &r);
-	assert_int_equal(tb_log_wait(&t->b, failed_x, T_MS), 0);
-	sleep_ms(400); /* a retry or two meet the full /dev/shm too */
-	assert_false(tb_log_has(&t->b, open_x));
+	for (i = 0; i < 3; i++) {
+		snprintf(line, sizeof(line), "proxy-failed domain=%s node=%s ", t->dom.name,
+			 retry_names[i]);
+		assert_int_equal(tb_log_wait(&t->b, line, T_MS), 0);
+	}
+	th_gate_open(&r.leave); /* x2 goes: no proxy wanted for it any more */
+	snprintf(line, sizeof(line), "proxy-retry-over domain=%s node=x2:", t->dom.name);
+	/* checked after the messages: without retries, they fail first */
+	over = tb_log_wait(&t->b, line, T_MS);
+	/* a retry or two meet the full /dev/shm too */
+	sleep_ms(400);
+	assert_false(tb_log_has(&t->b, "proxy-open domain"));
 	assert_int_equal(unlink(filler), 0);
 	th_gate_open(&r.go);
 	assert_int_equal(th_wait(y, 3 * T_MS), 0);
 	assert_int_equal(th_wait(x, 3 * T_MS), 0);
-	/* one ERROR line, for the first failure; the recovery says how many
-	 * retries it took */
-	assert_int_equal(log_lines(&t->b, "error: ", failed_x), 1);
-	assert_int_equal(log_lines(&t->b, "No space left", failed_x),
-			 1 + log_lines(&t->b, "debug: ", failed_x));
-	assert_int_equal(log_lines(&t->b, open_x, " retried="), 1);
+	assert_int_equal(over, 0);
+	for (i = 0; i < 3; i++) {
+		/* one ERROR line each, for the first failure; the others DEBUG
+		 * lines; the proxy opens once, saying how many retries it took */
+		snprintf(line, sizeof(line), "proxy-failed domain=%s node=%s ", t->dom.name,
+			 retry_names[i]);
+		assert_int_equal(log_lines(&t->b, "error: ", line), 1);
+		assert_int_equal(log_lines(&t->b, "No space left", line),
+				 1 + log_lines(&t->b, "debug: ", line));
+		retries += log_lines(&t->b, "debug: ", line);
+		snprintf(line, sizeof(line), "proxy-open domain=%s node=%s ", t->dom.name,
+			 retry_names[i]);
+		assert_int_equal(log_lines(&t->b, line, " retried="), i < 2);
+	}
 	print_message("[measured] %lld MiB filled; %d failed retries before there was room\n",
-		      filled >> 20, log_lines(&t->b, "debug: ", failed_x));
+		      filled >> 20, retries);
 	th_gate_close(&r.up);
+	th_gate_close(&r.leave);
 	th_gate_close(&r.go);
 	th_gate_close(&r.done);
 }
