@@ -8,6 +8,7 @@
  * bridge (libnats-dev missing at build time).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -796,6 +797,163 @@ static void test_bridge_order_slow_receiver(void **state)
 	th_gate_close(&o.end);
 }
 
+/* ------------------------------------------------------------ full /dev/shm */
+
+/* x0 and x1 wait for room on host b; x2 leaves before there is any. */
+static const char *const retry_names[] = { "x0", "x1", "x2" };
+
+struct retry_arg {
+	const char *domain;
+	struct th_gate up;    /* y is open */
+	struct th_gate leave; /* x2 may close */
+	struct th_gate go;    /* b's /dev/shm has room again */
+	struct th_gate done;  /* y has the answers: the xs may close */
+};
+
+static int retry_y(void *arg)
+{
+	struct retry_arg *r = arg;
+	struct shmrpc_node *n = open_node(r->domain, "y");
+	char buf[16], from[SHMRPC_NAME_MAX + 1];
+	int i;
+
+	CHILD_CHECK(n);
+	th_gate_open(&r->up);
+	CHILD_CHECK_RC(th_gate_wait(&r->go, 3 * T_MS), 0);
+	/* their proxies here failed to open, /dev/shm full: they come now */
+	for (i = 0; i < 2; i++) {
+		CHILD_CHECK_RC(shmrpc_wait_node(n, retry_names[i], T_MS), 0);
+		CHILD_CHECK_RC(shmrpc_send(n, retry_names[i], "ping", 4, T_MS), 0);
+	}
+	for (i = 0; i < 2; i++) {
+		CHILD_CHECK_RC(shmrpc_recv(n, buf, sizeof(buf), from, T_MS), 4);
+		CHILD_CHECK(!memcmp(buf, "pong", 4) && from[0] == 'x');
+	}
+	th_gate_open(&r->done);
+	shmrpc_close(n);
+	return 0;
+}
+
+static int retry_x(void *arg)
+{
+	struct retry_arg *r = arg;
+	struct shmrpc_node *n[3];
+	char buf[16], from[SHMRPC_NAME_MAX + 1];
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		n[i] = open_node(r->domain, retry_names[i]);
+		CHILD_CHECK(n[i]);
+	}
+	CHILD_CHECK_RC(th_gate_wait(&r->leave, 3 * T_MS), 0);
+	shmrpc_close(n[2]);
+	for (i = 0; i < 2; i++) {
+		CHILD_CHECK_RC(shmrpc_recv(n[i], buf, sizeof(buf), from, 3 * T_MS), 4);
+		CHILD_CHECK(!memcmp(buf, "ping", 4) && !strcmp(from, "y"));
+		CHILD_CHECK_RC(shmrpc_send(n[i], "y", "pong", 4, T_MS), 0);
+	}
+	CHILD_CHECK_RC(th_gate_wait(&r->done, T_MS), 0);
+	for (i = 0; i < 2; i++)
+		shmrpc_close(n[i]);
+	return 0;
+}
+
+/* Fill a host's /dev/shm with file @path (through /proc/PID/root): its
+ * size, or -1. tmpfs' fallocate takes all of a range or nothing, hence chunks. */
+static long long shm_fill(const char *path)
+{
+	long long off = 0;
+	off_t chunk;
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return -1;
+	for (chunk = 1 << 20; chunk >= 4096; chunk /= 16)
+		while (!fallocate(fd, 0, (off_t)off, chunk))
+			off += chunk;
+	close(fd);
+	return off;
+}
+
+/* Lines of h's log that hold both @w1 and @w2. */
+static int log_lines(const struct tb_host *h, const char *w1, const char *w2)
+{
+	char line[1024];
+	int n = 0;
+	FILE *f = fopen(h->log, "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, w1) && strstr(line, w2);
+	fclose(f);
+	return n;
+}
+
+/*
+ * A node joins on host a while host b's /dev/shm is full: b's bridge
+ * cannot open its proxy (-ENOSPC) and says so once at ERROR, then tries
+ * again with backoff; once there is room, the proxy opens and messages
+ * cross both ways.
+ */
+static void test_bridge_proxy_retry_full_shm(void **state)
+{
+	struct tcase *t = *state;
+	struct retry_arg r = { .domain = t->dom.name };
+	char filler[96], line[128];
+	long long filled;
+	pid_t x, y;
+	int i, over, retries = 0;
+
+	hosts_up(t, NULL, NULL, "");
+	th_gate_init(&r.up);
+	th_gate_init(&r.leave);
+	th_gate_init(&r.go);
+	th_gate_init(&r.done);
+	snprintf(filler, sizeof(filler), "/proc/%d/root/dev/shm/tb-filler", (int)t->b.pid);
+	y = tb_run(&t->b, retry_y, &r);
+	assert_int_equal(th_gate_wait(&r.up, T_MS), 0);
+	filled = shm_fill(filler);
+	assert_true(filled > 0);
+	x = tb_run(&t->a, retry_x, &r);
+	for (i = 0; i < 3; i++) {
+		snprintf(line, sizeof(line), "proxy-failed domain=%s node=%s ", t->dom.name,
+			 retry_names[i]);
+		assert_int_equal(tb_log_wait(&t->b, line, T_MS), 0);
+	}
+	th_gate_open(&r.leave); /* x2 goes: no proxy wanted for it any more */
+	snprintf(line, sizeof(line), "proxy-retry-over domain=%s node=x2:", t->dom.name);
+	/* checked after the messages: without retries, they fail first */
+	over = tb_log_wait(&t->b, line, T_MS);
+	/* a retry or two meet the full /dev/shm too */
+	sleep_ms(400);
+	assert_false(tb_log_has(&t->b, "proxy-open domain"));
+	assert_int_equal(unlink(filler), 0);
+	th_gate_open(&r.go);
+	assert_int_equal(th_wait(y, 3 * T_MS), 0);
+	assert_int_equal(th_wait(x, 3 * T_MS), 0);
+	assert_int_equal(over, 0);
+	for (i = 0; i < 3; i++) {
+		/* one ERROR line each, for the first failure; the others DEBUG
+		 * lines; the proxy opens once, saying how many retries it took */
+		snprintf(line, sizeof(line), "proxy-failed domain=%s node=%s ", t->dom.name,
+			 retry_names[i]);
+		assert_int_equal(log_lines(&t->b, "error: ", line), 1);
+		assert_int_equal(log_lines(&t->b, "No space left", line),
+				 1 + log_lines(&t->b, "debug: ", line));
+		retries += log_lines(&t->b, "debug: ", line);
+		snprintf(line, sizeof(line), "proxy-open domain=%s node=%s ", t->dom.name,
+			 retry_names[i]);
+		assert_int_equal(log_lines(&t->b, line, " retried="), i < 2);
+	}
+	print_message("[measured] %lld MiB filled; %d failed retries before there was room\n",
+		      filled >> 20, retries);
+	th_gate_close(&r.up);
+	th_gate_close(&r.leave);
+	th_gate_close(&r.go);
+	th_gate_close(&r.done);
+}
+
 /* ------------------------------------------------------------ cluster */
 
 #define FO_N 40000
@@ -912,6 +1070,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bridge_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bridge_name_collision, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bridge_order_slow_receiver, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_proxy_retry_full_shm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bridge_cluster_failover, setup, teardown),
 	};
 

@@ -8,6 +8,9 @@
  * sanitizers watch the replay too. `make fuzz` runs the same harnesses
  * under libFuzzer (README.md, "Fuzzing").
  *
+ * bridge_wire is built only where libnats is installed (FUZZ_BRIDGE_WIRE,
+ * tests/fuzz/fuzz.mk), as shmrpc-bridge is.
+ *
  * $SHMRPC_FUZZ_DIR: another tests/fuzz directory to read.
  */
 #include <dirent.h>
@@ -32,6 +35,9 @@ HARNESS(ring_check);
 HARNESS(registry);
 HARNESS(node);
 HARNESS(top);
+#ifdef FUZZ_BRIDGE_WIRE
+HARNESS(bridge_wire);
+#endif
 
 struct harness {
 	const char *name;
@@ -114,6 +120,9 @@ REPLAY_TEST(ring_check)
 REPLAY_TEST(registry)
 REPLAY_TEST(node)
 REPLAY_TEST(top)
+#ifdef FUZZ_BRIDGE_WIRE
+REPLAY_TEST(bridge_wire)
+#endif
 
 int main(void)
 {
@@ -124,6 +133,9 @@ int main(void)
 		cmocka_unit_test(test_replay_registry),
 		cmocka_unit_test(test_replay_node),
 		cmocka_unit_test(test_replay_top),
+#ifdef FUZZ_BRIDGE_WIRE
+		cmocka_unit_test(test_replay_bridge_wire),
+#endif
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

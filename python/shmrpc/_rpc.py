@@ -12,6 +12,7 @@ from ._lib import NodeClosed, error, ffi, lib, pystr, timeout_ms
 
 SLICE_MS = 250  # as _node.SLICE_MS: Ctrl-C and close() are seen within a slice
 _MORE = lib.SHMRPC_REPLY_MORE
+_NOWAIT = lib.SHMRPC_REPLY_NOWAIT
 _log = logging.getLogger("shmrpc")
 _alloc = ffi.new_allocator(should_clear_after_alloc=False)
 
@@ -77,8 +78,8 @@ class Request:
         try:
             rc = fn(h, self._c, *args)
             if rc < 0:
-                if rc != -errno.EMSGSIZE and rc not in (-errno.ENOSPC, -errno.ENOMEM,
-                                                        -errno.EMFILE):
+                if rc not in (-errno.EMSGSIZE, -errno.EAGAIN, -errno.ENOSPC, -errno.ENOMEM,
+                              -errno.EMFILE):
                     self._state = _ENDED  # the library no longer holds it
                 raise error(rc, f"{what} to {self.sender!r}")
             if last:
@@ -86,15 +87,17 @@ class Request:
         finally:
             node._leave()
 
-    def reply(self, data=b"", more=False):
+    def reply(self, data=b"", more=False, nowait=False):
         """Send one reply (any bytes-like object, empty allowed); more=True:
         more replies follow. May block while the caller's reply ring is
-        full, at most until the request's deadline. BrokenPipeError: the
-        caller left or died; FileNotFoundError: the request is over;
-        TimeoutError: its deadline passed while the ring was full;
-        errno EMSGSIZE: too large for the caller (the request stays open)."""
+        full, at most until the request's deadline; nowait=True: raise
+        BlockingIOError at once instead (the request stays open: try again
+        later). BrokenPipeError: the caller left or died;
+        FileNotFoundError: the request is over; TimeoutError: its deadline
+        passed while the ring was full; errno EMSGSIZE: too large for the
+        caller (the request stays open)."""
         buf = ffi.from_buffer(data)
-        flags = _MORE if more else 0
+        flags = (_MORE if more else 0) | (_NOWAIT if nowait else 0)
         self._end_call("reply", lib.shmrpc_reply, buf, len(buf), flags, last=not more)
 
     def reply_error(self, err):

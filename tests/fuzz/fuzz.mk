@@ -12,6 +12,22 @@
 # those two directories in `make test` (tests/test_fuzz_replay.c).
 
 FUZZ_HARNESSES := ring_consumer ring_producer ring_check registry node top
+# bridge_wire: shmrpc-bridge's checks of what it receives from NATS
+# (tools/bridge/wire.c). wire.c includes <nats/nats.h> but calls nothing of
+# libnats, so the harness links no libnats; it is built, like the bridge,
+# only where libnats is installed. NATS_LIBS comes from
+# tools/bridge/bridge.mk, which the top Makefile includes before this file.
+ifeq ($(origin NATS_LIBS),undefined)
+$(error tests/fuzz/fuzz.mk: include tools/bridge/bridge.mk first (NATS_LIBS))
+endif
+ifneq ($(NATS_LIBS),)
+FUZZ_HARNESSES += bridge_wire
+FUZZ_REPLAY_DEFS := -DFUZZ_BRIDGE_WIRE
+FUZZ_BRIDGE_OBJS := $(B)/tools/bridge/wire.o
+else
+FUZZ_REPLAY_DEFS :=
+FUZZ_BRIDGE_OBJS :=
+endif
 FUZZ_TARGETS ?= $(FUZZ_HARNESSES)
 FUZZ_SECONDS ?= 60
 FUZZ_ARGS ?=
@@ -55,6 +71,16 @@ $(B)/fuzz/fuzz_top: tests/fuzz/fuzz_top.c $(B)/tests/fuzz/fuzz_common.o $(TOP_CO
 	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer $(FUZZ_INC) -o $@ $< $(B)/tests/fuzz/fuzz_common.o \
 		$(TOP_CORE_OBJS) $(LIB_A) $(LIB_DEPS) -lm $(LDLIBS)
 
+# bridge_wire: bridge.h from tools/bridge/, wire.o built by bridge.mk's rule.
+$(B)/fuzz/fuzz_bridge_wire $(B)/tests/fuzz/replay_bridge_wire.o: FUZZ_INC += -Itools/bridge
+
+$(B)/fuzz/fuzz_bridge_wire: tests/fuzz/fuzz_bridge_wire.c $(B)/tests/fuzz/fuzz_common.o \
+		$(FUZZ_BRIDGE_OBJS)
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer $(FUZZ_INC) -o $@ $< $(B)/tests/fuzz/fuzz_common.o \
+		$(FUZZ_BRIDGE_OBJS) $(LDLIBS)
+
 # The seed corpora (tests/fuzz/corpus/), rewritten from gen_corpus.c.
 .PHONY: fuzz-seeds
 fuzz-seeds: $(B)/tests/fuzz/gen_corpus
@@ -76,9 +102,9 @@ $(B)/tests/fuzz/replay_%.o: tests/fuzz/fuzz_%.c
 		-DLLVMFuzzerInitialize=fuzz_init_$* -c -o $@ $<
 
 $(B)/tests/test_fuzz_replay: tests/test_fuzz_replay.c $(B)/tests/harness.o $(FUZZ_REPLAY_OBJS) \
-		$(B)/tests/fuzz/fuzz_common.o $(TOP_CORE_OBJS) $(LIB_A)
+		$(B)/tests/fuzz/fuzz_common.o $(TOP_CORE_OBJS) $(FUZZ_BRIDGE_OBJS) $(LIB_A)
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) $(FUZZ_INC) -DFUZZ_DIR='"$(CURDIR)/tests/fuzz"' -o $@ $< \
-		$(B)/tests/harness.o $(FUZZ_REPLAY_OBJS) $(B)/tests/fuzz/fuzz_common.o \
-		$(TOP_CORE_OBJS) $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) -lm $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) $(FUZZ_INC) $(FUZZ_REPLAY_DEFS) -DFUZZ_DIR='"$(CURDIR)/tests/fuzz"' \
+		-o $@ $< $(B)/tests/harness.o $(FUZZ_REPLAY_OBJS) $(B)/tests/fuzz/fuzz_common.o \
+		$(TOP_CORE_OBJS) $(FUZZ_BRIDGE_OBJS) $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) -lm $(LDLIBS)

@@ -406,6 +406,88 @@ static void top(void)
 	save("top", "holes", &s);
 }
 
+/* ------------------------------------------------------------ bridge_wire */
+
+/* shmrpc-bridge's messages, written out by hand from the format at the top
+ * of tools/bridge/wire.c (and the entries' in tools/bridge/bridge.h), not
+ * with wire.c's encoders: this file builds without libnats' headers. */
+enum { W_SYNC = 2, W_GRANT, W_JOIN, W_LEAVE, W_DEATH, W_HB, W_BYE, W_SNAPREQ, W_SNAP, W_BATCH };
+enum { E_MSG, E_REQ, E_REPLY, E_CANCEL };
+
+static void w_hdr(struct buf *b, uint8_t type, const char *host, const char *name, uint64_t seq,
+		  uint64_t aux)
+{
+	U8(b, 'S'), U8(b, 2), U8(b, type), U8(b, strlen(host)), U8(b, strlen(name));
+	U8(b, 0), U8(b, 0), U8(b, 0);
+	U64(b, 0x1122334455667788ull), U64(b, 5), U64(b, 9), U64(b, seq), U64(b, aux);
+	bytes(b, host, strlen(host));
+	bytes(b, name, strlen(name));
+}
+
+/* A batch entry's head: kind, sender, payload length (the kind's fields
+ * and the payload follow). */
+static void w_ent(struct buf *b, uint8_t kind, const char *from, const char *payload)
+{
+	U8(b, kind), str8(b, from), U32(b, strlen(payload));
+}
+
+static void w_claim(struct buf *b, uint64_t inc, uint64_t join_ns, uint32_t max_msg,
+		    const char *name)
+{
+	U64(b, inc), U64(b, join_ns), U32(b, max_msg), str8(b, name);
+}
+
+static void bridge_wire(void)
+{
+	struct buf s;
+
+	s = (struct buf){ 0 }; /* one entry of each kind */
+	w_hdr(&s, W_BATCH, "host-a", "rx_1", 1, 4);
+	w_ent(&s, E_MSG, "tx", "hello"), bytes(&s, "hello", 5);
+	w_ent(&s, E_REQ, "cli.1", "req"), U64(&s, 7), U64(&s, 250000), bytes(&s, "req", 3);
+	w_ent(&s, E_REPLY, "srv", "rep"), U64(&s, 7), U32(&s, (uint32_t)-110), U32(&s, 1);
+	bytes(&s, "rep", 3);
+	w_ent(&s, E_CANCEL, "cli.1", ""), U64(&s, 7);
+	save("bridge_wire", "batch", &s);
+
+	s = (struct buf){ 0 }; /* a last entry cut short: the rest is garbage */
+	w_hdr(&s, W_BATCH, "h", "rx", 10, 2);
+	w_ent(&s, E_REPLY, "srv", ""), U64(&s, 3), U32(&s, 0), U32(&s, 0);
+	w_ent(&s, E_MSG, "tx", "longer"), bytes(&s, "lon", 3);
+	save("bridge_wire", "batch-cut", &s);
+
+	s = (struct buf){ 0 }; /* two claims, the last chunk */
+	w_hdr(&s, W_SNAP, "host-b", "", 3, 1ull << 63);
+	w_claim(&s, 2, 1700000000000000000ull, 65536, "svc.kv");
+	w_claim(&s, 8, 1700000000500000000ull, 4096, "worker_7");
+	save("bridge_wire", "snap", &s);
+
+	s = (struct buf){ 0 };
+	w_hdr(&s, W_JOIN, "host-a", "svc.kv", 12, 1700000000000000000ull);
+	U32(&s, 65536);
+	save("bridge_wire", "join", &s);
+
+	s = (struct buf){ 0 };
+	w_hdr(&s, W_HB, "host-a", "", 12, 0);
+	save("bridge_wire", "hb", &s);
+
+	s = (struct buf){ 0 };
+	w_hdr(&s, W_GRANT, "host-b", "rx_1", 40, 4096);
+	save("bridge_wire", "grant", &s);
+
+	s = (struct buf){ 0 };
+	w_hdr(&s, W_SYNC, "host-a", "rx_1", 41, 0);
+	save("bridge_wire", "sync", &s);
+
+	s = (struct buf){ 0 };
+	w_hdr(&s, W_SNAPREQ, "host-c", "", 0, 0);
+	save("bridge_wire", "snapreq", &s);
+
+	s = (struct buf){ 0 }; /* a subject: its last token is an escaped name */
+	bytes(&s, "shmrpc.d_5f1.n.svc_2ekv_5f2", 27);
+	save("bridge_wire", "subject", &s);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -420,5 +502,6 @@ int main(int argc, char **argv)
 	registry();
 	node();
 	top();
+	bridge_wire();
 	return 0;
 }

@@ -194,6 +194,39 @@ def test_serve_errors_kept(pair):
         b.stop()
 
 
+def test_reply_nowait(pair):
+    """nowait=True: a full reply ring raises BlockingIOError at once and the
+    request stays open; once the caller reads, the reply goes."""
+    a, b = pair
+    held, got = [], threading.Event()
+
+    def fn(req):
+        held.append(req.defer())
+        got.set()
+    b.serve(fn)
+    b.start(lambda data, sender: None)
+    try:
+        gen = a.call_stream("b", b"x", timeout=20)
+        first = threading.Thread(target=lambda: held.append(next(gen)))
+        first.start()
+        assert got.wait(10)
+        req = held[0]
+        req.reply(b"0", more=True, nowait=True)
+        first.join(10)
+        assert held[1] == b"0"
+        k = 0  # nobody reads now: the caller's reply ring fills
+        with pytest.raises(BlockingIOError):
+            for k in range(1, 100000):
+                req.reply(b"%d" % k + b"." * 1000, more=True, nowait=True)
+        assert k > 1 and not req.ended and not req.cancelled()
+        assert next(gen).startswith(b"1.")  # reads what came: room again
+        req.reply(b"end", nowait=True)
+        rest = list(gen)
+        assert len(rest) == k - 1 and rest[-1] == b"end" and req.ended
+    finally:
+        b.stop()
+
+
 def test_request_fields_and_reply_after_end(pair):
     a, b = pair
     seen, done = [], threading.Event()

@@ -283,6 +283,7 @@ struct br_dom {
 	struct br_map locals;  /* struct br_local */
 	struct br_map hosts;   /* struct br_host */
 	struct br_map proxies; /* struct br_proxy */
+	struct br_map retry;   /* names whose proxy failed to open (names.c) */
 	uint64_t mseq;	       /* our membership sequence */
 	uint64_t next_inc;
 	natsSubscription *sub_m, *sub_s, *sub_h;
@@ -479,7 +480,8 @@ void br_rstream_free(struct br_rstream *rs);
 /* The owner of a name may have changed: make the proxy agree. */
 void br_resolve(struct br_dom *d, const char *name);
 struct br_proxy *br_proxy_by_tag(struct bridge *br, uint32_t tag);
-/* Lingering proxies whose queued messages are out, or too old: closed. */
+/* Lingering proxies whose queued messages are out, or too old: closed;
+ * proxies that failed to open and are due: opened again. */
 void br_names_tick(struct br_dom *d, int64_t now);
 void br_names_fini(struct br_dom *d);
 /* Poll (on) or stop polling (off) px's fd. */

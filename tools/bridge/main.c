@@ -75,6 +75,7 @@ static int dom_init(struct bridge *br, int i)
 	snprintf(d->name, sizeof(d->name), "%s", br->o.domains[i]);
 	br_esc(d->name, d->esc);
 	br_map_init(&d->proxies, offsetof(struct br_proxy, name));
+	br_map_init(&d->retry, 0); /* keys at the start of names.c's struct retry */
 	if ((rc = br_status_open(d)) || (rc = br_local_init(d)) || (rc = br_remote_init(d)))
 		return rc;
 	blog(BR_LOG_INFO, "bridging domain=%s host=%s", d->name, br->o.host);

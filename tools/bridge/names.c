@@ -17,6 +17,12 @@
  * owner) first lingers while messages from it wait in a delivery queue
  * (dlv.c), at most a second, so that what its node sent before leaving is
  * delivered under its name.
+ *
+ * A proxy that fails to open (a full /dev/shm, out of descriptors or
+ * memory) is tried again from the tick, 100 ms later, then at doubling
+ * intervals up to 3.2 s, for as long as the name is owned by another host
+ * and no node of this host holds it: the names waiting are in the domain's
+ * retry table, empty (and never scanned) when nothing failed.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -27,6 +33,16 @@
 #include "status.h"
 
 #define LINGER_NS (1000 * 1000000ll)
+#define RETRY_FIRST_NS (100 * 1000000ll)
+#define RETRY_MAX_NS (3200 * 1000000ll)
+
+/* A name whose proxy failed to open (the domain's retry table). */
+struct retry {
+	char name[BR_NAME]; /* the key: first */
+	uint32_t retried;   /* opens tried again so far */
+	int64_t wait_ns;    /* before the next */
+	int64_t due_ns;
+};
 
 struct owner {
 	const char *host;
@@ -140,14 +156,56 @@ static int proxy_setup(struct br_dom *d, struct br_proxy *px)
 	return br_map_put(&d->proxies, px);
 }
 
+/* The proxy of @name failed to open (@rc, @why): tried again later. The
+ * first failure is an ERROR line, the next ones DEBUG lines until it opens
+ * (INFO "proxy-open ... retried=N") or is not wanted any more. */
+static void retry_later(struct br_dom *d, const char *name, const char *host, int rc,
+			const char *why)
+{
+	struct retry *r = br_map_get(&d->retry, name);
+	bool first = !r;
+
+	if (r) {
+		r->retried++;
+		r->wait_ns = r->wait_ns < RETRY_MAX_NS / 2 ? 2 * r->wait_ns : RETRY_MAX_NS;
+	} else if ((r = calloc(1, sizeof(*r)))) {
+		snprintf(r->name, sizeof(r->name), "%s", name);
+		r->wait_ns = RETRY_FIRST_NS;
+		if (br_map_put(&d->retry, r)) {
+			free(r);
+			r = NULL;
+		}
+	}
+	if (r)
+		r->due_ns = br_now_ns() + r->wait_ns;
+	blog(first ? BR_LOG_ERROR : BR_LOG_DEBUG,
+	     "proxy-failed domain=%s node=%s host=%s error=%s (%s) retried=%u retry-in-ms=%lld",
+	     d->name, name, host, strerror(-rc), why, r ? r->retried : 0,
+	     r ? (long long)(r->wait_ns / 1000000) : -1ll);
+}
+
+/* @name's proxy opened, or is not wanted any more: no retry. How many
+ * retries it took, or -1 if none was pending. */
+static long retry_drop(struct br_dom *d, const char *name)
+{
+	struct retry *r = d->retry.n ? br_map_del(&d->retry, name) : NULL;
+	long n = r ? (long)r->retried : -1;
+
+	free(r);
+	return n;
+}
+
 static void proxy_open(struct br_dom *d, const char *name, const struct owner *o)
 {
 	struct shmrpc_opts so = { .sz = sizeof(so), .domain = d->name };
 	struct br_proxy *px = calloc(1, sizeof(*px));
+	long retried;
 	int rc;
 
-	if (!px)
+	if (!px) {
+		retry_later(d, name, o->host, -ENOMEM, "the proxy's memory");
 		return;
+	}
 	snprintf(px->name, sizeof(px->name), "%s", name);
 	px->d = d;
 	snprintf(px->host, sizeof(px->host), "%s", o->host);
@@ -166,18 +224,22 @@ static void proxy_open(struct br_dom *d, const char *name, const struct owner *o
 	so.events = SHMRPC_EV_DEATH;
 	so.proxy_host = o->host; /* shmrpc_is_local 0, shmrpc_node_host names it */
 	rc = shmrpc_open(name, &so, &px->node);
+	if (rc == -EEXIST) {
+		/* a node of this host took the name since the last poll; the
+		 * poll finds it and settles who owns the name */
+		blog(BR_LOG_INFO, "proxy-failed domain=%s node=%s host=%s error=%s (%s)", d->name,
+		     name, o->host, strerror(-rc), shmrpc_last_error());
+		retry_drop(d, name);
+		free(px);
+		return;
+	}
 	if (rc) {
-		/* -EEXIST: a node of this host took the name since the last
-		 * poll; the poll finds it and settles who owns the name. */
-		blog(rc == -EEXIST ? BR_LOG_INFO : BR_LOG_ERROR,
-		     "proxy-failed domain=%s node=%s host=%s error=%s (%s)", d->name, name, o->host,
-		     strerror(-rc), shmrpc_last_error());
+		retry_later(d, name, o->host, rc, shmrpc_last_error());
 		free(px);
 		return;
 	}
 	if ((rc = proxy_setup(d, px))) {
-		blog(BR_LOG_ERROR, "proxy-failed domain=%s node=%s error=%s", d->name, name,
-		     strerror(-rc));
+		retry_later(d, name, o->host, rc, "setting the proxy up");
 		if (d->br->tags && px->tag < d->br->ntags && d->br->tags[px->tag] == px)
 			d->br->tags[px->tag] = NULL;
 		shmrpc_close(px->node);
@@ -186,8 +248,13 @@ static void proxy_open(struct br_dom *d, const char *name, const struct owner *o
 		return;
 	}
 	px->row = br_status_row(d, name, o->host, BR_STATUS_REMOTE);
-	blog(BR_LOG_INFO, "proxy-open domain=%s node=%s host=%s ring=%u", d->name, name, o->host,
-	     so.ring_bytes);
+	retried = retry_drop(d, name);
+	if (retried < 0)
+		blog(BR_LOG_INFO, "proxy-open domain=%s node=%s host=%s ring=%u", d->name, name,
+		     o->host, so.ring_bytes);
+	else
+		blog(BR_LOG_INFO, "proxy-open domain=%s node=%s host=%s ring=%u retried=%ld",
+		     d->name, name, o->host, so.ring_bytes, retried + 1);
 }
 
 /*
@@ -285,6 +352,31 @@ void br_resolve(struct br_dom *d, const char *name)
 	}
 	if (have && !o.local && !live_local && !px)
 		proxy_open(d, name, &o);
+	else if (retry_drop(d, name) >= 0)
+		blog(BR_LOG_INFO, "proxy-retry-over domain=%s node=%s: no proxy wanted any more",
+		     d->name, name);
+}
+
+/* Names whose proxy failed to open, due now: resolved again. */
+static void retry_due(struct br_dom *d, int64_t now)
+{
+	char name[BR_NAME];
+	struct retry *r;
+	uint32_t i = 0;
+
+	while (d->retry.n && (r = br_map_next(&d->retry, &i))) {
+		if (r->due_ns > now)
+			continue;
+		snprintf(name, sizeof(name), "%s", r->name);
+		r->due_ns = now + r->wait_ns; /* not due again in this loop, whatever happens */
+		br_resolve(d, name);
+		/* br_resolve deleted this name or rescheduled it, and put no
+		 * other (a put is for a name not in the table): a delete moves
+		 * later items back into this slot, so look at it again. Items
+		 * met twice are not due the second time. No restart from 0:
+		 * thousands of names due at once stay linear. */
+		i--;
+	}
 }
 
 void br_names_tick(struct br_dom *d, int64_t now)
@@ -303,10 +395,12 @@ void br_names_tick(struct br_dom *d, int64_t now)
 		br_resolve(d, name);
 		i = 0; /* the table changed: start over */
 	}
+	retry_due(d, now);
 }
 
 void br_names_fini(struct br_dom *d)
 {
+	struct retry *r;
 	struct br_proxy *px;
 	uint32_t i = 0;
 
@@ -317,4 +411,8 @@ void br_names_fini(struct br_dom *d)
 	}
 	br_map_free(&d->proxies);
 	br_xc_reap(d, true, proxy_free);
+	i = 0;
+	while ((r = br_map_next(&d->retry, &i)))
+		free(r); /* the table goes at once: no del */
+	br_map_free(&d->retry);
 }

@@ -54,6 +54,13 @@ int br_name_ok(const char *s)
 	return i >= 1 && i <= SHMRPC_NAME_MAX && s[0] != '.';
 }
 
+/* A name of len bytes off the wire: valid, and no NUL among its bytes (else
+ * the rest of it would be silently cut off at the NUL). */
+static int wire_name_ok(const char *s, size_t len)
+{
+	return strlen(s) == len && br_name_ok(s);
+}
+
 uint32_t br_wire_put(const struct br_hdr *h, unsigned char *buf)
 {
 	size_t hl = strlen(h->host), nl = strlen(h->name);
@@ -105,7 +112,8 @@ int br_wire_get(const void *data, int len, struct br_hdr *h, const char **why)
 	h->host[h->host_len] = '\0';
 	memcpy(h->name, p + BR_WIRE_FIXED + h->host_len, h->name_len);
 	h->name[h->name_len] = '\0';
-	if (!br_name_ok(h->host) || (h->name_len && !br_name_ok(h->name)))
+	if (!wire_name_ok(h->host, h->host_len) ||
+	    (h->name_len && !wire_name_ok(h->name, h->name_len)))
 		return bad(why, "a name with bytes outside [A-Za-z0-9._-]");
 	h->body = p + BR_WIRE_FIXED + h->host_len + h->name_len;
 	h->body_len = (uint32_t)(len - (BR_WIRE_FIXED + h->host_len + h->name_len));
@@ -190,7 +198,7 @@ int br_ent_get(const unsigned char **p, const unsigned char *end, struct br_ent 
 	memcpy(&v, q + 2 + q[1], 4);
 	e->len = le32toh(v);
 	q += 6 + q[1];
-	if (!br_name_ok(e->from) || (uint64_t)(end - q) < fix + (uint64_t)e->len)
+	if (!wire_name_ok(e->from, (*p)[1]) || (uint64_t)(end - q) < fix + (uint64_t)e->len)
 		return -EPROTO;
 	e->id = fix ? get64(q) : 0;
 	e->tmo_us = e->kind == BR_ENT_REQ ? get64(q + 8) : 0;
@@ -242,7 +250,7 @@ int br_snap_get(const unsigned char **p, const unsigned char *end, struct br_cla
 	c->max_msg = le32toh(m);
 	memcpy(c->name, q + SNAP_FIXED, q[20]);
 	c->name[q[20]] = '\0';
-	if (!br_name_ok(c->name))
+	if (!wire_name_ok(c->name, q[20]))
 		return -EPROTO;
 	*p = q + SNAP_FIXED + q[20];
 	return 1;
