@@ -21,7 +21,7 @@ struct shmrpc_node;
  * new gen. Fields below `lock` change under it, or under the table's
  * write lock while out of every thread's reach. */
 struct shmrpc__conn {
-	struct shmrpc__conn *next;     /* hash chain or free list, under conn_lock */
+	struct shmrpc__conn *next;     /* hash chain or free list, under its table's lock */
 	pthread_mutex_t lock;	       /* serialises sends to this receiver */
 	_Atomic uint32_t gen;	       /* changes when the struct is recycled */
 	struct shmrpc__ring q;	       /* producer view, under lock */

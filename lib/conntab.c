@@ -25,6 +25,11 @@
  * the read lock, counts every message exactly once.
  * Lock order: table, then connection; a thread holding a connection's mutex
  * never takes the table's lock for writing.
+ *
+ * The table type itself (struct shmrpc__ctab: chains, pool, recycling,
+ * teardown) is shared with reply.c, whose reply connections are keyed by a
+ * caller's (slot, gen) rather than a name: each user keeps its own key,
+ * hash and lookup.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -42,26 +47,7 @@
 #include "registry.h"
 #include "seg.h"
 
-static unsigned name_hash(const char *s)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 16777619u;
-	return h % SHMRPC__CONN_BUCKETS;
-}
-
-static struct shmrpc__conn *conn_find(struct shmrpc_node *n, const char *to, unsigned b)
-{
-	struct shmrpc__conn *c;
-
-	for (c = n->conns[b]; c; c = c->next)
-		if (!strcmp(c->to, to))
-			return c;
-	return NULL;
-}
-
-/* ------------------------------------------------------------------ pool */
+/* ------------------------------------------------- a table, its pool */
 
 #define CONN_CHUNK 16
 
@@ -70,37 +56,60 @@ struct shmrpc__conn_chunk {
 	struct shmrpc__conn c[CONN_CHUNK];
 };
 
-/* Under the write lock: a connection struct, its mutex initialised once. */
-static struct shmrpc__conn *conn_alloc(struct shmrpc_node *n)
+void shmrpc__ctab_init(struct shmrpc__ctab *t, struct shmrpc__conn **b, uint32_t nb, uint8_t kind,
+		       bool clear)
+{
+	memset(t, 0, sizeof(*t));
+	memset(b, 0, nb * sizeof(*b));
+	t->b = b;
+	t->nb = nb;
+	t->kind = kind;
+	t->clear = clear;
+	pthread_rwlock_init(&t->lock, NULL);
+}
+
+struct shmrpc__conn *shmrpc__ctab_alloc(struct shmrpc__ctab *t)
 {
 	struct shmrpc__conn_chunk *k;
 	struct shmrpc__conn *c;
 	int i;
 
-	if (!n->conn_free) {
+	if (!t->free) {
 		k = calloc(1, sizeof(*k));
 		if (!k)
 			return NULL;
 		for (i = 0; i < CONN_CHUNK; i++) {
 			pthread_mutex_init(&k->c[i].lock, NULL);
-			k->c[i].next = n->conn_free;
-			n->conn_free = &k->c[i];
+			k->c[i].kind = t->kind;
+			k->c[i].next = t->free;
+			t->free = &k->c[i];
 		}
-		k->next = n->conn_chunks;
-		n->conn_chunks = k;
+		k->next = t->chunks;
+		t->chunks = k;
 	}
-	c = n->conn_free;
-	n->conn_free = c->next;
+	c = t->free;
+	t->free = c->next;
 	c->next = NULL;
 	return c;
 }
 
-/*
- * Under the write lock, @c out of the table: fold its counters, unmap it,
- * and recycle it. Its generation changes under its mutex, so a thread that
- * still has it cached, locks it, and compares, knows it is not its any more.
- */
-static void conn_recycle(struct shmrpc_node *n, struct shmrpc__conn *c)
+void shmrpc__ctab_put(struct shmrpc__ctab *t, struct shmrpc__conn *c)
+{
+	c->next = t->free;
+	t->free = c;
+}
+
+void shmrpc__ctab_unhook(struct shmrpc__ctab *t, unsigned b, struct shmrpc__conn *c)
+{
+	struct shmrpc__conn **pp = &t->b[b];
+
+	while (*pp && *pp != c)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = c->next;
+}
+
+void shmrpc__ctab_recycle(struct shmrpc_node *n, struct shmrpc__ctab *t, struct shmrpc__conn *c)
 {
 	pthread_mutex_lock(&c->lock);
 	if (c->q.hdr && !atomic_load_explicit(&c->folded, memory_order_relaxed))
@@ -109,10 +118,96 @@ static void conn_recycle(struct shmrpc_node *n, struct shmrpc__conn *c)
 	/* Relaxed: read under this mutex, or as a hint before taking it. */
 	atomic_store_explicit(&c->gen, atomic_load_explicit(&c->gen, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
+	if (t->clear) {
+		memset(&c->q, 0, sizeof(c->q));
+		c->rx_slot = c->rx_gen = 0;
+		atomic_store_explicit(&c->dead, false, memory_order_relaxed);
+		atomic_store_explicit(&c->folded, false, memory_order_relaxed);
+	}
 	c->to[0] = '\0';
 	pthread_mutex_unlock(&c->lock);
-	c->next = n->conn_free;
-	n->conn_free = c;
+	shmrpc__ctab_put(t, c);
+}
+
+void shmrpc__ctab_close_all(struct shmrpc_node *n, struct shmrpc__ctab *t)
+{
+	struct shmrpc__conn *all = NULL, *c;
+	unsigned b;
+
+	/* Detach the table first, then take each connection's lock without
+	 * the table's (the lock order is table, then connection). */
+	pthread_rwlock_wrlock(&t->lock);
+	for (b = 0; b < t->nb; b++) {
+		while ((c = t->b[b])) {
+			t->b[b] = c->next;
+			c->next = all;
+			all = c;
+		}
+	}
+	pthread_rwlock_unlock(&t->lock);
+	while ((c = all)) {
+		all = c->next;
+		shmrpc__conn_close(n, c);
+	}
+}
+
+void shmrpc__ctab_forget_all(struct shmrpc__ctab *t)
+{
+	struct shmrpc__conn *c;
+	unsigned b;
+
+	for (b = 0; b < t->nb; b++) {
+		for (c = t->b[b]; c; c = c->next) {
+			/* Not conn_unmap: it counts in the parent's segment. */
+			shmrpc__seg_unmap(c->q.hdr, c->q.map_size);
+			shmrpc__seg_unmap(c->peer, c->peer_size);
+		}
+		t->b[b] = NULL;
+	}
+}
+
+void shmrpc__ctab_free_all(struct shmrpc__ctab *t, bool destroy)
+{
+	struct shmrpc__conn_chunk *k;
+	int i;
+
+	while ((k = t->chunks)) {
+		t->chunks = k->next;
+		/* A fork's copy may hold a locked copy of a mutex: not ours to
+		 * destroy, only to free with the memory. */
+		for (i = 0; destroy && i < CONN_CHUNK; i++)
+			pthread_mutex_destroy(&k->c[i].lock);
+		free(k);
+	}
+	t->free = NULL;
+	if (destroy)
+		pthread_rwlock_destroy(&t->lock);
+}
+
+/* ------------------------------------------- the node's, by receiver name */
+
+static unsigned name_hash(const char *s)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 16777619u;
+	return h;
+}
+
+static unsigned conn_bucket(const struct shmrpc_node *n, const char *to)
+{
+	return name_hash(to) % n->conns.nb;
+}
+
+static struct shmrpc__conn *conn_find(struct shmrpc_node *n, const char *to, unsigned b)
+{
+	struct shmrpc__conn *c;
+
+	for (c = n->conns.b[b]; c; c = c->next)
+		if (!strcmp(c->to, to))
+			return c;
+	return NULL;
 }
 
 /* Fields of a fresh or recycled struct; the mutex and gen stay. */
@@ -162,14 +257,13 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 		return -EINVAL;
 	if (tomb_same_holder(old, slot, v.gen))
 		return -EPIPE;
-	c = conn_alloc(n);
+	c = shmrpc__ctab_alloc(&n->conns);
 	if (!c)
 		return -ENOMEM;
 	conn_reset(c);
 	err = shmrpc__conn_open(n, c, to, slot, &v);
 	if (err) {
-		c->next = n->conn_free;
-		n->conn_free = c;
+		shmrpc__ctab_put(&n->conns, c);
 		return err;
 	}
 	*out = c;
@@ -181,16 +275,12 @@ static int conn_connect(struct shmrpc_node *n, const char *to, struct shmrpc__co
 static void table_swap(struct shmrpc_node *n, unsigned b, struct shmrpc__conn *old,
 		       struct shmrpc__conn *nc)
 {
-	struct shmrpc__conn **pp = &n->conns[b];
-
 	if (old) {
-		while (*pp != old)
-			pp = &(*pp)->next;
-		*pp = old->next;
-		conn_recycle(n, old);
+		shmrpc__ctab_unhook(&n->conns, b, old);
+		shmrpc__ctab_recycle(n, &n->conns, old);
 	}
-	nc->next = n->conns[b];
-	n->conns[b] = nc;
+	nc->next = n->conns.b[b];
+	n->conns.b[b] = nc;
 }
 
 /*
@@ -201,26 +291,26 @@ static void table_swap(struct shmrpc_node *n, unsigned b, struct shmrpc__conn *o
 static int conn_find_or_connect(struct shmrpc_node *n, const char *to, struct shmrpc__conn **out,
 				uint32_t *gen)
 {
-	unsigned b = name_hash(to);
+	unsigned b = conn_bucket(n, to);
 	struct shmrpc__conn *c, *nc = NULL;
 	int err;
 
-	pthread_rwlock_rdlock(&n->conn_lock);
+	pthread_rwlock_rdlock(&n->conns.lock);
 	c = conn_find(n, to, b);
 	if (c && shmrpc__conn_usable(c)) {
 		*gen = atomic_load_explicit(&c->gen, memory_order_relaxed);
-		pthread_rwlock_unlock(&n->conn_lock);
+		pthread_rwlock_unlock(&n->conns.lock);
 		*out = c;
 		return 0;
 	}
-	pthread_rwlock_unlock(&n->conn_lock);
+	pthread_rwlock_unlock(&n->conns.lock);
 
 	/* Not in the table, so not known good: the name is checked here, on
 	 * the slow path, rather than on every send. */
 	err = shmrpc__name_check(to);
 	if (err)
 		return err;
-	pthread_rwlock_wrlock(&n->conn_lock);
+	pthread_rwlock_wrlock(&n->conns.lock);
 	c = conn_find(n, to, b);
 	if (!c || !shmrpc__conn_usable(c)) {
 		err = conn_connect(n, to, c, &nc);
@@ -235,7 +325,7 @@ static int conn_find_or_connect(struct shmrpc_node *n, const char *to, struct sh
 		*gen = atomic_load_explicit(&c->gen, memory_order_relaxed);
 		*out = c;
 	}
-	pthread_rwlock_unlock(&n->conn_lock);
+	pthread_rwlock_unlock(&n->conns.lock);
 	return err;
 }
 
@@ -400,10 +490,10 @@ void shmrpc__conn_unlock(struct shmrpc_node *n, struct shmrpc__conn *c)
 	if (!dead)
 		return;
 	/* Swap the dead connection for a tombstone (same name: -EPIPE). */
-	pthread_rwlock_wrlock(&n->conn_lock);
-	b = name_hash(c->to);
+	pthread_rwlock_wrlock(&n->conns.lock);
+	b = conn_bucket(n, c->to);
 	if (atomic_load_explicit(&c->gen, memory_order_relaxed) == gen &&
-	    conn_find(n, c->to, b) == c && (t = conn_alloc(n))) {
+	    conn_find(n, c->to, b) == c && (t = shmrpc__ctab_alloc(&n->conns))) {
 		conn_reset(t);
 		snprintf(t->to, sizeof(t->to), "%s", c->to);
 		atomic_store_explicit(&t->dead, true, memory_order_relaxed);
@@ -413,7 +503,7 @@ void shmrpc__conn_unlock(struct shmrpc_node *n, struct shmrpc__conn *c)
 		t->rx_gen = c->rx_gen;
 		table_swap(n, b, c, t);
 	}
-	pthread_rwlock_unlock(&n->conn_lock);
+	pthread_rwlock_unlock(&n->conns.lock);
 }
 
 /* A connection that failed for want of a resource, not because of the
@@ -451,57 +541,4 @@ int shmrpc__conn_warm(struct shmrpc_node *n)
 	return shmrpc__seg_err(lack, bytes,
 			       "shmrpc_warmup: %d connected, %u not; first: ring to '%s'", count,
 			       failed, first);
-}
-
-void shmrpc__conn_close_all(struct shmrpc_node *n)
-{
-	struct shmrpc__conn *all = NULL, *c;
-	unsigned b;
-
-	/* Detach the table first, then take each connection's lock without
-	 * the table's (the lock order is table, then connection). */
-	pthread_rwlock_wrlock(&n->conn_lock);
-	for (b = 0; b < SHMRPC__CONN_BUCKETS; b++) {
-		while ((c = n->conns[b])) {
-			n->conns[b] = c->next;
-			c->next = all;
-			all = c;
-		}
-	}
-	pthread_rwlock_unlock(&n->conn_lock);
-	while ((c = all)) {
-		all = c->next;
-		shmrpc__conn_close(n, c);
-	}
-}
-
-void shmrpc__conn_forget_all(struct shmrpc_node *n)
-{
-	struct shmrpc__conn *c;
-	unsigned b;
-
-	for (b = 0; b < SHMRPC__CONN_BUCKETS; b++) {
-		for (c = n->conns[b]; c; c = c->next) {
-			/* Not conn_unmap: it counts in the parent's segment. */
-			shmrpc__seg_unmap(c->q.hdr, c->q.map_size);
-			shmrpc__seg_unmap(c->peer, c->peer_size);
-		}
-		n->conns[b] = NULL;
-	}
-}
-
-void shmrpc__conn_free_all(struct shmrpc_node *n, bool destroy)
-{
-	struct shmrpc__conn_chunk *k;
-	int i;
-
-	while ((k = n->conn_chunks)) {
-		n->conn_chunks = k->next;
-		/* A fork's copy may hold a locked copy of a mutex: not ours to
-		 * destroy, only to free with the memory. */
-		for (i = 0; destroy && i < CONN_CHUNK; i++)
-			pthread_mutex_destroy(&k->c[i].lock);
-		free(k);
-	}
-	n->conn_free = NULL;
 }

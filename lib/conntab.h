@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The connections a node keeps (conntab.c): pool, table, per-thread cache,
- * locking, tombstones, warm-up, teardown.
+ * locking, tombstones, warm-up, teardown; the table type reply.c uses too.
  */
 #ifndef SHMRPC_CONNTAB_H
 #define SHMRPC_CONNTAB_H
@@ -10,6 +10,8 @@
 
 #include "clock.h"
 #include "connect.h"
+
+struct shmrpc__ctab;
 
 /* The connection to @to, connecting if needed, locked by this thread:
  * 0, -EDEADLK (this thread holds a reservation on it), -EAGAIN,
@@ -31,11 +33,32 @@ int shmrpc__conn_lock(struct shmrpc__conn *c, struct shmrpc__tmo *t);
 bool shmrpc__conn_held(const struct shmrpc__conn *c);
 /* shmrpc_warmup: connect to every live node; how many, or -errno. */
 int shmrpc__conn_warm(struct shmrpc_node *n);
-/* shmrpc_close: close every connection (the table's lock, then each one's). */
-void shmrpc__conn_close_all(struct shmrpc_node *n);
+/*
+ * A table of connections (struct shmrpc__ctab, node_types.h), of kind @kind
+ * with @nb chains in @b; @clear: recycling clears a struct for reuse.
+ * The lock is initialised here, destroyed by shmrpc__ctab_free_all.
+ */
+void shmrpc__ctab_init(struct shmrpc__ctab *t, struct shmrpc__conn **b, uint32_t nb, uint8_t kind,
+		       bool clear);
+/* Under the write lock: a struct from the pool (its mutex initialised
+ * once, its kind set), or NULL (no memory). */
+struct shmrpc__conn *shmrpc__ctab_alloc(struct shmrpc__ctab *t);
+/* Under the write lock: @c, taken but never put in a chain, back to the
+ * pool as it is. */
+void shmrpc__ctab_put(struct shmrpc__ctab *t, struct shmrpc__conn *c);
+/* Under the write lock: take @c out of chain @b, if it is there. */
+void shmrpc__ctab_unhook(struct shmrpc__ctab *t, unsigned b, struct shmrpc__conn *c);
+/* Under the write lock, @c out of every chain: fold its counters, unmap
+ * it, and put it back in the pool with a new generation (under its mutex:
+ * a thread that has it cached, locks it and compares, sees the change). */
+void shmrpc__ctab_recycle(struct shmrpc_node *n, struct shmrpc__ctab *t, struct shmrpc__conn *c);
+/* shmrpc_close: close every connection of @t (the table's lock, then each
+ * one's: TX_CLOSED, the receivers drain what we sent). */
+void shmrpc__ctab_close_all(struct shmrpc_node *n, struct shmrpc__ctab *t);
 /* In a forked child: unmap the parent's connections, nothing more. */
-void shmrpc__conn_forget_all(struct shmrpc_node *n);
-/* Free the pool; @destroy: the mutexes too (not a fork's copies). */
-void shmrpc__conn_free_all(struct shmrpc_node *n, bool destroy);
+void shmrpc__ctab_forget_all(struct shmrpc__ctab *t);
+/* Free the pool; @destroy: the mutexes and the table's lock too (not a
+ * fork's copies: one may be a locked copy). */
+void shmrpc__ctab_free_all(struct shmrpc__ctab *t, bool destroy);
 
 #endif /* SHMRPC_CONNTAB_H */

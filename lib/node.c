@@ -343,13 +343,12 @@ static void leave(struct shmrpc_node *n, uint32_t ev)
 static void node_free(struct shmrpc_node *n)
 {
 	shmrpc__rpc_free(n);
-	shmrpc__conn_free_all(n, !n->forked);
+	shmrpc__ctab_free_all(&n->conns, !n->forked);
 	shmrpc__seg_unmap(n->seg, n->seg_size);
 	if (n->seg_fd >= 0)
 		close(n->seg_fd);
 	shmrpc__reg_put(n->reg);
 	free(n->in.v);
-	pthread_rwlock_destroy(&n->conn_lock);
 	pthread_mutex_destroy(&n->in_lock);
 	pthread_mutex_destroy(&n->fold_lock);
 	pthread_mutex_destroy(&n->ctl_lock);
@@ -384,7 +383,7 @@ static struct shmrpc_node *node_alloc(const char *name, const struct shmrpc__ope
 	n->ev_mask = cfg->events;
 	pthread_mutex_init(&n->peer_lock, NULL);
 	pthread_mutex_init(&n->deferred.lock, NULL);
-	pthread_rwlock_init(&n->conn_lock, NULL);
+	shmrpc__ctab_init(&n->conns, n->conn_b, SHMRPC__CONN_BUCKETS, SHMRPC__KIND_MSG, false);
 	pthread_mutex_init(&n->in_lock, NULL);
 	pthread_mutex_init(&n->fold_lock, NULL);
 	pthread_mutex_init(&n->ctl_lock, NULL);
@@ -451,7 +450,7 @@ static void close_as(struct shmrpc_node *n, uint32_t ev)
 		 * process-local resources only. */
 		shmrpc__peer_detach_all(n);
 		shmrpc__in_forget_all(n);
-		shmrpc__conn_forget_all(n);
+		shmrpc__ctab_forget_all(&n->conns);
 		shmrpc__rpc_forget(n);
 		n->be->fini(n);
 		node_free(n);
@@ -462,7 +461,7 @@ static void close_as(struct shmrpc_node *n, uint32_t ev)
 	shmrpc__watch_forget(n);
 	shmrpc_flush(n);
 	shmrpc__in_close_all(n);
-	shmrpc__conn_close_all(n);
+	shmrpc__ctab_close_all(n, &n->conns);
 	shmrpc__rpc_close(n); /* the reply connections, as the others */
 	leave(n, ev);
 	n->be->fini(n);

@@ -8,7 +8,7 @@
  *  - struct shmrpc_node: created by shmrpc_open, freed by shmrpc_close
  *    (node.c); its fields below are marked with the file that writes them;
  *  - outbound connections (connect.c, conntab.c): any sending thread, the
- *    table under conn_lock, each connection's ring under its own mutex;
+ *    table under conns.lock, each connection's ring under its own mutex;
  *  - inbound rings (inbound.c, rx.c): the one receiving thread; add/remove
  *    also take in_lock so that shmrpc_stats can read them from any thread.
  */
@@ -81,6 +81,25 @@ struct shmrpc__inbound {
 
 #define SHMRPC__CONN_BUCKETS 64
 
+/*
+ * A table of connections of one kind (conntab.c's; the node's message
+ * connections, n->conns, and a server's reply connections, reply.c): hash
+ * chains under a rwlock, and the pool of type-stable structs behind them.
+ * Each user keys and hashes its own chains (a name, a caller's slot); the
+ * pool and the teardown are common.
+ */
+struct shmrpc__ctab {
+	pthread_rwlock_t lock;	 /* the chains, the pool */
+	struct shmrpc__conn **b; /* nb chains (the user's array) */
+	uint32_t nb;
+	uint8_t kind; /* enum shmrpc__kind of every struct of the pool */
+	/* a recycled struct is cleared (ring view, key, flags) for reuse:
+	 * reply.c's; conntab.c resets its own when it takes one */
+	bool clear;
+	struct shmrpc__conn *free;
+	struct shmrpc__conn_chunk *chunks;
+};
+
 /* Wakes held back by SHMRPC_SEND_DEFER until shmrpc_flush (tx.c). A word
  * may be unmapped meanwhile (its connection recycled): a wake there is
  * harmless. */
@@ -120,11 +139,9 @@ struct shmrpc_node {
 	_Atomic uint32_t *ev_word;
 	uint32_t ev_armed;
 
-	uint64_t uid;		    /* unique in the process, unlike the address */
-	pthread_rwlock_t conn_lock; /* conntab.c's table */
-	struct shmrpc__conn *conns[SHMRPC__CONN_BUCKETS];
-	struct shmrpc__conn_chunk *conn_chunks; /* under conn_lock */
-	struct shmrpc__conn *conn_free;		/* under conn_lock */
+	uint64_t uid;		   /* unique in the process, unlike the address */
+	struct shmrpc__ctab conns; /* conntab.c's table, by receiver name */
+	struct shmrpc__conn *conn_b[SHMRPC__CONN_BUCKETS]; /* its chains */
 
 	pthread_mutex_t in_lock;   /* guards in.v/in.n against shmrpc_stats */
 	pthread_mutex_t fold_lock; /* writers of ctr.fold_seq (counters.c) */

@@ -19,8 +19,6 @@
  * keep its mapping.
  */
 #include <errno.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "reply.h"
 #include "clock.h"
@@ -29,14 +27,6 @@
 #include "layout.h"
 #include "node_types.h"
 #include "registry.h"
-#include "seg.h"
-
-#define REP_CHUNK 16
-
-struct shmrpc__rep_chunk {
-	struct shmrpc__rep_chunk *next;
-	struct shmrpc__conn c[REP_CHUNK];
-};
 
 /* The last reply connection this thread used: (node, caller) -> (c, gen). */
 static _Thread_local struct {
@@ -47,82 +37,29 @@ static _Thread_local struct {
 
 void shmrpc__rep_init(struct shmrpc__reptab *tab)
 {
-	memset(tab, 0, sizeof(*tab));
-	pthread_rwlock_init(&tab->lock, NULL);
+	shmrpc__ctab_init(&tab->t, tab->b, SHMRPC__REP_BUCKETS, SHMRPC__KIND_REP, true);
 }
 
-static struct shmrpc__conn **rep_bucket(struct shmrpc__reptab *tab, uint32_t slot)
+static unsigned rep_bucket(const struct shmrpc__reptab *tab, uint32_t slot)
 {
-	return &tab->b[slot % SHMRPC__REP_BUCKETS];
+	return slot % tab->t.nb;
 }
 
 static struct shmrpc__conn *rep_find(struct shmrpc__reptab *tab, uint32_t slot, uint32_t gen)
 {
 	struct shmrpc__conn *c;
 
-	for (c = *rep_bucket(tab, slot); c; c = c->next)
+	for (c = tab->b[rep_bucket(tab, slot)]; c; c = c->next)
 		if (c->rx_slot == slot && c->rx_gen == gen)
 			return c;
 	return NULL;
 }
 
-/* Under the write lock: a fresh struct, its mutex initialised once. */
-static struct shmrpc__conn *rep_alloc(struct shmrpc__reptab *tab)
+/* Under the write lock: take @c out of the table and recycle it. */
+static void rep_drop(struct shmrpc_node *n, struct shmrpc__reptab *tab, struct shmrpc__conn *c)
 {
-	struct shmrpc__rep_chunk *k;
-	struct shmrpc__conn *c;
-	int i;
-
-	if (!tab->free) {
-		k = calloc(1, sizeof(*k));
-		if (!k)
-			return NULL;
-		for (i = 0; i < REP_CHUNK; i++) {
-			pthread_mutex_init(&k->c[i].lock, NULL);
-			k->c[i].kind = SHMRPC__KIND_REP;
-			k->c[i].next = tab->free;
-			tab->free = &k->c[i];
-		}
-		k->next = tab->chunks;
-		tab->chunks = k;
-	}
-	c = tab->free;
-	tab->free = c->next;
-	c->next = NULL;
-	return c;
-}
-
-/* Under the write lock, @c out of the table: unmap it and recycle it with
- * a new generation (a thread that cached it sees the change under its
- * mutex). */
-static void rep_recycle(struct shmrpc_node *n, struct shmrpc__reptab *tab, struct shmrpc__conn *c)
-{
-	pthread_mutex_lock(&c->lock);
-	if (c->q.hdr && !atomic_load_explicit(&c->folded, memory_order_relaxed))
-		shmrpc__conn_unlist(n, c, false);
-	shmrpc__conn_unmap(n, c);
-	/* Relaxed: read under this mutex, or as a hint before taking it. */
-	atomic_store_explicit(&c->gen, atomic_load_explicit(&c->gen, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
-	memset(&c->q, 0, sizeof(c->q));
-	c->rx_slot = c->rx_gen = 0;
-	atomic_store_explicit(&c->dead, false, memory_order_relaxed);
-	atomic_store_explicit(&c->folded, false, memory_order_relaxed);
-	c->to[0] = '\0';
-	pthread_mutex_unlock(&c->lock);
-	c->next = tab->free;
-	tab->free = c;
-}
-
-/* Under the write lock: take @c out of its bucket. */
-static void rep_unhook(struct shmrpc__reptab *tab, struct shmrpc__conn *c)
-{
-	struct shmrpc__conn **pp = rep_bucket(tab, c->rx_slot);
-
-	while (*pp && *pp != c)
-		pp = &(*pp)->next;
-	if (*pp)
-		*pp = c->next;
+	shmrpc__ctab_unhook(&tab->t, rep_bucket(tab, c->rx_slot), c);
+	shmrpc__ctab_recycle(n, &tab->t, c);
 }
 
 /* Under the write lock: recycle every connection whose caller closed its
@@ -133,17 +70,15 @@ static void rep_sweep(struct shmrpc_node *n, struct shmrpc__reptab *tab)
 	bool dead;
 	unsigned b;
 
-	for (b = 0; b < SHMRPC__REP_BUCKETS; b++) {
+	for (b = 0; b < tab->t.nb; b++) {
 		for (c = tab->b[b]; c; c = next) {
 			next = c->next;
 			if (pthread_mutex_trylock(&c->lock))
 				continue;
 			dead = shmrpc__conn_check_dead(n, c);
 			pthread_mutex_unlock(&c->lock);
-			if (dead) {
-				rep_unhook(tab, c);
-				rep_recycle(n, tab, c);
-			}
+			if (dead)
+				rep_drop(n, tab, c);
 		}
 	}
 }
@@ -163,13 +98,12 @@ static int rep_connect(struct shmrpc_node *n, struct shmrpc__reptab *tab, uint32
 		return -EAGAIN; /* changing right now */
 	if (err || v.state != SHMRPC__SLOT_LIVE || v.gen != gen)
 		return -EPIPE; /* that incarnation left */
-	c = rep_alloc(tab);
+	c = shmrpc__ctab_alloc(&tab->t);
 	if (!c)
 		return -ENOMEM;
 	err = shmrpc__conn_open(n, c, v.name, slot, &v);
 	if (err) {
-		c->next = tab->free;
-		tab->free = c;
+		shmrpc__ctab_put(&tab->t, c);
 		return err == -ENOENT ? -EPIPE : err;
 	}
 	*out = c;
@@ -184,20 +118,19 @@ static int rep_find_or_connect(struct shmrpc_node *n, struct shmrpc__reptab *tab
 	struct shmrpc__conn *c;
 	int err = 0;
 
-	pthread_rwlock_rdlock(&tab->lock);
+	pthread_rwlock_rdlock(&tab->t.lock);
 	c = rep_find(tab, slot, gen);
 	if (c && shmrpc__conn_usable(c)) {
 		*cgen = atomic_load_explicit(&c->gen, memory_order_relaxed);
-		pthread_rwlock_unlock(&tab->lock);
+		pthread_rwlock_unlock(&tab->t.lock);
 		*out = c;
 		return 0;
 	}
-	pthread_rwlock_unlock(&tab->lock);
-	pthread_rwlock_wrlock(&tab->lock);
+	pthread_rwlock_unlock(&tab->t.lock);
+	pthread_rwlock_wrlock(&tab->t.lock);
 	c = rep_find(tab, slot, gen);
 	if (c && !shmrpc__conn_usable(c)) {
-		rep_unhook(tab, c);
-		rep_recycle(n, tab, c);
+		rep_drop(n, tab, c);
 		c = NULL;
 		err = -EPIPE; /* its caller closed the ring: gone */
 	}
@@ -205,15 +138,15 @@ static int rep_find_or_connect(struct shmrpc_node *n, struct shmrpc__reptab *tab
 		rep_sweep(n, tab);
 		err = rep_connect(n, tab, slot, gen, &c);
 		if (!err) {
-			c->next = *rep_bucket(tab, slot);
-			*rep_bucket(tab, slot) = c;
+			c->next = tab->b[rep_bucket(tab, slot)];
+			tab->b[rep_bucket(tab, slot)] = c;
 		}
 	}
 	if (!err) {
 		*cgen = atomic_load_explicit(&c->gen, memory_order_relaxed);
 		*out = c;
 	}
-	pthread_rwlock_unlock(&tab->lock);
+	pthread_rwlock_unlock(&tab->t.lock);
 	return err;
 }
 
@@ -269,62 +202,9 @@ void shmrpc__rep_unlock(struct shmrpc_node *n, struct shmrpc__reptab *tab, struc
 	pthread_mutex_unlock(&c->lock);
 	if (!dead)
 		return;
-	pthread_rwlock_wrlock(&tab->lock);
+	pthread_rwlock_wrlock(&tab->t.lock);
 	if (atomic_load_explicit(&c->gen, memory_order_relaxed) == gen &&
-	    rep_find(tab, c->rx_slot, c->rx_gen) == c) {
-		rep_unhook(tab, c);
-		rep_recycle(n, tab, c);
-	}
-	pthread_rwlock_unlock(&tab->lock);
-}
-
-void shmrpc__rep_close_all(struct shmrpc_node *n, struct shmrpc__reptab *tab)
-{
-	struct shmrpc__conn *all = NULL, *c;
-	unsigned b;
-
-	pthread_rwlock_wrlock(&tab->lock);
-	for (b = 0; b < SHMRPC__REP_BUCKETS; b++) {
-		while ((c = tab->b[b])) {
-			tab->b[b] = c->next;
-			c->next = all;
-			all = c;
-		}
-	}
-	pthread_rwlock_unlock(&tab->lock);
-	while ((c = all)) {
-		all = c->next;
-		shmrpc__conn_close(n, c);
-	}
-}
-
-void shmrpc__rep_forget_all(struct shmrpc__reptab *tab)
-{
-	struct shmrpc__conn *c;
-	unsigned b;
-
-	for (b = 0; b < SHMRPC__REP_BUCKETS; b++) {
-		for (c = tab->b[b]; c; c = c->next) {
-			/* Not conn_unmap: it counts in the parent's segment. */
-			shmrpc__seg_unmap(c->q.hdr, c->q.map_size);
-			shmrpc__seg_unmap(c->peer, c->peer_size);
-		}
-		tab->b[b] = NULL;
-	}
-}
-
-void shmrpc__rep_free_all(struct shmrpc__reptab *tab, bool destroy)
-{
-	struct shmrpc__rep_chunk *k;
-	int i;
-
-	while ((k = tab->chunks)) {
-		tab->chunks = k->next;
-		for (i = 0; destroy && i < REP_CHUNK; i++)
-			pthread_mutex_destroy(&k->c[i].lock);
-		free(k);
-	}
-	tab->free = NULL;
-	if (destroy)
-		pthread_rwlock_destroy(&tab->lock);
+	    rep_find(tab, c->rx_slot, c->rx_gen) == c)
+		rep_drop(n, tab, c);
+	pthread_rwlock_unlock(&tab->t.lock);
 }

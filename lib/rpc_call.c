@@ -70,13 +70,13 @@ int shmrpc__rpc_init(struct shmrpc_node *n, uint32_t max_calls)
 void shmrpc__rpc_close(struct shmrpc_node *n)
 {
 	shmrpc_serve(n, NULL, NULL);
-	shmrpc__rep_close_all(n, &n->rpc->reps);
+	shmrpc__ctab_close_all(n, &n->rpc->reps.t);
 }
 
 void shmrpc__rpc_forget(struct shmrpc_node *n)
 {
 	if (n->rpc)
-		shmrpc__rep_forget_all(&n->rpc->reps);
+		shmrpc__ctab_forget_all(&n->rpc->reps.t);
 }
 
 static void calls_free(struct shmrpc__call **head)

@@ -43,6 +43,7 @@
 #include "layout.h"
 #include "node_types.h"
 #include "registry.h"
+#include "conntab.h"
 #include "reply.h"
 #include "ring.h"
 #include "tx.h"
@@ -88,7 +89,7 @@ void shmrpc__serve_free(struct shmrpc__rpc *rpc, bool destroy)
 		rpc->free_prog = p->next;
 		free(p);
 	}
-	shmrpc__rep_free_all(&rpc->reps, destroy);
+	shmrpc__ctab_free_all(&rpc->reps.t, destroy);
 	if (destroy) {
 		pthread_rwlock_destroy(&rpc->serve_lock);
 		pthread_mutex_destroy(&rpc->prog_lock);

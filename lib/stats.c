@@ -26,14 +26,14 @@ static void sum_out(struct shmrpc_node *n, struct shmrpc_stats *st)
 	const struct shmrpc__conn *c;
 	unsigned b;
 
-	pthread_rwlock_rdlock(&n->conn_lock);
+	pthread_rwlock_rdlock(&n->conns.lock);
 	st->msgs_sent = ld(&oc->old_tx_msgs);
 	st->bytes_sent = ld(&oc->old_tx_bytes);
 	st->send_full = ld(&oc->old_tx_full);
 	st->wakes_sent += ld(&oc->old_tx_wakes);
 	st->wakes_skipped = ld(&oc->old_tx_skips);
-	for (b = 0; b < SHMRPC__CONN_BUCKETS; b++)
-		for (c = n->conns[b]; c; c = c->next) {
+	for (b = 0; b < n->conns.nb; b++)
+		for (c = n->conns.b[b]; c; c = c->next) {
 			/* Relaxed: checked by the fold_seq seqlock. */
 			if (!c->q.hdr || atomic_load_explicit(&c->folded, memory_order_relaxed))
 				continue;
@@ -43,7 +43,7 @@ static void sum_out(struct shmrpc_node *n, struct shmrpc_stats *st)
 			st->wakes_sent += ld(&c->q.hdr->tx_wakes);
 			st->wakes_skipped += ld(&c->q.hdr->tx_skips);
 		}
-	pthread_rwlock_unlock(&n->conn_lock);
+	pthread_rwlock_unlock(&n->conns.lock);
 }
 
 static void sum_in(struct shmrpc_node *n, struct shmrpc_stats *st)

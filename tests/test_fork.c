@@ -2,9 +2,10 @@
 /*
  * fork() and a node (lib/node.c's atfork handlers, with the registry
  * cache's, the peers' watcher's and the uring backend's): a forked child
- * cannot use its parent's node (-ECHILD) but may open its own, and a parent
- * killed while its child lives is seen dead (the child does not hold the
- * parent's liveness lock).
+ * cannot use its parent's node (-ECHILD) but may open its own, its close of
+ * the copy unmaps the parent's connections (reply connections too) and
+ * nothing more, and a parent killed while its child lives is seen dead
+ * (the child does not hold the parent's liveness lock).
  *
  * The safety timeout is off (th_main_env): a lost wake is a hang here.
  *
@@ -163,6 +164,61 @@ static void test_fork_child_cannot_use_parent_node(void **state)
 	shmrpc_close(q);
 }
 
+/* A server's reply connections are its node's too: a forked child's close
+ * of its copy unmaps them (lib/reply.c's table, forgotten as the message
+ * table is) and leaves the parent's ring open. */
+struct forkrep {
+	struct shmrpc_node *s, *c;
+	struct th_dom *d;
+};
+
+static void fork_echo(struct shmrpc_node *n, const struct shmrpc_req *r, void *arg)
+{
+	(void)arg;
+	shmrpc_reply(n, r, r->data, r->len, 0);
+}
+
+static int forked_server(void *arg)
+{
+	struct forkrep *f = arg;
+
+	shmrpc_close(f->s); /* this process's copies only */
+	shmrpc_close(f->c);
+	CHILD_CHECK_RC(maps_of(f->d->name), 0);
+	return 0;
+}
+
+/* One call of c to s, served by s's own receiving call. */
+static void fork_call(struct shmrpc_node *s, struct shmrpc_node *c)
+{
+	char buf[16];
+	uint64_t id;
+
+	assert_int_equal(shmrpc_call_start(c, "s", "hi", 2, 1000, &id), 0);
+	assert_int_equal(shmrpc_recv(s, buf, sizeof(buf), NULL, 0), -EAGAIN);
+	assert_int_equal(shmrpc_call_wait(c, id, buf, sizeof(buf), NULL, 1000), 2);
+	assert_memory_equal(buf, "hi", 2);
+}
+
+static void test_fork_child_forgets_reply_connections(void **state)
+{
+	struct th_dom *d = *state;
+	struct forkrep f = { .s = th_open(d, "s"), .c = th_open(d, "c"), .d = d };
+	int i;
+
+	assert_non_null(f.s);
+	assert_non_null(f.c);
+	assert_int_equal(shmrpc_serve(f.s, fork_echo, NULL), 0);
+	fork_call(f.s, f.c); /* s now holds a reply connection to c */
+	assert_int_equal(th_wait(th_fork(forked_server, &f), 10000), 0);
+	/* On the same reply ring (the child left it open: a TX_CLOSED one
+	 * would be dropped by c once drained) */
+	for (i = 0; i < 3; i++)
+		fork_call(f.s, f.c);
+	shmrpc_close(f.s);
+	shmrpc_close(f.c);
+}
+
 struct forkpar {
 	struct th_dom *d;
 	struct th_gate ready, started, release, never;
@@ -257,6 +313,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_fork_child_cannot_use_parent_node),
 		T(test_fork_parent_killed_while_child_lives),
+		T(test_fork_child_forgets_reply_connections),
 	};
 
 	th_main_env();

@@ -328,6 +328,18 @@ int bench_gfail(struct bench_gctrl *c, int idx, int err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void bench_gbarrier(struct bench_gctrl *c, int b, uint32_t n);
 
+/* reaper_run.c: the processes of a cleanup run (crash.c, evlat.c), each
+ * word's owner there. @event gets a message of the receiver's from
+ * SHMRPC_EVENT_FROM (a struct shmrpc_event of @len bytes, if that long). */
+struct shmrpc_opts;
+typedef void (*bench_event_fn)(struct bench_group *g, const void *m, int len);
+int bench_receiver(struct bench_group *g, const char *name, const struct shmrpc_opts *o,
+		   bench_event_fn event, bool err_stops);
+pid_t bench_victim_start(struct bench_group *g, const char *domain, const char *to, int i);
+int bench_killer_begin(struct bench_group *g, const char *domain, const char *cmd,
+		       struct bench_regview **rv, pid_t *reaper);
+int bench_killer_end(struct bench_group *g, struct bench_regview *rv, pid_t reaper, int err);
+
 /* Group transports (tr_group.c): fan-in (nprod producers -> 1 consumer) and
  * broadcast (1 producer -> ncons consumers). Members [0, nprod) produce,
  * [nprod, nprod + ncons) consume. */

@@ -17,6 +17,9 @@
  * first; a killer spinning at normal priority held the victim's exit back
  * by a time slice (~1 ms here) and measured itself.
  *
+ * The peer, the victims and the killer's start and end are reaper_run.c's
+ * (shared with evlat.c); the kills are this file's.
+ *
  * Modes (who does the cleaning; reaper_run.c starts the reaper):
  *   peers         no reaper: the peer's pidfd watcher (lib/watch.c)
  *   reaper-bpf    shmrpc-reaper with the eBPF exit probe, and the peers
@@ -46,73 +49,12 @@ struct crash {
 	char reaper[1024]; /* the command, "{...}" replaced; empty: none */
 };
 
+/* The peer: reaper_run.c's receiver, answering the victims' hellos. */
 static int peer_member(struct bench_group *g, struct crash *cr)
 {
 	struct shmrpc_opts o = { .sz = sizeof(o), .domain = cr->domain };
-	char from[SHMRPC_NAME_MAX + 1];
-	struct shmrpc_node *n;
-	uint64_t m[8];
-	int err, len;
 
-	err = shmrpc_open("peer", &o, &n);
-	if (err)
-		return bench_gfail(g->c, 0, err, "peer: open: %s", strerror(-err));
-	atomic_store_explicit(&g->c->word[1], 1, memory_order_release); /* peer is up */
-	/* Answer everyone until the killer says stop; a victim that died
-	 * meanwhile makes the answer fail (-EPIPE): that is expected. */
-	while (!atomic_load_explicit(&g->c->word[0], memory_order_acquire)) {
-		len = shmrpc_recv(n, m, sizeof(m), from, 200);
-		if (len > 0)
-			shmrpc_send(n, from, m, (size_t)len, 100);
-		else if (len != -ETIMEDOUT && len != -EAGAIN)
-			err = len;
-	}
-	shmrpc_close(n);
-	return err ? bench_gfail(g->c, 0, err, "peer: recv: %s", strerror(-err)) : 0;
-}
-
-static _Noreturn void victim(struct crash *cr, int i, _Atomic uint64_t *ready)
-{
-	struct shmrpc_opts o = { .sz = sizeof(o), .domain = cr->domain };
-	struct shmrpc_node *n;
-	uint64_t m[8] = { (uint64_t)i };
-	char name[16];
-
-	snprintf(name, sizeof(name), "v%d", i);
-	if (shmrpc_open(name, &o, &n) || shmrpc_send(n, "peer", m, sizeof(m), 5000) ||
-	    shmrpc_recv(n, m, sizeof(m), NULL, 5000) != (int)sizeof(m))
-		_exit(1);
-	/* Release: pairs with victim_start's acquire load. */
-	atomic_store_explicit(ready, (uint64_t)i + 1, memory_order_release);
-	for (;;)
-		pause(); /* until SIGKILL */
-}
-
-/* Fork victim @i and wait until it is connected to the peer: its pid, or
- * -errno (-ETIMEDOUT: it died or took over 20 s). */
-static pid_t victim_start(struct bench_group *g, struct crash *cr, int i)
-{
-	_Atomic uint64_t *ready = &g->c->word[2];
-	int64_t give_up;
-	pid_t pid;
-	int st;
-
-	pid = bench_fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0)
-		victim(cr, i, ready);
-	give_up = bench_now_ns() + 10 * GIVE_UP_NS;
-	/* Acquire: pairs with the victim's release store once it is ready. */
-	while (atomic_load_explicit(ready, memory_order_acquire) != (uint64_t)i + 1) {
-		if (bench_now_ns() > give_up || waitpid(pid, &st, WNOHANG) == pid) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			return -ETIMEDOUT;
-		}
-		usleep(50);
-	}
-	return pid;
+	return bench_receiver(g, "peer", &o, NULL, false);
 }
 
 /* One kill; delays in ns in *slot_ns and *files_ns (-1: not within 2 s). */
@@ -120,7 +62,7 @@ static int one_kill(struct bench_group *g, struct crash *cr, const struct bench_
 		    int64_t *slot_ns, int64_t *files_ns)
 {
 	struct sched_param idle = { 0 }, normal = { 0 };
-	pid_t pid = victim_start(g, cr, i);
+	pid_t pid = bench_victim_start(g, cr->domain, "peer", i);
 	int64_t t0, t;
 	char name[16];
 	uint32_t gen;
@@ -183,32 +125,13 @@ static int kill_all(struct bench_group *g, struct crash *cr, const struct bench_
 
 static int killer_member(struct bench_group *g, struct crash *cr)
 {
-	struct bench_regview *rv = NULL;
-	pid_t reaper = 0;
-	int err;
+	struct bench_regview *rv;
+	pid_t reaper;
+	int err = bench_killer_begin(g, cr->domain, cr->reaper, &rv, &reaper);
 
-	/* Acquire: pairs with the peer's release store once it is up. */
-	while (!atomic_load_explicit(&g->c->word[1], memory_order_acquire))
-		usleep(100);
-	err = bench_reg_open(cr->domain, &rv);
-	if (err)
-		err = bench_gfail(g->c, 1, err, "registry of %s: %s", cr->domain, strerror(-err));
-	if (!err && cr->reaper[0]) {
-		err = bench_reaper_start(cr->reaper, rv, &reaper);
-		if (err)
-			err = bench_gfail(g->c, 1, err,
-					  "the reaper did not announce itself in the registry: %s",
-					  strerror(-err));
-	}
 	if (!err)
 		err = kill_all(g, cr, rv);
-	bench_reaper_stop(reaper);
-	if (!err)
-		g->c->val[1][2] = (int64_t)bench_reg_reaped(rv);
-	bench_reg_close(rv);
-	/* Release: the peer stops; pairs with its acquire load. */
-	atomic_store_explicit(&g->c->word[0], 1, memory_order_release);
-	return err;
+	return bench_killer_end(g, rv, reaper, err);
 }
 
 static int crash_member(struct bench_group *g, int idx)

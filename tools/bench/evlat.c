@@ -14,6 +14,9 @@
  * returns the event. Delay: kill -> DEATH returned. A victim whose DEATH
  * did not come within GIVE_UP_NS is counted, not waited for.
  *
+ * rx, the victims and the killer's start and end are reaper_run.c's
+ * (shared with crash.c); the kills and rx's events are this file's.
+ *
  * Modes (reaper_run.c), as for the crash scenario: "peers" (no reaper:
  * rx's own watcher, lib/watch.c), "reaper-bpf" and "reaper-pidfd"
  * (shmrpc-reaper too; whoever cleans first records the DEATH). Each mode
@@ -45,95 +48,46 @@ struct evlat {
 	char reaper[1024]; /* the command; empty: none */
 };
 
-/* rx: answer hellos, time every DEATH of the victim the killer named. */
+/* rx's events: time the DEATH of the victim the killer named. */
+static void rx_event(struct bench_group *g, const void *m, int len)
+{
+	const struct shmrpc_event *e = m;
+	char want[16];
+	uint64_t w;
+
+	/* Acquire: pairs with the killer's release of word[4] (and so of
+	 * word[3], the kill's time, stored before it). */
+	w = atomic_load_explicit(&g->c->word[4], memory_order_acquire);
+	snprintf(want, sizeof(want), "v%llu", (unsigned long long)(w - 1));
+	if (len != (int)sizeof(*e) || e->type != SHMRPC_EV_DEATH || !w || strcmp(e->name, want))
+		return; /* late, or not the one waited for */
+	g->c->samples[w - 1] =
+		(uint64_t)(bench_now_ns() -
+			   (int64_t)atomic_load_explicit(&g->c->word[3], memory_order_relaxed));
+	/* Release: the sample above before the killer reads it. */
+	atomic_store_explicit(&g->c->word[5], w, memory_order_release);
+}
+
+/* rx: reaper_run.c's receiver, answering hellos, its events to rx_event. */
 static int rx_member(struct bench_group *g, struct evlat *ev)
 {
 	struct shmrpc_opts o = { .sz = sizeof(o),
 				 .domain = ev->domain,
 				 .backend = ev->backend,
 				 .events = SHMRPC_EV_DEATH };
-	char from[SHMRPC_NAME_MAX + 1], want[16];
-	union {
-		struct shmrpc_event e;
-		uint64_t m[8];
-	} u;
-	struct shmrpc_node *n;
-	uint64_t w;
-	int err, len;
 
-	err = shmrpc_open("rx", &o, &n);
-	if (err)
-		return bench_gfail(g->c, 0, err, "rx: open: %s", strerror(-err));
-	atomic_store_explicit(&g->c->word[1], 1, memory_order_release); /* rx is up */
-	/* Acquire: pairs with the killer's release of the stop word. */
-	while (!atomic_load_explicit(&g->c->word[0], memory_order_acquire)) {
-		len = shmrpc_recv(n, &u, sizeof(u), from, 200);
-		if (len == -ETIMEDOUT || len == -EAGAIN)
-			continue;
-		if (len < 0) {
-			err = len;
-			break;
-		}
-		if (strcmp(from, SHMRPC_EVENT_FROM)) {
-			shmrpc_send(n, from, &u, (size_t)len, 100); /* a hello */
-			continue;
-		}
-		/* Acquire: pairs with the killer's release of word[4] (and
-		 * so of word[3], the kill's time, stored before it). */
-		w = atomic_load_explicit(&g->c->word[4], memory_order_acquire);
-		snprintf(want, sizeof(want), "v%llu", (unsigned long long)(w - 1));
-		if (len != (int)sizeof(u.e) || u.e.type != SHMRPC_EV_DEATH || !w ||
-		    strcmp(u.e.name, want))
-			continue; /* late, or not the one waited for */
-		g->c->samples[w - 1] =
-			(uint64_t)(bench_now_ns() - (int64_t)atomic_load_explicit(
-							    &g->c->word[3], memory_order_relaxed));
-		/* Release: the sample above before the killer reads it. */
-		atomic_store_explicit(&g->c->word[5], w, memory_order_release);
-	}
-	shmrpc_close(n);
-	return err ? bench_gfail(g->c, 0, err, "rx: recv: %s", strerror(-err)) : 0;
-}
-
-static _Noreturn void victim(struct evlat *ev, int i, _Atomic uint64_t *ready)
-{
-	struct shmrpc_opts o = { .sz = sizeof(o), .domain = ev->domain };
-	struct shmrpc_node *n;
-	uint64_t m[8] = { (uint64_t)i };
-	char name[16];
-
-	snprintf(name, sizeof(name), "v%d", i);
-	if (shmrpc_open(name, &o, &n) || shmrpc_send(n, "rx", m, sizeof(m), 5000) ||
-	    shmrpc_recv(n, m, sizeof(m), NULL, 5000) != (int)sizeof(m))
-		_exit(1);
-	/* Release: pairs with the killer's acquire load. */
-	atomic_store_explicit(ready, (uint64_t)i + 1, memory_order_release);
-	for (;;)
-		pause(); /* until SIGKILL */
+	return bench_receiver(g, "rx", &o, rx_event, true);
 }
 
 /* One kill: the delay in *ns (-1: no DEATH within GIVE_UP_NS). 0, -errno. */
 static int one_kill(struct bench_group *g, struct evlat *ev, int i, int64_t *ns)
 {
 	_Atomic uint64_t *w = g->c->word;
-	int64_t give_up = bench_now_ns() + 10 * GIVE_UP_NS;
-	pid_t pid;
-	int st;
+	pid_t pid = bench_victim_start(g, ev->domain, "rx", i);
+	int64_t give_up;
 
-	pid = bench_fork();
 	if (pid < 0)
-		return -errno;
-	if (pid == 0)
-		victim(ev, i, &w[2]);
-	/* Acquire: pairs with the victim's release store once it is ready. */
-	while (atomic_load_explicit(&w[2], memory_order_acquire) != (uint64_t)i + 1) {
-		if (bench_now_ns() > give_up || waitpid(pid, &st, WNOHANG) == pid) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			return -ETIMEDOUT;
-		}
-		usleep(50);
-	}
+		return pid;
 	usleep(SETTLE_US);
 	atomic_store_explicit(&w[3], (uint64_t)bench_now_ns(), memory_order_relaxed);
 	/* Release: the time above before rx reads it (its acquire of w[4]). */
@@ -156,24 +110,12 @@ static int one_kill(struct bench_group *g, struct evlat *ev, int i, int64_t *ns)
 
 static int killer_member(struct bench_group *g, struct evlat *ev)
 {
-	struct bench_regview *rv = NULL;
 	int err, ok = 0, lost = 0;
-	pid_t reaper = 0;
+	struct bench_regview *rv;
+	pid_t reaper;
 	int64_t ns = -1;
 
-	/* Acquire: pairs with rx's release store once it is up. */
-	while (!atomic_load_explicit(&g->c->word[1], memory_order_acquire))
-		usleep(100);
-	err = bench_reg_open(ev->domain, &rv);
-	if (err)
-		err = bench_gfail(g->c, 1, err, "registry of %s: %s", ev->domain, strerror(-err));
-	if (!err && ev->reaper[0]) {
-		err = bench_reaper_start(ev->reaper, rv, &reaper);
-		if (err)
-			err = bench_gfail(g->c, 1, err,
-					  "the reaper did not announce itself in the registry: %s",
-					  strerror(-err));
-	}
+	err = bench_killer_begin(g, ev->domain, ev->reaper, &rv, &reaper);
 	for (int i = 0; i < ev->kills && !err; i++) {
 		err = one_kill(g, ev, i, &ns);
 		if (err)
@@ -183,15 +125,9 @@ static int killer_member(struct bench_group *g, struct evlat *ev)
 		else
 			g->c->samples[ev->kills + ok++] = (uint64_t)ns;
 	}
-	bench_reaper_stop(reaper);
 	g->c->val[1][0] = ok;
 	g->c->val[1][1] = lost;
-	if (!err)
-		g->c->val[1][2] = (int64_t)bench_reg_reaped(rv);
-	bench_reg_close(rv);
-	/* Release: rx stops; pairs with its acquire load. */
-	atomic_store_explicit(&g->c->word[0], 1, memory_order_release);
-	return err;
+	return bench_killer_end(g, rv, reaper, err);
 }
 
 static int evlat_member(struct bench_group *g, int idx)
