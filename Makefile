@@ -195,6 +195,13 @@ $(B)/tests/test_%: tests/test_%.c $(TH_OBJS) $(LIB_A)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(TH_OBJS) $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(LDLIBS)
 
+# test_unload dlopens the shared library itself (it links no libshmrpc).
+$(B)/tests/test_unload: tests/test_unload.c $(LIB_SO)
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Iinclude -DSHMRPC_LIB_SO='"$(CURDIR)/$(B)/libshmrpc.so.$(SOVER)"' \
+		-o $@ $< $(TEST_LIBS) -ldl
+
 # test_readme runs the README's example, cut out of README.md.
 $(B)/tests/readme_example.c: README.md scripts/readme-example.sh
 	$(call msg,GEN,$@)
@@ -256,7 +263,7 @@ $(LIB_A): $(LIB_OBJS)
 
 $(LIB_SO): $(LIB_PIC_OBJS) lib/libshmrpc.map
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(CFLAGS) -shared -Wl,-soname,libshmrpc.so.$(SOVER) \
+	$(Q)$(CC) $(CFLAGS) -shared -Wl,-soname,libshmrpc.so.$(SOVER) -Wl,-z,nodelete \
 		-Wl,--version-script=lib/libshmrpc.map -o $@ $(LIB_PIC_OBJS) $(LIB_DEPS) $(LDLIBS)
 	$(Q)ln -sf libshmrpc.so.$(VERSION) $(B)/libshmrpc.so.$(SOVER)
 	$(Q)ln -sf libshmrpc.so.$(SOVER) $(B)/libshmrpc.so
