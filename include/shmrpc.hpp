@@ -639,11 +639,14 @@ class request {
 	{
 		return r_;
 	}
-	/* One reply; more: more follow (a stream), the last one without. */
-	result<void> reply(std::string_view data, bool more = false) noexcept
+	/* One reply; more: more follow (a stream), the last one without.
+	 * nowait: EAGAIN at once when the caller's reply ring is full (the
+	 * request stays open), instead of waiting for room. */
+	result<void> reply(std::string_view data, bool more = false, bool nowait = false) noexcept
 	{
 		return detail::check_void(shmrpc_reply(n_, &r_, data.data(), data.size(),
-						       more ? SHMRPC_REPLY_MORE : 0u),
+						       (more ? SHMRPC_REPLY_MORE : 0u) |
+							       (nowait ? SHMRPC_REPLY_NOWAIT : 0u)),
 					  "reply");
 	}
 	/* End the request with errno @err (> 0): the caller's call fails with it. */

@@ -304,6 +304,12 @@ int tb_bridge_start(struct tb_host *h, const char *domain, const char *urls, con
 	argv[argc++] = h->name;
 	argv[argc++] = "--heartbeat-ms";
 	argv[argc++] = "100";
+	/* Hosts die after 2 s of silence here, not 300 ms: a loaded CI
+	 * machine can stall that long, and a host declared dead by a stall
+	 * fails a test that is about something else. A test about host death
+	 * passes its own --dead-after (later options win). */
+	argv[argc++] = "--dead-after";
+	argv[argc++] = "20";
 	argv[argc++] = "--log";
 	argv[argc++] = "debug";
 	for (tok = strtok_r(ex, " ", &save); tok && argc < 38; tok = strtok_r(NULL, " ", &save))

@@ -48,7 +48,8 @@ int tb_host_enter(const struct tb_host *h);
 pid_t tb_run(const struct tb_host *h, int (*fn)(void *arg), void *arg);
 
 /* Start host h's bridge of @domain to @urls (comma-separated) with
- * heartbeats every 100 ms and @extra options ("" or space-separated). */
+ * heartbeats every 100 ms, hosts dead after 20 of them missed, and @extra
+ * options ("" or space-separated; they override those). */
 int tb_bridge_start(struct tb_host *h, const char *domain, const char *urls, const char *extra);
 /* SIGKILL it (a crash); 0. */
 int tb_bridge_kill(struct tb_host *h);

@@ -530,6 +530,8 @@ static void test_call_serve()
 #endif
 		} else if (d == "hang") {
 			/* never answered: the caller times out */
+		} else if (d == "nowait") { /* room in the ring: it goes at once */
+			CHECK(req.reply("now", false, true).has_value());
 		} else {
 			std::string r(d.rbegin(), d.rend());
 			CHECK(req.from() == "a" && req.deadline_ns() != 0);
@@ -541,6 +543,9 @@ static void test_call_serve()
 	auto r = a->call("b", "hello", 10s);
 	REQUIRE_OK(r);
 	CHECK(*r == "olleh");
+	auto nw = a->call("b", "nowait", 10s);
+	REQUIRE_OK(nw);
+	CHECK(*nw == "now");
 	char small[8];
 	auto n = a->call("b", "abc", small, 10s);
 	CHECK(n && *n == 3 && std::string_view(small, 3) == "cba");
