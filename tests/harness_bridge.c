@@ -503,3 +503,89 @@ int tb_top(const struct tb_host *h, const char *domain, char *out, size_t cap)
 	out[n] = '\0';
 	return 0;
 }
+
+/* ------------------------------------------------------------ cases */
+
+struct tb_nats tb_server;
+const char *tb_skip_why;
+
+int tb_group_setup(void **state)
+{
+	(void)state;
+	tb_sweep();
+	if (geteuid() != 0)
+		tb_skip_why = "hosts are mount namespaces: root only";
+	else if (access(SHMRPC_BRIDGE_BIN, X_OK))
+		tb_skip_why = "no " SHMRPC_BRIDGE_BIN " (libnats-dev missing at build time)";
+	else if (tb_nats_start(&tb_server, NULL))
+		tb_skip_why = "nats-server does not start here (apt-get install nats-server)";
+	return 0;
+}
+
+int tb_group_teardown(void **state)
+{
+	(void)state;
+	tb_nats_kill(&tb_server);
+	return 0;
+}
+
+int tb_case_setup(void **state)
+{
+	struct tb_case *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -1;
+	th_dom_init(&t->dom);
+	*state = t;
+	return 0;
+}
+
+int tb_case_teardown(void **state)
+{
+	struct tb_case *t = *state;
+	int rc = tb_host_stop(&t->a) | tb_host_stop(&t->b);
+
+	free(t);
+	return rc ? -1 : 0;
+}
+
+void tb_hosts_up(struct tb_case *t, const char *urls_a, const char *urls_b, const char *extra)
+{
+	if (tb_skip_why) {
+		print_message("skip: %s\n", tb_skip_why);
+		skip();
+	}
+	if (tb_host_start(&t->a, "a") || tb_host_start(&t->b, "b")) {
+		print_message("skip: no mount namespace here\n");
+		skip();
+	}
+	assert_int_equal(
+		tb_bridge_start(&t->a, t->dom.name, urls_a ? urls_a : tb_server.url, extra), 0);
+	assert_int_equal(
+		tb_bridge_start(&t->b, t->dom.name, urls_b ? urls_b : tb_server.url, extra), 0);
+}
+
+struct shmrpc_node *tb_open(const char *domain, const char *name)
+{
+	struct shmrpc_opts o = { .sz = sizeof(o), .domain = domain };
+	struct shmrpc_node *n = NULL;
+	int rc = shmrpc_open(name, &o, &n);
+
+	if (rc)
+		fprintf(stderr, "open %s: %s (%s)\n", name, strerror(-rc), shmrpc_last_error());
+	return n;
+}
+
+uint32_t tb_len_of(uint64_t seq, uint32_t max)
+{
+	uint64_t s = seq * 0x9e3779b97f4a7c15ull;
+
+	return (uint32_t)(th_rand(&s) % (max + 1));
+}
+
+void tb_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}

@@ -76,4 +76,30 @@ int tb_top(const struct tb_host *h, const char *domain, char *out, size_t cap);
 /* Kill what an earlier run left (nats-servers whose test is gone). */
 void tb_sweep(void);
 
+/*
+ * A test case of the bridge's tests (tests/test_bridge*.c): a fresh domain
+ * and two hosts, a and b, on the group's nats-server (tb_server).
+ * tb_group_setup starts that server (or notes why the group skips),
+ * tb_case_setup/teardown make and stop a case's hosts (teardown fails if a
+ * bridge did not exit 0 or a host's /dev/shm was not empty).
+ */
+struct tb_case {
+	struct th_dom dom;
+	struct tb_host a, b;
+};
+extern struct tb_nats tb_server;
+extern const char *tb_skip_why; /* NULL: the group runs */
+int tb_group_setup(void **state);
+int tb_group_teardown(void **state);
+int tb_case_setup(void **state);
+int tb_case_teardown(void **state);
+/* Both hosts and their bridges (urls NULL: tb_server); skips the test
+ * where that cannot be. */
+void tb_hosts_up(struct tb_case *t, const char *urls_a, const char *urls_b, const char *extra);
+/* A node of @domain, or NULL (the reason on stderr). */
+struct shmrpc_node *tb_open(const char *domain, const char *name);
+/* A pseudo-random length in [0, max] for message @seq, the same each run. */
+uint32_t tb_len_of(uint64_t seq, uint32_t max);
+void tb_sleep_ms(int ms);
+
 #endif

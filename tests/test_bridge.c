@@ -21,92 +21,6 @@
 
 #define T_MS 10000 /* what a child waits for anything, at most */
 
-static struct tb_nats nats;
-static const char *skip_why;
-
-struct tcase {
-	struct th_dom dom;
-	struct tb_host a, b;
-};
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static int group_setup(void **state)
-{
-	(void)state;
-	tb_sweep();
-	if (geteuid() != 0)
-		skip_why = "hosts are mount namespaces: root only";
-	else if (access(SHMRPC_BRIDGE_BIN, X_OK))
-		skip_why = "no " SHMRPC_BRIDGE_BIN " (libnats-dev missing at build time)";
-	else if (tb_nats_start(&nats, NULL))
-		skip_why = "nats-server does not start here (apt-get install nats-server)";
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	tb_nats_kill(&nats);
-	return 0;
-}
-
-static int setup(void **state)
-{
-	struct tcase *t = calloc(1, sizeof(*t));
-
-	th_dom_init(&t->dom);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct tcase *t = *state;
-	int rc = tb_host_stop(&t->a) | tb_host_stop(&t->b);
-
-	free(t);
-	return rc ? -1 : 0;
-}
-
-/* Both hosts and their bridges; skips the test where that cannot be. */
-static void hosts_up(struct tcase *t, const char *urls_a, const char *urls_b, const char *extra)
-{
-	if (skip_why) {
-		print_message("skip: %s\n", skip_why);
-		skip();
-	}
-	if (tb_host_start(&t->a, "a") || tb_host_start(&t->b, "b")) {
-		print_message("skip: no mount namespace here\n");
-		skip();
-	}
-	assert_int_equal(tb_bridge_start(&t->a, t->dom.name, urls_a ? urls_a : nats.url, extra), 0);
-	assert_int_equal(tb_bridge_start(&t->b, t->dom.name, urls_b ? urls_b : nats.url, extra), 0);
-}
-
-static struct shmrpc_node *open_node(const char *domain, const char *name)
-{
-	struct shmrpc_opts o = { .sz = sizeof(o), .domain = domain };
-	struct shmrpc_node *n = NULL;
-	int rc = shmrpc_open(name, &o, &n);
-
-	if (rc)
-		fprintf(stderr, "open %s: %s (%s)\n", name, strerror(-rc), shmrpc_last_error());
-	return n;
-}
-
-static uint32_t len_of(uint64_t seq, uint32_t max)
-{
-	uint64_t s = seq * 0x9e3779b97f4a7c15ull;
-
-	return (uint32_t)(th_rand(&s) % (max + 1));
-}
-
 /* ------------------------------------------------------------ send/recv */
 
 struct pair_arg {
@@ -117,7 +31,7 @@ struct pair_arg {
 static int bob_echo(void *arg)
 {
 	struct pair_arg *p = arg;
-	struct shmrpc_node *n = open_node(p->domain, "bob");
+	struct shmrpc_node *n = tb_open(p->domain, "bob");
 	char buf[8192], from[SHMRPC_NAME_MAX + 1];
 	int i, len;
 
@@ -126,7 +40,7 @@ static int bob_echo(void *arg)
 	for (i = 0; i < p->n; i++) {
 		len = shmrpc_recv(n, buf, sizeof(buf), from, T_MS);
 		CHILD_CHECK(len >= 0 && !strcmp(from, "alice"));
-		CHILD_CHECK_RC(len, len_of((uint64_t)i, 4096));
+		CHILD_CHECK_RC(len, tb_len_of((uint64_t)i, 4096));
 		CHILD_CHECK(th_check(buf, (size_t)len, 1, (uint64_t)i) == 0);
 		CHILD_CHECK_RC(shmrpc_send(n, "alice", buf, (size_t)len, T_MS), 0);
 	}
@@ -143,7 +57,7 @@ static int bob_echo(void *arg)
 static int alice_talk(void *arg)
 {
 	struct pair_arg *p = arg;
-	struct shmrpc_node *n = open_node(p->domain, "alice");
+	struct shmrpc_node *n = tb_open(p->domain, "alice");
 	char buf[8192], from[SHMRPC_NAME_MAX + 1];
 	int i, len, max;
 
@@ -159,7 +73,7 @@ static int alice_talk(void *arg)
 	CHILD_CHECK(max >= 4096);
 	CHILD_CHECK_RC(shmrpc_send(n, "bob", buf, (size_t)max + 1, 0), -EMSGSIZE);
 	for (i = 0; i < p->n; i++) { /* ping-pong, random sizes, 0 included */
-		uint32_t want = len_of((uint64_t)i, 4096);
+		uint32_t want = tb_len_of((uint64_t)i, 4096);
 
 		th_fill(buf, want, 1, (uint64_t)i);
 		CHILD_CHECK_RC(shmrpc_send(n, "bob", buf, want, T_MS), 0);
@@ -175,11 +89,11 @@ static int alice_talk(void *arg)
 
 static void test_bridge_send_recv(void **state)
 {
-	struct tcase *t = *state;
+	struct tb_case *t = *state;
 	struct pair_arg p = { t->dom.name, 300 };
 	pid_t a, b;
 
-	hosts_up(t, NULL, NULL, "");
+	tb_hosts_up(t, NULL, NULL, "");
 	b = tb_run(&t->b, bob_echo, &p);
 	a = tb_run(&t->a, alice_talk, &p);
 	assert_int_equal(th_wait(a, 60000), 0);
@@ -202,7 +116,7 @@ struct bcast_arg {
 static int bcast_rx(void *arg)
 {
 	struct bcast_arg *a = arg;
-	struct shmrpc_node *n = open_node(a->domain, a->name);
+	struct shmrpc_node *n = tb_open(a->domain, a->name);
 	char buf[64], from[SHMRPC_NAME_MAX + 1];
 	int i, len;
 
@@ -222,7 +136,7 @@ static int bcast_rx(void *arg)
 static int bcast_tx(void *arg)
 {
 	struct bcast_arg *a = arg;
-	struct shmrpc_node *n = open_node(a->domain, "x");
+	struct shmrpc_node *n = tb_open(a->domain, "x");
 	int i;
 
 	CHILD_CHECK(n);
@@ -242,14 +156,14 @@ static int bcast_tx(void *arg)
 
 static void test_bridge_broadcast(void **state)
 {
-	struct tcase *t = *state;
+	struct tb_case *t = *state;
 	struct th_gate seen;
 	struct bcast_arg y1 = { t->dom.name, "y1", &seen }, y2 = { t->dom.name, "y2", &seen };
 	struct bcast_arg z = { t->dom.name, "z", &seen }, x = { t->dom.name, "x", &seen };
 	pid_t p[4];
 	int i;
 
-	hosts_up(t, NULL, NULL, "");
+	tb_hosts_up(t, NULL, NULL, "");
 	th_gate_init(&seen);
 	p[0] = tb_run(&t->b, bcast_rx, &y1);
 	p[1] = tb_run(&t->b, bcast_rx, &y2);
@@ -265,7 +179,7 @@ static void test_bridge_broadcast(void **state)
 static int sink(void *arg)
 {
 	const char **v = arg;
-	struct shmrpc_node *n = open_node(v[0], v[1]);
+	struct shmrpc_node *n = tb_open(v[0], v[1]);
 
 	CHILD_CHECK(n);
 	for (;;)
@@ -280,7 +194,7 @@ struct flood_arg {
 static int flood_until_epipe(void *arg)
 {
 	struct flood_arg *f = arg;
-	struct shmrpc_node *n = open_node(f->domain, "alice");
+	struct shmrpc_node *n = tb_open(f->domain, "alice");
 	static char buf[60000];
 	int rc, sent = 0;
 
@@ -299,19 +213,19 @@ static int flood_until_epipe(void *arg)
 
 static void test_bridge_remote_kill_epipe(void **state)
 {
-	struct tcase *t = *state;
+	struct tb_case *t = *state;
 	const char *bob[] = { t->dom.name, "bob" };
 	struct flood_arg f = { .domain = t->dom.name };
 	char words[160];
 	double t0;
 	pid_t a, b;
 
-	hosts_up(t, NULL, NULL, "");
+	tb_hosts_up(t, NULL, NULL, "");
 	th_gate_init(&f.blocked);
 	b = tb_run(&t->b, sink, bob);
 	a = tb_run(&t->a, flood_until_epipe, &f);
 	assert_int_equal(th_gate_wait(&f.blocked, T_MS), 0);
-	sleep_ms(100); /* alice sleeps in her blocking send */
+	tb_sleep_ms(100); /* alice sleeps in her blocking send */
 	t0 = th_now_ms();
 	kill(b, SIGKILL);
 	assert_int_equal(th_wait(a, 5000), 0);
@@ -330,7 +244,7 @@ static void test_bridge_remote_kill_epipe(void **state)
 static int wait_gone(void *arg)
 {
 	const char **v = arg; /* domain, me, peer */
-	struct shmrpc_node *n = open_node(v[0], v[1]);
+	struct shmrpc_node *n = tb_open(v[0], v[1]);
 	char host[SHMRPC_NAME_MAX + 1];
 	double t0;
 	int rc;
@@ -348,7 +262,7 @@ static int wait_gone(void *arg)
 	CHILD_CHECK_RC(shmrpc_wait_node(n, v[2], T_MS), 0);
 	CHILD_CHECK_RC(shmrpc_send(n, v[2], "again", 5, T_MS), 0);
 	fprintf(stderr, "%s: %s back after %.0f ms\n", v[1], v[2], th_now_ms() - t0);
-	sleep_ms(300);
+	tb_sleep_ms(300);
 	shmrpc_close(n);
 	return 0;
 }
@@ -356,7 +270,7 @@ static int wait_gone(void *arg)
 static int recv_two(void *arg)
 {
 	const char **v = arg;
-	struct shmrpc_node *n = open_node(v[0], v[1]);
+	struct shmrpc_node *n = tb_open(v[0], v[1]);
 	char buf[16], from[SHMRPC_NAME_MAX + 1];
 
 	CHILD_CHECK(n);
@@ -369,16 +283,16 @@ static int recv_two(void *arg)
 
 static void test_bridge_bridge_killed(void **state)
 {
-	struct tcase *t = *state;
+	struct tb_case *t = *state;
 	const char *al[] = { t->dom.name, "alice", "bob" }, *bo[] = { t->dom.name, "bob", "alice" };
 	double t0;
 	pid_t a, b;
 
-	hosts_up(t, NULL, NULL, "--dead-after 3");
+	tb_hosts_up(t, NULL, NULL, "--dead-after 3");
 	b = tb_run(&t->b, recv_two, bo);
 	a = tb_run(&t->a, wait_gone, al);
 	assert_int_equal(tb_log_wait(&t->a, "proxy-open domain", T_MS), 0);
-	sleep_ms(300);
+	tb_sleep_ms(300);
 	t0 = th_now_ms();
 	tb_bridge_kill(&t->b); /* a crash: no BYE */
 	/* within the bound (3 heartbeats of 100 ms + a 10 ms tick) but for
@@ -388,7 +302,7 @@ static void test_bridge_bridge_killed(void **state)
 		      "(bound: 3 heartbeats of 100 ms + a 10 ms tick)\n",
 		      th_now_ms() - t0);
 	/* a new bridge takes over the crashed one's status file and proxies */
-	assert_int_equal(tb_bridge_start(&t->b, t->dom.name, nats.url, ""), 0);
+	assert_int_equal(tb_bridge_start(&t->b, t->dom.name, tb_server.url, ""), 0);
 	assert_int_equal(th_wait(a, 30000), 0);
 	assert_int_equal(th_wait(b, 30000), 0);
 }
@@ -468,7 +382,7 @@ static int events_watcher(void *arg)
 static int x_sends(void *arg)
 {
 	struct events_arg *e = arg;
-	struct shmrpc_node *n = open_node(e->domain, "x");
+	struct shmrpc_node *n = tb_open(e->domain, "x");
 	int i;
 
 	CHILD_CHECK(n);
@@ -485,7 +399,7 @@ static int x_sends(void *arg)
 static int x_closes(void *arg)
 {
 	struct events_arg *e = arg;
-	struct shmrpc_node *n = open_node(e->domain, "x");
+	struct shmrpc_node *n = tb_open(e->domain, "x");
 
 	CHILD_CHECK(n);
 	CHILD_CHECK_RC(th_gate_wait(&e->close1, 30000), 0);
@@ -496,7 +410,7 @@ static int x_closes(void *arg)
 static int x_stays(void *arg)
 {
 	struct events_arg *e = arg;
-	struct shmrpc_node *n = open_node(e->domain, "x");
+	struct shmrpc_node *n = tb_open(e->domain, "x");
 
 	CHILD_CHECK(n);
 	for (;;)
@@ -506,7 +420,7 @@ static int x_stays(void *arg)
 /* On a host whose node and bridge were killed: reclaim the dead. */
 static int sweep(void *arg)
 {
-	struct shmrpc_node *n = open_node(arg, "sweep");
+	struct shmrpc_node *n = tb_open(arg, "sweep");
 
 	CHILD_CHECK(n);
 	CHILD_CHECK(shmrpc_nodes(n, NULL, 0) >= 1);
@@ -527,14 +441,14 @@ static int sweep(void *arg)
  */
 static void test_bridge_events(void **state)
 {
-	struct tcase *t = *state;
+	struct tb_case *t = *state;
 	struct events_arg e = { .domain = t->dom.name };
 	char logline[128];
 	double t0;
 	pid_t w, x;
 	int i;
 
-	hosts_up(t, NULL, NULL, "--dead-after 30");
+	tb_hosts_up(t, NULL, NULL, "--dead-after 30");
 	for (i = 0; i < 3; i++)
 		th_gate_init(&e.joined[i]);
 	th_gate_init(&e.up);
@@ -553,7 +467,7 @@ static void test_bridge_events(void **state)
 	 * sweep's join then waits for. */
 	snprintf(logline, sizeof(logline), "proxy-open domain=%s node=w ", t->dom.name);
 	assert_int_equal(tb_log_wait(&t->a, logline, T_MS), 0);
-	sleep_ms(20);
+	tb_sleep_ms(20);
 	kill(t->a.bridge, SIGSTOP);
 	th_gate_open(&e.go);
 	assert_int_equal(th_gate_wait(&e.sent, T_MS), 0);
@@ -580,7 +494,7 @@ static void test_bridge_events(void **state)
 	/* leave host a clean: x and the dead bridge's nodes reclaimed */
 	kill(x, SIGKILL);
 	th_wait(x, T_MS);
-	assert_int_equal(tb_bridge_start(&t->a, t->dom.name, nats.url, ""), 0);
+	assert_int_equal(tb_bridge_start(&t->a, t->dom.name, tb_server.url, ""), 0);
 	assert_int_equal(th_wait(tb_run(&t->a, sweep, (void *)t->dom.name), T_MS), 0);
 	for (i = 0; i < 3; i++)
 		th_gate_close(&e.joined[i]);
@@ -596,7 +510,7 @@ static void test_bridge_events(void **state)
 static int hold(void *arg)
 {
 	const char **v = arg; /* domain, name, then gate to close on */
-	struct shmrpc_node *n = open_node(v[0], v[1]);
+	struct shmrpc_node *n = tb_open(v[0], v[1]);
 	struct th_gate *g = (struct th_gate *)v[2];
 
 	CHILD_CHECK(n);
@@ -618,7 +532,7 @@ static int open_refused(void *arg)
 static int late_dup(void *arg)
 {
 	const char **v = arg; /* domain, gate: the owner closed */
-	struct shmrpc_node *n = open_node(v[0], "dup");
+	struct shmrpc_node *n = tb_open(v[0], "dup");
 	char buf[16], from[SHMRPC_NAME_MAX + 1];
 
 	CHILD_CHECK(n);
@@ -633,7 +547,7 @@ static int late_dup(void *arg)
 static int alice_to_dup(void *arg)
 {
 	const char **v = arg;
-	struct shmrpc_node *n = open_node(v[0], "alice");
+	struct shmrpc_node *n = tb_open(v[0], "alice");
 
 	CHILD_CHECK(n);
 	CHILD_CHECK_RC(shmrpc_wait_node(n, "dup", T_MS), 0);
@@ -644,7 +558,7 @@ static int alice_to_dup(void *arg)
 
 static void test_bridge_name_collision(void **state)
 {
-	struct tcase *t = *state;
+	struct tb_case *t = *state;
 	struct th_gate g1, g2;
 	const char *d = t->dom.name;
 	const char *dup_a[] = { d, "dup", (const char *)&g1 }, *dup_b[] = { d, "dup" };
@@ -654,7 +568,7 @@ static void test_bridge_name_collision(void **state)
 
 	th_gate_init(&g1);
 	th_gate_init(&g2);
-	hosts_up(t, NULL, NULL, "--dead-after 3"); /* b's bridge is killed below */
+	tb_hosts_up(t, NULL, NULL, "--dead-after 3"); /* b's bridge is killed below */
 	p1 = tb_run(&t->a, hold, dup_a);
 	assert_int_equal(tb_log_wait(&t->b, "proxy-open domain", T_MS), 0);
 	/* the name is taken here by host a's node: refused at open */
@@ -662,10 +576,10 @@ static void test_bridge_name_collision(void **state)
 	/* both at once: b's bridge down, its own "dup", then the bridge */
 	tb_bridge_kill(&t->b);
 	assert_int_equal(tb_log_wait(&t->a, "host-dead", T_MS), 0);
-	sleep_ms(200); /* its proxy of dup leaves host b's registry */
+	tb_sleep_ms(200); /* its proxy of dup leaves host b's registry */
 	p2 = tb_run(&t->b, late_dup, late);
-	sleep_ms(100);
-	assert_int_equal(tb_bridge_start(&t->b, d, nats.url, ""), 0);
+	tb_sleep_ms(100);
+	assert_int_equal(tb_bridge_start(&t->b, d, tb_server.url, ""), 0);
 	assert_int_equal(tb_log_wait(&t->b, "collision domain", T_MS), 0);
 	assert_true(tb_log_has(&t->b, "lives-on=a"));
 	assert_int_equal(tb_status_row(&t->b, d, "dup", &row), 0);
@@ -695,7 +609,7 @@ struct order_arg {
 static int slow_rx(void *arg)
 {
 	struct order_arg *o = arg;
-	struct shmrpc_node *n = open_node(o->domain, "rx");
+	struct shmrpc_node *n = tb_open(o->domain, "rx");
 	static char buf[8192];
 	char from[SHMRPC_NAME_MAX + 1];
 	int i, len;
@@ -703,7 +617,7 @@ static int slow_rx(void *arg)
 	CHILD_CHECK(n);
 	for (i = 0; i < ORDER_N; i++) {
 		len = shmrpc_recv(n, buf, sizeof(buf), from, T_MS);
-		CHILD_CHECK_RC(len, len_of((uint64_t)i, 4096));
+		CHILD_CHECK_RC(len, tb_len_of((uint64_t)i, 4096));
 		CHILD_CHECK(th_check(buf, (size_t)len, 2, (uint64_t)i) == 0);
 		if (i % 500 == 0)
 			usleep(20000); /* slow: the sender must wait, not lose */
@@ -717,7 +631,7 @@ static int slow_rx(void *arg)
 static int fast_tx(void *arg)
 {
 	struct order_arg *o = arg;
-	struct shmrpc_node *n = open_node(o->domain, "tx");
+	struct shmrpc_node *n = tb_open(o->domain, "tx");
 	static char buf[8192];
 	struct shmrpc_stats st;
 	int i;
@@ -725,7 +639,7 @@ static int fast_tx(void *arg)
 	CHILD_CHECK(n);
 	CHILD_CHECK_RC(shmrpc_wait_node(n, "rx", T_MS), 0);
 	for (i = 0; i < ORDER_N; i++) {
-		uint32_t len = len_of((uint64_t)i, 4096);
+		uint32_t len = tb_len_of((uint64_t)i, 4096);
 
 		th_fill(buf, len, 2, (uint64_t)i);
 		CHILD_CHECK_RC(shmrpc_send(n, "rx", buf, len, T_MS), 0);
@@ -741,7 +655,7 @@ static int fast_tx(void *arg)
 }
 
 /* shmrpc-top on host a shows its bridge: rx lives on b, tx is local. */
-static void top_shows_bridge(struct tcase *t)
+static void top_shows_bridge(struct tb_case *t)
 {
 	static char out[65536];
 	char want[160];
@@ -758,19 +672,19 @@ static void top_shows_bridge(struct tcase *t)
 
 static void test_bridge_order_slow_receiver(void **state)
 {
-	struct tcase *t = *state;
+	struct tb_case *t = *state;
 	struct order_arg o = { .domain = t->dom.name };
 	struct tb_row px, tx, rx;
 	pid_t r, s;
 
 	th_gate_init(&o.done);
 	th_gate_init(&o.end);
-	hosts_up(t, NULL, NULL, "--window 64 --window-bytes 131072");
+	tb_hosts_up(t, NULL, NULL, "--window 64 --window-bytes 131072");
 	r = tb_run(&t->b, slow_rx, &o);
 	s = tb_run(&t->a, fast_tx, &o);
 	assert_int_equal(th_gate_wait(&o.done, 60000), 0);
 	assert_int_equal(th_gate_wait(&o.done, 60000), 0);
-	sleep_ms(400); /* a status update */
+	tb_sleep_ms(400); /* a status update */
 	assert_int_equal(tb_status_row(&t->a, t->dom.name, "tx", &tx), 0);
 	assert_int_equal(tb_status_row(&t->a, t->dom.name, "rx", &px), 0);
 	assert_int_equal(tb_status_row(&t->b, t->dom.name, "rx", &rx), 0);
@@ -814,7 +728,7 @@ struct retry_arg {
 static int retry_y(void *arg)
 {
 	struct retry_arg *r = arg;
-	struct shmrpc_node *n = open_node(r->domain, "y");
+	struct shmrpc_node *n = tb_open(r->domain, "y");
 	char buf[16], from[SHMRPC_NAME_MAX + 1];
 	int i;
 
@@ -843,7 +757,7 @@ static int retry_x(void *arg)
 	int i;
 
 	for (i = 0; i < 3; i++) {
-		n[i] = open_node(r->domain, retry_names[i]);
+		n[i] = tb_open(r->domain, retry_names[i]);
 		CHILD_CHECK(n[i]);
 	}
 	CHILD_CHECK_RC(th_gate_wait(&r->leave, 3 * T_MS), 0);
@@ -899,14 +813,14 @@ static int log_lines(const struct tb_host *h, const char *w1, const char *w2)
  */
 static void test_bridge_proxy_retry_full_shm(void **state)
 {
-	struct tcase *t = *state;
+	struct tb_case *t = *state;
 	struct retry_arg r = { .domain = t->dom.name };
 	char filler[96], line[128];
 	long long filled;
 	pid_t x, y;
 	int i, over, retries = 0;
 
-	hosts_up(t, NULL, NULL, "");
+	tb_hosts_up(t, NULL, NULL, "");
 	th_gate_init(&r.up);
 	th_gate_init(&r.leave);
 	th_gate_init(&r.go);
@@ -927,7 +841,7 @@ static void test_bridge_proxy_retry_full_shm(void **state)
 	/* checked after the messages: without retries, they fail first */
 	over = tb_log_wait(&t->b, line, T_MS);
 	/* a retry or two meet the full /dev/shm too */
-	sleep_ms(400);
+	tb_sleep_ms(400);
 	assert_false(tb_log_has(&t->b, "proxy-open domain"));
 	assert_int_equal(unlink(filler), 0);
 	th_gate_open(&r.go);
@@ -967,7 +881,7 @@ struct fo_arg {
 static int fo_rx(void *arg)
 {
 	struct fo_arg *a = arg;
-	struct shmrpc_node *n = open_node(a->domain, "rx");
+	struct shmrpc_node *n = tb_open(a->domain, "rx");
 	char buf[64], from[SHMRPC_NAME_MAX + 1];
 	uint64_t seq, last = 0, gaps = 0;
 	int len;
@@ -993,7 +907,7 @@ static int fo_rx(void *arg)
 static int fo_tx(void *arg)
 {
 	const char *domain = arg;
-	struct shmrpc_node *n = open_node(domain, "tx");
+	struct shmrpc_node *n = tb_open(domain, "tx");
 	char buf[64] = { 0 };
 	uint64_t seq;
 
@@ -1011,7 +925,7 @@ static int fo_tx(void *arg)
 
 static void test_bridge_cluster_failover(void **state)
 {
-	struct tcase *t = *state;
+	struct tb_case *t = *state;
 	struct tb_nats s[3];
 	char ua[256], ub[256];
 	struct tb_row rx, tx;
@@ -1021,22 +935,22 @@ static void test_bridge_cluster_failover(void **state)
 	int i;
 	uint64_t gaps;
 
-	if (skip_why)
-		hosts_up(t, NULL, NULL, ""); /* skips */
+	if (tb_skip_why)
+		tb_hosts_up(t, NULL, NULL, ""); /* skips */
 	assert_int_equal(tb_nats_start(&s[0], ""), 0);
 	assert_int_equal(tb_nats_start(&s[1], s[0].cluster), 0);
 	assert_int_equal(tb_nats_start(&s[2], s[0].cluster), 0);
 	snprintf(ua, sizeof(ua), "%s,%s,%s", s[0].url, s[1].url, s[2].url);
 	snprintf(ub, sizeof(ub), "%s,%s,%s", s[1].url, s[2].url, s[0].url);
-	sleep_ms(500); /* routes up */
-	hosts_up(t, ua, ub, "--dead-after 20");
+	tb_sleep_ms(500); /* routes up */
+	tb_hosts_up(t, ua, ub, "--dead-after 20");
 	fa.gaps = mmap(NULL, sizeof(*fa.gaps), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 		       -1, 0);
 	assert_true(fa.gaps != MAP_FAILED);
 	atomic_store(fa.gaps, UINT64_MAX);
 	r = tb_run(&t->b, fo_rx, &fa);
 	w = tb_run(&t->a, fo_tx, t->dom.name);
-	sleep_ms(1200);
+	tb_sleep_ms(1200);
 	tb_nats_kill(&s[0]); /* a's server, mid-traffic */
 	assert_int_equal(th_wait(w, 60000), 0);
 	assert_int_equal(th_wait(r, 60000), 0);
@@ -1046,7 +960,7 @@ static void test_bridge_cluster_failover(void **state)
 	gaps = atomic_load(fa.gaps);
 	assert_true(gaps < FO_N);
 	assert_true(tb_log_has(&t->a, "nats-disconnected"));
-	sleep_ms(300);
+	tb_sleep_ms(300);
 	assert_int_equal(tb_status_row(&t->b, t->dom.name, "rx", &rx), -1); /* left */
 	assert_int_equal(tb_status_row(&t->a, t->dom.name, "tx", &tx), -1);
 	/* every message that never arrived is counted by b's bridge, and a's
@@ -1064,18 +978,27 @@ static void test_bridge_cluster_failover(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_bridge_send_recv, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bridge_broadcast, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bridge_remote_kill_epipe, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bridge_bridge_killed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bridge_events, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bridge_name_collision, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bridge_order_slow_receiver, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bridge_proxy_retry_full_shm, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bridge_cluster_failover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_send_recv, tb_case_setup,
+						tb_case_teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_broadcast, tb_case_setup,
+						tb_case_teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_remote_kill_epipe, tb_case_setup,
+						tb_case_teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_bridge_killed, tb_case_setup,
+						tb_case_teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_events, tb_case_setup,
+						tb_case_teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_name_collision, tb_case_setup,
+						tb_case_teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_order_slow_receiver, tb_case_setup,
+						tb_case_teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_proxy_retry_full_shm, tb_case_setup,
+						tb_case_teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_cluster_failover, tb_case_setup,
+						tb_case_teardown),
 	};
 
 	if (getenv("TB_FILTER")) /* one case: TB_FILTER=test_bridge_broadcast */
 		cmocka_set_test_filter(getenv("TB_FILTER"));
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, tb_group_setup, tb_group_teardown);
 }

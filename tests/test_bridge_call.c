@@ -25,77 +25,6 @@
 #define STREAM 50
 #define PIPE 32
 
-static struct tb_nats nats;
-static const char *skip_why;
-
-struct tcase {
-	struct th_dom dom;
-	struct tb_host a, b;
-};
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static int group_setup(void **state)
-{
-	(void)state;
-	tb_sweep();
-	if (geteuid() != 0)
-		skip_why = "hosts are mount namespaces: root only";
-	else if (access(SHMRPC_BRIDGE_BIN, X_OK))
-		skip_why = "no " SHMRPC_BRIDGE_BIN " (libnats-dev missing at build time)";
-	else if (tb_nats_start(&nats, NULL))
-		skip_why = "nats-server does not start here (apt-get install nats-server)";
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	tb_nats_kill(&nats);
-	return 0;
-}
-
-static int setup(void **state)
-{
-	struct tcase *t = calloc(1, sizeof(*t));
-
-	th_dom_init(&t->dom);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct tcase *t = *state;
-	int rc = tb_host_stop(&t->a) | tb_host_stop(&t->b);
-
-	free(t);
-	return rc ? -1 : 0;
-}
-
-static struct shmrpc_node *open_node(const char *domain, const char *name)
-{
-	struct shmrpc_opts o = { .sz = sizeof(o), .domain = domain };
-	struct shmrpc_node *n = NULL;
-	int rc = shmrpc_open(name, &o, &n);
-
-	if (rc)
-		fprintf(stderr, "open %s: %s (%s)\n", name, strerror(-rc), shmrpc_last_error());
-	return n;
-}
-
-static uint32_t len_of(uint64_t seq, uint32_t max)
-{
-	uint64_t s = seq * 0x9e3779b97f4a7c15ull;
-
-	return (uint32_t)(th_rand(&s) % (max + 1));
-}
-
 /* ------------------------------------------------------------ server */
 
 /*
@@ -139,7 +68,7 @@ static void serve(struct shmrpc_node *n, const struct shmrpc_req *r, void *arg)
 		shmrpc_reply_error(n, r, -EADDRINUSE);
 		break;
 	case 'd':
-		sleep_ms(300);
+		tb_sleep_ms(300);
 		shmrpc_reply(n, r, "late", 4, 0);
 		break;
 	case 'c':
@@ -152,7 +81,7 @@ static void serve(struct shmrpc_node *n, const struct shmrpc_req *r, void *arg)
 			rc = shmrpc_reply(n, r, &i, 4, SHMRPC_REPLY_MORE);
 			if (rc == -EPIPE || rc == -ENOENT || rc == -ETIMEDOUT)
 				break;
-			sleep_ms(2);
+			tb_sleep_ms(2);
 		}
 		shmrpc_reply(n, r, NULL, 0, 0);
 		break;
@@ -172,7 +101,7 @@ static void serve(struct shmrpc_node *n, const struct shmrpc_req *r, void *arg)
 
 static int srv_main(void *arg)
 {
-	struct shmrpc_node *n = open_node(arg, "srv");
+	struct shmrpc_node *n = tb_open(arg, "srv");
 	char buf[64], from[SHMRPC_NAME_MAX + 1];
 	int len;
 
@@ -190,7 +119,7 @@ static int srv_main(void *arg)
 /* quiet on host b: a node that does not serve */
 static int quiet_main(void *arg)
 {
-	struct shmrpc_node *n = open_node(arg, "quiet");
+	struct shmrpc_node *n = tb_open(arg, "quiet");
 	char buf[64], from[SHMRPC_NAME_MAX + 1];
 
 	CHILD_CHECK(n);
@@ -208,7 +137,7 @@ static void call_echoes(struct shmrpc_node *n)
 	uint32_t i, want;
 
 	for (i = 0; i < NCALLS; i++) { /* random sizes, 0 included */
-		want = len_of(i, 4096);
+		want = tb_len_of(i, 4096);
 		req[0] = 'e';
 		th_fill(req + 1, want, 2, i);
 		CHILD_CHECK_RC(shmrpc_call(n, "srv", req, want + 1, resp, sizeof(resp), T_MS),
@@ -293,7 +222,7 @@ static void call_cancel(struct shmrpc_node *n)
 /* cli2 on host a: a streaming call, then its process dies. */
 static int cli2_main(void *arg)
 {
-	struct shmrpc_node *n = open_node(arg, "cli2");
+	struct shmrpc_node *n = tb_open(arg, "cli2");
 	uint32_t v, i;
 	uint64_t id;
 
@@ -314,7 +243,7 @@ static void call_caller_died(struct shmrpc_node *n)
 	for (i = 0; i < 500 && k < 2; i++) {
 		CHILD_CHECK_RC(shmrpc_call(n, "srv", "n", 1, &k, sizeof(k), T_MS), sizeof(k));
 		if (k < 2)
-			sleep_ms(20);
+			tb_sleep_ms(20);
 	}
 	CHILD_CHECK_RC(k, 2);
 }
@@ -335,7 +264,7 @@ static void call_server_killed(struct shmrpc_node *n)
 
 static int cli_main(void *arg)
 {
-	struct shmrpc_node *n = open_node(arg, "cli");
+	struct shmrpc_node *n = tb_open(arg, "cli");
 
 	CHILD_CHECK(n);
 	CHILD_CHECK_RC(shmrpc_wait_node(n, "srv", T_MS), 0);
@@ -356,19 +285,10 @@ static int cli_main(void *arg)
 
 static void test_bridge_call(void **state)
 {
-	struct tcase *t = *state;
+	struct tb_case *t = *state;
 	pid_t s, q, c, c2;
 
-	if (skip_why) {
-		print_message("skip: %s\n", skip_why);
-		skip();
-	}
-	if (tb_host_start(&t->a, "a") || tb_host_start(&t->b, "b")) {
-		print_message("skip: no mount namespace here\n");
-		skip();
-	}
-	assert_int_equal(tb_bridge_start(&t->a, t->dom.name, nats.url, ""), 0);
-	assert_int_equal(tb_bridge_start(&t->b, t->dom.name, nats.url, ""), 0);
+	tb_hosts_up(t, NULL, NULL, "");
 	s = tb_run(&t->b, srv_main, t->dom.name);
 	q = tb_run(&t->b, quiet_main, t->dom.name);
 	c = tb_run(&t->a, cli_main, t->dom.name);
@@ -378,7 +298,7 @@ static void test_bridge_call(void **state)
 	assert_int_equal(th_wait(q, 10000), 0);
 	assert_int_equal(th_wait(s, 10000), 128 + SIGKILL);
 	/* the bridges kept no call: nothing left when they stop (teardown) */
-	sleep_ms(200);
+	tb_sleep_ms(200);
 }
 
 /* ------------------------------------------------------------ zombie */
@@ -392,7 +312,7 @@ struct hog_arg {
 static int hog_main(void *arg)
 {
 	struct hog_arg *h = arg;
-	struct shmrpc_node *n = open_node(h->domain, "hog");
+	struct shmrpc_node *n = tb_open(h->domain, "hog");
 	uint64_t id;
 
 	CHILD_CHECK(n);
@@ -413,7 +333,7 @@ static int hog_main(void *arg)
  */
 static int cli3_main(void *arg)
 {
-	struct shmrpc_node *n = open_node(arg, "cli3");
+	struct shmrpc_node *n = tb_open(arg, "cli3");
 	char resp[8];
 
 	CHILD_CHECK(n);
@@ -426,27 +346,18 @@ static int cli3_main(void *arg)
 
 static void test_bridge_call_slow_caller(void **state)
 {
-	struct tcase *t = *state;
+	struct tb_case *t = *state;
 	struct hog_arg h = { .domain = t->dom.name };
 	char text[160];
 	pid_t s, g, q, c;
 
-	if (skip_why) {
-		print_message("skip: %s\n", skip_why);
-		skip();
-	}
-	if (tb_host_start(&t->a, "a") || tb_host_start(&t->b, "b")) {
-		print_message("skip: no mount namespace here\n");
-		skip();
-	}
 	th_gate_init(&h.started);
-	assert_int_equal(tb_bridge_start(&t->a, t->dom.name, nats.url, ""), 0);
-	assert_int_equal(tb_bridge_start(&t->b, t->dom.name, nats.url, ""), 0);
+	tb_hosts_up(t, NULL, NULL, "");
 	s = tb_run(&t->b, srv_main, t->dom.name);
 	q = tb_run(&t->b, quiet_main, t->dom.name);
 	g = tb_run(&t->a, hog_main, &h);
 	assert_int_equal(th_gate_wait(&h.started, T_MS), 0);
-	sleep_ms(1000); /* the pipeline fills in milliseconds */
+	tb_sleep_ms(1000); /* the pipeline fills in milliseconds */
 	assert_int_equal(th_wait_asleep(s, T_MS), 0);
 	kill(s, SIGKILL);
 	assert_int_equal(th_wait(s, T_MS), 128 + SIGKILL);
@@ -464,9 +375,10 @@ static void test_bridge_call_slow_caller(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_bridge_call, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bridge_call_slow_caller, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_call, tb_case_setup, tb_case_teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_call_slow_caller, tb_case_setup,
+						tb_case_teardown),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, tb_group_setup, tb_group_teardown);
 }
