@@ -242,7 +242,7 @@ void br_fwd_drain(struct br_dom *d, struct br_proxy *px)
 {
 	struct shmrpc_msg m[BATCH];
 	struct batch b;
-	uint64_t left;
+	unsigned want;
 	int got, i;
 
 	b.count = b.len = 0;
@@ -258,14 +258,17 @@ void br_fwd_drain(struct br_dom *d, struct br_proxy *px)
 		stall(d, px);
 		return;
 	}
-	left = d->br->o.window - (px->seq + b.count - px->acked);
-	if (!rx_setup(d->br, m, BATCH)) {
+	/* no more than the credits left (credit() said at least one) */
+	want = d->br->o.window - (px->seq + b.count - px->acked);
+	if (want > BATCH)
+		want = BATCH;
+	if (!rx_setup(d->br, m, want)) {
 		flush(d, px, &b);
 		return; /* memory: the fd stays readable, retried */
 	}
 	px->rxm = m;
-	px->rxn = BATCH;
-	got = shmrpc_recv_batch(px->node, m, left < BATCH ? (unsigned)left : BATCH, 0);
+	px->rxn = want;
+	got = shmrpc_recv_batch(px->node, m, want, 0);
 	px->rxm = NULL;
 	if (got == -EMSGSIZE) /* larger than NATS takes now (a smaller server) */
 		too_big(d, px);
