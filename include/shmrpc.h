@@ -64,7 +64,7 @@ extern "C" {
 #endif
 
 #define SHMRPC_VERSION_MAJOR 0
-#define SHMRPC_VERSION_MINOR 2
+#define SHMRPC_VERSION_MINOR 3
 
 /* Longest node or domain name, without its terminating NUL. */
 #define SHMRPC_NAME_MAX 63
@@ -115,6 +115,8 @@ struct shmrpc_opts {
 	uint32_t _reserved;  /* 0 (see below) */
 	const char *proxy_host; /* NULL: a node of this host; see below */
 	uint32_t max_calls;	/* calls in flight, and requests in progress; 0: 1024 */
+	uint32_t flags;		/* SHMRPC_OPEN_* bits; 0: none (see below) */
+	uint64_t _reserved2;	/* 0 (see below) */
 };
 /*
  * ring_bytes: a power of two in [4 KiB, 1 GiB]. max_nodes: at most 65536.
@@ -136,7 +138,20 @@ struct shmrpc_opts {
  * max_calls: at most 1048576; bounds this node's calls in flight
  * (shmrpc_call_start past it: -EAGAIN) and, as a server, its requests in
  * progress (a request past it is answered -EBUSY).
+ * flags: SHMRPC_OPEN_* bits (others: -EINVAL). Like events, flags lies in
+ * what used to be tail padding, so it is read only from a caller whose sz
+ * covers _reserved2 too; _reserved2 must be 0 (-EINVAL).
  */
+
+/*
+ * opts.flags: SHMRPC_OPEN_BCAST_MARKS: this node takes broadcast marks.
+ * Every shmrpc_broadcast copy to it is marked with the broadcast's number
+ * and its count of marked copies, which shmrpc_recv_batch_marks reports
+ * (every other receiving call delivers the copy as a plain message). For a
+ * node that forwards what it receives and must know which messages were
+ * one broadcast (shmrpc-bridge's proxies: docs/cross-host.md).
+ */
+#define SHMRPC_OPEN_BCAST_MARKS 0x1u
 
 /* opts.spin_us: sleep at once, never spin ($SHMRPC_SPIN_US=0 says the same). */
 #define SHMRPC_SPIN_NEVER (-1)
@@ -568,6 +583,29 @@ struct shmrpc_msg {
 };
 SHMRPC_API int shmrpc_recv_batch(struct shmrpc_node *node, struct shmrpc_msg *msgs, unsigned n,
 				 int timeout_ms);
+
+/*
+ * shmrpc_recv_batch_marks - shmrpc_recv_batch, also filling marks[i] for
+ * each message returned: bcast 0 for a message that is no marked
+ * broadcast copy; else the broadcast's number (not 0; one sender's
+ * broadcasts have distinct, increasing numbers, unique per incarnation of
+ * the sender) and copies, how many marked copies that broadcast made: the
+ * targets it found that take marks (opts.flags SHMRPC_OPEN_BCAST_MARKS)
+ * and whose ring takes the message with its mark, including those it then
+ * could not reach (a ring full past its timeout, a target that left). Only
+ * a node opened with SHMRPC_OPEN_BCAST_MARKS gets marked copies; on other
+ * nodes every mark is 0. A marked copy ends the batch: it is the last
+ * message returned. A copy whose message is within 16 bytes of the
+ * target's largest (shmrpc_max_size) travels unmarked and is not counted.
+ * Errors as shmrpc_recv_batch's, -EINVAL for marks NULL.
+ */
+struct shmrpc_mark {
+	uint64_t bcast;	 /* 0: not a marked broadcast copy; else its number */
+	uint32_t copies; /* the broadcast's marked copies, this one included */
+	uint32_t _reserved;
+};
+SHMRPC_API int shmrpc_recv_batch_marks(struct shmrpc_node *node, struct shmrpc_msg *msgs,
+				       struct shmrpc_mark *marks, unsigned n, int timeout_ms);
 
 /*
  * Peer handles: one incarnation of a named node, connected. A send through
