@@ -16,7 +16,7 @@
 .DELETE_ON_ERROR:
 .SUFFIXES:
 
-VERSION := 0.2.1
+VERSION := 0.3.0
 SOVER := 0
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib

@@ -7,6 +7,15 @@
  * all of them are then issued together (one io_uring_enter with the uring
  * backend). Second pass, per the timeout: the targets whose rings were
  * full, waiting for room one after the other under the shared deadline.
+ *
+ * Marks: every broadcast takes a number of this node's (n->bcast_seq). A
+ * target whose slot says it takes marks (SHMRPC__SLOT_BMARKS) and whose
+ * ring takes the message with its mark is counted (copies), at the scan:
+ * a counted copy stays counted should it not arrive. A copy goes as a
+ * BCAST record {number, copies} only to a counted target that the
+ * connection, too, knows to take marks (the incarnation it connected to:
+ * a target that came back without the flag since must not get one); every
+ * other copy is a plain record.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -20,32 +29,48 @@
 #include "layout.h"
 #include "node_types.h"
 #include "registry.h"
+#include "ring.h"
 #include "tx.h"
 
 struct bcast {
 	char (*names)[SHMRPC_NAME_MAX + 1];
 	_Atomic uint32_t **words; /* wakes to issue after the first pass */
 	bool *full;
+	bool *marked; /* counted in copies: its copy may be marked */
 	uint32_t n, nwords;
+	struct shmrpc__bcast_rec mark; /* {id, copies, 0} */
 };
 
-static int targets(struct shmrpc_node *n, struct bcast *b)
+/* A message of @len bytes fits a ring of @ring_bytes (a slot's word,
+ * checked) with its mark. */
+static bool mark_fits(uint32_t ring_bytes, size_t len)
+{
+	return shmrpc__ring_size_ok(ring_bytes) &&
+	       len <= shmrpc__ring_max_msg(ring_bytes) - sizeof(struct shmrpc__bcast_rec);
+}
+
+static int targets(struct shmrpc_node *n, struct bcast *b, size_t len)
 {
 	uint32_t i, hi = shmrpc__reg_hi(n->reg), cap = 0;
 	struct shmrpc__slot_view v;
+	void *p;
 
 	for (i = 0; i < hi; i++) {
 		if (i == n->slot || shmrpc__reg_read(n->reg, i, &v) || v.state != SHMRPC__SLOT_LIVE)
 			continue;
 		if (b->n == cap) {
-			void *p;
-
 			cap = cap ? cap * 2 : 16;
 			p = realloc(b->names, cap * sizeof(*b->names));
 			if (!p)
 				return -ENOMEM;
 			b->names = p;
+			p = realloc(b->marked, cap * sizeof(*b->marked));
+			if (!p)
+				return -ENOMEM;
+			b->marked = p;
 		}
+		b->marked[b->n] = (v.flags & SHMRPC__SLOT_BMARKS) && mark_fits(v.ring_bytes, len);
+		b->mark.copies += b->marked[b->n];
 		memcpy(b->names[b->n++], v.name, sizeof(v.name));
 	}
 	b->words = calloc(b->n + 1, sizeof(*b->words));
@@ -60,16 +85,24 @@ static int one(struct shmrpc_node *n, struct bcast *b, uint32_t k, const void *d
 	struct shmrpc_txbuf tx;
 	struct shmrpc__conn *c;
 	_Atomic uint32_t *w;
+	size_t mark = 0;
 	int rc;
 
 	rc = shmrpc__conn_acquire(n, b->names[k], t, &c);
-	if (!rc)
-		rc = shmrpc__reserve_locked(n, c, len, &tx, t);
+	if (!rc) {
+		/* Under c's lock: its ring, as the receiver made it. */
+		if (b->marked[k] && c->bmarks &&
+		    len + sizeof(b->mark) <= shmrpc__ring_max_msg(c->q.size))
+			mark = sizeof(b->mark);
+		rc = shmrpc__reserve_locked(n, c, mark + len, &tx, t);
+	}
 	if (rc)
 		return rc == -EAGAIN && t->ms == 0 ? 0 : rc;
+	if (mark)
+		memcpy(tx.data, &b->mark, mark);
 	if (len)
-		memcpy(tx.data, data, len);
-	w = shmrpc__commit_nowake(n, &tx, len);
+		memcpy((char *)tx.data + mark, data, len);
+	w = shmrpc__commit_nowake_flags(n, &tx, mark + len, mark ? SHMRPC__REC_BCAST : 0);
 	if (w && t->ms == 0)
 		b->words[b->nwords++] = w;
 	else if (w)
@@ -89,7 +122,11 @@ int shmrpc_broadcast(struct shmrpc_node *n, const void *data, size_t len, int ti
 		return -EINVAL;
 	if (n->forked)
 		return -ECHILD;
-	rc = targets(n, &b);
+	/* Relaxed: only distinct numbers matter, and their order per thread. */
+	b.mark.id = atomic_fetch_add_explicit(&n->bcast_seq, 1, memory_order_relaxed);
+	if (!b.mark.id) /* 0 says "no mark": after 2^63 broadcasts, at the earliest */
+		b.mark.id = atomic_fetch_add_explicit(&n->bcast_seq, 1, memory_order_relaxed);
+	rc = targets(n, &b, len);
 	for (k = 0; !rc && k < b.n; k++) {
 		int r = one(n, &b, k, data, len, &now);
 
@@ -106,6 +143,7 @@ int shmrpc_broadcast(struct shmrpc_node *n, const void *data, size_t len, int ti
 		if (b.full[k])
 			sent += one(n, &b, k, data, len, &later) > 0;
 	free(b.names);
+	free(b.marked);
 	free(b.words);
 	free(b.full);
 	if (rc)

@@ -255,6 +255,10 @@ int shmrpc__conn_open(struct shmrpc_node *n, struct shmrpc__conn *c, const char 
 		goto out_unmap;
 	}
 	snprintf(c->to, sizeof(c->to), "%s", to);
+	/* The incarnation we are connected to, as its slot said when we
+	 * looked it up: a broadcast marks its copy only if this one takes
+	 * marks (its rings accept BCAST records only then). */
+	c->bmarks = c->kind == SHMRPC__KIND_MSG && (v->flags & SHMRPC__SLOT_BMARKS);
 	/* Best effort: without it, a dead receiver is still found by a send
 	 * that waits (its safety timeout) and by every other watcher. */
 	shmrpc__watch_peer(n, slot, v->gen, pidfd);

@@ -30,6 +30,7 @@ struct shmrpc__conn {
 	uint32_t rx_slot, rx_gen;
 	uint32_t ring_bytes;
 	uint8_t kind;	       /* enum shmrpc__kind, for the life of the struct */
+	bool bmarks;	       /* this receiver takes broadcast marks (SLOT_BMARKS) */
 	_Atomic bool dead;     /* receiver left: -EPIPE; set under lock */
 	_Atomic bool folded;   /* its counters are in old_* now */
 	bool tomb;	       /* a name-only placeholder (never mapped) */

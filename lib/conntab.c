@@ -217,6 +217,7 @@ static void conn_reset(struct shmrpc__conn *c)
 	c->peer = NULL;
 	c->peer_size = 0;
 	c->rx_slot = c->rx_gen = c->ring_bytes = 0;
+	c->bmarks = false;
 	atomic_store_explicit(&c->dead, false, memory_order_relaxed);
 	atomic_store_explicit(&c->folded, false, memory_order_relaxed);
 	c->tomb = false;

@@ -182,6 +182,9 @@ static int in_open(struct shmrpc_node *n, struct shmrpc__inbound *in, uint32_t s
 	}
 	if (!err) {
 		shmrpc__ring_attach(&r->q, map, size, false);
+		/* Marked broadcast copies: message rings of a node that takes
+		 * them only; on any other ring a BCAST record is corrupt. */
+		r->q.bcast_ok = n->bmarks && in->kind == SHMRPC__KIND_MSG;
 		in_setup(in, r, h, slot, gen);
 		err = in_add(n, in, r);
 	}

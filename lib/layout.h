@@ -127,7 +127,7 @@ struct shmrpc__slot {
 	_Atomic uint32_t ring_bytes; /* capacity of rings to this node */
 	_Atomic uint32_t backend;    /* enum shmrpc__backend_id, informational */
 	_Atomic uint64_t name[8];    /* NUL-padded name, copied as words */
-	_Atomic uint32_t flags;	     /* SHMRPC__SLOT_PROXY */
+	_Atomic uint32_t flags;	     /* SHMRPC__SLOT_PROXY, _BMARKS */
 	uint8_t _pad[12];
 };
 
@@ -135,6 +135,10 @@ struct shmrpc__slot {
  * SHMRPC__SLOT_PROXY: a proxy for a node of another host; its segment's
  * host names the host. */
 #define SHMRPC__SLOT_PROXY 1u
+/* SHMRPC__SLOT_BMARKS: the node takes broadcast marks (opts.flags
+ * SHMRPC_OPEN_BCAST_MARKS): its message rings may carry REC_BCAST records.
+ * Came with 0.3; readers test bits, so 0.2 peers ignore it. */
+#define SHMRPC__SLOT_BMARKS 2u
 
 /*
  * The event log: SHMRPC__EV_LOG entries after the slots, a ring of the
@@ -323,7 +327,9 @@ struct shmrpc__ring_hdr {
  * to 8 bytes. A WRAP record fills the rest of the ring up to its end.
  * flags: 0 (a message, or a reply on a reply ring), WRAP, or on a message
  * ring REQ (a request: struct shmrpc__req_hdr, then its payload) or CANCEL
- * (struct shmrpc__cancel_rec); nothing else (the consumer checks). */
+ * (struct shmrpc__cancel_rec), or BCAST on a message ring to a node that
+ * takes marks (SHMRPC__SLOT_BMARKS: struct shmrpc__bcast_rec, then the
+ * message); nothing else (the consumer checks). */
 struct shmrpc__rec {
 	uint32_t len;
 	uint32_t flags;
@@ -331,6 +337,7 @@ struct shmrpc__rec {
 #define SHMRPC__REC_WRAP 1u
 #define SHMRPC__REC_REQ 2u
 #define SHMRPC__REC_CANCEL 4u
+#define SHMRPC__REC_BCAST 16u
 #define SHMRPC__REC_ALIGN 8u
 
 /* ------------------------------------------------------- request/response */
@@ -345,6 +352,15 @@ struct shmrpc__req_hdr {
 /* A CANCEL record's payload: the caller gave up on call @id. */
 struct shmrpc__cancel_rec {
 	uint64_t id;
+};
+
+/* Head of a BCAST record's payload, written by the broadcasting node: a
+ * copy of its broadcast number @id (not 0), one of @copies marked copies;
+ * zero: 0 (else the ring is corrupt). The message follows. */
+struct shmrpc__bcast_rec {
+	uint64_t id;
+	uint32_t copies;
+	uint32_t zero;
 };
 
 /* Head of every record of a reply ring, written by the server. status: 0,
@@ -391,6 +407,7 @@ _Static_assert(sizeof(struct shmrpc__rec) == SHMRPC__REC_ALIGN, "record header s
 _Static_assert(sizeof(struct shmrpc__req_hdr) == 16, "request header size");
 _Static_assert(sizeof(struct shmrpc__cancel_rec) == 8, "cancel record size");
 _Static_assert(sizeof(struct shmrpc__rep_hdr) == 16, "reply header size");
+_Static_assert(sizeof(struct shmrpc__bcast_rec) == 16, "broadcast mark size");
 _Static_assert(sizeof(_Atomic uint64_t) == 8 && sizeof(_Atomic uint32_t) == 4,
 	       "atomics are plain words in shared memory");
 

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -255,7 +256,8 @@ static int join_seg_make(struct shmrpc_node *n, uint32_t slot, uint32_t *gen)
 static int join_locked(struct shmrpc_node *n)
 {
 	struct shmrpc__join j = { n->name, n->proc, n->ring_bytes, n->be->id,
-				  n->proxy_host[0] ? SHMRPC__SLOT_PROXY : 0 };
+				  (n->proxy_host[0] ? SHMRPC__SLOT_PROXY : 0) |
+					  (n->bmarks ? SHMRPC__SLOT_BMARKS : 0) };
 	uint32_t gen;
 	int slot, err;
 
@@ -360,6 +362,28 @@ static void node_free(struct shmrpc_node *n)
 	free(n);
 }
 
+/*
+ * The first number of @n's broadcasts: unique to this incarnation (random;
+ * without getrandom, this process's identity, the node's and the time,
+ * mixed), the top bit clear so that counting up never reaches 0 (which
+ * says "no mark") in practice. broadcast.c skips 0 should it come.
+ */
+static uint64_t bcast_seed(const struct shmrpc_node *n)
+{
+	uint64_t v;
+
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
+		v = (uint64_t)shmrpc__now_ns() ^ ((uint64_t)n->proc.pid << 32) ^
+		    n->proc.start_time ^ (n->uid << 48);
+		/* splitmix64's finaliser: neighbours end up far apart */
+		v = (v ^ (v >> 30)) * 0xbf58476d1ce4e5b9ull;
+		v = (v ^ (v >> 27)) * 0x94d049bb133111ebull;
+		v ^= v >> 31;
+	}
+	v &= ~(1ull << 63);
+	return v ? v : 1;
+}
+
 static struct shmrpc_node *node_alloc(const char *name, const struct shmrpc__open_cfg *cfg)
 {
 	struct shmrpc_node *n = calloc(1, sizeof(*n));
@@ -381,6 +405,7 @@ static struct shmrpc_node *node_alloc(const char *name, const struct shmrpc__ope
 	n->safety_ns = shmrpc__safety_ns();
 	n->evfd = -1;
 	n->ev_mask = cfg->events;
+	n->bmarks = cfg->flags & SHMRPC_OPEN_BCAST_MARKS;
 	pthread_mutex_init(&n->peer_lock, NULL);
 	pthread_mutex_init(&n->deferred.lock, NULL);
 	shmrpc__ctab_init(&n->conns, n->conn_b, SHMRPC__CONN_BUCKETS, SHMRPC__KIND_MSG, false);
@@ -426,6 +451,7 @@ int shmrpc_open(const char *name, const struct shmrpc_opts *opts, struct shmrpc_
 		node_free(n);
 		return SHMRPC__RET(err);
 	}
+	atomic_init(&n->bcast_seq, bcast_seed(n)); /* before anyone sees n */
 	err = join(n, &cfg);
 	if (err) {
 		n->be->fini(n);

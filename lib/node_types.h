@@ -138,6 +138,11 @@ struct shmrpc_node {
 	struct shmrpc__events *ev;
 	_Atomic uint32_t *ev_word;
 	uint32_t ev_armed;
+	/* broadcast marks: opts.flags SHMRPC_OPEN_BCAST_MARKS, our message
+	 * rings accept BCAST records (inbound.c); bcast_seq: the number of our
+	 * next broadcast (broadcast.c; a random start, node.c) */
+	bool bmarks;
+	_Atomic uint64_t bcast_seq;
 
 	uint64_t uid;		   /* unique in the process, unlike the address */
 	struct shmrpc__ctab conns; /* conntab.c's table, by receiver name */

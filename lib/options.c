@@ -73,6 +73,10 @@ static int opts_copy(const struct shmrpc_opts *o, struct shmrpc_opts *d)
 		d->events = 0;
 	if (o->sz < offsetof(struct shmrpc_opts, proxy_host) + sizeof(d->proxy_host))
 		d->proxy_host = NULL;
+	/* flags came with _reserved2 (0.3): in a shorter struct it was tail
+	 * padding, whatever the caller's compiler left there. */
+	if (o->sz < offsetof(struct shmrpc_opts, _reserved2) + sizeof(d->_reserved2))
+		d->flags = 0;
 	return 0;
 }
 
@@ -93,6 +97,19 @@ static int backend_pick(const char *opt, const char **out)
 				   b);
 	}
 	*out = b;
+	return 0;
+}
+
+/* opts.flags (opts_copy zeroed it for a caller whose struct ends before
+ * _reserved2): SHMRPC_OPEN_* bits only, _reserved2 0. */
+static int flags_pick(const struct shmrpc_opts *d, uint32_t *out)
+{
+	if ((d->flags & ~SHMRPC_OPEN_BCAST_MARKS) || d->_reserved2)
+		return shmrpc__err(-EINVAL,
+				   "opts.flags 0x%x, _reserved2 %llu: flags other than "
+				   "SHMRPC_OPEN_BCAST_MARKS (0x1), or _reserved2 not 0",
+				   d->flags, (unsigned long long)d->_reserved2);
+	*out = d->flags;
 	return 0;
 }
 
@@ -155,5 +172,6 @@ int shmrpc__opts_parse(const struct shmrpc_opts *o, struct shmrpc__open_cfg *cfg
 	if (cfg->max_calls > SHMRPC__MAX_CALLS_MAX)
 		return shmrpc__err(-EINVAL, "opts.max_calls %u: more than %u", cfg->max_calls,
 				   SHMRPC__MAX_CALLS_MAX);
-	return spin_pick(d.spin_us, &cfg->spin_ns);
+	err = flags_pick(&d, &cfg->flags);
+	return err ? err : spin_pick(d.spin_us, &cfg->spin_ns);
 }

@@ -19,6 +19,7 @@ struct shmrpc__open_cfg {
 	uint32_t ring_bytes, capacity, mode, events;
 	int64_t spin_ns;
 	uint32_t max_calls;
+	uint32_t flags; /* SHMRPC_OPEN_* */
 };
 
 /*

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Receiving calls: shmrpc_recv (a copy), shmrpc_recv_batch (copies, one
- * give-back per ring), shmrpc_peek and shmrpc_release (in place),
+ * give-back per ring; shmrpc_recv_batch_marks, with broadcast marks), shmrpc_peek and shmrpc_release (in place),
  * shmrpc_dispatch (a handler per record), shmrpc_fd (an eventfd for the
  * caller's event loop). They check their arguments, take the
  * receiving side (rx.c, shmrpc__rx_enter: one thread at a time, -EBUSY
@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "error.h"
 #include "inbound.h"
+#include "layout.h"
 #include "node_types.h"
 #include "rx.h"
 
@@ -88,13 +89,26 @@ int shmrpc_recv(struct shmrpc_node *n, void *buf, size_t cap, char *from, int ti
 	return SHMRPC__RET(recv_do(n, buf, cap, from, timeout_ms));
 }
 
+/* The mark of the message just peeked from @r into @m (all 0 for a plain
+ * one): true if it is a marked broadcast copy. */
+static bool mark_of(const struct shmrpc__inring *r, struct shmrpc_mark *m)
+{
+	bool marked = r->q.peek_flags == SHMRPC__REC_BCAST;
+
+	m->bcast = marked ? r->q.peek_bcast : 0;
+	m->copies = marked ? r->q.peek_copies : 0;
+	m->_reserved = 0;
+	return marked;
+}
+
 /*
  * The first message as shmrpc_recv waits for it, then whatever is waiting
  * already; each ring's space goes back to its sender once, at the end
- * (rx.c: shmrpc__rx_take, shmrpc__rx_flush).
+ * (rx.c: shmrpc__rx_take, shmrpc__rx_flush). With @marks, each message's
+ * mark too, and a marked broadcast copy ends the batch.
  */
-static int recv_batch_do(struct shmrpc_node *n, struct shmrpc_msg *msgs, unsigned nr,
-			 int timeout_ms)
+static int recv_batch_do(struct shmrpc_node *n, struct shmrpc_msg *msgs, struct shmrpc_mark *marks,
+			 unsigned nr, int timeout_ms)
 {
 	SHMRPC__KEEP_ERRNO;
 	struct shmrpc__tmo t = SHMRPC__TMO(timeout_ms);
@@ -102,6 +116,7 @@ static int recv_batch_do(struct shmrpc_node *n, struct shmrpc_msg *msgs, unsigne
 	const void *data;
 	uint32_t len;
 	unsigned i;
+	bool last;
 	int rc;
 
 	if (!n || !msgs || !nr || timeout_ms < -1)
@@ -121,8 +136,9 @@ static int recv_batch_do(struct shmrpc_node *n, struct shmrpc_msg *msgs, unsigne
 			memcpy(msgs[i].buf, data, len);
 		msgs[i].len = len;
 		memcpy(msgs[i].from, r->from, sizeof(r->from));
+		last = marks && mark_of(r, &marks[i]);
 		shmrpc__rx_take(n, r, len);
-		if (++i == nr || i == INT_MAX)
+		if (++i == nr || i == INT_MAX || last)
 			break;
 		rc = shmrpc__rx_next(n, &r, &data, &len);
 	}
@@ -137,7 +153,15 @@ static int recv_batch_do(struct shmrpc_node *n, struct shmrpc_msg *msgs, unsigne
 
 int shmrpc_recv_batch(struct shmrpc_node *n, struct shmrpc_msg *msgs, unsigned nr, int timeout_ms)
 {
-	return SHMRPC__RET(recv_batch_do(n, msgs, nr, timeout_ms));
+	return SHMRPC__RET(recv_batch_do(n, msgs, NULL, nr, timeout_ms));
+}
+
+int shmrpc_recv_batch_marks(struct shmrpc_node *n, struct shmrpc_msg *msgs,
+			    struct shmrpc_mark *marks, unsigned nr, int timeout_ms)
+{
+	if (!marks)
+		return SHMRPC__RET(shmrpc__err(-EINVAL, "shmrpc_recv_batch_marks: marks is NULL"));
+	return SHMRPC__RET(recv_batch_do(n, msgs, marks, nr, timeout_ms));
 }
 
 static int peek_do(struct shmrpc_node *n, struct shmrpc_rxbuf *rx, int timeout_ms)

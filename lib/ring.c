@@ -27,7 +27,11 @@
  * a local before it is checked, so a hostile producer rewriting it
  * meanwhile changes nothing. A record peeked again before its release must
  * read as it did (the caller holds a view of it). A violation is -EPROTO,
- * never a wild access.
+ * never a wild access. A BCAST record (a broadcast copy and its mark,
+ * layout.h) is accepted only where the consumer says so (q->bcast_ok: a
+ * message ring of a node that takes marks), -EPROTO elsewhere; its mark
+ * is copied and checked like the header, and peek hands out the message
+ * without it.
  * The producer checks head the same way. Each side's own index is read from
  * the file once, at attach (the peer could have planted it): it must be
  * 8-byte aligned, which both sides check whenever they load the other's.
@@ -202,10 +206,42 @@ static int ring_fill(struct shmrpc__ring *q)
 	return avail != 0;
 }
 
+/*
+ * A record header, copied to a local, at data offset @off with @avail bytes
+ * published from there: one we accept? At most one of REQ and CANCEL: what
+ * they mean is the receive path's to check (lib/rpc_serve.c), against the
+ * record's length. BCAST only where marks are taken (q->bcast_ok), and
+ * long enough for its mark.
+ */
+static bool rec_ok(const struct shmrpc__ring *q, const struct shmrpc__rec *rec, uint32_t off,
+		   uint64_t avail)
+{
+	uint32_t bytes;
+
+	if (rec->flags != 0 && rec->flags != SHMRPC__REC_REQ && rec->flags != SHMRPC__REC_CANCEL &&
+	    (rec->flags != SHMRPC__REC_BCAST || !q->bcast_ok ||
+	     rec->len < sizeof(struct shmrpc__bcast_rec)))
+		return false;
+	if (rec->len > shmrpc__ring_max_msg(q->size))
+		return false;
+	bytes = shmrpc__rec_bytes(rec->len);
+	return off + bytes <= q->size && bytes <= avail;
+}
+
+/* The mark of the BCAST record at @off (rec_ok checked its length), copied
+ * once to @m: 0, or -EPROTO (a number 0, which no broadcast has, or its
+ * zero word set). */
+static int mark_read(const struct shmrpc__ring *q, uint32_t off, struct shmrpc__bcast_rec *m)
+{
+	memcpy(m, q->data + off + sizeof(struct shmrpc__rec), sizeof(*m));
+	return m->id && !m->zero ? 0 : -EPROTO;
+}
+
 int shmrpc__ring_peek(struct shmrpc__ring *q, const void **data, uint32_t *len)
 {
+	struct shmrpc__bcast_rec m = { 0 };
 	struct shmrpc__rec rec;
-	uint32_t off, bytes;
+	uint32_t off, bytes, mark;
 	int rc;
 
 	for (;;) {
@@ -224,22 +260,24 @@ int shmrpc__ring_peek(struct shmrpc__ring *q, const void **data, uint32_t *len)
 			return -EPROTO;
 		q->pos += bytes; /* head follows at the next release */
 	}
+	if (!rec_ok(q, &rec, off, q->cached - q->pos))
+		return -EPROTO;
 	bytes = shmrpc__rec_bytes(rec.len);
-	/* At most one of REQ and CANCEL: what they mean is the receive
-	 * path's to check (lib/rpc_serve.c), against the record's length. */
-	if ((rec.flags != 0 && rec.flags != SHMRPC__REC_REQ && rec.flags != SHMRPC__REC_CANCEL) ||
-	    rec.len > shmrpc__ring_max_msg(q->size) || off + bytes > q->size ||
-	    bytes > q->cached - q->pos)
+	mark = rec.flags == SHMRPC__REC_BCAST ? sizeof(m) : 0;
+	if (mark && mark_read(q, off, &m))
 		return -EPROTO;
 	/* Peeked before and not released: the same record, or the producer
 	 * rewrote what it had published (and the caller's view of it). */
-	if (q->peek_end && (rec.len != q->peek_len || rec.flags != q->peek_flags))
+	if (q->peek_end && (rec.len != q->peek_len || rec.flags != q->peek_flags ||
+			    (mark && (m.id != q->peek_bcast || m.copies != q->peek_copies))))
 		return -EPROTO;
-	*data = q->data + off + sizeof(rec);
-	*len = rec.len;
+	*data = q->data + off + sizeof(rec) + mark;
+	*len = rec.len - mark;
 	q->peek_flags = rec.flags;
 	q->peek_end = q->pos + bytes;
 	q->peek_len = rec.len;
+	q->peek_bcast = mark ? m.id : 0;
+	q->peek_copies = mark ? m.copies : 0;
 	return 1;
 }
 
@@ -259,6 +297,7 @@ void shmrpc__ring_give_back(struct shmrpc__ring *q)
 int shmrpc__ring_look(struct shmrpc__ring *q, uint64_t *pos, const void **data, uint32_t *len,
 		      uint32_t *flags)
 {
+	struct shmrpc__bcast_rec m;
 	struct shmrpc__rec rec;
 	uint64_t tail;
 	uint32_t off, bytes;
@@ -280,10 +319,10 @@ int shmrpc__ring_look(struct shmrpc__ring *q, uint64_t *pos, const void **data, 
 			return -EPROTO;
 		*pos += bytes;
 	}
-	bytes = shmrpc__rec_bytes(rec.len);
-	if ((rec.flags != 0 && rec.flags != SHMRPC__REC_REQ && rec.flags != SHMRPC__REC_CANCEL) ||
-	    rec.len > shmrpc__ring_max_msg(q->size) || off + bytes > q->size || bytes > tail - *pos)
+	if (!rec_ok(q, &rec, off, tail - *pos) ||
+	    (rec.flags == SHMRPC__REC_BCAST && mark_read(q, off, &m)))
 		return -EPROTO;
+	bytes = shmrpc__rec_bytes(rec.len);
 	*data = q->data + off + sizeof(rec);
 	*len = rec.len;
 	*flags = rec.flags;

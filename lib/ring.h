@@ -23,7 +23,13 @@ struct shmrpc__ring {
 	uint64_t cached;     /* producer: last head seen; consumer: last tail seen */
 	uint64_t peek_end;   /* consumer: pos after the peeked record, 0 if none */
 	uint32_t peek_len;   /* consumer: its length, as checked */
-	uint32_t peek_flags; /* consumer: its flags (REQ, CANCEL), as checked */
+	uint32_t peek_flags; /* consumer: its flags (REQ, CANCEL, BCAST), as checked */
+	/* consumer, a BCAST record peeked: its mark, copied once and checked */
+	uint64_t peek_bcast;
+	uint32_t peek_copies;
+	/* consumer: BCAST records are accepted (a message ring of a node that
+	 * takes marks: set after attach, inbound.c); else they are -EPROTO */
+	bool bcast_ok;
 };
 
 /* Bytes a record of @len payload bytes takes: header and padding. */
@@ -97,12 +103,15 @@ void shmrpc__ring_put(struct shmrpc__ring *q, size_t len);
 void shmrpc__ring_put_flags(struct shmrpc__ring *q, size_t len, uint32_t flags);
 void shmrpc__ring_publish(struct shmrpc__ring *q);
 /* Consumer: the next record (*data, *len, its flags in q->peek_flags):
- * 1, 0 (empty), -EPROTO. */
+ * 1, 0 (empty), -EPROTO. A BCAST record (only with q->bcast_ok) comes
+ * without its mark: *data and *len are the message's, the mark is in
+ * q->peek_bcast and q->peek_copies (q->peek_len stays the record's). */
 int shmrpc__ring_peek(struct shmrpc__ring *q, const void **data, uint32_t *len);
 /* Consumer, read-only: the record at *@pos, a position at or after the
  * head (the peeked record's end, q->peek_end, to look past it), up to the
  * tail published now: 1 (*data, *len, *flags; *pos moves past it), 0 (none
- * published there yet), -EPROTO. Consumes nothing, changes nothing: a look
+ * published there yet), -EPROTO. A BCAST record is checked as ring_peek
+ * checks it, and returned whole (mark included). Consumes nothing, changes nothing: a look
  * ahead (lib/rpc_serve.c, for the cancels queued behind a request). */
 int shmrpc__ring_look(struct shmrpc__ring *q, uint64_t *pos, const void **data, uint32_t *len,
 		      uint32_t *flags);

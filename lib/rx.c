@@ -152,7 +152,9 @@ again:
 			in->cur = i;
 			in->burst = 0;
 		}
-		if (r->q.peek_flags) {
+		/* A BCAST record (ring.c accepts it only on a node that takes
+		 * marks) is a message: ring.c handed out the message alone. */
+		if (r->q.peek_flags & (SHMRPC__REC_REQ | SHMRPC__REC_CANCEL)) {
 			rx_hook(n, r, *data, *len);
 			if (++hooked == RX_HOOK_MAX)
 				return 0;
@@ -184,7 +186,8 @@ static void rx_take(struct shmrpc_node *n, struct shmrpc__inring *r, uint32_t le
 		in->burst = 0;
 	}
 	r->unpub++;
-	r->unpub_bytes += len;
+	/* The record's bytes, as its sender counted them (a mark included) */
+	r->unpub_bytes += r->q.peek_flags == SHMRPC__REC_BCAST ? r->q.peek_len : len;
 	shmrpc__ring_take(&r->q);
 }
 

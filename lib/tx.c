@@ -123,13 +123,19 @@ _Atomic uint32_t *shmrpc__tx_commit(struct shmrpc_node *n, struct shmrpc__conn *
 	return shmrpc__tx_commit_flags(n, c, len, 0);
 }
 
-_Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len)
+_Atomic uint32_t *shmrpc__commit_nowake_flags(struct shmrpc_node *n, struct shmrpc_txbuf *tx,
+					      size_t len, uint32_t rec_flags)
 {
 	struct shmrpc__conn *c = tx->_priv[0];
 
 	c->resv = NULL;
 	tx->_priv[0] = NULL;
-	return shmrpc__tx_commit(n, c, len);
+	return shmrpc__tx_commit_flags(n, c, len, rec_flags);
+}
+
+_Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len)
+{
+	return shmrpc__commit_nowake_flags(n, tx, len, 0);
 }
 
 /* Hold a wake back for shmrpc_flush. */

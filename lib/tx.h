@@ -40,6 +40,10 @@ _Atomic uint32_t *shmrpc__tx_publish(struct shmrpc_node *n, struct shmrpc__conn 
 				     uint64_t bytes);
 /* The same for the reservation @tx (ended by it). */
 _Atomic uint32_t *shmrpc__commit_nowake(struct shmrpc_node *n, struct shmrpc_txbuf *tx, size_t len);
+/* The same, the record marked with @rec_flags (SHMRPC__REC_BCAST:
+ * lib/broadcast.c). */
+_Atomic uint32_t *shmrpc__commit_nowake_flags(struct shmrpc_node *n, struct shmrpc_txbuf *tx,
+					      size_t len, uint32_t rec_flags);
 /* Wake @w (if not NULL) now, or, with SHMRPC_SEND_DEFER in @flags, hold it
  * for shmrpc_flush (now if that fails). */
 void shmrpc__tx_wake(struct shmrpc_node *n, _Atomic uint32_t *w, unsigned flags);
