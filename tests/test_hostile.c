@@ -32,6 +32,7 @@
 #include "names.h"
 #include "nodeseg.h"
 #include "registry.h"
+#include "ring.h"
 #include "seg.h"
 #include "wake.h"
 
@@ -1272,6 +1273,130 @@ static void test_hostile_registry_closed_flag_lies(void **state)
 	th_gate_close(&c.done);
 }
 
+/* ---------------------------- broadcast marks: BCAST records written raw */
+
+/*
+ * A BCAST record (layout.h) is accepted only on a message ring of a node
+ * that takes marks (opts.flags SHMRPC_OPEN_BCAST_MARKS), and only whole: a
+ * plain node, or a short one, a mark with its zero word set or a number 0,
+ * make the ring corrupt (dropped, its sender's next send -EPIPE), as any
+ * other bad record. The test process writes the records into the ring of
+ * its own node "evil" to "rx", behind evil's back.
+ */
+enum { RAW_OK, RAW_SHORT, RAW_ZERO_SET, RAW_ID_0 };
+
+static void raw_bcast(struct shmrpc_node *tx, int how)
+{
+	struct shmrpc__bcast_rec m = { 0x1234567890ull, 7, 0 };
+	struct shmrpc__rec rec = { sizeof(m) + 5, SHMRPC__REC_BCAST };
+	char path[SHMRPC__PATH_MAX];
+	struct shmrpc__ring_hdr *h;
+	uint64_t size, tail;
+	uint8_t *p;
+
+	if (how == RAW_SHORT)
+		rec.len = sizeof(m) - 8;
+	m.zero = how == RAW_ZERO_SET;
+	if (how == RAW_ID_0)
+		m.id = 0;
+	ring_name(tx, "evil", "rx", path);
+	h = th_shm_map(path, &size);
+	assert_non_null(h);
+	tail = atomic_load(&h->tail);
+	assert_true((tail & (h->size - 1)) + 64 <= h->size); /* a fresh ring: no wrap */
+	p = (uint8_t *)h + SHMRPC__PAGE + (tail & (h->size - 1));
+	memcpy(p, &rec, sizeof(rec));
+	memcpy(p + sizeof(rec), &m, sizeof(m));
+	memcpy(p + sizeof(rec) + sizeof(m), "hello", 5);
+	atomic_store(&h->tail, tail + shmrpc__rec_bytes(rec.len));
+	munmap(h, size);
+}
+
+/* rx (with marks or not) and evil, connected: a first message went. */
+static void raw_pair(struct th_dom *d, bool marks, struct shmrpc_node **rx, struct shmrpc_node **tx)
+{
+	struct shmrpc_opts o = d->opts;
+	char buf[16];
+
+	o.flags = marks ? SHMRPC_OPEN_BCAST_MARKS : 0;
+	*rx = NULL;
+	assert_int_equal(shmrpc_open("rx", &o, rx), 0);
+	*tx = th_open(d, "evil");
+	assert_non_null(*tx);
+	assert_int_equal(shmrpc_send(*tx, "rx", "first", 5, 1000), 0);
+	assert_int_equal(shmrpc_recv(*rx, buf, sizeof(buf), NULL, 1000), 5);
+}
+
+static void raw_bcast_dropped(struct th_dom *d, bool marks, int how)
+{
+	struct shmrpc_node *rx, *tx;
+	char buf[64], path[SHMRPC__PATH_MAX], from[SHMRPC_NAME_MAX + 1];
+
+	raw_pair(d, marks, &rx, &tx);
+	ring_name(rx, "evil", "rx", path);
+	raw_bcast(tx, how);
+	corrupt_logged = 0;
+	shmrpc_set_log(count_corrupt, NULL);
+	assert_int_equal(shmrpc_recv(rx, buf, sizeof(buf), NULL, 0), -EPROTO);
+	shmrpc_set_log(NULL, NULL);
+	assert_int_equal(corrupt_logged, 1);
+	assert_false(hx_exists(path)); /* dropped and unlinked */
+	assert_int_equal(shmrpc_recv(rx, buf, sizeof(buf), NULL, 0), -EAGAIN);
+	/* the sender learns it once, then connects afresh */
+	assert_int_equal(shmrpc_send(tx, "rx", "again", 5, 1000), -EPIPE);
+	assert_int_equal(shmrpc_send(tx, "rx", "fresh", 5, 1000), 0);
+	assert_int_equal(shmrpc_recv(rx, buf, sizeof(buf), from, 1000), 5);
+	assert_memory_equal(buf, "fresh", 5);
+	assert_string_equal(from, "evil");
+	shmrpc_close(tx);
+	shmrpc_close(rx);
+}
+
+static void test_hostile_bcast_record_to_plain_node(void **state)
+{
+	raw_bcast_dropped(*state, false, RAW_OK);
+}
+
+static void test_hostile_bcast_record_short(void **state)
+{
+	raw_bcast_dropped(*state, true, RAW_SHORT);
+}
+
+static void test_hostile_bcast_record_zero_word_set(void **state)
+{
+	raw_bcast_dropped(*state, true, RAW_ZERO_SET);
+}
+
+static void test_hostile_bcast_record_number_0(void **state)
+{
+	raw_bcast_dropped(*state, true, RAW_ID_0);
+}
+
+/* A valid one, written raw, to a node that takes marks: its mark. */
+static void test_hostile_bcast_record_valid_raw(void **state)
+{
+	struct shmrpc_node *rx, *tx;
+	char buf[64], path[SHMRPC__PATH_MAX];
+	struct shmrpc_msg msg = { .buf = buf, .cap = sizeof(buf) };
+	struct shmrpc_mark mark;
+
+	raw_pair(*state, true, &rx, &tx);
+	ring_name(rx, "evil", "rx", path);
+	raw_bcast(tx, RAW_OK);
+	memset(&mark, 0xa5, sizeof(mark));
+	assert_int_equal(shmrpc_recv_batch_marks(rx, &msg, &mark, 1, 0), 1);
+	assert_int_equal(msg.len, 5);
+	assert_memory_equal(buf, "hello", 5);
+	assert_string_equal(msg.from, "evil");
+	assert_int_equal(mark.bcast, 0x1234567890ull);
+	assert_int_equal(mark.copies, 7);
+	assert_int_equal(mark._reserved, 0);
+	assert_true(hx_exists(path)); /* not corrupt: kept */
+	assert_int_equal(shmrpc_recv(rx, buf, sizeof(buf), NULL, 0), -EAGAIN);
+	shmrpc_close(tx);
+	shmrpc_close(rx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1300,6 +1425,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile_registry_mode_not_trusted, th_setup,
 						th_teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_registry_closed_flag_lies, th_setup,
+						th_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_bcast_record_to_plain_node, th_setup,
+						th_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_bcast_record_short, th_setup,
+						th_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_bcast_record_zero_word_set, th_setup,
+						th_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_bcast_record_number_0, th_setup,
+						th_teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_bcast_record_valid_raw, th_setup,
 						th_teardown),
 	};
 
