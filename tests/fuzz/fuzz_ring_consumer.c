@@ -16,6 +16,12 @@
  * where the record is, and every payload byte is read (ASan would see a
  * read outside the buffer). A peek repeated before the release describes
  * the same record, or says -EPROTO.
+ *
+ * The first byte's top bit says whether the consumer takes broadcast marks
+ * (q.bcast_ok, a message ring of a node opened with
+ * SHMRPC_OPEN_BCAST_MARKS): then BCAST records are accepted when whole,
+ * peek hands out the message after the mark, and the honest producer
+ * publishes marked records too (a byte per record says which).
  */
 #include <errno.h>
 
@@ -54,8 +60,19 @@ static void read_all(const uint8_t *p, uint32_t len)
 
 static void check_peek(const struct shmrpc__ring *q, const void *data, uint32_t len)
 {
-	uint32_t off = (uint32_t)(q->pos & q->mask);
+	uint32_t off = (uint32_t)(q->pos & q->mask), mark = 0;
 
+	if (q->peek_flags == SHMRPC__REC_BCAST) {
+		/* only where marks are taken; a whole mark, not numbered 0 */
+		FUZZ_CHECK(q->bcast_ok);
+		FUZZ_CHECK(q->peek_bcast != 0);
+		mark = sizeof(struct shmrpc__bcast_rec);
+	} else {
+		FUZZ_CHECK(q->peek_bcast == 0 && q->peek_copies == 0);
+	}
+	FUZZ_CHECK(q->peek_len == len + mark);
+	len += mark; /* the record, from here on */
+	data = (const uint8_t *)data - mark;
 	FUZZ_CHECK(len <= shmrpc__ring_max_msg(q->size));
 	FUZZ_CHECK((const uint8_t *)data == q->data + off + sizeof(struct shmrpc__rec));
 	FUZZ_CHECK(off + shmrpc__rec_bytes(len) <= q->size);
@@ -65,14 +82,21 @@ static void check_peek(const struct shmrpc__ring *q, const void *data, uint32_t 
 	read_all(data, len);
 }
 
-static void produce(struct shmrpc__ring *p, bool ok, struct fz *f)
+static void produce(struct shmrpc__ring *p, bool ok, bool marks, struct fz *f)
 {
 	uint32_t len = fz_u16(f) % (shmrpc__ring_max_msg(p->size) + 1);
+	struct shmrpc__bcast_rec m = { 0, 2, 0 };
+	bool marked = marks && (fz_u8(f) & 1) && len >= sizeof(m);
+	static uint64_t id;
 	void *buf;
 
 	if (ok && !shmrpc__ring_reserve(p, len, &buf)) {
 		memset(buf, 0xa5, len);
-		shmrpc__ring_commit(p, len);
+		if (marked) {
+			m.id = ++id;
+			memcpy(buf, &m, sizeof(m));
+		}
+		shmrpc__ring_commit_flags(p, len, marked ? SHMRPC__REC_BCAST : 0);
 	}
 }
 
@@ -82,6 +106,7 @@ static void run(struct shmrpc__ring *q, struct shmrpc__ring *p, bool prod_ok, st
 	const void *data, *held_data = NULL;
 	bool held = false;
 	uint32_t len, held_len = 0;
+	uint64_t held_bcast = 0;
 	uint64_t off;
 	int rc;
 
@@ -94,7 +119,8 @@ static void run(struct shmrpc__ring *q, struct shmrpc__ring *p, bool prod_ok, st
 			 * record, or finds that the producer rewrote it. */
 			if (held) {
 				FUZZ_CHECK(rc == -EPROTO ||
-					   (rc == 1 && data == held_data && len == held_len));
+					   (rc == 1 && data == held_data && len == held_len &&
+					    q->peek_bcast == held_bcast));
 				break; /* held until released, either way */
 			}
 			held = rc == 1;
@@ -102,6 +128,7 @@ static void run(struct shmrpc__ring *q, struct shmrpc__ring *p, bool prod_ok, st
 				check_peek(q, data, len);
 			held_data = data;
 			held_len = len;
+			held_bcast = q->peek_bcast;
 			break;
 		case OP_RELEASE:
 			if (held) {
@@ -125,7 +152,7 @@ static void run(struct shmrpc__ring *q, struct shmrpc__ring *p, bool prod_ok, st
 			fz_bytes(f, q->data + off, sizeof(struct shmrpc__rec));
 			break;
 		case OP_PRODUCE:
-			produce(p, prod_ok, f);
+			produce(p, prod_ok, q->bcast_ok, f);
 			break;
 		case OP_HEAD:
 			atomic_store(&h->head, fz_u64(f));
@@ -147,7 +174,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz f = { data, size };
-	unsigned k = fz_u8(&f) % SIZE_LOGS;
+	uint8_t first = fz_u8(&f);
+	unsigned k = first % SIZE_LOGS;
 	uint32_t rsize = 1u << (SIZE_LOG_MIN + k);
 	struct shmrpc__ring q, p;
 	struct shmrpc__ring_hdr *h;
@@ -168,6 +196,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	shmrpc__ring_attach(&q, bufs[k], SHMRPC__PAGE + rsize, false);
 	shmrpc__ring_attach(&p, bufs[k], SHMRPC__PAGE + rsize, true);
 	FUZZ_CHECK(q.pos == head && q.size == rsize && q.data == bufs[k] + SHMRPC__PAGE);
+	q.bcast_ok = first & 0x80;
 	/* The honest producer needs sane indices to start from (it trusts
 	 * its own, as the library's producer trusts the ring it created). */
 	prod_ok = tail - head <= rsize && !((head | tail) & (SHMRPC__REC_ALIGN - 1));

@@ -104,6 +104,17 @@ static void ring_consumer(void)
 	U8(&s, C_TAIL_ADD), U16(&s, 20000), U8(&s, C_PEEK), U8(&s, C_TAIL), U64(&s, 13);
 	U8(&s, C_PEEK), U8(&s, C_HEAD), U64(&s, 3), U8(&s, C_READY);
 	save("ring_consumer", "bad-tail", &s);
+
+	/* A consumer that takes marks (first byte's top bit; 32 KiB): a
+	 * marked record, peeked twice, a plain one, then a BCAST header too
+	 * short for its mark, published. */
+	s = (struct buf){ 0 };
+	U8(&s, 0x80), U64(&s, 0), U64(&s, 0);
+	U8(&s, C_PRODUCE), U16(&s, 21), U8(&s, 1), U8(&s, C_PEEK), U8(&s, C_PEEK);
+	U8(&s, C_RELEASE), U8(&s, C_PRODUCE), U16(&s, 5), U8(&s, 1), U8(&s, C_PEEK);
+	U8(&s, C_RELEASE), U8(&s, C_REC), U16(&s, 6), U32(&s, 8), U32(&s, SHMRPC__REC_BCAST);
+	U8(&s, C_TAIL_ADD), U16(&s, 16), U8(&s, C_PEEK);
+	save("ring_consumer", "bcast-marks", &s);
 }
 
 enum { P_RESERVE, P_COMMIT, P_FITS, P_HEAD, P_HEAD_SUB, P_TAIL, P_CONSUME, P_WRITE };
