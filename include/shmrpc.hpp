@@ -852,6 +852,7 @@ struct options {
 	std::int32_t spin_us = 0; /* 0: $SHMRPC_SPIN_US else 20; SHMRPC_SPIN_NEVER */
 	std::uint32_t events = 0; /* SHMRPC_EV_* bits received as messages; 0: none */
 	std::uint32_t max_calls = 0; /* calls in flight, requests in progress; 0: 1024 */
+	std::uint32_t flags = 0; /* SHMRPC_OPEN_* bits (SHMRPC_OPEN_BCAST_MARKS) */
 };
 
 namespace detail
@@ -978,6 +979,7 @@ class node {
 		opts.spin_us = o.spin_us;
 		opts.events = o.events;
 		opts.max_calls = o.max_calls;
+		opts.flags = o.flags;
 		shmrpc_node *h = nullptr;
 		int rc = shmrpc_open(cn.c_str(), &opts, &h);
 		if (rc < 0)
@@ -1085,6 +1087,21 @@ class node {
 		int rc = shmrpc_recv_batch(h_, msgs.data(), static_cast<unsigned>(msgs.size()),
 					   t.ms());
 		return detail::check(rc, "recv_batch");
+	}
+	/* recv_batch, also filling marks[i] for each message (marks.size()
+	 * at least msgs.size(), else std::errc::invalid_argument): a marked
+	 * broadcast copy (marks[i].bcast != 0, on a node opened with
+	 * SHMRPC_OPEN_BCAST_MARKS) ends the batch. */
+	result<int> recv_batch_marks(span<shmrpc_msg> msgs, span<shmrpc_mark> marks,
+				     timeout t = forever) noexcept
+	{
+		if (msgs.size() > UINT_MAX)
+			return error(EINVAL, "recv_batch_marks: more than UINT_MAX messages");
+		if (marks.size() < msgs.size())
+			return error(EINVAL, "recv_batch_marks: fewer marks than messages");
+		int rc = shmrpc_recv_batch_marks(h_, msgs.data(), marks.data(),
+						 static_cast<unsigned>(msgs.size()), t.ms());
+		return detail::check(rc, "recv_batch_marks");
 	}
 	/* Zero-copy: the next message, in place. */
 	result<rx_guard> peek(timeout t = forever) noexcept

@@ -276,6 +276,38 @@ static void test_broadcast_flush_queries()
 	CHECK(!unknown && unknown.error() == std::errc::invalid_argument);
 }
 
+static void test_broadcast_marks()
+{
+	fresh_domain();
+	auto a = node::open("a", opts());
+	REQUIRE_OK(a);
+	shmrpc::options o = opts();
+	o.flags = SHMRPC_OPEN_BCAST_MARKS;
+	auto m = node::open("m", o);
+	REQUIRE_OK(m);
+	auto got = a->broadcast("cast", 1s);
+	CHECK(got && *got == 1);
+	REQUIRE_OK(a->send("m", "after", 1s));
+	char bufs[4][16];
+	shmrpc_msg msgs[4];
+	shmrpc_mark marks[4] = {};
+	for (int i = 0; i < 4; i++)
+		msgs[i] = shmrpc_msg{ bufs[i], sizeof(bufs[i]), 0, "" };
+	auto n = m->recv_batch_marks(msgs, marks, 1s);
+	CHECK(n && *n == 1); /* the marked copy ends the batch */
+	CHECK(std::string_view(bufs[0], msgs[0].len) == "cast");
+	CHECK(marks[0].bcast != 0 && marks[0].copies == 1);
+	n = m->recv_batch_marks(msgs, marks, 1s);
+	CHECK(n && *n == 1 && marks[0].bcast == 0);
+	CHECK(std::string_view(bufs[0], msgs[0].len) == "after");
+	auto few = m->recv_batch_marks(msgs, shmrpc::span<shmrpc_mark>(marks, 2),
+				       shmrpc::no_wait);
+	CHECK(!few && few.error() == std::errc::invalid_argument);
+	o.flags = 0x2;
+	auto bad = node::open("bad", o);
+	CHECK(!bad && bad.error() == std::errc::invalid_argument);
+}
+
 static void test_zero_copy()
 {
 	fresh_domain();
@@ -783,6 +815,7 @@ int main()
 		{ "open_errors", test_open_errors },
 		{ "send_recv", test_send_recv },
 		{ "broadcast_flush_queries", test_broadcast_flush_queries },
+		{ "broadcast_marks", test_broadcast_marks },
 		{ "zero_copy", test_zero_copy },
 		{ "dispatch_start", test_dispatch_start },
 		{ "two_processes", test_two_processes },

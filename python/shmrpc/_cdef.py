@@ -10,7 +10,7 @@ import re
 
 CDEF = r"""
 #define SHMRPC_VERSION_MAJOR 0
-#define SHMRPC_VERSION_MINOR 2
+#define SHMRPC_VERSION_MINOR 3
 #define SHMRPC_NAME_MAX 63
 
 const char *shmrpc_last_error(void);
@@ -35,7 +35,11 @@ struct shmrpc_opts {
 	uint32_t _reserved;
 	const char *proxy_host;
 	uint32_t max_calls;
+	uint32_t flags;
+	uint64_t _reserved2;
 };
+
+#define SHMRPC_OPEN_BCAST_MARKS 0x1
 
 #define SHMRPC_SPIN_NEVER -1  /* the header: (-1); cffi takes no parentheses */
 
@@ -149,6 +153,14 @@ struct shmrpc_msg {
 };
 int shmrpc_recv_batch(struct shmrpc_node *node, struct shmrpc_msg *msgs, unsigned n,
 				 int timeout_ms);
+
+struct shmrpc_mark {
+	uint64_t bcast;
+	uint32_t copies;
+	uint32_t _reserved;
+};
+int shmrpc_recv_batch_marks(struct shmrpc_node *node, struct shmrpc_msg *msgs,
+				       struct shmrpc_mark *marks, unsigned n, int timeout_ms);
 
 struct shmrpc_peer;
 int shmrpc_peer_get(struct shmrpc_node *node, const char *name, int timeout_ms,

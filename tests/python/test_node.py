@@ -391,7 +391,7 @@ def test_module_functions():
     assert shmrpc.backend_available(shmrpc.backend_default())
     with pytest.raises(ValueError):
         shmrpc.backend_available("URING")
-    assert shmrpc.NAME_MAX == 63 and shmrpc.VERSION == (0, 2)
+    assert shmrpc.NAME_MAX == 63 and shmrpc.VERSION == (0, 3)
     assert shmrpc.LIBRARY == os.environ["SHMRPC_LIBRARY"]
     assert isinstance(shmrpc.last_error(), str)
 
