@@ -2,7 +2,8 @@
 /*
  * A program built against the *installed* library only (shmrpc.h and
  * pkg-config), as a user would: scripts/install-check.sh compiles and runs
- * it. Two processes exchange, zero-copy included; exits 0 on success.
+ * it. Two processes exchange, zero-copy and a marked broadcast included;
+ * exits 0 on success.
  */
 #include <shmrpc.h>
 
@@ -20,14 +21,18 @@
 		exit(1);                      \
 	} while (0)
 
-static void child(const struct shmrpc_opts *o)
+static void child(const struct shmrpc_opts *opts)
 {
+	struct shmrpc_opts o = *opts;
 	struct shmrpc_node *n;
 	struct shmrpc_rxbuf rx;
 	char buf[64], from[SHMRPC_NAME_MAX + 1];
+	struct shmrpc_msg msg = { .buf = buf, .cap = sizeof(buf) };
+	struct shmrpc_mark mark;
 	int rc;
 
-	if ((rc = shmrpc_open("pong", o, &n)))
+	o.flags = SHMRPC_OPEN_BCAST_MARKS;
+	if ((rc = shmrpc_open("pong", &o, &n)))
 		FAIL("child open: %d\n", rc);
 	rc = shmrpc_recv(n, buf, sizeof(buf), from, 5000);
 	if (rc != 4 || memcmp(buf, "ping", 4) || strcmp(from, "ping"))
@@ -37,6 +42,9 @@ static void child(const struct shmrpc_opts *o)
 	rc = shmrpc_peek(n, &rx, 5000);
 	if (rc != 5 || memcmp(rx.data, "zcopy", 5) || shmrpc_release(n, &rx))
 		FAIL("child peek: %d\n", rc);
+	rc = shmrpc_recv_batch_marks(n, &msg, &mark, 1, 5000);
+	if (rc != 1 || msg.len != 5 || memcmp(buf, "bcast", 5) || !mark.bcast || mark.copies != 1)
+		FAIL("child recv_batch_marks: %d\n", rc);
 	shmrpc_close(n);
 	exit(0);
 }
@@ -71,6 +79,8 @@ int main(void)
 	memcpy(tx.data, "zcopy", 5);
 	if ((rc = shmrpc_commit(n, &tx, 5)))
 		FAIL("commit: %d\n", rc);
+	if ((rc = shmrpc_broadcast(n, "bcast", 5, 5000)) != 1)
+		FAIL("broadcast: %d\n", rc);
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
 		FAIL("child failed\n");
 	printf("consumer: ok (backend %s, libshmrpc %d.%d)\n", shmrpc_backend(n),
