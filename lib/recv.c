@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * Receiving calls: shmrpc_recv (a copy), shmrpc_recv_batch (copies, one
- * give-back per ring; shmrpc_recv_batch_marks, with broadcast marks), shmrpc_peek and shmrpc_release (in place),
- * shmrpc_dispatch (a handler per record), shmrpc_fd (an eventfd for the
- * caller's event loop). They check their arguments, take the
+ * give-back per ring; shmrpc_recv_batch_marks, with broadcast marks),
+ * shmrpc_peek and shmrpc_release (in place), shmrpc_dispatch (a handler per
+ * record), shmrpc_fd (an eventfd for the caller's event loop). They check their arguments, take the
  * receiving side (rx.c, shmrpc__rx_enter: one thread at a time, -EBUSY
  * otherwise, -ECHILD in a forked child) and hand over what rx.c finds.
  */

@@ -111,8 +111,9 @@ int shmrpc__ring_peek(struct shmrpc__ring *q, const void **data, uint32_t *len);
  * head (the peeked record's end, q->peek_end, to look past it), up to the
  * tail published now: 1 (*data, *len, *flags; *pos moves past it), 0 (none
  * published there yet), -EPROTO. A BCAST record is checked as ring_peek
- * checks it, and returned whole (mark included). Consumes nothing, changes nothing: a look
- * ahead (lib/rpc_serve.c, for the cancels queued behind a request). */
+ * checks it, and returned whole (mark included). Consumes nothing, changes
+ * nothing: a look ahead (lib/rpc_serve.c, for the cancels queued behind a
+ * request). */
 int shmrpc__ring_look(struct shmrpc__ring *q, uint64_t *pos, const void **data, uint32_t *len,
 		      uint32_t *flags);
 /* Consumer: done with the peeked record; its bytes go back to the producer. */
