@@ -427,29 +427,62 @@ static bool row_copy(const struct br_status_row *r, struct tb_row *o)
 	return !(s1 & 1) && s1 == atomic_load_explicit(&r->seq, memory_order_relaxed);
 }
 
-int tb_status_row(const struct tb_host *h, const char *domain, const char *node, struct tb_row *out)
+/* Host h's status segment of @domain, mapped (NULL: none); its size. */
+static struct br_status_hdr *status_map(const struct tb_host *h, const char *domain, size_t *size)
 {
 	char path[192];
 	struct stat st;
-	struct br_status_hdr *hdr;
-	int fd, rc = -1;
-	uint32_t i, used;
+	void *p;
+	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/root/dev/shm/" BR_STATUS_PREFIX "%s", (int)h->pid,
 		 domain);
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) || st.st_size < (off_t)sizeof(*hdr)) {
+	if (fd < 0 || fstat(fd, &st) || st.st_size < (off_t)sizeof(struct br_status_hdr)) {
 		if (fd >= 0)
 			close(fd);
-		return -1;
+		return NULL;
 	}
-	hdr = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
 	close(fd);
-	if (hdr == MAP_FAILED)
+	*size = (size_t)st.st_size;
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int tb_status_bcast(const struct tb_host *h, const char *domain, struct tb_bcast *out)
+{
+	struct br_status_hdr *hdr;
+	size_t size;
+	uint32_t s1;
+
+	if (!(hdr = status_map(h, domain, &size)))
+		return -1;
+	do {
+		s1 = atomic_load_explicit(&hdr->seq, memory_order_acquire);
+		out->bcasts = atomic_load_explicit(&hdr->bcasts, memory_order_relaxed);
+		out->sent = atomic_load_explicit(&hdr->bcast_sent, memory_order_relaxed);
+		out->split = atomic_load_explicit(&hdr->bcast_split, memory_order_relaxed);
+		out->gone_lost = atomic_load_explicit(&hdr->gone_lost, memory_order_relaxed);
+		out->gone_dropped = atomic_load_explicit(&hdr->gone_dropped, memory_order_relaxed);
+		out->bad_msgs = atomic_load_explicit(&hdr->bad_msgs, memory_order_relaxed);
+		atomic_thread_fence(memory_order_acquire);
+	} while ((s1 & 1) || s1 != atomic_load_explicit(&hdr->seq, memory_order_relaxed));
+	munmap(hdr, size);
+	return 0;
+}
+
+int tb_status_row(const struct tb_host *h, const char *domain, const char *node, struct tb_row *out)
+{
+	struct br_status_hdr *hdr;
+	size_t size;
+	int rc = -1;
+	uint32_t i, used;
+
+	if (!(hdr = status_map(h, domain, &size)))
 		return -1;
 	used = atomic_load_explicit(&hdr->used, memory_order_relaxed);
 	for (i = 0; hdr->magic == BR_STATUS_MAGIC && i < used && i < hdr->rows &&
-		    sizeof(*hdr) + (i + 1) * sizeof(struct br_status_row) <= (size_t)st.st_size;
+		    sizeof(*hdr) + (i + 1) * sizeof(struct br_status_row) <= size;
 	     i++) {
 		const struct br_status_row *r =
 			(const void *)((const char *)(hdr + 1) + i * sizeof(struct br_status_row));
@@ -461,7 +494,7 @@ int tb_status_row(const struct tb_host *h, const char *domain, const char *node,
 			break;
 		}
 	}
-	munmap(hdr, (size_t)st.st_size);
+	munmap(hdr, size);
 	return rc;
 }
 

@@ -68,6 +68,14 @@ struct tb_row {
 };
 int tb_status_row(const struct tb_host *h, const char *domain, const char *node,
 		  struct tb_row *out);
+/* The broadcast counters of host h's status segment of @domain (0, -1):
+ * broadcasts published once, the copies they stood for, copies that went
+ * alone on their node's stream. */
+struct tb_bcast {
+	uint64_t bcasts, sent, split;
+	uint64_t gone_lost, gone_dropped, bad_msgs; /* and these totals */
+};
+int tb_status_bcast(const struct tb_host *h, const char *domain, struct tb_bcast *out);
 
 /* shmrpc-top -b -n 1 --domain @domain run in host h: its output in
  * @out (NUL-terminated), 0 or -1. */

@@ -57,7 +57,7 @@ static void check_hdr(const uint8_t *data, int len, const struct br_hdr *h)
 	const char *why = NULL;
 	uint32_t n;
 
-	FUZZ_CHECK(h->type >= BR_DATA && h->type <= BR_BATCH);
+	FUZZ_CHECK(h->type >= BR_DATA && h->type <= BR_BCAST);
 	FUZZ_CHECK(strlen(h->host) == h->host_len && br_name_ok(h->host));
 	FUZZ_CHECK(strlen(h->name) == h->name_len && (!h->name_len || br_name_ok(h->name)));
 	FUZZ_CHECK(h->body == data + BR_WIRE_FIXED + h->host_len + h->name_len);
@@ -149,6 +149,40 @@ static void walk_snap(const struct br_hdr *h)
 	FUZZ_CHECK(p == at && (rc == 0 ? p == end : rc == -EPROTO));
 }
 
+/* A BCAST body, as dlv.c's br_dlv_bcast() reads it; each target encoded
+ * again gives its bytes. */
+static void walk_bcast(const struct br_hdr *h)
+{
+	unsigned char again[BR_BC_GROUP_MAX + BR_BC_TARGET_MAX];
+	const unsigned char *data, *at;
+	struct br_bc_iter it;
+	struct br_bt t;
+	uint32_t len, count = 0, n;
+	int rc;
+
+	if (br_bc_get_payload(h, &data, &len, &it))
+		return;
+	FUZZ_CHECK(data == h->body + 4 && (uint64_t)len + 4 <= h->body_len);
+	sum(data, len);
+	for (;;) {
+		at = it.p;
+		n = it.left;
+		rc = br_bc_next(&it, &t);
+		if (rc != 1) {
+			FUZZ_CHECK(rc == 0 ? it.p == it.end : rc == -EPROTO);
+			break;
+		}
+		FUZZ_CHECK(br_name_ok(t.host) && br_name_ok(t.name));
+		FUZZ_CHECK(it.p > at && it.p <= it.end);
+		if (n) { /* no group head on the way: the target alone */
+			FUZZ_CHECK(br_bc_put_target(again, t.name, t.inc, t.stream, t.seq) ==
+				   (uint32_t)(it.p - at));
+			FUZZ_CHECK(!memcmp(again, at, (size_t)(it.p - at)));
+		}
+		FUZZ_CHECK(++count <= h->body_len / 26);
+	}
+}
+
 /* The last token of the input's first string, as a subject's. */
 static void check_token(const uint8_t *data, size_t size)
 {
@@ -184,5 +218,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		walk_batch(&h);
 	else if (h.type == BR_SNAP)
 		walk_snap(&h);
+	else if (h.type == BR_BCAST)
+		walk_bcast(&h);
 	return 0;
 }

@@ -422,13 +422,25 @@ static void top(void)
 /* shmrpc-bridge's messages, written out by hand from the format at the top
  * of tools/bridge/wire.c (and the entries' in tools/bridge/bridge.h), not
  * with wire.c's encoders: this file builds without libnats' headers. */
-enum { W_SYNC = 2, W_GRANT, W_JOIN, W_LEAVE, W_DEATH, W_HB, W_BYE, W_SNAPREQ, W_SNAP, W_BATCH };
+enum {
+	W_SYNC = 2,
+	W_GRANT,
+	W_JOIN,
+	W_LEAVE,
+	W_DEATH,
+	W_HB,
+	W_BYE,
+	W_SNAPREQ,
+	W_SNAP,
+	W_BATCH,
+	W_BCAST
+};
 enum { E_MSG, E_REQ, E_REPLY, E_CANCEL };
 
 static void w_hdr(struct buf *b, uint8_t type, const char *host, const char *name, uint64_t seq,
 		  uint64_t aux)
 {
-	U8(b, 'S'), U8(b, 2), U8(b, type), U8(b, strlen(host)), U8(b, strlen(name));
+	U8(b, 'S'), U8(b, 3), U8(b, type), U8(b, strlen(host)), U8(b, strlen(name));
 	U8(b, 0), U8(b, 0), U8(b, 0);
 	U64(b, 0x1122334455667788ull), U64(b, 5), U64(b, 9), U64(b, seq), U64(b, aux);
 	bytes(b, host, strlen(host));
@@ -472,6 +484,16 @@ static void bridge_wire(void)
 	w_claim(&s, 2, 1700000000000000000ull, 65536, "svc.kv");
 	w_claim(&s, 8, 1700000000500000000ull, 4096, "worker_7");
 	save("bridge_wire", "snap", &s);
+
+	s = (struct buf){ 0 }; /* a broadcast once: payload, two hosts' targets */
+	w_hdr(&s, W_BCAST, "host-a", "tx", 77, 3);
+	U32(&s, 5), bytes(&s, "hello", 5);
+	str8(&s, "host-b"), U32(&s, 2);
+	str8(&s, "rx_1"), U64(&s, 4), U64(&s, 9), U64(&s, 31);
+	str8(&s, "rx.2"), U64(&s, 6), U64(&s, 9), U64(&s, 1);
+	str8(&s, "host-c"), U32(&s, 1);
+	str8(&s, "svc"), U64(&s, 2), U64(&s, 3), U64(&s, 12);
+	save("bridge_wire", "bcast", &s);
 
 	s = (struct buf){ 0 };
 	w_hdr(&s, W_JOIN, "host-a", "svc.kv", 12, 1700000000000000000ull);

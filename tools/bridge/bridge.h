@@ -13,18 +13,23 @@
  *   conn.c     the NATS connection: options, reconnects, the event-loop
  *              adapter that lets main.c drive the socket
  *   remote.c   other hosts: membership, heartbeats, snapshots
+ *   bcast.c    broadcasts published once: the barrier across a sender's
+ *              proxies, the one BCAST that stands for their copies
  *   fwd.c      local sender -> proxy -> NATS, with credits
  *   local.c    this host's real nodes: membership events, registry polling,
  *              announcements
  *   names.c    who owns each name (collisions), proxies opened and closed
  *   dlv.c      NATS -> proxy of the sender -> local receiver, with queues
- *              for full rings, and the credits it grants
+ *              for full rings, and the credits it grants; BCASTs fanned
+ *              out to their local targets, in order on each one's stream
  *   xcall.c    calls across hosts: requests, replies, cancels, its threads
  *   status.c   the status segment that shmrpc-top reads
  *
- * Calls go one way: main -> remote -> fwd -> local -> names -> dlv ->
- * xcall -> status, wire, conn -> map, log. conn.c calls back into the others only
- * through the handlers registered with it (function pointers).
+ * Calls go one way: main -> remote -> bcast -> fwd -> local -> names -> dlv
+ * -> xcall -> status, wire, conn -> map, log. conn.c calls back into the
+ * others only through the handlers registered with it, fwd.c and names.c
+ * into bcast.c only through the domain's bc_mark and bc_forget (function
+ * pointers).
  *
  * Threads. main.c's thread does everything: it reads the NATS socket
  * (libnats' event-loop adapter) and handles the messages the read brought
@@ -72,6 +77,7 @@ struct br_opts {
 	uint32_t status_rows;			 /* rows of the status segment */
 	uint32_t call_threads;			 /* threads that wait for replies */
 	int spin_us;				 /* polling after traffic, before sleeping */
+	int bcast_wait_us;			 /* a broadcast's barrier waits this long */
 	int log_level;
 };
 
@@ -177,6 +183,12 @@ struct br_rstream {
 	uint32_t queued;
 	bool pending; /* on the domain's pending list */
 	struct br_rstream *pend_next;
+	/* BCAST copies that came before the entries ahead of them on the
+	 * stream (another subject, read in the same round): by seq */
+	struct br_qmsg *ahead;
+	uint32_t nahead;
+	bool ahead_listed; /* on the domain's aheads list */
+	struct br_rstream *ahead_next;
 	struct br_local *dst;
 };
 
@@ -185,11 +197,12 @@ struct br_local { /* a real node of this host */
 	uint64_t inc;	 /* incarnation we announced */
 	int64_t join_ns; /* CLOCK_REALTIME when first seen */
 	uint32_t max_msg;
-	bool refused; /* an earlier node of another host has the name */
-	bool leaving; /* gone from the registry, LEAVE not announced yet */
-	bool seen;    /* in the last registry poll */
-	bool died;    /* its process died (a DEATH event): announced as DEATH */
-	uint64_t id;  /* the library's id of it (its JOIN event), 0: unknown */
+	bool refused;	  /* an earlier node of another host has the name */
+	bool leaving;	  /* gone from the registry, LEAVE not announced yet */
+	bool seen;	  /* in the last registry poll */
+	bool died;	  /* its process died (a DEATH event): announced as DEATH */
+	uint64_t bc_done; /* its last broadcast published (bcast.c), 0: none */
+	uint64_t id;	  /* the library's id of it (its JOIN event), 0: unknown */
 	int64_t leave_ns;
 	natsSubscription *sub;
 	struct br_map streams; /* host -> struct br_rstream */
@@ -253,7 +266,8 @@ struct br_proxy { /* a node of another host, held here under its name */
 	 * served in it goes after the messages msgs[0..k) it filled */
 	struct shmrpc_msg *rxm;
 	unsigned rxn;
-	bool zombie; /* closed but for its node: a reply is still being sent */
+	struct br_bc *held; /* stopped at a copy of this broadcast (bcast.c) */
+	bool zombie;	    /* closed but for its node: a reply is still being sent */
 	struct br_proxy *zombie_next;
 	struct br_ctr ctr;
 	int row;
@@ -262,7 +276,14 @@ struct br_proxy { /* a node of another host, held here under its name */
 struct br_status; /* status.c */
 struct br_hdr;	  /* wire.c */
 
-enum br_sub_kind { BR_SUB_DATA, BR_SUB_MEMBERS, BR_SUB_SNAPREQ, BR_SUB_HOST, BR_SUB_KINDS };
+enum br_sub_kind {
+	BR_SUB_DATA,
+	BR_SUB_MEMBERS,
+	BR_SUB_SNAPREQ,
+	BR_SUB_HOST,
+	BR_SUB_BCAST,
+	BR_SUB_KINDS
+};
 struct br_subctx { /* a subscription's closure: lives as long as its domain */
 	struct br_dom *d;
 	int kind;
@@ -286,7 +307,7 @@ struct br_dom {
 	struct br_map retry;   /* names whose proxy failed to open (names.c) */
 	uint64_t mseq;	       /* our membership sequence */
 	uint64_t next_inc;
-	natsSubscription *sub_m, *sub_s, *sub_h;
+	natsSubscription *sub_m, *sub_s, *sub_h, *sub_b;
 	struct br_subctx subctx[BR_SUB_KINDS];
 	uint64_t bad_msgs;	      /* failed br_wire_get */
 	struct br_rstream *pending;   /* streams with queued messages */
@@ -299,6 +320,18 @@ struct br_dom {
 	struct br_proxy *outl;	  /* proxies with entries to publish (xcall.c) */
 	struct br_proxy *zombies; /* proxies waiting for their last reply */
 	struct br_status *st;
+	/* broadcasts (bcast.c): barriers waiting; what fwd.c calls when a
+	 * proxy meets a marked copy (true: held there) and names.c when a
+	 * held proxy closes */
+	struct br_bc *bcs;
+	uint32_t nheld; /* proxies held at a barrier */
+	bool (*bc_mark)(struct br_dom *d, struct br_proxy *px, const struct shmrpc_mark *mk,
+			const struct shmrpc_msg *m);
+	void (*bc_forget)(struct br_dom *d, struct br_proxy *px);
+	uint64_t bcasts;	   /* BCASTs published */
+	uint64_t bcast_sent;	   /* the copies they stood for */
+	uint64_t bcast_split;	   /* copies of broadcasts sent on their node's stream */
+	struct br_rstream *aheads; /* streams with BCAST copies ahead (dlv.c) */
 };
 
 #define BR_TAG_KIND_SHIFT 56
@@ -365,6 +398,8 @@ enum br_type {
 	BR_SNAPREQ,  /* s, or h.<host>: send me your snapshot */
 	BR_SNAP,     /* h.<host>: seq = mseq, aux = chunk | LAST; body = entries */
 	BR_BATCH,    /* n.<node>: seq = first, aux = count; body = entries */
+	BR_BCAST,    /* b: name = sender, seq = its broadcast's number; body:
+		      * the payload and the targets (wire.c) */
 };
 #define BR_SNAP_LAST (1ull << 63)
 
@@ -399,6 +434,29 @@ int br_name_ok(const char *s);
 uint32_t br_ent_put(unsigned char *p, const struct br_ent *e);
 /* The next entry of a batch: 1, or -EPROTO (garbage: the rest is lost). */
 int br_ent_get(const unsigned char **p, const unsigned char *end, struct br_ent *e);
+/* BCAST bodies: the payload, then per host a group head and its targets
+ * (the sizes below at most); read back with an iterator. */
+#define BR_BC_GROUP_MAX (5 + SHMRPC_NAME_MAX)
+#define BR_BC_TARGET_MAX (25 + SHMRPC_NAME_MAX)
+struct br_bt { /* a target: node name of host, the copy's place on its stream */
+	char host[BR_NAME];
+	char name[BR_NAME];
+	uint64_t inc, stream, seq;
+};
+struct br_bc_iter {
+	const unsigned char *p, *end;
+	uint32_t left; /* targets left in the group */
+	char host[BR_NAME];
+};
+uint32_t br_bc_put_payload(unsigned char *p, const void *data, uint32_t len);
+uint32_t br_bc_put_group(unsigned char *p, const char *host, uint32_t n);
+uint32_t br_bc_put_target(unsigned char *p, const char *name, uint64_t inc, uint64_t stream,
+			  uint64_t seq);
+/* 0 (the payload in *data, *len; the iterator set), or -EPROTO */
+int br_bc_get_payload(const struct br_hdr *h, const unsigned char **data, uint32_t *len,
+		      struct br_bc_iter *it);
+/* The next target: 1, 0 at the end, -EPROTO for garbage. */
+int br_bc_next(struct br_bc_iter *it, struct br_bt *t);
 /* Snapshot entries: put one (<= 32 + name bytes), get the next. */
 uint32_t br_snap_put(unsigned char *p, const struct br_claim *c);
 int br_snap_get(const unsigned char **p, const unsigned char *end, struct br_claim *c);
@@ -429,6 +487,7 @@ void br_subj_node(const struct br_dom *d, const char *node, char *out);
 void br_subj_host(const struct br_dom *d, const char *host, char *out);
 void br_subj_members(const struct br_dom *d, const char *host, char *out); /* NULL: all */
 void br_subj_snap(const struct br_dom *d, char *out);
+void br_subj_bcast(const struct br_dom *d, char *out);
 
 /* ------------------------------------------------------------ status.c */
 
@@ -464,6 +523,11 @@ void br_xc_sent(struct br_dom *d, struct br_proxy *px, uint32_t n, uint64_t byte
 /* ------------------------------------------------------------ dlv.c */
 
 void br_dlv_data(struct br_dom *d, const char *subj, const struct br_hdr *h);
+/* A BCAST: its copies to this host's nodes, each on its stream. */
+void br_dlv_bcast(struct br_dom *d, const char *subj, const struct br_hdr *h);
+/* After each round of received messages: copies still ahead of a gap
+ * go now (what they waited for is lost). */
+void br_dlv_round(struct br_dom *d);
 /* Queued messages, into rings that have room now: how many went. */
 uint32_t br_dlv_retry(struct br_dom *d);
 void br_dlv_idle_grants(struct br_dom *d, int64_t now);
@@ -499,6 +563,20 @@ void br_fwd_reset(struct br_dom *d, struct br_proxy *px);
 void br_fwd_tick(struct br_dom *d, int64_t now);
 /* Proxies with entries to publish (replies, cancels): published. */
 void br_fwd_out(struct br_dom *d);
+/* A message from local sender @from to px, alone, on px's stream (past
+ * the credits: a held broadcast copy that does not go in the BCAST). */
+void br_fwd_one(struct br_dom *d, struct br_proxy *px, const char *from, const void *data,
+		uint32_t len);
+/* A BCAST that stood for px's copy of @len bytes from @from was published
+ * (rc 0: the copy takes its sequence number) or not (rc: counted dropped). */
+void br_fwd_sent(struct br_dom *d, struct br_proxy *px, const char *from, uint32_t len, int rc);
+
+/* ------------------------------------------------------------ bcast.c */
+
+void br_bc_init(struct br_dom *d);
+/* Barriers past their time: published with the copies they have. */
+void br_bc_tick(struct br_dom *d, int64_t now);
+void br_bc_fini(struct br_dom *d);
 
 /* ------------------------------------------------------------ remote.c */
 

@@ -51,14 +51,14 @@ bench-bridge:
 	@echo "bench-bridge: skipped, libnats not found (scripts/deps.sh bench installs it)"
 endif
 
-# tests/test_bridge and test_bridge_call run the bridge (it links no libnats itself: without
+# tests/test_bridge, test_bridge_call and test_bridge_bcast run the bridge (it links no libnats itself: without
 # the bridge's binary it skips).
 $(B)/tests/harness_bridge.o: tests/harness_bridge.c
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itools -DSHMRPC_BRIDGE_BIN='"$(BRIDGE_BIN)"' -c -o $@ $<
 
-$(B)/tests/test_bridge $(B)/tests/test_bridge_call: $(B)/tests/%: tests/%.c $(TH_OBJS) $(B)/tests/harness_bridge.o \
+$(B)/tests/test_bridge $(B)/tests/test_bridge_call $(B)/tests/test_bridge_bcast: $(B)/tests/%: tests/%.c $(TH_OBJS) $(B)/tests/harness_bridge.o \
 		$(LIB_A) $(BRIDGE_TARGETS) $(B)/tools/shmrpc-top
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)

@@ -487,3 +487,8 @@ void br_subj_snap(const struct br_dom *d, char *out)
 {
 	snprintf(out, BR_SUBJ, "shmrpc.%s.s", d->esc);
 }
+
+void br_subj_bcast(const struct br_dom *d, char *out)
+{
+	snprintf(out, BR_SUBJ, "shmrpc.%s.b", d->esc);
+}

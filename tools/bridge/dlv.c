@@ -14,6 +14,16 @@
  * window_bytes) not yet done here: this side grants more as it delivers
  * (GRANT to h.<A>, cumulative, so a lost grant is repaired by the next),
  * which bounds the queue and pushes back on the sender when Y is slow.
+ *
+ * A broadcast of a sender of host A comes once, on b (bcast.c), with the
+ * sequence number each target's copy takes on its stream from A: each of
+ * our targets gets it as if it had come on n.<Y>. A publishes the entries
+ * before a copy first, on the same connection, and NATS keeps one
+ * connection's order, so they were read before it or in the same read;
+ * conn.c hands out a read's messages subscription by subscription, b
+ * before the nodes' subjects, so a copy may be handled before entries
+ * ahead of it: it waits for them (the stream's `ahead` list) until the end
+ * of the round (br_dlv_round), when a gap still open is a loss.
  */
 #include <endian.h>
 #include <errno.h>
@@ -190,8 +200,10 @@ static void enqueue(struct br_dom *d, struct br_rstream *rs, uint64_t stream, ui
 	pend(d, rs);
 }
 
+static void ahead_run(struct br_dom *d, struct br_rstream *rs, uint64_t below);
+
 /* The stream h belongs to, made or reset; NULL for a stale one. */
-static struct br_rstream *rstream(struct br_local *l, const struct br_hdr *h)
+static struct br_rstream *rstream(struct br_dom *d, struct br_local *l, const struct br_hdr *h)
 {
 	struct br_rstream *rs = br_map_get(&l->streams, h->host);
 
@@ -212,6 +224,7 @@ static struct br_rstream *rstream(struct br_local *l, const struct br_hdr *h)
 	}
 	/* A new stream (the sender reconnected or restarted): what is queued
 	 * of the old one stays ahead of it. */
+	ahead_run(d, rs, UINT64_MAX);
 	rs->epoch = h->epoch;
 	rs->stream = h->stream;
 	rs->expect = 1;
@@ -258,9 +271,9 @@ static bool target_ok(struct br_dom *d, const char *subj, const struct br_hdr *h
 	return false;
 }
 
-/* One entry of a stream, in sequence order. */
-static void one(struct br_dom *d, struct br_rstream *rs, uint64_t stream, uint64_t seq,
-		const struct br_ent *e)
+/* One entry of a stream, in sequence order (a gap before it is lost). */
+static void at(struct br_dom *d, struct br_rstream *rs, uint64_t stream, uint64_t seq,
+	       const struct br_ent *e)
 {
 	struct br_local *l = rs->dst;
 	int64_t now = br_now_ns();
@@ -278,6 +291,64 @@ static void one(struct br_dom *d, struct br_rstream *rs, uint64_t stream, uint64
 		return;
 	}
 	enqueue(d, rs, stream, seq, e, now);
+}
+
+/* Copies ahead go once the stream reaches them, and those before @below
+ * whatever the gap before them. */
+static void ahead_run(struct br_dom *d, struct br_rstream *rs, uint64_t below)
+{
+	struct br_qmsg *q;
+
+	while ((q = rs->ahead) && (q->seq < below || q->seq <= rs->expect)) {
+		rs->ahead = q->next;
+		rs->nahead--;
+		if (q->stream == rs->stream)
+			at(d, rs, q->stream, q->seq, &q->e);
+		free(q);
+	}
+}
+
+static void one(struct br_dom *d, struct br_rstream *rs, uint64_t stream, uint64_t seq,
+		const struct br_ent *e)
+{
+	if (rs->ahead)
+		ahead_run(d, rs, seq);
+	at(d, rs, stream, seq, e);
+	if (rs->ahead)
+		ahead_run(d, rs, 0);
+}
+
+/* A copy read before an entry ahead of it: kept, in seq order, until the
+ * stream reaches it or the round ends. */
+static void ahead_put(struct br_dom *d, struct br_rstream *rs, uint64_t stream, uint64_t seq,
+		      const struct br_ent *e)
+{
+	struct br_qmsg *q, **pp;
+
+	for (pp = &rs->ahead; *pp && (*pp)->seq < seq; pp = &(*pp)->next)
+		;
+	if (*pp && (*pp)->seq == seq)
+		return; /* a duplicate */
+	/* bounded as the queue is; past it (a sender off its credits) or
+	 * without memory, it goes now and what it passes counts lost */
+	if (rs->nahead >= 2 * d->br->o.window + 1 || !(q = malloc(sizeof(*q) + e->len))) {
+		one(d, rs, stream, seq, e);
+		return;
+	}
+	q->stream = stream;
+	q->seq = seq;
+	q->since_ns = br_now_ns();
+	q->e = *e;
+	memcpy(q->data, e->data, e->len);
+	q->e.data = q->data;
+	q->next = *pp;
+	*pp = q;
+	rs->nahead++;
+	if (!rs->ahead_listed) {
+		rs->ahead_listed = true;
+		rs->ahead_next = d->aheads;
+		d->aheads = rs;
+	}
 }
 
 /* A BATCH: its entries (wire.c), sequence numbers h->seq, h->seq + 1... */
@@ -305,12 +376,71 @@ void br_dlv_data(struct br_dom *d, const char *subj, const struct br_hdr *h)
 
 	if ((h->type != BR_BATCH && h->type != BR_SYNC) || !target_ok(d, subj, h, &l))
 		return;
-	if (!(rs = rstream(l, h)))
+	if (!(rs = rstream(d, l, h)))
 		return;
 	if (h->type == BR_SYNC)
 		sync_stream(d, rs, h);
 	else
 		batch(d, rs, h);
+}
+
+/* A BCAST's target of this host: its copy, on its stream from h->host. */
+static void bc_target(struct br_dom *d, const struct br_hdr *h, const struct br_bt *t,
+		      const struct br_ent *e)
+{
+	struct br_local *l = br_map_get(&d->locals, t->name);
+	struct br_hdr sh = *h;
+	struct br_rstream *rs;
+
+	if (!l || l->leaving || l->inc != t->inc) {
+		(l ? &l->ctr : &d->gone)->lost++; /* that incarnation is gone */
+		return;
+	}
+	sh.stream = t->stream;
+	if (!(rs = rstream(d, l, &sh)))
+		return;
+	if (t->seq > rs->expect)
+		ahead_put(d, rs, t->stream, t->seq, e);
+	else
+		one(d, rs, t->stream, t->seq, e);
+	maybe_grant(d, rs);
+}
+
+void br_dlv_bcast(struct br_dom *d, const char *subj, const struct br_hdr *h)
+{
+	struct br_ent e = { .kind = BR_ENT_MSG };
+	struct br_bc_iter it;
+	struct br_bt t;
+	int rc;
+
+	(void)subj;
+	/* ours, back from the server: none of its targets is here */
+	if (h->type != BR_BCAST || !strcmp(h->host, d->br->o.host))
+		return;
+	if (!h->name[0] || br_bc_get_payload(h, &e.data, &e.len, &it)) {
+		d->bad_msgs++;
+		return;
+	}
+	snprintf(e.from, sizeof(e.from), "%s", h->name);
+	while ((rc = br_bc_next(&it, &t)) == 1)
+		if (!strcmp(t.host, d->br->o.host))
+			bc_target(d, h, &t, &e);
+	if (rc)
+		d->bad_msgs++; /* the rest is garbage: what follows counts it lost */
+	flush_wakes(d);
+}
+
+void br_dlv_round(struct br_dom *d)
+{
+	struct br_rstream *rs;
+
+	while ((rs = d->aheads)) {
+		d->aheads = rs->ahead_next;
+		rs->ahead_listed = false;
+		ahead_run(d, rs, UINT64_MAX);
+		maybe_grant(d, rs);
+	}
+	flush_wakes(d);
 }
 
 /* Deliver what rs holds, in order, until a ring is full: how many went. */
@@ -388,7 +518,23 @@ void br_rstream_free(struct br_rstream *rs)
 		rs->head = q->next;
 		free(q);
 	}
+	while ((q = rs->ahead)) {
+		rs->ahead = q->next;
+		free(q);
+	}
 	free(rs);
+}
+
+static void unahead(struct br_dom *d, struct br_rstream *rs)
+{
+	struct br_rstream **pp;
+
+	for (pp = &d->aheads; *pp; pp = &(*pp)->ahead_next)
+		if (*pp == rs) {
+			*pp = rs->ahead_next;
+			break;
+		}
+	rs->ahead_listed = false;
 }
 
 void br_dlv_drop_local(struct br_dom *d, struct br_local *l)
@@ -399,6 +545,9 @@ void br_dlv_drop_local(struct br_dom *d, struct br_local *l)
 	while ((rs = br_map_next(&l->streams, &i))) {
 		if (rs->pending)
 			unpend(d, rs);
+		if (rs->ahead_listed)
+			unahead(d, rs);
+		l->ctr.lost += rs->nahead;
 		/* Lost with the node, as in its ring. No grant: credits for a
 		 * node that is gone would let its senders' proxies take more
 		 * messages from their rings, and report those as sent. */

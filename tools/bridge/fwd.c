@@ -232,15 +232,41 @@ static void one(struct br_dom *d, struct br_proxy *px, struct batch *b, const st
 }
 
 /*
+ * A marked broadcast copy (the last message of its receive): the batch
+ * before it goes out, then bcast.c may hold px there until the copy goes
+ * in one BCAST with the broadcast's other copies; if it does not, the copy
+ * is an ordinary message.
+ */
+static void marked(struct br_dom *d, struct br_proxy *px, struct batch *b,
+		   const struct shmrpc_msg *m, const struct shmrpc_mark *mk, uint32_t i)
+{
+	struct br_local *l = br_local_sender(d, m->from);
+
+	(void)out_move(d, px, b, true, i);
+	if ((l && l->refused) || !d->bc_mark) {
+		one(d, px, b, m, i);
+		return;
+	}
+	flush(d, px, b);
+	if (!d->bc_mark(d, px, mk, m)) { /* late, alone, or no memory */
+		add(d, px, b, m->from, m->buf, (uint32_t)m->len, l);
+		d->bcast_split++;
+	}
+}
+
+/*
  * What the rings hold for px, up to BATCH messages and the credits, in
  * ring order, into one NATS message (a message is never held back waiting
  * for more: the batch goes out as soon as the rings are empty). One
- * shmrpc_recv_batch: each sender's ring gets its space back once, with at
- * most one wake, not once per message.
+ * shmrpc_recv_batch_marks: each sender's ring gets its space back once,
+ * with at most one wake, not once per message. A proxy held at a broadcast
+ * copy (bcast.c) publishes only what xcall.c put before its ring's next
+ * message.
  */
 void br_fwd_drain(struct br_dom *d, struct br_proxy *px)
 {
 	struct shmrpc_msg m[BATCH];
+	struct shmrpc_mark mk[BATCH];
 	struct batch b;
 	unsigned want;
 	int got, i;
@@ -253,9 +279,10 @@ void br_fwd_drain(struct br_dom *d, struct br_proxy *px)
 		br_proxy_enable(d, px, false);
 		return;
 	}
-	if (!out_move(d, px, &b, false, UINT32_MAX) || !credit(d, px, &b)) {
+	if (!out_move(d, px, &b, false, UINT32_MAX) || !credit(d, px, &b) || px->held) {
 		flush(d, px, &b);
-		stall(d, px);
+		if (!px->held)
+			stall(d, px);
 		return;
 	}
 	/* no more than the credits left (credit() said at least one) */
@@ -268,7 +295,7 @@ void br_fwd_drain(struct br_dom *d, struct br_proxy *px)
 	}
 	px->rxm = m;
 	px->rxn = want;
-	got = shmrpc_recv_batch(px->node, m, want, 0);
+	got = shmrpc_recv_batch_marks(px->node, m, mk, want, 0);
 	px->rxm = NULL;
 	if (got == -EMSGSIZE) /* larger than NATS takes now (a smaller server) */
 		too_big(d, px);
@@ -276,10 +303,35 @@ void br_fwd_drain(struct br_dom *d, struct br_proxy *px)
 		blog(BR_LOG_WARN, "receive domain=%s node=%s error=%s (%s)", d->name, px->name,
 		     strerror(-got), shmrpc_last_error()); /* -EPROTO: that ring is dropped */
 	for (i = 0; i < got; i++)
-		one(d, px, &b, &m[i], (uint32_t)i);
-	if (!out_move(d, px, &b, false, UINT32_MAX)) /* served after the last */
+		if (mk[i].bcast) /* the last one */
+			marked(d, px, &b, &m[i], &mk[i], (uint32_t)i);
+		else
+			one(d, px, &b, &m[i], (uint32_t)i);
+	if (!out_move(d, px, &b, false, UINT32_MAX) && !px->held) /* served after the last */
 		stall(d, px);
 	flush(d, px, &b);
+}
+
+void br_fwd_one(struct br_dom *d, struct br_proxy *px, const char *from, const void *data,
+		uint32_t len)
+{
+	struct batch b;
+
+	b.count = b.len = 0;
+	b.bytes = 0;
+	add(d, px, &b, from, data, len, br_local_sender(d, from));
+	flush(d, px, &b);
+}
+
+void br_fwd_sent(struct br_dom *d, struct br_proxy *px, const char *from, uint32_t len, int rc)
+{
+	struct br_local *l = br_local_sender(d, from);
+
+	if (rc)
+		drop(d, px, l, from, len,
+		     rc == -EMSGSIZE ? "larger-than-nats-max-payload" : "nats-publish-failed");
+	else
+		account(d, px, l, len);
 }
 
 void br_fwd_grant(struct br_dom *d, const struct br_hdr *h)
@@ -296,7 +348,7 @@ void br_fwd_grant(struct br_dom *d, const struct br_hdr *h)
 	}
 	if (px->blocked && px->seq - px->acked < w && px->inflight_bytes < d->br->o.window_bytes) {
 		px->blocked = false;
-		if (!px->lingering && atomic_load(&d->br->up))
+		if (!px->lingering && !px->held && atomic_load(&d->br->up))
 			br_proxy_enable(d, px, true);
 		if (px->out) /* no ring message may come to make the fd ready */
 			br_fwd_drain(d, px);
@@ -337,7 +389,7 @@ void br_fwd_reset(struct br_dom *d, struct br_proxy *px)
 	px->seq = px->acked = 0;
 	px->inflight_bytes = 0;
 	px->blocked = false;
-	if (!px->lingering)
+	if (!px->lingering && !px->held)
 		br_proxy_enable(d, px, true);
 	if (px->out && !px->lingering)
 		br_fwd_drain(d, px); /* replies, cancels: no ring message may come */

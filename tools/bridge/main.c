@@ -76,6 +76,7 @@ static int dom_init(struct bridge *br, int i)
 	br_esc(d->name, d->esc);
 	br_map_init(&d->proxies, offsetof(struct br_proxy, name));
 	br_map_init(&d->retry, 0); /* keys at the start of names.c's struct retry */
+	br_bc_init(d);
 	if ((rc = br_status_open(d)) || (rc = br_local_init(d)) || (rc = br_remote_init(d)))
 		return rc;
 	blog(BR_LOG_INFO, "bridging domain=%s host=%s", d->name, br->o.host);
@@ -109,6 +110,7 @@ static uint32_t tick(struct bridge *br, bool timer)
 
 		br_xc_ingest(d);
 		sent += br_dlv_retry(d);
+		br_bc_tick(d, now);
 		br_fwd_out(d);
 		if (!timer)
 			continue;
@@ -141,8 +143,10 @@ static bool on_event(struct bridge *br, const struct epoll_event *ev)
 			br_conn_read(br);
 			pthread_mutex_lock(&br->mu);
 			br_conn_poll(br);
-			for (idx = 0; idx < (uint32_t)br->ndoms; idx++)
+			for (idx = 0; idx < (uint32_t)br->ndoms; idx++) {
+				br_dlv_round(&br->doms[idx]);
 				br_fwd_out(&br->doms[idx]); /* answers of deliveries */
+			}
 			pthread_mutex_unlock(&br->mu);
 		}
 		if (ev->events & EPOLLOUT)
@@ -161,8 +165,10 @@ static bool on_event(struct bridge *br, const struct epoll_event *ev)
 		return false;
 	case BR_TAG_PROXY:
 		pthread_mutex_lock(&br->mu);
-		if ((px = br_proxy_by_tag(br, idx)))
+		if ((px = br_proxy_by_tag(br, idx))) {
 			br_fwd_drain(px->d, px);
+			br_fwd_out(px->d); /* proxies a broadcast released */
+		}
 		pthread_mutex_unlock(&br->mu);
 		return true;
 	case BR_TAG_CTL:
@@ -181,7 +187,7 @@ static bool pending(struct bridge *br)
 	int i;
 
 	for (i = 0; i < br->ndoms; i++)
-		if (br->doms[i].pending)
+		if (br->doms[i].pending || br->doms[i].bcs)
 			return true;
 	return false;
 }
@@ -249,6 +255,7 @@ static void shutdown_bridge(struct bridge *br)
 
 	pthread_mutex_lock(&br->mu);
 	for (i = 0; i < br->ndoms; i++) {
+		br_bc_fini(&br->doms[i]);
 		br_local_bye(&br->doms[i]);
 		br_local_fini_subs(&br->doms[i]);
 		br_remote_fini(&br->doms[i]);

@@ -223,6 +223,8 @@ static void proxy_open(struct br_dom *d, const char *name, const struct owner *o
 	 * lost them silently when its reclaim came before our first read. */
 	so.events = SHMRPC_EV_DEATH;
 	so.proxy_host = o->host; /* shmrpc_is_local 0, shmrpc_node_host names it */
+	/* broadcasts reach it marked: bcast.c publishes their copies once */
+	so.flags = SHMRPC_OPEN_BCAST_MARKS;
 	rc = shmrpc_open(name, &so, &px->node);
 	if (rc == -EEXIST) {
 		/* a node of this host took the name since the last poll; the
@@ -281,6 +283,8 @@ static void proxy_free(struct br_dom *d, struct br_proxy *px)
 
 static void proxy_close(struct br_dom *d, struct br_proxy *px)
 {
+	if (px->held && d->bc_forget)
+		d->bc_forget(d, px);
 	d->gone.lost += px->ctr.lost;
 	d->gone.dropped += px->ctr.dropped;
 	br_map_del(&d->proxies, px->name);

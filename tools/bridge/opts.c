@@ -22,7 +22,7 @@ static void usage(FILE *f)
 		"                     [--creds FILE] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
 		"                     [--heartbeat-ms N] [--dead-after N] [--window N]\n"
 		"                     [--window-bytes N] [--status-rows N] [--spin-us N]\n"
-		"                     [--call-threads N]\n"
+		"                     [--call-threads N] [--bcast-wait-us N]\n"
 		"                     [--log LEVEL] [-v] [-h] [-V]\n"
 		"Joins libshmrpc domains of several hosts over NATS: every node of another\n"
 		"host appears here as a node of the same name (docs/cross-host.md).\n"
@@ -50,6 +50,10 @@ static void usage(FILE *f)
 		"      --call-threads N  threads that carry calls across hosts (each waits for\n"
 		"                        one call's replies, or sends one request's), 1 to 1024\n"
 		"                        (default 16; started at the first call)\n"
+		"      --bcast-wait-us N a broadcast waits this long at most for all its copies\n"
+		"                        before it is published (the copies that came go in\n"
+		"                        one message, the others on their own), 0 to 10000000\n"
+		"                        (default 5000)\n"
 		"      --log LEVEL       debug, info (default), warn or error\n"
 		"  -v, --verbose         --log debug\n"
 		"  -h, --help            this help\n"
@@ -139,7 +143,8 @@ enum {
 	O_ROWS,
 	O_LOG,
 	O_SPIN,
-	O_CALLT
+	O_CALLT,
+	O_BCW
 };
 
 static const struct option longs[] = {
@@ -158,6 +163,7 @@ static const struct option longs[] = {
 	{ "log", required_argument, NULL, O_LOG },
 	{ "spin-us", required_argument, NULL, O_SPIN },
 	{ "call-threads", required_argument, NULL, O_CALLT },
+	{ "bcast-wait-us", required_argument, NULL, O_BCW },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -222,6 +228,10 @@ static int one(int c, struct br_opts *o)
 		rc = num("--call-threads", optarg, 1, 1024, &v);
 		o->call_threads = (uint32_t)v;
 		return rc;
+	case O_BCW:
+		rc = num("--bcast-wait-us", optarg, 0, 10000000, &v);
+		o->bcast_wait_us = (int)v;
+		return rc;
 	case 'v':
 		o->log_level = BR_LOG_DEBUG;
 		return 0;
@@ -269,6 +279,7 @@ int br_opts_parse(int argc, char **argv, struct br_opts *o)
 	 * bridge's peers (its nodes, nats-server) need it (docs/cross-host.md). */
 	o->spin_us = get_nprocs() >= 4 ? 50 : 0;
 	o->call_threads = 16;
+	o->bcast_wait_us = 5000;
 	o->log_level = BR_LOG_INFO;
 	while ((c = getopt_long(argc, argv, "d:s:H:vhV", longs, NULL)) != -1)
 		if ((rc = one(c, o)))

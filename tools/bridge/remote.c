@@ -283,11 +283,18 @@ int br_remote_init(struct br_dom *d)
 	d->br->handlers[BR_SUB_MEMBERS] = on_members;
 	d->br->handlers[BR_SUB_SNAPREQ] = on_snapreq;
 	d->br->handlers[BR_SUB_HOST] = on_host;
+	d->br->handlers[BR_SUB_BCAST] = br_dlv_bcast;
 	br_subj_members(d, NULL, subj);
 	if ((rc = br_sub(d, subj, BR_SUB_MEMBERS, &d->sub_m)))
 		return rc;
 	br_subj_snap(d, subj);
 	if ((rc = br_sub(d, subj, BR_SUB_SNAPREQ, &d->sub_s)))
+		return rc;
+	/* before the nodes' subjects in each round of reads (conn.c): a
+	 * BCAST copy read with the entries before it on a stream waits for
+	 * them (dlv.c), not the other way round */
+	br_subj_bcast(d, subj);
+	if ((rc = br_sub(d, subj, BR_SUB_BCAST, &d->sub_b)))
 		return rc;
 	br_subj_host(d, d->br->o.host, subj);
 	return br_sub(d, subj, BR_SUB_HOST, &d->sub_h);
@@ -341,6 +348,7 @@ void br_remote_fini(struct br_dom *d)
 	br_unsub(d->br, &d->sub_m);
 	br_unsub(d->br, &d->sub_s);
 	br_unsub(d->br, &d->sub_h);
+	br_unsub(d->br, &d->sub_b);
 	while ((hs = br_map_next(&d->hosts, &i))) {
 		for (j = 0; (c = br_map_next(&hs->claims, &j));)
 			free(c);

@@ -242,5 +242,8 @@ void br_status_update(struct br_dom *d)
 	atomic_store_explicit(&h->bad_msgs, d->bad_msgs, memory_order_relaxed);
 	atomic_store_explicit(&h->gone_lost, d->gone.lost, memory_order_relaxed);
 	atomic_store_explicit(&h->gone_dropped, d->gone.dropped, memory_order_relaxed);
+	atomic_store_explicit(&h->bcasts, d->bcasts, memory_order_relaxed);
+	atomic_store_explicit(&h->bcast_sent, d->bcast_sent, memory_order_relaxed);
+	atomic_store_explicit(&h->bcast_split, d->bcast_split, memory_order_relaxed);
 	end(&h->seq);
 }

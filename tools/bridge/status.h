@@ -50,7 +50,10 @@ struct br_status_hdr {
 	_Atomic uint64_t bad_msgs;     /* malformed messages received */
 	_Atomic uint64_t gone_lost;    /* lost and dropped counts of nodes no */
 	_Atomic uint64_t gone_dropped; /* longer listed (left, or no row) */
-	uint64_t reserved[4];
+	_Atomic uint64_t bcasts;       /* broadcasts published once (BCAST) */
+	_Atomic uint64_t bcast_sent;   /* the copies they stood for */
+	_Atomic uint64_t bcast_split;  /* copies sent on their node's stream */
+	uint64_t reserved[1];
 };
 
 enum br_status_kind {

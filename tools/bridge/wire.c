@@ -7,7 +7,7 @@
  *
  *	offset  size
  *	 0      1    magic 'S'
- *	 1      1    version (2; a version-1 bridge's messages are refused and
+ *	 1      1    version (3; an older bridge's messages are refused and
  *	             counted malformed, and it refuses ours)
  *	 2      1    type (enum br_type)
  *	 3      1    host_len (1..63)
@@ -27,7 +27,9 @@
 #include "bridge.h"
 
 #define MAGIC 'S'
-#define VERSION 2 /* 2: batch entries have kinds (requests, replies) */
+/* 2: batch entries have kinds (requests, replies); 3: BCAST (a bridge of
+ * version 2 would not see broadcasts published once: refused, as before) */
+#define VERSION 3
 
 static void put64(unsigned char *p, uint64_t v)
 {
@@ -94,11 +96,11 @@ int br_wire_get(const void *data, int len, struct br_hdr *h, const char **why)
 	if (len < BR_WIRE_FIXED)
 		return bad(why, "shorter than a header");
 	if (p[0] != MAGIC || p[1] != VERSION)
-		return bad(why, "not a bridge message of version 2");
+		return bad(why, "not a bridge message of version 3");
 	h->type = p[2];
 	h->host_len = p[3];
 	h->name_len = p[4];
-	if (h->type < BR_DATA || h->type > BR_BATCH)
+	if (h->type < BR_DATA || h->type > BR_BCAST)
 		return bad(why, "unknown type");
 	if (!h->host_len || h->host_len > SHMRPC_NAME_MAX || h->name_len > SHMRPC_NAME_MAX ||
 	    BR_WIRE_FIXED + h->host_len + h->name_len > len)
@@ -253,5 +255,103 @@ int br_snap_get(const unsigned char **p, const unsigned char *end, struct br_cla
 	if (!wire_name_ok(c->name, q[20]))
 		return -EPROTO;
 	*p = q + SNAP_FIXED + q[20];
+	return 1;
+}
+
+/*
+ * A BCAST's body: u32 payload length, the payload, then one group per
+ * host: u8 host length, the host, u32 count, and count targets: u8 name
+ * length, the name, u64 inc, u64 stream, u64 seq (the entry the copy is on
+ * that node's stream from the sending host).
+ */
+uint32_t br_bc_put_payload(unsigned char *p, const void *data, uint32_t len)
+{
+	uint32_t v = htole32(len);
+
+	memcpy(p, &v, 4);
+	memcpy(p + 4, data, len);
+	return 4 + len;
+}
+
+uint32_t br_bc_put_group(unsigned char *p, const char *host, uint32_t n)
+{
+	size_t hl = strlen(host);
+	uint32_t v = htole32(n);
+
+	p[0] = (uint8_t)hl;
+	memcpy(p + 1, host, hl);
+	memcpy(p + 1 + hl, &v, 4);
+	return (uint32_t)(5 + hl);
+}
+
+uint32_t br_bc_put_target(unsigned char *p, const char *name, uint64_t inc, uint64_t stream,
+			  uint64_t seq)
+{
+	size_t nl = strlen(name);
+
+	p[0] = (uint8_t)nl;
+	memcpy(p + 1, name, nl);
+	put64(p + 1 + nl, inc);
+	put64(p + 9 + nl, stream);
+	put64(p + 17 + nl, seq);
+	return (uint32_t)(25 + nl);
+}
+
+int br_bc_get_payload(const struct br_hdr *h, const unsigned char **data, uint32_t *len,
+		      struct br_bc_iter *it)
+{
+	const unsigned char *p = h->body, *end = h->body + h->body_len;
+	uint32_t v;
+
+	if (end - p < 4)
+		return -EPROTO;
+	memcpy(&v, p, 4);
+	*len = le32toh(v);
+	if ((uint64_t)(end - p - 4) < *len)
+		return -EPROTO;
+	*data = p + 4;
+	it->p = p + 4 + *len;
+	it->end = end;
+	it->left = 0;
+	it->host[0] = '\0';
+	return 0;
+}
+
+/* A name of the wire: u8 length, then its bytes; into out. */
+static int get_name(const unsigned char **p, const unsigned char *end, char *out, size_t fixed)
+{
+	const unsigned char *q = *p;
+
+	if (end - q < 1 || !q[0] || q[0] > SHMRPC_NAME_MAX || (size_t)(end - q) < 1 + q[0] + fixed)
+		return -EPROTO;
+	memcpy(out, q + 1, q[0]);
+	out[q[0]] = '\0';
+	if (!wire_name_ok(out, q[0]))
+		return -EPROTO;
+	*p = q + 1 + q[0];
+	return 0;
+}
+
+int br_bc_next(struct br_bc_iter *it, struct br_bt *t)
+{
+	uint32_t v;
+
+	while (!it->left) {
+		if (it->p == it->end)
+			return 0;
+		if (get_name(&it->p, it->end, it->host, 4))
+			return -EPROTO;
+		memcpy(&v, it->p, 4);
+		it->left = le32toh(v);
+		it->p += 4;
+	}
+	if (get_name(&it->p, it->end, t->name, 24))
+		return -EPROTO;
+	memcpy(t->host, it->host, sizeof(t->host));
+	t->inc = get64(it->p);
+	t->stream = get64(it->p + 8);
+	t->seq = get64(it->p + 16);
+	it->p += 24;
+	it->left--;
 	return 1;
 }

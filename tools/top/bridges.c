@@ -98,6 +98,9 @@ static void copy_hdr(struct top_bridge *b, const struct br_status_hdr *h)
 	b->bad_msgs = atomic_load_explicit(&h->bad_msgs, memory_order_relaxed);
 	b->gone_lost = atomic_load_explicit(&h->gone_lost, memory_order_relaxed);
 	b->gone_dropped = atomic_load_explicit(&h->gone_dropped, memory_order_relaxed);
+	b->bcasts = atomic_load_explicit(&h->bcasts, memory_order_relaxed);
+	b->bcast_sent = atomic_load_explicit(&h->bcast_sent, memory_order_relaxed);
+	b->bcast_split = atomic_load_explicit(&h->bcast_split, memory_order_relaxed);
 }
 
 static int read_rows(struct top_bridge *b, const struct top_map *m, uint32_t used)
@@ -207,6 +210,12 @@ void top_bridges_text(FILE *f, const struct top_snap *s)
 			(unsigned long long)b->bad_msgs, (unsigned long long)b->gone_lost,
 			(unsigned long long)b->gone_dropped, b->why[0] ? "  problem: " : "",
 			b->why);
+		if (b->bcasts || b->bcast_split)
+			fprintf(f,
+				"  broadcasts published once %llu (for %llu copies), copies sent "
+				"alone %llu\n",
+				(unsigned long long)b->bcasts, (unsigned long long)b->bcast_sent,
+				(unsigned long long)b->bcast_split);
 		if (!b->nrows)
 			continue;
 		fprintf(f, "%-20s %-16s %-7s %10s %10s %8s %8s %8s %7s\n", "NODE", "LIVES ON",
@@ -237,10 +246,13 @@ void top_bridges_json(FILE *f, const struct top_snap *s)
 		top_json_str(f, b->host);
 		fprintf(f,
 			",\"pid\":%u,\"live\":%s,\"nats_up\":%s,\"hosts\":%u,\"reconnects\":%llu,"
-			"\"malformed\":%llu,\"gone_lost\":%llu,\"gone_dropped\":%llu,\"problem\":",
+			"\"malformed\":%llu,\"gone_lost\":%llu,\"gone_dropped\":%llu,"
+			"\"bcasts\":%llu,\"bcast_copies\":%llu,\"bcast_alone\":%llu,\"problem\":",
 			b->pid, b->live ? "true" : "false", b->nats_up ? "true" : "false", b->hosts,
 			(unsigned long long)b->reconnects, (unsigned long long)b->bad_msgs,
-			(unsigned long long)b->gone_lost, (unsigned long long)b->gone_dropped);
+			(unsigned long long)b->gone_lost, (unsigned long long)b->gone_dropped,
+			(unsigned long long)b->bcasts, (unsigned long long)b->bcast_sent,
+			(unsigned long long)b->bcast_split);
 		top_json_str(f, b->why);
 		fprintf(f, ",\"nodes\":[");
 		for (k = 0; k < b->nrows; k++) {

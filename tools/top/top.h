@@ -195,6 +195,7 @@ struct top_bridge {
 	bool live;	       /* its bridge holds the lock */
 	uint32_t pid, nats_up, hosts;
 	uint64_t reconnects, bad_msgs, gone_lost, gone_dropped;
+	uint64_t bcasts, bcast_sent, bcast_split; /* broadcasts published once */
 	struct top_brow *rows;
 	uint32_t nrows;
 };
