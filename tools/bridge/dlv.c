@@ -236,6 +236,9 @@ static struct br_rstream *rstream(struct br_dom *d, struct br_local *l, const st
 /* SYNC: the sender sent nothing after h->seq; what did not come is lost. */
 static void sync_stream(struct br_dom *d, struct br_rstream *rs, const struct br_hdr *h)
 {
+	/* broadcast copies of the stream read in this round came first */
+	if (rs->ahead)
+		ahead_run(d, rs, h->seq + 1);
 	if (h->seq >= rs->expect) {
 		rs->dst->ctr.lost += h->seq - rs->expect + 1;
 		blog(BR_LOG_WARN, "lost domain=%s from-host=%s to=%s count=%llu", d->name, rs->host,
