@@ -13,7 +13,11 @@
  *   throughput 64 B and 4 KiB: libnats publish/subscribe between two
  *     processes (buffered publisher, sync subscriber), against
  *     shmrpc_send/shmrpc_recv streaming through the two bridges; messages
- *     per second at the receiver, first to last.
+ *     per second at the receiver, first to last;
+ *   broadcast 256 B to K remote nodes (4; --bcast-k): shmrpc_broadcast
+ *     from host 0 to K nodes of host 1, one BCAST per broadcast
+ *     (bench_bcast.c), against one NATS publisher and K subscribers;
+ *     broadcasts per second delivered to all K; reported only.
  * Targets (issue 14): bridge round trip <= 1.5x plain NATS; bridge
  * throughput >= 0.5x plain NATS publish/subscribe. Root only: the two
  * hosts are mount namespaces with their own /dev/shm.
@@ -42,6 +46,7 @@ struct res {
  * send/recv, bridged call, ...), so that all see the same load. */
 #define BLOCKS 10
 static int rtt_block = 500, tp_n64 = 300000, tp_n4k = 60000;
+static struct bb_bcast bc = { .k = 4, .n = 50000 };
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -69,7 +74,7 @@ static int get(int fd, struct res *r)
 
 /* ------------------------------------------------------------ libnats */
 
-static natsConnection *nats_conn(const char *url, bool asap)
+natsConnection *bb_nats_conn(const char *url, bool asap)
 {
 	natsConnection *nc = NULL;
 	natsOptions *o = NULL;
@@ -84,7 +89,7 @@ static natsConnection *nats_conn(const char *url, bool asap)
 	return nc;
 }
 
-static natsSubscription *nats_sub(natsConnection *nc, const char *subj)
+natsSubscription *bb_nats_sub(natsConnection *nc, const char *subj)
 {
 	natsSubscription *s = NULL;
 
@@ -103,8 +108,8 @@ static bool is_stop(const void *data, int len)
 /* Echo until a "stop". */
 static int nats_echo(const char *url, int ready)
 {
-	natsConnection *nc = nats_conn(url, true);
-	natsSubscription *s = nc ? nats_sub(nc, "bb.echo") : NULL;
+	natsConnection *nc = bb_nats_conn(url, true);
+	natsSubscription *s = nc ? bb_nats_sub(nc, "bb.echo") : NULL;
 	natsMsg *m;
 
 	if (!s || write(ready, "x", 1) != 1)
@@ -125,8 +130,8 @@ static int nats_echo(const char *url, int ready)
 
 static int nats_sink(const char *url, int ready, int out, int n)
 {
-	natsConnection *nc = nats_conn(url, false);
-	natsSubscription *s = nc ? nats_sub(nc, "bb.tp") : NULL;
+	natsConnection *nc = bb_nats_conn(url, false);
+	natsSubscription *s = nc ? bb_nats_sub(nc, "bb.tp") : NULL;
 	struct res r = { 0 };
 	double first = 0, last = 0;
 	natsMsg *m;
@@ -146,7 +151,7 @@ static int nats_sink(const char *url, int ready, int out, int n)
 
 static int nats_source(const char *url, int n, int size)
 {
-	natsConnection *nc = nats_conn(url, false);
+	natsConnection *nc = bb_nats_conn(url, false);
 	char *buf = calloc(1, (size_t)size);
 	int i;
 
@@ -199,12 +204,12 @@ static int b_nats_source(int out)
 
 /* ------------------------------------------------------------ bridged */
 
-static struct shmrpc_node *node_in(int host, const char *name)
+struct shmrpc_node *bb_node_in(const struct bb_env *e, int host, const char *name)
 {
-	struct shmrpc_opts o = { .sz = sizeof(o), .domain = env->domain };
+	struct shmrpc_opts o = { .sz = sizeof(o), .domain = e->domain };
 	struct shmrpc_node *n = NULL;
 
-	if (bb_host_enter(env, host) || shmrpc_open(name, &o, &n)) {
+	if (bb_host_enter(e, host) || shmrpc_open(name, &o, &n)) {
 		fprintf(stderr, "bridge-bench: node %s: %s\n", name, shmrpc_last_error());
 		return NULL;
 	}
@@ -219,7 +224,7 @@ static void echo_call(struct shmrpc_node *n, const struct shmrpc_req *r, void *a
 
 static int shm_echo(int ready)
 {
-	struct shmrpc_node *n = node_in(1, "srv");
+	struct shmrpc_node *n = bb_node_in(env, 1, "srv");
 	char buf[64], from[SHMRPC_NAME_MAX + 1];
 	int len;
 
@@ -271,8 +276,8 @@ static double trip(int kind, natsConnection *nc, struct shmrpc_node *n, char *bu
 /* The client: blocks of plain, bridged and called round trips in turn. */
 static int mixed_rtt(int out)
 {
-	struct shmrpc_node *n = node_in(0, "cli");
-	natsConnection *nc = nats_conn(env->url, true);
+	struct shmrpc_node *n = bb_node_in(env, 0, "cli");
+	natsConnection *nc = bb_nats_conn(env->url, true);
 	int total = BLOCKS * rtt_block, b, i, k[3] = { 0, 0, 0 };
 	double *v[3] = { calloc((size_t)total, sizeof(double)),
 			 calloc((size_t)total, sizeof(double)),
@@ -332,7 +337,7 @@ static int rtt_run(struct res *plain, struct res *bridged, struct res *called)
 
 static int a_shm_sink(int ready, int out)
 {
-	struct shmrpc_node *n = node_in(1, "sink");
+	struct shmrpc_node *n = bb_node_in(env, 1, "sink");
 	static char buf[8192];
 	struct res r = { 0 };
 	double first = 0, last = 0;
@@ -351,7 +356,7 @@ static int a_shm_sink(int ready, int out)
 
 static int b_shm_source(int out)
 {
-	struct shmrpc_node *n = node_in(0, "src");
+	struct shmrpc_node *n = bb_node_in(env, 0, "src");
 	static char buf[8192];
 	int i;
 
@@ -409,6 +414,8 @@ static int run(struct bb_env *e)
 		    pair(a_shm_sink, b_shm_source, &b[1 + i]))
 			return -1;
 	}
+	if (bc.k > 0 && bb_bcast_run(e, &bc))
+		return -1;
 	printf("\nshmrpc-bridge-bench: loopback, one nats-server, libnats %s; same run\n",
 	       nats_GetVersion());
 	printf("%-22s %12s %12s  %6s  %7s\n", "", "plain NATS", "2 bridges", "ratio", "target");
@@ -416,6 +423,8 @@ static int run(struct bb_env *e)
 	row_rtt("call 64 B", &p[0], &call, 0);
 	row_tp("throughput 64 B", &p[1], &b[1], tp_n64);
 	row_tp("throughput 4 KiB", &p[2], &b[2], tp_n4k);
+	if (bc.k > 0)
+		bb_bcast_print(&bc);
 	return 0;
 }
 
@@ -425,24 +434,30 @@ int main(int argc, char **argv)
 					       { "quick", no_argument, NULL, 'q' },
 					       { "spin-us", required_argument, NULL, 's' },
 					       { "tp-n", required_argument, NULL, 'n' },
+					       { "bcast-k", required_argument, NULL, 'k' },
+					       { "bcast-n", required_argument, NULL, 'N' },
 					       { "help", no_argument, NULL, 'h' },
 					       { NULL, 0, NULL, 0 } };
 	struct bb_env e = { 0 };
 	char bin[PATH_MAX];
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "b:qs:n:h", longs, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "b:qs:n:k:N:h", longs, NULL)) != -1) {
 		if (c == 'n') {
 			tp_n64 = atoi(optarg) > 0 ? atoi(optarg) : tp_n64;
+		} else if (c == 'k' && atoi(optarg) >= 0 && atoi(optarg) <= 64) {
+			bc.k = atoi(optarg); /* 0: no broadcast row */
+		} else if (c == 'N' && atoi(optarg) > 1) {
+			bc.n = atoi(optarg);
 		} else if (c == 's') {
 			snprintf(e.spin_us, sizeof(e.spin_us), "%s", optarg);
 		} else if (c == 'b' && realpath(optarg, bin)) {
 			e.bridge_bin = bin;
 		} else if (c == 'q') {
-			rtt_block = 100, tp_n64 = 50000, tp_n4k = 10000;
+			rtt_block = 100, tp_n64 = 50000, tp_n4k = 10000, bc.n = 10000;
 		} else {
 			printf("usage: shmrpc-bridge-bench --bridge PATH [--quick] [--spin-us N] "
-			       "[--tp-n N]\n");
+			       "[--tp-n N] [--bcast-k K (0-64, 0: no broadcast row)] [--bcast-n N]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}

@@ -9,6 +9,7 @@ BRIDGE_SRCS := $(filter-out tools/bridge/bench%.c,$(wildcard tools/bridge/*.c))
 BRIDGE_OBJS := $(BRIDGE_SRCS:%.c=$(B)/%.o)
 BRIDGE_BIN := $(B)/tools/shmrpc-bridge
 BRIDGE_BENCH_BIN := $(B)/tools/shmrpc-bridge-bench
+BRIDGE_BENCH_OBJS := $(patsubst %.c,$(B)/%.o,$(wildcard tools/bridge/bench*.c))
 
 ifneq ($(NATS_LIBS),)
 BRIDGE_TARGETS := $(BRIDGE_BIN) $(BRIDGE_BENCH_BIN)
@@ -36,10 +37,10 @@ $(BRIDGE_BIN): $(BRIDGE_OBJS) $(LIB_A)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $(BRIDGE_OBJS) $(LIB_A) $(LIB_DEPS) $(NATS_LIBS) $(LDLIBS)
 
-$(BRIDGE_BENCH_BIN): $(B)/tools/bridge/bench.o $(B)/tools/bridge/bench_run.o $(LIB_A)
+$(BRIDGE_BENCH_BIN): $(BRIDGE_BENCH_OBJS) $(LIB_A)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(CFLAGS) -o $@ $(B)/tools/bridge/bench.o $(B)/tools/bridge/bench_run.o \
-		$(LIB_A) $(LIB_DEPS) $(NATS_LIBS) -lm $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -o $@ $(BRIDGE_BENCH_OBJS) $(LIB_A) $(LIB_DEPS) $(NATS_LIBS) -lm \
+		$(LDLIBS)
 
 # `make bench` ends with it: two bridges over a local nats-server, next to
 # plain libnats between two processes (root: hosts are mount namespaces).
