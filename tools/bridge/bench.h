@@ -63,6 +63,7 @@ struct bb_bcast {
 	 * (k proxies and the bridge's control node), failed, least counted */
 	uint64_t short_ret, failed;
 	int min_ret;
+	double tx_rate; /* its loop's broadcasts per second */
 	/* the sending bridge's status segment, this row's share */
 	bool status_ok;
 	uint64_t bcasts, copies, alone;

@@ -46,6 +46,7 @@ struct rx {
 struct tx {
 	uint64_t short_ret, failed;
 	int min_ret;
+	double us; /* the n calls */
 };
 
 struct bc_cnt {
@@ -161,6 +162,7 @@ static int shm_tx(const struct bb_env *e, int k, int n, int out, int done)
 	}
 	for (i = 0; i < 500 && shmrpc_nodes(nd, NULL, 0) != k + 2; i++)
 		usleep(10000);
+	t.us = bb_now_us();
 	for (i = 0; i < n; i++) {
 		ret = shmrpc_broadcast(nd, buf, SIZE, 10000);
 		t.failed += ret < 0;
@@ -168,6 +170,7 @@ static int shm_tx(const struct bb_env *e, int k, int n, int out, int done)
 		if (ret >= 0 && ret < t.min_ret)
 			t.min_ret = ret;
 	}
+	t.us = bb_now_us() - t.us;
 	for (i = 0; i < k; i++) { /* after the broadcasts, in each ring */
 		snprintf(name, sizeof(name), "bc%d", i);
 		shmrpc_send(nd, name, "stop", 4, 10000);
@@ -299,6 +302,7 @@ static int side_run(const struct bb_env *e, struct bb_bcast *r, struct side *s, 
 		if (get_within(s->p[TXS][0], &t, sizeof(t), RESULT_MS))
 			goto out;
 		r->short_ret = t.short_ret, r->failed = t.failed, r->min_ret = t.min_ret;
+		r->tx_rate = t.us > 0 ? r->n / (t.us / 1e6) : 0;
 		usleep(600000); /* a status update (every 250 ms) after the last */
 		r->status_ok = r->status_ok && !status_read(e, &after);
 		r->bcasts = after.bcasts - before.bcasts;
@@ -357,9 +361,9 @@ void bb_bcast_print(const struct bb_bcast *r)
 	printf("  received (fewest-most of %d per receiver): %llu-%llu, %llu-%llu\n", r->n,
 	       (unsigned long long)p->min_got, (unsigned long long)p->max_got,
 	       (unsigned long long)b->min_got, (unsigned long long)b->max_got);
-	printf("  bridged sender: %d broadcasts, %llu counted fewer than %d nodes (least %d), "
-	       "%llu failed\n",
-	       r->n, (unsigned long long)r->short_ret, r->k + 1, r->min_ret,
+	printf("  bridged sender: %d broadcasts (%.0f/s in its loop), %llu counted fewer than %d "
+	       "nodes (least %d), %llu failed\n",
+	       r->n, r->tx_rate, (unsigned long long)r->short_ret, r->k + 1, r->min_ret,
 	       (unsigned long long)r->failed);
 	if (r->status_ok)
 		printf("  host 0's bridge: %llu BCASTs published for %llu copies, %llu copies "
