@@ -7,8 +7,10 @@
  * many marked copies it made (the proxies are opened with
  * SHMRPC_OPEN_BCAST_MARKS). fwd.c takes a proxy's messages in ring order
  * and stops at a marked copy (the receive ends there): the messages before
- * it are published on the node's stream, and the proxy is held here, its
- * fd out of the epoll set, at a barrier of that broadcast. When every copy
+ * it are published on the node's stream, and the proxy is held here at a
+ * barrier of that broadcast (its fd leaves the epoll set only if the loop
+ * finds it readable while it is held: usually the barrier is done first,
+ * and two epoll_ctl per proxy and broadcast were a good part of the cost). When every copy
  * has come (or the barrier's time, --bcast-wait-us, is over), one BCAST on
  * shmrpc.<D>.b carries the payload and, per target, the sequence number
  * the copy takes on that node's stream; each remote bridge fans it out to
@@ -226,7 +228,6 @@ static bool on_mark(struct br_dom *d, struct br_proxy *px, const struct shmrpc_m
 	bc->px[bc->n++] = px;
 	px->held = bc;
 	d->nheld++;
-	br_proxy_enable(d, px, false);
 	if (bc->n >= bc->copies)
 		resolve(d, bc);
 	else if (d->nheld >= d->proxies.n) /* nothing else can come */

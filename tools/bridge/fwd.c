@@ -283,6 +283,8 @@ void br_fwd_drain(struct br_dom *d, struct br_proxy *px)
 		flush(d, px, &b);
 		if (!px->held)
 			stall(d, px);
+		else /* readable while held: no polling until bcast.c releases it */
+			br_proxy_enable(d, px, false);
 		return;
 	}
 	/* no more than the credits left (credit() said at least one) */
