@@ -129,7 +129,6 @@ static uint32_t build(struct br_dom *d, struct br_bc *bc, uint32_t k)
 static void resolve(struct br_dom *d, struct br_bc *bc)
 {
 	struct br_local *l = br_local_sender(d, bc->from);
-
 	struct br_hdr h = { .type = BR_BCAST, .epoch = d->br->epoch, .seq = bc->id };
 	uint64_t cap = d->br->max_payload - BR_WIRE_MAX;
 	uint32_t i, k = 0;
