@@ -40,10 +40,10 @@ class _Life:
         self.bg_tids = set()  # threads in start()'s handler
         self.peers = set()  # shmrpc_peer handles not put yet, under lock
 
-    def close(self):
+    def close(self, flags=0):
         """Wait for the calls running (blocking ones notice within a slice),
-        then shmrpc_close. Also run at interpreter exit, when daemon threads
-        may still be in calls."""
+        then shmrpc_close_flags(flags). Also run, with flags 0, at
+        interpreter exit, when daemon threads may still be in calls."""
         with self.lock:
             if self.h is None:
                 return
@@ -51,11 +51,14 @@ class _Life:
             while self.users:
                 self.idle.wait()
             h, self.h = self.h, None
-        lib.shmrpc_close(h)  # stops start()'s thread
+        rc = lib.shmrpc_close_flags(h, flags)  # stops start()'s thread
+        if rc < 0:  # an unknown flag: the node is still open, close it anyway
+            lib.shmrpc_close(h)
         with self.lock:  # handles may be put after their node closed
             peers, self.peers = self.peers, set()
         for p in peers:
             lib.shmrpc_peer_put(p)
+        check(rc, "close")
 
 
 class _Handler:
@@ -191,11 +194,15 @@ class Node:
             elif life.closing and not life.users:
                 life.idle.notify_all()
 
-    def close(self):
+    def close(self, *, dead=False):
         """Leave the domain (idempotent). Waits for calls running in other
         threads; raises RuntimeError from inside a call on this node (a
         handler, a peek or reserve block) and BufferError while a view of a
-        peeked message outlives its block (mmap.close() does the same)."""
+        peeked message outlives its block (mmap.close() does the same).
+        dead=True: the domain's subscribers (events=) get EV_DEATH for this
+        node instead of EV_LEAVE, as if its process had died (a node that
+        stands for another one, which died); the rest is a plain close. Only
+        the first close of a node counts: a later one does nothing."""
         life = self._life
         with life.lock:
             if life.h is None:
@@ -205,7 +212,10 @@ class Node:
                 raise RuntimeError("close() from inside a call on this node")
             if self._zc.stale_views():
                 raise BufferError("close(): a view of a peeked message is still alive")
-        self._finalizer()  # _Life.close, once: waits for the calls running
+        if not dead:
+            self._finalizer()  # _Life.close, once: waits for the calls running
+        elif self._finalizer.detach():  # the same, once, with the flag
+            life.close(lib.SHMRPC_CLOSE_DEAD)
         self._bg = None  # its handle: only now that the thread is gone
 
     @property
