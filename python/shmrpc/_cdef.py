@@ -39,7 +39,7 @@ struct shmrpc_opts {
 	uint64_t _reserved2;
 };
 
-#define SHMRPC_OPEN_BCAST_MARKS 0x1
+#define SHMRPC_OPEN_BCAST_MARKS 0x1u
 
 #define SHMRPC_SPIN_NEVER -1  /* the header: (-1); cffi takes no parentheses */
 

@@ -110,7 +110,9 @@ class Node:
     receiver spin before sleeping, $SHMRPC_SPIN_US else 20; 0 never spins),
     events (membership events received as messages from shmrpc.EVENT_FROM:
     True for all, or shmrpc.EV_JOIN | EV_LEAVE | EV_DEATH bits; decode them
-    with shmrpc.Event.parse).
+    with shmrpc.Event.parse), bcast_marks (True: broadcast copies to this
+    node carry marks, which recv_batch_marks reports; every other receiving
+    call gets them as plain messages).
 
     Timeouts are in seconds: None waits forever, 0 never blocks
     (BlockingIOError when the call would have to wait), > 0 waits at most
@@ -127,7 +129,7 @@ class Node:
     """
 
     def __init__(self, name, domain=None, ring_bytes=None, max_nodes=None, mode=None,
-                 backend=None, spin_us=None, events=None):
+                 backend=None, spin_us=None, events=None, bcast_marks=False):
         opts = ffi.new("struct shmrpc_opts *")
         opts.sz = ffi.sizeof("struct shmrpc_opts")
         keep = []  # C strings the options point to, alive until open returns
@@ -148,6 +150,7 @@ class Node:
                 raise ValueError(f"{field} {value}: out of range")
             setattr(opts, field, value)
         opts.events = _peer.events_mask(events)
+        opts.flags = lib.SHMRPC_OPEN_BCAST_MARKS if bcast_marks else 0
         out = ffi.new("struct shmrpc_node **")
         check(lib.shmrpc_open(cname(name), opts, out), f"open {name!r}")
         self._life = _Life(out[0])
@@ -351,6 +354,19 @@ class Node:
         to n: a list of (bytes, sender name), one call into the library. A
         message longer than size bytes is returned alone (the batch ends
         before it, and the next call returns it by itself)."""
+        return self._recv_batch(n, timeout, size, False)
+
+    def recv_batch_marks(self, n=32, timeout=None, size=4096):
+        """recv_batch with broadcast marks: a list of (bytes, sender name,
+        bcast, copies). For a marked broadcast copy (this node opened with
+        bcast_marks=True) bcast is the broadcast's number (not 0; one
+        sender's broadcasts have distinct, increasing ones) and copies how
+        many marked copies it made, this one included; else both are 0. A
+        marked copy ends the batch: it comes last. A message longer than
+        size bytes is returned alone, as by recv_batch, with its mark."""
+        return self._recv_batch(n, timeout, size, True)
+
+    def _recv_batch(self, n, timeout, size, marks):
         if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= 4096:
             raise ValueError(f"n {n!r}: not an int in [1, 4096]")
         if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= RECV_BUF_MAX:
@@ -360,12 +376,16 @@ class Node:
             b = self._batch
             if b is None or b.n != n or b.size != size:
                 b = self._batch = _peer.Batch(n, size)
-            rc = self._wait(lib.shmrpc_recv_batch, (h, b.msgs, n), (), timeout)
+            if marks:
+                rc = self._wait(lib.shmrpc_recv_batch_marks, (h, b.msgs, b.marks, n), (),
+                                timeout)
+            else:
+                rc = self._wait(lib.shmrpc_recv_batch, (h, b.msgs, n), (), timeout)
             if rc >= 0:
-                return b.take(rc)
+                return b.take(rc, marks)
             if rc != -errno.EMSGSIZE:
-                raise error(rc, "recv_batch")
-            return [self._recv_large(h, None)]
+                raise error(rc, "recv_batch_marks" if marks else "recv_batch")
+            return [_peer.recv_large_marked(h) if marks else self._recv_large(h, None)]
         finally:
             self._rx_leave()
 

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Peer handles (shmrpc.Peer), membership events (shmrpc.Event) and the
 batch receive (Node.recv_batch's buffers)."""
+import errno
 import weakref
 from collections import namedtuple
 
@@ -185,23 +186,45 @@ class Peer:
 
 
 class Batch:
-    """recv_batch's buffers: n messages of up to size bytes, kept between
-    calls of one node (the receiving token guards them)."""
+    """recv_batch's and recv_batch_marks' buffers: n messages of up to size
+    bytes and their marks, kept between calls of one node (the receiving
+    token guards them)."""
 
     def __init__(self, n, size):
         self.n, self.size = n, size
         self.bufs = ffi.new("char[]", n * size)
         self.msgs = ffi.new("struct shmrpc_msg[]", n)
+        self.marks = ffi.new("struct shmrpc_mark[]", n)
         for i in range(n):
             self.msgs[i].buf = self.bufs + i * size
             self.msgs[i].cap = size
 
-    def take(self, count):
+    def take(self, count, marks=False):
+        """The first count messages: (bytes, sender), or with marks
+        (bytes, sender, bcast, copies)."""
         out = []
         for i in range(count):
             m = self.msgs[i]
-            out.append((ffi.unpack(ffi.cast("char *", m.buf), m.len), pystr(getattr(m, "from"))))
+            msg = (ffi.unpack(ffi.cast("char *", m.buf), m.len), pystr(getattr(m, "from")))
+            out.append(msg + (self.marks[i].bcast, self.marks[i].copies) if marks else msg)
         return out
+
+
+def recv_large_marked(h):
+    """The next message, with its mark, when it did not fit recv_batch_marks'
+    buffers (the call left it queued, -EMSGSIZE): a peek says its length and
+    stays held, which keeps that message first for a batch of one that fits
+    it (rx.c: the next look finds the record a peek described)."""
+    rx = ffi.new("struct shmrpc_rxbuf *")
+    n = lib.shmrpc_peek(h, rx, 0)
+    if n < 0:
+        raise error(n, "recv_batch_marks")
+    b = Batch(1, n)
+    rc = lib.shmrpc_recv_batch_marks(h, b.msgs, b.marks, 1, 0)
+    if rc != 1 or b.msgs[0].len != n:  # never: the peeked message goes first
+        lib.shmrpc_release(h, rx)  # ends the peek (drops a ring found corrupt)
+        raise error(rc if rc < 0 else -errno.EPROTO, "recv_batch_marks")
+    return b.take(1, True)[0]
 
 
 __all__ = ["Event", "Peer", "EVENT_FROM", "EV_JOIN", "EV_LEAVE", "EV_DEATH", "EV_ALL", "EV_LOG"]
