@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Peer handles (shmrpc.Peer), membership events (shmrpc.Event) and the
-batch receive (Node.recv_batch's buffers)."""
+batch receives (the buffers of Node.recv_batch and recv_batch_marks)."""
 import errno
 import weakref
 from collections import namedtuple
