@@ -3,7 +3,6 @@
 broadcast marks (Node(bcast_marks=True), Node.recv_batch_marks), with the
 nodes closing, sending and receiving in other processes."""
 import ast
-import os
 import textwrap
 
 import pytest
