@@ -212,9 +212,10 @@ class Batch:
 
 def recv_large_marked(h):
     """The next message, with its mark, when it did not fit recv_batch_marks'
-    buffers (the call left it queued, -EMSGSIZE): a peek says its length and
-    stays held, which keeps that message first for a batch of one that fits
-    it (rx.c: the next look finds the record a peek described)."""
+    buffers (the call left it queued, -EMSGSIZE): a peek says its length,
+    then a batch of one that fits takes it with its mark and ends the peek
+    (shmrpc.h: a shmrpc_recv or shmrpc_dispatch before the release receives
+    the peeked message; a batch too, rx.c: the next look finds it)."""
     rx = ffi.new("struct shmrpc_rxbuf *")
     n = lib.shmrpc_peek(h, rx, 0)
     if n < 0:
