@@ -62,11 +62,8 @@ static void release(struct br_dom *d, struct br_proxy *px)
 	d->nheld--;
 	if (!px->blocked && !px->lingering && atomic_load(&d->br->up))
 		br_proxy_enable(d, px, true); /* readable if its rings hold more */
-	if (px->out && !px->out_listed) {     /* entries xcall.c put meanwhile */
-		px->out_listed = true;
-		px->out_next = d->outl;
-		d->outl = px;
-	}
+	if (px->out)			      /* entries xcall.c put meanwhile */
+		br_xc_out_list(d, px);
 }
 
 static void unlink_bc(struct br_dom *d, struct br_bc *bc)

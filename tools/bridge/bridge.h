@@ -517,6 +517,9 @@ bool br_xc_proxy_gone(struct br_dom *d, struct br_proxy *px);
 /* The zombies whose threads are done: closed (with @close_fn). */
 void br_xc_reap(struct br_dom *d, bool all, void (*close_fn)(struct br_dom *, struct br_proxy *));
 void br_xc_stop(struct bridge *br);
+/* px has out entries: on its domain's out list (fwd.c's br_fwd_out
+ * publishes them), once. */
+void br_xc_out_list(struct br_dom *d, struct br_proxy *px);
 /* fwd.c published @n backlog replies of @bytes from px's out entries. */
 void br_xc_sent(struct br_dom *d, struct br_proxy *px, uint32_t n, uint64_t bytes);
 

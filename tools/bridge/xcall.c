@@ -365,6 +365,15 @@ void br_xc_stop(struct bridge *br)
 
 /* ------------------------------------------------------------ entries out */
 
+void br_xc_out_list(struct br_dom *d, struct br_proxy *px)
+{
+	if (px->out_listed)
+		return;
+	px->out_listed = true;
+	px->out_next = d->outl;
+	d->outl = px;
+}
+
 /* Entry @e (payload e->data) on px's stream, ahead of its ring's next
  * message; px goes on the out list. 0 or -ENOMEM. */
 static int out_push(struct br_dom *d, struct br_proxy *px, const struct br_ent *e, bool backlog)
@@ -389,11 +398,7 @@ static int out_push(struct br_dom *d, struct br_proxy *px, const struct br_ent *
 	else
 		px->out = o;
 	px->out_tail = o;
-	if (!px->out_listed) {
-		px->out_listed = true;
-		px->out_next = d->outl;
-		d->outl = px;
-	}
+	br_xc_out_list(d, px);
 	return 0;
 }
 
