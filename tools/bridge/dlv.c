@@ -251,27 +251,31 @@ static void sync_stream(struct br_dom *d, struct br_rstream *rs, const struct br
 	grant(d, rs);
 }
 
+/* Local node @name if it is still incarnation @inc; else NULL, and the
+ * @n entries for it are lost with it, as for a local receiver that left
+ * (the sender learns it from the membership). */
+static struct br_local *target(struct br_dom *d, const char *name, uint64_t inc, uint64_t n)
+{
+	struct br_local *l = br_map_get(&d->locals, name);
+
+	if (l && !l->leaving && l->inc == inc)
+		return l;
+	(l ? &l->ctr : &d->gone)->lost += n;
+	return NULL;
+}
+
 static bool target_ok(struct br_dom *d, const char *subj, const struct br_hdr *h,
 		      struct br_local **out)
 {
 	const char *tok = strrchr(subj, '.');
 	char dst[BR_NAME];
-	struct br_local *l;
 
 	if (!tok || br_unesc(tok + 1, dst)) {
 		d->bad_msgs++;
 		return false;
 	}
-	l = br_map_get(&d->locals, dst);
-	if (l && !l->leaving && l->inc == h->inc) {
-		*out = l;
-		return true;
-	}
-	/* That incarnation is gone: lost with it, as for a local receiver
-	 * that left (the sender learns it from the membership). */
-	if (h->type == BR_BATCH)
-		(l ? &l->ctr : &d->gone)->lost += h->aux;
-	return false;
+	*out = target(d, dst, h->inc, h->type == BR_BATCH ? h->aux : 0);
+	return *out != NULL;
 }
 
 /* One entry of a stream, in sequence order (a gap before it is lost). */
@@ -391,14 +395,12 @@ void br_dlv_data(struct br_dom *d, const char *subj, const struct br_hdr *h)
 static void bc_target(struct br_dom *d, const struct br_hdr *h, const struct br_bt *t,
 		      const struct br_ent *e)
 {
-	struct br_local *l = br_map_get(&d->locals, t->name);
+	struct br_local *l = target(d, t->name, t->inc, 1);
 	struct br_hdr sh = *h;
 	struct br_rstream *rs;
 
-	if (!l || l->leaving || l->inc != t->inc) {
-		(l ? &l->ctr : &d->gone)->lost++; /* that incarnation is gone */
+	if (!l)
 		return;
-	}
 	sh.stream = t->stream;
 	if (!(rs = rstream(d, l, &sh)))
 		return;
