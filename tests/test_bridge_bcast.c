@@ -50,6 +50,40 @@ static struct shmrpc_node *open_ring(const char *domain, const char *name, uint3
 	return shmrpc_open(name, &o, &n) ? NULL : n;
 }
 
+#define LEN_MAX 1024 /* msg_make's @max, in every case */
+
+/* A receiver's next message: tx's message @s (max: msg_make's). */
+static void rx_expect(struct shmrpc_node *n, uint64_t s, uint32_t max)
+{
+	static char buf[8 + LEN_MAX];
+	char from[SHMRPC_NAME_MAX + 1];
+	int len = shmrpc_recv(n, buf, sizeof(buf), from, T_MS);
+
+	CHILD_CHECK(!strcmp(from, "tx") && msg_ok(buf, len, s, max));
+}
+
+/* A receiver that had all it expects: nothing more comes (each once). */
+static void rx_done(struct shmrpc_node *n, struct th_gate *done)
+{
+	char buf[8];
+
+	CHILD_CHECK_RC(shmrpc_recv(n, buf, sizeof(buf), NULL, 300), -ETIMEDOUT);
+	th_gate_open(done);
+	shmrpc_close(n);
+}
+
+/* The receivers of host b, and the sender's wait for them (host a). */
+static const char *const names[3] = { "r1", "r2", "r3" };
+
+static int wait_receivers(struct shmrpc_node *n)
+{
+	int i, rc = 0;
+
+	for (i = 0; i < 3 && !rc; i++)
+		rc = shmrpc_wait_node(n, names[i], T_MS);
+	return rc;
+}
+
 /* ------------------------------------------------------------ once */
 
 #define S1 4000 /* messages: every fourth a broadcast, the others to r1..r3 */
@@ -69,21 +103,14 @@ static int once_rx(void *arg)
 {
 	struct rx_arg *a = arg;
 	struct shmrpc_node *n = tb_open(a->domain, a->name);
-	static char buf[8 + MAX1];
-	char from[SHMRPC_NAME_MAX + 1];
-	int s, len;
+	int s;
 
 	CHILD_CHECK(n);
 	CHILD_CHECK_RC(shmrpc_wait_node(n, "tx", T_MS), 0);
-	for (s = 0; s < S1; s++) {
-		if (s % 4 != a->idx && s % 4 != 3)
-			continue;
-		len = shmrpc_recv(n, buf, sizeof(buf), from, T_MS);
-		CHILD_CHECK(!strcmp(from, "tx") && msg_ok(buf, len, (uint64_t)s, MAX1));
-	}
-	CHILD_CHECK_RC(shmrpc_recv(n, buf, sizeof(buf), from, 300), -ETIMEDOUT); /* once each */
-	th_gate_open(a->done);
-	shmrpc_close(n);
+	for (s = 0; s < S1; s++)
+		if (s % 4 == a->idx || s % 4 == 3)
+			rx_expect(n, (uint64_t)s, MAX1);
+	rx_done(n, a->done);
 	return 0;
 }
 
@@ -96,7 +123,6 @@ struct tx_arg {
 
 static int once_tx(void *arg)
 {
-	static const char *to[3] = { "r1", "r2", "r3" };
 	struct tx_arg *a = arg;
 	struct shmrpc_node *n = tb_open(a->domain, "tx");
 	static char buf[8 + MAX1];
@@ -104,15 +130,14 @@ static int once_tx(void *arg)
 	int s;
 
 	CHILD_CHECK(n);
-	for (s = 0; s < 3; s++)
-		CHILD_CHECK_RC(shmrpc_wait_node(n, to[s], T_MS), 0);
+	CHILD_CHECK_RC(wait_receivers(n), 0);
 	CHILD_CHECK_RC(shmrpc_wait_node(n, "z", T_MS), 0);
 	for (s = 0; s < S1; s++) {
 		len = msg_make(buf, (uint64_t)s, MAX1);
 		if (s % 4 == 3)
 			CHILD_CHECK_RC(shmrpc_broadcast(n, buf, len, T_MS), a->targets);
 		else
-			CHILD_CHECK_RC(shmrpc_send(n, to[s % 4], buf, len, T_MS), 0);
+			CHILD_CHECK_RC(shmrpc_send(n, names[s % 4], buf, len, T_MS), 0);
 	}
 	for (s = 0; s < a->receivers; s++)
 		CHILD_CHECK_RC(th_gate_wait(a->done, 30000), 0);
@@ -145,7 +170,6 @@ static void no_loss(struct tb_case *t)
  */
 static void test_bridge_bcast_once(void **state)
 {
-	static const char *const names[3] = { "r1", "r2", "r3" };
 	struct tb_case *t = *state;
 	struct th_gate done;
 	struct rx_arg r[4];
@@ -182,29 +206,24 @@ static void test_bridge_bcast_once(void **state)
 
 #define NB 400 /* broadcasts */
 #define MAX2 1000
+_Static_assert(MAX1 <= LEN_MAX && MAX2 <= LEN_MAX, "rx_expect's buffer");
 
 static int slow_rx(void *arg)
 {
 	struct rx_arg *a = arg;
 	struct shmrpc_node *n = a->go ? open_ring(a->domain, a->name, 8192) :
 					tb_open(a->domain, a->name);
-	static char buf[8 + MAX2];
-	char from[SHMRPC_NAME_MAX + 1];
-	int s, len;
+	int s;
 
 	CHILD_CHECK(n);
 	CHILD_CHECK_RC(shmrpc_wait_node(n, "tx", T_MS), 0);
 	if (a->go) /* r3: reads only once tx is done */
 		CHILD_CHECK_RC(th_gate_wait(a->go, 60000), 0);
-	for (s = 0; s < NB; s++) {
-		if (a->ret && a->ret[s] != a->want)
-			continue; /* the library skipped r3 (its ring stayed full) */
-		len = shmrpc_recv(n, buf, sizeof(buf), from, T_MS);
-		CHILD_CHECK(!strcmp(from, "tx") && msg_ok(buf, len, (uint64_t)s, MAX2));
-	}
-	CHILD_CHECK_RC(shmrpc_recv(n, buf, sizeof(buf), from, 300), -ETIMEDOUT);
-	th_gate_open(a->done);
-	shmrpc_close(n);
+	for (s = 0; s < NB; s++)
+		/* not those the library skipped r3 for (its ring stayed full) */
+		if (!a->ret || a->ret[s] == a->want)
+			rx_expect(n, (uint64_t)s, MAX2);
+	rx_done(n, a->done);
 	return 0;
 }
 
@@ -222,9 +241,7 @@ static int slow_tx(void *arg)
 	int s;
 
 	CHILD_CHECK(n);
-	CHILD_CHECK_RC(shmrpc_wait_node(n, "r1", T_MS), 0);
-	CHILD_CHECK_RC(shmrpc_wait_node(n, "r2", T_MS), 0);
-	CHILD_CHECK_RC(shmrpc_wait_node(n, "r3", T_MS), 0);
+	CHILD_CHECK_RC(wait_receivers(n), 0);
 	for (s = 0; s < NB; s++) {
 		/* 5 ms: a copy to r3's full ring is skipped, as locally */
 		a->ret[s] = shmrpc_broadcast(n, buf, msg_make(buf, (uint64_t)s, MAX2), 5);
@@ -249,7 +266,6 @@ static int slow_tx(void *arg)
  */
 static void test_bridge_bcast_slow(void **state)
 {
-	static const char *const names[3] = { "r1", "r2", "r3" };
 	struct tb_case *t = *state;
 	struct th_gate go, done;
 	int *ret = mmap(NULL, NB * sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
@@ -302,25 +318,19 @@ static int kill_rx(void *arg)
 {
 	struct rx_arg *a = arg;
 	struct shmrpc_node *n = tb_open(a->domain, a->name);
-	static char buf[8 + MAX2];
-	char from[SHMRPC_NAME_MAX + 1];
-	int s, len;
+	int s;
 
 	CHILD_CHECK(n);
 	CHILD_CHECK_RC(shmrpc_wait_node(n, "tx", T_MS), 0);
 	th_gate_open(a->ready);
-	for (s = 0; s < a->n; s++) {
-		len = shmrpc_recv(n, buf, sizeof(buf), from, T_MS);
-		CHILD_CHECK(!strcmp(from, "tx") && msg_ok(buf, len, (uint64_t)s, MAX2));
-	}
+	for (s = 0; s < a->n; s++)
+		rx_expect(n, (uint64_t)s, MAX2);
 	if (a->n < NK) {
 		th_gate_open(a->go);
 		for (;;)
 			pause(); /* r3: killed here */
 	}
-	CHILD_CHECK_RC(shmrpc_recv(n, buf, sizeof(buf), from, 300), -ETIMEDOUT);
-	th_gate_open(a->done);
-	shmrpc_close(n);
+	rx_done(n, a->done);
 	return 0;
 }
 
@@ -332,9 +342,7 @@ static int kill_tx(void *arg)
 	int s;
 
 	CHILD_CHECK(n);
-	CHILD_CHECK_RC(shmrpc_wait_node(n, "r1", T_MS), 0);
-	CHILD_CHECK_RC(shmrpc_wait_node(n, "r2", T_MS), 0);
-	CHILD_CHECK_RC(shmrpc_wait_node(n, "r3", T_MS), 0);
+	CHILD_CHECK_RC(wait_receivers(n), 0);
 	CHILD_CHECK_RC(th_gate_wait(a->go, T_MS), 0); /* r1, r2, r3 found tx */
 	CHILD_CHECK_RC(th_gate_wait(a->go, T_MS), 0);
 	CHILD_CHECK_RC(th_gate_wait(a->go, T_MS), 0);
@@ -357,7 +365,6 @@ static int kill_tx(void *arg)
  */
 static void test_bridge_bcast_target_dies(void **state)
 {
-	static const char *const names[3] = { "r1", "r2", "r3" };
 	struct tb_case *t = *state;
 	struct th_gate ready, done, got;
 	int *ret = mmap(NULL, NK * sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
