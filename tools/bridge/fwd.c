@@ -212,9 +212,15 @@ static void too_big(struct br_dom *d, struct br_proxy *px)
 	shmrpc_release(px->node, &rx);
 }
 
-/* One message of the receive, after the requests served before it. */
+/*
+ * One message of the receive, after the requests served before it. A
+ * marked broadcast copy (@mk->bcast: the last message of its receive):
+ * the batch before it goes out, then bcast.c may hold px there until the
+ * copy goes in one BCAST with the broadcast's other copies; if it does
+ * not, the copy is an ordinary message.
+ */
 static void one(struct br_dom *d, struct br_proxy *px, struct batch *b, const struct shmrpc_msg *m,
-		uint32_t i)
+		const struct shmrpc_mark *mk, uint32_t i)
 {
 	struct br_local *l;
 
@@ -225,33 +231,17 @@ static void one(struct br_dom *d, struct br_proxy *px, struct batch *b, const st
 	if (!strcmp(m->from, SHMRPC_EVENT_FROM)) /* names.c: not for remote nodes */
 		return;
 	l = br_local_sender(d, m->from);
-	if (l && l->refused)
+	if (l && l->refused) {
 		drop(d, px, l, m->from, (uint32_t)m->len, "sender-name-lives-on-another-host");
-	else
-		add(d, px, b, m->from, m->buf, (uint32_t)m->len, l);
-}
-
-/*
- * A marked broadcast copy (the last message of its receive): the batch
- * before it goes out, then bcast.c may hold px there until the copy goes
- * in one BCAST with the broadcast's other copies; if it does not, the copy
- * is an ordinary message.
- */
-static void marked(struct br_dom *d, struct br_proxy *px, struct batch *b,
-		   const struct shmrpc_msg *m, const struct shmrpc_mark *mk, uint32_t i)
-{
-	struct br_local *l = br_local_sender(d, m->from);
-
-	(void)out_move(d, px, b, true, i);
-	if ((l && l->refused) || !d->bc_mark) {
-		one(d, px, b, m, i);
 		return;
 	}
-	flush(d, px, b);
-	if (!d->bc_mark(d, px, mk, m)) { /* late, alone, or no memory */
-		add(d, px, b, m->from, m->buf, (uint32_t)m->len, l);
-		d->bcast_split++;
+	if (mk->bcast && d->bc_mark) {
+		flush(d, px, b);
+		if (d->bc_mark(d, px, mk, m))
+			return;
+		d->bcast_split++; /* late, alone, or no memory */
 	}
+	add(d, px, b, m->from, m->buf, (uint32_t)m->len, l);
 }
 
 /*
@@ -305,10 +295,7 @@ void br_fwd_drain(struct br_dom *d, struct br_proxy *px)
 		blog(BR_LOG_WARN, "receive domain=%s node=%s error=%s (%s)", d->name, px->name,
 		     strerror(-got), shmrpc_last_error()); /* -EPROTO: that ring is dropped */
 	for (i = 0; i < got; i++)
-		if (mk[i].bcast) /* the last one */
-			marked(d, px, &b, &m[i], &mk[i], (uint32_t)i);
-		else
-			one(d, px, &b, &m[i], (uint32_t)i);
+		one(d, px, &b, &m[i], &mk[i], (uint32_t)i);
 	if (!out_move(d, px, &b, false, UINT32_MAX) && !px->held) /* served after the last */
 		stall(d, px);
 	flush(d, px, &b);
