@@ -218,6 +218,14 @@ struct br_claim { /* a node another host announced */
 	bool seen; /* in the snapshot being applied */
 };
 
+struct br_delta { /* a JOIN, LEAVE or DEATH kept until its turn (remote.c) */
+	struct br_claim c;
+	uint64_t seq;
+	uint8_t type;
+};
+
+#define BR_PEND 16 /* deltas kept per host */
+
 struct br_host { /* another host's bridge, for one domain */
 	char name[BR_NAME];
 	uint64_t epoch;
@@ -227,7 +235,9 @@ struct br_host { /* another host's bridge, for one domain */
 	bool synced;	     /* a snapshot was applied */
 	bool snap_in;	     /* chunks of snapshot snap_seq are coming */
 	uint64_t snap_seq, snap_chunk;
-	struct br_map claims; /* name -> struct br_claim */
+	struct br_map claims;	       /* name -> struct br_claim */
+	struct br_delta pend[BR_PEND]; /* met ahead of their turn */
+	uint32_t npend;
 };
 
 struct br_proxy { /* a node of another host, held here under its name */

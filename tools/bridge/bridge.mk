@@ -67,3 +67,14 @@ $(B)/tests/test_bridge $(B)/tests/test_bridge_call $(B)/tests/test_bridge_bcast:
 		-DSHMRPC_TOP_BIN='"$(B)/tools/shmrpc-top"' -o $@ $< \
 		$(TH_OBJS) $(B)/tests/harness_bridge.o $(LIB_A) $(LIB_DEPS) $(TEST_LIBS) \
 		$(LDLIBS)
+
+# tests/test_bridge_members plays another host's bridge itself: it speaks
+# the wire (wire.o) through libnats. Without libnats it is built to skip.
+$(B)/tests/test_bridge_members: tests/test_bridge_members.c $(TH_OBJS) \
+		$(B)/tests/harness_bridge.o $(LIB_A) $(BRIDGE_TARGETS) \
+		$(if $(NATS_LIBS),$(B)/tools/bridge/wire.o)
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itools $(if $(NATS_LIBS),-DSHMRPC_HAVE_NATS -Itools/bridge) -o $@ $< \
+		$(TH_OBJS) $(B)/tests/harness_bridge.o $(if $(NATS_LIBS),$(B)/tools/bridge/wire.o) \
+		$(LIB_A) $(LIB_DEPS) $(TEST_LIBS) $(NATS_LIBS) $(LDLIBS)

@@ -86,6 +86,7 @@ static struct br_host *host_get(struct br_dom *d, const struct br_hdr *h)
 		hs->mseq = 0;
 		hs->synced = hs->snap_in = false;
 		hs->snap_ask_ns = 0;
+		hs->npend = 0;
 	}
 	hs->heard_ns = br_now_ns();
 	return hs;
@@ -143,29 +144,77 @@ static void claim_drop(struct br_dom *d, struct br_host *hs, const char *name, b
 	}
 }
 
-static void apply(struct br_dom *d, struct br_host *hs, const struct br_hdr *h)
+static void apply(struct br_dom *d, struct br_host *hs, const struct br_delta *dl)
 {
-	struct br_claim c = { .inc = h->inc, .join_ns = (int64_t)h->aux };
+	if (!dl->c.name[0])
+		return;
+	if (dl->type == BR_JOIN)
+		claim_set(d, hs, &dl->c);
+	else
+		claim_drop(d, hs, dl->c.name, dl->type == BR_DEATH);
+	blog(BR_LOG_DEBUG, "member domain=%s host=%s node=%s type=%d seq=%llu", d->name, hs->name,
+	     dl->c.name, dl->type, (unsigned long long)dl->seq);
+}
+
+static void delta_get(const struct br_hdr *h, struct br_delta *dl)
+{
 	uint32_t m = 0;
 
-	if (!h->name_len)
-		return;
-	memcpy(c.name, h->name, sizeof(c.name));
-	if (h->type == BR_JOIN) {
-		if (h->body_len >= 4)
-			memcpy(&m, h->body, 4);
-		c.max_msg = le32toh(m);
-		claim_set(d, hs, &c);
-	} else {
-		claim_drop(d, hs, h->name, h->type == BR_DEATH);
+	memset(dl, 0, sizeof(*dl));
+	dl->type = h->type;
+	dl->seq = h->seq;
+	dl->c.inc = h->inc;
+	dl->c.join_ns = (int64_t)h->aux;
+	memcpy(dl->c.name, h->name, sizeof(dl->c.name));
+	if (h->type == BR_JOIN && h->body_len >= 4)
+		memcpy(&m, h->body, 4);
+	dl->c.max_msg = le32toh(m);
+}
+
+/*
+ * A delta met ahead of its turn: before any snapshot was applied, or past
+ * a gap. Its bridge sent it after the snapshot it follows, but the loop
+ * handles a read's messages subject by subject (conn.c), so a delta on
+ * m.<host> can be handled before that snapshot, on h.<host>. It is kept
+ * (BR_PEND at most; beyond that the next heartbeat asks for a snapshot
+ * that covers it) and applied when its turn comes.
+ */
+static void pend_add(struct br_host *hs, const struct br_delta *dl)
+{
+	uint32_t i;
+
+	for (i = 0; i < hs->npend; i++)
+		if (hs->pend[i].seq == dl->seq)
+			return;
+	if (hs->npend < BR_PEND)
+		hs->pend[hs->npend++] = *dl;
+}
+
+/* Apply the kept deltas that follow mseq, in order; drop those it passed. */
+static void pend_run(struct br_dom *d, struct br_host *hs)
+{
+	struct br_delta dl;
+	uint32_t i = 0;
+
+	while (i < hs->npend) {
+		if (hs->pend[i].seq > hs->mseq + 1) {
+			i++;
+			continue;
+		}
+		dl = hs->pend[i];
+		hs->pend[i] = hs->pend[--hs->npend];
+		if (dl.seq == hs->mseq + 1) {
+			hs->mseq = dl.seq;
+			apply(d, hs, &dl);
+		}
+		i = 0; /* mseq moved: an earlier one may be next now */
 	}
-	blog(BR_LOG_DEBUG, "member domain=%s host=%s node=%s type=%d", d->name, hs->name, h->name,
-	     h->type);
 }
 
 static void on_members(struct br_dom *d, const char *subj, const struct br_hdr *h)
 {
 	int64_t now = br_now_ns();
+	struct br_delta dl;
 	struct br_host *hs;
 
 	(void)subj;
@@ -182,11 +231,16 @@ static void on_members(struct br_dom *d, const char *subj, const struct br_hdr *
 	case BR_JOIN:
 	case BR_LEAVE:
 	case BR_DEATH:
+		if (!h->name_len)
+			return;
+		delta_get(h, &dl);
 		if (!hs->synced || h->seq > hs->mseq + 1) {
-			ask_snapshot(d, hs, now); /* it covers this one */
+			pend_add(hs, &dl);
+			ask_snapshot(d, hs, now); /* for what is missing */
 		} else if (h->seq == hs->mseq + 1) {
 			hs->mseq = h->seq;
-			apply(d, hs, h);
+			apply(d, hs, &dl);
+			pend_run(d, hs);
 		}
 		return;
 	default:
@@ -210,6 +264,7 @@ static void snap_end(struct br_dom *d, struct br_host *hs)
 	hs->snap_ask_ns = 0;
 	blog(BR_LOG_DEBUG, "snapshot domain=%s host=%s nodes=%u mseq=%llu", d->name, hs->name,
 	     hs->claims.n, (unsigned long long)hs->mseq);
+	pend_run(d, hs);
 }
 
 static void on_snapshot(struct br_dom *d, struct br_host *hs, const struct br_hdr *h)
