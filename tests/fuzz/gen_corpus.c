@@ -440,7 +440,9 @@ enum { E_MSG, E_REQ, E_REPLY, E_CANCEL };
 static void w_hdr(struct buf *b, uint8_t type, const char *host, const char *name, uint64_t seq,
 		  uint64_t aux)
 {
-	U8(b, 'S'), U8(b, 3), U8(b, type), U8(b, strlen(host)), U8(b, strlen(name));
+	/* version 3 for a BCAST, 2 for the rest (tools/bridge/wire.c) */
+	U8(b, 'S'), U8(b, type == W_BCAST ? 3 : 2), U8(b, type), U8(b, strlen(host)),
+		U8(b, strlen(name));
 	U8(b, 0), U8(b, 0), U8(b, 0);
 	U64(b, 0x1122334455667788ull), U64(b, 5), U64(b, 9), U64(b, seq), U64(b, aux);
 	bytes(b, host, strlen(host));

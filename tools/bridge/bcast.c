@@ -28,9 +28,10 @@
  * one sender's broadcast numbers increase, so "at or below the last one
  * published" says late (within 2^32 of it: a new incarnation of the sender
  * starts elsewhere, at random). Targets that do not fit in one NATS message
- * go on their streams too. A proxy that closes while held leaves the
- * barrier (bc_forget). A BCAST that cannot be published counts every copy
- * dropped, as a batch does.
+ * go on their streams too, and so do those of a host whose bridge does not
+ * read BCASTs (0.2.1's: see mark_bc_ok). A proxy that closes while held
+ * leaves the barrier (bc_forget). A BCAST that cannot be published counts
+ * every copy dropped, as a batch does.
  *
  * Each held proxy is at one barrier, so there are never more barriers
  * than proxies. Two senders broadcasting at once can hold each other's
@@ -77,11 +78,33 @@ static void unlink_bc(struct br_dom *d, struct br_bc *bc)
 		}
 }
 
+/* Those whose host reads BCASTs first, then by host. */
 static int by_host(const void *a, const void *b)
 {
 	const struct br_proxy *x = *(struct br_proxy *const *)a, *y = *(struct br_proxy *const *)b;
 
+	if (x->bc_ok != y->bc_ok)
+		return x->bc_ok ? -1 : 1;
 	return strcmp(x->host, y->host);
+}
+
+/*
+ * How many held proxies have a host that reads BCASTs (a bridge of 0.2.1
+ * does not: it says nothing of BR_FEAT_BCAST; its nodes' copies go alone,
+ * which it reads as any message). remote.c keeps what each host said in
+ * d->hosts; this only reads it.
+ */
+static uint32_t mark_bc_ok(struct br_dom *d, struct br_bc *bc)
+{
+	uint32_t i, m = 0;
+
+	for (i = 0; i < bc->n; i++) {
+		struct br_host *hs = br_map_get(&d->hosts, bc->px[i]->host);
+
+		bc->px[i]->bc_ok = hs && hs->bcast;
+		m += bc->px[i]->bc_ok;
+	}
+	return m;
 }
 
 /* How many of px[0..n) (sorted by host) fit in @room bytes of targets. */
@@ -128,16 +151,17 @@ static void resolve(struct br_dom *d, struct br_bc *bc)
 	struct br_local *l = br_local_sender(d, bc->from);
 	struct br_hdr h = { .type = BR_BCAST, .epoch = d->br->epoch, .seq = bc->id };
 	uint64_t cap = d->br->max_payload - BR_WIRE_MAX;
-	uint32_t i, k = 0;
+	uint32_t i, m, k = 0;
 	char subj[BR_SUBJ];
 	int rc = 0;
 
 	unlink_bc(d, bc);
 	if (l && (!l->bc_done || bc->id - l->bc_done < (1ull << 63)))
 		l->bc_done = bc->id;
+	m = mark_bc_ok(d, bc);
 	qsort(bc->px, bc->n, sizeof(*bc->px), by_host);
-	if (bc->n > 1 && 4 + (uint64_t)bc->len < cap)
-		k = fitting(bc->px, bc->n, cap - 4 - bc->len);
+	if (m > 1 && 4 + (uint64_t)bc->len < cap)
+		k = fitting(bc->px, m, cap - 4 - bc->len);
 	if (k > 1) {
 		memcpy(h.host, d->br->o.host, sizeof(h.host));
 		snprintf(h.name, sizeof(h.name), "%s", bc->from);

@@ -235,7 +235,8 @@ struct br_host { /* another host's bridge, for one domain */
 	bool synced;	     /* a snapshot was applied */
 	bool snap_in;	     /* chunks of snapshot snap_seq are coming */
 	uint64_t snap_seq, snap_chunk;
-	struct br_map claims;	       /* name -> struct br_claim */
+	bool bcast;	      /* it reads BCASTs: BR_FEAT_BCAST in its last membership message */
+	struct br_map claims; /* name -> struct br_claim */
 	struct br_delta pend[BR_PEND]; /* met ahead of their turn */
 	uint32_t npend;
 };
@@ -277,6 +278,7 @@ struct br_proxy { /* a node of another host, held here under its name */
 	struct shmrpc_msg *rxm;
 	unsigned rxn;
 	struct br_bc *held; /* stopped at a copy of this broadcast (bcast.c) */
+	bool bc_ok;	    /* its host reads BCASTs: set when a barrier resolves */
 	bool zombie;	    /* closed but for its node: a reply is still being sent */
 	struct br_proxy *zombie_next;
 	struct br_ctr ctr;
@@ -412,6 +414,10 @@ enum br_type {
 		      * the payload and the targets (wire.c) */
 };
 #define BR_SNAP_LAST (1ull << 63)
+/* What a bridge can read, in the stream field of its membership messages
+ * (JOIN, LEAVE, DEATH, HB, BYE, SNAP), where bridges of wire version 2
+ * write 0 and read nothing. */
+#define BR_FEAT_BCAST 1ull /* BCASTs on b (wire version 3) */
 
 struct br_hdr {
 	uint8_t type;

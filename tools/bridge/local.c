@@ -62,6 +62,7 @@ static void announce(struct br_dom *d, int type, const struct br_local *l)
 {
 	struct br_hdr h = { .type = (uint8_t)type,
 			    .epoch = d->br->epoch,
+			    .stream = BR_FEAT_BCAST,
 			    .inc = l->inc,
 			    .seq = ++d->mseq,
 			    .aux = (uint64_t)l->join_ns };
@@ -81,7 +82,9 @@ void br_local_announce(struct br_dom *d, int type, const struct br_local *l)
 
 void br_local_heartbeat(struct br_dom *d)
 {
-	struct br_hdr h = { .type = BR_HB, .epoch = d->br->epoch, .seq = d->mseq };
+	struct br_hdr h = {
+		.type = BR_HB, .epoch = d->br->epoch, .stream = BR_FEAT_BCAST, .seq = d->mseq
+	};
 	char subj[BR_SUBJ];
 
 	memcpy(h.host, d->br->o.host, sizeof(h.host));
@@ -91,7 +94,9 @@ void br_local_heartbeat(struct br_dom *d)
 
 void br_local_bye(struct br_dom *d)
 {
-	struct br_hdr h = { .type = BR_BYE, .epoch = d->br->epoch, .seq = ++d->mseq };
+	struct br_hdr h = {
+		.type = BR_BYE, .epoch = d->br->epoch, .stream = BR_FEAT_BCAST, .seq = ++d->mseq
+	};
 	char subj[BR_SUBJ];
 
 	memcpy(h.host, d->br->o.host, sizeof(h.host));
@@ -297,6 +302,7 @@ static void snap_send(struct br_dom *d, const char *subj, unsigned char *buf, ui
 {
 	struct br_hdr h = { .type = BR_SNAP,
 			    .epoch = d->br->epoch,
+			    .stream = BR_FEAT_BCAST,
 			    .seq = d->mseq,
 			    .aux = chunk | (last ? BR_SNAP_LAST : 0) };
 

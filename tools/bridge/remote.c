@@ -11,7 +11,9 @@
  * bridge for its snapshot (SNAPREQ to h.<host>), which replaces every claim
  * of that host as of the snapshot's mseq. Every bridge asks everybody (on
  * s) when it (re)connects. A new epoch in any message of a host means its
- * bridge restarted: its old claims go first.
+ * bridge restarted: its old claims go first. Every membership message
+ * also says whether its bridge reads BCASTs (BR_FEAT_BCAST; 0.2.1's do not):
+ * kept in the host's bcast, which bcast.c reads.
  *
  * A host not heard from for --dead-after heartbeats (3 s by default) is
  * dead: its claims go, so its proxies close here as dead (their local
@@ -89,6 +91,8 @@ static struct br_host *host_get(struct br_dom *d, const struct br_hdr *h)
 		hs->npend = 0;
 	}
 	hs->heard_ns = br_now_ns();
+	/* every message that comes here is a membership message */
+	hs->bcast = (h->stream & BR_FEAT_BCAST) != 0;
 	return hs;
 }
 

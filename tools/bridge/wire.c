@@ -7,8 +7,9 @@
  *
  *	offset  size
  *	 0      1    magic 'S'
- *	 1      1    version (3; an older bridge's messages are refused and
- *	             counted malformed, and it refuses ours)
+ *	 1      1    version: 3 for a BCAST, 2 for every other type (0.2.1's
+ *	             bridges read those, and we read theirs; version 1's
+ *	             are refused and counted malformed, and it refuses ours)
  *	 2      1    type (enum br_type)
  *	 3      1    host_len (1..63)
  *	 4      1    name_len (0..63)
@@ -27,9 +28,12 @@
 #include "bridge.h"
 
 #define MAGIC 'S'
-/* 2: batch entries have kinds (requests, replies); 3: BCAST (a bridge of
- * version 2 would not see broadcasts published once: refused, as before) */
-#define VERSION 3
+/* 2: batch entries have kinds (requests, replies); 3: BCAST, which only
+ * bridges that say they read it are sent (BR_FEAT_BCAST): every other type
+ * keeps version 2, so that bridges of 0.2.1 and later work together (a
+ * rolling upgrade of a cluster does not split it) */
+#define VERSION 2
+#define VERSION_BCAST 3
 
 static void put64(unsigned char *p, uint64_t v)
 {
@@ -68,7 +72,7 @@ uint32_t br_wire_put(const struct br_hdr *h, unsigned char *buf)
 	size_t hl = strlen(h->host), nl = strlen(h->name);
 
 	buf[0] = MAGIC;
-	buf[1] = VERSION;
+	buf[1] = h->type == BR_BCAST ? VERSION_BCAST : VERSION;
 	buf[2] = h->type;
 	buf[3] = (uint8_t)hl;
 	buf[4] = (uint8_t)nl;
@@ -95,9 +99,11 @@ int br_wire_get(const void *data, int len, struct br_hdr *h, const char **why)
 
 	if (len < BR_WIRE_FIXED)
 		return bad(why, "shorter than a header");
-	if (p[0] != MAGIC || p[1] != VERSION)
-		return bad(why, "not a bridge message of version 3");
+	if (p[0] != MAGIC || (p[1] != VERSION && p[1] != VERSION_BCAST))
+		return bad(why, "not a bridge message of version 2 or 3");
 	h->type = p[2];
+	if (h->type == BR_BCAST && p[1] != VERSION_BCAST)
+		return bad(why, "a BCAST of version 2");
 	h->host_len = p[3];
 	h->name_len = p[4];
 	if (h->type < BR_DATA || h->type > BR_BCAST)
