@@ -766,9 +766,13 @@ SHMRPC_API int shmrpc_req_cancelled(struct shmrpc_node *node, const struct shmrp
  * the reply longer than cap: the reply is then dropped), -ECANCELED (the
  * call was cancelled by another thread), -EAGAIN (this node has
  * opts.max_calls calls in flight), -EBUSY (the server has as many requests
- * in progress as it allows), or the error the server replied with
- * (shmrpc_reply_error). Calls may be made from any number of threads at
- * once, with or without a receiving call running.
+ * in progress as it allows), -EPROTO (the server's ring is corrupt),
+ * -ENOSPC/-ENOMEM/-EFBIG/-EMFILE/-ENFILE (the ring to the server, or the
+ * mapping of its reply ring, could not be made, as shmrpc_send says:
+ * nothing of the call is left, and the next call tries again), or the
+ * error the server replied with (shmrpc_reply_error). Calls may be made
+ * from any number of threads at once, with or without a receiving call
+ * running.
  */
 SHMRPC_API int shmrpc_call(struct shmrpc_node *node, const char *to, const void *req, size_t len,
 			   void *resp, size_t cap, int timeout_ms);
@@ -780,7 +784,8 @@ SHMRPC_API int shmrpc_call(struct shmrpc_node *node, const char *to, const void 
  * call then ends with -ETIMEDOUT). 0: the send never blocks and the call has
  * no deadline (its waits bound themselves); -1: no deadline. Returns 0, or
  * shmrpc_call's errors of sending (-ENOENT, -EOPNOTSUPP, -EMSGSIZE, -EAGAIN,
- * -ETIMEDOUT, -EPIPE, -EINVAL).
+ * -ETIMEDOUT, -EPIPE, -EINVAL, -EPROTO, -ENOSPC, -ENOMEM, -EFBIG, -EMFILE,
+ * -ENFILE).
  * shmrpc_call_wait - wait (per timeout_ms) for the next reply of call @id,
  * copied into @resp; *flags (may be NULL) gets SHMRPC_REPLY_MORE while more
  * follow. Returns its length, or -EMSGSIZE (longer than cap: that reply is

@@ -46,6 +46,9 @@ static const int recv_doc[] = { EMSGSIZE, EAGAIN, ETIMEDOUT, EPROTO, EBUSY,
 				EMFILE,	  ENFILE, ENOMEM,    0 };
 static const int warm_doc[] = { ENOSPC, ENOMEM, EMFILE, ENFILE, EFBIG, 0 };
 static const int bcast_doc[] = { EMSGSIZE, ENOMEM, EINVAL, 0 };
+static const int call_doc[] = { ENOENT,	  EOPNOTSUPP, ETIMEDOUT, EAGAIN, EPIPE,
+				EMSGSIZE, ECANCELED,  EBUSY,	 EPROTO, ENOSPC,
+				ENOMEM,	  EFBIG,      EMFILE,	 ENFILE, 0 };
 
 /* ------------------------------------------------------------ open */
 
@@ -373,6 +376,76 @@ static int fd_after(struct fr_ctx *c, int rc)
 	return bad;
 }
 
+/* ------------------------------------------------------------ calls */
+
+/* "b" serves, asleep in a receive (which runs its serve function). */
+static int serving(struct fr_ctx *c)
+{
+	struct fr_cmd cmd = { .op = PO_SERVE };
+	struct fr_rep rep;
+
+	if (fr_peer_do(c, 0, &cmd, &rep) || rep.rc)
+		return fr_fail(c, "setup: b serves: %d", rep.rc);
+	return fr_p_bg(c, 0, PO_RECV_BG, 0, NULL, NULL) || fr_p_blocked(c, 0);
+}
+
+/* End b's receive with a message (unless it ended by itself). */
+static int serving_end(struct fr_ctx *c, const char *msg)
+{
+	struct fr_rep rep;
+
+	if (!fr_p_ready(c, 0, 0) && shmrpc_send(c->a, "b", msg, strlen(msg), FR_IO_MS))
+		return fr_fail(c, "send '%s' to end b's receive", msg);
+	return fr_p_result(c, 0, &rep);
+}
+
+static int call(struct fr_ctx *c, const char *req)
+{
+	int rc = shmrpc_call(c->a, "b", req, strlen(req), c->buf, sizeof(c->buf) - 1, FR_IO_MS);
+
+	c->buf[rc > 0 ? rc : 0] = '\0';
+	return rc;
+}
+
+/* No ring either way yet: the call makes the request ring, b the reply's. */
+static int call_first_setup(struct fr_ctx *c)
+{
+	return ab_setup(c) || serving(c);
+}
+
+/* Both rings exist: a call went through. */
+static int call_rings_setup(struct fr_ctx *c)
+{
+	if (call_first_setup(c))
+		return -1;
+	if (call(c, "q0") != 3 || strcmp(c->buf, "rq0"))
+		return fr_fail(c, "setup: the first call: '%s'", c->buf);
+	return 0;
+}
+
+static int call_call(struct fr_ctx *c)
+{
+	return call(c, "q1");
+}
+
+/* A call that returned a reply got its own; whatever failed, the next call
+ * works, and so do messages both ways. */
+static int call_after(struct fr_ctx *c, int rc)
+{
+	int bad = fr_check_rc(c, rc, call_doc, 3, NULL);
+
+	if (rc >= 0 && strcmp(c->buf, "rq1"))
+		bad = fr_fail(c, "the reply is '%s', not 'rq1'", c->buf);
+	if (serving_end(c, "m1") || fr_p_bg(c, 0, PO_RECV_BG, 0, NULL, NULL) || fr_p_blocked(c, 0))
+		return -1;
+	rc = call(c, "q2");
+	if (rc != 3 || strcmp(c->buf, "rq2"))
+		return fr_fail(c, "the next call: %d '%s'", rc, c->buf);
+	if (serving_end(c, "m2") || fr_roundtrip(c, c->a, 0, "b", NULL))
+		return -1;
+	return bad;
+}
+
 /* ------------------------------------------------------------ a peer dies */
 
 /* The watcher (a thread of the library) learns of it and reclaims it. */
@@ -419,6 +492,8 @@ static const struct fr_scen scens[] = {
 	{ "close", 1, 0, ab_talk_setup, close_call, close_after },
 	{ "close_last", 1, 0, close_last_setup, close_call, close_last_after },
 	{ "fd", 1, 0, recv_first_setup, fd_call, fd_after },
+	{ "call_first", 1, 0, call_first_setup, call_call, call_after },
+	{ "call", 1, 0, call_rings_setup, call_call, call_after },
 	{ "peer_death", 1, FR_BG_ONLY, ab_talk_setup, death_call, death_after },
 };
 

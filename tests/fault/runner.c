@@ -128,6 +128,18 @@ static void p_echo(struct shmrpc_node *n, struct fr_rep *rep)
 	rep->rc = shmrpc_send(n, from, "rt", 2, FR_IO_MS);
 }
 
+/* A call's reply: "r" and the request. */
+static void p_serve(struct shmrpc_node *n, const struct shmrpc_req *req, void *arg)
+{
+	char out[FR_MSG];
+	size_t len = req->len < FR_MSG - 1 ? req->len : FR_MSG - 1;
+
+	(void)arg;
+	out[0] = 'r';
+	memcpy(out + 1, req->data, len);
+	(void)shmrpc_reply(n, req, out, len + 1, 0);
+}
+
 /* One command; its reply in @rep (a background one has sent its ack). */
 static void p_do(const struct fr_cmd *c, struct fr_rep *rep, int repfd)
 {
@@ -162,6 +174,9 @@ static void p_do(const struct fr_cmd *c, struct fr_rep *rep, int repfd)
 	case PO_CLOSE:
 		shmrpc_close(n);
 		pn[c->idx & 1] = NULL;
+		break;
+	case PO_SERVE:
+		rep->rc = shmrpc_serve(n, p_serve, NULL);
 		break;
 	}
 }

@@ -41,6 +41,7 @@ enum fr_op {
 	PO_RECV_BG,   /* ack; idx receives one (FR_IO_MS), the result later */
 	PO_ECHO,      /* idx receives until "rt" and sends it back: rc, skipped */
 	PO_CLOSE,     /* close node idx */
+	PO_SERVE,     /* node idx serves: replies "r" + the request, in its receives */
 	PO_QUIT,      /* close every node, exit */
 };
 
