@@ -538,9 +538,9 @@ SHMRPC_API void shmrpc_cancel(struct shmrpc_node *node, struct shmrpc_txbuf *tx)
  * without consuming it; returns its length. rx->data stays valid until
  * shmrpc_release; the sender could still write to it (see shmrpc_handler).
  * Peeking again before releasing describes the same message. Errors as
- * shmrpc_recv's, -EMFILE/-ENFILE/-ENOMEM included. A shmrpc_recv or
- * shmrpc_dispatch before the release receives that message and ends the
- * peek.
+ * shmrpc_recv's, -EMFILE/-ENFILE/-ENOMEM included. Any other receiving call
+ * before the release (shmrpc_recv, shmrpc_dispatch, shmrpc_recv_batch,
+ * shmrpc_recv_batch_marks) receives that message first and ends the peek.
  * shmrpc_release - consume the message described by @rx (-EINVAL if @rx is
  * not the current peek).
  *

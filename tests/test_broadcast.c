@@ -250,6 +250,7 @@ static void test_bmarks_copy_ends_the_batch(void **state)
 {
 	struct th_dom *d = *state;
 	struct shmrpc_node *a = th_open(d, "a"), *m = bm_open(d, "m", 0);
+	struct shmrpc_rxbuf rx;
 	struct bm_batch b;
 
 	assert_non_null(a);
@@ -273,6 +274,17 @@ static void test_bmarks_copy_ends_the_batch(void **state)
 	bm_marked(&b, 0, "be", 1);
 	assert_int_equal(bm_recv(m, &b, 1, 0), 1);
 	bm_plain(&b, 0, "m3");
+	/* a held peek of a marked copy: the batch begins with it, mark and
+	 * all, and the peek is over (python/shmrpc relies on this) */
+	assert_int_equal(shmrpc_broadcast(a, "bf", 2, 1000), 1);
+	assert_int_equal(shmrpc_send(a, "m", "m4", 2, 1000), 0);
+	assert_int_equal(shmrpc_peek(m, &rx, 1000), 2);
+	assert_memory_equal(rx.data, "bf", 2);
+	assert_int_equal(bm_recv(m, &b, BM_N, 0), 1);
+	bm_marked(&b, 0, "bf", 1);
+	assert_int_equal(shmrpc_release(m, &rx), -EINVAL);
+	assert_int_equal(bm_recv(m, &b, BM_N, 0), 1);
+	bm_plain(&b, 0, "m4");
 	shmrpc_close(a);
 	shmrpc_close(m);
 }

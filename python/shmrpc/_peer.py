@@ -214,8 +214,8 @@ def recv_large_marked(h):
     """The next message, with its mark, when it did not fit recv_batch_marks'
     buffers (the call left it queued, -EMSGSIZE): a peek says its length,
     then a batch of one that fits takes it with its mark and ends the peek
-    (shmrpc.h: a shmrpc_recv or shmrpc_dispatch before the release receives
-    the peeked message; a batch too, rx.c: the next look finds it)."""
+    (shmrpc.h: any receiving call before the release receives the peeked
+    message first)."""
     rx = ffi.new("struct shmrpc_rxbuf *")
     n = lib.shmrpc_peek(h, rx, 0)
     if n < 0:
