@@ -122,10 +122,10 @@ static int ring_create(struct shmrpc_node *n, struct shmrpc__conn *c, uint32_t p
 	 * (the file creation below is a system call, itself a barrier). */
 	atomic_store_explicit(&out[c->rx_slot], c->rx_gen + 1, memory_order_release);
 	shmrpc__ring_path_k(path, n->reg, c->kind, n->slot, n->gen, c->rx_slot, c->rx_gen);
-	err = shmrpc__seg_create(path, size, n->reg->mode, &map, NULL);
+	err = shmrpc__seg_create(path, size, n->reg->mode, true, &map, NULL);
 	if (err == -EEXIST) { /* left by an earlier connection to this node */
 		shmrpc__seg_unlink(path);
-		err = shmrpc__seg_create(path, size, n->reg->mode, &map, NULL);
+		err = shmrpc__seg_create(path, size, n->reg->mode, true, &map, NULL);
 	}
 	if (err) {
 		/* No ring: no entry for reapers and observers to chase. Relaxed:

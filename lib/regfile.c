@@ -63,7 +63,7 @@ static int reg_create(struct shmrpc__reg *r, const char *path, uint32_t capacity
 				   strerror(errno));
 	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
 		nonce = (uint32_t)(shmrpc__now_ns() ^ ((uint64_t)getpid() << 16));
-	err = shmrpc__seg_create(path, size, mode, &map, &r->fd);
+	err = shmrpc__seg_create(path, size, mode, false, &map, &r->fd);
 	if (err == -EEXIST)
 		return err; /* lost the creation race: open theirs */
 	if (err)

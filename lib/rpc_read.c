@@ -42,7 +42,12 @@
  * drains every reply ring, so that replies sent before the death are
  * delivered first; then the noted calls still pending end with -EPIPE. A
  * reply ring its server closed (TX_CLOSED: the server left) ends its
- * calls the same way once drained. After a sleep that ended at the safety
+ * calls the same way once drained. A reply ring announced but not opened
+ * (no memory or descriptor left: inbound.c keeps it pending) ends the
+ * pending calls to its server with that error, at every round it still
+ * fails; the reader retries it after each wake, and sleeps meanwhile (it
+ * spun until the calls' deadlines before, a whole core for nothing:
+ * test_fault's sticky sweep found it). After a sleep that ended at the safety
  * timeout, the servers of pending calls are checked by their liveness lock
  * too (a reclaim if gone), for when nobody watches them.
  *
@@ -269,6 +274,26 @@ static void end_marked(struct shmrpc_node *n)
 		}
 }
 
+/* Under the lock: end the pending calls to the server whose reply ring the
+ * last scan could not open, with that error: how many. */
+static int end_unopened(struct shmrpc_node *n)
+{
+	struct shmrpc__inbound *set = &n->rep;
+	struct shmrpc__call *c, *next;
+	int ended = 0;
+	unsigned b;
+
+	for (b = 0; b < SHMRPC__CALL_BUCKETS; b++)
+		for (c = n->rpc->calls[b]; c; c = next) {
+			next = c->next;
+			if (!c->fin && !c->end && c->srv_slot == set->open_slot) {
+				shmrpc__call_end(n, c, set->open_err);
+				ended++;
+			}
+		}
+	return ended;
+}
+
 /* One round of the reader: deaths seen since the last round, then every
  * reply ring. How much was done (0: nothing, it may sleep). */
 static int reader_round(struct shmrpc_node *n)
@@ -287,9 +312,12 @@ static int reader_round(struct shmrpc_node *n)
 		shmrpc__in_check_set(n, &n->rep);
 	}
 	done = drain_all(n);
-	if (marked) {
+	if (marked || (n->rep.retry && n->rep.open_err)) {
 		pthread_mutex_lock(&rpc->lock);
-		end_marked(n);
+		if (marked)
+			end_marked(n);
+		if (n->rep.retry && n->rep.open_err)
+			done += end_unopened(n);
 		pthread_mutex_unlock(&rpc->lock);
 	}
 	return done + marked;
@@ -330,8 +358,9 @@ static bool reader_busy(struct shmrpc_node *n, struct shmrpc__waiter *w, uint32_
 	struct shmrpc__inbound *set = &n->rep;
 	uint32_t i;
 
-	/* Acquire: pairs with waiter_done's release store. */
-	if (atomic_load_explicit(&w->got, memory_order_acquire) || set->retry ||
+	/* Acquire: pairs with waiter_done's release store. A ring kept
+	 * pending (set->retry) is not work: retried after the next wake. */
+	if (atomic_load_explicit(&w->got, memory_order_acquire) ||
 	    atomic_load_explicit(&n->seg->rep_pend_hint, memory_order_relaxed) ||
 	    e != n->rpc->epoch)
 		return true;

@@ -18,8 +18,10 @@
  * read-write. The file keeps mode exactly (umask ignored). On success
  * *fd_out (if not NULL) gets the open descriptor, else it is closed. On
  * failure the file is gone: -ENOSPC (/dev/shm full), -ENOMEM, -EFBIG
- * (RLIMIT_FSIZE), -EEXIST, -errno. */
-int shmrpc__seg_create(const char *path, uint64_t size, uint32_t mode, void **map, int *fd_out);
+ * (RLIMIT_FSIZE), -EEXIST, -errno. @unique: no other node makes that name
+ * (a node's, a ring's): removed even when it cannot be checked first. */
+int shmrpc__seg_create(const char *path, uint64_t size, uint32_t mode, bool unique, void **map,
+		       int *fd_out);
 /* Record "<what> (<size>): <why>" for shmrpc_last_error, <why> saying in
  * words why a segment creation failed ("/dev/shm is full"); returns err. */
 int shmrpc__seg_err(int err, uint64_t size, const char *fmt, ...)

@@ -17,7 +17,12 @@
  *    vary from run to run, which is why they are a sweep of their own.
  * Calls from any other thread pass. The N-th counted call of an armed role
  * fails, as the real call fails (the same return convention, an errno the
- * real call can return); every other call goes through.
+ * real call can return); every other call goes through. Sticky (API role
+ * only): from the N-th call on, every call that fails for want of a
+ * resource (ENOMEM, ENOSPC, EMFILE, ENFILE, EFBIG) fails too, as when a
+ * machine stays out of memory, space or descriptors; a transient failure
+ * (EINTR, EAGAIN, ENOLCK...), and a stat's ENOMEM, still happen at the N-th
+ * call only, since a loop that retries them is right.
  *
  * Heap: the blocks the library allocated (calloc, realloc) and has not
  * freed are counted (fault_live_blocks), for the leak check of builds
@@ -48,9 +53,11 @@ enum fault_role { FAULT_NONE, FAULT_API, FAULT_BG };
  */
 struct fault_shared {
 	long api_calls, bg_calls; /* counted so far */
-	long hit_n;		  /* the call failed (its number), 0: none yet */
+	long hit_n;		  /* the (first) call failed (its number), 0: none yet */
 	int hit_role;		  /* enum fault_role */
 	struct fault_call hit;
+	long fails;				  /* calls failed: 1, or more when sticky */
+	uint64_t errs;				  /* the errnos they failed with (1 << errno) */
 	struct fault_call api_log[FAULT_LOG_MAX]; /* the API calls, in order */
 	struct fault_call bg_log[FAULT_LOG_MAX];  /* the BG calls, in order */
 };
@@ -58,8 +65,9 @@ struct fault_shared {
 /* Count into @sh from now on (NULL: the interposer's own copy). */
 void fault_attach(struct fault_shared *sh);
 /* This thread's library calls are counted from 0; the @n-th fails (0:
- * none). The counts of both roles and the hit are reset. */
-void fault_api_arm(long n);
+ * none), and with @sticky the later ones a lack of resources fails too.
+ * The counts of both roles and the hit are reset. */
+void fault_api_arm(long n, bool sticky);
 /* Stop counting this thread's calls: how many there were. */
 long fault_api_disarm(void);
 /* The library's threads' calls are counted from 0; the @n-th fails. */

@@ -65,6 +65,7 @@ static struct fault_shared own;
 static struct fault_shared *sh = &own;
 static _Thread_local int role; /* enum fault_role of this thread */
 static long api_target;	       /* written by the armed thread only */
+static bool api_sticky;	       /* likewise */
 static _Atomic bool bg_on;
 static _Atomic long bg_target, bg_count;
 static pthread_mutex_t bg_lock = PTHREAD_MUTEX_INITIALIZER; /* bg_log, the hit */
@@ -80,13 +81,16 @@ static void reset_counts(void)
 	sh->hit_n = 0;
 	sh->hit_role = FAULT_NONE;
 	memset(&sh->hit, 0, sizeof(sh->hit));
+	sh->fails = 0;
+	sh->errs = 0;
 	atomic_store(&bg_count, 0);
 }
 
-void fault_api_arm(long n)
+void fault_api_arm(long n, bool sticky)
 {
 	reset_counts();
 	api_target = n;
+	api_sticky = sticky;
 	role = FAULT_API;
 }
 
@@ -94,7 +98,22 @@ long fault_api_disarm(void)
 {
 	role = FAULT_NONE;
 	api_target = 0;
+	api_sticky = false;
 	return sh->api_calls;
+}
+
+/*
+ * What a process or machine can stay out of (sticky failures): memory it
+ * allocates, space, descriptors. A stat's ENOMEM (kernel memory for a call
+ * that keeps nothing) stays a one-off: the library tries those again a few
+ * times and then leaves a registry it cannot check to the next opener or
+ * the reaper (regfile.c, shmrpc__reg_retire), by design.
+ */
+static bool resource(const char *sym, int err)
+{
+	if (!strncmp(sym, "fstat", 5) || !strncmp(sym, "stat", 4) || !strncmp(sym, "lstat", 5))
+		return false;
+	return err == ENOMEM || err == ENOSPC || err == EMFILE || err == ENFILE || err == EFBIG;
 }
 
 void fault_bg_arm(long n)
@@ -143,7 +162,8 @@ static bool fail(const char *sym, int err)
 		n = ++sh->api_calls;
 		if (n <= FAULT_LOG_MAX)
 			note(&sh->api_log[n - 1], sym, err);
-		if (n != api_target)
+		if (n != api_target &&
+		    !(api_sticky && api_target && n > api_target && resource(sym, err)))
 			return false;
 	} else if (role == FAULT_BG && atomic_load(&bg_on)) {
 		n = atomic_fetch_add(&bg_count, 1) + 1;
@@ -158,9 +178,14 @@ static bool fail(const char *sym, int err)
 	} else {
 		return false;
 	}
-	note(&sh->hit, sym, err);
-	sh->hit_role = role;
-	sh->hit_n = n;
+	if (!sh->hit_n) {
+		note(&sh->hit, sym, err);
+		sh->hit_role = role;
+		sh->hit_n = n;
+	}
+	sh->fails++;
+	if (err > 0 && err < 64)
+		sh->errs |= 1ull << err;
 	errno = err;
 	return true;
 }

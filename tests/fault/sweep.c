@@ -187,7 +187,8 @@ static int teardown(struct fr_ctx *c)
 	return bad;
 }
 
-static int child_run(const struct fr_scen *s, long api_n, long bg_n, struct fr_result *res)
+static int child_run(const struct fr_scen *s, long api_n, long bg_n, bool sticky,
+		     struct fr_result *res)
 {
 	struct fr_ctx c = { .s = s, .res = res, .why = res->why };
 	struct snap *base = calloc(2, sizeof(*base)), *end = base + 1;
@@ -206,7 +207,7 @@ static int child_run(const struct fr_scen *s, long api_n, long bg_n, struct fr_r
 	snap_take(base);
 	if (s->setup && s->setup(&c))
 		return -1;
-	fault_api_arm(api_n);
+	fault_api_arm(api_n, sticky);
 	fault_bg_arm(bg_n);
 	t0 = th_now_ms();
 	rc = s->call(&c);
@@ -254,10 +255,10 @@ static const char *errname(int e)
 }
 
 /* One run in a child: 0 passed, else failed (said). */
-static int run_one(const struct fr_scen *s, long api_n, long bg_n, struct fr_result *res,
-		   struct tally *t)
+static int run_one(const struct fr_scen *s, long api_n, long bg_n, bool sticky,
+		   struct fr_result *res, struct tally *t)
 {
-	const char *be = getenv("SHMRPC_BACKEND"), *how;
+	const char *be = getenv("SHMRPC_BACKEND"), *how, *mode;
 	pid_t pid;
 	int st;
 
@@ -265,18 +266,19 @@ static int run_one(const struct fr_scen *s, long api_n, long bg_n, struct fr_res
 	pid = th_fork_raw();
 	if (pid == 0) {
 		fault_attach(&res->f);
-		exit(child_run(s, api_n, bg_n, res) ? 1 : 0);
+		exit(child_run(s, api_n, bg_n, sticky, res) ? 1 : 0);
 	}
 	st = pid < 0 ? -1 : th_wait(pid, CHILD_MS);
 	t->runs++;
 	t->errs += st == 0 && res->outcome == FR_OUT_ERR;
 	t->absorbed += st == 0 && res->outcome == FR_OUT_ABSORBED;
 	t->missed += st == 0 && (api_n || bg_n) && res->outcome == FR_OUT_NONE;
+	mode = bg_n ? "bg" : sticky ? "api-sticky" : "api";
 	if (st == 0) {
 		if (getenv("FAULT_VERBOSE"))
-			printf("[fault] %s %s N=%ld: %s %s -> rc %d (%.1f ms)\n", s->name,
-			       bg_n ? "bg" : "api", bg_n ? bg_n : api_n, res->f.hit.sym,
-			       errname(res->f.hit.err), res->rc, res->call_ms);
+			printf("[fault] %s %s N=%ld: %s %s (%ld failed) -> rc %d (%.1f ms)\n",
+			       s->name, mode, bg_n ? bg_n : api_n, res->f.hit.sym,
+			       errname(res->f.hit.err), res->f.fails, res->rc, res->call_ms);
 		return 0;
 	}
 	t->failed++;
@@ -284,10 +286,11 @@ static int run_one(const struct fr_scen *s, long api_n, long bg_n, struct fr_res
 	      st > 128	    ? "died of a signal; " :
 	      st == FR_LSAN ? "LeakSanitizer found a leak (its report above); " :
 			      "";
-	printf("[fault] FAILED %s [%s] %s N=%ld: %s failed with %s; the call returned %d; %s%s\n",
-	       s->name, be ? be : "default", bg_n ? "bg" : "api", bg_n ? bg_n : api_n,
+	printf("[fault] FAILED %s [%s] %s N=%ld: %s failed with %s (%ld calls failed); the call "
+	       "returned %d; %s%s\n",
+	       s->name, be ? be : "default", mode, bg_n ? bg_n : api_n,
 	       res->f.hit_n ? res->f.hit.sym : "(no call)",
-	       res->f.hit_n ? errname(res->f.hit.err) : "-", res->rc, how, res->why);
+	       res->f.hit_n ? errname(res->f.hit.err) : "-", res->f.fails, res->rc, how, res->why);
 	return -1;
 }
 
@@ -306,13 +309,13 @@ int fr_sweep(const struct fr_scen *s)
 	const char *be = getenv("SHMRPC_BACKEND"), *only = getenv("FAULT_N");
 	struct fr_result *res =
 		mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	struct tally ta = { 0 }, tb = { 0 };
+	struct tally ta = { 0 }, tb = { 0 }, tc = { 0 };
 	long api, bg, n;
 	double t0 = th_now_ms();
 
 	if (res == MAP_FAILED)
 		return 1;
-	if (run_one(s, 0, 0, res, &ta)) {
+	if (run_one(s, 0, 0, false, res, &ta)) {
 		printf("[fault] %s: the run without a fault fails\n", s->name);
 		munmap(res, sizeof(*res));
 		return 1;
@@ -326,15 +329,22 @@ int fr_sweep(const struct fr_scen *s)
 	ta.runs = 0;
 	for (n = 1; !(s->flags & (FR_BG_ONLY | FR_NO_SWEEP)) && n <= api; n++)
 		if (!only || atol(only) == n)
-			run_one(s, n, 0, res, &ta);
+			run_one(s, n, 0, false, res, &ta);
+	/* Sticky: the same N, and every later call out of resources fails too
+	 * (a failure path that needs what just ran out). */
+	for (n = 1; !(s->flags & (FR_BG_ONLY | FR_NO_SWEEP)) && n <= api; n++)
+		if (!only || atol(only) == n)
+			run_one(s, n, 0, true, res, &tc);
 	for (n = 1; !(s->flags & FR_NO_SWEEP) && n <= bg; n++)
 		if (!only || atol(only) == n)
-			run_one(s, 0, n, res, &tb);
+			run_one(s, 0, n, false, res, &tb);
 	printf("[fault] %-16s [%s] %3ld API calls, %3d runs: %d errors, %d absorbed, %d not "
-	       "reached, %d FAILED; %3ld BG calls, %d runs, %d FAILED (%.1f s)\n",
+	       "reached, %d FAILED; sticky: %d errors, %d absorbed, %d FAILED; %3ld BG calls, "
+	       "%d runs, %d FAILED (%.1f s)\n",
 	       s->name, be ? be : "default", api, ta.runs, ta.errs, ta.absorbed, ta.missed,
-	       ta.failed, bg, tb.runs, tb.failed, (th_now_ms() - t0) / 1000);
+	       ta.failed, tc.errs, tc.absorbed, tc.failed, bg, tb.runs, tb.failed,
+	       (th_now_ms() - t0) / 1000);
 	fflush(stdout);
 	munmap(res, sizeof(*res));
-	return ta.failed + tb.failed;
+	return ta.failed + tb.failed + tc.failed;
 }
