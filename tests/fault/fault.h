@@ -17,8 +17,8 @@
  *    vary from run to run, which is why they are a sweep of their own.
  * Calls from any other thread pass. The N-th counted call of an armed role
  * fails, as the real call fails (the same return convention, an errno the
- * real call can return); every other call goes through. Sticky (API role
- * only): from the N-th call on, every call that fails for want of a
+ * real call can return); every other call goes through. Sticky: from the
+ * N-th call on, every call that fails for want of a
  * resource (ENOMEM, ENOSPC, EMFILE, ENFILE, EFBIG) fails too, as when a
  * machine stays out of memory, space or descriptors; a transient failure
  * (EINTR, EAGAIN, ENOLCK...), and a stat's ENOMEM, still happen at the N-th
@@ -70,8 +70,9 @@ void fault_attach(struct fault_shared *sh);
 void fault_api_arm(long n, bool sticky);
 /* Stop counting this thread's calls: how many there were. */
 long fault_api_disarm(void);
-/* The library's threads' calls are counted from 0; the @n-th fails. */
-void fault_bg_arm(long n);
+/* The library's threads' calls are counted from 0; the @n-th fails (and
+ * with @sticky, the later ones a lack of resources fails too). */
+void fault_bg_arm(long n, bool sticky);
 long fault_bg_disarm(void);
 /* Heap blocks the library allocated and still holds. */
 long fault_live_blocks(void);

@@ -66,7 +66,7 @@ static struct fault_shared *sh = &own;
 static _Thread_local int role; /* enum fault_role of this thread */
 static long api_target;	       /* written by the armed thread only */
 static bool api_sticky;	       /* likewise */
-static _Atomic bool bg_on;
+static _Atomic bool bg_on, bg_sticky;
 static _Atomic long bg_target, bg_count;
 static pthread_mutex_t bg_lock = PTHREAD_MUTEX_INITIALIZER; /* bg_log, the hit */
 
@@ -116,11 +116,12 @@ static bool resource(const char *sym, int err)
 	return err == ENOMEM || err == ENOSPC || err == EMFILE || err == ENFILE || err == EFBIG;
 }
 
-void fault_bg_arm(long n)
+void fault_bg_arm(long n, bool sticky)
 {
 	atomic_store(&bg_count, 0);
 	sh->bg_calls = 0;
 	atomic_store(&bg_target, n);
+	atomic_store(&bg_sticky, sticky);
 	atomic_store(&bg_on, true);
 }
 
@@ -173,11 +174,14 @@ static bool fail(const char *sym, int err)
 		if (n <= FAULT_LOG_MAX)
 			note(&sh->bg_log[n - 1], sym, err);
 		pthread_mutex_unlock(&bg_lock);
-		if (n != atomic_load(&bg_target))
+		if (n != atomic_load(&bg_target) &&
+		    !(atomic_load(&bg_sticky) && n > atomic_load(&bg_target) && resource(sym, err)))
 			return false;
 	} else {
 		return false;
 	}
+	if (role == FAULT_BG) /* several threads */
+		pthread_mutex_lock(&bg_lock);
 	if (!sh->hit_n) {
 		note(&sh->hit, sym, err);
 		sh->hit_role = role;
@@ -186,6 +190,8 @@ static bool fail(const char *sym, int err)
 	sh->fails++;
 	if (err > 0 && err < 64)
 		sh->errs |= 1ull << err;
+	if (role == FAULT_BG)
+		pthread_mutex_unlock(&bg_lock);
 	errno = err;
 	return true;
 }

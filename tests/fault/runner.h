@@ -93,6 +93,7 @@ struct fr_ctx {
 	struct shmrpc_node *a, *x; /* the test process's nodes */
 	struct fr_result *res;
 	char *why;
+	bool sticky;	  /* the faults were sticky, and are over now */
 	int aux[4];	  /* the scenario's */
 	char buf[FR_MSG]; /* the scenario's */
 };
