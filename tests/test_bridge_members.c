@@ -23,6 +23,8 @@
 #include "bridge/bridge.h"
 
 #define T_MS 10000
+/* The bridges' options: x, which sends no heartbeat, is dead after 50 s */
+#define X_SILENT "--heartbeat-ms 500 --dead-after 100"
 
 struct obs_arg {
 	const char *domain;
@@ -124,9 +126,9 @@ static void test_bridge_members_ahead(void **state)
 	char subj[BR_SUBJ];
 	pid_t obs;
 
-	/* x sends no heartbeat: it is dead after 10 s of silence, which the
+	/* x sends no heartbeat: it is dead after 50 s of silence, which the
 	 * test does not reach */
-	tb_hosts_up(t, NULL, NULL, "--dead-after 100");
+	tb_hosts_up(t, NULL, NULL, X_SILENT);
 	th_gate_init(&o.saw);
 	th_gate_init(&o.more);
 	obs = tb_run(&t->a, observe, &o); /* before libnats' threads exist */
@@ -303,7 +305,7 @@ static void test_bridge_members_version2(void **state)
 	char subj[BR_SUBJ];
 	pid_t p[3];
 
-	tb_hosts_up(t, NULL, NULL, "--dead-after 100");
+	tb_hosts_up(t, NULL, NULL, X_SILENT);
 	th_gate_init(&r1.done);
 	th_gate_init(&r2.done);
 	th_gate_init(&tx.done);

@@ -157,7 +157,7 @@ static int alt(int err, int other)
  * Then errno is @err. */
 static bool fail(const char *sym, int err)
 {
-	long n;
+	long n, t;
 
 	if (role == FAULT_API) {
 		n = ++sh->api_calls;
@@ -174,8 +174,8 @@ static bool fail(const char *sym, int err)
 		if (n <= FAULT_LOG_MAX)
 			note(&sh->bg_log[n - 1], sym, err);
 		pthread_mutex_unlock(&bg_lock);
-		if (n != atomic_load(&bg_target) &&
-		    !(atomic_load(&bg_sticky) && n > atomic_load(&bg_target) && resource(sym, err)))
+		t = atomic_load(&bg_target);
+		if (n != t && !(atomic_load(&bg_sticky) && t && n > t && resource(sym, err)))
 			return false;
 	} else {
 		return false;
