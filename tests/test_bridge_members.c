@@ -1,14 +1,19 @@
 // SPDX-License-Identifier: MIT
 /*
- * Membership deltas met ahead of their turn (tools/bridge/remote.c). The
- * test plays the bridge of a host "x" on a real nats-server, speaking the
- * wire itself (tools/bridge/wire.c), so that it can send what a real
- * bridge sends in an order the receiving bridge can meet: a JOIN handled
- * before the snapshot its bridge sent first, and a JOIN past a gap whose
- * missing delta comes next. Host a (a mount namespace, its own /dev/shm
- * and bridge) must show both nodes at once, not at x's next heartbeat:
- * "x" sends none here, so a dropped delta would never come back. Root
- * only; skipped without nats-server or libnats.
+ * Another host's bridge as the test plays it: host "x", on a real
+ * nats-server, speaking the wire itself (tools/bridge/wire.c), next to
+ * hosts a and b (mount namespaces, each its own /dev/shm and a real
+ * shmrpc-bridge). Root only; skipped without nats-server or libnats.
+ *
+ * - ahead: membership deltas met ahead of their turn (remote.c): a JOIN
+ *   handled before the snapshot its bridge sent first, and a JOIN past a
+ *   gap whose missing delta comes next. Host a must show both nodes at
+ *   once, not at x's next heartbeat: x sends none, so a dropped delta
+ *   would never come back.
+ * - version2: x is a bridge of 0.2.1 (wire version 2, no BR_FEAT_BCAST):
+ *   its messages are read, a broadcast reaches its node as plain messages
+ *   while b's nodes share a BCAST, and the 0.3 bridges write nothing but
+ *   the BCASTs in a version it could not read.
  */
 #include <endian.h>
 #include <errno.h>
