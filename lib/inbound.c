@@ -296,6 +296,20 @@ int shmrpc__in_scan(struct shmrpc_node *n, struct shmrpc__inbound *set)
 	return first;
 }
 
+int shmrpc__in_open_err(struct shmrpc_node *n, const struct shmrpc__inbound *set, const char *then)
+{
+	struct shmrpc__slot_view v;
+	const char *who = "a node that left since";
+	int err = set->open_err;
+
+	if (!shmrpc__reg_read(n->reg, set->open_slot, &v) && v.state == SHMRPC__SLOT_LIVE &&
+	    v.gen == set->open_gen)
+		who = v.name;
+	return shmrpc__err(
+		err, "ring from '%s' (slot %u, gen %u) announced, cannot be opened now: %s; %s",
+		who, set->open_slot, set->open_gen, strerror(-err), then);
+}
+
 int shmrpc__in_scan_new(struct shmrpc_node *n)
 {
 	return shmrpc__in_scan(n, &n->in);

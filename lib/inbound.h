@@ -13,6 +13,10 @@
 int shmrpc__in_scan_new(struct shmrpc_node *n);
 /* The same for the rings of set @set (n->in, or n->rep: reply rings). */
 int shmrpc__in_scan(struct shmrpc_node *n, struct shmrpc__inbound *set);
+/* Record, for shmrpc_last_error, that @set's ring from open_slot could not
+ * be opened (naming its sender if it is still there), and what follows
+ * (@then): returns set->open_err. */
+int shmrpc__in_open_err(struct shmrpc_node *n, const struct shmrpc__inbound *set, const char *then);
 /* Drop @r (unlink, RX_CLOSED, unmap) from its set, or, while a peek into
  * it is held (n->in.peeked), only mark it doomed: its release drops it. */
 void shmrpc__in_drop(struct shmrpc_node *n, struct shmrpc__inring *r);

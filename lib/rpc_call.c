@@ -478,8 +478,10 @@ static int call_first(struct shmrpc_node *n, uint64_t id, void *resp, size_t cap
 	unsigned flags = 0;
 	int rc;
 
-	/* The call's deadline bounds the wait (> 0); 0 and -1 are the wait's. */
-	rc = shmrpc_call_wait(n, id, resp, cap, &flags, timeout_ms > 0 ? -1 : timeout_ms);
+	/* The call's deadline bounds the wait (> 0); 0 and -1 are the wait's.
+	 * Not the public shmrpc_call_wait: its return would take the error's
+	 * text, and shmrpc_call's would then say only "shmrpc_call: ...". */
+	rc = call_wait_do(n, id, resp, cap, &flags, timeout_ms > 0 ? -1 : timeout_ms);
 	if (flags & SHMRPC_REPLY_MORE)
 		call_stop(n, id, 0); /* the rest of the stream: not wanted */
 	else if (rc == -EAGAIN || rc == -ETIMEDOUT)

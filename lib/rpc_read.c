@@ -291,6 +291,9 @@ static int end_unopened(struct shmrpc_node *n)
 				ended++;
 			}
 		}
+	if (ended) /* the text of the reader's thread, most often the caller's */
+		shmrpc__in_open_err(
+			n, set, "the calls waiting for its replies end; the next call tries again");
 	return ended;
 }
 

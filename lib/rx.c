@@ -422,18 +422,8 @@ void shmrpc__rx_exit(struct shmrpc_node *n)
  */
 static int rx_open_err(struct shmrpc_node *n)
 {
-	struct shmrpc__slot_view v;
-	const char *who = "a node that left since";
-	int err = n->in.open_err;
-
 	n->in.open_told = true;
-	if (!shmrpc__reg_read(n->reg, n->in.open_slot, &v) && v.state == SHMRPC__SLOT_LIVE &&
-	    v.gen == n->in.open_gen)
-		who = v.name;
-	return shmrpc__err(err,
-			   "ring from '%s' (slot %u, gen %u) announced, cannot be "
-			   "opened now: %s; kept, retried by the next receiving calls",
-			   who, n->in.open_slot, n->in.open_gen, strerror(-err));
+	return shmrpc__in_open_err(n, &n->in, "kept, retried by the next receiving calls");
 }
 
 int shmrpc__rx_get(struct shmrpc_node *n, struct shmrpc__inring **rp, const void **data,

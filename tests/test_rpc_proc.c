@@ -16,12 +16,16 @@
  * may hold the allocator's lock leaves the child's first malloc waiting
  * forever under ASan (its allocator has no fork handlers).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "harness.h"
@@ -432,12 +436,86 @@ static void test_rpc_proc_caller_killed(void **state)
 	shmrpc_close(s);
 }
 
+/* ------------------------------------------------------------ no descriptor left */
+
+/*
+ * Leave this process no descriptor: every free number below the highest
+ * open one taken by /dev/null, and RLIMIT_NOFILE just above it (the kernel
+ * gives the lowest free number, below the soft limit). The fillers in
+ * @fill (their count returned), the old limit in @old.
+ */
+static int fds_exhaust(int *fill, int cap, struct rlimit *old)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct rlimit rl;
+	struct dirent *e;
+	int k = 0, fd, top = -1;
+
+	assert_non_null(dir);
+	while ((e = readdir(dir)))
+		if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(dir) && atoi(e->d_name) > top)
+			top = atoi(e->d_name);
+	closedir(dir);
+	while ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0 && fd < top && k < cap)
+		fill[k++] = fd;
+	assert_true(fd > top); /* past the holes: not needed */
+	close(fd);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, old), 0);
+	rl = *old;
+	rl.rlim_cur = (rlim_t)top + 1;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	return k;
+}
+
+static void fds_restore(int *fill, int k, const struct rlimit *old)
+{
+	while (k > 0)
+		close(fill[--k]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, old), 0);
+}
+
+/*
+ * The server's reply ring cannot be opened by the caller (no descriptor
+ * left): the call ends with -EMFILE, at once, not at its timeout (the
+ * reader spun until then and said -ETIMEDOUT, found by test_fault's sticky
+ * sweep); with descriptors back, the next call works.
+ */
+static void test_rpc_proc_reply_ring_emfile(void **state)
+{
+	struct th_dom *d = *state;
+	struct server s = { 0 };
+	struct shmrpc_node *c;
+	struct rlimit old;
+	int fill[4096], k, rc;
+	char buf[8];
+	pid_t pid;
+
+	pid = server_start(&s, d, "s");
+	c = th_open(d, "c");
+	assert_non_null(c);
+	assert_int_equal(shmrpc_warmup(c), 1); /* the request ring; no reply ring yet */
+	th_sleep_ms(100);		       /* the watcher's descriptor for s, if any */
+	k = fds_exhaust(fill, 4096, &old);
+	assert_int_equal(open("/dev/null", O_RDONLY | O_CLOEXEC), -1);
+	assert_int_equal(errno, EMFILE);
+	rc = shmrpc_call(c, "s", "no", 2, buf, sizeof(buf), LONG_MS);
+	fds_restore(fill, k, &old);
+	print_message("call with no descriptor for the reply ring: %d (%s)\n", rc,
+		      shmrpc_last_error());
+	assert_int_equal(rc, -EMFILE);
+	assert_non_null(strstr(shmrpc_last_error(), "ring from 's'")); /* says which */
+	assert_int_equal(shmrpc_call(c, "s", "ok", 2, buf, sizeof(buf), LONG_MS), 2);
+	assert_memory_equal(buf, "ok", 2);
+	shmrpc_close(c);
+	server_stop(&s, pid);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_rpc_proc_echo_random_sizes), T(test_rpc_proc_eight_threads_two_servers),
 		T(test_rpc_proc_server_killed),	    T(test_rpc_proc_server_leaves),
-		T(test_rpc_proc_caller_killed),
+		T(test_rpc_proc_caller_killed),	    T(test_rpc_proc_reply_ring_emfile),
 	};
 
 	th_main_env();
