@@ -477,8 +477,10 @@ class Node:
         (BlockingIOError for timeout 0 with no reply yet), BrokenPipeError
         (the server left or died before replying: the request may or may
         not have run), errno EMSGSIZE (request too large), BlockingIOError
-        (max_calls calls in flight), or the OSError subclass of the errno
-        the server replied with (reply_error)."""
+        (max_calls calls in flight), errno ENOSPC/ENOMEM/EMFILE/ENFILE/EFBIG
+        (the ring to the server or its reply ring could not be made: the
+        next call tries again), or the OSError subclass of the errno the
+        server replied with (reply_error)."""
         cto, buf = cname(to, "to"), ffi.from_buffer(data)
         n = len(buf)
 
