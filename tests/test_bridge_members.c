@@ -310,7 +310,8 @@ static void test_bridge_members_version2(void **state)
 	char subj[BR_SUBJ];
 	pid_t p[3];
 
-	tb_hosts_up(t, NULL, NULL, X_SILENT);
+	/* exact counts: a barrier waits for every copy (as test_bridge_bcast) */
+	tb_hosts_up(t, NULL, NULL, X_SILENT " --bcast-wait-us 2000000");
 	th_gate_init(&r1.done);
 	th_gate_init(&r2.done);
 	th_gate_init(&tx.done);
