@@ -29,7 +29,7 @@
  * published" says late (within 2^32 of it: a new incarnation of the sender
  * starts elsewhere, at random). Targets that do not fit in one NATS message
  * go on their streams too, and so do those of a host whose bridge does not
- * read BCASTs (0.2.1's: see mark_bc_ok). A proxy that closes while held
+ * read BCASTs (0.2.1's: see bcast_first). A proxy that closes while held
  * leaves the barrier (bc_forget). A BCAST that cannot be published counts
  * every copy dropped, as a batch does.
  *
@@ -78,32 +78,35 @@ static void unlink_bc(struct br_dom *d, struct br_bc *bc)
 		}
 }
 
-/* Those whose host reads BCASTs first, then by host. */
 static int by_host(const void *a, const void *b)
 {
 	const struct br_proxy *x = *(struct br_proxy *const *)a, *y = *(struct br_proxy *const *)b;
 
-	if (x->bc_ok != y->bc_ok)
-		return x->bc_ok ? -1 : 1;
 	return strcmp(x->host, y->host);
 }
 
 /*
- * How many held proxies have a host that reads BCASTs (a bridge of 0.2.1
- * does not: it says nothing of BR_FEAT_BCAST; its nodes' copies go alone,
- * which it reads as any message). remote.c keeps what each host said in
- * d->hosts; this only reads it.
+ * Move the held proxies whose host reads BCASTs to the front, sorted by
+ * host: how many (a bridge of 0.2.1 does not: it says nothing of
+ * BR_FEAT_BCAST; its nodes' copies go alone, which it reads as any
+ * message). remote.c keeps what each host said in d->hosts; this only
+ * reads it.
  */
-static uint32_t mark_bc_ok(struct br_dom *d, struct br_bc *bc)
+static uint32_t bcast_first(struct br_dom *d, struct br_bc *bc)
 {
+	struct br_proxy *t;
+	struct br_host *hs;
 	uint32_t i, m = 0;
 
 	for (i = 0; i < bc->n; i++) {
-		struct br_host *hs = br_map_get(&d->hosts, bc->px[i]->host);
-
-		bc->px[i]->bc_ok = hs && hs->bcast;
-		m += bc->px[i]->bc_ok;
+		hs = br_map_get(&d->hosts, bc->px[i]->host);
+		if (hs && hs->bcast) {
+			t = bc->px[m];
+			bc->px[m++] = bc->px[i];
+			bc->px[i] = t;
+		}
 	}
+	qsort(bc->px, m, sizeof(*bc->px), by_host);
 	return m;
 }
 
@@ -158,8 +161,7 @@ static void resolve(struct br_dom *d, struct br_bc *bc)
 	unlink_bc(d, bc);
 	if (l && (!l->bc_done || bc->id - l->bc_done < (1ull << 63)))
 		l->bc_done = bc->id;
-	m = mark_bc_ok(d, bc);
-	qsort(bc->px, bc->n, sizeof(*bc->px), by_host);
+	m = bcast_first(d, bc);
 	if (m > 1 && 4 + (uint64_t)bc->len < cap)
 		k = fitting(bc->px, m, cap - 4 - bc->len);
 	if (k > 1) {

@@ -278,7 +278,6 @@ struct br_proxy { /* a node of another host, held here under its name */
 	struct shmrpc_msg *rxm;
 	unsigned rxn;
 	struct br_bc *held; /* stopped at a copy of this broadcast (bcast.c) */
-	bool bc_ok;	    /* its host reads BCASTs: set when a barrier resolves */
 	bool zombie;	    /* closed but for its node: a reply is still being sent */
 	struct br_proxy *zombie_next;
 	struct br_ctr ctr;
