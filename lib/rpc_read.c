@@ -306,6 +306,7 @@ static int reader_round(struct shmrpc_node *n)
 	 * that bumped it are seen by mark_gone. */
 	uint32_t e = atomic_load_explicit(&n->reg->hdr->epoch, memory_order_acquire);
 	int done, marked = 0;
+	bool unopened;
 
 	if (e != rpc->epoch) {
 		pthread_mutex_lock(&rpc->lock);
@@ -315,11 +316,12 @@ static int reader_round(struct shmrpc_node *n)
 		shmrpc__in_check_set(n, &n->rep);
 	}
 	done = drain_all(n);
-	if (marked || (n->rep.retry && n->rep.open_err)) {
+	unopened = n->rep.retry && n->rep.open_err; /* a reply ring kept pending */
+	if (marked || unopened) {
 		pthread_mutex_lock(&rpc->lock);
 		if (marked)
 			end_marked(n);
-		if (n->rep.retry && n->rep.open_err)
+		if (unopened)
 			done += end_unopened(n);
 		pthread_mutex_unlock(&rpc->lock);
 	}

@@ -150,8 +150,6 @@ static void claim_drop(struct br_dom *d, struct br_host *hs, const char *name, b
 
 static void apply(struct br_dom *d, struct br_host *hs, const struct br_delta *dl)
 {
-	if (!dl->c.name[0])
-		return;
 	if (dl->type == BR_JOIN)
 		claim_set(d, hs, &dl->c);
 	else
