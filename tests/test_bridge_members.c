@@ -91,22 +91,31 @@ static void member(struct fake *f, uint8_t type, uint64_t seq, const char *name,
 	put(f, subj, &h, &max, type == BR_JOIN ? 4 : 0);
 }
 
-/* Wait for host @from's bridge to ask x for its snapshot. */
-static void wait_snapreq(struct fake *f, const char *from)
+/* The next snapshot request to x: the asking host's name in @from. */
+static void next_snapreq(struct fake *f, char *from)
 {
 	struct br_hdr h;
 	const char *why;
 	natsMsg *m;
+	int ok;
 
-	for (;;) {
+	do {
 		assert_int_equal(natsSubscription_NextMsg(&m, f->req, T_MS), NATS_OK);
-		if (!br_wire_get(natsMsg_GetData(m), natsMsg_GetDataLength(m), &h, &why) &&
-		    h.type == BR_SNAPREQ && !strcmp(h.host, from)) {
-			natsMsg_Destroy(m);
-			return;
-		}
+		ok = !br_wire_get(natsMsg_GetData(m), natsMsg_GetDataLength(m), &h, &why) &&
+		     h.type == BR_SNAPREQ;
 		natsMsg_Destroy(m);
-	}
+	} while (!ok);
+	memcpy(from, h.host, BR_NAME);
+}
+
+/* Wait for host @from's bridge to ask x for its snapshot. */
+static void wait_snapreq(struct fake *f, const char *from)
+{
+	char host[BR_NAME];
+
+	do
+		next_snapreq(f, host);
+	while (strcmp(host, from));
 }
 
 static void snapshot(struct fake *f, const char *to, uint64_t seq, const char *name, uint64_t inc)
@@ -223,18 +232,14 @@ static int v2_send(void *arg)
 static void v2_snapshots(struct fake *f)
 {
 	bool a = false, b = false;
-	struct br_hdr h;
-	const char *why;
-	natsMsg *m;
+	char host[BR_NAME];
 
 	while (!a || !b) {
-		assert_int_equal(natsSubscription_NextMsg(&m, f->req, T_MS), NATS_OK);
-		if (!br_wire_get(natsMsg_GetData(m), natsMsg_GetDataLength(m), &h, &why) &&
-		    h.type == BR_SNAPREQ && (!strcmp(h.host, "a") || !strcmp(h.host, "b"))) {
-			snapshot(f, h.host, 1, "old", 21);
-			*(h.host[0] == 'a' ? &a : &b) = true;
+		next_snapreq(f, host);
+		if (!strcmp(host, "a") || !strcmp(host, "b")) {
+			snapshot(f, host, 1, "old", 21);
+			*(host[0] == 'a' ? &a : &b) = true;
 		}
-		natsMsg_Destroy(m);
 	}
 }
 
